@@ -1,0 +1,5 @@
+import sys
+
+from sentra_lang.cli import main
+
+sys.exit(main())

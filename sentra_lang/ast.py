@@ -1,0 +1,253 @@
+"""The abstract syntax tree: frozen dataclasses, each with a span that equality ignores.
+
+The Lark tree is the concrete syntax tree and never leaves the parser; everything after the
+parser works on these nodes, so tests can compare trees without positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from sentra_lang.source import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False, kw_only=True)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Name:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Path:
+    """A dotted field path such as `context.eligibility_verified`."""
+
+    parts: tuple[str, ...]
+    span: Span = _span()
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+# ------------------------------------------------------------------------------ literals
+
+@dataclass(frozen=True)
+class Str:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Num:
+    value: int | float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    span: Span = _span()
+
+
+Literal = Union[Str, Num, Bool]
+
+
+@dataclass(frozen=True)
+class SetLit:
+    items: tuple[Str, ...]
+    span: Span = _span()
+
+
+# ---------------------------------------------------------------------------- conditions
+
+@dataclass(frozen=True)
+class Compare:
+    left: Path
+    op: str  # == != < <= > >=
+    right: Path | Str | Num | Bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Membership:
+    path: Path
+    set: Name | SetLit
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StringTest:
+    path: Path
+    op: str  # starts_with ends_with contains
+    value: Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Exists:
+    path: Path
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A bare name in a condition: a bool field, or a named condition from `let`."""
+
+    path: Path
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Condition
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Condition, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Condition, ...]
+    span: Span = _span()
+
+
+Condition = Union[Compare, Membership, StringTest, Exists, Ref, Not, And, Or]
+
+
+# --------------------------------------------------------------------------- declarations
+
+@dataclass(frozen=True)
+class Import:
+    path: Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Normalize:
+    steps: tuple[Name, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: Name
+    value: Str | Num | Bool | Normalize
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PolicyDecl:
+    name: Name
+    version: Str | None
+    settings: tuple[Setting, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    """`bool`, `int`, `number`, `string`; `enum {...}` with values; `set<string>`."""
+
+    kind: str  # simple | enum | set
+    name: Name
+    values: tuple[Str, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FieldDecl:
+    path: Path
+    type: TypeRef
+    optional: bool = False
+    normalize: Normalize | None = None
+    default: Str | Num | Bool | SetLit | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InputBlock:
+    fields: tuple[FieldDecl, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Let:
+    name: Name
+    value: SetLit | Condition
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of an outcome: `risk N`, `as ID`, `threat "T"`, a reason, `description "D"`."""
+
+    kind: str  # risk | id | threat | reason | description
+    value: Num | Name | Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # allow | block | shutdown
+    clauses: tuple[Clause, ...]
+    span: Span = _span()
+
+    def clause(self, kind: str) -> Clause | None:
+        return next((c for c in self.clauses if c.kind == kind), None)
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: Condition | None
+    outcome: Outcome
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ActionName:
+    value: str
+    quoted: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ActionBlock:
+    names: tuple[ActionName, ...]
+    rules: tuple[Rule, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Otherwise:
+    outcome: Outcome
+    span: Span = _span()
+
+
+Item = Union[Import, PolicyDecl, InputBlock, Let, ActionBlock, Otherwise]
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed file: its items in source order, and its comments (for the formatter)."""
+
+    items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = field(default=(), compare=False)
+    span: Span = _span()
+
+    def of_type(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [item for item in self.items if isinstance(item, kind)]

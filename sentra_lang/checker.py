@@ -1,0 +1,578 @@
+"""Name resolution and type checking: from parsed files to a checked `Model` of the policy.
+
+Passes run in order over all files of a program; each adds diagnostics and never stops the
+others, so every problem in a file is reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentra_lang import ast
+from sentra_lang.diagnostics import Diagnostic, Related, did_you_mean, diagnostic
+from sentra_lang.loader import LoadedFile, Program
+from sentra_lang.source import NO_SPAN, Span
+
+SIMPLE_TYPES = ("bool", "int", "number", "string")
+NORMALIZATIONS = ("lower", "upper", "trim")
+SETTINGS = ("risk_threshold", "strikes", "description", "action_type")
+NUMERIC = ("int", "number")
+TEXTUAL = ("string", "enum")
+_INTERPOLATION = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}|[{}]")
+
+
+@dataclass
+class FieldInfo:
+    name: str
+    type: str  # bool | int | number | string | enum | set
+    optional: bool
+    default: Any
+    has_default: bool
+    normalize: list[str]
+    values: list[str] | None
+    decl: ast.FieldDecl
+    main: bool
+    used: bool = False
+
+    @property
+    def always_present(self) -> bool:
+        return self.has_default or not self.optional
+
+
+@dataclass
+class LetInfo:
+    name: str
+    value: ast.SetLit | ast.Condition
+    decl: ast.Let
+    main: bool
+    used: bool = False
+
+    @property
+    def is_set(self) -> bool:
+        return isinstance(self.value, ast.SetLit)
+
+
+@dataclass
+class RuleInfo:
+    id: str
+    generated_id: bool
+    outcome: str
+    risk: int
+    threat: str | None
+    reason: str
+    description: str | None
+    when: ast.Condition | None
+    span: Span
+    file: LoadedFile
+
+
+@dataclass
+class BlockInfo:
+    names: list[str]
+    rules: list[RuleInfo]
+    span: Span
+
+
+@dataclass
+class Model:
+    """Everything the compiler needs, resolved and checked."""
+
+    is_policy: bool = False
+    name: str = ""
+    version: str = ""
+    description: str | None = None
+    risk_threshold: int = 100
+    strikes: int = 3
+    action_normalize: list[str] = field(default_factory=list)
+    fields: dict[str, FieldInfo] = field(default_factory=dict)
+    lets: dict[str, LetInfo] = field(default_factory=dict)
+    blocks: list[BlockInfo] = field(default_factory=list)
+    otherwise: RuleInfo | None = None
+    header_span: Span = NO_SPAN
+
+
+def normalize_text(text: str, steps: list[str]) -> str:
+    for step in steps:
+        text = text.strip() if step == "trim" else text.lower() if step == "lower" else text.upper()
+    return text
+
+
+def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
+    """(field or None for a lone brace, start, end) for every placeholder in a reason."""
+    for match in _INTERPOLATION.finditer(reason):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        yield match.group(1), match.start(), match.end()
+
+
+class Checker:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.model = Model()
+        self.diagnostics: list[Diagnostic] = []
+        self._let_stack: list[str] = []
+
+    def report(self, code: str, message: str, span: Span, **kwargs: Any) -> None:
+        self.diagnostics.append(diagnostic(code, message, span, **kwargs))
+
+    def run(self) -> Model:
+        for check in (self.structure, self.settings, self.declarations, self.lets_pass,
+                      self.actions, self.usage):
+            check()
+        return self.model
+
+    # ----------------------------------------------------------------- structure
+    def structure(self) -> None:
+        main = self.program.main
+        if main.module is None:
+            return
+        headers = main.module.of_type(ast.PolicyDecl)
+        self.model.is_policy = bool(headers)
+        for extra in headers[1:]:
+            self.report("SL051", "a file holds one policy", extra.span,
+                        related=[Related(headers[0].span, "first policy header")])
+        if not headers:
+            for item in main.module.items:
+                if isinstance(item, (ast.ActionBlock, ast.Otherwise)):
+                    head = item.span.source.line(item.span.line).strip()
+                    self.report("SL050", "action rules need a `policy` header", _first_line(item.span),
+                                help=f"start the file with `policy NAME version \"1\" {{ }}` ({head})")
+                    break
+        otherwise = main.module.of_type(ast.Otherwise)
+        for extra in otherwise[1:]:
+            self.report("SL052", "a policy has at most one `otherwise`", extra.span,
+                        related=[Related(otherwise[0].span, "first `otherwise`")])
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> None:
+        module = self.program.main.module
+        headers = module.of_type(ast.PolicyDecl) if module else []
+        if not headers:
+            return
+        header = headers[0]
+        model = self.model
+        model.name = header.name.value
+        model.version = header.version.value if header.version else ""
+        model.header_span = _first_line(header.span)
+        seen: dict[str, ast.Setting] = {}
+        for setting in header.settings:
+            name = setting.name.value
+            if name in seen:
+                self.report("SL115", f"setting `{name}` is given twice", setting.span)
+                continue
+            seen[name] = setting
+            if name not in SETTINGS:
+                self.report("SL110", f"unknown setting `{name}`", setting.name.span,
+                            help=did_you_mean(name, SETTINGS) or "settings: " + ", ".join(SETTINGS))
+                continue
+            self._setting(name, setting.value)
+
+    def _setting(self, name: str, value: ast.Str | ast.Num | ast.Bool | ast.Normalize) -> None:
+        model = self.model
+        if name == "action_type":
+            if not isinstance(value, ast.Normalize):
+                self.report("SL210", "`action_type` takes `normalize ...`", value.span,
+                            help="for example `action_type normalize trim, upper`")
+                return
+            model.action_normalize = self._normalize_steps(value)
+        elif name == "description":
+            if isinstance(value, ast.Str):
+                model.description = value.value
+            else:
+                self.report("SL210", "`description` takes a string", value.span)
+        else:
+            lowest = 1
+            if not isinstance(value, ast.Num) or isinstance(value.value, float) or value.value < lowest:
+                what = "a positive integer" if name == "risk_threshold" else "an integer of at least 1"
+                self.report("SL210", f"`{name}` must be {what}", value.span)
+                return
+            setattr(model, name, value.value)
+
+    def _normalize_steps(self, normalize: ast.Normalize) -> list[str]:
+        steps = []
+        for step in normalize.steps:
+            if step.value in NORMALIZATIONS:
+                steps.append(step.value)
+            else:
+                self.report("SL114", f"unknown normalisation `{step.value}`", step.span,
+                            help=did_you_mean(step.value, NORMALIZATIONS)
+                            or "normalisations: lower, upper, trim")
+        return steps
+
+    # -------------------------------------------------------------- declarations
+    def _items(self, kind: type) -> Iterator[tuple[LoadedFile, Any]]:
+        for loaded, module in self.program.modules():
+            for item in module.of_type(kind):
+                yield loaded, item
+
+    def declarations(self) -> None:
+        for loaded, block in self._items(ast.InputBlock):
+            for decl in block.fields:
+                self._declare_field(decl, loaded is self.program.main)
+
+    def _declare_field(self, decl: ast.FieldDecl, main: bool) -> None:
+        name = decl.path.dotted
+        if name in self.model.fields:
+            self.report("SL103", f"field `{name}` is declared twice", decl.span,
+                        related=[Related(self.model.fields[name].decl.span, "first declaration")])
+            return
+        type_name = self._type(decl.type)
+        steps = self._normalize_steps(decl.normalize) if decl.normalize else []
+        if decl.normalize and type_name not in ("string", "enum", "set", "?"):
+            self.report("SL211", f"`{type_name}` field `{name}` cannot be normalised",
+                        decl.normalize.span)
+        values = [v.value for v in decl.type.values] if type_name == "enum" else None
+        info = FieldInfo(name, type_name, decl.optional, None, decl.default is not None, steps,
+                         values, decl, main)
+        if decl.default is not None:
+            info.default = self._default(info, decl.default)
+        self.model.fields[name] = info
+
+    def _type(self, type_ref: ast.TypeRef) -> str:
+        if type_ref.kind == "enum":
+            return "enum"
+        name = type_ref.name.value
+        if type_ref.kind == "set":
+            if name != "string":
+                self.report("SL113", f"unknown set element type `{name}`", type_ref.name.span,
+                            help="sets hold strings: `set<string>`")
+            return "set"
+        if name not in SIMPLE_TYPES:
+            self.report("SL113", f"unknown type `{name}`", type_ref.name.span,
+                        help=did_you_mean(name, SIMPLE_TYPES + ("enum", "set"))
+                        or "types: bool, int, number, string, enum {...}, set<string>")
+            return "?"
+        return name
+
+    def _default(self, info: FieldInfo, default: ast.Str | ast.Num | ast.Bool | ast.SetLit) -> Any:
+        fits = {
+            "bool": isinstance(default, ast.Bool),
+            "int": isinstance(default, ast.Num) and isinstance(default.value, int),
+            "number": isinstance(default, ast.Num),
+            "string": isinstance(default, ast.Str),
+            "enum": isinstance(default, ast.Str) and default.value in (info.values or []),
+            "set": isinstance(default, ast.SetLit),
+            "?": True,
+        }[info.type]
+        if not fits:
+            self.report("SL206", f"default does not fit `{info.type}` field `{info.name}`",
+                        default.span)
+            return None
+        if isinstance(default, ast.SetLit):
+            return sorted({normalize_text(s.value, info.normalize) for s in default.items})
+        if isinstance(default, ast.Str):
+            return normalize_text(default.value, info.normalize)
+        return default.value
+
+    # ---------------------------------------------------------------------- lets
+    def lets_pass(self) -> None:
+        for loaded, let in self._items(ast.Let):
+            name = let.name.value
+            if name in self.model.lets:
+                self.report("SL104", f"`{name}` is defined twice", let.span,
+                            related=[Related(self.model.lets[name].decl.span, "first definition")])
+                continue
+            if name in self.model.fields:
+                self.report("SL116", f"`{name}` is both a field and a `let`", let.span)
+                continue
+            self.model.lets[name] = LetInfo(name, let.value, let, loaded is self.program.main)
+        for info in self.model.lets.values():
+            if not info.is_set:
+                self._let_stack = [info.name]
+                self.condition(info.value)  # type: ignore[arg-type]
+                self._let_stack = []
+
+    # ------------------------------------------------------------------- actions
+    def actions(self) -> None:
+        seen_names: dict[str, ast.ActionName] = {}
+        rule_ids: dict[str, Span] = {}
+        for loaded, block in self._items(ast.ActionBlock):
+            names = []
+            for action in block.names:
+                normalized = normalize_text(action.value, self.model.action_normalize)
+                if normalized in seen_names:
+                    self.report("SL106", f"action `{normalized}` is named by an earlier block",
+                                action.span,
+                                related=[Related(seen_names[normalized].span, "first named here")])
+                    continue
+                seen_names[normalized] = action
+                names.append(normalized)
+            label = names[0] if names else "ACTION"
+            rules = [self._rule(rule.outcome, rule.when, rule.span, loaded,
+                                f"{_id_part(label)}_RULE_{index}", rule_ids)
+                     for index, rule in enumerate(block.rules, start=1)]
+            self.model.blocks.append(BlockInfo(names, rules, _first_line(block.span)))
+        for loaded, otherwise in self._items(ast.Otherwise):
+            if self.model.otherwise is None:
+                self.model.otherwise = self._rule(otherwise.outcome, None, otherwise.span, loaded,
+                                                  "OTHERWISE", rule_ids)
+        if self.model.is_policy and self.model.otherwise is None:
+            self.report("SL301", "no `otherwise`: action types that no block names are blocked",
+                        self.model.header_span,
+                        help="add `otherwise block as UNKNOWN_ACTION \"...\"` to say so explicitly")
+
+    def _rule(self, outcome: ast.Outcome, when: ast.Condition | None, span: Span,
+              loaded: LoadedFile, generated: str, rule_ids: dict[str, Span]) -> RuleInfo:
+        clauses: dict[str, ast.Clause] = {}
+        for clause in outcome.clauses:
+            if clause.kind in clauses:
+                self.report("SL115", f"`{clause.kind}` is given twice", clause.span)
+            else:
+                clauses[clause.kind] = clause
+        id_clause = clauses.get("id")
+        if id_clause is None:
+            rule_id = generated
+            self.report("SL109", f"rule has no id; it is called `{generated}`", outcome.span,
+                        help=f"add `as {generated}` or a better name")
+        else:
+            rule_id = id_clause.value.value  # type: ignore[assignment]
+            if rule_id in rule_ids:
+                self.report("SL105", f"rule id `{rule_id}` is used twice", id_clause.value.span,
+                            related=[Related(rule_ids[rule_id], "first used here")])
+        rule_ids.setdefault(rule_id, (id_clause.value.span if id_clause else outcome.span))
+        risk = self._risk(outcome, clauses.get("risk"))
+        if when is not None:
+            self.condition(when)
+        reason = self._text(clauses.get("reason"))
+        self._check_interpolation(clauses.get("reason"))
+        return RuleInfo(
+            id=rule_id, generated_id=id_clause is None, outcome=outcome.kind, risk=risk,
+            threat=self._text(clauses.get("threat")) or None, reason=reason,
+            description=self._text(clauses.get("description")) or None, when=when,
+            span=span, file=loaded,
+        )
+
+    @staticmethod
+    def _text(clause: ast.Clause | None) -> str:
+        return clause.value.value if clause is not None else ""  # type: ignore[return-value]
+
+    def _risk(self, outcome: ast.Outcome, clause: ast.Clause | None) -> int:
+        if clause is None:
+            return 0
+        value = clause.value
+        assert isinstance(value, ast.Num)
+        threshold = self.model.risk_threshold
+        if isinstance(value.value, float) or not 0 <= value.value <= threshold:
+            self.report("SL302", f"risk must be an integer from 0 to {threshold}", value.span)
+            return 0
+        if outcome.kind == "shutdown":
+            self.report("SL303", "a `shutdown` rule's risk is never applied", value.span)
+        return value.value
+
+    def _check_interpolation(self, clause: ast.Clause | None) -> None:
+        if clause is None:
+            return
+        string = clause.value
+        assert isinstance(string, ast.Str)
+        for name, start, end in interpolated_fields(string.value):
+            if name is None:
+                self.report("SL009", "a lone brace in a reason", string.span,
+                            help="interpolate a field as `{field}`; write `{{` or `}}` for a brace")
+                continue
+            span = _sub_span(string.span, "{" + name + "}")
+            if name in self.model.fields:
+                self.model.fields[name].used = True
+            else:
+                self.report("SL101", f"undeclared field `{name}` in reason", span,
+                            help=did_you_mean(name, self.model.fields) or "declare it in `input`")
+
+    # ---------------------------------------------------------------- conditions
+    def condition(self, cond: ast.Condition) -> None:
+        if isinstance(cond, (ast.And, ast.Or)):
+            for operand in cond.operands:
+                self.condition(operand)
+        elif isinstance(cond, ast.Not):
+            self.condition(cond.operand)
+        elif isinstance(cond, ast.Ref):
+            self._ref(cond)
+        elif isinstance(cond, ast.Exists):
+            info = self.field(cond.path)
+            if info is not None and info.always_present:
+                why = "has a default" if info.has_default else "is required"
+                self.report("SL208", f"`{info.name}` {why}, so `exists` is always true", cond.span)
+        elif isinstance(cond, ast.Compare):
+            self._compare(cond)
+        elif isinstance(cond, ast.Membership):
+            self._membership(cond)
+        elif isinstance(cond, ast.StringTest):
+            self._string_test(cond)
+
+    def field(self, path: ast.Path) -> FieldInfo | None:
+        info = self.model.fields.get(path.dotted)
+        if info is None:
+            self.report("SL101", f"undeclared field `{path.dotted}`", path.span,
+                        help=did_you_mean(path.dotted, self.model.fields)
+                        or "declare it in an `input` block")
+            return None
+        info.used = True
+        return info if info.type != "?" else None
+
+    def _ref(self, ref: ast.Ref) -> None:
+        name = ref.path.dotted
+        let = self.model.lets.get(name)
+        if let is not None:
+            let.used = True
+            if let.is_set:
+                self.report("SL212", f"`{name}` is a set, not a condition", ref.span,
+                            help=f"test membership: `field in {name}`")
+            elif name in self._let_stack:
+                self.report("SL213", f"named condition `{name}` refers to itself", ref.span)
+            elif self._let_stack:
+                self._let_stack.append(name)
+                self.condition(let.value)  # type: ignore[arg-type]
+                self._let_stack.pop()
+            return
+        if name not in self.model.fields:
+            conditions = [n for n, l in self.model.lets.items() if not l.is_set]
+            bools = [n for n, f in self.model.fields.items() if f.type == "bool"]
+            code = "SL101" if "." in name or not name.isupper() else "SL102"
+            what = "undeclared field" if code == "SL101" else "unknown name"
+            self.report(code, f"{what} `{name}`", ref.span,
+                        help=did_you_mean(name, conditions + bools) or "declare it in `input` or with `let`")
+            return
+        info = self.field(ref.path)
+        if info is not None and info.type != "bool":
+            self.report("SL204", f"`{name}` is a `{info.type}` field, not a condition", ref.span,
+                        help="compare it, for example `" + name + " == ...`")
+
+    def _compare(self, cmp: ast.Compare) -> None:
+        left = self.field(cmp.left)
+        right_field = self.field(cmp.right) if isinstance(cmp.right, ast.Path) else None
+        if left is None or (isinstance(cmp.right, ast.Path) and right_field is None):
+            return
+        if cmp.op in ("<", "<=", ">", ">="):
+            right_type = right_field.type if right_field else _literal_type(cmp.right)
+            if left.type not in NUMERIC or right_type not in NUMERIC:
+                self.report("SL203", f"`{cmp.op}` compares numbers, not `{left.type}` and `{right_type}`",
+                            cmp.span)
+            return
+        if right_field is not None:
+            if _family(left.type) != _family(right_field.type) or left.type == "set":
+                self.report("SL201", f"cannot compare `{left.type}` with `{right_field.type}`", cmp.span)
+            return
+        literal = cmp.right
+        assert not isinstance(literal, ast.Path)
+        if left.type == "set" or _family(left.type) != _family(_literal_type(literal)):
+            self.report("SL201", f"cannot compare `{left.type}` field `{left.name}` with "
+                        f"{_literal_type(literal)} {_show(literal)}", cmp.span)
+            return
+        if isinstance(literal, ast.Str):
+            self._string_value(left, literal)
+
+    def _string_value(self, info: FieldInfo, literal: ast.Str) -> None:
+        if info.type == "enum" and literal.value not in (info.values or []):
+            self.report("SL202", f"`{info.name}` can never be {_show(literal)}", literal.span,
+                        help=did_you_mean(literal.value, info.values or [])
+                        or "values: " + ", ".join(info.values or []))
+        elif normalize_text(literal.value, info.normalize) != literal.value:
+            normalized = normalize_text(literal.value, info.normalize)
+            self.report("SL207", f"`{info.name}` is normalised ({', '.join(info.normalize)}), so it "
+                        f"is never {_show(literal)}", literal.span,
+                        help=f"write \"{normalized}\"")
+
+    def _membership(self, member: ast.Membership) -> None:
+        info = self.field(member.path)
+        items = self._set_items(member.set)
+        if info is None:
+            return
+        if info.type not in TEXTUAL:
+            self.report("SL205", f"`in` needs a string or enum field; `{info.name}` is `{info.type}`",
+                        member.span)
+            return
+        for item in items:
+            self._string_value(info, item)
+
+    def _set_items(self, target: ast.Name | ast.SetLit) -> tuple[ast.Str, ...]:
+        if isinstance(target, ast.SetLit):
+            return target.items
+        let = self.model.lets.get(target.value)
+        if let is None:
+            sets = [n for n, l in self.model.lets.items() if l.is_set]
+            self.report("SL102", f"unknown set `{target.value}`", target.span,
+                        help=did_you_mean(target.value, sets) or "define it with `let NAME = {...}`")
+            return ()
+        let.used = True
+        if not let.is_set:
+            self.report("SL212", f"`{target.value}` is a condition, not a set", target.span)
+            return ()
+        return let.value.items  # type: ignore[union-attr]
+
+    def _string_test(self, test: ast.StringTest) -> None:
+        info = self.field(test.path)
+        if info is None:
+            return
+        allowed = TEXTUAL + (("set",) if test.op == "contains" else ())
+        if info.type not in allowed:
+            self.report("SL209", f"`{test.op}` needs a string field; `{info.name}` is `{info.type}`",
+                        test.span)
+            return
+        if normalize_text(test.value.value, [s for s in info.normalize if s != "trim"]) != test.value.value:
+            self.report("SL207", f"`{info.name}` is normalised ({', '.join(info.normalize)}), so it "
+                        f"never {test.op.replace('_', ' ')} {_show(test.value)}", test.value.span)
+
+    # --------------------------------------------------------------------- usage
+    def usage(self) -> None:
+        if not self.model.is_policy:
+            return
+        for info in self.model.fields.values():
+            if info.main and not info.used:
+                self.report("SL107", f"field `{info.name}` is never read", info.decl.path.span,
+                            help="remove it, or use it in a rule")
+        for let in self.model.lets.values():
+            if let.main and not let.used:
+                self.report("SL108", f"`{let.name}` is never used", let.decl.name.span)
+
+
+def _family(type_name: str) -> str:
+    return {"int": "number", "enum": "string"}.get(type_name, type_name)
+
+
+def _literal_type(literal: ast.Str | ast.Num | ast.Bool | ast.Path) -> str:
+    if isinstance(literal, ast.Str):
+        return "string"
+    if isinstance(literal, ast.Bool):
+        return "bool"
+    if isinstance(literal, ast.Num):
+        return "number"
+    return "field"
+
+
+def _show(literal: ast.Str | ast.Num | ast.Bool) -> str:
+    if isinstance(literal, ast.Str):
+        return f'`"{literal.value}"`'
+    if isinstance(literal, ast.Bool):
+        return "`true`" if literal.value else "`false`"
+    return f"`{literal.value}`"
+
+
+def _id_part(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+    return cleaned or "ACTION"
+
+
+def _first_line(span: Span) -> Span:
+    """The span cut to its first line, trailing spaces and a trailing `{` removed."""
+    line = span.source.line(span.line)
+    end_column = len(line) + 1 if span.end_line != span.line else span.end_column
+    text = line[span.column - 1 : end_column - 1].rstrip()
+    if text.endswith("{") and span.end_line != span.line:
+        text = text[:-1].rstrip()
+    return Span.of_offsets(span.source, span.start, span.start + len(text))
+
+
+def _sub_span(span: Span, needle: str) -> Span:
+    raw = span.text
+    index = raw.find(needle)
+    if index < 0:
+        return span
+    return Span.of_offsets(span.source, span.start + index, span.start + index + len(needle))
+
+
+def check(program: Program) -> tuple[Model, list[Diagnostic]]:
+    checker = Checker(program)
+    model = checker.run()
+    return model, checker.diagnostics

@@ -1,0 +1,240 @@
+"""Every diagnostic code, stable forever, with an example that produces it.
+
+`docs/diagnostics.md` is generated from this table and the test suite runs every example, so
+a code, its documentation and its behaviour cannot drift apart. Codes are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_HEADER = 'policy p version "1" {}\n'
+_OTHERWISE = "otherwise allow as OTHER\n"
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    title: str
+    severity: str  # "error" | "warning" | "info"
+    explanation: str
+    example: str
+    underline: str  # the text the carets sit under in the example
+
+
+def _policy(body: str, *, header: str = _HEADER, otherwise: bool = True) -> str:
+    return header + body + (_OTHERWISE if otherwise else "")
+
+
+_ENTRIES = [
+    # ------------------------------------------------------------------ syntax: SL0xx
+    Code("SL001", "unexpected token", "error",
+         "The parser met a token where the grammar does not allow it. The message says what "
+         "was expected instead, in words.",
+         _policy('action A {\n  allow risk as X\n}\n'), "as"),
+    Code("SL002", "unexpected character", "error",
+         "A character that starts no token of the language.",
+         _policy('action A {\n  when amount @ 3 allow as X\n}\n'), "@"),
+    Code("SL003", "unterminated string", "error",
+         "A string literal is not closed on the line it starts on.",
+         _policy('action A {\n  allow as X "never closed\n}\n'), '"'),
+    Code("SL004", "unexpected end of file", "error",
+         "The file ends in the middle of a construct, usually a missing `}`.",
+         _HEADER + "action A {\n  allow as X\n", "allow as X"),
+    Code("SL005", "not a text file", "error",
+         "The file is not UTF-8 text (for example a binary file).",
+         "", ""),
+    Code("SL006", "file too large", "error",
+         "Policy files are limited to 8 MiB; larger files are refused before parsing.",
+         "", ""),
+    Code("SL007", "empty file", "error",
+         "The file has no declarations at all.",
+         "# nothing here\n", "# nothing here"),
+    Code("SL008", "invalid escape", "error",
+         "Strings accept the escapes `\\\\`, `\\\"`, `\\n` and `\\t`.",
+         _policy('action A {\n  allow as X "tab\\q"\n}\n'), '"tab\\q"'),
+    Code("SL009", "invalid interpolation", "error",
+         "A reason interpolates fields as `{field}`; a lone `{` or `}` must be doubled.",
+         _policy('input { amount: number? }\naction A {\n  allow as X "amount {amount"\n}\n'),
+         '"amount {amount"'),
+    # --------------------------------------------------------------- structure: SL05x
+    Code("SL050", "missing policy header", "error",
+         "A file with action blocks or an `otherwise` must start with a `policy` header; a "
+         "file without one is a library of `input` and `let` declarations for `import`.",
+         "action A {\n  allow as X\n}\n", "action A"),
+    Code("SL051", "duplicate policy header", "error",
+         "A file holds one policy.",
+         _HEADER + 'policy q version "1" {}\n' + _OTHERWISE, 'policy q version "1" {}'),
+    Code("SL052", "duplicate otherwise", "error",
+         "A policy has at most one `otherwise`.",
+         _policy("otherwise block as NO\n"), "otherwise block as NO"),
+    Code("SL053", "imported file is a policy", "error",
+         "Only libraries (files without a `policy` header, actions or `otherwise`) can be "
+         "imported.",
+         "", ""),
+    # ------------------------------------------------------------------- names: SL1xx
+    Code("SL101", "undeclared field", "error",
+         "Every field a rule reads must be declared in an `input` block, with its type.",
+         _policy('input { amount: number? }\naction A {\n  when amont > 3 allow as X\n}\n'),
+         "amont"),
+    Code("SL102", "unknown name", "error",
+         "A name used as a set or a condition is not defined by a `let` (or a boolean field).",
+         _policy('input { kind: string }\naction A {\n  when kind in SENSITVE allow as X\n}\n'),
+         "SENSITVE"),
+    Code("SL103", "duplicate field", "error",
+         "A field is declared twice.",
+         _policy('input {\n  amount: number?\n  amount: int\n}\n'
+                 'action A {\n  when amount > 1 allow as X\n}\n'), "amount: int"),
+    Code("SL104", "duplicate let", "error",
+         "A name is defined twice with `let`.",
+         _policy('let S = {"a"}\nlet S = {"b"}\ninput { k: string }\n'
+                 'action A {\n  when k in S allow as X\n}\n'), 'let S = {"b"}'),
+    Code("SL105", "duplicate rule id", "error",
+         "Rule ids identify decisions in logs and reports; each must be unique in a policy.",
+         _policy('action A {\n  allow as SAME\n}\naction B {\n  allow as SAME\n}\n'), "SAME"),
+    Code("SL106", "action in two blocks", "error",
+         "An action type (after the policy's action normalisation) is named by more than one "
+         "block, so the later block could never be reached.",
+         _policy('action A {\n  allow as X\n}\naction B, A {\n  allow as Y\n}\n'), "A"),
+    Code("SL107", "unused field", "warning",
+         "A declared input field is read by no rule, condition or reason.",
+         _policy('input { amount: number? }\naction A {\n  allow as X\n}\n'), "amount"),
+    Code("SL108", "unused let", "warning",
+         "A `let` is used by no rule.",
+         _policy('let S = {"a"}\naction A {\n  allow as X\n}\n'), "S"),
+    Code("SL109", "rule without id", "warning",
+         "A rule has no `as NAME`; it gets a generated id (`ACTION_RULE_N`) that changes when "
+         "rules move. Give every rule a stable id.",
+         _policy('action A {\n  allow "fine"\n}\n'), 'allow "fine"'),
+    Code("SL110", "unknown setting", "error",
+         "The policy header accepts `risk_threshold`, `strikes`, `description` and "
+         "`action_type normalize ...`.",
+         'policy p version "1" {\n  risk_treshold 50\n}\n' + _OTHERWISE, "risk_treshold"),
+    Code("SL111", "import not found", "error",
+         "An imported file does not exist or cannot be read. Paths are relative to the "
+         "importing file.",
+         'import "missing.sentra"\n' + _policy(""), '"missing.sentra"'),
+    Code("SL112", "import cycle", "error",
+         "Files import each other in a cycle.",
+         "", ""),
+    Code("SL113", "unknown type", "error",
+         "Field types are `bool`, `int`, `number`, `string`, `enum {...}` and `set<string>`.",
+         _policy('input { amount: integer }\naction A {\n  when amount > 1 allow as X\n}\n'),
+         "integer"),
+    Code("SL114", "unknown normalisation", "error",
+         "String normalisations are `lower`, `upper` and `trim`.",
+         _policy('input { kind: string normalize lowercase }\n'
+                 'action A {\n  when kind == "a" allow as X\n}\n'), "lowercase"),
+    Code("SL115", "duplicate clause", "error",
+         "An outcome has at most one `risk`, `as`, `threat`, reason and `description`.",
+         _policy('action A {\n  allow risk 1 risk 2 as X\n}\n'), "risk 2"),
+    Code("SL116", "name conflict", "error",
+         "A `let` has the same name as a declared field, so a reference would be ambiguous.",
+         _policy('input { flag: bool }\nlet flag = {"a"}\naction A {\n  when flag allow as X\n}\n'),
+         'let flag = {"a"}'),
+    # ------------------------------------------------------------------- types: SL2xx
+    Code("SL201", "type mismatch", "error",
+         "The two sides of a comparison have types that can never be equal or ordered.",
+         _policy('input { verified: bool }\naction A {\n  when verified == 1 allow as X\n}\n'),
+         "verified == 1"),
+    Code("SL202", "value out of enum", "error",
+         "A value is compared with an enum field that can never hold it.",
+         _policy('input { level: enum {"low", "high"} }\n'
+                 'action A {\n  when level == "medium" allow as X\n}\n'), '"medium"'),
+    Code("SL203", "ordering needs numbers", "error",
+         "`<`, `<=`, `>` and `>=` compare numbers only.",
+         _policy('input { kind: string }\naction A {\n  when kind < "b" allow as X\n}\n'),
+         'kind < "b"'),
+    Code("SL204", "not a condition", "error",
+         "A bare name used as a condition must be a `bool` field or a named condition.",
+         _policy('input { kind: string }\naction A {\n  when kind allow as X\n}\n'), "kind"),
+    Code("SL205", "invalid membership", "error",
+         "`in` and `not in` test a string or enum field against a set of strings.",
+         _policy('input { amount: number }\naction A {\n  when amount in {"1"} allow as X\n}\n'),
+         'amount in {"1"}'),
+    Code("SL206", "invalid default", "error",
+         "A default value does not fit the field's type.",
+         _policy('input { amount: number = "ten" }\n'
+                 'action A {\n  when amount > 1 allow as X\n}\n'), '"ten"'),
+    Code("SL207", "literal never matches", "error",
+         "The field is normalised (for example lower-cased), so a literal that normalisation "
+         "would change can never be equal to it.",
+         _policy('input { kind: string normalize lower }\n'
+                 'action A {\n  when kind == "Approval" allow as X\n}\n'), '"Approval"'),
+    Code("SL208", "field always exists", "warning",
+         "`exists` on a field that is required or has a default is always true.",
+         _policy('input { amount: number = 0 }\n'
+                 'action A {\n  when exists amount allow as X\n}\n'), "exists amount"),
+    Code("SL209", "string test needs a string", "error",
+         "`starts_with` and `ends_with` need a string field; `contains` a string or a set.",
+         _policy('input { amount: number }\n'
+                 'action A {\n  when amount starts_with "1" allow as X\n}\n'),
+         'amount starts_with "1"'),
+    Code("SL210", "invalid setting value", "error",
+         "`risk_threshold` is a positive integer, `strikes` an integer of at least 1, "
+         "`description` a string.",
+         'policy p version "1" {\n  strikes 0\n}\n' + _OTHERWISE, "0"),
+    Code("SL211", "normalisation needs a string", "error",
+         "Only string, enum and set fields can be normalised.",
+         _policy('input { amount: number normalize trim }\n'
+                 'action A {\n  when amount > 1 allow as X\n}\n'), "normalize trim"),
+    Code("SL212", "not a set", "error",
+         "A named condition was used where a set of strings is needed, or the reverse.",
+         _policy('input { k: string\n  f: bool }\nlet C = f\n'
+                 'action A {\n  when k in C allow as X\n}\n'), "C"),
+    Code("SL213", "condition cycle", "error",
+         "Named conditions refer to each other in a cycle.",
+         _policy('let A1 = B1\nlet B1 = A1\naction A {\n  when A1 allow as X\n}\n'), "B1"),
+    # ------------------------------------------------------------------ policy: SL3xx
+    Code("SL301", "no otherwise", "warning",
+         "The policy has no `otherwise`, so an action type that no block names is blocked "
+         "(fail closed, rule id `UNKNOWN_ACTION`). Add `otherwise block ...` to say so "
+         "explicitly, or `otherwise allow risk N ...`.",
+         _HEADER + "action A {\n  allow as X\n}\n", 'policy p version "1" {}'),
+    Code("SL302", "risk out of range", "error",
+         "A rule's risk is an integer from 0 to the policy's `risk_threshold`.",
+         _policy('action A {\n  allow risk 150 as X\n}\n'), "150"),
+    Code("SL303", "risk on shutdown", "warning",
+         "A `shutdown` rule stops the agent; a risk on it is recorded but never applied.",
+         _policy('action A {\n  shutdown risk 10 as X\n}\n'), "10"),
+    Code("SL304", "condition too complex", "error",
+         "The condition expands to more than 512 rows in disjunctive normal form. Split the "
+         "rule or name parts of it with `let`.",
+         "", ""),
+    # ---------------------------------------------------------------- analysis: SL4xx
+    Code("SL401", "shadowed rule", "warning",
+         "Every input that matches this rule matches an earlier rule first, so this rule "
+         "never decides. The witness is an input it matches, decided by the earlier rule.",
+         _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n'
+                 '  when amount > 100 block as HUGE\n  allow as OK\n}\n'),
+         "when amount > 100 block as HUGE"),
+    Code("SL402", "condition never true", "warning",
+         "No input satisfies the rule's condition, so the rule never matches.",
+         _policy('input { amount: number }\naction A {\n'
+                 '  when amount > 10 and amount < 5 block as NEVER\n  allow as OK\n}\n'),
+         "amount > 10 and amount < 5"),
+    Code("SL403", "condition always true", "warning",
+         "Every input satisfies the condition, so the `when` adds nothing and the rules after "
+         "it are unreachable.",
+         _policy('input { amount: number }\naction A {\n'
+                 '  when amount > 10 or amount <= 10 block as ALWAYS\n}\n'),
+         "amount > 10 or amount <= 10"),
+    Code("SL404", "overlapping rules", "info",
+         "Two conditional rules both match some input and decide differently; the earlier "
+         "wins (first match). The witness is such an input. Often intended; worth a look.",
+         _policy('input { amount: number\n  vip: bool }\naction A {\n'
+                 '  when amount > 10 block as BIG\n  when vip allow risk 5 as VIP\n'
+                 '  allow as OK\n}\n'),
+         "when vip allow risk 5 as VIP"),
+    Code("SL405", "uncovered inputs", "info",
+         "Some inputs of this action match none of its rules; they fall to the policy's "
+         "`otherwise` (or are blocked when there is none). The witness is such an input.",
+         _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n}\n'),
+         "action A"),
+    Code("SL406", "analysis limit", "info",
+         "The action reads so many fields with so many distinct constants that exhaustive "
+         "analysis was skipped for it (more than 200,000 cells).",
+         "", ""),
+]
+
+CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}

@@ -1,0 +1,348 @@
+"""Parse `.sentra` text into the AST; turn Lark's exceptions into friendly diagnostics.
+
+Nothing from Lark leaves this module: callers get a `Module` and a list of diagnostics.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+import lark
+from lark import Lark, Token, Tree
+
+from sentra_lang import ast
+from sentra_lang.diagnostics import Diagnostic, diagnostic
+from sentra_lang.source import Source, Span
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "NUMBER": "a number",
+    "BOOLEAN": "`true` or `false`",
+    "OUTCOME": "an outcome (`allow`, `block` or `shutdown`)",
+    "COMPARE": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+    "STRING_TEST": "`starts_with`, `ends_with` or `contains`",
+    "NOT": "`not`",
+    "OPTIONAL": "`?`",
+    "$END": "end of file",
+}
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    grammar = resources.files("sentra_lang").joinpath("grammar.lark").read_text("utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def grammar_keywords() -> set[str]:
+    """Every keyword the grammar reserves, read from the compiled grammar's terminals."""
+    words: set[str] = set()
+    for terminal in _lark().terminals:
+        pattern = terminal.pattern
+        if pattern.type == "str" and re.fullmatch(r"[a-z_]+", pattern.value):
+            words.add(pattern.value)
+        elif terminal.name in {"OUTCOME", "BOOLEAN", "STRING_TEST", "NOT"}:
+            words.update(re.findall(r"[a-z_]+", pattern.value.split("(?!")[0]))
+    return words
+
+
+def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse source text. Returns the module (None on a syntax error) and the diagnostics."""
+    source = Source(path, text)
+    if not text.strip() or _only_comments(text):
+        span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
+        return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
+                                 help="a policy starts with `policy NAME version \"1\" { }`")]
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as error:
+        return None, [_syntax_diagnostic(source, error)]
+    builder = _Builder(source)
+    module = builder.module(tree)
+    return module, builder.diagnostics
+
+
+def parse_bytes(data: bytes, path: str) -> tuple[ast.Module | None, list[Diagnostic], Source]:
+    """Decode and parse a file's bytes; binary or oversized input is a diagnostic, not a crash."""
+    if len(data) > MAX_SOURCE_BYTES:
+        source = Source(path, "")
+        size = f"{len(data) / 1024 / 1024:.1f} MiB"
+        return None, [diagnostic("SL006", f"file is {size}, over the 8 MiB limit",
+                                 Span.of_offsets(source, 0, 0))], source
+    try:
+        text = data.decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", data, text.index("\x00"), text.index("\x00") + 1,
+                                     "NUL byte")
+    except UnicodeDecodeError as error:
+        prefix = data[: error.start].decode("utf-8", errors="replace")
+        source = Source(path, prefix + "\ufffd")
+        span = Span.of_offsets(source, len(prefix), len(prefix) + 1)
+        return None, [diagnostic("SL005", f"file is not UTF-8 text (byte {error.start})", span,
+                                 help="policy files are UTF-8 text")], source
+    module, diagnostics = parse(text, path)
+    return module, diagnostics, Source(path, text)
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def _describe_expected(expected: set[str]) -> str:
+    terminals = {t.name: t for t in _lark().terminals}
+    words = []
+    for name in sorted(expected):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name in terminals and terminals[name].pattern.type == "str":
+            words.append(f"`{terminals[name].pattern.value}`")
+        else:
+            words.append(name.lower())
+    words = sorted(set(words))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    return f"`{token.value}`"
+
+
+def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -> Diagnostic:
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        offset = error.pos_in_stream
+        char = source.text[offset]
+        if char == '"':
+            return diagnostic("SL003", "unterminated string", Span.of_offsets(source, offset, offset + 1),
+                              help="close the string with `\"` on the same line")
+        return diagnostic(
+            "SL002", f"unexpected character `{char}`",
+            Span.of_offsets(source, offset, offset + 1),
+            help=f"expected {_describe_expected(set(error.allowed or ()))}" if error.allowed else None,
+        )
+    assert isinstance(error, (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedEOF))
+    token = getattr(error, "token", None)
+    expected = set(getattr(error, "expected", ()) or ())
+    if token is None or token.type == "$END":
+        stripped = source.text.rstrip()
+        last_line_start = stripped.rfind("\n") + 1
+        indent = len(stripped[last_line_start:]) - len(stripped[last_line_start:].lstrip())
+        span = Span.of_offsets(source, last_line_start + indent, len(stripped))
+        return diagnostic("SL004", "unexpected end of file", span,
+                          help=f"expected {_describe_expected(expected)}")
+    start = token.start_pos or 0
+    span = Span.of_offsets(source, start, start + len(token.value))
+    return diagnostic("SL001", f"unexpected {_describe_token(token)}", span,
+                      help=f"expected {_describe_expected(expected)}")
+
+
+class _Builder:
+    """Turns the Lark tree into AST nodes, collecting diagnostics for bad literals."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- spans
+    def span(self, node: Tree | Token) -> Span:
+        if isinstance(node, Token):
+            start, end = node.start_pos or 0, node.end_pos or 0
+        else:
+            start, end = node.meta.start_pos, node.meta.end_pos
+        return Span.of_offsets(self.source, start, end)
+
+    # -- top level
+    def module(self, tree: Tree) -> ast.Module:
+        items = tuple(self.item(child) for child in tree.children)
+        comments = tuple(
+            ast.Comment(m.group(0), span=Span.of_offsets(self.source, m.start(), m.end()))
+            for m in _COMMENT_OR_STRING.finditer(self.source.text)
+            if m.group(0).startswith("#")
+        )
+        span = Span.of_offsets(self.source, 0, len(self.source.text))
+        return ast.Module(items, comments, span=span)
+
+    def item(self, tree: Tree) -> ast.Item:
+        handler = getattr(self, f"item_{tree.data}")
+        return handler(tree)  # type: ignore[no-any-return]
+
+    def item_import_stmt(self, tree: Tree) -> ast.Import:
+        return ast.Import(self.string(tree.children[0]), span=self.span(tree))
+
+    def item_policy_decl(self, tree: Tree) -> ast.PolicyDecl:
+        name = self.name(tree.children[0])
+        version = None
+        settings = []
+        for child in tree.children[1:]:
+            if child.data == "version":
+                version = self.string(child.children[0])
+            else:
+                settings.append(self.setting(child))
+        return ast.PolicyDecl(name, version, tuple(settings), span=self.span(tree))
+
+    def setting(self, tree: Tree) -> ast.Setting:
+        name = self.name(tree.children[0])
+        value_tree = tree.children[1]
+        value = self.normalize(value_tree) if value_tree.data == "normalize" else self.literal(value_tree)
+        return ast.Setting(name, value, span=self.span(tree))
+
+    def item_input_block(self, tree: Tree) -> ast.InputBlock:
+        return ast.InputBlock(tuple(self.field_decl(c) for c in tree.children), span=self.span(tree))
+
+    def field_decl(self, tree: Tree) -> ast.FieldDecl:
+        path = self.path(tree.children[0])
+        type_ref = self.type_ref(tree.children[1])
+        optional, normalize, default = False, None, None
+        for child in tree.children[2:]:
+            if isinstance(child, Token):
+                optional = True
+            elif child.data == "normalize":
+                normalize = self.normalize(child)
+            else:
+                value = child.children[0]
+                default = self.set_literal(value) if value.data == "set_literal" else self.literal(value)
+        return ast.FieldDecl(path, type_ref, optional, normalize, default, span=self.span(tree))
+
+    def type_ref(self, tree: Tree) -> ast.TypeRef:
+        span = self.span(tree)
+        if tree.data == "simple_type":
+            return ast.TypeRef("simple", self.name(tree.children[0]), span=span)
+        if tree.data == "enum_type":
+            values = tuple(self.string(c) for c in tree.children)
+            return ast.TypeRef("enum", ast.Name("enum", span=span), values, span=span)
+        return ast.TypeRef("set", self.name(tree.children[0]), span=span)
+
+    def normalize(self, tree: Tree) -> ast.Normalize:
+        return ast.Normalize(tuple(self.name(c) for c in tree.children), span=self.span(tree))
+
+    def item_let_decl(self, tree: Tree) -> ast.Let:
+        name = self.name(tree.children[0])
+        value_tree = tree.children[1]
+        if isinstance(value_tree, Tree) and value_tree.data == "set_literal":
+            value: ast.SetLit | ast.Condition = self.set_literal(value_tree)
+        else:
+            value = self.condition(value_tree)
+        return ast.Let(name, value, span=self.span(tree))
+
+    def item_action_block(self, tree: Tree) -> ast.ActionBlock:
+        names = []
+        rules = []
+        for child in tree.children:
+            if child.data == "action_name":
+                token = child.children[0]
+                if isinstance(token, Token):
+                    names.append(ast.ActionName(str(token), False, span=self.span(token)))
+                else:
+                    string = self.string(token)
+                    names.append(ast.ActionName(string.value, True, span=string.span))
+            else:
+                rules.append(self.rule(child))
+        return ast.ActionBlock(tuple(names), tuple(rules), span=self.span(tree))
+
+    def rule(self, tree: Tree) -> ast.Rule:
+        when = None
+        outcome_tree = tree.children[-1]
+        if len(tree.children) == 2:
+            when = self.condition(tree.children[0].children[0])
+        return ast.Rule(when, self.outcome(outcome_tree), span=self.span(tree))
+
+    def item_otherwise_decl(self, tree: Tree) -> ast.Otherwise:
+        return ast.Otherwise(self.outcome(tree.children[0]), span=self.span(tree))
+
+    def outcome(self, tree: Tree) -> ast.Outcome:
+        kind = str(tree.children[0])
+        clauses = []
+        for child in tree.children[1:]:
+            value_node = child.children[0]
+            if child.data == "risk":
+                value: ast.Num | ast.Name | ast.Str = self.literal(value_node)  # type: ignore[assignment]
+                kind_name = "risk"
+            elif child.data == "rule_id":
+                value, kind_name = self.name(value_node), "id"
+            else:
+                value, kind_name = self.string(value_node), str(child.data)
+            clauses.append(ast.Clause(kind_name, value, span=self.span(child)))
+        return ast.Outcome(kind, tuple(clauses), span=self.span(tree))
+
+    # -- conditions
+    def condition(self, tree: Tree) -> ast.Condition:
+        span = self.span(tree)
+        kind = tree.data
+        if kind == "or_cond":
+            return ast.Or(tuple(self.condition(c) for c in tree.children), span=span)
+        if kind == "and_cond":
+            return ast.And(tuple(self.condition(c) for c in tree.children), span=span)
+        if kind == "not_cond":
+            return ast.Not(self.condition(tree.children[0]), span=span)
+        if kind == "comparison":
+            left, op, right = tree.children
+            right_node = self.path(right) if right.data == "path" else self.literal(right)
+            return ast.Compare(self.path(left), str(op), right_node, span=span)
+        if kind == "membership":
+            path = self.path(tree.children[0])
+            negated = len(tree.children) == 3
+            target = tree.children[-1]
+            set_ref = self.name(target) if isinstance(target, Token) else self.set_literal(target)
+            return ast.Membership(path, set_ref, negated, span=span)
+        if kind == "string_test":
+            path, op, value = tree.children
+            return ast.StringTest(self.path(path), str(op), self.string(value), span=span)
+        if kind == "exists":
+            return ast.Exists(self.path(tree.children[0]), span=span)
+        if kind == "ref":
+            return ast.Ref(self.path(tree.children[0]), span=span)
+        raise AssertionError(f"unexpected condition node {kind}")
+
+    # -- leaves
+    def name(self, token: Token) -> ast.Name:
+        return ast.Name(str(token), span=self.span(token))
+
+    def path(self, tree: Tree) -> ast.Path:
+        return ast.Path(tuple(str(t) for t in tree.children), span=self.span(tree))
+
+    def set_literal(self, tree: Tree) -> ast.SetLit:
+        return ast.SetLit(tuple(self.string(c) for c in tree.children), span=self.span(tree))
+
+    def literal(self, tree: Tree) -> ast.Str | ast.Num | ast.Bool:
+        if tree.data == "string":
+            return self.string(tree)
+        token = tree.children[0]
+        span = self.span(token)
+        if tree.data == "boolean":
+            return ast.Bool(str(token) == "true", span=span)
+        text = str(token)
+        value: int | float = float(text) if "." in text else int(text)
+        return ast.Num(value, span=span)
+
+    def string(self, tree: Tree | Token) -> ast.Str:
+        token = tree.children[0] if isinstance(tree, Tree) else tree
+        span = self.span(token)
+        return ast.Str(self.unescape(str(token), span), span=span)
+
+    def unescape(self, quoted: str, span: Span) -> str:
+        body = quoted[1:-1]
+        if "\\" not in body:
+            return body
+        out = []
+        index = 0
+        while index < len(body):
+            char = body[index]
+            if char == "\\":
+                escaped = body[index + 1]
+                if escaped not in _ESCAPES:
+                    self.diagnostics.append(diagnostic(
+                        "SL008", f"invalid escape `\\{escaped}` in string", span,
+                        help="strings accept `\\\\`, `\\\"`, `\\n` and `\\t`"))
+                out.append(_ESCAPES.get(escaped, escaped))
+                index += 2
+            else:
+                out.append(char)
+                index += 1
+        return "".join(out)

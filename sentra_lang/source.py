@@ -1,0 +1,72 @@
+"""Source text and spans: every AST node and every diagnostic points into a `Source`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A file's text, kept so that any diagnostic can render the lines it points at."""
+
+    path: str
+    text: str
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines() or [""]
+
+    def line(self, number: int) -> str:
+        """The 1-based line `number`, or "" past the end."""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        offset = max(0, min(offset, len(self.text)))
+        line = self.text.count("\n", 0, offset) + 1
+        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        return line, column
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range in a source: 1-based lines and columns (end exclusive) and character offsets."""
+
+    source: Source = field(compare=False, repr=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int
+    end: int
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    @property
+    def text(self) -> str:
+        return self.source.text[self.start : self.end]
+
+    @classmethod
+    def of_offsets(cls, source: Source, start: int, end: int) -> Span:
+        line, column = source.position(start)
+        end_line, end_column = source.position(end)
+        return cls(source, line, column, end_line, end_column, start, end)
+
+    def merge(self, other: Span) -> Span:
+        """The smallest span covering both."""
+        first, last = (self, other) if self.start <= other.start else (other, self)
+        end = self if self.end >= other.end else other
+        return Span(
+            self.source, first.line, first.column, end.end_line, end.end_column,
+            first.start, end.end,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+UNKNOWN_SOURCE = Source("<unknown>", "")
+NO_SPAN = Span(UNKNOWN_SOURCE, 1, 1, 1, 1, 0, 0)

@@ -1,0 +1,147 @@
+"""The compiled decision table: the single written schema of the compiler's output.
+
+The table is the contract between the toolchain and ``sentra_runtime``. These pydantic models
+are the one place its shape is written down; ``docs/table.schema.json`` is exported from them
+and the runtime checks tables with a small hand-written validator that follows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Scalar = Union[bool, int, float, str]
+FieldType = Literal["bool", "int", "number", "string", "enum", "set"]
+Normalization = Literal["lower", "upper", "trim"]
+Outcome = Literal["allow", "block", "shutdown"]
+Operator = Literal[
+    "==", "!=", "<", "<=", ">", ">=", "in", "exists", "starts_with", "ends_with", "contains"
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpan(_Model):
+    """Where a rule came from: file (relative to the policy's folder), 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+class PolicyInfo(_Model):
+    name: str
+    version: str
+    description: str | None = None
+
+
+class Settings(_Model):
+    risk_threshold: int = 100
+    strikes: int = 3
+    action_normalize: list[Normalization] = Field(
+        default_factory=list,
+        description="Normalisation applied to the action type before dispatch, in order.",
+    )
+
+
+class InputField(_Model):
+    """A declared input field. ``name`` is a dotted path (``context.eligibility_verified``)."""
+
+    name: str
+    type: FieldType
+    optional: bool = False
+    default: Scalar | list[str] | None = None
+    has_default: bool = False
+    normalize: list[Normalization] = Field(default_factory=list)
+    values: list[str] | None = Field(default=None, description="The closed set of an enum.")
+
+
+class Test(_Model):
+    """One atomic test on a field.
+
+    The test is false when ``field`` (or ``other``) is missing; ``negate`` then flips the
+    result, so ``not (x == 1)`` holds for a missing ``x``. Exactly one of ``value`` and
+    ``other`` is set, except for ``exists`` which has neither.
+    """
+
+    field: str
+    op: Operator
+    value: Scalar | list[str] | None = None
+    other: str | None = Field(default=None, description="Compare with this field, not a literal.")
+    negate: bool = False
+
+
+class Row(_Model):
+    """A conjunction of tests; the row matches when every test holds (an empty row always)."""
+
+    rule: str
+    tests: list[Test] = Field(default_factory=list)
+
+
+class Rule(_Model):
+    id: str
+    outcome: Outcome
+    risk: int = 0
+    threat: str | None = None
+    reason: str = ""
+    description: str | None = None
+    condition: str | None = Field(default=None, description="The rule's `when`, as written.")
+    generated_id: bool = False
+    span: SourceSpan
+
+
+class ActionBlock(_Model):
+    """Rows for one or more action types, tried in order; the first matching row decides."""
+
+    names: list[str]
+    rows: list[Row]
+
+
+class Table(_Model):
+    schema_version: int = SCHEMA_VERSION
+    policy: PolicyInfo
+    settings: Settings
+    input: list[InputField]
+    rules: list[Rule] = Field(description="Every rule by id, in source order.")
+    actions: list[ActionBlock]
+    otherwise: str | None = Field(
+        default=None, description="Rule id for action types no block names; none: fail closed."
+    )
+    hash: str = Field(default="", description="sha256 of the canonical JSON without this key.")
+
+
+def canonical_json(data: Any) -> str:
+    """The one serialisation every hash and every written table uses."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(table_data: dict[str, Any]) -> str:
+    body = {key: value for key, value in table_data.items() if key != "hash"}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def seal(table: Table) -> Table:
+    """Return the table with its content hash filled in."""
+    data = table.model_dump(mode="json")
+    return table.model_copy(update={"hash": content_hash(data)})
+
+
+def dump_table(table: Table) -> str:
+    """Canonical JSON text of a sealed table, newline-terminated, byte-identical per source."""
+    return canonical_json(table.model_dump(mode="json")) + "\n"
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Table.model_json_schema()
+    schema["$id"] = "https://sentra-lang.dev/schema/table-v1.json"
+    schema["title"] = "sentra-lang compiled decision table"
+    return schema
