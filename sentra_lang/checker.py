@@ -139,7 +139,7 @@ class Checker:
             for item in main.module.items:
                 if isinstance(item, (ast.ActionBlock, ast.Otherwise)):
                     head = item.span.source.line(item.span.line).strip()
-                    self.report("SL050", "action rules need a `policy` header", _first_line(item.span),
+                    self.report("SL050", "action rules need a `policy` header", first_line(item.span),
                                 help=f"start the file with `policy NAME version \"1\" {{ }}` ({head})")
                     break
         otherwise = main.module.of_type(ast.Otherwise)
@@ -157,7 +157,7 @@ class Checker:
         model = self.model
         model.name = header.name.value
         model.version = header.version.value if header.version else ""
-        model.header_span = _first_line(header.span)
+        model.header_span = first_line(header.span)
         seen: dict[str, ast.Setting] = {}
         for setting in header.settings:
             name = setting.name.value
@@ -305,7 +305,7 @@ class Checker:
             rules = [self._rule(rule.outcome, rule.when, rule.span, loaded,
                                 f"{_id_part(label)}_RULE_{index}", rule_ids)
                      for index, rule in enumerate(block.rules, start=1)]
-            self.model.blocks.append(BlockInfo(names, rules, _first_line(block.span)))
+            self.model.blocks.append(BlockInfo(names, rules, first_line(block.span)))
         for loaded, otherwise in self._items(ast.Otherwise):
             if self.model.otherwise is None:
                 self.model.otherwise = self._rule(otherwise.outcome, None, otherwise.span, loaded,
@@ -554,7 +554,7 @@ def _id_part(name: str) -> str:
     return cleaned or "ACTION"
 
 
-def _first_line(span: Span) -> Span:
+def first_line(span: Span) -> Span:
     """The span cut to its first line, trailing spaces and a trailing `{` removed."""
     line = span.source.line(span.line)
     end_column = len(line) + 1 if span.end_line != span.line else span.end_column

@@ -67,7 +67,7 @@ _ENTRIES = [
          _HEADER + 'policy q version "1" {}\n' + _OTHERWISE, 'policy q version "1" {}'),
     Code("SL052", "duplicate otherwise", "error",
          "A policy has at most one `otherwise`.",
-         _policy("otherwise block as NO\n"), "otherwise block as NO"),
+         _policy("otherwise block as NO\n"), "otherwise allow as OTHER"),
     Code("SL053", "imported file is a policy", "error",
          "Only libraries (files without a `policy` header, actions or `otherwise`) can be "
          "imported.",

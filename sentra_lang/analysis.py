@@ -1,0 +1,271 @@
+"""Exact static analysis of a compiled table, without a solver.
+
+Every field an action reads has its domain split at the constants the policy compares it with
+(plus the values between and beyond them, and "missing" for optional fields), so the action's
+input space is a finite set of cells, one representative input each. Evaluating the rows on
+every cell answers exactly which rules can never decide (shadowed), which conditions are
+always true or false, which conditional rules overlap with different outcomes, and which
+inputs fall through every rule; each finding carries a concrete witness input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations, product
+from typing import Any
+
+from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line, normalize_text
+from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
+from sentra_lang.table import InputField, Table, Test
+
+MAX_CELLS = 200_000
+MISSING: Any = object()
+_FRESH = "zz-other"
+
+
+@dataclass(frozen=True)
+class Cell:
+    fields: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    def witness(self) -> dict[str, Any]:
+        return {f: _jsonable(v) for f, v in zip(self.fields, self.values) if v is not MISSING}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def evaluate_test(test: Test, values: dict[str, Any]) -> bool:
+    """The table's test semantics (docs/table.md) on normalised values; MISSING means absent."""
+    value = values.get(test.field, MISSING)
+    if test.op == "exists":
+        result = value is not MISSING
+    elif value is MISSING:
+        result = False
+    else:
+        if test.other is not None:
+            operand = values.get(test.other, MISSING)
+            if operand is MISSING:
+                return test.negate
+        else:
+            operand = test.value
+        result = _apply(test.op, value, operand)
+    return result != test.negate
+
+
+def _apply(op: str, value: Any, operand: Any) -> bool:
+    if op == "==":
+        return bool(value == operand)
+    if op == "!=":
+        return bool(value != operand)
+    if op == "<":
+        return bool(value < operand)
+    if op == "<=":
+        return bool(value <= operand)
+    if op == ">":
+        return bool(value > operand)
+    if op == ">=":
+        return bool(value >= operand)
+    if op == "in":
+        return value in operand
+    if op == "starts_with":
+        return bool(value.startswith(operand))
+    if op == "ends_with":
+        return bool(value.endswith(operand))
+    if op == "contains":
+        return operand in value
+    raise AssertionError(f"unknown operator {op}")
+
+
+# ----------------------------------------------------------------------------- domains
+
+def _linked_groups(tests: list[Test]) -> dict[str, set[str]]:
+    """Fields compared with each other share one pool of constants."""
+    group: dict[str, set[str]] = {}
+    for test in tests:
+        for name in (test.field, test.other):
+            if name is not None:
+                group.setdefault(name, {name})
+    for test in tests:
+        if test.other is not None:
+            merged = group[test.field] | group[test.other]
+            for name in merged:
+                group[name] = merged
+    return group
+
+
+def candidates(info: InputField, tests: list[Test], pool: set[str]) -> list[Any]:
+    """Representative values of one field: one per region its tests can tell apart."""
+    own = [t for t in tests if t.field in pool and t.value is not None]
+    if info.type == "bool":
+        values: list[Any] = [True, False]
+    elif info.type == "enum":
+        values = list(info.values or [])
+    elif info.type in ("int", "number"):
+        values = _numeric_candidates([t.value for t in own if isinstance(t.value, (int, float))
+                                      and not isinstance(t.value, bool)], info.type == "int")
+    elif info.type == "string":
+        values = _string_candidates(own, info.normalize)
+    else:
+        values = _set_candidates(own)
+    if info.optional and not info.has_default:
+        values.append(MISSING)
+    return values
+
+
+def _numeric_candidates(constants: list[float], integral: bool) -> list[Any]:
+    points = sorted(set(constants))
+    if not points:
+        return [0, 1]
+    values = set(points) | {points[0] - 1, points[-1] + 1}
+    values |= {(a + b) / 2 for a, b in zip(points, points[1:])}
+    if integral:
+        values = {v for v in values if float(v).is_integer()}
+        for point in points:
+            values |= {math.floor(point), math.ceil(point)}
+        for a, b in zip(points, points[1:]):
+            if math.floor(a) + 1 < b:
+                values.add(math.floor(a) + 1)
+        return sorted(int(v) for v in values)
+    return sorted(values)
+
+
+def _string_candidates(tests: list[Test], normalize: list[str]) -> list[str]:
+    exact: set[str] = set()
+    affixes: set[str] = set()
+    for test in tests:
+        if isinstance(test.value, list):
+            exact.update(test.value)
+        elif test.op == "==":
+            exact.add(str(test.value))
+        else:
+            affixes.add(str(test.value))
+    values = set(exact) | {_FRESH}
+    for affix in affixes:
+        values |= {affix, affix + "-x", "x-" + affix}
+    for first, second in product(sorted(affixes), repeat=2):
+        values.add(first + second)
+    return sorted({normalize_text(v, [s for s in normalize if s != "trim"]) for v in values})
+
+
+def _set_candidates(tests: list[Test]) -> list[frozenset[str]]:
+    members = sorted({str(t.value) for t in tests})
+    if len(members) <= 4:
+        return [frozenset(c) for size in range(len(members) + 1) for c in combinations(members, size)]
+    return [frozenset()] + [frozenset([m]) for m in members] + [frozenset(members)]
+
+
+def cells(table: Table, tests: list[Test]) -> tuple[list[str], list[list[Any]]]:
+    inputs = {f.name: f for f in table.input}
+    groups = _linked_groups(tests)
+    names = sorted(groups)
+    domains = [candidates(inputs[name], tests, groups[name]) for name in names]
+    return names, domains
+
+
+# ---------------------------------------------------------------------------- findings
+
+@dataclass
+class _RuleStats:
+    info: RuleInfo
+    rows: list[list[Test]]
+    matched: Cell | None = None
+    decided: bool = False
+    always: bool = True
+    shadowed_by: tuple[RuleInfo, Cell] | None = None
+
+
+def analyse(table: Table, model: Model) -> list[Diagnostic]:
+    findings: list[Diagnostic] = []
+    blocks = [b for b in model.blocks if b.names]
+    for block_info, block in zip(blocks, table.actions):
+        findings.extend(_analyse_block(table, model, block_info, block.rows))
+    return findings
+
+
+def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any]) -> list[Diagnostic]:
+    stats = {rule.id: _RuleStats(rule, []) for rule in info.rules}
+    for row in rows:
+        stats[row.rule].rows.append(row.tests)
+    tests = [t for row in rows for t in row.tests]
+    names, domains = cells(table, tests)
+    size = math.prod(len(d) for d in domains)
+    action = ", ".join(info.names)
+    if size > MAX_CELLS:
+        return [diagnostic("SL406", f"analysis of `{action}` skipped: {size:,} cells", info.span)]
+    order = list(stats.values())
+    overlaps: dict[tuple[str, str], Cell] = {}
+    gap: Cell | None = None
+    for values in product(*domains):
+        cell = Cell(tuple(names), values)
+        env = dict(zip(names, values))
+        matching = [s for s in order if any(all(evaluate_test(t, env) for t in r) for r in s.rows)]
+        for s in order:
+            if s not in matching:
+                s.always = False
+        if not matching:
+            gap = gap or cell
+            continue
+        first = matching[0]
+        first.decided = True
+        for s in matching:
+            s.matched = s.matched or cell
+            if s is not first and s.shadowed_by is None:
+                s.shadowed_by = (first.info, cell)
+        conditional = [s for s in matching if s.info.when is not None]
+        for a, b in combinations(conditional, 2):
+            if (a.info.outcome, a.info.risk) != (b.info.outcome, b.info.risk):
+                overlaps.setdefault((a.info.id, b.info.id), cell)
+    return _report(info, order, overlaps, gap, model, action)
+
+
+def _report(info: BlockInfo, order: list[_RuleStats], overlaps: dict[tuple[str, str], Cell],
+            gap: Cell | None, model: Model, action: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    by_id = {s.info.id: s for s in order}
+    for s in order:
+        rule = s.info
+        head = first_line(rule.span)
+        if s.matched is None and rule.when is not None:
+            out.append(diagnostic("SL402", f"rule `{rule.id}` never matches: no input satisfies "
+                                  "its condition", rule.when.span))
+        elif not s.decided and s.shadowed_by is not None:
+            winner, cell = s.shadowed_by
+            out.append(diagnostic(
+                "SL401", f"rule `{rule.id}` is shadowed: every input it matches is decided earlier",
+                head, witness=cell.witness(),
+                related=[Related(first_line(winner.span), f"`{winner.id}` decides the witness")],
+                help="move the rule above the rules that shadow it, or remove it"))
+        elif rule.when is not None and s.always:
+            out.append(diagnostic("SL403", f"the condition of `{rule.id}` is always true",
+                                  rule.when.span, help="drop the `when`, or fix the condition"))
+    for (first_id, second_id), cell in overlaps.items():
+        second = by_id[second_id]
+        if not second.decided:
+            continue
+        first = by_id[first_id].info
+        out.append(diagnostic(
+            "SL404", f"`{first_id}` and `{second_id}` overlap and decide differently; "
+            f"`{first_id}` wins", first_line(second.info.span), witness=cell.witness(),
+            related=[Related(first_line(first.span), f"`{first_id}` matches the witness first")]))
+    if gap is not None:
+        fallback = (f"the `otherwise` rule `{model.otherwise.id}`" if model.otherwise
+                    else "a fail-closed block")
+        out.append(diagnostic("SL405", f"some inputs of `{action}` match no rule and fall to "
+                              f"{fallback}", info.span, witness=gap.witness()))
+    return out
+
+
+def iter_cells(table: Table, tests: list[Test]) -> Iterator[dict[str, Any]]:
+    """Every representative input of a set of tests (used by property checks and tests)."""
+    names, domains = cells(table, tests)
+    for values in product(*domains):
+        yield {n: v for n, v in zip(names, values) if v is not MISSING}
+

@@ -1,0 +1,68 @@
+"""`sentra-lang check PATH...`: diagnostics and exact analysis of policy files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sentra_lang import __version__
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.paths import expand
+from sentra_lang.compiler import compile_file
+from sentra_lang.diagnostics import (
+    Diagnostic,
+    Severity,
+    render_github,
+    render_human,
+    render_json,
+    render_sarif,
+    render_summary,
+    sort_diagnostics,
+)
+from sentra_lang.loader import FileUnreadable
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check", help="check policy files: errors, warnings and analysis findings",
+        description="Check .sentra files (folders are searched recursively). Exit 0 when no "
+        "errors were found, 1 on errors (or warnings with --strict), 2 on usage errors.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    parser.add_argument("--format", choices=["human", "json", "sarif", "github"], default="human")
+    parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    parser.add_argument("--notes", action="store_true",
+                        help="show analysis notes (overlaps, uncovered inputs) in human output")
+    parser.add_argument("--no-analysis", action="store_true", help="skip the exact analysis")
+    parser.set_defaults(run=run)
+
+
+def collect(paths: list[str], *, analyse: bool = True) -> tuple[list[Diagnostic], int]:
+    files = expand(paths)
+    diagnostics: list[Diagnostic] = []
+    for path in files:
+        try:
+            diagnostics.extend(compile_file(path, analyse=analyse).diagnostics)
+        except FileUnreadable as error:
+            raise UsageError(str(error)) from error
+    return sort_diagnostics(diagnostics), len(files)
+
+
+def run(args: argparse.Namespace) -> int:
+    diagnostics, count = collect(args.paths, analyse=not args.no_analysis)
+    if args.format == "json":
+        sys.stdout.write(render_json(diagnostics))
+    elif args.format == "sarif":
+        sys.stdout.write(render_sarif(diagnostics, version=__version__))
+    elif args.format == "github":
+        for diag in diagnostics:
+            print(render_github(diag))
+    else:
+        shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
+        color = sys.stdout.isatty()
+        for diag in shown:
+            print(render_human(diag, color=color))
+            print()
+        print(render_summary(diagnostics, count))
+    failing = {Severity.ERROR} | ({Severity.WARNING} if args.strict else set())
+    return EXIT_FAILURE if any(d.severity in failing for d in diagnostics) else EXIT_OK

@@ -1,0 +1,62 @@
+"""`sentra-lang compile FILE -o OUT.json`: write the decision table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.compiler import compile_file
+from sentra_lang.diagnostics import Severity, render_human
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.table import dump_table
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compile", help="compile a policy to its decision table (JSON)",
+        description="Compile a policy to its canonical decision table. Byte-identical output "
+        "for the same source. Exit 1 when the policy has errors (nothing is written).")
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    parser.set_defaults(run=run)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = compile_file(args.file, analyse=False)
+    except FileUnreadable as error:
+        raise UsageError(str(error)) from error
+    for diag in result.sorted_diagnostics():
+        if diag.severity is Severity.ERROR:
+            print(render_human(diag), file=sys.stderr)
+    if not result.ok or result.table is None:
+        if result.ok:
+            print(f"{args.file}: a library (no `policy` header) has no table", file=sys.stderr)
+        return EXIT_FAILURE
+    text = dump_table(result.table)
+    if args.output:
+        try:
+            write_atomically(Path(args.output), text)
+        except OSError as error:
+            raise UsageError(f"cannot write `{args.output}`: {error.strerror or error}") from error
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
