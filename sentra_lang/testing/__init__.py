@@ -1,0 +1,1 @@
+"""sentra-lang testing."""

@@ -1,0 +1,1 @@
+"""pytest plugin collecting sentra scenario suites (being written)."""
