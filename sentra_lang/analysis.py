@@ -102,17 +102,23 @@ def _linked_groups(tests: list[Test]) -> dict[str, set[str]]:
 
 
 def candidates(info: InputField, tests: list[Test], pool: set[str]) -> list[Any]:
-    """Representative values of one field: one per region its tests can tell apart."""
+    """Representative values of one field: one per region its tests can tell apart.
+
+    Fields compared with each other share a pool of constants, and every open region gets as
+    many distinct points as the pool has fields, so any order among them can be witnessed.
+    """
     own = [t for t in tests if t.field in pool and t.value is not None]
+    width = len(pool)
     if info.type == "bool":
         values: list[Any] = [True, False]
     elif info.type == "enum":
         values = list(info.values or [])
     elif info.type in ("int", "number"):
         values = _numeric_candidates([t.value for t in own if isinstance(t.value, (int, float))
-                                      and not isinstance(t.value, bool)], info.type == "int")
+                                      and not isinstance(t.value, bool)],
+                                     info.type == "int", width)
     elif info.type == "string":
-        values = _string_candidates(own, info.normalize)
+        values = _string_candidates(own, info.normalize, width)
     else:
         values = _set_candidates(own)
     if info.optional and not info.has_default:
@@ -120,24 +126,27 @@ def candidates(info: InputField, tests: list[Test], pool: set[str]) -> list[Any]
     return values
 
 
-def _numeric_candidates(constants: list[float], integral: bool) -> list[Any]:
+def _numeric_candidates(constants: list[float], integral: bool, width: int) -> list[Any]:
     points = sorted(set(constants))
     if not points:
-        return [0, 1]
-    values = set(points) | {points[0] - 1, points[-1] + 1}
-    values |= {(a + b) / 2 for a, b in zip(points, points[1:])}
+        return list(range(width + 1))
+    values: set[float] = set(points)
+    values |= {points[0] - k for k in range(1, width + 1)}
+    values |= {points[-1] + k for k in range(1, width + 1)}
+    for low, high in zip(points, points[1:]):
+        if integral:
+            start = math.floor(low) + 1
+            values |= {v for v in range(start, start + width) if v < high}
+        else:
+            values |= {low + (high - low) * k / (width + 1) for k in range(1, width + 1)}
     if integral:
         values = {v for v in values if float(v).is_integer()}
-        for point in points:
-            values |= {math.floor(point), math.ceil(point)}
-        for a, b in zip(points, points[1:]):
-            if math.floor(a) + 1 < b:
-                values.add(math.floor(a) + 1)
+        values |= {math.floor(p) for p in points} | {math.ceil(p) for p in points}
         return sorted(int(v) for v in values)
     return sorted(values)
 
 
-def _string_candidates(tests: list[Test], normalize: list[str]) -> list[str]:
+def _string_candidates(tests: list[Test], normalize: list[str], width: int) -> list[str]:
     exact: set[str] = set()
     affixes: set[str] = set()
     for test in tests:
@@ -147,7 +156,7 @@ def _string_candidates(tests: list[Test], normalize: list[str]) -> list[str]:
             exact.add(str(test.value))
         else:
             affixes.add(str(test.value))
-    values = set(exact) | {_FRESH}
+    values = set(exact) | {f"{_FRESH}-{k}" if k else _FRESH for k in range(width)}
     for affix in affixes:
         values |= {affix, affix + "-x", "x-" + affix}
     for first, second in product(sorted(affixes), repeat=2):
