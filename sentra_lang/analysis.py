@@ -257,7 +257,7 @@ def _report(info: BlockInfo, order: list[_RuleStats], overlaps: dict[tuple[str, 
                                   rule.when.span, help="drop the `when`, or fix the condition"))
     for (first_id, second_id), cell in overlaps.items():
         second = by_id[second_id]
-        if not second.decided:
+        if not (second.decided and by_id[first_id].decided):
             continue
         first = by_id[first_id].info
         out.append(diagnostic(

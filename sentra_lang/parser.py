@@ -130,6 +130,9 @@ def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -
     assert isinstance(error, (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedEOF))
     token = getattr(error, "token", None)
     expected = set(getattr(error, "expected", ()) or ())
+    interactive = getattr(error, "interactive_parser", None)
+    if interactive is not None:
+        expected = set(interactive.accepts()) or expected
     if token is None or token.type == "$END":
         stripped = source.text.rstrip()
         last_line_start = stripped.rfind("\n") + 1
