@@ -20,7 +20,7 @@ from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line, normaliz
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
 from sentra_lang.table import InputField, Table, Test
 
-MAX_CELLS = 200_000
+MAX_CELLS = 2_000_000
 MISSING: Any = object()
 _FRESH = "zz-other"
 
@@ -181,13 +181,74 @@ def cells(table: Table, tests: list[Test]) -> tuple[list[str], list[list[Any]]]:
 
 # ---------------------------------------------------------------------------- findings
 
+class _Space:
+    """The cells of one action as bit positions: a set of cells is a Python integer mask.
+
+    Cell indices are mixed-radix numbers over the fields' candidate lists, the first field
+    most significant, so set operations on whole regions are single big-integer operations.
+    """
+
+    def __init__(self, names: list[str], domains: list[list[Any]]) -> None:
+        self.names = names
+        self.domains = domains
+        self.sizes = [len(d) for d in domains]
+        self.strides = [math.prod(self.sizes[j + 1:]) for j in range(len(names))]
+        self.total = math.prod(self.sizes)
+        self.all = (1 << self.total) - 1
+        self.index = {name: j for j, name in enumerate(names)}
+        self._masks: dict[tuple[Any, ...], int] = {}
+
+    def value_mask(self, j: int, k: int) -> int:
+        stride = self.strides[j]
+        period = stride * self.sizes[j]
+        block = ((1 << stride) - 1) << (k * stride)
+        repeats = self.total // period
+        return block * (((1 << (period * repeats)) - 1) // ((1 << period) - 1))
+
+    def test_mask(self, test: Test) -> int:
+        key = (test.field, test.op, repr(test.value), test.other, test.negate)
+        if key not in self._masks:
+            self._masks[key] = self._compute(test)
+        return self._masks[key]
+
+    def _compute(self, test: Test) -> int:
+        j = self.index[test.field]
+        mask = 0
+        if test.other is None:
+            for k, value in enumerate(self.domains[j]):
+                if evaluate_test(test, {test.field: value}):
+                    mask |= self.value_mask(j, k)
+            return mask
+        i = self.index[test.other]
+        for k, value in enumerate(self.domains[j]):
+            for m, other in enumerate(self.domains[i]):
+                if evaluate_test(test, {test.field: value, test.other: other}):
+                    mask |= self.value_mask(j, k) & self.value_mask(i, m)
+        return mask
+
+    def row_mask(self, tests: list[Test]) -> int:
+        mask = self.all
+        for test in tests:
+            mask &= self.test_mask(test)
+            if not mask:
+                break
+        return mask
+
+    def first_cell(self, mask: int) -> Cell:
+        index = (mask & -mask).bit_length() - 1
+        values = tuple(self.domains[j][(index // self.strides[j]) % self.sizes[j]]
+                       for j in range(len(self.names)))
+        return Cell(tuple(self.names), values)
+
+
 @dataclass
 class _RuleStats:
     info: RuleInfo
     rows: list[list[Test]]
+    mask: int = 0
+    decided: int = 0
     matched: Cell | None = None
-    decided: bool = False
-    always: bool = True
+    always: bool = False
     shadowed_by: tuple[RuleInfo, Cell] | None = None
 
 
@@ -209,29 +270,28 @@ def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any])
     action = ", ".join(info.names)
     if size > MAX_CELLS:
         return [diagnostic("SL406", f"analysis of `{action}` skipped: {size:,} cells", info.span)]
+    space = _Space(names, domains)
     order = list(stats.values())
+    remaining = space.all
+    for s in order:
+        for row in s.rows:
+            s.mask |= space.row_mask(row)
+        s.decided = s.mask & remaining
+        s.always = s.mask == space.all
+        if s.mask:
+            s.matched = space.first_cell(s.mask)
+        if s.mask and not s.decided:
+            cell_mask = s.mask & -s.mask
+            winner = next(o for o in order if o.mask & cell_mask)
+            s.shadowed_by = (winner.info, space.first_cell(cell_mask))
+        remaining &= ~s.mask
     overlaps: dict[tuple[str, str], Cell] = {}
-    gap: Cell | None = None
-    for values in product(*domains):
-        cell = Cell(tuple(names), values)
-        env = dict(zip(names, values))
-        matching = [s for s in order if any(all(evaluate_test(t, env) for t in r) for r in s.rows)]
-        for s in order:
-            if s not in matching:
-                s.always = False
-        if not matching:
-            gap = gap or cell
-            continue
-        first = matching[0]
-        first.decided = True
-        for s in matching:
-            s.matched = s.matched or cell
-            if s is not first and s.shadowed_by is None:
-                s.shadowed_by = (first.info, cell)
-        conditional = [s for s in matching if s.info.when is not None]
-        for a, b in combinations(conditional, 2):
-            if (a.info.outcome, a.info.risk) != (b.info.outcome, b.info.risk):
-                overlaps.setdefault((a.info.id, b.info.id), cell)
+    conditional = [s for s in order if s.info.when is not None and s.mask]
+    for a, b in combinations(conditional, 2):
+        both = a.mask & b.mask
+        if both and (a.info.outcome, a.info.risk) != (b.info.outcome, b.info.risk):
+            overlaps[(a.info.id, b.info.id)] = space.first_cell(both)
+    gap = space.first_cell(remaining) if remaining else None
     return _report(info, order, overlaps, gap, model, action)
 
 

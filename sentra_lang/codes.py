@@ -233,7 +233,7 @@ _ENTRIES = [
          "action A"),
     Code("SL406", "analysis limit", "info",
          "The action reads so many fields with so many distinct constants that exhaustive "
-         "analysis was skipped for it (more than 200,000 cells).",
+         "analysis was skipped for it (more than 2,000,000 cells).",
          "", ""),
 ]
 
