@@ -191,7 +191,7 @@ class _Builder:
         return ast.PolicyDecl(name, version, tuple(settings), span=self.span(tree))
 
     def setting(self, tree: Tree) -> ast.Setting:
-        name = self.name(tree.children[0])
+        name = self.name(tree.children[0].children[0])
         value_tree = tree.children[1]
         value = self.normalize(value_tree) if value_tree.data == "normalize" else self.literal(value_tree)
         return ast.Setting(name, value, span=self.span(tree))
