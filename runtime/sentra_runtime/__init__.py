@@ -1,0 +1,26 @@
+"""sentra_runtime: evaluate compiled sentra-lang policies in-process. Standard library only.
+
+>>> engine = Engine("policy.json")                       # doctest: +SKIP
+>>> decision = engine.evaluate("agent-7", "EXPORT_DATA", {"destination_type": "external"})
+>>> decision.allowed, decision.rule_id, decision.explanation
+"""
+
+from sentra_runtime.audit import VerifyResult, read_jsonl, verify_records
+from sentra_runtime.decision import Decision, Explanation, RuleTrial
+from sentra_runtime.engine import ActionDenied, Engine
+from sentra_runtime.policy import (
+    SCHEMA_VERSION,
+    Policy,
+    PolicyLoadError,
+    content_hash,
+    load_policy,
+)
+from sentra_runtime.stores import AgentState, MemoryStore, SQLiteStore, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION", "ActionDenied", "AgentState", "Decision", "Engine", "Explanation",
+    "MemoryStore", "Policy", "PolicyLoadError", "RuleTrial", "SQLiteStore", "Store",
+    "VerifyResult", "content_hash", "load_policy", "read_jsonl", "verify_records",
+]

@@ -1,0 +1,247 @@
+"""Explanations on request: re-run the action's rows with a plain interpreter and say why.
+
+The generated matcher only answers "which row"; this module answers "why not the others" for
+the rows before it, by interpreting the same tests step by step. It runs only when someone reads
+``Decision.explanation`` (or the audit log needs its summary).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from json.encoder import encode_basestring
+from typing import Any
+
+from sentra_runtime.codegen import INVALID_INPUT, MISSING, NO_MATCH, UNKNOWN_ACTION, Matcher
+from sentra_runtime.decision import ALLOW, BLOCK, Decision, Explanation, RuleTrial
+from sentra_runtime.policy import InputSpec, Policy, TestSpec, json_type
+
+
+def render_value(value: Any) -> str:
+    """A field value as a reason shows it: JSON spelling, strings bare, ``none`` when missing."""
+    if value is None or value is MISSING:
+        return "none"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (set, frozenset)):
+        return json.dumps(sorted(value), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_json(value: Any) -> str:
+    """A value as JSON text, for tests and actual values in explanations."""
+    if value is None or value is MISSING:
+        return "none"
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe snapshot of raw caller input (for the audit log of rejected input)."""
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [jsonable(item) for item in value]
+        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return repr(value)
+
+
+def invalid_input_reason(spec: InputSpec, value: Any) -> str:
+    """The reason of an ``INVALID_INPUT`` decision; it always names the field."""
+    if value is MISSING:
+        return f"Field `{spec.name}` is required but missing."
+    if spec.type == "enum":
+        allowed = ", ".join(f'"{item}"' for item in spec.values or ())
+        return f"Field `{spec.name}` must be one of {allowed}, got {render_json(value)}."
+    expected = {
+        "bool": "a boolean", "int": "an integer", "number": "a number", "string": "a string",
+        "set": "an array of strings",
+    }[spec.type]
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"Field `{spec.name}` must be {expected}, got {value!r}."
+    got = json_type(value)
+    if spec.type == "set" and isinstance(value, (list, tuple, set, frozenset)):
+        got = "an array with a non-string item"
+    return f"Field `{spec.name}` must be {expected}, got {got}."
+
+
+def describe_test(test: TestSpec) -> str:
+    """A test in the policy's own notation, e.g. ``amount > context.max_approval_amount``."""
+    if test.op == "exists":
+        text = f"exists {test.field}"
+    elif test.other is not None:
+        text = f"{test.field} {test.op} {test.other}"
+    elif test.op == "in":
+        text = f"{test.field} in {{{', '.join(render_json(item) for item in test.value)}}}"
+    else:
+        text = f"{test.field} {test.op} {render_json(test.value)}"
+    return f"not ({text})" if test.negate else text
+
+
+def test_holds(test: TestSpec, values: Mapping[str, Any]) -> bool:
+    """Interpret one test (docs/table.md): false on a missing field, then ``negate`` flips it."""
+    field = values.get(test.field)
+    if test.op == "exists":
+        result = field is not None
+    elif field is None:
+        result = False
+    elif test.other is not None:
+        other = values.get(test.other)
+        result = other is not None and _compare(test.op, field, other)
+    elif test.op == "in":
+        result = field in test.value
+    elif test.op == "starts_with":
+        result = field.startswith(test.value)
+    elif test.op == "ends_with":
+        result = field.endswith(test.value)
+    elif test.op == "contains":
+        result = test.value in field
+    else:
+        value = frozenset(test.value) if isinstance(test.value, list) else test.value
+        if isinstance(value, bool) or isinstance(field, bool):
+            result = (field is value) == (test.op == "==")
+        else:
+            result = _compare(test.op, field, value)
+    return not result if test.negate else result
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op == "==":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+class EvaluationContext:
+    """What the engine keeps per policy so a decision can explain itself later."""
+
+    def __init__(self, policy: Policy, matcher: Matcher) -> None:
+        self.policy = policy
+        self.matcher = matcher
+
+    def values_by_name(self, payload: tuple[Any, ...]) -> dict[str, Any]:
+        return {spec.name: value for spec, value in zip(self.matcher.fields, payload)}
+
+    def audit_input(self, fields: Any, code: int, payload: Any, state: Any) -> dict[str, Any]:
+        if code in (INVALID_INPUT, UNKNOWN_ACTION):
+            return dict(fields or {})
+        return {spec.name: sorted(value) if value.__class__ is frozenset else value
+                for spec, value in zip(self.matcher.fields, payload) if value is not None}
+
+
+def explain(context: EvaluationContext, decision: Decision, fields: Any, code: int,
+            payload: Any, state: tuple[int, int, bool]) -> Explanation:
+    """Build the explanation of ``decision`` from the evaluation the engine recorded."""
+    cumulative, blocked, down = state
+    policy = context.policy
+    action = decision.action
+    steps = [f"agent `{decision.agent_id}`: action `{action}`, state: cumulative risk "
+             f"{cumulative}/{policy.risk_threshold}, blocked attempts {blocked}/{policy.strikes}"
+             f"{', shut down' if down else ''}"]
+    if down:
+        steps.append("the agent is already shut down: no rule is evaluated")
+        steps.append(f"=> {decision.label}: {decision.reason}")
+        return Explanation(action, None, (), None, "no risk attempted", tuple(steps))
+    block_index = context.matcher.block_of.get(action)
+    block = policy.actions[block_index].names if block_index is not None else None
+    trials: tuple[RuleTrial, ...] = ()
+    matched: str | None = None
+    if code == INVALID_INPUT:
+        index, value = payload
+        reason = invalid_input_reason(context.matcher.fields[index], value)
+        steps.append(f"input rejected before any rule: {reason}")
+    elif code == UNKNOWN_ACTION:
+        steps.append(f"no action block names `{action}` and the policy has no `otherwise` rule")
+    else:
+        if block_index is None:
+            steps.append(f"no action block names `{action}`: the `otherwise` rule applies")
+        else:
+            steps.append(f"action block {', '.join(block or ())}: rows tried in order")
+            trials = _trials(context, block_index, payload, code)
+            steps += [f"  {trial.describe()}" for trial in trials]
+        if code == NO_MATCH:
+            steps.append("no row matched and the policy has no `otherwise` rule")
+        elif block_index is not None and not any(trial.matched for trial in trials):
+            steps.append("no row matched: the `otherwise` rule applies")
+        else:
+            matched = context.matcher.rows[code].rule
+            steps.append(f"rule {matched} decides: {policy.rule(matched).outcome}")
+    risk = _arithmetic(decision, policy, code, cumulative, blocked, matched)
+    steps.append(f"risk: {risk}")
+    steps.append(f"=> {decision.label} ({decision.rule_id}): {decision.reason}")
+    return Explanation(action, block, trials, matched, risk, tuple(steps))
+
+
+def summarize(context: EvaluationContext, decision: Decision, fields: Any, code: int,
+              payload: Any, state: tuple[int, int, bool]) -> str:
+    """The audit log's one-line explanation: which rule and row decided, and the arithmetic.
+
+    Cheap on purpose (it is written for every decision); the full explanation can always be
+    rebuilt from the recorded input and policy with ``sentra-lang explain``.
+    """
+    cumulative, blocked, down = state
+    if down:
+        return "agent already shut down; no rule evaluated"
+    if code == INVALID_INPUT:
+        return "input rejected before any rule; " + _arithmetic(
+            decision, context.policy, code, cumulative, blocked, None)
+    if code == UNKNOWN_ACTION or code == NO_MATCH:
+        return "no rule matched; " + _arithmetic(
+            decision, context.policy, code, cumulative, blocked, None)
+    row = context.matcher.rows[code]
+    where = "otherwise" if row.block is None else f"row {row.index}"
+    return f"matched {row.rule} ({where}); " + _arithmetic(
+        decision, context.policy, code, cumulative, blocked, row.rule)
+
+
+def _trials(context: EvaluationContext, block_index: int, payload: tuple[Any, ...],
+            code: int) -> tuple[RuleTrial, ...]:
+    values = context.values_by_name(payload)
+    matched = context.matcher.rows[code] if code >= 0 else None
+    matched_row = matched.index if matched is not None and matched.block == block_index else -1
+    trials = []
+    for index, row in enumerate(context.policy.actions[block_index].rows):
+        if index == matched_row:
+            trials.append(RuleTrial(row.rule, index, True))
+            break
+        failed = next(test for test in row.tests if not test_holds(test, values))
+        trials.append(RuleTrial(row.rule, index, False, describe_test(failed),
+                                render_json(values.get(failed.field))))
+    return tuple(trials)
+
+
+def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, blocked: int,
+                matched: str | None) -> str:
+    threshold = policy.risk_threshold
+    risk = decision.attempted_risk
+    projected = cumulative + risk
+    if matched is None:
+        text = f"no risk attempted; cumulative risk stays {cumulative}/{threshold}"
+    elif policy.rule(matched).outcome == ALLOW and decision.allowed:
+        text = f"{cumulative} + {risk} = {projected} <= {threshold}: applied"
+    elif policy.rule(matched).outcome == ALLOW:
+        text = f"{cumulative} + {risk} = {projected} > {threshold}: not applied"
+    elif policy.rule(matched).outcome == BLOCK:
+        text = f"rule blocks: attempted risk {risk} not applied, cumulative risk stays {cumulative}"
+    else:
+        text = f"rule shuts the agent down: attempted risk {risk} not applied"
+    if not decision.allowed:
+        text += (f"; blocked attempts {blocked} + 1 = {decision.blocked_attempts}"
+                 f"{' >= ' if decision.blocked_attempts >= policy.strikes else ' < '}"
+                 f"{policy.strikes} strikes")
+    return text

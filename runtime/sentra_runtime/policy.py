@@ -1,0 +1,508 @@
+"""Load a compiled decision table: validate its shape, verify its hash, refuse future schemas.
+
+The table's schema is written once, as pydantic models in ``sentra_lang/table.py``; this module
+is the small hand-written validator that follows those models, so the runtime needs nothing
+beyond the standard library. Every error names the path of the offending value
+(``rules[3].risk: expected integer, got string``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
+NORMALIZATIONS = frozenset({"lower", "upper", "trim"})
+OUTCOMES = frozenset({"allow", "block", "shutdown"})
+OPERATORS = frozenset(
+    {"==", "!=", "<", "<=", ">", ">=", "in", "exists", "starts_with", "ends_with", "contains"}
+)
+ORDERING_OPERATORS = frozenset({"<", "<=", ">", ">="})
+STRING_OPERATORS = frozenset({"starts_with", "ends_with"})
+
+
+class PolicyLoadError(ValueError):
+    """The table cannot be used: malformed, tampered with, or from a future schema version."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: str
+    optional: bool
+    has_default: bool
+    default: Any
+    normalize: tuple[str, ...]
+    values: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    field: str
+    op: str
+    value: Any
+    other: str | None
+    negate: bool
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    rule: str
+    tests: tuple[TestSpec, ...]
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: str
+    outcome: str
+    risk: int
+    threat: str | None
+    reason: str
+    description: str | None
+    condition: str | None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    names: tuple[str, ...]
+    rows: tuple[RowSpec, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated, hash-verified decision table, ready to be compiled by the engine."""
+
+    schema_version: int
+    name: str
+    version: str
+    description: str | None
+    risk_threshold: int
+    strikes: int
+    action_normalize: tuple[str, ...]
+    inputs: tuple[InputSpec, ...]
+    rules: tuple[RuleSpec, ...]
+    actions: tuple[ActionSpec, ...]
+    otherwise: str | None
+    hash: str
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def input_field(self, name: str) -> InputSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def canonical_json(data: Any) -> str:
+    """The serialisation every hash uses (identical to ``sentra_lang.table.canonical_json``)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(table_data: Mapping[str, Any]) -> str:
+    """``sha256:`` + hex SHA-256 of the canonical JSON of the table without its ``hash`` key."""
+    body = {key: value for key, value in table_data.items() if key != "hash"}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def load_policy(source: Policy | Mapping[str, Any] | str | os.PathLike[str], *,
+                verify_hash: bool = True) -> Policy:
+    """Load a table from a parsed dict, JSON text, or a path to a JSON file.
+
+    A string that starts with ``{`` (after white space) is JSON text; any other string is a path.
+    """
+    if isinstance(source, Policy):
+        return source
+    if isinstance(source, Mapping):
+        return policy_from_dict(source, verify_hash=verify_hash)
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        return policy_from_json(source, verify_hash=verify_hash)
+    if isinstance(source, (str, os.PathLike)):
+        return policy_from_file(source, verify_hash=verify_hash)
+    raise PolicyLoadError(f"cannot load a policy from {type(source).__name__}")
+
+
+def policy_from_file(path: str | os.PathLike[str], *, verify_hash: bool = True) -> Policy:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyLoadError(f"cannot read policy table {os.fspath(path)!s}: {error}") from None
+    return policy_from_json(text, verify_hash=verify_hash)
+
+
+def policy_from_json(text: str, *, verify_hash: bool = True) -> Policy:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PolicyLoadError(
+            f"policy table is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+    return policy_from_dict(data, verify_hash=verify_hash)
+
+
+def policy_from_dict(data: Any, *, verify_hash: bool = True) -> Policy:
+    if not isinstance(data, Mapping):
+        raise PolicyLoadError(f"table: expected object, got {json_type(data)}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise PolicyLoadError(
+            f"table schema_version {version} is newer than this runtime supports "
+            f"({SCHEMA_VERSION}); upgrade sentra-runtime to load it"
+        )
+    policy = _Validator().table(data)
+    if verify_hash:
+        _verify_hash(data)
+    return policy
+
+
+def _verify_hash(data: Mapping[str, Any]) -> None:
+    recorded = data.get("hash", "")
+    if not recorded:
+        raise PolicyLoadError("hash: the table has no content hash; compile it with sentra-lang")
+    actual = content_hash(data)
+    if recorded != actual:
+        raise PolicyLoadError(
+            f"hash: content hash mismatch (recorded {recorded}, computed {actual}); "
+            "the table was modified after it was compiled"
+        )
+
+
+def normalizer(steps: tuple[str, ...]) -> Callable[[str], str]:
+    """The function applying a field's (or the action type's) normalisation steps in order."""
+    operations: dict[str, Callable[[str], str]] = {
+        "trim": str.strip, "lower": str.lower, "upper": str.upper}
+    functions = [operations[step] for step in steps]
+
+    def normalize(text: str) -> str:
+        for function in functions:
+            text = function(text)
+        return text
+
+    return normalize
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def _fail(path: str, message: str) -> PolicyLoadError:
+    return PolicyLoadError(f"{path}: {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (bool, str)) or _is_number(value)
+
+
+def _is_string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+class _Validator:
+    """Checks the table against the schema of ``sentra_lang/table.py`` and its references."""
+
+    def table(self, data: Mapping[str, Any]) -> Policy:
+        self._keys("table", data, required={"policy", "settings", "input", "rules", "actions"},
+                   optional={"schema_version", "otherwise", "hash"})
+        schema_version = self._int("schema_version", data.get("schema_version", SCHEMA_VERSION))
+        if schema_version < 1:
+            raise _fail("schema_version", f"unsupported schema version {schema_version}")
+        info = self._object("policy", data["policy"], required={"name", "version"},
+                            optional={"description"})
+        settings = self._object("settings", data["settings"], required=set(),
+                                optional={"risk_threshold", "strikes", "action_normalize"})
+        inputs = tuple(self._input(f"input[{i}]", item)
+                       for i, item in enumerate(self._list("input", data["input"])))
+        rules = tuple(self._rule(f"rules[{i}]", item)
+                      for i, item in enumerate(self._list("rules", data["rules"])))
+        actions = tuple(self._action(f"actions[{i}]", item)
+                        for i, item in enumerate(self._list("actions", data["actions"])))
+        otherwise = self._optional_str("otherwise", data.get("otherwise"))
+        policy = Policy(
+            schema_version=schema_version,
+            name=self._str("policy.name", info["name"]),
+            version=self._str("policy.version", info["version"]),
+            description=self._optional_str("policy.description", info.get("description")),
+            risk_threshold=self._int("settings.risk_threshold", settings.get("risk_threshold", 100)),
+            strikes=self._int("settings.strikes", settings.get("strikes", 3)),
+            action_normalize=self._normalize_list(
+                "settings.action_normalize", settings.get("action_normalize", [])),
+            inputs=inputs,
+            rules=rules,
+            actions=actions,
+            otherwise=otherwise,
+            hash=self._str("hash", data.get("hash", "")),
+        )
+        _References(policy).check()
+        return policy
+
+    def _input(self, path: str, data: Any) -> InputSpec:
+        item = self._object(path, data, required={"name", "type"},
+                            optional={"optional", "default", "has_default", "normalize", "values"})
+        field_type = self._choice(f"{path}.type", item["type"], FIELD_TYPES)
+        values = item.get("values")
+        if values is not None and not _is_string_list(values):
+            raise _fail(f"{path}.values", f"expected array of strings, got {json_type(values)}")
+        if field_type == "enum" and not values:
+            raise _fail(f"{path}.values", "an enum field needs its closed set of values")
+        default = item.get("default")
+        if default is not None and not (_is_scalar(default) or _is_string_list(default)):
+            raise _fail(f"{path}.default", f"expected scalar or array of strings, got "
+                                           f"{json_type(default)}")
+        return InputSpec(
+            name=self._str(f"{path}.name", item["name"]),
+            type=field_type,
+            optional=self._bool(f"{path}.optional", item.get("optional", False)),
+            has_default=self._bool(f"{path}.has_default", item.get("has_default", False)),
+            default=default,
+            normalize=self._normalize_list(f"{path}.normalize", item.get("normalize", [])),
+            values=tuple(values) if values is not None else None,
+        )
+
+    def _rule(self, path: str, data: Any) -> RuleSpec:
+        item = self._object(path, data, required={"id", "outcome", "span"},
+                            optional={"risk", "threat", "reason", "description", "condition",
+                                      "generated_id"})
+        self._span(f"{path}.span", item["span"])
+        self._bool(f"{path}.generated_id", item.get("generated_id", False))
+        return RuleSpec(
+            id=self._str(f"{path}.id", item["id"]),
+            outcome=self._choice(f"{path}.outcome", item["outcome"], OUTCOMES),
+            risk=self._int(f"{path}.risk", item.get("risk", 0)),
+            threat=self._optional_str(f"{path}.threat", item.get("threat")),
+            reason=self._str(f"{path}.reason", item.get("reason", "")),
+            description=self._optional_str(f"{path}.description", item.get("description")),
+            condition=self._optional_str(f"{path}.condition", item.get("condition")),
+        )
+
+    def _span(self, path: str, data: Any) -> None:
+        span = self._object(path, data, required={"file", "line", "column", "end_line",
+                                                  "end_column"}, optional=set())
+        self._str(f"{path}.file", span["file"])
+        for key in ("line", "column", "end_line", "end_column"):
+            self._int(f"{path}.{key}", span[key])
+
+    def _action(self, path: str, data: Any) -> ActionSpec:
+        item = self._object(path, data, required={"names", "rows"}, optional=set())
+        names = self._list(f"{path}.names", item["names"])
+        rows = self._list(f"{path}.rows", item["rows"])
+        return ActionSpec(
+            names=tuple(self._str(f"{path}.names[{i}]", name) for i, name in enumerate(names)),
+            rows=tuple(self._row(f"{path}.rows[{i}]", row) for i, row in enumerate(rows)),
+        )
+
+    def _row(self, path: str, data: Any) -> RowSpec:
+        item = self._object(path, data, required={"rule"}, optional={"tests"})
+        tests = self._list(f"{path}.tests", item.get("tests", []))
+        return RowSpec(
+            rule=self._str(f"{path}.rule", item["rule"]),
+            tests=tuple(self._test(f"{path}.tests[{i}]", test) for i, test in enumerate(tests)),
+        )
+
+    def _test(self, path: str, data: Any) -> TestSpec:
+        item = self._object(path, data, required={"field", "op"},
+                            optional={"value", "other", "negate"})
+        value = item.get("value")
+        if value is not None and not (_is_scalar(value) or _is_string_list(value)):
+            raise _fail(f"{path}.value", f"expected scalar or array of strings, got "
+                                         f"{json_type(value)}")
+        return TestSpec(
+            field=self._str(f"{path}.field", item["field"]),
+            op=self._choice(f"{path}.op", item["op"], OPERATORS),
+            value=value,
+            other=self._optional_str(f"{path}.other", item.get("other")),
+            negate=self._bool(f"{path}.negate", item.get("negate", False)),
+        )
+
+    def _keys(self, path: str, data: Mapping[str, Any], *, required: set[str],
+              optional: set[str]) -> None:
+        for key in sorted(required):
+            if key not in data:
+                raise _fail(path, f"missing required key `{key}`")
+        for key in data:
+            if key not in required and key not in optional:
+                raise _fail(path, f"unknown key `{key}`")
+
+    def _object(self, path: str, data: Any, *, required: set[str],
+                optional: set[str]) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise _fail(path, f"expected object, got {json_type(data)}")
+        self._keys(path, data, required=required, optional=optional)
+        return data
+
+    def _list(self, path: str, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            raise _fail(path, f"expected array, got {json_type(data)}")
+        return data
+
+    def _str(self, path: str, data: Any) -> str:
+        if not isinstance(data, str):
+            raise _fail(path, f"expected string, got {json_type(data)}")
+        return data
+
+    def _optional_str(self, path: str, data: Any) -> str | None:
+        return None if data is None else self._str(path, data)
+
+    def _int(self, path: str, data: Any) -> int:
+        if not _is_int(data):
+            raise _fail(path, f"expected integer, got {json_type(data)}")
+        return int(data)
+
+    def _bool(self, path: str, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise _fail(path, f"expected boolean, got {json_type(data)}")
+        return data
+
+    def _choice(self, path: str, data: Any, choices: frozenset[str]) -> str:
+        value = self._str(path, data)
+        if value not in choices:
+            allowed = ", ".join(f"`{choice}`" for choice in sorted(choices))
+            raise _fail(path, f"unknown value `{value}` (expected one of {allowed})")
+        return value
+
+    def _normalize_list(self, path: str, data: Any) -> tuple[str, ...]:
+        items = self._list(path, data)
+        return tuple(self._choice(f"{path}[{i}]", item, NORMALIZATIONS)
+                     for i, item in enumerate(items))
+
+
+class _References:
+    """Checks what the schema alone cannot: ids resolve, fields are declared, tests fit types."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.fields = {spec.name: spec for spec in policy.inputs}
+        self.rule_ids = {rule.id for rule in policy.rules}
+
+    def check(self) -> None:
+        self._unique("input", [spec.name for spec in self.policy.inputs], "field")
+        self._unique("rules", [rule.id for rule in self.policy.rules], "rule id")
+        for index, spec in enumerate(self.policy.inputs):
+            self._default(f"input[{index}]", spec)
+        seen: dict[str, int] = {}
+        for a_index, action in enumerate(self.policy.actions):
+            for n_index, name in enumerate(action.names):
+                if name in seen:
+                    raise _fail(f"actions[{a_index}].names[{n_index}]",
+                                f"action `{name}` is already covered by actions[{seen[name]}]")
+                seen[name] = a_index
+            for r_index, row in enumerate(action.rows):
+                path = f"actions[{a_index}].rows[{r_index}]"
+                self._rule_ref(f"{path}.rule", row.rule)
+                for t_index, test in enumerate(row.tests):
+                    self._test(f"{path}.tests[{t_index}]", test)
+        if self.policy.otherwise is not None:
+            self._rule_ref("otherwise", self.policy.otherwise)
+
+    def _unique(self, path: str, names: list[str], what: str) -> None:
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if name in seen:
+                raise _fail(f"{path}[{index}]", f"duplicate {what} `{name}`")
+            seen.add(name)
+
+    def _rule_ref(self, path: str, rule_id: str) -> None:
+        if rule_id not in self.rule_ids:
+            raise _fail(path, f"unknown rule id `{rule_id}`")
+
+    def _field(self, path: str, name: str) -> InputSpec:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise _fail(path, f"field `{name}` is not declared in the table's input") from None
+
+    def _default(self, path: str, spec: InputSpec) -> None:
+        if not spec.has_default:
+            return
+        if spec.default is None:
+            raise _fail(f"{path}.default", "has_default is true but the default is null")
+        if not _VALUE_CHECKS[spec.type](spec.default):
+            raise _fail(f"{path}.default", f"default does not fit type `{spec.type}`")
+        if spec.type == "enum" and normalizer(spec.normalize)(spec.default) not in (spec.values or ()):
+            raise _fail(f"{path}.default", f"default `{spec.default}` is not one of the enum's values")
+
+    def _test(self, path: str, test: TestSpec) -> None:
+        spec = self._field(f"{path}.field", test.field)
+        if test.op == "exists":
+            if test.value is not None or test.other is not None:
+                raise _fail(path, "an `exists` test takes neither `value` nor `other`")
+            return
+        if (test.value is None) == (test.other is None):
+            raise _fail(path, "exactly one of `value` and `other` must be set")
+        if test.other is not None:
+            other = self._field(f"{path}.other", test.other)
+            if test.op in ORDERING_OPERATORS and not (_numeric(spec) and _numeric(other)):
+                raise _fail(path, f"`{test.op}` compares numbers; `{test.field}` is "
+                                  f"{spec.type} and `{test.other}` is {other.type}")
+            if test.op not in ORDERING_OPERATORS | {"==", "!="}:
+                raise _fail(f"{path}.op", f"`{test.op}` cannot compare two fields")
+            return
+        self._literal(path, test, spec)
+
+    def _literal(self, path: str, test: TestSpec, spec: InputSpec) -> None:
+        value = test.value
+        if test.op in ORDERING_OPERATORS:
+            ok = _numeric(spec) and _is_number(value)
+            expected = "a number compared with a numeric field"
+        elif test.op == "in":
+            ok = _is_string_list(value) and spec.type in ("string", "enum")
+            expected = "an array of strings tested against a string field"
+        elif test.op in STRING_OPERATORS:
+            ok = isinstance(value, str) and spec.type in ("string", "enum")
+            expected = "a string tested against a string field"
+        elif test.op == "contains":
+            ok = isinstance(value, str) and spec.type in ("string", "enum", "set")
+            expected = "a string tested against a string or set field"
+        else:
+            ok = _VALUE_CHECKS[spec.type](value) or (_numeric(spec) and _is_number(value))
+            expected = f"a value of the field's type `{spec.type}`"
+        if not ok:
+            raise _fail(f"{path}.value", f"`{test.op}` on `{test.field}` needs {expected}")
+
+
+def _numeric(spec: InputSpec) -> bool:
+    return spec.type in ("int", "number")
+
+
+_VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "bool": lambda value: isinstance(value, bool),
+    "int": _is_int,
+    "number": _is_number,
+    "string": lambda value: isinstance(value, str),
+    "enum": lambda value: isinstance(value, str),
+    "set": _is_string_list,
+}

@@ -1,0 +1,201 @@
+"""The SQLite store: agent state and audit log in one file, shared by threads and processes.
+
+Every decision is one ``BEGIN IMMEDIATE`` transaction: read the agent's state, decide, write the
+state, append the hash-chained audit record, commit; the decision is returned only after the
+commit. ``BEGIN IMMEDIATE`` takes the database's write lock first, so concurrent decisions (of
+any agent, from any thread or process) are serialised and none is lost.
+
+Durability (WAL mode): with ``synchronous="NORMAL"`` (the default) a committed decision survives a
+crash of the process, because the commit is in the WAL file before ``evaluate`` returns; a power
+loss or OS crash can lose the decisions committed since the last WAL sync (checkpoint), never
+corrupt the file. ``synchronous="FULL"`` syncs the WAL at every commit, so nothing acknowledged
+is lost even on power loss, at the cost of one fsync per decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from sentra_runtime import audit
+from sentra_runtime.audit import VerifyResult
+from sentra_runtime.decision import Decision
+from sentra_runtime.policy import Policy
+from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    cumulative_risk INTEGER NOT NULL,
+    blocked_attempts INTEGER NOT NULL,
+    shut_down INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+_SELECT_STATE = "SELECT cumulative_risk, blocked_attempts, shut_down FROM agents WHERE agent_id = ?"
+_UPSERT_STATE = (
+    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+    "cumulative_risk = excluded.cumulative_risk, blocked_attempts = excluded.blocked_attempts, "
+    "shut_down = excluded.shut_down"
+)
+_LAST_AUDIT = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+_STATE_AND_LAST_AUDIT = (
+    "SELECT a.cumulative_risk, a.blocked_attempts, a.shut_down, "
+    "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), "
+    "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) "
+    "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
+)
+_INSERT_AUDIT = "INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)"
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+
+
+class SQLiteStore:
+    """State and audit log in a SQLite file (WAL). Open one store per process; threads share it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
+                 busy_timeout: float = 60.0) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(self.path, timeout=busy_timeout,
+                                           isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute(f"PRAGMA synchronous={mode}")
+        with self._transaction() as connection:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._lock, self._connection)
+
+    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
+              payload: Any) -> Decision:
+        with self._transaction() as connection:
+            risk, blocked, down, seq, prev = connection.execute(
+                _STATE_AND_LAST_AUDIT, (agent_id,)).fetchone()
+            state: RawState = FRESH if risk is None else (risk, blocked, bool(down))
+            decision, new_state = decide(state, agent_id, action, fields, code, payload)
+            if risk is None or new_state != state:
+                connection.execute(_UPSERT_STATE, (agent_id, *new_state))
+            record = audit.decision_record(time.time(), decision)
+            body, digest = audit.seal_text(record, 1 if seq is None else seq + 1, prev)
+            connection.execute(_INSERT_AUDIT, (record["seq"], digest, body))
+        return decision
+
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
+        with self._transaction() as connection:
+            if agent_id is None:
+                agents = [row[0] for row in connection.execute("SELECT agent_id FROM agents")]
+                connection.execute(
+                    "UPDATE agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = 0")
+            else:
+                agents = [agent_id]
+                connection.execute(_UPSERT_STATE, (agent_id, *FRESH))
+            self._append(connection, audit.reset_record(time.time(), policy_hash, agent_id,
+                                                        operator, agents))
+        return sorted(agents)
+
+    def state(self, agent_id: str) -> AgentState:
+        with self._lock:
+            row = self._connection.execute(_SELECT_STATE, (agent_id,)).fetchone()
+        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], bool(row[2])))
+
+    def agents(self) -> list[str]:
+        with self._lock:
+            rows = self._connection.execute("SELECT agent_id FROM agents ORDER BY agent_id")
+            return [row[0] for row in rows]
+
+    def record_policy_load(self, policy: Policy) -> None:
+        with self._transaction() as connection:
+            self._append(connection, audit.policy_load_record(
+                time.time(), policy.hash, policy.name, policy.version, policy.schema_version))
+
+    @staticmethod
+    def _append(connection: sqlite3.Connection, record: dict[str, Any]) -> None:
+        last = connection.execute(_LAST_AUDIT).fetchone()
+        seq, prev = (1, None) if last is None else (last[0] + 1, last[1])
+        body, digest = audit.seal_text(record, seq, prev)
+        connection.execute(_INSERT_AUDIT, (seq, digest, body))
+
+    def audit_records(self) -> Iterator[dict[str, Any]]:
+        return read_audit(self.path)
+
+    def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
+        return audit.verify_records(self.audit_records(), expected_head=expected_head)
+
+    def export_audit(self, out: IO[str]) -> int:
+        return audit.write_jsonl(self.audit_records(), out)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's thread lock; rollback on error."""
+
+    def __init__(self, lock: threading.Lock, connection: sqlite3.Connection) -> None:
+        self.lock = lock
+        self.connection = connection
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.connection
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        try:
+            self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
+
+
+def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The audit records of a store file, in seq order, read in one snapshot.
+
+    The ``body`` column holds the canonical JSON of the record without its hash (the exact text
+    that was hashed), the ``hash`` column its hash. A body whose JSON no longer parses is
+    yielded as a non-record, which the verifier reports.
+    """
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    connection = sqlite3.connect(uri, uri=True)
+    try:
+        connection.execute("BEGIN")
+        for seq, digest, text in connection.execute(
+                "SELECT seq, hash, body FROM audit ORDER BY seq"):
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError:
+                yield {"seq": seq, "unparsable": text}
+                continue
+            if isinstance(record, dict):
+                record["hash"] = digest
+            yield record
+    finally:
+        connection.close()
+
+
+def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False

@@ -1,0 +1,126 @@
+"""`sentra-lang explain POLICY ACTION --field k=v ...`: evaluate one action and show why.
+
+POLICY is a compiled table (`.json`) or a `.sentra` file (compiled first). The agent starts from
+`--state risk,strikes` (default `0,0`). Exit codes: 0 when the evaluation ran, whatever the
+decision (the decision is the output, not a failure); 1 when a `.sentra` policy has errors;
+2 for usage errors (unreadable or invalid policy, malformed `--field` or `--state`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sentra_runtime import Engine, MemoryStore, Policy, PolicyLoadError, load_policy
+
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "explain", help="evaluate one action and show the reasoning",
+        description="Evaluate one action against a policy and print the decision with its "
+        "explanation: the rules tried, the test that failed for each, the match and the risk "
+        "arithmetic. Exit 0 whenever the evaluation ran, whatever the decision.")
+    parser.add_argument("policy", metavar="POLICY", help="compiled table (.json) or .sentra file")
+    parser.add_argument("action", metavar="ACTION", help="the action type, e.g. EXPORT_DATA")
+    parser.add_argument("--field", "-f", action="append", default=[], metavar="K=V",
+                        help="an input field; V is parsed as JSON when it parses, else a string; "
+                        "dotted names (context.x) nest; repeatable")
+    parser.add_argument("--agent", default="agent", metavar="ID", help="the agent id")
+    parser.add_argument("--state", metavar="RISK,STRIKES", default="0,0",
+                        help="the agent's cumulative risk and blocked attempts before the action")
+    parser.add_argument("--format", choices=["human", "json"], default="human")
+    parser.set_defaults(run=run)
+
+
+def parse_fields(items: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for item in items:
+        name, separator, raw = item.partition("=")
+        if not separator or not name.strip():
+            raise UsageError(f"--field expects NAME=VALUE, got `{item}`")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        fields[name.strip()] = value
+    return fields
+
+
+def parse_state(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    try:
+        risk, strikes = (int(part) for part in parts)
+    except ValueError:
+        raise UsageError(f"--state expects RISK,STRIKES (two integers), got `{text}`") from None
+    if risk < 0 or strikes < 0:
+        raise UsageError("--state values must not be negative")
+    return risk, strikes
+
+
+def load(path_text: str) -> Policy | None:
+    """The policy at ``path_text``; ``None`` after printing diagnostics of a broken .sentra file."""
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"no such policy file: {path_text}")
+    if path.suffix != ".sentra":
+        try:
+            return load_policy(path)
+        except PolicyLoadError as error:
+            raise UsageError(f"{path_text}: {error}") from None
+    return _compile(path)
+
+
+def _compile(path: Path) -> Policy | None:
+    try:
+        from sentra_lang.compiler import compile_file
+        from sentra_lang.diagnostics import Severity, render_human
+        from sentra_lang.loader import FileUnreadable
+        from sentra_lang.table import dump_table
+    except ImportError as error:  # the compiler is optional for explaining compiled tables
+        raise UsageError(f"cannot compile {path}: {error}") from None
+    try:
+        result = compile_file(path, analyse=False)
+    except FileUnreadable as error:
+        raise UsageError(str(error)) from None
+    for diag in result.sorted_diagnostics():
+        if diag.severity is Severity.ERROR:
+            print(render_human(diag), file=sys.stderr)
+    if not result.ok or result.table is None:
+        if result.ok:
+            print(f"{path}: a library (no `policy` header) has no table", file=sys.stderr)
+        return None
+    return load_policy(dump_table(result.table))
+
+
+def run(args: argparse.Namespace) -> int:
+    fields = parse_fields(args.field)
+    risk, strikes = parse_state(args.state)
+    policy = load(args.policy)
+    if policy is None:
+        return EXIT_FAILURE
+    store = MemoryStore(audit=False)
+    engine = Engine(policy, store)
+    store.set_state(args.agent, risk, strikes)
+    decision = engine.evaluate(args.agent, args.action, fields)
+    if args.format == "json":
+        data = decision.to_dict(explanation=True)
+        data["explanation"]["summary"] = decision.explanation.summary()
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(f"{decision.label} ({decision.rule_id})")
+        print(f"reason: {decision.reason}")
+        if decision.threat:
+            print(f"threat: {decision.threat}")
+        print(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "
+              f"projected {decision.projected_risk}, cumulative {decision.cumulative_risk}/"
+              f"{policy.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
+              f"{policy.strikes}; status {decision.status}")
+        print(f"policy: {policy.name} {policy.version} ({policy.hash})")
+        print()
+        print(decision.explanation)
+    return EXIT_OK

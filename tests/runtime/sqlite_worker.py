@@ -1,0 +1,54 @@
+"""A writer process for the SQLite tests: `python sqlite_worker.py DB TABLE MODE SEED COUNT`.
+
+MODE `hammer`: COUNT random decisions over a shared pool of agents.
+MODE `ack`: decisions for agents ack-0, ack-1, ... (COUNT of them, or forever when 0), printing
+each agent id to stdout, flushed, only after `evaluate` returned (the decision is acknowledged).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from sentra_runtime import Engine, SQLiteStore
+
+ACTIONS = [
+    ("FILE_READ", {}),
+    ("EXPORT_DATA", {"destination_type": "external", "data_classification": "sensitive"}),
+    ("DELETE_RECORD", {}),
+    ("CHANGE_PERMISSION", {}),
+    ("APPROVE_TRANSACTION", {"amount": 900, "context": {"max_approval_amount": 100}}),
+    ("SOMETHING_NEW", {}),
+    ("ACCESS_EXTERNAL_SERVICE", {"data_classification": "Restricted"}),
+    ("APPROVE_TRANSACTION", {"amount": "oops"}),
+]
+AGENTS = [f"agent-{index}" for index in range(12)]
+
+
+def hammer(engine: Engine, rng: random.Random, count: int) -> None:
+    for _ in range(count):
+        action, fields = rng.choice(ACTIONS)
+        engine.evaluate(rng.choice(AGENTS), action, fields)
+
+
+def acknowledge(engine: Engine, count: int) -> None:
+    index = 0
+    while count == 0 or index < count:
+        agent = f"ack-{index}"
+        engine.evaluate(agent, "DELETE_RECORD")
+        sys.stdout.write(agent + "\n")
+        sys.stdout.flush()
+        index += 1
+
+
+def main(argv: list[str]) -> None:
+    database, table, mode, seed, count = argv
+    engine = Engine(table, SQLiteStore(database))
+    if mode == "hammer":
+        hammer(engine, random.Random(int(seed)), int(count))
+    else:
+        acknowledge(engine, int(count))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,114 @@
+"""Tables for tests and the benchmark: variants of the Sentra table and generated policies."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+from sentra_runtime.policy import content_hash
+
+SPAN = {"file": "gen.sentra", "line": 1, "column": 1, "end_line": 1, "end_column": 2}
+
+
+def reseal(table: dict[str, Any]) -> dict[str, Any]:
+    table["hash"] = content_hash(table)
+    return table
+
+
+def with_shutdown_rule(table: dict[str, Any]) -> dict[str, Any]:
+    """The Sentra table with CHANGE_PERMISSION as a `shutdown` rule."""
+    changed = copy.deepcopy(table)
+    for rule in changed["rules"]:
+        if rule["id"] == "BLOCK_PERMISSION_CHANGE":
+            rule["outcome"] = "shutdown"
+    return reseal(changed)
+
+
+def without_otherwise(table: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(table)
+    changed["otherwise"] = None
+    return reseal(changed)
+
+
+GENERATED_INPUT = [
+    {"name": "amount", "type": "number", "optional": True, "has_default": False, "default": None,
+     "normalize": [], "values": None},
+    {"name": "count", "type": "int", "optional": False, "has_default": True, "default": 0,
+     "normalize": [], "values": None},
+    {"name": "kind", "type": "string", "optional": False, "has_default": True, "default": "a",
+     "normalize": ["trim", "lower"], "values": None},
+    {"name": "flag", "type": "bool", "optional": False, "has_default": True, "default": False,
+     "normalize": [], "values": None},
+    {"name": "limits.max", "type": "number", "optional": True, "has_default": False,
+     "default": None, "normalize": [], "values": None},
+    {"name": "tags", "type": "set", "optional": True, "has_default": False, "default": None,
+     "normalize": ["lower"], "values": None},
+]
+KINDS = ["a", "b", "c", "ab"]
+
+
+def random_test(rng: random.Random) -> dict[str, Any]:
+    choice = rng.randrange(9)
+    negate = rng.random() < 0.2
+    if choice == 0:
+        test = {"field": "amount", "op": rng.choice(["<", "<=", ">", ">=", "==", "!="]),
+                "value": rng.choice([0, 10, 50, 99.5])}
+    elif choice == 1:
+        test = {"field": "count", "op": rng.choice(["<", ">=", "==", "!="]),
+                "value": rng.randrange(4)}
+    elif choice == 2:
+        test = {"field": "kind", "op": rng.choice(["==", "!=", "starts_with", "ends_with",
+                                                   "contains"]), "value": rng.choice(KINDS)}
+    elif choice == 3:
+        test = {"field": "kind", "op": "in", "value": sorted(rng.sample(KINDS, 2))}
+    elif choice == 4:
+        test = {"field": "flag", "op": rng.choice(["==", "!="]), "value": rng.random() < 0.5}
+    elif choice == 5:
+        test = {"field": "amount", "op": rng.choice(["<", ">", "==", "!="]),
+                "other": "limits.max"}
+    elif choice == 6:
+        test = {"field": rng.choice(["amount", "limits.max", "tags"]), "op": "exists"}
+    elif choice == 7:
+        test = {"field": "tags", "op": "contains", "value": rng.choice(KINDS)}
+    else:
+        test = {"field": "count", "op": "<=", "other": "amount"}
+    return {"value": None, "other": None, "negate": negate, **test}
+
+
+def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
+                   threshold: int = 100, strikes: int = 3, otherwise: bool = True,
+                   outcomes: tuple[str, ...] = ("allow", "allow", "allow", "block", "shutdown"),
+                   ) -> dict[str, Any]:
+    """A valid, sealed table of about ``rules`` rules spread over action blocks of ~10 rules."""
+    rng = random.Random(seed)
+    blocks = actions if actions is not None else max(1, rules // 10)
+    rule_list = []
+    action_list: list[dict[str, Any]] = [{"names": [f"ACTION_{b}"], "rows": []}
+                                         for b in range(blocks)]
+    for index in range(rules):
+        rule_id = f"RULE_{index}"
+        rule_list.append({
+            "id": rule_id, "outcome": rng.choice(outcomes), "risk": rng.choice([0, 10, 25, 40, 60]),
+            "threat": rng.choice([None, "Threat"]), "reason": rng.choice(
+                ["Reason {kind}.", "Constant reason.", "Amount {amount} {{literal}}"]),
+            "description": None, "condition": None, "generated_id": False, "span": SPAN})
+        rows = action_list[index % blocks]["rows"]
+        for _ in range(rng.choice([1, 1, 2])):
+            rows.append({"rule": rule_id,
+                         "tests": [random_test(rng) for _ in range(rng.randrange(0, 4))]})
+    if otherwise:
+        rule_list.append({"id": "FALLBACK", "outcome": "allow", "risk": 5, "threat": None,
+                          "reason": "Fallback.", "description": None, "condition": None,
+                          "generated_id": False, "span": SPAN})
+    table = {
+        "schema_version": 1,
+        "policy": {"name": f"generated{rules}", "version": "1", "description": None},
+        "settings": {"risk_threshold": threshold, "strikes": strikes,
+                     "action_normalize": ["trim", "upper"]},
+        "input": copy.deepcopy(GENERATED_INPUT),
+        "rules": rule_list,
+        "actions": action_list,
+        "otherwise": "FALLBACK" if otherwise else None,
+    }
+    return reseal(table)

@@ -1,0 +1,81 @@
+"""Loading tables: schema errors name the path, the hash is verified, future schemas refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sentra_runtime import PolicyLoadError, load_policy
+
+from sentra_lang.table import Table
+from sentra_lang.table import content_hash as compiler_hash
+from tests.runtime.helpers import SENTRA_TABLE
+from tests.runtime.tables import reseal
+
+
+def assert_load_error(table: Any, message: str) -> None:
+    with pytest.raises(PolicyLoadError) as raised:
+        load_policy(table)
+    assert message in str(raised.value), str(raised.value)
+
+
+def changed(table: dict[str, Any], edit: Any, *, seal: bool = True) -> dict[str, Any]:
+    copy_ = copy.deepcopy(table)
+    edit(copy_)
+    return reseal(copy_) if seal else copy_
+
+
+def test_fixture_matches_the_compiler_schema_and_hash(sentra_table: dict[str, Any]) -> None:
+    Table.model_validate(sentra_table)
+    assert compiler_hash(sentra_table) == sentra_table["hash"]
+
+
+def test_loads_from_dict_text_and_path(sentra_table: dict[str, Any]) -> None:
+    from_path = load_policy(SENTRA_TABLE)
+    assert load_policy(sentra_table) == load_policy(SENTRA_TABLE.read_text()) == from_path
+    assert load_policy(str(SENTRA_TABLE)).hash == sentra_table["hash"]
+
+
+def test_bad_hash_is_refused(sentra_table: dict[str, Any]) -> None:
+    tampered = changed(sentra_table, lambda t: t["rules"][0].update(risk=1), seal=False)
+    assert_load_error(tampered, "hash: content hash mismatch")
+    assert_load_error(changed(sentra_table, lambda t: t.pop("hash"), seal=False),
+                      "has no content hash")
+
+
+def test_future_schema_is_refused(sentra_table: dict[str, Any]) -> None:
+    future = changed(sentra_table, lambda t: t.update(schema_version=2, new_thing=1))
+    assert_load_error(future, "schema_version 2 is newer than this runtime supports (1)")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t["rules"][3].update(risk="40"), "rules[3].risk: expected integer, got string"),
+    (lambda t: t["rules"][3].update(risk=True), "rules[3].risk: expected integer, got boolean"),
+    (lambda t: t["rules"][0].update(outcome="deny"), "rules[0].outcome: unknown value `deny`"),
+    (lambda t: t["input"][0].update(type="float"), "input[0].type: unknown value `float`"),
+    (lambda t: t["actions"][1]["rows"][0].update(rule="NOPE"),
+     "actions[1].rows[0].rule: unknown rule id `NOPE`"),
+    (lambda t: t["actions"][1]["rows"][0]["tests"][0].update(field="nope"),
+     "actions[1].rows[0].tests[0].field: field `nope` is not declared"),
+    (lambda t: t["actions"][2]["rows"][2]["tests"][0].update(op="~"),
+     "actions[2].rows[2].tests[0].op: unknown value `~`"),
+    (lambda t: t["settings"].update(strikes=None), "settings.strikes: expected integer, got null"),
+    (lambda t: t.update(extra=1), "table: unknown key `extra`"),
+    (lambda t: t.pop("rules"), "table: missing required key `rules`"),
+    (lambda t: t.update(otherwise="MISSING"), "otherwise: unknown rule id `MISSING`"),
+    (lambda t: t["actions"][3]["rows"][0]["tests"][1].update(value="sensitive"),
+     "`in` on `data_classification` needs an array of strings"),
+])
+def test_wrong_shapes_name_the_path(sentra_table: dict[str, Any], edit: Any,
+                                    message: str) -> None:
+    assert_load_error(changed(sentra_table, edit), message)
+
+
+def test_unreadable_inputs(tmp_path: Path) -> None:
+    assert_load_error(str(tmp_path / "missing.json"), "cannot read policy table")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert_load_error(tmp_path / "bad.json", "not valid JSON")
+    assert_load_error("[1, 2]" if False else json.loads("[1]"), "cannot load a policy from list")

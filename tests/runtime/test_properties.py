@@ -1,0 +1,199 @@
+"""Laws, checked with Hypothesis: the state invariants of section 4, and the generated matcher
+agrees with a plain reference interpreter of the table (written here from docs/table.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sentra_runtime import Engine
+from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION
+
+from tests.runtime.helpers import sentra_table
+from tests.runtime.tables import KINDS, generate_table
+
+SENTRA = Engine(sentra_table()).policy
+
+ACTIONS = ["FILE_READ", "SEND_NOTIFICATION", "APPROVE_TRANSACTION", "EXPORT_DATA",
+           "ACCESS_EXTERNAL_SERVICE", "MODIFY_RECORD", "DELETE_RECORD", "CHANGE_PERMISSION",
+           "SOMETHING_ELSE", ""]
+FIELDS = st.fixed_dictionaries({}, optional={
+    "destination_type": st.sampled_from(["external", "internal", " External "]),
+    "data_classification": st.sampled_from(["sensitive", "internal", "RESTRICTED"]),
+    "notification_type": st.sampled_from(["approval", "rejection", "other"]),
+    "amount": st.one_of(st.integers(0, 10_000), st.just("12")),
+    "context": st.fixed_dictionaries({}, optional={
+        "approval_requires_verified_eligibility": st.booleans(),
+        "eligibility_verified": st.booleans(),
+        "max_approval_amount": st.integers(0, 10_000),
+    }),
+})
+STEP = st.one_of(
+    st.tuples(st.sampled_from(["a", "b", "A", ""]), st.sampled_from(ACTIONS), FIELDS),
+    st.tuples(st.sampled_from(["a", "b"]), st.just("<reset>"), st.just({})),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(STEP, max_size=40))
+def test_state_invariants(steps: list[tuple[str, str, dict[str, Any]]]) -> None:
+    engine = Engine(SENTRA)
+    strikes: dict[str, int] = {}
+    for agent, action, fields in steps:
+        if action == "<reset>":
+            engine.reset(agent, operator="prop")
+            strikes[agent] = 0
+            continue
+        was_down = engine.state(agent).status == "shut_down"
+        decision = engine.evaluate(agent, action, fields)
+        state = engine.state(agent)
+        assert state.cumulative_risk <= SENTRA.risk_threshold
+        assert state.blocked_attempts >= strikes.get(agent, 0)
+        strikes[agent] = state.blocked_attempts
+        assert (decision.cumulative_risk, decision.blocked_attempts, decision.status) == state
+        if was_down:
+            assert not decision.allowed and decision.rule_id == "AGENT_ALREADY_SHUT_DOWN"
+        assert decision.allowed == (decision.label == "Allowed")
+        assert (state.status == "shut_down") == (state.blocked_attempts >= SENTRA.strikes)
+    assert engine.verify_audit().ok
+
+
+# -- the generated matcher against a reference interpreter ----------------------------------------
+
+def _lookup(fields: dict[str, Any], name: str) -> Any:
+    node: Any = fields
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if node is not None else fields.get(name)
+
+
+def _normalise(text: str, steps: list[str]) -> str:
+    for step in steps:
+        text = {"trim": text.strip, "lower": text.lower, "upper": text.upper}[step]()
+    return text
+
+
+def _read(spec: dict[str, Any], raw: Any) -> tuple[bool, Any]:
+    """(valid, value) per docs/table.md: strict types, null is missing, defaults, normalisation."""
+    if raw is None:
+        if spec["has_default"]:
+            raw = spec["default"]
+        else:
+            return spec["optional"], None
+    kind = spec["type"]
+    if kind == "bool":
+        return isinstance(raw, bool), raw
+    if kind == "int":
+        return isinstance(raw, int) and not isinstance(raw, bool), raw
+    if kind == "number":
+        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
+        return ok, raw
+    if kind == "set":
+        ok = isinstance(raw, list) and all(isinstance(item, str) for item in raw)
+        return ok, {_normalise(item, spec["normalize"]) for item in raw} if ok else raw
+    if not isinstance(raw, str):
+        return False, raw
+    return True, _normalise(raw, spec["normalize"])
+
+
+def _holds(test: dict[str, Any], values: dict[str, Any]) -> bool:
+    left = values.get(test["field"])
+    op, value = test["op"], test["value"]
+    right = values.get(test["other"]) if test["other"] else value
+    if op == "exists":
+        result = left is not None
+    elif left is None or right is None:
+        result = False
+    elif op == "==":
+        result = left == right and type(left) is not bool or left is right
+    elif op == "!=":
+        result = not (left == right and type(left) is not bool or left is right)
+    elif op in ("<", "<=", ">", ">="):
+        result = {"<": left < right, "<=": left <= right, ">": left > right,
+                  ">=": left >= right}[op]
+    elif op == "in":
+        result = left in right
+    elif op == "starts_with":
+        result = left.startswith(right)
+    elif op == "ends_with":
+        result = left.endswith(right)
+    else:
+        result = right in left
+    return result != test["negate"]
+
+
+def reference(table: dict[str, Any], action: str, fields: dict[str, Any]) -> str:
+    action = _normalise(action, table["settings"]["action_normalize"])
+    block = next((b for b in table["actions"] if action in b["names"]), None)
+    if block is None and table["otherwise"] is None:
+        return "UNKNOWN"
+    values = {}
+    for spec in table["input"]:
+        ok, value = _read(spec, _lookup(fields, spec["name"]))
+        if not ok:
+            return f"INVALID {spec['name']}"
+        values[spec["name"]] = value
+    if block is None:
+        return table["otherwise"]
+    for row in block["rows"]:
+        if all(_holds(test, values) for test in row["tests"]):
+            return row["rule"]
+    return table["otherwise"] or "NO_MATCH"
+
+
+def compiled(engine: Engine, action: str, fields: dict[str, Any]) -> str:
+    code, payload, _ = engine.matcher.match(action, fields)
+    if code == UNKNOWN_ACTION:
+        return "UNKNOWN"
+    if code == INVALID_INPUT:
+        return f"INVALID {engine.matcher.fields[payload[0]].name}"
+    if code == NO_MATCH:
+        return "NO_MATCH"
+    return engine.matcher.rows[code].rule
+
+
+KIND_TEXT = st.sampled_from(KINDS).flatmap(
+    lambda kind: st.sampled_from([kind, kind.upper(), f" {kind} "]))
+GENERATED_FIELDS = st.fixed_dictionaries({}, optional={
+    "amount": st.one_of(st.none(), st.integers(-5, 120), st.sampled_from([10.0, 99.5, 50]),
+                        st.just("7"), st.just(True), st.just(float("inf"))),
+    "count": st.one_of(st.none(), st.integers(0, 4), st.just(1.5), st.just(False)),
+    "kind": st.one_of(st.none(), KIND_TEXT, st.just(5)),
+    "flag": st.one_of(st.none(), st.booleans(), st.just(1)),
+    "limits": st.one_of(st.fixed_dictionaries({}, optional={"max": st.integers(0, 100)}),
+                        st.just("not an object")),
+    "limits.max": st.integers(0, 100),
+    "tags": st.one_of(st.none(), st.lists(KIND_TEXT, max_size=3), st.just([1])),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), rules=st.integers(1, 40), otherwise=st.booleans(),
+       cases=st.lists(st.tuples(st.integers(0, 6), GENERATED_FIELDS), min_size=1, max_size=25))
+def test_generated_matcher_agrees_with_reference(seed: int, rules: int, otherwise: bool,
+                                                 cases: list[tuple[int, dict[str, Any]]]) -> None:
+    table = generate_table(rules, seed=seed, actions=4, otherwise=otherwise)
+    engine = Engine(table)
+    for action_index, fields in cases:
+        action = f" action_{action_index} "
+        assert compiled(engine, action, fields) == reference(table, action, fields), fields
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), GENERATED_FIELDS),
+                      max_size=30))
+def test_invariants_hold_for_generated_policies(seed: int,
+                                                steps: list[tuple[int, int, dict[str, Any]]]
+                                                ) -> None:
+    engine = Engine(generate_table(30, seed=seed, actions=5, threshold=60, strikes=2))
+    for agent, action_index, fields in steps:
+        before = engine.state(str(agent))
+        decision = engine.evaluate(str(agent), f"ACTION_{action_index}", fields)
+        after = engine.state(str(agent))
+        assert after.cumulative_risk <= 60 and after.blocked_attempts >= before.blocked_attempts
+        if before.status == "shut_down":
+            assert not decision.allowed and after == before
+        assert decision.explanation.steps  # every decision can explain itself

@@ -1,0 +1,233 @@
+"""DESIGN.md section 4, step by step, on the Sentra reference table."""
+
+from __future__ import annotations
+
+import pytest
+from sentra_runtime import ActionDenied, AgentState, Engine
+
+from tests.runtime.helpers import assert_decision
+
+SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": "sensitive"}
+UNVERIFIED = {"context": {"approval_requires_verified_eligibility": True}}
+
+
+def test_exactly_the_threshold_is_allowed(engine: Engine) -> None:
+    assert_decision(engine.evaluate("a", "EXPORT_DATA", SENSITIVE_EXPORT), "Allowed",
+                    "RISKY_SENSITIVE_EXTERNAL_EXPORT", cumulative=80)
+    assert_decision(engine.evaluate("a", "new_thing"), "Allowed", "RISKY_UNKNOWN_ACTION",
+                    cumulative=100)
+
+
+def test_zero_risk_actions_pass_at_the_threshold(engine: Engine) -> None:
+    for _ in range(5):
+        engine.evaluate("a", "DELETE_RECORD")  # 30 each: 30, 60, 90, then blocks
+    engine.reset("a", operator="ops")
+    engine.evaluate("a", "EXPORT_DATA", SENSITIVE_EXPORT)
+    engine.evaluate("a", "UNKNOWN")
+    assert engine.state("a") == AgentState(100, 0, "active")
+    for action in ("FILE_READ", "READ_RECORD", "SEND_NOTIFICATION", "APPROVE_TRANSACTION"):
+        assert_decision(engine.evaluate("a", action), "Allowed", engine.evaluate(
+            "b", action).rule_id, cumulative=100, blocked=0)
+
+
+def test_block_after_a_risky_allow(engine: Engine) -> None:
+    engine.evaluate("a", "EXPORT_DATA", SENSITIVE_EXPORT)
+    decision = engine.evaluate("a", "ACCESS_EXTERNAL_SERVICE", {"data_classification": "secret"})
+    assert_decision(decision, "Allowed", "ALLOW_EXTERNAL_SERVICE_ACCESS", cumulative=80)
+    decision = engine.evaluate("a", "DELETE_RECORD")
+    assert_decision(decision, "Blocked", "RISK_THRESHOLD_EXCEEDED", cumulative=80, blocked=1)
+    assert decision.reason == "Projected risk would reach 110/100. Action blocked before execution."
+    assert (decision.threat, decision.attempted_risk, decision.applied_risk,
+            decision.projected_risk) == ("Destructive Action", 30, 0, 110)
+    assert decision.explanation.risk.startswith("80 + 30 = 110 > 100")
+
+
+def test_three_threshold_blocks_shut_the_agent_down(engine: Engine) -> None:
+    engine.evaluate("a", "EXPORT_DATA", SENSITIVE_EXPORT)
+    assert_decision(engine.evaluate("a", "EXPORT_DATA", SENSITIVE_EXPORT), "Blocked",
+                    "RISK_THRESHOLD_EXCEEDED", blocked=1)
+    assert_decision(engine.evaluate("a", "DELETE_RECORD"), "Blocked", "RISK_THRESHOLD_EXCEEDED",
+                    blocked=2)
+    third = engine.evaluate("a", "ACCESS_EXTERNAL_SERVICE", {"data_classification": "restricted"})
+    assert_decision(third, "Agent Shut Down", "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", blocked=3,
+                    cumulative=80)
+    assert third.reason == "Agent shut down after 3 blocked attempts. Cumulative risk remains 80/100."
+    assert (third.threat, third.status, third.outcome) == ("Agent Shutdown", "shut_down", "shutdown")
+
+
+def test_rule_block_beats_the_threshold_and_counts_a_strike(engine: Engine) -> None:
+    decision = engine.evaluate("a", "change_permission")
+    assert_decision(decision, "Blocked", "BLOCK_PERMISSION_CHANGE", cumulative=0, blocked=1)
+    assert (decision.threat, decision.attempted_risk, decision.applied_risk) == (
+        "Privilege Escalation", 60, 0)
+
+
+def test_allowed_actions_between_strikes_do_not_reset_them(engine: Engine) -> None:
+    engine.evaluate("a", "CHANGE_PERMISSION")
+    engine.evaluate("a", "FILE_READ")
+    engine.evaluate("a", "CHANGE_PERMISSION")
+    engine.evaluate("a", "READ_RECORD")
+    assert engine.state("a") == AgentState(0, 2, "active")
+    assert_decision(engine.evaluate("a", "CHANGE_PERMISSION"), "Agent Shut Down",
+                    "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", blocked=3)
+
+
+def test_after_shutdown_everything_is_denied_and_state_is_unchanged(engine: Engine) -> None:
+    for _ in range(3):
+        engine.evaluate("a", "CHANGE_PERMISSION")
+    before = engine.state("a")
+    for action in ("FILE_READ", "EXPORT_DATA", "", "CHANGE_PERMISSION"):
+        decision = engine.evaluate("a", action, {"amount": "not a number"})
+        assert_decision(decision, "Agent Shut Down", "AGENT_ALREADY_SHUT_DOWN")
+        assert (decision.reason, decision.attempted_risk, decision.applied_risk) == (
+            "Agent is already shut down.", 0, 0)
+    assert engine.state("a") == before == AgentState(0, 3, "shut_down")
+
+
+def test_reset_revives_one_agent_or_all(engine: Engine) -> None:
+    for agent in ("a", "b"):
+        for _ in range(3):
+            engine.evaluate(agent, "CHANGE_PERMISSION")
+    assert engine.reset("a", operator="alice") == ["a"]
+    assert engine.state("a") == AgentState(0, 0, "active")
+    assert engine.state("b").status == "shut_down"
+    assert_decision(engine.evaluate("a", "FILE_READ"), "Allowed", "ALLOW_INTERNAL_WORKFLOW")
+    engine.reset(operator="bob")
+    assert engine.state("b") == AgentState(0, 0, "active")
+    resets = [r for r in engine.store.audit_records() if r["kind"] == "reset"]
+    assert [(r["agent"], r["operator"]) for r in resets] == [("a", "alice"), (None, "bob")]
+
+
+def test_reset_needs_an_operator(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="operator"):
+        engine.reset("a", operator="")
+
+
+def test_agents_are_isolated_case_sensitive_and_the_empty_id_is_valid(engine: Engine) -> None:
+    for _ in range(3):
+        engine.evaluate("Agent", "CHANGE_PERMISSION")
+    engine.evaluate("", "EXPORT_DATA", SENSITIVE_EXPORT)
+    assert engine.state("Agent").status == "shut_down"
+    assert engine.state("agent") == AgentState(0, 0, "active")
+    assert engine.state("") == AgentState(80, 0, "active")
+    assert engine.agents() == ["", "Agent"]
+
+
+def test_input_is_normalised_before_matching(engine: Engine) -> None:
+    decision = engine.evaluate("a", "  export_data ", {"destination_type": " External",
+                                                      "data_classification": "CONFIDENTIAL "})
+    assert_decision(decision, "Allowed", "RISKY_SENSITIVE_EXTERNAL_EXPORT")
+    assert decision.action == "EXPORT_DATA"
+    assert decision.reason == "Export of confidential data to an external destination."
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"amount": "12"}, "Field `amount` must be a number, got string."),
+    ({"amount": True}, "Field `amount` must be a number, got boolean."),
+    ({"amount": float("nan")}, "Field `amount` must be a number, got nan."),
+    ({"context": {"eligibility_verified": "yes"}},
+     "Field `context.eligibility_verified` must be a boolean, got string."),
+    ({"notification_type": ["approval"]}, "Field `notification_type` must be a string, got array."),
+])
+def test_invalid_input_is_blocked_naming_the_field(engine: Engine, fields: dict[str, object],
+                                                   reason: str) -> None:
+    decision = engine.evaluate("a", "APPROVE_TRANSACTION", fields)
+    assert_decision(decision, "Blocked", "INVALID_INPUT", blocked=1, cumulative=0)
+    assert (decision.reason, decision.threat) == (reason, "Invalid Input")
+    assert "input rejected before any rule" in str(decision.explanation)
+
+
+def test_dotted_fields_read_nested_then_flat(engine: Engine) -> None:
+    nested = engine.evaluate("a", "APPROVE_TRANSACTION", {"amount": 10, "context": {
+        "max_approval_amount": 5}})
+    flat = engine.evaluate("b", "APPROVE_TRANSACTION", {"amount": 10,
+                                                        "context.max_approval_amount": 5})
+    assert nested.rule_id == flat.rule_id == "RISKY_OVER_LIMIT_TRANSACTION"
+    assert nested.reason == "Transaction amount 10 exceeds the approval limit 5."
+
+
+def test_a_missing_comparison_field_is_false(engine: Engine) -> None:
+    assert_decision(engine.evaluate("a", "APPROVE_TRANSACTION", {"amount": 10}), "Allowed",
+                    "ALLOW_TRANSACTION")
+
+
+def test_sentra_notification_rows(engine: Engine) -> None:
+    verified = {"approval_requires_verified_eligibility": True, "eligibility_verified": True,
+                "required_documents_present": True}
+    cases = [
+        ({"notification_type": "Rejection"}, "ALLOW_REJECTION_NOTIFICATION"),
+        ({"notification_type": "approval", **UNVERIFIED}, "BLOCK_UNSAFE_APPROVAL_NOTIFICATION"),
+        ({"notification_type": "approval", "context": verified}, "ALLOW_APPROVAL_NOTIFICATION"),
+        ({"notification_type": "approval"}, "ALLOW_APPROVAL_NOTIFICATION"),
+        ({}, "ALLOW_GENERAL_NOTIFICATION"),
+    ]
+    for index, (fields, rule_id) in enumerate(cases):
+        assert engine.evaluate(f"n{index}", "SEND_NOTIFICATION", fields).rule_id == rule_id
+
+
+def test_explanation_names_the_failed_test_and_the_actual_value(engine: Engine) -> None:
+    decision = engine.evaluate("a", "SEND_NOTIFICATION", {"notification_type": "approval"})
+    trials = decision.explanation.trials
+    assert [t.rule_id for t in trials] == [
+        "ALLOW_REJECTION_NOTIFICATION", "BLOCK_UNSAFE_APPROVAL_NOTIFICATION",
+        "BLOCK_UNSAFE_APPROVAL_NOTIFICATION", "ALLOW_APPROVAL_NOTIFICATION"]
+    assert (trials[0].failed_test, trials[0].actual) == ('notification_type == "rejection"',
+                                                         '"approval"')
+    assert trials[-1].matched and decision.explanation.matched_rule == trials[-1].rule_id
+
+
+def test_decision_is_frozen_and_equal_by_value(engine: Engine) -> None:
+    first = engine.evaluate("a", "FILE_READ")
+    second = Engine(engine.policy).evaluate("a", "FILE_READ")
+    assert first == second and hash(first) == hash(second)
+    with pytest.raises(AttributeError):
+        first.reason = "changed"  # type: ignore[misc]
+
+
+def test_guard_raises_before_the_body_runs(engine: Engine) -> None:
+    calls: list[str] = []
+
+    @engine.guard("a", "CHANGE_PERMISSION")
+    def grant(user: str) -> str:
+        """Grant a permission."""
+        calls.append(user)
+        return user
+
+    with pytest.raises(PermissionError) as raised:
+        grant("eve")
+    assert calls == [] and grant.__doc__ == "Grant a permission."
+    assert isinstance(raised.value, ActionDenied)
+    assert raised.value.decision.rule_id == "BLOCK_PERMISSION_CHANGE"
+
+
+def test_guard_takes_fields_from_keyword_arguments(engine: Engine) -> None:
+    @engine.guard("a", "EXPORT_DATA", {"destination_type": "external"})
+    def export(*, data_classification: str) -> str:
+        return data_classification
+
+    assert export(data_classification="internal") == "internal"
+    export(data_classification="sensitive")
+    assert engine.state("a").cumulative_risk == 80
+    with pytest.raises(PermissionError):
+        export(data_classification="sensitive")
+
+
+def test_shutdown_rule_stops_the_agent_at_once(sentra_table: dict[str, object]) -> None:
+    from tests.runtime.tables import with_shutdown_rule
+    engine = Engine(with_shutdown_rule(sentra_table))
+    decision = engine.evaluate("a", "CHANGE_PERMISSION")
+    assert_decision(decision, "Agent Shut Down", "BLOCK_PERMISSION_CHANGE", blocked=1)
+    assert (decision.status, decision.reason) == (
+        "shut_down", "Permission changes are blocked without explicit authorization.")
+    assert engine.state("a").status == "shut_down"
+
+
+def test_unknown_action_without_otherwise_is_blocked(sentra_table: dict[str, object]) -> None:
+    from tests.runtime.tables import without_otherwise
+    engine = Engine(without_otherwise(sentra_table))
+    decision = engine.evaluate("a", "launch")
+    assert_decision(decision, "Blocked", "UNKNOWN_ACTION", blocked=1)
+    assert decision.reason == ("Action type `LAUNCH` is not covered by the policy and it has no "
+                               "`otherwise` rule.")
+    assert decision.threat == "Unknown Behavior"
+    assert decision.audit_input == {}
