@@ -1,0 +1,139 @@
+"""`sentra-lang fmt PATH... [--check] [--diff]`: rewrite policy files in the canonical layout.
+
+Files are rewritten atomically (a temporary file in the same folder, then `os.replace`), and
+only when their text changes; a file with syntax errors is reported and never written.
+`-` formats standard input to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
+from sentra_lang.formatter import format_source
+from sentra_lang.parser import parse_bytes
+
+STDIN = "-"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "fmt", help="format policy files in the canonical layout",
+        description="Rewrite .sentra files in the canonical layout (folders: every *.sentra "
+                    "file in them, recursively). `-` formats standard input to standard output.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, or - for stdin")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; list the files that would change and exit 1")
+    parser.add_argument("--diff", action="store_true",
+                        help="print a unified diff of the changes instead of writing them")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    files = collect(args.paths)
+    code = EXIT_OK
+    for path in files:
+        result = format_stdin(args) if path == STDIN else format_file(Path(path), args)
+        code = max(code, result)
+    return code
+
+
+def collect(paths: list[str]) -> list[str]:
+    """The files to format, in order: folders expand to their `*.sentra` files, sorted."""
+    files: list[str] = []
+    for raw in paths:
+        if raw == STDIN:
+            files.append(STDIN)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(str(p) for p in sorted(path.rglob("*.sentra")) if p.is_file())
+        elif path.is_file():
+            files.append(raw)
+        else:
+            raise UsageError(f"no such file or folder: {raw}")
+    return files
+
+
+def _read(path: Path) -> str | None:
+    """The file's text; None (after printing why) when it is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _, diagnostics, _ = parse_bytes(data, str(path))
+        _report(diagnostics, str(path))
+        return None
+
+
+def format_file(path: Path, args: argparse.Namespace) -> int:
+    text = _read(path)
+    formatted = None if text is None else _format_or_report(text, str(path))
+    if text is None or formatted is None:
+        return EXIT_FAILURE
+    if formatted == text:
+        return EXIT_OK
+    if args.diff:
+        sys.stdout.write(_diff(text, formatted, str(path)))
+    if args.check:
+        if not args.diff:
+            print(f"would reformat {path}")
+        return EXIT_FAILURE
+    if not args.diff:
+        write_atomically(path, formatted)
+        print(f"reformatted {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def format_stdin(args: argparse.Namespace) -> int:
+    text = sys.stdin.read()
+    formatted = _format_or_report(text, "<stdin>")
+    if formatted is None:
+        return EXIT_FAILURE
+    if args.diff:
+        sys.stdout.write(_diff(text, formatted, "<stdin>"))
+    elif not args.check:
+        sys.stdout.write(formatted)
+    return EXIT_FAILURE if args.check and formatted != text else EXIT_OK
+
+
+def _format_or_report(text: str, path: str) -> str | None:
+    formatted, diagnostics = format_source(text, path)
+    if formatted is None:
+        _report(diagnostics, path)
+    return formatted
+
+
+def _report(diagnostics: list[Diagnostic], path: str) -> None:
+    for diag in sort_diagnostics(diagnostics):
+        print(render_human(diag), file=sys.stderr)
+    print(f"sentra-lang fmt: {path} not formatted: it does not parse", file=sys.stderr)
+
+
+def _diff(before: str, after: str, path: str) -> str:
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                 fromfile=path, tofile=path)
+    return "".join(lines)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so readers see the old file or the new one, never half."""
+    mode = path.stat().st_mode & 0o7777
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
