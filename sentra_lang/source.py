@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,12 +22,15 @@ class Source:
         """The 1-based line `number`, or "" past the end."""
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
+    @cached_property
+    def line_starts(self) -> list[int]:
+        return [0] + [index + 1 for index, char in enumerate(self.text) if char == "\n"]
+
     def position(self, offset: int) -> tuple[int, int]:
-        """1-based (line, column) of a character offset."""
+        """1-based (line, column) of a character offset (a binary search over line starts)."""
         offset = max(0, min(offset, len(self.text)))
-        line = self.text.count("\n", 0, offset) + 1
-        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        return line, column
+        line = bisect.bisect_right(self.line_starts, offset)
+        return line, offset - self.line_starts[line - 1] + 1
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sentra_lang.analysis import evaluate_test
@@ -15,7 +15,8 @@ from sentra_lang.table import Table, dump_table
 from sentra_runtime import Engine
 from tests.strategies import inputs_for, policies
 
-LAWS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LAWS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking is slow here
 GRAMMAR_WORDS = ["policy", "action", "when", "allow", "block", "input", "let", "{", "}", "(",
                  ")", "risk", "as", '"x"', "1", "and", "or", "not", "in", "==", ":", "?", "\n",
                  "otherwise", "import", "exists", "contains", "#", "\\", '"', "=", "set<string>"]
@@ -85,6 +86,8 @@ def test_table_and_runtime_agree_with_the_ast_interpreter(data: st.DataObject, s
         if expected is None:
             assert decision.rule_id in ("UNKNOWN_ACTION", "NO_RULE_MATCHED")
         elif expected.outcome == "block" or expected.risk <= result.table.settings.risk_threshold:
+            if expected.outcome == "block" and result.table.settings.strikes == 1:
+                expected_id = "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"  # the first strike is the last
             assert decision.rule_id == expected_id, (decision.rule_id, expected_id)
 
 
