@@ -235,6 +235,48 @@ _ENTRIES = [
          "The action reads so many fields with so many distinct constants that exhaustive "
          "analysis was skipped for it (more than 2,000,000 cells).",
          "", ""),
+    # ------------------------------------------------------------ scenario suites: SL5xx
+    # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
+    Code("SL501", "suite policy does not compile", "error",
+         "The policy a suite names with `for` is missing or has errors; the suite cannot run. "
+         "The policy's own diagnostics are reported with it.",
+         "", ""),
+    Code("SL502", "undeclared field in suite", "error",
+         "A suite sets or tests a field the policy's `input` block does not declare. The "
+         "runtime would ignore it, so the step would not test what it says.",
+         "", ""),
+    Code("SL503", "unknown rule id in suite", "error",
+         "An expectation names a rule id that is neither a rule of the policy nor one of the "
+         "runtime's own ids (`RISK_THRESHOLD_EXCEEDED`, `AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS`, "
+         "`AGENT_ALREADY_SHUT_DOWN`, `INVALID_INPUT`, `UNKNOWN_ACTION`, `NO_RULE_MATCHED`).",
+         "", ""),
+    Code("SL504", "impossible expectation", "error",
+         "The expectation can never hold, whatever the state: for example `allowed rule X` "
+         "where X is a block rule, a rule of another action, `risk N` different from the "
+         "expected rule's risk, or `applied` risk on a decision that is not allowed.",
+         "", ""),
+    Code("SL505", "unknown action in suite", "warning",
+         "No action block names this action type, and it is close to one that does: a typo "
+         "here silently tests the policy's `otherwise` rule. Quote the name to say you mean it.",
+         "", ""),
+    Code("SL506", "value does not fit the declared type", "warning",
+         "The runtime blocks such input as `INVALID_INPUT`; expect that rule to say you mean it.",
+         "", ""),
+    Code("SL507", "duplicate test name", "error",
+         "Scenario, cases and property names are unique in a suite, so that `-k`, reports and "
+         "coverage name one test each.",
+         "", ""),
+    Code("SL508", "case row does not fit its columns", "error",
+         "A `cases` row has a different number of values than the `with` line has columns, "
+         "or there is no `with` line.",
+         "", ""),
+    Code("SL509", "invalid expectation", "error",
+         "An expectation's value is not one it can take: `status` is `active` or `shut_down`, "
+         "numbers are whole and not negative, `examples` is between 1 and 10000.",
+         "", ""),
+    Code("SL510", "field set twice", "warning",
+         "The same field is given twice in one `{ ... }`; the last value wins.",
+         "", ""),
 ]
 
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}

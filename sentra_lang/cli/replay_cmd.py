@@ -1,0 +1,68 @@
+"""`sentra-lang replay AUDIT --policy NEW`: what a policy change does to recorded traffic.
+
+Exit 0 when no decision changes, 1 when some do, 2 on usage or policy errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from sentra_lang.cli import UsageError
+from sentra_lang.testing.policies import load
+from sentra_lang.testing.replay import read_records, render, replay, write_suite
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay", help="re-decide a recorded audit log with another policy",
+        description="Re-decide every decision of an audit log (a runtime SQLite store or its "
+        "JSON Lines export), in order, on fresh state, with the policy NEW, and report the "
+        "decisions that change, grouped and counted. Exit 0 when nothing changes, 1 when "
+        "something does, 2 on usage or policy errors.")
+    parser.add_argument("audit", metavar="AUDIT", help="audit database or .jsonl export")
+    parser.add_argument("--policy", required=True, metavar="NEW",
+                        help="the policy to replay with: a .sentra file or a compiled table")
+    parser.add_argument("--to-suite", metavar="FILE",
+                        help="also write the traffic as a regression suite (.sentra-test)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    audit = Path(args.audit)
+    policy_path = Path(args.policy)
+    if not audit.is_file():
+        raise UsageError(f"no such audit log: {audit}")
+    if not policy_path.is_file():
+        raise UsageError(f"no such policy: {policy_path}")
+    fields: set[str] = set()
+    if policy_path.suffix == ".sentra":
+        put = load(policy_path)
+        if not put.ok:
+            from sentra_lang.diagnostics import render_human
+
+            for diag in put.compilation.sorted_diagnostics():
+                if diag.severity.value == "error":
+                    print(render_human(diag), file=sys.stderr)
+            raise UsageError(f"policy {policy_path} has errors")
+        policy: Any = put.policy
+        fields = set(put.fields)
+    else:
+        policy = str(policy_path)
+        from sentra_runtime import load_policy
+
+        try:
+            policy = load_policy(policy)
+        except Exception as error:
+            raise UsageError(f"cannot load policy table {policy_path}: {error}") from error
+        fields = {spec.name for spec in policy.inputs}
+    try:
+        result = replay(read_records(audit), policy, keep_steps=bool(args.to_suite))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{audit} is not a sentra audit log: {error}") from error
+    sys.stdout.write(render(result))
+    if args.to_suite:
+        write_suite(result, Path(args.to_suite), policy_path, fields)
+    return 1 if result.changed else 0

@@ -1,0 +1,70 @@
+"""`sentra-lang test [PATH...]`: run scenario suites, with coverage and CI reports.
+
+Exit codes as pytest: 0 all passed, 1 failures (or coverage below --min-coverage), 2 usage or
+suite/policy errors, 5 nothing collected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sentra_lang.cli import UsageError
+from sentra_lang.testing import reports
+from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "test", help="run scenario suites (.sentra-test) with policy coverage",
+        description="Run .sentra-test suites (folders are searched recursively). Exit 0 when "
+        "all tests pass, 1 on failures or coverage below --min-coverage, 2 on usage or suite "
+        "errors, 5 when no test was collected.")
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATH",
+                        help="suite files or folders (default: the current folder)")
+    parser.add_argument("-k", dest="keyword", metavar="EXPR",
+                        help="run tests whose name, file name or tag matches: substrings "
+                        "combined with and / or / not and parentheses")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="run tests with this tag (repeatable: any of them)")
+    parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    parser.add_argument("--min-coverage", type=float, metavar="N",
+                        help="fail when a policy's rule coverage is below N percent")
+    parser.add_argument("--junit-xml", metavar="FILE", help="write a JUnit XML report")
+    parser.add_argument("--json", dest="json_file", metavar="FILE", help="write a JSON report")
+    parser.add_argument("--format", choices=["human", "github"], default="human",
+                        help="output on stdout")
+    parser.add_argument("--examples", type=int, metavar="N",
+                        help="examples per property (overrides the suite's `examples`)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="list every passed test and each condition outcome never seen")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.min_coverage is not None and not 0 <= args.min_coverage <= 100:
+        raise UsageError("--min-coverage is a percentage between 0 and 100")
+    if args.examples is not None and args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    try:
+        runner = Runner(keyword=args.keyword, tags=args.tag, exitfirst=args.exitfirst,
+                        examples=args.examples, progress=tty_progress())
+        result = runner.run_paths(args.paths, min_coverage=args.min_coverage)
+    except (SelectionError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from error
+    finally:
+        clear_progress()
+    if args.format == "github":
+        sys.stdout.write(reports.render_github_report(result))
+    else:
+        if args.verbose:
+            for item_result in result.results:
+                print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}")
+        sys.stdout.write(reports.render_human(result, color=sys.stdout.isatty(),
+                                              verbose=args.verbose))
+    if args.junit_xml:
+        reports.write_junit(result, args.junit_xml)
+    if args.json_file:
+        reports.write_json(result, args.json_file)
+    return result.exit_code

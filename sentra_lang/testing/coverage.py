@@ -1,0 +1,156 @@
+"""Coverage of a policy, not of lines: rules and table rows matched, and every row test seen
+true and false. Decisions are recorded cheaply during the run and folded at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentra_runtime.codegen import NO_MATCH
+from sentra_runtime.explain import describe_test, test_holds
+
+from sentra_lang.testing.policies import PolicyUnderTest
+
+
+@dataclass
+class TestOutcomes:
+    text: str
+    seen_true: bool = False
+    seen_false: bool = False
+
+
+@dataclass
+class RowCoverage:
+    block: int | None
+    """Index of the action block; None for the `otherwise` row."""
+    index: int
+    names: list[str]
+    rule: str
+    hits: int = 0
+    tests: list[TestOutcomes] = field(default_factory=list)
+
+
+@dataclass
+class RuleCoverage:
+    id: str
+    outcome: str
+    file: str
+    line: int
+    column: int
+    hits: int = 0
+    tests: set[str] = field(default_factory=set)
+
+    @property
+    def covered(self) -> bool:
+        return self.hits > 0
+
+
+class PolicyCoverage:
+    """Collects decisions of one policy's engine; `finish()` computes the numbers."""
+
+    def __init__(self, put: PolicyUnderTest, matcher: Any) -> None:
+        assert put.policy is not None
+        self.put = put
+        self.policy = put.policy
+        self.matcher = matcher
+        self._samples: dict[Any, list[Any]] = {}
+        self.rules: dict[str, RuleCoverage] = {}
+        self.rows: list[RowCoverage] = []
+        self._finished = False
+
+    def record(self, decision: Any, test: str) -> None:
+        why = decision.__dict__.get("_why")
+        if why is None or why[3][2]:  # no evaluation kept, or the agent was already shut down
+            return
+        code, payload = why[1], why[2]
+        if code < 0 and code != NO_MATCH:
+            return
+        key = (code, decision.action, payload)
+        try:
+            sample = self._samples.get(key)
+        except TypeError:
+            key = (code, decision.action, repr(payload))
+            sample = self._samples.get(key)
+        if sample is None:
+            self._samples[key] = [1, {test}, payload]
+        else:
+            sample[0] += 1
+            sample[1].add(test)
+
+    def finish(self) -> PolicyCoverage:
+        if self._finished:
+            return self
+        self._finished = True
+        folder = self.put.path.parent
+        for rule in self.put.rules.values():
+            self.rules[rule.id] = RuleCoverage(rule.id, rule.outcome,
+                                               str(folder / rule.span.file),
+                                               rule.span.line, rule.span.column)
+        by_position: dict[tuple[int | None, int], RowCoverage] = {}
+        for b, action in enumerate(self.policy.actions):
+            for i, row in enumerate(action.rows):
+                cov = RowCoverage(b, i, list(action.names), row.rule,
+                                  tests=[TestOutcomes(describe_test(t)) for t in row.tests])
+                self.rows.append(cov)
+                by_position[(b, i)] = cov
+        if self.policy.otherwise:
+            cov = RowCoverage(None, 0, [], self.policy.otherwise)
+            self.rows.append(cov)
+            by_position[(None, 0)] = cov
+        names = [spec.name for spec in self.matcher.fields]
+        for (code, action, _), (count, tests, payload) in self._samples.items():
+            values = dict(zip(names, payload))
+            if code >= 0:
+                ref = self.matcher.rows[code]
+                rule = self.rules[ref.rule]
+                rule.hits += count
+                rule.tests |= tests
+                position = (ref.block, ref.index if ref.block is not None else 0)
+                by_position[position].hits += count
+                block, last = ref.block, ref.index
+            else:
+                block = self.matcher.block_of.get(action)
+                last = len(self.policy.actions[block].rows) - 1 if block is not None else -1
+            if block is None:
+                continue
+            for i in range(last + 1):
+                row = self.policy.actions[block].rows[i]
+                outcomes = by_position[(block, i)].tests
+                for test, seen in zip(row.tests, outcomes):
+                    if test_holds(test, values):
+                        seen.seen_true = True
+                    else:
+                        seen.seen_false = True
+        return self
+
+    # -- numbers
+    @property
+    def rules_total(self) -> int:
+        return len(self.rules)
+
+    @property
+    def rules_covered(self) -> int:
+        return sum(1 for rule in self.rules.values() if rule.covered)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.rules_covered / self.rules_total if self.rules_total else 100.0
+
+    @property
+    def rows_total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def rows_covered(self) -> int:
+        return sum(1 for row in self.rows if row.hits)
+
+    @property
+    def conditions_total(self) -> int:
+        return 2 * sum(len(row.tests) for row in self.rows)
+
+    @property
+    def conditions_covered(self) -> int:
+        return sum(t.seen_true + t.seen_false for row in self.rows for t in row.tests)
+
+    def uncovered_rules(self) -> list[RuleCoverage]:
+        return [rule for rule in self.rules.values() if not rule.covered]

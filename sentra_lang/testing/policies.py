@@ -1,0 +1,80 @@
+"""Policies under test: compiled once per run (cached by resolved path) and described for the
+checker, the runner and coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentra_lang.compiler import Compilation, compile_file
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.table import Rule
+from sentra_runtime import Policy, load_policy
+
+SPECIAL_BLOCKS = {"RISK_THRESHOLD_EXCEEDED", "INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED"}
+SPECIAL_SHUTDOWNS = {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "AGENT_ALREADY_SHUT_DOWN"}
+SPECIAL_IDS = SPECIAL_BLOCKS | SPECIAL_SHUTDOWNS
+
+
+@dataclass
+class PolicyUnderTest:
+    path: Path
+    display: str
+    compilation: Compilation
+    table: dict[str, Any] = field(default_factory=dict)
+    policy: Policy | None = None
+    rules: dict[str, Rule] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Declared input fields by dotted name (table `InputField` models)."""
+    blocks: dict[str, int] = field(default_factory=dict)
+    """Normalised action name -> index of its action block."""
+
+    @property
+    def ok(self) -> bool:
+        return self.policy is not None
+
+    def normalize_action(self, action: str) -> str:
+        assert self.policy is not None
+        for step in self.policy.action_normalize:
+            action = (action.strip() if step == "trim" else action.lower() if step == "lower"
+                      else action.upper())
+        return action
+
+    def rules_for(self, action: str) -> list[str]:
+        """The policy rules that can decide `action` (its block's rules, or `otherwise`)."""
+        assert self.policy is not None
+        index = self.blocks.get(self.normalize_action(action))
+        if index is None:
+            return [self.policy.otherwise] if self.policy.otherwise else []
+        return list(dict.fromkeys(row.rule for row in self.policy.actions[index].rows))
+
+
+class PolicyCache:
+    """Compile each policy file once per run."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, PolicyUnderTest] = {}
+
+    def get(self, path: Path) -> PolicyUnderTest:
+        key = path.resolve()
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = load(path)
+        return cached
+
+
+def load(path: Path) -> PolicyUnderTest:
+    try:
+        comp = compile_file(path, analyse=False)
+    except FileUnreadable:
+        raise
+    put = PolicyUnderTest(path, str(path), comp)
+    if comp.ok and comp.table is not None:
+        put.table = comp.table.model_dump(mode="json")
+        put.policy = load_policy(put.table)
+        put.rules = {rule.id: rule for rule in comp.table.rules}
+        put.fields = {f.name: f for f in comp.table.input}
+        put.blocks = {name: index for index, block in enumerate(comp.table.actions)
+                      for name in block.names}
+    return put

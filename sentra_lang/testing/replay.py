@@ -1,0 +1,148 @@
+"""Replay: re-decide every recorded decision of an audit log, in order, with another policy on
+fresh state, and report the decisions that change, grouped and counted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentra_runtime import Engine, load_policy, read_jsonl
+from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
+
+from sentra_lang.testing.runner import OPERATOR, ScenarioStore
+
+EXAMPLES_PER_GROUP = 3
+_WORD = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown"}
+
+
+@dataclass
+class Change:
+    seq: int | None
+    agent: str
+    action: str
+    old: dict[str, Any]
+    new: Any
+
+
+@dataclass
+class Group:
+    key: tuple[str, str, str, str, str]
+    """(kind, old label, old rule, new label, new rule)"""
+    count: int = 0
+    examples: list[Change] = field(default_factory=list)
+
+
+@dataclass
+class ReplayResult:
+    decisions: int = 0
+    resets: int = 0
+    changed: int = 0
+    groups: dict[tuple[str, str, str, str, str], Group] = field(default_factory=dict)
+    steps: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
+    """(record, new decision or None for a reset), kept for --to-suite."""
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Audit records from a runtime SQLite store file or its JSON Lines export."""
+    if is_sqlite_file(path):
+        return read_audit(path)
+    return read_jsonl(path)
+
+
+def _kind(old: dict[str, Any], new: Any) -> str:
+    if old["allowed"] != new.allowed or old["outcome"] != new.outcome:
+        return "decision"
+    if old["rule_id"] != new.rule_id:
+        return "rule"
+    if old["attempted_risk"] != new.attempted_risk or old["applied_risk"] != new.applied_risk:
+        return "risk"
+    return ""
+
+
+def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool = False) -> ReplayResult:
+    store = ScenarioStore()
+    engine = Engine(load_policy(policy), store)
+    result = ReplayResult()
+    groups = result.groups
+    for record in records:
+        kind = record.get("kind")
+        if kind == "reset":
+            engine.reset(record.get("agent"), operator=record.get("operator") or OPERATOR)
+            result.resets += 1
+            if keep_steps:
+                result.steps.append((record, None))
+            continue
+        if kind != "decision":
+            continue
+        result.decisions += 1
+        old = record["decision"]
+        new = engine.evaluate(record["agent"], record["action"], record.get("input") or {})
+        if keep_steps:
+            result.steps.append((record, new))
+        change = _kind(old, new)
+        if not change:
+            continue
+        result.changed += 1
+        key = (change, old["label"], old["rule_id"], new.label, new.rule_id)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(key)
+        group.count += 1
+        if len(group.examples) < EXAMPLES_PER_GROUP:
+            group.examples.append(Change(record.get("seq"), record["agent"], record["action"],
+                                         old, new))
+    return result
+
+
+def render(result: ReplayResult) -> str:
+    lines = [f"replayed {result.decisions} decisions and {result.resets} resets: "
+             f"{result.changed} changed"]
+    order = {"decision": 0, "rule": 1, "risk": 2}
+    for group in sorted(result.groups.values(), key=lambda g: (order[g.key[0]], -g.count, g.key)):
+        kind, old_label, old_rule, new_label, new_rule = group.key
+        lines.append(f"  {group.count:>6} x {kind}: {old_label} ({old_rule}) -> "
+                     f"{new_label} ({new_rule})")
+        for change in group.examples:
+            risk = ""
+            if kind == "risk":
+                risk = (f", risk {change.old['attempted_risk']} -> "
+                        f"{change.new.attempted_risk}")
+            lines.append(f"           seq {change.seq}: agent {change.agent!r} "
+                         f"{change.action}{risk}")
+    return "\n".join(lines) + "\n"
+
+
+def _literal(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[str]) -> None:
+    """The recorded traffic as one scenario whose expectations are the new policy's decisions;
+    a step whose decision changed carries the recorded one in a comment."""
+    try:
+        relative = Path(policy_file).resolve().relative_to(out.resolve().parent)
+    except ValueError:
+        relative = Path(policy_file).resolve()
+    lines = ['# Recorded traffic, written by `sentra-lang replay --to-suite`.',
+             f'suite "replayed traffic" for {_literal(str(relative))}', "",
+             'scenario "recorded traffic" tags [replay] {']
+    for record, new in result.steps:
+        if new is None:
+            agent = record.get("agent")
+            lines.append(f"  reset {'all' if agent is None else _literal(agent)}")
+            continue
+        given = {k: v for k, v in (record.get("input") or {}).items() if k in fields}
+        body = ", ".join(f"{k}: {_literal(v)}" for k, v in sorted(given.items()))
+        word = _WORD[new.outcome]
+        old = record["decision"]
+        note = ""
+        if _kind(old, new):
+            note = f"   # recorded: {old['label']} ({old['rule_id']})"
+        lines.append(f"  agent {_literal(record['agent'])} {_literal(record['action'])}"
+                     f"{' { ' + body + ' }' if body else ''} -> {word} rule {new.rule_id} "
+                     f"cumulative {new.cumulative_risk} strikes {new.blocked_attempts}{note}")
+    lines.append("}")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")

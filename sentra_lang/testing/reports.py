@@ -1,0 +1,299 @@
+"""Reports of a run: human text, JUnit XML, JSON (schema in docs/testing.md) and GitHub
+annotations. One failure renderer serves the CLI and the pytest plugin."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from sentra_lang import __version__
+from sentra_lang import diagnostics as diags
+from sentra_lang.diagnostics import Severity, render_github, to_dict
+from sentra_lang.testing.coverage import PolicyCoverage
+from sentra_lang.testing.runner import Failure, Result, RunResult
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_failure(result: Result) -> str:
+    """The failing step with its source line(s) and carets, expected against actual, the
+    decision and its explanation."""
+    failure = result.failure
+    assert failure is not None
+    item = result.item
+    lines = [f"FAILED {item.nodeid} - {failure.message}"]
+    span = failure.span
+    lines.append(f"  --> {span}")
+    spans = [m.span for m in failure.mismatches] or [span]
+    shown = sorted({sp.line for sp in spans} | ({span.line} if failure.step else set()))
+    gutter = max(len(str(n)) for n in shown)
+    source = span.source
+    lines.append(f"{' ' * gutter} |")
+    for number in shown:
+        text = source.line(number)
+        lines.append(f"{number:>{gutter}} | {text}")
+        marks = [" "] * (len(text) + 1)
+        for sp in spans:
+            if sp.line == number:
+                end = sp.end_column if sp.end_line == number else len(text) + 1
+                for col in range(sp.column, max(end, sp.column + 1)):
+                    if col - 1 < len(marks):
+                        marks[col - 1] = "^"
+        if "^" in marks:
+            lines.append(f"{' ' * gutter} | {''.join(marks).rstrip()}")
+    for mismatch in failure.mismatches:
+        label = mismatch.kind.replace("_", " ")
+        lines.append(f"  expected {label}: {_value(mismatch.expected)}")
+        lines.append(f"    actual {label}: {_value(mismatch.actual)}")
+    lines.extend(f"  {line}" for line in failure.details)
+    decision = failure.decision
+    if decision is not None:
+        lines.append(f"  decision: {decision.label} ({decision.rule_id}): {decision.reason}")
+        lines.append(f"    attempted risk {decision.attempted_risk}, applied "
+                     f"{decision.applied_risk}, cumulative {decision.cumulative_risk}, blocked "
+                     f"attempts {decision.blocked_attempts}, status {decision.status}")
+        lines.append("  explanation:")
+        lines.extend(f"    {step}" for step in decision.explanation.steps)
+    return "\n".join(lines)
+
+
+def render_coverage(cov: PolicyCoverage, *, verbose: bool = False) -> str:
+    table = cov.put.table
+    lines = [f"coverage of policy {table['policy']['name']} ({cov.put.display}): "
+             f"rules {cov.rules_covered}/{cov.rules_total} ({cov.percent:.1f}%), "
+             f"rows {cov.rows_covered}/{cov.rows_total}, "
+             f"condition outcomes {cov.conditions_covered}/{cov.conditions_total}"]
+    uncovered = cov.uncovered_rules()
+    if uncovered:
+        lines.append("  rules no test matched:")
+        lines.extend(f"    {rule.id} ({rule.outcome}) at {rule.file}:{rule.line}:{rule.column}"
+                     for rule in uncovered)
+    if verbose:
+        for row in cov.rows:
+            for test in row.tests:
+                missing = [w for w, seen in (("true", test.seen_true),
+                                             ("false", test.seen_false)) if not seen]
+                if missing:
+                    lines.append(f"    {row.rule} row {row.index}: `{test.text}` never "
+                                 f"{' or '.join(missing)}")
+    return "\n".join(lines)
+
+
+def render_human(run: RunResult, *, timing: bool = True, color: bool = False,
+                 verbose: bool = False) -> str:
+    out: list[str] = []
+    for diag in run.diagnostics:
+        if diag.severity is not Severity.INFO:
+            out.append(diags.render_human(diag, color=color))
+            out.append("")
+    for result in run.results:
+        if result.failure is not None:
+            out.append(render_failure(result))
+            out.append("")
+    for cov in run.coverage:
+        out.append(render_coverage(cov, verbose=verbose))
+    if run.min_coverage is not None and not run.coverage_ok:
+        out.append(f"coverage below --min-coverage {run.min_coverage:g}%")
+    out.append(summary_line(run, timing=timing))
+    return "\n".join(out) + "\n"
+
+
+def summary_line(run: RunResult, *, timing: bool = True) -> str:
+    parts = []
+    failed = sum(1 for r in run.results if r.outcome == "failed")
+    errors = sum(1 for r in run.results if r.outcome == "error")
+    if failed:
+        parts.append(f"{failed} failed")
+    parts.append(f"{run.passed} passed")
+    if errors:
+        parts.append(f"{errors} errors")
+    if run.deselected:
+        parts.append(f"{run.deselected} deselected")
+    steps = sum(r.steps for r in run.results)
+    parts.append(f"{steps} steps")
+    if run.collection_errors:
+        parts.append("suite errors")
+    text = ", ".join(parts)
+    if not run.results and not run.collection_errors:
+        text = "no tests ran" + (f" ({run.deselected} deselected)" if run.deselected else "")
+    return f"{text} in {run.duration:.2f}s" if timing else text
+
+
+# ----------------------------------------------------------------------------------- JSON
+
+def _failure_dict(failure: Failure) -> dict[str, Any]:
+    decision = failure.decision
+    return {
+        "message": failure.message,
+        "step": failure.step,
+        "line": failure.span.line,
+        "column": failure.span.column,
+        "mismatches": [{"field": m.kind, "expected": m.expected, "actual": m.actual,
+                        "line": m.span.line, "column": m.span.column}
+                       for m in failure.mismatches],
+        "details": list(failure.details),
+        "decision": decision.to_dict() if decision is not None else None,
+        "explanation": list(decision.explanation.steps) if decision is not None else [],
+    }
+
+
+def coverage_dict(cov: PolicyCoverage) -> dict[str, Any]:
+    return {
+        "file": cov.put.display,
+        "name": cov.put.table["policy"]["name"],
+        "hash": cov.put.table["hash"],
+        "percent": round(cov.percent, 2),
+        "rules_total": cov.rules_total,
+        "rules_covered": cov.rules_covered,
+        "rows_total": cov.rows_total,
+        "rows_covered": cov.rows_covered,
+        "conditions_total": cov.conditions_total,
+        "conditions_covered": cov.conditions_covered,
+        "rules": {rule.id: {"covered": rule.covered, "hits": rule.hits, "outcome": rule.outcome,
+                            "scenarios": sorted(rule.tests), "file": rule.file,
+                            "line": rule.line, "column": rule.column, "policy": cov.put.display}
+                  for rule in cov.rules.values()},
+        "rows": [{"actions": row.names, "index": row.index, "rule": row.rule, "hits": row.hits,
+                  "otherwise": row.block is None,
+                  "tests": [{"test": t.text, "seen_true": t.seen_true,
+                             "seen_false": t.seen_false} for t in row.tests]}
+                 for row in cov.rows],
+    }
+
+
+def to_json(run: RunResult) -> dict[str, Any]:
+    policies = [coverage_dict(cov) for cov in run.coverage]
+    rules: dict[str, Any] = {}
+    for policy in policies:
+        for rule_id, entry in policy["rules"].items():
+            if rule_id in rules:  # the same id in two policies: merge the test lists
+                merged = rules[rule_id]
+                merged["scenarios"] = sorted(set(merged["scenarios"]) | set(entry["scenarios"]))
+                merged["hits"] += entry["hits"]
+                merged["covered"] = merged["covered"] or entry["covered"]
+            else:
+                rules[rule_id] = dict(entry)
+    total = sum(p["rules_total"] for p in policies)
+    covered = sum(p["rules_covered"] for p in policies)
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "tool": {"name": "sentra-lang", "version": __version__},
+        "exit_code": run.exit_code,
+        "summary": {
+            "collected": run.collected, "selected": run.collected - run.deselected,
+            "deselected": run.deselected, "ran": len(run.results), "passed": run.passed,
+            "failed": sum(1 for r in run.results if r.outcome == "failed"),
+            "errors": sum(1 for r in run.results if r.outcome == "error"),
+            "steps": sum(r.steps for r in run.results), "duration": round(run.duration, 4),
+        },
+        "suites": [{"file": s.display, "name": s.suite.name if s.suite else None,
+                    "policy": s.policy.display if s.policy else None,
+                    "policy_hash": s.policy.table["hash"] if s.policy else None,
+                    "runnable": s.runnable} for s in run.suites],
+        "results": [{"id": r.item.nodeid, "name": r.item.name, "kind": r.item.kind,
+                     "tags": list(r.item.tags), "file": r.item.file, "line": r.item.line,
+                     "outcome": r.outcome, "steps": r.steps, "duration": round(r.duration, 6),
+                     "failure": _failure_dict(r.failure) if r.failure else None}
+                    for r in run.results],
+        "diagnostics": [to_dict(d) for d in run.diagnostics],
+        "coverage": {
+            "percent": round(100.0 * covered / total, 2) if total else 100.0,
+            "rules_total": total, "rules_covered": covered,
+            "min_coverage": run.min_coverage, "ok": run.coverage_ok,
+            "rules": rules, "policies": policies,
+        },
+    }
+
+
+def write_json(run: RunResult, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_json(run), indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------- JUnit
+
+def _classname(file: str) -> str:
+    stem = file[: -len(".sentra-test")] if file.endswith(".sentra-test") else file
+    return stem.replace("\\", "/").strip("./").replace("/", ".")
+
+
+def to_junit(run: RunResult) -> ET.Element:
+    root = ET.Element("testsuites", name="sentra-lang test")
+    by_file: dict[str, list[Result]] = {}
+    for result in run.results:
+        by_file.setdefault(result.item.file, []).append(result)
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for loaded in run.suites:
+        results = by_file.get(loaded.display, [])
+        failures = sum(1 for r in results if r.outcome == "failed")
+        errors = sum(1 for r in results if r.outcome == "error") + (0 if loaded.runnable else 1)
+        suite = ET.SubElement(root, "testsuite", {
+            "name": loaded.suite.name if loaded.suite else loaded.display,
+            "tests": str(len(results)), "failures": str(failures), "errors": str(errors),
+            "skipped": "0", "time": f"{sum(r.duration for r in results):.6f}",
+            "file": loaded.display})
+        totals["tests"] += len(results)
+        totals["failures"] += failures
+        totals["errors"] += errors
+        if not loaded.runnable:
+            case = ET.SubElement(suite, "testcase", classname=_classname(loaded.display),
+                                 name="(suite)", file=loaded.display, line="1", time="0")
+            problems = [d for d in run.diagnostics if d.span.path == loaded.display
+                        or d.code == "SL501"]
+            error = ET.SubElement(case, "error", message="suite does not compile", type="SuiteError")
+            error.text = "\n".join(diags.render_human(d) for d in problems)
+        for result in results:
+            item = result.item
+            case = ET.SubElement(suite, "testcase", {
+                "classname": _classname(item.file), "name": item.name, "file": item.file,
+                "line": str(item.line), "time": f"{result.duration:.6f}"})
+            if result.failure is not None:
+                tag = "failure" if result.outcome == "failed" else "error"
+                element = ET.SubElement(case, tag, message=result.failure.message,
+                                        type="ExpectationMismatch" if tag == "failure"
+                                        else "RunnerError")
+                element.text = render_failure(result)
+    root.set("tests", str(totals["tests"]))
+    root.set("failures", str(totals["failures"]))
+    root.set("errors", str(totals["errors"]))
+    root.set("time", f"{run.duration:.6f}")
+    return root
+
+
+def write_junit(run: RunResult, path: str | Path) -> None:
+    tree = ET.ElementTree(to_junit(run))
+    ET.indent(tree)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+# --------------------------------------------------------------------------------- GitHub
+
+def _escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def render_github_report(run: RunResult) -> str:
+    lines = [render_github(d) for d in run.diagnostics]
+    for result in run.results:
+        failure = result.failure
+        if failure is None:
+            continue
+        span = failure.mismatches[0].span if failure.mismatches else failure.span
+        title = _escape(f"sentra-lang test: {result.item.name}", prop=True)
+        lines.append(f"::error file={_escape(span.path, prop=True)},line={span.line},"
+                     f"col={span.column},endLine={span.end_line},endColumn={span.end_column},"
+                     f"title={title}::{_escape(failure.message)}")
+    for cov in run.coverage:
+        for rule in cov.uncovered_rules():
+            lines.append(f"::warning file={_escape(rule.file, prop=True)},line={rule.line},"
+                         f"col={rule.column},title=uncovered rule::{_escape(rule.id)} is "
+                         "matched by no test")
+    lines.append(summary_line(run))
+    return "\n".join(lines) + "\n"

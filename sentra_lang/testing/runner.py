@@ -1,0 +1,524 @@
+"""The scenario runner: discover suites, compile each policy once, run every test on fresh
+in-memory state, compare each step with its expectations, and collect coverage."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentra_runtime import Engine
+from sentra_runtime.stores import FRESH, AgentState
+
+from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.source import Span
+from sentra_lang.testing import suite_ast as s
+from sentra_lang.testing.coverage import PolicyCoverage
+from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
+from sentra_lang.testing.properties import run_property
+from sentra_lang.testing.suite_checker import check_suite
+from sentra_lang.testing.suite_parser import read_suite
+
+SUFFIX = ".sentra-test"
+OPERATOR = "sentra-lang test"
+_DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
+_ATTRIBUTE = {"rule": "rule_id", "reason": "reason", "reason_contains": "reason",
+              "threat": "threat", "risk": "attempted_risk", "applied": "applied_risk",
+              "projected": "projected_risk", "cumulative": "cumulative_risk",
+              "strikes": "blocked_attempts", "status": "status"}
+_STATE = {"cumulative": "cumulative_risk", "strikes": "blocked_attempts", "status": "status"}
+
+
+class SelectionError(ValueError):
+    """A bad `-k` expression."""
+
+
+# ----------------------------------------------------------------------------- state store
+
+class ScenarioStore:
+    """The smallest store: a dict of agent states, no audit log, cleared between tests."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, tuple[int, int, bool]] = {}
+
+    def clear(self) -> None:
+        self.states = {}
+
+    def apply(self, decide: Any, agent_id: str, action: str, fields: Any, code: int,
+              payload: Any) -> Any:
+        decision, self.states[agent_id] = decide(self.states.get(agent_id, FRESH), agent_id,
+                                                 action, fields, code, payload)
+        return decision
+
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
+        agents = sorted(self.states) if agent_id is None else [agent_id]
+        for agent in agents:
+            self.states[agent] = FRESH
+        return agents
+
+    def state(self, agent_id: str) -> AgentState:
+        return AgentState.from_raw(self.states.get(agent_id, FRESH))
+
+    def agents(self) -> list[str]:
+        return sorted(self.states)
+
+    def record_policy_load(self, policy: Any) -> None:
+        pass
+
+    def audit_records(self) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------- model
+
+@dataclass
+class LoadedSuite:
+    path: Path
+    display: str
+    suite: s.Suite | None
+    policy: PolicyUnderTest | None
+    runnable: bool
+
+
+@dataclass
+class TestItem:
+    name: str
+    kind: str  # scenario | case | property
+    tags: tuple[str, ...]
+    span: Span
+    loaded: LoadedSuite
+    node: Any
+    row: int = 0
+
+    @property
+    def file(self) -> str:
+        return self.loaded.display
+
+    @property
+    def line(self) -> int:
+        return self.span.line
+
+    @property
+    def nodeid(self) -> str:
+        return f"{self.file}::{self.name}"
+
+
+@dataclass
+class Mismatch:
+    kind: str
+    expected: Any
+    actual: Any
+    span: Span
+
+
+@dataclass
+class Failure:
+    message: str
+    span: Span
+    """The step (or property) that failed."""
+    step: int | None = None
+    mismatches: list[Mismatch] = field(default_factory=list)
+    decision: Any = None
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    item: TestItem
+    outcome: str  # passed | failed | error
+    duration: float
+    steps: int
+    failure: Failure | None = None
+
+
+@dataclass
+class RunResult:
+    suites: list[LoadedSuite]
+    diagnostics: list[Diagnostic]
+    results: list[Result]
+    coverage: list[PolicyCoverage]
+    collected: int
+    deselected: int
+    duration: float
+    min_coverage: float | None = None
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for r in self.results if r.outcome == "passed")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if r.outcome != "passed")
+
+    @property
+    def collection_errors(self) -> bool:
+        return has_errors(self.diagnostics)
+
+    @property
+    def coverage_ok(self) -> bool:
+        if self.min_coverage is None:
+            return True
+        return all(cov.percent + 1e-9 >= self.min_coverage for cov in self.coverage)
+
+    @property
+    def exit_code(self) -> int:
+        if self.collection_errors:
+            return 2
+        if not self.results:
+            return 5
+        if self.failed or not self.coverage_ok:
+            return 1
+        return 0
+
+
+# ------------------------------------------------------------------------------ discovery
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Suite files: files as given, folders searched recursively for `*.sentra-test`."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file()))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {raw}")
+    return list(dict.fromkeys(found))
+
+
+def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagnostic]]:
+    suite, diagnostics, _ = read_suite(path)
+    loaded = LoadedSuite(path, str(path), suite, None, False)
+    if suite is None or has_errors(diagnostics):
+        return loaded, diagnostics
+    policy_path = path.parent / suite.policy
+    try:
+        put = cache.get(policy_path)
+    except FileUnreadable:
+        diagnostics.append(diagnostic("SL501", f"cannot read policy `{suite.policy}`",
+                                      suite.policy_span,
+                                      help=f"the path is relative to the suite: {policy_path}"))
+        return loaded, diagnostics
+    if not put.ok:
+        diagnostics.append(diagnostic("SL501", f"policy `{suite.policy}` has errors",
+                                      suite.policy_span))
+        diagnostics.extend(d for d in put.compilation.diagnostics if d.severity.value == "error")
+        return loaded, diagnostics
+    loaded.policy = put
+    diagnostics.extend(check_suite(suite, put))
+    loaded.runnable = not has_errors(diagnostics)
+    return loaded, diagnostics
+
+
+def items_of(loaded: LoadedSuite) -> list[TestItem]:
+    suite = loaded.suite
+    assert suite is not None
+    items: list[TestItem] = []
+    for node in suite.items:
+        if isinstance(node, s.Scenario):
+            items.append(TestItem(node.name, "scenario", node.tags, node.name_span, loaded, node))
+        elif isinstance(node, s.Cases):
+            for index, row in enumerate(node.rows, 1):
+                items.append(TestItem(f"{node.name}[{index}]", "case", node.tags, row.span,
+                                      loaded, node, index))
+        else:
+            items.append(TestItem(node.name, "property", node.tags, node.name_span, loaded,
+                                  node))
+    return items
+
+
+# ------------------------------------------------------------------------------ selection
+
+_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+
+
+def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
+    """`-k`: words match (case-insensitively) as substrings of the test name, its file name
+    or a tag; combine with `and`, `or`, `not` and parentheses, as in pytest."""
+    tokens = [m.group(1) for m in _TOKEN.finditer(expression)]
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        if position >= len(tokens):
+            raise SelectionError(f"-k {expression!r}: unexpected end of expression")
+        position += 1
+        return tokens[position - 1]
+
+    def parse_or() -> Callable[[str], bool]:
+        left = parse_and()
+        while peek() == "or":
+            take()
+            right = parse_and()
+            left = (lambda a, b: lambda text: a(text) or b(text))(left, right)
+        return left
+
+    def parse_and() -> Callable[[str], bool]:
+        left = parse_not()
+        while peek() == "and":
+            take()
+            right = parse_not()
+            left = (lambda a, b: lambda text: a(text) and b(text))(left, right)
+        return left
+
+    def parse_not() -> Callable[[str], bool]:
+        if peek() == "not":
+            take()
+            inner = parse_not()
+            return lambda text: not inner(text)
+        token = take()
+        if token == "(":
+            inner = parse_or()
+            if take() != ")":
+                raise SelectionError(f"-k {expression!r}: expected `)`")
+            return inner
+        if token in (")", "and", "or"):
+            raise SelectionError(f"-k {expression!r}: unexpected `{token}`")
+        word = token.lower()
+        return lambda text: word in text
+
+    if not tokens:
+        return lambda item: True
+    predicate = parse_or()
+    if position != len(tokens):
+        raise SelectionError(f"-k {expression!r}: unexpected `{tokens[position]}`")
+
+    def matches(item: TestItem) -> bool:
+        text = "\n".join([item.name, Path(item.file).name, *item.tags]).lower()
+        return predicate(text)
+
+    return matches
+
+
+# -------------------------------------------------------------------------------- running
+
+class _PolicyRun:
+    def __init__(self, put: PolicyUnderTest) -> None:
+        assert put.policy is not None
+        self.store = ScenarioStore()
+        self.engine = Engine(put.policy, self.store)
+        self.coverage = PolicyCoverage(put, self.engine.matcher)
+
+
+def _merge(*maps: Iterable[s.FieldValue]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for values in maps:
+        for fv in values:
+            if fv.value.omitted:
+                fields.pop(fv.path, None)
+            else:
+                fields[fv.path] = fv.value.value
+    return fields
+
+
+def compare(expect: s.Expectation, actual: Any, attributes: dict[str, str]) -> list[Mismatch]:
+    mismatches = []
+    for clause in expect.clauses:
+        if clause.kind == "decision":
+            got = _DECISION_WORD[actual.outcome]
+            if got != clause.value:
+                mismatches.append(Mismatch("decision", clause.value, got, clause.span))
+            continue
+        value = getattr(actual, attributes[clause.kind])
+        ok = clause.value in value if clause.kind == "reason_contains" else value == clause.value
+        if not ok:
+            mismatches.append(Mismatch(clause.kind, clause.value, value, clause.span))
+    return mismatches
+
+
+class Runner:
+    def __init__(self, *, keyword: str | None = None, tags: Iterable[str] = (),
+                 exitfirst: bool = False, examples: int | None = None,
+                 progress: Callable[[int, int, TestItem], None] | None = None) -> None:
+        self.select = keyword_matcher(keyword) if keyword else (lambda item: True)
+        self.tags = set(tags)
+        self.exitfirst = exitfirst
+        self.examples = examples
+        self.progress = progress
+        self.cache = PolicyCache()
+        self._runs: dict[Path, _PolicyRun] = {}
+
+    def collect(self, files: list[Path]) -> tuple[list[LoadedSuite], list[Diagnostic],
+                                                  list[TestItem], int]:
+        suites, diagnostics, items = [], [], []
+        collected = 0
+        for path in files:
+            loaded, found = load_suite(path, self.cache)
+            suites.append(loaded)
+            diagnostics.extend(found)
+            if loaded.runnable:
+                for item in items_of(loaded):
+                    collected += 1
+                    if self.select(item) and (not self.tags or self.tags & set(item.tags)):
+                        items.append(item)
+        return suites, sort_diagnostics(diagnostics), items, collected
+
+    def run_paths(self, paths: Iterable[str | Path], *,
+                  min_coverage: float | None = None) -> RunResult:
+        start = time.perf_counter()
+        suites, diagnostics, items, collected = self.collect(discover(paths))
+        results = []
+        for index, item in enumerate(items):
+            if self.progress is not None:
+                self.progress(index, len(items), item)
+            result = self.run_item(item)
+            results.append(result)
+            if self.exitfirst and result.outcome != "passed":
+                break
+        coverage = [run.coverage.finish() for run in self._runs.values()]
+        return RunResult(suites, diagnostics, results, coverage, collected,
+                         collected - len(items), time.perf_counter() - start, min_coverage)
+
+    def policy_run(self, put: PolicyUnderTest) -> _PolicyRun:
+        key = put.path.resolve()
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _PolicyRun(put)
+        return run
+
+    def run_item(self, item: TestItem) -> Result:
+        assert item.loaded.policy is not None
+        run = self.policy_run(item.loaded.policy)
+        run.store.clear()
+        start = time.perf_counter()
+        try:
+            if item.kind == "property":
+                steps, failure = self._property(item, run)
+            else:
+                steps, failure = self._steps(item, run)
+            outcome = "passed" if failure is None else "failed"
+        except Exception as error:  # a crash in the engine or the runner: report, keep going
+            steps, outcome = 0, "error"
+            failure = Failure(f"{type(error).__name__}: {error}", item.span)
+        return Result(item, outcome, time.perf_counter() - start, steps, failure)
+
+    def _plan(self, item: TestItem) -> list[tuple[s.Step, dict[str, Any] | None]]:
+        plan = getattr(item, "_plan", None)
+        if plan is not None:
+            return plan  # type: ignore[no-any-return]
+        suite = item.loaded.suite
+        assert suite is not None
+        node = item.node
+        if isinstance(node, s.Cases):
+            row = node.rows[item.row - 1]
+            fields = _merge(suite.defaults, node.defaults)
+            for (column, _), value in zip(node.columns, row.values):
+                if value.omitted:
+                    fields.pop(column, None)
+                else:
+                    fields[column] = value.value
+            step = s.ActionStep(node.agent, node.action, node.action_span, node.action_quoted,
+                                (), row.expect, row.span)
+            plan = [(step, fields)]
+        else:
+            base = (suite.defaults, node.defaults)
+            plan = [(step, _merge(*base, step.fields) if isinstance(step, s.ActionStep)
+                     else None) for step in node.steps]
+        item._plan = plan  # type: ignore[attr-defined]
+        return plan
+
+    def _steps(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None]:
+        engine = run.engine
+        record = run.coverage.record
+        name = item.name
+        for number, (step, fields) in enumerate(self._plan(item), 1):
+            if isinstance(step, s.ActionStep):
+                decision = engine.evaluate(step.agent, step.action, fields)
+                record(decision, name)
+                mismatches = compare(step.expect, decision, _ATTRIBUTE)
+                if mismatches:
+                    return number, Failure(f"step {number}: " + _summary(mismatches),
+                                           step.span, number, mismatches, decision)
+            elif isinstance(step, s.ResetStep):
+                engine.reset(step.agent, operator=OPERATOR)
+            else:
+                state = engine.state(step.agent)
+                mismatches = compare(step.expect, state, _STATE)
+                if mismatches:
+                    return number, Failure(f"step {number}: " + _summary(mismatches),
+                                           step.span, number, mismatches)
+        return len(self._plan(item)), None
+
+    def _property(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None]:
+        put = item.loaded.policy
+        assert put is not None
+        prop: s.Property = item.node
+        record = run.coverage.record
+        engine = run.engine
+        name = item.name
+
+        def evaluate(agent: str, action: str, fields: dict[str, Any]) -> Any:
+            decision = engine.evaluate(agent, action, fields)
+            record(decision, name)
+            return decision
+
+        outcome = run_property(prop, put, evaluate, examples=self.examples)
+        falsified = outcome.falsified
+        if falsified is None:
+            return outcome.examples, None
+        decision = falsified.decision
+        word = _DECISION_WORD[decision.outcome]
+        target = prop.target.value if prop.target.kind == "decision" else \
+            f"rule {prop.target.value}"
+        message = (f"{prop.quantifier} {target}: falsified after {len(falsified.steps)} "
+                   f"step{'s' if len(falsified.steps) != 1 else ''} ({word}, "
+                   f"{decision.rule_id})")
+        details = ["falsifying example (shrunk):"]
+        for action, fields in falsified.steps:
+            rendered = ", ".join(f"{k}: {_render(v)}" for k, v in sorted(fields.items()))
+            details.append(f"  {action} {{{rendered}}}")
+        mismatch = Mismatch(prop.target.kind if prop.target.kind == "rule" else "decision",
+                            f"{prop.quantifier} {prop.target.value}",
+                            decision.rule_id if prop.target.kind == "rule" else word,
+                            prop.target.span)
+        return outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details)
+
+
+def _render(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _summary(mismatches: list[Mismatch]) -> str:
+    return "; ".join(f"expected {m.kind} {_render(m.expected)}, got {_render(m.actual)}"
+                     for m in mismatches)
+
+
+def tty_progress(stream: Any = None) -> Callable[[int, int, TestItem], None] | None:
+    """A live `[ 12/140] name` line on stderr when it is a terminal (at most 10 updates/s)."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return None
+    last = [0.0]
+
+    def show(index: int, total: int, item: TestItem) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.1 and index + 1 < total:
+            return
+        last[0] = now
+        width = len(str(total))
+        line = f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100]
+        stream.write("\r\x1b[K" + line)
+        stream.flush()
+
+    return show
+
+
+def clear_progress(stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    if stream.isatty():
+        stream.write("\r\x1b[K")
+        stream.flush()

@@ -1,0 +1,252 @@
+"""Check a suite against its policy: names, types and expectations that can never hold.
+
+Every problem is reported at once, each with its span in the suite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sentra_lang import ast
+from sentra_lang.diagnostics import Diagnostic, did_you_mean, diagnostic
+from sentra_lang.testing import suite_ast as s
+from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, SPECIAL_SHUTDOWNS, PolicyUnderTest
+
+STATUSES = ("active", "shut_down")
+MAX_EXAMPLES = 10_000
+_RULE_DECISION = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown"}
+
+
+def check_suite(suite: s.Suite, put: PolicyUnderTest) -> list[Diagnostic]:
+    return _Checker(suite, put).run()
+
+
+def item_names(item: s.Item) -> list[tuple[str, Any]]:
+    """The test names an item yields, with the span of each: cases rows are `name[1]`, ..."""
+    if isinstance(item, s.Cases):
+        return [(f"{item.name}[{index}]", row.span) for index, row in enumerate(item.rows, 1)]
+    return [(item.name, item.name_span)]
+
+
+def value_fits(spec: Any, value: Any) -> bool:
+    kind = spec.type
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "enum":
+        if not isinstance(value, str):
+            return False
+        for step in spec.normalize:
+            value = value.strip() if step == "trim" else value.lower() if step == "lower" \
+                else value.upper()
+        return value in (spec.values or [])
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+class _Checker:
+    def __init__(self, suite: s.Suite, put: PolicyUnderTest) -> None:
+        self.suite = suite
+        self.put = put
+        self.diagnostics: list[Diagnostic] = []
+        assert put.policy is not None
+        self.threshold = put.policy.risk_threshold
+        self.strikes = put.policy.strikes
+
+    def report(self, code: str, message: str, span: Any, **kwargs: Any) -> None:
+        self.diagnostics.append(diagnostic(code, message, span, **kwargs))
+
+    def run(self) -> list[Diagnostic]:
+        seen: dict[str, Any] = {}
+        self.fields(self.suite.defaults)
+        for item in self.suite.items:
+            for name, span in item_names(item):
+                if name in seen:
+                    self.report("SL507", f"a test named {name!r} is already defined", span,
+                                help=f"first defined at {seen[name]}")
+                else:
+                    seen[name] = span
+            getattr(self, f"item_{type(item).__name__.lower()}")(item)
+        return self.diagnostics
+
+    # -- fields and values
+    def fields(self, values: Iterable[s.FieldValue], expect: s.Expectation | None = None) -> None:
+        given: set[str] = set()
+        for fv in values:
+            if fv.path in given:
+                self.report("SL510", f"field `{fv.path}` is set twice", fv.path_span)
+            given.add(fv.path)
+            self.value(fv.path, fv.path_span, fv.value, expect)
+
+    def field_known(self, path: str, span: Any) -> bool:
+        if path in self.put.fields:
+            return True
+        self.report("SL502", f"field `{path}` is not declared by policy "
+                    f"`{self.put.table['policy']['name']}`", span,
+                    help=did_you_mean(path, self.put.fields))
+        return False
+
+    def value(self, path: str, path_span: Any, value: s.Value,
+              expect: s.Expectation | None) -> None:
+        if not self.field_known(path, path_span) or value.omitted:
+            return
+        spec = self.put.fields[path]
+        if value_fits(spec, value.value):
+            return
+        rule = expect.get("rule") if expect is not None else None
+        if rule is not None and rule.value == "INVALID_INPUT":
+            return
+        wanted = f"one of {', '.join(spec.values or [])}" if spec.type == "enum" else spec.type
+        self.report("SL506", f"`{path}` is declared `{spec.type}`; this value is not {wanted}",
+                    value.span, help="the runtime blocks it as INVALID_INPUT; expect "
+                    "`rule INVALID_INPUT` if that is the point")
+
+    # -- actions and expectations
+    def action(self, action: str, span: Any, quoted: bool) -> None:
+        if quoted or self.put.normalize_action(action) in self.put.blocks:
+            return
+        hint = did_you_mean(self.put.normalize_action(action), self.put.blocks)
+        if hint is not None:
+            self.report("SL505", f"no action block names `{action}`: the `otherwise` rule "
+                        "decides it", span, help=hint + " (quote the name if this is intended)")
+
+    def expectation(self, expect: s.Expectation, action: str | None) -> None:
+        decision = expect.decision
+        rule_clause = expect.get("rule")
+        rule = None
+        if rule_clause is not None:
+            rule = rule_clause.value
+            if rule not in self.put.rules and rule not in SPECIAL_IDS:
+                self.report("SL503", f"no rule `{rule}` in policy "
+                            f"`{self.put.table['policy']['name']}`", rule_clause.span,
+                            help=did_you_mean(rule, [*self.put.rules, *SPECIAL_IDS]))
+                rule = None
+        if rule is not None and decision is not None:
+            self.rule_fits(decision, rule, rule_clause, action)
+        for clause in expect.clauses:
+            self.clause(clause, decision, rule)
+
+    def rule_fits(self, decision: str, rule: str, clause: s.Clause, action: str | None) -> None:
+        if rule in self.put.rules:
+            outcome = self.put.rules[rule].outcome
+            if _RULE_DECISION[outcome] != decision:
+                becomes = {"allow": "it allows, or blocks as RISK_THRESHOLD_EXCEEDED",
+                           "block": "it blocks, or shuts down as "
+                                    "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS",
+                           "shutdown": "it shuts the agent down"}[outcome]
+                self.report("SL504", f"`{rule}` is {'an' if outcome == 'allow' else 'a'} "
+                            f"{outcome} rule: a decision by it is never `{decision}`",
+                            clause.span, help=becomes)
+            if action is not None:
+                possible = self.put.rules_for(action)
+                if rule not in possible:
+                    self.report("SL504", f"`{rule}` never decides `{action}`", clause.span,
+                                help=f"`{action}` is decided by "
+                                     f"{', '.join(possible) or 'no rule'}")
+            return
+        wanted = "blocked" if rule in SPECIAL_BLOCKS else "shutdown"
+        if decision != wanted:
+            self.report("SL504", f"`{rule}` comes with a `{wanted}` decision, never "
+                        f"`{decision}`", clause.span)
+
+    def clause(self, clause: s.Clause, decision: str | None, rule: str | None) -> None:
+        kind, value = clause.kind, clause.value
+        if kind in ("risk", "applied", "projected", "cumulative", "strikes"):
+            if not isinstance(value, int) or value < 0:
+                self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
+                return
+        if kind == "status":
+            if value not in STATUSES:
+                self.report("SL509", f"status is `active` or `shut_down`, not `{value}`",
+                            clause.span)
+            elif decision is not None and (value == "shut_down") != (decision == "shutdown"):
+                self.report("SL504", f"after a `{decision}` decision the status is "
+                            f"{'shut_down' if decision == 'shutdown' else 'active'}",
+                            clause.span)
+        elif kind == "risk" and rule in self.put.rules and self.put.rules[rule].risk != value:
+            self.report("SL504", f"`{rule}` attempts risk {self.put.rules[rule].risk}, "
+                        f"never {value}", clause.span)
+        elif kind == "applied" and decision not in (None, "allowed") and value != 0:
+            self.report("SL504", f"a `{decision}` decision applies no risk", clause.span)
+        elif kind == "cumulative" and value > self.threshold:
+            self.report("SL504", f"cumulative risk never exceeds the threshold "
+                        f"{self.threshold}", clause.span)
+        elif kind == "strikes":
+            if value > self.strikes or (decision == "blocked" and not 1 <= value < self.strikes):
+                self.report("SL504", f"with `strikes {self.strikes}` a `{decision or 'state'}` "
+                            f"cannot have {value} blocked attempts", clause.span)
+
+    # -- items
+    def item_scenario(self, item: s.Scenario) -> None:
+        self.fields(item.defaults)
+        for step in item.steps:
+            if isinstance(step, s.ActionStep):
+                self.action(step.action, step.action_span, step.action_quoted)
+                self.fields(step.fields, step.expect)
+                self.expectation(step.expect, step.action)
+            elif isinstance(step, s.StateStep):
+                for clause in step.expect.clauses:
+                    self.clause(clause, None, None)
+
+    def item_cases(self, item: s.Cases) -> None:
+        self.action(item.action, item.action_span, item.action_quoted)
+        self.fields(item.defaults)
+        for column, span in item.columns:
+            self.field_known(column, span)
+        if not item.columns and item.rows:
+            self.report("SL508", "a `cases` table needs a `with` line naming its columns",
+                        item.name_span, help="e.g. `with destination_type, data_classification`")
+        for row in item.rows:
+            if item.columns and len(row.values) != len(item.columns):
+                self.report("SL508", f"row has {len(row.values)} values for "
+                            f"{len(item.columns)} columns", row.span)
+            for (column, span), value in zip(item.columns, row.values):
+                if column in self.put.fields:
+                    self.value(column, span, value, row.expect)
+            self.expectation(row.expect, item.action)
+
+    def item_property(self, item: s.Property) -> None:
+        for action, span, quoted in item.actions:
+            self.action(action, span, quoted)
+        if item.examples is not None and not 1 <= item.examples <= MAX_EXAMPLES:
+            self.report("SL509", f"`examples` is between 1 and {MAX_EXAMPLES}", item.span)
+        if item.where is not None:
+            self.condition(item.where)
+        if item.target.kind == "rule":
+            rule = item.target.value
+            if rule not in self.put.rules and rule not in SPECIAL_IDS:
+                self.report("SL503", f"no rule `{rule}` in policy "
+                            f"`{self.put.table['policy']['name']}`", item.target.span,
+                            help=did_you_mean(rule, [*self.put.rules, *SPECIAL_IDS]))
+
+    def condition(self, cond: ast.Condition) -> None:
+        lets = self.put.compilation.model.lets if self.put.compilation.model else {}
+        if isinstance(cond, (ast.And, ast.Or)):
+            for operand in cond.operands:
+                self.condition(operand)
+        elif isinstance(cond, ast.Not):
+            self.condition(cond.operand)
+        elif isinstance(cond, ast.Ref):
+            let = lets.get(cond.path.dotted)
+            if let is None or let.is_set:
+                self.field_known(cond.path.dotted, cond.path.span)
+        elif isinstance(cond, ast.Compare):
+            self.field_known(cond.left.dotted, cond.left.span)
+            if isinstance(cond.right, ast.Path):
+                self.field_known(cond.right.dotted, cond.right.span)
+        elif isinstance(cond, ast.Membership):
+            self.field_known(cond.path.dotted, cond.path.span)
+            if isinstance(cond.set, ast.Name):
+                let = lets.get(cond.set.value)
+                if let is None or not let.is_set:
+                    self.report("SL502", f"`{cond.set.value}` is not a named set of the policy",
+                                cond.set.span,
+                                help=did_you_mean(cond.set.value,
+                                                  [n for n, v in lets.items() if v.is_set]))
+        elif isinstance(cond, (ast.StringTest, ast.Exists)):
+            self.field_known(cond.path.dotted, cond.path.span)
