@@ -1,0 +1,87 @@
+"""`sentra-lang docs PATH... -o SITE/`: the HTML reference of policies (mkdocs-material)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.paths import expand
+from sentra_lang.compiler import Compilation
+from sentra_lang.diagnostics import render_human, render_summary
+from sentra_lang.docgen import (
+    Coverage,
+    CoverageError,
+    DocsBuildError,
+    build_site,
+    load_coverage,
+    policy_docs,
+    write_markdown,
+)
+from sentra_lang.docgen.collect import compile_policies, errors_of
+from sentra_lang.loader import FileUnreadable
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "docs", help="write the HTML reference of policies",
+        description="Render policies (files, or folders searched for *.sentra) as a static "
+        "mkdocs-material site that also works opened from disk. Exit 0 when the site was "
+        "written, 1 when a policy has errors (they are printed) or the build fails, 2 on "
+        "usage errors.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders")
+    parser.add_argument("-o", "--output", required=True, metavar="SITE",
+                        help="folder to write the site (or, with --markdown-only, the sources)")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="write the Markdown tree and mkdocs.yml; do not build HTML")
+    parser.add_argument("--coverage", metavar="REPORT.json",
+                        help="a `sentra-lang test --json` report: show which scenarios cover "
+                        "each rule and mark the rules none covers")
+    parser.add_argument("--title", default="Policy reference", help="the site's name")
+    parser.set_defaults(run=run)
+
+
+def _compile(paths: list[str]) -> list[Compilation]:
+    try:
+        return compile_policies(expand(paths))
+    except FileUnreadable as error:
+        raise UsageError(str(error)) from error
+
+
+def _coverage(path: str | None) -> Coverage | None:
+    if path is None:
+        return None
+    try:
+        return load_coverage(path)
+    except CoverageError as error:
+        raise UsageError(str(error)) from error
+
+
+def run(args: argparse.Namespace) -> int:
+    coverage = _coverage(args.coverage)
+    compilations = _compile(args.paths)
+    errors = errors_of(compilations)
+    if errors:
+        for diag in errors:
+            print(render_human(diag, color=sys.stderr.isatty()), file=sys.stderr)
+            print(file=sys.stderr)
+        print(render_summary(errors, len(compilations)), file=sys.stderr)
+        return EXIT_FAILURE
+    docs = policy_docs(compilations, coverage)
+    output = Path(args.output)
+    if args.markdown_only:
+        config = write_markdown(docs, output, site_name=args.title)
+        print(f"wrote {len(docs)} policy reference(s) as Markdown: {config}")
+        return EXIT_OK
+    with tempfile.TemporaryDirectory(prefix="sentra-docs-") as work:
+        config = write_markdown(docs, work, site_name=args.title)
+        try:
+            index = build_site(config, output)
+        except DocsBuildError as error:
+            print(f"sentra-lang docs: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+    print(f"wrote the reference of {len(docs)} policy(ies): {index}")
+    return EXIT_OK
