@@ -1,0 +1,121 @@
+"""A real decision server (uvicorn on a free loopback port, in a thread) for the server tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("fastapi")
+
+from sentra_lang.server import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "sentra.sentra"
+TOKEN = "test-operator-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class Server:
+    """One running server; ``request`` speaks HTTP/1.1 over a kept-alive connection per thread."""
+
+    def __init__(self, policy: Path, db: Path, token: str | None) -> None:
+        self.policy, self.db, self.token = policy, db, token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(policy, db, operator_token=token)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error",
+                                timeout_graceful_shutdown=1, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.local = threading.local()
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                token: str | None = None, headers: dict[str, str] | None = None) -> Response:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.local.connection = connection
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            connection.request(method, path, body=data, headers=sent)
+            reply = connection.getresponse()
+        except (http.client.HTTPException, OSError):
+            connection.close()
+            connection.request(method, path, body=data, headers=sent)
+            reply = connection.getresponse()
+        text = reply.read().decode("utf-8")
+        return Response(reply.status, {k.lower(): v for k, v in reply.getheaders()}, text)
+
+    def get(self, path: str, **options: Any) -> Response:
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, body: Any = None, **options: Any) -> Response:
+        return self.request("POST", path, body, **options)
+
+    def act(self, agent: str, action: str, **fields: Any) -> dict[str, Any]:
+        response = self.post("/agent-action", {"agent_id": agent, "action_type": action, **fields})
+        assert response.status == 200, response.text
+        return dict(response.json())
+
+    def head(self) -> int:
+        return int(self.get("/v1/events?limit=1").json()["head"])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The shared server: tests use their own agent ids (``agent`` fixture)."""
+    running = Server(POLICY, tmp_path_factory.mktemp("server") / "sentra.db", TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own (global resets, reloads)."""
+    running = Server(POLICY, tmp_path / "sentra.db", TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def agent() -> str:
+    return f"agent-{uuid.uuid4().hex[:10]}"
