@@ -11,7 +11,7 @@ inputs fall through every rule; each finding carries a concrete witness input.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
 from typing import Any
@@ -146,7 +146,7 @@ def _numeric_candidates(constants: list[float], integral: bool, width: int) -> l
     return sorted(values)
 
 
-def _string_candidates(tests: list[Test], normalize: list[str], width: int) -> list[str]:
+def _string_candidates(tests: list[Test], normalize: Sequence[str], width: int) -> list[str]:
     exact: set[str] = set()
     affixes: set[str] = set()
     for test in tests:

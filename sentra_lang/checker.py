@@ -7,7 +7,7 @@ others, so every problem in a file is reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ class Model:
     header_span: Span = NO_SPAN
 
 
-def normalize_text(text: str, steps: list[str]) -> str:
+def normalize_text(text: str, steps: Sequence[str]) -> str:
     for step in steps:
         text = text.strip() if step == "trim" else text.lower() if step == "lower" else text.upper()
     return text

@@ -110,7 +110,7 @@ class Interpreter:
             return values[cond.path.dotted] is not MISSING
         if isinstance(cond, ast.Compare):
             return self._compare(cond, values)
-        value = values[cond.path.dotted]  # type: ignore[union-attr]
+        value = values[cond.path.dotted]
         if isinstance(cond, ast.Membership):
             items = (cond.set.items if isinstance(cond.set, ast.SetLit)
                      else self.model.lets[cond.set.value].value.items)  # type: ignore[union-attr]
