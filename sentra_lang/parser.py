@@ -16,6 +16,7 @@ from sentra_lang.diagnostics import Diagnostic, diagnostic
 from sentra_lang.source import Source, Span
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
+MAX_SYNTAX_ERRORS = 20
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
@@ -58,13 +59,37 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help="a policy starts with `policy NAME version \"1\" { }`")]
-    try:
-        tree = _lark().parse(text)
-    except lark.exceptions.UnexpectedInput as error:
-        return None, [_syntax_diagnostic(source, error)]
+    tree, syntax_errors = _parse_recovering(source)
+    if syntax_errors:
+        return None, syntax_errors
     builder = _Builder(source)
     module = builder.module(tree)
     return module, builder.diagnostics
+
+
+def _parse_recovering(source: Source) -> tuple[Tree | None, list[Diagnostic]]:  # type: ignore[type-arg]
+    """Parse; on a syntax error, blank the offending line and parse again to find the next.
+
+    Blanking keeps every offset in place, so each error points into the original text, and a
+    line-oriented language rarely needs more than the bad line removed to go on.
+    """
+    text = source.text
+    errors: list[Diagnostic] = []
+    while len(errors) < MAX_SYNTAX_ERRORS:
+        try:
+            tree = _lark().parse(text)
+            return (None if errors else tree), errors
+        except lark.exceptions.UnexpectedInput as error:
+            errors.append(_syntax_diagnostic(source, error))
+            if errors[-1].code == "SL004":
+                break
+            start = text.rfind("\n", 0, error.pos_in_stream) + 1
+            end = text.find("\n", error.pos_in_stream)
+            end = len(text) if end < 0 else end
+            if not text[start:end].strip():
+                break
+            text = text[:start] + " " * (end - start) + text[end:]
+    return None, errors
 
 
 def parse_bytes(data: bytes, path: str) -> tuple[ast.Module | None, list[Diagnostic], Source]:
