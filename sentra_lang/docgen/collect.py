@@ -6,6 +6,8 @@ never reach into the checker or the table models themselves.
 
 from __future__ import annotations
 
+import os
+
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -215,7 +217,7 @@ def policy_doc(compilation: Compilation, slug: str, coverage: Coverage | None) -
     diagnostics = compilation.sorted_diagnostics()
     findings = [_finding(d, rules_by_line) for d in diagnostics]
     return PolicyDoc(
-        slug=slug, path=compilation.program.main.display, table=table,
+        slug=slug, path=_shown_path(compilation.program.main.display), table=table,
         source=compilation.program.main.source.text, inputs=list(table.input),
         definitions=_definitions(model), actions=actions, otherwise=otherwise,
         findings=findings, diagnostics=diagnostics, has_coverage=coverage is not None)
@@ -252,3 +254,9 @@ def compile_policies(paths: Iterable[str | Path]) -> list[Compilation]:
 
 def errors_of(compilations: Iterable[Compilation]) -> list[Diagnostic]:
     return [d for c in compilations for d in c.sorted_diagnostics() if d.severity is Severity.ERROR]
+
+
+def _shown_path(path: str) -> str:
+    """The path relative to the working folder when inside it, so pages do not leak a machine."""
+    relative = os.path.relpath(os.path.abspath(path))
+    return path if relative.startswith("..") else relative.replace(os.sep, "/")
