@@ -113,7 +113,7 @@ def render_human(diag: Diagnostic, *, color: bool = False) -> str:
     else:
         head = f"{span}: {label}[{diag.code}]: {diag.message}"
     lines = [head]
-    lines.extend(_snippet(span))
+    lines.extend(_snippet(span, color=color))
     for related in diag.related:
         lines.append(f"  = note: {related.message} at {related.span}")
     if diag.witness is not None:
@@ -123,7 +123,7 @@ def render_human(diag: Diagnostic, *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _snippet(span: Span) -> list[str]:
+def _snippet(span: Span, *, color: bool = False) -> list[str]:
     if span is NO_SPAN or not span.source.text:
         return []
     text = span.source.line(span.line)
@@ -131,6 +131,17 @@ def _snippet(span: Span) -> list[str]:
     end_column = span.end_column if span.end_line == span.line else len(text) + 1
     width = max(1, end_column - span.column)
     shown = text.replace("\t", " ")
+    if color:
+        # the source line in the sentra lexer's colours; ANSI escapes take no columns, so the
+        # carets below stay aligned (with the escapes removed it is the plain rendering)
+        from pygments import highlight
+        from pygments.formatters import TerminalFormatter
+
+        from sentra_lang.highlight import SentraLexer
+
+        coloured: str = highlight(shown, SentraLexer(stripnl=False, ensurenl=False),
+                                  TerminalFormatter())
+        shown = coloured.removesuffix("\n") if not shown.endswith("\n") else coloured
     return [
         f"{' ' * gutter} |",
         f"{span.line} | {shown}",
