@@ -36,7 +36,7 @@
       const ids = record.agent === null ? [...state.agents.keys()] : [record.agent];
       for (const id of ids) state.agents.set(id, fresh(id));
     } else if (record.kind === "policy_load") {
-      $("policy").textContent = `policy ${record.policy.name} ${record.policy.version} (reloaded) · ${record.policy_hash.slice(0, 19)}…`;
+      $("policy").textContent = `policy ${record.policy.name} ${record.policy.version} · ${record.policy_hash.slice(0, 19)}… (loaded at #${record.seq})`;
     }
     state.events.push(record);
     if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
