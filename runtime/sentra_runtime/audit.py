@@ -13,10 +13,10 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import canonical_json
@@ -25,6 +25,12 @@ DECISION = "decision"
 RESET = "reset"
 POLICY_LOAD = "policy_load"
 KINDS = frozenset({DECISION, RESET, POLICY_LOAD})
+RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "input", "decision",
+                         "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
+"""The keys the runtime writes; annotations may not replace them."""
+
+Annotations: TypeAlias = "Mapping[str, Any] | Callable[[Decision], Mapping[str, Any]]"
+"""Extra keys for a decision's audit record, or a function of the decision giving them."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,30 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
         },
         "explanation": decision.explanation_summary,
     }
+
+
+def annotation(annotations: Annotations, decision: Decision) -> dict[str, Any]:
+    """The extra keys for ``decision``'s record, checked: JSON values, no runtime key replaced."""
+    extra = dict(annotations(decision) if callable(annotations) else annotations)
+    clash = sorted(RECORD_KEYS.intersection(extra))
+    if clash:
+        raise ValueError(f"annotations may not replace the audit record's own keys: "
+                         f"{', '.join(clash)}")
+    canonical_json(extra)
+    return extra
+
+
+def matches(record: Mapping[str, Any], agent: str | None, label: str | None,
+            kind: str | None) -> bool:
+    """Whether a record passes the filters of ``Store.read_records`` (``None``: any)."""
+    if kind is not None and record.get("kind") != kind:
+        return False
+    if agent is not None and record.get("agent") != agent:
+        return False
+    if label is not None:
+        decision = record.get("decision")
+        return isinstance(decision, Mapping) and decision.get("label") == label
+    return True
 
 
 def reset_record(seconds: float, policy_hash: str | None, agent_id: str | None, operator: str,

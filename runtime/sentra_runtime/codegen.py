@@ -110,9 +110,18 @@ class _Generator:
             f"{name!r}: _block_{index}"
             for index, action in enumerate(self.policy.actions) for name in action.names
         )
+        normalize = "".join(_NORMALIZE_CALLS[step] for step in self.policy.action_normalize)
         lines = ["def match(action, fields):"]
-        lines += [f"    action = action{''.join(_NORMALIZE_CALLS[s] for s in self.policy.action_normalize)}"]
-        lines += ["    block = _dispatch_get(action)"]
+        if normalize:
+            # an action spelled exactly as a block names it needs no normalisation
+            lines += ["    block = _exact_get(action)", "    if block is None:",
+                      f"        action = action{normalize}", "        block = _dispatch_get(action)"]
+        else:
+            lines += ["    block = _dispatch_get(action)"]
+        dotted = sorted(spec.name for spec in self.policy.inputs if "." in spec.name)
+        if dotted:
+            self.namespace["_DOTTED"] = frozenset(dotted)
+            lines += ["    flat = not _DOTTED.isdisjoint(fields)"]
         if otherwise_row is None:
             lines += ["    if block is None:", f"        return {UNKNOWN_ACTION}, None, action"]
         lines += self._read_fields()
@@ -121,6 +130,12 @@ class _Generator:
             lines += ["    if block is None:", f"        return {otherwise_row}, {values}, action"]
         lines += [f"    return block({self._arguments()}), {values}, action"]
         setup = [f"_dispatch_get = {{{dispatch}}}.get"]
+        if normalize:
+            fixed = normalizer(self.policy.action_normalize)
+            exact = ", ".join(
+                f"{name!r}: _block_{index}" for index, action in enumerate(self.policy.actions)
+                for name in action.names if fixed(name) == name)
+            setup.append(f"_exact_get = {{{exact}}}.get")
         return "\n\n".join(functions + ["\n".join(setup), "\n".join(lines)]) + "\n"
 
     def _arguments(self) -> str:
@@ -183,7 +198,7 @@ class _Generator:
         parent = self._parent(head, parents, lines)
         return lines + [
             f"    {variable} = {parent}.get({tail!r})",
-            f"    if {variable} is None:",
+            f"    if {variable} is None and flat:",
             f"        {variable} = fields.get({name!r})",
         ]
 

@@ -1,10 +1,13 @@
-"""The result of one evaluation: ``Decision``, and its on-demand ``Explanation``."""
+"""The result of one evaluation: ``Decision``, its on-demand ``Explanation`` and ``Trace``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import FrozenInstanceError, dataclass, fields
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import FrozenInstanceError, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+if TYPE_CHECKING:
+    from sentra_runtime.explain import EvaluationContext
 
 ALLOW = "allow"
 BLOCK = "block"
@@ -12,6 +15,16 @@ SHUTDOWN = "shutdown"
 LABELS = {ALLOW: "Allowed", BLOCK: "Blocked", SHUTDOWN: "Agent Shut Down"}
 ACTIVE = "active"
 SHUT_DOWN = "shut_down"
+
+
+class AgentState(NamedTuple):
+    cumulative_risk: int
+    blocked_attempts: int
+    status: str
+
+    @classmethod
+    def from_raw(cls, raw: tuple[int, int, bool]) -> AgentState:
+        return cls(raw[0], raw[1], SHUT_DOWN if raw[2] else ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -73,12 +86,57 @@ class Explanation:
         }
 
 
+@dataclass(frozen=True)
+class ConditionResult:
+    """One test of a row, in the policy's notation, and whether it held for the input."""
+
+    test: str
+    holds: bool
+
+
+@dataclass(frozen=True)
+class RowTrace:
+    """One row of the action's block as the evaluation tried it: every test's outcome."""
+
+    rule_id: str
+    row: int
+    """The row's index in its block (``policy.actions[block].rows``)."""
+    matched: bool
+    conditions: tuple[ConditionResult, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """What the engine saw for one decision: the state before it, the input as the policy read
+    it, and which row matched. For tools that look at many decisions (coverage, replays)."""
+
+    action: str
+    """The action type after normalisation."""
+    state_before: AgentState
+    evaluated: bool
+    """Whether the rules were evaluated: false when the agent was already shut down, the input
+    was rejected, or no block names the action and there is no ``otherwise``."""
+    values: Mapping[str, Any]
+    """The declared fields after defaults and normalisation (``None`` when absent), in declared
+    order; empty when the rules were not evaluated."""
+    block: int | None
+    """Index into ``policy.actions`` of the block that names the action; ``None`` when none."""
+    matched_rule: str | None
+    """The rule whose row matched (``otherwise`` included); ``None`` when no rule matched."""
+    matched_row: int | None
+    """The matched row's index in ``block``; ``None`` when the ``otherwise`` rule (or none)
+    matched."""
+    rows: tuple[RowTrace, ...] = field(default=(), repr=False)
+    """The block's rows tried in order, up to the matched one, with every test's outcome."""
+
+
 @dataclass(frozen=True, eq=False)
 class Decision:
     """One decision of the gate. ``allowed`` is the only field a caller must check.
 
-    The explanation is built on first access, from what the engine kept of the evaluation, so
-    it costs nothing on the hot path. Two decisions are equal when all their fields are.
+    The explanation and the trace are built on first access, from what the engine kept of the
+    evaluation, so they cost nothing on the hot path. Two decisions are equal when all their
+    fields are.
     """
 
     agent_id: str
@@ -103,40 +161,65 @@ class Decision:
     """The agent's status after this decision: ``active`` or ``shut_down``."""
     policy_hash: str
 
+    _context: ClassVar[EvaluationContext | None] = None
+    """Set on the engine's outcome classes (:func:`outcome_class`): how to explain."""
+
+    @property
+    def seq(self) -> int | None:
+        """The seq of this decision's audit record; ``None`` when the store keeps no log."""
+        seq: int | None = self.__dict__.get("_seq")
+        return seq
+
+    def _evaluation(self) -> tuple[Any, int, Any, tuple[int, int, bool]] | None:
+        """``(fields, code, payload, state before)`` as the engine kept them, if it did."""
+        return None
+
     @property
     def explanation(self) -> Explanation:
         cached: Explanation | None = self.__dict__.get("_explanation")
         if cached is None:
-            why = self.__dict__.get("_why")
-            cached = (self._explain(self, *why)  # type: ignore[attr-defined]
-                      if why is not None else _plain_explanation(self))
+            why = self._evaluation()
+            cached = (self._context.explain(self, *why)
+                      if why is not None and self._context is not None
+                      else _plain_explanation(self))
             self.__dict__["_explanation"] = cached
+        return cached
+
+    @property
+    def trace(self) -> Trace | None:
+        """Which row matched, the normalised input and the state before the decision; ``None``
+        for a decision that was not made by an engine in this process (e.g. unpickled)."""
+        cached: Trace | None = self.__dict__.get("_trace")
+        if cached is None:
+            why = self._evaluation()
+            if why is None or self._context is None:
+                return None
+            cached = self._context.trace(self, *why)
+            self.__dict__["_trace"] = cached
         return cached
 
     @property
     def explanation_summary(self) -> str:
         """One line for the audit log: the deciding rule and row, and the risk arithmetic."""
-        why = self.__dict__.get("_why")
-        if why is None:
+        why = self._evaluation()
+        if why is None or self._context is None:
             return f"{self.rule_id}: {self.reason}"
-        summary: str = self._summarize(self, *why)  # type: ignore[attr-defined]
-        return summary
+        return self._context.summarize(self, *why)
 
     @property
     def audit_input(self) -> dict[str, Any]:
         """The input as the policy saw it (declared fields after defaults and normalisation),
         or the raw fields when they were rejected before that."""
-        why = self.__dict__.get("_why")
-        if why is None:
+        why = self._evaluation()
+        if why is None or self._context is None:
             return {}
-        data: dict[str, Any] = self._audit_input(*why)  # type: ignore[attr-defined]
-        return data
+        return self._context.audit_input(*why)
 
     def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, field.name) for field in fields(Decision))
+        return tuple(getattr(self, name) for name in _FIELD_NAMES)
 
     def to_dict(self, *, explanation: bool = False) -> dict[str, Any]:
-        data = {field.name: getattr(self, field.name) for field in fields(Decision)}
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         if explanation:
             data["explanation"] = self.explanation.to_dict()
         return data
@@ -150,12 +233,17 @@ class Decision:
         return hash(self.values())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (self.to_dict(), self.explanation)
+        return _rebuild, (self.to_dict(), self.explanation, self.seq)
 
 
-def _rebuild(values: dict[str, Any], explanation: Explanation) -> Decision:
+_FIELD_NAMES = tuple(item.name for item in fields(Decision))
+
+
+def _rebuild(values: dict[str, Any], explanation: Explanation,
+             seq: int | None = None) -> Decision:
     decision = Decision(**values)
     decision.__dict__["_explanation"] = explanation
+    decision.__dict__["_seq"] = seq
     return decision
 
 
@@ -163,32 +251,54 @@ def _frozen(self: Any, name: str, value: Any = None) -> None:
     raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
 
-def outcome_class(constants: dict[str, Any], explain: ExplainFunction,
-                  summarize: Callable[..., str],
-                  audit_input: Callable[..., dict[str, Any]]) -> type[Decision]:
-    """A subclass of Decision holding the fields that are the same for every decision of one
-    outcome of one rule, so the hot path fills in only what varies (agent, risk numbers).
+def _varying(index: int) -> Any:
+    return property(lambda self: self._v[index])
 
-    Instances are created with :func:`new_decision`; to users they are plain Decisions.
+
+class EvaluatedDecision(Decision):
+    """A decision made by an engine: what varies per decision is one tuple, ``_v``.
+
+    ``_v`` is ``(agent_id, action, projected_risk, cumulative_risk, blocked_attempts, reason,
+    seq, fields, code, payload, state)``; the fields that are the same for every decision of
+    one outcome of one rule are class attributes of a subclass (:func:`outcome_class`), so
+    making a decision is one tuple and one object.
     """
-    namespace = {
-        **constants, "__qualname__": "Decision", "__module__": __name__,
-        "__setattr__": _frozen, "__delattr__": _frozen,
-        "_explain": staticmethod(explain), "_summarize": staticmethod(summarize),
-        "_audit_input": staticmethod(audit_input),
-    }
-    return type("Decision", (Decision,), namespace)
+
+    __slots__ = ("_v",)
+    _v: tuple[Any, ...]
+
+    def __init__(self, varying: tuple[Any, ...]) -> None:
+        _set_varying(self, varying)
+
+    agent_id = _varying(0)
+    action = _varying(1)
+    projected_risk = _varying(2)
+    cumulative_risk = _varying(3)
+    blocked_attempts = _varying(4)
+    reason = _varying(5)
+    seq = _varying(6)
+
+    def _evaluation(self) -> tuple[Any, int, Any, tuple[int, int, bool]]:
+        return self._v[7:]
 
 
-new_decision = object.__new__
-"""``new_decision(cls)`` then ``set_fields(decision, "__dict__", varying)``: the hot path."""
-set_fields = object.__setattr__
+_set_varying = EvaluatedDecision.__dict__["_v"].__set__
+EvaluatedDecision.__setattr__ = _frozen  # type: ignore[method-assign]
+EvaluatedDecision.__delattr__ = _frozen  # type: ignore[method-assign]
+
+
+def outcome_class(constants: dict[str, Any],
+                  context: EvaluationContext) -> type[EvaluatedDecision]:
+    """A subclass of Decision holding the fields that are the same for every decision of one
+    outcome of one rule, so the hot path passes only what varies: ``cls(varying_tuple)``
+    (see :class:`EvaluatedDecision`). To users its instances are plain Decisions.
+    """
+    namespace = {**constants, "__qualname__": "Decision", "__module__": __name__,
+                 "__slots__": (), "_context": context}
+    return type("Decision", (EvaluatedDecision,), namespace)
 
 
 def _plain_explanation(decision: Decision) -> Explanation:
     step = f"{decision.label}: {decision.rule_id}: {decision.reason}"
     return Explanation(action=decision.action, block=None, trials=(), matched_rule=None,
                        risk="", steps=(step,))
-
-
-ExplainFunction = Callable[..., Explanation]

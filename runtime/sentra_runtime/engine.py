@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
-from sentra_runtime.audit import VerifyResult
+from sentra_runtime.audit import Annotations, VerifyResult
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
 from sentra_runtime.decision import (
     ACTIVE,
@@ -25,20 +25,17 @@ from sentra_runtime.decision import (
     SHUT_DOWN,
     SHUTDOWN,
     Decision,
-    new_decision,
+    EvaluatedDecision,
     outcome_class,
-    set_fields,
 )
 from sentra_runtime.explain import (
     EvaluationContext,
-    explain,
     invalid_input_reason,
     jsonable,
     render_value,
-    summarize,
 )
 from sentra_runtime.policy import Policy, RuleSpec, load_policy
-from sentra_runtime.stores import AgentState, MemoryStore, RawState, Store
+from sentra_runtime.stores import AgentState, MemoryStore, RawState, Reset, Store
 
 ALREADY_SHUT_DOWN = "AGENT_ALREADY_SHUT_DOWN"
 SHUTDOWN_AFTER_BLOCKS = "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"
@@ -49,8 +46,6 @@ NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 F = TypeVar("F", bound=Callable[..., Any])
-_new = new_decision
-_set = set_fields
 
 
 class ActionDenied(PermissionError):
@@ -69,7 +64,7 @@ def _constants(outcome: str, rule_id: str, threat: str | None, description: str 
             "attempted_risk": attempted, "applied_risk": applied, "status": status, **more}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _RowOutcome:
     """What a matched row leads to, precomputed per row so the hot path only fills in numbers.
 
@@ -77,14 +72,16 @@ class _RowOutcome:
     """
 
     outcome: str
+    allows: bool
+    """The rule's outcome is ``allow`` (so only the threshold can block)."""
     risk: int
     render: Callable[[tuple[Any, ...]], str] | None
     """Renders an interpolated reason; ``None`` when the reason is constant (a class field)."""
-    allowed_class: type[Decision]
-    threshold_class: type[Decision]
-    ruled_class: type[Decision]
+    allowed_class: type[EvaluatedDecision]
+    threshold_class: type[EvaluatedDecision]
+    ruled_class: type[EvaluatedDecision]
     """The rule's own block or shutdown decision."""
-    strike_out_class: type[Decision]
+    strike_out_class: type[EvaluatedDecision]
     """The shutdown after repeated blocks, when this row's block is the last strike."""
 
 
@@ -122,25 +119,23 @@ class Engine:
         self._apply = self.store.apply
         self._threshold = self.policy.risk_threshold
         self._strikes = self.policy.strikes
-        self._explainer = functools.partial(explain, self._context)
-        self._summarizer = functools.partial(summarize, self._context)
         self._rows = tuple(self._row_outcome(self.policy.rule(row.rule))
                            for row in self.matcher.rows)
         self._specials = self._special_classes()
         self._already_class = self._specials[ALREADY_SHUT_DOWN][0]
         self._decide_step = self._decide
-        self.store.record_policy_load(self.policy)
+        self.policy_load_seq: int | None = self.store.record_policy_load(self.policy)
+        """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
     @property
     def policy_hash(self) -> str:
         return self.policy.hash
 
     def _class(self, outcome: str, rule_id: str, threat: str | None, description: str | None,
-               attempted: int, applied: int, status: str, **more: Any) -> type[Decision]:
+               attempted: int, applied: int, status: str, **more: Any) -> type[EvaluatedDecision]:
         constants = _constants(outcome, rule_id, threat, description, attempted, applied, status,
                                policy_hash=self.policy.hash, **more)
-        return outcome_class(constants, self._explainer, self._summarizer,
-                             self._context.audit_input)
+        return outcome_class(constants, self._context)
 
     def _row_outcome(self, rule: RuleSpec) -> _RowOutcome:
         render = self._reason_renderer(rule.reason)
@@ -149,6 +144,7 @@ class Engine:
         outcome = {ALLOW: ALLOW, BLOCK: BLOCK, SHUTDOWN: SHUTDOWN}[rule.outcome]
         return _RowOutcome(
             outcome=outcome,
+            allows=outcome == ALLOW,
             risk=risk,
             render=render,
             allowed_class=self._class(ALLOW, rule.id, threat, description, risk, risk, ACTIVE,
@@ -161,11 +157,11 @@ class Engine:
             strike_out_class=self._strike_out_class(risk),
         )
 
-    def _strike_out_class(self, attempted: int) -> type[Decision]:
+    def _strike_out_class(self, attempted: int) -> type[EvaluatedDecision]:
         return self._class(SHUTDOWN, SHUTDOWN_AFTER_BLOCKS, "Agent Shutdown", None, attempted, 0,
                            SHUT_DOWN)
 
-    def _special_classes(self) -> dict[str, tuple[type[Decision], type[Decision]]]:
+    def _special_classes(self) -> dict[str, tuple[type[EvaluatedDecision], type[EvaluatedDecision]]]:
         """Per special outcome: its class, and its class when it is the last strike."""
         strike_out = self._strike_out_class(0)
         already = self._class(SHUTDOWN, ALREADY_SHUT_DOWN, "Agent Shutdown", None, 0, 0,
@@ -202,9 +198,15 @@ class Engine:
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def evaluate(self, agent_id: str, action: str,
-                 fields: Mapping[str, Any] | None = None) -> Decision:
-        """Decide one proposed action of one agent, update its state, and audit the decision."""
+    def evaluate(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None,
+                 *, annotations: Annotations | None = None) -> Decision:
+        """Decide one proposed action of one agent, update its state, and audit the decision.
+
+        ``annotations`` adds keys to the decision's audit record (inside its hash chain): a
+        mapping of JSON values, or a function of the decision that returns one (it runs in the
+        decision's transaction). They may not replace the record's own keys. The record's seq
+        is ``decision.seq``.
+        """
         if fields is None:
             fields = _NO_FIELDS
         elif fields.__class__ is not dict:
@@ -212,33 +214,31 @@ class Engine:
         if agent_id.__class__ is not str or action.__class__ is not str:
             _check_ids(agent_id, action)
         code, payload, action = self._match(action, fields)
-        return self._apply(self._decide_step, agent_id, action,
-                           None if code >= NO_MATCH else jsonable(fields), code, payload)
+        raw = None if code >= NO_MATCH else jsonable(fields)
+        if annotations is None:
+            return self._apply(self._decide_step, agent_id, action, raw, code, payload)
+        return self._apply(self._decide_step, agent_id, action, raw, code, payload,
+                           annotations=annotations)
 
     def _decide(self, state: RawState, agent_id: str, action: str, fields: Any, code: int,
-                payload: Any) -> tuple[Decision, RawState]:
-        """The state transition of DESIGN.md section 4 (pure; runs inside the store's step)."""
+                payload: Any, seq: int | None = None) -> tuple[Decision, RawState]:
+        """The state transition of DESIGN.md section 4 (pure; runs inside the store's step).
+
+        ``seq`` is the seq the store gives the decision's audit record, if it keeps one.
+        """
         cumulative, blocked, down = state
         if down:
-            decision = _new(self._already_class)
-            _set(decision, "__dict__", {
-                "agent_id": agent_id, "action": action, "projected_risk": cumulative,
-                "cumulative_risk": cumulative, "blocked_attempts": blocked,
-                "_why": (fields, code, payload, state)})
-            return decision, state
+            return self._already_class((agent_id, action, cumulative, cumulative, blocked, None,
+                                        seq, fields, code, payload, state)), state
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
-            if row.outcome is ALLOW and projected <= self._threshold:
-                decision = _new(row.allowed_class)
-                values = {"agent_id": agent_id, "action": action, "projected_risk": projected,
-                          "cumulative_risk": projected, "blocked_attempts": blocked,
-                          "_why": (fields, code, payload, state)}
-                if row.render is not None:
-                    values["reason"] = row.render(payload)
-                _set(decision, "__dict__", values)
-                return decision, (projected, blocked, False)
-            if row.outcome is ALLOW:
+            if row.allows and projected <= self._threshold:
+                return row.allowed_class((
+                    agent_id, action, projected, projected, blocked,
+                    None if row.render is None else row.render(payload),
+                    seq, fields, code, payload, state)), (projected, blocked, False)
+            if row.allows:
                 cls = row.threshold_class
                 reason: str | None = (f"Projected risk would reach {projected}/{self._threshold}. "
                                       "Action blocked before execution.")
@@ -256,17 +256,12 @@ class Engine:
             cls = strike_out
             reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "
                       f"remains {cumulative}/{self._threshold}.")
-        decision = _new(cls)
-        values = {"agent_id": agent_id, "action": action, "projected_risk": projected,
-                  "cumulative_risk": cumulative, "blocked_attempts": blocked,
-                  "_why": (fields, code, payload, state)}
-        if reason is not None:
-            values["reason"] = reason
-        _set(decision, "__dict__", values)
+        decision = cls((agent_id, action, projected, cumulative, blocked, reason, seq, fields,
+                        code, payload, state))
         return decision, (cumulative, blocked, down)
 
     def _special(self, code: int, action: str,
-                 payload: Any) -> tuple[type[Decision], type[Decision], str]:
+                 payload: Any) -> tuple[type[EvaluatedDecision], type[EvaluatedDecision], str]:
         if code == INVALID_INPUT:
             index, value = payload
             cls, strike_out = self._specials[INVALID_INPUT_ID]
@@ -281,16 +276,17 @@ class Engine:
 
     # -- operators and introspection -------------------------------------------------------------
 
-    def reset(self, agent_id: str | None = None, *, operator: str) -> list[str]:
+    def reset(self, agent_id: str | None = None, *, operator: str) -> Reset:
         """Return one agent (or every agent, for ``None``) to ``(0, 0, active)``; audited.
 
-        Returns the ids of the agents reset.
+        Returns the ids of the agents reset (a list) carrying the reset record's ``seq``.
         """
         if agent_id is not None and not isinstance(agent_id, str):
             raise TypeError(f"agent_id must be a string or None, not {type(agent_id).__name__}")
         if not isinstance(operator, str) or not operator:
             raise ValueError("reset needs the operator's name (operator=...)")
-        return self.store.reset(agent_id, operator, self.policy.hash)
+        agents = self.store.reset(agent_id, operator, self.policy.hash)
+        return agents if isinstance(agents, Reset) else Reset(agents, None)
 
     def state(self, agent_id: str) -> AgentState:
         """The agent's ``(cumulative_risk, blocked_attempts, status)``; fresh for unknown ids."""

@@ -14,7 +14,17 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from sentra_runtime.codegen import INVALID_INPUT, MISSING, NO_MATCH, UNKNOWN_ACTION, Matcher
-from sentra_runtime.decision import ALLOW, BLOCK, Decision, Explanation, RuleTrial
+from sentra_runtime.decision import (
+    ALLOW,
+    BLOCK,
+    AgentState,
+    ConditionResult,
+    Decision,
+    Explanation,
+    RowTrace,
+    RuleTrial,
+    Trace,
+)
 from sentra_runtime.policy import InputSpec, Policy, TestSpec, json_type
 
 
@@ -143,6 +153,18 @@ class EvaluationContext:
         return {spec.name: sorted(value) if value.__class__ is frozenset else value
                 for spec, value in zip(self.matcher.fields, payload) if value is not None}
 
+    def explain(self, decision: Decision, fields: Any, code: int, payload: Any,
+                state: tuple[int, int, bool]) -> Explanation:
+        return explain(self, decision, fields, code, payload, state)
+
+    def summarize(self, decision: Decision, fields: Any, code: int, payload: Any,
+                  state: tuple[int, int, bool]) -> str:
+        return summarize(self, decision, fields, code, payload, state)
+
+    def trace(self, decision: Decision, fields: Any, code: int, payload: Any,
+              state: tuple[int, int, bool]) -> Trace:
+        return trace(self, decision.action, code, payload, state)
+
 
 def explain(context: EvaluationContext, decision: Decision, fields: Any, code: int,
             payload: Any, state: tuple[int, int, bool]) -> Explanation:
@@ -207,6 +229,33 @@ def summarize(context: EvaluationContext, decision: Decision, fields: Any, code:
     where = "otherwise" if row.block is None else f"row {row.index}"
     return f"matched {row.rule} ({where}); " + _arithmetic(
         decision, context.policy, code, cumulative, blocked, row.rule)
+
+
+def trace(context: EvaluationContext, action: str, code: int, payload: Any,
+          state: tuple[int, int, bool]) -> Trace:
+    """The decision's trace (see :class:`Trace`) from the evaluation the engine recorded."""
+    block = context.matcher.block_of.get(action)
+    evaluated = not state[2] and code not in (INVALID_INPUT, UNKNOWN_ACTION)
+    if not evaluated:
+        return Trace(action, AgentState.from_raw(state), False, {}, block, None, None)
+    values = context.values_by_name(payload)
+    matched = context.matcher.rows[code] if code >= 0 else None
+    matched_row = matched.index if matched is not None and matched.block is not None else None
+    rows = () if block is None else _row_traces(context, block, values, matched_row)
+    return Trace(action, AgentState.from_raw(state), True, values, block,
+                 None if matched is None else matched.rule, matched_row, rows)
+
+
+def _row_traces(context: EvaluationContext, block: int, values: Mapping[str, Any],
+                matched_row: int | None) -> tuple[RowTrace, ...]:
+    rows = []
+    for index, row in enumerate(context.policy.actions[block].rows):
+        conditions = tuple(ConditionResult(describe_test(test), test_holds(test, values))
+                           for test in row.tests)
+        rows.append(RowTrace(row.rule, index, index == matched_row, conditions))
+        if index == matched_row:
+            break
+    return tuple(rows)
 
 
 def _trials(context: EvaluationContext, block_index: int, payload: tuple[Any, ...],

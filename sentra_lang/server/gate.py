@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, Policy, PolicyLoadError, load_policy
+from sentra_runtime import Engine, Policy, PolicyLoadError, SQLiteStore, load_policy
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import InputSpec, normalizer
 
-from sentra_lang.server.store import AuditReader, ServerStore
+from sentra_lang.server.store import AuditReader
 
 Listener = Callable[[dict[str, Any], float], None]
 """Told of every audit record this server writes, with the decision's duration (0 for others)."""
@@ -80,8 +80,8 @@ class Gate:
         self.policy_path = Path(policy_path)
         self.db_path = Path(db_path)
         table = load_table(self.policy_path)
-        self.store = ServerStore(self.db_path)
-        self.reader = AuditReader(self.db_path)
+        self.store = SQLiteStore(self.db_path)
+        self.reader = AuditReader(self.store)
         self.listeners: list[Listener] = []
         self._reload_lock = threading.Lock()
         self._engine = Engine(table, self.store)
@@ -104,35 +104,29 @@ class Gate:
         ``annotate(policy, decision)`` gives extra keys for the audit record; it runs inside the
         decision's transaction, with the policy that decided.
         """
-        store = self.store
         engine = self._engine
         policy = engine.policy
-        store.annotating(None if annotate is None else lambda decision: annotate(policy, decision))
         started = time.perf_counter()
-        try:
-            decision = engine.evaluate(agent_id, action, fields)
-            record = store.last_record()
-            if record is None:
-                raise RuntimeError("the store did not hand back the decision's audit record")
-        finally:
-            store.annotating(None)
+        decision = engine.evaluate(
+            agent_id, action, fields,
+            annotations=None if annotate is None else lambda made: annotate(policy, made))
+        record = self._written(decision.seq, "decision")
         self._tell(record, time.perf_counter() - started)
         return decision, record
 
     def reset(self, agent_id: str | None, operator: str) -> dict[str, Any]:
         """Reset one agent (or all, for ``None``); return the reset's audit record."""
         with self._reload_lock:
-            self._engine.reset(agent_id, operator=operator)
-            record = self._last_written("reset")
+            reset = self._engine.reset(agent_id, operator=operator)
+        record = self._written(reset.seq, "reset")
         self._tell(record)
         return record
 
-    def _last_written(self, kind: str) -> dict[str, Any]:
-        """The newest record of ``kind``: resets and loads are rare and serialised by the
-        reload lock, so it is the one just written by this server."""
-        record = self.reader.last(kind)
-        if record is None:
-            raise RuntimeError(f"the store wrote no {kind} record")
+    def _written(self, seq: int | None, kind: str) -> dict[str, Any]:
+        """The audit record the runtime just reported writing at ``seq``."""
+        record = self.reader.record(seq)
+        if record is None or record.get("kind") != kind:
+            raise RuntimeError(f"the store wrote no {kind} record at seq {seq}")
         return record
 
     def reload(self) -> tuple[Policy, Policy]:
@@ -142,7 +136,7 @@ class Gate:
             table = load_table(self.policy_path)
             old = self._engine.policy
             engine = Engine(table, self.store)
-            record = self._last_written("policy_load")
+            record = self._written(engine.policy_load_seq, "policy_load")
             self.table = table
             self.loaded_at = time.time()
             self._engine = engine
@@ -154,7 +148,6 @@ class Gate:
             listener(record, seconds)
 
     def close(self) -> None:
-        self.reader.close()
         self.store.close()
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentra_runtime.codegen import NO_MATCH
-from sentra_runtime.explain import describe_test, test_holds
+from sentra_runtime.explain import describe_test
 
 from sentra_lang.testing.policies import PolicyUnderTest
 
@@ -59,20 +58,18 @@ class PolicyCoverage:
         self._finished = False
 
     def record(self, decision: Any, test: str) -> None:
-        why = decision.__dict__.get("_why")
-        if why is None or why[3][2]:  # no evaluation kept, or the agent was already shut down
+        trace = decision.trace
+        if trace is None or not trace.evaluated:
             return
-        code, payload = why[1], why[2]
-        if code < 0 and code != NO_MATCH:
-            return
-        key = (code, decision.action, payload)
+        values = tuple(trace.values.values())
+        key: tuple[Any, ...] = (trace.block, trace.matched_rule, trace.matched_row, values)
         try:
             sample = self._samples.get(key)
         except TypeError:
-            key = (code, decision.action, repr(payload))
+            key = (trace.block, trace.matched_rule, trace.matched_row, repr(values))
             sample = self._samples.get(key)
         if sample is None:
-            self._samples[key] = [1, {test}, payload]
+            self._samples[key] = [1, {test}, trace]
         else:
             sample[0] += 1
             sample[1].add(test)
@@ -97,27 +94,19 @@ class PolicyCoverage:
             cov = RowCoverage(None, 0, [], self.policy.otherwise)
             self.rows.append(cov)
             by_position[(None, 0)] = cov
-        names = [spec.name for spec in self.matcher.fields]
-        for (code, action, _), (count, tests, payload) in self._samples.items():
-            values = dict(zip(names, payload))
-            if code >= 0:
-                ref = self.matcher.rows[code]
-                rule = self.rules[ref.rule]
-                rule.hits += count
-                rule.tests |= tests
-                position = (ref.block, ref.index if ref.block is not None else 0)
-                by_position[position].hits += count
-                block, last = ref.block, ref.index
-            else:
-                block = self.matcher.block_of.get(action)
-                last = len(self.policy.actions[block].rows) - 1 if block is not None else -1
-            if block is None:
-                continue
-            for i in range(last + 1):
-                row = self.policy.actions[block].rows[i]
-                outcomes = by_position[(block, i)].tests
-                for test, seen in zip(row.tests, outcomes):
-                    if test_holds(test, values):
+        for count, tests, trace in self._samples.values():
+            if trace.matched_rule is not None:
+                covered = self.rules[trace.matched_rule]
+                covered.hits += count
+                covered.tests |= tests
+                by_position[(trace.block if trace.matched_row is not None else None,
+                             trace.matched_row or 0)].hits += count
+                if trace.matched_row is None:
+                    continue  # the `otherwise` row: its block's rows are not counted
+            for row in trace.rows:
+                outcomes = by_position[(trace.block, row.row)].tests
+                for condition, seen in zip(row.conditions, outcomes):
+                    if condition.holds:
                         seen.seen_true = True
                     else:
                         seen.seen_false = True

@@ -8,45 +8,59 @@ step is durable to the store's guarantee.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import IO, Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Protocol
 
-from sentra_runtime.audit import VerifyResult
-from sentra_runtime.decision import ACTIVE, SHUT_DOWN, Decision
+from sentra_runtime.audit import Annotations, VerifyResult
+from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.policy import Policy
 
 RawState = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: the state the engine's decide reads."""
 FRESH: RawState = (0, 0, False)
 
-Decide = Callable[[RawState, str, str, Any, int, Any], tuple[Decision, RawState]]
+Decide = Callable[..., tuple[Decision, RawState]]
+"""``decide(state, agent_id, action, fields, code, payload, seq=None) -> (decision, state)``:
+the engine's pure state transition; ``seq`` is the seq of the decision's audit record."""
 
 
-class AgentState(NamedTuple):
-    cumulative_risk: int
-    blocked_attempts: int
-    status: str
+class Reset(list[str]):
+    """The ids of the agents a reset returned to ``(0, 0, active)``, sorted, and the ``seq`` of
+    the reset's audit record (``None`` when the store keeps no log)."""
 
-    @classmethod
-    def from_raw(cls, raw: RawState) -> AgentState:
-        return cls(raw[0], raw[1], SHUT_DOWN if raw[2] else ACTIVE)
+    def __init__(self, agents: Iterable[str], seq: int | None) -> None:
+        super().__init__(agents)
+        self.seq = seq
 
 
 class Store(Protocol):
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any) -> Decision:
-        """Decide for one agent atomically; the decision is returned once it is recorded."""
+              payload: Any, *, annotations: Annotations | None = None) -> Decision:
+        """Decide for one agent atomically; the decision is returned once it is recorded.
+
+        ``annotations`` (see :meth:`Engine.evaluate`) go into the decision's audit record.
+        """
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
-        """Return one agent (or all, for ``None``) to ``(0, 0, active)``; audited."""
+        """Return one agent (or all, for ``None``) to ``(0, 0, active)``; audited. Stores with
+        a log return a :class:`Reset` carrying the record's seq."""
 
     def state(self, agent_id: str) -> AgentState: ...
 
     def agents(self) -> list[str]: ...
 
-    def record_policy_load(self, policy: Policy) -> None: ...
+    def record_policy_load(self, policy: Policy) -> int | None:
+        """Audit a policy load; return the record's seq (``None`` without a log)."""
 
     def audit_records(self) -> Iterator[dict[str, Any]]: ...
+
+    def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
+                     label: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` sealed records with ``seq > after_seq``, oldest first, filtered by
+        agent, decision label and kind (``None``: any)."""
+
+    def last_seq(self) -> int:
+        """The seq of the newest audit record (0 for an empty log)."""
 
     def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult: ...
 
@@ -58,4 +72,5 @@ class Store(Protocol):
 from sentra_runtime.stores.memory import MemoryStore
 from sentra_runtime.stores.sqlite import SQLiteStore
 
-__all__ = ["FRESH", "AgentState", "Decide", "MemoryStore", "RawState", "SQLiteStore", "Store"]
+__all__ = ["FRESH", "AgentState", "Decide", "MemoryStore", "RawState", "Reset", "SQLiteStore",
+           "Store"]

@@ -27,7 +27,7 @@ from sentra_runtime import audit
 from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy
-from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
+from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -70,6 +70,8 @@ class SQLiteStore:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._connection = sqlite3.connect(self.path, timeout=busy_timeout,
                                            isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA journal_mode=WAL")
@@ -83,20 +85,23 @@ class SQLiteStore:
         return _Transaction(self._lock, self._connection)
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any) -> Decision:
+              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
         with self._transaction() as connection:
-            risk, blocked, down, seq, prev = connection.execute(
+            risk, blocked, down, last, prev = connection.execute(
                 _STATE_AND_LAST_AUDIT, (agent_id,)).fetchone()
+            seq = 1 if last is None else last + 1
             state: RawState = FRESH if risk is None else (risk, blocked, bool(down))
-            decision, new_state = decide(state, agent_id, action, fields, code, payload)
+            decision, new_state = decide(state, agent_id, action, fields, code, payload, seq)
             if risk is None or new_state != state:
                 connection.execute(_UPSERT_STATE, (agent_id, *new_state))
             record = audit.decision_record(time.time(), decision)
-            body, digest = audit.seal_text(record, 1 if seq is None else seq + 1, prev)
-            connection.execute(_INSERT_AUDIT, (record["seq"], digest, body))
+            if annotations is not None:
+                record.update(audit.annotation(annotations, decision))
+            body, digest = audit.seal_text(record, seq, prev)
+            connection.execute(_INSERT_AUDIT, (seq, digest, body))
         return decision
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
         with self._transaction() as connection:
             if agent_id is None:
                 agents = [row[0] for row in connection.execute("SELECT agent_id FROM agents")]
@@ -105,9 +110,9 @@ class SQLiteStore:
             else:
                 agents = [agent_id]
                 connection.execute(_UPSERT_STATE, (agent_id, *FRESH))
-            self._append(connection, audit.reset_record(time.time(), policy_hash, agent_id,
-                                                        operator, agents))
-        return sorted(agents)
+            seq = self._append(connection, audit.reset_record(time.time(), policy_hash,
+                                                              agent_id, operator, agents))
+        return Reset(sorted(agents), seq)
 
     def state(self, agent_id: str) -> AgentState:
         with self._lock:
@@ -119,20 +124,50 @@ class SQLiteStore:
             rows = self._connection.execute("SELECT agent_id FROM agents ORDER BY agent_id")
             return [row[0] for row in rows]
 
-    def record_policy_load(self, policy: Policy) -> None:
+    def record_policy_load(self, policy: Policy) -> int:
         with self._transaction() as connection:
-            self._append(connection, audit.policy_load_record(
+            return self._append(connection, audit.policy_load_record(
                 time.time(), policy.hash, policy.name, policy.version, policy.schema_version))
 
     @staticmethod
-    def _append(connection: sqlite3.Connection, record: dict[str, Any]) -> None:
+    def _append(connection: sqlite3.Connection, record: dict[str, Any]) -> int:
         last = connection.execute(_LAST_AUDIT).fetchone()
         seq, prev = (1, None) if last is None else (last[0] + 1, last[1])
         body, digest = audit.seal_text(record, seq, prev)
         connection.execute(_INSERT_AUDIT, (seq, digest, body))
+        return seq
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         return read_audit(self.path)
+
+    def _reader(self) -> sqlite3.Connection:
+        """The calling thread's read-only connection: reads never wait for the write lock."""
+        connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if connection is None:
+            connection = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro",
+                                         uri=True, check_same_thread=False)
+            self._local.reader = connection
+            with self._lock:
+                self._readers.append(connection)
+        return connection
+
+    def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
+                     label: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        clauses = ["seq > ?"]
+        values: list[Any] = [after_seq]
+        for path, value in (("$.agent", agent), ("$.decision.label", label), ("$.kind", kind)):
+            if value is not None:
+                clauses.append(f"json_extract(body, '{path}') = ?")
+                values.append(value)
+        values.append(limit)
+        rows = self._reader().execute(
+            f"SELECT seq, hash, body FROM audit WHERE {' AND '.join(clauses)} "
+            "ORDER BY seq LIMIT ?", values)
+        return [_record(*row) for row in rows]
+
+    def last_seq(self) -> int:
+        row = self._reader().execute("SELECT max(seq) FROM audit").fetchone()
+        return int(row[0] or 0)
 
     def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
         return audit.verify_records(self.audit_records(), expected_head=expected_head)
@@ -142,6 +177,9 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self._connection.close()
 
 
@@ -179,18 +217,22 @@ def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     connection = sqlite3.connect(uri, uri=True)
     try:
         connection.execute("BEGIN")
-        for seq, digest, text in connection.execute(
-                "SELECT seq, hash, body FROM audit ORDER BY seq"):
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError:
-                yield {"seq": seq, "unparsable": text}
-                continue
-            if isinstance(record, dict):
-                record["hash"] = digest
-            yield record
+        for row in connection.execute("SELECT seq, hash, body FROM audit ORDER BY seq"):
+            yield _record(*row)
     finally:
         connection.close()
+
+
+def _record(seq: int, digest: str, text: str) -> dict[str, Any]:
+    """An audit row as a record: the hashed body plus its hash. A body whose JSON no longer
+    parses becomes a non-record, which the verifier reports."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return {"seq": seq, "unparsable": text}
+    if isinstance(record, dict):
+        record["hash"] = digest
+    return record  # type: ignore[no-any-return]
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
