@@ -62,7 +62,7 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
     tree, syntax_errors = _parse_recovering(source)
     if syntax_errors:
         return None, syntax_errors
-    builder = _Builder(source)
+    builder = TreeBuilder(source)
     module = builder.module(tree)
     return module, builder.diagnostics
 
@@ -171,8 +171,13 @@ def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -
                       help=f"expected {_describe_expected(expected)}")
 
 
-class _Builder:
-    """Turns the Lark tree into AST nodes, collecting diagnostics for bad literals."""
+class TreeBuilder:
+    """Turns the Lark tree into AST nodes, collecting diagnostics for bad literals.
+
+    Public so that other grammars sharing the policy grammar's rules can reuse it: the scenario
+    suite parser (`sentra_lang.testing.suite_parser`) subclasses it for conditions, strings and
+    literals. Its methods take trees of `grammar.lark`'s rules.
+    """
 
     def __init__(self, source: Source) -> None:
         self.source = source

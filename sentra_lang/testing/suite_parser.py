@@ -2,10 +2,22 @@
 
 Conditions (`property ... where`) use the policy grammar's rules and builder, so a suite says
 `destination_type == "external"` exactly as a policy does.
+
+Two parsers accept the same language and build the same nodes (spans included):
+
+- a hand-written fast path (`_FastParser`: one regular expression for tokens, recursive descent,
+  nodes built directly), used first. Suites can be large (`replay --to-suite` of a long log), and
+  Lark's LALR parser with positions costs about 30 us a token where this costs about 5 us
+  (`docs/benchmarks.md`).
+- the Lark grammar `suite.lark` and `_SuiteBuilder`, the reference. The fast path gives up on
+  anything it is not sure of (a syntax error, a keyword where a name could be meant, a character
+  it does not know) and the whole file is then parsed by Lark, which also writes the syntax
+  diagnostics. `tests/testing/test_suite_parser.py` checks that both agree.
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from functools import lru_cache
 from importlib import resources
@@ -14,8 +26,9 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Tree
 
+from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import MAX_SOURCE_BYTES, _Builder
+from sentra_lang.parser import MAX_SOURCE_BYTES, TreeBuilder
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
 
@@ -52,8 +65,18 @@ def parse_suite(text: str, path: str = "<string>") -> tuple[s.Suite | None, list
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help='a suite starts with `suite "NAME" for "POLICY.sentra"`')]
+    fast = _FastParser(source)
     try:
-        tree = _lark().parse(text)
+        return fast.suite(), fast.builder.diagnostics
+    except _GiveUp:
+        pass
+    return _parse_with_lark(source)
+
+
+def _parse_with_lark(source: Source) -> tuple[s.Suite | None, list[Diagnostic]]:
+    """The reference parser: Lark's LALR parser and the tree-to-AST builder."""
+    try:
+        tree = _lark().parse(source.text)
     except lark.exceptions.UnexpectedInput as error:
         return None, [_syntax_diagnostic(source, error)]
     builder = _SuiteBuilder(source)
@@ -122,7 +145,7 @@ def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -
                       help=f"expected {_describe_expected(expected)}")
 
 
-class _SuiteBuilder(_Builder):
+class _SuiteBuilder(TreeBuilder):
     """Builds suite nodes; conditions, strings and literals come from the policy builder."""
 
     def __init__(self, source: Source) -> None:
@@ -287,3 +310,510 @@ class _SuiteBuilder(_Builder):
         assert target is not None
         return s.Property(name.value, name.span, actions, sequence, examples, where, quantifier,
                           target, self.tags(tags), self.span(tree))
+
+
+# ------------------------------------------------------------------------------ the fast path
+
+class _GiveUp(Exception):
+    """The fast path is not sure: parse the file with Lark instead."""
+
+
+# One match a token: white space and comments (skipped), then a string, a number (before the
+# punctuation, for `-1`), a word or punctuation. The same regular expressions as suite.lark.
+_TOKEN = re.compile(r'''
+    (?:[ \t\f\r\n]+|\#[^\n]*)*
+    (?:
+        (?P<s>"(?:[^"\\\n]|\\.)*")
+      | (?P<n>-?[0-9]+(?:\.[0-9]+)?)
+      | (?P<w>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<p>->|==|!=|<=|>=|[{}\[\](),:.<>])
+    )?
+''', re.VERBOSE)
+_STRING, _NUMBER, _WORD = "s", "n", "w"
+
+# Words some terminal of suite.lark matches. Where a name is expected right after a value or a
+# string, Lark's contextual lexer (LALR lookaheads merged across contexts) may read these as
+# keywords, so the fast path gives up on them there instead of guessing.
+_KEYWORDS = frozenset({
+    "suite", "for", "defaults", "tags", "scenario", "agent", "reset", "state", "rule", "reason",
+    "threat", "status", "cases", "with", "property", "examples", "where", "or", "and", "not",
+    "in", "exists", "allowed", "blocked", "shutdown", "risk", "applied", "projected",
+    "cumulative", "strikes", "contains", "sequence", "never", "always", "none", "all",
+    "starts_with", "ends_with", "true", "false"
+})
+_DECISIONS = frozenset({"allowed", "blocked", "shutdown"})
+_NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes"})
+_STRING_TESTS = frozenset({"starts_with", "ends_with", "contains"})
+_COMPARE = frozenset({"==", "!=", "<=", ">=", "<", ">"})
+_VALUE_START = frozenset({_STRING, _NUMBER, "["})
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    index = text.find("\n")
+    while index >= 0:
+        starts.append(index + 1)
+        index = text.find("\n", index + 1)
+    return starts
+
+
+class _FastParser:
+    """Recursive descent over a token list, building suite nodes directly.
+
+    Node spans follow Lark's `propagate_positions` exactly: a node runs from its first token to
+    its last, punctuation included; a parenthesised condition keeps its own span (inside the
+    parentheses) while the node that contains it starts or ends at the parenthesis.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.builder = TreeBuilder(source)  # unescape() and its SL008 diagnostics
+        kinds: list[str] = []
+        values: list[str] = []
+        starts: list[int] = []
+        text = source.text
+        match = _TOKEN.match
+        pos, size = 0, len(text)
+        while True:
+            m = match(text, pos)
+            if m is None:  # never: the pattern matches the empty string
+                raise _GiveUp
+            kind = m.lastgroup
+            if kind is None:
+                if m.end() == size:
+                    break
+                raise _GiveUp  # a character no token starts with
+            value = m.group(kind)
+            kinds.append(kind if kind != "p" else value)
+            values.append(value)
+            pos = m.end()
+            starts.append(pos - len(value))
+        kinds.append("$END")
+        values.append("")
+        starts.append(size)
+        self.kinds, self.values, self.starts = kinds, values, starts
+        self.line_starts = _line_starts(text)
+        self.i = 0
+
+    # -- tokens
+    def span(self, first: int, last: int) -> Span:
+        """The span from token `first` to the end of token `last`."""
+        starts, line_starts = self.starts, self.line_starts
+        start = starts[first]
+        end = starts[last] + len(self.values[last])
+        line = bisect_right(line_starts, start)
+        end_line = bisect_right(line_starts, starts[last])
+        return Span(self.source, line, start - line_starts[line - 1] + 1,
+                    end_line, end - line_starts[end_line - 1] + 1, start, end)
+
+    def expect(self, kind: str) -> int:
+        i = self.i
+        if self.kinds[i] != kind:
+            raise _GiveUp
+        self.i = i + 1
+        return i
+
+    def keyword(self, word: str) -> int:
+        i = self.i
+        if self.kinds[i] != _WORD or self.values[i] != word:
+            raise _GiveUp
+        self.i = i + 1
+        return i
+
+    def at_word(self, word: str) -> bool:
+        i = self.i
+        return self.kinds[i] == _WORD and self.values[i] == word
+
+    def name(self, keywords_ok: bool) -> int:
+        """A NAME token; `keywords_ok` where Lark's lexer can only read a name there."""
+        i = self.i
+        if self.kinds[i] != _WORD or (not keywords_ok and self.values[i] in _KEYWORDS):
+            raise _GiveUp
+        self.i = i + 1
+        return i
+
+    def string(self) -> tuple[str, int]:
+        i = self.expect(_STRING)
+        quoted = self.values[i]
+        if "\\" not in quoted:
+            return quoted[1:-1], i
+        return self.builder.unescape(quoted, self.span(i, i)), i
+
+    def number(self) -> tuple[int | float, int]:
+        i = self.expect(_NUMBER)
+        text = self.values[i]
+        return (float(text) if "." in text else int(text)), i
+
+    # -- suite
+    def suite(self) -> s.Suite:
+        self.keyword("suite")
+        name, _ = self.string()
+        self.keyword("for")
+        policy, policy_i = self.string()
+        defaults: list[s.FieldValue] = []
+        items: list[s.Item] = []
+        kinds, values = self.kinds, self.values
+        while kinds[self.i] != "$END":
+            word = values[self.i] if kinds[self.i] == _WORD else ""
+            if word == "defaults":
+                self.i += 1
+                defaults.extend(self.field_map())
+            elif word == "scenario":
+                items.append(self.scenario())
+            elif word == "cases":
+                items.append(self.cases())
+            elif word == "property":
+                items.append(self.property())
+            else:
+                raise _GiveUp
+        return s.Suite(name, policy, self.span(policy_i, policy_i), tuple(defaults), tuple(items),
+                       self.source, self.span(0, len(kinds) - 2))
+
+    # -- values
+    def path(self, keywords_ok: bool) -> tuple[str, int, int]:
+        first = last = self.name(keywords_ok)
+        parts = [self.values[first]]
+        while self.kinds[self.i] == ".":
+            self.i += 1
+            last = self.name(True)
+            parts.append(self.values[last])
+        return ".".join(parts), first, last
+
+    def field_map(self) -> list[s.FieldValue]:
+        self.expect("{")
+        entries: list[s.FieldValue] = []
+        kinds = self.kinds
+        after_value = False
+        while kinds[self.i] != "}":
+            dotted, first, last = self.path(not after_value)
+            self.expect(":")
+            value = self.value()
+            entries.append(s.FieldValue(dotted, self.span(first, last), value,
+                                        self.span(first, self.i - 1)))
+            if kinds[self.i] == ",":
+                self.i += 1
+                after_value = False
+            else:
+                after_value = True
+        self.i += 1
+        return entries
+
+    def value(self) -> s.Value:
+        i = self.i
+        kind = self.kinds[i]
+        if kind == _STRING:
+            text, _ = self.string()
+            return s.Value(text, self.span(i, i))
+        if kind == _NUMBER:
+            number, _ = self.number()
+            return s.Value(number, self.span(i, i))
+        if kind == _WORD:
+            word = self.values[i]
+            self.i = i + 1
+            if word == "true" or word == "false":
+                return s.Value(word == "true", self.span(i, i))
+            if word == "none":
+                return s.Value(None, self.span(i, i), omitted=True)
+            raise _GiveUp
+        if kind == "[":
+            self.i += 1
+            items = []
+            while self.kinds[self.i] != "]":
+                items.append(self.value().value)
+                if self.kinds[self.i] != ",":
+                    break
+                self.i += 1
+            self.expect("]")
+            return s.Value(items, self.span(i, self.i - 1))
+        raise _GiveUp
+
+    def tags(self) -> tuple[str, ...]:
+        if not self.at_word("tags"):
+            return ()
+        self.i += 1
+        self.expect("[")
+        tags = []
+        while self.kinds[self.i] != "]":
+            tags.append(self.values[self.name(True)])
+            if self.kinds[self.i] != ",":
+                break
+            self.i += 1
+        self.expect("]")
+        return tuple(tags)
+
+    def action(self) -> tuple[str, Span, bool]:
+        if self.kinds[self.i] == _STRING:
+            text, i = self.string()
+            return text, self.span(i, i), True
+        i = self.name(False)
+        return self.values[i], self.span(i, i), False
+
+    def clauses(self) -> list[s.Clause]:
+        clauses = []
+        kinds, values = self.kinds, self.values
+        while kinds[self.i] == _WORD:
+            first = self.i
+            word = values[first]
+            if word == "rule":
+                self.i += 1
+                clause = s.Clause("rule", values[self.name(True)], self.span(first, self.i - 1))
+            elif word == "reason":
+                self.i += 1
+                kind = "reason"
+                if self.at_word("contains"):
+                    self.i += 1
+                    kind = "reason_contains"
+                text, last = self.string()
+                clause = s.Clause(kind, text, self.span(first, last))
+            elif word == "threat":
+                self.i += 1
+                if self.at_word("none"):
+                    self.i += 1
+                    threat = None
+                else:
+                    threat, _ = self.string()
+                clause = s.Clause("threat", threat, self.span(first, self.i - 1))
+            elif word in _NUMBER_KEYS:
+                self.i += 1
+                number, last = self.number()
+                clause = s.Clause(word, number, self.span(first, last))
+            elif word == "status":
+                self.i += 1
+                clause = s.Clause("status", values[self.name(True)], self.span(first, self.i - 1))
+            else:
+                break
+            clauses.append(clause)
+        return clauses
+
+    def expectation(self) -> s.Expectation:
+        first = self.i
+        if self.kinds[first] != _WORD or self.values[first] not in _DECISIONS:
+            raise _GiveUp
+        self.i += 1
+        clauses = [s.Clause("decision", self.values[first], self.span(first, first))]
+        clauses.extend(self.clauses())
+        return s.Expectation(tuple(clauses), self.span(first, self.i - 1))
+
+    # -- items
+    def scenario(self) -> s.Scenario:
+        first = self.i
+        self.i += 1
+        name, name_i = self.string()
+        tags = self.tags()
+        self.expect("{")
+        defaults: list[s.FieldValue] = []
+        steps: list[s.Step] = []
+        kinds, values = self.kinds, self.values
+        while kinds[self.i] != "}":
+            start = self.i
+            word = values[start] if kinds[start] == _WORD else ""
+            self.i += 1
+            if word == "agent":
+                agent, _ = self.string()
+                action, action_span, quoted = self.action()
+                fields = self.field_map() if kinds[self.i] == "{" else []
+                self.expect("->")
+                expect = self.expectation()
+                steps.append(s.ActionStep(agent, action, action_span, quoted, tuple(fields), expect,
+                                          self.span(start, self.i - 1)))
+            elif word == "defaults":
+                defaults.extend(self.field_map())
+            elif word == "reset":
+                if self.at_word("all"):
+                    self.i += 1
+                    target = None
+                else:
+                    target, _ = self.string()
+                steps.append(s.ResetStep(target, self.span(start, self.i - 1)))
+            elif word == "state":
+                agent, _ = self.string()
+                self.expect("->")
+                clauses = self.clauses()
+                if not clauses:
+                    raise _GiveUp
+                span = self.span(start, self.i - 1)
+                steps.append(s.StateStep(agent, s.Expectation(tuple(clauses), span), span))
+            else:
+                raise _GiveUp
+        self.i += 1
+        return s.Scenario(name, self.span(name_i, name_i), tags, tuple(defaults), tuple(steps),
+                          self.span(first, self.i - 1))
+
+    def cases(self) -> s.Cases:
+        first = self.i
+        self.i += 1
+        name, name_i = self.string()
+        action, action_span, quoted = self.action()
+        tags = self.tags()
+        self.expect("{")
+        agent = DEFAULT_AGENT
+        defaults: list[s.FieldValue] = []
+        columns: list[tuple[str, Span]] = []
+        rows: list[s.CaseRow] = []
+        kinds, values = self.kinds, self.values
+        while kinds[self.i] != "}":
+            start = self.i
+            kind = kinds[start]
+            word = values[start] if kind == _WORD else ""
+            if kind in _VALUE_START or word in ("true", "false", "none"):
+                row = [self.value()]
+                while kinds[self.i] == ",":
+                    self.i += 1
+                    row.append(self.value())
+                self.expect("->")
+                expect = self.expectation()
+                rows.append(s.CaseRow(tuple(row), expect, self.span(start, self.i - 1)))
+                continue
+            self.i += 1
+            if word == "with":
+                while True:
+                    dotted, path_first, path_last = self.path(True)
+                    columns.append((dotted, self.span(path_first, path_last)))
+                    if kinds[self.i] != ",":
+                        break
+                    self.i += 1
+            elif word == "agent":
+                agent, _ = self.string()
+            elif word == "defaults":
+                defaults.extend(self.field_map())
+            else:
+                raise _GiveUp
+        self.i += 1
+        return s.Cases(name, self.span(name_i, name_i), action, action_span, quoted, tags, agent,
+                       tuple(defaults), tuple(columns), tuple(rows), self.span(first, self.i - 1))
+
+    def property(self) -> s.Property:
+        first = self.i
+        self.i += 1
+        name, name_i = self.string()
+        sequence = self.at_word("sequence")
+        if sequence:
+            self.i += 1
+        actions = [self.action()]
+        while self.kinds[self.i] == ",":
+            self.i += 1
+            actions.append(self.action())
+        tags = self.tags()
+        examples = None
+        if self.at_word("examples"):
+            self.i += 1
+            examples = int(self.number()[0])
+        where = None
+        if self.at_word("where"):
+            self.i += 1
+            where = self.condition()[0]
+        self.expect("->")
+        quantifier = self.values[self.i]
+        if self.kinds[self.i] != _WORD or quantifier not in ("never", "always"):
+            raise _GiveUp
+        self.i += 1
+        target_i = self.i
+        if self.at_word("rule"):
+            self.i += 1
+            rule = self.values[self.name(True)]
+            target = s.Clause("rule", rule, self.span(target_i, self.i - 1))
+        elif self.kinds[target_i] == _WORD and self.values[target_i] in _DECISIONS:
+            self.i += 1
+            target = s.Clause("decision", self.values[target_i], self.span(target_i, target_i))
+        else:
+            raise _GiveUp
+        return s.Property(name, self.span(name_i, name_i), tuple(actions), sequence, examples,
+                          where, quantifier, target, tags, self.span(first, self.i - 1))
+
+    # -- conditions: each returns (node, first token, last token) where first/last include any
+    # parentheses around the node (Lark's "container"), while the node's own span does not.
+    def condition(self) -> tuple[ast.Condition, int, int]:
+        parts = [self.and_condition()]
+        while self.at_word("or"):
+            self.i += 1
+            parts.append(self.and_condition())
+        if len(parts) == 1:
+            return parts[0]
+        first, last = parts[0][1], parts[-1][2]
+        return ast.Or(tuple(p[0] for p in parts), span=self.span(first, last)), first, last
+
+    def and_condition(self) -> tuple[ast.Condition, int, int]:
+        parts = [self.not_condition()]
+        while self.at_word("and"):
+            self.i += 1
+            parts.append(self.not_condition())
+        if len(parts) == 1:
+            return parts[0]
+        first, last = parts[0][1], parts[-1][2]
+        return ast.And(tuple(p[0] for p in parts), span=self.span(first, last)), first, last
+
+    def not_condition(self) -> tuple[ast.Condition, int, int]:
+        first = self.i
+        if self.at_word("not"):
+            self.i += 1
+            operand, _, last = self.not_condition()
+            return ast.Not(operand, span=self.span(first, last)), first, last
+        if self.kinds[first] == "(":
+            self.i += 1
+            inner, _, _ = self.condition()
+            last = self.expect(")")
+            return inner, first, last
+        if self.at_word("exists"):
+            self.i += 1
+            path, last = self.cond_path()
+            return ast.Exists(path, span=self.span(first, last)), first, last
+        path, last = self.cond_path()
+        kinds, values = self.kinds, self.values
+        kind = kinds[self.i]
+        word = values[self.i] if kind == _WORD else ""
+        if kind in _COMPARE:
+            self.i += 1
+            right: ast.Path | ast.Str | ast.Num | ast.Bool
+            j = self.i
+            if kinds[j] == _STRING:
+                text, last = self.string()
+                right = ast.Str(text, span=self.span(j, j))
+            elif kinds[j] == _NUMBER:
+                number, last = self.number()
+                right = ast.Num(number, span=self.span(j, j))
+            elif kinds[j] == _WORD and values[j] in ("true", "false"):
+                self.i += 1
+                last = j
+                right = ast.Bool(values[j] == "true", span=self.span(j, j))
+            else:
+                right, last = self.cond_path()
+            node: ast.Condition = ast.Compare(path, kind, right, span=self.span(first, last))
+            return node, first, last
+        if word == "not" or word == "in":
+            negated = word == "not"
+            if negated:
+                self.i += 1
+            self.keyword("in")
+            j = self.i
+            set_ref: ast.Name | ast.SetLit
+            if kinds[j] == "{":
+                self.i += 1
+                items = []
+                while kinds[self.i] != "}":
+                    text, k = self.string()
+                    items.append(ast.Str(text, span=self.span(k, k)))
+                    if kinds[self.i] != ",":
+                        break
+                    self.i += 1
+                last = self.expect("}")
+                set_ref = ast.SetLit(tuple(items), span=self.span(j, last))
+            else:
+                last = self.name(False)
+                set_ref = ast.Name(values[last], span=self.span(last, last))
+            return ast.Membership(path, set_ref, negated, span=self.span(first, last)), first, last
+        if word in _STRING_TESTS:
+            self.i += 1
+            text, last = self.string()
+            value = ast.Str(text, span=self.span(last, last))
+            return ast.StringTest(path, word, value, span=self.span(first, last)), first, last
+        return ast.Ref(path, span=path.span), first, last
+
+    def cond_path(self) -> tuple[ast.Path, int]:
+        first = self.name(False)
+        parts = [self.values[first]]
+        last = first
+        while self.kinds[self.i] == ".":
+            self.i += 1
+            last = self.name(True)
+            parts.append(self.values[last])
+        return ast.Path(tuple(parts), span=self.span(first, last)), last

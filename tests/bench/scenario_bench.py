@@ -1,5 +1,6 @@
-"""Benchmark (not a test): 10,000 scenario steps run and reported, and replay of a 100,000-record
-audit log, each next to a baseline measured in the same run (a raw Engine.evaluate loop).
+"""Benchmark (not a test): 10,000 scenario steps run and reported, parsing their 1.1 MiB suite,
+and replay of a 100,000-record audit log, each next to a baseline measured in the same run (a raw
+Engine.evaluate loop; for parsing, the reference Lark parser on the same file).
 
     python tests/bench/scenario_bench.py
 """
@@ -12,11 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sentra_lang.testing import reports
+from sentra_runtime import Engine, MemoryStore
+
+from sentra_lang.source import Source
+from sentra_lang.testing import reports, suite_parser
 from sentra_lang.testing.policies import load
 from sentra_lang.testing.replay import read_records, replay
 from sentra_lang.testing.runner import Runner
-from sentra_runtime import Engine, MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "sentra.sentra"
@@ -78,6 +81,22 @@ def bench_steps(folder: Path) -> None:
           f"baseline raw Engine.evaluate loop {baseline:.3f}s")
 
 
+def bench_parse(folder: Path) -> None:
+    suite = write_suite(folder, 2000)
+    text = suite.read_text("utf-8")
+    suite_parser.parse_suite('suite "warm" for "x.sentra"')  # imports, compiled patterns
+    start = time.perf_counter()
+    parsed, diagnostics = suite_parser.parse_suite(text, str(suite))
+    fast = time.perf_counter() - start
+    assert parsed is not None and not diagnostics
+    start = time.perf_counter()
+    reference, _ = suite_parser._parse_with_lark(Source(str(suite), text))  # grammar built too
+    lark = time.perf_counter() - start
+    assert reference is not None and reference.items == parsed.items
+    print(f"suite parsing: {len(text) // 1024} KiB, {len(parsed.items)} scenarios: {fast:.2f}s "
+          f"(fast path); baseline reference Lark parser + tree builder {lark:.2f}s")
+
+
 def bench_replay(folder: Path) -> None:
     policy = load(POLICY).policy
     engine = Engine(policy, MemoryStore())
@@ -104,6 +123,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         bench_steps(Path(tmp))
+        bench_parse(Path(tmp))
         bench_replay(Path(tmp))
     return 0
 

@@ -1,0 +1,186 @@
+"""The suite parser's fast path agrees with the Lark grammar (the reference) on every input it
+accepts, spans and diagnostics included, and gives up (Lark then parses) on everything else."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from sentra_lang.source import Source, Span
+from sentra_lang.testing import suite_parser as sp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EVERY_CONSTRUCT = r'''# every construct of the suite format
+suite "sample \"quoted\" \q" for "small.sentra"
+defaults { a: 1, b.c: "x" d: true, e: [ "a", "b", ], f: none, g: -2.5 }
+defaults {}
+scenario "s1" tags [strikes, all, rule, x_1,] {
+  defaults { h: [] }
+  agent "a" FOO -> allowed rule R1 reason "r" reason contains "c\n" threat none threat "T"
+    risk 1 applied 2 projected 3 cumulative 4.5 strikes 5 status active
+  agent "b" "quoted action" { k: "v" l: 1 } -> blocked   # a comment
+  agent"c"BAR{m:false}->shutdown status shut_down
+  reset "a"
+  reset all
+  state "a" -> cumulative 0 strikes 0 status active
+}
+scenario "empty" {}
+cases "c1" EXPORT tags [export] {
+  with destination_type, data.classification
+  agent "z"
+  defaults { q: 1 }
+  "external", none -> allowed rule X risk 80
+  true, [1, 2] -> blocked
+  -1, 2.0 -> shutdown
+}
+cases "c2" "weird" {}
+property "p1" EXPORT_DATA where destination_type == "external"
+  and data_classification in {"sensitive", "restricted",} -> never rule ALLOW
+property "p2" sequence A, "B", C tags [t] examples 30 -> always blocked
+property "p3" A where not (a or b) and ((c)) or not d.e -> never allowed
+property "p4" A where x not in SET or y starts_with "a" or z ends_with "b" or w contains "c"
+  -> never shutdown
+property "p5" A where exists a.b and n >= 3 and m != y.z and k < -1.5 and b == true and v <= 2
+  and u > 0 -> never blocked
+property "p6" A where (a) -> never blocked
+property "p7" A where not not (a) and (b or c) -> never blocked
+property "p8" A where a in {} -> never blocked
+'''
+
+
+def _samples() -> dict[str, str]:
+    samples = {"every construct": EVERY_CONSTRUCT}
+    for path in sorted((ROOT / "policies").glob("*.sentra-test")):
+        samples[path.name] = path.read_text("utf-8")
+    return samples
+
+
+def dump(value: object) -> object:
+    """A comparable form of a parse result: every field, spans (as positions) included."""
+    if isinstance(value, Span):
+        return ("Span", value.line, value.column, value.end_line, value.end_column, value.start,
+                value.end)
+    if isinstance(value, Source):
+        return "Source"
+    if dataclasses.is_dataclass(value):
+        return (type(value).__name__,
+                tuple((f.name, dump(getattr(value, f.name))) for f in dataclasses.fields(value)))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(dump(v) for v in value))
+    return (type(value).__name__, value)
+
+
+def both(text: str) -> tuple[object | None, object]:
+    """(fast result or None when it gives up, Lark result), each dumped."""
+    source = Source("t.sentra-test", text)
+    reference = dump(sp._parse_with_lark(source))
+    fast = sp._FastParser.__new__(sp._FastParser)
+    try:
+        fast.__init__(source)
+        result = dump((fast.suite(), fast.builder.diagnostics))
+    except sp._GiveUp:
+        result = None
+    return result, reference
+
+
+@pytest.mark.parametrize("name", sorted(_samples()))
+def test_fast_path_takes_and_matches_real_suites(name: str) -> None:
+    fast, reference = both(_samples()[name])
+    assert fast is not None, "the fast path gave up on a well-formed suite"
+    assert fast == reference
+
+
+def _tokens(text: str) -> list[str]:
+    return [m.group() for m in sp._TOKEN.finditer(text) if m.lastgroup]
+
+
+WORDS = sorted(sp._KEYWORDS) + ["FOO", "x", "agents", "ruleX", "tagsy", "1a", "-", "=", "@",
+                                 '"', '"s"', "1.", ".5", "->", "{", "}", "[", "]", "(", ")", ","]
+
+
+def _mutants(text: str, count: int, seed: int) -> list[str]:
+    tokens = _tokens(text)
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        toks = list(tokens)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(toks))
+            op = rng.randrange(5)
+            if op == 0:
+                del toks[i]
+            elif op == 1:
+                toks[i] = rng.choice(WORDS)
+            elif op == 2:
+                toks.insert(i, rng.choice(WORDS))
+            elif op == 3:
+                toks.insert(i, toks[rng.randrange(len(toks))])
+            else:
+                toks[i] = toks[i] + "#c\n"
+        seps = [rng.choice([" ", "\n", "  ", "\t"]) if rng.random() > 0.01 else "" for _ in toks]
+        out.append("".join(t + sep for t, sep in zip(toks, seps)))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_samples()))
+def test_fast_path_never_disagrees_with_lark_on_mutants(name: str) -> None:
+    agreed = 0
+    for text in _mutants(_samples()[name], 150, seed=len(name)):
+        fast, reference = both(text)
+        if fast is not None:
+            assert fast == reference, text
+            agreed += 1
+    assert agreed > 0
+
+
+def test_names_that_are_keywords() -> None:
+    # Lark's contextual lexer reads some keywords as names where only a name fits: the fast
+    # path takes those it knows are names and gives up on the others, never guessing.
+    for word in sorted(sp._KEYWORDS):
+        for template in ['suite "s" for "p" scenario "x" tags [{w}] {{}}',
+                         'suite "s" for "p" scenario "x" {{ agent "a" A -> allowed rule {w} }}',
+                         'suite "s" for "p" scenario "x" {{ agent "a" A -> allowed status {w} }}',
+                         'suite "s" for "p" scenario "x" {{ agent "a" {w} -> allowed }}',
+                         'suite "s" for "p" defaults {{ {w}: 1 }}',
+                         'suite "s" for "p" defaults {{ a: 1, {w}: 1 }}',
+                         'suite "s" for "p" defaults {{ a: 1 {w}: 1 }}',
+                         'suite "s" for "p" defaults {{ a.{w}: 1 }}',
+                         'suite "s" for "p" cases "c" A {{ with a, {w} }}',
+                         'suite "s" for "p" property "p" A where {w} -> never allowed',
+                         'suite "s" for "p" property "p" A where a in {w} -> never allowed',
+                         'suite "s" for "p" property "p" A where a == {w} -> never allowed',
+                         'suite "s" for "p" property "p" A, {w} -> never allowed',
+                         'suite "s" for "p" property "p" A -> never rule {w}']:
+            text = template.format(w=word)
+            fast, reference = both(text)
+            if fast is not None:
+                assert fast == reference, text
+
+
+def test_large_generated_suite_matches() -> None:
+    lines = ['suite "big" for "p.sentra"']
+    for n in range(200):
+        lines.append(f'scenario "s{n}" tags [t{n % 7}] {{')
+        lines.append(f'  agent "a{n}" EXPORT_DATA {{ destination_type: "external", n: {n} }}')
+        lines.append("    -> allowed rule R cumulative 80")
+        lines.append('  agent "a" "X" -> blocked reason contains "y" strikes 1')
+        lines.append("}")
+    fast, reference = both("\n".join(lines) + "\n")
+    assert fast is not None and fast == reference
+
+
+def test_keywords_are_the_grammars() -> None:
+    # the fast path must know every word suite.lark reserves, or it could take one for a name
+    words: set[str] = set()
+    for terminal in sp._lark().terminals:
+        pattern = terminal.pattern
+        if pattern.type == "str" and re.fullmatch(r"[a-z_]+", pattern.value):
+            words.add(pattern.value)
+        elif pattern.type == "re" and terminal.name not in {"NAME", "STRING", "NUMBER", "COMMENT"}:
+            words.update(re.findall(r"[a-z_]+", pattern.value.split("(?!")[0]))
+    assert words == sp._KEYWORDS
