@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, MemoryStore, Policy, PolicyLoadError, load_policy
+from sentra_runtime import Engine, MemoryStore, Policy
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.policy_file import load_policy_file
 
 
 def register(subparsers: Any) -> None:
@@ -67,34 +69,15 @@ def load(path_text: str) -> Policy | None:
     path = Path(path_text)
     if not path.is_file():
         raise UsageError(f"no such policy file: {path_text}")
-    if path.suffix != ".sentra":
-        try:
-            return load_policy(path)
-        except PolicyLoadError as error:
-            raise UsageError(f"{path_text}: {error}") from None
-    return _compile(path)
-
-
-def _compile(path: Path) -> Policy | None:
     try:
-        from sentra_lang.compiler import compile_file
-        from sentra_lang.diagnostics import Severity, render_human
-        from sentra_lang.loader import FileUnreadable
-        from sentra_lang.table import dump_table
-    except ImportError as error:  # the compiler is optional for explaining compiled tables
-        raise UsageError(f"cannot compile {path}: {error}") from None
-    try:
-        result = compile_file(path, analyse=False)
+        loaded = load_policy_file(path)
     except FileUnreadable as error:
         raise UsageError(str(error)) from None
-    for diag in result.sorted_diagnostics():
-        if diag.severity is Severity.ERROR:
-            print(render_human(diag), file=sys.stderr)
-    if not result.ok or result.table is None:
-        if result.ok:
-            print(f"{path}: a library (no `policy` header) has no table", file=sys.stderr)
-        return None
-    return load_policy(dump_table(result.table))
+    if loaded.compilation is None and not loaded.ok:
+        raise UsageError(loaded.problems[0])
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    return loaded.policy
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import UsageError
-from sentra_lang.testing.policies import load
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.policy_file import load_policy_file
 from sentra_lang.testing.replay import read_records, render, replay, write_suite
 
 
@@ -37,27 +38,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no such audit log: {audit}")
     if not policy_path.is_file():
         raise UsageError(f"no such policy: {policy_path}")
-    fields: set[str] = set()
-    if policy_path.suffix == ".sentra":
-        put = load(policy_path)
-        if not put.ok:
-            from sentra_lang.diagnostics import render_human
-
-            for diag in put.compilation.sorted_diagnostics():
-                if diag.severity.value == "error":
-                    print(render_human(diag), file=sys.stderr)
-            raise UsageError(f"policy {policy_path} has errors")
-        policy: Any = put.policy
-        fields = set(put.fields)
-    else:
-        policy = str(policy_path)
-        from sentra_runtime import load_policy
-
-        try:
-            policy = load_policy(policy)
-        except Exception as error:
-            raise UsageError(f"cannot load policy table {policy_path}: {error}") from error
-        fields = {spec.name for spec in policy.inputs}
+    try:
+        loaded = load_policy_file(policy_path)
+    except FileUnreadable as error:
+        raise UsageError(str(error)) from error
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    if loaded.policy is None:
+        raise UsageError(f"policy {policy_path} cannot be used")
+    policy = loaded.policy
+    fields = {spec.name for spec in policy.inputs}
     try:
         result = replay(read_records(audit), policy, keep_steps=bool(args.to_suite))
     except (KeyError, TypeError, ValueError) as error:

@@ -7,7 +7,6 @@ state is kept; a policy that does not compile is refused and the old engine keep
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, Policy, PolicyLoadError, SQLiteStore, load_policy
+from sentra_runtime import Engine, Policy, SQLiteStore
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import InputSpec, normalizer
 
@@ -51,26 +50,16 @@ class FieldError:
 
 def load_table(path: Path) -> dict[str, Any]:
     """The decision table of a policy file: a compiled ``.json`` table or ``.sentra`` source."""
-    if path.suffix == ".json":
-        try:
-            load_policy(path)
-        except PolicyLoadError as error:
-            raise PolicyRefused(path, [str(error)]) from error
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    from sentra_lang.compiler import compile_file
-    from sentra_lang.diagnostics import Severity, render_human
     from sentra_lang.loader import FileUnreadable
+    from sentra_lang.policy_file import load_policy_file
 
     try:
-        result = compile_file(path)
+        loaded = load_policy_file(path)
     except FileUnreadable as error:
         raise PolicyRefused(path, [str(error)]) from error
-    if not result.ok or result.table is None:
-        problems = [render_human(diag) for diag in result.sorted_diagnostics()
-                    if diag.severity is Severity.ERROR]
-        raise PolicyRefused(path, problems or ["the file is a library: it has no `policy` header"])
-    table: dict[str, Any] = result.table.model_dump(mode="json")
-    return table
+    if loaded.table is None:
+        raise PolicyRefused(path, loaded.problems)
+    return loaded.table
 
 
 class Gate:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentra_lang.compiler import Compilation, compile_file
-from sentra_lang.loader import FileUnreadable
+from sentra_lang.compiler import Compilation
+from sentra_lang.policy_file import load_policy_file
 from sentra_lang.table import Rule
-from sentra_runtime import Policy, load_policy
+from sentra_runtime import Policy
 
 SPECIAL_BLOCKS = {"RISK_THRESHOLD_EXCEEDED", "INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED"}
 SPECIAL_SHUTDOWNS = {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "AGENT_ALREADY_SHUT_DOWN"}
@@ -65,16 +65,14 @@ class PolicyCache:
 
 
 def load(path: Path) -> PolicyUnderTest:
-    try:
-        comp = compile_file(path, analyse=False)
-    except FileUnreadable:
-        raise
-    put = PolicyUnderTest(path, str(path), comp)
-    if comp.ok and comp.table is not None:
-        put.table = comp.table.model_dump(mode="json")
-        put.policy = load_policy(put.table)
-        put.rules = {rule.id: rule for rule in comp.table.rules}
-        put.fields = {f.name: f for f in comp.table.input}
-        put.blocks = {name: index for index, block in enumerate(comp.table.actions)
+    loaded = load_policy_file(path, source_only=True)
+    assert loaded.compilation is not None
+    put = PolicyUnderTest(path, str(path), loaded.compilation)
+    table = loaded.compilation.table
+    if loaded.policy is not None and loaded.table is not None and table is not None:
+        put.table, put.policy = loaded.table, loaded.policy
+        put.rules = {rule.id: rule for rule in table.rules}
+        put.fields = {f.name: f for f in table.input}
+        put.blocks = {name: index for index, block in enumerate(table.actions)
                       for name in block.names}
     return put

@@ -1,0 +1,68 @@
+"""Load a policy to run it: a `.sentra` file compiled now, or a compiled `.json` table.
+
+Every command that runs a policy (`explain`, `replay`, `test`, `serve`) loads it here, so
+they accept the same files and report a broken one the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentra_lang.compiler import Compilation, compile_file
+from sentra_lang.diagnostics import Severity, render_human
+from sentra_lang.loader import FileUnreadable
+from sentra_runtime import Policy, PolicyLoadError, load_policy
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy ready for the runtime, or the problems that stopped it (rendered text)."""
+
+    path: Path
+    table: dict[str, Any] | None = None
+    policy: Policy | None = None
+    compilation: Compilation | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.policy is not None
+
+
+def load_policy_file(path: str | os.PathLike[str], *, analyse: bool = False,
+                     source_only: bool = False) -> LoadedPolicy:
+    """Compile or load the policy at `path` (`source_only`: always compile it as source).
+
+    Raises `loader.FileUnreadable` when the file cannot be read at all; every other problem
+    (a compile error, a library without a policy, a bad table) is in `problems`.
+    """
+    path = Path(path)
+    if path.suffix == ".json" and not source_only:
+        return _load_table(path)
+    result = compile_file(path, analyse=analyse)
+    loaded = LoadedPolicy(path, compilation=result)
+    if not result.ok:
+        loaded.problems = [render_human(d) for d in result.sorted_diagnostics()
+                           if d.severity is Severity.ERROR]
+    elif result.table is None:
+        loaded.problems = [f"{path}: a library (no `policy` header) has no decision table"]
+    else:
+        loaded.table = result.table.model_dump(mode="json")
+        loaded.policy = load_policy(loaded.table)
+    return loaded
+
+
+def _load_table(path: Path) -> LoadedPolicy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileUnreadable(f"cannot read `{path}`: {error}") from error
+    try:
+        policy = load_policy(text)
+    except PolicyLoadError as error:
+        return LoadedPolicy(path, problems=[f"{path}: {error}"])
+    return LoadedPolicy(path, table=json.loads(text), policy=policy)
