@@ -83,12 +83,15 @@ def test_table_and_runtime_agree_with_the_ast_interpreter(data: st.DataObject, s
         assert table_rule(result.table, action, values) == expected_id
         engine.reset(operator="test")
         decision = engine.evaluate("agent", action, fields)
-        if expected is None:
-            assert decision.rule_id in ("UNKNOWN_ACTION", "NO_RULE_MATCHED")
-        elif expected.outcome == "block" or expected.risk <= result.table.settings.risk_threshold:
-            if expected.outcome == "block" and result.table.settings.strikes == 1:
-                expected_id = "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"  # the first strike is the last
-            assert decision.rule_id == expected_id, (decision.rule_id, expected_id)
+        # From a fresh state an allowed rule never crosses the threshold (risk <= threshold).
+        blocked = expected is None or expected.outcome == "block"
+        if blocked and result.table.settings.strikes == 1:
+            wanted = {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"}  # the first strike is the last
+        elif expected is None:
+            wanted = {"UNKNOWN_ACTION", "NO_RULE_MATCHED"}
+        else:
+            wanted = {expected.id}
+        assert decision.rule_id in wanted, (decision.rule_id, wanted)
 
 
 @LAWS
