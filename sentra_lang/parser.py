@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 import lark
 from lark import Lark, Token, Tree
 
@@ -17,6 +18,8 @@ from sentra_lang.source import Source, Span
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 MAX_SYNTAX_ERRORS = 20
+# A node of Lark's concrete syntax tree (a Tree or a Token); its shape is the grammar's.
+Node = Any
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
@@ -67,7 +70,7 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
     return module, builder.diagnostics
 
 
-def _parse_recovering(source: Source) -> tuple[Tree | None, list[Diagnostic]]:  # type: ignore[type-arg]
+def _parse_recovering(source: Source) -> tuple[Node | None, list[Diagnostic]]:
     """Parse; on a syntax error, blank the offending line and parse again to find the next.
 
     Blanking keeps every offset in place, so each error points into the original text, and a
@@ -142,7 +145,7 @@ def _describe_token(token: Token) -> str:
 
 def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -> Diagnostic:
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
-        offset = error.pos_in_stream
+        offset = error.pos_in_stream or 0
         char = source.text[offset]
         if char == '"':
             return diagnostic("SL003", "unterminated string", Span.of_offsets(source, offset, offset + 1),
@@ -184,7 +187,7 @@ class TreeBuilder:
         self.diagnostics: list[Diagnostic] = []
 
     # -- spans
-    def span(self, node: Tree | Token) -> Span:
+    def span(self, node: Node) -> Span:
         if isinstance(node, Token):
             start, end = node.start_pos or 0, node.end_pos or 0
         else:
@@ -192,7 +195,7 @@ class TreeBuilder:
         return Span.of_offsets(self.source, start, end)
 
     # -- top level
-    def module(self, tree: Tree) -> ast.Module:
+    def module(self, tree: Node) -> ast.Module:
         items = tuple(self.item(child) for child in tree.children)
         comments = tuple(
             ast.Comment(m.group(0), span=Span.of_offsets(self.source, m.start(), m.end()))
@@ -202,14 +205,14 @@ class TreeBuilder:
         span = Span.of_offsets(self.source, 0, len(self.source.text))
         return ast.Module(items, comments, span=span)
 
-    def item(self, tree: Tree) -> ast.Item:
+    def item(self, tree: Node) -> ast.Item:
         handler = getattr(self, f"item_{tree.data}")
         return handler(tree)  # type: ignore[no-any-return]
 
-    def item_import_stmt(self, tree: Tree) -> ast.Import:
+    def item_import_stmt(self, tree: Node) -> ast.Import:
         return ast.Import(self.string(tree.children[0]), span=self.span(tree))
 
-    def item_policy_decl(self, tree: Tree) -> ast.PolicyDecl:
+    def item_policy_decl(self, tree: Node) -> ast.PolicyDecl:
         name = self.name(tree.children[0])
         version = None
         settings = []
@@ -220,16 +223,16 @@ class TreeBuilder:
                 settings.append(self.setting(child))
         return ast.PolicyDecl(name, version, tuple(settings), span=self.span(tree))
 
-    def setting(self, tree: Tree) -> ast.Setting:
+    def setting(self, tree: Node) -> ast.Setting:
         name = self.name(tree.children[0].children[0])
         value_tree = tree.children[1]
         value = self.normalize(value_tree) if value_tree.data == "normalize" else self.literal(value_tree)
         return ast.Setting(name, value, span=self.span(tree))
 
-    def item_input_block(self, tree: Tree) -> ast.InputBlock:
+    def item_input_block(self, tree: Node) -> ast.InputBlock:
         return ast.InputBlock(tuple(self.field_decl(c) for c in tree.children), span=self.span(tree))
 
-    def field_decl(self, tree: Tree) -> ast.FieldDecl:
+    def field_decl(self, tree: Node) -> ast.FieldDecl:
         path = self.path(tree.children[0])
         type_ref = self.type_ref(tree.children[1])
         optional, normalize, default = False, None, None
@@ -243,7 +246,7 @@ class TreeBuilder:
                 default = self.set_literal(value) if value.data == "set_literal" else self.literal(value)
         return ast.FieldDecl(path, type_ref, optional, normalize, default, span=self.span(tree))
 
-    def type_ref(self, tree: Tree) -> ast.TypeRef:
+    def type_ref(self, tree: Node) -> ast.TypeRef:
         span = self.span(tree)
         if tree.data == "simple_type":
             return ast.TypeRef("simple", self.name(tree.children[0]), span=span)
@@ -252,10 +255,10 @@ class TreeBuilder:
             return ast.TypeRef("enum", ast.Name("enum", span=span), values, span=span)
         return ast.TypeRef("set", self.name(tree.children[0]), span=span)
 
-    def normalize(self, tree: Tree) -> ast.Normalize:
+    def normalize(self, tree: Node) -> ast.Normalize:
         return ast.Normalize(tuple(self.name(c) for c in tree.children), span=self.span(tree))
 
-    def item_let_decl(self, tree: Tree) -> ast.Let:
+    def item_let_decl(self, tree: Node) -> ast.Let:
         name = self.name(tree.children[0])
         value_tree = tree.children[1]
         if isinstance(value_tree, Tree) and value_tree.data == "set_literal":
@@ -264,7 +267,7 @@ class TreeBuilder:
             value = self.condition(value_tree)
         return ast.Let(name, value, span=self.span(tree))
 
-    def item_action_block(self, tree: Tree) -> ast.ActionBlock:
+    def item_action_block(self, tree: Node) -> ast.ActionBlock:
         names = []
         rules = []
         for child in tree.children:
@@ -279,17 +282,17 @@ class TreeBuilder:
                 rules.append(self.rule(child))
         return ast.ActionBlock(tuple(names), tuple(rules), span=self.span(tree))
 
-    def rule(self, tree: Tree) -> ast.Rule:
+    def rule(self, tree: Node) -> ast.Rule:
         when = None
         outcome_tree = tree.children[-1]
         if len(tree.children) == 2:
             when = self.condition(tree.children[0].children[0])
         return ast.Rule(when, self.outcome(outcome_tree), span=self.span(tree))
 
-    def item_otherwise_decl(self, tree: Tree) -> ast.Otherwise:
+    def item_otherwise_decl(self, tree: Node) -> ast.Otherwise:
         return ast.Otherwise(self.outcome(tree.children[0]), span=self.span(tree))
 
-    def outcome(self, tree: Tree) -> ast.Outcome:
+    def outcome(self, tree: Node) -> ast.Outcome:
         kind = str(tree.children[0])
         clauses = []
         for child in tree.children[1:]:
@@ -305,7 +308,7 @@ class TreeBuilder:
         return ast.Outcome(kind, tuple(clauses), span=self.span(tree))
 
     # -- conditions
-    def condition(self, tree: Tree) -> ast.Condition:
+    def condition(self, tree: Node) -> ast.Condition:
         span = self.span(tree)
         kind = tree.data
         if kind == "or_cond":
@@ -337,13 +340,13 @@ class TreeBuilder:
     def name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), span=self.span(token))
 
-    def path(self, tree: Tree) -> ast.Path:
+    def path(self, tree: Node) -> ast.Path:
         return ast.Path(tuple(str(t) for t in tree.children), span=self.span(tree))
 
-    def set_literal(self, tree: Tree) -> ast.SetLit:
+    def set_literal(self, tree: Node) -> ast.SetLit:
         return ast.SetLit(tuple(self.string(c) for c in tree.children), span=self.span(tree))
 
-    def literal(self, tree: Tree) -> ast.Str | ast.Num | ast.Bool:
+    def literal(self, tree: Node) -> ast.Str | ast.Num | ast.Bool:
         if tree.data == "string":
             return self.string(tree)
         token = tree.children[0]
@@ -354,7 +357,7 @@ class TreeBuilder:
         value: int | float = float(text) if "." in text else int(text)
         return ast.Num(value, span=span)
 
-    def string(self, tree: Tree | Token) -> ast.Str:
+    def string(self, tree: Node) -> ast.Str:
         token = tree.children[0] if isinstance(tree, Tree) else tree
         span = self.span(token)
         return ast.Str(self.unescape(str(token), span), span=span)
