@@ -1,6 +1,6 @@
 """Build a Markdown tree into a static site with mkdocs-material, strictly.
 
-mkdocs is an optional dependency (`pip install 'sentra-lang[docs]'`), imported only here.
+mkdocs is imported only here, so the other commands start without it.
 The build runs in strict mode: any warning (a broken link or anchor, a page missing from the
 nav) fails it, and the warnings are returned in the error.
 """
@@ -49,7 +49,7 @@ def build_site(config_file: str | Path, site_dir: str | Path) -> Path:
         from mkdocs.config import load_config
         from mkdocs.exceptions import MkDocsException
     except ImportError as error:
-        raise DocsBuildError("mkdocs-material is not installed: pip install 'sentra-lang[docs]' "
+        raise DocsBuildError("mkdocs-material is not installed: reinstall sentra-lang "
                              "(or use --markdown-only)") from error
     with _captured_mkdocs_log() as log:
         try:
