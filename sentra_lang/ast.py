@@ -7,7 +7,6 @@ parser works on these nodes, so tests can compare trees without positions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from sentra_lang.source import NO_SPAN, Span
 
@@ -54,7 +53,7 @@ class Bool:
     span: Span = _span()
 
 
-Literal = Union[Str, Num, Bool]
+Literal = Str | Num | Bool
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class Or:
     span: Span = _span()
 
 
-Condition = Union[Compare, Membership, StringTest, Exists, Ref, Not, And, Or]
+Condition = Compare | Membership | StringTest | Exists | Ref | Not | And | Or
 
 
 # --------------------------------------------------------------------------- declarations
@@ -232,7 +231,7 @@ class Otherwise:
     span: Span = _span()
 
 
-Item = Union[Import, PolicyDecl, InputBlock, Let, ActionBlock, Otherwise]
+Item = Import | PolicyDecl | InputBlock | Let | ActionBlock | Otherwise
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sentra_lang import ast
-from sentra_lang.diagnostics import Diagnostic, Related, did_you_mean, diagnostic
+from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
 from sentra_lang.loader import LoadedFile, Program
 from sentra_lang.source import NO_SPAN, Span
 
@@ -368,7 +368,7 @@ class Checker:
             return
         string = clause.value
         assert isinstance(string, ast.Str)
-        for name, start, end in interpolated_fields(string.value):
+        for name, _start, _end in interpolated_fields(string.value):
             if name is None:
                 self.report("SL009", "a lone brace in a reason", string.span,
                             help="interpolate a field as `{field}`; write `{{` or `}}` for a brace")
@@ -427,7 +427,7 @@ class Checker:
                 self._let_stack.pop()
             return
         if name not in self.model.fields:
-            conditions = [n for n, l in self.model.lets.items() if not l.is_set]
+            conditions = [n for n, let in self.model.lets.items() if not let.is_set]
             bools = [n for n, f in self.model.fields.items() if f.type == "bool"]
             code = "SL101" if "." in name or not name.isupper() else "SL102"
             what = "undeclared field" if code == "SL101" else "unknown name"
@@ -491,7 +491,7 @@ class Checker:
             return target.items
         let = self.model.lets.get(target.value)
         if let is None:
-            sets = [n for n, l in self.model.lets.items() if l.is_set]
+            sets = [n for n, decl in self.model.lets.items() if decl.is_set]
             self.report("SL102", f"unknown set `{target.value}`", target.span,
                         help=did_you_mean(target.value, sets) or "define it with `let NAME = {...}`")
             return ()

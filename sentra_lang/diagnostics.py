@@ -16,7 +16,7 @@ from sentra_lang.codes import CODES
 from sentra_lang.source import NO_SPAN, Span
 
 
-class Severity(str, Enum):
+class Severity(str, Enum):  # noqa: UP042 (StrEnum would change str() and format())
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"

@@ -9,6 +9,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
 import lark
 from lark import Lark, Token, Tree
 

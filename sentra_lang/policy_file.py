@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentra_runtime import Policy, PolicyLoadError, load_policy
+
 from sentra_lang.compiler import Compilation, compile_file
 from sentra_lang.diagnostics import Severity, render_human
 from sentra_lang.loader import FileUnreadable
-from sentra_runtime import Policy, PolicyLoadError, load_policy
 
 
 @dataclass

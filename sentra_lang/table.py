@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 FieldType = Literal["bool", "int", "number", "string", "enum", "set"]
 Normalization = Literal["lower", "upper", "trim"]
 Outcome = Literal["allow", "block", "shutdown"]

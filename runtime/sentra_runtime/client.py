@@ -15,6 +15,7 @@ that is not an event, ``evaluate`` returns a *Blocked* result whose reason says 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -212,10 +213,8 @@ class EmbeddedSentra(_Interface):
             values.setdefault(name, "internal")
         amount = values.get("amount")
         if isinstance(amount, str):
-            try:
+            with contextlib.suppress(ValueError):
                 values["amount"] = float(amount)
-            except ValueError:
-                pass
         try:
             decision = self.engine.evaluate(agent_id, action, values)
         except Exception as error:

@@ -222,7 +222,7 @@ def summarize(context: EvaluationContext, decision: Decision, fields: Any, code:
     if code == INVALID_INPUT:
         return "input rejected before any rule; " + _arithmetic(
             decision, context.policy, code, cumulative, blocked, None)
-    if code == UNKNOWN_ACTION or code == NO_MATCH:
+    if code in (UNKNOWN_ACTION, NO_MATCH):
         return "no rule matched; " + _arithmetic(
             decision, context.policy, code, cumulative, blocked, None)
     row = context.matcher.rows[code]

@@ -6,9 +6,8 @@ never reach into the checker or the table models themselves.
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field

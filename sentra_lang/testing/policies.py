@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentra_runtime import Policy
+
 from sentra_lang.compiler import Compilation
 from sentra_lang.policy_file import load_policy_file
 from sentra_lang.table import Rule
-from sentra_runtime import Policy
 
 SPECIAL_BLOCKS = {"RISK_THRESHOLD_EXCEEDED", "INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED"}
 SPECIAL_SHUTDOWNS = {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "AGENT_ALREADY_SHUT_DOWN"}

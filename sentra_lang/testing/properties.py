@@ -14,11 +14,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
+from sentra_runtime.explain import test_holds
 
 from sentra_lang.compiler import Lowerer
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import PolicyUnderTest
-from sentra_runtime.explain import test_holds
 
 DEFAULT_EXAMPLES = 100
 MAX_SEQUENCE = 20
@@ -82,7 +82,7 @@ class _Generator:
         if kind in ("int", "number"):
             numbers = sorted({n + d for n in consts if isinstance(n, (int, float))
                               and not isinstance(n, bool) for d in (-1, 0, 1)})
-            base = st.integers(-1000, 100_000)
+            base: st.SearchStrategy[float] = st.integers(-1000, 100_000)
             if kind == "number":
                 base = base | st.floats(-1000, 100_000, allow_nan=False)
                 numbers += [n + 0.5 for n in numbers]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from sentra_runtime import Engine
-from sentra_runtime.stores import FRESH, AgentState
+from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_records
+from sentra_runtime.audit import Annotations
+from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import FileUnreadable
@@ -44,13 +45,14 @@ class ScenarioStore:
     """The smallest store: a dict of agent states, no audit log, cleared between tests."""
 
     def __init__(self) -> None:
-        self.states: dict[str, tuple[int, int, bool]] = {}
+        self.states: dict[str, RawState] = {}
 
     def clear(self) -> None:
         self.states = {}
 
-    def apply(self, decide: Any, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any) -> Any:
+    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
+              payload: Any, *, annotations: Annotations | None = None) -> Decision:
+        # no audit log, so annotations (which only go into audit records) are dropped
         decision, self.states[agent_id] = decide(self.states.get(agent_id, FRESH), agent_id,
                                                  action, fields, code, payload)
         return decision
@@ -67,11 +69,24 @@ class ScenarioStore:
     def agents(self) -> list[str]:
         return sorted(self.states)
 
-    def record_policy_load(self, policy: Any) -> None:
+    def record_policy_load(self, policy: Policy) -> None:
         pass
 
-    def audit_records(self) -> Any:
+    def audit_records(self) -> Iterator[dict[str, Any]]:
         return iter(())
+
+    def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
+                     label: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def last_seq(self) -> int:
+        return 0
+
+    def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
+        return verify_records((), expected_head=expected_head)
+
+    def export_audit(self, out: IO[str]) -> int:
+        return 0
 
     def close(self) -> None:
         pass

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sentra_lang import ast
-from sentra_lang.diagnostics import Diagnostic, did_you_mean, diagnostic
+from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
-from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, SPECIAL_SHUTDOWNS, PolicyUnderTest
+from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, PolicyUnderTest
 
 STATUSES = ("active", "shut_down")
 MAX_EXAMPLES = 10_000
@@ -126,7 +126,7 @@ class _Checker:
                             f"`{self.put.table['policy']['name']}`", rule_clause.span,
                             help=did_you_mean(rule, [*self.put.rules, *SPECIAL_IDS]))
                 rule = None
-        if rule is not None and decision is not None:
+        if rule is not None and rule_clause is not None and decision is not None:
             self.rule_fits(decision, rule, rule_clause, action)
         for clause in expect.clauses:
             self.clause(clause, decision, rule)
@@ -156,10 +156,10 @@ class _Checker:
 
     def clause(self, clause: s.Clause, decision: str | None, rule: str | None) -> None:
         kind, value = clause.kind, clause.value
-        if kind in ("risk", "applied", "projected", "cumulative", "strikes"):
-            if not isinstance(value, int) or value < 0:
-                self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
-                return
+        if kind in ("risk", "applied", "projected", "cumulative", "strikes") and (
+                not isinstance(value, int) or value < 0):
+            self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
+            return
         if kind == "status":
             if value not in STATUSES:
                 self.report("SL509", f"status is `active` or `shut_down`, not `{value}`",
@@ -176,10 +176,10 @@ class _Checker:
         elif kind == "cumulative" and value > self.threshold:
             self.report("SL504", f"cumulative risk never exceeds the threshold "
                         f"{self.threshold}", clause.span)
-        elif kind == "strikes":
-            if value > self.strikes or (decision == "blocked" and not 1 <= value < self.strikes):
-                self.report("SL504", f"with `strikes {self.strikes}` a `{decision or 'state'}` "
-                            f"cannot have {value} blocked attempts", clause.span)
+        elif kind == "strikes" and (
+                value > self.strikes or (decision == "blocked" and not 1 <= value < self.strikes)):
+            self.report("SL504", f"with `strikes {self.strikes}` a `{decision or 'state'}` "
+                        f"cannot have {value} blocked attempts", clause.span)
 
     # -- items
     def item_scenario(self, item: s.Scenario) -> None:

@@ -24,11 +24,11 @@ from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Tree
+from lark import Lark, Token
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import MAX_SOURCE_BYTES, TreeBuilder
+from sentra_lang.parser import MAX_SOURCE_BYTES, Node, TreeBuilder
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
 
@@ -120,7 +120,7 @@ def _describe_expected(expected: set[str]) -> str:
 
 def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -> Diagnostic:
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
-        offset = error.pos_in_stream
+        offset = error.pos_in_stream or 0
         char = source.text[offset]
         span = Span.of_offsets(source, offset, offset + 1)
         if char == '"':
@@ -157,7 +157,7 @@ class _SuiteBuilder(TreeBuilder):
         index = bisect_right(self._starts, offset) - 1
         return index + 1, offset - self._starts[index] + 1
 
-    def span(self, node: Tree | Token) -> Span:
+    def span(self, node: Node) -> Span:
         if isinstance(node, Token):
             start, end = node.start_pos or 0, node.end_pos or 0
         else:
@@ -166,7 +166,7 @@ class _SuiteBuilder(TreeBuilder):
         end_line, end_column = self._position(end)
         return Span(self.source, line, column, end_line, end_column, start, end)
 
-    def suite(self, tree: Tree) -> s.Suite:
+    def suite(self, tree: Node) -> s.Suite:
         decl = tree.children[0]
         name = self.string(decl.children[0])
         policy = self.string(decl.children[1])
@@ -181,7 +181,7 @@ class _SuiteBuilder(TreeBuilder):
                        self.source, self.span(tree))
 
     # -- values
-    def field_map(self, tree: Tree) -> list[s.FieldValue]:
+    def field_map(self, tree: Node) -> list[s.FieldValue]:
         entries = []
         for entry in tree.children:
             path = self.path(entry.children[0])
@@ -189,7 +189,7 @@ class _SuiteBuilder(TreeBuilder):
                                         self.span(entry)))
         return entries
 
-    def value(self, tree: Tree) -> s.Value:
+    def value(self, tree: Node) -> s.Value:
         span = self.span(tree)
         if tree.data == "none_value":
             return s.Value(None, span, omitted=True)
@@ -197,17 +197,17 @@ class _SuiteBuilder(TreeBuilder):
             return s.Value([self.value(c).value for c in tree.children], span)
         return s.Value(self.literal(tree).value, span)
 
-    def tags(self, tree: Tree | None) -> tuple[str, ...]:
+    def tags(self, tree: Node | None) -> tuple[str, ...]:
         return tuple(str(t) for t in tree.children) if tree is not None else ()
 
-    def action(self, tree: Tree) -> tuple[str, Span, bool]:
+    def action(self, tree: Node) -> tuple[str, Span, bool]:
         token = tree.children[0]
         if isinstance(token, Token):
             return str(token), self.span(token), False
         string = self.string(token)
         return string.value, string.span, True
 
-    def expectation(self, children: list[Tree | Token], span: Span) -> s.Expectation:
+    def expectation(self, children: list[Node], span: Span) -> s.Expectation:
         clauses = []
         for child in children:
             if isinstance(child, Token):  # the DECISION word
@@ -230,13 +230,13 @@ class _SuiteBuilder(TreeBuilder):
                 clauses.append(s.Clause("status", str(child.children[0]), cspan))
         return s.Expectation(tuple(clauses), span)
 
-    def expect(self, tree: Tree) -> s.Expectation:
+    def expect(self, tree: Node) -> s.Expectation:
         return self.expectation(tree.children, self.span(tree))
 
     # -- items
-    def item_scenario(self, tree: Tree) -> s.Scenario:
+    def item_scenario(self, tree: Node) -> s.Scenario:
         name = self.string(tree.children[0])
-        tags: Tree | None = None
+        tags: Node | None = None
         defaults: list[s.FieldValue] = []
         steps: list[s.Step] = []
         for child in tree.children[1:]:
@@ -261,10 +261,10 @@ class _SuiteBuilder(TreeBuilder):
         return s.Scenario(name.value, name.span, self.tags(tags), tuple(defaults), tuple(steps),
                           self.span(tree))
 
-    def item_cases(self, tree: Tree) -> s.Cases:
+    def item_cases(self, tree: Node) -> s.Cases:
         name = self.string(tree.children[0])
         action, action_span, quoted = self.action(tree.children[1])
-        tags: Tree | None = None
+        tags: Node | None = None
         agent = DEFAULT_AGENT
         defaults: list[s.FieldValue] = []
         columns: list[tuple[str, Span]] = []
@@ -284,12 +284,12 @@ class _SuiteBuilder(TreeBuilder):
         return s.Cases(name.value, name.span, action, action_span, quoted, self.tags(tags), agent,
                        tuple(defaults), tuple(columns), tuple(rows), self.span(tree))
 
-    def item_property(self, tree: Tree) -> s.Property:
+    def item_property(self, tree: Node) -> s.Property:
         name = self.string(tree.children[0])
         subject = tree.children[1]
         sequence = isinstance(subject.children[0], Token)
         actions = tuple(self.action(c) for c in subject.children[1 if sequence else 0:])
-        tags: Tree | None = None
+        tags: Node | None = None
         examples = None
         where = None
         quantifier = "never"

@@ -21,10 +21,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sentra_runtime import Engine, MemoryStore, SQLiteStore
+# imported after the path set-up above, so the script runs from any directory
+from sentra_runtime import Engine, MemoryStore, SQLiteStore  # noqa: E402
 
-from tests.runtime.helpers import sentra_table
-from tests.runtime.tables import generate_table, reseal
+from tests.runtime.helpers import sentra_table  # noqa: E402
+from tests.runtime.tables import generate_table, reseal  # noqa: E402
 
 SENTRA_WORKLOAD = [
     ("FILE_READ", {}),

@@ -6,13 +6,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from sentra_runtime import Engine
 
 from sentra_lang.analysis import evaluate_test
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import Diagnostic
 from sentra_lang.interpreter import Interpreter, InvalidInput
 from sentra_lang.table import Table, dump_table
-from sentra_runtime import Engine
 from tests.strategies import inputs_for, policies
 
 LAWS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sentra_runtime import Engine, SQLiteStore
+
 from sentra_lang.cli import main
 from sentra_lang.testing.policies import load
 from sentra_lang.testing.replay import read_records, replay
-from sentra_runtime import Engine, SQLiteStore
 
 OLD = '''policy p version "1" {}
 input { amount: number = 0 }

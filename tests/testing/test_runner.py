@@ -4,9 +4,9 @@ the pytest plugin and replay."""
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,7 +109,9 @@ def test_syntax_error_has_carets(suites: Path) -> None:
 
 
 def test_filters(suites: Path) -> None:
-    names = lambda **kw: [r.item.name for r in Runner(**kw).run_paths(["pass.sentra-test"]).results]
+    def names(**kw: Any) -> list[str]:
+        return [r.item.name for r in Runner(**kw).run_paths(["pass.sentra-test"]).results]
+
     assert names(keyword="payments") == ["two risky payments", "payments[1]", "payments[2]"]
     assert names(keyword="payments and not risky") == ["payments[1]", "payments[2]"]
     assert names(keyword="(risk or nothing) and not table") == ["two risky payments"]

@@ -69,8 +69,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-from sentra_runtime.stores.memory import MemoryStore
-from sentra_runtime.stores.sqlite import SQLiteStore
+# last: the stores import the names defined above
+from sentra_runtime.stores.memory import MemoryStore  # noqa: E402
+from sentra_runtime.stores.sqlite import SQLiteStore  # noqa: E402
 
 __all__ = ["FRESH", "AgentState", "Decide", "MemoryStore", "RawState", "Reset", "SQLiteStore",
            "Store"]
