@@ -186,6 +186,16 @@ class Decision:
         return cached
 
     @property
+    def matched_rule(self) -> str | None:
+        """``explanation.matched_rule`` (the rule whose row matched; the decision's ``rule_id``
+        may differ, e.g. at the threshold), without building the explanation."""
+        cached: Explanation | None = self.__dict__.get("_explanation")
+        why = self._evaluation() if cached is None else None
+        if why is None or self._context is None:
+            return self.explanation.matched_rule
+        return self._context.matched_rule(self.action, why[1], why[3])
+
+    @property
     def trace(self) -> Trace | None:
         """Which row matched, the normalised input and the state before the decision; ``None``
         for a decision that was not made by an engine in this process (e.g. unpickled)."""

@@ -165,6 +165,19 @@ class EvaluationContext:
               state: tuple[int, int, bool]) -> Trace:
         return trace(self, decision.action, code, payload, state)
 
+    def matched_rule(self, action: str, code: int, state: tuple[int, int, bool]) -> str | None:
+        """The explanation's ``matched_rule`` without building the explanation: the rule whose
+        row of the action's block matched, or the ``otherwise`` rule when no block names the
+        action; ``None`` when the agent was already shut down, the input was rejected, or no
+        row of the action's block matched (whether or not ``otherwise`` then applied)."""
+        if state[2] or code < 0:
+            return None
+        row = self.matcher.rows[code]
+        block = self.matcher.block_of.get(action)
+        if block is not None and row.block != block:
+            return None
+        return row.rule
+
 
 def explain(context: EvaluationContext, decision: Decision, fields: Any, code: int,
             payload: Any, state: tuple[int, int, bool]) -> Explanation:

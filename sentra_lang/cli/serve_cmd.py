@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 
@@ -66,6 +66,22 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"sentra-lang serve: {args.policy} on http://{args.host}:{args.port} "
           f"(dashboard /dashboard, API docs /docs, state {args.db})", file=sys.stderr)
+    http, loop = fast_stack()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=3)
+                timeout_graceful_shutdown=3, access_log=False, http=http, loop=loop)
     return EXIT_OK
+
+
+def fast_stack() -> tuple[Literal["httptools", "auto"], Literal["uvloop", "auto"]]:
+    """httptools and uvloop (``uvicorn[standard]``) named explicitly when installed: about
+    twice the speed of h11 and asyncio's loop; uvicorn's own choice otherwise."""
+    return ("httptools" if _importable("httptools") else "auto",
+            "uvloop" if _importable("uvloop") else "auto")
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True

@@ -24,6 +24,7 @@ from sentra_lang.server import compat, native
 from sentra_lang.server.auth import OperatorAuth
 from sentra_lang.server.events import EventStream
 from sentra_lang.server.gate import Gate
+from sentra_lang.server.lean import LeanAgentAction
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
 
 HERE = Path(__file__).parent
@@ -129,7 +130,8 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(LeanAgentAction, gate=gate)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)   # outermost: it also limits the lean path
     return app
 
 

@@ -73,14 +73,6 @@ def policy_fields(action: AgentAction) -> dict[str, Any]:
     }
 
 
-def request_record(action: AgentAction) -> dict[str, Any]:
-    """What the audit record keeps of the request beyond the policy's input."""
-    return {"action_type": action.action_type, "target": action.target, "amount": action.amount,
-            "notification_type": action.notification_type,
-            "data_classification": action.data_classification,
-            "destination_type": action.destination_type}
-
-
 def locate(name: str) -> tuple[str | int, ...]:
     if name.startswith("context."):
         return ("body", "policy_context", *name.split(".")[1:])
@@ -90,25 +82,40 @@ def locate(name: str) -> tuple[str | int, ...]:
 def numeric_context(policy: Policy, context: dict[str, Any]) -> dict[str, Any]:
     """Numeric strings in ``policy_context`` for declared numbers, as numbers (the reference
     server reads them with ``float()``); anything else is left for validation to judge."""
-    converted = dict(context)
-    for spec in policy.inputs:
-        key = spec.name.removeprefix("context.")
-        if spec.type != "number" or key == spec.name or not isinstance(converted.get(key), str):
+    converted = context
+    for key in _context_numbers(policy):
+        value = context.get(key)
+        if not isinstance(value, str):
             continue
         try:
-            number = float(converted[key])
+            number = float(value)
         except ValueError:
             continue
         if math.isfinite(number):
+            if converted is context:
+                converted = dict(context)
             converted[key] = number
     return converted
 
 
-def annotation(action: AgentAction) -> Callable[[Policy, Decision], dict[str, Any]]:
-    request = request_record(action)
+_CONTEXT_NUMBERS: dict[str, tuple[str, ...]] = {}
+
+
+def _context_numbers(policy: Policy) -> tuple[str, ...]:
+    """The ``policy_context`` keys the policy declares as numbers (cached per policy hash)."""
+    keys = _CONTEXT_NUMBERS.get(policy.hash)
+    if keys is None:
+        keys = tuple(spec.name.removeprefix("context.") for spec in policy.inputs
+                     if spec.type == "number" and spec.name.startswith("context."))
+        _CONTEXT_NUMBERS[policy.hash] = keys
+    return keys
+
+
+def annotation(request: dict[str, Any]) -> Callable[[Policy, Decision], dict[str, Any]]:
+    """The audit record's ``server`` key: what the request said beyond the policy's input."""
 
     def annotate(policy: Policy, decision: Decision) -> dict[str, Any]:
-        matched = decision.explanation.matched_rule
+        matched = decision.matched_rule
         return {"server": {"api": "sentra", "request": request, "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
                            "risk_threshold": policy.risk_threshold}}
@@ -135,13 +142,29 @@ def policy_description(policy: Policy, decision: Decision, matched: str | None) 
 
 def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
     """Validate against the policy's declared types, decide, and return the event."""
+    return decide_values(gate, action.agent_id, action.action_type, action.target,
+                         action.amount, action.notification_type, action.data_classification,
+                         action.destination_type, action.policy_context)
+
+
+def decide_values(gate: Gate, agent_id: str, action_type: str, target: str | None,
+                  amount: float | None, notification_type: str | None,
+                  data_classification: str | None, destination_type: str | None,
+                  policy_context: dict[str, Any]) -> dict[str, Any]:
+    """:func:`decide` on the request's values, already of the request model's types (the lean
+    ``POST /agent-action`` path calls it directly). Raises :class:`RequestValidationError`,
+    having written nothing, when a value does not fit the policy's declared type."""
     policy = gate.policy
-    action.policy_context = numeric_context(policy, action.policy_context)
-    fields = policy_fields(action)
+    fields = {"target": target, "amount": amount, "notification_type": notification_type,
+              "data_classification": data_classification, "destination_type": destination_type,
+              "context": numeric_context(policy, policy_context)}
     errors = field_errors(policy, fields, locate)
     if errors:
         raise RequestValidationError([error.to_dict() for error in errors])
-    _, record = gate.decide(action.agent_id, action.action_type, fields, annotation(action))
+    request = {"action_type": action_type, "target": target, "amount": amount,
+               "notification_type": notification_type,
+               "data_classification": data_classification, "destination_type": destination_type}
+    _, record = gate.decide(agent_id, action_type, fields, annotation(request))
     return sentra_event(record, policy.risk_threshold)
 
 

@@ -7,6 +7,7 @@ sees records written by other processes sharing the store file.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -56,9 +57,9 @@ class EventStream:
             yield f"retry: 2000\n: streaming from seq {after}\n\n"
             while not self.closing:
                 woken.clear()
-                records = await anyio.to_thread.run_sync(
-                    lambda start=after: self.gate.reader.records(
-                        after=start, limit=BATCH, agent=agent, label=label))
+                records = await anyio.to_thread.run_sync(functools.partial(
+                    self.gate.reader.records, after=after, limit=BATCH, agent=agent,
+                    label=label))
                 for record in records:
                     after = record["seq"]
                     yield format_message(record["seq"], record["kind"], self.view(record))

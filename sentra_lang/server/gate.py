@@ -22,6 +22,10 @@ from sentra_runtime.policy import InputSpec, normalizer
 
 from sentra_lang.server.store import AuditReader
 
+CHECKPOINT_SECONDS = 0.25
+"""WAL checkpoints run in a background thread this often, never inside a decision's commit
+(a checkpoint there costs that request several milliseconds: the p99)."""
+
 Listener = Callable[[dict[str, Any], float], None]
 """Told of every audit record this server writes, with the decision's duration (0 for others)."""
 
@@ -69,7 +73,7 @@ class Gate:
         self.policy_path = Path(policy_path)
         self.db_path = Path(db_path)
         table = load_table(self.policy_path)
-        self.store = SQLiteStore(self.db_path)
+        self.store = SQLiteStore(self.db_path, checkpoint_interval=CHECKPOINT_SECONDS)
         self.reader = AuditReader(self.store)
         self.listeners: list[Listener] = []
         self._reload_lock = threading.Lock()

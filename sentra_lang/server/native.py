@@ -51,7 +51,7 @@ def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str
     kept = {key: request.fields[key] for key in REQUEST_KEYS if key in request.fields}
 
     def annotate(policy: Policy, decision: Decision) -> dict[str, Any]:
-        matched = decision.explanation.matched_rule
+        matched = decision.matched_rule
         return {"server": {"api": "v1", "request": {"action_type": request.action, **kept},
                            "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),

@@ -1,16 +1,26 @@
 """Load benchmark of the decision server's POST /agent-action (loopback only, bounded).
 
-    python tests/bench/server_load.py [URL] [--requests 20000] [--threads 8]
+    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--workers N]
+                                      [--client asyncio|threads]
 
-Without URL it starts `sentra-lang serve policies/sentra.sentra` on a free loopback port with a
-fresh SQLite file in a temporary folder, in a separate process. Reports req/s and p50/p99 for a
-sequential run and a concurrent run over 50 agents, and compares the latency of the last 10% of
-the concurrent requests with the first 10% (the audit log grows as they run).
+Without URL it starts `sentra-lang serve policies/sentra.sentra [--workers N]` on a free loopback
+port with a fresh SQLite file in a temporary folder, in a separate process, and also reports the
+CPU time the server processes spent per request. Reports req/s and p50/p99 for a sequential run
+(one client) and a concurrent run over 50 agents, and compares the latency of the last 10% of the
+concurrent requests with the first 10% (the audit log grows as they run).
+
+The load generator shares the machine with the server, so it is made cheap: the default client
+(``asyncio``) keeps one connection per client open on one event loop (uvloop when installed),
+sends pre-encoded requests and reads the answer by its Content-Length; each client has one
+request in flight at a time. ``--client threads`` is the previous generator (one
+``http.client`` connection per thread), kept for comparison. Both are bounded by the request
+count and by ``--time-limit`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -23,11 +33,13 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = 50
-ACTIONS = [{"action_type": "FILE_READ"}, {"action_type": "SEND_NOTIFICATION",
+ACTIONS: list[dict[str, Any]] = [{"action_type": "FILE_READ"}, {"action_type": "SEND_NOTIFICATION",
                                           "notification_type": "rejection"},
            {"action_type": "EXPORT_DATA", "destination_type": "internal"},
            {"action_type": "APPROVE_TRANSACTION", "amount": 100,
@@ -41,20 +53,130 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(host: str, port: int, total: int, threads: int, seed: int) -> tuple[float, list[float]]:
-    """Send ``total`` requests from ``threads`` clients (kept-alive connections); latencies in
-    request order of completion."""
+def bodies(seed: int, count: int) -> list[bytes]:
+    chooser = random.Random(seed)
+    return [json.dumps({"agent_id": f"bench-{chooser.randrange(AGENTS)}",
+                        **chooser.choice(ACTIONS)}).encode() for _ in range(count)]
+
+
+# -- the asyncio client ------------------------------------------------------------------------
+
+class _Connection(asyncio.Protocol):
+    """One client: sends its requests one after the other on a kept-alive connection."""
+
+    def __init__(self, requests: list[bytes], latencies: list[tuple[float, float]],
+                 done: asyncio.Future[None], deadline: float) -> None:
+        self.requests = requests
+        self.latencies = latencies
+        self.done = done
+        self.deadline = deadline
+        self.next = 0
+        self.buffer = b""
+        self.need = -1
+        self.started = 0.0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        if self.next == len(self.requests) or time.perf_counter() > self.deadline:
+            self.transport.close()
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        request = self.requests[self.next]
+        self.next += 1
+        self.started = time.perf_counter()
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        if self.need < 0:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self.buffer = buffer
+                return
+            head = buffer[:end]
+            if head[9:12] != b"200":
+                self._fail(f"unexpected answer {head[:40]!r}")
+                return
+            at = head.find(b"content-length:")
+            if at < 0:
+                self._fail("an answer without Content-Length")
+                return
+            stop = head.find(b"\r\n", at)
+            self.need = end + 4 + int(head[at + 15:stop if stop > 0 else len(head)])
+        if len(buffer) < self.need:
+            self.buffer = buffer
+            return
+        finished = time.perf_counter()
+        self.latencies.append((finished, finished - self.started))
+        self.buffer = buffer[self.need:]
+        self.need = -1
+        self._send()
+
+    def _fail(self, problem: str) -> None:
+        if not self.done.done():
+            self.done.set_exception(SystemExit(problem))
+        assert self.transport is not None
+        self.transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(SystemExit(f"connection lost: {error}"))
+
+
+def run_asyncio(host: str, port: int, total: int, clients: int, seed: int,
+                time_limit: float) -> tuple[float, list[float]]:
+    per_client = total // clients
+    prefix = (f"POST /agent-action HTTP/1.1\r\nHost: {host}:{port}\r\n"
+              "Content-Type: application/json\r\nContent-Length: ").encode()
+    requests = [[prefix + str(len(body)).encode() + b"\r\n\r\n" + body
+                 for body in bodies(seed * 100 + number, per_client)]
+                for number in range(clients)]
+    latencies: list[tuple[float, float]] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        deadline = time.perf_counter() + time_limit
+        finished = [loop.create_future() for _ in range(clients)]
+        began = time.perf_counter()
+        def connection(number: int) -> Callable[[], _Connection]:
+            return lambda: _Connection(requests[number], latencies, finished[number], deadline)
+
+        for number in range(clients):
+            await loop.create_connection(connection(number), host, port)
+        await asyncio.gather(*finished)
+        return time.perf_counter() - began
+
+    try:
+        import uvloop
+        elapsed = uvloop.run(main())
+    except ImportError:
+        elapsed = asyncio.run(main())
+    latencies.sort()
+    return len(latencies) / elapsed, [latency for _, latency in latencies]
+
+
+# -- the thread client (the previous generator) --------------------------------------------------
+
+def run_threads(host: str, port: int, total: int, clients: int, seed: int,
+                time_limit: float) -> tuple[float, list[float]]:
+    """``clients`` threads, one kept-alive ``http.client`` connection each."""
     latencies: list[tuple[float, float]] = []
     lock = threading.Lock()
-    per_thread = total // threads
+    per_client = total // clients
+    deadline = time.perf_counter() + time_limit
 
     def client(number: int) -> None:
-        chooser = random.Random(seed * 100 + number)
         connection = http.client.HTTPConnection(host, port, timeout=30)
         mine: list[tuple[float, float]] = []
-        for _ in range(per_thread):
-            body = json.dumps({"agent_id": f"bench-{chooser.randrange(AGENTS)}",
-                               **chooser.choice(ACTIONS)})
+        for body in bodies(seed * 100 + number, per_client):
+            if time.perf_counter() > deadline:
+                break
             started = time.perf_counter()
             connection.request("POST", "/agent-action", body,
                                {"Content-Type": "application/json"})
@@ -68,7 +190,7 @@ def run(host: str, port: int, total: int, threads: int, seed: int) -> tuple[floa
             latencies.extend(mine)
         connection.close()
 
-    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     began = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -79,29 +201,57 @@ def run(host: str, port: int, total: int, threads: int, seed: int) -> tuple[floa
     return len(latencies) / elapsed, [latency for _, latency in latencies]
 
 
-def report(name: str, rate: float, latencies: list[float]) -> None:
-    print(f"{name:<28} {rate:8.0f} req/s   p50 {percentile(latencies, .5) * 1000:6.2f} ms   "
-          f"p99 {percentile(latencies, .99) * 1000:6.2f} ms   ({len(latencies)} requests)")
+# -- the server --------------------------------------------------------------------------------
 
-
-def start_server(folder: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "sentra_lang", "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", os.path.join(folder, "bench.db"), "--port", str(port)],
+         "--db", os.path.join(folder, "bench.db"), "--port", str(port),
+         *(["--workers", str(workers)] if workers != 1 else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url + "/health", timeout=1).read()
+            time.sleep(0.5 if workers > 1 else 0)   # let every worker come up
             return process, url
         except OSError:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live descendants, from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+        except OSError:
+            continue
+    return total
+
+
+def report(name: str, rate: float, latencies: list[float], server_cpu: float | None,
+           client_cpu: float) -> None:
+    count = len(latencies)
+    cpu = f"   client CPU {client_cpu / count * 1e6:4.0f} us/req"
+    if server_cpu is not None:
+        cpu = f"   server CPU {server_cpu / count * 1e6:4.0f} us/req" + cpu
+    print(f"{name:<24} {rate:7.0f} req/s   p50 {percentile(latencies, .5) * 1000:6.2f} ms   "
+          f"p99 {percentile(latencies, .99) * 1000:6.2f} ms   ({count} requests){cpu}")
 
 
 def main() -> int:
@@ -110,31 +260,54 @@ def main() -> int:
     parser.add_argument("url", nargs="?", help="a running server (loopback only)")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--sequential", type=int, default=2_000)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", "--threads", type=int, default=8, dest="clients")
+    parser.add_argument("--client", choices=["asyncio", "threads"], default="asyncio")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server worker processes when the benchmark starts the server")
+    parser.add_argument("--time-limit", type=float, default=120.0,
+                        help="stop each run after this many seconds")
     args = parser.parse_args()
-    if not 0 < args.requests <= 200_000 or not 0 < args.threads <= 64:
-        parser.error("--requests must be 1..200000 and --threads 1..64")
+    if not 0 < args.requests <= 200_000 or not 0 < args.clients <= 64 or \
+            not 0 < args.workers <= 8 or not 0 < args.sequential <= 200_000:
+        parser.error("--requests and --sequential must be 1..200000, --clients 1..64, "
+                     "--workers 1..8")
+    run = run_asyncio if args.client == "asyncio" else run_threads
     with tempfile.TemporaryDirectory() as folder:
         process = None
         url = args.url
         if url is None:
-            process, url = start_server(folder)
+            process, url = start_server(folder, args.workers)
         try:
             parts = urllib.parse.urlsplit(url)
             if parts.hostname not in LOOPBACK:
                 parser.error("the benchmark only targets loopback servers")
             host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            print(f"server {url}, {AGENTS} agents, Python {sys.version.split()[0]}, "
-                  f"{os.cpu_count()} CPUs")
-            rate, latencies = run(host, port, args.sequential, 1, 1)
-            report("sequential (1 client)", rate, latencies)
-            rate, latencies = run(host, port, args.requests, args.threads, 2)
-            report(f"concurrent ({args.threads} clients)", rate, latencies)
+            workers = f", {args.workers} server worker(s)" if process is not None else ""
+            print(f"server {url}{workers}, {args.client} client, {AGENTS} agents, "
+                  f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+
+            def measured(total: int, clients: int, seed: int) -> tuple[float, list[float]]:
+                server_before = None if process is None else cpu_seconds(process.pid)
+                client_before = time.process_time()
+                rate, latencies = run(host, port, total, clients, seed, args.time_limit)
+                client_cpu = time.process_time() - client_before
+                server_cpu = (None if process is None or server_before is None
+                              else cpu_seconds(process.pid) - server_before)
+                name = ("sequential (1 client)" if clients == 1
+                        else f"concurrent ({clients} clients)")
+                report(name, rate, latencies, server_cpu, client_cpu)
+                return rate, latencies
+
+            measured(args.sequential, 1, 1)
+            _, latencies = measured(args.requests, args.clients, 2)
             tenth = len(latencies) // 10
             first, last = latencies[:tenth], latencies[-tenth:]
-            print(f"first 10%: p50 {percentile(first, .5) * 1000:.2f} ms, mean "
+            print(f"first 10%: p50 {percentile(first, .5) * 1000:.2f} ms, p99 "
+                  f"{percentile(first, .99) * 1000:.2f} ms, mean "
                   f"{sum(first) / len(first) * 1000:.2f} ms; last 10%: p50 "
-                  f"{percentile(last, .5) * 1000:.2f} ms, mean {sum(last) / len(last) * 1000:.2f} ms")
+                  f"{percentile(last, .5) * 1000:.2f} ms, p99 "
+                  f"{percentile(last, .99) * 1000:.2f} ms, mean "
+                  f"{sum(last) / len(last) * 1000:.2f} ms")
         finally:
             if process is not None:
                 process.terminate()

@@ -197,3 +197,19 @@ def test_invariants_hold_for_generated_policies(seed: int,
         if before.status == "shut_down":
             assert not decision.allowed and after == before
         assert decision.explanation.steps  # every decision can explain itself
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), otherwise=st.booleans(),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), GENERATED_FIELDS),
+                      max_size=30))
+def test_matched_rule_is_the_explanations(seed: int, otherwise: bool,
+                                          steps: list[tuple[int, int, dict[str, Any]]]) -> None:
+    """``Decision.matched_rule`` (cheap, for servers) equals ``explanation.matched_rule``."""
+    engine = Engine(generate_table(30, seed=seed, actions=5, threshold=60, strikes=2,
+                                   otherwise=otherwise))
+    for agent, action_index, fields in steps:
+        decision = engine.evaluate(str(agent), f"ACTION_{action_index}", fields)
+        cheap = decision.matched_rule
+        assert cheap == decision.explanation.matched_rule
+        assert decision.matched_rule == cheap   # also once the explanation is cached

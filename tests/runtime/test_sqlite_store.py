@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,33 @@ def test_decisions_are_durable_and_the_state_round_trips(tmp_path: Path) -> None
 def test_bad_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStore(tmp_path / "x.db", synchronous="OFF")
+
+
+def test_background_checkpoints_keep_the_wal_small(tmp_path: Path) -> None:
+    """With ``checkpoint_interval`` no commit checkpoints; a thread does, and the WAL is
+    reused instead of growing with the log."""
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path, checkpoint_interval=0.02)
+    engine = Engine(SENTRA_TABLE, store)
+    assert store._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    sizes = []
+    for _ in range(6):
+        for number in range(400):
+            engine.evaluate(f"agent-{number % 20}", "FILE_READ", {"target": "x" * 200})
+        deadline = time.monotonic() + 5
+        checkpoints = store._checkpointer.checkpoints   # type: ignore[union-attr]
+        while store._checkpointer.checkpoints < checkpoints + 2:   # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        sizes.append(os.path.getsize(f"{path}-wal"))
+    assert max(sizes[2:]) <= 2 * sizes[1]   # bounded, not growing with 2,400 decisions
+    engine.close()
+    assert not store._checkpointer.is_alive()   # type: ignore[union-attr]
+    reopened = SQLiteStore(path)
+    assert reopened.last_seq() == 1 + 2400 and reopened.verify_audit().ok
+    reopened.close()
+    with pytest.raises(ValueError, match="checkpoint_interval"):
+        SQLiteStore(path, checkpoint_interval=0)
 
 
 @pytest.mark.slow

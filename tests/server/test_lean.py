@@ -1,0 +1,92 @@
+"""The lean path of POST /agent-action answers byte for byte what the FastAPI route answers, and
+hands on everything it does not take (so every 422 is the route's own, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.server.conftest import Server
+
+# The lean path takes `application/json` only; this type goes to the FastAPI route, which
+# reads any `+json` body as JSON.
+ROUTE = {"Content-Type": "application/vnd.sentra+json"}
+REQUESTS: list[dict[str, Any]] = [
+    {"action_type": "FILE_READ"},
+    {"action_type": " export_data ", "target": "s3://b", "destination_type": "external",
+     "data_classification": "sensitive", "amount": 12},
+    {"action_type": "SEND_NOTIFICATION", "notification_type": "approval",
+     "policy_context": {"eligibility_verified": True,
+                        "approval_requires_verified_eligibility": True}},
+    {"action_type": "APPROVE_TRANSACTION", "amount": 9000.5,
+     "policy_context": {"max_approval_amount": "5000"}},
+    {"action_type": "APPROVE_TRANSACTION", "amount": 100, "data_classification": None,
+     "destination_type": None, "notification_type": None, "target": None, "extra": [1]},
+    {"action_type": "CHANGE_PERMISSION"}, {"action_type": "CHANGE_PERMISSION"},
+    {"action_type": "DELETE_RECORD"}, {"action_type": "FILE_READ", "target": "ünïcode ✓"},
+]
+
+
+def _comparable(text: str, agent: str) -> str:
+    text = re.sub(r'"timestamp":"[^"]*"', '"timestamp":""', text)
+    return text.replace(json.dumps(agent)[1:-1], "AGENT")
+
+
+def test_lean_answers_equal_the_routes_byte_for_byte(server: Server, agent: str) -> None:
+    lean_agent, route_agent = agent + "-lean", agent + "-route"
+    for body in REQUESTS:
+        lean = server.post("/agent-action", {"agent_id": lean_agent, **body})
+        route = server.post("/agent-action", {"agent_id": route_agent, **body}, headers=ROUTE)
+        assert lean.status == route.status == 200, (lean.text, route.text)
+        assert lean.headers["content-type"] == route.headers["content-type"]
+        assert _comparable(lean.text, lean_agent) == _comparable(route.text, route_agent)
+    events = [e for e in server.get("/events").json() if e["agent_id"] == lean_agent]
+    assert [json.dumps(e) for e in events][-1] == json.dumps(lean.json())
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"agent_id":"x","action_type":"FILE_READ","amount":NaN}',
+    b'{"agent_id":"x","action_type":"FILE_READ","amount":"12"}',
+    b'{"agent_id":"x","action_type":"FILE_READ","amount":true}',
+    b'{"agent_id":"x","action_type":"FILE_READ","amount":1e999}',
+    b'{"agent_id":"x","action_type":"FILE_READ","policy_context":null}',
+    b'{"agent_id":"x","action_type":"SEND_NOTIFICATION","notification_type":"approval",'
+    b'"policy_context":{"eligibility_verified":"false"}}',
+    b'{"agent_id":"x","action_type":5}', b'["x"]', b'', b'{"agent_id": "x", ',
+    b'\xff\xfe{', b'{"agent_id":"x","action_type":"FILE_READ","target":{"a":1}}',
+])
+def test_what_the_lean_path_hands_on_is_answered_as_by_the_route(server: Server,
+                                                                  raw: bytes) -> None:
+    lean = server.post("/agent-action", raw=raw)
+    route = server.post("/agent-action", raw=raw, headers=ROUTE)
+    assert lean.status == route.status
+    if lean.status == 200:
+        assert _comparable(lean.text, "x") == _comparable(route.text, "x")
+    else:
+        assert lean.text == route.text
+
+
+def test_other_content_types_go_to_the_route(server: Server) -> None:
+    before = server.head()
+    answer = server.post("/agent-action", raw=b'{"agent_id":"x","action_type":"FILE_READ"}',
+                         headers={"Content-Type": "text/plain"})
+    assert answer.status == 422
+    assert server.head() == before
+
+
+def test_plain_requests_take_the_lean_path(server: Server, agent: str) -> None:
+    from sentra_lang.server.lean import plain_event
+
+    gate = server.app.state.gate
+    body = json.dumps({"agent_id": agent, "action_type": "FILE_READ"}).encode()
+    before = server.head()
+    answer = plain_event(gate, [(b"content-type", b"application/json; charset=utf-8")], body)
+    assert answer is not None and json.loads(answer)["decision"] == "Allowed"
+    assert plain_event(gate, [], body) is not None
+    assert server.head() == before + 2
+    assert plain_event(gate, [(b"content-type", ROUTE["Content-Type"].encode())], body) is None
+    assert plain_event(gate, [], body.replace(b'"FILE_READ"', b"7")) is None
+    assert server.head() == before + 2
