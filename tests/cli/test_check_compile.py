@@ -117,7 +117,6 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_shipped_policies_are_formatted_and_pass_their_suites(capsys) -> None:
+def test_shipped_policies_are_formatted(capsys) -> None:
     assert main(["fmt", "--check", str(ROOT / "policies")]) == 0
-    assert main(["test", "--min-coverage", "100", str(ROOT / "policies")]) == 0
     capsys.readouterr()
