@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.paths import write_atomically
 from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
 from sentra_lang.formatter import format_source
 from sentra_lang.parser import parse_bytes
@@ -123,17 +122,3 @@ def _diff(before: str, after: str, path: str) -> str:
     lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                  fromfile=path, tofile=path)
     return "".join(lines)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old file or the new one, never half."""
-    mode = path.stat().st_mode & 0o7777
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,11 @@ def test_python_dash_m_runs_the_cli() -> None:
 def test_shipped_policies_are_formatted(capsys) -> None:
     assert main(["fmt", "--check", str(ROOT / "policies")]) == 0
     capsys.readouterr()
+
+
+def test_compiled_table_gets_ordinary_permissions(tmp_path: Path, capsys) -> None:
+    out_file = tmp_path / "table.json"
+    assert run(capsys, "compile", write(tmp_path, "p.sentra", CLEAN), "-o", str(out_file))[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out_file.stat().st_mode & 0o777 == 0o666 & ~umask
