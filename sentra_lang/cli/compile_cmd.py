@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.cli.paths import write_atomically
 from sentra_lang.compiler import compile_file
 from sentra_lang.diagnostics import Severity, render_human
+from sentra_lang.files import write_atomically
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.table import dump_table
 

@@ -21,6 +21,7 @@ from sentra_lang.docgen import (
     policy_docs,
     write_markdown,
 )
+from sentra_lang.docgen.build import OutputRefused, check_output, staged_output
 from sentra_lang.docgen.collect import compile_policies, errors_of
 from sentra_lang.loader import FileUnreadable
 
@@ -29,12 +30,16 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "docs", help="write the HTML reference of policies",
         description="Render policies (files, or folders searched for *.sentra) as a static "
-        "mkdocs-material site that also works opened from disk. Exit 0 when the site was "
-        "written, 1 when a policy has errors (they are printed) or the build fails, 2 on "
-        "usage errors.")
+        "mkdocs-material site that also works opened from disk. SITE is replaced as a whole, "
+        "so it must be new, empty or an earlier output of this command (marked by a "
+        ".sentra-docs file), unless --force. Exit 0 when the site was written, 1 when a policy "
+        "has errors (they are printed) or the build fails, 2 on usage errors.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders")
     parser.add_argument("-o", "--output", required=True, metavar="SITE",
                         help="folder to write the site (or, with --markdown-only, the sources)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace SITE even when it holds files this command did not "
+                        "write (they are deleted); without it such a folder is refused")
     parser.add_argument("--markdown-only", action="store_true",
                         help="write the Markdown tree and mkdocs.yml; do not build HTML")
     parser.add_argument("--coverage", metavar="REPORT.json",
@@ -60,7 +65,19 @@ def _coverage(path: str | None) -> Coverage | None:
         raise UsageError(str(error)) from error
 
 
+def _output(args: argparse.Namespace) -> Path:
+    inputs = [*args.paths, *([args.coverage] if args.coverage else [])]
+    try:
+        return check_output(args.output, force=args.force, inputs=inputs)
+    except OutputRefused as error:
+        raise UsageError(str(error)) from error
+    except OSError as error:
+        raise UsageError(f"cannot use {args.output} as the output folder: "
+                         f"{error.strerror or error}") from error
+
+
 def run(args: argparse.Namespace) -> int:
+    output = _output(args)
     coverage = _coverage(args.coverage)
     compilations = _compile(args.paths)
     errors = errors_of(compilations)
@@ -71,17 +88,22 @@ def run(args: argparse.Namespace) -> int:
         print(render_summary(errors, len(compilations)), file=sys.stderr)
         return EXIT_FAILURE
     docs = policy_docs(compilations, coverage)
-    output = Path(args.output)
+    try:
+        with staged_output(output) as staging:
+            if args.markdown_only:
+                write_markdown(docs, staging, site_name=args.title)
+            else:
+                with tempfile.TemporaryDirectory(prefix="sentra-docs-") as work:
+                    config = write_markdown(docs, work, site_name=args.title)
+                    build_site(config, staging)
+    except DocsBuildError as error:
+        print(f"sentra-lang docs: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error.strerror or error}"
+                         f"{f' ({error.filename})' if error.filename else ''}") from error
     if args.markdown_only:
-        config = write_markdown(docs, output, site_name=args.title)
-        print(f"wrote {len(docs)} policy reference(s) as Markdown: {config}")
-        return EXIT_OK
-    with tempfile.TemporaryDirectory(prefix="sentra-docs-") as work:
-        config = write_markdown(docs, work, site_name=args.title)
-        try:
-            index = build_site(config, output)
-        except DocsBuildError as error:
-            print(f"sentra-lang docs: {error}", file=sys.stderr)
-            return EXIT_FAILURE
-    print(f"wrote the reference of {len(docs)} policy(ies): {index}")
+        print(f"wrote {len(docs)} policy reference(s) as Markdown: {Path(args.output) / 'mkdocs.yml'}")
+    else:
+        print(f"wrote the reference of {len(docs)} policy(ies): {Path(args.output) / 'index.html'}")
     return EXIT_OK

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.cli.paths import write_atomically
 from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
+from sentra_lang.files import write_atomically
 from sentra_lang.formatter import format_source
 from sentra_lang.parser import parse_bytes
 

@@ -1,6 +1,7 @@
 """`sentra-lang replay AUDIT --policy NEW`: what a policy change does to recorded traffic.
 
-Exit 0 when no decision changes, 1 when some do, 2 on usage or policy errors.
+Exit 0 when no decision changes, 1 when some do, 2 on usage or policy errors, a file that is not
+an audit log, or a log with no decision to replay.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sentra_lang.cli import UsageError
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.policy_file import load_policy_file
-from sentra_lang.testing.replay import read_records, render, replay, write_suite
+from sentra_lang.testing.replay import AuditLogError, read_records, render, replay, write_suite
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +23,8 @@ def register(subparsers: Any) -> None:
         description="Re-decide every decision of an audit log (a runtime SQLite store or its "
         "JSON Lines export), in order, on fresh state, with the policy NEW, and report the "
         "decisions that change, grouped and counted. Exit 0 when nothing changes, 1 when "
-        "something does, 2 on usage or policy errors.")
+        "something does, 2 on usage or policy errors, a file that is not an audit log, or a "
+        "log that records no decision.")
     parser.add_argument("audit", metavar="AUDIT", help="audit database or .jsonl export")
     parser.add_argument("--policy", required=True, metavar="NEW",
                         help="the policy to replay with: a .sentra file or a compiled table")
@@ -50,9 +52,18 @@ def run(args: argparse.Namespace) -> int:
     fields = {spec.name for spec in policy.inputs}
     try:
         result = replay(read_records(audit), policy, keep_steps=bool(args.to_suite))
+    except AuditLogError as error:
+        raise UsageError(str(error)) from error
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{audit} is not a sentra audit log: {error}") from error
+    if not result.decisions:
+        raise UsageError(f"no decisions recorded in {audit} ({result.resets} resets): nothing "
+                         "to replay")
     sys.stdout.write(render(result))
     if args.to_suite:
-        write_suite(result, Path(args.to_suite), policy_path, fields)
+        try:
+            write_suite(result, Path(args.to_suite), policy_path, fields)
+        except OSError as error:
+            raise UsageError(f"cannot write the suite {args.to_suite}: "
+                             f"{error.strerror or error}") from error
     return 1 if result.changed else 0

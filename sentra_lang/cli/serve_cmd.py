@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from typing import Any, Literal
 
@@ -58,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in refused.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAILURE
+    except sqlite3.Error as error:
+        raise UsageError(f"cannot use {args.db} as the state database ({error}): give --db "
+                         "a new file in an existing, writable folder, or a database written "
+                         "by `sentra-lang serve`") from error
+    except OSError as error:
+        raise UsageError(f"cannot open the state database {args.db}: "
+                         f"{error.strerror or error}") from error
     if args.host not in LOOPBACK:
         print(f"sentra-lang serve: warning: listening on {args.host}, beyond loopback",
               file=sys.stderr)

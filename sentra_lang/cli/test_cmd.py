@@ -63,8 +63,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}")
         sys.stdout.write(reports.render_human(result, color=sys.stdout.isatty(),
                                               verbose=args.verbose))
-    if args.junit_xml:
-        reports.write_junit(result, args.junit_xml)
-    if args.json_file:
-        reports.write_json(result, args.json_file)
+    problems = []
+    for path, kind, write in ((args.junit_xml, "JUnit XML", reports.write_junit),
+                              (args.json_file, "JSON", reports.write_json)):
+        if path:
+            try:
+                write(result, path)
+            except OSError as error:
+                problems.append(f"cannot write the {kind} report {path}: "
+                                f"{error.strerror or error}")
+    if problems:
+        raise UsageError("; ".join(problems))
     return result.exit_code

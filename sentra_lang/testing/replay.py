@@ -4,14 +4,16 @@ fresh state, and report the decisions that change, grouped and counted."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, load_policy, read_jsonl
+from sentra_runtime import Engine, load_policy
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
 
+from sentra_lang.files import write_atomically
 from sentra_lang.testing.runner import OPERATOR, ScenarioStore
 
 EXAMPLES_PER_GROUP = 3
@@ -45,11 +47,80 @@ class ReplayResult:
     """(record, new decision or None for a reset), kept for --to-suite."""
 
 
+class AuditLogError(Exception):
+    """The file is not a sentra audit log (or not all of it is); the message says where."""
+
+
+DECISION_KEYS = ("allowed", "outcome", "label", "rule_id", "attempted_risk", "applied_risk")
+
+
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Audit records from a runtime SQLite store file or its JSON Lines export."""
+    """Audit records from a runtime SQLite store file or its JSON Lines export.
+
+    Records are checked as they are read: one that cannot be replayed raises `AuditLogError`
+    naming its line (JSON Lines) or seq (SQLite)."""
     if is_sqlite_file(path):
-        return read_audit(path)
-    return read_jsonl(path)
+        return _read_sqlite(path)
+    return _read_jsonl(path)
+
+
+def _read_sqlite(path: str | Path) -> Iterator[dict[str, Any]]:
+    try:
+        for record in read_audit(path):
+            seq = record.get("seq") if isinstance(record, dict) else None
+            yield _checked(record, f"{path}: record seq {seq}")
+    except sqlite3.Error as error:
+        if "no such table" in str(error) or "no such column" in str(error):
+            raise AuditLogError(f"{path} is an SQLite database without a sentra audit log "
+                                "(no `audit` table): give the --db file of `sentra-lang serve` "
+                                "or a runtime store") from error
+        raise AuditLogError(f"cannot read the audit log in {path}: {error}") from error
+
+
+def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise AuditLogError(f"{where}: not a JSON audit record ({error.msg}); is "
+                                        "the file truncated?") from error
+                yield _checked(record, where)
+    except UnicodeDecodeError as error:
+        raise AuditLogError(f"{path} is neither an SQLite audit database nor a JSON Lines "
+                            "export (it is not UTF-8 text)") from error
+    except OSError as error:
+        raise AuditLogError(f"cannot read {path}: {error.strerror or error}") from error
+
+
+def _checked(record: Any, where: str) -> dict[str, Any]:
+    """`record` if it can be replayed, else `AuditLogError` saying what is wrong at `where`."""
+    if not isinstance(record, dict) or "unparsable" in record:
+        raise AuditLogError(f"{where}: not an audit record (a JSON object with kind, agent, "
+                            "action, input and decision)")
+    kind = record.get("kind")
+    if not isinstance(kind, str):
+        raise AuditLogError(f"{where}: not an audit record (no `kind`)")
+    if kind == "reset" and not isinstance(record.get("agent"), (str, type(None))):
+        raise AuditLogError(f"{where}: reset record whose agent is not a string")
+    if kind != "decision":
+        return record
+    missing = [key for key in ("agent", "action", "decision") if key not in record]
+    if missing:
+        raise AuditLogError(f"{where}: decision record without {', '.join(missing)}")
+    if not isinstance(record["agent"], str) or not isinstance(record["action"], str):
+        raise AuditLogError(f"{where}: decision record whose agent or action is not a string")
+    if not isinstance(record.get("input") or {}, dict):
+        raise AuditLogError(f"{where}: decision record whose input is not an object")
+    decision = record["decision"]
+    if not isinstance(decision, dict) or any(key not in decision for key in DECISION_KEYS):
+        raise AuditLogError(f"{where}: decision record whose decision lacks "
+                            f"{', '.join(DECISION_KEYS)}")
+    return record
 
 
 def _kind(old: dict[str, Any], new: Any) -> str:
@@ -145,4 +216,4 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
                      f"{' { ' + body + ' }' if body else ''} -> {word} rule {new.rule_id} "
                      f"cumulative {new.cumulative_risk} strikes {new.blocked_attempts}{note}")
     lines.append("}")
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomically(out, "\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ from typing import Any
 from sentra_lang import __version__
 from sentra_lang import diagnostics as diags
 from sentra_lang.diagnostics import Severity, render_github, to_dict
+from sentra_lang.files import write_atomically
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.runner import Failure, Result, RunResult
 
@@ -211,9 +212,13 @@ def to_json(run: RunResult) -> dict[str, Any]:
     }
 
 
+def json_text(run: RunResult) -> str:
+    return json.dumps(to_json(run), indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json(run: RunResult, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_json(run), indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    """Write the JSON report, replacing `path` atomically (OSError when it cannot be written)."""
+    write_atomically(Path(path), json_text(run))
 
 
 # ---------------------------------------------------------------------------------- JUnit
@@ -266,10 +271,17 @@ def to_junit(run: RunResult) -> ET.Element:
     return root
 
 
+def junit_text(run: RunResult) -> str:
+    root = to_junit(run)
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode")
+    return f"<?xml version='1.0' encoding='utf-8'?>\n{body}\n"
+
+
 def write_junit(run: RunResult, path: str | Path) -> None:
-    tree = ET.ElementTree(to_junit(run))
-    ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    """Write the JUnit XML report, replacing `path` atomically (OSError when it cannot be
+    written)."""
+    write_atomically(Path(path), junit_text(run))
 
 
 # --------------------------------------------------------------------------------- GitHub

@@ -173,6 +173,15 @@ class _Checker:
                         f"never {value}", clause.span)
         elif kind == "applied" and decision not in (None, "allowed") and value != 0:
             self.report("SL504", f"a `{decision}` decision applies no risk", clause.span)
+        elif kind in ("risk", "applied") and value > self.threshold:
+            self.report("SL504", f"{'attempted' if kind == 'risk' else 'applied'} risk never "
+                        f"exceeds the threshold {self.threshold}", clause.span,
+                        help="no rule's risk is above `risk_threshold`")
+        elif kind == "projected" and value > 2 * self.threshold:
+            self.report("SL504", f"projected risk never exceeds {2 * self.threshold}, twice the "
+                        f"threshold {self.threshold}", clause.span,
+                        help="projected = cumulative (at most the threshold) + the rule's risk "
+                             "(at most the threshold)")
         elif kind == "cumulative" and value > self.threshold:
             self.report("SL504", f"cumulative risk never exceeds the threshold "
                         f"{self.threshold}", clause.span)

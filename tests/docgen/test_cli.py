@@ -68,3 +68,87 @@ def test_full_build_with_coverage(tmp_path: Path) -> None:
     html = (tmp_path / "site" / "policies" / "shop.html").read_text()
     assert "big payment" in html
     assert html.count('class="sentra-uncovered"') == 3  # HUGE, OK and BIG_REFUND
+
+
+# -- the output folder: never a user's files (mkdocs empties its site_dir)
+
+def test_refuses_a_folder_it_did_not_write(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    policy = write(tmp_path, "shop.sentra", SHADOWED)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("x")
+    for extra in ([], ["--markdown-only"]):
+        assert main(["docs", str(policy), "-o", str(keep), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"refusing to replace {keep}" in err and "--force" in err
+        assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "shop.sentra"]  # no leftovers
+
+
+def test_builds_replace_their_own_output_and_force_replaces_any(tmp_path: Path) -> None:
+    policy = write(tmp_path, "shop.sentra", SHADOWED)
+    site = tmp_path / "site"
+    assert main(["docs", str(policy), "-o", str(site)]) == 0
+    assert (site / ".sentra-docs").is_file() and (site / "index.html").is_file()
+    (site / "stale.html").write_text("from an older build")
+    assert main(["docs", str(policy), "-o", str(site), "--markdown-only"]) == 0
+    assert sorted(p.name for p in site.iterdir()) == [".sentra-docs", "docs", "mkdocs.yml"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["docs", str(policy), "-o", str(empty), "--markdown-only"]) == 0
+    assert (empty / ".sentra-docs").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert main(["docs", str(policy), "-o", str(other), "--markdown-only", "--force"]) == 0
+    assert sorted(p.name for p in other.iterdir()) == [".sentra-docs", "docs", "mkdocs.yml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "empty", "other", "shop.sentra", "site"]  # no temporary folders left behind
+
+
+def test_never_replaces_the_inputs_or_the_current_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    policy = write(repo, "shop.sentra", SHADOWED)
+    assert main(["docs", str(policy), "-o", str(repo), "--force"]) == 2  # holds the policy
+    monkeypatch.chdir(repo)
+    (repo / "sub").mkdir()
+    (repo / "sub" / "notes.txt").write_text("x")
+    monkeypatch.chdir(repo / "sub")
+    assert main(["docs", str(policy), "-o", ".", "--markdown-only"]) == 2
+    assert main(["docs", str(policy), "-o", ".", "--markdown-only", "--force"]) == 2
+    assert main(["docs", str(policy), "-o", str(repo / "sub"), "--markdown-only",
+                 "--force"]) == 2
+    assert (repo / "sub" / "notes.txt").read_text() == "x" and policy.is_file()
+
+
+def test_a_failed_build_leaves_the_output_as_it_was(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentra_lang.cli import docs_cmd
+    from sentra_lang.docgen import DocsBuildError
+
+    def failing(config: object, site_dir: Path) -> Path:
+        (Path(site_dir) / "half.html").write_text("half")
+        raise DocsBuildError("mkdocs build failed:\n  broken")
+
+    policy = write(tmp_path, "shop.sentra", SHADOWED)
+    site = tmp_path / "site"
+    assert main(["docs", str(policy), "-o", str(site), "--markdown-only"]) == 0
+    before = sorted(p.name for p in site.iterdir())
+    monkeypatch.setattr(docs_cmd, "build_site", failing)
+    assert main(["docs", str(policy), "-o", str(site)]) == 1
+    assert sorted(p.name for p in site.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.sentra", "site"]
+
+
+@pytest.mark.parametrize("output", ["a_file", "a_file/site"])
+def test_output_that_is_a_file_is_a_usage_error(tmp_path: Path, output: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    policy = write(tmp_path, "shop.sentra", SHADOWED)
+    write(tmp_path, "a_file", "mine")
+    for extra in ([], ["--markdown-only"], ["--force"]):
+        assert main(["docs", str(policy), "-o", str(tmp_path / output), *extra]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "mine"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sentra_runtime import Engine, SQLiteStore
 
 from sentra_lang.cli import main
@@ -61,3 +62,74 @@ def test_replay_cli_and_suite(tmp_path: Path, capsys) -> None:
     assert "3 x decision: Allowed (RISKY_PAY) -> Blocked (RISKY_PAY)" in out
     assert main(["test", str(suite)]) == 0
     assert main(["replay", str(db), "--policy", str(tmp_path / "old.sentra")]) == 0
+
+
+# -- files that are not (whole) audit logs: exit 2 with where, never a traceback
+
+def _replay(tmp_path: Path, capsys: pytest.CaptureFixture[str], audit: Path) -> tuple[int, str]:
+    (tmp_path / "new.sentra").write_text(NEW)
+    code = main(["replay", str(audit), "--policy", str(tmp_path / "new.sentra")])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out + err
+
+
+def test_lines_that_are_not_records_are_named(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _record(tmp_path)
+    good = (tmp_path / "audit.jsonl").read_text().splitlines()
+    cases = {
+        "5\n": "five.jsonl:1: not an audit record",
+        "\n".join(good[:3] + ['["a list"]']) + "\n": ":4: not an audit record",
+        "\n".join(good[:2] + [good[2][:25]]) + "\n": ":3: not a JSON audit record",
+        "\n".join(good[:2] + ['{"kind": "decision", "agent": "a"}']): ":3: decision record "
+                                                                       "without action, decision",
+        '{"kind": "decision", "agent": "a", "action": "PAY", "decision": {}}\n':
+            ":1: decision record whose decision lacks",
+        "garbage\n": ":1: not a JSON audit record",
+    }
+    for text, message in cases.items():
+        audit = tmp_path / "five.jsonl"
+        audit.write_text(text)
+        code, output = _replay(tmp_path, capsys, audit)
+        assert code == 2 and message in output, (text, output)
+        assert "replayed" not in output
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    code, output = _replay(tmp_path, capsys, binary)
+    assert code == 2 and "not UTF-8" in output
+
+
+def test_sqlite_without_an_audit_table(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE t (a)")
+    connection.close()
+    code, output = _replay(tmp_path, capsys, db)
+    assert code == 2 and "no `audit` table" in output
+
+
+def test_a_log_without_decisions_is_not_a_passing_replay(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _record(tmp_path)
+    resets = [line for line in (tmp_path / "audit.jsonl").read_text().splitlines()
+              if '"kind":"reset"' in line]
+    assert resets
+    for text in ("", "\n\n", "\n".join(resets) + "\n"):
+        audit = tmp_path / "empty.jsonl"
+        audit.write_text(text)
+        code, output = _replay(tmp_path, capsys, audit)
+        assert code == 2 and "no decisions recorded in" in output
+
+
+def test_unwritable_suite_is_a_usage_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    db = _record(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    code = main(["replay", str(db), "--policy", str(tmp_path / "new.sentra"),
+                 "--to-suite", str(tmp_path / "a_file" / "s.sentra-test")])
+    assert code == 2 and "cannot write the suite" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "mine"
