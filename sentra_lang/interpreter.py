@@ -24,12 +24,26 @@ class InvalidInput(Exception):
 
 
 def lookup(fields: dict[str, Any], name: str) -> Any:
+    """The raw value of field `name`: a path through nested objects, then a flat key.
+
+    A parent that is absent or null makes the field missing; a parent that is present but not
+    an object makes the input invalid (InvalidInput naming the parent), never an empty object.
+    """
+    from collections.abc import Mapping
+
     node: Any = fields
+    path: list[str] = []
     for part in name.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if node is None:
+            node = MISSING
+            break
+        if not isinstance(node, Mapping):
+            raise InvalidInput(".".join(path))
+        if part not in node:
             node = MISSING
             break
         node = node[part]
+        path.append(part)
     if node is MISSING and name in fields:
         node = fields[name]
     return MISSING if node is None else node

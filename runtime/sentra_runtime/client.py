@@ -69,6 +69,16 @@ def blocked(reason: str) -> SentraResult:
     return SentraResult(False, BLOCKED, reason, 0, {})
 
 
+def _bad_context(action: Any, agent_id: Any, context: Any) -> SentraResult | None:
+    """The fail-closed result (logged) when ``context`` is neither ``None`` nor a mapping."""
+    if context is None or isinstance(context, Mapping):
+        return None
+    reason = (f"Fail closed: the argument `context` must be a mapping (a JSON object) or None, "
+              f"not {type(context).__name__}")
+    logger.warning("sentra: blocking %s of agent %r: %s", action, agent_id, reason)
+    return blocked(reason)
+
+
 def _result(event: Mapping[str, Any]) -> SentraResult:
     decision = event["decision"]
     reason = event["reason"]
@@ -145,6 +155,9 @@ class Sentra(_Interface):
                  target: str | None = None, notification_type: str | None = None,
                  **fields: Any) -> SentraResult:
         """Ask the server; a Blocked result with the failure as reason when that fails."""
+        bad = _bad_context(action, agent_id, context)
+        if bad is not None:
+            return bad
         body: dict[str, Any] = {"agent_id": agent_id, "action_type": action,
                                 "policy_context": dict(context or {})}
         if target is not None:
@@ -207,6 +220,10 @@ class EmbeddedSentra(_Interface):
     def evaluate(self, agent_id: str, action: str, context: Mapping[str, Any] | None = None,
                  target: str | None = None, notification_type: str | None = None,
                  **fields: Any) -> SentraResult:
+        """Decide in process; a Blocked result with the failure as reason, never an exception."""
+        bad = _bad_context(action, agent_id, context)
+        if bad is not None:
+            return bad
         values: dict[str, Any] = {"target": target, "notification_type": notification_type,
                                   "context": dict(context or {}), **fields}
         for name in REQUEST_FIELDS[1:]:

@@ -13,7 +13,10 @@ engine runs it outside any lock or transaction.
 * ``NO_MATCH``: the action's block has no matching row and the policy has no ``otherwise``
   (with an ``otherwise``, such input gets the ``otherwise`` row's index);
 * ``UNKNOWN_ACTION``: no block names the action and the policy has no ``otherwise``;
-* ``INVALID_INPUT``: payload is ``(field_index, offending_value)``.
+* ``INVALID_INPUT``: payload is ``(field_index, offending_value)``; the value is
+  :data:`MISSING` for an absent required field, and a :class:`NotAnObject` when a parent of the
+  dotted field is present and not ``null`` but not an object (``{"context": 5}`` for
+  ``context.x``): such input is never read as an empty object.
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ UNKNOWN_ACTION = -2
 INVALID_INPUT = -3
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
 """Payload value of an invalid-input result whose field is required but absent."""
+
+
+@dataclass(frozen=True)
+class NotAnObject:
+    """Payload value of an invalid-input result whose field's parent is not an object."""
+
+    path: str
+    """The dotted path of the parent (``context`` for ``context.eligibility_verified``)."""
+    value: Any
+    """What the input has there."""
+
 
 _NORMALIZE_CALLS = {"trim": ".strip()", "lower": ".lower()", "upper": ".upper()"}
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
@@ -86,16 +100,13 @@ def _is_number(value: Any) -> bool:
             and value - value == 0)
 
 
-def _as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 class _Generator:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.variables = {spec.name: f"v{index}" for index, spec in enumerate(policy.inputs)}
         self.namespace: dict[str, Any] = {
-            "_is_int": _is_int, "_is_number": _is_number, "_as_mapping": _as_mapping,
+            "_is_int": _is_int, "_is_number": _is_number, "_Mapping": Mapping,
+            "_NotAnObject": NotAnObject,
             "_str": str, "_isinstance": isinstance, "_frozenset": frozenset,
             "_MISSING": MISSING, "_EMPTY": {}, "_SEQUENCES": (list, tuple, set, frozenset),
         }
@@ -171,31 +182,40 @@ class _Generator:
         parents: dict[str, str] = {}
         for index, spec in enumerate(self.policy.inputs):
             variable = self.variables[spec.name]
-            lines += self._lookup(spec.name, variable, parents)
+            lines += self._lookup(index, spec.name, variable, parents)
             lines += self._check(index, spec, variable)
         return lines
 
-    def _parent(self, path: str, parents: dict[str, str], lines: list[str]) -> str:
-        """Emit the lookup of the nested object at ``path`` once; return its variable."""
+    def _parent(self, index: int, path: str, parents: dict[str, str], lines: list[str]) -> str:
+        """Emit the lookup of the nested object at ``path`` once; return its variable.
+
+        ``null`` (or absence) reads as an empty object; any other value that is not a mapping
+        makes the input invalid, reported against field ``index`` (the first one under it).
+        """
         if path in parents:
             return parents[path]
         variable = f"p{len(parents)}"
         head, _, tail = path.rpartition(".")
-        container = self._parent(head, parents, lines) if head else "fields"
+        container = self._parent(index, head, parents, lines) if head else "fields"
         lines += [
             f"    {variable} = {container}.get({tail!r})",
             f"    if {variable}.__class__ is not dict:",
-            f"        {variable} = _EMPTY if {variable} is None else _as_mapping({variable})",
+            f"        if {variable} is None:",
+            f"            {variable} = _EMPTY",
+            f"        elif not _isinstance({variable}, _Mapping):",
+            f"            return {INVALID_INPUT}, ({index}, _NotAnObject({path!r}, {variable})), "
+            "action",
         ]
         parents[path] = variable
         return variable
 
-    def _lookup(self, name: str, variable: str, parents: dict[str, str]) -> list[str]:
+    def _lookup(self, index: int, name: str, variable: str,
+                parents: dict[str, str]) -> list[str]:
         head, _, tail = name.rpartition(".")
         if not head:
             return [f"    {variable} = fields.get({name!r})"]
         lines: list[str] = []
-        parent = self._parent(head, parents, lines)
+        parent = self._parent(index, head, parents, lines)
         return lines + [
             f"    {variable} = {parent}.get({tail!r})",
             f"    if {variable} is None and flat:",

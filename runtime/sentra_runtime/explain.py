@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from sentra_runtime.codegen import INVALID_INPUT, MISSING, NO_MATCH, UNKNOWN_ACTION, Matcher
+from sentra_runtime.codegen import (
+    INVALID_INPUT,
+    MISSING,
+    NO_MATCH,
+    UNKNOWN_ACTION,
+    Matcher,
+    NotAnObject,
+)
 from sentra_runtime.decision import (
     ALLOW,
     BLOCK,
@@ -68,6 +75,8 @@ def invalid_input_reason(spec: InputSpec, value: Any) -> str:
     """The reason of an ``INVALID_INPUT`` decision; it always names the field."""
     if value is MISSING:
         return f"Field `{spec.name}` is required but missing."
+    if value.__class__ is NotAnObject:
+        return f"Field `{value.path}` must be an object, got {json_type(value.value)}."
     if spec.type == "enum":
         allowed = ", ".join(f'"{item}"' for item in spec.values or ())
         return f"Field `{spec.name}` must be one of {allowed}, got {render_json(value)}."

@@ -74,6 +74,8 @@ def policy_fields(action: AgentAction) -> dict[str, Any]:
 
 
 def locate(name: str) -> tuple[str | int, ...]:
+    if name == "context":
+        return ("body", "policy_context")
     if name.startswith("context."):
         return ("body", "policy_context", *name.split(".")[1:])
     return ("body", *name.split("."))
@@ -176,14 +178,13 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
     request = server.get("request") or {}
     decision = record["decision"]
     threshold = server.get("risk_threshold", default_threshold)
-    raw_action = request.get("action_type", record["action"])
-    action_type = raw_action.upper()
+    action_type = record["action"]  # normalised by the policy that decided (trim, upper)
     cumulative = decision["cumulative_risk"]
     event: dict[str, Any] = {
         "timestamp": record["time"][:19].replace("T", " "),
         "agent_id": record["agent"],
         "action_type": action_type,
-        "action_label": raw_action.replace("_", " ").title(),
+        "action_label": action_type.replace("_", " ").title(),
         "target": request.get("target"),
     }
     if decision["rule_id"] == ALREADY_SHUT_DOWN:
@@ -199,7 +200,7 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
     matched = server.get("matched_rule") or decision["rule_id"]
     event.update({
         "amount": request["amount"] if "amount" in request else seen.get("amount"),
-        **{key: request[key] if key in request else seen.get(key)
+        **{key: _normalised(request[key] if key in request else seen.get(key))
            for key in ("notification_type", "data_classification", "destination_type")},
         "policy_triggered": decision["rule_id"],
         "policy_description": server.get("policy_description") or decision["reason"],
@@ -222,6 +223,11 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
         ],
     })
     return event
+
+
+def _normalised(value: Any) -> Any:
+    """A string field as the reference server matches it: trimmed and lower-cased."""
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 def events_since_reset(gate: Gate) -> list[dict[str, Any]]:
@@ -262,7 +268,7 @@ def claim_action(evaluation: ClaimEvaluation) -> AgentAction:
         return value
 
     tool = call.tool_name.strip().lower()
-    action_type = TOOL_ACTIONS.get(tool, call.tool_name.upper())
+    action_type = TOOL_ACTIONS.get(tool, call.tool_name.strip().upper())
     notification = argument("notification_type", str, "string")
     if notification is not None:
         notification_type = notification.lower()

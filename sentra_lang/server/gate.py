@@ -152,7 +152,17 @@ def field_errors(policy: Policy, fields: Mapping[str, Any],
     request with a 422 instead, so a client bug neither shuts an agent down nor writes anything.
     """
     errors = []
+    parents: set[str] = set()
     for spec in policy.inputs:
+        parent = non_object_parent(fields, spec.name)
+        if parent is not None:
+            path, value = parent
+            if path not in parents:
+                parents.add(path)
+                errors.append(FieldError(locate(path), "dict_type",
+                                         f"Input should be an object, not {_describe(value)}",
+                                         value))
+            continue
         value = lookup(fields, spec.name)
         if value is None:
             continue
@@ -173,6 +183,21 @@ def lookup(fields: Mapping[str, Any], name: str) -> Any:
     if current is None and "." in name:
         return fields.get(name)
     return current
+
+
+def non_object_parent(fields: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
+    """``(path, value)`` of the first parent of dotted field ``name`` that is present, not
+    null and not an object; the runtime blocks such input as ``INVALID_INPUT`` rather than read
+    it as an empty object."""
+    current: Any = fields
+    parts = name.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        current = current.get(part)
+        if current is None:
+            return None
+        if not isinstance(current, Mapping):
+            return ".".join(parts[:depth + 1]), current
+    return None
 
 
 def type_problem(spec: InputSpec, value: Any) -> tuple[str, str] | None:

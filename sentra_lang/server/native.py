@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,9 @@ from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
 
 Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
 Kind = Literal["decision", "reset", "policy_load"]
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number SQLite can hold; larger ``seq``/``after`` values are a 422."""
+Seq = Annotated[int, Query(ge=0, le=MAX_SEQ)]
 REQUEST_KEYS = ("target", "amount", "notification_type", "data_classification",
                 "destination_type")
 
@@ -100,7 +103,7 @@ def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
         return JSONResponse({"seq": record["seq"], "reset": record["agents"]})
 
     @api.get("/events", summary="Audit records, oldest first, paged by sequence number")
-    def events(after: Annotated[int, Query(ge=0)] = 0,
+    def events(after: Seq = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                agent: str | None = None, decision: Label | None = None,
                kind: Kind | None = None) -> JSONResponse:
@@ -116,12 +119,14 @@ def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
 
     @api.get("/events/stream", summary="Live server-sent events (text/event-stream)",
              response_class=StreamingResponse)
-    def events_stream(after: Annotated[int | None, Query(ge=0)] = None,
+    def events_stream(after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
                       agent: str | None = None, decision: Label | None = None,
                       last_event_id: Annotated[str | None, Header()] = None,
                       ) -> StreamingResponse:
         start = after
-        if start is None and last_event_id and last_event_id.isdigit():
+        if start is None and last_event_id and len(last_event_id) <= 19 \
+                and last_event_id.isascii() and last_event_id.isdigit() \
+                and int(last_event_id) <= MAX_SEQ:
             start = int(last_event_id)
         if start is None:
             start = gate.reader.head()
@@ -131,7 +136,7 @@ def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
                                           "X-Accel-Buffering": "no"})
 
     @api.get("/events/{seq}", summary="One audit record")
-    def event(seq: int) -> JSONResponse:
+    def event(seq: Annotated[int, Path(ge=0, le=MAX_SEQ)]) -> JSONResponse:
         record = gate.reader.record(seq)
         if record is None:
             raise HTTPException(404, f"no audit record with seq {seq}")

@@ -62,10 +62,19 @@ def test_state_invariants(steps: list[tuple[str, str, dict[str, Any]]]) -> None:
 
 # -- the generated matcher against a reference interpreter ----------------------------------------
 
+_NOT_AN_OBJECT: Any = object()
+
+
 def _lookup(fields: dict[str, Any], name: str) -> Any:
+    """A path through objects, then a flat key; a parent that is neither an object nor null
+    makes the input invalid (``_NOT_AN_OBJECT``)."""
     node: Any = fields
     for part in name.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            break
+        if not isinstance(node, dict):
+            return _NOT_AN_OBJECT
+        node = node.get(part)
     return node if node is not None else fields.get(name)
 
 
@@ -131,7 +140,8 @@ def reference(table: dict[str, Any], action: str, fields: dict[str, Any]) -> str
         return "UNKNOWN"
     values = {}
     for spec in table["input"]:
-        ok, value = _read(spec, _lookup(fields, spec["name"]))
+        raw = _lookup(fields, spec["name"])
+        ok, value = (False, None) if raw is _NOT_AN_OBJECT else _read(spec, raw)
         if not ok:
             return f"INVALID {spec['name']}"
         values[spec["name"]] = value

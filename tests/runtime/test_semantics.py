@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sentra_runtime import ActionDenied, AgentState, Engine
+from sentra_runtime.policy import content_hash
 
-from tests.runtime.helpers import assert_decision
+from tests.runtime.helpers import FIXTURES, assert_decision, sentra_table
+
+POLICIES = FIXTURES.parents[2] / "policies"
 
 SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": "sensitive"}
 UNVERIFIED = {"context": {"approval_requires_verified_eligibility": True}}
@@ -135,6 +140,73 @@ def test_invalid_input_is_blocked_naming_the_field(engine: Engine, fields: dict[
     assert_decision(decision, "Blocked", "INVALID_INPUT", blocked=1, cumulative=0)
     assert (decision.reason, decision.threat) == (reason, "Invalid Input")
     assert "input rejected before any rule" in str(decision.explanation)
+
+
+@pytest.mark.parametrize(("context", "got"), [
+    ('{"approval_requires_verified_eligibility": true}', "string"), (5, "integer"),
+    (True, "boolean"), ([{"approval_requires_verified_eligibility": True}], "array"),
+    (0, "integer"), ("", "string"),
+])
+def test_a_parent_that_is_not_an_object_is_invalid_not_empty(engine: Engine, context: object,
+                                                             got: str) -> None:
+    """Fail closed: a present parent of a dotted field is never read as `{}`."""
+    for action in ("APPROVE_TRANSACTION", "FILE_READ", "NOT_IN_THE_POLICY"):
+        decision = engine.evaluate(action, action, {"context": context})
+        assert_decision(decision, "Blocked", "INVALID_INPUT", blocked=1, cumulative=0)
+        assert decision.reason == f"Field `context` must be an object, got {got}."
+        assert "input rejected before any rule" in str(decision.explanation)
+    # a flat dotted key does not rescue it either
+    flat = engine.evaluate("f", "APPROVE_TRANSACTION", {
+        "context": context, "context.approval_requires_verified_eligibility": True})
+    assert flat.rule_id == "INVALID_INPUT"
+
+
+def test_a_null_parent_is_missing(engine: Engine) -> None:
+    assert_decision(engine.evaluate("a", "APPROVE_TRANSACTION", {"context": None}), "Allowed",
+                    "ALLOW_TRANSACTION")
+    flat = engine.evaluate("b", "APPROVE_TRANSACTION", {
+        "context": None, "context.approval_requires_verified_eligibility": True})
+    assert_decision(flat, "Allowed", "RISKY_UNAUTHORIZED_TRANSACTION")
+
+
+def test_a_nested_parent_that_is_not_an_object_names_its_path() -> None:
+    table = {**sentra_table()}
+    table["input"] = [*table["input"], {**next(
+        spec for spec in table["input"] if spec["name"] == "context.eligibility_verified"),
+        "name": "context.limits.strict"}]
+    table["hash"] = content_hash(table)
+    engine = Engine(table)
+    decision = engine.evaluate("a", "FILE_READ", {"context": {"limits": "high"}})
+    assert decision.rule_id == "INVALID_INPUT"
+    assert decision.reason == "Field `context.limits` must be an object, got string."
+    assert engine.evaluate("b", "FILE_READ", {"context": {"limits": None}}).allowed
+
+
+def test_the_reference_interpreter_agrees_on_non_object_parents() -> None:
+    from sentra_lang.compiler import compile_source
+    from sentra_lang.interpreter import Interpreter, InvalidInput
+
+    source = POLICIES / "sentra.sentra"
+    result = compile_source(source.read_text(encoding="utf-8"), str(source))
+    assert result.table is not None and result.model is not None
+    interpreter = Interpreter(result.model)
+    engine = Engine(result.table.model_dump(mode="json"))
+    context: object
+    for context in ('{"approval_requires_verified_eligibility": true}', 5, [], False):
+        with pytest.raises(InvalidInput) as raised:
+            interpreter.values({"context": context})
+        assert raised.value.field == "context"
+        decision = engine.evaluate(repr(context), "APPROVE_TRANSACTION", {"context": context})
+        assert decision.rule_id == "INVALID_INPUT"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"context": None}, "ALLOW_TRANSACTION"),
+        ({"context": {"approval_requires_verified_eligibility": True}},
+         "RISKY_UNAUTHORIZED_TRANSACTION")]
+    for fields, rule in cases:
+        matched = interpreter.match("APPROVE_TRANSACTION", fields)
+        assert matched is not None and matched.id == rule
+        engine.reset(operator="test")
+        assert engine.evaluate("a", "APPROVE_TRANSACTION", fields).rule_id == rule
 
 
 def test_dotted_fields_read_nested_then_flat(engine: Engine) -> None:

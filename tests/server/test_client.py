@@ -107,3 +107,23 @@ def test_embedded_twin_answers_like_the_server(own_server: Server) -> None:
         assert (there.allowed, there.decision, there.reason, there.risk_score) == \
             (here.allowed, here.decision, here.reason, here.risk_score), action
     assert local.health() == remote.health()
+
+
+@pytest.mark.parametrize("context", [5, '{"approval_requires_verified_eligibility": true}', 0, "",
+                                     [], [("eligibility_verified", True)], True])
+def test_a_context_that_is_not_a_mapping_fails_closed(
+        own_server: Server, caplog: pytest.LogCaptureFixture, context: object) -> None:
+    """evaluate never raises, and never reads a bad context as `{}` (which could allow)."""
+    before = own_server.head()
+    for client in (Sentra(own_server.url), EmbeddedSentra(own_server.app.state.gate.table)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sentra_runtime.client"):
+            result = client.evaluate("ctx", "APPROVE_TRANSACTION", context)  # type: ignore[arg-type]
+        assert (result.allowed, result.decision, result.risk_score) == (False, "Blocked", 0)
+        assert "Fail closed" in result.reason and "`context`" in result.reason
+        assert "`context`" in caplog.text
+        with pytest.raises(SentraBlocked):
+            client.guard("ctx", "FILE_READ", context)(lambda: None)()  # type: ignore[arg-type]
+    assert own_server.head() == before  # nothing was sent
+    for client in (Sentra(own_server.url), EmbeddedSentra(own_server.app.state.gate.table)):
+        assert client.evaluate("ctx", "FILE_READ", None).allowed

@@ -28,13 +28,13 @@ def test_agent_action_event_has_the_reference_keys_in_order(server: Server, agen
     event = server.act(agent, " export_data ", target="s3://bucket", amount="12.5",
                        **SENSITIVE_EXPORT)
     assert list(event) == EVENT_KEYS
-    assert event["action_type"] == " EXPORT_DATA "
+    assert (event["action_type"], event["action_label"]) == ("EXPORT_DATA", "Export Data")
     assert event["amount"] == 12.5 and event["target"] == "s3://bucket"
     assert event["policy_triggered"] == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
     assert (event["risk"], event["attempted_risk"], event["projected_risk"]) == (80, 80, 80)
     assert event["cumulative_risk"] == "80/100" and event["decision"] == "Allowed"
     assert event["event_trace"] == [
-        "Tool invoked:  EXPORT_DATA ", "Policy matched: RISKY_SENSITIVE_EXTERNAL_EXPORT",
+        "Tool invoked: EXPORT_DATA", "Policy matched: RISKY_SENSITIVE_EXTERNAL_EXPORT",
         "Attempted risk: 80", "Projected risk: 80/100", "Applied risk: 80",
         "Cumulative risk: 80/100", "Blocked attempts: 0", "Action allowed"]
     assert len(event["timestamp"]) == 19 and event["timestamp"][10] == " "
@@ -123,6 +123,40 @@ def test_malformed_json_and_oversized_bodies_are_refused(server: Server) -> None
     assert server.head() == before
 
 
+def test_action_type_and_string_fields_are_echoed_normalised(server: Server, agent: str) -> None:
+    """DESIGN 4: the action type upper-cased and trimmed, string fields lower-cased and trimmed;
+    the event shows them as matched, not as sent."""
+    event = server.act(agent, "  file_read  ", notification_type=" Approval ",
+                       data_classification=" Sensitive", destination_type="EXTERNAL ",
+                       target=" Kept As Sent ")
+    assert (event["action_type"], event["action_label"]) == ("FILE_READ", "File Read")
+    assert event["event_trace"][0] == "Tool invoked: FILE_READ"
+    assert (event["notification_type"], event["data_classification"],
+            event["destination_type"]) == ("approval", "sensitive", "external")
+    assert event["target"] == " Kept As Sent "
+    assert event["policy_triggered"] == "ALLOW_INTERNAL_WORKFLOW"
+    # GET /events rebuilds the same event from the audit record
+    listed = [e for e in server.get("/events").json() if e["agent_id"] == agent]
+    assert listed[-1] == event
+    # after a shutdown the short form shows the normalised action type too
+    for _ in range(3):
+        server.act(agent, "change_permission")
+    down = server.act(agent, " export_data ")
+    assert (down["action_type"], down["action_label"]) == ("EXPORT_DATA", "Export Data")
+    assert down["event_trace"] == ["Tool invoked: EXPORT_DATA", "Agent already shut down"]
+
+
+@pytest.mark.parametrize("context", ['"{\\"approval_requires_verified_eligibility\\": true}"', "5",
+                                     '"x"', "true", "[]"])
+def test_a_policy_context_that_is_not_an_object_is_a_422(server: Server, context: str) -> None:
+    before = server.head()
+    body = '{"agent_id":"x","action_type":"APPROVE_TRANSACTION","policy_context":' + context + "}"
+    response = server.post("/agent-action", raw=body.encode())
+    assert response.status == 422, response.text
+    assert ["body", "policy_context"] in [error["loc"] for error in response.json()["detail"]]
+    assert server.head() == before
+
+
 def test_numeric_strings_are_numbers_like_the_reference(server: Server, agent: str) -> None:
     event = server.act(agent, "APPROVE_TRANSACTION", amount="9000",
                        policy_context={"max_approval_amount": "5000"})
@@ -198,6 +232,22 @@ def test_evaluate_adapter_maps_payments_and_limits(server: Server) -> None:
     body["proposed_tool_call"]["arguments"]["max_approval_amount"] = 10_000
     assert server.post("/evaluate", body).json()["raw_event"]["policy_triggered"] == \
         "ALLOW_TRANSACTION"
+
+
+def test_evaluate_adapter_trims_tool_names(server: Server) -> None:
+    answer = server.post("/evaluate", {
+        "claim": {"claim_id": "CLM-TRIM"},
+        "proposed_tool_call": {"tool_name": " export_data ", "arguments": {
+            "destination_type": " External ", "data_classification": "SENSITIVE"}}}).json()
+    raw = answer["raw_event"]
+    assert (raw["action_type"], raw["action_label"]) == ("EXPORT_DATA", "Export Data")
+    assert raw["event_trace"][0] == "Tool invoked: EXPORT_DATA"
+    assert raw["policy_triggered"] == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+    assert (raw["destination_type"], raw["data_classification"]) == ("external", "sensitive")
+    unknown = server.post("/evaluate", {"claim": {"claim_id": "CLM-TRIM-2"}, "proposed_tool_call":
+                                        {"tool_name": "  do_Something  "}}).json()["raw_event"]
+    assert unknown["action_type"] == "DO_SOMETHING"
+    assert unknown["policy_triggered"] == "RISKY_UNKNOWN_ACTION"
 
 
 def test_evaluate_adapter_defaults_and_rejection(server: Server) -> None:

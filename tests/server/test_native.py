@@ -27,6 +27,49 @@ def test_decide_returns_the_full_decision_with_explanation(server: Server, agent
     assert bad.json()["detail"][0]["loc"] == ["body", "fields", "context", "eligibility_verified"]
 
 
+def test_decide_refuses_a_parent_that_is_not_an_object(server: Server, agent: str) -> None:
+    """Fail closed, not open: `{"context": "{...}"}` is never read as an empty context."""
+    before = server.head()
+    context: object
+    for context in ('{"approval_requires_verified_eligibility": true}', 5, [], True):
+        bad = server.post("/v1/decide", {"agent_id": agent, "action": "APPROVE_TRANSACTION",
+                                         "fields": {"context": context}})
+        assert bad.status == 422, bad.text
+        errors = bad.json()["detail"]
+        assert [error["loc"] for error in errors] == [["body", "fields", "context"]]
+        assert errors[0]["type"] == "dict_type" and errors[0]["input"] == context
+    assert server.head() == before
+    assert server.get(f"/v1/agents/{agent}").json()["known"] is False
+    nulled = server.post("/v1/decide", {"agent_id": agent, "action": "APPROVE_TRANSACTION",
+                                        "fields": {"context": None}})
+    assert nulled.status == 200 and nulled.json()["decision"]["rule_id"] == "ALLOW_TRANSACTION"
+
+
+def test_sequence_numbers_beyond_sqlite_are_a_422(server: Server) -> None:
+    for path in ("/v1/events/999999999999999999999", f"/v1/events/{2**63}", "/v1/events/-1",
+                 "/v1/events?after=99999999999999999999", f"/v1/events?after={2**63}",
+                 "/v1/events?after=-1", f"/v1/events/stream?after={2**63}",
+                 "/v1/events/" + "9" * 5000, "/v1/events?after=" + "9" * 5000):
+        assert server.get(path).status == 422, path
+    assert server.get(f"/v1/events/{2**63 - 1}").status == 404
+    top = server.get(f"/v1/events?after={2**63 - 1}").json()
+    assert top["events"] == [] and top["next_after"] == 2**63 - 1
+
+
+def test_a_huge_last_event_id_does_not_break_the_stream(server: Server) -> None:
+    for last in ("9" * 30, "9" * 5000, "\u00b2"):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            connection.putrequest("GET", "/v1/events/stream")
+            connection.putheader("Last-Event-ID", last.encode("latin-1"))
+            connection.endheaders()
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.getheader("content-type", "").startswith("text/event-stream")
+        finally:
+            connection.close()
+
+
 def test_agents_events_paging_and_filters(server: Server, agent: str) -> None:
     for action in ("FILE_READ", "CHANGE_PERMISSION", "DELETE_RECORD"):
         server.act(agent, action)
