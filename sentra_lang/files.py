@@ -1,10 +1,28 @@
-"""Writing files safely: readers see the old content or the new, never half of it."""
+"""Finding the files a command works on, and writing files so no reader sees half of one."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+
+def find_files(paths: Iterable[str | os.PathLike[str]], suffix: str) -> list[Path]:
+    """Files as given, folders searched recursively for `*suffix`, sorted, each once.
+
+    Raises FileNotFoundError naming the first path that does not exist.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob(f"*{suffix}") if p.is_file()))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {raw}")
+    return list(dict.fromkeys(found))
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.paths import expand
 from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
 from sentra_lang.files import write_atomically
 from sentra_lang.formatter import format_source
@@ -47,16 +48,7 @@ def collect(paths: list[str]) -> list[str]:
     """The files to format, in order: folders expand to their `*.sentra` files, sorted."""
     files: list[str] = []
     for raw in paths:
-        if raw == STDIN:
-            files.append(STDIN)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(str(p) for p in sorted(path.rglob("*.sentra")) if p.is_file())
-        elif path.is_file():
-            files.append(raw)
-        else:
-            raise UsageError(f"no such file or folder: {raw}")
+        files.extend([STDIN] if raw == STDIN else [str(p) for p in expand([raw])])
     return files
 
 

@@ -16,6 +16,7 @@ from sentra_runtime.audit import Annotations
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
+from sentra_lang.files import find_files
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
@@ -198,16 +199,7 @@ class RunResult:
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Suite files: files as given, folders searched recursively for `*.sentra-test`."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file()))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"no such file or folder: {raw}")
-    return list(dict.fromkeys(found))
+    return find_files(paths, SUFFIX)
 
 
 def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagnostic]]:
