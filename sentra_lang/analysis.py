@@ -11,7 +11,8 @@ inputs fall through every rule; each finding carries a concrete witness input.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
 from typing import Any
@@ -60,19 +61,16 @@ def evaluate_test(test: Test, values: dict[str, Any]) -> bool:
     return result != test.negate
 
 
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+"""The comparison operators of the table (docs/table.md), shared with the AST interpreter."""
+
+
 def _apply(op: str, value: Any, operand: Any) -> bool:
-    if op == "==":
-        return bool(value == operand)
-    if op == "!=":
-        return bool(value != operand)
-    if op == "<":
-        return bool(value < operand)
-    if op == "<=":
-        return bool(value <= operand)
-    if op == ">":
-        return bool(value > operand)
-    if op == ">=":
-        return bool(value >= operand)
+    if op in COMPARISONS:
+        return bool(COMPARISONS[op](value, operand))
     if op == "in":
         return value in operand
     if op == "starts_with":

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from sentra_lang import ast
-from sentra_lang.analysis import MISSING
+from sentra_lang.analysis import COMPARISONS, MISSING
 from sentra_lang.checker import FieldInfo, Model, RuleInfo, normalize_text
 
 
@@ -147,7 +147,4 @@ class Interpreter:
             return not (left is not MISSING and right is not MISSING and left == right)
         if left is MISSING or right is MISSING:
             return False
-        if cond.op == "==":
-            return bool(left == right)
-        return bool({"<": left < right, "<=": left <= right,
-                     ">": left > right, ">=": left >= right}[cond.op])
+        return bool(COMPARISONS[cond.op](left, right))
