@@ -84,7 +84,7 @@ def _parse_recovering(source: Source) -> tuple[Node | None, list[Diagnostic]]:
             tree = _lark().parse(text)
             return (None if errors else tree), errors
         except lark.exceptions.UnexpectedInput as error:
-            errors.append(_syntax_diagnostic(source, error))
+            errors.append(syntax_diagnostic(source, error))
             if errors[-1].code == "SL004":
                 break
             start = text.rfind("\n", 0, error.pos_in_stream) + 1
@@ -122,41 +122,43 @@ def _only_comments(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
-def _describe_expected(expected: set[str]) -> str:
-    terminals = {t.name: t for t in _lark().terminals}
-    words = []
-    for name in sorted(expected):
-        if name in _TERMINAL_WORDS:
-            words.append(_TERMINAL_WORDS[name])
+def describe_expected(expected: set[str], grammar: Lark, words: dict[str, str]) -> str:
+    """What the parser expected, in words: `words` names the grammar's pattern terminals."""
+    terminals = {t.name: t for t in grammar.terminals}
+    described = set()
+    for name in expected:
+        if name in words:
+            described.add(words[name])
         elif name in terminals and terminals[name].pattern.type == "str":
-            words.append(f"`{terminals[name].pattern.value}`")
+            described.add(f"`{terminals[name].pattern.value}`")
         else:
-            words.append(name.lower())
-    words = sorted(set(words))
-    if len(words) == 1:
-        return words[0]
-    return ", ".join(words[:-1]) + " or " + words[-1]
+            described.add(name.lower())
+    ordered = sorted(described)
+    if len(ordered) == 1:
+        return ordered[0]
+    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
 
 
-def _describe_token(token: Token) -> str:
-    if token.type == "$END":
-        return "end of file"
-    return f"`{token.value}`"
+def syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput,
+                      grammar: Lark | None = None, words: dict[str, str] | None = None,
+                      ) -> Diagnostic:
+    """A Lark error as a diagnostic (SL001-SL004); the suite grammar reuses it with its words."""
+    grammar = grammar or _lark()
+    words = _TERMINAL_WORDS if words is None else words
 
+    def expected_text(names: set[str]) -> str:
+        return f"expected {describe_expected(names, grammar, words)}"
 
-def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -> Diagnostic:
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
         offset = error.pos_in_stream or 0
         char = source.text[offset]
+        span = Span.of_offsets(source, offset, offset + 1)
         if char == '"':
-            return diagnostic("SL003", "unterminated string", Span.of_offsets(source, offset, offset + 1),
+            return diagnostic("SL003", "unterminated string", span,
                               help="close the string with `\"` on the same line")
-        return diagnostic(
-            "SL002", f"unexpected character `{char}`",
-            Span.of_offsets(source, offset, offset + 1),
-            help=f"expected {_describe_expected(set(error.allowed or ()))}" if error.allowed else None,
-        )
-    assert isinstance(error, (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedEOF))
+        allowed = set(error.allowed or ())
+        return diagnostic("SL002", f"unexpected character `{char}`", span,
+                          help=expected_text(allowed) if allowed else None)
     token = getattr(error, "token", None)
     expected = set(getattr(error, "expected", ()) or ())
     interactive = getattr(error, "interactive_parser", None)
@@ -164,15 +166,13 @@ def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -
         expected = set(interactive.accepts()) or expected
     if token is None or token.type == "$END":
         stripped = source.text.rstrip()
-        last_line_start = stripped.rfind("\n") + 1
-        indent = len(stripped[last_line_start:]) - len(stripped[last_line_start:].lstrip())
-        span = Span.of_offsets(source, last_line_start + indent, len(stripped))
-        return diagnostic("SL004", "unexpected end of file", span,
-                          help=f"expected {_describe_expected(expected)}")
+        line_start = stripped.rfind("\n") + 1
+        indent = len(stripped[line_start:]) - len(stripped[line_start:].lstrip())
+        span = Span.of_offsets(source, line_start + indent, len(stripped))
+        return diagnostic("SL004", "unexpected end of file", span, help=expected_text(expected))
     start = token.start_pos or 0
     span = Span.of_offsets(source, start, start + len(token.value))
-    return diagnostic("SL001", f"unexpected {_describe_token(token)}", span,
-                      help=f"expected {_describe_expected(expected)}")
+    return diagnostic("SL001", f"unexpected `{token.value}`", span, help=expected_text(expected))
 
 
 class TreeBuilder:

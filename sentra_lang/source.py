@@ -24,7 +24,13 @@ class Source:
 
     @cached_property
     def line_starts(self) -> list[int]:
-        return [0] + [index + 1 for index, char in enumerate(self.text) if char == "\n"]
+        """Offsets where lines start (`str.find` in a loop: fast on megabyte sources)."""
+        starts = [0]
+        index = self.text.find("\n")
+        while index >= 0:
+            starts.append(index + 1)
+            index = self.text.find("\n", index + 1)
+        return starts
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a character offset (a binary search over line starts)."""

@@ -28,7 +28,7 @@ from lark import Lark, Token
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import MAX_SOURCE_BYTES, Node, TreeBuilder
+from sentra_lang.parser import MAX_SOURCE_BYTES, Node, TreeBuilder, syntax_diagnostic
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
 
@@ -78,7 +78,7 @@ def _parse_with_lark(source: Source) -> tuple[s.Suite | None, list[Diagnostic]]:
     try:
         tree = _lark().parse(source.text)
     except lark.exceptions.UnexpectedInput as error:
-        return None, [_syntax_diagnostic(source, error)]
+        return None, [syntax_diagnostic(source, error, _lark(), _TERMINAL_WORDS)]
     builder = _SuiteBuilder(source)
     suite = builder.suite(tree)
     return suite, builder.diagnostics
@@ -102,69 +102,8 @@ def read_suite(path: str | Path) -> tuple[s.Suite | None, list[Diagnostic], Sour
     return suite, diagnostics, Source(display, text)
 
 
-def _describe_expected(expected: set[str]) -> str:
-    terminals = {t.name: t for t in _lark().terminals}
-    words = set()
-    for name in expected:
-        if name in _TERMINAL_WORDS:
-            words.add(_TERMINAL_WORDS[name])
-        elif name in terminals and terminals[name].pattern.type == "str":
-            words.add(f"`{terminals[name].pattern.value}`")
-        else:
-            words.add(name.lower())
-    ordered = sorted(words)
-    if len(ordered) == 1:
-        return ordered[0]
-    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
-
-
-def _syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput) -> Diagnostic:
-    if isinstance(error, lark.exceptions.UnexpectedCharacters):
-        offset = error.pos_in_stream or 0
-        char = source.text[offset]
-        span = Span.of_offsets(source, offset, offset + 1)
-        if char == '"':
-            return diagnostic("SL003", "unterminated string", span,
-                              help="close the string with `\"` on the same line")
-        allowed = set(error.allowed or ())
-        return diagnostic("SL002", f"unexpected character `{char}`", span,
-                          help=f"expected {_describe_expected(allowed)}" if allowed else None)
-    token = getattr(error, "token", None)
-    expected = set(getattr(error, "expected", ()) or ())
-    if token is None or token.type == "$END":
-        stripped = source.text.rstrip()
-        start = stripped.rfind("\n") + 1
-        indent = len(stripped[start:]) - len(stripped[start:].lstrip())
-        return diagnostic("SL004", "unexpected end of file",
-                          Span.of_offsets(source, start + indent, len(stripped)),
-                          help=f"expected {_describe_expected(expected)}")
-    start = token.start_pos or 0
-    word = "end of file" if token.type == "$END" else f"`{token.value}`"
-    return diagnostic("SL001", f"unexpected {word}",
-                      Span.of_offsets(source, start, start + len(token.value)),
-                      help=f"expected {_describe_expected(expected)}")
-
-
 class _SuiteBuilder(TreeBuilder):
     """Builds suite nodes; conditions, strings and literals come from the policy builder."""
-
-    def __init__(self, source: Source) -> None:
-        super().__init__(source)
-        # line starts, for O(log n) positions: suites can be large (recorded traffic)
-        self._starts = [0] + [i + 1 for i, c in enumerate(source.text) if c == "\n"]
-
-    def _position(self, offset: int) -> tuple[int, int]:
-        index = bisect_right(self._starts, offset) - 1
-        return index + 1, offset - self._starts[index] + 1
-
-    def span(self, node: Node) -> Span:
-        if isinstance(node, Token):
-            start, end = node.start_pos or 0, node.end_pos or 0
-        else:
-            start, end = node.meta.start_pos, node.meta.end_pos
-        line, column = self._position(start)
-        end_line, end_column = self._position(end)
-        return Span(self.source, line, column, end_line, end_column, start, end)
 
     def suite(self, tree: Node) -> s.Suite:
         decl = tree.children[0]
@@ -348,15 +287,6 @@ _COMPARE = frozenset({"==", "!=", "<=", ">=", "<", ">"})
 _VALUE_START = frozenset({_STRING, _NUMBER, "["})
 
 
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    index = text.find("\n")
-    while index >= 0:
-        starts.append(index + 1)
-        index = text.find("\n", index + 1)
-    return starts
-
-
 class _FastParser:
     """Recursive descent over a token list, building suite nodes directly.
 
@@ -392,7 +322,7 @@ class _FastParser:
         values.append("")
         starts.append(size)
         self.kinds, self.values, self.starts = kinds, values, starts
-        self.line_starts = _line_starts(text)
+        self.line_starts = source.line_starts
         self.i = 0
 
     # -- tokens
