@@ -80,6 +80,11 @@ def compile_matcher(policy: Policy) -> Matcher:
     namespace = generator.namespace
     code = compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec")
     exec(code, namespace)
+    if "_DEFAULTS" in namespace:
+        # the blocks are pure, so their answer to an empty input is known now
+        defaults = namespace["_DEFAULTS"]
+        namespace["_DEFAULT_CODE"] = {block: block(*defaults)
+                                      for block in set(namespace["_BLOCKS"])}
     blocks = {name: index for index, action in enumerate(policy.actions) for name in action.names}
     return Matcher(
         match=namespace["match"],
@@ -129,18 +134,20 @@ class _Generator:
                       f"        action = action{normalize}", "        block = _dispatch_get(action)"]
         else:
             lines += ["    block = _dispatch_get(action)"]
+        if otherwise_row is None:
+            lines += ["    if block is None:", f"        return {UNKNOWN_ACTION}, None, action"]
+        lines += self._empty_input(otherwise_row)
         dotted = sorted(spec.name for spec in self.policy.inputs if "." in spec.name)
         if dotted:
             self.namespace["_DOTTED"] = frozenset(dotted)
             lines += ["    flat = not _DOTTED.isdisjoint(fields)"]
-        if otherwise_row is None:
-            lines += ["    if block is None:", f"        return {UNKNOWN_ACTION}, None, action"]
         lines += self._read_fields()
         values = self._values_tuple()
         if otherwise_row is not None:
             lines += ["    if block is None:", f"        return {otherwise_row}, {values}, action"]
         lines += [f"    return block({self._arguments()}), {values}, action"]
-        setup = [f"_dispatch_get = {{{dispatch}}}.get"]
+        blocks = ", ".join(f"_block_{index}" for index in range(len(self.policy.actions)))
+        setup = [f"_dispatch_get = {{{dispatch}}}.get", f"_BLOCKS = ({blocks}{',' if blocks else ''})"]
         if normalize:
             fixed = normalizer(self.policy.action_normalize)
             exact = ", ".join(
@@ -165,7 +172,7 @@ class _Generator:
 
     def _literal(self, value: Any) -> str:
         """Source text for a constant: a literal for scalars, a namespace name otherwise."""
-        if isinstance(value, (bool, int, str)) or (isinstance(value, float) and value - value == 0):
+        if value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and value - value == 0):
             return repr(value)
         return self._constant(value)
 
@@ -177,14 +184,66 @@ class _Generator:
 
     # -- input ---------------------------------------------------------------------------------
 
+    def _absent_values(self, specs: list[InputSpec]) -> tuple[Any, ...] | None:
+        """What these fields read as when absent (defaults, normalised; ``None`` for optional
+        ones); ``None`` when one of them is required."""
+        if any(not spec.has_default and not spec.optional for spec in specs):
+            return None
+        return tuple(self._normalized_default(spec) if spec.has_default else None
+                     for spec in specs)
+
+    def _empty_input(self, otherwise_row: int | None) -> list[str]:
+        """An empty input reads as every field's default: answered from a table made at load
+        time (``_DEFAULT_CODE``), with no field read. Not when a field is required."""
+        defaults = self._absent_values(list(self.policy.inputs))
+        if defaults is None:
+            return []
+        self.namespace["_DEFAULTS"] = defaults
+        lines = ["    if not fields:"]
+        if otherwise_row is not None:
+            lines += ["        if block is None:",
+                      f"            return {otherwise_row}, _DEFAULTS, action"]
+        return lines + ["        return _DEFAULT_CODE[block], _DEFAULTS, action"]
+
     def _read_fields(self) -> list[str]:
+        """Read and check every declared field, in declared order.
+
+        A run of fields under one top-level object (``context.a``, ``context.b``) whose object
+        is absent, with no flat dotted key in the input, takes all its defaults at once.
+        """
         lines: list[str] = []
         parents: dict[str, str] = {}
-        for index, spec in enumerate(self.policy.inputs):
-            variable = self.variables[spec.name]
-            lines += self._lookup(index, spec.name, variable, parents)
-            lines += self._check(index, spec, variable)
+        inputs = list(enumerate(self.policy.inputs))
+        start = 0
+        while start < len(inputs):
+            root, dot, _ = inputs[start][1].name.partition(".")
+            end = start + 1
+            while dot and end < len(inputs) and inputs[end][1].name.startswith(root + "."):
+                end += 1
+            run = inputs[start:end]
+            body: list[str] = []
+            defaults = self._absent_values([spec for _, spec in run]) if dot else None
+            if defaults is not None:
+                variable = self._parent_variable(root, parents)
+                lines += [f"    {variable} = fields.get({root!r})",
+                          f"    if {variable} is None and not flat:"]
+                lines += [f"        {self.variables[spec.name]} = {self._literal(value)}"
+                          for (_, spec), value in zip(run, defaults)]
+                lines += ["    else:"]
+                body += self._parent_checks(run[0][0], root, variable)
+            for index, spec in run:
+                variable = self.variables[spec.name]
+                body += self._lookup(index, spec.name, variable, parents)
+                body += self._check(index, spec, variable)
+            indent = "" if defaults is None else "    "
+            lines += [indent + line for line in body]
+            start = end
         return lines
+
+    def _parent_variable(self, path: str, parents: dict[str, str]) -> str:
+        variable = f"p{len(parents)}"
+        parents[path] = variable
+        return variable
 
     def _parent(self, index: int, path: str, parents: dict[str, str], lines: list[str]) -> str:
         """Emit the lookup of the nested object at ``path`` once; return its variable.
@@ -194,11 +253,15 @@ class _Generator:
         """
         if path in parents:
             return parents[path]
-        variable = f"p{len(parents)}"
         head, _, tail = path.rpartition(".")
         container = self._parent(index, head, parents, lines) if head else "fields"
-        lines += [
-            f"    {variable} = {container}.get({tail!r})",
+        variable = self._parent_variable(path, parents)
+        lines += [f"    {variable} = {container}.get({tail!r})"]
+        lines += self._parent_checks(index, path, variable)
+        return variable
+
+    def _parent_checks(self, index: int, path: str, variable: str) -> list[str]:
+        return [
             f"    if {variable}.__class__ is not dict:",
             f"        if {variable} is None:",
             f"            {variable} = _EMPTY",
@@ -206,8 +269,6 @@ class _Generator:
             f"            return {INVALID_INPUT}, ({index}, _NotAnObject({path!r}, {variable})), "
             "action",
         ]
-        parents[path] = variable
-        return variable
 
     def _lookup(self, index: int, name: str, variable: str,
                 parents: dict[str, str]) -> list[str]:

@@ -11,6 +11,7 @@ import functools
 import inspect
 import os
 import re
+import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
@@ -34,6 +35,7 @@ from sentra_runtime.explain import (
     jsonable,
     render_value,
 )
+from sentra_runtime.fastpath import AllowRow, inline_evaluate
 from sentra_runtime.policy import Policy, RuleSpec, load_policy
 from sentra_runtime.stores import AgentState, MemoryStore, RawState, Reset, Store
 
@@ -124,6 +126,12 @@ class Engine:
         self._specials = self._special_classes()
         self._already_class = self._specials[ALREADY_SHUT_DOWN][0]
         self._decide_step = self._decide
+        if type(self.store) is MemoryStore:
+            # the default store's step is cheap enough that the layers around it dominate: do
+            # it inline (see sentra_runtime.fastpath); a subclass keeps the ordinary path
+            self.evaluate = inline_evaluate(  # type: ignore[method-assign]
+                self._match, [self._allow_row(row) for row in self._rows], self._threshold,
+                self._decide, self.store.inline_step(), types.MethodType(Engine.evaluate, self))
         self.policy_load_seq: int | None = self.store.record_policy_load(self.policy)
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
@@ -156,6 +164,10 @@ class Engine:
                                     SHUT_DOWN if outcome == SHUTDOWN else ACTIVE, **reason),
             strike_out_class=self._strike_out_class(risk),
         )
+
+    @staticmethod
+    def _allow_row(row: _RowOutcome) -> AllowRow:
+        return (row.allowed_class, row.risk, row.render) if row.allows else None
 
     def _strike_out_class(self, attempted: int) -> type[EvaluatedDecision]:
         return self._class(SHUTDOWN, SHUTDOWN_AFTER_BLOCKS, "Agent Shutdown", None, attempted, 0,
@@ -237,7 +249,8 @@ class Engine:
                 return row.allowed_class((
                     agent_id, action, projected, projected, blocked,
                     None if row.render is None else row.render(payload),
-                    seq, fields, code, payload, state)), (projected, blocked, False)
+                    seq, fields, code, payload, state)), (
+                        state if projected == cumulative else (projected, blocked, False))
             if row.allows:
                 cls = row.threshold_class
                 reason: str | None = (f"Projected risk would reach {projected}/{self._threshold}. "

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from sentra_runtime import Engine
+from sentra_runtime import Engine, MemoryStore
 
-from tests.runtime.helpers import SENTRA_TABLE
+from tests.runtime.helpers import SENTRA_TABLE, ApplyingMemoryStore
 
 
 @pytest.fixture
@@ -17,6 +17,9 @@ def sentra_table() -> dict[str, Any]:
     return data
 
 
-@pytest.fixture
-def engine(sentra_table: dict[str, Any]) -> Engine:
-    return Engine(sentra_table)
+@pytest.fixture(params=["inline", "apply"])
+def engine(sentra_table: dict[str, Any], request: pytest.FixtureRequest) -> Engine:
+    """An engine on the in-memory store, through its inline fast path and through
+    ``Store.apply``: every test of the semantics runs on both."""
+    store = MemoryStore() if request.param == "inline" else ApplyingMemoryStore()
+    return Engine(sentra_table, store)

@@ -6,10 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Decision
+from sentra_runtime import Decision, MemoryStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SENTRA_TABLE = FIXTURES / "sentra_table.json"
+
+
+class ApplyingMemoryStore(MemoryStore):
+    """A MemoryStore the engine drives through ``Store.apply``, as it drives any store: only an
+    exact MemoryStore gets the inline fast path (``sentra_runtime.fastpath``)."""
 
 
 def sentra_table() -> dict[str, Any]:

@@ -79,8 +79,10 @@ def random_test(rng: random.Random) -> dict[str, Any]:
 def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
                    threshold: int = 100, strikes: int = 3, otherwise: bool = True,
                    outcomes: tuple[str, ...] = ("allow", "allow", "allow", "block", "shutdown"),
-                   ) -> dict[str, Any]:
-    """A valid, sealed table of about ``rules`` rules spread over action blocks of ~10 rules."""
+                   required: str | None = None) -> dict[str, Any]:
+    """A valid, sealed table of about ``rules`` rules spread over action blocks of ~10 rules.
+
+    ``required`` names an input field to declare required (no default, not optional)."""
     rng = random.Random(seed)
     blocks = actions if actions is not None else max(1, rules // 10)
     rule_list = []
@@ -106,7 +108,9 @@ def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
         "policy": {"name": f"generated{rules}", "version": "1", "description": None},
         "settings": {"risk_threshold": threshold, "strikes": strikes,
                      "action_normalize": ["trim", "upper"]},
-        "input": copy.deepcopy(GENERATED_INPUT),
+        "input": [{**spec, "optional": False, "has_default": False, "default": None}
+                  if spec["name"] == required else copy.deepcopy(spec)
+                  for spec in GENERATED_INPUT],
         "rules": rule_list,
         "actions": action_list,
         "otherwise": "FALLBACK" if otherwise else None,

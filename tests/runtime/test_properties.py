@@ -3,15 +3,16 @@ agrees with a plain reference interpreter of the table (written here from docs/t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sentra_runtime import Engine
+from sentra_runtime import Engine, MemoryStore
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION
 
-from tests.runtime.helpers import sentra_table
+from tests.runtime.helpers import ApplyingMemoryStore, sentra_table
 from tests.runtime.tables import KINDS, generate_table
 
 SENTRA = Engine(sentra_table()).policy
@@ -133,35 +134,39 @@ def _holds(test: dict[str, Any], values: dict[str, Any]) -> bool:
     return result != test["negate"]
 
 
-def reference(table: dict[str, Any], action: str, fields: dict[str, Any]) -> str:
+def reference(table: dict[str, Any], action: str,
+              fields: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The rule that matches (or what went wrong), and the values the policy read."""
     action = _normalise(action, table["settings"]["action_normalize"])
     block = next((b for b in table["actions"] if action in b["names"]), None)
     if block is None and table["otherwise"] is None:
-        return "UNKNOWN"
+        return "UNKNOWN", None
     values = {}
     for spec in table["input"]:
         raw = _lookup(fields, spec["name"])
         ok, value = (False, None) if raw is _NOT_AN_OBJECT else _read(spec, raw)
         if not ok:
-            return f"INVALID {spec['name']}"
+            return f"INVALID {spec['name']}", None
         values[spec["name"]] = value
     if block is None:
-        return table["otherwise"]
+        return table["otherwise"], values
     for row in block["rows"]:
         if all(_holds(test, values) for test in row["tests"]):
-            return row["rule"]
-    return table["otherwise"] or "NO_MATCH"
+            return row["rule"], values
+    return table["otherwise"] or "NO_MATCH", values
 
 
-def compiled(engine: Engine, action: str, fields: dict[str, Any]) -> str:
+def compiled(engine: Engine, action: str,
+             fields: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     code, payload, _ = engine.matcher.match(action, fields)
     if code == UNKNOWN_ACTION:
-        return "UNKNOWN"
+        return "UNKNOWN", None
     if code == INVALID_INPUT:
-        return f"INVALID {engine.matcher.fields[payload[0]].name}"
+        return f"INVALID {engine.matcher.fields[payload[0]].name}", None
+    values = {spec.name: value for spec, value in zip(engine.matcher.fields, payload)}
     if code == NO_MATCH:
-        return "NO_MATCH"
-    return engine.matcher.rows[code].rule
+        return "NO_MATCH", values
+    return engine.matcher.rows[code].rule, values
 
 
 KIND_TEXT = st.sampled_from(KINDS).flatmap(
@@ -181,10 +186,14 @@ GENERATED_FIELDS = st.fixed_dictionaries({}, optional={
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), rules=st.integers(1, 40), otherwise=st.booleans(),
+       required=st.sampled_from([None, "count", "limits.max"]),
        cases=st.lists(st.tuples(st.integers(0, 6), GENERATED_FIELDS), min_size=1, max_size=25))
 def test_generated_matcher_agrees_with_reference(seed: int, rules: int, otherwise: bool,
+                                                 required: str | None,
                                                  cases: list[tuple[int, dict[str, Any]]]) -> None:
-    table = generate_table(rules, seed=seed, actions=4, otherwise=otherwise)
+    """Same rule and same values read, including the shortcuts for empty input and absent
+    objects, which apply only when no field under them is required."""
+    table = generate_table(rules, seed=seed, actions=4, otherwise=otherwise, required=required)
     engine = Engine(table)
     for action_index, fields in cases:
         action = f" action_{action_index} "
@@ -223,3 +232,44 @@ def test_matched_rule_is_the_explanations(seed: int, otherwise: bool,
         cheap = decision.matched_rule
         assert cheap == decision.explanation.matched_rule
         assert decision.matched_rule == cheap   # also once the explanation is cached
+
+
+def _fields_of(trace: Any) -> list[Any]:
+    return [getattr(trace, item.name) for item in dataclasses.fields(trace)]
+
+
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """An audit record without what depends on the clock (its time, and so its hashes)."""
+    return {key: value for key, value in record.items() if key not in ("time", "prev", "hash")}
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), audit=st.booleans(), otherwise=st.booleans(),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.integers(-2, 6), GENERATED_FIELDS),
+                      max_size=40))
+def test_the_inline_path_decides_as_store_apply(seed: int, audit: bool, otherwise: bool,
+                                                steps: list[tuple[int, int, dict[str, Any]]]
+                                                ) -> None:
+    """The engine's fast path for a MemoryStore makes the same decisions, states, seqs and audit
+    records as the ordinary path through ``Store.apply`` (action -1 is an operator reset of
+    the agent, -2 of every agent)."""
+    table = generate_table(30, seed=seed, actions=5, threshold=60, strikes=2, otherwise=otherwise)
+    inline = Engine(table, MemoryStore(audit=audit))
+    applying = Engine(table, ApplyingMemoryStore(audit=audit))
+    assert inline.evaluate.__doc__ == Engine.evaluate.__doc__
+    for agent, action_index, fields in steps:
+        if action_index < 0:
+            target = str(agent) if action_index == -1 else None
+            assert (inline.reset(target, operator="op")
+                    == applying.reset(target, operator="op"))
+            continue
+        fast, slow = (engine.evaluate(str(agent), f"ACTION_{action_index}", fields)
+                      for engine in (inline, applying))
+        assert fast == slow and fast.seq == slow.seq
+        assert str(fast.explanation) == str(slow.explanation)
+        assert _fields_of(fast.trace) == _fields_of(slow.trace)
+        assert inline.state(str(agent)) == applying.state(str(agent))
+    assert inline.agents() == applying.agents()
+    assert ([_comparable(record) for record in inline.audit_records()]
+            == [_comparable(record) for record in applying.audit_records()])
+    assert inline.verify_audit().ok

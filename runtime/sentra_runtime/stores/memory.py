@@ -1,8 +1,9 @@
 """The in-memory store: thread-safe, the default for embedding, gone when the process ends.
 
-One lock serialises state updates (the rules themselves run outside it). Audit entries are kept
-as ``(time, decision, annotation)`` and turned into hash-chained records only when someone reads
-the log, so the hot path stays a dict update and a list append.
+One lock serialises state updates (the rules themselves run outside it). The audit log is one
+list whose position is the seq: a decision is appended as ``(time, decision, annotation)`` and
+turned into its hash-chained record only when someone reads the log, so the hot path stays a
+dict update and a list append.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from sentra_runtime import audit
 from sentra_runtime.decision import Decision
@@ -19,6 +20,20 @@ from sentra_runtime.policy import Policy
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
 
 _clock = time.time
+Entry = "tuple[float, Decision, dict[str, Any] | None] | dict[str, Any]"
+"""An item of the log: a decision not yet sealed, ``(time, decision, annotation)``, or a
+record (sealed, or a reset or policy load waiting to be)."""
+
+
+class InlineStep(NamedTuple):
+    """What the engine's in-process fast path (:mod:`sentra_runtime.fastpath`) needs to do
+    :meth:`MemoryStore.apply`'s work itself: under ``lock``, read and write ``states``; give the
+    decision seq ``len(log) + 1`` and append ``(time, decision, None)`` to ``log`` (``None``
+    when the store keeps no log)."""
+
+    lock: threading.Lock
+    states: dict[str, RawState]
+    log: list[Any] | None
 
 
 class MemoryStore:
@@ -30,11 +45,10 @@ class MemoryStore:
         self._release = self._lock.release
         self._states: dict[str, RawState] = {}
         self._keep_audit = audit
-        self._next_seq = 1
-        self._entries: list[tuple[float, Any, dict[str, Any] | None]] = []
-        """Unsealed entries in seq order: ``(time, decision, annotation)`` or ``(0, record,
-        None)``; sealed on first read."""
-        self._sealed: list[dict[str, Any]] = []
+        self._log: list[Any] = []
+        """Seq ``n`` is ``_log[n - 1]``; items before ``_sealed`` are sealed records, the rest
+        are entries (see :data:`Entry`), sealed in order on first read."""
+        self._sealed = 0
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
@@ -42,24 +56,28 @@ class MemoryStore:
         try:
             state = self._states.get(agent_id, FRESH)
             if self._keep_audit:
-                seq = self._next_seq
-                decision, new_state = decide(state, agent_id, action, fields, code, payload, seq)
+                decision, new_state = decide(state, agent_id, action, fields, code, payload,
+                                             len(self._log) + 1)
                 extra = None if annotations is None else audit.annotation(annotations, decision)
-                self._entries.append((_clock(), decision, extra))
-                self._next_seq = seq + 1
+                self._log.append((_clock(), decision, extra))
             else:
                 decision, new_state = decide(state, agent_id, action, fields, code, payload)
-            if new_state is not state:
+            if new_state is not state or state is FRESH:
                 self._states[agent_id] = new_state
         finally:
             self._release()
         return decision
 
+    def inline_step(self) -> InlineStep:
+        """This store's parts for the engine's fast path (see :class:`InlineStep`)."""
+        return InlineStep(self._lock, self._states, self._log if self._keep_audit else None)
+
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
         with self._lock:
             if agent_id is None:
                 agents = sorted(self._states)
-                self._states = dict.fromkeys(agents, FRESH)
+                # in place: the engine's fast path holds this dict (inline_step)
+                self._states.update(dict.fromkeys(agents, FRESH))
             else:
                 agents = [agent_id]
                 self._states[agent_id] = FRESH
@@ -88,29 +106,30 @@ class MemoryStore:
     def _append(self, record: dict[str, Any]) -> int | None:
         if not self._keep_audit:
             return None
-        seq = self._next_seq
-        self._entries.append((0.0, record, None))
-        self._next_seq = seq + 1
-        return seq
+        self._log.append(record)
+        return len(self._log)
 
     def _seal(self) -> None:
-        """Chain the pending entries (under the lock), in seq order."""
-        prev = self._sealed[-1]["hash"] if self._sealed else None
-        for seconds, entry, extra in self._entries:
-            record = entry
-            if isinstance(entry, Decision):
-                record = audit.decision_record(seconds, entry)
+        """Chain the pending entries (under the lock), in seq order, replacing each with its
+        record."""
+        log = self._log
+        prev = log[self._sealed - 1]["hash"] if self._sealed else None
+        for index in range(self._sealed, len(log)):
+            record = log[index]
+            if record.__class__ is tuple:
+                seconds, decision, extra = record
+                record = audit.decision_record(seconds, decision)
                 if extra is not None:
                     record.update(extra)
-            prev = audit.seal(record, len(self._sealed) + 1, prev)["hash"]
-            self._sealed.append(record)
-        self._entries.clear()
+            prev = audit.seal(record, index + 1, prev)["hash"]
+            log[index] = record
+        self._sealed = len(log)
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """The sealed records, chained on first read (incrementally, under the lock)."""
         with self._lock:
             self._seal()
-            records = list(self._sealed)
+            records = self._log[:]
         return iter(records)
 
     def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
@@ -118,7 +137,7 @@ class MemoryStore:
         with self._lock:
             self._seal()
             selected: list[dict[str, Any]] = []
-            for record in itertools.islice(self._sealed, max(after_seq, 0), None):
+            for record in itertools.islice(self._log, max(after_seq, 0), None):
                 if len(selected) >= limit:
                     break
                 if audit.matches(record, agent, label, kind):
@@ -127,7 +146,7 @@ class MemoryStore:
 
     def last_seq(self) -> int:
         with self._lock:
-            return self._next_seq - 1 if self._keep_audit else 0
+            return len(self._log)
 
     def verify_audit(self, *, expected_head: str | None = None) -> audit.VerifyResult:
         return audit.verify_records(self.audit_records(), expected_head=expected_head)
