@@ -21,6 +21,7 @@ engine runs it outside any lock or transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -208,12 +209,15 @@ class _Generator:
     def _read_fields(self) -> list[str]:
         """Read and check every declared field, in declared order.
 
-        A run of fields under one top-level object (``context.a``, ``context.b``) whose object
-        is absent, with no flat dotted key in the input, takes all its defaults at once.
+        The fields under one top-level object (``context.a``, ``context.b``), when they are all
+        declared together and none is required, take their defaults at once when the object is
+        absent and the input has no flat dotted key.
         """
         lines: list[str] = []
         parents: dict[str, str] = {}
         inputs = list(enumerate(self.policy.inputs))
+        under = Counter(spec.name.partition(".")[0] for spec in self.policy.inputs
+                        if "." in spec.name)
         start = 0
         while start < len(inputs):
             root, dot, _ = inputs[start][1].name.partition(".")
@@ -221,8 +225,9 @@ class _Generator:
             while dot and end < len(inputs) and inputs[end][1].name.startswith(root + "."):
                 end += 1
             run = inputs[start:end]
+            defaults = (self._absent_values([spec for _, spec in run])
+                        if dot and len(run) == under[root] else None)
             body: list[str] = []
-            defaults = self._absent_values([spec for _, spec in run]) if dot else None
             if defaults is not None:
                 variable = self._parent_variable(root, parents)
                 lines += [f"    {variable} = fields.get({root!r})",
@@ -242,6 +247,7 @@ class _Generator:
 
     def _parent_variable(self, path: str, parents: dict[str, str]) -> str:
         variable = f"p{len(parents)}"
+        assert path not in parents, path  # each object is looked up once, so names are unique
         parents[path] = variable
         return variable
 

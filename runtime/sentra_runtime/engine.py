@@ -126,12 +126,12 @@ class Engine:
         self._specials = self._special_classes()
         self._already_class = self._specials[ALREADY_SHUT_DOWN][0]
         self._decide_step = self._decide
-        if type(self.store) is MemoryStore:
+        if type(self.store) is MemoryStore and self._ordinary_evaluation():
             # the default store's step is cheap enough that the layers around it dominate: do
-            # it inline (see sentra_runtime.fastpath); a subclass keeps the ordinary path
+            # it inline (see sentra_runtime.fastpath); subclasses keep the ordinary path
             self.evaluate = inline_evaluate(  # type: ignore[method-assign]
                 self._match, [self._allow_row(row) for row in self._rows], self._threshold,
-                self._decide, self.store.inline_step(), types.MethodType(Engine.evaluate, self))
+                self._decide, self.store.inline_step(), types.MethodType(_EVALUATE, self))
         self.policy_load_seq: int | None = self.store.record_policy_load(self.policy)
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
@@ -164,6 +164,12 @@ class Engine:
                                     SHUT_DOWN if outcome == SHUTDOWN else ACTIVE, **reason),
             strike_out_class=self._strike_out_class(risk),
         )
+
+    def _ordinary_evaluation(self) -> bool:
+        """Whether this engine evaluates as :class:`Engine` defines it (a subclass may override
+        ``evaluate`` or ``_decide``; then the fast path, which bypasses both, is not used)."""
+        cls = type(self)
+        return cls.evaluate is _EVALUATE and cls._decide is _DECIDE
 
     @staticmethod
     def _allow_row(row: _RowOutcome) -> AllowRow:
@@ -358,3 +364,8 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+
+_EVALUATE = Engine.evaluate
+_DECIDE = Engine._decide
+"""The methods as defined here, to tell when a subclass (or a patch) has replaced them."""

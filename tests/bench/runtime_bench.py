@@ -3,6 +3,8 @@
 Measures `Engine.evaluate` with the in-memory store on the Sentra-compatible table and on
 generated tables of 10, 100 and 1,000 rules, next to a hand-written dict-dispatch implementation
 of the Sentra policy (the practical floor), and the SQLite store's decisions/s (NORMAL and FULL).
+Two more rows show the cases the main workload spares: input that is never empty, and risky,
+blocked and invalid actions (which leave the engine's fast path).
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ SENTRA_WORKLOAD = [
     ("REVIEW_CASE", {}),
 ]
 SENSITIVE = frozenset({"sensitive", "confidential", "restricted"})
+NON_EMPTY_WORKLOAD = [(action, fields) for action, fields in SENTRA_WORKLOAD if fields]
+MIXED_WORKLOAD = SENTRA_WORKLOAD + [
+    ("DELETE_RECORD", {}),                                   # risky allow: the state changes
+    ("EXPORT_DATA", {"destination_type": "external", "data_classification": "Sensitive"}),
+    ("CHANGE_PERMISSION", {}),                               # the rule blocks
+    ("APPROVE_TRANSACTION", {"amount": "1200"}),             # invalid input: blocked
+]
+"""The Sentra actions plus risky, blocked and invalid ones, on a table whose threshold and
+strikes are out of reach (so agents keep deciding instead of shutting down for good)."""
 
 
 class HandWritten:
@@ -157,6 +168,12 @@ def fresh_engine(table: dict[str, Any], *, audit: bool = True) -> Engine:
     return Engine(table, MemoryStore(audit=audit))
 
 
+def unreachable_limits(table: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(table)
+    changed["settings"]["risk_threshold"] = changed["settings"]["strikes"] = 10**12
+    return reseal(changed)
+
+
 def scaled_table(rules: int) -> dict[str, Any]:
     """``rules // 10`` copies of one generated 10-rule action block (zero risk, allow only), so
     every size does the same work per decision and only the table grows."""
@@ -211,6 +228,10 @@ def main() -> None:
         table = scaled_table(size)
         rows.append((f"generated, {size} rules", latencies(
             fresh_engine(table).evaluate, generated_workload(table), count)))
+    rows.append(("sentra table, non-empty input only", latencies(
+        fresh_engine(sentra).evaluate, NON_EMPTY_WORKLOAD, count)))
+    rows.append(("sentra table, mixed outcomes", latencies(
+        fresh_engine(unreachable_limits(sentra)).evaluate, MIXED_WORKLOAD, count)))
     print(f"{'case':44} {'p50 us':>8} {'p99 us':>8} {'decisions/s':>12} {'p50 / floor':>12}")
     for name, result in rows:
         print(f"{name:44} {result['p50']:8.2f} {result['p99']:8.2f} {result['rate']:12,.0f} "

@@ -116,3 +116,41 @@ def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
         "otherwise": "FALLBACK" if otherwise else None,
     }
     return reseal(table)
+
+
+NESTED_FIELDS = {"ctx.a": "bool", "ctx.b": "int", "ctx.sub.z": "string", "ctx.sub.w": "bool",
+                 "d.x": "bool", "e.y": "int", "top": "string", "ctx_x": "bool", "ctxA.q": "bool"}
+"""Input names that share objects and prefixes, for tables with nested input in any order."""
+_NESTED_DEFAULTS = {"bool": True, "int": 7, "string": " Ab "}
+_NESTED_TESTS = {"bool": ("==", True), "int": (">", 3), "string": ("==", "ab")}
+
+
+def nested_input_table(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """A sealed table whose input declares ``fields`` (name from :data:`NESTED_FIELDS`, mode
+    ``required``, ``optional`` or ``default``) in the order given, and whose one action ``A``
+    has a row testing each field, then a row with no test."""
+    inputs, rules, rows = [], [], []
+    for index, (name, mode) in enumerate(fields):
+        kind = NESTED_FIELDS[name]
+        inputs.append({"name": name, "type": kind, "optional": mode == "optional",
+                       "has_default": mode == "default",
+                       "default": _NESTED_DEFAULTS[kind] if mode == "default" else None,
+                       "normalize": ["trim", "lower"] if kind == "string" else [],
+                       "values": None})
+        op, value = _NESTED_TESTS[kind]
+        rules.append({"id": f"RULE_{index}", "outcome": "block", "risk": 0, "threat": None,
+                      "reason": f"{name} {{{name}}}", "description": None, "condition": None,
+                      "generated_id": False, "span": SPAN})
+        rows.append({"rule": f"RULE_{index}", "tests": [
+            {"field": name, "op": op, "value": value, "other": None, "negate": False}]})
+    rules.append({"id": "ALLOW", "outcome": "allow", "risk": 0, "threat": None,
+                  "reason": "Allowed.", "description": None, "condition": None,
+                  "generated_id": False, "span": SPAN})
+    rows.append({"rule": "ALLOW", "tests": []})
+    return reseal({
+        "schema_version": 1,
+        "policy": {"name": "nested", "version": "1", "description": None},
+        "settings": {"risk_threshold": 100, "strikes": 3, "action_normalize": []},
+        "input": inputs, "rules": rules, "actions": [{"names": ["A"], "rows": rows}],
+        "otherwise": None,
+    })

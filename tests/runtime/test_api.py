@@ -138,3 +138,42 @@ def test_a_rebuilt_decision_keeps_its_seq_but_no_trace(engine: Engine) -> None:
     assert copy == decision
     assert copy.seq == decision.seq
     assert copy.trace is None
+
+
+class CountingEngine(Engine):
+    """A subclass that wraps ``evaluate``, as tools built on the runtime do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    def evaluate(self, agent_id: str, action: str, fields: Any = None, *,
+                 annotations: Any = None) -> Decision:
+        self.calls.append(action)
+        return super().evaluate(agent_id, action, fields, annotations=annotations)
+
+
+class StrictEngine(Engine):
+    """A subclass that overrides the state transition: nothing is ever allowed."""
+
+    def _decide(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
+                payload: Any, seq: int | None = None) -> Any:
+        decision, new_state = super()._decide(state, agent_id, action, fields, -1, payload, seq)
+        return decision, new_state
+
+
+def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, Any]) -> None:
+    """The in-memory fast path is not installed over a subclass's own ``evaluate``."""
+    engine = CountingEngine(sentra_table)
+
+    @engine.guard("a", "FILE_READ")
+    def tool() -> str:
+        return "ran"
+
+    assert engine.evaluate("a", "FILE_READ").allowed and tool() == "ran"
+    assert engine.calls == ["FILE_READ", "FILE_READ"]
+
+
+def test_a_subclass_overriding_the_transition_is_used(sentra_table: dict[str, Any]) -> None:
+    decision = StrictEngine(sentra_table).evaluate("a", "FILE_READ")
+    assert (decision.allowed, decision.rule_id) == (False, "NO_RULE_MATCHED")

@@ -13,7 +13,7 @@ from sentra_runtime import Engine, MemoryStore
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION
 
 from tests.runtime.helpers import ApplyingMemoryStore, sentra_table
-from tests.runtime.tables import KINDS, generate_table
+from tests.runtime.tables import KINDS, NESTED_FIELDS, generate_table, nested_input_table
 
 SENTRA = Engine(sentra_table()).policy
 
@@ -198,6 +198,60 @@ def test_generated_matcher_agrees_with_reference(seed: int, rules: int, otherwis
     for action_index, fields in cases:
         action = f" action_{action_index} "
         assert compiled(engine, action, fields) == reference(table, action, fields), fields
+
+
+NESTED_VALUE = st.one_of(st.none(), st.booleans(), st.integers(0, 9),
+                        st.sampled_from([" Ab ", "ab", "x"]))
+
+
+def _object(**members: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """An object with any of ``members``, or null, or something that is not an object."""
+    return st.one_of(st.none(), st.sampled_from([5, "text", [1]]),
+                     st.fixed_dictionaries({}, optional=members))
+
+
+NESTED_INPUT = st.fixed_dictionaries({}, optional={
+    "ctx": _object(a=NESTED_VALUE, b=NESTED_VALUE,
+                   sub=_object(z=NESTED_VALUE, w=NESTED_VALUE)),
+    "d": _object(x=NESTED_VALUE), "e": _object(y=NESTED_VALUE), "ctxA": _object(q=NESTED_VALUE),
+    "top": NESTED_VALUE, "ctx_x": NESTED_VALUE,
+    "ctx.a": NESTED_VALUE, "ctx.sub.z": NESTED_VALUE, "d.x": NESTED_VALUE,
+})
+NESTED_DECLARATIONS = st.lists(
+    st.tuples(st.sampled_from(sorted(NESTED_FIELDS)),
+              st.sampled_from(["required", "optional", "default"])),
+    min_size=1, max_size=len(NESTED_FIELDS), unique_by=lambda field: field[0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(declared=NESTED_DECLARATIONS, cases=st.lists(NESTED_INPUT, min_size=1, max_size=12))
+def test_nested_input_declared_in_any_order_reads_as_the_reference(
+        declared: list[tuple[str, str]], cases: list[dict[str, Any]]) -> None:
+    """Objects shared by several fields, nested objects, names sharing a prefix, fields of one
+    object declared apart, required ones among them, flat dotted keys, null and non-object
+    parents: the matcher reads what the reference reads and reports the same bad field."""
+    table = nested_input_table(declared)
+    engine = Engine(table)
+    for fields in [*_every_field_set(declared), *cases]:
+        assert compiled(engine, "A", fields) == reference(table, "A", fields), fields
+
+
+def _every_field_set(declared: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Inputs giving every declared field a distinct valid value (nested, then as flat dotted
+    keys, then nested without each top-level object in turn), so that a field read from the
+    wrong place shows."""
+    values = {"bool": [True, False], "int": [5, 6, 8, 9], "string": [" AB ", "b", "c"]}
+    nested: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
+    for name, _ in declared:
+        value = values[NESTED_FIELDS[name]].pop(0) if values[NESTED_FIELDS[name]] else None
+        node = nested
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = flat[name] = value
+    return [nested, flat, *({key: value for key, value in nested.items() if key != absent}
+                            for absent in nested)]
 
 
 @settings(max_examples=40, deadline=None)
