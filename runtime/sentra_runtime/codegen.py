@@ -84,8 +84,8 @@ def compile_matcher(policy: Policy) -> Matcher:
     if "_DEFAULTS" in namespace:
         # the blocks are pure, so their answer to an empty input is known now
         defaults = namespace["_DEFAULTS"]
-        namespace["_DEFAULT_CODE"] = {block: block(*defaults)
-                                      for block in set(namespace["_BLOCKS"])}
+        block_functions = [namespace[f"_block_{index}"] for index in range(len(policy.actions))]
+        namespace["_DEFAULT_CODE"] = {block: block(*defaults) for block in block_functions}
     blocks = {name: index for index, action in enumerate(policy.actions) for name in action.names}
     return Matcher(
         match=namespace["match"],
@@ -147,8 +147,7 @@ class _Generator:
         if otherwise_row is not None:
             lines += ["    if block is None:", f"        return {otherwise_row}, {values}, action"]
         lines += [f"    return block({self._arguments()}), {values}, action"]
-        blocks = ", ".join(f"_block_{index}" for index in range(len(self.policy.actions)))
-        setup = [f"_dispatch_get = {{{dispatch}}}.get", f"_BLOCKS = ({blocks}{',' if blocks else ''})"]
+        setup = [f"_dispatch_get = {{{dispatch}}}.get"]
         if normalize:
             fixed = normalizer(self.policy.action_normalize)
             exact = ", ".join(
@@ -173,7 +172,9 @@ class _Generator:
 
     def _literal(self, value: Any) -> str:
         """Source text for a constant: a literal for scalars, a namespace name otherwise."""
-        if value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and value - value == 0):
+        if value is None or isinstance(value, (bool, int, str)):
+            return repr(value)
+        if isinstance(value, float) and value - value == 0:
             return repr(value)
         return self._constant(value)
 

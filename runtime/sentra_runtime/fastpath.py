@@ -34,12 +34,13 @@ _set_varying = EvaluatedDecision.__dict__["_v"].__set__
 
 
 def inline_evaluate(match: MatchFunction, allow_rows: Sequence[AllowRow], threshold: int,
-                    decide: Decide, step: InlineStep, general: Evaluate) -> Evaluate:
-    """``evaluate(agent_id, action, fields=None, *, annotations=None)`` doing ``step``'s work
-    itself. ``general`` is the ordinary ``Engine.evaluate``: it takes calls that need checking
+                    decide: Decide, inline: InlineStep, general: Evaluate) -> Evaluate:
+    """``evaluate(agent_id, action, fields=None, *, annotations=None)`` doing the store's work
+    itself (``inline``) for the most common decision, and handing the others to the store's
+    ``step``. ``general`` is the ordinary ``Engine.evaluate``: it takes calls that need checking
     or conversion first (ids that are not strings, fields that are not a dict) and calls with
     annotations."""
-    lock, states, log = step
+    lock, states, log, step = inline
     acquire, release = lock.acquire, lock.release
     get = states.get
     clock = time.time
@@ -75,15 +76,7 @@ def inline_evaluate(match: MatchFunction, allow_rows: Sequence[AllowRow], thresh
                     if projected != cumulative or state is FRESH:
                         states[agent_id] = (projected, state[1], False)
                     return made
-            if log is None:
-                decision, new_state = decide(state, agent_id, action, raw, code, payload)
-            else:
-                decision, new_state = decide(state, agent_id, action, raw, code, payload,
-                                             len(log) + 1)
-                log.append((clock(), decision, None))
-            if new_state is not state or state is FRESH:
-                states[agent_id] = new_state
-            return decision
+            return step(decide, state, agent_id, action, raw, code, payload)
         finally:
             release()
 

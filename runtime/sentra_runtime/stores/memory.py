@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from sentra_runtime import audit
@@ -29,11 +29,13 @@ class InlineStep(NamedTuple):
     """What the engine's in-process fast path (:mod:`sentra_runtime.fastpath`) needs to do
     :meth:`MemoryStore.apply`'s work itself: under ``lock``, read and write ``states``; give the
     decision seq ``len(log) + 1`` and append ``(time, decision, None)`` to ``log`` (``None``
-    when the store keeps no log)."""
+    when the store keeps no log); or hand the decision to ``step``, which is ``apply`` without
+    taking the lock or reading the state."""
 
     lock: threading.Lock
     states: dict[str, RawState]
     log: list[Any] | None
+    step: Callable[..., Decision]
 
 
 class MemoryStore:
@@ -54,23 +56,29 @@ class MemoryStore:
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
         self._acquire()
         try:
-            state = self._states.get(agent_id, FRESH)
-            if self._keep_audit:
-                decision, new_state = decide(state, agent_id, action, fields, code, payload,
-                                             len(self._log) + 1)
-                extra = None if annotations is None else audit.annotation(annotations, decision)
-                self._log.append((_clock(), decision, extra))
-            else:
-                decision, new_state = decide(state, agent_id, action, fields, code, payload)
-            if new_state is not state or state is FRESH:
-                self._states[agent_id] = new_state
+            return self._step(decide, self._states.get(agent_id, FRESH), agent_id, action,
+                              fields, code, payload, annotations)
         finally:
             self._release()
+
+    def _step(self, decide: Decide, state: RawState, agent_id: str, action: str, fields: Any,
+              code: int, payload: Any, annotations: audit.Annotations | None = None) -> Decision:
+        """:meth:`apply`'s work, for a caller that holds the lock and has read ``state``."""
+        if self._keep_audit:
+            decision, new_state = decide(state, agent_id, action, fields, code, payload,
+                                         len(self._log) + 1)
+            extra = None if annotations is None else audit.annotation(annotations, decision)
+            self._log.append((_clock(), decision, extra))
+        else:
+            decision, new_state = decide(state, agent_id, action, fields, code, payload)
+        if new_state is not state or state is FRESH:
+            self._states[agent_id] = new_state
         return decision
 
     def inline_step(self) -> InlineStep:
         """This store's parts for the engine's fast path (see :class:`InlineStep`)."""
-        return InlineStep(self._lock, self._states, self._log if self._keep_audit else None)
+        return InlineStep(self._lock, self._states, self._log if self._keep_audit else None,
+                          self._step)
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
         with self._lock:
