@@ -236,6 +236,14 @@ def test_nested_input_declared_in_any_order_reads_as_the_reference(
         assert compiled(engine, "A", fields) == reference(table, "A", fields), fields
 
 
+def test_a_field_beside_a_nested_object_is_read_from_its_own_object() -> None:
+    """Regression: ``ctx.sub.z`` declared before ``ctx.a`` (the compiler's sorted order) once
+    gave ``ctx`` and ``ctx.sub`` one variable, so ``ctx.a`` was read from ``ctx.sub``."""
+    table = nested_input_table([("ctx.sub.z", "optional"), ("ctx.a", "optional")])
+    rule, values = compiled(Engine(table), "A", {"ctx": {"a": True, "sub": {"z": "no"}}})
+    assert (rule, values) == ("RULE_1", {"ctx.sub.z": "no", "ctx.a": True})
+
+
 def _every_field_set(declared: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Inputs giving every declared field a distinct valid value (nested, then as flat dotted
     keys, then nested without each top-level object in turn), so that a field read from the
