@@ -316,19 +316,25 @@ class Engine:
         return self.store.agents()
 
     def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
-              from_kwargs: bool = True) -> Callable[[F], F]:
+              from_arguments: bool = True) -> Callable[[F], F]:
         """Decorate a tool function so each call is evaluated first.
 
         The call proceeds only when the decision is allowed; otherwise :class:`ActionDenied` (a
-        ``PermissionError``) is raised before the body runs. With ``from_kwargs`` the call's
-        keyword arguments are merged over ``fields`` (undeclared names are ignored by the
-        policy). The decision of the last call is in ``wrapper.last_decision``.
+        ``PermissionError``) is raised before the body runs. With ``from_arguments`` the call's
+        arguments, by parameter name, are merged over ``fields``: positional ones too, the
+        function's defaults for those not passed, and the contents of a ``**kwargs``
+        parameter (undeclared names are ignored by the policy). A call that does not fit the
+        function's signature raises its ``TypeError`` before anything is evaluated. The
+        decision of the last call is in ``wrapper.last_decision``.
         """
         static = dict(fields or {})
 
         def decorate(function: F) -> F:
-            def check(kwargs: dict[str, Any]) -> Decision:
-                merged = {**static, **kwargs} if from_kwargs and kwargs else static
+            arguments = _ArgumentFields(function) if from_arguments else None
+
+            def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
+                merged = static if arguments is None else {**static,
+                                                           **arguments.of(args, kwargs)}
                 decision = self.evaluate(agent_id, action, merged)
                 wrapper.last_decision = decision  # type: ignore[attr-defined]
                 if not decision.allowed:
@@ -338,12 +344,12 @@ class Engine:
             if inspect.iscoroutinefunction(function):
                 @functools.wraps(function)
                 async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check(kwargs)
+                    check(args, kwargs)
                     return await function(*args, **kwargs)
             else:
                 @functools.wraps(function)
                 def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check(kwargs)
+                    check(args, kwargs)
                     return function(*args, **kwargs)
 
             wrapper.last_decision = None  # type: ignore[attr-defined]
@@ -364,6 +370,30 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+
+class _ArgumentFields:
+    """A guarded function's call arguments as input fields, by parameter name."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(function)
+        except (TypeError, ValueError):   # no signature (some builtins): keyword arguments only
+            self.signature = None
+
+    def of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.signature is None:
+            return kwargs
+        bound = self.signature.bind(*args, **kwargs)   # a call that does not fit raises here
+        bound.apply_defaults()
+        found: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                found.update(value)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                found[name] = value
+        return found
 
 
 _EVALUATE = Engine.evaluate

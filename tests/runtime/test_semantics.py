@@ -284,6 +284,65 @@ def test_guard_takes_fields_from_keyword_arguments(engine: Engine) -> None:
         export(data_classification="sensitive")
 
 
+def test_guard_takes_fields_from_positional_arguments_and_defaults(engine: Engine) -> None:
+    @engine.guard("a", "EXPORT_DATA")
+    def export(destination_type: str, data_classification: str = "sensitive",
+               **options: Any) -> str:
+        return destination_type
+
+    assert export("internal") == "internal"               # the default is read too
+    assert export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"
+    export("external")                                    # external + default "sensitive"
+    assert export.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+    assert export.last_decision.cumulative_risk == 80
+    with pytest.raises(PermissionError):
+        export("external", data_classification="restricted")
+
+    @engine.guard("b", "SEND_NOTIFICATION")
+    def notify(*recipients: str, **fields: Any) -> int:
+        return len(recipients)
+
+    assert notify("x", "y", notification_type="rejection") == 2
+    assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"
+
+
+def test_guard_without_arguments_uses_its_fields_only(engine: Engine) -> None:
+    @engine.guard("a", "EXPORT_DATA", {"destination_type": "internal"}, from_arguments=False)
+    def export(destination_type: str) -> str:
+        return destination_type
+
+    assert export("external") == "external"
+    assert export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"
+
+
+def test_guard_refuses_a_call_that_does_not_fit_before_evaluating(engine: Engine) -> None:
+    @engine.guard("a", "FILE_READ")
+    def read(path: str) -> str:
+        return path
+
+    with pytest.raises(TypeError):
+        read()   # type: ignore[call-arg]
+    assert read.last_decision is None and engine.agents() == []
+
+
+def test_guard_on_a_coroutine_function_reads_its_arguments(engine: Engine) -> None:
+    import asyncio
+
+    @engine.guard("a", "CHANGE_PERMISSION")
+    async def grant(user: str) -> str:
+        return user
+
+    with pytest.raises(ActionDenied):
+        asyncio.run(grant("eve"))
+
+    @engine.guard("b", "SEND_NOTIFICATION")
+    async def notify(notification_type: str) -> str:
+        return notification_type
+
+    assert asyncio.run(notify("rejection")) == "rejection"
+    assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"
+
+
 def test_shutdown_rule_stops_the_agent_at_once(sentra_table: dict[str, object]) -> None:
     from tests.runtime.tables import with_shutdown_rule
     engine = Engine(with_shutdown_rule(sentra_table))
