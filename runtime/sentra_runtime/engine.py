@@ -321,11 +321,11 @@ class Engine:
 
         The call proceeds only when the decision is allowed; otherwise :class:`ActionDenied` (a
         ``PermissionError``) is raised before the body runs. With ``from_arguments`` the call's
-        arguments, by parameter name, are merged over ``fields``: positional ones too, the
-        function's defaults for those not passed, and the contents of a ``**kwargs``
-        parameter (undeclared names are ignored by the policy). A call that does not fit the
-        function's signature raises its ``TypeError`` before anything is evaluated. The
-        decision of the last call is in ``wrapper.last_decision``.
+        arguments are fields too, by parameter name: positional ones, keyword ones and the
+        contents of a ``**kwargs`` parameter override ``fields``; the function's defaults fill
+        in names that neither gives (undeclared names are ignored by the policy). A call that
+        does not fit the function's signature raises its ``TypeError`` before anything is
+        evaluated. The decision of the last call is in ``wrapper.last_decision``.
         """
         static = dict(fields or {})
 
@@ -333,8 +333,7 @@ class Engine:
             arguments = _ArgumentFields(function) if from_arguments else None
 
             def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
-                merged = static if arguments is None else {**static,
-                                                           **arguments.of(args, kwargs)}
+                merged = static if arguments is None else arguments.merged(static, args, kwargs)
                 decision = self.evaluate(agent_id, action, merged)
                 wrapper.last_decision = decision  # type: ignore[attr-defined]
                 if not decision.allowed:
@@ -380,20 +379,27 @@ class _ArgumentFields:
             self.signature: inspect.Signature | None = inspect.signature(function)
         except (TypeError, ValueError):   # no signature (some builtins): keyword arguments only
             self.signature = None
+            self.defaults: dict[str, Any] = {}
+            return
+        self.defaults = {name: parameter.default
+                         for name, parameter in self.signature.parameters.items()
+                         if parameter.default is not inspect.Parameter.empty}
 
-    def of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def merged(self, fields: dict[str, Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The function's defaults, then ``fields`` (the guard's own), then the arguments the
+        call passed: what is said explicitly wins over what is implied."""
         if self.signature is None:
-            return kwargs
+            return {**fields, **kwargs}
         bound = self.signature.bind(*args, **kwargs)   # a call that does not fit raises here
-        bound.apply_defaults()
-        found: dict[str, Any] = {}
+        passed: dict[str, Any] = {}
         for name, value in bound.arguments.items():
             kind = self.signature.parameters[name].kind
             if kind is inspect.Parameter.VAR_KEYWORD:
-                found.update(value)
+                passed.update(value)
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
-                found[name] = value
-        return found
+                passed[name] = value
+        return {**self.defaults, **fields, **passed}
 
 
 _EVALUATE = Engine.evaluate

@@ -306,6 +306,19 @@ def test_guard_takes_fields_from_positional_arguments_and_defaults(engine: Engin
     assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"
 
 
+def test_guard_fields_beat_defaults_and_passed_arguments_beat_both(engine: Engine) -> None:
+    @engine.guard("a", "EXPORT_DATA", {"destination_type": "external"})
+    def export(destination_type: str = "internal", data_classification: str = "internal") -> None:
+        pass
+
+    export()                                              # the guard's field, not the default
+    assert export.last_decision.trace.values["destination_type"] == "external"
+    export(data_classification="sensitive")
+    assert export.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+    export("internal", "sensitive")                       # passed: beats the guard's field
+    assert export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"
+
+
 def test_guard_without_arguments_uses_its_fields_only(engine: Engine) -> None:
     @engine.guard("a", "EXPORT_DATA", {"destination_type": "internal"}, from_arguments=False)
     def export(destination_type: str) -> str:
