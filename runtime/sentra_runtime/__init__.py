@@ -7,7 +7,8 @@
 
 from sentra_runtime.audit import VerifyResult, read_jsonl, verify_records
 from sentra_runtime.decision import Decision, Explanation, RuleTrial
-from sentra_runtime.engine import ActionDenied, Engine
+from sentra_runtime.engine import Engine
+from sentra_runtime.guard import ActionDenied
 from sentra_runtime.policy import (
     SCHEMA_VERSION,
     Policy,

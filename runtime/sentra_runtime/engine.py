@@ -7,14 +7,12 @@ generated matcher (pure; which rule matches this action and input) runs outside 
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from sentra_runtime.audit import Annotations, VerifyResult
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
@@ -36,6 +34,8 @@ from sentra_runtime.explain import (
     render_value,
 )
 from sentra_runtime.fastpath import AllowRow, inline_evaluate
+from sentra_runtime.guard import ActionDenied as ActionDenied
+from sentra_runtime.guard import F, guard
 from sentra_runtime.policy import Policy, RuleSpec, load_policy
 from sentra_runtime.stores import AgentState, MemoryStore, RawState, Reset, Store
 
@@ -47,16 +47,6 @@ UNKNOWN_ACTION_ID = "UNKNOWN_ACTION"
 NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class ActionDenied(PermissionError):
-    """Raised by :meth:`Engine.guard` before the guarded body runs; carries the decision."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(f"{decision.label}: {decision.action} by agent "
-                         f"{decision.agent_id!r} ({decision.rule_id}): {decision.reason}")
-        self.decision = decision
 
 
 def _constants(outcome: str, rule_id: str, threat: str | None, description: str | None,
@@ -320,41 +310,13 @@ class Engine:
         """Decorate a tool function so each call is evaluated first.
 
         The call proceeds only when the decision is allowed; otherwise :class:`ActionDenied` (a
-        ``PermissionError``) is raised before the body runs. With ``from_arguments`` the call's
-        arguments are fields too, by parameter name: positional ones, keyword ones and the
-        contents of a ``**kwargs`` parameter override ``fields``; the function's defaults fill
-        in names that neither gives (undeclared names are ignored by the policy). A call that
-        does not fit the function's signature raises its ``TypeError`` before anything is
-        evaluated. The decision of the last call is in ``wrapper.last_decision``.
+        ``PermissionError``) is raised before the body runs. The fields are ``fields`` plus,
+        with ``from_arguments``, the call's arguments whose names the policy declares, by
+        parameter name (positional ones too, defaults for those left out); the policy sees what
+        the body gets (rules in :mod:`sentra_runtime.guard`). The decision of the last call is
+        in ``wrapper.last_decision``.
         """
-        static = dict(fields or {})
-
-        def decorate(function: F) -> F:
-            arguments = _ArgumentFields(function) if from_arguments else None
-
-            def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
-                merged = static if arguments is None else arguments.merged(static, args, kwargs)
-                decision = self.evaluate(agent_id, action, merged)
-                wrapper.last_decision = decision  # type: ignore[attr-defined]
-                if not decision.allowed:
-                    raise ActionDenied(decision)
-                return decision
-
-            if inspect.iscoroutinefunction(function):
-                @functools.wraps(function)
-                async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check(args, kwargs)
-                    return await function(*args, **kwargs)
-            else:
-                @functools.wraps(function)
-                def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check(args, kwargs)
-                    return function(*args, **kwargs)
-
-            wrapper.last_decision = None  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
-
-        return decorate
+        return guard(self, agent_id, action, fields, from_arguments)
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """The store's audit log: hash-chained records in seq order."""
@@ -369,37 +331,6 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
-
-
-class _ArgumentFields:
-    """A guarded function's call arguments as input fields, by parameter name."""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        try:
-            self.signature: inspect.Signature | None = inspect.signature(function)
-        except (TypeError, ValueError):   # no signature (some builtins): keyword arguments only
-            self.signature = None
-            self.defaults: dict[str, Any] = {}
-            return
-        self.defaults = {name: parameter.default
-                         for name, parameter in self.signature.parameters.items()
-                         if parameter.default is not inspect.Parameter.empty}
-
-    def merged(self, fields: dict[str, Any], args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The function's defaults, then ``fields`` (the guard's own), then the arguments the
-        call passed: what is said explicitly wins over what is implied."""
-        if self.signature is None:
-            return {**fields, **kwargs}
-        bound = self.signature.bind(*args, **kwargs)   # a call that does not fit raises here
-        passed: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
-            kind = self.signature.parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                passed.update(value)
-            elif kind is not inspect.Parameter.VAR_POSITIONAL:
-                passed[name] = value
-        return {**self.defaults, **fields, **passed}
 
 
 _EVALUATE = Engine.evaluate

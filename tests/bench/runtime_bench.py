@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 # imported after the path set-up above, so the script runs from any directory
 from sentra_runtime import Engine, MemoryStore, SQLiteStore  # noqa: E402
 
-from sentra_lang.server.gate import CHECKPOINT_SECONDS  # noqa: E402
 from tests.runtime.helpers import sentra_table  # noqa: E402
 from tests.runtime.tables import generate_table, reseal  # noqa: E402
 
@@ -42,6 +41,9 @@ SENTRA_WORKLOAD = [
     ("REVIEW_CASE", {}),
 ]
 SENSITIVE = frozenset({"sensitive", "confidential", "restricted"})
+CHECKPOINT_SECONDS = 0.25
+"""``sentra_lang/server/gate.py``'s CHECKPOINT_SECONDS (not imported: this script needs only the
+runtime)."""
 NON_EMPTY_WORKLOAD = [(action, fields) for action, fields in SENTRA_WORKLOAD if fields]
 MIXED_WORKLOAD = SENTRA_WORKLOAD + [
     ("DELETE_RECORD", {}),                                   # risky allow: the state changes

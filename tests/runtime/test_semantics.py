@@ -306,17 +306,85 @@ def test_guard_takes_fields_from_positional_arguments_and_defaults(engine: Engin
     assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"
 
 
-def test_guard_fields_beat_defaults_and_passed_arguments_beat_both(engine: Engine) -> None:
+def test_guard_fields_may_not_name_a_parameter(engine: Engine) -> None:
+    """The body would get the caller's value or the default, not the one the policy saw."""
+    with pytest.raises(TypeError, match="destination_type"):
+        @engine.guard("a", "EXPORT_DATA", {"destination_type": "external"})
+        def export(destination_type: str = "internal") -> None:
+            pass
+
+
+def test_guard_fields_yield_to_what_the_call_passes(engine: Engine) -> None:
     @engine.guard("a", "EXPORT_DATA", {"destination_type": "external"})
-    def export(destination_type: str = "internal", data_classification: str = "internal") -> None:
+    def export(data_classification: str = "sensitive", **options: Any) -> None:
         pass
 
-    export()                                              # the guard's field, not the default
-    assert export.last_decision.trace.values["destination_type"] == "external"
-    export(data_classification="sensitive")
+    export()                                              # the guard's field and the default
     assert export.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
-    export("internal", "sensitive")                       # passed: beats the guard's field
-    assert export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"
+    export("sensitive", destination_type="internal")     # the body gets "internal": so does
+    assert export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"   # the policy
+
+
+def test_guard_reads_only_declared_names(engine: Engine) -> None:
+    """Other arguments (a key, a payload) never reach the decision or the audit log."""
+    @engine.guard("a", "APPROVE_TRANSACTION")
+    def pay(amount: Any, api_key: str, payload: bytes = b"") -> None:
+        pass
+
+    with pytest.raises(ActionDenied):
+        pay("100", "sk-live-SECRET", b"\0" * 50)        # amount is not a number: blocked
+    record = list(engine.audit_records())[-1]
+    assert record["decision"]["rule_id"] == "INVALID_INPUT"
+    assert record["input"] == {"amount": "100"}
+
+
+def test_guard_reads_the_arguments_a_partial_binds(engine: Engine) -> None:
+    import functools
+
+    def export(destination_type: str, data_classification: str) -> None:
+        pass
+
+    guarded = engine.guard("a", "EXPORT_DATA")(functools.partial(export, "external"))
+    guarded("restricted")
+    assert guarded.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+    guarded = engine.guard("b", "EXPORT_DATA")(functools.partial(
+        export, data_classification="restricted"))
+    guarded("external")
+    assert guarded.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+
+
+def test_guard_refuses_what_it_cannot_read(engine: Engine) -> None:
+    with pytest.raises(TypeError, match="no signature"):
+        engine.guard("a", "EXPORT_DATA")(max)
+    with pytest.raises(TypeError, match="below @classmethod"):
+        class Tools:
+            @engine.guard("a", "EXPORT_DATA")   # type: ignore[arg-type]
+            @classmethod
+            def export(cls) -> None:
+                pass
+
+    @engine.guard("a", "EXPORT_DATA")
+    def export(destination_type: str, data_classification: str, /, **options: Any) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="ambiguous"):
+        export("external", "restricted", data_classification="internal")
+    assert engine.agents() == []   # nothing was evaluated
+
+
+def test_guard_on_a_method_reads_its_arguments_not_self(engine: Engine) -> None:
+    class Exporter:
+        destination_type = "ignored"
+
+        @engine.guard("a", "EXPORT_DATA")
+        def export(self, destination_type: str, data_classification: str) -> str:
+            return destination_type
+
+    assert Exporter().export("external", "internal") == "external"
+    assert Exporter.export.last_decision.rule_id == "ALLOW_INTERNAL_EXPORT"
+    with pytest.raises(ActionDenied):
+        for _ in range(2):
+            Exporter().export("external", "restricted")
 
 
 def test_guard_without_arguments_uses_its_fields_only(engine: Engine) -> None:
