@@ -16,7 +16,9 @@ sees:
   refused before anything is evaluated, as is a call that does not fit the signature.
 
 Refused when decorating: callables without a signature (their positional arguments could not be
-read) and ``classmethod``/``staticmethod`` objects (put ``@engine.guard`` below them).
+read), callables decorated by a wrapper that takes other parameters than the function it wraps
+(put ``@engine.guard`` directly on the function), and ``classmethod``/``staticmethod`` objects
+(put ``@engine.guard`` below them).
 """
 
 from __future__ import annotations
@@ -93,11 +95,7 @@ class _Arguments:
             target = function.func
             self.bound_args, self.bound_kwargs = function.args, dict(function.keywords)
         name = getattr(function, "__qualname__", repr(function))
-        try:
-            self.signature = inspect.signature(target)
-        except (TypeError, ValueError):
-            raise TypeError(f"guard cannot read the arguments of {name}: it has no signature; "
-                            "pass from_arguments=False and give the fields") from None
+        self.signature = _signature(target, name)
         parameters = self.signature.parameters
         clash = sorted(key for key in static
                        if key in parameters and parameters[key].kind in _NAMED)
@@ -131,3 +129,27 @@ class _Arguments:
             elif kind is not inspect.Parameter.VAR_POSITIONAL and key in self.declared:
                 passed[key] = value
         return {**self.defaults, **static, **passed}
+
+
+def _signature(target: Callable[..., Any], name: str) -> inspect.Signature:
+    """The signature a call of ``target`` binds against. ``inspect.signature`` follows
+    ``__wrapped__`` to the decorated function, whose parameters a decorator may have changed
+    (injected a session, say): then the wrapped signature would map the call's arguments to the
+    wrong names, so such a callable is refused. A wrapper with no signature of its own (a C
+    object such as ``functools.lru_cache``) is read through ``__wrapped__``."""
+    try:
+        own: inspect.Signature | None = inspect.signature(target, follow_wrapped=False)
+    except (TypeError, ValueError):
+        own = None
+    try:
+        followed = inspect.signature(target)
+    except (TypeError, ValueError):
+        followed = None
+    if followed is None:
+        raise TypeError(f"guard cannot read the arguments of {name}: it has no signature; "
+                        "pass from_arguments=False and give the fields")
+    if own is not None and own != followed:
+        raise TypeError(f"guard cannot tell which arguments {name} passes on: it is decorated "
+                        f"(it takes {own}, the function it wraps takes {followed}); put "
+                        "@engine.guard directly on the function, below other decorators")
+    return followed

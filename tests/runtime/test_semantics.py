@@ -372,6 +372,28 @@ def test_guard_refuses_what_it_cannot_read(engine: Engine) -> None:
     assert engine.agents() == []   # nothing was evaluated
 
 
+def test_guard_refuses_a_decorated_function_whose_wrapper_takes_other_parameters(
+        engine: Engine) -> None:
+    import functools
+
+    def inject_session(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return function("SESSION", *args, **kwargs)
+        return wrapper
+
+    def export(session: str, destination_type: str) -> str:
+        return destination_type
+
+    with pytest.raises(TypeError, match="directly on the function"):
+        engine.guard("a", "EXPORT_DATA")(inject_session(export))
+    guarded = inject_session(engine.guard("a", "EXPORT_DATA")(export))   # innermost: fine
+    assert guarded("external") == "external"
+    assert guarded.__wrapped__.last_decision.trace.values["destination_type"] == "external"
+    cached = engine.guard("b", "EXPORT_DATA")(functools.lru_cache(export))   # no own signature
+    assert cached("s", "internal") == "internal"
+
+
 def test_guard_on_a_method_reads_its_arguments_not_self(engine: Engine) -> None:
     class Exporter:
         destination_type = "ignored"
