@@ -1,24 +1,30 @@
 """``Engine.guard``: evaluate each call of a tool function before its body runs.
 
 A guarded call's fields are the guard's own mapping plus the call's arguments, by parameter
-name. Only arguments whose names the policy declares are read (``context`` for
-``context.approval_requires_verified_eligibility``), so other arguments (keys, payloads,
-``self``) never reach the decision or the audit log. What the body receives is what the policy
-sees:
+name. The rule throughout: the policy sees what the body gets, and where the guard cannot know
+what the body gets, it refuses (a ``TypeError``, before anything is evaluated) instead of
+guessing.
 
-* an argument the call passes beats the guard's own field of that name (only possible through
-  a ``**kwargs`` parameter: see the next point);
-* the guard's fields may not name a parameter of the function: the body would get another
-  value (the caller's, or the default) than the policy saw; refused when decorating;
-* a parameter's default counts when the call leaves the parameter out;
-* the arguments a ``functools.partial`` binds count;
-* a call giving one name twice (a positional-only parameter and a ``**kwargs`` entry) is
-  refused before anything is evaluated, as is a call that does not fit the signature.
-
-Refused when decorating: callables without a signature (their positional arguments could not be
-read), callables decorated by a wrapper that takes other parameters than the function it wraps
-(put ``@engine.guard`` directly on the function), and ``classmethod``/``staticmethod`` objects
-(put ``@engine.guard`` below them).
+* The function's signature is read once, when decorating.
+* Only arguments the policy declares are read: a parameter named like a declared field or its
+  top-level object (``context`` for ``context.eligibility_verified``), and ``**kwargs`` entries
+  named so or spelled as a flat dotted key (``"context.eligibility_verified"``). Other
+  arguments (keys, payloads, ``self``) never reach the decision or the audit log.
+* Positional arguments count, and so do the arguments ``functools.partial`` objects bind (read
+  at each call). A parameter's default counts when the call leaves the parameter out.
+* A call that puts values into a ``*args`` parameter is refused: the guard cannot tell what the
+  body does with them. So is a call that does not fit the signature, or that gives one name
+  twice (a positional-only parameter and a ``**kwargs`` entry).
+* The guard's own fields beat nothing the body gets: a field (or the object of a dotted one)
+  that names a parameter is refused when decorating; through ``**kwargs`` an argument the call
+  passes beats the guard's field of that name.
+* Refused when decorating: callables without a signature; a wrapper (``functools.wraps``) whose
+  parameters differ from the function it wraps (put the guard directly on the function, below
+  other decorators); a ``*args``/``**kwargs`` parameter named like a declared field;
+  ``classmethod``/``staticmethod`` objects (put the guard below them); generator functions (their
+  body runs after the call returns, when the arguments may have changed).
+* Coroutine functions, and objects whose ``__call__`` is one, are checked when called, before
+  the coroutine is made.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 _NAMED = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
           inspect.Parameter.KEYWORD_ONLY)
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 
 
 class ActionDenied(PermissionError):
@@ -49,13 +57,17 @@ class ActionDenied(PermissionError):
 
 def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] | None,
           from_arguments: bool) -> Callable[[F], F]:
-    """See :meth:`Engine.guard`."""
+    """See :meth:`Engine.guard` and this module's rules."""
     static = dict(fields or {})
-    declared = frozenset(spec.name.partition(".")[0] for spec in engine.policy.inputs)
+    names = frozenset(spec.name for spec in engine.policy.inputs)
+    declared = _Declared(names, frozenset(name.partition(".")[0] for name in names))
 
     def decorate(function: F) -> F:
         if isinstance(function, (classmethod, staticmethod)):
             raise TypeError("put @engine.guard below @classmethod or @staticmethod, not above")
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            raise TypeError("@engine.guard cannot guard a generator: its body runs after the "
+                            "call returns; guard the function that does the action")
         arguments = _Arguments(function, declared, static) if from_arguments else None
 
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
@@ -66,7 +78,7 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
                 raise ActionDenied(decision)
             return decision
 
-        if inspect.iscoroutinefunction(function):
+        if _is_coroutine(function):
             @functools.wraps(function)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 check(args, kwargs)
@@ -77,48 +89,78 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
                 check(args, kwargs)
                 return function(*args, **kwargs)
 
+        if arguments is not None:
+            # the wrapper passes its arguments on unchanged: say so, so that another guard
+            # (or anything else) reading it sees the function's parameters
+            wrapper.__signature__ = arguments.signature  # type: ignore[attr-defined]
         wrapper.last_decision = None  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
 
 
+def _is_coroutine(function: Callable[..., Any]) -> bool:
+    call = inspect.getattr_static(type(function), "__call__", None)   # an async __call__
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
+class _Declared:
+    """The policy's input names: full (``context.x``) and top-level (``context``, ``amount``)."""
+
+    def __init__(self, full: frozenset[str], roots: frozenset[str]) -> None:
+        self.full, self.roots = full, roots
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.roots or key in self.full
+
+
 class _Arguments:
     """Reads a guarded function's call arguments as fields (see the module's rules)."""
 
-    def __init__(self, function: Callable[..., Any], declared: frozenset[str],
+    def __init__(self, function: Callable[..., Any], declared: _Declared,
                  static: Mapping[str, Any]) -> None:
+        self.partials: list[functools.partial[Any]] = []
         target: Callable[..., Any] = function
-        self.bound_args: tuple[Any, ...] = ()
-        self.bound_kwargs: dict[str, Any] = {}
-        if isinstance(function, functools.partial):
-            target = function.func
-            self.bound_args, self.bound_kwargs = function.args, dict(function.keywords)
+        while isinstance(target, functools.partial):
+            self.partials.append(target)
+            target = target.func
+        self.partials.reverse()   # innermost first: its arguments come first
         name = getattr(function, "__qualname__", repr(function))
         self.signature = _signature(target, name)
         parameters = self.signature.parameters
-        clash = sorted(key for key in static
-                       if key in parameters and parameters[key].kind in _NAMED)
+        clash = sorted(key for key in static if key in declared
+                       and key.partition(".")[0] in parameters
+                       and parameters[key.partition(".")[0]].kind in _NAMED)
         if clash:
             raise TypeError(f"the guard's fields name parameters of {name} ({', '.join(clash)}): "
                             "the body would get another value than the policy sees; pass "
                             "them as arguments instead")
+        spread = sorted(key for key, parameter in parameters.items()
+                        if parameter.kind in (_VAR_POSITIONAL, _VAR_KEYWORD) and key in declared)
+        if spread:
+            raise TypeError(f"{name} collects arguments under a declared field's name "
+                            f"({', '.join(spread)}): the policy would not see them as that field")
         self.declared = declared
         self.positional_only = frozenset(
             key for key, parameter in parameters.items()
             if parameter.kind is inspect.Parameter.POSITIONAL_ONLY)
-        self.defaults = {key: parameter.default for key, parameter in parameters.items()
-                         if key in declared and parameter.default is not inspect.Parameter.empty}
 
     def fields(self, static: dict[str, Any], args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> dict[str, Any]:
         """The function's defaults, the guard's fields, then what the call passes; of the
         arguments, only names the policy declares."""
-        bound = self.signature.bind(*self.bound_args, *args, **{**self.bound_kwargs, **kwargs})
+        for partial in reversed(self.partials):   # each level's keywords under the outer ones
+            kwargs = {**partial.keywords, **kwargs}
+        args = tuple(item for partial in self.partials for item in partial.args) + args
+        bound = self.signature.bind(*args, **kwargs)   # a call that does not fit raises here
         passed: dict[str, Any] = {}
         for key, value in bound.arguments.items():
             kind = self.signature.parameters[key].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
+            if kind is _VAR_POSITIONAL:
+                if value:
+                    raise TypeError(f"positional arguments collected by *{key} cannot be read "
+                                    "as fields: pass them by keyword")
+            elif kind is _VAR_KEYWORD:
                 twice = sorted(self.positional_only.intersection(value))
                 if twice:
                     raise TypeError(f"{', '.join(twice)} given both as a positional-only "
@@ -126,30 +168,40 @@ class _Arguments:
                                     "check is ambiguous")
                 passed.update((name, item) for name, item in value.items()
                               if name in self.declared)
-            elif kind is not inspect.Parameter.VAR_POSITIONAL and key in self.declared:
+            elif key in self.declared:
                 passed[key] = value
-        return {**self.defaults, **static, **passed}
+        defaults = {key: parameter.default
+                    for key, parameter in self.signature.parameters.items()
+                    if key not in bound.arguments and key in self.declared
+                    and parameter.default is not inspect.Parameter.empty}
+        return {**defaults, **static, **passed}
 
 
 def _signature(target: Callable[..., Any], name: str) -> inspect.Signature:
     """The signature a call of ``target`` binds against. ``inspect.signature`` follows
     ``__wrapped__`` to the decorated function, whose parameters a decorator may have changed
-    (injected a session, say): then the wrapped signature would map the call's arguments to the
-    wrong names, so such a callable is refused. A wrapper with no signature of its own (a C
-    object such as ``functools.lru_cache``) is read through ``__wrapped__``."""
-    try:
-        own: inspect.Signature | None = inspect.signature(target, follow_wrapped=False)
-    except (TypeError, ValueError):
-        own = None
+    (injected a session, say): the call's arguments would then be read under the wrong names,
+    so such a callable is refused. A wrapper with no signature of its own (a C object such as
+    ``functools.lru_cache``) is read through ``__wrapped__``."""
     try:
         followed = inspect.signature(target)
     except (TypeError, ValueError):
-        followed = None
-    if followed is None:
         raise TypeError(f"guard cannot read the arguments of {name}: it has no signature; "
-                        "pass from_arguments=False and give the fields")
-    if own is not None and own != followed:
+                        "pass from_arguments=False and give the fields") from None
+    if inspect.unwrap(target) is target:
+        return followed
+    try:
+        own = inspect.signature(target, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return followed
+    if _shape(own) != _shape(followed):
         raise TypeError(f"guard cannot tell which arguments {name} passes on: it is decorated "
                         f"(it takes {own}, the function it wraps takes {followed}); put "
                         "@engine.guard directly on the function, below other decorators")
     return followed
+
+
+def _shape(signature: inspect.Signature) -> list[tuple[str, Any]]:
+    """Parameter names and kinds (defaults are not compared: ``nan != nan``, and some
+    objects' ``==`` does not even give a bool)."""
+    return [(parameter.name, parameter.kind) for parameter in signature.parameters.values()]

@@ -302,8 +302,11 @@ def test_guard_takes_fields_from_positional_arguments_and_defaults(engine: Engin
     def notify(*recipients: str, **fields: Any) -> int:
         return len(recipients)
 
-    assert notify("x", "y", notification_type="rejection") == 2
+    assert notify(notification_type="rejection") == 0
     assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"
+    with pytest.raises(TypeError, match=r"\*recipients"):   # the body might use them as fields
+        notify("x", "y", notification_type="approval")
+    assert notify.last_decision.rule_id == "ALLOW_REJECTION_NOTIFICATION"   # not evaluated
 
 
 def test_guard_fields_may_not_name_a_parameter(engine: Engine) -> None:
@@ -392,6 +395,83 @@ def test_guard_refuses_a_decorated_function_whose_wrapper_takes_other_parameters
     assert guarded.__wrapped__.last_decision.trace.values["destination_type"] == "external"
     cached = engine.guard("b", "EXPORT_DATA")(functools.lru_cache(export))   # no own signature
     assert cached("s", "internal") == "internal"
+
+
+def test_guard_reads_flat_dotted_keys_and_refuses_dotted_fields_on_parameters(
+        engine: Engine) -> None:
+    @engine.guard("a", "SEND_NOTIFICATION")
+    def notify(notification_type: str, **options: Any) -> None:
+        pass
+
+    with pytest.raises(ActionDenied):   # as evaluate reads it: a flat dotted key counts
+        notify("approval", **{"context.approval_requires_verified_eligibility": True})
+    assert notify.last_decision.rule_id == "BLOCK_UNSAFE_APPROVAL_NOTIFICATION"
+    with pytest.raises(TypeError, match="context.max_approval_amount"):
+        @engine.guard("a", "APPROVE_TRANSACTION", {"context.max_approval_amount": 1000})
+        def approve(amount: int, context: Any = None) -> None:
+            pass
+    with pytest.raises(TypeError, match="declared field"):
+        @engine.guard("a", "SEND_NOTIFICATION")
+        def send(notification_type: str, **context: Any) -> None:
+            pass
+
+
+def test_guard_reads_partials_of_partials(engine: Engine) -> None:
+    import functools
+
+    def export(session: str, destination_type: str = "internal",
+               data_classification: str = "internal") -> tuple[str, str]:
+        return destination_type, data_classification
+
+    tool = functools.partial(export, "S", "external")
+    tool.__name__ = "export_external"   # type: ignore[attr-defined]  # not flattened now
+    guarded = engine.guard("a", "EXPORT_DATA")(functools.partial(
+        tool, data_classification="restricted"))
+    assert guarded() == ("external", "restricted")
+    assert guarded.last_decision.rule_id == "RISKY_SENSITIVE_EXTERNAL_EXPORT"
+
+
+def test_guard_refuses_what_it_cannot_follow(engine: Engine) -> None:
+    def with_session(function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:   # no functools.wraps
+            return function("SESSION", *args, **kwargs)
+        return wrapper
+
+    def export(session: str, destination_type: str, data_classification: str) -> None:
+        pass
+
+    guarded = engine.guard("a", "EXPORT_DATA")(with_session(export))
+    with pytest.raises(TypeError, match=r"\*args"):
+        guarded("external", "restricted")
+    with pytest.raises(TypeError, match="generator"):
+        @engine.guard("a", "SEND_NOTIFICATION")
+        def notify(notification_type: str) -> Any:
+            yield notification_type
+
+
+def test_guard_accepts_what_it_can_follow(engine: Engine) -> None:
+    import inspect
+    import math
+
+    @engine.guard("a", "APPROVE_TRANSACTION")
+    def approve(amount: float = math.nan) -> None:   # nan != nan: defaults are not compared
+        pass
+
+    @engine.guard("b", "EXPORT_DATA")
+    @engine.guard("b", "FILE_READ")   # guards stack: each passes the arguments on
+    def export(destination_type: str) -> None:
+        pass
+
+    export("external")
+    assert export.last_decision.trace.values["destination_type"] == "external"
+    assert export.__wrapped__.last_decision.rule_id == "ALLOW_INTERNAL_WORKFLOW"
+
+    class Notifier:
+        async def __call__(self, notification_type: str) -> str:
+            return notification_type
+
+    notifier = engine.guard("c", "SEND_NOTIFICATION")(Notifier())
+    assert inspect.iscoroutinefunction(notifier)   # checked when called, then awaited
 
 
 def test_guard_on_a_method_reads_its_arguments_not_self(engine: Engine) -> None:
