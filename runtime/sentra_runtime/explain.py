@@ -57,12 +57,19 @@ def render_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def jsonable(value: Any) -> Any:
+MAX_DEPTH = 64
+"""How deep :func:`jsonable` follows nested input; deeper (or self-referencing) parts are
+recorded as a marker."""
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
     """A JSON-safe snapshot of raw caller input (for the audit log of rejected input)."""
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and depth >= MAX_DEPTH:
+        return f"<nested deeper than {MAX_DEPTH} levels>"
     if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = [jsonable(item) for item in value]
+        items = [jsonable(item, depth + 1) for item in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
     if value is None or isinstance(value, (str, bool, int)):
         return value

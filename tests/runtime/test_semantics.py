@@ -256,6 +256,19 @@ def test_decision_is_frozen_and_equal_by_value(engine: Engine) -> None:
         first.reason = "changed"  # type: ignore[misc]
 
 
+def test_self_referencing_rejected_input_is_recorded_not_recursed(engine: Engine) -> None:
+    looped: dict[str, Any] = {"amount": "not a number"}
+    looped["again"] = looped
+    decision = engine.evaluate("a", "APPROVE_TRANSACTION", looped)
+    assert decision.rule_id == "INVALID_INPUT"
+    record = list(engine.audit_records())[-1]
+    depth = 0
+    node = record["input"]
+    while isinstance(node, dict):
+        node, depth = node["again"], depth + 1
+    assert (depth, node) == (64, "<nested deeper than 64 levels>")
+
+
 def test_guard_raises_before_the_body_runs(engine: Engine) -> None:
     calls: list[str] = []
 
