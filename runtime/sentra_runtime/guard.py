@@ -59,8 +59,9 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
           from_arguments: bool) -> Callable[[F], F]:
     """See :meth:`Engine.guard` and this module's rules."""
     static = dict(fields or {})
-    names = frozenset(spec.name for spec in engine.policy.inputs)
-    declared = _Declared(names, frozenset(name.partition(".")[0] for name in names))
+    # a declared field's full name (a flat dotted key) or its top-level name (the object)
+    declared = frozenset(name for spec in engine.policy.inputs
+                         for name in (spec.name, spec.name.partition(".")[0]))
 
     def decorate(function: F) -> F:
         if isinstance(function, (classmethod, staticmethod)):
@@ -104,20 +105,10 @@ def _is_coroutine(function: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
 
 
-class _Declared:
-    """The policy's input names: full (``context.x``) and top-level (``context``, ``amount``)."""
-
-    def __init__(self, full: frozenset[str], roots: frozenset[str]) -> None:
-        self.full, self.roots = full, roots
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.roots or key in self.full
-
-
 class _Arguments:
     """Reads a guarded function's call arguments as fields (see the module's rules)."""
 
-    def __init__(self, function: Callable[..., Any], declared: _Declared,
+    def __init__(self, function: Callable[..., Any], declared: frozenset[str],
                  static: Mapping[str, Any]) -> None:
         self.partials: list[functools.partial[Any]] = []
         target: Callable[..., Any] = function
