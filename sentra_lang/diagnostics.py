@@ -7,13 +7,17 @@ compiler-style message with a snippet, as JSON, as SARIF 2.1.0 or as a GitHub an
 from __future__ import annotations
 
 import json
+import os
+import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from sentra_lang.codes import CODES
-from sentra_lang.source import NO_SPAN, Span
+from sentra_lang.codes import CODES, Code
+from sentra_lang.source import NO_SPAN, UNKNOWN_SOURCE, Span
 
 
 class Severity(str, Enum):  # noqa: UP042 (StrEnum would change str() and format())
@@ -132,21 +136,28 @@ def _snippet(span: Span, *, color: bool = False) -> list[str]:
     width = max(1, end_column - span.column)
     shown = text.replace("\t", " ")
     if color:
-        # the source line in the sentra lexer's colours; ANSI escapes take no columns, so the
-        # carets below stay aligned (with the escapes removed it is the plain rendering)
-        from pygments import highlight
-        from pygments.formatters import TerminalFormatter
-
-        from sentra_lang.highlight import SentraLexer
-
-        coloured: str = highlight(shown, SentraLexer(stripnl=False, ensurenl=False),
-                                  TerminalFormatter())
-        shown = coloured.removesuffix("\n") if not shown.endswith("\n") else coloured
+        shown = _highlight(shown)
     return [
         f"{' ' * gutter} |",
         f"{span.line} | {shown}",
         f"{' ' * gutter} | {' ' * (span.column - 1)}{'^' * width}",
     ]
+
+
+def _highlight(line: str) -> str:
+    """The source line in the sentra lexer's colours, or as it is without Pygments (an
+    optional dependency). ANSI escapes take no columns, so the carets stay aligned: with the
+    escapes removed it is the plain rendering."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import TerminalFormatter
+    except ModuleNotFoundError:
+        return line
+    from sentra_lang.highlight import SentraLexer
+
+    coloured: str = highlight(line, SentraLexer(stripnl=False, ensurenl=False),
+                              TerminalFormatter())
+    return coloured.removesuffix("\n") if not line.endswith("\n") else coloured
 
 
 def format_witness(witness: dict[str, Any]) -> str:
@@ -199,68 +210,95 @@ def render_json(diagnostics: Sequence[Diagnostic]) -> str:
 
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_SARIF_ROOT = "%SRCROOT%"
 
 
-def render_sarif(diagnostics: Sequence[Diagnostic], *, version: str) -> str:
-    """SARIF 2.1.0, one run, with every code used as a rule of the driver."""
+def render_sarif(diagnostics: Sequence[Diagnostic], *, version: str,
+                 root: Path | None = None) -> str:
+    """SARIF 2.1.0: one run, every code used as a rule of the driver, with its documentation.
+
+    Relative paths are read from `root` (default: the working folder), and files under it are
+    written as URIs relative to the base id `%SRCROOT%`, which is `root`; other files as
+    absolute `file:` URIs. Columns count code points, as everywhere in sentra-lang.
+    """
+    root = Path(os.path.abspath(root if root is not None else Path.cwd()))
     used = sorted({d.code for d in diagnostics})
-    rules = [
-        {
-            "id": code,
-            "name": CODES[code].title,
-            "shortDescription": {"text": CODES[code].title},
-            "helpUri": f"https://sentra-lang.dev/diagnostics/#{code.lower()}",
-        }
-        for code in used
-    ]
-    results = []
-    for diag in diagnostics:
-        message = diag.message + (f" ({diag.help})" if diag.help else "")
-        results.append(
-            {
-                "ruleId": diag.code,
-                "ruleIndex": used.index(diag.code),
-                "level": _SARIF_LEVEL[diag.severity],
-                "message": {"text": message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": diag.span.path},
-                            "region": {
-                                "startLine": diag.span.line,
-                                "startColumn": diag.span.column,
-                                "endLine": diag.span.end_line,
-                                "endColumn": diag.span.end_column,
-                            },
-                        }
-                    }
-                ],
-            }
-        )
-    sarif = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "sentra-lang",
-                        "version": version,
-                        "informationUri": "https://sentra-lang.dev",
-                        "rules": rules,
-                    }
-                },
-                "results": results,
-            }
-        ],
+    root_uri = root.as_uri().rstrip("/") + "/"
+    run = {
+        "tool": {"driver": {"name": "sentra-lang", "version": version,
+                            "rules": [_sarif_rule(CODES[code]) for code in used]}},
+        "invocations": [{"executionSuccessful": True, "workingDirectory": {"uri": root_uri}}],
+        "originalUriBaseIds": {_SARIF_ROOT: {"uri": root_uri}},
+        "columnKind": "unicodeCodePoints",
+        "results": [_sarif_result(diag, used.index(diag.code), root) for diag in diagnostics],
     }
+    sarif = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+             "runs": [run]}
     return json.dumps(sarif, indent=2) + "\n"
+
+
+def _sarif_rule(code: Code) -> dict[str, Any]:
+    """A rule's metadata: the title, and the explanation and example of docs/diagnostics.md
+    (both generated from `sentra_lang.codes`, the one source of a code's documentation)."""
+    example = f"\n\nFor example:\n\n{code.example.rstrip()}" if code.example else ""
+    example_md = f"\n\nFor example:\n\n```sentra\n{code.example}```" if code.example else ""
+    where = f"\n\nDocumented under {code.code} in sentra-lang's docs/diagnostics.md."
+    return {
+        "id": code.code,
+        "name": "".join(word.capitalize() for word in re.findall(r"[A-Za-z0-9]+", code.title)),
+        "shortDescription": {"text": code.title},
+        "fullDescription": {"text": code.explanation},
+        "help": {"text": code.explanation + example + where,
+                 "markdown": code.explanation + example_md + where},
+        "defaultConfiguration": {"level": _SARIF_LEVEL[Severity(code.severity)]},
+    }
+
+
+def _sarif_result(diag: Diagnostic, rule_index: int, root: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": diag.code,
+        "ruleIndex": rule_index,
+        "level": _SARIF_LEVEL[diag.severity],
+        "message": {"text": diag.message + (f" ({diag.help})" if diag.help else "")},
+    }
+    location = _sarif_location(diag.span, root)
+    if location is not None:
+        result["locations"] = [location]
+    related = [(r, _sarif_location(r.span, root)) for r in diag.related]
+    if any(loc is not None for _, loc in related):
+        result["relatedLocations"] = [
+            {"id": index, **loc, "message": {"text": r.message}}
+            for index, (r, loc) in enumerate(related) if loc is not None
+        ]
+    return result
+
+
+def _sarif_location(span: Span, root: Path) -> dict[str, Any] | None:
+    if span.source is UNKNOWN_SOURCE or not span.path:
+        return None
+    return {"physicalLocation": {
+        "artifactLocation": sarif_artifact(span.path, root),
+        "region": {"startLine": span.line, "startColumn": span.column,
+                   "endLine": span.end_line, "endColumn": span.end_column},
+    }}
+
+
+def sarif_artifact(path: str, root: Path) -> dict[str, str]:
+    """A SARIF artifact location: a percent-encoded URI reference relative to `%SRCROOT%` for
+    a file under `root`, an absolute `file:` URI for any other (spaces, `%`, `#` and non-ASCII
+    characters are encoded, so the URI names exactly the file)."""
+    absolute = Path(os.path.abspath(root / path))
+    if absolute.is_relative_to(root):
+        relative = absolute.relative_to(root).as_posix()
+        return {"uri": urllib.parse.quote(relative, safe="/"), "uriBaseId": _SARIF_ROOT}
+    return {"uri": absolute.as_uri()}
 
 
 _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
-def _escape_github(text: str, *, property_value: bool = False) -> str:
+def escape_github(text: str, *, property_value: bool = False) -> str:
+    """Escape a workflow command's message, or (`property_value`) one of its `key=value`s."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if property_value:
         text = text.replace(":", "%3A").replace(",", "%2C")
@@ -270,15 +308,14 @@ def _escape_github(text: str, *, property_value: bool = False) -> str:
 def render_github(diag: Diagnostic) -> str:
     """A GitHub Actions workflow command that annotates the line in a pull request."""
     span = diag.span
-    props = ",".join(
-        [
-            f"file={_escape_github(span.path, property_value=True)}",
-            f"line={span.line}",
-            f"col={span.column}",
-            f"endLine={span.end_line}",
-            f"endColumn={span.end_column}",
-            f"title={_escape_github(diag.code + ' ' + diag.title, property_value=True)}",
-        ]
-    )
+    location = [] if span.source is UNKNOWN_SOURCE else [
+        f"file={escape_github(span.path, property_value=True)}",
+        f"line={span.line}",
+        f"col={span.column}",
+        f"endLine={span.end_line}",
+        f"endColumn={span.end_column}",
+    ]
+    title = escape_github(diag.code + " " + diag.title, property_value=True)
+    props = ",".join([*location, f"title={title}"])
     message = diag.message + (f" ({diag.help})" if diag.help else "")
-    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{_escape_github(message)}"
+    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{escape_github(message)}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from sentra_lang import __version__
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import expand
 from sentra_lang.compiler import compile_file
 from sentra_lang.diagnostics import (
@@ -29,10 +30,13 @@ def register(subparsers: Any) -> None:
         description="Check .sentra files (folders are searched recursively). Exit 0 when no "
         "errors were found, 1 on errors (or warnings with --strict), 2 on usage errors.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
-    parser.add_argument("--format", choices=["human", "json", "sarif", "github"], default="human")
+    parser.add_argument("--format", choices=["human", "json", "sarif", "github"], default="human",
+                        help="output on stdout: human (default), json, sarif (SARIF 2.1.0) or "
+                        "github (workflow commands that annotate a pull request)")
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
     parser.add_argument("--notes", action="store_true",
-                        help="show analysis notes (overlaps, uncovered inputs) in human output")
+                        help="include analysis notes (overlaps, uncovered inputs), in every format")
+    add_color_option(parser)
     parser.add_argument("--no-analysis", action="store_true", help="skip the exact analysis")
     parser.set_defaults(run=run)
 
@@ -50,16 +54,16 @@ def collect(paths: list[str], *, analyse: bool = True) -> tuple[list[Diagnostic]
 
 def run(args: argparse.Namespace) -> int:
     diagnostics, count = collect(args.paths, analyse=not args.no_analysis)
+    shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
     if args.format == "json":
-        sys.stdout.write(render_json(diagnostics))
+        sys.stdout.write(render_json(shown))
     elif args.format == "sarif":
-        sys.stdout.write(render_sarif(diagnostics, version=__version__))
+        sys.stdout.write(render_sarif(shown, version=__version__))
     elif args.format == "github":
-        for diag in diagnostics:
+        for diag in shown:
             print(render_github(diag))
     else:
-        shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
-        color = sys.stdout.isatty()
+        color = use_color(args.color, sys.stdout)
         for diag in shown:
             print(render_human(diag, color=color))
             print()

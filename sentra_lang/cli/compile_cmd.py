@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.compiler import compile_file
 from sentra_lang.diagnostics import Severity, render_human
 from sentra_lang.files import write_atomically
@@ -22,6 +23,7 @@ def register(subparsers: Any) -> None:
         "for the same source. Exit 1 when the policy has errors (nothing is written).")
     parser.add_argument("file", metavar="FILE")
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     for diag in result.sorted_diagnostics():
         if diag.severity is Severity.ERROR:
-            print(render_human(diag), file=sys.stderr)
+            print(render_human(diag, color=use_color(args.color, sys.stderr)), file=sys.stderr)
     if not result.ok or result.table is None:
         if result.ok:
             print(f"{args.file}: a library (no `policy` header) has no table", file=sys.stderr)

@@ -6,24 +6,19 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import expand
 from sentra_lang.compiler import Compilation
 from sentra_lang.diagnostics import render_human, render_summary
-from sentra_lang.docgen import (
-    Coverage,
-    CoverageError,
-    DocsBuildError,
-    build_site,
-    load_coverage,
-    policy_docs,
-    write_markdown,
-)
-from sentra_lang.docgen.build import OutputRefused, check_output, staged_output
-from sentra_lang.docgen.collect import compile_policies, errors_of
 from sentra_lang.loader import FileUnreadable
+
+if TYPE_CHECKING:
+    from sentra_lang.docgen import Coverage
+
+EXTRA_MISSING = "this command needs the `docs` extra: pip install 'sentra-lang[docs]'"
 
 
 def register(subparsers: Any) -> None:
@@ -46,10 +41,13 @@ def register(subparsers: Any) -> None:
                         help="a `sentra-lang test --json` report: show which scenarios cover "
                         "each rule and mark the rules none covers")
     parser.add_argument("--title", default="Policy reference", help="the site's name")
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
 def _compile(paths: list[str]) -> list[Compilation]:
+    from sentra_lang.docgen.collect import compile_policies
+
     try:
         return compile_policies(expand(paths))
     except FileUnreadable as error:
@@ -57,6 +55,8 @@ def _compile(paths: list[str]) -> list[Compilation]:
 
 
 def _coverage(path: str | None) -> Coverage | None:
+    from sentra_lang.docgen import CoverageError, load_coverage
+
     if path is None:
         return None
     try:
@@ -66,6 +66,8 @@ def _coverage(path: str | None) -> Coverage | None:
 
 
 def _output(args: argparse.Namespace) -> Path:
+    from sentra_lang.docgen.build import OutputRefused, check_output
+
     inputs = [*args.paths, *([args.coverage] if args.coverage else [])]
     try:
         return check_output(args.output, force=args.force, inputs=inputs)
@@ -77,13 +79,21 @@ def _output(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # the generator's own dependencies (Jinja, Pygments, mkdocs-material): an extra
+        from sentra_lang.docgen import DocsBuildError, build_site, policy_docs, write_markdown
+        from sentra_lang.docgen.build import staged_output
+        from sentra_lang.docgen.collect import errors_of
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("sentra_lang"):
+            raise
+        raise UsageError(EXTRA_MISSING) from error
     output = _output(args)
     coverage = _coverage(args.coverage)
     compilations = _compile(args.paths)
     errors = errors_of(compilations)
     if errors:
         for diag in errors:
-            print(render_human(diag, color=sys.stderr.isatty()), file=sys.stderr)
+            print(render_human(diag, color=use_color(args.color, sys.stderr)), file=sys.stderr)
             print(file=sys.stderr)
         print(render_summary(errors, len(compilations)), file=sys.stderr)
         return EXIT_FAILURE
@@ -102,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"cannot write {args.output}: {error.strerror or error}"
                          f"{f' ({error.filename})' if error.filename else ''}") from error
+    policies = f"{len(docs)} {'policy' if len(docs) == 1 else 'policies'}"
     if args.markdown_only:
-        print(f"wrote {len(docs)} policy reference(s) as Markdown: {Path(args.output) / 'mkdocs.yml'}")
+        print(f"wrote the reference of {policies} as Markdown: {Path(args.output) / 'mkdocs.yml'}")
     else:
-        print(f"wrote the reference of {len(docs)} policy(ies): {Path(args.output) / 'index.html'}")
+        print(f"wrote the reference of {policies}: {Path(args.output) / 'index.html'}")
     return EXIT_OK

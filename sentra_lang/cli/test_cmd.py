@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from sentra_lang.cli import UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.testing import reports
 from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
 
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
                         help="examples per property (overrides the suite's `examples`)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every passed test and each condition outcome never seen")
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             for item_result in result.results:
                 print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}")
-        sys.stdout.write(reports.render_human(result, color=sys.stdout.isatty(),
+        sys.stdout.write(reports.render_human(result, color=use_color(args.color, sys.stdout),
                                               verbose=args.verbose))
     problems = []
     for path, kind, write in ((args.junit_xml, "JUnit XML", reports.write_junit),

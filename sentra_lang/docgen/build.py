@@ -54,8 +54,8 @@ def build_site(config_file: str | Path, site_dir: str | Path) -> Path:
         from mkdocs.config import load_config
         from mkdocs.exceptions import MkDocsException
     except ImportError as error:
-        raise DocsBuildError("mkdocs-material is not installed: reinstall sentra-lang "
-                             "(or use --markdown-only)") from error
+        raise DocsBuildError("mkdocs-material is not installed: pip install "
+                             "'sentra-lang[docs]' (or use --markdown-only)") from error
     with _captured_mkdocs_log() as log:
         try:
             config = load_config(str(config_file), strict=True, site_dir=str(Path(site_dir).resolve()))

@@ -10,7 +10,7 @@ from typing import Any
 
 from sentra_lang import __version__
 from sentra_lang import diagnostics as diags
-from sentra_lang.diagnostics import Severity, render_github, to_dict
+from sentra_lang.diagnostics import Severity, escape_github, render_github, to_dict
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.runner import Failure, Result, RunResult
@@ -22,13 +22,14 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def render_failure(result: Result) -> str:
+def render_failure(result: Result, *, header: bool = True) -> str:
     """The failing step with its source line(s) and carets, expected against actual, the
-    decision and its explanation."""
+    decision and its explanation; first `FAILED nodeid - message`, or (no `header`) the
+    message alone, for pytest, which names the test itself."""
     failure = result.failure
     assert failure is not None
     item = result.item
-    lines = [f"FAILED {item.nodeid} - {failure.message}"]
+    lines = [f"FAILED {item.nodeid} - {failure.message}" if header else failure.message]
     span = failure.span
     lines.append(f"  --> {span}")
     spans = [m.span for m in failure.mismatches] or [span]
@@ -286,26 +287,22 @@ def write_junit(run: RunResult, path: str | Path) -> None:
 
 # --------------------------------------------------------------------------------- GitHub
 
-def _escape(text: str, *, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
-
-
 def render_github_report(run: RunResult) -> str:
-    lines = [render_github(d) for d in run.diagnostics]
+    lines = [render_github(d) for d in run.diagnostics if d.severity is not Severity.INFO]
     for result in run.results:
         failure = result.failure
         if failure is None:
             continue
         span = failure.mismatches[0].span if failure.mismatches else failure.span
-        title = _escape(f"sentra-lang test: {result.item.name}", prop=True)
-        lines.append(f"::error file={_escape(span.path, prop=True)},line={span.line},"
-                     f"col={span.column},endLine={span.end_line},endColumn={span.end_column},"
-                     f"title={title}::{_escape(failure.message)}")
+        title = escape_github(f"sentra-lang test: {result.item.name}", property_value=True)
+        file = escape_github(span.path, property_value=True)
+        lines.append(f"::error file={file},line={span.line},col={span.column},"
+                     f"endLine={span.end_line},endColumn={span.end_column},"
+                     f"title={title}::{escape_github(failure.message)}")
     for cov in run.coverage:
         for rule in cov.uncovered_rules():
-            lines.append(f"::warning file={_escape(rule.file, prop=True)},line={rule.line},"
-                         f"col={rule.column},title=uncovered rule::{_escape(rule.id)} is "
-                         "matched by no test")
+            file = escape_github(rule.file, property_value=True)
+            lines.append(f"::warning file={file},line={rule.line},col={rule.column},"
+                         f"title=uncovered rule::{escape_github(rule.id)} is matched by no test")
     lines.append(summary_line(run))
     return "\n".join(lines) + "\n"

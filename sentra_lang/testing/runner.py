@@ -19,14 +19,13 @@ from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_dia
 from sentra_lang.files import find_files
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.source import Span
+from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
-from sentra_lang.testing.properties import run_property
 from sentra_lang.testing.suite_checker import check_suite
 from sentra_lang.testing.suite_parser import read_suite
 
-SUFFIX = ".sentra-test"
 OPERATOR = "sentra-lang test"
 _DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
 _ATTRIBUTE = {"rule": "rule_id", "reason": "reason", "reason_contains": "reason",
@@ -459,6 +458,13 @@ class Runner:
         return len(self._plan(item)), None
 
     def _property(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None]:
+        try:  # sampling needs Hypothesis, an optional dependency
+            from sentra_lang.testing.properties import run_property
+        except ModuleNotFoundError as error:
+            if error.name != "hypothesis":
+                raise
+            raise RuntimeError("property checks need Hypothesis: "
+                               "pip install 'sentra-lang[properties]'") from error
         put = item.loaded.policy
         assert put is not None
         prop: s.Property = item.node

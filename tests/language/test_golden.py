@@ -59,4 +59,5 @@ def test_rendered_diagnostics(path: Path, golden, monkeypatch: pytest.MonkeyPatc
     human = "\n\n".join(render_human(d) for d in diagnostics) + "\n"
     golden.check(f"diagnostics/{path.stem}.txt", human)
     golden.check(f"diagnostics/{path.stem}.json", render_json(diagnostics))
-    golden.check(f"diagnostics/{path.stem}.sarif", render_sarif(diagnostics, version="test"))
+    golden.check(f"diagnostics/{path.stem}.sarif",
+                 render_sarif(diagnostics, version="test", root=Path("/project")))

@@ -197,8 +197,8 @@ def test_pytest_plugin(pytester: pytest.Pytester) -> None:
     pytester.makefile(".sentra-test", good=PASSING, bad=FAILING)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=2)
-    result.stdout.fnmatch_lines(["*FAILED bad.sentra-test::wrong expectation*",
-                                 "*expected cumulative: 100*"])
+    result.stdout.fnmatch_lines(["*expected cumulative: 100*",
+                                 "*FAILED bad.sentra-test::wrong expectation*"])
 
 
 def test_policies_suites_pass_with_full_coverage() -> None:
