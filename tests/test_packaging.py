@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sentra_runtime
 
 import sentra_lang
-import sentra_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = {"server", "docs", "postgres", "mcp", "lsp", "properties", "all", "test"}
@@ -280,11 +280,13 @@ def test_the_sdists_carry_what_their_builds_need(built: dict[str, Path]) -> None
 
 
 @pytest.mark.slow
-def test_a_plain_install_is_light_and_works() -> None:
+def test_a_plain_install_is_light_and_works(built: dict[str, Path]) -> None:
     """tests/bench/install_size.py: a fresh venv, the two wheels, growth at most 40 MB, the core
     commands run, `docs` asks for its extra, and `pip check` notices a missing runtime."""
+    wheels = built["sentra_lang.whl"].parent
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "install_size.py"),
-                           "--json"], capture_output=True, text=True, timeout=1200)
+                           "--wheels", str(wheels), "--json"],
+                          capture_output=True, text=True, timeout=1200)
     report = json.loads(done.stdout)
     failed = [check for check in report["checks"] if not check["ok"]]
     assert done.returncode == 0 and report["ok"], failed or done.stderr

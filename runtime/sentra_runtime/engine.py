@@ -1,6 +1,6 @@
 """The engine: evaluate actions against a compiled policy with per-agent risk and strikes.
 
-The decision semantics are DESIGN.md section 4, exactly. Evaluation has two halves: the
+The decision semantics are docs/runtime.md's, exactly. Evaluation has two halves: the
 generated matcher (pure; which rule matches this action and input) runs outside any lock, and
 :meth:`Engine._decide` (the state transition) runs inside the store's per-decision step.
 """
@@ -230,7 +230,7 @@ class Engine:
 
     def _decide(self, state: RawState, agent_id: str, action: str, fields: Any, code: int,
                 payload: Any, seq: int | None = None) -> tuple[Decision, RawState]:
-        """The state transition of DESIGN.md section 4 (pure; runs inside the store's step).
+        """The state transition of docs/runtime.md (pure; runs inside the store's step).
 
         ``seq`` is the seq the store gives the decision's audit record, if it keeps one.
         """

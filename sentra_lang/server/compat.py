@@ -1,5 +1,5 @@
 """The Sentra-compatible API: the reference server's endpoints and JSON shapes, and the
-claims-workflow adapter ``POST /evaluate`` (DESIGN.md sections 4, 7 and 8; docs/server.md).
+claims-workflow adapter ``POST /evaluate`` (docs/server.md describes both).
 
 Every event is built from its audit record, so the answer to ``POST /agent-action`` and the same
 event in ``GET /events`` are identical. Differences from the reference are deliberate and
@@ -253,7 +253,7 @@ DEFAULT_MAX_APPROVAL_AMOUNT = 5000
 
 
 def claim_action(evaluation: ClaimEvaluation) -> AgentAction:
-    """The ``/agent-action`` request the claims adapter decides (DESIGN.md section 8)."""
+    """The ``/agent-action`` request the claims adapter decides (docs/server.md)."""
     claim = evaluation.claim or {}
     call = evaluation.proposed_tool_call or ToolCall()
     arguments = call.arguments

@@ -23,7 +23,7 @@ def _value(value: Any) -> str:
 
 
 def render_failure(result: Result, *, header: bool = True) -> str:
-    """The failing step with its source line(s) and carets, expected against actual, the
+    """The failing step with its source lines and carets, expected against actual, the
     decision and its explanation; first `FAILED nodeid - message`, or (no `header`) the
     message alone, for pytest, which names the test itself."""
     failure = result.failure

@@ -1,6 +1,6 @@
 """What a plain `pip install sentra-lang` costs, and whether that install does its job.
 
-    python tests/bench/install_size.py [--extra all] [--json]
+    python tests/bench/install_size.py [--extra all] [--wheels DIR] [--json]
 
 Builds the wheels of this checkout (`sentra-runtime` from runtime/, and `sentra-lang`), creates
 a fresh virtual environment, measures its site-packages (the baseline: an empty venv with pip),
@@ -139,11 +139,13 @@ def smoke(env: Path, work: Path) -> list[Check]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--extra", help="install sentra-lang[EXTRA] instead (no smoke checks)")
+    parser.add_argument("--wheels", type=Path, metavar="DIR",
+                        help="use the two wheels in DIR instead of building them")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sentra-install-") as tmp:
         work = Path(tmp)
-        wheels = build_wheels(work / "wheels")
+        wheels = sorted(args.wheels.glob("*.whl")) if args.wheels else build_wheels(work / "wheels")
         report, env = measure(wheels, work, args.extra)
         if args.extra is None:
             report.checks = smoke(env, work)

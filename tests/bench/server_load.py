@@ -282,7 +282,8 @@ def main() -> int:
             if parts.hostname not in LOOPBACK:
                 parser.error("the benchmark only targets loopback servers")
             host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            workers = f", {args.workers} server worker(s)" if process is not None else ""
+            workers = (f", {args.workers} server worker{'s' if args.workers != 1 else ''}"
+                       if process is not None else "")
             print(f"server {url}{workers}, {args.client} client, {AGENTS} agents, "
                   f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 

@@ -1,4 +1,4 @@
-"""Laws, checked with Hypothesis: the state invariants of section 4, and the generated matcher
+"""Laws, checked with Hypothesis: the state invariants of docs/runtime.md, and the generated matcher
 agrees with a plain reference interpreter of the table (written here from docs/table.md)."""
 
 from __future__ import annotations

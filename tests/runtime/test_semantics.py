@@ -1,4 +1,4 @@
-"""DESIGN.md section 4, step by step, on the Sentra reference table."""
+"""The decision semantics of docs/runtime.md, step by step, on the Sentra reference table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Sentra-compatible API over HTTP: shapes, semantics walkthroughs, validation (DESIGN 4, 8)."""
+"""The Sentra-compatible API over HTTP: shapes, semantics walkthroughs, validation (docs/server.md)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_malformed_json_and_oversized_bodies_are_refused(server: Server) -> None
 
 
 def test_action_type_and_string_fields_are_echoed_normalised(server: Server, agent: str) -> None:
-    """DESIGN 4: the action type upper-cased and trimmed, string fields lower-cased and trimmed;
+    """The action type upper-cased and trimmed, string fields lower-cased and trimmed;
     the event shows them as matched, not as sent."""
     event = server.act(agent, "  file_read  ", notification_type=" Approval ",
                        data_classification=" Sensitive", destination_type="EXTERNAL ",
