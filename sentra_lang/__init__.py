@@ -5,10 +5,12 @@ The pipeline, one module a stage: `parser` (Lark grammar to AST), `checker` (nam
 table), `formatter`; `diagnostics` renders every problem. The runtime is `sentra_runtime`.
 """
 
-from sentra_runtime import __version__ as __version__  # one version for both distributions
+from importlib.metadata import version as _installed_version
 
 from sentra_lang.compiler import Compilation, compile_file, compile_source
 from sentra_lang.policy_file import LoadedPolicy, load_policy_file
+
+__version__ = _installed_version("sentra-lang")  # set at build time from sentra_runtime
 
 __all__ = ["Compilation", "LoadedPolicy", "__version__", "compile_file", "compile_source",
            "load_policy_file"]
