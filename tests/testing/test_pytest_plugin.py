@@ -150,6 +150,7 @@ def test_loading_the_plugin_imports_no_compiler() -> None:
     assert not heavy, heavy
 
 
+@pytest.mark.slow
 def test_a_pytest_run_without_suites_never_imports_the_runner(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain='''
 import sys
