@@ -36,6 +36,7 @@ from sentra_lang.lsp.symbols import (
     RULE,
     PolicyIndex,
     Reference,
+    References,
 )
 from sentra_lang.lsp.text import UTF16, Document, LineIndex
 from sentra_lang.source import NO_SPAN, Source, Span
@@ -108,7 +109,12 @@ class SentraServer(LanguageServer):
         cached = self.snapshots.get(document.uri)
         if cached is not None and cached.version == document.version and cached.text == document.text:
             return cached
-        snapshot = analyse(document, self.policies)
+        try:
+            snapshot = analyse(document, self.policies)
+        except Exception:
+            self.log_failure(f"checking {document.display}")
+            snapshot = Snapshot(document.version, document.text, document.display, [],
+                                References(()), None, failure=str(sys.exc_info()[1]) or "error")
         self.snapshots[document.uri] = snapshot
         if snapshot.index is not None:
             self.known[document.uri] = snapshot.index
@@ -198,7 +204,14 @@ def lsp_diagnostics(snapshot: Snapshot, uri: str, encoding: str) -> list[types.D
     cache: dict[Source, LineIndex] = {}
     ordered = sorted(sort_diagnostics(snapshot.diagnostics),
                      key=lambda diag: not located_in(diag, snapshot.display))
-    return [_diagnostic(diag, snapshot, uri, encoding, cache) for diag in ordered]
+    found = [_diagnostic(diag, snapshot, uri, encoding, cache) for diag in ordered]
+    if snapshot.failure is not None:
+        start = position((0, 0))
+        found.append(types.Diagnostic(
+            range=types.Range(start=start, end=start), severity=types.DiagnosticSeverity.Error,
+            source="sentra-lang", message="sentra-lang could not check this file (an internal "
+            f"error, please report it): {snapshot.failure}"))
+    return found
 
 
 def _diagnostic(diag: Diagnostic, snapshot: Snapshot, uri: str, encoding: str,

@@ -24,7 +24,7 @@ from sentra_lang.source import NO_SPAN, Source, Span
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import PolicyUnderTest, load
 from sentra_lang.testing.suite_checker import check_suite
-from sentra_lang.testing.suite_parser import parse_suite
+from sentra_lang.testing import suite_parser
 
 _SUITE_HEADER = re.compile(r'^\s*suite\s+"(?:[^"\\\n]|\\.)*"\s+for\s+"((?:[^"\\\n]|\\.)*)"',
                            re.MULTILINE)
@@ -45,6 +45,8 @@ class Snapshot:
     """Where in this document to show a problem of another file (by that file's path)."""
     policy_path: Path | None = None
     """A suite's policy file."""
+    failure: str | None = None
+    """Why the document could not be checked at all (an internal error, logged)."""
     lines: LineIndex = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,9 +64,9 @@ def analyse(document: Document, policies: PolicyStore) -> Snapshot:
 
 def analyse_policy(document: Document) -> Snapshot:
     text, display = document.text, document.display
-    oversized = _oversized(text, display)
-    if oversized is not None:
-        return Snapshot(document.version, text, display, oversized, References(()), None)
+    unreadable = unreadable_text(text, display)
+    if unreadable is not None:
+        return Snapshot(document.version, text, display, unreadable, References(()), None)
     compilation = compile_source(text, display)
     program = compilation.program
     if program.main.module is None:
@@ -92,15 +94,17 @@ def blank_lines(text: str, diagnostics: list[Diagnostic], display: str) -> str:
     return "\n".join(lines)
 
 
-def _oversized(text: str, display: str) -> list[Diagnostic] | None:
-    """The loader's diagnostic for a file over the size limit (the editor's text is not read
-    through `load_file`, which is where the limit lives)."""
-    if len(text) * 4 <= MAX_SOURCE_BYTES:
+def unreadable_text(text: str, display: str) -> list[Diagnostic] | None:
+    """The loader's diagnostics for text no file could hold as it is: over the size limit, or
+    not UTF-8 (a lone surrogate, which JSON can carry). A file is checked as bytes where it is
+    read (`parser.parse_bytes`); the editor's text goes through the same check here."""
+    try:
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    if 0 <= size <= MAX_SOURCE_BYTES:
         return None
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= MAX_SOURCE_BYTES:
-        return None
-    return parse_bytes(data, display)[1]
+    return parse_bytes(text.encode("utf-8", "surrogatepass"), display)[1]
 
 
 def import_anchors(program: Program) -> dict[str, Span]:
@@ -186,6 +190,9 @@ def suite_policy_path(document: Document, suite: s.Suite | None) -> Path | None:
 
 def analyse_suite(document: Document, policies: PolicyStore) -> Snapshot:
     text, display = document.text, document.display
+    unreadable = unreadable_text(text, display)
+    if unreadable is not None:
+        return Snapshot(document.version, text, display, unreadable, References(()), None)
     suite, diagnostics = parse_suite(text, display)
     policy_path = suite_policy_path(document, suite)
     policy: PolicyUnderTest | None = None
@@ -206,6 +213,17 @@ def analyse_suite(document: Document, policies: PolicyStore) -> Snapshot:
     snapshot.anchors = _policy_anchors(policy, suite)
     snapshot.diagnostics = diagnostics + suite_diagnostics(suite, policy, policy_path)
     return snapshot
+
+
+def parse_suite(text: str, display: str) -> tuple[s.Suite | None, list[Diagnostic]]:
+    """`suite_parser.parse_suite`, falling back to its reference (Lark) parser where the fast
+    parser gives up outside its own guard: `_FastParser.__init__` raises `_GiveUp` on a character
+    no token starts with (`sentra-lang test` shows that traceback too). An adapter until the
+    suite parser handles it; then this is `suite_parser.parse_suite` again."""
+    try:
+        return suite_parser.parse_suite(text, display)
+    except suite_parser._GiveUp:
+        return suite_parser._parse_with_lark(Source(display, text))
 
 
 def suite_diagnostics(suite: s.Suite, policy: PolicyUnderTest | None,
