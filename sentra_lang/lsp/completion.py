@@ -19,8 +19,8 @@ from sentra_lang.highlight import (
     SUITE_QUANTIFIERS,
     SUITE_STATUSES,
 )
-from sentra_lang.lsp.hover import RUNTIME_RULES
-from sentra_lang.lsp.symbols import PolicyIndex
+from sentra_lang.lsp.hover import RUNTIME_RULES, rule_risk
+from sentra_lang.lsp.symbols import PolicyIndex, field_type
 from sentra_lang.lsp.text import Word, word_before
 
 KEYWORD, FIELD, LET, RULE, ACTION, VALUE = "keyword", "field", "let", "rule", "action", "value"
@@ -136,18 +136,23 @@ def _policy_candidates(tokens: list[str], index: PolicyIndex) -> Iterator[Candid
         yield from _words(sorted(keywords.KEYWORDS), KEYWORD)
 
 
-def _open_block(tokens: list[str]) -> str:
-    """What the innermost open `{` belongs to: input, policy, action, set, or "" (top level)."""
+def _innermost_open(tokens: list[str]) -> int | None:
+    """The position of the innermost `{` not yet closed (None at the top level)."""
     depth = 0
     for position in range(len(tokens) - 1, -1, -1):
-        token = tokens[position]
-        if token == "}":
+        if tokens[position] == "}":
             depth += 1
-        elif token == "{":
+        elif tokens[position] == "{":
             if depth == 0:
-                return _block_head(tokens[:position])
+                return position
             depth -= 1
-    return ""
+    return None
+
+
+def _open_block(tokens: list[str]) -> str:
+    """What the innermost open `{` belongs to: input, policy, action, set, or "" (top level)."""
+    position = _innermost_open(tokens)
+    return "" if position is None else _block_head(tokens[:position])
 
 
 def _block_head(before: list[str]) -> str:
@@ -200,7 +205,7 @@ _STATEMENTS = ("suite", "defaults", "scenario", "cases", "property", "agent", "r
 
 
 def _statement(tokens: list[str]) -> str:
-    """The keyword that starts the statement the cursor is in (or a case row's `->`)."""
+    """The keyword that starts the statement the cursor is in ("" when none does)."""
     for token in reversed(tokens):
         if token in _STATEMENTS:
             return token
@@ -210,6 +215,7 @@ def _statement(tokens: list[str]) -> str:
 
 
 def _since(tokens: list[str], statement: str) -> list[str]:
+    """The tokens from the statement's keyword (or the last brace) on."""
     for position in range(len(tokens) - 1, -1, -1):
         if tokens[position] in ("{", "}") or (statement and tokens[position] == statement):
             return tokens[position:]
@@ -217,10 +223,10 @@ def _since(tokens: list[str], statement: str) -> list[str]:
 
 
 def _expectation(previous: str, statement: str) -> Iterator[Candidate]:
-    if previous == "->":
-        if statement != "state":
-            yield from _words(SUITE_DECISIONS, KEYWORD, "decision")
-            return
+    """After `->`: a decision (a `state` check has none), then clauses, then the next step."""
+    if previous == "->" and statement != "state":
+        yield from _words(SUITE_DECISIONS, KEYWORD, "decision")
+        return
     if previous in SUITE_CLAUSES:
         return
     yield from _words(SUITE_CLAUSES, KEYWORD, "expectation")
@@ -230,9 +236,7 @@ def _expectation(previous: str, statement: str) -> Iterator[Candidate]:
 def _expects_action(tokens: list[str], statement: str) -> bool:
     """After `agent "ID"`, `cases "NAME"`, `property "NAME" [sequence]` and their commas."""
     tail = _since(tokens, statement)
-    if statement == "agent":
-        return len(tail) == 2
-    if statement == "cases":
+    if statement in ("agent", "cases"):
         return len(tail) == 2
     if statement == "property":
         return len(tail) >= 2 and "where" not in tail and "->" not in tail and \
@@ -241,43 +245,27 @@ def _expects_action(tokens: list[str], statement: str) -> bool:
 
 
 def _in_field_map(tokens: list[str]) -> bool:
-    """Inside `{ ... }` after `defaults` or a step's action, at a field name (not a value)."""
-    depth = 0
-    for position in range(len(tokens) - 1, -1, -1):
-        token = tokens[position]
-        if token == "}":
-            depth += 1
-        elif token == "{":
-            if depth:
-                depth -= 1
-                continue
-            before = tokens[max(0, position - 3):position]
-            return before[-1:] == ["defaults"] or before[:1] == ["agent"]
-    return False
+    """Inside the `{ ... }` of `defaults` or of a step (`agent "ID" ACTION {`)."""
+    position = _innermost_open(tokens)
+    if position is None:
+        return False
+    before = tokens[max(0, position - 3):position]
+    return before[-1:] == ["defaults"] or before[:1] == ["agent"]
 
 
 def _body_words(tokens: list[str]) -> tuple[str, ...]:
-    depth = 0
-    for position in range(len(tokens) - 1, -1, -1):
-        token = tokens[position]
-        if token == "}":
-            depth += 1
-        elif token == "{":
-            if depth == 0:
-                head = _statement(tokens[:position])
-                return _CASES_BODY if head == "cases" else _SCENARIO_BODY
-            depth -= 1
-    return _SUITE_TOP if tokens else ("suite",)
+    """The statements that may start here: in a scenario's or cases' body, or at the top."""
+    position = _innermost_open(tokens)
+    if position is None:
+        return _SUITE_TOP if tokens else ("suite",)
+    return _CASES_BODY if _statement(tokens[:position]) == "cases" else _SCENARIO_BODY
 
 
 def _rules(index: PolicyIndex) -> Iterator[Candidate]:
     for rule in index.rules:
         if rule.id is not None:
-            risk = rule.outcome.clause("risk")
-            detail = rule.outcome.kind + (f", risk {risk.value.value}"
-                                          if risk is not None and isinstance(risk.value, ast.Num)
-                                          else "")
-            yield Candidate(rule.id, RULE, detail)
+            risk = rule_risk(rule.outcome)
+            yield Candidate(rule.id, RULE, rule.outcome.kind + (f", risk {risk}" if risk else ""))
     for rule_id in sorted(RUNTIME_RULES):
         yield Candidate(rule_id, RULE, "runtime")
 
@@ -305,6 +293,4 @@ def _lets(index: PolicyIndex, *, sets: bool) -> Iterator[Candidate]:
 
 
 def _type_text(decl: ast.FieldDecl) -> str:
-    kind = decl.type.kind
-    name = {"enum": "enum", "set": "set<string>"}.get(kind, decl.type.name.value)
-    return name + ("?" if decl.optional else "")
+    return field_type(decl) + ("?" if decl.optional else "")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sentra_lang import ast
 from sentra_lang.formatter import format_condition, format_field, format_literal, rule_lines
-from sentra_lang.lsp.symbols import ActionDef, PolicyIndex, RuleDef
+from sentra_lang.lsp.symbols import ActionDef, PolicyIndex, RuleDef, field_type
 from sentra_lang.source import Span
 
 RUNTIME_RULES = {
@@ -51,7 +51,7 @@ def _join(parts: list[str | None]) -> str:
 
 def field_hover(decl: ast.FieldDecl, here: str) -> str:
     kind = decl.type.kind
-    type_name = {"enum": "enum", "set": "set<string>"}.get(kind, decl.type.name.value)
+    type_name = field_type(decl)
     if decl.default is not None:
         presence = f"default `{format_literal(decl.default)}` when the input leaves it out"
     elif decl.optional:
@@ -80,7 +80,7 @@ def let_hover(let: ast.Let, here: str) -> str:
 
 def rule_hover(rule: RuleDef, here: str) -> str:
     outcome = rule.outcome
-    risk = _risk(outcome)
+    risk = rule_risk(outcome)
     threat = _text(outcome, "threat")
     summary = [f"**rule** `{rule.id or '(no id)'}`: **{outcome.kind}**",
                _OUTCOME_RISK[outcome.kind].format(risk=risk) if risk or outcome.kind == "allow"
@@ -96,7 +96,8 @@ def rule_hover(rule: RuleDef, here: str) -> str:
     return _join([_code(source), "  \n".join(lines), _where(rule.span, here)])
 
 
-def _risk(outcome: ast.Outcome) -> int | float:
+def rule_risk(outcome: ast.Outcome) -> int | float:
+    """The risk an outcome states (0 when it states none)."""
     clause = outcome.clause("risk")
     return clause.value.value if clause is not None and isinstance(clause.value, ast.Num) else 0
 
@@ -111,7 +112,7 @@ def action_hover(action: ActionDef, index: PolicyIndex, here: str) -> str:
     starts = {rule.span.start for rule in action.block.rules}
     rules = [rule for rule in index.rules if rule.span.start in starts]
     lines = [f"- `{rule.id or '(no id)'}`: {rule.outcome.kind}"
-             + (f", risk {_risk(rule.outcome)}" if _risk(rule.outcome) else "")
+             + (f", risk {rule_risk(rule.outcome)}" if rule_risk(rule.outcome) else "")
              for rule in rules]
     head = f"**action** `{action.name}`, decided by the block `action {names}` (first match wins)"
     return _join([head, "\n".join(lines), _where(action.span, here)])

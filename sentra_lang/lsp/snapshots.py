@@ -22,9 +22,9 @@ from sentra_lang.lsp.text import Document, LineIndex
 from sentra_lang.parser import MAX_SOURCE_BYTES, parse_bytes
 from sentra_lang.source import NO_SPAN, Source, Span
 from sentra_lang.testing import suite_ast as s
+from sentra_lang.testing import suite_parser
 from sentra_lang.testing.policies import PolicyUnderTest, load
 from sentra_lang.testing.suite_checker import check_suite
-from sentra_lang.testing import suite_parser
 
 _SUITE_HEADER = re.compile(r'^\s*suite\s+"(?:[^"\\\n]|\\.)*"\s+for\s+"((?:[^"\\\n]|\\.)*)"',
                            re.MULTILINE)
@@ -95,14 +95,14 @@ def blank_lines(text: str, diagnostics: list[Diagnostic], display: str) -> str:
 
 
 def unreadable_text(text: str, display: str) -> list[Diagnostic] | None:
-    """The loader's diagnostics for text no file could hold as it is: over the size limit, or
-    not UTF-8 (a lone surrogate, which JSON can carry). A file is checked as bytes where it is
+    """The loader's diagnostics for text a policy file may not hold: over the size limit, not
+    UTF-8 (a lone surrogate, which JSON can carry) or binary (a NUL character). A file is checked as bytes where it is
     read (`parser.parse_bytes`); the editor's text goes through the same check here."""
     try:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError:
         size = -1
-    if 0 <= size <= MAX_SOURCE_BYTES:
+    if 0 <= size <= MAX_SOURCE_BYTES and "\x00" not in text:
         return None
     return parse_bytes(text.encode("utf-8", "surrogatepass"), display)[1]
 

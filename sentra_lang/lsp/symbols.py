@@ -135,6 +135,13 @@ def index_program(program: Program, model: Model | None) -> PolicyIndex:
     return index
 
 
+def field_type(decl: ast.FieldDecl) -> str:
+    """A field's type as a reader names it: `number`, `enum`, `set<string>`, ..."""
+    if decl.type.kind == "set":
+        return "set<string>"
+    return "enum" if decl.type.kind == "enum" else decl.type.name.value
+
+
 def _fields(module: ast.Module) -> Iterator[ast.FieldDecl]:
     for block in module.of_type(ast.InputBlock):
         yield from block.fields

@@ -104,14 +104,17 @@ def test_requests_for_documents_never_opened_answer_null(tmp_path: Path) -> None
 
 
 def test_text_no_file_could_hold_gets_the_loaders_diagnostics(tmp_path: Path) -> None:
-    """A lone surrogate (JSON carries one; UTF-8 cannot) is "not UTF-8 text", as in a file; a
-    character no suite token starts with is a syntax error, not a parser crash."""
+    """A lone surrogate (JSON carries one; UTF-8 cannot) and a NUL are "not UTF-8 text", as in a
+    file; a character no suite token starts with is a syntax error, not a parser crash."""
     session = LspSession()
     try:
         policy = 'policy p version "1" {}\notherwise allow as A "caf\ud800"\n'
         [diag] = session.diagnostics(session.open(tmp_path / "p.sentra", policy), version=1)
         assert diag.code == "SL005" and "not UTF-8 text (byte 49)" in diag.message   # 24 + 25
         assert (diag.range.start.line, diag.range.start.character) == (1, 25)
+        binary = session.open(tmp_path / "b.sentra", 'policy p version "1" {}\n\x00')
+        [diag] = session.diagnostics(binary, version=1)
+        assert diag.code == "SL005" and "(byte 24)" in diag.message
         suite = 'suite "s" for "p.sentra"\n@\n'
         [diag] = session.diagnostics(session.open(tmp_path / "s.sentra-test", suite), version=1)
         assert diag.code == "SL002" and diag.range.start.line == 1
