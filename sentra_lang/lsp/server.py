@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,8 +45,9 @@ from sentra_lang.source import NO_SPAN, Source, Span
 logger = logging.getLogger("sentra_lang.lsp")
 
 DIAGNOSTICS_DELAY = 0.05
-"""Seconds of quiet after a change before its diagnostics are computed (`diagnosticsDelay`
-in the initialization options, in milliseconds, changes it)."""
+"""The shortest time between two checks of a document while it is edited, in seconds (the
+initialization option `diagnosticsDelay`, in milliseconds, changes it): an edit after a pause is
+checked at once; edits quicker than that are checked together, the last one always."""
 _UNNECESSARY = {"SL107", "SL108", "SL401"}  # unused field, unused let, shadowed rule
 _SEVERITY = {Severity.ERROR: types.DiagnosticSeverity.Error,
              Severity.WARNING: types.DiagnosticSeverity.Warning,
@@ -94,6 +96,8 @@ class SentraServer(LanguageServer):
         """The last policy index each document had (completion while a file does not parse)."""
         self.policies = PolicyStore()
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.checked_at: dict[str, float] = {}
+        """When each document's diagnostics were last published (event-loop time)."""
         self.delay = DIAGNOSTICS_DELAY
 
     @property
@@ -109,8 +113,11 @@ class SentraServer(LanguageServer):
         cached = self.snapshots.get(document.uri)
         if cached is not None and cached.version == document.version and cached.text == document.text:
             return cached
+        started = time.perf_counter()
         try:
             snapshot = analyse(document, self.policies)
+            logger.debug("checked %s (version %d) in %.1f ms", document.display,
+                         document.version, (time.perf_counter() - started) * 1000)
         except Exception:
             self.log_failure(f"checking {document.display}")
             snapshot = Snapshot(document.version, document.text, document.display, [],
@@ -126,16 +133,19 @@ class SentraServer(LanguageServer):
         if document is None:
             return
         snapshot = self.snapshot(document)
+        self.checked_at[uri] = asyncio.get_running_loop().time()
         diagnostics = lsp_diagnostics(snapshot, document.uri, self.encoding)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
             uri=uri, diagnostics=diagnostics, version=document.version))
 
-    def publish_later(self, uri: str) -> None:
+    def publish_soon(self, uri: str) -> None:
+        """Publish after an edit: at once after a pause, else `delay` after the last check."""
         pending = self.timers.pop(uri, None)
         if pending is not None:
             pending.cancel()
         loop = asyncio.get_running_loop()
-        self.timers[uri] = loop.call_later(self.delay, self.guard(self.publish), uri)
+        wait = self.checked_at.get(uri, -self.delay) + self.delay - loop.time()
+        self.timers[uri] = loop.call_later(max(0.0, wait), self.guard(self.publish), uri)
 
     def refresh(self) -> None:
         """Files changed on disk (a save, a watched file): analyse every open document again."""
@@ -325,7 +335,7 @@ def build_server() -> SentraServer:
             else:
                 current.replace(None, None, change.text)
         current.version = params.text_document.version
-        server.publish_later(current.uri)
+        server.publish_soon(current.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     @guard
@@ -344,7 +354,7 @@ def build_server() -> SentraServer:
         pending = server.timers.pop(uri, None)
         if pending is not None:
             pending.cancel()
-        for store in (server.documents, server.snapshots, server.known):
+        for store in (server.documents, server.snapshots, server.known, server.checked_at):
             store.pop(uri, None)
         server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri,
                                                                                 diagnostics=[]))

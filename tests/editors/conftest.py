@@ -21,3 +21,4 @@ def lsp() -> Iterator[LspSession]:
     yield session
     assert session.close() == 0, "the server exits 0 after shutdown and exit"
     assert not [log for log in session.logs if "failed" in log], session.logs
+    assert "Traceback" not in "".join(session.stderr), "".join(session.stderr)

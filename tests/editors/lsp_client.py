@@ -41,7 +41,8 @@ class LspSession:
     """One server process and an initialized client talking to it."""
 
     def __init__(self, *, encodings: list[str] | None = None,
-                 options: dict[str, Any] | None = None, cwd: Path | None = None) -> None:
+                 options: dict[str, Any] | None = None, cwd: Path | None = None,
+                 arguments: tuple[str, ...] = ()) -> None:
         self.loop = asyncio.new_event_loop()
         self.client = LanguageClient("sentra-tests", "1")
         self.published: dict[str, list[types.PublishDiagnosticsParams]] = defaultdict(list)
@@ -60,7 +61,10 @@ class LspSession:
 
         command = server_command()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.run(self.client.start_io(*command, cwd=str(cwd) if cwd else None, env=env))
+        self.run(self.client.start_io(*command, *arguments, cwd=str(cwd) if cwd else None,
+                                      env=env))
+        self.stderr: list[str] = []
+        self._drain = self.loop.create_task(self._read_stderr())
         general = types.GeneralClientCapabilities(position_encodings=encodings) if encodings \
             else None
         self.initialized = self.run(self.client.initialize_async(types.InitializeParams(
@@ -69,6 +73,14 @@ class LspSession:
         self.client.initialized(types.InitializedParams())
 
     # ------------------------------------------------------------------------- plumbing
+    async def _read_stderr(self) -> None:
+        """Keep the server's standard error flowing (a full pipe would stall the server)."""
+        server = self.client._server
+        if server is None or server.stderr is None:
+            return
+        while line := await server.stderr.readline():
+            self.stderr.append(line.decode("utf-8", "replace"))
+
     def run(self, work: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
         return self.loop.run_until_complete(asyncio.wait_for(work, timeout))
 
@@ -90,6 +102,7 @@ class LspSession:
             server = self.client._server
             if server is not None:
                 self.run(server.wait(), timeout=10)
+                self.run(self._drain, timeout=10)
                 return server.returncode
             return None
         finally:
@@ -126,6 +139,11 @@ class LspSession:
     def save(self, address: str) -> None:
         self.client.text_document_did_save(types.DidSaveTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=address)))
+
+    def changed_on_disk(self, address: str) -> None:
+        """`workspace/didChangeWatchedFiles`: the editor saw a file change on disk."""
+        self.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=address, type=types.FileChangeType.Changed)]))
 
     def close_document(self, address: str) -> None:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(

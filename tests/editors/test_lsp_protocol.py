@@ -236,6 +236,17 @@ def test_saving_a_library_refreshes_the_files_that_import_it(lsp: LspSession,
     assert codes == ["SL102"]
 
 
+def test_a_policy_changed_on_disk_refreshes_its_suites(lsp: LspSession, tmp_path: Path) -> None:
+    write(tmp_path, {"payments.sentra": POLICY})
+    address = lsp.open(tmp_path / "payments.sentra-test", SUITE)
+    assert lsp.diagnostics(address, version=1) == []
+    policy = tmp_path / "payments.sentra"
+    policy.write_text(POLICY.replace("as PAYMENT_OK", "as PAYMENT_DONE"), encoding="utf-8")
+    lsp.changed_on_disk(uri(policy))               # another program wrote it: no save event
+    [diag] = lsp.diagnostics(address, version=1)
+    assert diag.code == "SL503" and "`PAYMENT_OK`" in diag.message
+
+
 # ---------------------------------------------------------------------------------- hover
 
 def test_hover_on_a_field_gives_type_presence_default_and_normalisation(

@@ -72,6 +72,7 @@ def test_hostile_documents_and_edits_never_break_the_server(tmp_path: Path) -> N
         assert not [log for log in session.logs if "failed" in log], session.logs[:5]
     finally:
         assert session.close() == 0
+    assert "Traceback" not in "".join(session.stderr), "".join(session.stderr)[-2000:]
 
 
 def test_a_file_over_the_size_limit_is_a_diagnostic(tmp_path: Path) -> None:

@@ -35,10 +35,13 @@ WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @pytest.fixture(scope="module")
-def node_modules(request: pytest.FixtureRequest) -> Path:
+def node_modules(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are not installed")
-    folder = Path(request.config.cache.mkdir("sentra-textmate"))
+    cache = getattr(request.config, "cache", None)     # absent with `-p no:cacheprovider`
+    folder = Path(cache.mkdir("sentra-textmate")) if cache is not None else \
+        tmp_path_factory.mktemp("sentra-textmate")
     modules = folder / "node_modules"
     if not all((modules / name.split("@")[0]).is_dir() for name in PACKAGES):
         done = subprocess.run(["npm", "install", "--prefix", str(folder), "--no-audit",
