@@ -118,10 +118,10 @@ class SentraServer(LanguageServer):
             snapshot = analyse(document, self.policies)
             logger.debug("checked %s (version %d) in %.1f ms", document.display,
                          document.version, (time.perf_counter() - started) * 1000)
-        except Exception:
+        except Exception as error:
             self.log_failure(f"checking {document.display}")
             snapshot = Snapshot(document.version, document.text, document.display, [],
-                                References(()), None, failure=str(sys.exc_info()[1]) or "error")
+                                References(()), None, failure=repr(error))
         self.snapshots[document.uri] = snapshot
         if snapshot.index is not None:
             self.known[document.uri] = snapshot.index

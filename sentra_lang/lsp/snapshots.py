@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +97,9 @@ def blank_lines(text: str, diagnostics: list[Diagnostic], display: str) -> str:
 
 def unreadable_text(text: str, display: str) -> list[Diagnostic] | None:
     """The loader's diagnostics for text a policy file may not hold: over the size limit, not
-    UTF-8 (a lone surrogate, which JSON can carry) or binary (a NUL character). A file is checked as bytes where it is
-    read (`parser.parse_bytes`); the editor's text goes through the same check here."""
+    UTF-8 (a lone surrogate, which JSON can carry) or binary (a NUL character). A file is
+    checked as bytes where it is read (`parser.parse_bytes`); the editor's text goes through
+    the same check here."""
     try:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError:
@@ -198,10 +200,8 @@ def analyse_suite(document: Document, policies: PolicyStore) -> Snapshot:
     policy: PolicyUnderTest | None = None
     index: PolicyIndex | None = None
     if policy_path is not None:
-        try:
+        with suppress(FileUnreadable):      # reported below, as `sentra-lang test` does
             policy, index = policies.get(policy_path)
-        except FileUnreadable:
-            policy = None
     snapshot = Snapshot(document.version, text, display, diagnostics, References(()), index,
                         policy_path=policy_path)
     if suite is None or has_errors(diagnostics):
