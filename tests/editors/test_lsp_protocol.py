@@ -420,6 +420,22 @@ def test_completion_after_context_dot_offers_the_rest_of_the_path(lsp: LspSessio
                and i.text_edit.range.start.character == character for i in items)
 
 
+def test_a_file_that_no_longer_parses_keeps_its_names(lsp: LspSession, tmp_path: Path) -> None:
+    """One broken line: the rest still hovers; an unclosed block: completion falls back to the
+    names of the last version that parsed."""
+    address = lsp.open(tmp_path / "p.sentra", POLICY)
+    assert lsp.diagnostics(address, version=1) == []
+    broken_line = POLICY.replace("risk 5 as PAYMENT_OK", "risk as PAYMENT_OK")
+    version = lsp.change(address, broken_line)
+    assert [d.code for d in lsp.diagnostics(address, version=version)] == ["SL001"]
+    assert "**field** `amount`" in hover_text(lsp, address, at(broken_line, "amount > 10"))
+    unclosed = POLICY.replace("otherwise block", "action NEW {\n  when \n\notherwise block")
+    version = lsp.change(address, unclosed)
+    assert lsp.diagnostics(address, version=version)
+    items = lsp.completion(address, *at(unclosed, "when \n", shift=5))
+    assert {"amount", "note", "when", "allow"} <= labels(items)
+
+
 def test_completion_inside_a_reason_offers_fields_after_a_brace(lsp: LspSession,
                                                                 tmp_path: Path) -> None:
     text = POLICY.replace('"paid 💸 {amount}"', '"paid 💸 {am')
