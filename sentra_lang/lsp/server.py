@@ -136,6 +136,21 @@ class SentraServer(LanguageServer):
             self.known[document.uri] = snapshot.index
         return snapshot
 
+    def cursor(self, params: Any) -> tuple[Document, Snapshot, int] | None:
+        """For a request at a position: the document, its analysis, and the cursor's offset."""
+        document = self.documents.get(params.text_document.uri)
+        if document is None:
+            return None
+        snapshot = self.snapshot(document)
+        return document, snapshot, snapshot.lines.offset(
+            params.position.line, params.position.character, self.encoding)
+
+    def reference_at(self, params: Any) -> tuple[Document, Snapshot, Reference] | None:
+        """For a request at a position: the name under the cursor, if any."""
+        found = self.cursor(params)
+        reference = found[1].references.at(found[2]) if found is not None else None
+        return None if found is None or reference is None else (found[0], found[1], reference)
+
     def publish(self, uri: str) -> None:
         self.timers.pop(uri, None)
         document = self.documents.get(uri)
@@ -371,15 +386,12 @@ def build_server() -> SentraServer:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @guard
     def hover(params: types.HoverParams) -> types.Hover | None:
-        current = document(params)
-        if current is None:
+        found = server.reference_at(params)
+        if found is None:
             return None
-        snapshot = server.snapshot(current)
-        offset = snapshot.lines.offset(params.position.line, params.position.character,
-                                       server.encoding)
-        reference = snapshot.references.at(offset)
-        text = hover_text(reference, snapshot) if reference is not None else None
-        if reference is None or text is None:
+        _document, snapshot, reference = found
+        text = hover_text(reference, snapshot)
+        if text is None:
             return None
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
@@ -388,14 +400,11 @@ def build_server() -> SentraServer:
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     @guard
     def definition(params: types.DefinitionParams) -> types.Location | None:
-        current = document(params)
-        if current is None:
+        found = server.reference_at(params)
+        if found is None:
             return None
-        snapshot = server.snapshot(current)
-        offset = snapshot.lines.offset(params.position.line, params.position.character,
-                                       server.encoding)
-        reference = snapshot.references.at(offset)
-        target = definition_of(reference, snapshot) if reference is not None else None
+        current, snapshot, reference = found
+        target = definition_of(reference, snapshot)
         if isinstance(target, Path):
             return file_location(target)
         if target is None:
@@ -423,13 +432,11 @@ def build_server() -> SentraServer:
                     types.CompletionOptions(trigger_characters=["."]))
     @guard
     def completion(params: types.CompletionParams) -> types.CompletionList | None:
-        current = document(params)
-        if current is None:
+        at = server.cursor(params)
+        if at is None:
             return None
-        snapshot = server.snapshot(current)
+        current, snapshot, offset = at
         index = snapshot.index or server.known.get(current.uri)
-        offset = snapshot.lines.offset(params.position.line, params.position.character,
-                                       server.encoding)
         found = completing.complete(current.text, offset, index, suite=current.is_suite)
         start = position(snapshot.lines.position(found.start, server.encoding))
         replaced = types.Range(start=start, end=params.position)
