@@ -1,0 +1,41 @@
+"""`sentra-lang lsp` as a command: the missing extra, the transport flag, standard streams."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.editors.lsp_client import server_command
+
+pytestmark = pytest.mark.slow
+
+WITHOUT_PYGLS = ("import sys; sys.modules['pygls'] = None; from sentra_lang.cli import main; "
+                 "sys.exit(main(['lsp']))")
+
+
+def test_without_the_extra_it_says_which_extra_to_install() -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_PYGLS], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == ("sentra-lang lsp: error: this command needs the `lsp` extra: "
+                           "pip install 'sentra-lang[lsp]'\n")
+    assert done.stdout == ""
+
+
+def test_the_server_ends_when_its_editor_goes_away() -> None:
+    """Standard input closed without `exit` (the editor crashed): no server is left behind,
+    and nothing but the protocol was ever written to standard output."""
+    done = subprocess.run([*server_command(), "--stdio"], input=b"", capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout == b""
+
+
+def test_a_message_that_is_not_json_rpc_does_not_end_the_server() -> None:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}'
+    garbage = b"Content-Length: 5\r\n\r\nnope!"
+    stream = garbage + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    done = subprocess.run([*server_command()], input=stream, capture_output=True, timeout=60)
+    assert b'"id": 1' in done.stdout and b'"capabilities"' in done.stdout
+    assert done.returncode == 0
