@@ -39,7 +39,7 @@ def position(text: str, offset: int) -> tuple[int, int]:
 
 
 def check_json(path: Path) -> list[dict[str, Any]]:
-    output = subprocess.run([sys.executable, "-m", "sentra_lang", "check", "--format", "json",
+    output = subprocess.run([sys.executable, "-m", "sentra_lang", "check", "--notes", "--format", "json",
                              str(path)], capture_output=True, text=True, cwd=ROOT).stdout
     diagnostics: list[dict[str, Any]] = json.loads(output)["diagnostics"]
     return diagnostics
