@@ -1,18 +1,27 @@
-"""The server's reads of the audit log, on the runtime store's API.
+"""The server's reads of the audit log and of agent state, on the runtime store's API.
 
 :class:`AuditReader` pages through the log by sequence number, fetches one record by its seq
 (a decision's, a reset's or a policy load's, as the runtime reports them), and keeps track of
 the last reset of all agents (where the Sentra-compatible event list starts).
+
+:class:`Reads` runs the blocking part of every read endpoint in worker threads of its own,
+at most :data:`READ_THREADS` at a time: however many reads arrive, they neither hold the event
+loop nor take the threads that decisions run in.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sentra_runtime import Store
 
 _RESET_PAGE = 1000
+READ_THREADS = 4
+"""Reads that run at once; more wait their turn (decisions never do)."""
+
+T = TypeVar("T")
 
 
 class AuditReader:
@@ -53,3 +62,19 @@ class AuditReader:
                     self._reset_scanned = resets[-1]["seq"]
                 if len(resets) < _RESET_PAGE:
                     return self._last_global_reset
+
+
+class Reads:
+    """Worker threads for reads, apart from the ones decisions and operator actions use."""
+
+    def __init__(self, threads: int = READ_THREADS) -> None:
+        self.threads = threads
+        self._limiter: Any = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` in a read thread."""
+        import anyio.to_thread
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)
