@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from sentra_lang.server import auth
         from sentra_lang.server.app import create_app
         from sentra_lang.server.gate import PolicyRefused
-        from sentra_lang.server.protocol import uvicorn_config
+        from sentra_lang.server.protocol import uvicorn_settings
     except ModuleNotFoundError as error:
         raise UsageError(f"the server needs `{error.name}`: pip install 'sentra-lang[server]'") \
             from error
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot open the state database {args.db}: "
                          f"{error.strerror or error}") from error
     announce(args, loopback, hosts, operator_token, read_token)
-    config = uvicorn_config(app, args.host, args.port, header_timeout=args.header_timeout,
-                            body_timeout=args.body_timeout, log_level=args.log_level)
-    uvicorn.Server(config).run()
+    uvicorn.run(app, **uvicorn_settings(args.host, args.port, log_level=args.log_level,
+                                        header_timeout=args.header_timeout,
+                                        body_timeout=args.body_timeout))
     return EXIT_OK
 
 

@@ -32,9 +32,9 @@ from sentra_lang.server.store import Reads
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 64 * 1024
 SECURITY_SCHEMES = {
-    "operator token": {"type": "http", "scheme": "bearer",
+    "operatorToken": {"type": "http", "scheme": "bearer",
                        "description": "the operator token: resets and reload; reads too"},
-    "read token": {"type": "http", "scheme": "bearer",
+    "readToken": {"type": "http", "scheme": "bearer",
                    "description": "the read token (`--read-token-file`): events, agents, policy "
                                   "and metrics; the stream also takes it as `?access_token=`"},
 }

@@ -16,12 +16,12 @@ OPERATOR = "operator"
 """The operator name written to the audit log for token-authenticated resets."""
 READER = "reader"
 
-OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operator token": []}]
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorToken": []}]
 
 
 def read_security(reader: ReadAuth) -> list[dict[str, list[str]]]:
     """A read's OpenAPI security: the read or the operator token; none when reads are open."""
-    return [{"read token": []}, {"operator token": []}, *([] if reader.required else [{}])]
+    return [{"readToken": []}, {"operatorToken": []}, *([] if reader.required else [{}])]
 
 
 class TokenRefused(ValueError):

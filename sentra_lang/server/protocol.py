@@ -133,13 +133,11 @@ def deadline_protocol(header_timeout: float, body_timeout: float,
         "header_timeout": header_timeout, "body_timeout": body_timeout}))
 
 
-def uvicorn_config(app: Any, host: str, port: int, *, header_timeout: float = HEADER_TIMEOUT,
-                   body_timeout: float = BODY_TIMEOUT, log_level: str = "warning") -> Any:
-    """The ``uvicorn.Config`` that ``sentra-lang serve`` runs (the tests run the same)."""
-    import uvicorn
-
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                          http=deadline_protocol(header_timeout, body_timeout),
-                          loop=event_loop(), lifespan="on",
-                          timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-                          timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+def uvicorn_settings(host: str, port: int, *, header_timeout: float = HEADER_TIMEOUT,
+                     body_timeout: float = BODY_TIMEOUT, log_level: str = "warning",
+                     ) -> dict[str, Any]:
+    """The ``uvicorn.run`` settings ``sentra-lang serve`` runs with (the tests run the same)."""
+    return {"host": host, "port": port, "log_level": log_level, "access_log": False,
+            "http": deadline_protocol(header_timeout, body_timeout), "loop": event_loop(),
+            "lifespan": "on", "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS}

@@ -19,7 +19,7 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 
 from sentra_lang.server import create_app
-from sentra_lang.server.protocol import uvicorn_config
+from sentra_lang.server.protocol import uvicorn_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "sentra.sentra"
@@ -53,10 +53,10 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(policy, db, operator_token=token, read_token=read_token,
                               **options)
-        config = uvicorn_config(self.app, "127.0.0.1", self.port, header_timeout=header_timeout,
-                                body_timeout=body_timeout, log_level="error")
-        config.timeout_graceful_shutdown = 1
-        self.server = uvicorn.Server(config)
+        settings = uvicorn_settings("127.0.0.1", self.port, header_timeout=header_timeout,
+                                    body_timeout=body_timeout, log_level="error")
+        self.server = uvicorn.Server(uvicorn.Config(self.app, **{
+            **settings, "timeout_graceful_shutdown": 1}))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.local = threading.local()
         self.thread.start()
@@ -97,8 +97,8 @@ class Server:
         assert response.status == 200, response.text
         return dict(response.json())
 
-    def head(self) -> int:
-        return int(self.get("/v1/events?limit=1").json()["head"])
+    def head(self, token: str | None = None) -> int:
+        return int(self.get("/v1/events?limit=1", token=token).json()["head"])
 
     def stop(self) -> None:
         self.server.should_exit = True
