@@ -231,12 +231,17 @@ def parse_body(body: bytes) -> tuple[Any, list[dict[str, Any]]]:
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as error:
-        return None, [{"type": "json_invalid", "loc": ["body", error.pos], "input": {},
-                       "msg": "JSON decode error", "ctx": {"error": error.msg}}]
+        return None, [_invalid_json(["body", error.pos], error.msg)]
     except RecursionError:
-        return None, [{"type": "json_invalid", "loc": ["body"], "input": {},
-                       "msg": "JSON decode error", "ctx": {"error": "nested too deeply"}}]
+        return None, [_invalid_json(["body"], "nested too deeply")]
+    except ValueError as error:   # e.g. an integer of more than 4300 digits
+        return None, [_invalid_json(["body"], str(error).split(";")[0])]
     return parsed, list(_value_problems(parsed))[:MAX_REPORTED]
+
+
+def _invalid_json(loc: list[str | int], problem: str) -> dict[str, Any]:
+    return {"type": "json_invalid", "loc": loc, "input": {}, "msg": "JSON decode error",
+            "ctx": {"error": problem}}
 
 
 def _value_problems(parsed: Any) -> Iterator[dict[str, Any]]:
