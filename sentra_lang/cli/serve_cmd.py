@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from sentra_lang.server import auth
         from sentra_lang.server.app import create_app
         from sentra_lang.server.gate import PolicyRefused
-        from sentra_lang.server.protocol import uvicorn_settings
+        from sentra_lang.server.protocol import SWITCH_INTERVAL, uvicorn_settings
     except ModuleNotFoundError as error:
         raise UsageError(f"the server needs `{error.name}`: pip install 'sentra-lang[server]'") \
             from error
@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot open the state database {args.db}: "
                          f"{error.strerror or error}") from error
     announce(args, loopback, hosts, operator_token, read_token)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(app, **uvicorn_settings(args.host, args.port, log_level=args.log_level,
                                         header_timeout=args.header_timeout,
                                         body_timeout=args.body_timeout))
@@ -185,14 +186,16 @@ def allowed_hosts(host: str, extra: list[str]) -> list[str]:
 
 def announce(args: argparse.Namespace, loopback: bool, hosts: list[str],
              operator_token: str | None, read_token: str | None) -> None:
-    say = lambda text: print(f"sentra-lang serve: {text}", file=sys.stderr)  # noqa: E731
+    lines = []
     if not loopback:
-        say(f"warning: listening on {args.host}, beyond loopback; Host names answered: "
-            f"{', '.join(hosts)} (add others with --allowed-host)")
+        lines.append(f"warning: listening on {args.host}, beyond loopback; Host names "
+                     f"answered: {', '.join(hosts)} (add others with --allowed-host)")
     if operator_token is None:
-        say("no operator token: reset and reload are refused")
+        lines.append("no operator token: reset and reload are refused")
     if read_token is None:
-        say("no read token: events, agents, policy and metrics are open to whoever reaches "
-            "the port")
-    say(f"{args.policy} on http://{args.host}:{args.port} (dashboard /dashboard, API docs "
-        f"/docs, state {args.db})")
+        lines.append("no read token: events, agents, policy and metrics are open to whoever "
+                     "reaches the port")
+    lines.append(f"{args.policy} on http://{args.host}:{args.port} (dashboard /dashboard, API "
+                 f"docs /docs, state {args.db})")
+    for line in lines:
+        print(f"sentra-lang serve: {line}", file=sys.stderr)

@@ -56,7 +56,7 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     reads = Reads()
     metrics = Metrics(gate)
     broadcast = EventBroadcast(gate, lambda record: native.record_view(
-        record, gate.policy.risk_threshold), reads)
+        record, gate.policy.risk_threshold), Reads())   # its own thread: pages do not delay it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -56,7 +56,8 @@ def bearer(request: Request) -> bytes | None:
     """The raw bytes of the request's ``Authorization: Bearer`` credentials (``None`` without
     them). Raw bytes, because Starlette decodes header values as latin-1 and a token is compared
     as UTF-8."""
-    for name, value in request.scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, credentials = value.partition(b" ")
             if scheme.lower() == b"bearer":

@@ -1,7 +1,8 @@
 """The live event stream: server-sent events, pushed to every open stream by one broadcaster.
 
 One task (:meth:`EventBroadcast.run`) follows the audit log and renders each new record once; it
-pushes the rendered message to every stream that wants it. The records this process writes reach
+pushes the rendered message to every stream that wants it, at most every :data:`FAN_OUT_SECONDS`
+(all records since in one write per stream). The records this process writes reach
 it at once (the gate tells it); records other processes write to a shared store file are read
 from the log within :data:`POLL_SECONDS`. A stream starts by reading the log from its start
 position (in read threads), then joins the broadcast where its reading ended, so no record is
@@ -33,6 +34,10 @@ QUEUE_LIMIT = 256
 CHUNK = 64
 """At most this many messages are written to a client at once."""
 RETRY_MILLISECONDS = 2000
+FAN_OUT_SECONDS = 0.025
+"""After handing records out, the broadcaster waits this long before the next hand-out, so under
+load each stream is woken (and written to) at most 40 times a second, with every record since;
+a record after a quiet spell goes out at once."""
 
 LOG = logging.getLogger("sentra_lang.server")
 
@@ -46,7 +51,7 @@ class Subscriber:
         self.cursor = cursor
         self.agent = agent
         self.label = label
-        self.messages: deque[str] = deque()
+        self.messages: deque[bytes] = deque()
         self.ready = asyncio.Event()
         self.dropped = False
 
@@ -60,7 +65,7 @@ class Subscriber:
         return self.label is None or (isinstance(decision, dict)
                                       and decision.get("label") == self.label)
 
-    def push(self, message: str) -> bool:
+    def push(self, message: bytes) -> bool:
         """Queue ``message``; ``False`` (and the stream is dropped) when the queue is full."""
         if len(self.messages) >= QUEUE_LIMIT:
             self.dropped = True
@@ -143,6 +148,7 @@ class EventBroadcast:
             except Exception:   # a failed read: log it, and read again at the next wake-up
                 LOG.exception("the event broadcast could not read the audit log")
                 self._look = True
+            await asyncio.sleep(FAN_OUT_SECONDS)
 
     async def _hand_out(self, look: bool) -> None:
         """Hand out records in seq order: the told ones while they follow on, and where one is
@@ -170,7 +176,7 @@ class EventBroadcast:
 
     def _fan_out(self, record: dict[str, Any]) -> None:
         self.position = record["seq"]
-        message: str | None = None
+        message: bytes | None = None
         for subscriber in list(self.subscribers):
             if not subscriber.wants(record):
                 continue
@@ -183,15 +189,15 @@ class EventBroadcast:
     # -- one stream ---------------------------------------------------------------------------
 
     async def stream(self, after: int, agent: str | None = None,
-                     label: str | None = None) -> AsyncIterator[str]:
+                     label: str | None = None) -> AsyncIterator[bytes]:
         """``id``/``event``/``data`` messages for the records after ``after``, then live ones."""
-        yield f"retry: {RETRY_MILLISECONDS}\n: streaming from seq {after}\n\n"
+        yield f"retry: {RETRY_MILLISECONDS}\n: streaming from seq {after}\n\n".encode()
         subscriber = Subscriber(after, agent, label)
         while not self.closing:
             records, covered = await self.reads.run(self._history, subscriber)
             if records:
-                yield "".join(format_message(record["seq"], record["kind"], self.view(record))
-                              for record in records)
+                yield b"".join(format_message(record["seq"], record["kind"], self.view(record))
+                               for record in records)
             subscriber.cursor = covered
             if self._join(subscriber):
                 break
@@ -200,15 +206,15 @@ class EventBroadcast:
                 try:
                     await asyncio.wait_for(subscriber.ready.wait(), KEEPALIVE_SECONDS)
                 except TimeoutError:
-                    yield ": keepalive\n\n"
+                    yield b": keepalive\n\n"
                     continue
                 subscriber.ready.clear()
                 if subscriber.dropped:
-                    yield ": dropped: this client fell behind; reconnect to resume\n\n"
+                    yield b": dropped: this client fell behind; reconnect to resume\n\n"
                     return
                 while subscriber.messages:
                     count = min(CHUNK, len(subscriber.messages))
-                    yield "".join(subscriber.messages.popleft() for _ in range(count))
+                    yield b"".join(subscriber.messages.popleft() for _ in range(count))
         finally:
             self.subscribers.discard(subscriber)
 
@@ -235,6 +241,7 @@ class EventBroadcast:
         return True
 
 
-def format_message(seq: int, kind: str, data: dict[str, Any]) -> str:
+def format_message(seq: int, kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event, encoded once for every stream that gets it."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {seq}\nevent: {kind}\ndata: {text}\n\n"
+    return f"id: {seq}\nevent: {kind}\ndata: {text}\n\n".encode()

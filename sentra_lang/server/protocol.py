@@ -23,6 +23,10 @@ HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
 KEEP_ALIVE_TIMEOUT = 5
 GRACEFUL_SHUTDOWN_SECONDS = 3
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the interpreter lock while another waits (Python's default is
+0.005). Decisions run on the event loop and give the lock up at each SQLite call; with the
+default, a read thread rendering a page made each of those waits up to 5 ms."""
 
 _Phase = tuple[str, object]
 

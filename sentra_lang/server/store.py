@@ -6,7 +6,8 @@ the last reset of all agents (where the Sentra-compatible event list starts).
 
 :class:`Reads` runs the blocking part of every read endpoint in worker threads of its own,
 at most :data:`READ_THREADS` at a time: however many reads arrive, they neither hold the event
-loop nor take the threads that decisions run in.
+loop nor take the threads that decisions run in, and they queue rather than crowd out the
+decisions.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, TypeVar
 from sentra_runtime import Store
 
 _RESET_PAGE = 1000
-READ_THREADS = 4
-"""Reads that run at once; more wait their turn (decisions never do)."""
+READ_THREADS = 1
+"""Reads that run at once; more wait their turn (decisions never do). One: a read is Python
+work that holds the interpreter lock, so more threads add little reading speed and take more
+of it from the decisions (docs/benchmarks.md, "Reading the log")."""
 
 T = TypeVar("T")
 
@@ -51,17 +54,19 @@ class AuditReader:
 
     def last_global_reset(self) -> int:
         """The seq of the last reset of all agents (0 when there was none); scans only the
-        resets written since the last call."""
+        records written since the last call."""
         with self._reset_lock:
             while True:
+                head = self.store.last_seq()
                 resets = self.store.read_records(self._reset_scanned, _RESET_PAGE, kind="reset")
                 for reset in resets:
                     if reset.get("agent") is None:
                         self._last_global_reset = reset["seq"]
-                if resets:
-                    self._reset_scanned = resets[-1]["seq"]
                 if len(resets) < _RESET_PAGE:
+                    # the scan read a snapshot taken after `head`: nothing up to it is unseen
+                    self._reset_scanned = max([head, *(reset["seq"] for reset in resets[-1:])])
                     return self._last_global_reset
+                self._reset_scanned = resets[-1]["seq"]
 
 
 class Reads:

@@ -12,7 +12,6 @@ from sentra_runtime import Engine
 
 from sentra_lang import load_policy_file
 from sentra_lang.cli import main
-
 from tests.server.conftest import POLICY, TOKEN, Server
 
 ACTION = {"agent_id": "typed", "action_type": "APPROVE_TRANSACTION"}
