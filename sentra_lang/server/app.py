@@ -103,11 +103,13 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the bearer schemes the routes name."""
+    """FastAPI's document, with the bearer schemes and the error models the routes name."""
     if app.openapi_schema is None:
         document = get_openapi(title=app.title, version=app.version,
                                description=app.description, routes=app.routes)
-        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        components = document.setdefault("components", {})
+        components["securitySchemes"] = SECURITY_SCHEMES
+        components.setdefault("schemas", {}).update(models.error_schemas())
         app.openapi_schema = document
     return app.openapi_schema
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
 Kind = Literal["decision", "reset", "policy_load"]
@@ -186,21 +187,37 @@ class Invalid(BaseModel):
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Declared error answers for a route's OpenAPI entry."""
+    """Declared error answers for a route's OpenAPI entry. They refer to the error models by
+    name (:func:`error_schemas` adds them to the document): giving FastAPI the models would
+    build a validator per route and answer, a tenth of a second of start-up for nothing."""
     return {status: ERRORS[status] for status in statuses}
 
 
+def _answer(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def error_schemas() -> dict[str, Any]:
+    """The JSON schemas of the error models, for the document's ``components.schemas``."""
+    _, document = models_json_schema([(Problem, "serialization"), (Invalid, "serialization")],
+                                     ref_template="#/components/schemas/{model}")
+    return dict(document["$defs"])
+
+
 ERRORS: dict[int, dict[str, Any]] = {
-    400: {"model": Problem, "description": "the Host header names no allowed host"},
-    401: {"model": Problem, "description": "token missing or wrong"},
-    403: {"model": Problem, "description": "operator actions are disabled (no operator token)"},
-    404: {"model": Problem, "description": "not found"},
-    408: {"model": Problem, "description": "the request did not arrive in time"},
-    413: {"model": Problem, "description": "the body is larger than --max-body-bytes"},
-    415: {"model": Problem, "description": "the body is not declared as JSON"},
-    422: {"model": Invalid, "description": "the request does not fit: each problem names its "
-                                           "field; nothing is written"},
+    400: _answer(Problem, "the Host header names no allowed host"),
+    401: _answer(Problem, "token missing or wrong"),
+    403: _answer(Problem, "operator actions are disabled (no operator token)"),
+    404: _answer(Problem, "not found"),
+    408: _answer(Problem, "the request did not arrive in time"),
+    413: _answer(Problem, "the body is larger than --max-body-bytes"),
+    415: _answer(Problem, "the body is not declared as JSON"),
+    422: _answer(Invalid, "the request does not fit: each problem names its field; nothing is "
+                          "written"),
 }
+RELOAD_REFUSED = _answer(Problem, "the request does not fit, or the policy does not compile (its "
+                                  "diagnostics); the old one serves on")
 EDGE = (400, 408, 422)
 """What any request can get from the edge (docs/server.md, "The edge")."""
 POSTED = (*EDGE, 413, 415)

@@ -204,9 +204,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
     @api.post("/policy/reload", summary="Recompile the policy file and swap it in (operator "
               "token); state is kept, a policy that does not compile is refused",
               operation_id="reload_policy", response_model=models.Reloaded,
-              responses={**operated, 422: {"model": models.Problem, "description":
-                                           "the request does not fit, or the policy does not "
-                                           "compile (its diagnostics); the old one serves on"}},
+              responses={**operated, 422: models.RELOAD_REFUSED},
               openapi_extra={"security": OPERATOR_SECURITY})
     def reload(who: str = authorised) -> JSONResponse:
         try:
