@@ -109,6 +109,19 @@ def test_a_cross_site_page_cannot_shut_an_agent_down(server: Server, agent: str)
     assert server.get(f"/v1/agents/{agent}").json()["status"] == "active"
 
 
+def test_the_server_answers_no_cors(server: Server) -> None:
+    """A browser sends a JSON POST across sites only after a preflight the server must approve:
+    it approves none, and no answer lets another origin read it."""
+    preflight = raw_request(server.port, http_request("OPTIONS", "/agent-action", server.port,
+                                                      headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"}))
+    assert preflight.status == 405
+    for answer in (preflight, raw_request(server.port, http_request(
+            "GET", "/v1/events", server.port, headers={"Origin": "https://evil.example"}))):
+        assert not [name for name in answer.headers if name.startswith("access-control-")]
+
+
 def test_json_types_and_a_post_without_a_body_are_accepted(server: Server, agent: str) -> None:
     body = json.dumps({"agent_id": agent, "action_type": "FILE_READ"}).encode()
     for kind in ("application/json", "Application/JSON; charset=utf-8",
