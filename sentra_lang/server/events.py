@@ -194,10 +194,9 @@ class EventBroadcast:
         yield f"retry: {RETRY_MILLISECONDS}\n: streaming from seq {after}\n\n".encode()
         subscriber = Subscriber(after, agent, label)
         while not self.closing:
-            records, covered = await self.reads.run(self._history, subscriber)
-            if records:
-                yield b"".join(format_message(record["seq"], record["kind"], self.view(record))
-                               for record in records)
+            text, covered = await self.reads.run(self._history, subscriber)
+            if text:
+                yield text
             subscriber.cursor = covered
             if self._join(subscriber):
                 break
@@ -218,15 +217,17 @@ class EventBroadcast:
         finally:
             self.subscribers.discard(subscriber)
 
-    def _history(self, subscriber: Subscriber) -> tuple[list[dict[str, Any]], int]:
-        """The next records the stream wants from the log, and the seq up to which the log has
-        been read for it (in a read thread)."""
+    def _history(self, subscriber: Subscriber) -> tuple[bytes, int]:
+        """The next messages the stream wants from the log, rendered, and the seq up to which
+        the log has been read for it (in a read thread)."""
         head = self.gate.reader.head()
         records = self.gate.reader.records(after=subscriber.cursor, limit=BATCH,
                                            agent=subscriber.agent, label=subscriber.label)
+        text = b"".join(format_message(record["seq"], record["kind"], self.view(record))
+                        for record in records)
         if len(records) == BATCH:
-            return records, records[-1]["seq"]
-        return records, max(head, subscriber.cursor, *(record["seq"] for record in records[-1:]))
+            return text, records[-1]["seq"]
+        return text, max(head, subscriber.cursor, *(record["seq"] for record in records[-1:]))
 
     def _join(self, subscriber: Subscriber) -> bool:
         """Join the broadcast when the stream's reading has reached it (on the event loop, so
