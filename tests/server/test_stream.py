@@ -112,6 +112,7 @@ def test_every_stream_gets_every_record_once_in_order(own_server: Server,
     assert everyone[0].messages[-1]["kind"] == "reset"
 
 
+@pytest.mark.slow
 def test_a_stream_reads_the_log_then_joins_live_without_gaps(own_server: Server,
                                                              streams: list[Stream]) -> None:
     """More records than one read of the log, written while streams join."""
@@ -160,6 +161,7 @@ def test_records_another_process_writes_reach_the_stream(own_server: Server,
     assert stream.messages[1]["agent"] == "elsewhere"
 
 
+@pytest.mark.slow
 def test_a_client_that_does_not_read_is_dropped_and_the_others_go_on(
         own_server: Server, streams: list[Stream]) -> None:
     head = own_server.head()

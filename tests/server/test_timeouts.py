@@ -95,6 +95,7 @@ def test_the_next_request_on_a_kept_alive_connection_has_a_deadline(strict_serve
     assert ended - started <= HEADER_TIMEOUT + SLACK
 
 
+@pytest.mark.slow
 def test_fifty_slow_connections_are_closed_and_decisions_go_on(strict_server: Server,
                                                                 agent: str) -> None:
     """50 slow connections used to stay open for 60 s and more."""
@@ -115,6 +116,7 @@ def test_fifty_slow_connections_are_closed_and_decisions_go_on(strict_server: Se
             connection.close()
 
 
+@pytest.mark.slow
 def test_a_streaming_answer_is_not_cut_off(strict_server: Server) -> None:
     """The deadlines cover what the client sends, not how long an answer lasts."""
     with connect(strict_server) as connection:
