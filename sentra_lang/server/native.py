@@ -177,7 +177,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
         return StreamingResponse(broadcast.stream(start, agent, decision),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+                                          "X-Accel-Buffering": "no", "Connection": "close"})
 
     @api.get("/events/{seq}", summary="One audit record", operation_id="get_event",
              response_model=models.AuditRecord, responses=models.errors(*models.EDGE, 401, 404),

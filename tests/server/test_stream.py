@@ -129,7 +129,21 @@ def test_a_stream_reads_the_log_then_joins_live_without_gaps(own_server: Server,
     writer.join()
     total = own_server.head() - start
     for stream in late:
-        assert stream.wait_for(total) == list(range(start + 1, start + total + 1))
+        assert resumed(stream, total) == list(range(start + 1, start + total + 1))
+
+
+def resumed(stream: Stream, total: int) -> list[int]:
+    """The seqs a client gets as a browser does: when the server drops it as too slow, it
+    reconnects with `Last-Event-ID` and goes on."""
+    seqs: list[int] = []
+    while True:
+        stream.wait_for(total - len(seqs))
+        seqs.extend(stream.seqs())
+        if len(seqs) >= total or not stream.closed.wait(1):
+            return seqs
+        assert any(comment.startswith("dropped") for comment in stream.comments)
+        stream.close()
+        stream = Stream(stream.server, headers={"Last-Event-ID": str(seqs[-1])})
 
 
 def test_a_stream_resumes_from_last_event_id(own_server: Server, streams: list[Stream]) -> None:
@@ -176,6 +190,11 @@ def test_a_client_that_does_not_read_is_dropped_and_the_others_go_on(
             own_server.act(f"load-{count % 5}", "FILE_READ", target="x" * 2000)
             count += 1
     assert broadcast.dropped == 1, "the stuck client was never dropped"
+    stuck.socket.settimeout(10)
+    ending = b""
+    while chunk := stuck.socket.recv(65536):   # the server closes the connection once drained
+        ending = (ending + chunk)[-200:]
+    assert b": dropped: this client fell behind; reconnect to resume" in ending
     assert reader.wait_for(count) == list(range(head + 1, head + count + 1))
     assert len(broadcast.subscribers) == 1
 
