@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sqlite3
 import sys
-from typing import Any, Literal
+from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
+READ_VARIABLE = "SENTRA_READ_TOKEN"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+MAX_TOKEN_FILE_BYTES = 4096
 
 
 def register(subparsers: Any) -> None:
@@ -18,7 +22,8 @@ def register(subparsers: Any) -> None:
         "serve", help="run the decision server (Sentra-compatible API, /v1, dashboard)",
         description="Serve a policy over HTTP: the Sentra-compatible API, the native /v1 API, "
         "/metrics and the live dashboard at /dashboard. State and audit log are kept in a SQLite "
-        "file, so they survive restarts. Exit 1 when the policy does not compile.")
+        "file, so they survive restarts. Exit 1 when the policy does not compile, 2 on a usage "
+        "error (a missing policy file, a bad option or token).")
     parser.add_argument("policy", metavar="POLICY", help="a .sentra policy or a compiled .json "
                         "table")
     parser.add_argument("--db", default="sentra.db", help="SQLite file for agent state and the "
@@ -26,12 +31,31 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
                         "127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--operator-token", default=None, metavar="TOKEN",
-                        help="bearer token for reset and reload (default: the environment "
-                        "variable SENTRA_OPERATOR_TOKEN; without one, operator actions are "
-                        "refused)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a name the Host header may give, against DNS rebinding; "
+                        "repeatable; `*` accepts any (default: the loopback names, and the bound "
+                        "address)")
+    parser.add_argument("--operator-token-file", metavar="PATH", help="file holding the bearer "
+                        "token for resets and reload (or the environment variable "
+                        f"{OPERATOR_VARIABLE}); without one, operator actions are refused")
+    parser.add_argument("--operator-token", metavar="TOKEN", help="the operator token itself "
+                        "(visible to anyone who can list processes: prefer the file or the "
+                        "environment)")
+    parser.add_argument("--read-token-file", metavar="PATH", help="file holding a bearer token "
+                        "that event, agent, policy and metrics reads then need (or the "
+                        f"environment variable {READ_VARIABLE}); required beyond loopback "
+                        "unless --open-reads")
+    parser.add_argument("--read-token", metavar="TOKEN", help="the read token itself (visible "
+                        "to anyone who can list processes)")
+    parser.add_argument("--open-reads", action="store_true", help="serve the audit log and agent "
+                        "states without a read token even beyond loopback")
     parser.add_argument("--max-body-bytes", type=int, default=64 * 1024, metavar="N",
                         help="largest accepted request body (default: 65536)")
+    parser.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="time a client has to send a request's head (default: 10)")
+    parser.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="time a client has to send a request's body after its head "
+                        "(default: 10)")
     parser.add_argument("--log-level", default="warning",
                         choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: warning)")
@@ -42,20 +66,30 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from sentra_lang.server import create_app
+        from sentra_lang.server import auth
+        from sentra_lang.server.app import create_app
         from sentra_lang.server.gate import PolicyRefused
+        from sentra_lang.server.protocol import SWITCH_INTERVAL, uvicorn_settings
     except ModuleNotFoundError as error:
         raise UsageError(f"the server needs `{error.name}`: pip install 'sentra-lang[server]'") \
             from error
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
-    if args.max_body_bytes < 1024:
-        raise UsageError("--max-body-bytes must be at least 1024")
-    token = args.operator_token or os.environ.get("SENTRA_OPERATOR_TOKEN") or None
+    check_options(args)
+    loopback = is_loopback(args.host)
+    operator_token = token(args, "operator", OPERATOR_VARIABLE, auth)
+    read_token = token(args, "read", READ_VARIABLE, auth)
+    if not loopback and read_token is None and not args.open_reads:
+        raise UsageError(f"serving beyond loopback ({args.host}) needs a read token, or the "
+                         "audit log and agent states are open to anyone who can reach the port: "
+                         f"give --read-token-file PATH (or {READ_VARIABLE}), or --open-reads to "
+                         "serve them openly")
+    hosts = allowed_hosts(args.host, args.allowed_host)
     try:
-        app = create_app(args.policy, args.db, operator_token=token,
+        app = create_app(args.policy, args.db, operator_token=operator_token,
+                         read_token=read_token, allowed_hosts=hosts,
                          max_body_bytes=args.max_body_bytes)
     except PolicyRefused as refused:
+        if refused.unreadable:
+            raise UsageError("; ".join(refused.problems)) from refused
         for problem in refused.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAILURE
@@ -66,30 +100,102 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"cannot open the state database {args.db}: "
                          f"{error.strerror or error}") from error
-    if args.host not in LOOPBACK:
-        print(f"sentra-lang serve: warning: listening on {args.host}, beyond loopback",
-              file=sys.stderr)
-    if token is None:
-        print("sentra-lang serve: no operator token: reset and reload are refused",
-              file=sys.stderr)
-    print(f"sentra-lang serve: {args.policy} on http://{args.host}:{args.port} "
-          f"(dashboard /dashboard, API docs /docs, state {args.db})", file=sys.stderr)
-    http, loop = fast_stack()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=3, access_log=False, http=http, loop=loop)
+    announce(args, loopback, hosts, operator_token, read_token)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    uvicorn.run(app, **uvicorn_settings(args.host, args.port, log_level=args.log_level,
+                                        header_timeout=args.header_timeout,
+                                        body_timeout=args.body_timeout))
     return EXIT_OK
 
 
-def fast_stack() -> tuple[Literal["httptools", "auto"], Literal["uvloop", "auto"]]:
-    """httptools and uvloop (``uvicorn[standard]``) named explicitly when installed: about
-    twice the speed of h11 and asyncio's loop; uvicorn's own choice otherwise."""
-    return ("httptools" if _importable("httptools") else "auto",
-            "uvloop" if _importable("uvloop") else "auto")
+def check_options(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
+    if args.max_body_bytes < 1024:
+        raise UsageError("--max-body-bytes must be at least 1024")
+    for name in ("header_timeout", "body_timeout"):
+        seconds = getattr(args, name)
+        if not 0 < seconds <= 3600:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 3600 seconds, "
+                             f"not {seconds}")
 
 
-def _importable(module: str) -> bool:
+def token(args: argparse.Namespace, role: str, variable: str, auth: Any) -> str | None:
+    """The ``role`` token from its file, the environment or the command line (one of them),
+    checked; a token on the command line gets a warning (``ps`` shows it)."""
+    path = getattr(args, f"{role}_token_file")
+    given = getattr(args, f"{role}_token")
+    from_environment = os.environ.get(variable)
+    sources = [name for name, value in ((f"--{role}-token-file", path),
+                                        (f"--{role}-token", given)) if value is not None]
+    if len(sources) > 1:
+        raise UsageError(f"give the {role} token once: {' and '.join(sources)} both given")
+    if path is not None:
+        value, source = read_token_file(path, role), path
+    elif given is not None:
+        value, source = given, f"--{role}-token"
+        print(f"sentra-lang serve: warning: --{role}-token puts the token on the command line, "
+              f"where anyone who can list processes reads it: use --{role}-token-file or "
+              f"{variable}", file=sys.stderr)
+    elif from_environment:
+        value, source = from_environment, variable
+    else:
+        return None
     try:
-        __import__(module)
-    except ImportError:
+        return str(auth.checked_token(value, source))
+    except auth.TokenRefused as refused:
+        raise UsageError(str(refused)) from refused
+
+
+def read_token_file(path: str, role: str) -> str:
+    """A token file's text, without the one line break that ends it."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read the {role} token file {path}: "
+                         f"{error.strerror or error}") from error
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise UsageError(f"the {role} token file {path} is larger than "
+                         f"{MAX_TOKEN_FILE_BYTES} bytes: it should hold the token alone")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"the {role} token file {path} is not UTF-8 text") from error
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
         return False
-    return True
+
+
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """The Host header names the server answers: the loopback names, the bound address (unless
+    it is a wildcard) and ``--allowed-host``."""
+    hosts = [*LOOPBACK_NAMES, *extra]
+    bound = host.strip("[]")
+    if bound not in ("0.0.0.0", "::", ""):
+        hosts.append(bound)
+    return hosts
+
+
+def announce(args: argparse.Namespace, loopback: bool, hosts: list[str],
+             operator_token: str | None, read_token: str | None) -> None:
+    lines = []
+    if not loopback:
+        lines.append(f"warning: listening on {args.host}, beyond loopback; Host names "
+                     f"answered: {', '.join(hosts)} (add others with --allowed-host)")
+    if operator_token is None:
+        lines.append("no operator token: reset and reload are refused")
+    if read_token is None:
+        lines.append("no read token: events, agents, policy and metrics are open to whoever "
+                     "reaches the port")
+    lines.append(f"{args.policy} on http://{args.host}:{args.port} (dashboard /dashboard, API "
+                 f"docs /docs, state {args.db})")
+    for line in lines:
+        print(f"sentra-lang serve: {line}", file=sys.stderr)

@@ -1,138 +1,117 @@
-"""The FastAPI application: the Sentra-compatible API, ``/v1``, ``/metrics`` and the dashboard."""
+"""The FastAPI application: the Sentra-compatible API, ``/v1``, ``/metrics`` and the dashboard,
+behind the edge (host, content type, body limit and text checks) and the lean decision path."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sentra_runtime.explain import jsonable
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentra_lang import __version__
-from sentra_lang.server import compat, native
-from sentra_lang.server.auth import OperatorAuth
-from sentra_lang.server.events import EventStream
+from sentra_lang.server import compat, models, native
+from sentra_lang.server.auth import OperatorAuth, ReadAuth, read_security
+from sentra_lang.server.edge import LOOPBACK_HOSTS, RequestEdge
+from sentra_lang.server.events import EventBroadcast
 from sentra_lang.server.gate import Gate
 from sentra_lang.server.lean import LeanAgentAction
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
+from sentra_lang.server.store import Reads
 
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 64 * 1024
-TOKEN_VARIABLE = "SENTRA_OPERATOR_TOKEN"
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, before anything reads them whole."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
-            return
-        received = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, sending)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLarge(Exception):
-    pass
+SECURITY_SCHEMES = {
+    "operatorToken": {"type": "http", "scheme": "bearer",
+                       "description": "the operator token: resets and reload; reads too"},
+    "readToken": {"type": "http", "scheme": "bearer",
+                   "description": "the read token (`--read-token-file`): events, agents, policy "
+                                  "and metrics; the stream also takes it as `?access_token=`"},
+}
 
 
 def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sentra.db", *,
-               operator_token: str | None = None,
+               operator_token: str | None = None, read_token: str | None = None,
+               allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The decision server for the policy file ``policy`` (``.sentra`` or a compiled ``.json``
     table) with state and audit log in the SQLite file ``db``.
 
-    Raises :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
+    ``allowed_hosts`` are the names the ``Host`` header may give (``"*"``: any). Raises
+    :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
     """
     gate = Gate(policy, db)
     operator = OperatorAuth(operator_token)
+    reader = ReadAuth(read_token, operator_token)
+    reads = Reads()
     metrics = Metrics(gate)
-    stream = EventStream(gate, lambda record: native.record_view(record,
-                                                                 gate.policy.risk_threshold))
+    broadcast = EventBroadcast(gate, lambda record: native.record_view(
+        record, gate.policy.risk_threshold), Reads())   # its own thread: pages do not delay it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stream.bind(asyncio.get_running_loop())
+        broadcast.start()
         try:
             yield
         finally:
-            stream.close()
+            await broadcast.close()
             gate.close()
 
     app = FastAPI(title="sentra-lang decision server", version=__version__, lifespan=lifespan,
                   description="The Sentra-compatible API, the native `/v1` API, metrics and a "
-                              "live dashboard over one compiled policy. See docs/server.md.")
+                              "live dashboard over one compiled policy. See docs/server.md.",
+                  generate_unique_id_function=_operation_id)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.state.gate = gate
     app.state.metrics = metrics
-    app.include_router(compat.router(gate, operator))
-    app.include_router(native.router(gate, operator, stream, metrics))
+    app.state.broadcast = broadcast
+    app.include_router(compat.router(gate, operator, reader, reads))
+    app.include_router(native.router(gate, operator, reader, broadcast, metrics, reads))
 
     @app.get("/metrics", tags=["native v1"], response_class=PlainTextResponse,
-             summary="Prometheus metrics")
-    def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
-
-    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                            autoescape=select_autoescape(["html"]))
+             summary="Prometheus metrics", operation_id="metrics",
+             responses=models.errors(*models.EDGE, 401),
+             openapi_extra={"security": read_security(reader)})
+    async def prometheus(_: str = Depends(reader)) -> PlainTextResponse:
+        return PlainTextResponse(await reads.run(metrics.render), media_type=CONTENT_TYPE)
 
     @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
-        served = gate.policy
-        page = templates.get_template("dashboard.html").render(
-            policy=served, version=__version__, config=json.dumps(_dashboard_config(gate)).replace("<", "\\u003c"))
-        return HTMLResponse(page)
+        return HTMLResponse(_dashboard(gate, reader.required))
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(LeanAgentAction, gate=gate)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)   # outermost: it also limits the lean path
+    app.add_middleware(RequestEdge, max_body_bytes=max_body_bytes,   # outermost
+                       allowed_hosts=allowed_hosts)
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Routes name their operation ids; this is only the fallback: the function's name."""
+    return route.name
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the bearer schemes and the error models the routes name."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+        components = document.setdefault("components", {})
+        components["securitySchemes"] = SECURITY_SCHEMES
+        components.setdefault("schemas", {}).update(models.error_schemas())
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -141,7 +120,14 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": jsonable(jsonable_encoder(error.errors()))})
 
 
-def _dashboard_config(gate: Gate) -> dict[str, Any]:
+def _dashboard(gate: Gate, read_token: bool) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     served = gate.policy
-    return {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
-            "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                            autoescape=select_autoescape(["html"]))
+    config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
+              "read_token": read_token,
+              "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
+    return templates.get_template("dashboard.html").render(
+        policy=served, version=__version__, config=json.dumps(config).replace("<", "\\u003c"))

@@ -1,7 +1,9 @@
-"""Operator authentication: a bearer token, compared in constant time.
+"""Bearer tokens: the operator token (resets, reload) and the optional read token (event, agent,
+policy and metrics reads), compared in constant time on their UTF-8 bytes.
 
-Operator actions (reset, reload) are refused when the server has no token configured: an
-operator action is never open to anyone who can reach the port.
+Operator actions are refused (403) when the server has no operator token: an operator action is
+never open to anyone who can reach the port. Reads are open when the server has no read token;
+the operator token opens reads too. See docs/server.md, "Tokens".
 """
 
 from __future__ import annotations
@@ -12,6 +14,65 @@ from fastapi import HTTPException, Request
 
 OPERATOR = "operator"
 """The operator name written to the audit log for token-authenticated resets."""
+READER = "reader"
+
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorToken": []}]
+
+
+def read_security(reader: ReadAuth) -> list[dict[str, list[str]]]:
+    """A read's OpenAPI security: the read or the operator token; none when reads are open."""
+    return [{"readToken": []}, {"operatorToken": []}, *([] if reader.required else [{}])]
+
+
+class TokenRefused(ValueError):
+    """A configured token that could never be sent or matched (surrounding white space, control
+    characters, empty)."""
+
+
+def checked_token(token: str, source: str) -> str:
+    """``token`` when a client can send it as ``Authorization: Bearer <token>``; raises
+    :class:`TokenRefused` naming ``source`` otherwise.
+
+    Surrounding white space is refused rather than stripped: HTTP trims it from header values,
+    so such a token could never match, and stripping it silently would accept a token the
+    operator did not write.
+    """
+    if not token:
+        raise TokenRefused(f"the token from {source} is empty")
+    if token != token.strip():
+        raise TokenRefused(f"the token from {source} has white space around it, so no client "
+                           "could ever send it: remove the white space")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+        raise TokenRefused(f"the token from {source} contains control characters, which an HTTP "
+                           "header cannot carry")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise TokenRefused(f"the token from {source} is not valid Unicode text") from error
+    return token
+
+
+def bearer(request: Request) -> bytes | None:
+    """The raw bytes of the request's ``Authorization: Bearer`` credentials (``None`` without
+    them). Raw bytes, because Starlette decodes header values as latin-1 and a token is compared
+    as UTF-8."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                return credentials.strip(b" \t")
+            return None
+    return None
+
+
+def _matches(given: bytes | None, token: bytes | None) -> bool:
+    return given is not None and token is not None and hmac.compare_digest(given, token)
+
+
+def _refused(what: str) -> HTTPException:
+    return HTTPException(401, f"{what} token missing or wrong: send `Authorization: Bearer "
+                              "<token>`", headers={"WWW-Authenticate": "Bearer"})
 
 
 class OperatorAuth:
@@ -20,14 +81,37 @@ class OperatorAuth:
     def __init__(self, token: str | None) -> None:
         self.token = token.encode("utf-8") if token else None
 
-    def __call__(self, request: Request) -> str:
+    async def __call__(self, request: Request) -> str:
         if self.token is None:
             raise HTTPException(403, "operator actions are disabled: the server has no operator "
-                                     "token (--operator-token or SENTRA_OPERATOR_TOKEN)")
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        given = credentials.strip().encode("utf-8")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token):
-            raise HTTPException(401, "operator token missing or wrong: send "
-                                     "`Authorization: Bearer <token>`",
-                                headers={"WWW-Authenticate": "Bearer"})
+                                     "token (--operator-token-file, SENTRA_OPERATOR_TOKEN or "
+                                     "--operator-token)")
+        if not _matches(bearer(request), self.token):
+            raise _refused("operator")
         return OPERATOR
+
+
+class ReadAuth:
+    """A FastAPI dependency for reads: open without a read token; with one, the read token or
+    the operator token. The event stream also takes the token as ``?access_token=``, because a
+    browser's ``EventSource`` cannot send headers."""
+
+    def __init__(self, token: str | None, operator_token: str | None) -> None:
+        self.token = token.encode("utf-8") if token else None
+        self.operator = operator_token.encode("utf-8") if operator_token else None
+
+    @property
+    def required(self) -> bool:
+        return self.token is not None
+
+    def admits(self, given: bytes | None) -> bool:
+        return self.token is None or _matches(given, self.token) or _matches(given, self.operator)
+
+    async def __call__(self, request: Request) -> str:
+        given = bearer(request)
+        if given is None and request.url.path.endswith("/stream"):
+            query = request.query_params.get("access_token")
+            given = None if query is None else query.encode("utf-8")
+        if not self.admits(given):
+            raise _refused("read")
+        return READER

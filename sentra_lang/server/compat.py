@@ -1,44 +1,105 @@
 """The Sentra-compatible API: the reference server's endpoints and JSON shapes, and the
-claims-workflow adapter ``POST /evaluate`` (docs/server.md describes both).
+claims-workflow adapter ``POST /evaluate`` (docs/server.md).
 
 Every event is built from its audit record, so the answer to ``POST /agent-action`` and the same
 event in ``GET /events`` are identical. Differences from the reference are deliberate and
 documented: input it would crash on or misread gets a 422 naming the field, the audit log is never
-emptied, and ``POST /reset`` needs the operator token.
+emptied, ``GET /events`` answers in pages, and ``POST /reset`` needs the operator token.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 from sentra_runtime import Policy
 from sentra_runtime.decision import Decision
 
+from sentra_lang.server import models
+from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
 from sentra_lang.server.gate import FieldError, Gate, field_errors
+from sentra_lang.server.store import Reads
 
 ALREADY_SHUT_DOWN = "AGENT_ALREADY_SHUT_DOWN"
 OUTCOME_LINES = {"Allowed": "Action allowed", "Blocked": "Action blocked by policy",
                  "Agent Shut Down": "Agent execution halted"}
-PAGE = 10_000
+EVENTS_LIMIT = 1000
+"""Events in one ``GET /events`` answer, by default and at most."""
+READ_BATCH = 200
+REQUEST_FIELDS = ("target", "amount", "notification_type", "data_classification",
+                  "destination_type")
+REFERENCE_DEFAULTS = {"data_classification": "internal", "destination_type": "internal"}
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_reference_float = TypeAdapter(float).validate_python
 
-FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
+# -- numbers as they were sent ----------------------------------------------------------------
+
+class NotANumber(ValueError):
+    """A value that is neither a finite number nor a string the reference reads as one."""
+
+
+def read_number(value: Any) -> int | float:
+    """A request number as the policy sees it: a JSON number as it was sent (``20`` stays the
+    whole number 20, ``20.5`` a float); a numeric string as the reference server reads it
+    (pydantic's ``float``), and as a whole number when it is written as one (``"20"`` is 20).
+
+    Raises :class:`NotANumber` for anything else, a boolean included, and for numbers that are
+    not finite, as a float too (``1e999``, ``"inf"``, an integer beyond a float's range).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise NotANumber("Input should be a finite number or a numeric string")
+    number: int | float
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text) if _WHOLE.fullmatch(text) else _reference_float(value)
+        except ValueError as error:
+            raise NotANumber("Input should be a finite number or a numeric string") from error
+    else:
+        number = value
+    try:
+        finite = math.isfinite(number)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise NotANumber("Input should be a finite number")
+    return number
+
+
+def _request_number(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return read_number(value)
+    except NotANumber as error:
+        raise ValueError(str(error)) from error
+
+
+RequestNumber = Annotated[int | float | None, BeforeValidator(_request_number)]
+
+
+# -- requests ---------------------------------------------------------------------------------
 
 class AgentAction(BaseModel):
-    """The reference server's request; unknown top-level fields are ignored."""
+    """The reference server's request. Every value must have its type (strict: no booleans as
+    numbers, no numbers as strings); ``amount`` may also be a numeric string. Unknown top-level
+    fields are ignored, as the reference ignores them."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     agent_id: str
     action_type: str
     target: str | None = None
-    amount: FiniteNumber | None = None
+    amount: RequestNumber = None
     notification_type: str | None = None
     data_classification: str | None = "internal"
     destination_type: str | None = "internal"
@@ -46,7 +107,7 @@ class AgentAction(BaseModel):
 
 
 class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     tool_name: str = ""
     arguments: dict[str, Any] = Field(default_factory=dict)
@@ -55,22 +116,27 @@ class ToolCall(BaseModel):
 class ClaimEvaluation(BaseModel):
     """The claims workflow's request: a claim and the tool call its agent proposes."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     claim: dict[str, Any] | None = None
     proposed_tool_call: ToolCall | None = None
 
 
-# -- the policy's view of a request ------------------------------------------------------------
+# -- the policy's view of a request -------------------------------------------------------------
 
-def policy_fields(action: AgentAction) -> dict[str, Any]:
-    """The request's fields under their request names, ``policy_context`` as ``context``."""
-    return {
-        "target": action.target, "amount": action.amount,
-        "notification_type": action.notification_type,
-        "data_classification": action.data_classification,
-        "destination_type": action.destination_type, "context": action.policy_context,
-    }
+def policy_input(policy: Policy, sent: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The fields the policy gets from a request: the top-level request fields the client sent
+    (not null), the reference's defaults for those the policy declares and the client left out,
+    and ``policy_context`` whole as ``context`` (its keys are the policy's to judge: the policy's
+    setting for undeclared fields applies to them). Declared numbers in ``policy_context`` may be
+    numeric strings, read as the reference reads them (:func:`read_number`)."""
+    declared = _declared(policy)
+    fields = {name: value for name, value in sent.items() if value is not None}
+    for name, default in REFERENCE_DEFAULTS.items():
+        if name not in sent and name in declared.names:
+            fields[name] = default
+    fields["context"] = _numeric_context(policy, context)
+    return fields
 
 
 def locate(name: str) -> tuple[str | int, ...]:
@@ -81,36 +147,42 @@ def locate(name: str) -> tuple[str | int, ...]:
     return ("body", *name.split("."))
 
 
-def numeric_context(policy: Policy, context: dict[str, Any]) -> dict[str, Any]:
-    """Numeric strings in ``policy_context`` for declared numbers, as numbers (the reference
-    server reads them with ``float()``); anything else is left for validation to judge."""
+def _numeric_context(policy: Policy, context: dict[str, Any]) -> dict[str, Any]:
     converted = context
-    for key in _context_numbers(policy):
+    for key in _declared(policy).context_numbers:
         value = context.get(key)
         if not isinstance(value, str):
             continue
         try:
-            number = float(value)
-        except ValueError:
-            continue
-        if math.isfinite(number):
-            if converted is context:
-                converted = dict(context)
-            converted[key] = number
+            number = read_number(value)
+        except NotANumber:
+            continue   # validation names the field
+        if converted is context:
+            converted = dict(context)
+        converted[key] = number
     return converted
 
 
-_CONTEXT_NUMBERS: dict[str, tuple[str, ...]] = {}
+@dataclass(frozen=True)
+class _Declared:
+    """The policy's declared field names, and the ``policy_context`` keys declared as numbers."""
+
+    names: frozenset[str]
+    context_numbers: tuple[str, ...]
 
 
-def _context_numbers(policy: Policy) -> tuple[str, ...]:
-    """The ``policy_context`` keys the policy declares as numbers (cached per policy hash)."""
-    keys = _CONTEXT_NUMBERS.get(policy.hash)
-    if keys is None:
-        keys = tuple(spec.name.removeprefix("context.") for spec in policy.inputs
-                     if spec.type == "number" and spec.name.startswith("context."))
-        _CONTEXT_NUMBERS[policy.hash] = keys
-    return keys
+_DECLARED: dict[str, _Declared] = {}
+
+
+def _declared(policy: Policy) -> _Declared:
+    """Cached per policy hash."""
+    found = _DECLARED.get(policy.hash)
+    if found is None:
+        found = _Declared(frozenset(spec.name for spec in policy.inputs), tuple(
+            spec.name.removeprefix("context.") for spec in policy.inputs
+            if spec.type == "number" and spec.name.startswith("context.")))
+        _DECLARED[policy.hash] = found
+    return found
 
 
 def annotation(request: dict[str, Any]) -> Callable[[Policy, Decision], dict[str, Any]]:
@@ -144,28 +216,24 @@ def policy_description(policy: Policy, decision: Decision, matched: str | None) 
 
 def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
     """Validate against the policy's declared types, decide, and return the event."""
-    return decide_values(gate, action.agent_id, action.action_type, action.target,
-                         action.amount, action.notification_type, action.data_classification,
-                         action.destination_type, action.policy_context)
+    sent = {name: getattr(action, name) for name in REQUEST_FIELDS
+            if name in action.model_fields_set}
+    return decide_values(gate, action.agent_id, action.action_type, sent, action.policy_context)
 
 
-def decide_values(gate: Gate, agent_id: str, action_type: str, target: str | None,
-                  amount: float | None, notification_type: str | None,
-                  data_classification: str | None, destination_type: str | None,
+def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
                   policy_context: dict[str, Any]) -> dict[str, Any]:
-    """:func:`decide` on the request's values, already of the request model's types (the lean
-    ``POST /agent-action`` path calls it directly). Raises :class:`RequestValidationError`,
-    having written nothing, when a value does not fit the policy's declared type."""
+    """:func:`decide` on the request's values, already of the request model's types: ``sent``
+    holds the top-level request fields the client gave (the lean ``POST /agent-action`` path
+    calls it directly). Raises :class:`RequestValidationError`, having written nothing, when a
+    value does not fit the policy's declared type."""
     policy = gate.policy
-    fields = {"target": target, "amount": amount, "notification_type": notification_type,
-              "data_classification": data_classification, "destination_type": destination_type,
-              "context": numeric_context(policy, policy_context)}
+    fields = policy_input(policy, sent, policy_context)
     errors = field_errors(policy, fields, locate)
     if errors:
         raise RequestValidationError([error.to_dict() for error in errors])
-    request = {"action_type": action_type, "target": target, "amount": amount,
-               "notification_type": notification_type,
-               "data_classification": data_classification, "destination_type": destination_type}
+    request = {"action_type": action_type,
+               **{name: sent.get(name, REFERENCE_DEFAULTS.get(name)) for name in REQUEST_FIELDS}}
     _, record = gate.decide(agent_id, action_type, fields, annotation(request))
     return sentra_event(record, policy.risk_threshold)
 
@@ -198,8 +266,9 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
         return event
     seen = record.get("input") or {}
     matched = server.get("matched_rule") or decision["rule_id"]
+    amount = request["amount"] if "amount" in request else seen.get("amount")
     event.update({
-        "amount": request["amount"] if "amount" in request else seen.get("amount"),
+        "amount": _reference_amount(amount),
         **{key: _normalised(request[key] if key in request else seen.get(key))
            for key in ("notification_type", "data_classification", "destination_type")},
         "policy_triggered": decision["rule_id"],
@@ -225,22 +294,45 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
     return event
 
 
+def _reference_amount(amount: Any) -> Any:
+    """The event's ``amount`` as the reference's model echoes it: a float."""
+    if isinstance(amount, int) and not isinstance(amount, bool):
+        return float(amount)
+    return amount
+
+
 def _normalised(value: Any) -> Any:
     """A string field as the reference server matches it: trimmed and lower-cased."""
     return value.strip().lower() if isinstance(value, str) else value
 
 
-def events_since_reset(gate: Gate) -> list[dict[str, Any]]:
-    """Decision events since the last reset of all agents, oldest first."""
-    after = gate.reader.last_global_reset()
+def events_page(gate: Gate, after: int, limit: int) -> tuple[bytes, int | None]:
+    """One page of ``GET /events`` as JSON text: the decision events after ``after`` and after
+    the last reset of all agents, oldest first, at most ``limit``; and the ``after`` of the next
+    page (``None`` on the last). Read and rendered in batches, so only the page's text is held."""
+    start = max(after, gate.reader.last_global_reset())
     threshold = gate.policy.risk_threshold
-    events: list[dict[str, Any]] = []
-    while True:
-        page = gate.reader.records(after=after, limit=PAGE, kind="decision")
-        events.extend(sentra_event(record, threshold) for record in page)
-        if len(page) < PAGE:
-            return events
-        after = page[-1]["seq"]
+    parts: list[bytes] = []
+    count = 0
+    cursor = start
+    while count < limit:
+        batch = gate.reader.records(after=cursor, limit=min(READ_BATCH, limit - count),
+                                    kind="decision")
+        parts.extend(_encode(sentra_event(record, threshold)) for record in batch)
+        count += len(batch)
+        if batch:
+            cursor = batch[-1]["seq"]
+        if len(batch) < READ_BATCH and count < limit:
+            return b"[" + b",".join(parts) + b"]", None
+    more = gate.reader.records(after=cursor, limit=1, kind="decision")
+    return b"[" + b",".join(parts) + b"]", cursor if more else None
+
+
+_encode_text = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _encode(value: Any) -> bytes:
+    return _encode_text(value).encode("utf-8")
 
 
 # -- the claims-workflow adapter -----------------------------------------------------------------
@@ -250,110 +342,122 @@ TOOL_ACTIONS = {
     "approve_payment": "APPROVE_TRANSACTION", "approve_transaction": "APPROVE_TRANSACTION",
 }
 DEFAULT_MAX_APPROVAL_AMOUNT = 5000
+ARGUMENTS = ("body", "proposed_tool_call", "arguments")
 
 
-def claim_action(evaluation: ClaimEvaluation) -> AgentAction:
-    """The ``/agent-action`` request the claims adapter decides (docs/server.md)."""
+def claim_request(evaluation: ClaimEvaluation) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """``(agent_id, action_type, sent fields, policy_context)`` of the ``/agent-action``
+    request the claims adapter decides (docs/server.md). Raises :class:`RequestValidationError`
+    naming the argument that does not fit."""
     claim = evaluation.claim or {}
     call = evaluation.proposed_tool_call or ToolCall()
     arguments = call.arguments
     errors: list[FieldError] = []
 
-    def argument(name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    def text(name: str) -> str | None:
         value = arguments.get(name)
-        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            errors.append(FieldError(("body", "proposed_tool_call", "arguments", name),
-                                     f"{what}_type", f"Input should be a valid {what}", value))
+        if value is not None and not isinstance(value, str):
+            errors.append(FieldError((*ARGUMENTS, name), "string_type",
+                                     "Input should be a valid string", value))
             return None
         return value
 
+    def number(name: str) -> int | float | None:
+        value = arguments.get(name)
+        if value is None:
+            return None
+        try:
+            return read_number(value)
+        except NotANumber as problem:
+            errors.append(FieldError((*ARGUMENTS, name), "finite_number", str(problem), value))
+            return None
+
     tool = call.tool_name.strip().lower()
     action_type = TOOL_ACTIONS.get(tool, call.tool_name.strip().upper())
-    notification = argument("notification_type", str, "string")
+    notification = text("notification_type")
     if notification is not None:
         notification_type = notification.lower()
     else:
         joined = " ".join(str(value) for value in arguments.values()).lower()
         notification_type = ("approval" if "approval" in joined or "approved" in joined else
                              "rejection" if "rejection" in joined or "denied" in joined else "")
-    target = argument("to", str, "string") or argument("recipient", str, "string") or ""
-    amount = _number_argument(arguments, "amount", errors)
-    maximum = (_number_argument(arguments, "max_approval_amount", errors)
-               if "max_approval_amount" in arguments else DEFAULT_MAX_APPROVAL_AMOUNT)
-    classification = argument("data_classification", str, "string")
-    destination = argument("destination_type", str, "string")
+    target = text("to") or text("recipient") or ""
+    amount = number("amount")
+    maximum = (number("max_approval_amount") if "max_approval_amount" in arguments
+               else DEFAULT_MAX_APPROVAL_AMOUNT)
+    classification = text("data_classification")
+    destination = text("destination_type")
     if errors:
         raise RequestValidationError([error.to_dict() for error in errors])
     documents = claim.get("documents")
     proof = isinstance(documents, dict) and bool(documents.get("proof_of_termination"))
     employed = str(claim.get("currently_employed_elsewhere") or "").strip().lower() == "yes"
     claim_id = claim.get("claim_id")
-    return AgentAction(
-        agent_id=str(claim_id) if claim_id not in (None, "") else "unknown",
-        action_type=action_type, target=target, amount=amount,
-        notification_type=notification_type,
-        data_classification=classification or "internal",
-        destination_type=destination or "internal",
-        policy_context={
-            "approval_requires_verified_eligibility": True,
-            "eligibility_verified": proof and not employed,
-            "required_documents_present": proof,
-            "currently_employed_elsewhere": employed,
-            "max_approval_amount": maximum,
-            "claim_id": claim_id,
-        },
-    )
-
-
-def _number_argument(arguments: dict[str, Any], name: str, errors: list[FieldError]) -> Any:
-    value = arguments.get(name)
-    if value is None:
-        return None
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
-        errors.append(FieldError(("body", "proposed_tool_call", "arguments", name),
-                                 "finite_number", "Input should be a finite number or a numeric "
-                                 "string", value))
-        return None
-    return number
+    sent = {"target": target, "amount": amount, "notification_type": notification_type,
+            "data_classification": classification or "internal",
+            "destination_type": destination or "internal"}
+    context = {
+        "approval_requires_verified_eligibility": True,
+        "eligibility_verified": proof and not employed,
+        "required_documents_present": proof,
+        "currently_employed_elsewhere": employed,
+        "max_approval_amount": maximum,
+        "claim_id": claim_id,
+    }
+    agent_id = str(claim_id) if claim_id not in (None, "") else "unknown"
+    return agent_id, action_type, sent, context
 
 
 # -- routes ------------------------------------------------------------------------------------
 
-def router(gate: Gate, operator: Callable[..., str]) -> APIRouter:
+def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, reads: Reads) -> APIRouter:
     """The Sentra-compatible endpoints over ``gate``."""
     api = APIRouter(tags=["Sentra-compatible"])
 
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         return JSONResponse({"status": "ok", "risk_threshold": gate.policy.risk_threshold})
 
-    api.add_api_route("/", health, methods=["GET"], summary="Health (as GET /health)")
-    api.add_api_route("/health", health, methods=["GET"], summary="Health")
+    api.add_api_route("/", health, methods=["GET"], summary="Health (as GET /health)",
+                      operation_id="root", response_model=models.Health,
+                      responses=models.errors(*models.EDGE))
+    api.add_api_route("/health", health, methods=["GET"], summary="Health",
+                      operation_id="health", response_model=models.Health,
+                      responses=models.errors(*models.EDGE))
 
-    @api.post("/agent-action", summary="Decide one proposed action (the Sentra event object)")
+    @api.post("/agent-action", summary="Decide one proposed action (the Sentra event object)",
+              operation_id="agent_action", response_model=models.SentraEvent,
+              responses=models.errors(*models.POSTED))
     async def agent_action(action: AgentAction) -> JSONResponse:
         return JSONResponse(decide(gate, action))
 
-    @api.get("/events", summary="Decision events since the last reset of all agents, oldest first")
-    def events() -> JSONResponse:
-        return JSONResponse(events_since_reset(gate))
+    @api.get("/events", operation_id="sentra_events", response_model=list[models.SentraEvent],
+             summary="Decision events since the last reset of all agents, oldest first, in "
+                     "pages (the `Link` header names the next page)",
+             responses=models.errors(*models.EDGE, 401),
+             openapi_extra={"security": read_security(reader)})
+    async def events(after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=EVENTS_LIMIT)] = EVENTS_LIMIT,
+                     _: str = Depends(reader)) -> Response:
+        text, following = await reads.run(events_page, gate, after, limit)
+        headers = {} if following is None else {
+            "Link": f'</events?after={following}&limit={limit}>; rel="next"'}
+        return Response(text, media_type="application/json", headers=headers)
 
-    @api.post("/reset", summary="Reset every agent (operator token); the audit log keeps all")
+    @api.post("/reset", summary="Reset every agent (operator token); the audit log keeps all",
+              operation_id="sentra_reset", response_model=models.SentraReset,
+              responses=models.errors(*models.POSTED, 401, 403),
+              openapi_extra={"security": OPERATOR_SECURITY})
     def reset(who: str = Depends(operator)) -> JSONResponse:
         gate.reset(None, who)
         return JSONResponse({"message": "All agents reset; the audit log keeps every record.",
                              "risk_threshold": gate.policy.risk_threshold})
 
-    @api.post("/evaluate", summary="Claims-workflow adapter: decide a proposed tool call")
+    @api.post("/evaluate", summary="Claims-workflow adapter: decide a proposed tool call",
+              operation_id="evaluate_claim", response_model=models.ClaimAnswer,
+              responses=models.errors(*models.POSTED))
     def evaluate(evaluation: Annotated[ClaimEvaluation, Body()]) -> JSONResponse:
-        event = decide(gate, claim_action(evaluation))
+        agent_id, action_type, sent, context = claim_request(evaluation)
+        event = decide_values(gate, agent_id, action_type, sent, context)
         return JSONResponse({
             "result": {"decision": "ALLOW" if event["decision"] == "Allowed" else "BLOCK",
                        "reason": event["reason"], "risk_score": event["attempted_risk"]},

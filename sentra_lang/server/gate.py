@@ -31,12 +31,14 @@ Listener = Callable[[dict[str, Any], float], None]
 
 
 class PolicyRefused(Exception):
-    """The policy file does not compile (or load); ``problems`` are rendered diagnostics."""
+    """The policy file does not compile, or cannot be read (``unreadable``: missing, not a
+    regular file, too large, not text); ``problems`` are rendered diagnostics."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path, problems: list[str], *, unreadable: bool = False) -> None:
         super().__init__(f"{path}: the policy does not compile")
         self.path = path
         self.problems = problems
+        self.unreadable = unreadable
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def load_table(path: Path) -> dict[str, Any]:
     try:
         loaded = load_policy_file(path)
     except FileUnreadable as error:
-        raise PolicyRefused(path, [str(error)]) from error
+        raise PolicyRefused(path, [str(error)], unreadable=True) from error
     if loaded.table is None:
         raise PolicyRefused(path, loaded.problems)
     return loaded.table

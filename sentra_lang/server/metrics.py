@@ -17,13 +17,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    """Counts decisions (by outcome label and rule), resets, policy loads and decision time."""
+    """Counts decisions (by outcome label and rule), resets, policy loads and decision time.
+
+    Created with the gate it counts for, whose policy is then loaded: that load counts."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self._lock = threading.Lock()
         self.decisions: Counter[tuple[str, str]] = Counter()
         self.records: Counter[str] = Counter()
+        self.records["policy_load"] = 1   # the gate loaded its policy before anyone listened
         self.reload_failures = 0
         self.buckets = [0] * len(BUCKETS)
         self.seconds_sum = 0.0
@@ -72,7 +75,8 @@ class Metrics:
             lines.append(f"sentra_decision_seconds_count {self.seconds_count}")
             family("sentra_resets_total", "counter", "Operator resets made by this process.")
             lines.append(f"sentra_resets_total {self.records['reset']}")
-            family("sentra_policy_loads_total", "counter", "Policies loaded by this process.")
+            family("sentra_policy_loads_total", "counter",
+                   "Policies loaded by this process: the one at start and each successful reload.")
             lines.append(f"sentra_policy_loads_total {self.records['policy_load']}")
             family("sentra_policy_reload_failures_total", "counter",
                    "Reloads refused because the policy did not compile.")

@@ -1,10 +1,12 @@
 """The native API, ``/v1``: full decisions with explanations, agents, paged events and their live
-stream, the policy and its reload, metrics. Operator actions need the operator token."""
+stream, the policy and its reload, metrics. Operator actions need the operator token; reads need
+the read token when the server has one."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
@@ -13,24 +15,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from sentra_runtime import Policy
 from sentra_runtime.decision import Decision
 
+from sentra_lang.server import models
+from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
 from sentra_lang.server.compat import policy_description, sentra_event
-from sentra_lang.server.events import EventStream
+from sentra_lang.server.events import EventBroadcast
 from sentra_lang.server.gate import Gate, PolicyRefused, field_errors
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
+from sentra_lang.server.store import Reads
 
-Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
-Kind = Literal["decision", "reset", "policy_load"]
 MAX_SEQ = 2**63 - 1
 """The largest sequence number SQLite can hold; larger ``seq``/``after`` values are a 422."""
 Seq = Annotated[int, Query(ge=0, le=MAX_SEQ)]
+PAGE_LIMIT = 1000
+Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT)]
 REQUEST_KEYS = ("target", "amount", "notification_type", "data_classification",
                 "destination_type")
 
 
 class DecideRequest(BaseModel):
-    """One proposed action: the agent, the action type, and the fields the policy reads."""
+    """One proposed action: the agent, the action type, and the fields the policy reads.
+    Every value must have its type (strict); unknown top-level keys are refused, and the
+    ``fields`` go to the policy as they are, so its setting for undeclared fields applies."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     agent_id: str
     action: str
@@ -50,6 +57,29 @@ def agent_view(gate: Gate, agent_id: str) -> dict[str, Any]:
             "blocked_attempts": state.blocked_attempts, "status": state.status}
 
 
+def agents_page(gate: Gate, after: str | None, limit: int) -> dict[str, Any]:
+    """Agents in id order after ``after``, at most ``limit``, with their state."""
+    known = sorted(gate.store.agents())
+    start = 0 if after is None else bisect.bisect_right(known, after)
+    page = known[start:start + limit]
+    policy = gate.policy
+    return {"risk_threshold": policy.risk_threshold, "strikes": policy.strikes,
+            "agents": [agent_view(gate, agent) for agent in page],
+            "next_after": page[-1] if page and start + limit < len(known) else None}
+
+
+def events_page(gate: Gate, after: int, limit: int, agent: str | None, label: str | None,
+                kind: str | None) -> JSONResponse:
+    records = gate.reader.records(after=after, limit=limit, agent=agent, label=label, kind=kind)
+    threshold = gate.policy.risk_threshold
+    return JSONResponse({
+        "events": [record_view(record, threshold) for record in records],
+        "next_after": records[-1]["seq"] if records else after,
+        "head": gate.reader.head(),
+        "last_global_reset": gate.reader.last_global_reset(),
+    })
+
+
 def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str, Any]]:
     kept = {key: request.fields[key] for key in REQUEST_KEYS if key in request.fields}
 
@@ -63,12 +93,18 @@ def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str
     return annotate
 
 
-def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
-           metrics: Metrics) -> APIRouter:
+def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: EventBroadcast,
+           metrics: Metrics, reads: Reads) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["native v1"])
+    reading = read_security(reader)
     authorised = Depends(operator)
+    readable = Depends(reader)
+    operated = models.errors(*models.POSTED, 401, 403)
+    read = models.errors(*models.EDGE, 401)
 
-    @api.post("/decide", summary="Decide one action: the full decision with its explanation")
+    @api.post("/decide", summary="Decide one action: the full decision with its explanation",
+              operation_id="decide", response_model=models.Decided,
+              responses=models.errors(*models.POSTED))
     def decide(request: DecideRequest) -> JSONResponse:
         errors = field_errors(gate.policy, request.fields,
                               lambda name: ("body", "fields", *name.split(".")))
@@ -79,81 +115,97 @@ def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
         return JSONResponse({"seq": record["seq"],
                              "decision": decision.to_dict(explanation=True)})
 
-    @api.get("/agents", summary="Every agent the store knows, with its state")
-    def agents() -> JSONResponse:
-        policy = gate.policy
-        return JSONResponse({"risk_threshold": policy.risk_threshold,
-                             "strikes": policy.strikes,
-                             "agents": [agent_view(gate, agent) for agent in gate.store.agents()]})
+    @api.get("/agents", summary="Agents the store knows, in id order, with their state, in "
+             "pages", operation_id="list_agents", response_model=models.AgentPage,
+             responses=read, openapi_extra={"security": reading})
+    async def agents(after: str | None = None, limit: Limit = PAGE_LIMIT,
+                     _: str = readable) -> JSONResponse:
+        return JSONResponse(await reads.run(agents_page, gate, after, limit))
 
-    @api.get("/agents/{agent_id:path}", summary="One agent's state (fresh for an unknown id)")
-    def agent(agent_id: str) -> JSONResponse:
-        return JSONResponse({**agent_view(gate, agent_id),
-                             "known": agent_id in gate.store.agents()})
+    @api.get("/agents/{agent_id:path}", summary="One agent's state (fresh for an unknown id)",
+             operation_id="get_agent", response_model=models.KnownAgent, responses=read,
+             openapi_extra={"security": reading})
+    async def agent(agent_id: str, _: str = readable) -> JSONResponse:
+        def view() -> dict[str, Any]:
+            return {**agent_view(gate, agent_id), "known": agent_id in gate.store.agents()}
 
-    @api.post("/agents/{agent_id:path}/reset", summary="Reset one agent (operator token)")
+        return JSONResponse(await reads.run(view))
+
+    @api.post("/agents/{agent_id:path}/reset", summary="Reset one agent (operator token)",
+              operation_id="reset_agent", response_model=models.AgentReset, responses=operated,
+              openapi_extra={"security": OPERATOR_SECURITY})
     def reset_agent(agent_id: str, who: str = authorised) -> JSONResponse:
         record = gate.reset(agent_id, who)
         return JSONResponse({"seq": record["seq"], "reset": record["agents"],
                              "agent": agent_view(gate, agent_id)})
 
-    @api.post("/reset", summary="Reset every agent (operator token)")
+    @api.post("/reset", summary="Reset every agent (operator token)", operation_id="reset_all",
+              response_model=models.ResetAll, responses=operated,
+              openapi_extra={"security": OPERATOR_SECURITY})
     def reset_all(who: str = authorised) -> JSONResponse:
         record = gate.reset(None, who)
         return JSONResponse({"seq": record["seq"], "reset": record["agents"]})
 
-    @api.get("/events", summary="Audit records, oldest first, paged by sequence number")
-    def events(after: Seq = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               agent: str | None = None, decision: Label | None = None,
-               kind: Kind | None = None) -> JSONResponse:
-        records = gate.reader.records(after=after, limit=limit, agent=agent, label=decision,
-                                      kind=kind)
-        threshold = gate.policy.risk_threshold
-        return JSONResponse({
-            "events": [record_view(record, threshold) for record in records],
-            "next_after": records[-1]["seq"] if records else after,
-            "head": gate.reader.head(),
-            "last_global_reset": gate.reader.last_global_reset(),
-        })
+    @api.get("/events", summary="Audit records, oldest first, paged by sequence number",
+             operation_id="list_events", response_model=models.EventPage, responses=read,
+             openapi_extra={"security": reading})
+    async def events(after: Seq = 0, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+                     agent: str | None = None, decision: models.Label | None = None,
+                     kind: models.Kind | None = None, _: str = readable) -> JSONResponse:
+        return await reads.run(events_page, gate, after, limit, agent, decision, kind)
 
-    @api.get("/events/stream", summary="Live server-sent events (text/event-stream)",
-             response_class=StreamingResponse)
-    def events_stream(after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
-                      agent: str | None = None, decision: Label | None = None,
-                      last_event_id: Annotated[str | None, Header()] = None,
-                      ) -> StreamingResponse:
+    @api.get("/events/stream", summary="Live server-sent events", operation_id="stream_events",
+             response_class=StreamingResponse, openapi_extra={"security": reading},
+             responses={200: {"description": "`id: seq`, `event: decision|reset|policy_load`, "
+                                              "`data: record` messages",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        **read})
+    async def events_stream(after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+                            agent: str | None = None, decision: models.Label | None = None,
+                            last_event_id: Annotated[str | None, Header()] = None,
+                            access_token: Annotated[str | None, Query(
+                                description="the read token, for browsers' EventSource, "
+                                            "which cannot send headers")] = None,
+                            _: str = readable) -> StreamingResponse:
         start = after
         if start is None and last_event_id and len(last_event_id) <= 19 \
                 and last_event_id.isascii() and last_event_id.isdigit() \
                 and int(last_event_id) <= MAX_SEQ:
             start = int(last_event_id)
         if start is None:
-            start = gate.reader.head()
-        return StreamingResponse(stream.stream(start, agent, decision),
+            start = await reads.run(gate.reader.head)
+        return StreamingResponse(broadcast.stream(start, agent, decision),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+                                          "X-Accel-Buffering": "no", "Connection": "close"})
 
-    @api.get("/events/{seq}", summary="One audit record")
-    def event(seq: Annotated[int, Path(ge=0, le=MAX_SEQ)]) -> JSONResponse:
-        record = gate.reader.record(seq)
+    @api.get("/events/{seq}", summary="One audit record", operation_id="get_event",
+             response_model=models.AuditRecord, responses=models.errors(*models.EDGE, 401, 404),
+             openapi_extra={"security": reading})
+    async def event(seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
+                    _: str = readable) -> JSONResponse:
+        record = await reads.run(gate.reader.record, seq)
         if record is None:
             raise HTTPException(404, f"no audit record with seq {seq}")
         return JSONResponse(record_view(record, gate.policy.risk_threshold))
 
-    @api.get("/policy", summary="The policy being served: name, version, hash and table")
-    def policy() -> JSONResponse:
-        served = gate.policy
-        return JSONResponse({
+    @api.get("/policy", summary="The policy being served: name, version, hash and table",
+             operation_id="get_policy", response_model=models.PolicyInfo, responses=read,
+             openapi_extra={"security": reading})
+    async def policy(_: str = readable) -> JSONResponse:
+        served, table, loaded_at = gate.policy, gate.table, gate.loaded_at
+        return await reads.run(lambda: JSONResponse({
             "name": served.name, "version": served.version, "description": served.description,
             "hash": served.hash, "schema_version": served.schema_version,
             "risk_threshold": served.risk_threshold, "strikes": served.strikes,
-            "source": str(gate.policy_path), "loaded_at": gate.loaded_at, "table": gate.table,
-        })
+            "source": str(gate.policy_path), "loaded_at": loaded_at, "table": table,
+        }))
 
     @api.post("/policy/reload", summary="Recompile the policy file and swap it in (operator "
-              "token); state is kept, a policy that does not compile is refused")
+              "token); state is kept, a policy that does not compile is refused",
+              operation_id="reload_policy", response_model=models.Reloaded,
+              responses={**operated, 422: models.RELOAD_REFUSED},
+              openapi_extra={"security": OPERATOR_SECURITY})
     def reload(who: str = authorised) -> JSONResponse:
         try:
             old, new = gate.reload()
@@ -168,8 +220,9 @@ def router(gate: Gate, operator: Callable[..., str], stream: EventStream,
                              "name": new.name, "version": new.version})
 
     @api.get("/metrics", summary="Prometheus metrics (also at /metrics)",
-             response_class=PlainTextResponse)
-    def v1_metrics() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
+             operation_id="v1_metrics", response_class=PlainTextResponse, responses=read,
+             openapi_extra={"security": reading})
+    async def v1_metrics(_: str = readable) -> PlainTextResponse:
+        return PlainTextResponse(await reads.run(metrics.render), media_type=CONTENT_TYPE)
 
     return api

@@ -1,18 +1,30 @@
-"""The server's reads of the audit log, on the runtime store's API.
+"""The server's reads of the audit log and of agent state, on the runtime store's API.
 
 :class:`AuditReader` pages through the log by sequence number, fetches one record by its seq
 (a decision's, a reset's or a policy load's, as the runtime reports them), and keeps track of
 the last reset of all agents (where the Sentra-compatible event list starts).
+
+:class:`Reads` runs the blocking part of every read endpoint in worker threads of its own,
+at most :data:`READ_THREADS` at a time: however many reads arrive, they neither hold the event
+loop nor take the threads that decisions run in, and they queue rather than crowd out the
+decisions.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sentra_runtime import Store
 
 _RESET_PAGE = 1000
+READ_THREADS = 1
+"""Reads that run at once; more wait their turn (decisions never do). One: a read is Python
+work that holds the interpreter lock, so more threads add little reading speed and take more
+of it from the decisions (docs/benchmarks.md, "Reading the log")."""
+
+T = TypeVar("T")
 
 
 class AuditReader:
@@ -42,14 +54,32 @@ class AuditReader:
 
     def last_global_reset(self) -> int:
         """The seq of the last reset of all agents (0 when there was none); scans only the
-        resets written since the last call."""
+        records written since the last call."""
         with self._reset_lock:
             while True:
+                head = self.store.last_seq()
                 resets = self.store.read_records(self._reset_scanned, _RESET_PAGE, kind="reset")
                 for reset in resets:
                     if reset.get("agent") is None:
                         self._last_global_reset = reset["seq"]
-                if resets:
-                    self._reset_scanned = resets[-1]["seq"]
                 if len(resets) < _RESET_PAGE:
+                    # the scan read a snapshot taken after `head`: nothing up to it is unseen
+                    self._reset_scanned = max([head, *(reset["seq"] for reset in resets[-1:])])
                     return self._last_global_reset
+                self._reset_scanned = resets[-1]["seq"]
+
+
+class Reads:
+    """Worker threads for reads, apart from the ones decisions and operator actions use."""
+
+    def __init__(self, threads: int = READ_THREADS) -> None:
+        self.threads = threads
+        self._limiter: Any = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` in a read thread."""
+        import anyio.to_thread
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._limiter)

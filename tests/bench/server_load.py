@@ -1,13 +1,15 @@
 """Load benchmark of the decision server's POST /agent-action (loopback only, bounded).
 
-    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--workers N]
+    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--streams N]
                                       [--client asyncio|threads]
 
-Without URL it starts `sentra-lang serve policies/sentra.sentra [--workers N]` on a free loopback
-port with a fresh SQLite file in a temporary folder, in a separate process, and also reports the
-CPU time the server processes spent per request. Reports req/s and p50/p99 for a sequential run
-(one client) and a concurrent run over 50 agents, and compares the latency of the last 10% of the
-concurrent requests with the first 10% (the audit log grows as they run).
+Without URL it starts `sentra-lang serve policies/sentra.sentra` on a free loopback port with a
+fresh SQLite file in a temporary folder, in a separate process, and also reports the CPU time the
+server process spent per request. Reports req/s and p50/p99 for a sequential run (one client) and
+a concurrent run over 50 agents, and compares the latency of the last 10% of the concurrent
+requests with the first 10% (the audit log grows as they run). With ``--streams N`` it then runs
+the sequential and the concurrent load again while N clients follow the live event stream
+(``/v1/events/stream``, each reading everything), against the runs without streams as baseline.
 
 The load generator shares the machine with the server, so it is made cheap: the default client
 (``asyncio``) keeps one connection per client open on one event loop (uvloop when installed),
@@ -25,6 +27,7 @@ import http.client
 import json
 import os
 import random
+import selectors
 import socket
 import subprocess
 import sys
@@ -203,26 +206,64 @@ def run_threads(host: str, port: int, total: int, clients: int, seed: int,
 
 # -- the server --------------------------------------------------------------------------------
 
-def start_server(folder: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: str, db: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "sentra_lang", "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", os.path.join(folder, "bench.db"), "--port", str(port),
-         *(["--workers", str(workers)] if workers != 1 else [])],
+         "--db", db or os.path.join(folder, "bench.db"), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url + "/health", timeout=1).read()
-            time.sleep(0.5 if workers > 1 else 0)   # let every worker come up
             return process, url
         except OSError:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start")
+
+
+class Streams:
+    """``count`` clients of the live event stream, each reading (and counting) everything, all
+    on one thread (a selector), so that the clients cost the machine as little as they can."""
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.received = [0] * count
+        self.sockets = [socket.create_connection((host, port)) for _ in range(count)]
+        self.selector = selectors.DefaultSelector()
+        self.tails = [b""] * count
+        for index, connection in enumerate(self.sockets):
+            connection.sendall(f"GET /v1/events/stream HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                               .encode())
+            connection.setblocking(False)
+            self.selector.register(connection, selectors.EVENT_READ, index)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stopping:
+            for key, _ in self.selector.select(timeout=0.2):
+                index = key.data
+                try:
+                    chunk = self.sockets[index].recv(262144)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.selector.unregister(self.sockets[index])
+                    continue
+                data = self.tails[index] + chunk
+                self.received[index] += data.count(b"\nid: ")
+                self.tails[index] = data[-4:]   # a message start split across reads counts once
+
+    def close(self) -> None:
+        self.stopping = True
+        self.thread.join()
+        for connection in self.sockets:
+            connection.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -262,32 +303,31 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=2_000)
     parser.add_argument("--clients", "--threads", type=int, default=8, dest="clients")
     parser.add_argument("--client", choices=["asyncio", "threads"], default="asyncio")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server worker processes when the benchmark starts the server")
+    parser.add_argument("--streams", type=int, default=0,
+                        help="then run again with this many live-stream clients open")
     parser.add_argument("--time-limit", type=float, default=120.0,
                         help="stop each run after this many seconds")
     args = parser.parse_args()
     if not 0 < args.requests <= 200_000 or not 0 < args.clients <= 64 or \
-            not 0 < args.workers <= 8 or not 0 < args.sequential <= 200_000:
+            not 0 <= args.streams <= 1000 or not 0 < args.sequential <= 200_000:
         parser.error("--requests and --sequential must be 1..200000, --clients 1..64, "
-                     "--workers 1..8")
+                     "--streams 0..1000")
     run = run_asyncio if args.client == "asyncio" else run_threads
     with tempfile.TemporaryDirectory() as folder:
         process = None
         url = args.url
         if url is None:
-            process, url = start_server(folder, args.workers)
+            process, url = start_server(folder)
         try:
             parts = urllib.parse.urlsplit(url)
             if parts.hostname not in LOOPBACK:
                 parser.error("the benchmark only targets loopback servers")
             host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            workers = (f", {args.workers} server worker{'s' if args.workers != 1 else ''}"
-                       if process is not None else "")
-            print(f"server {url}{workers}, {args.client} client, {AGENTS} agents, "
+            print(f"server {url}, {args.client} client, {AGENTS} agents, "
                   f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
-            def measured(total: int, clients: int, seed: int) -> tuple[float, list[float]]:
+            def measured(total: int, clients: int, seed: int,
+                         label: str = "") -> tuple[float, list[float]]:
                 server_before = None if process is None else cpu_seconds(process.pid)
                 client_before = time.process_time()
                 rate, latencies = run(host, port, total, clients, seed, args.time_limit)
@@ -295,7 +335,7 @@ def main() -> int:
                 server_cpu = (None if process is None or server_before is None
                               else cpu_seconds(process.pid) - server_before)
                 name = ("sequential (1 client)" if clients == 1
-                        else f"concurrent ({clients} clients)")
+                        else f"concurrent ({clients} clients)") + label
                 report(name, rate, latencies, server_cpu, client_cpu)
                 return rate, latencies
 
@@ -309,6 +349,23 @@ def main() -> int:
                   f"{percentile(last, .5) * 1000:.2f} ms, p99 "
                   f"{percentile(last, .99) * 1000:.2f} ms, mean "
                   f"{sum(last) / len(last) * 1000:.2f} ms")
+            if args.streams:
+                streams = Streams(host, port, args.streams)
+                try:
+                    time.sleep(1.0)
+                    head = json.loads(urllib.request.urlopen(
+                        url + "/v1/events?limit=1", timeout=10).read())["head"]
+                    label = f" +{args.streams} streams"
+                    measured(args.sequential, 1, 3, label)
+                    measured(args.requests, args.clients, 4, label)
+                    written = json.loads(urllib.request.urlopen(
+                        url + "/v1/events?limit=1", timeout=10).read())["head"] - head
+                    time.sleep(1.0)
+                    complete = sum(1 for count in streams.received if count >= written)
+                    print(f"{complete} of {args.streams} streams received all {written} "
+                          f"records written meanwhile (the others were dropped as too slow)")
+                finally:
+                    streams.close()
         finally:
             if process is not None:
                 process.terminate()

@@ -19,6 +19,7 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 
 from sentra_lang.server import create_app
+from sentra_lang.server.protocol import uvicorn_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "sentra.sentra"
@@ -44,14 +45,18 @@ class Response:
 class Server:
     """One running server; ``request`` speaks HTTP/1.1 over a kept-alive connection per thread."""
 
-    def __init__(self, policy: Path, db: Path, token: str | None) -> None:
+    def __init__(self, policy: Path, db: Path, token: str | None, *,
+                 read_token: str | None = None, header_timeout: float = 10.0,
+                 body_timeout: float = 10.0, **options: Any) -> None:
         self.policy, self.db, self.token = policy, db, token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(policy, db, operator_token=token)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error",
-                                timeout_graceful_shutdown=1, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.app = create_app(policy, db, operator_token=token, read_token=read_token,
+                              **options)
+        settings = uvicorn_settings("127.0.0.1", self.port, header_timeout=header_timeout,
+                                    body_timeout=body_timeout, log_level="error")
+        self.server = uvicorn.Server(uvicorn.Config(self.app, **{
+            **settings, "timeout_graceful_shutdown": 1}))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.local = threading.local()
         self.thread.start()
@@ -92,8 +97,8 @@ class Server:
         assert response.status == 200, response.text
         return dict(response.json())
 
-    def head(self) -> int:
-        return int(self.get("/v1/events?limit=1").json()["head"])
+    def head(self, token: str | None = None) -> int:
+        return int(self.get("/v1/events?limit=1", token=token).json()["head"])
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -119,3 +124,48 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def agent() -> str:
     return f"agent-{uuid.uuid4().hex[:10]}"
+
+
+def raw_request(port: int, data: bytes, *, timeout: float = 10.0) -> Response:
+    """Send ``data`` as it is on a new connection and read one answer (until the server closes
+    the connection or the answer's Content-Length is read)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(data)
+        return read_answer(connection)
+
+
+def read_answer(connection: socket.socket) -> Response:
+    """One HTTP answer from ``connection`` (the status 0 when the server closed without one)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return Response(0, {}, received.decode("latin-1"))
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "-1"))
+    while length < 0 or len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return Response(int(lines[0].split()[1]), headers, body.decode("utf-8", "replace"))
+
+
+def http_request(method: str, path: str, port: int, *, body: bytes = b"",
+                 headers: dict[str, str] | None = None, chunked: bool = False) -> bytes:
+    """The bytes of one HTTP/1.1 request (Host, and Content-Length or chunked, filled in)."""
+    sent = {"Host": f"127.0.0.1:{port}", **(headers or {})}
+    if chunked:
+        sent["Transfer-Encoding"] = "chunked"
+    elif body or method == "POST":
+        sent["Content-Length"] = str(len(body))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
+    if not chunked:
+        return head.encode("latin-1") + b"\r\n" + body
+    pieces = [body[at:at + 4096] for at in range(0, len(body), 4096)]
+    framed = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces)
+    return head.encode("latin-1") + b"\r\n" + framed + b"0\r\n\r\n"

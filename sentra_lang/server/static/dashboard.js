@@ -16,8 +16,21 @@
     return node;
   }
 
+  // With a read token (config.read_token), reads carry it; it is asked for once per session.
+  function readToken() {
+    if (!config.read_token) return null;
+    let token = sessionStorage.getItem("sentra-read-token");
+    if (!token) {
+      token = window.prompt("Read token for this server's events and agents:") || "";
+      sessionStorage.setItem("sentra-read-token", token);
+    }
+    return token;
+  }
+
   async function api(path, options) {
-    const response = await fetch(path, options);
+    const token = options ? null : readToken();
+    const response = await fetch(path, token ? { headers: { Authorization: `Bearer ${token}` } } : options);
+    if (response.status === 401 && token) sessionStorage.removeItem("sentra-read-token");
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail : response.status + " " + JSON.stringify(body.detail));
     return body;
@@ -162,7 +175,9 @@
   }
 
   function connect() {
-    const source = new EventSource(`/v1/events/stream?after=${state.lastSeq}`);
+    const token = readToken();
+    const access = token ? `&access_token=${encodeURIComponent(token)}` : "";
+    const source = new EventSource(`/v1/events/stream?after=${state.lastSeq}${access}`);
     const live = $("live");
     source.onopen = () => { live.textContent = "live"; live.className = "badge on"; };
     source.onerror = () => { live.textContent = "reconnecting"; live.className = "badge off"; };
@@ -177,8 +192,13 @@
   }
 
   async function start() {
-    const [agents, head] = await Promise.all([api("/v1/agents"), api("/v1/events?limit=1")]);
-    for (const agent of agents.agents) state.agents.set(agent.agent_id, agent);
+    const head = await api("/v1/events?limit=1");
+    const agents = [];
+    for (let page = await api("/v1/agents"); ; page = await api(`/v1/agents?after=${encodeURIComponent(page.next_after)}`)) {
+      agents.push(...page.agents);
+      if (page.next_after === null) break;
+    }
+    for (const agent of agents) state.agents.set(agent.agent_id, agent);
     let after = Math.max(head.last_global_reset - 1, head.head - MAX_EVENTS, 0);
     for (;;) {
       const page = await api(`/v1/events?after=${after}&limit=1000`);
@@ -186,7 +206,7 @@
       if (page.events.length < 1000) break;
       after = page.next_after;
     }
-    for (const agent of agents.agents) state.agents.set(agent.agent_id, agent);
+    for (const agent of agents) state.agents.set(agent.agent_id, agent);
     state.lastSeq = Math.max(state.lastSeq, head.head);
     $("filter-agent").addEventListener("input", render);
     $("filter-decision").addEventListener("change", render);

@@ -1,0 +1,223 @@
+"""The shapes of the server's answers, for its OpenAPI document (``/openapi.json``).
+
+The routes answer with pre-rendered JSON (the answers are built from audit records), so these
+models describe the answers and are not used to build them; ``tests/server/test_openapi.py``
+checks real answers against them and validates the whole document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
+Kind = Literal["decision", "reset", "policy_load"]
+
+
+class Answer(BaseModel):
+    """An answer whose keys are listed; some carry more (open records)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    risk_threshold: int
+
+
+class SentraEvent(Answer):
+    """The Sentra reference server's event object, keys in its order. An agent already shut
+    down gets the short form: no ``amount``, ``notification_type``, ``data_classification``
+    or ``destination_type``."""
+
+    timestamp: str = Field(description="UTC, `YYYY-MM-DD HH:MM:SS`")
+    agent_id: str
+    action_type: str
+    action_label: str
+    target: str | None
+    amount: float | None = None
+    notification_type: str | None = None
+    data_classification: str | None = None
+    destination_type: str | None = None
+    policy_triggered: str
+    policy_description: str
+    threat_type: str | None
+    risk: int
+    attempted_risk: int
+    projected_risk: int
+    cumulative_risk: str = Field(description="`N/threshold`")
+    decision: Label
+    reason: str
+    event_trace: list[str]
+
+
+class SentraReset(Answer):
+    message: str
+    risk_threshold: int
+
+
+class ClaimResult(Answer):
+    decision: Literal["ALLOW", "BLOCK"]
+    reason: str
+    risk_score: int
+
+
+class ClaimAnswer(Answer):
+    result: ClaimResult
+    raw_event: SentraEvent
+
+
+class DecisionView(Answer):
+    """A decision; ``/v1/decide`` adds its ``explanation``."""
+
+    agent_id: str
+    action: str
+    outcome: Literal["allow", "block", "shutdown"]
+    label: Label
+    allowed: bool
+    reason: str
+    rule_id: str
+    threat: str | None
+    description: str | None
+    attempted_risk: int
+    applied_risk: int
+    projected_risk: int
+    cumulative_risk: int
+    blocked_attempts: int
+    status: Literal["active", "shut_down"]
+    policy_hash: str
+    explanation: dict[str, Any] | None = None
+
+
+class Decided(Answer):
+    seq: int
+    decision: DecisionView
+
+
+class AgentState(Answer):
+    agent_id: str
+    cumulative_risk: int
+    blocked_attempts: int
+    status: Literal["active", "shut_down"]
+
+
+class KnownAgent(AgentState):
+    known: bool
+
+
+class AgentPage(Answer):
+    risk_threshold: int
+    strikes: int
+    agents: list[AgentState]
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the "
+                                               "last page")
+
+
+class AgentReset(Answer):
+    seq: int
+    reset: list[str]
+    agent: AgentState
+
+
+class ResetAll(Answer):
+    seq: int
+    reset: list[str]
+
+
+class AuditRecord(Answer):
+    """An audit record (``decision``, ``reset`` or ``policy_load``) as the log keeps it; a
+    decision also carries its Sentra ``event``."""
+
+    seq: int
+    kind: Kind
+    time: str
+    hash: str
+    prev: str | None
+    policy_hash: str | None
+    event: SentraEvent | None = None
+
+
+class EventPage(Answer):
+    events: list[AuditRecord]
+    next_after: int
+    head: int
+    last_global_reset: int
+
+
+class PolicyInfo(Answer):
+    name: str
+    version: str
+    description: str | None
+    hash: str
+    schema_version: int
+    risk_threshold: int
+    strikes: int
+    source: str
+    loaded_at: float
+    table: dict[str, Any]
+
+
+class Reloaded(Answer):
+    previous_hash: str
+    hash: str
+    changed: bool
+    name: str
+    version: str
+
+
+class Problem(BaseModel):
+    """An error answer: ``detail`` says what was wrong."""
+
+    detail: Any
+
+
+class FieldProblem(BaseModel):
+    type: str
+    loc: list[str | int] = Field(description="where: `body`, `query` or `path`, then the field")
+    msg: str
+    input: Any = None
+
+
+class Invalid(BaseModel):
+    """A request that does not fit: each problem names its field."""
+
+    detail: list[FieldProblem]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error answers for a route's OpenAPI entry. They refer to the error models by
+    name (:func:`error_schemas` adds them to the document): giving FastAPI the models would
+    build a validator per route and answer, a tenth of a second of start-up for nothing."""
+    return {status: ERRORS[status] for status in statuses}
+
+
+def _answer(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def error_schemas() -> dict[str, Any]:
+    """The JSON schemas of the error models, for the document's ``components.schemas``."""
+    _, document = models_json_schema([(Problem, "serialization"), (Invalid, "serialization")],
+                                     ref_template="#/components/schemas/{model}")
+    return dict(document["$defs"])
+
+
+ERRORS: dict[int, dict[str, Any]] = {
+    400: _answer(Problem, "the Host header names no allowed host"),
+    401: _answer(Problem, "token missing or wrong"),
+    403: _answer(Problem, "operator actions are disabled (no operator token)"),
+    404: _answer(Problem, "not found"),
+    408: _answer(Problem, "the request did not arrive in time"),
+    413: _answer(Problem, "the body is larger than --max-body-bytes"),
+    415: _answer(Problem, "the body is not declared as JSON"),
+    422: _answer(Invalid, "the request does not fit: each problem names its field; nothing is "
+                          "written"),
+}
+RELOAD_REFUSED = _answer(Problem, "the request does not fit, or the policy does not compile (its "
+                                  "diagnostics); the old one serves on")
+EDGE = (400, 408, 422)
+"""What any request can get from the edge (docs/server.md, "The edge")."""
+POSTED = (*EDGE, 413, 415)
