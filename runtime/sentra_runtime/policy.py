@@ -10,14 +10,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import operator
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from sentra_runtime.inputs import (
+    IGNORE,
+    REFUSE,
+    TYPE_CHECKS,
+    UNDECLARED_MODES,
+    is_int,
+    is_number,
+    json_type,
+    normalizer,
+)
+
+SCHEMA_VERSION = 2
+"""The newest table schema this runtime reads. Version 2 added ``settings.undeclared_fields``;
+a version-1 table has no such setting and ignores undeclared fields, as runtimes did then."""
+UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE}
+"""What a table that does not say ``undeclared_fields`` does, by schema version."""
 
 FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
 NORMALIZATIONS = frozenset({"lower", "upper", "trim"})
@@ -51,6 +66,38 @@ class TestSpec:
     value: Any
     other: str | None
     negate: bool
+
+
+def test_holds(test: TestSpec, values: Mapping[str, Any]) -> bool:
+    """One test on the values the policy read (docs/table.md, "Tests"): false when its field
+    (or its ``other`` field) is absent (``None``); then ``negate`` flips it."""
+    field = values.get(test.field)
+    if test.op == "exists":
+        result = field is not None
+    elif field is None:
+        result = False
+    elif test.other is not None:
+        other = values.get(test.other)
+        result = other is not None and COMPARISONS[test.op](field, other)
+    elif test.op == "in":
+        result = field in test.value
+    elif test.op == "starts_with":
+        result = field.startswith(test.value)
+    elif test.op == "ends_with":
+        result = field.endswith(test.value)
+    elif test.op == "contains":
+        result = test.value in field
+    else:
+        value = frozenset(test.value) if isinstance(test.value, list) else test.value
+        if isinstance(value, bool) or isinstance(field, bool):
+            result = (field is value) == (test.op == "==")
+        else:
+            result = COMPARISONS[test.op](field, value)
+    return not result if test.negate else result
+
+
+COMPARISONS: dict[str, Any] = {"==": operator.eq, "!=": operator.ne, "<": operator.lt,
+                               "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 @dataclass(frozen=True)
@@ -87,23 +134,24 @@ class Policy:
     risk_threshold: int
     strikes: int
     action_normalize: tuple[str, ...]
+    undeclared_fields: str
+    """``refuse`` or ``ignore``: what a key of the input that the policy does not declare does."""
     inputs: tuple[InputSpec, ...]
     rules: tuple[RuleSpec, ...]
     actions: tuple[ActionSpec, ...]
     otherwise: str | None
     hash: str
+    rules_by_id: Mapping[str, RuleSpec]
+    """The rules by id (what :meth:`rule` reads)."""
+    inputs_by_name: Mapping[str, InputSpec]
 
     def rule(self, rule_id: str) -> RuleSpec:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
+        """The rule with this id (``KeyError`` when there is none)."""
+        return self.rules_by_id[rule_id]
 
     def input_field(self, name: str) -> InputSpec:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
+        """The declared field with this dotted name (``KeyError`` when there is none)."""
+        return self.inputs_by_name[name]
 
 
 def canonical_json(data: Any) -> str:
@@ -179,57 +227,23 @@ def _verify_hash(data: Mapping[str, Any]) -> None:
         )
 
 
-def normalizer(steps: tuple[str, ...]) -> Callable[[str], str]:
-    """The function applying a field's (or the action type's) normalisation steps in order."""
-    operations: dict[str, Callable[[str], str]] = {
-        "trim": str.strip, "lower": str.lower, "upper": str.upper}
-    functions = [operations[step] for step in steps]
-
-    def normalize(text: str) -> str:
-        for function in functions:
-            text = function(text)
-        return text
-
-    return normalize
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a Python value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
-
-
 def _fail(path: str, message: str) -> PolicyLoadError:
     return PolicyLoadError(f"{path}: {message}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
-
-
 def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (bool, str)) or _is_number(value)
+    return isinstance(value, (bool, str)) or is_number(value)
 
 
 def _is_string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+_SETTINGS = {
+    1: {"risk_threshold", "strikes", "action_normalize"},
+    2: {"risk_threshold", "strikes", "action_normalize", "undeclared_fields"},
+}
+"""The keys of ``settings``, by schema version."""
 
 
 class _Validator:
@@ -244,7 +258,7 @@ class _Validator:
         info = self._object("policy", data["policy"], required={"name", "version"},
                             optional={"description"})
         settings = self._object("settings", data["settings"], required=set(),
-                                optional={"risk_threshold", "strikes", "action_normalize"})
+                                optional=_SETTINGS[min(schema_version, SCHEMA_VERSION)])
         inputs = tuple(self._input(f"input[{i}]", item)
                        for i, item in enumerate(self._list("input", data["input"])))
         rules = tuple(self._rule(f"rules[{i}]", item)
@@ -261,11 +275,17 @@ class _Validator:
             strikes=self._int("settings.strikes", settings.get("strikes", 3)),
             action_normalize=self._normalize_list(
                 "settings.action_normalize", settings.get("action_normalize", [])),
+            undeclared_fields=self._choice(
+                "settings.undeclared_fields",
+                settings.get("undeclared_fields", UNDECLARED_DEFAULT[schema_version]),
+                frozenset(UNDECLARED_MODES)),
             inputs=inputs,
             rules=rules,
             actions=actions,
             otherwise=otherwise,
             hash=self._str("hash", data.get("hash", "")),
+            rules_by_id={rule.id: rule for rule in rules},
+            inputs_by_name={spec.name: spec for spec in inputs},
         )
         _References(policy).check()
         return policy
@@ -378,7 +398,7 @@ class _Validator:
         return None if data is None else self._str(path, data)
 
     def _int(self, path: str, data: Any) -> int:
-        if not _is_int(data):
+        if not is_int(data):
             raise _fail(path, f"expected integer, got {json_type(data)}")
         return int(data)
 
@@ -413,6 +433,7 @@ class _References:
         self._unique("rules", [rule.id for rule in self.policy.rules], "rule id")
         for index, spec in enumerate(self.policy.inputs):
             self._default(f"input[{index}]", spec)
+            self._readable(f"input[{index}].name", spec.name)
         seen: dict[str, int] = {}
         for a_index, action in enumerate(self.policy.actions):
             for n_index, name in enumerate(action.names):
@@ -427,6 +448,17 @@ class _References:
                     self._test(f"{path}.tests[{t_index}]", test)
         if self.policy.otherwise is not None:
             self._rule_ref("otherwise", self.policy.otherwise)
+
+    def _readable(self, path: str, name: str) -> None:
+        """A dotted name has no empty part, and no field is inside another (``a`` and ``a.b``:
+        input could not give both)."""
+        parts = name.split(".")
+        if not all(parts):
+            raise _fail(path, f"field `{name}` has an empty name part")
+        for depth in range(1, len(parts)):
+            if ".".join(parts[:depth]) in self.fields:
+                raise _fail(path, f"field `{name}` is inside the declared field "
+                                  f"`{'.'.join(parts[:depth])}`")
 
     def _unique(self, path: str, names: list[str], what: str) -> None:
         seen: set[str] = set()
@@ -450,7 +482,7 @@ class _References:
             return
         if spec.default is None:
             raise _fail(f"{path}.default", "has_default is true but the default is null")
-        if not _VALUE_CHECKS[spec.type](spec.default):
+        if not TYPE_CHECKS[spec.type](spec.default):
             raise _fail(f"{path}.default", f"default does not fit type `{spec.type}`")
         if spec.type == "enum" and normalizer(spec.normalize)(spec.default) not in (spec.values or ()):
             raise _fail(f"{path}.default", f"default `{spec.default}` is not one of the enum's values")
@@ -476,7 +508,7 @@ class _References:
     def _literal(self, path: str, test: TestSpec, spec: InputSpec) -> None:
         value = test.value
         if test.op in ORDERING_OPERATORS:
-            ok = _numeric(spec) and _is_number(value)
+            ok = _numeric(spec) and is_number(value)
             expected = "a number compared with a numeric field"
         elif test.op == "in":
             ok = _is_string_list(value) and spec.type in ("string", "enum")
@@ -488,7 +520,7 @@ class _References:
             ok = isinstance(value, str) and spec.type in ("string", "enum", "set")
             expected = "a string tested against a string or set field"
         else:
-            ok = _VALUE_CHECKS[spec.type](value) or (_numeric(spec) and _is_number(value))
+            ok = TYPE_CHECKS[spec.type](value) or (_numeric(spec) and is_number(value))
             expected = f"a value of the field's type `{spec.type}`"
         if not ok:
             raise _fail(f"{path}.value", f"`{test.op}` on `{test.field}` needs {expected}")
@@ -496,13 +528,3 @@ class _References:
 
 def _numeric(spec: InputSpec) -> bool:
     return spec.type in ("int", "number")
-
-
-_VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "bool": lambda value: isinstance(value, bool),
-    "int": _is_int,
-    "number": _is_number,
-    "string": lambda value: isinstance(value, str),
-    "enum": lambda value: isinstance(value, str),
-    "set": _is_string_list,
-}

@@ -7,7 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sentra_runtime import AgentState, Decision, Engine, MemoryStore, SQLiteStore, Store
+from sentra_runtime import (
+    AgentState,
+    Decider,
+    Decision,
+    Engine,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+)
+from sentra_runtime.codegen import NO_MATCH
 
 SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": " Sensitive "}
 
@@ -153,13 +162,12 @@ class CountingEngine(Engine):
         return super().evaluate(agent_id, action, fields, annotations=annotations)
 
 
-class StrictEngine(Engine):
-    """A subclass that overrides the state transition: nothing is ever allowed."""
+class StrictDecider(Decider):
+    """A subclass that overrides the state step: nothing is ever allowed."""
 
-    def _decide(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
-                payload: Any, seq: int | None = None) -> Any:
-        decision, new_state = super()._decide(state, agent_id, action, fields, -1, payload, seq)
-        return decision, new_state
+    def transition(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
+                   payload: Any, seq: int | None = None) -> Any:
+        return super().transition(state, agent_id, action, fields, NO_MATCH, payload, seq)
 
 
 def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, Any]) -> None:
@@ -175,5 +183,7 @@ def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, 
 
 
 def test_a_subclass_overriding_the_transition_is_used(sentra_table: dict[str, Any]) -> None:
-    decision = StrictEngine(sentra_table).evaluate("a", "FILE_READ")
-    assert (decision.allowed, decision.rule_id) == (False, "NO_RULE_MATCHED")
+    """Every store runs the decider's ``transition``, a subclass's too."""
+    for store in (MemoryStore(), MemoryStore(audit=False)):
+        decision = Engine(StrictDecider(sentra_table), store).evaluate("a", "FILE_READ")
+        assert (decision.allowed, decision.rule_id) == (False, "NO_RULE_MATCHED")

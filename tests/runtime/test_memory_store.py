@@ -1,5 +1,5 @@
-"""The in-memory store under threads, through the engine's inline fast path and through
-``Store.apply``: each agent's decisions serialise, no audit record is lost, seqs are gapless."""
+"""The in-memory store under threads (and a subclass of it): each agent's decisions serialise,
+no audit record is lost, seqs are gapless; and its audit log is bounded."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine, MemoryStore
 
-from tests.runtime.helpers import SENTRA_TABLE, ApplyingMemoryStore
+from tests.runtime.helpers import SENTRA_TABLE, CountingMemoryStore
 from tests.runtime.sqlite_worker import ACTIONS, AGENTS
 
 
@@ -38,7 +38,7 @@ def hammer(engine: Engine, rng: random.Random, count: int) -> None:
 def replay(records: list[dict[str, Any]]) -> Engine:
     """Re-decide the recorded decisions and resets serially, in audit order; each replayed
     decision must equal the recorded one."""
-    engine = Engine(SENTRA_TABLE, ApplyingMemoryStore(audit=False))
+    engine = Engine(SENTRA_TABLE, MemoryStore(audit=False))
     for record in records:
         if record["kind"] == "reset":
             engine.reset(record["agent"], operator=record["operator"])
@@ -49,8 +49,8 @@ def replay(records: list[dict[str, Any]]) -> Engine:
     return engine
 
 
-@pytest.mark.parametrize("store_class", [MemoryStore, ApplyingMemoryStore],
-                         ids=["inline", "apply"])
+@pytest.mark.parametrize("store_class", [MemoryStore, CountingMemoryStore],
+                         ids=["memory", "subclass"])
 def test_threads_serialise_per_agent(store_class: type[MemoryStore],
                                      busy_switching: None) -> None:
     engine = Engine(SENTRA_TABLE, store_class())

@@ -1,9 +1,9 @@
 """Agent state and audit stores behind one small interface.
 
 A store serialises the decisions of each agent: :meth:`Store.apply` reads the agent's state,
-calls the engine's pure ``decide`` function, writes the new state and appends the audit record,
-all as one step (one lock, or one database transaction), and returns the decision only after that
-step is durable to the store's guarantee.
+calls the decider's pure state step (:meth:`sentra_runtime.Decider.transition`), writes the new
+state and appends the audit record, all as one step (one lock, or one database transaction), and
+returns the decision only after that step is durable to the store's guarantee.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from sentra_runtime.audit import Annotations, VerifyResult
+from sentra_runtime.decider import FRESH
+from sentra_runtime.decider import State as RawState
 from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.policy import Policy
 
-RawState = tuple[int, int, bool]
-"""``(cumulative_risk, blocked_attempts, shut_down)``: the state the engine's decide reads."""
-FRESH: RawState = (0, 0, False)
-
 Decide = Callable[..., tuple[Decision, RawState]]
 """``decide(state, agent_id, action, fields, code, payload, seq=None) -> (decision, state)``:
-the engine's pure state transition; ``seq`` is the seq of the decision's audit record."""
+the decider's pure state step (:meth:`~sentra_runtime.Decider.transition`); ``seq`` is the seq
+of the decision's audit record."""
 
 
 class Reset(list[str]):
