@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sentra_runtime.inputs import MISSING, InputSchema, Problem
-from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, normalizer, test_holds
+from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalizer
+from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, test_holds
 
 NO_MATCH = -1
 UNKNOWN_ACTION = -2
@@ -82,7 +82,7 @@ class Matcher:
 def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
     """Generate, compile and return the matcher of ``policy``; ``min_run`` is the shortest run
     of rows compiled to a dict lookup or a bisection."""
-    schema = InputSchema(policy.inputs, policy.undeclared_fields)
+    schema = policy.input_schema
     generator = _Generator(policy, schema, min_run)
     source = generator.source()
     namespace: dict[str, Any] = {"_read": schema.read, "_check": schema.check,

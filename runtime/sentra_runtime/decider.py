@@ -124,7 +124,7 @@ class Decider:
             cls, reason = self._specials.refused(code, action, payload)
             strike_out = self._specials.strike_out
         blocked += 1
-        ruled_shutdown = cls.outcome == SHUTDOWN
+        ruled_shutdown = cls.__dict__["outcome"] == SHUTDOWN
         if not ruled_shutdown and blocked >= self._strikes:
             cls = strike_out
             reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "

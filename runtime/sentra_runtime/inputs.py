@@ -304,7 +304,7 @@ class InputSchema:
         for index in range(len(self.specs)):
             value = self.value(index, fields)
             if value.__class__ is Problem:
-                return value  # type: ignore[no-any-return]
+                return value
             values.append(value)
         return tuple(values)
 

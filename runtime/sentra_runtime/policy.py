@@ -14,6 +14,7 @@ import operator
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sentra_runtime.inputs import (
     REFUSE,
     TYPE_CHECKS,
     UNDECLARED_MODES,
+    InputSchema,
     is_int,
     is_number,
     json_type,
@@ -152,6 +154,11 @@ class Policy:
     def input_field(self, name: str) -> InputSpec:
         """The declared field with this dotted name (``KeyError`` when there is none)."""
         return self.inputs_by_name[name]
+
+    @cached_property
+    def input_schema(self) -> InputSchema:
+        """How this policy reads an action's input (made once, on first use)."""
+        return InputSchema(self.inputs, self.undeclared_fields)
 
 
 def canonical_json(data: Any) -> str:
