@@ -474,11 +474,22 @@ def _runs(rows: Sequence[RowSpec], types: Mapping[str, str], min_run: int) -> li
                 while end < len(rows) and rows[end].tests and fits(rows[end].tests, field,
                                                                    types):
                     end += 1
-                if end - start >= min_run and end - start > best.end - best.start:
+                if end - start >= min_run and end - start > best.end - best.start and (
+                        kind == "range" or _keys_narrow(rows[start:end], field)):
                     best = _Run(kind, start, end, field)
         runs.append(best)
         start = best.end
     return runs
+
+
+def _keys_narrow(rows: Sequence[RowSpec], field: str) -> bool:
+    """Whether a dict on ``field`` leaves at most half the run's rows to try for any value
+    (otherwise the lookup saves nothing over trying the rows)."""
+    admitting: dict[Any, int] = {}
+    for row in rows:
+        for key in _keyed_split(row.tests, field)[0]:
+            admitting[key] = admitting.get(key, 0) + 1
+    return max(admitting.values()) * 2 <= len(rows)
 
 
 def _keyed_fits(tests: Sequence[TestSpec], field: str, types: Mapping[str, str]) -> bool:
