@@ -107,6 +107,9 @@ class _Generator:
         self.min_run = max(1, min_run)
         self.variables = {spec.name: f"v{index}" for index, spec in enumerate(policy.inputs)}
         self.types = {spec.name: spec.type for spec in policy.inputs}
+        self.positions = {spec.name: index for index, spec in enumerate(policy.inputs)}
+        self.used: set[int] = set()
+        """The values the row function being written reads (see :meth:`_var`)."""
         self.rows: list[RowRef] = []
         self.constants: list[str] = []
         """Module-level definitions (sets, dicts, residual tests) the functions refer to."""
@@ -176,7 +179,7 @@ class _Generator:
             lines += ["# every field's value when the input is empty, and each block's answer "
                       "to it",
                       f"_DEFAULTS = ({defaults}{comma})",
-                      f"_EMPTY_INPUT = {{{otherwise}**{{block: block(*_DEFAULTS) for block in "
+                      f"_EMPTY_INPUT = {{{otherwise}**{{block: block(_DEFAULTS) for block in "
                       f"({', '.join(blocks)}{',' if len(blocks) == 1 else ''})}}}}"]
         return "\n".join(lines)
 
@@ -202,7 +205,7 @@ class _Generator:
                  f"        return {INVALID_INPUT}, values, action"]
         if self.otherwise_row is not None:
             lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
-        lines += ["    return block(*values), values, action"]
+        lines += ["    return block(values), values, action"]
         return "\n".join(lines)
 
     def _match_by_definition(self) -> str:
@@ -215,10 +218,10 @@ class _Generator:
             lines += ["    if not fields:", "        return _EMPTY_INPUT[block], _DEFAULTS, action"]
         lines += self._unusual_keys()
         lines += self._read_object("", "fields", "    ")
-        values = self._values()
+        lines += [f"    values = {self._values()}"]
         if self.otherwise_row is not None:
-            lines += ["    if block is None:", f"        return {self.otherwise_row}, {values}, action"]
-        lines += [f"    return block({self._arguments()}), {values}, action"]
+            lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
+        lines += ["    return block(values), values, action"]
         return "\n".join(lines)
 
     # -- input -----------------------------------------------------------------------------------
@@ -317,12 +320,12 @@ class _Generator:
         base = len(self.rows)
         self.rows += [RowRef(rule=row.rule, block=block, index=index)
                       for index, row in enumerate(action.rows)]
-        lines = [f"def _block_{block}({self._arguments()}):",
-                 f"    # action {', '.join(repr(name) for name in action.names)}"]
+        comment = f"action {', '.join(repr(name) for name in action.names)}"
+        lines: list[str] = []
         for run in _runs(action.rows, self.types, self.min_run):
             if not action.rows[run.start].tests:
                 lines += [f"    return {base + run.start}  # {action.rows[run.start].rule!r}"]
-                return "\n".join(lines)
+                return self._function(f"_block_{block}", lines, comment)
             if run.kind == "keyed":
                 lines += self._keyed(action.rows, run, base)
             elif run.kind == "range":
@@ -332,7 +335,23 @@ class _Generator:
                 lines += [f"    if {self._condition(row.tests)}:",
                           f"        return {base + run.start}  # {row.rule!r}"]
         fallback = NO_MATCH if self.otherwise_row is None else self.otherwise_row
-        return "\n".join(lines + [f"    return {fallback}"])
+        return self._function(f"_block_{block}", lines + [f"    return {fallback}"], comment)
+
+    def _function(self, name: str, body: list[str], comment: str | None = None) -> str:
+        """A function of the values tuple whose body is ``body``; its first lines take the
+        values the body uses (:meth:`_var`), and forget them."""
+        names = list(self.variables)
+        reads = [f"    v{index} = values[{index}]  # {names[index]!r}"
+                 for index in sorted(self.used)]
+        self.used = set()
+        heading = [f"def {name}(values):"] + ([f"    # {comment}"] if comment else [])
+        return "\n".join([*heading, *reads, *body])
+
+    def _var(self, field: str) -> str:
+        """The variable of ``field`` in a row function, noting that the function reads it."""
+        index = self.positions[field]
+        self.used.add(index)
+        return f"v{index}"
 
     def _keyed(self, rows: Sequence[RowSpec], run: _Run, base: int) -> list[str]:
         """Rows that each test ``run.field`` for equality or membership (and maybe more): a
@@ -358,7 +377,7 @@ class _Generator:
                 entries.append(f"    {key!r}: ({pairs},),")
         name = f"_B{base + run.start}"
         self.constants.append(f"{name} = {{\n" + "\n".join(entries) + "\n}")
-        v = self.variables[field]
+        v = self._var(field)
         lines = [f"    # rows {base + run.start}-{base + run.end - 1} test {field!r} for equality: "
                  "a dict gives each value's first row",
                  f"    found = {name}.get({v})", "    if found is not None:"]
@@ -366,13 +385,14 @@ class _Generator:
             return lines + ["        return found"]
         return lines + ["        if found.__class__ is int:", "            return found",
                         "        for row, holds in found:",
-                        f"            if holds is None or holds({self._arguments()}):",
+                        "            if holds is None or holds(values):",
                         "                return row"]
 
     def _residual_function(self, row: int, tests: Sequence[TestSpec]) -> str:
         name = f"_row_{row}"
-        self.constants.append(f"def {name}({self._arguments()}):\n"
-                              f"    return {self._condition(tests)}")
+        outer, self.used = self.used, set()
+        self.constants.append(self._function(name, [f"    return {self._condition(tests)}"]))
+        self.used = outer
         return name
 
     def _range(self, rows: Sequence[RowSpec], run: _Run, base: int) -> list[str]:
@@ -387,7 +407,7 @@ class _Generator:
         missing = self._first_row(rows, run, base, None)
         bounds_name = self._constant("BOUNDS", tuple(bounds))
         cells_name = self._constant("CELLS", tuple(cells))
-        v = self.variables[field]
+        v = self._var(field)
         lines = [f"    # rows {base + run.start}-{base + run.end - 1} compare {field!r} with "
                  "constants: the cell of its value (below, at or above each bound) gives the "
                  "first row",
@@ -416,11 +436,11 @@ class _Generator:
         return f"not ({expression})" if test.negate else expression
 
     def _positive_test(self, test: TestSpec) -> str:
-        v = self.variables[test.field]
+        v = self._var(test.field)
         if test.op == "exists":
             return f"{v} is not None"
         if test.other is not None:
-            w = self.variables[test.other]
+            w = self._var(test.other)
             return f"{v} is not None and {w} is not None and {v} {test.op} {w}"
         value = test.value
         if test.op == "in":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from functools import cached_property
 from typing import Any
 
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
@@ -173,8 +172,11 @@ class Decider:
 
 
 class _RuleOutcomes:
-    """What a matched rule leads to. Its decision classes are made when first needed, so a
-    table of many rules loads in time linear in its size."""
+    """What a matched rule leads to. Its decision classes are made when first needed (see
+    :meth:`__getattr__`), so a table of many rules loads in time linear in its size."""
+
+    __slots__ = ("decider", "rule", "allows", "risk", "render", "allowed_class",
+                 "threshold_class", "ruled_class", "strike_out_class")
 
     def __init__(self, decider: Decider, rule: RuleSpec) -> None:
         self.decider = decider
@@ -185,36 +187,35 @@ class _RuleOutcomes:
         """Renders an interpolated reason; ``None`` when the reason is constant (a class
         field)."""
 
-    def _class(self, outcome: str, rule_id: str, threat: str | None, applied: int,
-               status: str, **more: Any) -> type[EvaluatedDecision]:
+    allowed_class: type[EvaluatedDecision]
+    threshold_class: type[EvaluatedDecision]
+    ruled_class: type[EvaluatedDecision]
+    """The rule's own block or shutdown decision."""
+    strike_out_class: type[EvaluatedDecision]
+    """The shutdown after repeated blocks, when this rule's block is the last strike."""
+
+    def __getattr__(self, name: str) -> type[EvaluatedDecision]:
+        """Make a decision class on first use (Python calls this only while its slot is
+        empty), and keep it in its slot."""
         rule = self.rule
-        return self.decider.decision_class(outcome, rule_id, threat, rule.description,
-                                           rule.risk, applied, status, **more)
-
-    @cached_property
-    def allowed_class(self) -> type[EvaluatedDecision]:
-        return self._class(ALLOW, self.rule.id, self.rule.threat, self.risk, ACTIVE,
-                           **self._reason())
-
-    @cached_property
-    def threshold_class(self) -> type[EvaluatedDecision]:
-        return self._class(BLOCK, THRESHOLD_EXCEEDED, self.rule.threat or "Risk Threshold Exceeded",
-                           0, ACTIVE)
-
-    @cached_property
-    def ruled_class(self) -> type[EvaluatedDecision]:
-        """The rule's own block or shutdown decision."""
-        outcome = self.rule.outcome
-        return self._class(outcome, self.rule.id, self.rule.threat, 0,
-                           SHUT_DOWN if outcome == SHUTDOWN else ACTIVE, **self._reason())
-
-    @cached_property
-    def strike_out_class(self) -> type[EvaluatedDecision]:
-        """The shutdown after repeated blocks, when this rule's block is the last strike."""
-        return self.decider.strike_out_class(self.risk)
-
-    def _reason(self) -> dict[str, str]:
-        return {} if self.render is not None else {"reason": self.rule.reason}
+        reason = {} if self.render is not None else {"reason": rule.reason}
+        made = self.decider.decision_class
+        if name == "allowed_class":
+            cls = made(ALLOW, rule.id, rule.threat, rule.description, rule.risk, rule.risk,
+                       ACTIVE, **reason)
+        elif name == "threshold_class":
+            cls = made(BLOCK, THRESHOLD_EXCEEDED, rule.threat or "Risk Threshold Exceeded",
+                       rule.description, rule.risk, 0, ACTIVE)
+        elif name == "ruled_class":
+            status = SHUT_DOWN if rule.outcome == SHUTDOWN else ACTIVE
+            cls = made(rule.outcome, rule.id, rule.threat, rule.description, rule.risk, 0,
+                       status, **reason)
+        elif name == "strike_out_class":
+            cls = self.decider.strike_out_class(rule.risk)
+        else:
+            raise AttributeError(name)
+        setattr(self, name, cls)
+        return cls
 
 
 class _SpecialOutcomes:
