@@ -486,6 +486,8 @@ def _runs(rows: Sequence[RowSpec], types: Mapping[str, str], min_run: int) -> li
     rows that one field's dict or bisection decides, else the row alone."""
     runs: list[_Run] = []
     start = 0
+    if len(rows) < min_run:
+        return [_Run("row", index, index + 1) for index in range(len(rows))]
     while start < len(rows):
         best = _Run("row", start, start + 1)
         for field in sorted({test.field for test in rows[start].tests}):

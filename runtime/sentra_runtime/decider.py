@@ -67,6 +67,7 @@ class Decider:
         self.context = EvaluationContext(self.policy, self.matcher)
         self._threshold = self.policy.risk_threshold
         self._strikes = self.policy.strikes
+        self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
         self._specials = _SpecialOutcomes(self)
@@ -78,17 +79,25 @@ class Decider:
         state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
         log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
         """
+        if state.__class__ is not tuple:
+            state = as_state(state)
+        code, payload, action, raw = self.read(agent_id, action, fields)
+        return self.transition(state, agent_id, action, raw, code, payload)  # type: ignore[arg-type]
+
+    def read(self, agent_id: str, action: str,
+             fields: Mapping[str, Any] | None) -> tuple[int, Any, str, Any]:
+        """Check a call's arguments and match it: ``(code, payload, normalised action, raw)``,
+        where ``raw`` is a JSON-safe copy of the fields when the input was rejected (for the
+        audit), else ``None``. Raises ``TypeError`` for ids that are not strings and fields that
+        are not a mapping (programming errors, not agent input)."""
         if fields is None:
             fields = _NO_FIELDS
         elif fields.__class__ is not dict:
             fields = as_fields(fields)
         if agent_id.__class__ is not str or action.__class__ is not str:
             check_ids(agent_id, action)
-        if state.__class__ is not tuple:
-            state = as_state(state)
         code, payload, action = self.match(action, fields)
-        return self.transition(state, agent_id, action,  # type: ignore[arg-type]
-                               None if code >= NO_MATCH else jsonable(fields), code, payload)
+        return code, payload, action, None if code >= NO_MATCH else jsonable(fields)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
                    payload: Any, seq: int | None = None) -> tuple[Decision, State]:
@@ -154,7 +163,7 @@ class Decider:
         they are. ``None`` for a constant reason."""
         if "{" not in template and "}" not in template:
             return None
-        positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
+        positions = self._positions
 
         def render(values: tuple[Any, ...]) -> str:
             def substitute(match: re.Match[str]) -> str:

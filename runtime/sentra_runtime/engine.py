@@ -14,18 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from sentra_runtime.audit import Annotations, VerifyResult
-from sentra_runtime.codegen import NO_MATCH
-from sentra_runtime.decider import Decider, as_fields, check_ids
+from sentra_runtime.decider import Decider
 from sentra_runtime.decision import Decision
-from sentra_runtime.explain import jsonable
 from sentra_runtime.guard import ActionDenied as ActionDenied
 from sentra_runtime.guard import F, guard
 from sentra_runtime.policy import Policy
 from sentra_runtime.stores import AgentState, MemoryStore, Reset, Store
-
-_NO_FIELDS: dict[str, Any] = {}
-"""Shared empty input; the matcher only reads it."""
-
 
 class Engine:
     """Evaluate actions of agents against one policy, keeping state in a store.
@@ -58,15 +52,8 @@ class Engine:
         decision's transaction). They may not replace the record's own keys. The record's seq
         is ``decision.seq``.
         """
-        if fields is None:
-            fields = _NO_FIELDS
-        elif fields.__class__ is not dict:
-            fields = as_fields(fields)
-        if agent_id.__class__ is not str or action.__class__ is not str:
-            check_ids(agent_id, action)
         decider = self.decider
-        code, payload, action = decider.match(action, fields)
-        raw = None if code >= NO_MATCH else jsonable(fields)
+        code, payload, action, raw = decider.read(agent_id, action, fields)
         if annotations is None:
             return self.store.apply(decider.transition, agent_id, action, raw, code, payload)
         return self.store.apply(decider.transition, agent_id, action, raw, code, payload,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine, MemoryStore, SQLiteStore, Store
 
-from tests.runtime.helpers import SENTRA_TABLE, CountingMemoryStore
+from tests.runtime.helpers import CountingMemoryStore
+from tests.runtime.helpers import sentra_table as load_sentra_table
 
 
 @pytest.fixture
 def sentra_table() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(SENTRA_TABLE.read_text(encoding="utf-8"))
-    return data
+    return load_sentra_table()
 
 
 @pytest.fixture(params=["memory", "subclass", "sqlite"])

@@ -233,3 +233,24 @@ def nested_input_table(fields: list[tuple[str, str]],
         "input": inputs, "rules": rules, "actions": [{"names": ["A"], "rows": rows}],
         "otherwise": None,
     }, undeclared))
+
+
+def equality_table(rules: int) -> dict[str, Any]:
+    """A sealed table of one action ``A`` whose ``rules`` rules each test one string field for
+    equality with its own value (``kind == "k17"``), allow at zero risk; ``otherwise`` allows.
+    The shape of issue 12's "10,000 rules in one action"."""
+    return reseal({
+        "schema_version": 2,
+        "policy": {"name": f"equality{rules}", "version": "1", "description": None},
+        "settings": {"risk_threshold": 100, "strikes": 3, "action_normalize": [],
+                     "undeclared_fields": "refuse"},
+        "input": [{"name": "kind", "type": "string", "optional": True, "has_default": False,
+                   "default": None, "normalize": [], "values": None}],
+        "rules": [{**_rule(f"R{index}", "allow", 0), "reason": "Allowed."}
+                  for index in range(rules)] + [{**_rule("OTHER", "allow", 0), "reason": "Other."}],
+        "actions": [{"names": ["A"], "rows": [
+            {"rule": f"R{index}", "tests": [{"field": "kind", "op": "==", "value": f"k{index}",
+                                             "other": None, "negate": False}]}
+            for index in range(rules)]}],
+        "otherwise": "OTHER",
+    })

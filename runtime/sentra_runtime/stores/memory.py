@@ -40,6 +40,7 @@ class MemoryStore:
         if audit_limit is not None and audit_limit < 1:
             raise ValueError("audit_limit must be a positive number of records, or None")
         self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._states: dict[str, RawState] = {}
         self._keep_audit = audit
         self._log: deque[Any] = deque(maxlen=audit_limit)
@@ -52,7 +53,8 @@ class MemoryStore:
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        with self._lock:
+        self._acquire()   # acquire/release: about 100 ns less than `with` on this hot path
+        try:
             state = self._states.get(agent_id, FRESH)
             if self._keep_audit:
                 seq = self._seq + 1
@@ -64,6 +66,8 @@ class MemoryStore:
                 decision, new_state = decide(state, agent_id, action, fields, code, payload)
             if new_state is not state or state is FRESH:
                 self._states[agent_id] = new_state
+        finally:
+            self._release()
         return decision
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
