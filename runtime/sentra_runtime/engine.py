@@ -21,6 +21,7 @@ from sentra_runtime.guard import F, guard
 from sentra_runtime.policy import Policy
 from sentra_runtime.stores import AgentState, MemoryStore, Reset, Store
 
+
 class Engine:
     """Evaluate actions of agents against one policy, keeping state in a store.
 

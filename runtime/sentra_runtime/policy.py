@@ -411,7 +411,7 @@ class _Validator:
     def _str(self, path: str, key: str, data: Any) -> str:
         if data.__class__ is not str and not isinstance(data, str):
             raise _fail(_at(path, key), f"expected string, got {json_type(data)}")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def _optional_str(self, path: str, key: str, data: Any) -> str | None:
         return None if data is None else self._str(path, key, data)

@@ -93,7 +93,7 @@ def test_the_log_keeps_the_newest_records_and_verifies_what_it_holds() -> None:
 def test_a_record_edited_in_the_window_is_detected() -> None:
     store = MemoryStore(audit_limit=20)
     engine = Engine(SENTRA_TABLE, store)
-    for number in range(40):
+    for _ in range(40):
         engine.evaluate("a", "FILE_READ")
     records = list(engine.audit_records())
     records[5]["agent"] = "someone else"

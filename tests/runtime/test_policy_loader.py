@@ -91,6 +91,7 @@ def test_load_is_linear_in_the_number_of_rules() -> None:
     import time
 
     from sentra_runtime import Engine
+
     from tests.runtime.tables import generate_table
 
     def load_seconds(rules: int) -> float:
