@@ -11,12 +11,13 @@ that runs. Its ``match(action, fields) -> (code, payload, action)``:
    key the policy refuses, ...) goes to ``_by_definition``, which reads the whole input with
    :meth:`sentra_runtime.inputs.InputSchema.read`, the one definition of input semantics. The
    tests check that both give the same answer on arbitrary input;
-3. calls the block's function, which returns the first matching row. Rows are ``if``
-   statements in order, except runs of rows that a dict or a bisection decides at once
-   (:func:`_runs`): ``MIN_RUN`` or more consecutive rows that each test one field for equality
-   or membership become one dict lookup from each value to its first candidate row; rows that
-   each compare one numeric field with constants become a bisection over the cells those
-   constants cut the number line into. Both give exactly the row order's first match.
+3. calls the block's function with the tuple of values (it reads the ones its rows test),
+   which returns the first matching row. Rows are ``if`` statements in order, except runs of
+   rows that a dict or a bisection decides at once (:func:`_runs`): ``MIN_RUN`` or more
+   consecutive rows that each test one field for equality or membership become one dict
+   lookup from each value to its first candidate row; rows that each compare one numeric field
+   with constants become a bisection over the cells those constants cut the number line into.
+   Both give exactly the row order's first match.
 
 The result: ``code >= 0`` is the index of the matching row in :attr:`Matcher.rows` and the
 payload the tuple of field values in declared order (``None`` for an absent field);
@@ -138,9 +139,6 @@ class _Generator:
         functions = [self._tables(), self._by_definition(), self._match_by_definition(),
                      self._match()]
         return "\n\n\n".join(["\n".join(header), *self.constants, *blocks, *functions]) + "\n"
-
-    def _arguments(self) -> str:
-        return ", ".join(self.variables.values())
 
     def _values(self) -> str:
         names = list(self.variables.values())
