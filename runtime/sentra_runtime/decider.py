@@ -79,34 +79,24 @@ class Decider:
         state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
         log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
         """
-        if state.__class__ is not tuple:
+        if (fields.__class__ is not dict or agent_id.__class__ is not str
+                or action.__class__ is not str):
+            fields = checked_fields(agent_id, action, fields)
+        if isinstance(state, AgentState):
             state = as_state(state)
-        code, payload, action, raw = self.read(agent_id, action, fields)
-        return self.transition(state, agent_id, action, raw, code, payload)  # type: ignore[arg-type]
-
-    def read(self, agent_id: str, action: str,
-             fields: Mapping[str, Any] | None) -> tuple[int, Any, str, Any]:
-        """Check a call's arguments and match it: ``(code, payload, normalised action, raw)``,
-        where ``raw`` is a JSON-safe copy of the fields when the input was rejected (for the
-        audit), else ``None``. Raises ``TypeError`` for ids that are not strings and fields that
-        are not a mapping (programming errors, not agent input)."""
-        if fields is None:
-            fields = _NO_FIELDS
-        elif fields.__class__ is not dict:
-            fields = as_fields(fields)
-        if agent_id.__class__ is not str or action.__class__ is not str:
-            check_ids(agent_id, action)
         code, payload, action = self.match(action, fields)
-        return code, payload, action, None if code >= NO_MATCH else jsonable(fields)
+        return self.transition(state, agent_id, action, fields, code, payload)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
                    payload: Any, seq: int | None = None) -> tuple[Decision, State]:
         """The state step of DESIGN.md section 4, for a matched action (``code``, ``payload``
         and the normalised ``action`` from :attr:`match`); what a store runs inside its lock
-        or transaction. ``fields`` is the raw input, kept for the audit of rejected input;
-        ``seq`` is the seq the store gives the decision's audit record, if it keeps one.
+        or transaction. ``fields`` is the input as given: a decision on input the matcher
+        rejected keeps a JSON-safe copy of it for the audit log. ``seq`` is the seq the store
+        gives the decision's audit record, if it keeps one.
         """
         cumulative, blocked, down = state
+        fields = jsonable(fields) if code < NO_MATCH else None
         if down:
             return self._specials.already((agent_id, action, cumulative, cumulative, blocked,
                                            None, seq, fields, code, payload, state)), state
@@ -255,27 +245,22 @@ class _SpecialOutcomes:
                                "has no `otherwise` rule.")
 
 
-def as_fields(fields: Any) -> dict[str, Any]:
-    """A mapping's items as the dict the matcher reads; ``TypeError`` for anything else."""
+def checked_fields(agent_id: Any, action: Any, fields: Any) -> dict[str, Any]:
+    """The fields of a call as the matcher reads them (a dict; ``None`` is no fields), for a
+    call whose arguments are not already a dict and two strings. Raises ``TypeError`` for ids
+    that are not strings and fields that are not a mapping: programming errors, not agent
+    input."""
+    if not isinstance(agent_id, str):
+        raise TypeError(f"agent_id must be a string, not {type(agent_id).__name__}")
+    if not isinstance(action, str):
+        raise TypeError(f"action must be a string, not {type(action).__name__}")
+    if fields is None:
+        return _NO_FIELDS
     if not isinstance(fields, Mapping):
         raise TypeError(f"fields must be a mapping, not {type(fields).__name__}")
     return dict(fields)
 
 
-def check_ids(agent_id: Any, action: Any) -> None:
-    if not isinstance(agent_id, str):
-        raise TypeError(f"agent_id must be a string, not {type(agent_id).__name__}")
-    if not isinstance(action, str):
-        raise TypeError(f"action must be a string, not {type(action).__name__}")
-
-
-def as_state(state: Any) -> State:
-    """An :class:`AgentState` (or any three-item sequence) as the decider's state tuple."""
-    if isinstance(state, AgentState):
-        return (state.cumulative_risk, state.blocked_attempts, state.status == SHUT_DOWN)
-    cumulative, blocked, down = state
-    if not (isinstance(cumulative, int) and isinstance(blocked, int)
-            and isinstance(down, bool)):
-        raise TypeError("state must be (cumulative_risk: int, blocked_attempts: int, "
-                        "shut_down: bool)")
-    return (cumulative, blocked, down)
+def as_state(state: AgentState) -> State:
+    """An :class:`AgentState` as the decider's state tuple."""
+    return (state.cumulative_risk, state.blocked_attempts, state.status == SHUT_DOWN)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from sentra_runtime.audit import Annotations, VerifyResult
-from sentra_runtime.decider import Decider
+from sentra_runtime.decider import Decider, checked_fields
 from sentra_runtime.decision import Decision
 from sentra_runtime.guard import ActionDenied as ActionDenied
 from sentra_runtime.guard import F, guard
@@ -53,11 +53,14 @@ class Engine:
         decision's transaction). They may not replace the record's own keys. The record's seq
         is ``decision.seq``.
         """
+        if (fields.__class__ is not dict or agent_id.__class__ is not str
+                or action.__class__ is not str):
+            fields = checked_fields(agent_id, action, fields)
         decider = self.decider
-        code, payload, action, raw = decider.read(agent_id, action, fields)
+        code, payload, action = decider.match(action, fields)
         if annotations is None:
-            return self.store.apply(decider.transition, agent_id, action, raw, code, payload)
-        return self.store.apply(decider.transition, agent_id, action, raw, code, payload,
+            return self.store.apply(decider.transition, agent_id, action, fields, code, payload)
+        return self.store.apply(decider.transition, agent_id, action, fields, code, payload,
                                 annotations=annotations)
 
     # -- operators and introspection -------------------------------------------------------------
