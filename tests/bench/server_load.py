@@ -293,8 +293,8 @@ def main() -> int:
     parser.add_argument("--commit", choices=["group", "each", "both"], default="both",
                         help="the server's commit when the benchmark starts it (default: both, "
                              "one after the other)")
-    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL",
-                        help="SQLite durability of the started server (default: FULL, the "
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="NORMAL",
+                        help="SQLite durability of the started server (default: NORMAL, the "
                              "server's)")
     parser.add_argument("--workers", type=int, default=1,
                         help="server worker processes when the benchmark starts the server")
