@@ -252,7 +252,9 @@ _ENTRIES = [
          "", ""),
     Code("SL502", "undeclared field in suite", "error",
          "A suite sets or tests a field the policy's `input` block does not declare. The "
-         "runtime would ignore it, so the step would not test what it says.",
+         "runtime would block the step's action (`UNDECLARED_FIELD`), or read past the field "
+         "when the policy says `undeclared_fields ignore`, so the step would not test what it "
+         "says.",
          "", ""),
     Code("SL503", "unknown rule id in suite", "error",
          "An expectation names a rule id that is neither a rule of the policy nor one of the "
