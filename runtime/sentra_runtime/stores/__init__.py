@@ -37,6 +37,10 @@ class Store(Protocol):
               payload: Any, *, annotations: Annotations | None = None) -> Decision:
         """Decide for one agent atomically; the decision is returned once it is recorded.
 
+        Under the store's lock (or in its transaction): read the agent's state, call
+        ``decide(state, agent_id, action, fields, code, payload, seq)`` (``seq`` only when the
+        store keeps a log), keep the state it returns and record the decision. ``fields``,
+        ``code`` and ``payload`` are the call's input and the matcher's answer, passed through.
         ``annotations`` (see :meth:`Engine.evaluate`) go into the decision's audit record.
         """
 
