@@ -137,10 +137,14 @@ class Normalize:
     span: Span = _span()
 
 
+SettingValue = Str | Num | Bool | Normalize | Name
+"""A setting's value: a literal, `normalize ...`, or a word (`undeclared_fields refuse`)."""
+
+
 @dataclass(frozen=True)
 class Setting:
     name: Name
-    value: Str | Num | Bool | Normalize
+    value: SettingValue
     span: Span = _span()
 
 

@@ -18,7 +18,9 @@ from sentra_lang.source import NO_SPAN, Span
 
 SIMPLE_TYPES = ("bool", "int", "number", "string")
 NORMALIZATIONS = ("lower", "upper", "trim")
-SETTINGS = ("risk_threshold", "strikes", "description", "action_type")
+SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields")
+UNDECLARED_FIELDS = ("refuse", "ignore")
+"""The values of `undeclared_fields` (sentra_runtime.inputs.UNDECLARED_MODES)."""
 NUMERIC = ("int", "number")
 TEXTUAL = ("string", "enum")
 _INTERPOLATION = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}|[{}]")
@@ -87,6 +89,9 @@ class Model:
     risk_threshold: int = 100
     strikes: int = 3
     action_normalize: list[str] = field(default_factory=list)
+    undeclared_fields: str = "refuse"
+    undeclared_span: Span | None = None
+    """Where the policy says `undeclared_fields` (``None``: it does not, and refuses)."""
     fields: dict[str, FieldInfo] = field(default_factory=dict)
     lets: dict[str, LetInfo] = field(default_factory=dict)
     blocks: list[BlockInfo] = field(default_factory=list)
@@ -171,9 +176,11 @@ class Checker:
                 continue
             self._setting(name, setting.value)
 
-    def _setting(self, name: str, value: ast.Str | ast.Num | ast.Bool | ast.Normalize) -> None:
+    def _setting(self, name: str, value: ast.SettingValue) -> None:
         model = self.model
-        if name == "action_type":
+        if name == "undeclared_fields":
+            self._undeclared_fields(value)
+        elif name == "action_type":
             if not isinstance(value, ast.Normalize):
                 self.report("SL210", "`action_type` takes `normalize ...`", value.span,
                             help="for example `action_type normalize trim, upper`")
@@ -191,6 +198,22 @@ class Checker:
                 self.report("SL210", f"`{name}` must be {what}", value.span)
                 return
             setattr(model, name, value.value)
+
+    def _undeclared_fields(self, value: ast.SettingValue) -> None:
+        word = value.value if isinstance(value, (ast.Name, ast.Str)) else None
+        if word in UNDECLARED_FIELDS and isinstance(value, ast.Name):
+            self.model.undeclared_fields = word
+            self.model.undeclared_span = value.span
+            if word == "ignore":
+                self.report("SL305", "undeclared fields are ignored: a misspelt field name "
+                            "leaves the real field at its default", value.span,
+                            help="`undeclared_fields refuse` (the default) blocks input with a "
+                                 "field the policy does not declare")
+            return
+        hint = did_you_mean(word, UNDECLARED_FIELDS) if isinstance(word, str) else None
+        self.report("SL210", "`undeclared_fields` is `refuse` or `ignore`", value.span,
+                    help=hint or "`refuse` blocks input with a field the policy does not "
+                                 "declare; `ignore` reads past it")
 
     def _normalize_steps(self, normalize: ast.Normalize) -> list[str]:
         steps = []

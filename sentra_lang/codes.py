@@ -172,7 +172,8 @@ _ENTRIES = [
          'amount starts_with "1"'),
     Code("SL210", "invalid setting value", "error",
          "`risk_threshold` is a positive integer, `strikes` an integer of at least 1, "
-         "`description` a string.",
+         "`description` a string, `action_type` takes `normalize ...`, `undeclared_fields` is "
+         "`refuse` or `ignore` (with a \"did you mean\" hint for a near miss).",
          'policy p version "1" {\n  strikes 0\n}\n' + _OTHERWISE, "0"),
     Code("SL211", "normalisation needs a string", "error",
          "Only string, enum and set fields can be normalised.",
@@ -201,6 +202,14 @@ _ENTRIES = [
          "The condition expands to more than 512 rows in disjunctive normal form. Split the "
          "rule or name parts of it with `let`.",
          "", ""),
+    Code("SL305", "undeclared fields ignored", "info",
+         "The policy says `undeclared_fields ignore`: a key of the input that the policy does "
+         "not declare is read past, so a misspelt field (`acount_flag` for `account_flag`) "
+         "leaves the real field at its default instead of blocking the action. Without the "
+         "setting (or with `undeclared_fields refuse`) such input is blocked, rule id "
+         "`UNDECLARED_FIELD`. Choose `ignore` for callers that send more than the policy reads.",
+         _policy('input { amount: number? }\naction A {\n  allow as X\n}\n',
+                 header='policy p version "1" {\n  undeclared_fields ignore\n}\n'), "ignore"),
     # ---------------------------------------------------------------- analysis: SL4xx
     Code("SL401", "shadowed rule", "warning",
          "Every input that matches this rule matches an earlier rule first, so this rule "
@@ -243,7 +252,9 @@ _ENTRIES = [
          "", ""),
     Code("SL502", "undeclared field in suite", "error",
          "A suite sets or tests a field the policy's `input` block does not declare. The "
-         "runtime would ignore it, so the step would not test what it says.",
+         "runtime would block the step's action (`UNDECLARED_FIELD`), or read past the field "
+         "when the policy says `undeclared_fields ignore`, so the step would not test what it "
+         "says.",
          "", ""),
     Code("SL503", "unknown rule id in suite", "error",
          "An expectation names a rule id that is neither a rule of the policy nor one of the "

@@ -238,7 +238,8 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
     table = Table(
         policy=PolicyInfo(name=model.name, version=model.version, description=model.description),
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
-                          action_normalize=model.action_normalize),  # type: ignore[arg-type]
+                          action_normalize=model.action_normalize,  # type: ignore[arg-type]
+                          undeclared_fields=model.undeclared_fields),  # type: ignore[arg-type]
         input=inputs,
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,

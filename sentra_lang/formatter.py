@@ -90,7 +90,12 @@ def format_field(field: ast.FieldDecl) -> str:
 
 def _setting(setting: ast.Setting) -> str:
     value = setting.value
-    shown = _normalize(value) if isinstance(value, ast.Normalize) else format_literal(value)
+    if isinstance(value, ast.Normalize):
+        shown = _normalize(value)
+    elif isinstance(value, ast.Name):
+        shown = value.value
+    else:
+        shown = format_literal(value)
     return f"{setting.name.value} {shown}"
 
 

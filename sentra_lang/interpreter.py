@@ -7,8 +7,10 @@ against it on generated policies and inputs.
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from sentra_runtime.inputs import InputSchema, Problem
+from sentra_runtime.policy import InputSpec
 
 from sentra_lang import ast
 from sentra_lang.analysis import COMPARISONS, MISSING
@@ -16,76 +18,41 @@ from sentra_lang.checker import FieldInfo, Model, RuleInfo, normalize_text
 
 
 class InvalidInput(Exception):
-    """Input that does not fit the declared types; `field` names the culprit."""
+    """Input the runtime refuses (sentra_runtime.inputs); `field` names the culprit and
+    `problem` says what is wrong."""
 
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
-        self.field = field
-
-
-def lookup(fields: dict[str, Any], name: str) -> Any:
-    """The raw value of field `name`: a path through nested objects, then a flat key.
-
-    A parent that is absent or null makes the field missing; a parent that is present but not
-    an object makes the input invalid (InvalidInput naming the parent), never an empty object.
-    """
-    from collections.abc import Mapping
-
-    node: Any = fields
-    path: list[str] = []
-    for part in name.split("."):
-        if node is None:
-            node = MISSING
-            break
-        if not isinstance(node, Mapping):
-            raise InvalidInput(".".join(path))
-        if part not in node:
-            node = MISSING
-            break
-        node = node[part]
-        path.append(part)
-    if node is MISSING and name in fields:
-        node = fields[name]
-    return MISSING if node is None else node
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
+        self.field = problem.field
 
 
-def coerce(info: FieldInfo, raw: Any) -> Any:
-    """The field's normalised value, its default, MISSING, or InvalidInput."""
-    if raw is MISSING:
-        if info.has_default:
-            return set(info.default) if info.type == "set" else info.default
-        if info.optional:
-            return MISSING
-        raise InvalidInput(info.name)
-    kind = info.type
-    if kind == "bool":
-        ok = isinstance(raw, bool)
-    elif kind == "int":
-        ok = isinstance(raw, int) and not isinstance(raw, bool)
-    elif kind == "number":
-        ok = (isinstance(raw, (int, float)) and not isinstance(raw, bool)
-              and math.isfinite(raw))
-    elif kind in ("string", "enum"):
-        ok = isinstance(raw, str)
-    else:
-        ok = isinstance(raw, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in raw)
-    if not ok:
-        raise InvalidInput(info.name)
-    if kind in ("string", "enum"):
-        raw = normalize_text(raw, info.normalize)
-        if kind == "enum" and raw not in (info.values or []):
-            raise InvalidInput(info.name)
-    if kind == "set":
-        raw = {normalize_text(x, info.normalize) for x in raw}
-    return raw
+def input_schema(model: Model) -> InputSchema:
+    """The model's declared input as the runtime reads it (fields in the table's order)."""
+    return InputSchema([_spec(info) for _, info in sorted(model.fields.items())],
+                       model.undeclared_fields)
+
+
+def _spec(info: FieldInfo) -> InputSpec:
+    return InputSpec(name=info.name, type=info.type, optional=info.optional,
+                     has_default=info.has_default, default=info.default,
+                     normalize=tuple(info.normalize),
+                     values=tuple(info.values) if info.values is not None else None)
 
 
 class Interpreter:
     def __init__(self, model: Model) -> None:
         self.model = model
+        self.schema = input_schema(model)
 
     def values(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {name: coerce(info, lookup(fields, name)) for name, info in self.model.fields.items()}
+        """The declared fields' values (MISSING when absent), read as the runtime reads them;
+        InvalidInput when the runtime refuses the input."""
+        values = self.schema.read(fields)
+        if isinstance(values, Problem):
+            raise InvalidInput(values)
+        return {spec.name: MISSING if value is None else value
+                for spec, value in zip(self.schema.specs, values)}
 
     def rules_for(self, action: str) -> list[RuleInfo] | None:
         normalized = normalize_text(action, self.model.action_normalize)

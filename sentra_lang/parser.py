@@ -227,7 +227,13 @@ class TreeBuilder:
     def setting(self, tree: Node) -> ast.Setting:
         name = self.name(tree.children[0].children[0])
         value_tree = tree.children[1]
-        value = self.normalize(value_tree) if value_tree.data == "normalize" else self.literal(value_tree)
+        value: ast.SettingValue
+        if isinstance(value_tree, Token):
+            value = self.name(value_tree)
+        elif value_tree.data == "normalize":
+            value = self.normalize(value_tree)
+        else:
+            value = self.literal(value_tree)
         return ast.Setting(name, value, span=self.span(tree))
 
     def item_input_block(self, tree: Node) -> ast.InputBlock:

@@ -7,18 +7,20 @@ and the runtime checks tables with a small hand-written validator that follows t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo", "Row", "Rule",
+           "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
+           "dump_table", "json_schema", "seal"]
 
 Scalar = bool | int | float | str
 FieldType = Literal["bool", "int", "number", "string", "enum", "set"]
 Normalization = Literal["lower", "upper", "trim"]
 Outcome = Literal["allow", "block", "shutdown"]
+UndeclaredFields = Literal["refuse", "ignore"]
 Operator = Literal[
     "==", "!=", "<", "<=", ">", ">=", "in", "exists", "starts_with", "ends_with", "contains"
 ]
@@ -50,6 +52,12 @@ class Settings(_Model):
     action_normalize: list[Normalization] = Field(
         default_factory=list,
         description="Normalisation applied to the action type before dispatch, in order.",
+    )
+    undeclared_fields: UndeclaredFields = Field(
+        default="refuse",
+        description="What an input key the policy does not declare does: `refuse` blocks the "
+                    "action (rule id UNDECLARED_FIELD), `ignore` reads past it. New in schema "
+                    "version 2; a version-1 table ignores.",
     )
 
 
@@ -119,16 +127,6 @@ class Table(_Model):
     hash: str = Field(default="", description="sha256 of the canonical JSON without this key.")
 
 
-def canonical_json(data: Any) -> str:
-    """The one serialisation every hash and every written table uses."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(table_data: dict[str, Any]) -> str:
-    body = {key: value for key, value in table_data.items() if key != "hash"}
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-
 def seal(table: Table) -> Table:
     """Return the table with its content hash filled in."""
     data = table.model_dump(mode="json")
@@ -142,6 +140,6 @@ def dump_table(table: Table) -> str:
 
 def json_schema() -> dict[str, Any]:
     schema = Table.model_json_schema()
-    schema["$id"] = "https://sentra-lang.dev/schema/table-v1.json"
+    schema["$id"] = f"https://sentra-lang.dev/schema/table-v{SCHEMA_VERSION}.json"
     schema["title"] = "sentra-lang compiled decision table"
     return schema

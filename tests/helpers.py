@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sentra_lang.compiler import Compilation, compile_source
 from sentra_lang.diagnostics import Diagnostic, Severity
 
@@ -29,20 +27,3 @@ def assert_diagnostic(src: str, code: str, *, underline: str | None = None,
     if message is not None:
         assert message in diag.message, f"{message!r} not in {diag.message!r}"
     return diag
-
-
-def assert_clean(src: str) -> None:
-    """No errors and no warnings."""
-    result = compile_source(src, "t.sentra")
-    noisy = [d for d in result.diagnostics if d.severity is not Severity.INFO]
-    assert not noisy, [f"{d.code} {d.message}" for d in noisy]
-
-
-def assert_rows(src: str, action: str, expected: list[tuple[str, list[dict[str, Any]]]]) -> None:
-    """The action's rows are `[(rule id, [test dicts without null keys])]`, in order."""
-    table = compile_ok(src, analyse=False).table
-    assert table is not None
-    block = next(b for b in table.actions if action in b.names)
-    actual = [(row.rule, [t.model_dump(exclude_defaults=True) for t in row.tests])
-              for row in block.rows]
-    assert actual == expected

@@ -288,6 +288,9 @@ def _header(draw: Draw, threshold: int, strikes: int) -> str:
         settings.append(f"strikes {strikes}")
     if draw(st.booleans()):
         settings.append("action_type normalize trim, upper")
+    undeclared = draw(st.sampled_from((None, None, "refuse", "ignore")))
+    if undeclared is not None:
+        settings.append(f"undeclared_fields {undeclared}")
     version = f" version {quote(draw(st.sampled_from(('1', '1.0', '2.3.4'))))}" if draw(st.integers(0, 4)) else ""
     body = "".join(f"  {setting}{_line_end(draw, 'setting')}" for setting in settings)
     return f"policy generated{version} {{{_line_end(draw, 'header')}{body}}}\n"
@@ -405,34 +408,71 @@ def _value(spec: InputField, constants: list[Any]) -> st.SearchStrategy[Any]:
     return variants | st.text(alphabet="abXY -", max_size=4)
 
 
-def _nest(flat: dict[str, Any], nested_paths: bool) -> dict[str, Any]:
+def _put(target: dict[str, Any], name: str, value: Any) -> None:
+    """Set the dotted field `name` inside nested objects (made as needed)."""
+    *parents, leaf = name.split(".")
+    for part in parents:
+        if not isinstance(target.get(part), dict):
+            target[part] = {}
+        target = target[part]
+    target[leaf] = value
+
+
+def _objects(names: Sequence[str]) -> list[str]:
+    """The objects dotted names live in (`ctx` for `ctx.kind_1`), outermost first."""
+    found = {".".join(name.split(".")[:depth]) for name in names
+             for depth in range(1, name.count(".") + 1)}
+    return sorted(found, key=lambda path: (path.count("."), path))
+
+
+@st.composite
+def _spread(draw: Draw, values: dict[str, Any], names: Sequence[str],
+            odd: bool) -> dict[str, Any]:
+    """The input for field values: each dotted field inside its objects or as a flat dotted
+    key, chosen field by field (so both styles mix in one input); an object none of whose
+    fields is given sometimes `null`. With `odd`, now and then something the runtime refuses
+    (docs/table.md, "Input"): a field given both ways, or a key the policy does not declare (a
+    typo of a field, at the top or inside its object)."""
     result: dict[str, Any] = {}
-    for name, value in flat.items():
-        if not nested_paths or "." not in name:
+    for name, value in values.items():
+        if "." in name and draw(st.integers(0, 3)) == 0:
             result[name] = value
-            continue
-        target = result
-        *parents, leaf = name.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                break
         else:
-            target[leaf] = value
-            continue
-        result[name] = value
+            _put(result, name, value)
+    for path in _objects(names):
+        if path.count(".") == 0 and path not in result and draw(st.integers(0, 3)) == 0:
+            result[path] = None
+    if not odd or draw(st.integers(0, 8)) != 0:
+        return result
+    dotted = [name for name in values if "." in name and values[name] is not None]
+    if dotted and draw(st.booleans()):
+        name = draw(st.sampled_from(dotted))
+        if name in result:
+            _put(result, name, values[name])
+        else:
+            result[name] = values[name]
+        return result
+    name = draw(st.sampled_from(list(names) or ["field"]))
+    typo = name[:-1] if len(name.rsplit(".", 1)[-1]) > 1 else name + "x"
+    if "." in typo and isinstance(result.get(typo.split(".")[0]), dict):
+        _put(result, typo, draw(st.sampled_from([True, 1, "x"])))
+    else:
+        result[typo] = draw(st.sampled_from([True, 1, "x"]))
     return result
 
 
 def inputs_for(table_or_fields: Table | Sequence[InputField] | Mapping[str, Any], *,
                wrong_types: bool = True) -> st.SearchStrategy[dict[str, Any]]:
     """Input dicts for a table (or its declared fields): values of the declared types, often
-    equal to the constants the rules test, optional and defaulted fields sometimes missing,
-    required ones rarely, and (unless `wrong_types=False`) now and then a value of a wrong type.
-    Dotted fields are nested objects (`{"ctx": {"kind": ...}}`), sometimes flat dotted keys.
+    equal to the constants the rules test, optional and defaulted fields sometimes missing or
+    `null`, required ones rarely missing. Dotted fields are nested objects
+    (`{"ctx": {"kind": ...}}`) or flat dotted keys, mixed in one input. Unless
+    `wrong_types=False`, now and then a value of a wrong type, a field given both nested and
+    flat, or a key the policy does not declare.
     """
     specs = _fields_of(table_or_fields)
     constants, pairs = _constants(table_or_fields)
+    names = [spec.name for spec in specs]
 
     @st.composite
     def draw_input(draw: Draw) -> dict[str, Any]:
@@ -440,6 +480,8 @@ def inputs_for(table_or_fields: Table | Sequence[InputField] | Mapping[str, Any]
         for spec in specs:
             chance_missing = 3 if spec.optional or spec.has_default else 20
             if draw(st.integers(0, chance_missing)) == 0:
+                if (spec.optional or spec.has_default) and draw(st.booleans()):
+                    values[spec.name] = None
                 continue
             if wrong_types and draw(st.integers(0, 25)) == 0:
                 values[spec.name] = draw(_WRONG)
@@ -448,6 +490,6 @@ def inputs_for(table_or_fields: Table | Sequence[InputField] | Mapping[str, Any]
         for left, right in pairs:
             if left in values and draw(st.integers(0, 2)) == 0:
                 values[right] = values[left]
-        return _nest(values, draw(st.integers(0, 4)) > 0)
+        return draw(_spread(values, names, wrong_types))
 
     return draw_input()

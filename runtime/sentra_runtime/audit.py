@@ -145,13 +145,17 @@ def seal_text(record: dict[str, Any], seq: int, prev: str | None) -> tuple[str, 
     return body, text_hash(body)
 
 
-def verify_records(records: Iterable[dict[str, Any]], *,
-                   expected_head: str | None = None) -> VerifyResult:
-    """Check seq order and the hash chain; report the first seq where the log was tampered with."""
+def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
+                   after: tuple[int, str | None] = (0, None)) -> VerifyResult:
+    """Check seq order and the hash chain; report the first seq where the log was tampered with.
+
+    ``after`` is the seq and hash of the record before the first one (for a log that holds
+    only the newest records; ``(0, None)``: the log starts at seq 1).
+    """
     log = list(records)
-    prev: str | None = None
+    prev: str | None = after[1]
     for position, record in enumerate(log):
-        expected_seq = position + 1
+        expected_seq = after[0] + position + 1
         problem = _problem(record, expected_seq, prev, log[position + 1:])
         if problem is not None:
             seq = record.get("seq") if isinstance(record, dict) else None
@@ -159,7 +163,7 @@ def verify_records(records: Iterable[dict[str, Any]], *,
                                 problem)
         prev = record["hash"]
     if expected_head is not None and prev != expected_head:
-        return VerifyResult(False, len(log), len(log),
+        return VerifyResult(False, len(log), after[0] + len(log),
                             f"the log ends at {prev}, not at the expected head {expected_head}: "
                             "records were removed from the end")
     return VerifyResult(True, len(log))

@@ -1,52 +1,52 @@
-"""Turn a validated table into one generated, compiled Python matcher.
+"""Turn a validated table into one generated, compiled Python module: the policy's matcher.
 
-At load time the table becomes Python source, as template engines do: a function that
-normalises the action type, reads and type-checks every declared field (straight-line code, one
-paragraph per field), and dispatches through a dict to one function per action block whose body
-is the block's rows as an ``if`` chain. The matcher is pure: it reads no agent state, so the
-engine runs it outside any lock or transaction.
+At load time the table becomes Python source, as template engines do, and the source is
+compiled once; ``Matcher.source`` (``sentra-lang compile --emit python``) is exactly the text
+that runs. Its ``match(action, fields) -> (code, payload, action)``:
 
-``match(action, fields) -> (code, payload, normalised_action)``:
+1. normalises the action type and finds the action's block through a dict;
+2. reads and checks the input. Ordinary input (plain values of the declared types, in plain
+   dicts) is read by straight-line code specialised to the policy's declarations; anything
+   else (a flat dotted key, a value of another class, an absent required field, an undeclared
+   key the policy refuses, ...) goes to ``_by_definition``, which reads the whole input with
+   :meth:`sentra_runtime.inputs.InputSchema.read`, the one definition of input semantics. The
+   tests check that both give the same answer on arbitrary input;
+3. calls the block's function with the tuple of values (it reads the ones its rows test),
+   which returns the first matching row. Rows are ``if`` statements in order, except runs of
+   rows that a dict or a bisection decides at once (:func:`_runs`): ``MIN_RUN`` or more
+   consecutive rows that each test one field for equality or membership become one dict
+   lookup from each value to its first candidate row; rows that each compare one numeric field
+   with constants become a bisection over the cells those constants cut the number line into.
+   Both give exactly the row order's first match.
 
-* ``code >= 0``: index of the matching row in :attr:`Matcher.rows`; payload is the tuple of
-  field values (``None`` for a missing field), in :attr:`Matcher.fields` order;
-* ``NO_MATCH``: the action's block has no matching row and the policy has no ``otherwise``
-  (with an ``otherwise``, such input gets the ``otherwise`` row's index);
-* ``UNKNOWN_ACTION``: no block names the action and the policy has no ``otherwise``;
-* ``INVALID_INPUT``: payload is ``(field_index, offending_value)``; the value is
-  :data:`MISSING` for an absent required field, and a :class:`NotAnObject` when a parent of the
-  dotted field is present and not ``null`` but not an object (``{"context": 5}`` for
-  ``context.x``): such input is never read as an empty object.
+The result: ``code >= 0`` is the index of the matching row in :attr:`Matcher.rows` and the
+payload the tuple of field values in declared order (``None`` for an absent field);
+``NO_MATCH`` (no row of the block matched and there is no ``otherwise``), ``UNKNOWN_ACTION`` (no
+block names the action and there is no ``otherwise``) or ``INVALID_INPUT`` (payload: the
+:class:`~sentra_runtime.inputs.Problem`). The matcher is pure: it reads no agent state.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, normalizer
+from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalizer
+from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, test_holds
 
 NO_MATCH = -1
 UNKNOWN_ACTION = -2
 INVALID_INPUT = -3
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
-"""Payload value of an invalid-input result whose field is required but absent."""
-
-
-@dataclass(frozen=True)
-class NotAnObject:
-    """Payload value of an invalid-input result whose field's parent is not an object."""
-
-    path: str
-    """The dotted path of the parent (``context`` for ``context.eligibility_verified``)."""
-    value: Any
-    """What the input has there."""
-
+MIN_RUN = 4
+"""The shortest run of rows compiled to a dict lookup or a bisection; shorter runs stay ``if``
+statements, which are as fast."""
 
 _NORMALIZE_CALLS = {"trim": ".strip()", "lower": ".lower()", "upper": ".upper()"}
-_COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
+_KEYED_TYPES = frozenset({"string", "enum", "int", "number"})
+_NUMERIC = frozenset({"int", "number"})
+_RANGE_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 MatchFunction = Callable[[str, Mapping[str, Any]], tuple[int, Any, str]]
 
@@ -67,314 +67,490 @@ class Matcher:
     """The compiled form of a policy's rows and input declarations."""
 
     match: MatchFunction
+    match_by_definition: MatchFunction
+    """``match`` reading every input with :meth:`InputSchema.read` (for the tests' laws)."""
     rows: tuple[RowRef, ...]
-    fields: tuple[InputSpec, ...]
+    schema: InputSchema
     block_of: Mapping[str, int]
     normalize_action: Callable[[str], str]
     source: str
 
+    @property
+    def fields(self) -> tuple[InputSpec, ...]:
+        return self.schema.specs
 
-def compile_matcher(policy: Policy) -> Matcher:
-    """Generate, compile and return the matcher of ``policy``."""
-    generator = _Generator(policy)
+
+def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
+    """Generate, compile and return the matcher of ``policy``; ``min_run`` is the shortest run
+    of rows compiled to a dict lookup or a bisection."""
+    schema = policy.input_schema
+    generator = _Generator(policy, schema, min_run)
     source = generator.source()
-    namespace = generator.namespace
-    code = compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec")
-    exec(code, namespace)
-    if "_DEFAULTS" in namespace:
-        # the blocks are pure, so their answer to an empty input is known now
-        defaults = namespace["_DEFAULTS"]
-        block_functions = [namespace[f"_block_{index}"] for index in range(len(policy.actions))]
-        namespace["_DEFAULT_CODE"] = {block: block(*defaults) for block in block_functions}
-    blocks = {name: index for index, action in enumerate(policy.actions) for name in action.names}
+    namespace: dict[str, Any] = {"_read": schema.read, "_check": schema.check,
+                                 "_Problem": Problem}
+    exec(compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec"), namespace)
     return Matcher(
         match=namespace["match"],
+        match_by_definition=namespace["match_by_definition"],
         rows=tuple(generator.rows),
-        fields=policy.inputs,
-        block_of=blocks,
+        schema=schema,
+        block_of={name: index for index, action in enumerate(policy.actions)
+                  for name in action.names},
         normalize_action=normalizer(policy.action_normalize),
         source=source,
     )
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and value - value == 0)
-
-
 class _Generator:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, schema: InputSchema, min_run: int) -> None:
         self.policy = policy
+        self.schema = schema
+        self.min_run = max(1, min_run)
         self.variables = {spec.name: f"v{index}" for index, spec in enumerate(policy.inputs)}
-        self.namespace: dict[str, Any] = {
-            "_is_int": _is_int, "_is_number": _is_number, "_Mapping": Mapping,
-            "_NotAnObject": NotAnObject,
-            "_str": str, "_isinstance": isinstance, "_frozenset": frozenset,
-            "_MISSING": MISSING, "_EMPTY": {}, "_SEQUENCES": (list, tuple, set, frozenset),
-        }
+        self.types = {spec.name: spec.type for spec in policy.inputs}
+        self.positions = {spec.name: index for index, spec in enumerate(policy.inputs)}
+        self.used: set[int] = set()
+        """The values the row function being written reads (see :meth:`_var`)."""
         self.rows: list[RowRef] = []
-        self.constants = 0
+        self.constants: list[str] = []
+        """Module-level definitions (sets, dicts, residual tests) the functions refer to."""
+        self.otherwise_row: int | None = None
+        if policy.otherwise is not None:
+            self.rows.append(RowRef(rule=policy.otherwise, block=None, index=0))
+            self.otherwise_row = 0
+
+    # -- the module ------------------------------------------------------------------------------
 
     def source(self) -> str:
-        otherwise_row = self._otherwise_row()
-        functions = [self._block_function(index, otherwise_row)
-                     for index in range(len(self.policy.actions))]
-        dispatch = ", ".join(
-            f"{name!r}: _block_{index}"
-            for index, action in enumerate(self.policy.actions) for name in action.names
-        )
-        normalize = "".join(_NORMALIZE_CALLS[step] for step in self.policy.action_normalize)
-        lines = ["def match(action, fields):"]
-        if normalize:
-            # an action spelled exactly as a block names it needs no normalisation
-            lines += ["    block = _exact_get(action)", "    if block is None:",
-                      f"        action = action{normalize}", "        block = _dispatch_get(action)"]
-        else:
-            lines += ["    block = _dispatch_get(action)"]
-        if otherwise_row is None:
-            lines += ["    if block is None:", f"        return {UNKNOWN_ACTION}, None, action"]
-        lines += self._empty_input(otherwise_row)
-        dotted = sorted(spec.name for spec in self.policy.inputs if "." in spec.name)
-        if dotted:
-            self.namespace["_DOTTED"] = frozenset(dotted)
-            lines += ["    flat = not _DOTTED.isdisjoint(fields)"]
-        lines += self._read_fields()
-        values = self._values_tuple()
-        if otherwise_row is not None:
-            lines += ["    if block is None:", f"        return {otherwise_row}, {values}, action"]
-        lines += [f"    return block({self._arguments()}), {values}, action"]
-        setup = [f"_dispatch_get = {{{dispatch}}}.get"]
-        if normalize:
-            fixed = normalizer(self.policy.action_normalize)
-            exact = ", ".join(
-                f"{name!r}: _block_{index}" for index, action in enumerate(self.policy.actions)
-                for name in action.names if fixed(name) == name)
-            setup.append(f"_exact_get = {{{exact}}}.get")
-        return "\n\n".join(functions + ["\n".join(setup), "\n".join(lines)]) + "\n"
+        blocks = [self._block_function(index) for index in range(len(self.policy.actions))]
+        policy = self.policy
+        header = [
+            f"# The matcher of policy {policy.name!r} version {policy.version!r} "
+            f"({policy.hash!r}),",
+            "# generated by sentra_runtime.codegen when the table was loaded; this is the code "
+            "that runs.",
+            "# Bound before it runs: _read and _check (the policy's "
+            "sentra_runtime.inputs.InputSchema.read",
+            "# and .check: the definition of input semantics) and _Problem (what they return "
+            "for bad input).",
+            "",
+            "from bisect import bisect_left as _bisect_left",
+        ]
+        functions = [self._tables(), self._by_definition(), self._match_by_definition(),
+                     self._match()]
+        return "\n\n\n".join(["\n".join(header), *self.constants, *blocks, *functions]) + "\n"
 
-    def _arguments(self) -> str:
-        return ", ".join(self.variables.values())
-
-    def _values_tuple(self) -> str:
-        if not self.variables:
-            return "()"
-        return "(" + ", ".join(self.variables.values()) + ",)"
-
-    def _otherwise_row(self) -> int | None:
-        if self.policy.otherwise is None:
-            return None
-        self.rows.append(RowRef(rule=self.policy.otherwise, block=None, index=0))
-        return len(self.rows) - 1
+    def _values(self) -> str:
+        names = list(self.variables.values())
+        return f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
 
     def _literal(self, value: Any) -> str:
-        """Source text for a constant: a literal for scalars, a namespace name otherwise."""
-        if value is None or isinstance(value, (bool, int, str)):
-            return repr(value)
-        if isinstance(value, float) and value - value == 0:
-            return repr(value)
-        return self._constant(value)
+        """Source text for a constant value (strings, numbers, booleans, frozensets)."""
+        if isinstance(value, frozenset):
+            return f"frozenset({_members(value)})" if value else "frozenset()"
+        return repr(value)
 
-    def _constant(self, value: Any) -> str:
-        name = f"_K{self.constants}"
-        self.constants += 1
-        self.namespace[name] = value
+    def _constant(self, prefix: str, value: Any) -> str:
+        name = f"_{prefix}{len(self.constants)}"
+        self.constants.append(f"{name} = {self._literal(value)}")
         return name
 
-    # -- input ---------------------------------------------------------------------------------
-
-    def _absent_values(self, specs: list[InputSpec]) -> tuple[Any, ...] | None:
-        """What these fields read as when absent (defaults, normalised; ``None`` for optional
-        ones); ``None`` when one of them is required."""
-        if any(not spec.has_default and not spec.optional for spec in specs):
-            return None
-        return tuple(self._normalized_default(spec) if spec.has_default else None
-                     for spec in specs)
-
-    def _empty_input(self, otherwise_row: int | None) -> list[str]:
-        """An empty input reads as every field's default: answered from a table made at load
-        time (``_DEFAULT_CODE``), with no field read. Not when a field is required."""
-        defaults = self._absent_values(list(self.policy.inputs))
-        if defaults is None:
-            return []
-        self.namespace["_DEFAULTS"] = defaults
-        lines = ["    if not fields:"]
-        if otherwise_row is not None:
-            lines += ["        if block is None:",
-                      f"            return {otherwise_row}, _DEFAULTS, action"]
-        return lines + ["        return _DEFAULT_CODE[block], _DEFAULTS, action"]
-
-    def _read_fields(self) -> list[str]:
-        """Read and check every declared field, in declared order.
-
-        The fields under one top-level object (``context.a``, ``context.b``), when they are all
-        declared together and none is required, take their defaults at once when the object is
-        absent and the input has no flat dotted key.
-        """
-        lines: list[str] = []
-        parents: dict[str, str] = {}
-        inputs = list(enumerate(self.policy.inputs))
-        under = Counter(spec.name.partition(".")[0] for spec in self.policy.inputs
-                        if "." in spec.name)
-        start = 0
-        while start < len(inputs):
-            root, dot, _ = inputs[start][1].name.partition(".")
-            end = start + 1
-            while dot and end < len(inputs) and inputs[end][1].name.startswith(root + "."):
-                end += 1
-            run = inputs[start:end]
-            defaults = (self._absent_values([spec for _, spec in run])
-                        if dot and len(run) == under[root] else None)
-            body: list[str] = []
-            if defaults is not None:
-                variable = self._parent_variable(root, parents)
-                lines += [f"    {variable} = fields.get({root!r})",
-                          f"    if {variable} is None and not flat:"]
-                lines += [f"        {self.variables[spec.name]} = {self._literal(value)}"
-                          for (_, spec), value in zip(run, defaults)]
-                lines += ["    else:"]
-                body += self._parent_checks(run[0][0], root, variable)
-            for index, spec in run:
-                variable = self.variables[spec.name]
-                body += self._lookup(index, spec.name, variable, parents)
-                body += self._check(index, spec, variable)
-            indent = "" if defaults is None else "    "
-            lines += [indent + line for line in body]
-            start = end
-        return lines
-
-    def _parent_variable(self, path: str, parents: dict[str, str]) -> str:
-        variable = f"p{len(parents)}"
-        assert path not in parents, path  # each object is looked up once, so names are unique
-        parents[path] = variable
-        return variable
-
-    def _parent(self, index: int, path: str, parents: dict[str, str], lines: list[str]) -> str:
-        """Emit the lookup of the nested object at ``path`` once; return its variable.
-
-        ``null`` (or absence) reads as an empty object; any other value that is not a mapping
-        makes the input invalid, reported against field ``index`` (the first one under it).
-        """
-        if path in parents:
-            return parents[path]
-        head, _, tail = path.rpartition(".")
-        container = self._parent(index, head, parents, lines) if head else "fields"
-        variable = self._parent_variable(path, parents)
-        lines += [f"    {variable} = {container}.get({tail!r})"]
-        lines += self._parent_checks(index, path, variable)
-        return variable
-
-    def _parent_checks(self, index: int, path: str, variable: str) -> list[str]:
-        return [
-            f"    if {variable}.__class__ is not dict:",
-            f"        if {variable} is None:",
-            f"            {variable} = _EMPTY",
-            f"        elif not _isinstance({variable}, _Mapping):",
-            f"            return {INVALID_INPUT}, ({index}, _NotAnObject({path!r}, {variable})), "
-            "action",
-        ]
-
-    def _lookup(self, index: int, name: str, variable: str,
-                parents: dict[str, str]) -> list[str]:
-        head, _, tail = name.rpartition(".")
-        if not head:
-            return [f"    {variable} = fields.get({name!r})"]
-        lines: list[str] = []
-        parent = self._parent(index, head, parents, lines)
-        return lines + [
-            f"    {variable} = {parent}.get({tail!r})",
-            f"    if {variable} is None and flat:",
-            f"        {variable} = fields.get({name!r})",
-        ]
-
-    def _check(self, index: int, spec: InputSpec, v: str) -> list[str]:
-        invalid = f"return {INVALID_INPUT}, ({index}, {v}), action"
-        lines = [f"    if {v} is None:"]
-        if spec.has_default:
-            lines += [f"        {v} = {self._literal(self._normalized_default(spec))}"]
-        elif spec.optional:
-            lines += ["        pass"]
-        else:
-            lines += [f"        return {INVALID_INPUT}, ({index}, _MISSING), action"]
-        norm = "".join(_NORMALIZE_CALLS[step] for step in spec.normalize)
-        if spec.type == "bool":
-            lines += [f"    elif {v} is not True and {v} is not False:", f"        {invalid}"]
-        elif spec.type == "int":
-            lines += [f"    elif {v}.__class__ is not int and not _is_int({v}):", f"        {invalid}"]
-        elif spec.type == "number":
-            lines += [f"    elif {v}.__class__ is int or ({v}.__class__ is float and {v} - {v} == 0):",
-                      "        pass",
-                      f"    elif not _is_number({v}):", f"        {invalid}"]
-        elif spec.type in ("string", "enum"):
-            lines += [f"    elif {v}.__class__ is str:", f"        {v} = {v}{norm}",
-                      f"    elif _isinstance({v}, _str):", f"        {v} = _str({v}){norm}",
-                      "    else:", f"        {invalid}"]
-            if spec.type == "enum":
-                values = self._constant(frozenset(spec.values or ()))
-                lines += [f"    if {v} is not None and {v} not in {values}:", f"        {invalid}"]
-        else:
-            lines += [f"    elif _isinstance({v}, _SEQUENCES) and all(_isinstance(x, _str) for x in {v}):",
-                      f"        {v} = _frozenset([_str(x){norm} for x in {v}])",
-                      "    else:", f"        {invalid}"]
-        return lines
-
-    def _normalized_default(self, spec: InputSpec) -> Any:
-        normalize = normalizer(spec.normalize)
-        if spec.type in ("string", "enum"):
-            return normalize(spec.default)
-        if spec.type == "set":
-            return frozenset(normalize(item) for item in spec.default)
-        return spec.default
-
-    # -- rows ----------------------------------------------------------------------------------
-
-    def _block_function(self, block: int, otherwise_row: int | None) -> str:
-        """The block's rows as an if chain; no match falls to ``otherwise`` (or NO_MATCH)."""
-        lines = [f"def _block_{block}({self._arguments()}):"]
-        for index, row in enumerate(self.policy.actions[block].rows):
-            self.rows.append(RowRef(rule=row.rule, block=block, index=index))
-            number = len(self.rows) - 1
-            if not row.tests:
-                lines += [f"    return {number}"]
-                break
-            lines += [f"    if {self._row_condition(row)}:", f"        return {number}"]
-        else:
-            lines += [f"    return {NO_MATCH if otherwise_row is None else otherwise_row}"]
+    def _tables(self) -> str:
+        blocks = [f"_block_{index}" for index in range(len(self.policy.actions))]
+        dispatch = "\n".join(f"    {name!r}: _block_{index},"
+                             for index, action in enumerate(self.policy.actions)
+                             for name in action.names)
+        lines = [f"_DISPATCH = {{\n{dispatch}\n}}" if dispatch else "_DISPATCH = {}",
+                 "_dispatch_get = _DISPATCH.get"]
+        if self.policy.action_normalize:
+            fixed = normalizer(self.policy.action_normalize)
+            exact = [f"    {name!r}: _block_{index}," for index, action in
+                     enumerate(self.policy.actions) for name in action.names if fixed(name) == name]
+            lines += ["# action types spelled exactly as a block names them need no "
+                      "normalisation",
+                      "_exact_get = {\n" + "\n".join(exact) + "\n}.get" if exact
+                      else "_exact_get = {}.get"]
+        if not self._required():
+            defaults = ", ".join(self._literal(value) for value in self.schema.defaults)
+            comma = "," if len(self.schema.defaults) == 1 else ""
+            otherwise = "" if self.otherwise_row is None else f"None: {self.otherwise_row}, "
+            lines += ["# every field's value when the input is empty, and each block's answer "
+                      "to it",
+                      f"_DEFAULTS = ({defaults}{comma})",
+                      f"_EMPTY_INPUT = {{{otherwise}**{{block: block(_DEFAULTS) for block in "
+                      f"({', '.join(blocks)}{',' if len(blocks) == 1 else ''})}}}}"]
         return "\n".join(lines)
 
-    def _row_condition(self, row: RowSpec) -> str:
-        return " and ".join(f"({self._test(test)})" for test in row.tests)
+    def _required(self) -> bool:
+        return any(value is MISSING for value in self.schema.defaults)
+
+    def _dispatch_lines(self) -> list[str]:
+        normalize = "".join(_NORMALIZE_CALLS[step] for step in self.policy.action_normalize)
+        if normalize:
+            lines = ["    block = _exact_get(action)", "    if block is None:",
+                     f"        action = action{normalize}", "        block = _dispatch_get(action)"]
+        else:
+            lines = ["    block = _dispatch_get(action)"]
+        if self.otherwise_row is None:
+            lines += ["    if block is None:", f"        return {UNKNOWN_ACTION}, None, action"]
+        return lines
+
+    def _by_definition(self) -> str:
+        lines = ["def _by_definition(block, action, fields):",
+                 '    """Read the whole input with the definition (sentra_runtime.inputs)."""',
+                 "    values = _read(fields)",
+                 "    if values.__class__ is _Problem:",
+                 f"        return {INVALID_INPUT}, values, action"]
+        if self.otherwise_row is not None:
+            lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
+        lines += ["    return block(values), values, action"]
+        return "\n".join(lines)
+
+    def _match_by_definition(self) -> str:
+        return "\n".join(["def match_by_definition(action, fields):", *self._dispatch_lines(),
+                          "    return _by_definition(block, action, fields)"])
+
+    def _match(self) -> str:
+        lines = ["def match(action, fields):", *self._dispatch_lines()]
+        if not self._required():
+            lines += ["    if not fields:", "        return _EMPTY_INPUT[block], _DEFAULTS, action"]
+        lines += self._unusual_keys()
+        lines += self._read_object("", "fields", "    ")
+        lines += [f"    values = {self._values()}"]
+        if self.otherwise_row is not None:
+            lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
+        lines += ["    return block(values), values, action"]
+        return "\n".join(lines)
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def _unusual_keys(self) -> list[str]:
+        """Keys the straight-line reading does not handle go to the definition: flat dotted
+        keys, and undeclared keys when the policy refuses them."""
+        if self.schema.undeclared == "refuse":
+            keys = self._constant("KEYS", frozenset(self.schema.members[""]))
+            return [f"    if not {keys}.issuperset(fields):", f"        {_DEFINITION}"]
+        flat = frozenset(name for name in self.schema.names if "." in name)
+        if not flat:
+            return []
+        keys = self._constant("FLAT", flat)
+        return [f"    if not {keys}.isdisjoint(fields):", f"        {_DEFINITION}"]
+
+    def _read_object(self, path: str, container: str, indent: str) -> list[str]:
+        """Read the fields under the object at ``path`` (``""``: the input) from the variable
+        ``container``, a dict."""
+        lines: list[str] = []
+        for key in sorted(self.schema.members[path]):
+            inner = f"{path}.{key}" if path else key
+            if inner in self.schema.objects:
+                lines += self._read_parent(inner, key, container, indent)
+            else:
+                variable = self.variables[inner]
+                lines += [f"{indent}{variable} = {container}.get({key!r})"]
+                lines += self._check(inner, variable, indent)
+        return lines
+
+    def _read_parent(self, path: str, key: str, container: str, indent: str) -> list[str]:
+        variable = f"p{len([name for name in self.schema.objects if name < path])}"
+        lines = [f"{indent}{variable} = {container}.get({key!r})",
+                 f"{indent}if {variable} is None:"]
+        leaves = [name for name in self.variables if name.startswith(path + ".")]
+        if any(self.schema.defaults[self._index(name)] is MISSING for name in leaves):
+            lines += [f"{indent}    {_DEFINITION}"]
+        else:
+            lines += [f"{indent}    {self.variables[name]} = "
+                      f"{self._literal(self.schema.defaults[self._index(name)])}"
+                      for name in leaves]
+        lines += [f"{indent}elif {variable}.__class__ is dict:"]
+        if self.schema.undeclared == "refuse":
+            keys = self._constant("KEYS", self.schema.members[path])
+            lines += [f"{indent}    if not {keys}.issuperset({variable}):",
+                      f"{indent}        {_DEFINITION}"]
+        lines += self._read_object(path, variable, indent + "    ")
+        return lines + [f"{indent}else:", f"{indent}    {_DEFINITION}"]
+
+    def _index(self, name: str) -> int:
+        return list(self.variables).index(name)
+
+    def _check(self, name: str, v: str, indent: str) -> list[str]:
+        """The value's checks and normalisation for a value of the expected class; any other
+        value goes to the definition."""
+        index = self._index(name)
+        spec = self.policy.inputs[index]
+        default = self.schema.defaults[index]
+        lines = [f"{indent}if {v} is None:"]
+        if default is MISSING:
+            lines += [f"{indent}    {_DEFINITION}"]
+        elif default is None:
+            lines += [f"{indent}    pass"]
+        else:
+            lines += [f"{indent}    {v} = {self._literal(default)}"]
+        norm = "".join(_NORMALIZE_CALLS[step] for step in spec.normalize)
+        if spec.type == "bool":
+            lines += [f"{indent}elif {v} is not True and {v} is not False:"]
+        elif spec.type == "int":
+            lines += [f"{indent}elif {v}.__class__ is not int:"]
+        elif spec.type == "number":
+            lines += [f"{indent}elif {v}.__class__ is not int and "
+                      f"({v}.__class__ is not float or {v} - {v} != 0):"]
+        elif spec.type in ("string", "enum"):
+            lines += [f"{indent}elif {v}.__class__ is str:"]
+            if norm:
+                lines += [f"{indent}    {v} = {v}{norm}"]
+            if spec.type == "enum":
+                lines += [f"{indent}    if {v} not in {_members(frozenset(spec.values or ()))}:",
+                          f"{indent}        {_DEFINITION}"]
+            elif not norm:
+                lines += [f"{indent}    pass"]
+            lines += [f"{indent}else:"]
+        else:
+            lines += [f"{indent}else:", f"{indent}    {v} = _check({index}, {v})",
+                      f"{indent}    if {v}.__class__ is _Problem:"]
+            return lines + [f"{indent}        {_DEFINITION}"]
+        return lines + [f"{indent}    {_DEFINITION}"]
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    def _block_function(self, block: int) -> str:
+        """The block's rows in order (runs compiled to a dict or a bisection); no match falls
+        to ``otherwise`` (or NO_MATCH)."""
+        action = self.policy.actions[block]
+        base = len(self.rows)
+        self.rows += [RowRef(rule=row.rule, block=block, index=index)
+                      for index, row in enumerate(action.rows)]
+        comment = f"action {', '.join(repr(name) for name in action.names)}"
+        lines: list[str] = []
+        for run in _runs(action.rows, self.types, self.min_run):
+            if not action.rows[run.start].tests:
+                lines += [f"    return {base + run.start}  # {action.rows[run.start].rule!r}"]
+                return self._function(f"_block_{block}", lines, comment)
+            if run.kind == "keyed":
+                lines += self._keyed(action.rows, run, base)
+            elif run.kind == "range":
+                lines += self._range(action.rows, run, base)
+            else:
+                row = action.rows[run.start]
+                lines += [f"    if {self._condition(row.tests)}:",
+                          f"        return {base + run.start}  # {row.rule!r}"]
+        fallback = NO_MATCH if self.otherwise_row is None else self.otherwise_row
+        return self._function(f"_block_{block}", lines + [f"    return {fallback}"], comment)
+
+    def _function(self, name: str, body: list[str], comment: str | None = None) -> str:
+        """A function of the values tuple whose body is ``body``; its first lines take the
+        values the body uses (:meth:`_var`), and forget them."""
+        names = list(self.variables)
+        reads = [f"    v{index} = values[{index}]  # {names[index]!r}"
+                 for index in sorted(self.used)]
+        self.used = set()
+        heading = [f"def {name}(values):"] + ([f"    # {comment}"] if comment else [])
+        return "\n".join([*heading, *reads, *body])
+
+    def _var(self, field: str) -> str:
+        """The variable of ``field`` in a row function, noting that the function reads it."""
+        index = self.positions[field]
+        self.used.add(index)
+        return f"v{index}"
+
+    def _keyed(self, rows: Sequence[RowSpec], run: _Run, base: int) -> list[str]:
+        """Rows that each test ``run.field`` for equality or membership (and maybe more): a
+        dict from each value to its first row, or to the rows to try in order when rows
+        have other tests too (the residual)."""
+        field = run.field
+        candidates: dict[Any, list[tuple[int, str | None]]] = {}
+        for position in range(run.start, run.end):
+            row = rows[position]
+            keys, residual = _keyed_split(row.tests, field)
+            holds = self._residual_function(base + position, residual) if residual else None
+            for key in sorted(keys, key=_sort_key):
+                found = candidates.setdefault(key, [])
+                if not found or found[-1][1] is not None:
+                    found.append((base + position, holds))
+        simple = all(len(found) == 1 and found[0][1] is None for found in candidates.values())
+        entries = []
+        for key, found in candidates.items():
+            if found[0][1] is None:
+                entries.append(f"    {key!r}: {found[0][0]},")
+            else:
+                pairs = ", ".join(f"({row}, {holds})" for row, holds in found)
+                entries.append(f"    {key!r}: ({pairs},),")
+        name = f"_B{base + run.start}"
+        self.constants.append(f"{name} = {{\n" + "\n".join(entries) + "\n}")
+        v = self._var(field)
+        lines = [f"    # rows {base + run.start}-{base + run.end - 1} test {field!r} for equality: "
+                 "a dict gives each value's first row",
+                 f"    found = {name}.get({v})", "    if found is not None:"]
+        if simple:
+            return lines + ["        return found"]
+        return lines + ["        if found.__class__ is int:", "            return found",
+                        "        for row, holds in found:",
+                        "            if holds is None or holds(values):",
+                        "                return row"]
+
+    def _residual_function(self, row: int, tests: Sequence[TestSpec]) -> str:
+        name = f"_row_{row}"
+        outer, self.used = self.used, set()
+        self.constants.append(self._function(name, [f"    return {self._condition(tests)}"]))
+        self.used = outer
+        return name
+
+    def _range(self, rows: Sequence[RowSpec], run: _Run, base: int) -> list[str]:
+        """Rows that each compare one numeric field with constants: the constants cut the
+        number line into cells (each constant, and the open intervals around them) on which
+        every test is constant, so each cell has one first matching row, found here with the
+        tests' own semantics (``policy.test_holds``) on a value of the cell."""
+        field = run.field
+        bounds = sorted({test.value for row in rows[run.start:run.end] for test in row.tests
+                         if test.op != "exists"}, key=Fraction)
+        cells = [self._first_row(rows, run, base, value) for value in _representatives(bounds)]
+        missing = self._first_row(rows, run, base, None)
+        bounds_name = self._constant("BOUNDS", tuple(bounds))
+        cells_name = self._constant("CELLS", tuple(cells))
+        v = self._var(field)
+        lines = [f"    # rows {base + run.start}-{base + run.end - 1} compare {field!r} with "
+                 "constants: the cell of its value (below, at or above each bound) gives the "
+                 "first row",
+                 f"    if {v} is not None:",
+                 f"        at = _bisect_left({bounds_name}, {v})",
+                 f"        found = {cells_name}[2 * at + (at < {len(bounds)} and "
+                 f"{bounds_name}[at] == {v})]",
+                 "        if found >= 0:",
+                 "            return found"]
+        if missing >= 0:
+            lines += ["    else:", f"        return {missing}"]
+        return lines
+
+    def _first_row(self, rows: Sequence[RowSpec], run: _Run, base: int, value: Any) -> int:
+        values = {run.field: value}
+        for position in range(run.start, run.end):
+            if all(test_holds(test, values) for test in rows[position].tests):
+                return base + position
+        return -1
+
+    def _condition(self, tests: Sequence[TestSpec]) -> str:
+        return " and ".join(f"({self._test(test)})" for test in tests)
 
     def _test(self, test: TestSpec) -> str:
         expression = self._positive_test(test)
         return f"not ({expression})" if test.negate else expression
 
     def _positive_test(self, test: TestSpec) -> str:
-        v = self.variables[test.field]
-        field_type = self.policy.input_field(test.field).type
+        v = self._var(test.field)
         if test.op == "exists":
             return f"{v} is not None"
         if test.other is not None:
-            w = self.variables[test.other]
+            w = self._var(test.other)
             return f"{v} is not None and {w} is not None and {v} {test.op} {w}"
         value = test.value
         if test.op == "in":
-            return f"{v} in {self._constant(frozenset(value))}"
+            return f"{v} in {_members(frozenset(value))}"
         if test.op == "starts_with":
             return f"{v} is not None and {v}.startswith({value!r})"
         if test.op == "ends_with":
             return f"{v} is not None and {v}.endswith({value!r})"
         if test.op == "contains":
             return f"{v} is not None and {value!r} in {v}"
-        if field_type == "set" and isinstance(value, list):
-            value = frozenset(value)
         if isinstance(value, bool):
-            literal = repr(value)
-            return f"{v} is {literal}" if test.op == "==" else f"{v} is not None and {v} is not {literal}"
-        literal = repr(value) if isinstance(value, (str, int, float)) else self._constant(value)
+            return f"{v} is {value!r}" if test.op == "==" else \
+                f"{v} is not None and {v} is not {value!r}"
+        literal = (self._constant("SET", frozenset(value)) if isinstance(value, list)
+                   else repr(value))
         if test.op == "==":
             return f"{v} == {literal}"
         return f"{v} is not None and {v} {test.op} {literal}"
+
+
+_DEFINITION = "return _by_definition(block, action, fields)"
+
+
+def _members(values: frozenset[Any]) -> str:
+    """A set display of constants, for ``in`` (Python makes it one frozenset constant);
+    ``()`` when empty."""
+    return "{" + ", ".join(repr(item) for item in sorted(values)) + "}" if values else "()"
+
+
+# -- runs of rows ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Run:
+    kind: str
+    """``keyed`` (a dict lookup), ``range`` (a bisection) or ``row`` (one ``if``)."""
+    start: int
+    end: int
+    field: str = ""
+
+
+def _runs(rows: Sequence[RowSpec], types: Mapping[str, str], min_run: int) -> list[_Run]:
+    """Split a block's rows into runs: at each row, the longest run of at least ``min_run``
+    rows that one field's dict or bisection decides, else the row alone."""
+    runs: list[_Run] = []
+    start = 0
+    if len(rows) < min_run:
+        return [_Run("row", index, index + 1) for index in range(len(rows))]
+    while start < len(rows):
+        best = _Run("row", start, start + 1)
+        for field in sorted({test.field for test in rows[start].tests}):
+            for kind, fits in (("keyed", _keyed_fits), ("range", _range_fits)):
+                end = start
+                while end < len(rows) and rows[end].tests and fits(rows[end].tests, field,
+                                                                   types):
+                    end += 1
+                if end - start >= min_run and end - start > best.end - best.start and (
+                        kind == "range" or _keys_narrow(rows[start:end], field)):
+                    best = _Run(kind, start, end, field)
+        runs.append(best)
+        start = best.end
+    return runs
+
+
+def _keys_narrow(rows: Sequence[RowSpec], field: str) -> bool:
+    """Whether a dict on ``field`` leaves at most half the run's rows to try for any value
+    (otherwise the lookup saves nothing over trying the rows)."""
+    admitting: dict[Any, int] = {}
+    for row in rows:
+        for key in _keyed_split(row.tests, field)[0]:
+            admitting[key] = admitting.get(key, 0) + 1
+    return max(admitting.values()) * 2 <= len(rows)
+
+
+def _keyed_fits(tests: Sequence[TestSpec], field: str, types: Mapping[str, str]) -> bool:
+    return types[field] in _KEYED_TYPES and bool(_keyed_split(tests, field)[0])
+
+
+def _keyed_split(tests: Sequence[TestSpec], field: str) -> tuple[frozenset[Any], list[TestSpec]]:
+    """The values of ``field`` the row's equality and membership tests on it admit (their
+    intersection; empty when it has none), and its other tests."""
+    keys: frozenset[Any] | None = None
+    residual = []
+    for test in tests:
+        if test.field == field and not test.negate and test.other is None and \
+                test.op in ("==", "in") and not isinstance(test.value, bool):
+            admitted = frozenset([test.value] if test.op == "==" else test.value)
+            keys = admitted if keys is None else keys & admitted
+        else:
+            residual.append(test)
+    if keys is None:
+        return frozenset(), list(tests)
+    return keys, residual
+
+
+def _range_fits(tests: Sequence[TestSpec], field: str, types: Mapping[str, str]) -> bool:
+    return types[field] in _NUMERIC and all(
+        test.field == field and test.other is None
+        and (test.op == "exists" or test.op in _RANGE_OPERATORS) for test in tests)
+
+
+def _representatives(bounds: Sequence[Any]) -> list[Any]:
+    """A value of every cell the sorted constants cut the number line into: below the first,
+    each constant, between each two, above the last (exact fractions: the comparisons with the
+    constants are exact)."""
+    if not bounds:
+        return [0]
+    values: list[Any] = [Fraction(bounds[0]) - 1]
+    for low, high in zip(bounds, bounds[1:]):
+        values += [low, (Fraction(low) + Fraction(high)) / 2]
+    return values + [bounds[-1], Fraction(bounds[-1]) + 1]
+
+
+def _sort_key(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value) if not isinstance(value, (int, float)) \
+        else ("number", Fraction(value))

@@ -249,6 +249,11 @@ class Decision:
 _FIELD_NAMES = tuple(item.name for item in fields(Decision))
 
 
+def _varying(index: int) -> Any:
+    """The property reading ``_v[index]`` (an :class:`EvaluatedDecision`'s varying fields)."""
+    return property(lambda self: self._v[index])
+
+
 def _rebuild(values: dict[str, Any], explanation: Explanation,
              seq: int | None = None) -> Decision:
     decision = Decision(**values)
@@ -257,28 +262,26 @@ def _rebuild(values: dict[str, Any], explanation: Explanation,
     return decision
 
 
-def _frozen(self: Any, name: str, value: Any = None) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-
-def _varying(index: int) -> Any:
-    return property(lambda self: self._v[index])
-
-
 class EvaluatedDecision(Decision):
     """A decision made by an engine: what varies per decision is one tuple, ``_v``.
 
     ``_v`` is ``(agent_id, action, projected_risk, cumulative_risk, blocked_attempts, reason,
     seq, fields, code, payload, state)``; the fields that are the same for every decision of
     one outcome of one rule are class attributes of a subclass (:func:`outcome_class`), so
-    making a decision is one tuple and one object.
+    making a decision is one tuple and one object. Like every Decision it is frozen.
     """
 
     __slots__ = ("_v",)
     _v: tuple[Any, ...]
 
     def __init__(self, varying: tuple[Any, ...]) -> None:
-        _set_varying(self, varying)
+        _SET_VARYING(self, varying)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     agent_id = _varying(0)
     action = _varying(1)
@@ -292,9 +295,8 @@ class EvaluatedDecision(Decision):
         return self._v[7:]
 
 
-_set_varying = EvaluatedDecision.__dict__["_v"].__set__
-EvaluatedDecision.__setattr__ = _frozen  # type: ignore[method-assign]
-EvaluatedDecision.__delattr__ = _frozen  # type: ignore[method-assign]
+_SET_VARYING = EvaluatedDecision.__dict__["_v"].__set__
+"""Sets ``_v`` past the frozen ``__setattr__`` (only ``__init__`` uses it)."""
 
 
 def outcome_class(constants: dict[str, Any],

@@ -10,17 +10,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from json.encoder import encode_basestring
 from typing import Any
 
-from sentra_runtime.codegen import (
-    INVALID_INPUT,
-    MISSING,
-    NO_MATCH,
-    UNKNOWN_ACTION,
-    Matcher,
-    NotAnObject,
-)
+from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, Matcher
 from sentra_runtime.decision import (
     ALLOW,
     BLOCK,
@@ -32,7 +24,11 @@ from sentra_runtime.decision import (
     RuleTrial,
     Trace,
 )
-from sentra_runtime.policy import InputSpec, Policy, TestSpec, json_type
+from sentra_runtime.inputs import MISSING, render_json
+from sentra_runtime.policy import Policy, TestSpec, test_holds
+
+__all__ = ["EvaluationContext", "describe_test", "explain", "jsonable", "render_json",
+           "render_value", "summarize", "test_holds", "trace"]
 
 
 def render_value(value: Any) -> str:
@@ -43,17 +39,6 @@ def render_value(value: Any) -> str:
         return value
     if isinstance(value, (set, frozenset)):
         return json.dumps(sorted(value), ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def render_json(value: Any) -> str:
-    """A value as JSON text, for tests and actual values in explanations."""
-    if value is None or value is MISSING:
-        return "none"
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if isinstance(value, (set, frozenset)):
-        value = sorted(value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -78,27 +63,6 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return repr(value)
 
 
-def invalid_input_reason(spec: InputSpec, value: Any) -> str:
-    """The reason of an ``INVALID_INPUT`` decision; it always names the field."""
-    if value is MISSING:
-        return f"Field `{spec.name}` is required but missing."
-    if value.__class__ is NotAnObject:
-        return f"Field `{value.path}` must be an object, got {json_type(value.value)}."
-    if spec.type == "enum":
-        allowed = ", ".join(f'"{item}"' for item in spec.values or ())
-        return f"Field `{spec.name}` must be one of {allowed}, got {render_json(value)}."
-    expected = {
-        "bool": "a boolean", "int": "an integer", "number": "a number", "string": "a string",
-        "set": "an array of strings",
-    }[spec.type]
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"Field `{spec.name}` must be {expected}, got {value!r}."
-    got = json_type(value)
-    if spec.type == "set" and isinstance(value, (list, tuple, set, frozenset)):
-        got = "an array with a non-string item"
-    return f"Field `{spec.name}` must be {expected}, got {got}."
-
-
 def describe_test(test: TestSpec) -> str:
     """A test in the policy's own notation, e.g. ``amount > context.max_approval_amount``."""
     if test.op == "exists":
@@ -110,47 +74,6 @@ def describe_test(test: TestSpec) -> str:
     else:
         text = f"{test.field} {test.op} {render_json(test.value)}"
     return f"not ({text})" if test.negate else text
-
-
-def test_holds(test: TestSpec, values: Mapping[str, Any]) -> bool:
-    """Interpret one test (docs/table.md): false on a missing field, then ``negate`` flips it."""
-    field = values.get(test.field)
-    if test.op == "exists":
-        result = field is not None
-    elif field is None:
-        result = False
-    elif test.other is not None:
-        other = values.get(test.other)
-        result = other is not None and _compare(test.op, field, other)
-    elif test.op == "in":
-        result = field in test.value
-    elif test.op == "starts_with":
-        result = field.startswith(test.value)
-    elif test.op == "ends_with":
-        result = field.endswith(test.value)
-    elif test.op == "contains":
-        result = test.value in field
-    else:
-        value = frozenset(test.value) if isinstance(test.value, list) else test.value
-        if isinstance(value, bool) or isinstance(field, bool):
-            result = (field is value) == (test.op == "==")
-        else:
-            result = _compare(test.op, field, value)
-    return not result if test.negate else result
-
-
-def _compare(op: str, left: Any, right: Any) -> bool:
-    if op == "==":
-        return bool(left == right)
-    if op == "!=":
-        return bool(left != right)
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    return bool(left >= right)
 
 
 class EvaluationContext:
@@ -213,9 +136,7 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
     trials: tuple[RuleTrial, ...] = ()
     matched: str | None = None
     if code == INVALID_INPUT:
-        index, value = payload
-        reason = invalid_input_reason(context.matcher.fields[index], value)
-        steps.append(f"input rejected before any rule: {reason}")
+        steps.append(f"input rejected before any rule: {payload.reason}")
     elif code == UNKNOWN_ACTION:
         steps.append(f"no action block names `{action}` and the policy has no `otherwise` rule")
     else:

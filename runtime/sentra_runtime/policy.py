@@ -10,14 +10,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import operator
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from sentra_runtime.inputs import (
+    IGNORE,
+    REFUSE,
+    TYPE_CHECKS,
+    UNDECLARED_MODES,
+    InputSchema,
+    is_int,
+    is_number,
+    json_type,
+    normalizer,
+)
+
+SCHEMA_VERSION = 2
+"""The newest table schema this runtime reads. Version 2 added ``settings.undeclared_fields``;
+a version-1 table has no such setting and ignores undeclared fields, as runtimes did then."""
+UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE}
+"""What a table that does not say ``undeclared_fields`` does, by schema version."""
 
 FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
 NORMALIZATIONS = frozenset({"lower", "upper", "trim"})
@@ -51,6 +68,38 @@ class TestSpec:
     value: Any
     other: str | None
     negate: bool
+
+
+def test_holds(test: TestSpec, values: Mapping[str, Any]) -> bool:
+    """One test on the values the policy read (docs/table.md, "Tests"): false when its field
+    (or its ``other`` field) is absent (``None``); then ``negate`` flips it."""
+    field = values.get(test.field)
+    if test.op == "exists":
+        result = field is not None
+    elif field is None:
+        result = False
+    elif test.other is not None:
+        other = values.get(test.other)
+        result = other is not None and COMPARISONS[test.op](field, other)
+    elif test.op == "in":
+        result = field in test.value
+    elif test.op == "starts_with":
+        result = field.startswith(test.value)
+    elif test.op == "ends_with":
+        result = field.endswith(test.value)
+    elif test.op == "contains":
+        result = test.value in field
+    else:
+        value = frozenset(test.value) if isinstance(test.value, list) else test.value
+        if isinstance(value, bool) or isinstance(field, bool):
+            result = (field is value) == (test.op == "==")
+        else:
+            result = COMPARISONS[test.op](field, value)
+    return not result if test.negate else result
+
+
+COMPARISONS: dict[str, Any] = {"==": operator.eq, "!=": operator.ne, "<": operator.lt,
+                               "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 @dataclass(frozen=True)
@@ -87,23 +136,29 @@ class Policy:
     risk_threshold: int
     strikes: int
     action_normalize: tuple[str, ...]
+    undeclared_fields: str
+    """``refuse`` or ``ignore``: what a key of the input that the policy does not declare does."""
     inputs: tuple[InputSpec, ...]
     rules: tuple[RuleSpec, ...]
     actions: tuple[ActionSpec, ...]
     otherwise: str | None
     hash: str
+    rules_by_id: Mapping[str, RuleSpec]
+    """The rules by id (what :meth:`rule` reads)."""
+    inputs_by_name: Mapping[str, InputSpec]
 
     def rule(self, rule_id: str) -> RuleSpec:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
+        """The rule with this id (``KeyError`` when there is none)."""
+        return self.rules_by_id[rule_id]
 
     def input_field(self, name: str) -> InputSpec:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
+        """The declared field with this dotted name (``KeyError`` when there is none)."""
+        return self.inputs_by_name[name]
+
+    @cached_property
+    def input_schema(self) -> InputSchema:
+        """How this policy reads an action's input (made once, on first use)."""
+        return InputSchema(self.inputs, self.undeclared_fields)
 
 
 def canonical_json(data: Any) -> str:
@@ -179,101 +234,92 @@ def _verify_hash(data: Mapping[str, Any]) -> None:
         )
 
 
-def normalizer(steps: tuple[str, ...]) -> Callable[[str], str]:
-    """The function applying a field's (or the action type's) normalisation steps in order."""
-    operations: dict[str, Callable[[str], str]] = {
-        "trim": str.strip, "lower": str.lower, "upper": str.upper}
-    functions = [operations[step] for step in steps]
-
-    def normalize(text: str) -> str:
-        for function in functions:
-            text = function(text)
-        return text
-
-    return normalize
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a Python value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return type(value).__name__
-
-
 def _fail(path: str, message: str) -> PolicyLoadError:
     return PolicyLoadError(f"{path}: {message}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
-
-
 def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (bool, str)) or _is_number(value)
+    return isinstance(value, (bool, str)) or is_number(value)
 
 
 def _is_string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+_SETTINGS = {
+    1: frozenset({"risk_threshold", "strikes", "action_normalize"}),
+    2: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
+}
+"""The keys of ``settings``, by schema version."""
+_NONE: frozenset[str] = frozenset()
+_TABLE = (frozenset({"policy", "settings", "input", "rules", "actions"}),
+          frozenset({"schema_version", "otherwise", "hash"}))
+_INFO = (frozenset({"name", "version"}), frozenset({"description"}))
+_INPUT = (frozenset({"name", "type"}),
+          frozenset({"optional", "default", "has_default", "normalize", "values"}))
+_RULE = (frozenset({"id", "outcome", "span"}),
+         frozenset({"risk", "threat", "reason", "description", "condition", "generated_id"}))
+_SPAN = (frozenset({"file", "line", "column", "end_line", "end_column"}), _NONE)
+_ACTION = (frozenset({"names", "rows"}), _NONE)
+_ROW = (frozenset({"rule"}), frozenset({"tests"}))
+_TEST = (frozenset({"field", "op"}), frozenset({"value", "other", "negate"}))
+"""Per object of the schema: its required and its optional keys."""
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 class _Validator:
-    """Checks the table against the schema of ``sentra_lang/table.py`` and its references."""
+    """Checks the table against the schema of ``sentra_lang/table.py`` and its references.
+
+    Each check takes the path of the object and the key of the value; the full path is
+    written out only in an error message (a large table has hundreds of thousands of values).
+    """
 
     def table(self, data: Mapping[str, Any]) -> Policy:
-        self._keys("table", data, required={"policy", "settings", "input", "rules", "actions"},
-                   optional={"schema_version", "otherwise", "hash"})
-        schema_version = self._int("schema_version", data.get("schema_version", SCHEMA_VERSION))
+        self._object("table", data, _TABLE)
+        schema_version = self._int("", "schema_version",
+                                   data.get("schema_version", SCHEMA_VERSION))
         if schema_version < 1:
             raise _fail("schema_version", f"unsupported schema version {schema_version}")
-        info = self._object("policy", data["policy"], required={"name", "version"},
-                            optional={"description"})
-        settings = self._object("settings", data["settings"], required=set(),
-                                optional={"risk_threshold", "strikes", "action_normalize"})
+        info = self._object("policy", data["policy"], _INFO)
+        settings = self._object("settings", data["settings"],
+                                (_NONE, _SETTINGS[min(schema_version, SCHEMA_VERSION)]))
         inputs = tuple(self._input(f"input[{i}]", item)
-                       for i, item in enumerate(self._list("input", data["input"])))
+                       for i, item in enumerate(self._list("", "input", data["input"])))
         rules = tuple(self._rule(f"rules[{i}]", item)
-                      for i, item in enumerate(self._list("rules", data["rules"])))
+                      for i, item in enumerate(self._list("", "rules", data["rules"])))
         actions = tuple(self._action(f"actions[{i}]", item)
-                        for i, item in enumerate(self._list("actions", data["actions"])))
-        otherwise = self._optional_str("otherwise", data.get("otherwise"))
+                        for i, item in enumerate(self._list("", "actions", data["actions"])))
         policy = Policy(
             schema_version=schema_version,
-            name=self._str("policy.name", info["name"]),
-            version=self._str("policy.version", info["version"]),
-            description=self._optional_str("policy.description", info.get("description")),
-            risk_threshold=self._int("settings.risk_threshold", settings.get("risk_threshold", 100)),
-            strikes=self._int("settings.strikes", settings.get("strikes", 3)),
+            name=self._str("policy", "name", info["name"]),
+            version=self._str("policy", "version", info["version"]),
+            description=self._optional_str("policy", "description", info.get("description")),
+            risk_threshold=self._int("settings", "risk_threshold",
+                                     settings.get("risk_threshold", 100)),
+            strikes=self._int("settings", "strikes", settings.get("strikes", 3)),
             action_normalize=self._normalize_list(
-                "settings.action_normalize", settings.get("action_normalize", [])),
+                "settings", "action_normalize", settings.get("action_normalize", [])),
+            undeclared_fields=self._choice(
+                "settings", "undeclared_fields",
+                settings.get("undeclared_fields", UNDECLARED_DEFAULT[schema_version]),
+                frozenset(UNDECLARED_MODES)),
             inputs=inputs,
             rules=rules,
             actions=actions,
-            otherwise=otherwise,
-            hash=self._str("hash", data.get("hash", "")),
+            otherwise=self._optional_str("", "otherwise", data.get("otherwise")),
+            hash=self._str("", "hash", data.get("hash", "")),
+            rules_by_id={rule.id: rule for rule in rules},
+            inputs_by_name={spec.name: spec for spec in inputs},
         )
         _References(policy).check()
         return policy
 
     def _input(self, path: str, data: Any) -> InputSpec:
-        item = self._object(path, data, required={"name", "type"},
-                            optional={"optional", "default", "has_default", "normalize", "values"})
-        field_type = self._choice(f"{path}.type", item["type"], FIELD_TYPES)
+        item = self._object(path, data, _INPUT)
+        field_type = self._choice(path, "type", item["type"], FIELD_TYPES)
         values = item.get("values")
         if values is not None and not _is_string_list(values):
             raise _fail(f"{path}.values", f"expected array of strings, got {json_type(values)}")
@@ -284,119 +330,112 @@ class _Validator:
             raise _fail(f"{path}.default", f"expected scalar or array of strings, got "
                                            f"{json_type(default)}")
         return InputSpec(
-            name=self._str(f"{path}.name", item["name"]),
+            name=self._str(path, "name", item["name"]),
             type=field_type,
-            optional=self._bool(f"{path}.optional", item.get("optional", False)),
-            has_default=self._bool(f"{path}.has_default", item.get("has_default", False)),
+            optional=self._bool(path, "optional", item.get("optional", False)),
+            has_default=self._bool(path, "has_default", item.get("has_default", False)),
             default=default,
-            normalize=self._normalize_list(f"{path}.normalize", item.get("normalize", [])),
+            normalize=self._normalize_list(path, "normalize", item.get("normalize", [])),
             values=tuple(values) if values is not None else None,
         )
 
     def _rule(self, path: str, data: Any) -> RuleSpec:
-        item = self._object(path, data, required={"id", "outcome", "span"},
-                            optional={"risk", "threat", "reason", "description", "condition",
-                                      "generated_id"})
+        item = self._object(path, data, _RULE)
         self._span(f"{path}.span", item["span"])
-        self._bool(f"{path}.generated_id", item.get("generated_id", False))
+        self._bool(path, "generated_id", item.get("generated_id", False))
         return RuleSpec(
-            id=self._str(f"{path}.id", item["id"]),
-            outcome=self._choice(f"{path}.outcome", item["outcome"], OUTCOMES),
-            risk=self._int(f"{path}.risk", item.get("risk", 0)),
-            threat=self._optional_str(f"{path}.threat", item.get("threat")),
-            reason=self._str(f"{path}.reason", item.get("reason", "")),
-            description=self._optional_str(f"{path}.description", item.get("description")),
-            condition=self._optional_str(f"{path}.condition", item.get("condition")),
+            id=self._str(path, "id", item["id"]),
+            outcome=self._choice(path, "outcome", item["outcome"], OUTCOMES),
+            risk=self._int(path, "risk", item.get("risk", 0)),
+            threat=self._optional_str(path, "threat", item.get("threat")),
+            reason=self._str(path, "reason", item.get("reason", "")),
+            description=self._optional_str(path, "description", item.get("description")),
+            condition=self._optional_str(path, "condition", item.get("condition")),
         )
 
     def _span(self, path: str, data: Any) -> None:
-        span = self._object(path, data, required={"file", "line", "column", "end_line",
-                                                  "end_column"}, optional=set())
-        self._str(f"{path}.file", span["file"])
+        span = self._object(path, data, _SPAN)
+        self._str(path, "file", span["file"])
         for key in ("line", "column", "end_line", "end_column"):
-            self._int(f"{path}.{key}", span[key])
+            self._int(path, key, span[key])
 
     def _action(self, path: str, data: Any) -> ActionSpec:
-        item = self._object(path, data, required={"names", "rows"}, optional=set())
-        names = self._list(f"{path}.names", item["names"])
-        rows = self._list(f"{path}.rows", item["rows"])
+        item = self._object(path, data, _ACTION)
+        names = self._list(path, "names", item["names"])
+        rows = self._list(path, "rows", item["rows"])
         return ActionSpec(
-            names=tuple(self._str(f"{path}.names[{i}]", name) for i, name in enumerate(names)),
+            names=tuple(self._str(path, f"names[{i}]", name) for i, name in enumerate(names)),
             rows=tuple(self._row(f"{path}.rows[{i}]", row) for i, row in enumerate(rows)),
         )
 
     def _row(self, path: str, data: Any) -> RowSpec:
-        item = self._object(path, data, required={"rule"}, optional={"tests"})
-        tests = self._list(f"{path}.tests", item.get("tests", []))
+        item = self._object(path, data, _ROW)
+        tests = self._list(path, "tests", item.get("tests", []))
         return RowSpec(
-            rule=self._str(f"{path}.rule", item["rule"]),
+            rule=self._str(path, "rule", item["rule"]),
             tests=tuple(self._test(f"{path}.tests[{i}]", test) for i, test in enumerate(tests)),
         )
 
     def _test(self, path: str, data: Any) -> TestSpec:
-        item = self._object(path, data, required={"field", "op"},
-                            optional={"value", "other", "negate"})
+        item = self._object(path, data, _TEST)
         value = item.get("value")
         if value is not None and not (_is_scalar(value) or _is_string_list(value)):
             raise _fail(f"{path}.value", f"expected scalar or array of strings, got "
                                          f"{json_type(value)}")
         return TestSpec(
-            field=self._str(f"{path}.field", item["field"]),
-            op=self._choice(f"{path}.op", item["op"], OPERATORS),
+            field=self._str(path, "field", item["field"]),
+            op=self._choice(path, "op", item["op"], OPERATORS),
             value=value,
-            other=self._optional_str(f"{path}.other", item.get("other")),
-            negate=self._bool(f"{path}.negate", item.get("negate", False)),
+            other=self._optional_str(path, "other", item.get("other")),
+            negate=self._bool(path, "negate", item.get("negate", False)),
         )
 
-    def _keys(self, path: str, data: Mapping[str, Any], *, required: set[str],
-              optional: set[str]) -> None:
-        for key in sorted(required):
-            if key not in data:
-                raise _fail(path, f"missing required key `{key}`")
-        for key in data:
-            if key not in required and key not in optional:
-                raise _fail(path, f"unknown key `{key}`")
-
-    def _object(self, path: str, data: Any, *, required: set[str],
-                optional: set[str]) -> Mapping[str, Any]:
+    def _object(self, path: str, data: Any,
+                keys: tuple[frozenset[str], frozenset[str]]) -> Mapping[str, Any]:
+        """``data`` is an object with every required key and no other than the optional ones."""
         if not isinstance(data, Mapping):
             raise _fail(path, f"expected object, got {json_type(data)}")
-        self._keys(path, data, required=required, optional=optional)
+        required, optional = keys
+        if not required <= data.keys():
+            raise _fail(path, f"missing required key `{min(required - data.keys())}`")
+        unknown = data.keys() - required - optional
+        if unknown:
+            raise _fail(path, f"unknown key `{min(unknown, key=str)}`")
         return data
 
-    def _list(self, path: str, data: Any) -> list[Any]:
+    def _list(self, path: str, key: str, data: Any) -> list[Any]:
         if not isinstance(data, list):
-            raise _fail(path, f"expected array, got {json_type(data)}")
+            raise _fail(_at(path, key), f"expected array, got {json_type(data)}")
         return data
 
-    def _str(self, path: str, data: Any) -> str:
-        if not isinstance(data, str):
-            raise _fail(path, f"expected string, got {json_type(data)}")
+    def _str(self, path: str, key: str, data: Any) -> str:
+        if data.__class__ is not str and not isinstance(data, str):
+            raise _fail(_at(path, key), f"expected string, got {json_type(data)}")
         return data
 
-    def _optional_str(self, path: str, data: Any) -> str | None:
-        return None if data is None else self._str(path, data)
+    def _optional_str(self, path: str, key: str, data: Any) -> str | None:
+        return None if data is None else self._str(path, key, data)
 
-    def _int(self, path: str, data: Any) -> int:
-        if not _is_int(data):
-            raise _fail(path, f"expected integer, got {json_type(data)}")
+    def _int(self, path: str, key: str, data: Any) -> int:
+        if data.__class__ is not int and not is_int(data):
+            raise _fail(_at(path, key), f"expected integer, got {json_type(data)}")
         return int(data)
 
-    def _bool(self, path: str, data: Any) -> bool:
-        if not isinstance(data, bool):
-            raise _fail(path, f"expected boolean, got {json_type(data)}")
+    def _bool(self, path: str, key: str, data: Any) -> bool:
+        if data is not True and data is not False:
+            raise _fail(_at(path, key), f"expected boolean, got {json_type(data)}")
         return data
 
-    def _choice(self, path: str, data: Any, choices: frozenset[str]) -> str:
-        value = self._str(path, data)
+    def _choice(self, path: str, key: str, data: Any, choices: frozenset[str]) -> str:
+        value = self._str(path, key, data)
         if value not in choices:
             allowed = ", ".join(f"`{choice}`" for choice in sorted(choices))
-            raise _fail(path, f"unknown value `{value}` (expected one of {allowed})")
+            raise _fail(_at(path, key), f"unknown value `{value}` (expected one of {allowed})")
         return value
 
-    def _normalize_list(self, path: str, data: Any) -> tuple[str, ...]:
-        items = self._list(path, data)
-        return tuple(self._choice(f"{path}[{i}]", item, NORMALIZATIONS)
+    def _normalize_list(self, path: str, key: str, data: Any) -> tuple[str, ...]:
+        items = self._list(path, key, data)
+        return tuple(self._choice(path, f"{key}[{i}]", item, NORMALIZATIONS)
                      for i, item in enumerate(items))
 
 
@@ -413,6 +452,7 @@ class _References:
         self._unique("rules", [rule.id for rule in self.policy.rules], "rule id")
         for index, spec in enumerate(self.policy.inputs):
             self._default(f"input[{index}]", spec)
+            self._readable(f"input[{index}].name", spec.name)
         seen: dict[str, int] = {}
         for a_index, action in enumerate(self.policy.actions):
             for n_index, name in enumerate(action.names):
@@ -427,6 +467,17 @@ class _References:
                     self._test(f"{path}.tests[{t_index}]", test)
         if self.policy.otherwise is not None:
             self._rule_ref("otherwise", self.policy.otherwise)
+
+    def _readable(self, path: str, name: str) -> None:
+        """A dotted name has no empty part, and no field is inside another (``a`` and ``a.b``:
+        input could not give both)."""
+        parts = name.split(".")
+        if not all(parts):
+            raise _fail(path, f"field `{name}` has an empty name part")
+        for depth in range(1, len(parts)):
+            if ".".join(parts[:depth]) in self.fields:
+                raise _fail(path, f"field `{name}` is inside the declared field "
+                                  f"`{'.'.join(parts[:depth])}`")
 
     def _unique(self, path: str, names: list[str], what: str) -> None:
         seen: set[str] = set()
@@ -450,7 +501,7 @@ class _References:
             return
         if spec.default is None:
             raise _fail(f"{path}.default", "has_default is true but the default is null")
-        if not _VALUE_CHECKS[spec.type](spec.default):
+        if not TYPE_CHECKS[spec.type](spec.default):
             raise _fail(f"{path}.default", f"default does not fit type `{spec.type}`")
         if spec.type == "enum" and normalizer(spec.normalize)(spec.default) not in (spec.values or ()):
             raise _fail(f"{path}.default", f"default `{spec.default}` is not one of the enum's values")
@@ -476,7 +527,7 @@ class _References:
     def _literal(self, path: str, test: TestSpec, spec: InputSpec) -> None:
         value = test.value
         if test.op in ORDERING_OPERATORS:
-            ok = _numeric(spec) and _is_number(value)
+            ok = _numeric(spec) and is_number(value)
             expected = "a number compared with a numeric field"
         elif test.op == "in":
             ok = _is_string_list(value) and spec.type in ("string", "enum")
@@ -488,7 +539,7 @@ class _References:
             ok = isinstance(value, str) and spec.type in ("string", "enum", "set")
             expected = "a string tested against a string or set field"
         else:
-            ok = _VALUE_CHECKS[spec.type](value) or (_numeric(spec) and _is_number(value))
+            ok = TYPE_CHECKS[spec.type](value) or (_numeric(spec) and is_number(value))
             expected = f"a value of the field's type `{spec.type}`"
         if not ok:
             raise _fail(f"{path}.value", f"`{test.op}` on `{test.field}` needs {expected}")
@@ -496,13 +547,3 @@ class _References:
 
 def _numeric(spec: InputSpec) -> bool:
     return spec.type in ("int", "number")
-
-
-_VALUE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "bool": lambda value: isinstance(value, bool),
-    "int": _is_int,
-    "number": _is_number,
-    "string": lambda value: isinstance(value, str),
-    "enum": lambda value: isinstance(value, str),
-    "set": _is_string_list,
-}

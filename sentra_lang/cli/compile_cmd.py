@@ -1,4 +1,5 @@
-"""`sentra-lang compile FILE -o OUT.json`: write the decision table."""
+"""`sentra-lang compile FILE -o OUT.json`: write the decision table (or, with `--emit python`,
+the Python the runtime generates from it)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from sentra_runtime import load_policy
+from sentra_runtime.codegen import compile_matcher
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
@@ -24,6 +28,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE")
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     add_color_option(parser)
+    parser.add_argument("--emit", choices=["table", "python"], default="table",
+                        help="what to write: the decision table (JSON, the default) or the "
+                             "matcher the runtime generates from it when it loads the table "
+                             "(Python source, exactly the code that runs)")
     parser.set_defaults(run=run)
 
 
@@ -40,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.file}: a library (no `policy` header) has no table", file=sys.stderr)
         return EXIT_FAILURE
     text = dump_table(result.table)
+    if args.emit == "python":
+        text = compile_matcher(load_policy(result.table.model_dump(mode="json"))).source
     if args.output:
         try:
             write_atomically(Path(args.output), text)

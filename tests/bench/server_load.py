@@ -1,7 +1,8 @@
-"""Load benchmark of the decision server's POST /agent-action (loopback only, bounded).
+"""Load benchmark of the decision server's POST /agent-action or /v1/decide (loopback only).
 
-    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--streams N]
-                                      [--client asyncio|threads]
+    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--workers N]
+                                      [--client asyncio|threads] [--endpoint agent-action|v1]
+                                      [--commit group|each|both] [--synchronous FULL|NORMAL]
 
 Without URL it starts `sentra-lang serve policies/sentra.sentra` on a free loopback port with a
 fresh SQLite file in a temporary folder, in a separate process, and also reports the CPU time the
@@ -10,6 +11,11 @@ a concurrent run over 50 agents, and compares the latency of the last 10% of the
 requests with the first 10% (the audit log grows as they run). With ``--streams N`` it then runs
 the sequential and the concurrent load again while N clients follow the live event stream
 (``/v1/events/stream``, each reading everything), against the runs without streams as baseline.
+
+``--commit`` (when it starts the server): ``group`` is the server's group commit (decisions that
+arrive together share one SQLite transaction), ``each`` one transaction per decision, ``both``
+(the default) runs the two servers one after the other on the same workload and prints the
+ratio of their concurrent decisions/s. ``--synchronous`` is the SQLite durability both run with.
 
 The load generator shares the machine with the server, so it is made cheap: the default client
 (``asyncio``) keeps one connection per client open on one event loop (uvloop when installed),
@@ -56,10 +62,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def bodies(seed: int, count: int) -> list[bytes]:
+def bodies(seed: int, count: int, endpoint: str = "/agent-action") -> list[bytes]:
     chooser = random.Random(seed)
-    return [json.dumps({"agent_id": f"bench-{chooser.randrange(AGENTS)}",
-                        **chooser.choice(ACTIONS)}).encode() for _ in range(count)]
+    agents = [f"bench-{chooser.randrange(AGENTS)}" for _ in range(count)]
+    actions = [chooser.choice(ACTIONS) for _ in range(count)]
+    if endpoint == "/agent-action":
+        return [json.dumps({"agent_id": agent, **action}).encode()
+                for agent, action in zip(agents, actions)]
+    return [json.dumps({"agent_id": agent, "action": action["action_type"], "fields": {
+        ("context" if key == "policy_context" else key): value
+        for key, value in action.items() if key != "action_type"}}).encode()
+        for agent, action in zip(agents, actions)]
 
 
 # -- the asyncio client ------------------------------------------------------------------------
@@ -133,12 +146,12 @@ class _Connection(asyncio.Protocol):
 
 
 def run_asyncio(host: str, port: int, total: int, clients: int, seed: int,
-                time_limit: float) -> tuple[float, list[float]]:
+                time_limit: float, endpoint: str) -> tuple[float, list[float]]:
     per_client = total // clients
-    prefix = (f"POST /agent-action HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    prefix = (f"POST {endpoint} HTTP/1.1\r\nHost: {host}:{port}\r\n"
               "Content-Type: application/json\r\nContent-Length: ").encode()
     requests = [[prefix + str(len(body)).encode() + b"\r\n\r\n" + body
-                 for body in bodies(seed * 100 + number, per_client)]
+                 for body in bodies(seed * 100 + number, per_client, endpoint)]
                 for number in range(clients)]
     latencies: list[tuple[float, float]] = []
 
@@ -167,7 +180,7 @@ def run_asyncio(host: str, port: int, total: int, clients: int, seed: int,
 # -- the thread client (the previous generator) --------------------------------------------------
 
 def run_threads(host: str, port: int, total: int, clients: int, seed: int,
-                time_limit: float) -> tuple[float, list[float]]:
+                time_limit: float, endpoint: str) -> tuple[float, list[float]]:
     """``clients`` threads, one kept-alive ``http.client`` connection each."""
     latencies: list[tuple[float, float]] = []
     lock = threading.Lock()
@@ -177,11 +190,11 @@ def run_threads(host: str, port: int, total: int, clients: int, seed: int,
     def client(number: int) -> None:
         connection = http.client.HTTPConnection(host, port, timeout=30)
         mine: list[tuple[float, float]] = []
-        for body in bodies(seed * 100 + number, per_client):
+        for body in bodies(seed * 100 + number, per_client, endpoint):
             if time.perf_counter() > deadline:
                 break
             started = time.perf_counter()
-            connection.request("POST", "/agent-action", body,
+            connection.request("POST", endpoint, body,
                                {"Content-Type": "application/json"})
             reply = connection.getresponse()
             reply.read()
@@ -206,14 +219,28 @@ def run_threads(host: str, port: int, total: int, clients: int, seed: int,
 
 # -- the server --------------------------------------------------------------------------------
 
-def start_server(folder: str, db: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+SERVE = """
+import sys
+import sentra_lang.server.gate as gate
+from sentra_lang.cli import main
+gate.GROUP_COMMIT = sys.argv[1] == "group"
+gate.SYNCHRONOUS = sys.argv[2]
+raise SystemExit(main(sys.argv[3:]))
+"""
+"""`sentra-lang serve` with the gate's commit settings as the benchmark asks."""
+
+
+def start_server(folder: str, workers: int, commit: str,
+                 synchronous: str) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "sentra_lang", "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", db or os.path.join(folder, "bench.db"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-c", SERVE, commit, synchronous,
+         "serve", str(ROOT / "policies" / "sentra.sentra"),
+         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port),
+         *(["--workers", str(workers)] if workers != 1 else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -303,74 +330,79 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=2_000)
     parser.add_argument("--clients", "--threads", type=int, default=8, dest="clients")
     parser.add_argument("--client", choices=["asyncio", "threads"], default="asyncio")
-    parser.add_argument("--streams", type=int, default=0,
-                        help="then run again with this many live-stream clients open")
+    parser.add_argument("--endpoint", choices=["agent-action", "v1"], default="agent-action",
+                        help="POST /agent-action (the Sentra API) or /v1/decide")
+    parser.add_argument("--commit", choices=["group", "each", "both"], default="both",
+                        help="the server's commit when the benchmark starts it (default: both, "
+                             "one after the other)")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="NORMAL",
+                        help="SQLite durability of the started server (default: NORMAL, the "
+                             "server's)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server worker processes when the benchmark starts the server")
     parser.add_argument("--time-limit", type=float, default=120.0,
                         help="stop each run after this many seconds")
     args = parser.parse_args()
     if not 0 < args.requests <= 200_000 or not 0 < args.clients <= 64 or \
             not 0 <= args.streams <= 1000 or not 0 < args.sequential <= 200_000:
         parser.error("--requests and --sequential must be 1..200000, --clients 1..64, "
-                     "--streams 0..1000")
-    run = run_asyncio if args.client == "asyncio" else run_threads
-    with tempfile.TemporaryDirectory() as folder:
-        process = None
-        url = args.url
-        if url is None:
-            process, url = start_server(folder)
-        try:
-            parts = urllib.parse.urlsplit(url)
-            if parts.hostname not in LOOPBACK:
-                parser.error("the benchmark only targets loopback servers")
-            host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            print(f"server {url}, {args.client} client, {AGENTS} agents, "
-                  f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-
-            def measured(total: int, clients: int, seed: int,
-                         label: str = "") -> tuple[float, list[float]]:
-                server_before = None if process is None else cpu_seconds(process.pid)
-                client_before = time.process_time()
-                rate, latencies = run(host, port, total, clients, seed, args.time_limit)
-                client_cpu = time.process_time() - client_before
-                server_cpu = (None if process is None or server_before is None
-                              else cpu_seconds(process.pid) - server_before)
-                name = ("sequential (1 client)" if clients == 1
-                        else f"concurrent ({clients} clients)") + label
-                report(name, rate, latencies, server_cpu, client_cpu)
-                return rate, latencies
-
-            measured(args.sequential, 1, 1)
-            _, latencies = measured(args.requests, args.clients, 2)
-            tenth = len(latencies) // 10
-            first, last = latencies[:tenth], latencies[-tenth:]
-            print(f"first 10%: p50 {percentile(first, .5) * 1000:.2f} ms, p99 "
-                  f"{percentile(first, .99) * 1000:.2f} ms, mean "
-                  f"{sum(first) / len(first) * 1000:.2f} ms; last 10%: p50 "
-                  f"{percentile(last, .5) * 1000:.2f} ms, p99 "
-                  f"{percentile(last, .99) * 1000:.2f} ms, mean "
-                  f"{sum(last) / len(last) * 1000:.2f} ms")
-            if args.streams:
-                streams = Streams(host, port, args.streams)
-                try:
-                    time.sleep(1.0)
-                    head = json.loads(urllib.request.urlopen(
-                        url + "/v1/events?limit=1", timeout=10).read())["head"]
-                    label = f" +{args.streams} streams"
-                    measured(args.sequential, 1, 3, label)
-                    measured(args.requests, args.clients, 4, label)
-                    written = json.loads(urllib.request.urlopen(
-                        url + "/v1/events?limit=1", timeout=10).read())["head"] - head
-                    time.sleep(1.0)
-                    complete = sum(1 for count in streams.received if count >= written)
-                    print(f"{complete} of {args.streams} streams received all {written} "
-                          f"records written meanwhile (the others were dropped as too slow)")
-                finally:
-                    streams.close()
-        finally:
-            if process is not None:
+                     "--workers 1..8")
+    if args.url is not None:
+        parts = urllib.parse.urlsplit(args.url)
+        if parts.hostname not in LOOPBACK:
+            parser.error("the benchmark only targets loopback servers")
+        benchmark(args, args.url, None, "as it runs")
+        return 0
+    rates = {}
+    for commit in (["group", "each"] if args.commit == "both" else [args.commit]):
+        with tempfile.TemporaryDirectory() as folder:
+            process, url = start_server(folder, args.workers, commit, args.synchronous)
+            try:
+                rates[commit] = benchmark(args, url, process, commit)
+            finally:
                 process.terminate()
                 process.wait(timeout=10)
+    if len(rates) == 2:
+        print(f"group commit / one transaction per decision, {args.clients} clients: "
+              f"{rates['group'] / rates['each']:.2f}x decisions/s")
     return 0
+
+
+def benchmark(args: argparse.Namespace, url: str, process: subprocess.Popen[bytes] | None,
+              commit: str) -> float:
+    """The sequential and the concurrent run against ``url``; the concurrent decisions/s."""
+    run = run_asyncio if args.client == "asyncio" else run_threads
+    endpoint = "/agent-action" if args.endpoint == "agent-action" else "/v1/decide"
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    workers = f", {args.workers} server worker(s)" if process is not None else ""
+    durability = f", synchronous={args.synchronous}" if process is not None else ""
+    print(f"server {url}{workers}, commit {commit}{durability}, POST {endpoint}, "
+          f"{args.client} client, {AGENTS} agents, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs")
+
+    def measured(total: int, clients: int, seed: int) -> tuple[float, list[float]]:
+        server_before = None if process is None else cpu_seconds(process.pid)
+        client_before = time.process_time()
+        rate, latencies = run(host, port, total, clients, seed, args.time_limit, endpoint)
+        client_cpu = time.process_time() - client_before
+        server_cpu = (None if process is None or server_before is None
+                      else cpu_seconds(process.pid) - server_before)
+        name = "sequential (1 client)" if clients == 1 else f"concurrent ({clients} clients)"
+        report(name, rate, latencies, server_cpu, client_cpu)
+        return rate, latencies
+
+    measured(args.sequential, 1, 1)
+    rate, latencies = measured(args.requests, args.clients, 2)
+    tenth = len(latencies) // 10
+    first, last = latencies[:tenth], latencies[-tenth:]
+    print(f"first 10%: p50 {percentile(first, .5) * 1000:.2f} ms, p99 "
+          f"{percentile(first, .99) * 1000:.2f} ms, mean "
+          f"{sum(first) / len(first) * 1000:.2f} ms; last 10%: p50 "
+          f"{percentile(last, .5) * 1000:.2f} ms, p99 "
+          f"{percentile(last, .99) * 1000:.2f} ms, mean "
+          f"{sum(last) / len(last) * 1000:.2f} ms")
+    return rate
 
 
 if __name__ == "__main__":

@@ -74,8 +74,11 @@ def test_table_and_runtime_agree_with_the_ast_interpreter(data: st.DataObject, s
             decision = engine.evaluate("agent", action, fields)
             assert not decision.allowed, error.field
             unknown = interpreter.rules_for(action) is None and result.model.otherwise is None
-            expected_ids = {"UNKNOWN_ACTION"} if unknown else {"INVALID_INPUT"}
+            refused = "UNDECLARED_FIELD" if error.problem.kind == "undeclared" else "INVALID_INPUT"
+            expected_ids = {"UNKNOWN_ACTION"} if unknown else {refused}
             assert decision.rule_id in expected_ids | {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"}
+            if decision.rule_id == refused:
+                assert decision.reason == error.problem.reason
             engine.reset(operator="test")
             continue
         expected = interpreter.match(action, fields)

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sentra_runtime import Engine, MemoryStore
+from sentra_runtime import Engine, MemoryStore, SQLiteStore, Store
 
-from tests.runtime.helpers import SENTRA_TABLE, ApplyingMemoryStore
+from tests.runtime.helpers import CountingMemoryStore
+from tests.runtime.helpers import sentra_table as load_sentra_table
 
 
 @pytest.fixture
 def sentra_table() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(SENTRA_TABLE.read_text(encoding="utf-8"))
-    return data
+    return load_sentra_table()
 
 
-@pytest.fixture(params=["inline", "apply"])
-def engine(sentra_table: dict[str, Any], request: pytest.FixtureRequest) -> Engine:
-    """An engine on the in-memory store, through its inline fast path and through
-    ``Store.apply``: every test of the semantics runs on both."""
-    store = MemoryStore() if request.param == "inline" else ApplyingMemoryStore()
-    return Engine(sentra_table, store)
+@pytest.fixture(params=["memory", "subclass", "sqlite"])
+def engine(sentra_table: dict[str, Any], request: pytest.FixtureRequest,
+           tmp_path: Path) -> Iterator[Engine]:
+    """An engine on the in-memory store, on a subclass of it, and on a SQLite file: every test
+    of the semantics runs on each (one evaluation path, whatever the store)."""
+    store: Store
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "engine.db")
+    else:
+        store = MemoryStore() if request.param == "memory" else CountingMemoryStore()
+    engine = Engine(sentra_table, store)
+    yield engine
+    engine.close()

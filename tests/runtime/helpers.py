@@ -12,9 +12,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SENTRA_TABLE = FIXTURES / "sentra_table.json"
 
 
-class ApplyingMemoryStore(MemoryStore):
-    """A MemoryStore the engine drives through ``Store.apply``, as it drives any store: only an
-    exact MemoryStore gets the inline fast path (``sentra_runtime.fastpath``)."""
+class CountingMemoryStore(MemoryStore):
+    """A subclass of the in-memory store, as tools built on the runtime write them: the engine
+    drives it through the same path (its ``apply``) as any store."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.applied = 0
+
+    def apply(self, *args: Any, **kwargs: Any) -> Decision:
+        self.applied += 1
+        return super().apply(*args, **kwargs)
 
 
 def sentra_table() -> dict[str, Any]:

@@ -3,12 +3,15 @@
 MODE `hammer`: COUNT random decisions over a shared pool of agents.
 MODE `ack`: decisions for agents ack-0, ack-1, ... (COUNT of them, or forever when 0), printing
 each agent id to stdout, flushed, only after `evaluate` returned (the decision is acknowledged).
+MODE `ack-group`: the same from SEED threads at once on a store with group commit (agents
+ack-THREAD-0, ack-THREAD-1, ...).
 """
 
 from __future__ import annotations
 
 import random
 import sys
+import threading
 
 from sentra_runtime import Engine, SQLiteStore
 
@@ -41,11 +44,33 @@ def acknowledge(engine: Engine, count: int) -> None:
         index += 1
 
 
+def acknowledge_in_threads(engine: Engine, threads: int) -> None:
+    """``threads`` threads deciding forever, each acknowledging (printing, under a lock so lines
+    stay whole) every decision `evaluate` returned."""
+    printing = threading.Lock()
+
+    def decide(number: int) -> None:
+        index = 0
+        while True:
+            agent = f"ack-{number}-{index}"
+            engine.evaluate(agent, "DELETE_RECORD")
+            with printing:
+                sys.stdout.write(agent + "\n")
+                sys.stdout.flush()
+            index += 1
+
+    for number in range(threads):
+        threading.Thread(target=decide, args=(number,), daemon=True).start()
+    threading.Event().wait()
+
+
 def main(argv: list[str]) -> None:
     database, table, mode, seed, count = argv
-    engine = Engine(table, SQLiteStore(database))
+    engine = Engine(table, SQLiteStore(database, group_commit=mode == "ack-group"))
     if mode == "hammer":
         hammer(engine, random.Random(int(seed)), int(count))
+    elif mode == "ack-group":
+        acknowledge_in_threads(engine, int(seed))
     else:
         acknowledge(engine, int(count))
 

@@ -79,10 +79,12 @@ def random_test(rng: random.Random) -> dict[str, Any]:
 def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
                    threshold: int = 100, strikes: int = 3, otherwise: bool = True,
                    outcomes: tuple[str, ...] = ("allow", "allow", "allow", "block", "shutdown"),
-                   required: str | None = None) -> dict[str, Any]:
+                   required: str | None = None, undeclared: str | None = None) -> dict[str, Any]:
     """A valid, sealed table of about ``rules`` rules spread over action blocks of ~10 rules.
 
-    ``required`` names an input field to declare required (no default, not optional)."""
+    ``required`` names an input field to declare required (no default, not optional);
+    ``undeclared`` (``refuse`` or ``ignore``) makes a version-2 table with that setting (a
+    version-1 table has none, and ignores undeclared fields)."""
     rng = random.Random(seed)
     blocks = actions if actions is not None else max(1, rules // 10)
     rule_list = []
@@ -115,7 +117,82 @@ def generate_table(rules: int, *, seed: int = 0, actions: int | None = None,
         "actions": action_list,
         "otherwise": "FALLBACK" if otherwise else None,
     }
-    return reseal(table)
+    return reseal(with_undeclared(table, undeclared))
+
+
+def with_undeclared(table: dict[str, Any], undeclared: str | None) -> dict[str, Any]:
+    """A version-2 table saying ``undeclared_fields`` (unchanged for ``None``); not resealed."""
+    if undeclared is not None:
+        table["schema_version"] = 2
+        table["settings"]["undeclared_fields"] = undeclared
+    return table
+
+
+def _rule(rule_id: str, outcome: str, risk: int) -> dict[str, Any]:
+    return {"id": rule_id, "outcome": outcome, "risk": risk, "threat": None,
+            "reason": f"{rule_id} {{kind}} {{amount}}", "description": None, "condition": None,
+            "generated_id": False, "span": SPAN}
+
+
+def _run_row(rng: random.Random, pattern: str) -> list[dict[str, Any]]:
+    """The tests of one row of a run-shaped block (see :func:`dispatch_table`)."""
+    def test(field: str, op: str, value: Any = None, negate: bool = False) -> dict[str, Any]:
+        return {"field": field, "op": op, "value": value, "other": None, "negate": negate}
+
+    if pattern == "kind":
+        if rng.random() < 0.3:
+            tests = [test("kind", "in", sorted(rng.sample(RUN_KINDS, rng.randint(1, 3))))]
+        else:
+            tests = [test("kind", "==", rng.choice(RUN_KINDS))]
+    elif pattern == "count":
+        tests = [test("count", "==", rng.randrange(6))]
+    else:
+        tests = [test("amount", rng.choice(["<", "<=", ">", ">=", "==", "!="]),
+                      rng.choice([0, 10, 10.0, 25, 50, 99.5, -3, 10**30]),
+                      negate=rng.random() < 0.2)
+                 for _ in range(rng.randint(1, 2))]
+        if rng.random() < 0.1:
+            tests.append(test("amount", "exists", negate=rng.random() < 0.5))
+        return tests
+    if rng.random() < 0.3:
+        tests.append(random_test(rng))   # a residual test on another field (or the same)
+    return tests
+
+
+RUN_KINDS = ["a", "b", "c", "ab", "d", "e"]
+
+
+def dispatch_table(seed: int, rows: int, *, otherwise: bool = True) -> dict[str, Any]:
+    """A sealed table of one action ``A`` whose rows come in runs: equality and membership on
+    ``kind`` or ``count`` (some with a residual test on other fields), comparisons of
+    ``amount`` with constants (negated, ranges, ``exists``), and random rows between them; a
+    row without tests may end it. For the laws of compiled dispatch."""
+    rng = random.Random(seed)
+    rules, table_rows = [], []
+    pattern = rng.choice(["kind", "count", "amount"])
+    for index in range(rows):
+        if rng.random() < 0.15:
+            pattern = rng.choice(["kind", "count", "amount", "random"])
+        rule_id = f"RULE_{index}"
+        rules.append(_rule(rule_id, rng.choice(["allow", "allow", "block"]),
+                           rng.choice([0, 10, 40])))
+        tests = ([random_test(rng) for _ in range(rng.randint(1, 2))] if pattern == "random"
+                 else _run_row(rng, pattern))
+        table_rows.append({"rule": rule_id, "tests": tests})
+    if rng.random() < 0.3:
+        rules.append(_rule("LAST", "allow", 0))
+        table_rows.append({"rule": "LAST", "tests": []})
+    if otherwise:
+        rules.append(_rule("FALLBACK", "allow", 5))
+    return reseal({
+        "schema_version": 1,
+        "policy": {"name": f"dispatch{seed}", "version": "1", "description": None},
+        "settings": {"risk_threshold": 100, "strikes": 3, "action_normalize": []},
+        "input": copy.deepcopy(GENERATED_INPUT),
+        "rules": rules,
+        "actions": [{"names": ["A"], "rows": table_rows}],
+        "otherwise": "FALLBACK" if otherwise else None,
+    })
 
 
 NESTED_FIELDS = {"ctx.a": "bool", "ctx.b": "int", "ctx.sub.z": "string", "ctx.sub.w": "bool",
@@ -125,10 +202,12 @@ _NESTED_DEFAULTS = {"bool": True, "int": 7, "string": " Ab "}
 _NESTED_TESTS = {"bool": ("==", True), "int": (">", 3), "string": ("==", "ab")}
 
 
-def nested_input_table(fields: list[tuple[str, str]]) -> dict[str, Any]:
+def nested_input_table(fields: list[tuple[str, str]],
+                       undeclared: str | None = None) -> dict[str, Any]:
     """A sealed table whose input declares ``fields`` (name from :data:`NESTED_FIELDS`, mode
     ``required``, ``optional`` or ``default``) in the order given, and whose one action ``A``
-    has a row testing each field, then a row with no test."""
+    has a row testing each field, then a row with no test; ``undeclared`` as in
+    :func:`generate_table`."""
     inputs, rules, rows = [], [], []
     for index, (name, mode) in enumerate(fields):
         kind = NESTED_FIELDS[name]
@@ -147,10 +226,31 @@ def nested_input_table(fields: list[tuple[str, str]]) -> dict[str, Any]:
                   "reason": "Allowed.", "description": None, "condition": None,
                   "generated_id": False, "span": SPAN})
     rows.append({"rule": "ALLOW", "tests": []})
-    return reseal({
+    return reseal(with_undeclared({
         "schema_version": 1,
         "policy": {"name": "nested", "version": "1", "description": None},
         "settings": {"risk_threshold": 100, "strikes": 3, "action_normalize": []},
         "input": inputs, "rules": rules, "actions": [{"names": ["A"], "rows": rows}],
         "otherwise": None,
+    }, undeclared))
+
+
+def equality_table(rules: int) -> dict[str, Any]:
+    """A sealed table of one action ``A`` whose ``rules`` rules each test one string field for
+    equality with its own value (``kind == "k17"``), allow at zero risk; ``otherwise`` allows.
+    The shape of issue 12's "10,000 rules in one action"."""
+    return reseal({
+        "schema_version": 2,
+        "policy": {"name": f"equality{rules}", "version": "1", "description": None},
+        "settings": {"risk_threshold": 100, "strikes": 3, "action_normalize": [],
+                     "undeclared_fields": "refuse"},
+        "input": [{"name": "kind", "type": "string", "optional": True, "has_default": False,
+                   "default": None, "normalize": [], "values": None}],
+        "rules": [{**_rule(f"R{index}", "allow", 0), "reason": "Allowed."}
+                  for index in range(rules)] + [{**_rule("OTHER", "allow", 0), "reason": "Other."}],
+        "actions": [{"names": ["A"], "rows": [
+            {"rule": f"R{index}", "tests": [{"field": "kind", "op": "==", "value": f"k{index}",
+                                             "other": None, "negate": False}]}
+            for index in range(rules)]}],
+        "otherwise": "OTHER",
     })

@@ -7,7 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sentra_runtime import AgentState, Decision, Engine, MemoryStore, SQLiteStore, Store
+from sentra_runtime import (
+    FRESH,
+    AgentState,
+    Decider,
+    Decision,
+    Engine,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+)
+from sentra_runtime.codegen import NO_MATCH
 
 SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": " Sensitive "}
 
@@ -153,13 +163,12 @@ class CountingEngine(Engine):
         return super().evaluate(agent_id, action, fields, annotations=annotations)
 
 
-class StrictEngine(Engine):
-    """A subclass that overrides the state transition: nothing is ever allowed."""
+class StrictDecider(Decider):
+    """A subclass that overrides the state step: nothing is ever allowed."""
 
-    def _decide(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
-                payload: Any, seq: int | None = None) -> Any:
-        decision, new_state = super()._decide(state, agent_id, action, fields, -1, payload, seq)
-        return decision, new_state
+    def transition(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
+                   payload: Any, seq: int | None = None) -> Any:
+        return super().transition(state, agent_id, action, fields, NO_MATCH, payload, seq)
 
 
 def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, Any]) -> None:
@@ -175,5 +184,27 @@ def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, 
 
 
 def test_a_subclass_overriding_the_transition_is_used(sentra_table: dict[str, Any]) -> None:
-    decision = StrictEngine(sentra_table).evaluate("a", "FILE_READ")
-    assert (decision.allowed, decision.rule_id) == (False, "NO_RULE_MATCHED")
+    """Every store runs the decider's ``transition``, a subclass's too."""
+    for store in (MemoryStore(), MemoryStore(audit=False)):
+        decision = Engine(StrictDecider(sentra_table), store).evaluate("a", "FILE_READ")
+        assert (decision.allowed, decision.rule_id) == (False, "NO_RULE_MATCHED")
+
+
+def test_the_pure_decider_keeps_nothing_and_returns_the_new_state(
+        sentra_table: dict[str, Any]) -> None:
+    """docs/runtime.md, "Decide without a store": the caller keeps the state."""
+    decider = Decider(sentra_table)
+    state = FRESH
+    for expected in ((80, 0, False), (80, 1, False)):
+        decision, state = decider.decide("EXPORT_DATA", SENSITIVE_EXPORT, state, agent_id="a7")
+        assert state == expected
+    assert (decision.rule_id, decision.agent_id, decision.seq) == (
+        "RISK_THRESHOLD_EXCEEDED", "a7", None)
+    again, same = decider.decide("EXPORT_DATA", SENSITIVE_EXPORT, (80, 0, False), agent_id="a7")
+    assert same == (80, 1, False) and again.rule_id == decision.rule_id   # deterministic
+    down, kept = decider.decide("FILE_READ", None, AgentState(0, 3, "shut_down"))
+    assert (down.rule_id, kept) == ("AGENT_ALREADY_SHUT_DOWN", (0, 3, True))
+    assert decider.decide("FILE_READ")[1] == FRESH
+    for bad in ((5, "FILE_READ", None), ("a", 5, None), ("a", "FILE_READ", [1])):
+        with pytest.raises(TypeError):
+            decider.decide(bad[1], bad[2], FRESH, agent_id=bad[0])  # type: ignore[arg-type]

@@ -92,3 +92,19 @@ def test_audit_verify_refuses_a_non_log(capsys: pytest.CaptureFixture[str],
         connection.execute("CREATE TABLE t (x)")
     code, _, err = run(capsys, "audit", "verify", str(other))
     assert code == 2 and "not a sentra audit store" in err
+
+
+def test_compile_emit_python_prints_the_code_that_runs(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    policy = ROOT / "policies" / "sentra.sentra"
+    code, table_text, _ = run(capsys, "compile", str(policy))
+    assert code == 0
+    code, source, _ = run(capsys, "compile", str(policy), "--emit", "python")
+    assert code == 0
+    engine = Engine(json.loads(table_text))
+    assert source == engine.matcher.source
+    compile(source, "emitted.py", "exec")   # a whole module, as printed
+    assert "def match(action, fields):" in source and "def _block_0(" in source
+    out = tmp_path / "matcher.py"
+    assert run(capsys, "compile", str(policy), "--emit", "python", "-o", str(out))[0] == 0
+    assert out.read_text(encoding="utf-8") == source

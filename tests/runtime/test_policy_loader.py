@@ -47,8 +47,61 @@ def test_bad_hash_is_refused(sentra_table: dict[str, Any]) -> None:
 
 
 def test_future_schema_is_refused(sentra_table: dict[str, Any]) -> None:
-    future = changed(sentra_table, lambda t: t.update(schema_version=2, new_thing=1))
-    assert_load_error(future, "schema_version 2 is newer than this runtime supports (1)")
+    future = changed(sentra_table, lambda t: t.update(schema_version=3, new_thing=1))
+    assert_load_error(future, "table schema_version 3 is newer than this runtime supports (2); "
+                              "upgrade sentra-runtime to load it")
+
+
+def test_version_1_tables_ignore_undeclared_fields_as_they_did(
+        sentra_table: dict[str, Any]) -> None:
+    """The fixture is a version-1 table: no `undeclared_fields`, and the old behaviour."""
+    assert sentra_table["schema_version"] == 1
+    assert load_policy(sentra_table).undeclared_fields == "ignore"
+    assert_load_error(changed(sentra_table, lambda t: t["settings"].update(
+        undeclared_fields="ignore")), "settings: unknown key `undeclared_fields`")
+
+
+def test_version_2_tables_refuse_undeclared_fields_unless_they_say_so(
+        sentra_table: dict[str, Any]) -> None:
+    def version_2(setting: str | None) -> dict[str, Any]:
+        def edit(table: dict[str, Any]) -> None:
+            table["schema_version"] = 2
+            if setting is not None:
+                table["settings"]["undeclared_fields"] = setting
+        return changed(sentra_table, edit)
+
+    assert load_policy(version_2(None)).undeclared_fields == "refuse"
+    assert load_policy(version_2("ignore")).undeclared_fields == "ignore"
+    assert_load_error(version_2("warn"), "settings.undeclared_fields: unknown value `warn` "
+                                         "(expected one of `ignore`, `refuse`)")
+
+
+def test_a_field_inside_another_field_is_refused(sentra_table: dict[str, Any]) -> None:
+    def edit(table: dict[str, Any]) -> None:
+        inner = copy.deepcopy(table["input"][0])
+        inner["name"] = table["input"][0]["name"] + ".inner"
+        table["input"].append(inner)
+
+    assert_load_error(changed(sentra_table, edit), "is inside the declared field")
+
+
+def test_load_is_linear_in_the_number_of_rules() -> None:
+    """Rule lookups are O(1): ten times the rules loads in about ten times the time (with a
+    generous margin for a noisy machine), not a hundred."""
+    import time
+
+    from sentra_runtime import Engine
+
+    from tests.runtime.tables import generate_table
+
+    def load_seconds(rules: int) -> float:
+        table = generate_table(rules, seed=1, actions=1)
+        start = time.perf_counter()
+        Engine(table)
+        return time.perf_counter() - start
+
+    load_seconds(200)
+    assert load_seconds(5_000) < 60 * max(load_seconds(500), 0.002)
 
 
 @pytest.mark.parametrize(("edit", "message"), [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from sentra_runtime import AgentState, Engine, MemoryStore, SQLiteStore
 
 from tests.runtime.helpers import SENTRA_TABLE
-from tests.runtime.sqlite_worker import hammer
+from tests.runtime.sqlite_worker import ACTIONS, hammer
 
 WORKER = Path(__file__).with_name("sqlite_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,9 +119,12 @@ def test_threads_and_processes_share_one_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mode", "threads"), [("ack", 0), ("ack-group", 8)])
+def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, mode: str, threads: int) -> None:
+    """Killed mid-load, one transaction per decision and with group commit from 8 threads:
+    every decision `evaluate` returned is in the file."""
     path = tmp_path / "killed.db"
-    process = worker(path, "ack", 0, 0)
+    process = worker(path, mode, threads, 0)
     assert process.stdout is not None
     acknowledged = [process.stdout.readline().strip() for _ in range(300)]
     os.kill(process.pid, signal.SIGKILL)
@@ -131,5 +135,109 @@ def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path) -> None:
     records = list(store.audit_records())
     decided = {record["agent"] for record in records if record["kind"] == "decision"}
     assert set(acknowledged) <= decided
-    assert len(decided) - len(acknowledged) <= 1  # at most the one in flight, committed unacked
+    # at most the decisions in flight (one per thread) committed but not yet acknowledged
+    assert len(decided) - len(acknowledged) <= max(threads, 1)
     assert store.verify_audit().ok
+
+
+def group_engine(path: Path, **options: Any) -> Engine:
+    return Engine(SENTRA_TABLE, SQLiteStore(path, group_commit=True, **options))
+
+
+def in_threads(count: int, work: Any) -> None:
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_group_commit_shares_transactions_and_keeps_each_agents_order(tmp_path: Path) -> None:
+    engine = group_engine(tmp_path / "group.db")
+    store = engine.store
+    assert isinstance(store, SQLiteStore) and store.group_commit
+    commits = store.commits
+    decisions: dict[int, list[Any]] = {}
+
+    def work(number: int) -> None:
+        rng = random.Random(number)
+        decisions[number] = [engine.evaluate(f"agent-{number % 4}", *rng.choice(ACTIONS))
+                             for _ in range(150)]
+
+    in_threads(12, work)
+    assert store.commits - commits < 12 * 150   # some decisions shared a commit
+    records = [record for record in engine.audit_records() if record["kind"] == "decision"]
+    assert len(records) == 12 * 150 and engine.verify_audit().ok
+    by_seq = {record["seq"]: record for record in records}
+    for made in decisions.values():   # each thread's decisions, in its order, as recorded
+        seqs = [decision.seq for decision in made]
+        assert seqs == sorted(seqs)
+        for decision in made:
+            assert by_seq[decision.seq]["decision"]["rule_id"] == decision.rule_id
+    replayed = replay(list(engine.audit_records()))
+    for agent in engine.agents():
+        assert engine.state(agent) == replayed.state(agent), agent
+    engine.close()
+
+
+def test_a_decision_that_fails_alone_fails_alone(tmp_path: Path) -> None:
+    """An annotation that raises fails its own decision (nothing recorded for it, the state
+    unchanged); the decisions committed with it are not affected."""
+    engine = group_engine(tmp_path / "alone.db")
+    failures: list[BaseException] = []
+
+    def work(number: int) -> None:
+        for index in range(40):
+            poisoned = number == 0 and index % 2 == 0
+            try:
+                engine.evaluate(f"agent-{number}", "DELETE_RECORD", annotations=(
+                    {"seq": "not allowed"} if poisoned else {"note": index}))
+            except ValueError as error:
+                failures.append(error)
+
+    in_threads(6, work)
+    assert len(failures) == 20
+    records = [record for record in engine.audit_records() if record["kind"] == "decision"]
+    assert len(records) == 6 * 40 - 20 and engine.verify_audit().ok
+    assert sum(record["agent"] == "agent-0" for record in records) == 20
+    replayed = replay(records)
+    for agent in engine.agents():
+        assert engine.state(agent) == replayed.state(agent), agent
+    engine.close()
+
+
+def test_a_database_error_fails_every_decision_of_its_transaction(tmp_path: Path) -> None:
+    """A write that the database refuses (a trigger here) rolls the whole transaction back:
+    every decision in it raises, none is recorded, no state changes."""
+    path = tmp_path / "poisoned.db"
+    engine = group_engine(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON audit "
+            "WHEN json_extract(NEW.body, '$.agent') = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def work(number: int) -> None:
+        for _ in range(30):
+            agent = "poison" if number == 0 else f"agent-{number}"
+            try:
+                engine.evaluate(agent, "DELETE_RECORD")
+                outcome = "ok"
+            except sqlite3.Error:
+                outcome = "failed"
+            with lock:
+                outcomes.append(f"{agent}:{outcome}")
+
+    in_threads(4, work)
+    assert outcomes.count("poison:failed") == 30
+    records = [record for record in engine.audit_records() if record["kind"] == "decision"]
+    assert len(records) == outcomes.count("agent-1:ok") + outcomes.count("agent-2:ok") + \
+        outcomes.count("agent-3:ok")
+    assert engine.state("poison") == AgentState(0, 0, "active")
+    for number in (1, 2, 3):   # each agent's state is what its recorded decisions made
+        assert engine.state(f"agent-{number}").cumulative_risk == min(
+            30 * outcomes.count(f"agent-{number}:ok"), 90)
+    assert engine.verify_audit().ok
+    engine.close()

@@ -1,9 +1,9 @@
 """Agent state and audit stores behind one small interface.
 
 A store serialises the decisions of each agent: :meth:`Store.apply` reads the agent's state,
-calls the engine's pure ``decide`` function, writes the new state and appends the audit record,
-all as one step (one lock, or one database transaction), and returns the decision only after that
-step is durable to the store's guarantee.
+calls the decider's pure state step (:meth:`sentra_runtime.Decider.transition`), writes the new
+state and appends the audit record, all as one step (one lock, or one database transaction), and
+returns the decision only after that step is durable to the store's guarantee.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from sentra_runtime.audit import Annotations, VerifyResult
+from sentra_runtime.decider import FRESH
+from sentra_runtime.decider import State as RawState
 from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.policy import Policy
 
-RawState = tuple[int, int, bool]
-"""``(cumulative_risk, blocked_attempts, shut_down)``: the state the engine's decide reads."""
-FRESH: RawState = (0, 0, False)
-
 Decide = Callable[..., tuple[Decision, RawState]]
 """``decide(state, agent_id, action, fields, code, payload, seq=None) -> (decision, state)``:
-the engine's pure state transition; ``seq`` is the seq of the decision's audit record."""
+the decider's pure state step (:meth:`~sentra_runtime.Decider.transition`); ``seq`` is the seq
+of the decision's audit record."""
 
 
 class Reset(list[str]):
@@ -38,6 +37,10 @@ class Store(Protocol):
               payload: Any, *, annotations: Annotations | None = None) -> Decision:
         """Decide for one agent atomically; the decision is returned once it is recorded.
 
+        Under the store's lock (or in its transaction): read the agent's state, call
+        ``decide(state, agent_id, action, fields, code, payload, seq)`` (``seq`` only when the
+        store keeps a log), keep the state it returns and record the decision. ``fields``,
+        ``code`` and ``payload`` are the call's input and the matcher's answer, passed through.
         ``annotations`` (see :meth:`Engine.evaluate`) go into the decision's audit record.
         """
 

@@ -1,15 +1,25 @@
 """The SQLite store: agent state and audit log in one file, shared by threads and processes.
 
-Every decision is one ``BEGIN IMMEDIATE`` transaction: read the agent's state, decide, write the
-state, append the hash-chained audit record, commit; the decision is returned only after the
-commit. ``BEGIN IMMEDIATE`` takes the database's write lock first, so concurrent decisions (of
-any agent, from any thread or process) are serialised and none is lost.
+Every decision is made inside a ``BEGIN IMMEDIATE`` transaction: read the agent's state, decide,
+write the state, append the hash-chained audit record; the decision is returned only after the
+transaction commits. ``BEGIN IMMEDIATE`` takes the database's write lock first, so concurrent
+decisions (of any agent, from any thread or process) are serialised and none is lost.
+
+Group commit (``group_commit=True``): decisions that arrive while a transaction is committing
+share the next transaction instead of taking one each. The first thread to arrive commits
+every decision queued by then, in arrival order (so each agent's decisions keep their order),
+and wakes the others only after the commit; it hands the next batch to the oldest waiting
+thread. A lone decision commits at once, as without group commit; under load, one commit (and,
+with ``synchronous="FULL"``, one fsync) serves many decisions. A decision that fails on its own
+(an annotation that raises) fails alone, with nothing written for it; a database error fails
+every decision of the transaction, and none of them is recorded.
 
 Durability (WAL mode): with ``synchronous="NORMAL"`` (the default) a committed decision survives a
 crash of the process, because the commit is in the WAL file before ``evaluate`` returns; a power
 loss or OS crash can lose the decisions committed since the last WAL sync (checkpoint), never
 corrupt the file. ``synchronous="FULL"`` syncs the WAL at every commit, so nothing acknowledged
-is lost even on power loss, at the cost of one fsync per decision.
+is lost even on power loss, at the cost of one fsync per commit (per decision without group
+commit, per batch with it).
 
 Checkpoints (copying the WAL back into the database file, with an fsync) normally run inside the
 commit that crosses SQLite's threshold of 1000 WAL pages, so that one decision waits several
@@ -21,12 +31,14 @@ interval's decisions under ``synchronous="NORMAL"``; nothing under ``"FULL"``).
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,19 +77,23 @@ _STATE_AND_LAST_AUDIT = (
 )
 _INSERT_AUDIT = "INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)"
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+MAX_BATCH = 256
+"""The most decisions one group commit takes; the rest wait for the next."""
 
 
 class SQLiteStore:
     """State and audit log in a SQLite file (WAL). Open one store per process; threads share it."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
-                 busy_timeout: float = 60.0, checkpoint_interval: float | None = None) -> None:
+                 busy_timeout: float = 60.0, checkpoint_interval: float | None = None,
+                 group_commit: bool = False) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         if checkpoint_interval is not None and not checkpoint_interval > 0:
             raise ValueError("checkpoint_interval must be a positive number of seconds")
         self.path = os.fspath(path)
+        self.synchronous = mode
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -93,26 +109,79 @@ class SQLiteStore:
         if checkpoint_interval is not None:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
+        self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self.commits = 0
+        """How many decision transactions committed (fewer than decisions with group commit)."""
+
+    @property
+    def group_commit(self) -> bool:
+        return self._group is not None
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._lock, self._connection)
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        with self._transaction() as connection:
-            risk, blocked, down, last, prev = connection.execute(
-                _STATE_AND_LAST_AUDIT, (agent_id,)).fetchone()
-            seq = 1 if last is None else last + 1
-            state: RawState = FRESH if risk is None else (risk, blocked, bool(down))
-            decision, new_state = decide(state, agent_id, action, fields, code, payload, seq)
-            if risk is None or new_state != state:
-                connection.execute(_UPSERT_STATE, (agent_id, *new_state))
+        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        if self._group is not None:
+            return self._group.submit(pending)
+        self._commit_batch([pending])
+        return pending.outcome()
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Decide every pending decision of ``batch`` in one transaction, in order; record each
+        one's decision or error on it. Raises nothing a decision did not cause."""
+        try:
+            with self._transaction() as connection:
+                if len(batch) == 1:
+                    self._decide_one(connection, batch[0])
+                else:
+                    head = connection.execute(_LAST_AUDIT).fetchone()
+                    for pending in batch:
+                        head = self._decide_in(connection, pending, head)
+                self.commits += 1
+        except BaseException as error:
+            for pending in batch:
+                pending.fail(error)
+            if not isinstance(error, Exception):
+                raise
+
+    def _decide_one(self, connection: sqlite3.Connection, pending: _Pending) -> None:
+        """One decision in its own transaction: the state and the log's head in one query."""
+        risk, blocked, down, last, prev = connection.execute(
+            _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
+        state: RawState = FRESH if risk is None else (risk, blocked, bool(down))
+        self._write(connection, pending, state, risk is None, None if last is None
+                    else (last, prev))
+
+    def _decide_in(self, connection: sqlite3.Connection, pending: _Pending,
+                   head: tuple[int, str] | None) -> tuple[int, str] | None:
+        """One decision of a batch; returns the log's new head."""
+        row = connection.execute(_SELECT_STATE, (pending.agent_id,)).fetchone()
+        state: RawState = FRESH if row is None else (row[0], row[1], bool(row[2]))
+        return self._write(connection, pending, state, row is None, head)
+
+    def _write(self, connection: sqlite3.Connection, pending: _Pending, state: RawState,
+               new_agent: bool, head: tuple[int, str] | None) -> tuple[int, str] | None:
+        """Decide, then write the state and the audit record; a decision (or annotation) that
+        raises fails this pending decision alone, before anything of it is written."""
+        seq = 1 if head is None else head[0] + 1
+        try:
+            decision, new_state = pending.decide(state, pending.agent_id, pending.action,
+                                                 pending.fields, pending.code, pending.payload,
+                                                 seq)
             record = audit.decision_record(time.time(), decision)
-            if annotations is not None:
-                record.update(audit.annotation(annotations, decision))
-            body, digest = audit.seal_text(record, seq, prev)
-            connection.execute(_INSERT_AUDIT, (seq, digest, body))
-        return decision
+            if pending.annotations is not None:
+                record.update(audit.annotation(pending.annotations, decision))
+            body, digest = audit.seal_text(record, seq, None if head is None else head[1])
+        except Exception as error:
+            pending.fail(error)
+            return head
+        if new_agent or new_state != state:
+            connection.execute(_UPSERT_STATE, (pending.agent_id, *new_state))
+        connection.execute(_INSERT_AUDIT, (seq, digest, body))
+        pending.decided(decision)
+        return seq, digest
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
         with self._transaction() as connection:
@@ -198,6 +267,85 @@ class SQLiteStore:
             self._connection.close()
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One decision waiting for its transaction, and then its outcome."""
+
+    decide: Decide
+    agent_id: str
+    action: str
+    fields: Any
+    code: int
+    payload: Any
+    annotations: audit.Annotations | None
+    decision: Decision | None = None
+    error: BaseException | None = None
+    wake: Any = field(default_factory=_thread.allocate_lock)
+    """Held until the decision's transaction ended, or until this thread is to lead the next
+    group commit (then ``finished`` is false)."""
+
+    def __post_init__(self) -> None:
+        self.wake.acquire()
+
+    @property
+    def finished(self) -> bool:
+        return self.decision is not None or self.error is not None
+
+    def decided(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.decision, self.error = None, error
+
+    def outcome(self) -> Decision:
+        """The decision, once its transaction committed; or the error that stopped it."""
+        if self.error is not None:
+            raise self.error
+        assert self.decision is not None
+        return self.decision
+
+
+class _GroupCommit:
+    """Leader and followers: the thread that finds no commit under way commits the queue."""
+
+    def __init__(self, commit: Any) -> None:
+        self._commit = commit
+        self._mutex = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def submit(self, pending: _Pending) -> Decision:
+        with self._mutex:
+            self._queue.append(pending)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.wake.acquire()  # woken when decided, or to lead the next batch
+        if not pending.finished:
+            self._lead()
+        return pending.outcome()
+
+    def _lead(self) -> None:
+        """Commit the queue (up to MAX_BATCH), wake its decisions, and hand the next batch to
+        the oldest waiting decision's thread."""
+        with self._mutex:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        try:
+            self._commit(batch)
+        finally:
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            for pending in batch:
+                if not pending.finished:  # only if the commit itself was interrupted
+                    pending.fail(RuntimeError("the group commit was interrupted"))
+                if pending.wake.locked():
+                    pending.wake.release()
+            if successor is not None:
+                successor.wake.release()
+
+
 class _Checkpointer(threading.Thread):
     """Checkpoints the WAL every ``interval`` seconds (``PASSIVE``), on its own connection."""
 
@@ -250,7 +398,14 @@ class _Transaction:
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         try:
-            self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+            if kind is None:
+                try:
+                    self.connection.execute("COMMIT")
+                except BaseException:
+                    self.connection.execute("ROLLBACK")
+                    raise
+            else:
+                self.connection.execute("ROLLBACK")
         finally:
             self.lock.release()
 

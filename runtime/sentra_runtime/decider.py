@@ -1,0 +1,266 @@
+"""The pure decision function: ``Decider(policy).decide(action, fields, state)``.
+
+A :class:`Decider` is a compiled policy. It keeps no state: given an action, its fields and the
+agent's state ``(cumulative_risk, blocked_attempts, shut_down)``, it returns the decision and
+the agent's new state, by the decision semantics of docs/runtime.md. The
+engine and every store build on it: the engine runs :meth:`Decider.match` (which rule; pure, no
+state) outside any lock, and the store runs :meth:`Decider.transition` (the state step) inside
+its per-decision lock or transaction. :meth:`Decider.decide` is the two in one, for callers who
+keep agent state themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
+from sentra_runtime.decision import (
+    ACTIVE,
+    ALLOW,
+    BLOCK,
+    LABELS,
+    SHUT_DOWN,
+    SHUTDOWN,
+    AgentState,
+    Decision,
+    EvaluatedDecision,
+    outcome_class,
+)
+from sentra_runtime.explain import EvaluationContext, jsonable, render_value
+from sentra_runtime.inputs import UNDECLARED, Problem
+from sentra_runtime.policy import Policy, RuleSpec, load_policy
+
+State = tuple[int, int, bool]
+"""``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
+and returns it."""
+FRESH: State = (0, 0, False)
+"""The state of an agent never seen, or reset."""
+
+ALREADY_SHUT_DOWN = "AGENT_ALREADY_SHUT_DOWN"
+SHUTDOWN_AFTER_BLOCKS = "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"
+THRESHOLD_EXCEEDED = "RISK_THRESHOLD_EXCEEDED"
+INVALID_INPUT_ID = "INVALID_INPUT"
+UNDECLARED_FIELD_ID = "UNDECLARED_FIELD"
+UNKNOWN_ACTION_ID = "UNKNOWN_ACTION"
+NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_NO_FIELDS: dict[str, Any] = {}
+"""Shared empty input; the matcher only reads it."""
+
+
+class Decider:
+    """A compiled policy as a pure function of an action, its fields and the agent's state.
+
+    ``policy`` is a loaded :class:`Policy`, a table dict, JSON text, or a path to a table file.
+    """
+
+    def __init__(self, policy: Policy | Mapping[str, Any] | str | os.PathLike[str]) -> None:
+        self.policy = load_policy(policy)
+        self.matcher = compile_matcher(self.policy)
+        self.match = self.matcher.match
+        """``match(action, fields) -> (code, payload, action)``: which row (see
+        :mod:`sentra_runtime.codegen`); pure, reads no state."""
+        self.context = EvaluationContext(self.policy, self.matcher)
+        self._threshold = self.policy.risk_threshold
+        self._strikes = self.policy.strikes
+        self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
+        by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
+        self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
+        self._specials = _SpecialOutcomes(self)
+
+    def decide(self, action: str, fields: Mapping[str, Any] | None = None,
+               state: State | AgentState = FRESH, *,
+               agent_id: str = "") -> tuple[Decision, State]:
+        """Decide one action for an agent in ``state``; return the decision and the agent's new
+        state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
+        log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
+        """
+        if (fields.__class__ is not dict or agent_id.__class__ is not str
+                or action.__class__ is not str):
+            fields = checked_fields(agent_id, action, fields)
+        if isinstance(state, AgentState):
+            state = as_state(state)
+        code, payload, action = self.match(action, fields)
+        return self.transition(state, agent_id, action, fields, code, payload)
+
+    def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
+                   payload: Any, seq: int | None = None) -> tuple[Decision, State]:
+        """The state step of docs/runtime.md, for a matched action (``code``, ``payload``
+        and the normalised ``action`` from :attr:`match`); what a store runs inside its lock
+        or transaction. ``fields`` is the input as given: a decision on input the matcher
+        rejected keeps a JSON-safe copy of it for the audit log. ``seq`` is the seq the store
+        gives the decision's audit record, if it keeps one.
+        """
+        cumulative, blocked, down = state
+        fields = jsonable(fields) if code < NO_MATCH else None
+        if down:
+            return self._specials.already((agent_id, action, cumulative, cumulative, blocked,
+                                           None, seq, fields, code, payload, state)), state
+        if code >= 0:
+            row = self._rows[code]
+            projected = cumulative + row.risk
+            if row.allows and projected <= self._threshold:
+                return row.allowed_class((
+                    agent_id, action, projected, projected, blocked,
+                    None if row.render is None else row.render(payload),
+                    seq, fields, code, payload, state)), (
+                        state if projected == cumulative else (projected, blocked, False))
+            if row.allows:
+                cls = row.threshold_class
+                reason: str | None = (f"Projected risk would reach {projected}/{self._threshold}. "
+                                      "Action blocked before execution.")
+            else:
+                cls = row.ruled_class
+                reason = None if row.render is None else row.render(payload)
+            strike_out = row.strike_out_class
+        else:
+            projected = cumulative
+            cls, reason = self._specials.refused(code, action, payload)
+            strike_out = self._specials.strike_out
+        blocked += 1
+        ruled_shutdown = cls.__dict__["outcome"] == SHUTDOWN
+        if not ruled_shutdown and blocked >= self._strikes:
+            cls = strike_out
+            reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "
+                      f"remains {cumulative}/{self._threshold}.")
+        decision = cls((agent_id, action, projected, cumulative, blocked, reason, seq, fields,
+                        code, payload, state))
+        return decision, (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
+
+    # -- what decisions are made of ------------------------------------------------------------
+
+    def decision_class(self, outcome: str, rule_id: str, threat: str | None,
+                       description: str | None, attempted: int, applied: int, status: str,
+                       **more: Any) -> type[EvaluatedDecision]:
+        """The Decision subclass carrying one outcome's constant fields."""
+        constants = {"outcome": outcome, "label": LABELS[outcome], "allowed": outcome == ALLOW,
+                     "rule_id": rule_id, "threat": threat, "description": description,
+                     "attempted_risk": attempted, "applied_risk": applied, "status": status,
+                     "policy_hash": self.policy.hash, **more}
+        return outcome_class(constants, self.context)
+
+    def strike_out_class(self, attempted: int) -> type[EvaluatedDecision]:
+        """The shutdown after repeated blocks, for a block that attempted ``attempted``."""
+        return self.decision_class(SHUTDOWN, SHUTDOWN_AFTER_BLOCKS, "Agent Shutdown", None,
+                                   attempted, 0, SHUT_DOWN)
+
+    def reason_renderer(self, template: str) -> Callable[[tuple[Any, ...]], str] | None:
+        """Compile ``{field}`` interpolation; ``{{``/``}}`` are braces; unknown names stay as
+        they are. ``None`` for a constant reason."""
+        if "{" not in template and "}" not in template:
+            return None
+        positions = self._positions
+
+        def render(values: tuple[Any, ...]) -> str:
+            def substitute(match: re.Match[str]) -> str:
+                text = match.group(0)
+                if text in ("{{", "}}"):
+                    return text[0]
+                name = match.group(1)
+                if name not in positions:
+                    return text
+                return render_value(values[positions[name]])
+
+            return _PLACEHOLDER.sub(substitute, template)
+
+        return render
+
+
+class _RuleOutcomes:
+    """What a matched rule leads to. Its decision classes are made when first needed (see
+    :meth:`__getattr__`), so a table of many rules loads in time linear in its size."""
+
+    __slots__ = ("decider", "rule", "allows", "risk", "render", "allowed_class",
+                 "threshold_class", "ruled_class", "strike_out_class")
+
+    def __init__(self, decider: Decider, rule: RuleSpec) -> None:
+        self.decider = decider
+        self.rule = rule
+        self.allows = rule.outcome == ALLOW
+        self.risk = rule.risk
+        self.render = decider.reason_renderer(rule.reason)
+        """Renders an interpolated reason; ``None`` when the reason is constant (a class
+        field)."""
+
+    allowed_class: type[EvaluatedDecision]
+    threshold_class: type[EvaluatedDecision]
+    ruled_class: type[EvaluatedDecision]
+    """The rule's own block or shutdown decision."""
+    strike_out_class: type[EvaluatedDecision]
+    """The shutdown after repeated blocks, when this rule's block is the last strike."""
+
+    def __getattr__(self, name: str) -> type[EvaluatedDecision]:
+        """Make a decision class on first use (Python calls this only while its slot is
+        empty), and keep it in its slot."""
+        rule = self.rule
+        reason = {} if self.render is not None else {"reason": rule.reason}
+        made = self.decider.decision_class
+        if name == "allowed_class":
+            cls = made(ALLOW, rule.id, rule.threat, rule.description, rule.risk, rule.risk,
+                       ACTIVE, **reason)
+        elif name == "threshold_class":
+            cls = made(BLOCK, THRESHOLD_EXCEEDED, rule.threat or "Risk Threshold Exceeded",
+                       rule.description, rule.risk, 0, ACTIVE)
+        elif name == "ruled_class":
+            status = SHUT_DOWN if rule.outcome == SHUTDOWN else ACTIVE
+            cls = made(rule.outcome, rule.id, rule.threat, rule.description, rule.risk, 0,
+                       status, **reason)
+        elif name == "strike_out_class":
+            cls = self.decider.strike_out_class(rule.risk)
+        else:
+            raise AttributeError(name)
+        setattr(self, name, cls)
+        return cls
+
+
+class _SpecialOutcomes:
+    """The decisions no rule of the policy makes: refused input, unknown actions, shut-down
+    agents."""
+
+    def __init__(self, decider: Decider) -> None:
+        made = decider.decision_class
+        self.already = made(SHUTDOWN, ALREADY_SHUT_DOWN, "Agent Shutdown", None, 0, 0,
+                            SHUT_DOWN, reason="Agent is already shut down.")
+        self.strike_out = decider.strike_out_class(0)
+        self.invalid = made(BLOCK, INVALID_INPUT_ID, "Invalid Input", None, 0, 0, ACTIVE)
+        self.undeclared = made(BLOCK, UNDECLARED_FIELD_ID, "Invalid Input", None, 0, 0, ACTIVE)
+        self.unknown = made(BLOCK, UNKNOWN_ACTION_ID, "Unknown Behavior", None, 0, 0, ACTIVE)
+        self.no_match = made(BLOCK, NO_RULE_MATCHED_ID, "Unknown Behavior", None, 0, 0, ACTIVE)
+
+    def refused(self, code: int, action: str,
+                payload: Any) -> tuple[type[EvaluatedDecision], str]:
+        """The class and reason of a decision that no rule made (``code < 0``)."""
+        if code == INVALID_INPUT:
+            problem: Problem = payload
+            return (self.undeclared if problem.kind == UNDECLARED else self.invalid,
+                    problem.reason)
+        if code == UNKNOWN_ACTION:
+            return self.unknown, (f"Action type `{action}` is not covered by the policy and it "
+                                  "has no `otherwise` rule.")
+        return self.no_match, (f"No rule for action type `{action}` matched and the policy "
+                               "has no `otherwise` rule.")
+
+
+def checked_fields(agent_id: Any, action: Any, fields: Any) -> dict[str, Any]:
+    """The fields of a call as the matcher reads them (a dict; ``None`` is no fields), for a
+    call whose arguments are not already a dict and two strings. Raises ``TypeError`` for ids
+    that are not strings and fields that are not a mapping: programming errors, not agent
+    input."""
+    if not isinstance(agent_id, str):
+        raise TypeError(f"agent_id must be a string, not {type(agent_id).__name__}")
+    if not isinstance(action, str):
+        raise TypeError(f"action must be a string, not {type(action).__name__}")
+    if fields is None:
+        return _NO_FIELDS
+    if not isinstance(fields, Mapping):
+        raise TypeError(f"fields must be a mapping, not {type(fields).__name__}")
+    return dict(fields)
+
+
+def as_state(state: AgentState) -> State:
+    """An :class:`AgentState` as the decider's state tuple."""
+    return (state.cumulative_risk, state.blocked_attempts, state.status == SHUT_DOWN)

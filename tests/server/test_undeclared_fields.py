@@ -1,0 +1,59 @@
+"""Undeclared fields over HTTP: a policy that refuses them answers a 422 naming the field (with a
+"did you mean") and writes nothing; the Sentra-compatible policy ignores them, as the reference
+server does, so its API stays compatible."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.conftest import TOKEN, Server
+
+POLICY = """policy fraud version "1" {}
+input {
+  amount: number?
+  context.account_flag: string?
+}
+action PAY {
+  when context.account_flag == "fraud" block as FRAUD "Flagged account."
+  allow as PAID "Paid."
+}
+otherwise block as UNKNOWN "Unknown action."
+"""
+
+
+@pytest.fixture
+def refusing_server(tmp_path: Path) -> Iterator[Server]:
+    policy = tmp_path / "fraud.sentra"
+    policy.write_text(POLICY, encoding="utf-8")
+    running = Server(policy, tmp_path / "fraud.db", TOKEN)
+    yield running
+    running.stop()
+
+
+def test_a_misspelt_field_is_a_422_naming_it_and_nothing_is_written(
+        refusing_server: Server) -> None:
+    before = refusing_server.head()
+    answer = refusing_server.post("/v1/decide", {
+        "agent_id": "a", "action": "PAY", "fields": {"context": {"acount_flag": "fraud"}}})
+    assert answer.status == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "fields", "context", "acount_flag"]
+    assert error["type"] == "extra_forbidden" and error["input"] == "fraud"
+    assert "did you mean `account_flag`?" in error["msg"]
+    assert refusing_server.head() == before
+    spelt = refusing_server.post("/v1/decide", {
+        "agent_id": "a", "action": "PAY", "fields": {"context": {"account_flag": "fraud"}}})
+    assert spelt.status == 200 and spelt.json()["decision"]["rule_id"] == "FRAUD"
+
+
+def test_the_sentra_policy_reads_past_keys_it_does_not_use(server: Server, agent: str) -> None:
+    event = server.act(agent, "APPROVE_TRANSACTION", amount=100,
+                       policy_context={"claim_id": "c-7", "workflow_type": "claims",
+                                       "max_approval_amount": 5000})
+    assert event["policy_triggered"] == "ALLOW_TRANSACTION"
+    decided = server.post("/v1/decide", {"agent_id": agent, "action": "FILE_READ",
+                                         "fields": {"context": {"claim_id": "c-7"}}})
+    assert decided.status == 200 and decided.json()["decision"]["allowed"] is True
