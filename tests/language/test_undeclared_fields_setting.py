@@ -81,7 +81,7 @@ def test_the_formatter_keeps_the_setting() -> None:
 def test_check_json_reports_the_note(tmp_path: Path) -> None:
     path = tmp_path / "p.sentra"
     path.write_text(policy("  undeclared_fields ignore\n"), encoding="utf-8")
-    shown = subprocess.run([sys.executable, "-m", "sentra_lang", "check", "--format", "json",
+    shown = subprocess.run([sys.executable, "-m", "sentra_lang", "check", "--notes", "--format", "json",
                             str(path)], capture_output=True, text=True, cwd=ROOT, check=False)
     assert shown.returncode == 0, shown.stderr
     codes = [item["code"] for item in json.loads(shown.stdout)["diagnostics"]]
