@@ -13,12 +13,10 @@ from typing import Any
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
+from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES
 from sentra_lang.loader import LoadedFile, Program
 from sentra_lang.source import NO_SPAN, Span
 
-SIMPLE_TYPES = ("bool", "int", "number", "string")
-NORMALIZATIONS = ("lower", "upper", "trim")
-SETTINGS = ("risk_threshold", "strikes", "description", "action_type")
 NUMERIC = ("int", "number")
 TEXTUAL = ("string", "enum")
 _INTERPOLATION = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}|[{}]")
