@@ -18,13 +18,14 @@ from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files
 from sentra_lang.loader import FileUnreadable
+from sentra_lang.parser import read_source
 from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
 from sentra_lang.testing.properties import run_property
 from sentra_lang.testing.suite_checker import check_suite
-from sentra_lang.testing.suite_parser import read_suite
+from sentra_lang.testing.suite_parser import parse_suite
 
 SUFFIX = ".sentra-test"
 OPERATOR = "sentra-lang test"
@@ -203,7 +204,17 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagnostic]]:
-    suite, diagnostics, _ = read_suite(path)
+    """Read, parse and check a suite file, and compile its policy (cached).
+
+    Raises FileUnreadable when the suite file cannot be read at all.
+    """
+    try:
+        source, diagnostics = read_source(path)
+    except OSError as error:
+        raise FileUnreadable(f"cannot read `{path}`: {error.strerror or error}") from error
+    suite = None
+    if not diagnostics:
+        suite, diagnostics = parse_suite(source.text, str(path))
     loaded = LoadedSuite(path, str(path), suite, None, False)
     if suite is None or has_errors(diagnostics):
         return loaded, diagnostics
