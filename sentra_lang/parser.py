@@ -154,15 +154,6 @@ def read_source(path: str | os.PathLike[str], display: str | None = None, *,
     return decode_source(data, os.fspath(path) if display is None else display, size)
 
 
-def parse_bytes(data: bytes, path: str) -> tuple[ast.Module | None, list[Diagnostic], Source]:
-    """Decode and parse a file's bytes; binary or oversized input is a diagnostic, not a crash."""
-    source, problems = decode_source(data, path)
-    if problems:
-        return None, problems, source
-    module, diagnostics = parse(source.text, path)
-    return module, diagnostics, source
-
-
 def _only_comments(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 

@@ -1,13 +1,19 @@
 """The `sentra-lang` command line: one module per command, each with `register` and `run`.
 
+Command modules import only the standard library at the top; what a command needs (the
+compiler, the runtime, the server) is imported when it runs, so start-up stays fast
+(`tests/bench/startup_bench.py`).
+
 Exit codes are stable and documented in docs/cli.md:
-0 success (warnings allowed), 1 errors or failures found, 2 usage error, 5 nothing collected.
+0 success (warnings allowed), 1 errors or failures found, 2 usage error (a missing extra
+included), 5 nothing collected, 130 interrupted, 141 standard output closed early (a pipe).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +23,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_COLLECTED = 5
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a process the closed pipe stopped
 
 COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve"]
 
@@ -49,11 +57,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_USAGE
+    from sentra_lang.cli.extras import MissingExtra
+
     try:
         code: int = args.run(args)
-    except UsageError as error:
+        sys.stdout.flush()
+    except (UsageError, MissingExtra) as error:
         print(f"sentra-lang {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _discard_stdout() -> None:
+    """The reader of standard output has gone (`... | head`): send what is left nowhere, so
+    the interpreter's last flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (captured in tests)
+        pass

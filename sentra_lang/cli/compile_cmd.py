@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.compiler import compile_file
-from sentra_lang.diagnostics import Severity, render_human
-from sentra_lang.files import write_atomically
-from sentra_lang.loader import FileUnreadable
-from sentra_lang.table import dump_table
+from sentra_lang.cli.paths import add_root_option, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -22,12 +18,19 @@ def register(subparsers: Any) -> None:
         "for the same source. Exit 1 when the policy has errors (nothing is written).")
     parser.add_argument("file", metavar="FILE")
     parser.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentra_lang.compiler import compile_file
+    from sentra_lang.diagnostics import Severity, render_human
+    from sentra_lang.files import write_atomically
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.table import dump_table
+
     try:
-        result = compile_file(args.file, analyse=False)
+        result = compile_file(args.file, analyse=False, root=root_of(args))
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
     for diag in result.sorted_diagnostics():

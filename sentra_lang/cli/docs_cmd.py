@@ -8,22 +8,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.cli.paths import expand
-from sentra_lang.compiler import Compilation
-from sentra_lang.diagnostics import render_human, render_summary
-from sentra_lang.docgen import (
-    Coverage,
-    CoverageError,
-    DocsBuildError,
-    build_site,
-    load_coverage,
-    policy_docs,
-    write_markdown,
-)
-from sentra_lang.docgen.build import OutputRefused, check_output, staged_output
-from sentra_lang.docgen.collect import compile_policies, errors_of
-from sentra_lang.loader import FileUnreadable
+from sentra_lang.cli.extras import require
+from sentra_lang.cli.paths import add_root_option, expand, root_of
+
+if TYPE_CHECKING:
+    from sentra_lang.compiler import Compilation
+    from sentra_lang.docgen import Coverage
 
 
 def register(subparsers: Any) -> None:
@@ -46,17 +39,23 @@ def register(subparsers: Any) -> None:
                         help="a `sentra-lang test --json` report: show which scenarios cover "
                         "each rule and mark the rules none covers")
     parser.add_argument("--title", default="Policy reference", help="the site's name")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
-def _compile(paths: list[str]) -> list[Compilation]:
+def _compile(paths: list[str], root: Path | None) -> list[Compilation]:
+    from sentra_lang.docgen.collect import compile_policies
+    from sentra_lang.loader import FileUnreadable
+
     try:
-        return compile_policies(expand(paths))
+        return compile_policies(expand(paths), root=root)
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
 
 
 def _coverage(path: str | None) -> Coverage | None:
+    from sentra_lang.docgen import CoverageError, load_coverage
+
     if path is None:
         return None
     try:
@@ -66,6 +65,8 @@ def _coverage(path: str | None) -> Coverage | None:
 
 
 def _output(args: argparse.Namespace) -> Path:
+    from sentra_lang.docgen.build import OutputRefused, check_output
+
     inputs = [*args.paths, *([args.coverage] if args.coverage else [])]
     try:
         return check_output(args.output, force=args.force, inputs=inputs)
@@ -77,9 +78,16 @@ def _output(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.markdown_only:
+        require("docs", "mkdocs", "material")
+    from sentra_lang.diagnostics import render_human, render_summary
+    from sentra_lang.docgen import DocsBuildError, build_site, policy_docs, write_markdown
+    from sentra_lang.docgen.build import staged_output
+    from sentra_lang.docgen.collect import errors_of
+
     output = _output(args)
     coverage = _coverage(args.coverage)
-    compilations = _compile(args.paths)
+    compilations = _compile(args.paths, root_of(args))
     errors = errors_of(compilations)
     if errors:
         for diag in errors:

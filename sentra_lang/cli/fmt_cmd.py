@@ -12,14 +12,16 @@ import difflib
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.paths import expand
-from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
-from sentra_lang.files import write_atomically
-from sentra_lang.formatter import format_source
-from sentra_lang.parser import parse_bytes
+
+if TYPE_CHECKING:
+    from sentra_lang.diagnostics import Diagnostic
 
 STDIN = "-"
+STDIN_NAME = "<stdin>"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,17 +55,29 @@ def collect(paths: list[str]) -> list[str]:
 
 
 def _read(path: Path) -> str | None:
-    """The file's text; None (after printing why) when it is not UTF-8 text."""
+    """The file's text; None (after printing why) when it is not UTF-8 text or over 8 MiB."""
+    from sentra_lang.parser import read_source
+
     try:
-        data = path.read_bytes()
+        source, problems = read_source(path)
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        _, diagnostics, _ = parse_bytes(data, str(path))
-        _report(diagnostics, str(path))
+    if problems:
+        _report(problems, str(path))
         return None
+    return source.text
+
+
+def _read_stdin() -> str | None:
+    """Standard input's text, read within the same limit as a file (None after printing why)."""
+    from sentra_lang.files import MAX_SOURCE_BYTES
+    from sentra_lang.parser import decode_source
+
+    source, problems = decode_source(sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1), STDIN_NAME)
+    if problems:
+        _report(problems, STDIN_NAME)
+        return None
+    return source.text
 
 
 def format_file(path: Path, args: argparse.Namespace) -> int:
@@ -80,24 +94,28 @@ def format_file(path: Path, args: argparse.Namespace) -> int:
             print(f"would reformat {path}")
         return EXIT_FAILURE
     if not args.diff:
+        from sentra_lang.files import write_atomically
+
         write_atomically(path, formatted)
         print(f"reformatted {path}", file=sys.stderr)
     return EXIT_OK
 
 
 def format_stdin(args: argparse.Namespace) -> int:
-    text = sys.stdin.read()
-    formatted = _format_or_report(text, "<stdin>")
-    if formatted is None:
+    text = _read_stdin()
+    formatted = None if text is None else _format_or_report(text, STDIN_NAME)
+    if text is None or formatted is None:
         return EXIT_FAILURE
     if args.diff:
-        sys.stdout.write(_diff(text, formatted, "<stdin>"))
+        sys.stdout.write(_diff(text, formatted, STDIN_NAME))
     elif not args.check:
         sys.stdout.write(formatted)
     return EXIT_FAILURE if args.check and formatted != text else EXIT_OK
 
 
 def _format_or_report(text: str, path: str) -> str | None:
+    from sentra_lang.formatter import format_source
+
     formatted, diagnostics = format_source(text, path)
     if formatted is None:
         _report(diagnostics, path)
@@ -105,6 +123,8 @@ def _format_or_report(text: str, path: str) -> str | None:
 
 
 def _report(diagnostics: list[Diagnostic], path: str) -> None:
+    from sentra_lang.diagnostics import render_human, sort_diagnostics
+
     for diag in sort_diagnostics(diagnostics):
         print(render_human(diag), file=sys.stderr)
     print(f"sentra-lang fmt: {path} not formatted: it does not parse", file=sys.stderr)

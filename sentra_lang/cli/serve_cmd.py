@@ -9,6 +9,7 @@ import sys
 from typing import Any, Literal
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.extras import require
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -39,14 +40,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
+    require("server", "fastapi", "uvicorn")
+    import uvicorn
 
-        from sentra_lang.server import create_app
-        from sentra_lang.server.gate import PolicyRefused
-    except ModuleNotFoundError as error:
-        raise UsageError(f"the server needs `{error.name}`: pip install 'sentra-lang[server]'") \
-            from error
+    from sentra_lang.server import create_app
+    from sentra_lang.server.gate import PolicyRefused
+
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     if args.max_body_bytes < 1024:

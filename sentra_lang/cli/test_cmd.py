@@ -11,8 +11,7 @@ import sys
 from typing import Any
 
 from sentra_lang.cli import UsageError
-from sentra_lang.testing import reports
-from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+from sentra_lang.cli.paths import add_root_option, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +38,7 @@ def register(subparsers: Any) -> None:
                         help="examples per property (overrides the suite's `examples`)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every passed test and each condition outcome never seen")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -47,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--min-coverage is a percentage between 0 and 100")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.testing import reports
+    from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+
     try:
         runner = Runner(keyword=args.keyword, tags=args.tag, exitfirst=args.exitfirst,
-                        examples=args.examples, progress=tty_progress())
+                        examples=args.examples, progress=tty_progress(), root=root_of(args))
         result = runner.run_paths(args.paths, min_coverage=args.min_coverage)
-    except (SelectionError, FileNotFoundError) as error:
+    except (SelectionError, FileNotFoundError, FileUnreadable) as error:
         raise UsageError(str(error)) from error
     finally:
         clear_progress()

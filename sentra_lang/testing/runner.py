@@ -257,6 +257,8 @@ def items_of(loaded: LoadedSuite) -> list[TestItem]:
 # ------------------------------------------------------------------------------ selection
 
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+MAX_KEYWORD_NESTING = 100
+"""The deepest `-k` nests `not` and parentheses."""
 
 
 def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
@@ -275,30 +277,30 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
         position += 1
         return tokens[position - 1]
 
-    def parse_or() -> Callable[[str], bool]:
-        left = parse_and()
+    def parse_or(depth: int) -> Callable[[str], bool]:
+        parts = [parse_and(depth)]
         while peek() == "or":
             take()
-            right = parse_and()
-            left = (lambda a, b: lambda text: a(text) or b(text))(left, right)
-        return left
+            parts.append(parse_and(depth))
+        return parts[0] if len(parts) == 1 else lambda text: any(p(text) for p in parts)
 
-    def parse_and() -> Callable[[str], bool]:
-        left = parse_not()
+    def parse_and(depth: int) -> Callable[[str], bool]:
+        parts = [parse_not(depth)]
         while peek() == "and":
             take()
-            right = parse_not()
-            left = (lambda a, b: lambda text: a(text) and b(text))(left, right)
-        return left
+            parts.append(parse_not(depth))
+        return parts[0] if len(parts) == 1 else lambda text: all(p(text) for p in parts)
 
-    def parse_not() -> Callable[[str], bool]:
+    def parse_not(depth: int) -> Callable[[str], bool]:
+        if depth > MAX_KEYWORD_NESTING:
+            raise SelectionError(f"-k: nested more than {MAX_KEYWORD_NESTING} levels deep")
         if peek() == "not":
             take()
-            inner = parse_not()
+            inner = parse_not(depth + 1)
             return lambda text: not inner(text)
         token = take()
         if token == "(":
-            inner = parse_or()
+            inner = parse_or(depth + 1)
             if take() != ")":
                 raise SelectionError(f"-k {expression!r}: expected `)`")
             return inner
@@ -309,7 +311,7 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
 
     if not tokens:
         return lambda item: True
-    predicate = parse_or()
+    predicate = parse_or(0)
     if position != len(tokens):
         raise SelectionError(f"-k {expression!r}: unexpected `{tokens[position]}`")
 
@@ -359,13 +361,14 @@ def compare(expect: s.Expectation, actual: Any, attributes: dict[str, str]) -> l
 class Runner:
     def __init__(self, *, keyword: str | None = None, tags: Iterable[str] = (),
                  exitfirst: bool = False, examples: int | None = None,
-                 progress: Callable[[int, int, TestItem], None] | None = None) -> None:
+                 progress: Callable[[int, int, TestItem], None] | None = None,
+                 root: Path | None = None) -> None:
         self.select = keyword_matcher(keyword) if keyword else (lambda item: True)
         self.tags = set(tags)
         self.exitfirst = exitfirst
         self.examples = examples
         self.progress = progress
-        self.cache = PolicyCache()
+        self.cache = PolicyCache(root)
         self._runs: dict[Path, _PolicyRun] = {}
 
     def collect(self, files: list[Path]) -> tuple[list[LoadedSuite], list[Diagnostic],
