@@ -15,6 +15,7 @@ from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_record
 from sentra_runtime.audit import Annotations
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
+from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files
 from sentra_lang.loader import FileUnreadable
@@ -23,7 +24,6 @@ from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
-from sentra_lang.testing.properties import run_property
 from sentra_lang.testing.suite_checker import check_suite
 from sentra_lang.testing.suite_parser import parse_suite
 
@@ -420,6 +420,9 @@ class Runner:
             else:
                 steps, failure = self._steps(item, run)
             outcome = "passed" if failure is None else "failed"
+        except MissingExtra as error:
+            steps, outcome = 0, "error"
+            failure = Failure(str(error), item.span)
         except Exception as error:  # a crash in the engine or the runner: report, keep going
             steps, outcome = 0, "error"
             failure = Failure(f"{type(error).__name__}: {error}", item.span)
@@ -485,7 +488,7 @@ class Runner:
             record(decision, name)
             return decision
 
-        outcome = run_property(prop, put, evaluate, examples=self.examples)
+        outcome = _run_property()(prop, put, evaluate, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
             return outcome.examples, None
@@ -505,6 +508,16 @@ class Runner:
                             decision.rule_id if prop.target.kind == "rule" else word,
                             prop.target.span)
         return outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details)
+
+
+def _run_property() -> Any:
+    """The property runner, imported on first use: it needs Hypothesis (the `properties`
+    extra), which suites without properties do without."""
+    try:
+        from sentra_lang.testing.properties import run_property
+    except ImportError as error:
+        raise MissingExtra("properties", "hypothesis") from error
+    return run_property
 
 
 def _render(value: Any) -> str:
