@@ -19,6 +19,7 @@ points into the original source:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,8 @@ class _Recovery:
         else:
             problem = diagnostic("SL002", f"unexpected character `{char}`", span,
                                  help=self._expected_text(allowed) if allowed else None)
+            if unicodedata.category(char)[0] in "CZ":  # invisible: a byte order mark, a
+                return problem, self._replace(offset, " ")  # zero-width or control character
         return problem, self._blank_line(offset)
 
     def _unexpected_token(self, position: int, value: str,
@@ -146,7 +149,10 @@ class _Recovery:
                   expected_chars: set[str]) -> tuple[Diagnostic, bool] | None:
         """SL010 when an open bracket had to close before `position` (None otherwise)."""
         declaration = self._declaration_before(position)
-        at = declaration if declaration is not None else position
+        if declaration is not None and open_at(self.work, declaration):
+            at = declaration  # an item starts while a bracket is open: it closes before
+        else:
+            declaration, at = None, position
         open_brackets = open_at(self.work, at)
         if not open_brackets:
             return None
