@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sentra_lang import __version__
 
@@ -64,8 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+@lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    """The parser `main` uses, built once a process (`main` may run many times in one)."""
+    return build_parser()
+
+
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
