@@ -229,8 +229,9 @@ _ENTRIES = [
          "A `shutdown` rule stops the agent; a risk on it is recorded but never applied.",
          _policy('action A {\n  shutdown risk 10 as X\n}\n'), "10"),
     Code("SL304", "condition too complex", "error",
-         "The condition expands to more than 512 rows in disjunctive normal form. Split the "
-         "rule or name parts of it with `let`.",
+         "The condition expands to more than 512 rows in disjunctive normal form, or, with "
+         "the named conditions it uses expanded, to more than 10,000 tests (a `let` used "
+         "twice counts twice). Split the rule or simplify the named conditions.",
          "", ""),
     # ---------------------------------------------------------------- analysis: SL4xx
     Code("SL401", "shadowed rule", "warning",
