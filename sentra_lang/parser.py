@@ -9,7 +9,6 @@ import os
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any
 
 import lark
 from lark import Lark, Token, Tree

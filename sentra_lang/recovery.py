@@ -114,9 +114,10 @@ class _Recovery:
         interactive = getattr(error, "interactive_parser", None)
         if interactive is not None:
             expected = set(interactive.accepts()) or expected
-        at_end = token is None or token.type == "$END"
-        position = len(self.work) if at_end else (token.start_pos or 0)
-        value = "" if at_end else str(token)
+        if token is None or token.type == "$END":
+            position, value = len(self.work), ""
+        else:
+            position, value = token.start_pos or 0, str(token)
         expected_chars = {self.literals[name] for name in expected if name in self.literals}
         return (self._unclosed(position, value, expected_chars)
                 or self._unmatched(position, value, expected_chars)

@@ -48,7 +48,7 @@ def parse_fields(items: list[str]) -> dict[str, Any]:
             raise UsageError(f"--field expects NAME=VALUE, got `{item}`")
         try:
             value: Any = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or too long a number, too deep)
             value = raw
         fields[name.strip()] = value
     return fields

@@ -11,7 +11,6 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError

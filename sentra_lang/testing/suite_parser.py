@@ -32,8 +32,8 @@ from lark.load_grammar import FromPackageLoader
 from sentra_lang import ast
 from sentra_lang import parser as policy_parser
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import Node, TreeBuilder, deepest, parse_condition
-from sentra_lang.recovery import Syntax, parse_recovering
+from sentra_lang.parser import TreeBuilder, deepest, parse_condition
+from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
 

@@ -248,3 +248,10 @@ def test_cli_modules_import_nothing_heavy_at_start_up() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "[" * 100_000, '{"a": ' * 50_000])
+def test_a_field_value_json_cannot_read_is_a_string(value: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", SENTRA, "APPROVE_TRANSACTION", "-f", f"amount={value}"]) == 0
+    assert "INVALID_INPUT" in capsys.readouterr().out  # a string where a number is declared
