@@ -13,14 +13,13 @@ from typing import Any
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
+from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES, UNDECLARED_FIELDS
 from sentra_lang.loader import LoadedFile, Program
+from sentra_lang.parser import MAX_NESTING
 from sentra_lang.source import NO_SPAN, Span
 
-SIMPLE_TYPES = ("bool", "int", "number", "string")
-NORMALIZATIONS = ("lower", "upper", "trim")
-SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields")
-UNDECLARED_FIELDS = ("refuse", "ignore")
-"""The values of `undeclared_fields` (sentra_runtime.inputs.UNDECLARED_MODES)."""
+MAX_EXPANDED_TESTS = 10_000
+"""The most tests a condition holds with its named conditions expanded (SL304)."""
 NUMERIC = ("int", "number")
 TEXTUAL = ("string", "enum")
 _INTERPOLATION = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}|[{}]")
@@ -119,7 +118,8 @@ class Checker:
         self.program = program
         self.model = Model()
         self.diagnostics: list[Diagnostic] = []
-        self._let_stack: list[str] = []
+        self._expanded: dict[str, tuple[int, int]] = {}
+        """Per named condition: (depth, size) with the named conditions it uses expanded."""
 
     def report(self, code: str, message: str, span: Span, **kwargs: Any) -> None:
         self.diagnostics.append(diagnostic(code, message, span, **kwargs))
@@ -305,9 +305,98 @@ class Checker:
             self.model.lets[name] = LetInfo(name, let.value, let, loaded is self.program.main)
         for info in self.model.lets.values():
             if not info.is_set:
-                self._let_stack = [info.name]
                 self.condition(info.value)  # type: ignore[arg-type]
-                self._let_stack = []
+        self._expand_lets()
+
+    def _expand_lets(self) -> None:
+        """SL213 for named conditions in a cycle; the expanded depth and size of the others,
+        SL013 / SL304 past the limits. Iterative and memoised: a chain of any length or a
+        diamond of `let`s costs linear time, and no later stage expands what is too big."""
+        conditions = {n: i for n, i in self.model.lets.items() if not i.is_set}
+        shapes = {name: self._shape(info.value) for name, info in conditions.items()}  # type: ignore[arg-type]
+        state: dict[str, str] = {}
+        for root in conditions:
+            if root in state:
+                continue
+            path: list[tuple[str, Span]] = []
+            stack: list[tuple[str, int]] = [(root, 0)]
+            state[root] = "open"
+            while stack:
+                name, index = stack.pop()
+                refs = shapes[name][2]
+                if index == len(refs):
+                    state[name] = "done"
+                    self._expanded[name] = self._measure(shapes[name])
+                    if path:
+                        path.pop()
+                    continue
+                stack.append((name, index + 1))
+                target, span, _level = refs[index]
+                if state.get(target) == "open":
+                    self._report_cycle(path + [(name, span)], target)
+                elif target not in state:
+                    state[target] = "open"
+                    path.append((name, span))
+                    stack.append((target, 0))
+        for name in conditions:
+            self._check_expansion(shapes[name], conditions[name].decl.name.span,
+                                  f"named condition `{name}`")
+
+    def _report_cycle(self, path: list[tuple[str, Span]], target: str) -> None:
+        start = next(i for i, (name, _) in enumerate(path) if name == target)
+        cycle = [name for name, _ in path[start:]] + [target]
+        self.report("SL213", f"named condition `{target}` refers to itself: "
+                    + " -> ".join(cycle), path[start][1])
+
+    def _shape(self, cond: ast.Condition) -> tuple[int, int, list[tuple[str, Span, int]]]:
+        """(nesting depth, node count, references to named conditions with their depth)."""
+        depth = size = 0
+        refs: list[tuple[str, Span, int]] = []
+        stack: list[tuple[ast.Condition, int]] = [(cond, 0)]
+        while stack:
+            node, level = stack.pop()
+            size += 1
+            if isinstance(node, (ast.And, ast.Or)):
+                depth = max(depth, level + 1)
+                stack.extend((operand, level + 1) for operand in reversed(node.operands))
+            elif isinstance(node, ast.Not):
+                depth = max(depth, level + 1)
+                stack.append((node.operand, level + 1))
+            elif isinstance(node, ast.Ref):
+                let = self.model.lets.get(node.path.dotted)
+                if let is not None and not let.is_set:
+                    refs.append((let.name, node.span, level))
+        return depth, size, refs
+
+    def _measure(self, shape: tuple[int, int, list[tuple[str, Span, int]]]) -> tuple[int, int]:
+        """Depth and size of a condition with its (already measured) named conditions in; going
+        through a name is a level, as it is a step for every stage that expands it."""
+        depth, size, refs = shape
+        for name, _span, level in refs:
+            inner_depth, inner_size = self._expanded.get(name, (0, 1))
+            depth = max(depth, level + 1 + inner_depth)
+            size += inner_size - 1
+        return depth, size
+
+    def _too_big(self, name: str) -> bool:
+        depth, size = self._expanded.get(name, (0, 1))
+        return depth > MAX_NESTING or size > MAX_EXPANDED_TESTS
+
+    def _check_expansion(self, shape: tuple[int, int, list[tuple[str, Span, int]]], span: Span,
+                         what: str) -> None:
+        """SL013 / SL304 for a condition past the limits once expanded, unless a named
+        condition it uses is past them already (that one is reported, once)."""
+        if any(self._too_big(name) for name, _span, _level in shape[2]):
+            return
+        depth, size = self._measure(shape)
+        if depth > MAX_NESTING:
+            self.report("SL013", f"{what} nests more than {MAX_NESTING} levels deep with the "
+                        "named conditions it uses expanded", span,
+                        help="flatten the chain of `let`s it goes through")
+        elif size > MAX_EXPANDED_TESTS:
+            self.report("SL304", f"{what} expands to more than {MAX_EXPANDED_TESTS} tests with "
+                        "the named conditions it uses expanded", span,
+                        help="a `let` used twice is expanded twice: simplify the conditions")
 
     # ------------------------------------------------------------------- actions
     def actions(self) -> None:
@@ -360,6 +449,7 @@ class Checker:
         risk = self._risk(outcome, clauses.get("risk"))
         if when is not None:
             self.condition(when)
+            self._check_expansion(self._shape(when), when.span, "condition")
         reason = self._text(clauses.get("reason"))
         self._check_interpolation(clauses.get("reason"))
         return RuleInfo(
@@ -442,12 +532,6 @@ class Checker:
             if let.is_set:
                 self.report("SL212", f"`{name}` is a set, not a condition", ref.span,
                             help=f"test membership: `field in {name}`")
-            elif name in self._let_stack:
-                self.report("SL213", f"named condition `{name}` refers to itself", ref.span)
-            elif self._let_stack:
-                self._let_stack.append(name)
-                self.condition(let.value)  # type: ignore[arg-type]
-                self._let_stack.pop()
             return
         if name not in self.model.fields:
             conditions = [n for n, let in self.model.lets.items() if not let.is_set]

@@ -39,8 +39,9 @@ _ENTRIES = [
          "A string literal is not closed on the line it starts on.",
          _policy('action A {\n  allow as X "never closed\n}\n'), '"'),
     Code("SL004", "unexpected end of file", "error",
-         "The file ends in the middle of a construct, usually a missing `}`.",
-         _HEADER + "action A {\n  allow as X\n", "allow as X"),
+         "The file ends in the middle of a construct (a bracket left open at the end is "
+         "SL010).",
+         _HEADER + "otherwise allow risk\n", "otherwise allow risk"),
     Code("SL005", "not a text file", "error",
          "The file is not UTF-8 text (for example a binary file).",
          "", ""),
@@ -57,6 +58,36 @@ _ENTRIES = [
          "A reason interpolates fields as `{field}`; a lone `{` or `}` must be doubled.",
          _policy('input { amount: number? }\naction A {\n  allow as X "amount {amount"\n}\n'),
          '"amount {amount"'),
+    Code("SL010", "unclosed bracket", "error",
+         "A `{`, `(` or `[` is never closed. The error is reported where the closing bracket "
+         "was due, with the opening bracket as a related location (\"this block is never "
+         "closed\"); the rest of the file is still checked, as if the bracket were closed "
+         "there, so one missing `}` gives one error, not a cascade.",
+         _HEADER + "action A {\n  allow as X\n\naction B {\n  allow as Y\n}\n", "action"),
+    Code("SL011", "unmatched closing bracket", "error",
+         "A `}`, `)` or `]` closes nothing: no bracket of its kind is open there.",
+         _HEADER + "action A {\n  allow as X\n}\n}\n", "}"),
+    Code("SL012", "number too long", "error",
+         "A number literal has at most 100 digits (a limit of the language, see "
+         "\"Limits\" in the language reference).",
+         _policy("input { amount: number }\naction A {\n  when amount > " + "9" * 101
+                 + " allow as X\n}\n"), "9" * 101),
+    Code("SL013", "nesting too deep", "error",
+         "A condition nests more than 100 levels deep (`not`, parentheses, `and`/`or` groups "
+         "and, once expanded, the named conditions it uses), or a suite value nests lists "
+         "more than 32 levels deep. These limits keep every stage bounded; see \"Limits\" in "
+         "the language reference.",
+         _policy("input { a: bool }\naction A {\n  when " + "not " * 101 + "a allow as X\n}\n"),
+         "not a"),
+    Code("SL014", "import refused", "error",
+         "An import names a file that may not be imported: not a `.sentra` file, outside the "
+         "policy's root folder (the folder of the policy being compiled, or `--root`), or not "
+         "a regular file (a device, FIFO or socket). Nothing of the file is read or shown.",
+         'import "../elsewhere.sentra"\n' + _policy(""), '"../elsewhere.sentra"'),
+    Code("SL015", "imports nest too deep", "error",
+         "Imports are followed at most 64 files deep (main file, library, library of the "
+         "library, ...).",
+         "", ""),
     # --------------------------------------------------------------- structure: SL05x
     Code("SL050", "missing policy header", "error",
          "A file with action blocks or an `otherwise` must start with a `policy` header; a "
@@ -199,8 +230,9 @@ _ENTRIES = [
          "A `shutdown` rule stops the agent; a risk on it is recorded but never applied.",
          _policy('action A {\n  shutdown risk 10 as X\n}\n'), "10"),
     Code("SL304", "condition too complex", "error",
-         "The condition expands to more than 512 rows in disjunctive normal form. Split the "
-         "rule or name parts of it with `let`.",
+         "The condition expands to more than 512 rows in disjunctive normal form, or, with "
+         "the named conditions it uses expanded, to more than 10,000 tests (a `let` used "
+         "twice counts twice). Split the rule or simplify the named conditions.",
          "", ""),
     Code("SL305", "undeclared fields ignored", "info",
          "The policy says `undeclared_fields ignore`: a key of the input that the policy does "

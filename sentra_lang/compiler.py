@@ -133,13 +133,18 @@ def compile_program(program: Program, *, analyse: bool = True) -> Compilation:
     return run_passes(comp)
 
 
-def compile_file(path: str | os.PathLike[str], *, analyse: bool = True) -> Compilation:
-    """Compile a file. Raises `loader.FileUnreadable` when the file cannot be read."""
-    return compile_program(load_file(path), analyse=analyse)
+def compile_file(path: str | os.PathLike[str], *, analyse: bool = True,
+                 root: str | os.PathLike[str] | None = None) -> Compilation:
+    """Compile a file; its imports stay inside `root` (by default the file's folder).
+
+    Raises `loader.FileUnreadable` when the file cannot be read.
+    """
+    return compile_program(load_file(path, root=root), analyse=analyse)
 
 
-def compile_source(text: str, path: str = "<string>", *, analyse: bool = True) -> Compilation:
-    return compile_program(load_text(text, path), analyse=analyse)
+def compile_source(text: str, path: str = "<string>", *, analyse: bool = True,
+                   root: str | os.PathLike[str] | None = None) -> Compilation:
+    return compile_program(load_text(text, path, root=root), analyse=analyse)
 
 
 # ----------------------------------------------------------------------------- lowering

@@ -11,7 +11,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -36,15 +36,19 @@ class Related:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Diagnostic:
+    """One problem. Equal only to a diagnostic identical in every part: file (through the span),
+    position, code, severity, message, help, related spans and witness. Deduplicating by
+    equality therefore merges true repeats only and never drops a problem of another file."""
+
     code: str
     severity: Severity
     message: str
     span: Span
     help: str | None = None
     related: tuple[Related, ...] = ()
-    witness: dict[str, Any] | None = field(default=None, compare=False)
+    witness: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -52,6 +56,20 @@ class Diagnostic:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.span.path, self.span.start, self.severity.rank, self.code)
+
+    def _identity(self) -> tuple[Any, ...]:
+        witness = None if self.witness is None else json.dumps(self.witness, sort_keys=True,
+                                                               default=repr)
+        return (self.span, self.code, self.severity, self.message, self.help, self.related,
+                witness)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Diagnostic):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
 
 def diagnostic(
@@ -79,6 +97,7 @@ def diagnostic(
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """By file, position, severity and code; exact repeats (equal in every part) once."""
     unique = list(dict.fromkeys(diagnostics))
     return sorted(unique, key=Diagnostic.sort_key)
 

@@ -1,8 +1,10 @@
-"""Finding the files a command works on, and writing files so no reader sees half of one."""
+"""Finding the files a command works on, reading them within bounds, and writing files so no
+reader sees half of one."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +25,57 @@ def find_files(paths: Iterable[str | os.PathLike[str]], suffix: str) -> list[Pat
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
     return list(dict.fromkeys(found))
+
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+"""The largest policy or suite file read (larger ones are refused before parsing, SL006)."""
+
+_CHUNK = 1024 * 1024
+
+
+class NotARegularFile(OSError):
+    """A device, FIFO, socket or folder where a regular file is required."""
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int, *,
+                 regular_only: bool = False) -> tuple[bytes, int | None]:
+    """At most `limit + 1` bytes of the file, and its size when the system knows it.
+
+    Reading one byte past the limit tells a too-large file apart without reading it all, so
+    `/dev/zero` or a growing file cannot exhaust memory. With `regular_only`, anything but a
+    regular file is refused before a byte is read (a FIFO is opened without blocking, so it
+    cannot hang the reader). Raises OSError (IsADirectoryError, NotARegularFile, ...).
+    """
+    flags = os.O_RDONLY | (getattr(os, "O_NONBLOCK", 0) if regular_only else 0)
+    handle = os.open(path, flags)
+    try:
+        info = os.fstat(handle)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "it is a folder", os.fspath(path))
+        regular = stat.S_ISREG(info.st_mode)
+        if regular_only and not regular:
+            raise NotARegularFile(f"not a regular file ({_kind(info.st_mode)})")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(handle, min(_CHUNK, remaining))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(handle)
+    return b"".join(chunks), (info.st_size if regular and info.st_size else None)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -33,7 +33,7 @@ from pygments.token import (
 )
 
 from sentra_lang import keywords
-from sentra_lang.checker import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES
+from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES
 
 TEXTMATE_PATH = Path(__file__).parent / "editors" / "sentra.tmLanguage.json"
 SUITE_TEXTMATE_PATH = Path(__file__).parent / "editors" / "sentra-test.tmLanguage.json"

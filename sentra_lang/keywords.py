@@ -1,8 +1,10 @@
-"""The language's reserved words, written once.
+"""The language's vocabulary, written once: reserved words and the built-in names.
 
-The grammar (`grammar.lark`) spells the same words; a test keeps `KEYWORDS` equal to
-`parser.grammar_keywords()`. The Pygments lexer and the TextMate grammar are built from these
-groups, so highlighting cannot drift from what the parser accepts.
+The grammar (`grammar.lark`) spells the same reserved words; a test keeps `KEYWORDS` equal to
+`parser.grammar_keywords()`. The checker accepts exactly the built-in names below (types,
+normalisations, settings), and the Pygments lexer and the TextMate grammar are built from the
+same groups, so highlighting cannot drift from what the parser and the checker accept. This
+module imports nothing, so every stage can use it without an import cycle.
 """
 
 from __future__ import annotations
@@ -18,3 +20,10 @@ KEYWORDS: frozenset[str] = frozenset(
     DECLARATIONS + CLAUSES + TYPE_WORDS + OUTCOMES + OPERATOR_WORDS + CONSTANTS
 )
 
+
+# Built-in names: not reserved (they are NAME tokens), but the checker knows each of them.
+SIMPLE_TYPES = ("bool", "int", "number", "string")
+NORMALIZATIONS = ("lower", "upper", "trim")
+SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields")
+UNDECLARED_FIELDS = ("refuse", "ignore")
+"""The values of `undeclared_fields` (sentra_runtime.inputs.UNDECLARED_MODES)."""

@@ -5,24 +5,27 @@ Nothing from Lark leaves this module: callers get a `Module` and a list of diagn
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any
 
 import lark
 from lark import Lark, Token, Tree
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic
+from sentra_lang.files import MAX_SOURCE_BYTES, read_bounded
+from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 
-MAX_SOURCE_BYTES = 8 * 1024 * 1024
-MAX_SYNTAX_ERRORS = 20
-# A node of Lark's concrete syntax tree (a Tree or a Token); its shape is the grammar's.
-Node = Any
+MAX_NESTING = 100
+"""The deepest a condition nests (`not`, `and`, `or`; docs/language.md, "Limits")."""
+MAX_NUMBER_DIGITS = 100
+"""The most digits a number literal has (docs/language.md, "Limits")."""
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+_CONDITION_NESTING = frozenset({"or_cond", "and_cond", "not_cond"})
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -36,12 +39,19 @@ _TERMINAL_WORDS = {
     "OPTIONAL": "`?`",
     "$END": "end of file",
 }
+TOP_LEVEL_WORDS = frozenset({"policy", "input", "let", "action", "otherwise", "import"})
 
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     grammar = resources.files("sentra_lang").joinpath("grammar.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                start=["start", "condition"])
+
+
+def policy_syntax() -> Syntax:
+    """The policy grammar, for error reporting (the suite grammar extends it)."""
+    return Syntax(_lark(), _TERMINAL_WORDS, TOP_LEVEL_WORDS)
 
 
 def grammar_keywords() -> set[str]:
@@ -63,116 +73,88 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help="a policy starts with `policy NAME version \"1\" { }`")]
-    tree, syntax_errors = _parse_recovering(source)
+    tree, syntax_errors = parse_recovering(source, policy_syntax())
     if syntax_errors:
         return None, syntax_errors
     builder = TreeBuilder(source)
+    too_deep = builder.too_deep(tree)
+    if too_deep:
+        return None, too_deep
     module = builder.module(tree)
     return module, builder.diagnostics
 
 
-def _parse_recovering(source: Source) -> tuple[Node | None, list[Diagnostic]]:
-    """Parse; on a syntax error, blank the offending line and parse again to find the next.
+def parse_condition(source: Source, start: int,
+                    end: int) -> tuple[ast.Condition, list[Diagnostic]] | None:
+    """The condition `source.text[start:end]` (spans in `source`) and its diagnostics.
 
-    Blanking keeps every offset in place, so each error points into the original text, and a
-    line-oriented language rarely needs more than the bad line removed to go on.
+    None when the text is not one condition within the limits; the caller then parses the
+    whole file with its own grammar, which reports the error in context.
     """
-    text = source.text
-    errors: list[Diagnostic] = []
-    while len(errors) < MAX_SYNTAX_ERRORS:
-        try:
-            tree = _lark().parse(text)
-            return (None if errors else tree), errors
-        except lark.exceptions.UnexpectedInput as error:
-            errors.append(syntax_diagnostic(source, error))
-            if errors[-1].code == "SL004":
-                break
-            start = text.rfind("\n", 0, error.pos_in_stream) + 1
-            end = text.find("\n", error.pos_in_stream)
-            end = len(text) if end < 0 else end
-            if not text[start:end].strip():
-                break
-            text = text[:start] + " " * (end - start) + text[end:]
-    return None, errors
+    try:
+        tree = _lark().parse(source.text[start:end], start="condition")
+    except lark.exceptions.LarkError:
+        return None
+    builder = TreeBuilder(source, offset=start)
+    if builder.too_deep(tree):
+        return None
+    return builder.condition(tree), builder.diagnostics
 
 
-def parse_bytes(data: bytes, path: str) -> tuple[ast.Module | None, list[Diagnostic], Source]:
-    """Decode and parse a file's bytes; binary or oversized input is a diagnostic, not a crash."""
+def grammar_terminals() -> list[lark.lexer.TerminalDef]:
+    """The policy grammar's terminals (the suite parser builds its tokens from them)."""
+    return list(_lark().terminals)
+
+
+def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Source, list[Diagnostic]]:
+    """A file's bytes as source text, or why they are none: what a policy or suite file may hold.
+
+    Over 8 MiB is SL006, anything but UTF-8 text (a NUL byte included) SL005; then the source is
+    empty, so no diagnostic ever shows the bytes of a file that is not text. A leading UTF-8 byte
+    order mark is dropped (editors write one and hide it). `size` is the file's full size when
+    `data` is only its first bytes.
+    """
     if len(data) > MAX_SOURCE_BYTES:
         source = Source(path, "")
-        size = f"{len(data) / 1024 / 1024:.1f} MiB"
-        return None, [diagnostic("SL006", f"file is {size}, over the 8 MiB limit",
-                                 Span.of_offsets(source, 0, 0))], source
+        message = (f"file is {size / 1024 / 1024:.1f} MiB, over the 8 MiB limit" if size
+                   else "file is over the 8 MiB limit")
+        return source, [diagnostic("SL006", message, Span.of_offsets(source, 0, 0),
+                                   help="split the policy into libraries joined with `import`")]
+    bad = _first_bad_byte(data)
+    if bad is not None:
+        prefix = data[:bad].decode("utf-8").removeprefix("\ufeff")
+        line = prefix.count("\n") + 1
+        column = len(prefix) - (prefix.rfind("\n") + 1) + 1
+        span = Span(Source(path, ""), line, column, line, column + 1, 0, 0)
+        return span.source, [diagnostic("SL005", f"file is not UTF-8 text (byte {bad})", span,
+                                        help="policy and suite files are UTF-8 text")]
+    return Source(path, data.decode("utf-8").removeprefix("\ufeff")), []
+
+
+def _first_bad_byte(data: bytes) -> int | None:
+    """The offset of the first byte that is not UTF-8 text (a NUL counts), or None."""
     try:
-        text = data.decode("utf-8")
-        if "\x00" in text:
-            raise UnicodeDecodeError("utf-8", data, text.index("\x00"), text.index("\x00") + 1,
-                                     "NUL byte")
+        data.decode("utf-8")
     except UnicodeDecodeError as error:
-        prefix = data[: error.start].decode("utf-8", errors="replace")
-        source = Source(path, prefix + "\ufffd")
-        span = Span.of_offsets(source, len(prefix), len(prefix) + 1)
-        return None, [diagnostic("SL005", f"file is not UTF-8 text (byte {error.start})", span,
-                                 help="policy files are UTF-8 text")], source
-    module, diagnostics = parse(text, path)
-    return module, diagnostics, Source(path, text)
+        nul = data.find(b"\x00", 0, error.start)
+        return nul if nul >= 0 else error.start
+    nul = data.find(b"\x00")
+    return nul if nul >= 0 else None
+
+
+def read_source(path: str | os.PathLike[str], display: str | None = None, *,
+                regular_only: bool = False) -> tuple[Source, list[Diagnostic]]:
+    """Read a policy or suite file within the size limit (`files.read_bounded`) and decode it.
+
+    Raises OSError when the file cannot be read (with `regular_only`, NotARegularFile for a
+    device, FIFO or socket).
+    """
+    data, size = read_bounded(path, MAX_SOURCE_BYTES, regular_only=regular_only)
+    return decode_source(data, os.fspath(path) if display is None else display, size)
 
 
 def _only_comments(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
-
-
-def describe_expected(expected: set[str], grammar: Lark, words: dict[str, str]) -> str:
-    """What the parser expected, in words: `words` names the grammar's pattern terminals."""
-    terminals = {t.name: t for t in grammar.terminals}
-    described = set()
-    for name in expected:
-        if name in words:
-            described.add(words[name])
-        elif name in terminals and terminals[name].pattern.type == "str":
-            described.add(f"`{terminals[name].pattern.value}`")
-        else:
-            described.add(name.lower())
-    ordered = sorted(described)
-    if len(ordered) == 1:
-        return ordered[0]
-    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
-
-
-def syntax_diagnostic(source: Source, error: lark.exceptions.UnexpectedInput,
-                      grammar: Lark | None = None, words: dict[str, str] | None = None,
-                      ) -> Diagnostic:
-    """A Lark error as a diagnostic (SL001-SL004); the suite grammar reuses it with its words."""
-    grammar = grammar or _lark()
-    words = _TERMINAL_WORDS if words is None else words
-
-    def expected_text(names: set[str]) -> str:
-        return f"expected {describe_expected(names, grammar, words)}"
-
-    if isinstance(error, lark.exceptions.UnexpectedCharacters):
-        offset = error.pos_in_stream or 0
-        char = source.text[offset]
-        span = Span.of_offsets(source, offset, offset + 1)
-        if char == '"':
-            return diagnostic("SL003", "unterminated string", span,
-                              help="close the string with `\"` on the same line")
-        allowed = set(error.allowed or ())
-        return diagnostic("SL002", f"unexpected character `{char}`", span,
-                          help=expected_text(allowed) if allowed else None)
-    token = getattr(error, "token", None)
-    expected = set(getattr(error, "expected", ()) or ())
-    interactive = getattr(error, "interactive_parser", None)
-    if interactive is not None:
-        expected = set(interactive.accepts()) or expected
-    if token is None or token.type == "$END":
-        stripped = source.text.rstrip()
-        line_start = stripped.rfind("\n") + 1
-        indent = len(stripped[line_start:]) - len(stripped[line_start:].lstrip())
-        span = Span.of_offsets(source, line_start + indent, len(stripped))
-        return diagnostic("SL004", "unexpected end of file", span, help=expected_text(expected))
-    start = token.start_pos or 0
-    span = Span.of_offsets(source, start, start + len(token.value))
-    return diagnostic("SL001", f"unexpected `{token.value}`", span, help=expected_text(expected))
 
 
 class TreeBuilder:
@@ -183,8 +165,10 @@ class TreeBuilder:
     literals. Its methods take trees of `grammar.lark`'s rules.
     """
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, offset: int = 0) -> None:
         self.source = source
+        self.offset = offset
+        """Where the parsed text starts in the source (a condition inside a suite)."""
         self.diagnostics: list[Diagnostic] = []
 
     # -- spans
@@ -193,7 +177,18 @@ class TreeBuilder:
             start, end = node.start_pos or 0, node.end_pos or 0
         else:
             start, end = node.meta.start_pos, node.meta.end_pos
-        return Span.of_offsets(self.source, start, end)
+        return Span.of_offsets(self.source, start + self.offset, end + self.offset)
+
+    # -- limits, checked on the concrete tree before the (recursive) building
+    def too_deep(self, tree: Node) -> list[Diagnostic]:
+        """SL013 for the first condition nested more than `MAX_NESTING` levels deep."""
+        node = deepest(tree, _CONDITION_NESTING, MAX_NESTING)
+        if node is None:
+            return []
+        return [diagnostic("SL013", f"condition nests more than {MAX_NESTING} levels deep",
+                           self.span(node),
+                           help="name parts of the condition with `let`, or flatten it "
+                                "(`not not x` is `x`)")]
 
     # -- top level
     def module(self, tree: Node) -> ast.Module:
@@ -360,9 +355,17 @@ class TreeBuilder:
         span = self.span(token)
         if tree.data == "boolean":
             return ast.Bool(str(token) == "true", span=span)
-        text = str(token)
-        value: int | float = float(text) if "." in text else int(text)
-        return ast.Num(value, span=span)
+        return ast.Num(self.number(str(token), span), span=span)
+
+    def number(self, text: str, span: Span) -> int | float:
+        """A number literal's value; over `MAX_NUMBER_DIGITS` digits is SL012 (and 0)."""
+        digits = len(text) - text.count("-") - text.count(".")
+        if digits > MAX_NUMBER_DIGITS:
+            self.diagnostics.append(diagnostic(
+                "SL012", f"number has {digits} digits, over the limit of {MAX_NUMBER_DIGITS}",
+                span, help="policies compare with numbers of at most 100 digits"))
+            return 0
+        return float(text) if "." in text else int(text)
 
     def string(self, tree: Node) -> ast.Str:
         token = tree.children[0] if isinstance(tree, Tree) else tree
@@ -389,3 +392,21 @@ class TreeBuilder:
                 out.append(char)
                 index += 1
         return "".join(out)
+
+
+def deepest(tree: Node, kinds: frozenset[str], limit: int) -> Node | None:
+    """The first node of `kinds` nested more than `limit` deep in others of `kinds`, or None.
+
+    Iterative, so a tree of any depth is measured without recursion.
+    """
+    stack: list[tuple[Node, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in kinds:
+            depth += 1
+            if depth > limit:
+                return node
+        stack.extend((child, depth) for child in reversed(node.children))
+    return None

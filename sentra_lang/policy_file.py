@@ -16,7 +16,11 @@ from sentra_runtime import Policy, PolicyLoadError, load_policy
 
 from sentra_lang.compiler import Compilation, compile_file
 from sentra_lang.diagnostics import Severity, render_human
+from sentra_lang.files import read_bounded
 from sentra_lang.loader import FileUnreadable
+
+MAX_TABLE_BYTES = 64 * 1024 * 1024
+"""The largest compiled table read (a table is larger than its source: 8 MiB of source at most)."""
 
 
 @dataclass
@@ -35,16 +39,18 @@ class LoadedPolicy:
 
 
 def load_policy_file(path: str | os.PathLike[str], *, analyse: bool = False,
-                     source_only: bool = False) -> LoadedPolicy:
+                     source_only: bool = False,
+                     root: str | os.PathLike[str] | None = None) -> LoadedPolicy:
     """Compile or load the policy at `path` (`source_only`: always compile it as source).
 
-    Raises `loader.FileUnreadable` when the file cannot be read at all; every other problem
-    (a compile error, a library without a policy, a bad table) is in `problems`.
+    A source's imports stay inside `root` (by default its folder). Raises
+    `loader.FileUnreadable` when the file cannot be read at all; every other problem (a compile
+    error, a library without a policy, a bad table) is in `problems`.
     """
     path = Path(path)
     if path.suffix == ".json" and not source_only:
         return _load_table(path)
-    result = compile_file(path, analyse=analyse)
+    result = compile_file(path, analyse=analyse, root=root)
     loaded = LoadedPolicy(path, compilation=result)
     if not result.ok:
         loaded.problems = [render_human(d) for d in result.sorted_diagnostics()
@@ -59,7 +65,11 @@ def load_policy_file(path: str | os.PathLike[str], *, analyse: bool = False,
 
 def _load_table(path: Path) -> LoadedPolicy:
     try:
-        text = path.read_text(encoding="utf-8")
+        data, _ = read_bounded(path, MAX_TABLE_BYTES)
+        if len(data) > MAX_TABLE_BYTES:
+            return LoadedPolicy(path, problems=[f"{path}: the table is over the "
+                                                f"{MAX_TABLE_BYTES // 1024 // 1024} MiB limit"])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FileUnreadable(f"cannot read `{path}`: {error}") from error
     try:

@@ -39,17 +39,34 @@ class Source:
         return line, offset - self.line_starts[line - 1] + 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Span:
-    """A range in a source: 1-based lines and columns (end exclusive) and character offsets."""
+    """A range in a source: 1-based lines and columns (end exclusive) and character offsets.
 
-    source: Source = field(compare=False, repr=False)
+    Two spans are equal when they cover the same range of the same file (by path): the
+    source text is not compared, but the path is, so the same range in two files never
+    compares equal and a diagnostic can never stand in for another file's.
+    """
+
+    source: Source = field(repr=False)
     line: int
     column: int
     end_line: int
     end_column: int
     start: int
     end: int
+
+    def _key(self) -> tuple[str, int, int, int, int, int, int]:
+        return (self.source.path, self.start, self.end, self.line, self.column, self.end_line,
+                self.end_column)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Span):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def path(self) -> str:

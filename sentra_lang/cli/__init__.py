@@ -1,15 +1,22 @@
 """The `sentra-lang` command line: one module per command, each with `register` and `run`.
 
+Command modules import only the standard library at the top; what a command needs (the
+compiler, the runtime, the server) is imported when it runs, so start-up stays fast
+(`tests/bench/startup_bench.py`).
+
 Exit codes are stable and documented in docs/cli.md:
-0 success (warnings allowed), 1 errors or failures found, 2 usage error, 5 nothing collected.
+0 success (warnings allowed), 1 errors or failures found, 2 usage error (a missing extra
+included), 5 nothing collected, 130 interrupted, 141 standard output closed early (a pipe).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sentra_lang import __version__
 
@@ -17,6 +24,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_COLLECTED = 5
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a process the closed pipe stopped
 
 COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve", "lsp"]
 
@@ -44,16 +53,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command; the exit code. Output cut short by its reader (`| head`) ends quietly."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+@lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    """The parser `main` uses, built once a process (`main` may run many times in one)."""
+    return build_parser()
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_USAGE
+    from sentra_lang.cli.extras import MissingExtra
+
     try:
         code: int = args.run(args)
-    except UsageError as error:
+    except (UsageError, MissingExtra) as error:
         print(f"sentra-lang {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
     return code
+
+
+def _discard_stdout() -> None:
+    """The reader of standard output has gone (`... | head`): send what is left nowhere, so
+    the interpreter's last flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (captured in tests)
+        pass

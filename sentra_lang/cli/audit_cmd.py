@@ -14,9 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime.audit import read_jsonl, verify_records, write_jsonl
-from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
-
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 
 
@@ -37,6 +34,9 @@ def register(subparsers: Any) -> None:
 
 
 def _records(path_text: str) -> list[dict[str, Any]]:
+    from sentra_runtime.audit import read_jsonl
+    from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
+
     path = Path(path_text)
     if not path.is_file():
         raise UsageError(f"no such audit log: {path_text}")
@@ -51,12 +51,16 @@ def _records(path_text: str) -> list[dict[str, Any]]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from sentra_runtime.audit import verify_records
+
     result = verify_records(_records(args.log), expected_head=args.expected_head)
     print(f"{args.log}: {result}")
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from sentra_runtime.audit import write_jsonl
+
     records = _records(args.log)
     if not args.output:
         write_jsonl(records, sys.stdout)

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sentra_lang import __version__
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
-from sentra_lang.cli.paths import expand
-from sentra_lang.compiler import compile_file
-from sentra_lang.diagnostics import (
-    Diagnostic,
-    Severity,
-    render_github,
-    render_human,
-    render_json,
-    render_sarif,
-    render_summary,
-    sort_diagnostics,
-)
-from sentra_lang.loader import FileUnreadable
+from sentra_lang.cli.paths import add_root_option, expand, root_of
+
+if TYPE_CHECKING:
+    from sentra_lang.diagnostics import Diagnostic
 
 
 def register(subparsers: Any) -> None:
@@ -38,22 +30,37 @@ def register(subparsers: Any) -> None:
                         help="include analysis notes (overlaps, uncovered inputs), in every format")
     add_color_option(parser)
     parser.add_argument("--no-analysis", action="store_true", help="skip the exact analysis")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
-def collect(paths: list[str], *, analyse: bool = True) -> tuple[list[Diagnostic], int]:
+def collect(paths: list[str], *, analyse: bool = True,
+            root: Path | None = None) -> tuple[list[Diagnostic], int]:
+    from sentra_lang.compiler import compile_file
+    from sentra_lang.diagnostics import sort_diagnostics
+    from sentra_lang.loader import FileUnreadable
+
     files = expand(paths)
     diagnostics: list[Diagnostic] = []
     for path in files:
         try:
-            diagnostics.extend(compile_file(path, analyse=analyse).diagnostics)
+            diagnostics.extend(compile_file(path, analyse=analyse, root=root).diagnostics)
         except FileUnreadable as error:
             raise UsageError(str(error)) from error
     return sort_diagnostics(diagnostics), len(files)
 
 
 def run(args: argparse.Namespace) -> int:
-    diagnostics, count = collect(args.paths, analyse=not args.no_analysis)
+    from sentra_lang.diagnostics import (
+        Severity,
+        render_github,
+        render_human,
+        render_json,
+        render_sarif,
+        render_summary,
+    )
+
+    diagnostics, count = collect(args.paths, analyse=not args.no_analysis, root=root_of(args))
     shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
     if args.format == "json":
         sys.stdout.write(render_json(shown))
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         for diag in shown:
             print(render_human(diag, color=color))
             print()
-        print(render_summary(diagnostics, count))
+        hidden = len(diagnostics) - len(shown)
+        hint = f" (add --notes to see {'it' if hidden == 1 else 'them'})" if hidden else ""
+        print(render_summary(diagnostics, count) + hint)
     failing = {Severity.ERROR} | ({Severity.WARNING} if args.strict else set())
     return EXIT_FAILURE if any(d.severity in failing for d in diagnostics) else EXIT_OK

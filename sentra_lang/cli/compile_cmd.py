@@ -8,16 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import load_policy
-from sentra_runtime.codegen import compile_matcher
-
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
-from sentra_lang.compiler import compile_file
-from sentra_lang.diagnostics import Severity, render_human
-from sentra_lang.files import write_atomically
-from sentra_lang.loader import FileUnreadable
-from sentra_lang.table import dump_table
+from sentra_lang.cli.paths import add_root_option, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -32,12 +25,19 @@ def register(subparsers: Any) -> None:
                         help="what to write: the decision table (JSON, the default) or the "
                              "matcher the runtime generates from it when it loads the table "
                              "(Python source, exactly the code that runs)")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentra_lang.compiler import compile_file
+    from sentra_lang.diagnostics import Severity, render_human
+    from sentra_lang.files import write_atomically
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.table import dump_table
+
     try:
-        result = compile_file(args.file, analyse=False)
+        result = compile_file(args.file, analyse=False, root=root_of(args))
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
     for diag in result.sorted_diagnostics():
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     text = dump_table(result.table)
     if args.emit == "python":
+        from sentra_runtime import load_policy
+        from sentra_runtime.codegen import compile_matcher
+
         text = compile_matcher(load_policy(result.table.model_dump(mode="json"))).source
     if args.output:
         try:

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
-from sentra_lang.cli.paths import expand
-from sentra_lang.compiler import Compilation
-from sentra_lang.diagnostics import render_human, render_summary
-from sentra_lang.loader import FileUnreadable
+from sentra_lang.cli.extras import require
+from sentra_lang.cli.paths import add_root_option, expand, root_of
+
+if TYPE_CHECKING:
+    from sentra_lang.compiler import Compilation
+    from sentra_lang.docgen import Coverage
 
 if TYPE_CHECKING:
     from sentra_lang.docgen import Coverage
@@ -42,14 +44,16 @@ def register(subparsers: Any) -> None:
                         "each rule and mark the rules none covers")
     parser.add_argument("--title", default="Policy reference", help="the site's name")
     add_color_option(parser)
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
-def _compile(paths: list[str]) -> list[Compilation]:
+def _compile(paths: list[str], root: Path | None) -> list[Compilation]:
     from sentra_lang.docgen.collect import compile_policies
+    from sentra_lang.loader import FileUnreadable
 
     try:
-        return compile_policies(expand(paths))
+        return compile_policies(expand(paths), root=root)
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
 
@@ -79,17 +83,16 @@ def _output(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:  # the generator's own dependencies (Jinja, Pygments, mkdocs-material): an extra
-        from sentra_lang.docgen import DocsBuildError, build_site, policy_docs, write_markdown
-        from sentra_lang.docgen.build import staged_output
-        from sentra_lang.docgen.collect import errors_of
-    except ModuleNotFoundError as error:
-        if (error.name or "").startswith("sentra_lang"):
-            raise
-        raise UsageError(EXTRA_MISSING) from error
+    if not args.markdown_only:
+        require("docs", "mkdocs", "material")
+    from sentra_lang.diagnostics import render_human, render_summary
+    from sentra_lang.docgen import DocsBuildError, build_site, policy_docs, write_markdown
+    from sentra_lang.docgen.build import staged_output
+    from sentra_lang.docgen.collect import errors_of
+
     output = _output(args)
     coverage = _coverage(args.coverage)
-    compilations = _compile(args.paths)
+    compilations = _compile(args.paths, root_of(args))
     errors = errors_of(compilations)
     if errors:
         for diag in errors:

@@ -12,13 +12,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from sentra_runtime import Engine, MemoryStore, Policy
+from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.loader import FileUnreadable
-from sentra_lang.policy_file import load_policy_file
+from sentra_lang.cli.paths import add_root_option, root_of
+
+if TYPE_CHECKING:
+    from sentra_runtime import Decision, Policy
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--state", metavar="RISK,STRIKES", default="0,0",
                         help="the agent's cumulative risk and blocked attempts before the action")
     parser.add_argument("--format", choices=["human", "json"], default="human")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -47,7 +48,7 @@ def parse_fields(items: list[str]) -> dict[str, Any]:
             raise UsageError(f"--field expects NAME=VALUE, got `{item}`")
         try:
             value: Any = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or too long a number, too deep)
             value = raw
         fields[name.strip()] = value
     return fields
@@ -64,13 +65,16 @@ def parse_state(text: str) -> tuple[int, int]:
     return risk, strikes
 
 
-def load(path_text: str) -> Policy | None:
+def load(path_text: str, root: Path | None = None) -> Policy | None:
     """The policy at ``path_text``; ``None`` after printing diagnostics of a broken .sentra file."""
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.policy_file import load_policy_file
+
     path = Path(path_text)
     if not path.is_file():
         raise UsageError(f"no such policy file: {path_text}")
     try:
-        loaded = load_policy_file(path)
+        loaded = load_policy_file(path, root=root)
     except FileUnreadable as error:
         raise UsageError(str(error)) from None
     if loaded.compilation is None and not loaded.ok:
@@ -80,20 +84,53 @@ def load(path_text: str) -> Policy | None:
     return loaded.policy
 
 
+def typed_actuals(decision: Decision, policy: Policy) -> list[Any]:
+    """Each trial's actual value with its JSON type (`null` when the field is missing).
+
+    The runtime's `RuleTrial.actual` is display text (`"20"`, `"none"`); the typed value is
+    read from the decision's trace: the field of the trial's first failing test, in the
+    normalised input the rules saw.
+    """
+    trace = decision.trace
+    trials = decision.explanation.trials
+    if trace is None or trace.block is None:
+        return [None for _ in trials]
+    rows = {row.row: row for row in trace.rows}
+    specs = policy.actions[trace.block].rows
+    actuals: list[Any] = []
+    for trial in trials:
+        tried = rows.get(trial.row)
+        failing = None if trial.matched or tried is None else next(
+            (index for index, result in enumerate(tried.conditions) if not result.holds), None)
+        value = (None if failing is None
+                 else trace.values.get(specs[trial.row].tests[failing].field))
+        actuals.append(sorted(value) if isinstance(value, (set, frozenset)) else value)
+    return actuals
+
+
+def to_json(decision: Decision, policy: Policy) -> str:
+    """The decision, its explanation (with a one-line summary) and typed actual values."""
+    data = decision.to_dict(explanation=True)
+    data["explanation"]["summary"] = decision.explanation.summary()
+    for trial, actual in zip(data["explanation"]["trials"], typed_actuals(decision, policy)):
+        trial["actual"] = actual
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
 def run(args: argparse.Namespace) -> int:
     fields = parse_fields(args.field)
     risk, strikes = parse_state(args.state)
-    policy = load(args.policy)
+    policy = load(args.policy, root_of(args))
     if policy is None:
         return EXIT_FAILURE
+    from sentra_runtime import Engine, MemoryStore
+
     store = MemoryStore(audit=False)
     engine = Engine(policy, store)
     store.set_state(args.agent, risk, strikes)
     decision = engine.evaluate(args.agent, args.action, fields)
     if args.format == "json":
-        data = decision.to_dict(explanation=True)
-        data["explanation"]["summary"] = decision.explanation.summary()
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(to_json(decision, policy))
     else:
         print(f"{decision.label} ({decision.rule_id})")
         print(f"reason: {decision.reason}")

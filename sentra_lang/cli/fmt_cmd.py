@@ -11,15 +11,17 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.paths import expand
-from sentra_lang.diagnostics import Diagnostic, render_human, sort_diagnostics
-from sentra_lang.files import write_atomically
-from sentra_lang.formatter import format_source
-from sentra_lang.parser import parse_bytes
+
+if TYPE_CHECKING:
+    from sentra_lang.diagnostics import Diagnostic
 
 STDIN = "-"
+STDIN_NAME = "<stdin>"
+BOM = "\ufeff"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,52 +54,75 @@ def collect(paths: list[str]) -> list[str]:
     return files
 
 
-def _read(path: Path) -> str | None:
-    """The file's text; None (after printing why) when it is not UTF-8 text."""
+def _decoded(data: bytes, name: str, size: int | None = None) -> tuple[str, str] | None:
+    """(the text as written, with its byte order mark if any; the text to format), or None
+    after printing why it cannot be formatted (not UTF-8 text, over 8 MiB)."""
+    from sentra_lang.parser import decode_source
+
+    source, problems = decode_source(data, name, size)
+    if problems:
+        _report(problems, name)
+        return None
+    written = BOM + source.text if data.startswith(BOM.encode()) else source.text
+    return written, source.text
+
+
+def _read(path: Path) -> tuple[str, str] | None:
+    """A file's text, read within the 8 MiB limit (`_decoded`)."""
+    from sentra_lang.files import MAX_SOURCE_BYTES, read_bounded
+
     try:
-        data = path.read_bytes()
+        data, size = read_bounded(path, MAX_SOURCE_BYTES)
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        _, diagnostics, _ = parse_bytes(data, str(path))
-        _report(diagnostics, str(path))
-        return None
+    return _decoded(data, str(path), size)
+
+
+def _read_stdin() -> tuple[str, str] | None:
+    """Standard input's text, read within the same limit as a file (`_decoded`)."""
+    from sentra_lang.files import MAX_SOURCE_BYTES
+
+    return _decoded(sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1), STDIN_NAME)
 
 
 def format_file(path: Path, args: argparse.Namespace) -> int:
-    text = _read(path)
-    formatted = None if text is None else _format_or_report(text, str(path))
-    if text is None or formatted is None:
+    read = _read(path)
+    formatted = None if read is None else _format_or_report(read[1], str(path))
+    if read is None or formatted is None:
         return EXIT_FAILURE
-    if formatted == text:
+    written = read[0]
+    if formatted == written:
         return EXIT_OK
     if args.diff:
-        sys.stdout.write(_diff(text, formatted, str(path)))
+        sys.stdout.write(_diff(written, formatted, str(path)))
     if args.check:
         if not args.diff:
             print(f"would reformat {path}")
         return EXIT_FAILURE
     if not args.diff:
+        from sentra_lang.files import write_atomically
+
         write_atomically(path, formatted)
         print(f"reformatted {path}", file=sys.stderr)
     return EXIT_OK
 
 
 def format_stdin(args: argparse.Namespace) -> int:
-    text = sys.stdin.read()
-    formatted = _format_or_report(text, "<stdin>")
-    if formatted is None:
+    read = _read_stdin()
+    formatted = None if read is None else _format_or_report(read[1], STDIN_NAME)
+    if read is None or formatted is None:
         return EXIT_FAILURE
+    written = read[0]
     if args.diff:
-        sys.stdout.write(_diff(text, formatted, "<stdin>"))
+        sys.stdout.write(_diff(written, formatted, STDIN_NAME))
     elif not args.check:
         sys.stdout.write(formatted)
-    return EXIT_FAILURE if args.check and formatted != text else EXIT_OK
+    return EXIT_FAILURE if args.check and formatted != written else EXIT_OK
 
 
 def _format_or_report(text: str, path: str) -> str | None:
+    from sentra_lang.formatter import format_source
+
     formatted, diagnostics = format_source(text, path)
     if formatted is None:
         _report(diagnostics, path)
@@ -105,6 +130,8 @@ def _format_or_report(text: str, path: str) -> str | None:
 
 
 def _report(diagnostics: list[Diagnostic], path: str) -> None:
+    from sentra_lang.diagnostics import render_human, sort_diagnostics
+
     for diag in sort_diagnostics(diagnostics):
         print(render_human(diag), file=sys.stderr)
     print(f"sentra-lang fmt: {path} not formatted: it does not parse", file=sys.stderr)

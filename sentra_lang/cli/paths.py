@@ -1,7 +1,8 @@
-"""Turning command-line PATH arguments (files or folders) into the files to work on."""
+"""Command-line PATH arguments: the files to work on, and the root folder imports stay in."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from sentra_lang.cli import UsageError
@@ -14,3 +15,20 @@ def expand(paths: list[str], suffix: str = ".sentra") -> list[Path]:
         return find_files(paths, suffix)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+
+
+def add_root_option(parser: argparse.ArgumentParser) -> None:
+    """`--root DIR`: the folder a policy's imports must stay in (docs/language.md, "Imports")."""
+    parser.add_argument("--root", metavar="DIR",
+                        help="the folder imports must stay inside (default: each policy's own "
+                        "folder)")
+
+
+def root_of(args: argparse.Namespace) -> Path | None:
+    """The `--root` folder, checked; None when not given (each policy's folder is its root)."""
+    if args.root is None:
+        return None
+    root = Path(args.root)
+    if not root.is_dir():
+        raise UsageError(f"--root {args.root}: no such folder")
+    return root

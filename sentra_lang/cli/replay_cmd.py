@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import UsageError
-from sentra_lang.loader import FileUnreadable
-from sentra_lang.policy_file import load_policy_file
-from sentra_lang.testing.replay import AuditLogError, read_records, render, replay, write_suite
+from sentra_lang.cli.paths import add_root_option, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -30,10 +28,21 @@ def register(subparsers: Any) -> None:
                         help="the policy to replay with: a .sentra file or a compiled table")
     parser.add_argument("--to-suite", metavar="FILE",
                         help="also write the traffic as a regression suite (.sentra-test)")
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.policy_file import load_policy_file
+    from sentra_lang.testing.replay import (
+        AuditLogError,
+        read_records,
+        render,
+        replay,
+        write_suite,
+    )
+
     audit = Path(args.audit)
     policy_path = Path(args.policy)
     if not audit.is_file():
@@ -41,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not policy_path.is_file():
         raise UsageError(f"no such policy: {policy_path}")
     try:
-        loaded = load_policy_file(policy_path)
+        loaded = load_policy_file(policy_path, root=root_of(args))
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
     for problem in loaded.problems:

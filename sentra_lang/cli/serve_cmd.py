@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.extras import require
 
 OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
 READ_VARIABLE = "SENTRA_READ_TOKEN"
@@ -63,16 +64,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
+    require("server", "fastapi", "uvicorn")
+    import uvicorn
 
-        from sentra_lang.server import auth
-        from sentra_lang.server.app import create_app
-        from sentra_lang.server.gate import PolicyRefused
-        from sentra_lang.server.protocol import SWITCH_INTERVAL, uvicorn_settings
-    except ModuleNotFoundError as error:
-        raise UsageError(f"the server needs `{error.name}`: pip install 'sentra-lang[server]'") \
-            from error
+    from sentra_lang.server import auth
+    from sentra_lang.server.app import create_app
+    from sentra_lang.server.gate import PolicyRefused
+    from sentra_lang.server.protocol import SWITCH_INTERVAL, uvicorn_settings
+
     check_options(args)
     loopback = is_loopback(args.host)
     operator_token = token(args, "operator", OPERATOR_VARIABLE, auth)

@@ -12,8 +12,7 @@ from typing import Any
 
 from sentra_lang.cli import UsageError
 from sentra_lang.cli.color import add_color_option, use_color
-from sentra_lang.testing import reports
-from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+from sentra_lang.cli.paths import add_root_option, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every passed test and each condition outcome never seen")
     add_color_option(parser)
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -49,11 +49,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--min-coverage is a percentage between 0 and 100")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    from sentra_lang.loader import FileUnreadable
+    from sentra_lang.testing import reports
+    from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+
     try:
         runner = Runner(keyword=args.keyword, tags=args.tag, exitfirst=args.exitfirst,
-                        examples=args.examples, progress=tty_progress())
+                        examples=args.examples, progress=tty_progress(), root=root_of(args))
         result = runner.run_paths(args.paths, min_coverage=args.min_coverage)
-    except (SelectionError, FileNotFoundError) as error:
+    except (SelectionError, FileNotFoundError, FileUnreadable) as error:
         raise UsageError(str(error)) from error
     finally:
         clear_progress()

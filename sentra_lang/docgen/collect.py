@@ -238,14 +238,16 @@ def policy_docs(compilations: Sequence[Compilation], coverage: Coverage | None) 
     return docs
 
 
-def compile_policies(paths: Iterable[str | Path]) -> list[Compilation]:
-    """Compile each file; clean libraries (files without a `policy` header) are left out.
+def compile_policies(paths: Iterable[str | Path],
+                     root: Path | None = None) -> list[Compilation]:
+    """Compile each file (imports confined to `root`, by default each file's folder); clean
+    libraries (files without a `policy` header) are left out.
 
     Raises `loader.FileUnreadable` when a file cannot be read.
     """
     compilations = []
     for path in paths:
-        compilation = compile_file(path)
+        compilation = compile_file(path, root=root)
         if compilation.model is None or compilation.model.is_policy or not compilation.ok:
             compilations.append(compilation)
     return compilations

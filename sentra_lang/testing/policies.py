@@ -52,21 +52,23 @@ class PolicyUnderTest:
 
 
 class PolicyCache:
-    """Compile each policy file once per run."""
+    """Compile each policy file once per run (imports confined to `root`, by default each
+    policy's folder)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self._cache: dict[Path, PolicyUnderTest] = {}
+        self.root = root
 
     def get(self, path: Path) -> PolicyUnderTest:
         key = path.resolve()
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._cache[key] = load(path)
+            cached = self._cache[key] = load(path, self.root)
         return cached
 
 
-def load(path: Path) -> PolicyUnderTest:
-    loaded = load_policy_file(path, source_only=True)
+def load(path: Path, root: Path | None = None) -> PolicyUnderTest:
+    loaded = load_policy_file(path, source_only=True, root=root)
     assert loaded.compilation is not None
     put = PolicyUnderTest(path, str(path), loaded.compilation)
     table = loaded.compilation.table

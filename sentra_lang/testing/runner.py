@@ -15,16 +15,18 @@ from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_record
 from sentra_runtime.audit import Annotations
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
+from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files
 from sentra_lang.loader import FileUnreadable
+from sentra_lang.parser import read_source
 from sentra_lang.source import Span
 from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
 from sentra_lang.testing.suite_checker import check_suite
-from sentra_lang.testing.suite_parser import read_suite
+from sentra_lang.testing.suite_parser import parse_suite
 
 OPERATOR = "sentra-lang test"
 _DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
@@ -202,7 +204,17 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagnostic]]:
-    suite, diagnostics, _ = read_suite(path)
+    """Read, parse and check a suite file, and compile its policy (cached).
+
+    Raises FileUnreadable when the suite file cannot be read at all.
+    """
+    try:
+        source, diagnostics = read_source(path)
+    except OSError as error:
+        raise FileUnreadable(f"cannot read `{path}`: {error.strerror or error}") from error
+    suite = None
+    if not diagnostics:
+        suite, diagnostics = parse_suite(source.text, str(path))
     loaded = LoadedSuite(path, str(path), suite, None, False)
     if suite is None or has_errors(diagnostics):
         return loaded, diagnostics
@@ -245,6 +257,8 @@ def items_of(loaded: LoadedSuite) -> list[TestItem]:
 # ------------------------------------------------------------------------------ selection
 
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+MAX_KEYWORD_NESTING = 100
+"""The deepest `-k` nests `not` and parentheses."""
 
 
 def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
@@ -263,30 +277,30 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
         position += 1
         return tokens[position - 1]
 
-    def parse_or() -> Callable[[str], bool]:
-        left = parse_and()
+    def parse_or(depth: int) -> Callable[[str], bool]:
+        parts = [parse_and(depth)]
         while peek() == "or":
             take()
-            right = parse_and()
-            left = (lambda a, b: lambda text: a(text) or b(text))(left, right)
-        return left
+            parts.append(parse_and(depth))
+        return parts[0] if len(parts) == 1 else lambda text: any(p(text) for p in parts)
 
-    def parse_and() -> Callable[[str], bool]:
-        left = parse_not()
+    def parse_and(depth: int) -> Callable[[str], bool]:
+        parts = [parse_not(depth)]
         while peek() == "and":
             take()
-            right = parse_not()
-            left = (lambda a, b: lambda text: a(text) and b(text))(left, right)
-        return left
+            parts.append(parse_not(depth))
+        return parts[0] if len(parts) == 1 else lambda text: all(p(text) for p in parts)
 
-    def parse_not() -> Callable[[str], bool]:
+    def parse_not(depth: int) -> Callable[[str], bool]:
+        if depth > MAX_KEYWORD_NESTING:
+            raise SelectionError(f"-k: nested more than {MAX_KEYWORD_NESTING} levels deep")
         if peek() == "not":
             take()
-            inner = parse_not()
+            inner = parse_not(depth + 1)
             return lambda text: not inner(text)
         token = take()
         if token == "(":
-            inner = parse_or()
+            inner = parse_or(depth + 1)
             if take() != ")":
                 raise SelectionError(f"-k {expression!r}: expected `)`")
             return inner
@@ -297,7 +311,7 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
 
     if not tokens:
         return lambda item: True
-    predicate = parse_or()
+    predicate = parse_or(0)
     if position != len(tokens):
         raise SelectionError(f"-k {expression!r}: unexpected `{tokens[position]}`")
 
@@ -347,13 +361,14 @@ def compare(expect: s.Expectation, actual: Any, attributes: dict[str, str]) -> l
 class Runner:
     def __init__(self, *, keyword: str | None = None, tags: Iterable[str] = (),
                  exitfirst: bool = False, examples: int | None = None,
-                 progress: Callable[[int, int, TestItem], None] | None = None) -> None:
+                 progress: Callable[[int, int, TestItem], None] | None = None,
+                 root: Path | None = None) -> None:
         self.select = keyword_matcher(keyword) if keyword else (lambda item: True)
         self.tags = set(tags)
         self.exitfirst = exitfirst
         self.examples = examples
         self.progress = progress
-        self.cache = PolicyCache()
+        self.cache = PolicyCache(root)
         self._runs: dict[Path, _PolicyRun] = {}
 
     def collect(self, files: list[Path]) -> tuple[list[LoadedSuite], list[Diagnostic],
@@ -405,6 +420,9 @@ class Runner:
             else:
                 steps, failure = self._steps(item, run)
             outcome = "passed" if failure is None else "failed"
+        except MissingExtra as error:
+            steps, outcome = 0, "error"
+            failure = Failure(str(error), item.span)
         except Exception as error:  # a crash in the engine or the runner: report, keep going
             steps, outcome = 0, "error"
             failure = Failure(f"{type(error).__name__}: {error}", item.span)
@@ -458,13 +476,6 @@ class Runner:
         return len(self._plan(item)), None
 
     def _property(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None]:
-        try:  # sampling needs Hypothesis, an optional dependency
-            from sentra_lang.testing.properties import run_property
-        except ModuleNotFoundError as error:
-            if error.name != "hypothesis":
-                raise
-            raise RuntimeError("property checks need Hypothesis: "
-                               "pip install 'sentra-lang[properties]'") from error
         put = item.loaded.policy
         assert put is not None
         prop: s.Property = item.node
@@ -477,7 +488,7 @@ class Runner:
             record(decision, name)
             return decision
 
-        outcome = run_property(prop, put, evaluate, examples=self.examples)
+        outcome = _run_property()(prop, put, evaluate, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
             return outcome.examples, None
@@ -497,6 +508,16 @@ class Runner:
                             decision.rule_id if prop.target.kind == "rule" else word,
                             prop.target.span)
         return outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details)
+
+
+def _run_property() -> Any:
+    """The property runner, imported on first use: it needs Hypothesis (the `properties`
+    extra), which suites without properties do without."""
+    try:
+        from sentra_lang.testing.properties import run_property
+    except ImportError as error:
+        raise MissingExtra("properties", "hypothesis") from error
+    return run_property
 
 
 def _render(value: Any) -> str:

@@ -1,7 +1,10 @@
 """Parse `.sentra-test` text into the suite AST, with the policy parser's diagnostics.
 
-Conditions (`property ... where`) use the policy grammar's rules and builder, so a suite says
-`destination_type == "external"` exactly as a policy does.
+Conditions (`property ... where`), strings, numbers, names and comments are the policy
+grammar's: `suite.lark` imports its rules and terminals, the fast path below parses a condition
+with the policy grammar itself and builds its tokens from the same terminals, and both use the
+policy builder. So a suite says `destination_type == "external"` exactly as a policy does, and
+the grammar of a condition is written once.
 
 Two parsers accept the same language and build the same nodes (spans included):
 
@@ -12,7 +15,8 @@ Two parsers accept the same language and build the same nodes (spans included):
 - the Lark grammar `suite.lark` and `_SuiteBuilder`, the reference. The fast path gives up on
   anything it is not sure of (a syntax error, a keyword where a name could be meant, a character
   it does not know) and the whole file is then parsed by Lark, which also writes the syntax
-  diagnostics. `tests/testing/test_suite_parser.py` checks that both agree.
+  diagnostics. `tests/testing/test_suite_parser.py` checks that both agree, and that giving up
+  always ends in a parse or a diagnostic, never an exception.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ import re
 from bisect import bisect_right
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
-import lark
 from lark import Lark, Token
+from lark.load_grammar import FromPackageLoader
 
 from sentra_lang import ast
+from sentra_lang import parser as policy_parser
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import MAX_SOURCE_BYTES, Node, TreeBuilder, syntax_diagnostic
+from sentra_lang.parser import TreeBuilder, deepest, parse_condition
+from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
 
@@ -49,61 +54,59 @@ _TERMINAL_WORDS = {
     "NOT": "`not`",
     "$END": "end of file",
 }
+TOP_LEVEL_WORDS = frozenset({"suite", "scenario", "cases", "property"})
 DEFAULT_AGENT = "agent"
+MAX_LIST_NESTING = 32
+"""The deepest a suite value nests lists (docs/language.md, "Limits")."""
+_LISTS = frozenset({"list_value"})
 
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     grammar = resources.files("sentra_lang.testing").joinpath("suite.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                import_paths=[FromPackageLoader("sentra_lang", ("",))])
+
+
+def suite_syntax() -> Syntax:
+    return Syntax(_lark(), _TERMINAL_WORDS, TOP_LEVEL_WORDS)
 
 
 def parse_suite(text: str, path: str = "<string>") -> tuple[s.Suite | None, list[Diagnostic]]:
+    """Parse suite text: the suite (None on a syntax error) and the diagnostics. Never raises."""
     source = Source(path, text)
     if not text.strip() or all(not line.strip() or line.lstrip().startswith("#")
                                for line in text.splitlines()):
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help='a suite starts with `suite "NAME" for "POLICY.sentra"`')]
-    fast = _FastParser(source)
     try:
+        fast = _FastParser(source)
         return fast.suite(), fast.builder.diagnostics
     except _GiveUp:
-        pass
-    return _parse_with_lark(source)
+        return _parse_with_lark(source)
 
 
 def _parse_with_lark(source: Source) -> tuple[s.Suite | None, list[Diagnostic]]:
     """The reference parser: Lark's LALR parser and the tree-to-AST builder."""
-    try:
-        tree = _lark().parse(source.text)
-    except lark.exceptions.UnexpectedInput as error:
-        return None, [syntax_diagnostic(source, error, _lark(), _TERMINAL_WORDS)]
+    tree, errors = parse_recovering(source, suite_syntax())
+    if errors:
+        return None, errors
     builder = _SuiteBuilder(source)
+    too_deep = builder.too_deep(tree) or builder.lists_too_deep(tree)
+    if too_deep:
+        return None, too_deep
     suite = builder.suite(tree)
     return suite, builder.diagnostics
 
 
-def read_suite(path: str | Path) -> tuple[s.Suite | None, list[Diagnostic], Source]:
-    """Read and parse a suite file; raises OSError when it cannot be read."""
-    data = Path(path).read_bytes()
-    display = str(path)
-    if len(data) > MAX_SOURCE_BYTES:
-        source = Source(display, "")
-        return None, [diagnostic("SL006", "file is over the 8 MiB limit",
-                                 Span.of_offsets(source, 0, 0))], source
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        source = Source(display, "")
-        return None, [diagnostic("SL005", f"file is not UTF-8 text (byte {error.start})",
-                                 Span.of_offsets(source, 0, 0))], source
-    suite, diagnostics = parse_suite(text, display)
-    return suite, diagnostics, Source(display, text)
-
-
 class _SuiteBuilder(TreeBuilder):
     """Builds suite nodes; conditions, strings and literals come from the policy builder."""
+
+    def lists_too_deep(self, tree: Node) -> list[Diagnostic]:
+        """SL013 for the first value nesting lists more than `MAX_LIST_NESTING` deep."""
+        node = deepest(tree, _LISTS, MAX_LIST_NESTING)
+        return [] if node is None else [_lists_too_deep(self.span(node))]
 
     def suite(self, tree: Node) -> s.Suite:
         decl = tree.children[0]
@@ -257,17 +260,23 @@ class _GiveUp(Exception):
     """The fast path is not sure: parse the file with Lark instead."""
 
 
-# One match a token: white space and comments (skipped), then a string, a number (before the
-# punctuation, for `-1`), a word or punctuation. The same regular expressions as suite.lark.
-_TOKEN = re.compile(r'''
-    (?:[ \t\f\r\n]+|\#[^\n]*)*
-    (?:
-        (?P<s>"(?:[^"\\\n]|\\.)*")
-      | (?P<n>-?[0-9]+(?:\.[0-9]+)?)
-      | (?P<w>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<p>->|==|!=|<=|>=|[{}\[\](),:.<>])
-    )?
-''', re.VERBOSE)
+@lru_cache(maxsize=1)
+def _token_pattern() -> re.Pattern[str]:
+    """One match a token: white space and comments (skipped), then a string, a number (before
+    the punctuation, for `-1`), a word or punctuation; built from the policy grammar's
+    terminals, the ones suite.lark imports."""
+    terminals = {t.name: t.pattern.to_regexp() for t in policy_parser.grammar_terminals()}
+    return re.compile(
+        f"(?:{terminals['WS']}|{terminals['COMMENT']})*"
+        f"(?:(?P<s>{terminals['STRING']})|(?P<n>{terminals['NUMBER']})"
+        f"|(?P<w>{terminals['NAME']})|(?P<p>->|==|!=|<=|>=|[{{}}\\[\\](),:.<>]))?")
+
+
+def _lists_too_deep(span: Span) -> Diagnostic:
+    return diagnostic("SL013", f"list nests more than {MAX_LIST_NESTING} levels deep", span,
+                      help="field values are strings, numbers, booleans or flat lists")
+
+
 _STRING, _NUMBER, _WORD = "s", "n", "w"
 
 # Words some terminal of suite.lark matches. Where a name is expected right after a value or a
@@ -282,8 +291,6 @@ _KEYWORDS = frozenset({
 })
 _DECISIONS = frozenset({"allowed", "blocked", "shutdown"})
 _NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes"})
-_STRING_TESTS = frozenset({"starts_with", "ends_with", "contains"})
-_COMPARE = frozenset({"==", "!=", "<=", ">=", "<", ">"})
 _VALUE_START = frozenset({_STRING, _NUMBER, "["})
 
 
@@ -302,7 +309,7 @@ class _FastParser:
         values: list[str] = []
         starts: list[int] = []
         text = source.text
-        match = _TOKEN.match
+        match = _token_pattern().match
         pos, size = 0, len(text)
         while True:
             m = match(text, pos)
@@ -371,8 +378,7 @@ class _FastParser:
 
     def number(self) -> tuple[int | float, int]:
         i = self.expect(_NUMBER)
-        text = self.values[i]
-        return (float(text) if "." in text else int(text)), i
+        return self.builder.number(self.values[i], self.span(i, i)), i
 
     # -- suite
     def suite(self) -> s.Suite:
@@ -428,7 +434,7 @@ class _FastParser:
         self.i += 1
         return entries
 
-    def value(self) -> s.Value:
+    def value(self, depth: int = 0) -> s.Value:
         i = self.i
         kind = self.kinds[i]
         if kind == _STRING:
@@ -446,10 +452,12 @@ class _FastParser:
                 return s.Value(None, self.span(i, i), omitted=True)
             raise _GiveUp
         if kind == "[":
+            if depth == MAX_LIST_NESTING:
+                raise _GiveUp  # the reference reports it
             self.i += 1
             items = []
             while self.kinds[self.i] != "]":
-                items.append(self.value().value)
+                items.append(self.value(depth + 1).value)
                 if self.kinds[self.i] != ",":
                     break
                 self.i += 1
@@ -631,7 +639,7 @@ class _FastParser:
         where = None
         if self.at_word("where"):
             self.i += 1
-            where = self.condition()[0]
+            where = self.condition()
         self.expect("->")
         quantifier = self.values[self.i]
         if self.kinds[self.i] != _WORD or quantifier not in ("never", "always"):
@@ -650,100 +658,20 @@ class _FastParser:
         return s.Property(name, self.span(name_i, name_i), tuple(actions), sequence, examples,
                           where, quantifier, target, tags, self.span(first, self.i - 1))
 
-    # -- conditions: each returns (node, first token, last token) where first/last include any
-    # parentheses around the node (Lark's "container"), while the node's own span does not.
-    def condition(self) -> tuple[ast.Condition, int, int]:
-        parts = [self.and_condition()]
-        while self.at_word("or"):
-            self.i += 1
-            parts.append(self.and_condition())
-        if len(parts) == 1:
-            return parts[0]
-        first, last = parts[0][1], parts[-1][2]
-        return ast.Or(tuple(p[0] for p in parts), span=self.span(first, last)), first, last
-
-    def and_condition(self) -> tuple[ast.Condition, int, int]:
-        parts = [self.not_condition()]
-        while self.at_word("and"):
-            self.i += 1
-            parts.append(self.not_condition())
-        if len(parts) == 1:
-            return parts[0]
-        first, last = parts[0][1], parts[-1][2]
-        return ast.And(tuple(p[0] for p in parts), span=self.span(first, last)), first, last
-
-    def not_condition(self) -> tuple[ast.Condition, int, int]:
+    # -- conditions: the policy grammar's, from the token after `where` to the `->`
+    def condition(self) -> ast.Condition:
         first = self.i
-        if self.at_word("not"):
-            self.i += 1
-            operand, _, last = self.not_condition()
-            return ast.Not(operand, span=self.span(first, last)), first, last
-        if self.kinds[first] == "(":
-            self.i += 1
-            inner, _, _ = self.condition()
-            last = self.expect(")")
-            return inner, first, last
-        if self.at_word("exists"):
-            self.i += 1
-            path, last = self.cond_path()
-            return ast.Exists(path, span=self.span(first, last)), first, last
-        path, last = self.cond_path()
-        kinds, values = self.kinds, self.values
-        kind = kinds[self.i]
-        word = values[self.i] if kind == _WORD else ""
-        if kind in _COMPARE:
-            self.i += 1
-            right: ast.Path | ast.Str | ast.Num | ast.Bool
-            j = self.i
-            if kinds[j] == _STRING:
-                text, last = self.string()
-                right = ast.Str(text, span=self.span(j, j))
-            elif kinds[j] == _NUMBER:
-                number, last = self.number()
-                right = ast.Num(number, span=self.span(j, j))
-            elif kinds[j] == _WORD and values[j] in ("true", "false"):
-                self.i += 1
-                last = j
-                right = ast.Bool(values[j] == "true", span=self.span(j, j))
-            else:
-                right, last = self.cond_path()
-            node: ast.Condition = ast.Compare(path, kind, right, span=self.span(first, last))
-            return node, first, last
-        if word == "not" or word == "in":
-            negated = word == "not"
-            if negated:
-                self.i += 1
-            self.keyword("in")
-            j = self.i
-            set_ref: ast.Name | ast.SetLit
-            if kinds[j] == "{":
-                self.i += 1
-                items = []
-                while kinds[self.i] != "}":
-                    text, k = self.string()
-                    items.append(ast.Str(text, span=self.span(k, k)))
-                    if kinds[self.i] != ",":
-                        break
-                    self.i += 1
-                last = self.expect("}")
-                set_ref = ast.SetLit(tuple(items), span=self.span(j, last))
-            else:
-                last = self.name(False)
-                set_ref = ast.Name(values[last], span=self.span(last, last))
-            return ast.Membership(path, set_ref, negated, span=self.span(first, last)), first, last
-        if word in _STRING_TESTS:
-            self.i += 1
-            text, last = self.string()
-            value = ast.Str(text, span=self.span(last, last))
-            return ast.StringTest(path, word, value, span=self.span(first, last)), first, last
-        return ast.Ref(path, span=path.span), first, last
-
-    def cond_path(self) -> tuple[ast.Path, int]:
-        first = self.name(False)
-        parts = [self.values[first]]
-        last = first
-        while self.kinds[self.i] == ".":
-            self.i += 1
-            last = self.name(True)
-            parts.append(self.values[last])
-        return ast.Path(tuple(parts), span=self.span(first, last)), last
+        try:
+            arrow = self.kinds.index("->", first)
+        except ValueError:
+            raise _GiveUp from None
+        if arrow == first:
+            raise _GiveUp
+        end = self.starts[arrow - 1] + len(self.values[arrow - 1])
+        parsed = parse_condition(self.source, self.starts[first], end)
+        if parsed is None:
+            raise _GiveUp
+        condition, diagnostics = parsed
+        self.builder.diagnostics.extend(diagnostics)
+        self.i = arrow
+        return condition

@@ -217,11 +217,17 @@ def test_fmt_diff_prints_without_writing(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_fmt_reads_stdin_and_writes_stdout(monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(MESSY))
+    monkeypatch.setattr("sys.stdin", stdin(MESSY))
     assert run_fmt("-") == EXIT_OK
     assert capsys.readouterr().out == CANONICAL
-    monkeypatch.setattr("sys.stdin", io.StringIO(MESSY))
+    monkeypatch.setattr("sys.stdin", stdin(MESSY))
     assert run_fmt("--check", "-") == EXIT_FAILURE
+
+
+def stdin(text: str | bytes) -> io.TextIOWrapper:
+    """A standard input as a process has it: text over bytes (`fmt -` reads the bytes)."""
+    return io.TextIOWrapper(io.BytesIO(text.encode() if isinstance(text, str) else text),
+                            encoding="utf-8")
 
 
 def test_fmt_leaves_a_file_with_syntax_errors_untouched(tmp_path: Path,

@@ -76,16 +76,15 @@ def dump(value: object) -> object:
 
 
 def both(text: str) -> tuple[object | None, object]:
-    """(fast result or None when it gives up, Lark result), each dumped."""
+    """(fast result or None when it gives up, Lark result when the fast path did not), each
+    dumped (the reference parse runs only when there is something to compare it with)."""
     source = Source("t.sentra-test", text)
-    reference = dump(sp._parse_with_lark(source))
-    fast = sp._FastParser.__new__(sp._FastParser)
     try:
-        fast.__init__(source)
+        fast = sp._FastParser(source)
         result = dump((fast.suite(), fast.builder.diagnostics))
     except sp._GiveUp:
-        result = None
-    return result, reference
+        return None, None
+    return result, dump(sp._parse_with_lark(source))
 
 
 @pytest.mark.parametrize("name", sorted(_samples()))
@@ -96,7 +95,7 @@ def test_fast_path_takes_and_matches_real_suites(name: str) -> None:
 
 
 def _tokens(text: str) -> list[str]:
-    return [m.group() for m in sp._TOKEN.finditer(text) if m.lastgroup]
+    return [m.group() for m in sp._token_pattern().finditer(text) if m.lastgroup]
 
 
 WORDS = sorted(sp._KEYWORDS) + ["FOO", "x", "agents", "ruleX", "tagsy", "1a", "-", "=", "@",
@@ -184,3 +183,74 @@ def test_keywords_are_the_grammars() -> None:
         elif pattern.type == "re" and terminal.name not in {"NAME", "STRING", "NUMBER", "COMMENT"}:
             words.update(re.findall(r"[a-z_]+", pattern.value.split("(?!")[0]))
     assert words == sp._KEYWORDS
+
+
+# ------------------------------------------------------------- total fallback (issue 11, 15)
+
+MINIMAL = 'suite "s" for "p.sentra"\nscenario "x" {\n  agent "a" A -> allowed\n}\n'
+
+
+def test_a_byte_order_mark_is_a_diagnostic_not_a_crash() -> None:
+    """A UTF-8 BOM crashed `sentra-lang test` with `_GiveUp` (the fast path's constructor
+    raised outside the fallback)."""
+    suite, diagnostics = sp.parse_suite("\ufeff" + MINIMAL)
+    assert suite is None and [(d.code, d.span.line, d.span.column) for d in diagnostics] == [
+        ("SL002", 1, 1)]
+
+
+@pytest.mark.parametrize("char", ["@", "$", "%", "^", "&", "*", ";", "!", "?", "'", "`", "~",
+                                  "|", "\\", "\x00", "\x07", "\u00e9", "\u200b", "\ufeff",
+                                  "\U0001f600", "+", "/"])
+def test_any_unexpected_character_is_a_diagnostic(char: str) -> None:
+    for where in (0, len('suite "s" for "p.sentra"\n'), MINIMAL.index("->"), len(MINIMAL)):
+        text = MINIMAL[:where] + char + MINIMAL[where:]
+        suite, diagnostics = sp.parse_suite(text)
+        assert diagnostics, repr(text)
+        assert all(d.code.startswith("SL0") for d in diagnostics)
+
+
+def test_every_character_anywhere_never_raises() -> None:
+    # every code point below 0x250 plus a few beyond, at every place of a small suite
+    text = MINIMAL + 'property "p" A where a and not (b == "x") -> never allowed\n'
+    places = range(0, len(text) + 1, 7)
+    for code in [*range(0x250), 0x2028, 0xFEFF, 0x1F600]:
+        for where in places:
+            sp.parse_suite(text[:where] + chr(code) + text[where:])
+
+
+def test_suite_files_are_read_like_policies(tmp_path: Path) -> None:
+    """One reader (`parser.read_source`) for policies and suites: the same limit, the same
+    SL005 and SL006, a byte order mark dropped."""
+    from sentra_lang.testing.policies import PolicyCache
+    from sentra_lang.testing.runner import load_suite
+
+    (tmp_path / "p.sentra").write_text('policy p version "1" {}\notherwise allow as O\n')
+    cases = {"bom.sentra-test": b"\xef\xbb\xbf" + MINIMAL.encode(),
+             "binary.sentra-test": MINIMAL.encode() + b"\xff\x00",
+             "huge.sentra-test": b"#" * (9 * 1024 * 1024)}
+    codes = {}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        loaded, diagnostics = load_suite(tmp_path / name, PolicyCache())
+        codes[name] = [d.code for d in diagnostics if d.severity.value == "error"]
+    assert codes == {"bom.sentra-test": [], "binary.sentra-test": ["SL005"],
+                     "huge.sentra-test": ["SL006"]}
+
+
+def test_conditions_are_the_policy_grammars_rules() -> None:
+    """suite.lark imports the condition rules of grammar.lark instead of keeping a copy."""
+    grammar = (ROOT / "sentra_lang" / "testing" / "suite.lark").read_text("utf-8")
+    defined = set(re.findall(r"^[?!]?([a-z_]+)\s*:", grammar, re.MULTILINE))
+    shared = {"condition", "or_cond", "and_cond", "not_cond", "comparison", "membership",
+              "string_test", "exists", "ref", "path", "set_literal", "literal", "string",
+              "number", "boolean"}
+    assert not defined & shared
+    imported = set(re.findall(r"\w+", " ".join(re.findall(r"%import grammar \(([^)]*)\)", grammar))))
+    assert shared <= imported
+    assert {r.origin.name for r in sp._lark().rules} >= shared - {"condition"}
+
+
+def test_the_fast_path_parses_conditions_with_the_policy_grammar() -> None:
+    text = 'suite "s" for "p"\nproperty "p" A where not (a and b) or c.d >= 2 -> never allowed\n'
+    fast, reference = both(text)
+    assert fast is not None and fast == reference
