@@ -189,8 +189,10 @@ def test_check_says_how_to_see_hidden_notes(tmp_path: Path,
     assert "note[SL404]" in out and out.strip().endswith("0 warnings, 1 note")
 
 
-def test_no_hint_without_notes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--no-analysis", SENTRA]) == 0
+def test_no_hint_without_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.sentra"
+    path.write_text(NOTES, encoding="utf-8")
+    assert main(["check", "--no-analysis", str(path)]) == 0
     assert "--notes" not in capsys.readouterr().out
 
 
