@@ -109,6 +109,8 @@ class Pages:
 
     def close(self) -> None:
         for context in self.contexts:
+            for page in context.pages:   # requests a test held unanswered are dropped first
+                page.unroute_all(behavior="ignoreErrors")
             context.close()
 
 

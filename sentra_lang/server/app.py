@@ -20,8 +20,9 @@ from sentra_runtime.explain import jsonable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentra_lang import __version__
-from sentra_lang.server import compat, native
+from sentra_lang.server import compat, impact, native
 from sentra_lang.server.auth import OperatorAuth
+from sentra_lang.server.dashboard import snapshot
 from sentra_lang.server.events import EventStream
 from sentra_lang.server.gate import Gate
 from sentra_lang.server.lean import LeanAgentAction
@@ -113,6 +114,8 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     app.state.metrics = metrics
     app.include_router(compat.router(gate, operator))
     app.include_router(native.router(gate, operator, stream, metrics))
+    impacts = impact.Impact(gate)
+    app.include_router(impact.router(impacts))  # audit reads: the same guard as /v1/events
 
     @app.get("/metrics", tags=["native v1"], response_class=PlainTextResponse,
              summary="Prometheus metrics")
@@ -124,9 +127,10 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
 
     @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
-        served = gate.policy
+        served, first = gate.policy, snapshot(gate, impacts)
         page = templates.get_template("dashboard.html").render(
-            policy=served, version=__version__, config=json.dumps(_dashboard_config(gate)).replace("<", "\\u003c"))
+            policy=served, version=__version__, snapshot=first,
+            config=json.dumps(_dashboard_config(gate) | {"snapshot": first}).replace("<", "\\u003c"))
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
