@@ -1,6 +1,6 @@
 """Headless Chromium for the browser tests, driven by Playwright's sync API.
 
-One browser per test session, launched from the machine's own Chromium (Debian's
+One browser per test session (the tests that use it run last), launched from the machine's own Chromium (Debian's
 ``/usr/bin/chromium``, or ``$SENTRA_CHROMIUM``) through ``executable_path``: Playwright's browser
 download is never used, so ``playwright install`` is never needed. Each test opens pages in
 fresh contexts of its own (cookies, storage, viewport) with ``pages.open(url, width=...)``;
@@ -56,6 +56,13 @@ def find_chromium() -> str | None:
         if found:
             return found
     return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use the browser run last, in their order. Playwright's sync API keeps an
+    event loop running in the main thread while it is started, so ``asyncio.run`` would fail in
+    any test run after the first browser test and before the session ends."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from sentra_lang.server.gate import Gate
-from sentra_lang.server.impact import Impact, Settings
+from sentra_lang.server.impact import Impact, Settings, record_seq
 from sentra_lang.server.native import agent_view
 
 EVENTS = 1000
@@ -52,14 +52,27 @@ def snapshot(gate: Gate, impact: Impact) -> dict[str, Any]:
 
 
 def newest_records(gate: Gate, head: int) -> list[dict[str, Any]]:
-    """The newest :data:`EVENTS` records up to ``head``, from the last global reset on."""
+    """The newest :data:`EVENTS` records up to ``head``, from the last global reset on (a
+    record the page cannot show, from an edited log, is left out)."""
     after = max(gate.reader.last_global_reset() - 1, head - EVENTS, 0)
     records: list[dict[str, Any]] = []
     while after < head:
         page = gate.reader.records(after=after, limit=min(EVENTS, head - after))
-        records.extend(record for record in page if record["seq"] <= head)
-        if not page:
+        records.extend(record for record in page if record_seq(record) <= head
+                       and showable(record))
+        last = max((record_seq(record) for record in page), default=after)
+        if last <= after:
             break
-        after = page[-1]["seq"]
+        after = last
     return records[-EVENTS:]
+
+
+def showable(record: Any) -> bool:
+    """A record with the shape the dashboard's rows read (as the runtime writes them)."""
+    if not isinstance(record, dict) or not isinstance(record.get("time"), str):
+        return False
+    kind, decision = record.get("kind"), record.get("decision")
+    return (kind == "decision" and isinstance(decision, dict)
+            and isinstance(decision.get("label"), str)) or kind == "reset" \
+        or (kind == "policy_load" and isinstance(record.get("policy"), dict))
 

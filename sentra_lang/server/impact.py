@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -42,6 +43,7 @@ PAGE = 1000
 CACHED_SETTINGS = 8
 """Tallies kept for this many distinct settings, the least recently used dropped first."""
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+AUDIT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A CSV cell starting with one of these is read as a formula by spreadsheets."""
 
@@ -65,6 +67,17 @@ def audit_time(moment: datetime) -> str:
     """``moment`` in the audit log's time format (UTC, microseconds); naive means UTC."""
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_audit_time(time: Any) -> bool:
+    """Whether ``time`` is a time as the audit log writes it (a real date, then the clock)."""
+    if not isinstance(time, str) or not AUDIT_TIME.match(time):
+        return False
+    try:
+        date.fromisoformat(time[:10])
+    except ValueError:
+        return False
+    return True
 
 
 def bucket_start(time: str, bucket: Bucket) -> str:
@@ -161,25 +174,32 @@ class Aggregate:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def consume(self, records: Iterable[dict[str, Any]]) -> None:
+        """Count the decisions among ``records`` (in seq order) that fall in the window, each
+        once; a record that is not a well-formed decision (an edited log: `sentra-lang audit
+        verify` finds it) is passed over."""
         for record in records:
-            self.last_seq = max(self.last_seq, int(record.get("seq", 0)))
-            if record.get("kind") == DECISION and self.settings.includes(str(record.get("time"))):
-                self._decision(record)
+            seq = record_seq(record)
+            if seq <= self.last_seq:   # counted already, or no record at all
+                continue
+            self.last_seq = seq
+            time, decision = record.get("time"), record.get("decision")
+            if record.get("kind") == DECISION and is_audit_time(time) \
+                    and isinstance(decision, dict) \
+                    and decision.get("outcome") in (ALLOW, BLOCK, SHUTDOWN) \
+                    and self.settings.includes(time):
+                self._decision(record, time, decision)
 
-    def _decision(self, record: dict[str, Any]) -> None:
-        decision = record.get("decision")
-        if not isinstance(decision, dict) or decision.get("outcome") not in (ALLOW, BLOCK,
-                                                                             SHUTDOWN):
-            return
+    def _decision(self, record: dict[str, Any], time: str, decision: dict[str, Any]) -> None:
         outcome, rule = decision["outcome"], str(decision.get("rule_id"))
         already = outcome == SHUTDOWN and rule == ALREADY_SHUT_DOWN
         shutdown = outcome == SHUTDOWN and not already
         amount = None if outcome == ALLOW else exposure_value(record, self.settings.field)
-        time = str(record["time"])
         tallies = [self.totals, self.buckets.setdefault(bucket_start(time, self.settings.bucket),
                                                         Tally())]
         if outcome != ALLOW:
-            tallies.append(self.by_threat.setdefault(decision.get("threat"), Tally()))
+            threat = decision.get("threat")
+            tallies.append(self.by_threat.setdefault(threat if isinstance(threat, str) else None,
+                                                     Tally()))
             tallies.append(self.by_rule.setdefault(rule, Tally()))
         for tally in tallies:
             tally.add(outcome, amount, shutdown)
@@ -224,6 +244,12 @@ class Aggregate:
         return sorted(down, key=lambda item: (item[1].last_shutdown, item[0]), reverse=True)
 
 
+def record_seq(record: Any) -> int:
+    """A record's sequence number (0 for something that is not a record)."""
+    seq = record.get("seq") if isinstance(record, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
 def ranked(tallies: dict[Any, Tally]) -> list[tuple[Any, Tally]]:
     """Most prevented first; ties by key (``None`` first)."""
     return sorted(tallies.items(), key=lambda item: (-item[1].prevented, item[0] is not None,
@@ -245,23 +271,27 @@ class Impact:
         self._aggregates: OrderedDict[Settings, Aggregate] = OrderedDict()
 
     def report(self, settings: Settings) -> dict[str, Any]:
-        aggregate = self._aggregate(settings)
-        with aggregate.lock:
-            if self.gate.reader.head() < aggregate.last_seq:   # a different log: count anew
-                aggregate = self._replace(settings)
-            for page in self._pages(aggregate.last_seq):
-                aggregate.consume(page)
-            declared = any(spec.name == settings.field for spec in self.gate.policy.inputs)
-            return aggregate.report(declared)
+        """The view for ``settings``, counting only the records written since the last time."""
+        while True:
+            aggregate = self._aggregate(settings)
+            with aggregate.lock:
+                if self.gate.reader.head() < aggregate.last_seq:  # another log: count anew
+                    self._forget(settings, aggregate)
+                    continue
+                for page in self._pages(aggregate.last_seq):
+                    aggregate.consume(page)
+                declared = any(spec.name == settings.field for spec in self.gate.policy.inputs)
+                return aggregate.report(declared)
 
     def _pages(self, after: int) -> Iterator[list[dict[str, Any]]]:
         while True:
             page = self.gate.reader.records(after=after, limit=PAGE)
             if page:
                 yield page
-                after = page[-1]["seq"]
-            if len(page) < PAGE:
+            last = max((record_seq(record) for record in page), default=after)
+            if len(page) < PAGE or last <= after:
                 return
+            after = last
 
     def _aggregate(self, settings: Settings) -> Aggregate:
         with self._lock:
@@ -271,9 +301,10 @@ class Impact:
             self._aggregates.move_to_end(settings)
             return found
 
-    def _replace(self, settings: Settings) -> Aggregate:
+    def _forget(self, settings: Settings, aggregate: Aggregate) -> None:
         with self._lock:
-            return self._insert(settings)
+            if self._aggregates.get(settings) is aggregate:
+                del self._aggregates[settings]
 
     def _insert(self, settings: Settings) -> Aggregate:
         aggregate = self._aggregates[settings] = Aggregate(settings)

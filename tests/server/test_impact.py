@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import sqlite3
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,3 +306,43 @@ def test_memory_stays_bounded_on_a_large_log(tmp_path: Path) -> None:
     assert answer["totals"]["decisions"] == 30_000
     assert answer["totals"]["prevented"] == 20_000
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"  # all at once: about 125 MB
+
+
+def test_records_that_are_not_well_formed_decisions_are_passed_over(own_server: Server,
+                                                                    clock: Clock) -> None:
+    """An edited log (which `sentra-lang audit verify` reports) never makes the view fail."""
+    clock.set("2024-03-04T10:15:00")
+    own_server.act("a1", "CHANGE_PERMISSION", amount=5)
+    good = {"kind": "decision", "time": "2024-03-04T10:16:00.000000Z", "agent": "x",
+            "decision": {"outcome": "block", "rule_id": "R", "threat": "T"}, "input": {}}
+    hostile = [
+        {**good, "time": "2024-13-45T10:16:00.000000Z"},
+        {**good, "time": "garbage"},
+        {**good, "time": 5},
+        {**good, "decision": "blocked"},
+        {**good, "decision": {"outcome": "explode"}},
+        {**good, "decision": {**good["decision"], "threat": {"nested": 1}}, "agent": None,
+         "input": {"amount": "12"}},
+        {**good, "input": {"amount": [1, 2]}},
+        {**good, "input": "not an object"},
+        [1, 2, 3],
+        {**good, "seq": None},
+        {**good, "seq": 1},   # a seq already counted
+    ]
+    head = own_server.head()
+    with sqlite3.connect(own_server.db) as connection:
+        for offset, record in enumerate(hostile, start=1):
+            body = {"seq": head + offset, **record} if isinstance(record, dict) else record
+            connection.execute("INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)",
+                               (head + offset, "sha256:x", json.dumps(body)))
+    assert own_server.get("/dashboard").status == 200   # its snapshot leaves them out too
+    with sqlite3.connect(own_server.db) as connection:
+        connection.execute("INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)",
+                           (head + len(hostile) + 1, "sha256:x", "{not json"))
+    for bucket_size in ("hour", "day", "week", "month"):
+        answer = report(own_server, f"?bucket={bucket_size}")
+        assert answer["last_seq"] == head + len(hostile) + 1
+        # the real decision, plus the three hostile ones that are decisions with a real time
+        assert answer["totals"]["decisions"] == 4, (bucket_size, answer)
+        assert answer["totals"]["exposure_prevented"] == 5
+        assert {t["threat"] for t in answer["by_threat"]} == {"Privilege Escalation", "T", None}
