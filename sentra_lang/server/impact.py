@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
@@ -69,7 +69,7 @@ def audit_time(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def is_audit_time(time: Any) -> bool:
+def is_audit_time(time: Any) -> TypeGuard[str]:
     """Whether ``time`` is a time as the audit log writes it (a real date, then the clock)."""
     if not isinstance(time, str) or not AUDIT_TIME.match(time):
         return False
@@ -121,8 +121,8 @@ class Tally:
     exposure: Decimal = Decimal(0)
     exposure_actions: int = 0
     """Prevented actions whose record carried a number in the exposure field."""
-    agents_shut_down: int = 0
-    """Shutdowns: decisions that shut an agent down (not those denied because it already was)."""
+    shutdowns: int = 0
+    """Decisions that shut an agent down (not those denied because it already was)."""
 
     @property
     def prevented(self) -> int:
@@ -137,7 +137,7 @@ class Tally:
             self.shut_down += 1
         else:
             self.blocked += 1
-        self.agents_shut_down += shutdown
+        self.shutdowns += shutdown
         if amount is not None:
             self.exposure += amount
             self.exposure_actions += 1
@@ -225,7 +225,7 @@ class Aggregate:
             "last_seq": self.last_seq,
             "totals": {"decisions": totals.decisions, "allowed": totals.allowed,
                        **totals.counts(), "agents_shut_down": len(self.shut_down_agents()),
-                       "shutdowns": totals.agents_shut_down},
+                       "shutdowns": totals.shutdowns},
             "by_threat": [{"threat": threat, **tally.counts()}
                           for threat, tally in ranked(self.by_threat)],
             "by_rule": [{"rule_id": rule, **tally.counts()}
@@ -234,7 +234,7 @@ class Aggregate:
                                  for agent, seen in self.shut_down_agents()],
             "over_time": [{"bucket_start": start, "decisions": tally.decisions,
                            "allowed": tally.allowed, **tally.counts(),
-                           "shutdowns": tally.agents_shut_down}
+                           "shutdowns": tally.shutdowns}
                           for start, tally in sorted(self.buckets.items())],
         }
 
