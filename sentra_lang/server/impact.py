@@ -67,9 +67,24 @@ class Settings:
 
 
 def audit_time(moment: datetime) -> str:
-    """``moment`` in the audit log's time format (UTC, microseconds); naive means UTC."""
+    """``moment`` in the audit log's time format (UTC, microseconds, four-digit years, so
+    that times compare as text); naive means UTC. Raises ``OverflowError`` when the moment
+    falls outside the years 1 to 9999 in UTC."""
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def window_time(moment: datetime | None, name: str) -> str | None:
+    """A window bound from the query parameter ``name`` as an audit time; a 422 naming it when
+    it has no UTC time."""
+    if moment is None:
+        return None
+    try:
+        return audit_time(moment)
+    except OverflowError:
+        raise RequestValidationError([{
+            "type": "time_range", "loc": ["query", name], "input": moment.isoformat(),
+            "msg": f"`{name}` is outside the years 1 to 9999 in UTC"}]) from None
 
 
 def is_audit_time(time: Any) -> TypeGuard[str]:
@@ -386,8 +401,8 @@ def router(impact: Impact, reader: ReadAuth, reads: Reads) -> APIRouter:
             until: Annotated[datetime | None, Query(description="before (ISO 8601)")] = None,
             format: Literal["json", "csv"] = "json",
             table: Table = "over_time", _: str = Depends(reader)) -> Response:
-        settings = Settings(field, bucket, None if since is None else audit_time(since),
-                            None if until is None else audit_time(until))
+        settings = Settings(field, bucket, window_time(since, "since"),
+                            window_time(until, "until"))
         if settings.since is not None and settings.until is not None \
                 and settings.since >= settings.until:
             raise RequestValidationError([{

@@ -158,6 +158,16 @@ def test_a_time_window(own_server: Server, clock: Clock) -> None:
     assert report(own_server, "?since=2030-01-01")["totals"]["decisions"] == 0
 
 
+def test_early_years_compare_as_times(own_server: Server, clock: Clock) -> None:
+    """Years before 1000 are written with four digits: `999-...` would sort after `2024-...`
+    and leave a window that starts in the year 999 empty."""
+    write_scenario(own_server, clock)
+    early = report(own_server, "?since=0999-01-01")
+    assert early["settings"]["since"] == "0999-01-01T00:00:00.000000Z"
+    assert early["totals"]["decisions"] == 11
+    assert report(own_server, "?until=0999-01-01")["totals"]["decisions"] == 0
+
+
 def test_another_exposure_field(own_server: Server, clock: Clock) -> None:
     write_scenario(own_server, clock)
     limit = report(own_server, "?field=context.max_approval_amount")
@@ -266,6 +276,8 @@ def test_csv_cells_are_never_formulas(own_server: Server, agent: str) -> None:
     ("since=yesterday", "since"), ("until=2024-13-01", "until"), ("format=xml", "format"),
     ("table=secrets", "table"), ("since=2024-03-02&until=2024-03-01", "until"),
     ("since=2024-03-01&until=2024-03-01", "until"),
+    # in range as given, out of range in UTC
+    ("since=0001-01-01T00:00:00%2B14:00", "since"), ("until=9999-12-31T23:00:00-14:00", "until"),
 ])
 def test_bad_queries_are_422_with_their_location(server: Server, query: str,
                                                  where: str) -> None:
