@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import sqlite3
 import tracemalloc
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -286,6 +288,34 @@ def test_bad_queries_are_422_with_their_location(server: Server, query: str,
     detail = response.json()["detail"]
     assert [item["loc"] for item in detail] == [["query", where]], detail
     assert "Traceback" not in response.text
+
+
+WINDOW_VALUES = ["0001-01-01", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59.999999",
+                 "9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59.999999Z", "2024-02-30",
+                 "2024-03-01T24:00:00", "2024-03-01T00:00:00.123456789+05:30", "1e309", "-1",
+                 "0", "99999999999999999999", "", "now", "\u0662\u0660\u0662\u0664-01-01",
+                 "2024-03-01T00:00:00+99:00", "2024-W10", "2024-03-01T00:00:00\x00"]
+FIELD_VALUES = ["amount", "a" * 200, "context.max_approval_amount", "__proto__", "a.b.c.d",
+                "\U0001f600", "amount.", "é", "a" * 5000]
+
+
+def test_fuzzed_queries_never_answer_500(server: Server) -> None:
+    """Seeded: 400 queries mixing odd dates, offsets, numbers and names; each answers 200 or a
+    422 that names a query parameter."""
+    draw = random.Random(20240301)
+    server.act("fuzzed-impact", "CHANGE_PERMISSION", amount=1)
+    for _ in range(400):
+        query = {"since": draw.choice(WINDOW_VALUES), "until": draw.choice(WINDOW_VALUES),
+                 "field": draw.choice(FIELD_VALUES),
+                 "bucket": draw.choice(["hour", "day", "week", "month", "year", ""]),
+                 "format": draw.choice(["json", "csv", "CSV"]),
+                 "table": draw.choice(["over_time", "by_threat", "by_rule", "agents", "x"])}
+        kept = {key: value for key, value in query.items() if draw.random() < 0.6}
+        path = "/v1/impact?" + urllib.parse.urlencode(kept)
+        response = server.get(path)
+        assert response.status in (200, 422), (path, response.status, response.text[:300])
+        if response.status == 422:
+            assert all(item["loc"][0] == "query" for item in response.json()["detail"]), path
 
 
 def test_impact_is_in_the_openapi_document(server: Server) -> None:
