@@ -52,8 +52,10 @@ def _backtick_runs(line: str) -> list[str]:
 
 
 def highlighted_source(text: str) -> Markup:
-    """The source as highlighted HTML with a `L-<n>` id on every line, and line numbers."""
-    formatter = HtmlFormatter(linespans=LINE_ANCHOR, linenos="inline", wrapcode=True,
+    """The source as highlighted HTML with a `L-<n>` id on every line. The line numbers are
+    drawn by the stylesheet (assets/sentra.css), so the page's text, the search index and
+    copied code hold the source alone."""
+    formatter = HtmlFormatter(linespans=LINE_ANCHOR, wrapcode=True,
                               cssclass="highlight sentra-source")
     return Markup(highlight(text, SentraLexer(), formatter))
 

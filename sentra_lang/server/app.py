@@ -3,7 +3,6 @@ behind the edge (host, content type, body limit and text checks) and the lean de
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sentra_runtime.explain import jsonable
 
 from sentra_lang import __version__
-from sentra_lang.server import compat, models, native
+from sentra_lang.server import compat, dashboard, impact, models, native
 from sentra_lang.server.auth import OperatorAuth, ReadAuth, read_security
 from sentra_lang.server.edge import LOOPBACK_HOSTS, RequestEdge
 from sentra_lang.server.events import EventBroadcast
@@ -35,8 +34,9 @@ SECURITY_SCHEMES = {
     "operatorToken": {"type": "http", "scheme": "bearer",
                        "description": "the operator token: resets and reload; reads too"},
     "readToken": {"type": "http", "scheme": "bearer",
-                   "description": "the read token (`--read-token-file`): events, agents, policy "
-                                  "and metrics; the stream also takes it as `?access_token=`"},
+                   "description": "the read token (`--read-token-file`): events, agents, policy, "
+                                  "metrics, the Impact view and the dashboard's snapshot; the "
+                                  "stream also takes it as `?access_token=`"},
 }
 
 
@@ -75,8 +75,11 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     app.state.gate = gate
     app.state.metrics = metrics
     app.state.broadcast = broadcast
+    impacts = impact.Impact(gate)
     app.include_router(compat.router(gate, operator, reader, reads))
     app.include_router(native.router(gate, operator, reader, broadcast, metrics, reads))
+    app.include_router(impact.router(impacts, reader, reads))
+    app.include_router(dashboard.router(gate, impacts, reader, reads))
 
     @app.get("/metrics", tags=["native v1"], response_class=PlainTextResponse,
              summary="Prometheus metrics", operation_id="metrics",
@@ -86,8 +89,8 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
         return PlainTextResponse(await reads.run(metrics.render), media_type=CONTENT_TYPE)
 
     @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(_dashboard(gate, reader.required))
+    async def dashboard_page() -> HTMLResponse:
+        return HTMLResponse(await reads.run(dashboard.page, gate, impacts, reader.required))
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -119,15 +122,3 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     return JSONResponse(status_code=422, content={"detail": jsonable(jsonable_encoder(error.errors()))})
 
-
-def _dashboard(gate: Gate, read_token: bool) -> str:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    served = gate.policy
-    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                            autoescape=select_autoescape(["html"]))
-    config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
-              "read_token": read_token,
-              "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
-    return templates.get_template("dashboard.html").render(
-        policy=served, version=__version__, config=json.dumps(config).replace("<", "\\u003c"))

@@ -167,6 +167,90 @@ class Reloaded(Answer):
     version: str
 
 
+class ImpactSettings(Answer):
+    field: str
+    field_declared: bool = Field(description="whether the served policy declares the field")
+    bucket: Literal["hour", "day", "week", "month"]
+    since: str | None
+    until: str | None
+
+
+class ImpactCounts(Answer):
+    blocked: int
+    shut_down: int
+    prevented: int
+    exposure_prevented: float
+    exposure_actions: int
+
+
+class ImpactTotals(ImpactCounts):
+    decisions: int
+    allowed: int
+    agents_shut_down: int
+    shutdowns: int
+
+
+class ThreatImpact(ImpactCounts):
+    threat: str | None
+
+
+class RuleImpact(ImpactCounts):
+    rule_id: str
+
+
+class AgentShutdowns(Answer):
+    agent: str
+    shutdowns: int
+    first_shutdown: str
+    last_shutdown: str
+    last_rule_id: str
+    denied_after: int
+
+
+class BucketImpact(ImpactCounts):
+    bucket_start: str
+    decisions: int
+    allowed: int
+    shutdowns: int
+
+
+class ImpactReport(Answer):
+    """What the gate prevented, from the audit log, as of ``last_seq`` (docs/server.md,
+    "GET /v1/impact")."""
+
+    settings: ImpactSettings
+    last_seq: int
+    totals: ImpactTotals
+    by_threat: list[ThreatImpact]
+    by_rule: list[RuleImpact]
+    agents_shut_down: list[AgentShutdowns]
+    over_time: list[BucketImpact]
+
+
+class SnapshotCounts(Answer):
+    events: int = Field(description="decisions in the whole audit log")
+    agents: int
+    active: int | None = Field(description="null when the snapshot lists only some agents")
+    shut_down: int | None = Field(description="null when the snapshot lists only some agents")
+    blocked: int = Field(description="decisions blocked or shut down in the whole audit log")
+
+
+class DashboardSnapshot(Answer):
+    """The dashboard's first state, as of ``head``: what the page embeds when reads are open."""
+
+    head: int
+    rendered_at: str
+    counts: SnapshotCounts
+    agents: list[AgentState]
+    agents_next_after: str | None = Field(description="the agents listed are the first of "
+                                                      "more: page on from here with "
+                                                      "`/v1/agents?after=`; null when all "
+                                                      "are listed")
+    events: list[dict[str, Any]] = Field(description="the newest records since the last "
+                                                     "reset of every agent, oldest first, "
+                                                     "summarised")
+
+
 class Problem(BaseModel):
     """An error answer: ``detail`` says what was wrong."""
 

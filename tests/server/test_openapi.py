@@ -23,11 +23,13 @@ OPERATIONS = {
     ("get", "/v1/events"): "list_events", ("get", "/v1/events/stream"): "stream_events",
     ("get", "/v1/events/{seq}"): "get_event", ("get", "/v1/policy"): "get_policy",
     ("post", "/v1/policy/reload"): "reload_policy", ("get", "/v1/metrics"): "v1_metrics",
-    ("get", "/metrics"): "metrics",
+    ("get", "/metrics"): "metrics", ("get", "/v1/impact"): "get_impact",
+    ("get", "/v1/dashboard/snapshot"): "get_dashboard_snapshot",
 }
 OPERATOR = {"sentra_reset", "reset_agent", "reset_all", "reload_policy"}
 READS = {"sentra_events", "list_agents", "get_agent", "list_events", "stream_events",
-         "get_event", "get_policy", "v1_metrics", "metrics"}
+         "get_event", "get_policy", "v1_metrics", "metrics", "get_impact",
+         "get_dashboard_snapshot"}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,12 @@ def test_the_stream_is_an_event_stream(document: dict[str, Any]) -> None:
     assert list(answer["content"]) == ["text/event-stream"]
 
 
+def test_impact_answers_json_or_csv(document: dict[str, Any]) -> None:
+    content = operations(document)[("get", "/v1/impact")]["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ImpactReport"}
+    assert content["text/csv"]["schema"] == {"type": "string"}
+
+
 def test_reads_are_not_optional_with_a_read_token(tmp_path: Path) -> None:
     running = Server(POLICY, tmp_path / "s.db", TOKEN, read_token="r")
     try:
@@ -125,6 +133,9 @@ def test_real_answers_fit_the_declared_models(server: Server, agent: str) -> Non
         (models.AuditRecord, server.get("/v1/events/1").json()),
         (models.PolicyInfo, server.get("/v1/policy").json()),
         (models.AgentReset, server.post(f"/v1/agents/{agent}/reset", token=TOKEN).json()),
+        (models.ImpactReport, server.get("/v1/impact").json()),
+        (models.ImpactReport, server.get("/v1/impact?field=context.x&bucket=hour").json()),
+        (models.DashboardSnapshot, server.get("/v1/dashboard/snapshot").json()),
         (models.Invalid, server.post("/agent-action", {"agent_id": 5}).json()),
         (models.Invalid, server.post("/agent-action", raw=b'{"agent_id":"\\ud800"}').json()),
     ]

@@ -19,7 +19,8 @@ from tests.server.conftest import POLICY, TOKEN, Server, free_port, http_request
 
 READ_TOKEN = "reader-token"
 READS = ["/events", "/v1/agents", "/v1/agents/a", "/v1/events", "/v1/events/1", "/v1/policy",
-         "/metrics", "/v1/metrics"]
+         "/metrics", "/v1/metrics", "/v1/impact", "/v1/impact?format=csv&table=agents",
+         "/v1/dashboard/snapshot"]
 
 
 @pytest.fixture(scope="module")

@@ -1,55 +1,105 @@
-// The sentra-lang dashboard: agents, events, inspector and risk chart, live via /v1/events/stream.
+// The sentra-lang dashboard. Live: agents, events, inspector and risk chart, starting from the
+// first snapshot and following /v1/events/stream from its head. When reads are open the server
+// renders the snapshot into the page; when it has a read token the page carries none, and the
+// script asks for the token and fetches the snapshot from /v1/dashboard/snapshot. Every read
+// sends the token. Impact: what the gate prevented, from GET /v1/impact (docs/server.md).
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("config").textContent);
   const MAX_EVENTS = 1000;
-  const state = { agents: new Map(), events: [], selectedAgent: null, selectedSeq: null, lastSeq: 0,
-                  threshold: config.risk_threshold, strikes: config.strikes, blocked: 0 };
+  const SHOWN_EVENTS = 300;
+  const MAX_BUCKETS = 120;
+  const TOKEN_KEY = "sentra-read-token";
+  const state = { agents: new Map(), events: [], selectedAgent: null, selectedSeq: null,
+                  lastSeq: 0, threshold: config.risk_threshold, strikes: config.strikes,
+                  decisions: 0, blocked: 0, agentsAfter: null };
   const $ = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") node.className = value; else node.setAttribute(key, value);
+      if (key === "class") { if (value) node.className = value; } else node.setAttribute(key, value);
     }
     for (const child of children) node.append(child instanceof Node ? child : String(child));
     return node;
   }
 
-  // With a read token (config.read_token), reads carry it; it is asked for once per session.
-  function readToken() {
+  function shape(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------------- reads
+
+  // The read token, when the server has one (config.read_token): asked for once per browser
+  // session, and again when the server refused the one kept (`refused`).
+  function readToken(refused) {
     if (!config.read_token) return null;
-    let token = sessionStorage.getItem("sentra-read-token");
-    if (!token) {
-      token = window.prompt("Read token for this server's events and agents:") || "";
-      sessionStorage.setItem("sentra-read-token", token);
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token || token === refused) {
+      token = window.prompt(refused ? "The server refused that read token. Read token for this server's events and agents:"
+        : "Read token for this server's events and agents:");
+      if (!token) { sessionStorage.removeItem(TOKEN_KEY); throw new Error("no read token given (reload the page to give it)"); }
+      sessionStorage.setItem(TOKEN_KEY, token);
     }
     return token;
   }
 
-  async function api(path, options) {
-    const token = options ? null : readToken();
-    const response = await fetch(path, token ? { headers: { Authorization: `Bearer ${token}` } } : options);
-    if (response.status === 401 && token) sessionStorage.removeItem("sentra-read-token");
+  // GET `path` with the read token; while the server refuses the token (401), ask for another.
+  async function read(path) {
+    for (let refused = null; ;) {
+      const token = readToken(refused);
+      const response = await fetch(path, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+      if (response.status !== 401 || token === null) return response;
+      refused = token;
+    }
+  }
+
+  async function answer(response) {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail : response.status + " " + JSON.stringify(body.detail));
     return body;
   }
 
+  const api = async (path) => answer(await read(path));
+
+  // Exports: a link cannot send the token, so the file is fetched with it and saved from a Blob.
+  async function save(link) {
+    try {
+      const response = await read(link.href);
+      if (!response.ok) await answer(response);
+      const url = URL.createObjectURL(await response.blob());
+      const saving = el("a", { href: url, download: link.getAttribute("download") || "" });
+      document.body.append(saving);
+      saving.click();
+      saving.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      $("impact-status").textContent = "export failed: " + error.message;
+    }
+  }
+
+  // ------------------------------------------------------------------------------ live state
+
   function fresh(id) { return { agent_id: id, cumulative_risk: 0, blocked_attempts: 0, status: "active" }; }
 
-  function apply(record) {
+  function apply(record, counted) {
     state.lastSeq = Math.max(state.lastSeq, record.seq);
     if (record.kind === "decision") {
       const d = record.decision;
       state.agents.set(record.agent, { agent_id: record.agent, cumulative_risk: d.cumulative_risk,
         blocked_attempts: d.blocked_attempts, status: d.status });
-      if (!d.allowed) state.blocked += 1;
+      if (counted) { state.decisions += 1; if (!d.allowed) state.blocked += 1; }
     } else if (record.kind === "reset") {
       const ids = record.agent === null ? [...state.agents.keys()] : [record.agent];
       for (const id of ids) state.agents.set(id, fresh(id));
     } else if (record.kind === "policy_load") {
-      $("policy").textContent = `policy ${record.policy.name} ${record.policy.version} · ${record.policy_hash.slice(0, 19)}… (loaded at #${record.seq})`;
+      $("policy-name").textContent = `${record.policy.name} ${record.policy.version}`;
+      $("policy-hash").textContent = record.policy_hash.slice(0, 19) + "…";
+      $("policy-hash").title = record.policy_hash;
     }
     state.events.push(record);
     if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
@@ -59,17 +109,23 @@
   function render() {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; renderCounts(); renderAgents(); renderEvents(); renderChart(); });
+    requestAnimationFrame(() => { pending = false; renderNow(); });
+  }
+
+  function renderNow() {
+    renderCounts(); renderAgents(); renderEvents();
+    if (!$("view-live").hidden) renderChart();
   }
 
   function renderCounts() {
+    $("count-events").textContent = state.decisions;
+    $("count-blocked").textContent = state.blocked;
+    if (state.agentsAfter !== null) return;   // agents still loading: the snapshot's counts stand
     const agents = [...state.agents.values()];
     const down = agents.filter((a) => a.status === "shut_down").length;
-    $("count-events").textContent = state.events.filter((r) => r.kind === "decision").length;
     $("count-agents").textContent = agents.length;
     $("count-active").textContent = agents.length - down;
     $("count-shutdown").textContent = down;
-    $("count-blocked").textContent = state.blocked;
   }
 
   function riskBar(risk) {
@@ -80,18 +136,18 @@
     return el("span", {}, bar, ` ${risk}/${state.threshold}`);
   }
 
+  const idCell = (text) => el("td", {}, el("span", { class: "id" }, text));
+
   function renderAgents() {
     const body = $("agents").tBodies[0];
     const rows = [...state.agents.values()].sort((a, b) =>
-      (b.status === "shut_down") - (a.status === "shut_down") || a.agent_id.localeCompare(b.agent_id));
+      (b.status === "shut_down") - (a.status === "shut_down") || (a.agent_id < b.agent_id ? -1 : a.agent_id > b.agent_id ? 1 : 0));
     body.replaceChildren(...rows.map((agent) => {
       const reset = el("button", { type: "button", title: "reset this agent (operator token)" }, "reset");
-      reset.addEventListener("click", (event) => { event.stopPropagation(); resetAgents(agent.agent_id); });
-      const row = el("tr", { "data-agent": agent.agent_id, class: (agent.status === "shut_down" ? "shut-down " : "") + (agent.agent_id === state.selectedAgent ? "selected" : "") },
-        el("td", {}, agent.agent_id === "" ? "(empty id)" : agent.agent_id), el("td", {}, riskBar(agent.cumulative_risk)),
+      const row = el("tr", { "data-agent": agent.agent_id, class: [agent.status === "shut_down" ? "shut-down" : "", agent.agent_id === state.selectedAgent ? "selected" : ""].join(" ").trim() },
+        idCell(agent.agent_id === "" ? "(empty id)" : agent.agent_id), el("td", {}, riskBar(agent.cumulative_risk)),
         el("td", {}, `${agent.blocked_attempts}/${state.strikes}`),
         el("td", { class: "status" }, agent.status === "shut_down" ? "shut down" : "active"), el("td", {}, reset));
-      row.addEventListener("click", () => { state.selectedAgent = agent.agent_id; $("filter-agent").value = agent.agent_id; render(); });
       return row;
     }));
   }
@@ -100,32 +156,41 @@
     const agent = $("filter-agent").value.trim();
     const decision = $("filter-decision").value;
     return state.events.filter((r) => {
-      if (r.kind === "policy_load") return decision === "";
+      if (r.kind === "policy_load") return decision === "" && !agent;
       if (agent && r.agent !== agent) return false;
       if (decision === "reset") return r.kind === "reset";
       if (decision) return r.kind === "decision" && r.decision.label === decision;
       return true;
-    }).slice(-300).reverse();
+    }).slice(-SHOWN_EVENTS).reverse();
+  }
+
+  function eventCells(r) {
+    if (r.kind === "decision") {
+      return [idCell(r.agent), r.action, el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
+        r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${state.threshold}`];
+    }
+    if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
+    return [idCell(""), "policy load", `${r.policy.name} ${r.policy.version}`, "", ""];
   }
 
   function renderEvents() {
     const body = $("events").tBodies[0];
-    body.replaceChildren(...visibleEvents().map((r) => {
-      const cells = r.kind === "decision"
-        ? [r.agent, r.action, el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label), r.decision.rule_id,
-           `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${state.threshold}`]
-        : r.kind === "reset" ? [r.agent === null ? "(all)" : r.agent, "reset", `by ${r.operator}`, "", ""]
-        : ["", "policy load", r.policy.name + " " + r.policy.version, "", ""];
-      const row = el("tr", { "data-seq": r.seq, class: r.seq === state.selectedSeq ? "selected" : "" },
-        el("td", {}, r.seq), el("td", {}, r.time.slice(11, 19)), ...cells.map((c) => el("td", {}, c)));
-      row.addEventListener("click", () => { state.selectedSeq = r.seq; if (r.agent !== undefined && r.agent !== null) state.selectedAgent = r.agent; inspect(r); render(); });
-      return row;
-    }));
+    body.replaceChildren(...visibleEvents().map((r) => el("tr", { "data-seq": r.seq, class: r.seq === state.selectedSeq ? "selected" : "" },
+      el("td", {}, r.seq), el("td", {}, r.time.slice(11, 19)),
+      ...eventCells(r).map((c) => c instanceof HTMLTableCellElement ? c : el("td", {}, c)))));
   }
 
-  function inspect(record) {
+  async function inspect(seq) {
     const panel = $("inspector");
-    const parts = [el("h2", {}, `Inspector · seq ${record.seq}`)];
+    panel.replaceChildren(el("h2", {}, `Inspector · seq ${seq}`), el("p", { class: "muted" }, "loading…"));
+    if (panel.getBoundingClientRect().top > innerHeight) panel.scrollIntoView({ block: "nearest" });
+    let record;
+    try { record = await api(`/v1/events/${seq}`); } catch (error) {
+      panel.replaceChildren(el("h2", {}, `Inspector · seq ${seq}`), el("p", {}, `cannot load the record: ${error.message}`));
+      return;
+    }
+    if (state.selectedSeq !== seq) return;
+    const parts = [el("h2", {}, `Inspector · seq ${seq}`)];
     if (record.kind === "decision") {
       const d = record.decision;
       parts.push(el("p", {}, el("b", { class: "d-" + d.label.split(" ")[0] }, d.label), ` ${d.rule_id}`, d.threat ? ` · ${d.threat}` : ""));
@@ -140,25 +205,201 @@
     panel.replaceChildren(...parts);
   }
 
+  // ---------------------------------------------------------------------------------- charts
+
+  function niceStep(span, count) {
+    const raw = span / Math.max(1, count);
+    const power = 10 ** Math.floor(Math.log10(raw || 1));
+    const fraction = raw / power;
+    return (fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10) * power;
+  }
+
+  const NUMBER = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+  // Axes in the svg's own pixels: y ticks from 0 to a rounded top, x labels at chosen positions.
+  function frame(svg, top, xLabel, yLabel) {
+    const width = Math.max(200, svg.clientWidth), height = Math.max(120, svg.clientHeight);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.replaceChildren();
+    const box = { left: 56, right: width - 14, top: 20, bottom: height - 40 };
+    const step = niceStep(top, 4);
+    const max = Math.max(step, Math.ceil(top / step) * step);
+    const y = (value) => box.bottom - ((box.bottom - box.top) * value) / max;
+    const axes = shape("g", { class: "axes" });
+    for (let value = 0; value <= max + step / 2; value += step) {
+      axes.append(shape("line", { x1: box.left, x2: box.right, y1: y(value), y2: y(value), class: "grid-line" }));
+      axes.append(shape("text", { x: box.left - 6, y: y(value) + 4, "text-anchor": "end", class: "tick y-tick" }, NUMBER.format(value)));
+    }
+    axes.append(shape("line", { x1: box.left, x2: box.left, y1: box.top, y2: box.bottom, class: "axis y-axis" }));
+    axes.append(shape("line", { x1: box.left, x2: box.right, y1: box.bottom, y2: box.bottom, class: "axis x-axis" }));
+    axes.append(shape("text", { x: (box.left + box.right) / 2, y: height - 6, "text-anchor": "middle", class: "axis-label x-label" }, xLabel));
+    axes.append(shape("text", { x: 12, y: (box.top + box.bottom) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(box.top + box.bottom) / 2})`, class: "axis-label y-label" }, yLabel));
+    svg.append(axes);
+    return { box, y, svg };
+  }
+
+  // Label at most `room` of the n positions, evenly, always the first and the last.
+  function xTicks(chart, count, xOf, labelOf) {
+    const room = Math.max(2, Math.floor((chart.box.right - chart.box.left) / 90));
+    const every = Math.max(1, Math.ceil(count / room));
+    for (let i = 0; i < count; i += 1) {
+      if (i % every !== 0 && i !== count - 1) continue;
+      if (i !== count - 1 && count - 1 - i < every) continue;
+      const x = xOf(i);
+      chart.svg.append(shape("line", { x1: x, x2: x, y1: chart.box.bottom, y2: chart.box.bottom + 4, class: "axis" }));
+      chart.svg.append(shape("text", { x, y: chart.box.bottom + 16, "text-anchor": "middle", class: "tick x-tick" }, labelOf(i)));
+    }
+  }
+
+  function defaultAgent() {
+    for (let i = state.events.length - 1; i >= 0; i -= 1) if (state.events[i].kind === "decision") return state.events[i].agent;
+    return null;
+  }
+
   function renderChart() {
     const svg = $("chart");
-    const agent = state.selectedAgent;
-    const ns = "http://www.w3.org/2000/svg";
-    const shape = (tag, attrs) => { const n = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); return n; };
-    svg.replaceChildren();
-    if (agent === null) return;
-    $("chart-agent").textContent = agent === "" ? "(empty id)" : agent;
-    const points = [{ seq: 0, risk: 0 }];
+    const agent = state.selectedAgent ?? defaultAgent();
+    const name = agent === "" ? "(empty id)" : agent;
+    $("chart-agent").textContent = agent === null ? "(no decisions yet)" : state.selectedAgent === null ? `${name} (latest; select an agent)` : name;
+    const points = [];
     for (const r of state.events) {
       if (r.kind === "decision" && r.agent === agent) points.push({ seq: r.seq, risk: r.decision.cumulative_risk, down: r.decision.status === "shut_down" });
-      else if (r.kind === "reset" && (r.agent === null || r.agent === agent)) points.push({ seq: r.seq, risk: 0 });
+      else if (r.kind === "reset" && (r.agent === null || r.agent === agent) && points.length) points.push({ seq: r.seq, risk: 0 });
     }
-    const top = Math.max(state.threshold, ...points.map((p) => p.risk)) * 1.1;
-    const x = (i) => 10 + (580 * i) / Math.max(1, points.length - 1);
-    const y = (risk) => 210 - (200 * risk) / top;
-    svg.append(shape("line", { x1: 0, x2: 600, y1: y(state.threshold), y2: y(state.threshold), stroke: "#ef4444", "stroke-dasharray": "6 4" }));
-    svg.append(shape("polyline", { points: points.map((p, i) => `${x(i)},${y(p.risk)}`).join(" "), fill: "none", stroke: "#38bdf8", "stroke-width": 2, id: "chart-line" }));
-    points.forEach((p, i) => svg.append(shape("circle", { cx: x(i), cy: y(p.risk), r: 3, fill: p.down ? "#ef4444" : "#38bdf8" })));
+    const chart = frame(svg, Math.max(state.threshold, ...points.map((p) => p.risk)), "audit sequence number", "cumulative risk");
+    const { box, y } = chart;
+    const x = (i) => box.left + 10 + ((box.right - box.left - 20) * i) / Math.max(1, points.length - 1);
+    const limit = y(state.threshold);
+    svg.append(shape("line", { x1: box.left, x2: box.right, y1: limit, y2: limit, class: "threshold" }));
+    svg.append(shape("text", { x: box.right - 4, y: limit - 4, "text-anchor": "end", class: "threshold-label" }, `threshold ${state.threshold}`));
+    if (!points.length) return;
+    xTicks(chart, points.length, x, (i) => `#${points[i].seq}`);
+    svg.append(shape("polyline", { points: points.map((p, i) => `${x(i)},${y(p.risk)}`).join(" "), class: "series", id: "chart-line" }));
+    points.forEach((p, i) => svg.append(shape("circle", { cx: x(i), cy: y(p.risk), r: 3, class: p.down ? "point down" : "point" })));
+  }
+
+  // ----------------------------------------------------------------------------------- impact
+
+  const impact = { report: null, timer: null, loading: false };
+
+  function impactQuery(extra) {
+    const params = new URLSearchParams();
+    params.set("field", $("impact-field").value.trim() || "amount");
+    params.set("bucket", $("impact-bucket").value);
+    if ($("impact-since").value) params.set("since", $("impact-since").value);
+    if ($("impact-until").value) params.set("until", $("impact-until").value);
+    for (const [key, value] of Object.entries(extra)) params.set(key, value);
+    return "/v1/impact?" + params.toString();
+  }
+
+  function setCount(id, value) { $(id).dataset.value = value; $(id).textContent = NUMBER.format(value); }
+
+  async function loadImpact() {
+    if (impact.loading) return;
+    impact.loading = true;
+    const status = $("impact-status");
+    status.textContent = "loading…";
+    try {
+      impact.report = await api(impactQuery({ format: "json" }));
+      status.textContent = `as of audit seq ${impact.report.last_seq}`;
+      renderImpact();
+    } catch (error) {
+      status.textContent = "error: " + error.message;
+    } finally {
+      impact.loading = false;
+    }
+  }
+
+  function renderImpact() {
+    const report = impact.report;
+    if (report === null) return;
+    const { totals, settings } = report;
+    setCount("impact-prevented", totals.prevented);
+    setCount("impact-blocked", totals.blocked);
+    setCount("impact-shut-down", totals.shut_down);
+    setCount("impact-exposure", totals.exposure_prevented);
+    setCount("impact-agents", totals.agents_shut_down);
+    $("impact-exposure-label").textContent = `exposure prevented (${settings.field}, ${totals.exposure_actions} actions)` +
+      (settings.field_declared ? "" : " · not a field of the policy");
+    $("impact-json").href = impactQuery({ format: "json" });
+    for (const link of document.querySelectorAll("#view-impact a.csv")) {
+      link.href = impactQuery({ format: "csv", table: link.dataset.table });
+      link.setAttribute("download", `sentra-impact-${link.dataset.table}-${settings.bucket}.csv`);
+    }
+    const rows = (id, items, cells) => $(id).tBodies[0].replaceChildren(...items.map((item) => el("tr", {}, ...cells(item).map((c) => c instanceof HTMLTableCellElement ? c : el("td", {}, c)))));
+    rows("impact-threats", report.by_threat, (t) => [t.threat ?? "(none)", NUMBER.format(t.blocked), NUMBER.format(t.shut_down), NUMBER.format(t.exposure_prevented)]);
+    rows("impact-rules", report.by_rule, (r) => [r.rule_id, NUMBER.format(r.blocked), NUMBER.format(r.shut_down), NUMBER.format(r.exposure_prevented)]);
+    rows("impact-agents-table", report.agents_shut_down, (a) => [idCell(a.agent === "" ? "(empty id)" : a.agent), a.shutdowns, a.last_shutdown.slice(0, 19).replace("T", " "), a.last_rule_id, a.denied_after]);
+    const buckets = filledBuckets(report.over_time, settings.bucket);
+    barChart($("impact-chart-actions"), buckets, settings.bucket, [["blocked", "blocked"], ["shut_down", "shut down"]], "actions prevented");
+    barChart($("impact-chart-exposure"), buckets, settings.bucket, [["exposure_prevented", "exposure"]], `${settings.field} prevented`);
+  }
+
+  function nextBucket(start, bucket) {
+    const next = new Date(start);
+    if (bucket === "hour") next.setUTCHours(next.getUTCHours() + 1);
+    else if (bucket === "day") next.setUTCDate(next.getUTCDate() + 1);
+    else if (bucket === "week") next.setUTCDate(next.getUTCDate() + 7);
+    else next.setUTCMonth(next.getUTCMonth() + 1);
+    return next.toISOString().slice(0, 19) + "Z";
+  }
+
+  // The newest MAX_BUCKETS buckets up to the last one with data, empty ones filled with zeros.
+  function filledBuckets(items, bucket) {
+    if (!items.length) return [];
+    const known = new Map(items.map((item) => [item.bucket_start, item]));
+    const filled = [];
+    for (let start = items[0].bucket_start; start <= items[items.length - 1].bucket_start; start = nextBucket(start, bucket)) {
+      filled.push(known.get(start) ?? { bucket_start: start, blocked: 0, shut_down: 0, exposure_prevented: 0 });
+      if (filled.length > MAX_BUCKETS) filled.shift();
+    }
+    return filled;
+  }
+
+  function bucketLabel(start, bucket) {
+    if (bucket === "hour") return start.slice(5, 10) + " " + start.slice(11, 16);
+    if (bucket === "month") return start.slice(0, 7);
+    return start.slice(0, 10);
+  }
+
+  function barChart(svg, buckets, bucket, series, yLabel) {
+    const top = Math.max(1, ...buckets.map((b) => series.reduce((sum, [key]) => sum + b[key], 0)));
+    const chart = frame(svg, top, `${bucket} (UTC)`, yLabel);
+    const { box, y } = chart;
+    if (!buckets.length) {
+      svg.append(shape("text", { x: (box.left + box.right) / 2, y: (box.top + box.bottom) / 2, "text-anchor": "middle", class: "empty" }, "nothing prevented yet"));
+      return;
+    }
+    const slot = (box.right - box.left) / buckets.length;
+    const x = (i) => box.left + slot * (i + 0.5);
+    buckets.forEach((b, i) => {
+      let base = 0;
+      for (const [key, label] of series) {
+        if (b[key] <= 0) continue;
+        const width = Math.min(slot * 0.7, 48);
+        const bar = shape("rect", { x: x(i) - width / 2, width, y: y(base + b[key]), height: y(base) - y(base + b[key]), class: `bar-${key}` });
+        bar.append(shape("title", {}, `${bucketLabel(b.bucket_start, bucket)}: ${NUMBER.format(b[key])} ${label}`));
+        svg.append(bar);
+        base += b[key];
+      }
+    });
+    xTicks(chart, buckets.length, x, (i) => bucketLabel(buckets[i].bucket_start, bucket));
+  }
+
+  function scheduleImpact() {
+    if ($("view-impact").hidden || impact.timer !== null) return;
+    impact.timer = setTimeout(() => { impact.timer = null; loadImpact(); }, 1000);
+  }
+
+  // ------------------------------------------------------------------------------------ views
+
+  function show(view) {
+    const impactShown = view === "impact";
+    $("view-live").hidden = impactShown;
+    $("view-impact").hidden = !impactShown;
+    $("tab-live").setAttribute("aria-selected", String(!impactShown));
+    $("tab-impact").setAttribute("aria-selected", String(impactShown));
+    if (impactShown) loadImpact(); else renderChart();
   }
 
   async function resetAgents(agentId) {
@@ -167,54 +408,106 @@
     if (!token) return;
     const path = agentId === null ? "/v1/reset" : `/v1/agents/${encodeURIComponent(agentId)}/reset`;
     try {
-      await api(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+      await answer(await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } }));
       sessionStorage.setItem("sentra-token", token);
     } catch (error) {
       window.alert(`Reset refused: ${error.message}`);
     }
   }
 
+  // EventSource cannot send headers: the stream takes the read token as `access_token`.
   function connect() {
-    const token = readToken();
+    const token = readToken(null);
     const access = token ? `&access_token=${encodeURIComponent(token)}` : "";
     const source = new EventSource(`/v1/events/stream?after=${state.lastSeq}${access}`);
     const live = $("live");
     source.onopen = () => { live.textContent = "live"; live.className = "badge on"; };
-    source.onerror = () => { live.textContent = "reconnecting"; live.className = "badge off"; };
+    source.onerror = () => {   // closed: refused (401) or gone; otherwise it reconnects by itself
+      live.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting";
+      live.className = "badge off";
+    };
     for (const kind of ["decision", "reset", "policy_load"]) {
       source.addEventListener(kind, (message) => {
         const record = JSON.parse(message.data);
         if (record.seq <= state.lastSeq) return;
-        apply(record);
+        apply(record, true);
         render();
+        if (kind === "decision") scheduleImpact();
       });
     }
   }
 
-  async function start() {
-    const head = await api("/v1/events?limit=1");
-    const agents = [];
-    for (let page = await api("/v1/agents"); ; page = await api(`/v1/agents?after=${encodeURIComponent(page.next_after)}`)) {
-      agents.push(...page.agents);
-      if (page.next_after === null) break;
-    }
-    for (const agent of agents) state.agents.set(agent.agent_id, agent);
-    let after = Math.max(head.last_global_reset - 1, head.head - MAX_EVENTS, 0);
-    for (;;) {
-      const page = await api(`/v1/events?after=${after}&limit=1000`);
-      page.events.forEach(apply);
-      if (page.events.length < 1000) break;
-      after = page.next_after;
-    }
-    for (const agent of agents) state.agents.set(agent.agent_id, agent);
-    state.lastSeq = Math.max(state.lastSeq, head.head);
+  function listen() {
+    $("agents").addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-agent]");
+      if (row === null) return;
+      if (event.target.closest("button")) { resetAgents(row.dataset.agent); return; }
+      state.selectedAgent = row.dataset.agent;
+      $("filter-agent").value = row.dataset.agent;
+      render();
+    });
+    $("events").addEventListener("click", (event) => {
+      const row = event.target.closest("tr[data-seq]");
+      if (row === null) return;
+      const record = state.events.find((r) => r.seq === Number(row.dataset.seq));
+      state.selectedSeq = Number(row.dataset.seq);
+      if (record && record.agent !== undefined && record.agent !== null) state.selectedAgent = record.agent;
+      inspect(state.selectedSeq);
+      render();
+    });
     $("filter-agent").addEventListener("input", render);
     $("filter-decision").addEventListener("change", render);
     $("reset-all").addEventListener("click", () => resetAgents(null));
-    render();
-    // ?live=0 renders a snapshot without the stream (headless --dump-dom waits for open requests)
-    if (new URLSearchParams(location.search).get("live") !== "0") connect();
-    else { $("live").textContent = "snapshot"; }
+    $("impact-settings").addEventListener("submit", (event) => { event.preventDefault(); loadImpact(); });
+    $("view-impact").addEventListener("click", (event) => {
+      const link = event.target.closest("a[download]");
+      if (link === null || !link.href) return;
+      event.preventDefault();
+      save(link);
+    });
+    addEventListener("hashchange", () => show(location.hash === "#impact" ? "impact" : "live"));
+    new ResizeObserver(() => { if ($("view-live").hidden) renderImpact(); else renderChart(); }).observe(document.body);
+  }
+
+  // The first state: the snapshot's records, agents (read after its head) and counts.
+  function load(snapshot) {
+    for (const record of snapshot.events) apply(record, false);
+    for (const agent of snapshot.agents) state.agents.set(agent.agent_id, agent);
+    state.lastSeq = Math.max(state.lastSeq, snapshot.head);
+    state.decisions = snapshot.counts.events;
+    state.blocked = snapshot.counts.blocked;
+    state.agentsAfter = snapshot.agents_next_after;
+    const counts = { "count-agents": "agents", "count-active": "active", "count-shutdown": "shut_down" };
+    for (const [id, key] of Object.entries(counts)) $(id).textContent = snapshot.counts[key] ?? "–";
+    const live = $("live");
+    live.textContent = "snapshot";
+    live.title = `rendered by the server at ${snapshot.rendered_at} (audit seq ${snapshot.head})`;
+    if (state.agentsAfter !== null) {
+      $("agents-more").textContent = `The first ${snapshot.agents.length} of ${snapshot.counts.agents} agents, by id; loading the rest…`;
+      $("agents-more").hidden = false;
+    }
+  }
+
+  // The agents past the snapshot's first page, in pages of /v1/agents (next_after).
+  async function loadAgents() {
+    while (state.agentsAfter !== null) {
+      const page = await api(`/v1/agents?after=${encodeURIComponent(state.agentsAfter)}`);
+      for (const agent of page.agents) state.agents.set(agent.agent_id, agent);
+      state.agentsAfter = page.next_after;
+      render();
+    }
+    $("agents-more").hidden = true;
+  }
+
+  async function start() {
+    const params = new URLSearchParams(location.search);
+    for (const key of ["field", "bucket", "since", "until"]) if (params.get(key)) $(`impact-${key}`).value = params.get(key);
+    listen();
+    load(config.snapshot !== null ? config.snapshot : await api("/v1/dashboard/snapshot"));
+    renderNow();
+    show(location.hash === "#impact" ? "impact" : "live");
+    await loadAgents();   // before the stream, which replays every change after the snapshot
+    connect();
   }
 
   start().catch((error) => { $("live").textContent = "error: " + error.message; });
