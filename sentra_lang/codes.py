@@ -231,10 +231,16 @@ _ENTRIES = [
          "`otherwise` (or are blocked when there is none). The witness is such an input.",
          _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n}\n'),
          "action A"),
-    Code("SL406", "analysis limit", "info",
-         "The action reads so many fields with so many distinct constants that exhaustive "
-         "analysis was skipped for it (more than 2,000,000 cells).",
-         "", ""),
+    Code("SL406", "analysis limit", "warning",
+         "The action's inputs cannot be covered exactly within the analysis limits, so it gets "
+         "no analysis findings at all (rather than findings that might be wrong). The message "
+         "says which limit: a field, or a group of fields compared with each other, would need "
+         "more than 200,000 regions, or the rows would cut the cells into more than 400,000 "
+         "pieces. Compare fewer fields with each other, or split the action.",
+         _policy('input {\n  a: number\n  b: number\n  c: number\n  d: number\n}\n'
+                 'action A {\n  when a > b and b > c and c > d and a > 1 and a > 2 and a > 3 '
+                 'and a > 4 and a > 5\n    allow as X\n  allow as Y\n}\n'),
+         "action A"),
     # ------------------------------------------------------------ scenario suites: SL5xx
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
     Code("SL501", "suite policy does not compile", "error",
