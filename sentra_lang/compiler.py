@@ -142,8 +142,9 @@ def compile_file(path: str | os.PathLike[str], *, analyse: bool = True,
     return compile_program(load_file(path), analyse=analyse, analysis=analysis)
 
 
-def compile_source(text: str, path: str = "<string>", *, analyse: bool = True) -> Compilation:
-    return compile_program(load_text(text, path), analyse=analyse)
+def compile_source(text: str, path: str = "<string>", *, analyse: bool = True,
+                   analysis: Any = None) -> Compilation:
+    return compile_program(load_text(text, path), analyse=analyse, analysis=analysis)
 
 
 # ----------------------------------------------------------------------------- lowering
