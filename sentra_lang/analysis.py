@@ -91,7 +91,7 @@ def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any],
         space = build_space([table.input], tests)
         boxes = action_rows(space, info.rules, rows)
         signatures = [(r.outcome, r.risk) if r.when is not None else None for r in info.rules]
-        outcome = engine_for(space).first_match(boxes, signatures, progress)
+        outcome = engine_for(space, boxes).first_match(boxes, signatures, progress)
     except (SpaceTooLarge, TooManyPieces) as error:
         reason = str(error) or "its cells split into too many pieces"
         return [diagnostic("SL406", f"analysis of `{action}` skipped: {reason}", info.span,
@@ -156,9 +156,9 @@ class _Report:
         return found
 
     def _overlaps(self) -> list[Diagnostic]:
-        by_winner: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
-        for (first, second), cell in sorted(self.outcome.pairs.items()):
-            by_winner.setdefault(first, []).append((second, cell))
+        by_winner: dict[int, list[tuple[int, Any]]] = {}
+        for (first, second), found in sorted(self.outcome.pairs.items(), key=lambda p: p[0]):
+            by_winner.setdefault(first, []).append((second, found))
         out: list[Diagnostic] = []
         for first, others in by_winner.items():
             if self.options.all_witnesses or len(others) <= SUMMARY_AFTER:
@@ -167,14 +167,14 @@ class _Report:
                 out.append(self._summary(first, others))
         return out
 
-    def _pair(self, first: int, second: int, cell: tuple[int, ...]) -> Diagnostic:
+    def _pair(self, first: int, second: int, found: Any) -> Diagnostic:
         a, b = self.rule(first), self.rule(second)
         return diagnostic(
             "SL404", f"`{a.id}` and `{b.id}` overlap and decide differently; `{a.id}` wins",
-            first_line(b.span), witness=self.space.witness(cell),
+            first_line(b.span), witness=self.space.witness(self.outcome.cell(found)),
             related=[Related(first_line(a.span), f"`{a.id}` matches the witness first")])
 
-    def _summary(self, first: int, others: list[tuple[int, tuple[int, ...]]]) -> Diagnostic:
+    def _summary(self, first: int, others: list[tuple[int, Any]]) -> Diagnostic:
         a = self.rule(first)
         shown = [self.rule(second) for second, _ in others[:SHOWN_IN_SUMMARY]]
         names = ", ".join(f"`{rule.id}`" for rule in shown)
@@ -184,7 +184,7 @@ class _Report:
         return diagnostic(
             "SL404", f"`{a.id}` decides inputs that {len(others):,} later rules also match and "
             f"decide differently: {names}{tail}",
-            first_line(a.span), witness=self.space.witness(others[0][1]),
+            first_line(a.span), witness=self.space.witness(self.outcome.cell(others[0][1])),
             related=[Related(first_line(rule.span), f"`{rule.id}` overlaps `{a.id}`")
                      for rule in shown],
             help=f"the witness is for `{shown[0].id}`; `check --notes --all-witnesses` gives one "

@@ -50,10 +50,19 @@ class Outcome:
     """A cell the label decides (absent: every cell it matches is decided earlier)."""
     always: set[int] = field(default_factory=set)
     """Labels whose rows match every valid cell."""
-    pairs: dict[tuple[int, int], Cell] = field(default_factory=dict)
-    """(a, b) with a < b, eligible: a cell `a` decides that `b` also matches."""
+    pairs: dict[tuple[int, int], Cell | Box] = field(default_factory=dict)
+    """(a, b) with a < b, eligible: a cell (or a box of cells, see `cell`) `a` decides that
+    `b` also matches."""
     gap: Cell | None = None
     """A valid cell no row matches."""
+    boxes: Callable[[Box], Cell] | None = None
+    """How a box in `pairs` becomes a cell (boxes are kept: most pairs are only counted)."""
+
+    def cell(self, found: Cell | Box) -> Cell:
+        if isinstance(found, dict):
+            assert self.boxes is not None
+            return self.boxes(found)
+        return found
 
 
 Signatures = Sequence[object | None]
@@ -61,8 +70,9 @@ Signatures = Sequence[object | None]
 they differ. None: the label takes part in no overlap (a rule without `when`)."""
 
 
-def engine_for(space: Space) -> Dense | Sparse:
-    return Dense(space) if space.cells <= DENSE_LIMIT else Sparse(space)
+def engine_for(space: Space, rows: Sequence[Row] = ()) -> Dense | Sparse:
+    """The representation for this space; `rows` (all rows to be evaluated) tune it."""
+    return Dense(space, rows) if space.cells <= DENSE_LIMIT else Sparse(space)
 
 
 # ------------------------------------------------------------------------- point index
@@ -138,25 +148,40 @@ def _runs(mask: int) -> Iterator[tuple[int, int]]:
 # ----------------------------------------------------------------------------- dense
 
 class Dense:
-    """Sets of cells as one integer: cell index = mixed-radix number of its regions."""
+    """Sets of cells as one integer: cell index = mixed-radix number of its regions.
 
-    def __init__(self, space: Space) -> None:
+    The dimension whose rows use the most different masks is the most significant, so that
+    its masks (the most numerous) become cells by one shift each.
+    """
+
+    def __init__(self, space: Space, rows: Sequence[Row] = ()) -> None:
         self.space = space
         sizes = space.sizes
         self.total = math.prod(sizes)
-        self.strides = [math.prod(sizes[d + 1:]) for d in range(len(sizes))]
+        distinct: list[set[int]] = [set() for _ in sizes]
+        for _, box in rows:
+            for dim, mask in (box or {}).items():
+                distinct[dim].add(mask)
+        order = sorted(range(len(sizes)), key=lambda d: (-len(distinct[d]), -sizes[d], d))
+        self.strides = [0] * len(sizes)
+        stride = self.total
+        for dim in order:
+            stride //= sizes[dim]
+            self.strides[dim] = stride
+        self.leading = order[0] if order else -1
         self.full = (1 << self.total) - 1
         self._expanded: dict[tuple[int, int], int] = {}
-        """Recent expansions (bounded: each is as large as the space)."""
-        self._repunits: dict[int, int] = {}
+        """Expansions of the other dimensions' masks (they are few)."""
         self.universe = self.full & ~self.union(space.validity)
 
     # -- building sets of cells --------------------------------------------------------
     def expand(self, dim: int, mask: int) -> int:
+        if dim == self.leading:
+            return self._expand(dim, mask)
         key = (dim, mask)
         found = self._expanded.get(key)
         if found is None:
-            if len(self._expanded) >= 256:
+            if len(self._expanded) >= 4096:
                 self._expanded.clear()
             found = self._expanded[key] = self._expand(dim, mask)
         return found
@@ -169,16 +194,11 @@ class Dense:
         block = 0
         for start, end in _runs(mask):
             block |= ((1 << ((end - start) * stride)) - 1) << (start * stride)
-        return block * self._repunit(dim)
-
-    def _repunit(self, dim: int) -> int:
-        unit = self._repunits.get(dim)
-        if unit is None:
-            period = self.strides[dim] * self.space.dims[dim].size
-            repeats = self.total // period if period else 0
-            unit = ((1 << (period * repeats)) - 1) // ((1 << period) - 1) if period else 0
-            self._repunits[dim] = unit
-        return unit
+        period = stride * size
+        while period < self.total:  # repeat the block by doubling
+            block |= block << period
+            period *= 2
+        return block & self.full
 
     def box(self, box: Box | None) -> int:
         if box is None:
@@ -214,21 +234,27 @@ class Dense:
         index = RowIndex(self.space, rows) if signatures is not None else None
         current: int | None = None
         covered = 0
+        decided_all = 0
+        whole = universe == self.full
         for number, (label, box) in enumerate(rows):
             if label != current:
                 self._close(outcome, current, covered, universe)
                 current, covered = label, 0
-            cells = self.box(box) & universe
+            cells = self.box(box)
+            if not whole:
+                cells &= universe
             if not cells:
                 continue
             covered |= cells
             mine = cells & remaining
-            if signatures is not None and index is not None and signatures[label] is not None:
-                mine_signature = signatures[label]
-                earlier = universe & ~remaining & cells & ~by_signature.get(mine_signature, 0) \
-                    & ~by_signature.get(None, 0)
-                for a in known.get(label, []):
-                    earlier &= ~decided[a].cells()
+            signature = signatures[label] if signatures is not None else None
+            if signature is not None and index is not None:
+                earlier = cells & decided_all
+                if earlier:
+                    earlier &= ~by_signature.get(signature, 0)
+                    earlier &= ~by_signature.get(None, 0)
+                    for a in known.get(label, []):
+                        earlier &= ~decided[a].cells()
                 while earlier:
                     cell = self.cell(earlier)
                     row = index.first(cell, number)
@@ -240,10 +266,10 @@ class Dense:
             if mine:
                 decided.setdefault(label, _Compact()).add(mine)
                 outcome.decided.setdefault(label, self.cell(mine))
-                remaining &= ~cells
+                remaining ^= mine
+                decided_all |= mine
                 if signatures is not None:
-                    key = signatures[label]
-                    by_signature[key] = by_signature.get(key, 0) | mine
+                    by_signature[signature] = by_signature.get(signature, 0) | mine
             if progress is not None and number % 256 == 0:
                 progress(number, len(rows))
         self._close(outcome, current, covered, universe)
@@ -307,9 +333,10 @@ class _Compact:
         self.bits = 0
 
     def add(self, cells: int) -> None:
-        whole = self.cells() | cells
-        self.shift = (whole & -whole).bit_length() - 1
-        self.bits = whole >> self.shift
+        if self.bits:
+            cells |= self.cells()
+        self.shift = (cells & -cells).bit_length() - 1
+        self.bits = cells >> self.shift
 
     def cells(self) -> int:
         return self.bits << self.shift
@@ -375,7 +402,7 @@ class Sparse:
 
     def first_match(self, rows: Sequence[Row], signatures: Signatures | None = None,
                     progress: Progress | None = None) -> Outcome:
-        outcome = Outcome()
+        outcome = Outcome(boxes=self.cell)
         key = self._key(rows)
         universe = _Boxes(key, self.universe)
         remaining = _Boxes(key, self.universe)
@@ -401,8 +428,8 @@ class Sparse:
                     if a != label:
                         cut = _meet(piece, box)
                         if cut is not None:
-                            outcome.pairs[(a, label)] = self.cell(cut)
-            for entry in list(remaining.meeting_entries(box)):
+                            outcome.pairs[(a, label)] = cut
+            for entry in remaining.meeting_entries(box):
                 piece = remaining.box(entry)
                 cut = _meet(piece, box)
                 if cut is None:
@@ -436,7 +463,7 @@ class Sparse:
         for label, box in rows:
             if box is None:
                 continue
-            for entry in list(remaining.meeting_entries(box)):
+            for entry in remaining.meeting_entries(box):
                 piece = remaining.box(entry)
                 cut = _meet(piece, box)
                 if cut is None:
@@ -483,57 +510,68 @@ class _Boxes:
     def __init__(self, key: int | None, boxes: Sequence[Box],
                  labels: Sequence[object] | None = None) -> None:
         self.key = key
-        self._boxes: list[Box | None] = []
+        self._live: dict[int, Box] = {}
         self._labels: list[object] = []
-        self._buckets: dict[int, list[int]] = {}
-        self._wide: list[int] = []
+        self._buckets: dict[int, dict[int, None]] = {}
+        self._regions: dict[int, list[int]] = {}
+        self._wide: dict[int, None] = {}
         for number, box in enumerate(boxes):
             self.add(box, None if labels is None else labels[number])
 
+    def _narrow(self, box: Box) -> int | None:
+        if self.key is None or self.key not in box:
+            return None
+        mask = box[self.key]
+        return mask if mask.bit_count() <= NARROW else None
+
     def add(self, box: Box, label: object = None) -> None:
-        entry = len(self._boxes)
-        self._boxes.append(box)
+        entry = len(self._labels)
+        self._live[entry] = box
         self._labels.append(label)
-        mask = box.get(self.key, -1) if self.key is not None else -1
-        if mask >= 0 and mask.bit_count() <= NARROW:
-            for region in _bits(mask):
-                self._buckets.setdefault(region, []).append(entry)
-        else:
-            self._wide.append(entry)
+        mask = self._narrow(box)
+        if mask is None:
+            self._wide[entry] = None
+            return
+        regions = list(_bits(mask))
+        self._regions[entry] = regions
+        for region in regions:
+            self._buckets.setdefault(region, {})[entry] = None
 
     def remove(self, entry: int) -> None:
-        self._boxes[entry] = None
+        del self._live[entry]
+        if entry in self._wide:
+            del self._wide[entry]
+            return
+        for region in self._regions.pop(entry):
+            del self._buckets[region][entry]
 
     def box(self, entry: int) -> Box:
-        box = self._boxes[entry]
-        assert box is not None
-        return box
+        return self._live[entry]
 
     def label(self, entry: int) -> object:
         return self._labels[entry]
 
     def entries(self) -> list[int]:
-        return [e for e, box in enumerate(self._boxes) if box is not None]
+        return list(self._live)
 
     def all(self) -> Iterator[Box]:
-        return (box for box in self._boxes if box is not None)
+        return iter(self._live.values())
 
-    def meeting_entries(self, box: Box) -> Iterator[int]:
-        mask = box.get(self.key, -1) if self.key is not None else -1
-        if mask < 0 or mask.bit_count() > NARROW:
-            candidates: Sequence[int] = range(len(self._boxes))
-        else:
-            found = {e for region in _bits(mask) for e in self._buckets.get(region, [])}
-            candidates = sorted(found | set(self._wide))
-        for entry in candidates:
-            if self._boxes[entry] is not None:
-                yield entry
+    def meeting_entries(self, box: Box) -> list[int]:
+        """Live entries that may meet `box`, oldest first."""
+        mask = self._narrow(box)
+        if mask is None:
+            return list(self._live)
+        found = set(self._wide)
+        for region in _bits(mask):
+            found.update(self._buckets.get(region, ()))
+        return sorted(found)
 
     def meeting(self, box: Box) -> Iterator[Box]:
-        return (self.box(e) for e in self.meeting_entries(box))
+        return (self._live[e] for e in self.meeting_entries(box))
 
     def meeting_labelled(self, box: Box) -> Iterator[tuple[Box, int]]:
         for entry in self.meeting_entries(box):
             label = self._labels[entry]
             assert isinstance(label, int)
-            yield self.box(entry), label
+            yield self._live[entry], label

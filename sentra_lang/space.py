@@ -262,6 +262,8 @@ class Space:
     approximate: list[str] = field(default_factory=list)
     """Fields whose regions are not exhaustive (their normalisation differs between versions)."""
     _masks: dict[tuple[Any, ...], Box] = field(default_factory=dict)
+    _indexes: dict[tuple[int, int], _KeyIndex] = field(default_factory=dict)
+    _affixes: dict[int, _Sorted] = field(default_factory=dict)
     separators: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -298,21 +300,41 @@ class Space:
             return {dims[0]: _scan(main, lambda raws: self._group_holds(version, test, main, raws))}
         view = self.plans[test.field].views[version]
         assert view is not None, (test.field, version)
-        key_mask = 0
+        index = self._indexes.get((dims[0], version))
+        if index is None:
+            index = self._indexes[(dims[0], version)] = _KeyIndex(main, view)
+        sub = self._sub_dim(test)
+        key_mask = index.holds(test)
         deferred = False
-        for index, (raw,) in enumerate(main.values):
-            result = _raw_holds(view, test, raw, self._sub_dim(test) is not None)
+        for position, raw in index.special:
+            result = _raw_holds(view, test, raw, sub is not None)
             if result is DEFER:
                 deferred = True
-                key_mask |= 1 << index
-            elif result:
-                key_mask |= 1 << index
+            if result:
+                key_mask |= 1 << position
         box = {dims[0]: key_mask}
-        sub = self._sub_dim(test)
         if deferred and sub is not None:
-            dim = self.dims[sub]
-            box[sub] = _scan(dim, lambda value: value is NA or _affix_holds(dim, test, value))
+            box[sub] = self._affix_mask(sub, test)
         return box
+
+    def _affix_mask(self, sub: int, test: Test) -> Mask:
+        """The regions of an affix or member dimension where the test holds (n/a included)."""
+        dim = self.dims[sub]
+        if dim.kind not in ("prefix", "suffix"):
+            return _scan(dim, lambda value: value is NA or _affix_holds(dim, test, value))
+        index = self._affixes.get(sub)
+        if index is None:
+            flip = dim.kind == "suffix"
+            index = self._affixes[sub] = _Sorted(sorted(
+                (value[::-1] if flip else value, position)
+                for position, value in enumerate(dim.values) if value is not NA))
+        text = str(test.value)
+        positive = index.mask(*index.prefixed(text[::-1] if dim.kind == "suffix" else text))
+        # each region's value is the longest tested affix the string has: the test holds when
+        # the tested text is a prefix (suffix) of it; regions are sorted, so that is a range
+        if test.negate:
+            positive = dim.full & ~positive & ~1
+        return positive | 1
 
     def _sub_dim(self, test: Test) -> int | None:
         if test.op not in ("starts_with", "ends_with", "contains"):
@@ -388,6 +410,117 @@ class Space:
 
     def regions_of(self, name: str) -> int:
         return math.prod(self.dims[d].size for d in self.field_dims[name])
+
+
+class _KeyIndex:
+    """The regions of a one-field dimension as one version reads them, indexed by value, so
+    that the regions where a test holds are found without evaluating it on each region
+    (memoised per field and value: the analysis' cost stays near-linear in the tests)."""
+
+    def __init__(self, dim: Dim, view: View) -> None:
+        self.special: list[tuple[int, Any]] = []
+        """Raw values evaluated one by one: absent, free strings, sets."""
+        self.valid = 0
+        self.by_value: dict[tuple[str, Any], Mask] = {}
+        numbers: list[tuple[Any, int]] = []
+        strings: list[tuple[str, int]] = []
+        for position, (raw,) in enumerate(dim.values):
+            if raw is ABSENT or raw is FREE or raw is PRESENT:
+                self.special.append((position, raw))
+                continue
+            value = view.effective(raw)
+            if value is INVALID:
+                continue
+            bit = 1 << position
+            self.valid |= bit
+            key = _value_key(value)
+            self.by_value[key] = self.by_value.get(key, 0) | bit
+            if key[0] == "n":
+                numbers.append((value, position))
+            elif key[0] == "s":
+                strings.append((value, position))
+        self.numbers = _Sorted(sorted(numbers))
+        self.strings = _Sorted(sorted(strings))
+        self.reversed = _Sorted(sorted((text[::-1], position) for text, position in strings))
+
+    def holds(self, test: Test) -> Mask:
+        """The valid non-special regions where the test holds (after `negate`)."""
+        base = self._base(test)
+        return (self.valid & ~base) if test.negate else base
+
+    def _base(self, test: Test) -> Mask:
+        op, value = test.op, test.value
+        if op == "exists":
+            return self.valid
+        if op == "==":
+            return self.by_value.get(_value_key(value), 0)
+        if op == "in":
+            mask = 0
+            for item in value or []:  # type: ignore[union-attr]
+                mask |= self.by_value.get(("s", item), 0)
+            return mask
+        if op in ("<", "<=", ">", ">="):
+            values = self.numbers.keys
+            if op == "<":
+                return self.numbers.mask(0, bisect_left(values, value))
+            if op == "<=":
+                return self.numbers.mask(0, bisect_right(values, value))
+            if op == ">":
+                return self.numbers.mask(bisect_right(values, value), len(values))
+            return self.numbers.mask(bisect_left(values, value), len(values))
+        text = str(value)
+        if op == "starts_with":
+            return self.strings.mask(*self.strings.prefixed(text))
+        if op == "ends_with":
+            return self.reversed.mask(*self.reversed.prefixed(text[::-1]))
+        mask = 0
+        for item, position in self.strings.entries:
+            if text in item:
+                mask |= 1 << position
+        return mask
+
+
+class _Sorted:
+    """(key, region) pairs sorted by key; a range of keys as a mask of regions."""
+
+    def __init__(self, entries: list[tuple[Any, int]]) -> None:
+        self.entries = entries
+        self.keys = [key for key, _ in entries]
+        positions = [position for _, position in entries]
+        self.monotone = all(a < b for a, b in zip(positions, positions[1:]))
+        self.members = 0
+        for position in positions:
+            self.members |= 1 << position
+
+    def mask(self, start: int, stop: int) -> Mask:
+        if start >= stop:
+            return 0
+        if self.monotone:
+            low, high = self.entries[start][1], self.entries[stop - 1][1]
+            return ((1 << (high + 1)) - (1 << low)) & self.members
+        mask = 0
+        for _, position in self.entries[start:stop]:
+            mask |= 1 << position
+        return mask
+
+    def prefixed(self, prefix: str) -> tuple[int, int]:
+        """The range of keys that start with `prefix`."""
+        start = bisect_left(self.keys, prefix)
+        stop = start
+        while stop < len(self.keys) and self.keys[stop].startswith(prefix):
+            stop += 1
+        return start, stop
+
+
+def _value_key(value: Any) -> tuple[str, Any]:
+    """A dictionary key that keeps apart what the runtime's `==` keeps apart (true is not 1)."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return ("o", value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from sentra_runtime import Engine
 
@@ -261,7 +262,8 @@ def test_set_findings_equal_enumeration(policy: SmallPolicy) -> None:
     assert_matches_enumeration(result, set_inputs(policy.fields[0]), policy.source)
 
 
-@LAWS
+@pytest.mark.slow
+@settings(LAWS, max_examples=30)
 @given(chain_policies())
 def test_numeric_comparison_findings_equal_enumeration(policy: SmallPolicy) -> None:
     result = _compile(policy.source)
