@@ -124,7 +124,7 @@ class RowIndex:
             rows &= self.at(dim, region)
             if not rows:
                 return None
-        return (rows & -rows).bit_length() - 1
+        return (rows & -rows).bit_length() - 1 if rows else None
 
 
 def _bits(mask: int) -> Iterator[int]:

@@ -18,7 +18,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_COLLECTED = 5
 
-COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve"]
+COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve",
+            "diff"]
 
 
 class UsageError(Exception):

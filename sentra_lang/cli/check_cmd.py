@@ -8,7 +8,9 @@ from typing import Any
 
 from sentra_lang import __version__
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.analysis import AnalysisOptions
 from sentra_lang.cli.paths import expand
+from sentra_lang.cli.progress import ProgressLine
 from sentra_lang.compiler import compile_file
 from sentra_lang.diagnostics import (
     Diagnostic,
@@ -34,22 +36,34 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--notes", action="store_true",
                         help="show analysis notes (overlaps, uncovered inputs) in human output")
     parser.add_argument("--no-analysis", action="store_true", help="skip the exact analysis")
+    parser.add_argument("--all-witnesses", action="store_true",
+                        help="one overlap note (with its witness) per pair of rules, instead "
+                        "of one summary per rule that out-decides many")
+    parser.add_argument("--progress", action="store_true",
+                        help="report how far a long analysis has come on stderr (default: "
+                        "when stderr is a terminal)")
     parser.set_defaults(run=run)
 
 
-def collect(paths: list[str], *, analyse: bool = True) -> tuple[list[Diagnostic], int]:
+def collect(paths: list[str], *, analyse: bool = True,
+            options: AnalysisOptions | None = None) -> tuple[list[Diagnostic], int]:
     files = expand(paths)
     diagnostics: list[Diagnostic] = []
     for path in files:
         try:
-            diagnostics.extend(compile_file(path, analyse=analyse).diagnostics)
+            diagnostics.extend(compile_file(path, analyse=analyse, analysis=options).diagnostics)
         except FileUnreadable as error:
             raise UsageError(str(error)) from error
     return sort_diagnostics(diagnostics), len(files)
 
 
 def run(args: argparse.Namespace) -> int:
-    diagnostics, count = collect(args.paths, analyse=not args.no_analysis)
+    line = ProgressLine(sys.stderr, force=args.progress)
+    options = AnalysisOptions(all_witnesses=args.all_witnesses, progress=line.show)
+    try:
+        diagnostics, count = collect(args.paths, analyse=not args.no_analysis, options=options)
+    finally:
+        line.clear()
     if args.format == "json":
         sys.stdout.write(render_json(diagnostics))
     elif args.format == "sarif":
