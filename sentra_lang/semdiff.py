@@ -203,6 +203,13 @@ class PolicyDiff:
         }
 
 
+def _observed(decision: Decision) -> tuple[Any, ...]:
+    """What a decision shows an agent and its operator (its reason text aside), with the rule
+    that matched (a shutdown after the last strike names no rule, its explanation does)."""
+    return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
+            decision.trace.matched_rule)
+
+
 def _policy_info(comp: Compilation) -> dict[str, Any]:
     table = comp.table
     assert table is not None
@@ -459,6 +466,7 @@ class _SettingsProbe:
         if self.strikes[0] == self.strikes[1]:
             return None
         blocking = [r for r in self.regions if r.before.outcome == "block"]
+        blocking += self._rejected()
         if blocking:
             return [blocking[0]] * min(self.strikes)
         allowing = sorted(self._allowing(), key=lambda r: -r.before.risk)
@@ -467,6 +475,19 @@ class _SettingsProbe:
         risk = allowing[0].before.risk
         climb = min(self.thresholds) // risk + 1  # the first one the threshold blocks
         return [allowing[0]] * (climb + min(self.strikes) - 1)
+
+    def _rejected(self) -> list[Region]:
+        """An input both versions reject: a value of the wrong type for a field both declare."""
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        types = {f.name: f.type for f in new.input}
+        for spec in old.input:
+            if types.get(spec.name) == spec.type:
+                wrong: Any = 1 if spec.type in ("string", "enum", "set") else "x"
+                verdict = SPECIAL["INVALID_INPUT"]
+                return [Region(OTHER_ACTION, verdict, verdict, {spec.name: wrong},
+                               raw=self.regions[0].raw if self.regions else "")]
+        return []
 
     def _replay(self, plan: Sequence[Region]) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
@@ -477,6 +498,6 @@ class _SettingsProbe:
             before = engines[0].evaluate("sequence", region.raw, dict(region.witness))
             after = engines[1].evaluate("sequence", region.raw, dict(region.witness))
             steps.append(Step(region.raw, region.witness, before, after))
-            if (before.outcome, before.rule_id) != (after.outcome, after.rule_id):
+            if _observed(before) != _observed(after):
                 return Counterexample(steps)
         return None

@@ -23,7 +23,8 @@ from sentra_lang import ast
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from sentra_lang.cli.progress import ProgressLine
 from sentra_lang.compiler import Compilation, compile_file
-from sentra_lang.diagnostics import Severity, format_witness, render_human
+from sentra_lang.diagnostics import Severity, format_witness
+from sentra_lang.diagnostics import render_human as render_diagnostic
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import parse
 from sentra_lang.semdiff import Counterexample, PolicyDiff, Region, diff_policies
@@ -83,7 +84,7 @@ def _compile(spec: str) -> Compilation | None:
         raise UsageError(str(error)) from error
     errors = [d for d in result.sorted_diagnostics() if d.severity is Severity.ERROR]
     for diag in errors:
-        print(render_human(diag, color=sys.stderr.isatty()), file=sys.stderr)
+        print(render_diagnostic(diag, color=sys.stderr.isatty()), file=sys.stderr)
         print(file=sys.stderr)
     if errors:
         print(f"sentra-lang diff: `{spec}` does not compile", file=sys.stderr)

@@ -140,18 +140,10 @@ def _condition(draw: Draw, fields: list[SmallField], depth: int) -> str:
     return f" {shape} ".join(f"({p})" for p in parts)
 
 
-@st.composite
-def small_policies(draw: Draw) -> SmallPolicy:
-    types = draw(st.lists(st.sampled_from(("bool", "int", "number", "string", "enum", "set")),
-                          min_size=1, max_size=3).filter(_small_enough))
-    fields = [_field(draw, t, i) for i, t in enumerate(types)]
-    lines = ['policy small version "1" {', f"  strikes {draw(st.sampled_from((1, 3)))}", "}",
-             "input {", *("  " + f.declaration() for f in fields), "}"]
-    actions = []
+def _blocks(draw: Draw, fields: list[SmallField], names: list[str]) -> list[str]:
+    lines = []
     ids = 0
-    for block in range(draw(st.integers(1, 2))):
-        action = f"ACT_{block}"
-        actions.append(action)
+    for action in names:
         lines.append(f"action {action} {{")
         count = draw(st.integers(1, 5))
         for index in range(count):
@@ -162,8 +154,68 @@ def small_policies(draw: Draw) -> SmallPolicy:
             else:
                 lines.append(f"  {outcome} as R{ids}")
         lines.append("}")
-    lines.append("otherwise block as OTHER")
-    return SmallPolicy("\n".join(lines) + "\n", fields, actions)
+    return lines
+
+
+def _text_of(fields: list[SmallField], blocks: list[str], *, strikes: int, threshold: int,
+             otherwise: str) -> str:
+    lines = ['policy small version "1" {', f"  strikes {strikes}", f"  risk_threshold {threshold}",
+             "}", "input {", *("  " + f.declaration() for f in fields), "}", *blocks, otherwise]
+    return "\n".join(lines) + "\n"
+
+
+def _fields(draw: Draw) -> list[SmallField]:
+    types = draw(st.lists(st.sampled_from(("bool", "int", "number", "string", "enum", "set")),
+                          min_size=1, max_size=3).filter(_small_enough))
+    return [_field(draw, t, i) for i, t in enumerate(types)]
+
+
+@st.composite
+def small_policies(draw: Draw) -> SmallPolicy:
+    fields = _fields(draw)
+    actions = [f"ACT_{n}" for n in range(draw(st.integers(1, 2)))]
+    source = _text_of(fields, _blocks(draw, fields, actions),
+                      strikes=draw(st.sampled_from((1, 3))), threshold=100,
+                      otherwise="otherwise block as OTHER")
+    return SmallPolicy(source, fields, actions)
+
+
+@st.composite
+def policy_pairs(draw: Draw) -> tuple[SmallPolicy, SmallPolicy]:
+    """Two versions over the same field names and types: the second keeps, mutates or redraws
+    the rules, and may change the settings, the `otherwise`, the actions, and how present each
+    field must be."""
+    fields = _fields(draw)
+    names = [f"ACT_{n}" for n in range(draw(st.integers(1, 2)))]
+    blocks = _blocks(draw, fields, names)
+    settings = dict(strikes=draw(st.sampled_from((1, 3))), threshold=draw(st.sampled_from((5, 10))),
+                    otherwise="otherwise block as OTHER")
+    first = SmallPolicy(_text_of(fields, blocks, **settings), fields, names)  # type: ignore[arg-type]
+    change = draw(st.sampled_from(("same", "rules", "mutate", "settings", "presence", "actions")))
+    fields2, blocks2, settings2, names2 = list(fields), list(blocks), dict(settings), list(names)
+    if change == "rules":
+        blocks2 = _blocks(draw, fields, names)
+    elif change == "mutate":
+        rows = [i for i, line in enumerate(blocks) if " as R" in line]
+        line = blocks[draw(st.sampled_from(rows))]
+        swapped = (line.replace(" allow", " block", 1) if " allow" in line
+                   else line.replace(" block", " allow", 1))
+        blocks2 = [swapped if b == line else b for b in blocks]
+    elif change == "settings":
+        settings2.update(strikes=draw(st.sampled_from((1, 2, 3))),
+                         threshold=draw(st.sampled_from((5, 9, 10))),
+                         otherwise=draw(st.sampled_from(("otherwise block as OTHER",
+                                                         "otherwise allow risk 5 as OTHER2", ""))))
+    elif change == "presence":
+        index = draw(st.integers(0, len(fields) - 1))
+        presence = draw(st.sampled_from(("required", "optional", "default")))
+        fields2[index] = SmallField(fields[index].name, fields[index].type, presence,
+                                    fields[index].normalize, fields[index].default)
+    elif change == "actions":
+        names2 = names[:1] + ["ACT_9"]
+        blocks2 = _blocks(draw, fields, names2)
+    second = SmallPolicy(_text_of(fields2, blocks2, **settings2), fields2, names2)  # type: ignore[arg-type]
+    return first, second
 
 
 def _strings() -> list[str]:
