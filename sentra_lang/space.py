@@ -381,12 +381,21 @@ class Space:
         return raws
 
     def witness(self, point: Sequence[int]) -> dict[str, Any]:
-        """The cell as an input the runtime reads as it is: every required field given."""
+        """The cell as an input the runtime reads as it is: every required field given, and
+        no field that every version would fill in with the same value anyway (its default)."""
         raws = self.point_raws(point)
-        result = {name: _jsonable(raw) for name, raw in sorted(raws.items()) if raw is not ABSENT}
+        result = {name: _jsonable(raw) for name, raw in sorted(raws.items())
+                  if raw is not ABSENT and not self._is_default(name, raw)}
         for name, value in self.fillers.items():
             result.setdefault(name, value)
         return dict(sorted(result.items()))
+
+    def _is_default(self, name: str, raw: Any) -> bool:
+        views = self.plans[name].views
+        return all(view is not None and view.spec.has_default
+                   and view.effective(raw) == view.effective(ABSENT)
+                   and _value_key(view.effective(raw)) == _value_key(view.effective(ABSENT))
+                   for view in views)
 
     def _free_string(self, name: str, parts: list[tuple[Dim, int]]) -> str:
         prefix = suffix = ""
