@@ -157,10 +157,11 @@ class _Report:
 
     def _overlaps(self) -> list[Diagnostic]:
         by_winner: dict[int, list[tuple[int, Any]]] = {}
-        for (first, second), found in sorted(self.outcome.pairs.items(), key=lambda p: p[0]):
-            by_winner.setdefault(first, []).append((second, found))
+        for (first, second), found in self.outcome.pairs.items():
+            by_winner.setdefault(first, []).append((second, found))  # found in rule order
         out: list[Diagnostic] = []
-        for first, others in by_winner.items():
+        for first in sorted(by_winner):
+            others = by_winner[first]
             if self.options.all_witnesses or len(others) <= SUMMARY_AFTER:
                 out.extend(self._pair(first, second, cell) for second, cell in others)
             else:

@@ -204,7 +204,10 @@ _ENTRIES = [
     # ---------------------------------------------------------------- analysis: SL4xx
     Code("SL401", "shadowed rule", "warning",
          "Every input that matches this rule matches an earlier rule first, so this rule "
-         "never decides. The witness is an input it matches, decided by the earlier rule.",
+         "never decides. The witness is an input it matches, decided by the earlier rule the "
+         "note names. Like every analysis finding (SL401 to SL406) this is exact: it holds for "
+         "every input the runtime accepts, and the witness replays (see Exact analysis in the "
+         "language reference).",
          _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n'
                  '  when amount > 100 block as HUGE\n  allow as OK\n}\n'),
          "when amount > 100 block as HUGE"),
@@ -220,8 +223,13 @@ _ENTRIES = [
                  '  when amount > 10 or amount <= 10 block as ALWAYS\n}\n'),
          "amount > 10 or amount <= 10"),
     Code("SL404", "overlapping rules", "info",
-         "Two conditional rules both match some input and decide differently; the earlier "
-         "wins (first match). The witness is such an input. Often intended; worth a look.",
+         "An earlier conditional rule decides some input that a later conditional rule also "
+         "matches, and their outcome or risk differ; the earlier wins (first match). Only inputs "
+         "the earlier rule really decides count (not inputs an even earlier rule takes), and "
+         "the later rule decides some inputs itself (otherwise it is SL401). The witness is "
+         "such an input. A rule that out-decides more than three later rules gets one summary "
+         "note counting them; `check --notes --all-witnesses` gives one note and witness per "
+         "pair. Often intended; worth a look.",
          _policy('input { amount: number\n  vip: bool }\naction A {\n'
                  '  when amount > 10 block as BIG\n  when vip allow risk 5 as VIP\n'
                  '  allow as OK\n}\n'),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sentra_lang.space import Box, Space
 
@@ -50,19 +51,21 @@ class Outcome:
     """A cell the label decides (absent: every cell it matches is decided earlier)."""
     always: set[int] = field(default_factory=set)
     """Labels whose rows match every valid cell."""
-    pairs: dict[tuple[int, int], Cell | Box] = field(default_factory=dict)
-    """(a, b) with a < b, eligible: a cell (or a box of cells, see `cell`) `a` decides that
-    `b` also matches."""
+    pairs: dict[tuple[int, int], Any] = field(default_factory=dict)
+    """(a, b) with a < b, eligible: a cell `a` decides that `b` also matches (or two boxes
+    whose common cells are such cells, see `cell`)."""
     gap: Cell | None = None
     """A valid cell no row matches."""
     boxes: Callable[[Box], Cell] | None = None
-    """How a box in `pairs` becomes a cell (boxes are kept: most pairs are only counted)."""
+    """How a box becomes a cell (boxes are kept in `pairs`: most pairs are only counted)."""
 
-    def cell(self, found: Cell | Box) -> Cell:
-        if isinstance(found, dict):
+    def cell(self, found: Any) -> Cell:
+        if isinstance(found, tuple) and found and isinstance(found[0], dict):
             assert self.boxes is not None
-            return self.boxes(found)
-        return found
+            meet = _meet(*found)
+            assert meet is not None
+            return self.boxes(meet)
+        return tuple(found)
 
 
 Signatures = Sequence[object | None]
@@ -90,6 +93,8 @@ class RowIndex:
         self.narrow: list[dict[int, int]] = [{} for _ in range(dims)]
         self.wide: list[list[tuple[int, int]]] = [[] for _ in range(dims)]
         self._memo: dict[tuple[int, int], int] = {}
+        self._swept: dict[int, list[int]] = {}
+        self.sizes = space.sizes
         self.never = 0
         for number, (_, box) in enumerate(rows):
             bit = 1 << number
@@ -108,12 +113,36 @@ class RowIndex:
         key = (dim, region)
         rows = self._memo.get(key)
         if rows is None:
-            rows = self.free[dim] | self.narrow[dim].get(region, 0)
-            for bit, mask in self.wide[dim]:
-                if mask >> region & 1:
-                    rows |= bit
+            rows = self.free[dim] | self.narrow[dim].get(region, 0) | self._wide_at(dim, region)
             self._memo[key] = rows
         return rows
+
+    def _wide_at(self, dim: int, region: int) -> int:
+        """The rows with a wide mask on `dim` that allow `region`. When the table is small
+        enough it is built for all regions at once, sweeping over the masks' runs."""
+        swept = self._swept.get(dim)
+        if swept is None and self.sizes[dim] * self.count <= 1 << 26:
+            swept = self._swept[dim] = self._sweep(dim)
+        if swept is not None:
+            return swept[region]
+        rows = 0
+        for bit, mask in self.wide[dim]:
+            if mask >> region & 1:
+                rows |= bit
+        return rows
+
+    def _sweep(self, dim: int) -> list[int]:
+        toggles: dict[int, int] = {}
+        for bit, mask in self.wide[dim]:
+            for start, end in _runs(mask):
+                toggles[start] = toggles.get(start, 0) ^ bit
+                toggles[end] = toggles.get(end, 0) ^ bit
+        out = []
+        active = 0
+        for region in range(self.sizes[dim]):
+            active ^= toggles.get(region, 0)
+            out.append(active)
+        return out
 
     def first(self, cell: Cell, limit: int | None = None) -> int | None:
         """The index of the first row (below `limit`) whose box holds the cell."""
@@ -344,6 +373,17 @@ class _Compact:
 
 # ---------------------------------------------------------------------------- sparse
 
+def _meets(a: Box, b: Box) -> bool:
+    """Whether two boxes share a cell (no box is built)."""
+    if len(b) < len(a):
+        a, b = b, a
+    for dim, mask in a.items():
+        other = b.get(dim)
+        if other is not None and not mask & other:
+            return False
+    return True
+
+
 def _meet(a: Box, b: Box) -> Box | None:
     out = dict(a)
     for dim, mask in b.items():
@@ -422,13 +462,14 @@ class Sparse:
             rule_rows.append(box)
             outcome.matched.setdefault(label, self.cell(hit))
             if signatures is not None and signatures[label] is not None:
+                mine = signatures[label]
+                pairs = outcome.pairs
                 for piece, a in decided.meeting_labelled(box):
-                    if signatures[a] in (None, signatures[label]) or (a, label) in outcome.pairs:
+                    other = signatures[a]
+                    if other is None or other == mine or (a, label) in pairs:
                         continue
-                    if a != label:
-                        cut = _meet(piece, box)
-                        if cut is not None:
-                            outcome.pairs[(a, label)] = cut
+                    if a != label and _meets(piece, box):
+                        pairs[(a, label)] = (piece, box)
             for entry in remaining.meeting_entries(box):
                 piece = remaining.box(entry)
                 cut = _meet(piece, box)
@@ -480,11 +521,11 @@ class Sparse:
               progress: Progress | None = None) -> dict[tuple[int | None, int | None], Cell]:
         key = self._key([*first, *second])
         old = self._labelled(first, [(b, None) for b in self.universe], key)
-        start = [(old.box(e), old.label(e)[1]) for e in old.entries()]
+        start = [(old.box(e), old.pair(e)[1]) for e in old.entries()]
         new = self._labelled(second, start, key)
         out: dict[tuple[int | None, int | None], Cell] = {}
         for entry in new.entries():
-            out.setdefault(new.label(entry), self.cell(new.box(entry)))
+            out.setdefault(new.pair(entry), self.cell(new.box(entry)))
         return out
 
     def deciders(self, rows: Sequence[Row], where: Sequence[Box]) -> dict[int | None, Cell]:
@@ -492,7 +533,7 @@ class Sparse:
         parts = self._labelled(rows, [(b, None) for b in self.universe], key)
         out: dict[int | None, Cell] = {}
         for entry in parts.entries():
-            label = parts.label(entry)[1]
+            label = parts.pair(entry)[1]
             if label in out:
                 continue
             for box in where:
@@ -551,6 +592,12 @@ class _Boxes:
     def label(self, entry: int) -> object:
         return self._labels[entry]
 
+    def pair(self, entry: int) -> tuple[int | None, int | None]:
+        """The label of a box cut by `Sparse._labelled`: (start label, row label)."""
+        label = self._labels[entry]
+        assert isinstance(label, tuple)
+        return label
+
     def entries(self) -> list[int]:
         return list(self._live)
 
@@ -570,8 +617,6 @@ class _Boxes:
     def meeting(self, box: Box) -> Iterator[Box]:
         return (self._live[e] for e in self.meeting_entries(box))
 
-    def meeting_labelled(self, box: Box) -> Iterator[tuple[Box, int]]:
-        for entry in self.meeting_entries(box):
-            label = self._labels[entry]
-            assert isinstance(label, int)
-            yield self._live[entry], label
+    def meeting_labelled(self, box: Box) -> list[tuple[Box, Any]]:
+        live, labels = self._live, self._labels
+        return [(live[entry], labels[entry]) for entry in self.meeting_entries(box)]

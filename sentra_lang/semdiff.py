@@ -26,7 +26,7 @@ from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
 from sentra_lang.space import SpaceTooLarge, build_space
-from sentra_lang.table import ActionBlock, Table
+from sentra_lang.table import ActionBlock, InputField, Table
 
 INVALID = -1
 """Label of the inputs a version rejects (`INVALID_INPUT`)."""
@@ -206,8 +206,9 @@ class PolicyDiff:
 def _observed(decision: Decision) -> tuple[Any, ...]:
     """What a decision shows an agent and its operator (its reason text aside), with the rule
     that matched (a shutdown after the last strike names no rule, its explanation does)."""
+    trace = decision.trace
     return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
-            decision.trace.matched_rule)
+            trace.matched_rule if trace is not None else None)
 
 
 def _policy_info(comp: Compilation) -> dict[str, Any]:
@@ -395,7 +396,7 @@ def _inputs(old: Table, new: Table) -> list[str]:
     return out
 
 
-def _describe(spec: Any) -> str:
+def _describe(spec: InputField) -> str:
     text = spec.type + (" {" + ", ".join(spec.values) + "}" if spec.values else "")
     if spec.optional:
         text += " (optional)"

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import Any
@@ -342,9 +342,9 @@ class Space:
         kind = {"starts_with": "prefix", "ends_with": "suffix", "contains": "contains"}[test.op]
         for index in self.field_dims[test.field][1:]:
             dim = self.dims[index]
-            if dim.kind == kind or (kind == "contains" and dim.kind == "member"):
-                if dim.kind in ("prefix", "suffix") or dim.pattern == test.value:
-                    return index
+            same = dim.kind == kind or (kind == "contains" and dim.kind == "member")
+            if same and (dim.kind in ("prefix", "suffix") or dim.pattern == test.value):
+                return index
         return None
 
     def _group_holds(self, version: int, test: Test, dim: Dim, raws: tuple[Any, ...]) -> bool:
@@ -678,10 +678,7 @@ class _Builder:
 
     def _accepted(self, members: tuple[str, ...], raws: tuple[Any, ...]) -> bool:
         verdicts = [self._valid(self.plans[name], raw) for name, raw in zip(members, raws)]
-        for version in range(self.versions):
-            if all(v[version] for v in verdicts):
-                return True
-        return False
+        return any(all(v[version] for v in verdicts) for version in range(self.versions))
 
     def _valid(self, plan: _FieldPlan, raw: Any) -> list[bool]:
         return [view is None or view.effective(raw) is not INVALID for view in plan.views]
@@ -853,10 +850,11 @@ def _filler(plan: _FieldPlan) -> Any:
     if all(view.spec.optional or view.spec.has_default for view in views):
         return ABSENT
     spec = views[0].spec
-    candidates: list[Any] = {
+    options: dict[str, list[Any]] = {
         "bool": [False], "int": [0], "number": [0], "string": [""], "set": [[]],
         "enum": [v for v in spec.values or [] if fixed(v, spec.normalize)],
-    }[spec.type]
+    }
+    candidates = options[spec.type]
     for raw in candidates:
         if all(view.effective(raw) is not INVALID for view in views):
             return raw
@@ -978,9 +976,9 @@ def _gap_points(lo: float | None, hi: float | None, width: int, integral: bool,
     `width` distinct values (integers first); when int and number fields share the gap,
     `width` integers and `width` fractions between every two of them, so that the integers
     among any `width` values map to integers and the others to fractions, in order."""
-    ints = _integers_between(lo, hi, width)
+    ints: list[int | float] = list(_integers_between(lo, hi, width))
     if integral:
-        return list(ints)
+        return ints
     if not mixed:
         return ints + _fractions_between(lo, hi, width - len(ints)) if len(ints) < width \
             else ints
@@ -1033,11 +1031,5 @@ def _fractions_between(lo: float | None, hi: float | None, count: int) -> list[f
     return sorted(set(out))[:count]
 
 
-def iter_points(space: Space) -> Iterator[tuple[int, ...]]:
-    """Every cell of a (small) space, valid or not."""
-    yield from product(*(range(size) for size in space.sizes))
-
-
 __all__ = ["ABSENT", "FREE", "INVALID", "MISSING", "Box", "Dim", "Space", "SpaceTooLarge",
-           "View", "base_holds", "build_space", "bisect_left", "bisect_right", "holds",
-           "iter_points", "numeric_points"]
+           "View", "build_space", "holds", "numeric_points"]

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from sentra_lang import __version__
-from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.analysis import AnalysisOptions
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.paths import expand
 from sentra_lang.cli.progress import ProgressLine
 from sentra_lang.compiler import compile_file
