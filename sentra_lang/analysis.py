@@ -48,6 +48,8 @@ class AnalysisOptions:
     """One SL404 note (with its witness) per pair of rules, never a summary."""
     progress: Callable[[str], None] | None = None
     """Called now and then with a line saying how far a long analysis has come."""
+    progress_after: float = 0.5
+    """Seconds an action's analysis runs before it reports progress."""
 
 
 def analyse(table: Table, model: Model, options: AnalysisOptions | None = None) -> list[Diagnostic]:
@@ -69,7 +71,7 @@ def _progress(options: AnalysisOptions, info: BlockInfo, number: int,
     started = time.monotonic()
 
     def report(done: int, total: int) -> None:
-        if time.monotonic() - started >= 0.5:
+        if time.monotonic() - started >= options.progress_after:
             say(f"analysing `{action}` (action {number} of {blocks}): row {done:,} of {total:,}")
 
     return report

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from sentra_lang import regions
 from sentra_lang.checker import Model
 from sentra_lang.cli import main
 from sentra_lang.compiler import Compilation
@@ -339,3 +340,14 @@ def test_git_revisions_with_their_imports(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2 and "does not exist" in err
     code, _, err = run_cli(capsys, "no-such-rev:policies/pay.sentra", "pay.sentra")
     assert code == 2 and "Traceback" not in err
+
+
+@LAWS
+@given(policy_pairs())
+def test_the_sparse_representation_diffs_alike(pair: tuple[SmallPolicy, SmallPolicy]) -> None:
+    original = regions.DENSE_LIMIT
+    regions.DENSE_LIMIT = 1
+    try:
+        test_diff_regions_replay_and_equal_enumeration.hypothesis.inner_test(pair)  # type: ignore[attr-defined]
+    finally:
+        regions.DENSE_LIMIT = original

@@ -22,6 +22,7 @@ from sentra_lang.analysis import AnalysisOptions, action_rows
 from sentra_lang.checker import Model, RuleInfo
 from sentra_lang.compiler import Compilation, compile_source
 from sentra_lang.interpreter import Interpreter, InvalidInput
+from sentra_lang import regions
 from sentra_lang.regions import engine_for
 from sentra_lang.space import build_space
 from tests.analysis.helpers import backticked
@@ -269,3 +270,18 @@ def test_numeric_comparison_findings_equal_enumeration(policy: SmallPolicy) -> N
     result = _compile(policy.source)
     assert_witnesses_replay(result)
     assert_matches_enumeration(result, chain_inputs(policy), policy.source)
+
+
+@LAWS
+@given(small_policies())
+def test_the_sparse_representation_obeys_the_same_laws(policy: SmallPolicy) -> None:
+    """Large spaces are lists of boxes instead of one bit mask: same findings, same replays."""
+    original = regions.DENSE_LIMIT
+    regions.DENSE_LIMIT = 1
+    try:
+        test_findings_equal_brute_force_enumeration.hypothesis.inner_test(policy)  # type: ignore[attr-defined]
+        result = _compile(policy.source)
+        assert_witnesses_replay(result)
+        assert_every_region_replays(result)
+    finally:
+        regions.DENSE_LIMIT = original
