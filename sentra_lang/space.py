@@ -717,8 +717,11 @@ class _Builder:
                     continue
                 steps = [list(v.spec.normalize) for m in block for v in self.plans[m].declared()]
                 tests = [t for m in block for _, t in self.plans[m].tests if t.other is None]
+                enums = [v for m in block for view in self.plans[m].declared()
+                         for v in view.spec.values or []]
                 sep = separators[members.index(block[0])] if size > 1 else separators[own]
-                out += _string_reps(tests, steps, sep, variants=len(plan.normalizations()) > 1)
+                out += _string_reps(tests, steps, sep, enums,
+                                    variants=len(plan.normalizations()) > 1)
         if kind == "set":
             members_tested = sorted({str(t.value) for _, t in plan.tests if t.op == "contains"})
             return [tuple(sorted(c)) for n in range(len(members_tested) + 1)
@@ -909,15 +912,15 @@ def _separator(plans: Sequence[_FieldPlan], texts: Sequence[str], *steps: Sequen
     raise SpaceTooLarge(f"no separator character is left for {names}")
 
 
-def _string_reps(tests: Sequence[Test], steps: Sequence[Sequence[str]], sep: str, *,
-                 variants: bool) -> list[str]:
-    """One string per combination of the tests' answers a string can give (constants, and
-    free strings with each longest prefix, longest suffix and set of contained texts), kept
-    only when every normalisation in `steps` leaves it unchanged."""
+def _string_reps(tests: Sequence[Test], steps: Sequence[Sequence[str]], sep: str,
+                 enums: Sequence[str] = (), *, variants: bool) -> list[str]:
+    """One string per combination of the tests' answers a string can give (constants, the
+    values of enums it may equal, and free strings with each longest prefix, longest suffix and
+    set of contained texts), kept only when every normalisation in `steps` leaves it as it is."""
     def keeps(text: str) -> bool:
         return all(fixed(text, s) for s in steps)
 
-    constants = sorted({c for t in tests for c in _equality_constants(t)})
+    constants = sorted({c for t in tests for c in _equality_constants(t)} | set(enums))
     prefixes = sorted({str(t.value) for t in tests if t.op == "starts_with"})
     suffixes = sorted({str(t.value) for t in tests if t.op == "ends_with"})
     inside = sorted({str(t.value) for t in tests if t.op == "contains"})

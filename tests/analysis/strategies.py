@@ -221,10 +221,10 @@ def policy_pairs(draw: Draw) -> tuple[SmallPolicy, SmallPolicy]:
 def _strings() -> list[str]:
     alphabet = ("a", "A", "b", " ")
     out = [""] + list(alphabet) + ["".join(p) for p in product(alphabet, repeat=2)]
-    return out + ["aba", "bab", " ab ", "a b", "b a", "AB", " ba", "ab "]
+    return out + ["aba", "bab", " ab ", "a b", "b a", "AB", " ba", "ab ", *ENUM, "MID", " low "]
 
 
-_SIZES = {"bool": 3, "int": 10, "number": 30, "string": 30, "enum": 4, "set": 33}
+_SIZES = {"bool": 3, "int": 10, "number": 30, "string": 34, "enum": 4, "set": 33}
 
 
 def _small_enough(types: list[str]) -> bool:

@@ -230,3 +230,14 @@ def test_documented_uncovered_example() -> None:
 
 def _ids(found: list[Finding]) -> list[tuple[str, tuple[str, ...]]]:
     return [(f.code, f.ids) for f in found]
+
+
+def test_a_string_equals_an_enum_value() -> None:
+    src = policy('  s: string normalize upper\n  e: enum {"low", "MID"}\n  f: enum {"MID", "x"}',
+                 "  when s == e allow as SAME\n  when e == f block as SHARED\n  allow as REST")
+    assert not codes_for(src, "SAME") & {"SL401", "SL402"}
+    assert not codes_for(src, "SHARED") & {"SL401", "SL402"}
+    result = compiled(src)
+    assert decided_by(result, "A", {"s": "mid", "e": "MID", "f": "x"}) == "SAME"
+    assert decided_by(result, "A", {"s": "", "e": "MID", "f": "MID"}) == "SHARED"
+    assert_witnesses_replay(src)
