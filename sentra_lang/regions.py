@@ -195,7 +195,7 @@ class Dense:
         self.strides = [0] * len(sizes)
         stride = self.total
         for dim in order:
-            stride //= sizes[dim]
+            stride //= sizes[dim] or 1  # a dimension without regions: no input at all
             self.strides[dim] = stride
         self.leading = order[0] if order else -1
         self.full = (1 << self.total) - 1
@@ -217,7 +217,7 @@ class Dense:
 
     def _expand(self, dim: int, mask: int) -> int:
         size = self.space.dims[dim].size
-        if mask == (1 << size) - 1:
+        if mask == (1 << size) - 1 or not self.total:
             return self.full
         stride = self.strides[dim]
         block = 0

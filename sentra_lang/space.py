@@ -190,8 +190,8 @@ def _coerce(spec: InputField, raw: Any) -> Any:
     if kind == "int":
         return raw if isinstance(raw, int) and not isinstance(raw, bool) else INVALID
     if kind == "number":
-        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
-        return raw if ok else INVALID
+        whole = isinstance(raw, int) and not isinstance(raw, bool)
+        return raw if whole or isinstance(raw, float) and math.isfinite(raw) else INVALID
     if kind in ("string", "enum"):
         if not isinstance(raw, str):
             return INVALID
@@ -838,6 +838,10 @@ class _Builder:
             filler = _filler(plan)
             if filler is not ABSENT:
                 space.fillers[name] = filler
+            elif any(_absent_outcome(view) == "invalid" for view in plan.declared()):
+                # required, and no value is valid (a field another field lives under): no input
+                # is valid at all, which a dimension without regions says
+                self._dim(Dim((name,), [], "value"), (name,))
 
 
 def _absent_outcome(view: View) -> str:

@@ -241,3 +241,40 @@ def test_a_string_equals_an_enum_value() -> None:
     assert decided_by(result, "A", {"s": "mid", "e": "MID", "f": "x"}) == "SAME"
     assert decided_by(result, "A", {"s": "", "e": "MID", "f": "MID"}) == "SHARED"
     assert_witnesses_replay(src)
+
+
+# ------------------------------------------------------------------ more edges, by hand
+
+def test_numbers_at_the_edges_of_float_precision() -> None:
+    beyond = "1" + "0" * 309  # larger than any float: only an integer input exceeds it
+    src = policy(
+        "  n: number\n  i: int",
+        f"  when n > {beyond} block as BEYOND\n"
+        "  when i > 100000000000000000000 and i < 100000000000000000002 block as BIG_INT\n"
+        "  when n > 0.1 and n < 0.10000000000000002 allow as NO_FLOAT_BETWEEN\n"
+        "  allow as REST")
+    found = findings(src)
+    assert "SL402" in codes_for(src, "NO_FLOAT_BETWEEN")
+    assert not codes_for(src, "BEYOND") & {"SL401", "SL402"}
+    assert not codes_for(src, "BIG_INT") & {"SL401", "SL402"}
+    assert_witnesses_replay(src)
+    assert all(f.code != "SL406" for f in found)
+
+
+def test_a_field_another_field_lives_under_is_never_present() -> None:
+    optional = policy("  context: string?\n  context.x: bool = false",
+                      '  when context.x block as X\n  when context == "a" block as NEVER\n'
+                      "  allow as REST")
+    assert "SL402" in codes_for(optional, "NEVER")
+    assert_witnesses_replay(optional)
+    required = policy("  context: string\n  context.x: bool = false",
+                      "  when context.x block as X\n  allow as REST")
+    assert "SL402" in codes_for(required, "X")  # no input is valid at all
+
+
+def test_an_enum_value_normalisation_can_never_produce() -> None:
+    src = policy('  level: enum {"Low", "high"} normalize lower',
+                 '  when level == "high" block as HIGH\n  allow as REST')
+    assert "SL403" in codes_for(src, "HIGH")
+    assert "SL401" in codes_for(src, "REST")
+    assert_witnesses_replay(src)
