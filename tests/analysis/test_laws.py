@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from sentra_runtime import Engine
 
+from sentra_lang import regions
 from sentra_lang.analysis import AnalysisOptions, action_rows
 from sentra_lang.checker import Model, RuleInfo
 from sentra_lang.compiler import Compilation, compile_source
 from sentra_lang.interpreter import Interpreter, InvalidInput
-from sentra_lang import regions
 from sentra_lang.regions import engine_for
 from sentra_lang.space import build_space
 from tests.analysis.helpers import backticked
