@@ -20,7 +20,7 @@ from typing import Any
 
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
-from sentra_lang.regions import Outcome, Row, RowIndex, TooManyPieces, engine_for
+from sentra_lang.regions import MAX_PAIRS, Outcome, Row, RowIndex, TooManyPieces, engine_for
 from sentra_lang.space import MISSING, Space, SpaceTooLarge, build_space, holds
 from sentra_lang.table import Table, Test
 
@@ -45,7 +45,8 @@ class AnalysisOptions:
     """How `check` runs the analysis."""
 
     all_witnesses: bool = False
-    """One SL404 note (with its witness) per pair of rules, never a summary."""
+    """Every pair of overlapping rules, one SL404 note (with its witness) each, never a summary.
+    By default each later rule is paired with one earlier rule it overlaps."""
     progress: Callable[[str], None] | None = None
     """Called now and then with a line saying how far a long analysis has come."""
     progress_after: float = 0.5
@@ -93,7 +94,8 @@ def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any],
         space = build_space([table.input], tests)
         boxes = action_rows(space, info.rules, rows)
         signatures = [(r.outcome, r.risk) if r.when is not None else None for r in info.rules]
-        outcome = engine_for(space, boxes).first_match(boxes, signatures, progress)
+        outcome = engine_for(space, boxes).first_match(boxes, signatures, progress,
+                                                       all_pairs=options.all_witnesses)
     except (SpaceTooLarge, TooManyPieces) as error:
         reason = str(error) or "its cells split into too many pieces"
         return [diagnostic("SL406", f"analysis of `{action}` skipped: {reason}", info.span,
@@ -127,6 +129,11 @@ class _Report:
         for label, rule in enumerate(self.info.rules):
             out.extend(self._rule_findings(label, rule))
         out.extend(self._overlaps())
+        if self.outcome.pairs_cut:
+            out.append(diagnostic(
+                "SL407", f"more than {MAX_PAIRS:,} pairs of rules of `{action}` overlap; the "
+                "first are listed", self.info.span,
+                help="without --all-witnesses every overlapping rule gets one note"))
         gap = self.outcome.gap
         if gap is not None:
             fallback = (f"the `otherwise` rule `{self.model.otherwise.id}`" if self.model.otherwise

@@ -227,9 +227,10 @@ _ENTRIES = [
          "matches, and their outcome or risk differ; the earlier wins (first match). Only inputs "
          "the earlier rule really decides count (not inputs an even earlier rule takes), and "
          "the later rule decides some inputs itself (otherwise it is SL401). The witness is "
-         "such an input. A rule that out-decides more than three later rules gets one summary "
-         "note counting them; `check --notes --all-witnesses` gives one note and witness per "
-         "pair. Often intended; worth a look.",
+         "such an input. Each later rule that overlaps an earlier one is named once, with one "
+         "earlier rule it overlaps; when more than three later rules are named with the same "
+         "earlier rule they share one summary note there. `check --notes --all-witnesses` "
+         "gives every overlapping pair its own note and witness. Often intended; worth a look.",
          _policy('input { amount: number\n  vip: bool }\naction A {\n'
                  '  when amount > 10 block as BIG\n  when vip allow risk 5 as VIP\n'
                  '  allow as OK\n}\n'),
@@ -249,6 +250,11 @@ _ENTRIES = [
                  'action A {\n  when a > b and b > c and c > d and a > 1 and a > 2 and a > 3 '
                  'and a > 4 and a > 5\n    allow as X\n  allow as Y\n}\n'),
          "action A"),
+    Code("SL407", "overlaps cut short", "info",
+         "With `--all-witnesses`, an action has more than 200,000 pairs of overlapping rules "
+         "with different decisions; the first are listed, the rest are not. Every listed pair is "
+         "real, and without `--all-witnesses` every overlapping rule gets its note.",
+         "", ""),
     # ------------------------------------------------------------ scenario suites: SL5xx
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
     Code("SL501", "suite policy does not compile", "error",

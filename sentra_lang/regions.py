@@ -28,6 +28,8 @@ DENSE_LIMIT = 1 << 22
 """Spaces with at most this many cells are one bit mask (512 KiB per set of cells)."""
 MAX_PIECES = 400_000
 """A sparse evaluation that cuts the space into more boxes than this gives up (SL406)."""
+MAX_PAIRS = 200_000
+"""Overlapping pairs of rules listed per action when every pair is asked for (SL407)."""
 NARROW = 16
 
 Cell = tuple[int, ...]
@@ -58,6 +60,8 @@ class Outcome:
     """A valid cell no row matches."""
     boxes: Callable[[Box], Cell] | None = None
     """How a box becomes a cell (boxes are kept in `pairs`: most pairs are only counted)."""
+    pairs_cut: bool = False
+    """Every pair was asked for and there were more than MAX_PAIRS: `pairs` is not all."""
 
     def cell(self, found: Any) -> Cell:
         if isinstance(found, tuple) and found and isinstance(found[0], dict):
@@ -253,7 +257,10 @@ class Dense:
 
     # -- questions ----------------------------------------------------------------------
     def first_match(self, rows: Sequence[Row], signatures: Signatures | None = None,
-                    progress: Progress | None = None) -> Outcome:
+                    progress: Progress | None = None, *, all_pairs: bool = False) -> Outcome:
+        """Evaluate the rows; with `signatures`, find overlaps: for each later label one
+        earlier label it overlaps (the decider of the lowest such cell), or with `all_pairs`
+        every such pair (up to MAX_PAIRS)."""
         outcome = Outcome()
         universe = self.universe
         remaining = universe
@@ -277,7 +284,8 @@ class Dense:
             covered |= cells
             mine = cells & remaining
             signature = signatures[label] if signatures is not None else None
-            if signature is not None and index is not None:
+            wanted = all_pairs or label not in known
+            if signature is not None and index is not None and wanted and not outcome.pairs_cut:
                 earlier = cells & decided_all
                 if earlier:
                     earlier &= ~by_signature.get(signature, 0)
@@ -291,6 +299,11 @@ class Dense:
                     a = index.labels[row]
                     outcome.pairs.setdefault((a, label), cell)
                     known.setdefault(label, []).append(a)
+                    if not all_pairs:
+                        break
+                    if len(outcome.pairs) >= MAX_PAIRS:
+                        outcome.pairs_cut = True
+                        break
                     earlier &= ~decided[a].cells()
             if mine:
                 decided.setdefault(label, _Compact()).add(mine)
@@ -441,8 +454,10 @@ class Sparse:
         return max(counts, key=lambda d: (counts[d], self.full[d].bit_length()), default=None)
 
     def first_match(self, rows: Sequence[Row], signatures: Signatures | None = None,
-                    progress: Progress | None = None) -> Outcome:
+                    progress: Progress | None = None, *, all_pairs: bool = False) -> Outcome:
+        """As `Dense.first_match`."""
         outcome = Outcome(boxes=self.cell)
+        paired: set[int] = set()
         key = self._key(rows)
         universe = _Boxes(key, self.universe)
         remaining = _Boxes(key, self.universe)
@@ -461,7 +476,9 @@ class Sparse:
                 continue
             rule_rows.append(box)
             outcome.matched.setdefault(label, self.cell(hit))
-            if signatures is not None and signatures[label] is not None:
+            wanted = all_pairs or label not in paired
+            if signatures is not None and signatures[label] is not None and wanted \
+                    and not outcome.pairs_cut:
                 mine = signatures[label]
                 pairs = outcome.pairs
                 for piece, a in decided.meeting_labelled(box):
@@ -470,6 +487,12 @@ class Sparse:
                         continue
                     if a != label and _meets(piece, box):
                         pairs[(a, label)] = (piece, box)
+                        paired.add(label)
+                        if not all_pairs:
+                            break
+                        if len(pairs) >= MAX_PAIRS:
+                            outcome.pairs_cut = True
+                            break
             for entry in remaining.meeting_entries(box):
                 piece = remaining.box(entry)
                 cut = _meet(piece, box)

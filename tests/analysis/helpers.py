@@ -11,6 +11,7 @@ from typing import Any
 
 from sentra_runtime import Decision, Engine
 
+from sentra_lang.analysis import AnalysisOptions
 from sentra_lang.compiler import Compilation, compile_source
 from sentra_lang.diagnostics import Diagnostic, Severity
 
@@ -24,8 +25,8 @@ class Finding:
     message: str
 
 
-def compiled(src: str) -> Compilation:
-    result = compile_source(src, "t.sentra")
+def compiled(src: str, options: AnalysisOptions | None = None) -> Compilation:
+    result = compile_source(src, "t.sentra", analysis=options)
     errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
     assert not errors, "\n".join(f"{d.code} {d.message}" for d in errors)
     return result
@@ -39,10 +40,10 @@ def finding(diag: Diagnostic) -> Finding:
     return Finding(diag.code, backticked(diag.message), diag.witness, diag.message)
 
 
-def findings(src: str, *codes: str) -> list[Finding]:
+def findings(src: str, *codes: str, options: AnalysisOptions | None = None) -> list[Finding]:
     """The analysis findings (SL4xx, or just `codes`) of a policy source, in source order."""
     wanted = set(codes) or {d for d in ("SL401", "SL402", "SL403", "SL404", "SL405", "SL406")}
-    return [finding(d) for d in compiled(src).sorted_diagnostics() if d.code in wanted]
+    return [finding(d) for d in compiled(src, options).sorted_diagnostics() if d.code in wanted]
 
 
 def engine_for(result: Compilation) -> Engine:

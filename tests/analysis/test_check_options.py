@@ -114,6 +114,18 @@ def test_a_text_group_with_too_many_combinations_is_sl406() -> None:
     assert codes == ["SL406"]
 
 
+def test_too_many_pairs_with_all_witnesses_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(regions, "MAX_PAIRS", 5)
+    import sentra_lang.analysis as analysis_module
+    monkeypatch.setattr(analysis_module, "MAX_PAIRS", 5)
+    result = compile_source(wide_overlap(20), "t.sentra",
+                            analysis=AnalysisOptions(all_witnesses=True))
+    codes = [d.code for d in result.diagnostics]
+    assert codes.count("SL404") == 5 and codes.count("SL407") == 1
+    assert [d.code for d in compile_source(wide_overlap(20), "t.sentra").diagnostics
+            ].count("SL407") == 0
+
+
 def test_too_many_pieces_is_sl406_not_an_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(regions, "DENSE_LIMIT", 1)
     monkeypatch.setattr(regions, "MAX_PIECES", 3)

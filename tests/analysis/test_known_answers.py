@@ -11,6 +11,7 @@ witness is also replayed through the runtime: it must land on the rule the findi
 
 from __future__ import annotations
 
+from sentra_lang.analysis import AnalysisOptions
 from tests.analysis.helpers import Finding, compiled, decided_by, findings
 
 HEADER = 'policy p version "1" {}\n'
@@ -27,8 +28,9 @@ def codes_for(src: str, rule: str) -> set[str]:
 
 
 def overlaps(src: str) -> set[tuple[str, str]]:
-    """(winner, other) for every overlap the analysis reports."""
-    return {(f.ids[0], f.ids[1]) for f in findings(src, "SL404")}
+    """(winner, other) for every pair of overlapping rules (`--all-witnesses`)."""
+    every = AnalysisOptions(all_witnesses=True)
+    return {(f.ids[0], f.ids[1]) for f in findings(src, "SL404", options=every)}
 
 
 def assert_witnesses_replay(src: str, action: str = "A") -> None:
@@ -77,6 +79,10 @@ def test_a_subset_that_is_neither_single_nor_full_is_found() -> None:
     assert not codes_for(SET_SUBSETS, "AB_NOT_C") & {"SL401", "SL402"}
     assert overlaps(SET_SUBSETS) == {("HAS_E", "AB_NOT_C"), ("HAS_E", "HAS_D"),
                                      ("AB_NOT_C", "HAS_D")}
+    # by default each later rule is named once, with one earlier rule it overlaps
+    named = [(f.ids[0], f.ids[1]) for f in findings(SET_SUBSETS, "SL404")]
+    assert sorted(b for _, b in named) == ["AB_NOT_C", "HAS_D"]
+    assert set(named) <= overlaps(SET_SUBSETS)
     assert_witnesses_replay(SET_SUBSETS)
 
 

@@ -178,6 +178,27 @@ def claims(result: Compilation, names: list[str], rules: list[RuleInfo]) -> Trut
 
 @LAWS
 @given(small_policies())
+def test_by_default_each_overlapping_rule_is_named_once(policy: SmallPolicy) -> None:
+    """Without --all-witnesses: every later rule that overlaps an earlier one with another
+    decision gets exactly one note, naming an earlier rule it truly overlaps."""
+    full = _compile(policy.source)
+    short = compile_source(policy.source, "p.sentra")
+    every = {backticked(d.message)[:2] for d in full.diagnostics if d.code == "SL404"}
+    named = [backticked(d.message)[:2] for d in short.diagnostics
+             if d.code == "SL404" and "later rules" not in d.message]
+    for diag in short.diagnostics:
+        if diag.code == "SL404" and "later rules" in diag.message:
+            winner, *others = backticked(diag.message)
+            named += [(winner, other) for other in others]
+    assert set(named) <= every
+    later = [b for _, b in named]
+    summarised = any("later rules" in d.message for d in short.diagnostics)
+    if not summarised:
+        assert sorted(later) == sorted({b for _, b in every})
+
+
+@LAWS
+@given(small_policies())
 def test_findings_equal_brute_force_enumeration(policy: SmallPolicy) -> None:
     result = _compile(policy.source)
     assert not [d for d in result.diagnostics if d.code == "SL406"]
