@@ -343,6 +343,8 @@ class Dense:
                 before = None if row is None else index.labels[row]
                 out.setdefault((before, label), cell)
                 cells &= ~old[before]
+                if len(out) > MAX_PAIRS:
+                    raise TooManyPieces(f"more than {MAX_PAIRS:,} regions to compare")
             if progress is not None:
                 progress(count, len(new))
         return out

@@ -185,13 +185,13 @@ def main() -> int:
         for name, (generate, target_rules, seconds) in SHAPES.items():
             rules = min(target_rules, 1_000) if args.quick else target_rules
             base = measure_check(generate(10), place, 5)
-            big = measure_check(generate(rules), place, 1)
+            big = measure_check(generate(rules), place, 2 if rules > 1_000 else 3)
             print(row(f"{name}: check", 10, *base[:1], base[0], base[1], base[1], None))
             print(row(f"{name}: check", rules, big[0], base[0], big[1], base[1], seconds))
         source = tool_table(10)
         base = measure_diff(source, edited(source), place, 5)
         source = tool_table(1_000)
-        big = measure_diff(source, edited(source), place, 1)
+        big = measure_diff(source, edited(source), place, 3)
         print(row("tool table: diff", 10, base[0], base[0], base[1], base[1], None))
         print(row("tool table: diff", 1_000, big[0], base[0], big[1], base[1], 5.0))
     return 0
