@@ -87,7 +87,7 @@ class Region:
         return self.before != self.after
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "before": self.before.to_dict(),
+        return {"action": self.action, "action_type": self.raw, "before": self.before.to_dict(),
                 "after": self.after.to_dict(), "witness": self.witness,
                 "old_decision": _decision_dict(self.old), "new_decision": _decision_dict(self.new),
                 "location": _location(self.span)}

@@ -27,7 +27,7 @@ from sentra_lang.diagnostics import Severity, format_witness
 from sentra_lang.diagnostics import render_human as render_diagnostic
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import parse
-from sentra_lang.semdiff import Counterexample, PolicyDiff, Region, diff_policies
+from sentra_lang.semdiff import OTHER_ACTION, Counterexample, PolicyDiff, Region, diff_policies
 from sentra_lang.source import Span
 
 MARKDOWN_ROWS = 20
@@ -220,9 +220,15 @@ def render_human(diff: PolicyDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _witness_text(region: Region) -> str:
+    """The witness; for "any other action" with the action type it is sent with."""
+    text = format_witness(region.witness)
+    return f"action `{region.raw}`, {text}" if region.action == OTHER_ACTION else text
+
+
 def _human_region(region: Region) -> list[str]:
     lines = [f"  {region.before.describe()} -> {region.after.describe()}",
-             f"    witness: {format_witness(region.witness)}",
+             f"    witness: {_witness_text(region)}",
              f"    before:  {_verdict_text(region.old)}",
              f"    after:   {_verdict_text(region.new)}"]
     if region.span is not None:
@@ -259,7 +265,7 @@ def render_markdown(diff: PolicyDiff) -> str:
         lines += [f"#### `{action.action}`{status}", "",
                   "| input (witness) | before | after |", "|---|---|---|"]
         for region in action.changes[:MARKDOWN_ROWS]:
-            lines.append(f"| `{_cell(format_witness(region.witness))}` | "
+            lines.append(f"| `{_cell(_witness_text(region))}` | "
                          f"{_cell(_verdict_text(region.old))} | {_cell(_verdict_text(region.new))} |")
         hidden = len(action.changes) - MARKDOWN_ROWS
         if hidden > 0:
@@ -297,7 +303,7 @@ def render_github(diff: PolicyDiff) -> str:
         lines.append(_annotation(
             region.span, f"decision change: {region.action}",
             f"{region.action}: {region.before.describe()} -> {region.after.describe()} "
-            f"for {format_witness(region.witness)}"))
+            f"for {_witness_text(region)}"))
     lines.append(_summary(diff))
     return "\n".join(lines) + "\n"
 
