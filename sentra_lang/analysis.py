@@ -12,7 +12,6 @@ exactly the action gets SL406 instead of findings.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,19 +20,12 @@ from typing import Any
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
 from sentra_lang.regions import MAX_PAIRS, Outcome, Row, RowIndex, TooManyPieces, engine_for
-from sentra_lang.space import MISSING, Space, SpaceTooLarge, build_space, holds
+from sentra_lang.space import COMPARISONS, MISSING, Space, SpaceTooLarge, build_space, holds
 from sentra_lang.table import Table, Test
 
 SUMMARY_AFTER = 3
 """A rule that out-decides more later rules than this gets one summary note (SL404)."""
 SHOWN_IN_SUMMARY = 3
-
-COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-"""The comparison operators of the table (docs/table.md), shared with the AST interpreter."""
-
 
 def evaluate_test(test: Test, values: dict[str, Any]) -> bool:
     """The table's test semantics (docs/table.md) on normalised values; MISSING means absent."""

@@ -33,6 +33,7 @@ input can ever equal or contain them), and free strings are built from such piec
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,19 +83,19 @@ class SpaceTooLarge(Exception):
 
 # ----------------------------------------------------------------------------- semantics
 
-COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: bool(a == b), "!=": lambda a, b: bool(a != b),
-    "<": lambda a, b: bool(a < b), "<=": lambda a, b: bool(a <= b),
-    ">": lambda a, b: bool(a > b), ">=": lambda a, b: bool(a >= b),
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+"""The comparison operators of the table (docs/table.md), shared with the AST interpreter."""
 
 
 def base_holds(op: str, value: Any, operand: Any) -> bool:
     """A positive test on present values, as docs/table.md defines it."""
-    if op in COMPARE:
+    if op in COMPARISONS:
         if isinstance(operand, bool) or isinstance(value, bool):
             return (value is operand) == (op == "==") if op in ("==", "!=") else False
-        return COMPARE[op](value, operand)
+        return bool(COMPARISONS[op](value, operand))
     if op == "in":
         return value in operand
     if op == "starts_with":
@@ -417,8 +418,6 @@ class Space:
         sep = separator[0]
         return prefix + sep + "".join(m + sep for m in inside) + suffix
 
-    def regions_of(self, name: str) -> int:
-        return math.prod(self.dims[d].size for d in self.field_dims[name])
 
 
 class _KeyIndex:
@@ -1038,5 +1037,5 @@ def _fractions_between(lo: float | None, hi: float | None, count: int) -> list[f
     return sorted(set(out))[:count]
 
 
-__all__ = ["ABSENT", "FREE", "INVALID", "MISSING", "Box", "Dim", "Space", "SpaceTooLarge",
-           "View", "build_space", "holds", "numeric_points"]
+__all__ = ["ABSENT", "COMPARISONS", "FREE", "INVALID", "MISSING", "Box", "Dim", "Space",
+           "SpaceTooLarge", "View", "build_space", "holds", "numeric_points"]
