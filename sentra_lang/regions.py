@@ -328,15 +328,15 @@ class Dense:
         if covered == universe:
             outcome.always.add(label)
 
-    def cross(self, first: Sequence[Row], second: Sequence[Row],
-              progress: Progress | None = None) -> dict[tuple[int | None, int | None], Cell]:
+    def cross(self, first: Sequence[Row],
+              second: Sequence[Row]) -> dict[tuple[int | None, int | None], Cell]:
         """Per (label in `first`, label in `second`) (None: no row), a cell both decide."""
         universe = self.universe
         old = self._partition(first, universe)
         new = self._partition(second, universe)
         index = RowIndex(self.space, first)
         out: dict[tuple[int | None, int | None], Cell] = {}
-        for count, (label, cells) in enumerate(new.items()):
+        for label, cells in new.items():
             while cells:
                 cell = self.cell(cells)
                 row = index.first(cell)
@@ -345,8 +345,6 @@ class Dense:
                 cells &= ~old[before]
                 if len(out) > MAX_PAIRS:
                     raise TooManyPieces(f"more than {MAX_PAIRS:,} regions to compare")
-            if progress is not None:
-                progress(count, len(new))
         return out
 
     def _partition(self, rows: Sequence[Row], universe: int) -> dict[int | None, int]:
@@ -542,8 +540,8 @@ class Sparse:
             done.add(remaining.box(entry), (remaining.label(entry), None))
         return done
 
-    def cross(self, first: Sequence[Row], second: Sequence[Row],
-              progress: Progress | None = None) -> dict[tuple[int | None, int | None], Cell]:
+    def cross(self, first: Sequence[Row],
+              second: Sequence[Row]) -> dict[tuple[int | None, int | None], Cell]:
         key = self._key([*first, *second])
         old = self._labelled(first, [(b, None) for b in self.universe], key)
         start = [(old.box(e), old.pair(e)[1]) for e in old.entries()]
