@@ -2,7 +2,8 @@
 
 The pipeline, one module a stage: `parser` (Lark grammar to AST), `checker` (names and types),
 `compiler` (passes down to the decision table of `table`), `analysis` (exact findings on the
-table), `formatter`; `diagnostics` renders every problem. The runtime is `sentra_runtime`.
+table, over the cells of `space` evaluated by `regions`), `semdiff` (what a policy change does),
+`formatter`; `diagnostics` renders every problem. The runtime is `sentra_runtime`.
 
 The entry points below are imported on first use, so `import sentra_lang` (and with it every
 `sentra-lang` command, `--version` included) starts without loading the compiler.

@@ -1,338 +1,197 @@
 """Exact static analysis of a compiled table, without a solver.
 
-Every field an action reads has its domain split at the constants the policy compares it with
-(plus the values between and beyond them, and "missing" for optional fields), so the action's
-input space is a finite set of cells, one representative input each. Evaluating the rows on
-every cell answers exactly which rules can never decide (shadowed), which conditions are
-always true or false, which conditional rules overlap with different outcomes, and which
-inputs fall through every rule; each finding carries a concrete witness input.
+Each action's input space is split into finitely many cells (`sentra_lang.space`), and the
+action's rows are evaluated first-match over all cells at once (`sentra_lang.regions`). That
+answers exactly, for the runtime's semantics on a fresh agent, which rules never match (SL402),
+never decide because earlier rules take every input they match (SL401), match every input
+(SL403), decide inputs a later rule with another outcome also matches (SL404), and which
+inputs no rule covers (SL405). Every finding carries a witness: a complete input that, given
+to the runtime as it is, lands where the finding says. When a space is too large to cover
+exactly the action gets SL406 instead of findings.
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import combinations, product
 from typing import Any
 
-from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line, normalize_text
+from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
-from sentra_lang.table import InputField, Table, Test
+from sentra_lang.regions import MAX_PAIRS, Outcome, Row, RowIndex, TooManyPieces, engine_for
+from sentra_lang.space import COMPARISONS, MISSING, Space, SpaceTooLarge, build_space, holds
+from sentra_lang.table import Table, Test
 
-MAX_CELLS = 2_000_000
-MISSING: Any = object()
-_FRESH = "zz-other"
-
-
-@dataclass(frozen=True)
-class Cell:
-    fields: tuple[str, ...]
-    values: tuple[Any, ...]
-
-    def witness(self) -> dict[str, Any]:
-        return {f: _jsonable(v) for f, v in zip(self.fields, self.values) if v is not MISSING}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, frozenset):
-        return sorted(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
+SUMMARY_AFTER = 3
+"""A rule that out-decides more later rules than this gets one summary note (SL404)."""
+SHOWN_IN_SUMMARY = 3
 
 def evaluate_test(test: Test, values: dict[str, Any]) -> bool:
     """The table's test semantics (docs/table.md) on normalised values; MISSING means absent."""
-    value = values.get(test.field, MISSING)
-    if test.op == "exists":
-        result = value is not MISSING
-    elif value is MISSING:
-        result = False
-    else:
-        if test.other is not None:
-            operand = values.get(test.other, MISSING)
-            if operand is MISSING:
-                return test.negate
-        else:
-            operand = test.value
-        result = _apply(test.op, value, operand)
-    return result != test.negate
+    return holds(test, values.get(test.field, MISSING), values.get(test.other or "", MISSING))
 
 
-COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-"""The comparison operators of the table (docs/table.md), shared with the AST interpreter."""
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How `check` runs the analysis."""
+
+    all_witnesses: bool = False
+    """Every pair of overlapping rules, one SL404 note (with its witness) each, never a summary.
+    By default each later rule is paired with one earlier rule it overlaps."""
+    progress: Callable[[str], None] | None = None
+    """Called now and then with a line saying how far a long analysis has come."""
+    progress_after: float = 0.5
+    """Seconds an action's analysis runs before it reports progress."""
 
 
-def _apply(op: str, value: Any, operand: Any) -> bool:
-    if op in COMPARISONS:
-        return bool(COMPARISONS[op](value, operand))
-    if op == "in":
-        return value in operand
-    if op == "starts_with":
-        return bool(value.startswith(operand))
-    if op == "ends_with":
-        return bool(value.endswith(operand))
-    if op == "contains":
-        return operand in value
-    raise AssertionError(f"unknown operator {op}")
-
-
-# ----------------------------------------------------------------------------- domains
-
-def _linked_groups(tests: list[Test]) -> dict[str, set[str]]:
-    """Fields compared with each other share one pool of constants."""
-    group: dict[str, set[str]] = {}
-    for test in tests:
-        for name in (test.field, test.other):
-            if name is not None:
-                group.setdefault(name, {name})
-    for test in tests:
-        if test.other is not None:
-            merged = group[test.field] | group[test.other]
-            for name in merged:
-                group[name] = merged
-    return group
-
-
-def candidates(info: InputField, tests: list[Test], pool: set[str]) -> list[Any]:
-    """Representative values of one field: one per region its tests can tell apart.
-
-    Fields compared with each other share a pool of constants, and every open region gets as
-    many distinct points as the pool has fields, so any order among them can be witnessed.
-    """
-    own = [t for t in tests if t.field in pool and t.value is not None]
-    width = len(pool)
-    if info.type == "bool":
-        values: list[Any] = [True, False]
-    elif info.type == "enum":
-        values = list(info.values or [])
-    elif info.type in ("int", "number"):
-        values = _numeric_candidates([t.value for t in own if isinstance(t.value, (int, float))
-                                      and not isinstance(t.value, bool)],
-                                     info.type == "int", width)
-    elif info.type == "string":
-        values = _string_candidates(own, info.normalize, width)
-    else:
-        values = _set_candidates(own)
-    if info.optional and not info.has_default:
-        values.append(MISSING)
-    return values
-
-
-def _numeric_candidates(constants: list[float], integral: bool, width: int) -> list[Any]:
-    points = sorted(set(constants))
-    if not points:
-        return list(range(width + 1))
-    values: set[float] = set(points)
-    values |= {points[0] - k for k in range(1, width + 1)}
-    values |= {points[-1] + k for k in range(1, width + 1)}
-    for low, high in zip(points, points[1:]):
-        if integral:
-            start = math.floor(low) + 1
-            values |= {v for v in range(start, start + width) if v < high}
-        else:
-            values |= {low + (high - low) * k / (width + 1) for k in range(1, width + 1)}
-    if integral:
-        values = {v for v in values if float(v).is_integer()}
-        values |= {math.floor(p) for p in points} | {math.ceil(p) for p in points}
-        return sorted(int(v) for v in values)
-    return sorted(values)
-
-
-def _string_candidates(tests: list[Test], normalize: Sequence[str], width: int) -> list[str]:
-    exact: set[str] = set()
-    affixes: set[str] = set()
-    for test in tests:
-        if isinstance(test.value, list):
-            exact.update(test.value)
-        elif test.op == "==":
-            exact.add(str(test.value))
-        else:
-            affixes.add(str(test.value))
-    values = set(exact) | {f"{_FRESH}-{k}" if k else _FRESH for k in range(width)}
-    for affix in affixes:
-        values |= {affix, affix + "-x", "x-" + affix}
-    for first, second in product(sorted(affixes), repeat=2):
-        values.add(first + second)
-    return sorted({normalize_text(v, [s for s in normalize if s != "trim"]) for v in values})
-
-
-def _set_candidates(tests: list[Test]) -> list[frozenset[str]]:
-    members = sorted({str(t.value) for t in tests})
-    if len(members) <= 4:
-        return [frozenset(c) for size in range(len(members) + 1) for c in combinations(members, size)]
-    return [frozenset()] + [frozenset([m]) for m in members] + [frozenset(members)]
-
-
-def cells(table: Table, tests: list[Test]) -> tuple[list[str], list[list[Any]]]:
-    inputs = {f.name: f for f in table.input}
-    groups = _linked_groups(tests)
-    names = sorted(groups)
-    domains = [candidates(inputs[name], tests, groups[name]) for name in names]
-    return names, domains
-
-
-# ---------------------------------------------------------------------------- findings
-
-class _Space:
-    """The cells of one action as bit positions: a set of cells is a Python integer mask.
-
-    Cell indices are mixed-radix numbers over the fields' candidate lists, the first field
-    most significant, so set operations on whole regions are single big-integer operations.
-    """
-
-    def __init__(self, names: list[str], domains: list[list[Any]]) -> None:
-        self.names = names
-        self.domains = domains
-        self.sizes = [len(d) for d in domains]
-        self.strides = [math.prod(self.sizes[j + 1:]) for j in range(len(names))]
-        self.total = math.prod(self.sizes)
-        self.all = (1 << self.total) - 1
-        self.index = {name: j for j, name in enumerate(names)}
-        self._masks: dict[tuple[Any, ...], int] = {}
-
-    def value_mask(self, j: int, k: int) -> int:
-        stride = self.strides[j]
-        period = stride * self.sizes[j]
-        block = ((1 << stride) - 1) << (k * stride)
-        repeats = self.total // period
-        return block * (((1 << (period * repeats)) - 1) // ((1 << period) - 1))
-
-    def test_mask(self, test: Test) -> int:
-        key = (test.field, test.op, repr(test.value), test.other, test.negate)
-        if key not in self._masks:
-            self._masks[key] = self._compute(test)
-        return self._masks[key]
-
-    def _compute(self, test: Test) -> int:
-        j = self.index[test.field]
-        mask = 0
-        if test.other is None:
-            for k, value in enumerate(self.domains[j]):
-                if evaluate_test(test, {test.field: value}):
-                    mask |= self.value_mask(j, k)
-            return mask
-        i = self.index[test.other]
-        for k, value in enumerate(self.domains[j]):
-            for m, other in enumerate(self.domains[i]):
-                if evaluate_test(test, {test.field: value, test.other: other}):
-                    mask |= self.value_mask(j, k) & self.value_mask(i, m)
-        return mask
-
-    def row_mask(self, tests: list[Test]) -> int:
-        mask = self.all
-        for test in tests:
-            mask &= self.test_mask(test)
-            if not mask:
-                break
-        return mask
-
-    def first_cell(self, mask: int) -> Cell:
-        index = (mask & -mask).bit_length() - 1
-        values = tuple(self.domains[j][(index // self.strides[j]) % self.sizes[j]]
-                       for j in range(len(self.names)))
-        return Cell(tuple(self.names), values)
-
-
-@dataclass
-class _RuleStats:
-    info: RuleInfo
-    rows: list[list[Test]]
-    mask: int = 0
-    decided: int = 0
-    matched: Cell | None = None
-    always: bool = False
-    shadowed_by: tuple[RuleInfo, Cell] | None = None
-
-
-def analyse(table: Table, model: Model) -> list[Diagnostic]:
+def analyse(table: Table, model: Model, options: AnalysisOptions | None = None) -> list[Diagnostic]:
+    options = options or AnalysisOptions()
     findings: list[Diagnostic] = []
     blocks = [b for b in model.blocks if b.names]
-    for block_info, block in zip(blocks, table.actions):
-        findings.extend(_analyse_block(table, model, block_info, block.rows))
+    for number, (info, block) in enumerate(zip(blocks, table.actions), start=1):
+        reporter = _progress(options, info, number, len(blocks))
+        findings.extend(_analyse_block(table, model, info, block.rows, options, reporter))
     return findings
 
 
-def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any]) -> list[Diagnostic]:
-    stats = {rule.id: _RuleStats(rule, []) for rule in info.rules}
-    for row in rows:
-        stats[row.rule].rows.append(row.tests)
-    tests = [t for row in rows for t in row.tests]
-    names, domains = cells(table, tests)
-    size = math.prod(len(d) for d in domains)
+def _progress(options: AnalysisOptions, info: BlockInfo, number: int,
+              blocks: int) -> Callable[[int, int], None] | None:
+    if options.progress is None:
+        return None
+    say = options.progress
     action = ", ".join(info.names)
-    if size > MAX_CELLS:
-        return [diagnostic("SL406", f"analysis of `{action}` skipped: {size:,} cells", info.span)]
-    space = _Space(names, domains)
-    order = list(stats.values())
-    remaining = space.all
-    for s in order:
-        for row in s.rows:
-            s.mask |= space.row_mask(row)
-        s.decided = s.mask & remaining
-        s.always = s.mask == space.all
-        if s.mask:
-            s.matched = space.first_cell(s.mask)
-        if s.mask and not s.decided:
-            cell_mask = s.mask & -s.mask
-            winner = next(o for o in order if o.mask & cell_mask)
-            s.shadowed_by = (winner.info, space.first_cell(cell_mask))
-        remaining &= ~s.mask
-    overlaps: dict[tuple[str, str], Cell] = {}
-    conditional = [s for s in order if s.info.when is not None and s.mask]
-    for a, b in combinations(conditional, 2):
-        both = a.mask & b.mask
-        if both and (a.info.outcome, a.info.risk) != (b.info.outcome, b.info.risk):
-            overlaps[(a.info.id, b.info.id)] = space.first_cell(both)
-    gap = space.first_cell(remaining) if remaining else None
-    return _report(info, order, overlaps, gap, model, action)
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - started >= options.progress_after:
+            say(f"analysing `{action}` (action {number} of {blocks}): row {done:,} of {total:,}")
+
+    return report
 
 
-def _report(info: BlockInfo, order: list[_RuleStats], overlaps: dict[tuple[str, str], Cell],
-            gap: Cell | None, model: Model, action: str) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    by_id = {s.info.id: s for s in order}
-    for s in order:
-        rule = s.info
-        head = first_line(rule.span)
-        if s.matched is None and rule.when is not None:
-            out.append(diagnostic("SL402", f"rule `{rule.id}` never matches: no input satisfies "
-                                  "its condition", rule.when.span))
-        elif not s.decided and s.shadowed_by is not None:
-            winner, cell = s.shadowed_by
+def action_rows(space: Space, rules: Sequence[RuleInfo], rows: Sequence[Any],
+                version: int = 0) -> list[Row]:
+    """The block's rows as (rule index, box), in order."""
+    index = {rule.id: number for number, rule in enumerate(rules)}
+    return [(index[row.rule], space.row_box(version, row.tests)) for row in rows]
+
+
+def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any],
+                   options: AnalysisOptions,
+                   progress: Callable[[int, int], None] | None) -> list[Diagnostic]:
+    action = ", ".join(info.names)
+    tests = [(0, t) for row in rows for t in row.tests]
+    try:
+        space = build_space([table.input], tests)
+        boxes = action_rows(space, info.rules, rows)
+        signatures = [(r.outcome, r.risk) if r.when is not None else None for r in info.rules]
+        outcome = engine_for(space, boxes).first_match(boxes, signatures, progress,
+                                                       all_pairs=options.all_witnesses)
+    except (SpaceTooLarge, TooManyPieces) as error:
+        reason = str(error) or "its cells split into too many pieces"
+        return [diagnostic("SL406", f"analysis of `{action}` skipped: {reason}", info.span,
+                           help="split the action, or compare fields with fewer constants")]
+    return _Report(space, info, boxes, outcome, model, options).diagnostics(action)
+
+
+class _Report:
+    def __init__(self, space: Space, info: BlockInfo, rows: list[Row], outcome: Outcome,
+                 model: Model, options: AnalysisOptions) -> None:
+        self.space = space
+        self.info = info
+        self.rows = rows
+        self.outcome = outcome
+        self.model = model
+        self.options = options
+        self._index: RowIndex | None = None
+
+    def rule(self, label: int) -> RuleInfo:
+        return self.info.rules[label]
+
+    def decider(self, cell: tuple[int, ...]) -> RuleInfo:
+        if self._index is None:
+            self._index = RowIndex(self.space, self.rows)
+        row = self._index.first(cell)
+        assert row is not None, "a matched cell is decided by some row"
+        return self.rule(self.rows[row][0])
+
+    def diagnostics(self, action: str) -> list[Diagnostic]:
+        out: list[Diagnostic] = []
+        for label, rule in enumerate(self.info.rules):
+            out.extend(self._rule_findings(label, rule))
+        out.extend(self._overlaps())
+        if self.outcome.pairs_cut:
             out.append(diagnostic(
-                "SL401", f"rule `{rule.id}` is shadowed: every input it matches is decided earlier",
-                head, witness=cell.witness(),
+                "SL407", f"more than {MAX_PAIRS:,} pairs of rules of `{action}` overlap; the "
+                "first are listed", self.info.span,
+                help="without --all-witnesses every overlapping rule gets one note"))
+        gap = self.outcome.gap
+        if gap is not None:
+            fallback = (f"the `otherwise` rule `{self.model.otherwise.id}`" if self.model.otherwise
+                        else "a fail-closed block")
+            out.append(diagnostic("SL405", f"some inputs of `{action}` match no rule and fall to "
+                                  f"{fallback}", self.info.span, witness=self.space.witness(gap)))
+        return out
+
+    def _rule_findings(self, label: int, rule: RuleInfo) -> list[Diagnostic]:
+        outcome = self.outcome
+        head = first_line(rule.span)
+        matched = outcome.matched.get(label)
+        if matched is None:
+            if rule.when is None:
+                return []
+            return [diagnostic("SL402", f"rule `{rule.id}` never matches: no input satisfies "
+                               "its condition", rule.when.span)]
+        found: list[Diagnostic] = []
+        if label not in outcome.decided:
+            winner = self.decider(matched)
+            found.append(diagnostic(
+                "SL401", f"rule `{rule.id}` is shadowed: every input it matches is decided "
+                "earlier", head, witness=self.space.witness(matched),
                 related=[Related(first_line(winner.span), f"`{winner.id}` decides the witness")],
                 help="move the rule above the rules that shadow it, or remove it"))
-        elif rule.when is not None and s.always:
-            out.append(diagnostic("SL403", f"the condition of `{rule.id}` is always true",
-                                  rule.when.span, help="drop the `when`, or fix the condition"))
-    for (first_id, second_id), cell in overlaps.items():
-        second = by_id[second_id]
-        if not (second.decided and by_id[first_id].decided):
-            continue
-        first = by_id[first_id].info
-        out.append(diagnostic(
-            "SL404", f"`{first_id}` and `{second_id}` overlap and decide differently; "
-            f"`{first_id}` wins", first_line(second.info.span), witness=cell.witness(),
-            related=[Related(first_line(first.span), f"`{first_id}` matches the witness first")]))
-    if gap is not None:
-        fallback = (f"the `otherwise` rule `{model.otherwise.id}`" if model.otherwise
-                    else "a fail-closed block")
-        out.append(diagnostic("SL405", f"some inputs of `{action}` match no rule and fall to "
-                              f"{fallback}", info.span, witness=gap.witness()))
-    return out
+        elif rule.when is not None and label in outcome.always:
+            found.append(diagnostic("SL403", f"the condition of `{rule.id}` is always true",
+                                    rule.when.span, help="drop the `when`, or fix the condition"))
+        return found
+
+    def _overlaps(self) -> list[Diagnostic]:
+        by_winner: dict[int, list[tuple[int, Any]]] = {}
+        for (first, second), found in self.outcome.pairs.items():
+            by_winner.setdefault(first, []).append((second, found))  # found in rule order
+        out: list[Diagnostic] = []
+        for first in sorted(by_winner):
+            others = by_winner[first]
+            if self.options.all_witnesses or len(others) <= SUMMARY_AFTER:
+                out.extend(self._pair(first, second, cell) for second, cell in others)
+            else:
+                out.append(self._summary(first, others))
+        return out
+
+    def _pair(self, first: int, second: int, found: Any) -> Diagnostic:
+        a, b = self.rule(first), self.rule(second)
+        return diagnostic(
+            "SL404", f"`{a.id}` and `{b.id}` overlap and decide differently; `{a.id}` wins",
+            first_line(b.span), witness=self.space.witness(self.outcome.cell(found)),
+            related=[Related(first_line(a.span), f"`{a.id}` matches the witness first")])
+
+    def _summary(self, first: int, others: list[tuple[int, Any]]) -> Diagnostic:
+        a = self.rule(first)
+        shown = [self.rule(second) for second, _ in others[:SHOWN_IN_SUMMARY]]
+        names = ", ".join(f"`{rule.id}`" for rule in shown)
+        last = self.rule(others[-1][0])
+        more = len(others) - len(shown)
+        tail = f" … `{last.id}`" if more else ""
+        return diagnostic(
+            "SL404", f"`{a.id}` decides inputs that {len(others):,} later rules also match and "
+            f"decide differently: {names}{tail}",
+            first_line(a.span), witness=self.space.witness(self.outcome.cell(others[0][1])),
+            related=[Related(first_line(rule.span), f"`{rule.id}` overlaps `{a.id}`")
+                     for rule in shown],
+            help=f"the witness is for `{shown[0].id}`; `check --notes --all-witnesses` gives one "
+                 "note and witness per pair")
 
 
-def iter_cells(table: Table, tests: list[Test]) -> Iterator[dict[str, Any]]:
-    """Every representative input of a set of tests (used by property checks and tests)."""
-    names, domains = cells(table, tests)
-    for values in product(*domains):
-        yield {n: v for n, v in zip(names, values) if v is not MISSING}
-
+__all__ = ["COMPARISONS", "MISSING", "AnalysisOptions", "analyse", "action_rows",
+           "evaluate_test"]

@@ -245,7 +245,10 @@ _ENTRIES = [
     # ---------------------------------------------------------------- analysis: SL4xx
     Code("SL401", "shadowed rule", "warning",
          "Every input that matches this rule matches an earlier rule first, so this rule "
-         "never decides. The witness is an input it matches, decided by the earlier rule.",
+         "never decides. The witness is an input it matches, decided by the earlier rule the "
+         "note names. Like every analysis finding (SL401 to SL406) this is exact: it holds for "
+         "every input the runtime accepts, and the witness replays (see Exact analysis in the "
+         "language reference).",
          _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n'
                  '  when amount > 100 block as HUGE\n  allow as OK\n}\n'),
          "when amount > 100 block as HUGE"),
@@ -261,8 +264,14 @@ _ENTRIES = [
                  '  when amount > 10 or amount <= 10 block as ALWAYS\n}\n'),
          "amount > 10 or amount <= 10"),
     Code("SL404", "overlapping rules", "info",
-         "Two conditional rules both match some input and decide differently; the earlier "
-         "wins (first match). The witness is such an input. Often intended; worth a look.",
+         "An earlier conditional rule decides some input that a later conditional rule also "
+         "matches, and their outcome or risk differ; the earlier wins (first match). Only inputs "
+         "the earlier rule really decides count (not inputs an even earlier rule takes), and "
+         "the later rule decides some inputs itself (otherwise it is SL401). The witness is "
+         "such an input. Each later rule that overlaps an earlier one is named once, with one "
+         "earlier rule it overlaps; when more than three later rules are named with the same "
+         "earlier rule they share one summary note there. `check --notes --all-witnesses` "
+         "gives every overlapping pair its own note and witness. Often intended; worth a look.",
          _policy('input { amount: number\n  vip: bool }\naction A {\n'
                  '  when amount > 10 block as BIG\n  when vip allow risk 5 as VIP\n'
                  '  allow as OK\n}\n'),
@@ -272,9 +281,20 @@ _ENTRIES = [
          "`otherwise` (or are blocked when there is none). The witness is such an input.",
          _policy('input { amount: number }\naction A {\n  when amount > 10 block as BIG\n}\n'),
          "action A"),
-    Code("SL406", "analysis limit", "info",
-         "The action reads so many fields with so many distinct constants that exhaustive "
-         "analysis was skipped for it (more than 2,000,000 cells).",
+    Code("SL406", "analysis limit", "warning",
+         "The action's inputs cannot be covered exactly within the analysis limits, so it gets "
+         "no analysis findings at all (rather than findings that might be wrong). The message "
+         "says which limit: a field, or a group of fields compared with each other, would need "
+         "more than 200,000 regions, or the rows would cut the cells into more than 400,000 "
+         "pieces. Compare fewer fields with each other, or split the action.",
+         _policy('input {\n  a: number\n  b: number\n  c: number\n  d: number\n}\n'
+                 'action A {\n  when a > b and b > c and c > d and a > 1 and a > 2 and a > 3 '
+                 'and a > 4 and a > 5\n    allow as X\n  allow as Y\n}\n'),
+         "action A"),
+    Code("SL407", "overlaps cut short", "info",
+         "With `--all-witnesses`, an action has more than 200,000 pairs of overlapping rules "
+         "with different decisions; the first are listed, the rest are not. Every listed pair is "
+         "real, and without `--all-witnesses` every overlapping rule gets its note.",
          "", ""),
     # ------------------------------------------------------------ scenario suites: SL5xx
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).

@@ -65,6 +65,8 @@ class Compilation:
     table: Table | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     analyse: bool = True
+    analysis: Any = None
+    """`analysis.AnalysisOptions` for the analyse pass (None: the defaults)."""
 
     @property
     def ok(self) -> bool:
@@ -103,7 +105,7 @@ def pass_analyse(comp: Compilation) -> None:
     from sentra_lang.analysis import analyse
 
     assert comp.table is not None and comp.model is not None
-    comp.diagnostics.extend(analyse(comp.table, comp.model))
+    comp.diagnostics.extend(analyse(comp.table, comp.model, comp.analysis))
 
 
 Pass = Callable[[Compilation], None]
@@ -128,23 +130,26 @@ def run_passes(comp: Compilation) -> Compilation:
     return comp
 
 
-def compile_program(program: Program, *, analyse: bool = True) -> Compilation:
-    comp = Compilation(program, diagnostics=list(program.diagnostics), analyse=analyse)
+def compile_program(program: Program, *, analyse: bool = True, analysis: Any = None) -> Compilation:
+    comp = Compilation(program, diagnostics=list(program.diagnostics), analyse=analyse,
+                       analysis=analysis)
     return run_passes(comp)
 
 
 def compile_file(path: str | os.PathLike[str], *, analyse: bool = True,
-                 root: str | os.PathLike[str] | None = None) -> Compilation:
+                 root: str | os.PathLike[str] | None = None,
+                 analysis: Any = None) -> Compilation:
     """Compile a file; its imports stay inside `root` (by default the file's folder).
 
     Raises `loader.FileUnreadable` when the file cannot be read.
     """
-    return compile_program(load_file(path, root=root), analyse=analyse)
+    return compile_program(load_file(path, root=root), analyse=analyse, analysis=analysis)
 
 
 def compile_source(text: str, path: str = "<string>", *, analyse: bool = True,
-                   root: str | os.PathLike[str] | None = None) -> Compilation:
-    return compile_program(load_text(text, path, root=root), analyse=analyse)
+                   root: str | os.PathLike[str] | None = None,
+                   analysis: Any = None) -> Compilation:
+    return compile_program(load_text(text, path, root=root), analyse=analyse, analysis=analysis)
 
 
 # ----------------------------------------------------------------------------- lowering

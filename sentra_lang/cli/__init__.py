@@ -27,7 +27,8 @@ EXIT_NOTHING_COLLECTED = 5
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a process the closed pipe stopped
 
-COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve", "lsp"]
+COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve",
+            "lsp", "diff"]
 
 
 class UsageError(Exception):

@@ -13,6 +13,7 @@ from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, expand, root_of
 
 if TYPE_CHECKING:
+    from sentra_lang.analysis import AnalysisOptions
     from sentra_lang.diagnostics import Diagnostic
 
 
@@ -31,11 +32,18 @@ def register(subparsers: Any) -> None:
     add_color_option(parser)
     parser.add_argument("--no-analysis", action="store_true", help="skip the exact analysis")
     add_root_option(parser)
+    parser.add_argument("--all-witnesses", action="store_true",
+                        help="one overlap note (with its witness) per pair of rules, instead "
+                        "of one summary per rule that out-decides many")
+    parser.add_argument("--progress", action="store_true",
+                        help="report how far a long analysis has come on stderr (default: "
+                        "when stderr is a terminal)")
     parser.set_defaults(run=run)
 
 
 def collect(paths: list[str], *, analyse: bool = True,
-            root: Path | None = None) -> tuple[list[Diagnostic], int]:
+            root: Path | None = None,
+            options: AnalysisOptions | None = None) -> tuple[list[Diagnostic], int]:
     from sentra_lang.compiler import compile_file
     from sentra_lang.diagnostics import sort_diagnostics
     from sentra_lang.loader import FileUnreadable
@@ -44,13 +52,16 @@ def collect(paths: list[str], *, analyse: bool = True,
     diagnostics: list[Diagnostic] = []
     for path in files:
         try:
-            diagnostics.extend(compile_file(path, analyse=analyse, root=root).diagnostics)
+            diagnostics.extend(compile_file(path, analyse=analyse, root=root,
+                                            analysis=options).diagnostics)
         except FileUnreadable as error:
             raise UsageError(str(error)) from error
     return sort_diagnostics(diagnostics), len(files)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentra_lang.analysis import AnalysisOptions
+    from sentra_lang.cli.progress import ProgressLine
     from sentra_lang.diagnostics import (
         Severity,
         render_github,
@@ -60,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
         render_summary,
     )
 
-    diagnostics, count = collect(args.paths, analyse=not args.no_analysis, root=root_of(args))
+    line = ProgressLine(sys.stderr, force=args.progress)
+    options = AnalysisOptions(all_witnesses=args.all_witnesses, progress=line.show)
+    try:
+        diagnostics, count = collect(args.paths, analyse=not args.no_analysis,
+                                     root=root_of(args), options=options)
+    finally:
+        line.clear()
     shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
     if args.format == "json":
         sys.stdout.write(render_json(shown))

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.verbose:
             for item_result in result.results:
-                print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}")
+                method = f" ({item_result.method})" if item_result.method else ""
+                print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}{method}")
         sys.stdout.write(reports.render_human(result, color=use_color(args.color, sys.stdout),
                                               verbose=args.verbose))
     problems = []

@@ -1,27 +1,38 @@
-"""Property checks: inputs generated with Hypothesis from the policy's declared input types.
+"""Property checks (`property NAME ACTION ... -> never|always TARGET`): proved where possible.
 
-Strings and numbers are drawn mostly from the constants the policy compares them with (and
-case/space variants of them), so generated inputs reach every row; a `where` clause pins the
-fields it fixes and filters the rest. Runs are deterministic (derandomized, no database).
+An action's inputs split into finitely many cells (`sentra_lang.space`), and within one rule's
+region every input gets the same decision from a given agent state. So a property is checked
+on one witness per (action, deciding rule) of the inputs its `where` allows: for a single
+action of a fresh agent that covers every input, and the result is *proved*. With `sequence`,
+the decision depends on the agent's record too; every record reachable within the property's
+1 to 20 steps is visited (breadth first, one witness per rule from each), which again covers
+every sequence. Each witness is decided by the runtime the suite runs, so a failure is a real
+run and shows the steps that led to it.
+
+Only when the cells cannot be built (the analysis limits, SL406) does the check fall back to
+Hypothesis sampling (`sentra_lang.testing.sampling`, which needs the `properties` extra) and
+the report says *sampled*.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, Verbosity, given, settings
-from hypothesis import strategies as st
-from sentra_runtime.explain import test_holds
-
 from sentra_lang.compiler import Lowerer
+from sentra_lang.regions import TooManyPieces, engine_for
+from sentra_lang.space import Box, SpaceTooLarge, build_space
+from sentra_lang.table import Test
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import PolicyUnderTest
 
 DEFAULT_EXAMPLES = 100
 MAX_SEQUENCE = 20
+MAX_PROOF_STEPS = 200_000
+"""Evaluations a sequence proof may take before it falls back to sampling."""
+
+Evaluate = Callable[[str, str, dict[str, Any]], Any]
 
 
 class PropertyFalsified(Exception):
@@ -31,153 +42,118 @@ class PropertyFalsified(Exception):
         self.decision = decision
 
 
+class SamplingUnavailable(Exception):
+    """A property that must be sampled, without Hypothesis installed."""
+
+
 @dataclass
 class PropertyOutcome:
     examples: int
+    """Actions evaluated."""
     falsified: PropertyFalsified | None = None
+    method: str = "proved"
+    """`proved` (every cell, or every reachable record, checked) or `sampled`."""
 
 
-def _normalize(text: str, steps: list[str]) -> str:
-    for step in steps:
-        text = text.strip() if step == "trim" else text.lower() if step == "lower" else text.upper()
-    return text
+def target_holds(prop: s.Property, decision: Any) -> bool:
+    """Whether the decision satisfies the property (`never X`: it is not X)."""
+    target = prop.target
+    if target.kind == "decision":
+        hit = decision.outcome == s.DECISIONS.get(target.value)
+    else:
+        hit = decision.rule_id == target.value
+    return bool(hit) != (prop.quantifier == "never")
 
 
-def _variants(text: str, normalize: list[str]) -> list[str]:
-    out = [text]
-    if "lower" in normalize:
-        out.append(text.upper())
-    if "upper" in normalize:
-        out.append(text.lower())
-    if "trim" in normalize:
-        out.append(f"  {text} ")
+def run_property(prop: s.Property, put: PolicyUnderTest, evaluate: Evaluate,
+                 *, examples: int | None = None) -> PropertyOutcome:
+    """Check one property: proved on every cell when it can be, else sampled."""
+    witnesses = property_witnesses(prop, put)
+    if witnesses is not None:
+        outcome = _prove(prop, witnesses, evaluate)
+        if outcome is not None:
+            return outcome
+    try:
+        from sentra_lang.testing.sampling import sample_property
+    except ModuleNotFoundError as error:
+        if error.name != "hypothesis":
+            raise
+        raise SamplingUnavailable(
+            f"property `{prop.name}` cannot be proved on every cell and sampling it needs "
+            "the `properties` extra: pip install 'sentra-lang[properties]'") from None
+    return sample_property(prop, put, evaluate, examples=examples)
+
+
+def property_witnesses(prop: s.Property, put: PolicyUnderTest) -> list[tuple[str, dict[str, Any]]] | None:
+    """One input per (action, rule that decides some input the `where` allows), or None when
+    an action's cells cannot be built."""
+    comp = put.compilation
+    assert comp.model is not None and comp.table is not None
+    where = [[atom.to_test() for atom in row] for row in Lowerer(comp.model).rows(prop.where)]
+    blocks = [b for b in comp.model.blocks if b.names]
+    out: list[tuple[str, dict[str, Any]]] = []
+    for action, _, _ in prop.actions:
+        index = put.blocks.get(put.normalize_action(action))
+        rows_of = comp.table.actions[index].rows if index is not None else []
+        tests = [(0, t) for row in rows_of for t in row.tests]
+        tests += [(0, t) for row in where for t in row]
+        try:
+            space = build_space([comp.table.input], tests)
+            labels = {r.id: n for n, r in enumerate(blocks[index].rules)} if index is not None else {}
+            rows = [(labels[row.rule], space.row_box(0, row.tests)) for row in rows_of]
+            filters = [box for box in (_box(space, row) for row in where) if box is not None]
+            found = engine_for(space, rows).deciders(rows, filters)
+        except (SpaceTooLarge, TooManyPieces):
+            return None
+        out += [(action, space.witness(cell)) for _, cell in sorted(
+            found.items(), key=lambda item: -1 if item[0] is None else item[0])]
     return out
 
 
-class _Generator:
-    def __init__(self, put: PolicyUnderTest) -> None:
-        self.put = put
-        self.constants: dict[str, list[Any]] = {}
-        for block in put.table["actions"]:
-            for row in block["rows"]:
-                for test in row["tests"]:
-                    value = test["value"]
-                    values = value if isinstance(value, list) else [value]
-                    self.constants.setdefault(test["field"], []).extend(
-                        v for v in values if v is not None)
-                    if test["other"]:
-                        self.constants.setdefault(test["other"], [])
-
-    def field(self, spec: Any, pinned: list[Any] | None = None) -> st.SearchStrategy[Any]:
-        consts = self.constants.get(spec.name, [])
-        if pinned is not None:
-            return st.sampled_from([v for p in pinned for v in
-                                    (_variants(p, spec.normalize) if isinstance(p, str) else [p])])
-        kind = spec.type
-        if kind == "bool":
-            return st.booleans()
-        if kind == "enum":
-            return st.sampled_from([v for value in spec.values for v in
-                                    _variants(value, spec.normalize)])
-        if kind in ("int", "number"):
-            numbers = sorted({n + d for n in consts if isinstance(n, (int, float))
-                              and not isinstance(n, bool) for d in (-1, 0, 1)})
-            base: st.SearchStrategy[float] = st.integers(-1000, 100_000)
-            if kind == "number":
-                base = base | st.floats(-1000, 100_000, allow_nan=False)
-                numbers += [n + 0.5 for n in numbers]
-            return st.sampled_from(numbers) | base if numbers else base
-        strings = sorted({v for c in consts if isinstance(c, str)
-                          for v in _variants(c, spec.normalize)})
-        if kind == "set":
-            return st.lists(st.sampled_from(strings) if strings else st.text(max_size=8),
-                            max_size=4)
-        text = st.text(max_size=12)
-        if not strings:
-            return text
-        # prefixes/suffixes around constants reach starts_with / ends_with / contains tests
-        around = st.builds(lambda a, c, b: a + c + b, st.sampled_from(["", "x", "/"]),
-                           st.sampled_from(strings), st.sampled_from(["", "x", "/"]))
-        return st.sampled_from(strings) | around | text
-
-    def inputs(self, pins: dict[str, list[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-        required: dict[str, st.SearchStrategy[Any]] = {}
-        optional: dict[str, st.SearchStrategy[Any]] = {}
-        for name, spec in self.put.fields.items():
-            strategy = self.field(spec, pins.get(name))
-            if name in pins or (not spec.optional and not spec.has_default):
-                required[name] = strategy
-            else:
-                optional[name] = strategy
-        return st.fixed_dictionaries(required, optional=optional)
-
-    def effective(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The input as the policy sees it: defaults filled in, strings normalised."""
-        values: dict[str, Any] = {}
-        for name, spec in self.put.fields.items():
-            value = fields.get(name, spec.default if spec.has_default else None)
-            if isinstance(value, str):
-                value = _normalize(value, spec.normalize)
-            elif isinstance(value, list):
-                value = frozenset(_normalize(v, spec.normalize) for v in value)
-            values[name] = value
-        return values
+def _box(space: Any, tests: list[Test]) -> Box | None:
+    return space.row_box(0, tests)  # type: ignore[no-any-return]
 
 
-def _pins(row: list[Any]) -> dict[str, list[Any]]:
-    pins: dict[str, list[Any]] = {}
-    for atom in row:
-        if atom.negate or atom.other is not None:
-            continue
-        if atom.op == "==":
-            pins[atom.field] = [atom.value]
-        elif atom.op == "in":
-            pins[atom.field] = list(atom.value)
-    return pins
+def _prove(prop: s.Property, witnesses: list[tuple[str, dict[str, Any]]],
+           evaluate: Evaluate) -> PropertyOutcome | None:
+    if not prop.sequence:
+        for number, (action, fields) in enumerate(witnesses):
+            decision = evaluate(f"proof-{number}", action, dict(fields))
+            if not target_holds(prop, decision):
+                return PropertyOutcome(number + 1, PropertyFalsified([(action, fields)], decision))
+        return PropertyOutcome(len(witnesses))
+    return _prove_sequences(prop, witnesses, evaluate)
 
 
-def run_property(prop: s.Property, put: PolicyUnderTest, evaluate: Callable[..., Any],
-                 *, examples: int | None = None) -> PropertyOutcome:
-    """Run one property; `evaluate(agent, action, fields)` is the engine's evaluate."""
-    generator = _Generator(put)
-    rows: list[list[Any]] = [[]]
-    if prop.where is not None:
-        assert put.compilation.model is not None
-        rows = Lowerer(put.compilation.model).rows(prop.where)
-
-    def where_holds(fields: dict[str, Any]) -> bool:
-        if prop.where is None:
-            return True
-        values = generator.effective(fields)
-        return any(all(test_holds(atom, values) for atom in row) for row in rows)
-
-    inputs = st.one_of([generator.inputs(_pins(row)) for row in rows]).filter(where_holds)
-    step = st.tuples(st.sampled_from([name for name, _, _ in prop.actions]), inputs)
-    strategy = (st.lists(step, min_size=1, max_size=MAX_SEQUENCE) if prop.sequence
-                else st.lists(step, min_size=1, max_size=1))
-    counter = itertools.count()
-    count = examples or prop.examples or DEFAULT_EXAMPLES
-    target = prop.target
-    want = s.DECISIONS.get(target.value) if target.kind == "decision" else None
-
-    def holds(decision: Any) -> bool:
-        if want is not None:
-            return bool(decision.outcome == want)
-        return bool(decision.rule_id == target.value)
-
-    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
-              verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
-              print_blob=False)
-    @given(strategy)
-    def check(steps: list[tuple[str, dict[str, Any]]]) -> None:
-        agent = f"property-{next(counter)}"
-        for index, (action, fields) in enumerate(steps):
-            decision = evaluate(agent, action, fields)
-            if holds(decision) == (prop.quantifier == "never"):
-                raise PropertyFalsified(steps[: index + 1], decision)
-
-    try:
-        check()
-    except PropertyFalsified as falsified:
-        return PropertyOutcome(count, falsified)
-    return PropertyOutcome(count)
+def _prove_sequences(prop: s.Property, witnesses: list[tuple[str, dict[str, Any]]],
+                     evaluate: Evaluate) -> PropertyOutcome | None:
+    """Breadth first over the agent records reachable in up to MAX_SEQUENCE steps: from the
+    shortest path to each record, try one witness per rule. A record is (cumulative risk,
+    blocked attempts, status), the whole of what a decision depends on besides the rule."""
+    frontier: list[list[int]] = [[]]
+    seen: set[tuple[int, int, str]] = {(0, 0, "active")}
+    evaluations = 0
+    agents = 0
+    for _depth in range(MAX_SEQUENCE):
+        following: list[list[int]] = []
+        for path in frontier:
+            for choice, (action, fields) in enumerate(witnesses):
+                agents += 1
+                agent = f"proof-{agents}"
+                for step in path:
+                    evaluate(agent, witnesses[step][0], dict(witnesses[step][1]))
+                decision = evaluate(agent, action, dict(fields))
+                evaluations += len(path) + 1
+                if not target_holds(prop, decision):
+                    steps = [witnesses[step] for step in path] + [(action, fields)]
+                    return PropertyOutcome(evaluations, PropertyFalsified(steps, decision))
+                record = (decision.cumulative_risk, decision.blocked_attempts, decision.status)
+                if record not in seen:
+                    seen.add(record)
+                    following.append(path + [choice])
+                if evaluations > MAX_PROOF_STEPS:
+                    return None
+        frontier = following
+        if not frontier:
+            break
+    return PropertyOutcome(evaluations)

@@ -119,6 +119,10 @@ def summary_line(run: RunResult, *, timing: bool = True) -> str:
         parts.append(f"{run.deselected} deselected")
     steps = sum(r.steps for r in run.results)
     parts.append(f"{steps} steps")
+    methods = [r.method for r in run.results if r.method is not None]
+    if methods:
+        parts.append(f"properties: {methods.count('proved')} proved, "
+                     f"{methods.count('sampled')} sampled")
     if run.collection_errors:
         parts.append("suite errors")
     text = ", ".join(parts)

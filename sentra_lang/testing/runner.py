@@ -154,6 +154,8 @@ class Result:
     duration: float
     steps: int
     failure: Failure | None = None
+    method: str | None = None
+    """For a property: `proved` (checked on every cell) or `sampled`."""
 
 
 @dataclass
@@ -414,9 +416,10 @@ class Runner:
         run = self.policy_run(item.loaded.policy)
         run.store.clear()
         start = time.perf_counter()
+        method = None
         try:
             if item.kind == "property":
-                steps, failure = self._property(item, run)
+                steps, failure, method = self._property(item, run)
             else:
                 steps, failure = self._steps(item, run)
             outcome = "passed" if failure is None else "failed"
@@ -426,7 +429,7 @@ class Runner:
         except Exception as error:  # a crash in the engine or the runner: report, keep going
             steps, outcome = 0, "error"
             failure = Failure(f"{type(error).__name__}: {error}", item.span)
-        return Result(item, outcome, time.perf_counter() - start, steps, failure)
+        return Result(item, outcome, time.perf_counter() - start, steps, failure, method)
 
     def _plan(self, item: TestItem) -> list[tuple[s.Step, dict[str, Any] | None]]:
         plan = getattr(item, "_plan", None)
@@ -475,7 +478,7 @@ class Runner:
                                            step.span, number, mismatches)
         return len(self._plan(item)), None
 
-    def _property(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None]:
+    def _property(self, item: TestItem, run: _PolicyRun) -> tuple[int, Failure | None, str]:
         put = item.loaded.policy
         assert put is not None
         prop: s.Property = item.node
@@ -491,7 +494,7 @@ class Runner:
         outcome = _run_property()(prop, put, evaluate, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
-            return outcome.examples, None
+            return outcome.examples, None, outcome.method
         decision = falsified.decision
         word = _DECISION_WORD[decision.outcome]
         target = prop.target.value if prop.target.kind == "decision" else \
@@ -499,7 +502,8 @@ class Runner:
         message = (f"{prop.quantifier} {target}: falsified after {len(falsified.steps)} "
                    f"step{'s' if len(falsified.steps) != 1 else ''} ({word}, "
                    f"{decision.rule_id})")
-        details = ["falsifying example (shrunk):"]
+        details = ["falsifying example (shrunk):" if outcome.method == "sampled"
+                   else "counterexample (found checking every cell):"]
         for action, fields in falsified.steps:
             rendered = ", ".join(f"{k}: {_render(v)}" for k, v in sorted(fields.items()))
             details.append(f"  {action} {{{rendered}}}")
@@ -507,7 +511,8 @@ class Runner:
                             f"{prop.quantifier} {prop.target.value}",
                             decision.rule_id if prop.target.kind == "rule" else word,
                             prop.target.span)
-        return outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details)
+        return (outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details),
+                outcome.method)
 
 
 def _run_property() -> Any:

@@ -65,8 +65,9 @@ def test_exploding_condition_is_sl304() -> None:
 
 
 def test_too_many_cells_is_sl406() -> None:
-    fields = "\n".join(f"  n{i}: number" for i in range(8))
-    cond = " and ".join(f"n{i} > {j}" for i in range(8) for j in range(3))
+    fields = "\n".join(f"  n{i}: number" for i in range(5))
+    chain = " and ".join(f"n{i} > n{i + 1}" for i in range(4))
+    cond = chain + " and " + " and ".join(f"n0 > {j}" for j in range(8))
     src = (f'policy p version "1" {{}}\ninput {{\n{fields}\n}}\n'
            f"action A {{\n  when {cond} allow as X\n  allow as Y\n}}\notherwise allow as O\n")
     assert_diagnostic(src, "SL406", underline="action A")

@@ -1,0 +1,340 @@
+"""`sentra-lang diff OLD NEW`: which inputs of which actions change their decision.
+
+OLD and NEW are `.sentra` files or git revisions of one (`main:policies/x.sentra`, read with
+`git show`, with the files it imports at that revision). Exit codes: 0 done (or equivalent),
+1 changes found with `--fail-on-change` (or not equivalent with `--equivalent`), 2 a file that
+does not compile, cannot be read, or a git revision that does not hold it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sentra_lang import ast
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from sentra_lang.cli.progress import ProgressLine
+from sentra_lang.compiler import Compilation, compile_file
+from sentra_lang.diagnostics import Severity, format_witness
+from sentra_lang.diagnostics import render_human as render_diagnostic
+from sentra_lang.loader import FileUnreadable
+from sentra_lang.parser import parse
+from sentra_lang.semdiff import OTHER_ACTION, Counterexample, PolicyDiff, Region, diff_policies
+from sentra_lang.source import Span
+
+MARKDOWN_ROWS = 20
+"""Changed regions listed per action in a Markdown report (JSON has them all)."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "diff", help="what a policy change does: the inputs whose decision changes",
+        description="Compare two versions of a policy: for every action, each region of inputs "
+        "whose decision (outcome, rule, risk, threat) changes, with a witness input and both "
+        "decisions; settings changes and what they mean. OLD and NEW are files or git "
+        "revisions (REV:PATH). Exit 0, or 1 on changes with --fail-on-change; 2 when a "
+        "version does not compile or cannot be read.")
+    parser.add_argument("old", metavar="OLD", help="the old version: a file, or REV:PATH")
+    parser.add_argument("new", metavar="NEW", help="the new version: a file, or REV:PATH")
+    parser.add_argument("--format", choices=["human", "json", "markdown", "github"],
+                        default="human")
+    parser.add_argument("--fail-on-change", action="store_true",
+                        help="exit 1 when any decision or setting changes")
+    parser.add_argument("--equivalent", action="store_true",
+                        help="answer whether the versions decide every sequence of actions "
+                        "alike: yes (exit 0), or no with a counterexample (exit 1)")
+    parser.add_argument("--progress", action="store_true",
+                        help="report how far a long comparison has come on stderr (default: "
+                        "when stderr is a terminal)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    old = _compile(args.old)
+    new = _compile(args.new)
+    if old is None or new is None:
+        return EXIT_USAGE
+    line = ProgressLine(sys.stderr, force=args.progress)
+    try:
+        diff = diff_policies(old, new, progress=line.show)
+    finally:
+        line.clear()
+    if args.equivalent:
+        return _equivalence(diff, args.format)
+    sys.stdout.write(RENDERERS[args.format](diff))
+    return EXIT_FAILURE if args.fail_on_change and diff.changed else EXIT_OK
+
+
+def _compile(spec: str) -> Compilation | None:
+    """Compile one version; print its errors (exit 2 then) like `check`."""
+    try:
+        if ":" in spec and not Path(spec).exists():
+            result = _compile_revision(spec)
+        else:
+            result = compile_file(spec, analyse=False)
+    except FileUnreadable as error:
+        raise UsageError(str(error)) from error
+    errors = [d for d in result.sorted_diagnostics() if d.severity is Severity.ERROR]
+    for diag in errors:
+        print(render_diagnostic(diag, color=sys.stderr.isatty()), file=sys.stderr)
+        print(file=sys.stderr)
+    if errors:
+        print(f"sentra-lang diff: `{spec}` does not compile", file=sys.stderr)
+        return None
+    if result.table is None:
+        print(f"sentra-lang diff: `{spec}` is a library (no `policy` header): nothing to "
+              "compare", file=sys.stderr)
+        return None
+    return result
+
+
+# ----------------------------------------------------------------------------------- git
+
+def _git(*arguments: str) -> str:
+    try:
+        done = subprocess.run(["git", *arguments], capture_output=True, check=False)
+    except OSError as error:
+        raise UsageError(f"cannot run git: {error}") from error
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(message[-1] if message else f"git {' '.join(arguments)} failed")
+    return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def _compile_revision(spec: str) -> Compilation:
+    """Compile `REV:PATH` as git has it at REV, with the files it imports at REV.
+
+    The files are written under a temporary folder as `REV:/PATH`, which is how diagnostics
+    name them.
+    """
+    revision, _, path = spec.partition(":")
+    if not revision or not path:
+        raise UsageError(f"`{spec}` is neither a file nor REV:PATH")
+    if path.startswith(("./", "../")):
+        path = os.path.normpath(_git("rev-parse", "--show-prefix").strip() + path)
+    files = dict(_revision_files(revision, PurePosixPath(path)))
+    with tempfile.TemporaryDirectory(prefix="sentra-diff-") as folder:
+        base = Path(folder) / f"{revision}:"
+        for name, data in files.items():
+            target = base / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        with contextlib.chdir(folder):
+            return compile_file(f"{revision}:/{path}", analyse=False)
+
+
+def _revision_files(revision: str, main: PurePosixPath) -> Iterator[tuple[str, bytes]]:
+    """The main file and every file it imports (transitively) that exists at the revision,
+    with their contents."""
+    _git("cat-file", "-e", f"{revision}:{main}")
+    seen: set[str] = set()
+    queue = [main]
+    while queue:
+        current = queue.pop()
+        name = os.path.normpath(str(current))
+        if name in seen or name.startswith(".."):
+            continue
+        seen.add(name)
+        try:
+            text = _git("show", f"{revision}:{name}")
+        except UsageError:
+            continue  # a missing import: the loader reports it as SL111
+        yield name, text.encode("utf-8", "surrogateescape")
+        module, _ = parse(text, name)
+        if module is not None:
+            queue += [current.parent / item.path.value for item in module.of_type(ast.Import)]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _verdict_text(decision: Any) -> str:
+    if decision is None:
+        return "?"
+    text = f"{decision.label} ({decision.rule_id}"
+    if decision.attempted_risk:
+        text += f", risk {decision.attempted_risk}"
+    if decision.threat:
+        text += f", threat {decision.threat}"
+    return text + ")"
+
+
+def _headline(diff: PolicyDiff) -> str:
+    info = diff.to_dict()
+    old, new = info["old"], info["new"]
+    return (f"{old['file']} ({old['name']} {old['version']}) -> "
+            f"{new['file']} ({new['name']} {new['version']})")
+
+
+def _action_title(action: Any) -> str:
+    status = f" ({action.status})" if action.status in ("added", "removed") else ""
+    return f"{action.action}{status}"
+
+
+def _summary(diff: PolicyDiff) -> str:
+    changed = [a for a in diff.actions if a.changes]
+    if not diff.changed:
+        return "no decision changes"
+    parts = [f"{len(diff.changes)} changed region{'s' if len(diff.changes) != 1 else ''} in "
+             f"{len(changed)} action{'s' if len(changed) != 1 else ''}"]
+    if diff.settings:
+        parts.append(f"{len(diff.settings)} setting change{'s' if len(diff.settings) != 1 else ''}")
+    skipped = [a for a in diff.actions if a.skipped]
+    if skipped:
+        parts.append(f"{len(skipped)} action{'s' if len(skipped) != 1 else ''} not compared")
+    return ", ".join(parts)
+
+
+def render_human(diff: PolicyDiff) -> str:
+    lines = [f"diff {_headline(diff)}", ""]
+    if diff.settings:
+        lines.append("settings:")
+        lines += [f"  {s.name} {s.before} -> {s.after}: {s.meaning}" for s in diff.settings]
+        lines.append("")
+    if diff.inputs:
+        lines.append("input declarations:")
+        lines += [f"  {line}" for line in diff.inputs]
+        lines.append("")
+    for action in diff.actions:
+        if action.skipped:
+            lines += [f"{_action_title(action)}: not compared: {action.skipped}", ""]
+        if not action.changes:
+            continue
+        count = len(action.changes)
+        lines.append(f"{_action_title(action)}: {count} changed region{'s' if count != 1 else ''}")
+        for region in action.changes:
+            lines += _human_region(region)
+        lines.append("")
+    if diff.approximate:
+        lines += [f"note: the normalisation of {', '.join(f'`{n}`' for n in diff.approximate)} "
+                  "changes; inputs of those fields were compared by case and space variants "
+                  "of their constants, not exhaustively", ""]
+    lines.append(_summary(diff))
+    return "\n".join(lines) + "\n"
+
+
+def _witness_text(region: Region) -> str:
+    """The witness; for "any other action" with the action type it is sent with."""
+    text = format_witness(region.witness)
+    return f"action `{region.raw}`, {text}" if region.action == OTHER_ACTION else text
+
+
+def _human_region(region: Region) -> list[str]:
+    lines = [f"  {region.before.describe()} -> {region.after.describe()}",
+             f"    witness: {_witness_text(region)}",
+             f"    before:  {_verdict_text(region.old)}",
+             f"    after:   {_verdict_text(region.new)}"]
+    if region.span is not None:
+        lines.append(f"    at {region.span}")
+    return lines
+
+
+def render_json(diff: PolicyDiff) -> str:
+    return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(diff: PolicyDiff) -> str:
+    info = diff.to_dict()
+    old, new = info["old"], info["new"]
+    lines = [f"### Policy diff: `{old['name']}` {old['version']} → {new['version']}", "",
+             f"**{_summary(diff)}** (`{old['file']}` → `{new['file']}`)", ""]
+    if diff.settings:
+        lines += ["| setting | before | after | what it means |", "|---|---|---|---|"]
+        lines += [f"| `{s.name}` | {s.before} | {s.after} | {_cell(s.meaning)} |"
+                  for s in diff.settings]
+        lines.append("")
+    if diff.inputs:
+        lines += [f"- {_cell(line)}" for line in diff.inputs] + [""]
+    for action in diff.actions:
+        if action.skipped:
+            lines += [f"**`{action.action}`**: not compared ({_cell(action.skipped)})", ""]
+        if not action.changes:
+            continue
+        status = f" ({action.status})" if action.status in ("added", "removed") else ""
+        lines += [f"#### `{action.action}`{status}", "",
+                  "| input (witness) | before | after |", "|---|---|---|"]
+        for region in action.changes[:MARKDOWN_ROWS]:
+            lines.append(f"| `{_cell(_witness_text(region))}` | "
+                         f"{_cell(_verdict_text(region.old))} | {_cell(_verdict_text(region.new))} |")
+        hidden = len(action.changes) - MARKDOWN_ROWS
+        if hidden > 0:
+            lines.append(f"| … and {hidden} more (`sentra-lang diff --format json`) | | |")
+        lines.append("")
+    if diff.approximate:
+        lines += [f"> The normalisation of {', '.join(f'`{n}`' for n in diff.approximate)} "
+                  "changes: inputs of those fields were compared by variants, not exhaustively.",
+                  ""]
+    return "\n".join(lines)
+
+
+def _escape(text: str, *, value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if value else text
+
+
+def _annotation(span: Span | None, title: str, message: str) -> str:
+    props = [f"title={_escape(title, value=True)}"]
+    if span is not None:
+        props = [f"file={_escape(span.path, value=True)}", f"line={span.line}",
+                 f"col={span.column}", f"endLine={span.end_line}",
+                 f"endColumn={span.end_column}"] + props
+    return f"::notice {','.join(props)}::{_escape(message)}"
+
+
+def render_github(diff: PolicyDiff) -> str:
+    lines = []
+    header = diff.new.model.header_span if diff.new.model is not None else None
+    for setting in diff.settings:
+        lines.append(_annotation(header, "setting change",
+                                 f"{setting.name} {setting.before} -> {setting.after}: "
+                                 f"{setting.meaning}"))
+    for region in diff.changes:
+        lines.append(_annotation(
+            region.span, f"decision change: {region.action}",
+            f"{region.action}: {region.before.describe()} -> {region.after.describe()} "
+            f"for {_witness_text(region)}"))
+    lines.append(_summary(diff))
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"human": render_human, "json": render_json, "markdown": render_markdown,
+             "github": render_github}
+
+
+def _equivalence(diff: PolicyDiff, output: str) -> int:
+    found = diff.counterexample()
+    skipped = [a.action for a in diff.actions if a.skipped]
+    if output == "json":
+        data: dict[str, Any] = {"equivalent": found is None and not skipped,
+                                "counterexample": found.to_dict() if found else None,
+                                "not_compared": skipped}
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_equivalence_text(found, skipped))
+    return EXIT_OK if found is None and not skipped else EXIT_FAILURE
+
+
+def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
+    if found is None and not skipped:
+        return "equivalent: every action and input, in any sequence, is decided alike\n"
+    if found is None:
+        return (f"not known to be equivalent: {', '.join(f'`{a}`' for a in skipped)} could "
+                "not be compared exactly\n")
+    lines = ["not equivalent; counterexample (one agent, from a clean record):"]
+    for number, step in enumerate(found.steps, start=1):
+        action = step.action or '""'
+        lines.append(f"  {number}. {action} {format_witness(step.fields)}")
+        lines.append(f"     old: {_verdict_text(step.old)}")
+        lines.append(f"     new: {_verdict_text(step.new)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,504 @@
+"""Semantic diff of two policy versions: which inputs of which actions change their decision.
+
+For every action type either version names (and for "any other action"), the two versions'
+rows are evaluated first-match over the cells of one space built from the tests of both
+(`sentra_lang.space`, `sentra_lang.regions.cross`): every pair (rule in the old version, rule
+in the new version) that shares some input is found, with a witness. A pair whose decisions
+differ (outcome, rule id, attempted risk or threat) is a changed region. Its witness is given
+to both versions' runtimes (`sentra_runtime.Engine`, a fresh agent each), and their decisions
+are what the report shows, so every change replays.
+
+Settings (`risk_threshold`, `strikes`, `action_type normalize`) are compared too; a change of
+threshold or strikes only shows over a sequence of actions, so `counterexample` searches the
+states an agent can reach under both versions for the first action they decide differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentra_runtime import Decision, Engine
+
+from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line, normalize_text
+from sentra_lang.compiler import Compilation
+from sentra_lang.regions import Row, TooManyPieces, engine_for
+from sentra_lang.source import Span
+from sentra_lang.space import SpaceTooLarge, build_space
+from sentra_lang.table import ActionBlock, InputField, Table
+
+INVALID = -1
+"""Label of the inputs a version rejects (`INVALID_INPUT`)."""
+OTHER_ACTION = "any other action"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a version decides for a region of inputs, for an agent with a clean record."""
+
+    outcome: str
+    rule: str
+    risk: int
+    threat: str | None
+
+    def describe(self) -> str:
+        text = f"{self.outcome} `{self.rule}`"
+        if self.risk:
+            text += f" risk {self.risk}"
+        if self.threat:
+            text += f" threat \"{self.threat}\""
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "rule": self.rule, "risk": self.risk,
+                "threat": self.threat}
+
+
+SPECIAL = {
+    "INVALID_INPUT": Verdict("block", "INVALID_INPUT", 0, "Invalid Input"),
+    "UNKNOWN_ACTION": Verdict("block", "UNKNOWN_ACTION", 0, "Unknown Behavior"),
+    "NO_RULE_MATCHED": Verdict("block", "NO_RULE_MATCHED", 0, "Unknown Behavior"),
+}
+
+
+def _verdict(rule: RuleInfo) -> Verdict:
+    return Verdict(rule.outcome, rule.id, rule.risk, rule.threat)
+
+
+@dataclass
+class Region:
+    """One region of an action's inputs: its decision in each version, and a witness."""
+
+    action: str
+    before: Verdict
+    after: Verdict
+    witness: dict[str, Any]
+    old: Decision | None = None
+    new: Decision | None = None
+    """The runtimes' decisions for the witness (a fresh agent each)."""
+    span: Span | None = None
+    """Where the new version decides the region (its rule, block or header)."""
+    raw: str = ""
+    """The action type the witness is given with (a name no block has, for other actions)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "action_type": self.raw, "before": self.before.to_dict(),
+                "after": self.after.to_dict(), "witness": self.witness,
+                "old_decision": _decision_dict(self.old), "new_decision": _decision_dict(self.new),
+                "location": _location(self.span)}
+
+
+def _decision_dict(decision: Decision | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    return {"label": decision.label, "outcome": decision.outcome, "rule_id": decision.rule_id,
+            "threat": decision.threat, "attempted_risk": decision.attempted_risk,
+            "applied_risk": decision.applied_risk, "reason": decision.reason}
+
+
+def _location(span: Span | None) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    return {"file": span.path, "line": span.line, "column": span.column,
+            "end_line": span.end_line, "end_column": span.end_column}
+
+
+@dataclass
+class ActionDiff:
+    """One action type (or every action type no block names) in both versions."""
+
+    action: str
+    status: str
+    """`added`, `removed`, `changed`, `unchanged` (the block exists in both), or `other`."""
+    changes: list[Region] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    """Every region (changed or not): a representative input for each pair of rules."""
+    skipped: str | None = None
+    """Why the action could not be compared exactly (too large a space)."""
+    raw: str = ""
+    """The action type the witnesses are replayed with."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "status": self.status, "skipped": self.skipped,
+                "changes": [c.to_dict() for c in self.changes]}
+
+
+@dataclass
+class SettingChange:
+    name: str
+    before: Any
+    after: Any
+    meaning: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "before": self.before, "after": self.after,
+                "meaning": self.meaning}
+
+
+@dataclass
+class Step:
+    action: str
+    fields: dict[str, Any]
+    old: Decision
+    new: Decision
+
+
+@dataclass
+class Counterexample:
+    """Actions of one agent, from a clean record, whose last step the versions decide
+    differently (each step replayed through both runtimes)."""
+
+    steps: list[Step]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": [{"action": s.action, "fields": s.fields,
+                           "old_decision": _decision_dict(s.old),
+                           "new_decision": _decision_dict(s.new)} for s in self.steps]}
+
+
+@dataclass
+class PolicyDiff:
+    old: Compilation
+    new: Compilation
+    settings: list[SettingChange] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    """Declarations of input fields that differ, in words."""
+    approximate: list[str] = field(default_factory=list)
+    """Fields whose normalisation differs: the regions compared there are not exhaustive."""
+    actions: list[ActionDiff] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Region]:
+        return [c for a in self.actions for c in a.changes]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes or self.settings or any(a.skipped for a in self.actions))
+
+    def counterexample(self) -> Counterexample | None:
+        """The shortest evidence that the versions differ, or None when they are equivalent."""
+        if self.changes:
+            first = self.changes[0]
+            assert first.old is not None and first.new is not None
+            return Counterexample([Step(first.raw, first.witness, first.old, first.new)])
+        return _SettingsProbe(self).search()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "old": _policy_info(self.old), "new": _policy_info(self.new),
+            "changed": self.changed,
+            "settings": [s.to_dict() for s in self.settings],
+            "inputs": self.inputs,
+            "approximate": self.approximate,
+            "actions": [a.to_dict() for a in self.actions if a.changes or a.skipped
+                        or a.status in ("added", "removed")],
+            "summary": {"changed_regions": len(self.changes),
+                        "changed_actions": sum(1 for a in self.actions if a.changes)},
+        }
+
+
+def _observed(decision: Decision) -> tuple[Any, ...]:
+    """What a decision shows an agent and its operator (its reason text aside), with the rule
+    that matched (a shutdown after the last strike names no rule, its explanation does)."""
+    trace = decision.trace
+    return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
+            trace.matched_rule if trace is not None else None)
+
+
+def _policy_info(comp: Compilation) -> dict[str, Any]:
+    table = comp.table
+    assert table is not None
+    return {"file": comp.program.main.display, "name": table.policy.name,
+            "version": table.policy.version, "hash": table.hash}
+
+
+# ---------------------------------------------------------------------------------- diff
+
+def diff_policies(old: Compilation, new: Compilation, *,
+                  progress: Callable[[str], None] | None = None) -> PolicyDiff:
+    """Compare two compiled policies (both must have compiled without errors)."""
+    assert old.table is not None and new.table is not None
+    assert old.model is not None and new.model is not None
+    result = PolicyDiff(old, new)
+    result.settings = _settings(old.table, new.table)
+    result.inputs = _inputs(old.table, new.table)
+    engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
+    side = (_Side(old.table, old.model), _Side(new.table, new.model))
+    pairs = _dispatch_pairs(side[0], side[1])
+    for number, ((old_block, new_block), raw) in enumerate(pairs.items(), start=1):
+        action = OTHER_ACTION if (old_block, new_block) == (None, None) else raw
+        if progress is not None:
+            progress(f"comparing `{action}` ({number} of {len(pairs)})")
+        diff = _compare(side, old_block, new_block, action, result)
+        diff.raw = raw
+        _replay(diff, engines)
+        result.actions.append(diff)
+    result.approximate = sorted(set(result.approximate))
+    return result
+
+
+@dataclass
+class _Side:
+    table: Table
+    model: Model
+
+    def blocks(self) -> list[tuple[BlockInfo, ActionBlock]]:
+        return list(zip([b for b in self.model.blocks if b.names], self.table.actions))
+
+    def dispatch(self, action: str) -> int | None:
+        normalized = normalize_text(action, self.table.settings.action_normalize)
+        for index, block in enumerate(self.table.actions):
+            if normalized in block.names:
+                return index
+        return None
+
+    def fallthrough(self, block: int | None) -> tuple[Verdict, RuleInfo | None]:
+        if self.model.otherwise is not None:
+            return _verdict(self.model.otherwise), self.model.otherwise
+        return SPECIAL["UNKNOWN_ACTION" if block is None else "NO_RULE_MATCHED"], None
+
+
+def _dispatch_pairs(old: _Side, new: _Side) -> dict[tuple[int | None, int | None], str]:
+    """Every (old block, new block) some action type reaches, with a name that reaches it."""
+    names = [n for side in (new, old) for b in side.table.actions for n in b.names]
+    spellings = [v for name in names for v in
+                 (name, name.lower(), name.upper(), f" {name} ", name.strip())]
+    fresh = "OTHER_ACTION"
+    while any(side.dispatch(v) is not None for side in (old, new)
+              for v in (fresh, fresh.lower(), f" {fresh} ")):
+        fresh += "_"
+    pairs: dict[tuple[int | None, int | None], str] = {(None, None): fresh}
+    for raw in dict.fromkeys(spellings):
+        pairs.setdefault((old.dispatch(raw), new.dispatch(raw)), raw)
+    return pairs
+
+
+def _compare(side: tuple[_Side, _Side], old_block: int | None, new_block: int | None,
+             action: str, result: PolicyDiff) -> ActionDiff:
+    status = ("other" if old_block is None and new_block is None else
+              "added" if old_block is None else "removed" if new_block is None else "changed")
+    diff = ActionDiff(action, status)
+    blocks = [s.blocks()[b] if b is not None else None for s, b in zip(side, (old_block, new_block))]
+    tests = [(version, t) for version, found in enumerate(blocks) if found is not None
+             for row in found[1].rows for t in row.tests]
+    try:
+        space = build_space([side[0].table.input, side[1].table.input], tests)
+        rows = [_rows(space, version, found) for version, found in enumerate(blocks)]
+        crossed = engine_for(space, rows[0] + rows[1]).cross(rows[0], rows[1])
+    except (SpaceTooLarge, TooManyPieces) as error:
+        diff.skipped = str(error) or "its cells split into too many pieces"
+        return diff
+    result.approximate += space.approximate
+    for (before, after), cell in sorted(crossed.items(), key=_order):
+        old_verdict = _label_verdict(side[0], old_block, blocks[0], before)
+        new_verdict, span = _label_verdict_span(side[1], new_block, blocks[1], after)
+        region = Region(action, old_verdict, new_verdict, space.witness(cell), span=span)
+        diff.regions.append(region)
+        if region.changed:
+            diff.changes.append(region)
+    if status == "changed" and not diff.changes:
+        diff.status = "unchanged"
+    return diff
+
+
+def _order(item: tuple[tuple[int | None, int | None], Any]) -> tuple[int, int]:
+    (before, after), _ = item
+    return (10**9 if before is None else before, 10**9 if after is None else after)
+
+
+def _rows(space: Any, version: int, found: tuple[BlockInfo, ActionBlock] | None) -> list[Row]:
+    rows: list[Row] = [(INVALID, box) for box in space.rejected[version]]
+    if found is None:
+        return rows
+    info, block = found
+    index = {rule.id: number for number, rule in enumerate(info.rules)}
+    return rows + [(index[row.rule], space.row_box(version, row.tests)) for row in block.rows]
+
+
+def _label_verdict(side: _Side, block: int | None,
+                   found: tuple[BlockInfo, ActionBlock] | None, label: int | None) -> Verdict:
+    return _label_verdict_span(side, block, found, label)[0]
+
+
+def _label_verdict_span(side: _Side, block: int | None,
+                        found: tuple[BlockInfo, ActionBlock] | None,
+                        label: int | None) -> tuple[Verdict, Span | None]:
+    if label == INVALID:
+        return SPECIAL["INVALID_INPUT"], side.model.header_span
+    if label is None:
+        verdict, rule = side.fallthrough(block)
+        if rule is not None:
+            return verdict, first_line(rule.span)
+        return verdict, found[0].span if found is not None else side.model.header_span
+    assert found is not None
+    rule = found[0].rules[label]
+    return _verdict(rule), first_line(rule.span)
+
+
+def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
+    """Each region's witness through both runtimes, as a fresh agent."""
+    for number, region in enumerate(diff.regions):
+        agent = f"diff-{diff.action}-{number}"
+        region.raw = diff.raw
+        region.old = engines[0].evaluate(agent, diff.raw, dict(region.witness))
+        region.new = engines[1].evaluate(agent, diff.raw, dict(region.witness))
+
+
+# ------------------------------------------------------------------------------ settings
+
+def _settings(old: Table, new: Table) -> list[SettingChange]:
+    out: list[SettingChange] = []
+    a, b = old.settings, new.settings
+    if a.risk_threshold != b.risk_threshold:
+        direction = "sooner" if b.risk_threshold < a.risk_threshold else "later"
+        out.append(SettingChange(
+            "risk_threshold", a.risk_threshold, b.risk_threshold,
+            f"an allowed action is blocked when it would bring the agent's cumulative risk above "
+            f"{b.risk_threshold} (was {a.risk_threshold}): agents reach the limit {direction}"))
+    if a.strikes != b.strikes:
+        out.append(SettingChange(
+            "strikes", a.strikes, b.strikes,
+            f"an agent is shut down at its {_ordinal(b.strikes)} blocked action "
+            f"(was its {_ordinal(a.strikes)})"))
+    if a.action_normalize != b.action_normalize:
+        def show(steps: list[str]) -> str:
+            return ", ".join(steps) or "none"
+        out.append(SettingChange(
+            "action_type normalize", show(list(a.action_normalize)),
+            show(list(b.action_normalize)),
+            "action types are matched to blocks differently; the actions below show which "
+            "spellings reach which block"))
+    return out
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _inputs(old: Table, new: Table) -> list[str]:
+    before = {f.name: f for f in old.input}
+    after = {f.name: f for f in new.input}
+    out = []
+    for name in sorted(before.keys() | after.keys()):
+        if name not in before:
+            out.append(f"field `{name}` is new: {_describe(after[name])}")
+        elif name not in after:
+            out.append(f"field `{name}` is no longer declared (was {_describe(before[name])})")
+        elif before[name] != after[name]:
+            out.append(f"field `{name}`: {_describe(before[name])} -> {_describe(after[name])}")
+    return out
+
+
+def _describe(spec: InputField) -> str:
+    text = spec.type + (" {" + ", ".join(spec.values) + "}" if spec.values else "")
+    if spec.optional:
+        text += " (optional)"
+    if spec.has_default:
+        text += f" = {spec.default!r}"
+    if spec.normalize:
+        text += " normalize " + ", ".join(spec.normalize)
+    return text
+
+
+# ------------------------------------------------------------- sequences of actions
+
+class _SettingsProbe:
+    """When every single decision agrees, the versions can still differ over a sequence, by
+    their threshold or strikes. Before the first decision that differs, both versions have
+    decided alike, so the agent's record (cumulative risk, blocked attempts) is the same in
+    both; the search walks the records an agent can reach and asks, per region, whether the
+    next decision differs (docs/language.md, "Decisions"). What it finds is replayed through
+    both runtimes before it is returned."""
+
+    def __init__(self, diff: PolicyDiff) -> None:
+        self.diff = diff
+        old, new = diff.old.table, diff.new.table
+        assert old is not None and new is not None
+        self.thresholds = (old.settings.risk_threshold, new.settings.risk_threshold)
+        self.strikes = (old.settings.strikes, new.settings.strikes)
+        self.regions = [r for a in diff.actions for r in a.regions
+                        if r.old is not None and r.new is not None]
+
+    def search(self) -> Counterexample | None:
+        if self.thresholds[0] == self.thresholds[1] and self.strikes[0] == self.strikes[1]:
+            return None
+        for plan in (self._threshold_plan, self._strikes_plan):
+            steps = plan()
+            if steps is not None:
+                found = self._replay(steps)
+                if found is not None:
+                    return found
+        return None
+
+    def _allowing(self) -> list[Region]:
+        return [r for r in self.regions if r.before.outcome == "allow"]
+
+    def _threshold_plan(self) -> list[Region] | None:
+        """Reach a cumulative risk c with c + r between the two thresholds."""
+        low, high = sorted(self.thresholds)
+        if low == high:
+            return None
+        risks = {r.before.risk: r for r in self._allowing() if r.before.risk > 0}
+        reach: dict[int, list[int]] = {0: []}
+        frontier = [0]
+        while frontier:
+            following = []
+            for total in frontier:
+                for risk in risks:
+                    if total + risk <= low and total + risk not in reach:
+                        reach[total + risk] = reach[total] + [risk]
+                        following.append(total + risk)
+            frontier = following
+        for total in sorted(reach):
+            for risk in sorted(risks):
+                if low < total + risk <= high:
+                    return [risks[r] for r in reach[total]] + [risks[risk]]
+        return None
+
+    def _strikes_plan(self) -> list[Region] | None:
+        """Block min(strikes) times: the lower setting shuts the agent down, the other not."""
+        if self.strikes[0] == self.strikes[1]:
+            return None
+        blocking = [r for r in self.regions if r.before.outcome == "block"]
+        blocking += self._rejected()
+        if blocking:
+            return [blocking[0]] * min(self.strikes)
+        allowing = sorted(self._allowing(), key=lambda r: -r.before.risk)
+        if not allowing or allowing[0].before.risk == 0:
+            return None
+        risk = allowing[0].before.risk
+        climb = min(self.thresholds) // risk + 1  # the first one the threshold blocks
+        return [allowing[0]] * (climb + min(self.strikes) - 1)
+
+    def _rejected(self) -> list[Region]:
+        """An input both versions reject: a value of the wrong type for a field both declare."""
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        types = {f.name: f.type for f in new.input}
+        for spec in old.input:
+            if types.get(spec.name) == spec.type:
+                wrong: Any = 1 if spec.type in ("string", "enum", "set") else "x"
+                verdict = SPECIAL["INVALID_INPUT"]
+                return [Region(OTHER_ACTION, verdict, verdict, {spec.name: wrong},
+                               raw=self.regions[0].raw if self.regions else "")]
+        return []
+
+    def _replay(self, plan: Sequence[Region]) -> Counterexample | None:
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        engines = (Engine(old.model_dump(mode="json")), Engine(new.model_dump(mode="json")))
+        steps = []
+        for region in plan:
+            before = engines[0].evaluate("sequence", region.raw, dict(region.witness))
+            after = engines[1].evaluate("sequence", region.raw, dict(region.witness))
+            steps.append(Step(region.raw, region.witness, before, after))
+            if _observed(before) != _observed(after):
+                return Counterexample(steps)
+        return None
