@@ -1,41 +1,455 @@
-"""The SDK: ask a sentra-lang decision server (or an embedded engine) before an action runs.
+"""The SDK: ask a sentra-lang decision server, or an embedded engine, before an action runs.
 
-Standard library only. :class:`Sentra` speaks the Sentra-compatible HTTP API and **fails closed**:
-when the server cannot be reached, times out, answers with a non-2xx status or with something
-that is not an event, ``evaluate`` returns a *Blocked* result whose reason says what went wrong
-(and logs it); it never raises. :class:`EmbeddedSentra` has the same interface over an in-process
-:class:`~sentra_runtime.Engine`, so an agent switches between the two by one line::
+Standard library only. An agent talks to a :class:`Decider`: the in-process
+:class:`~sentra_runtime.Engine`, or :class:`RemoteEngine`, the same interface over a decision
+server's ``/v1`` API, so it switches between the two by one line::
 
-    sentra = Sentra("http://127.0.0.1:8000", token=None)        # remote
-    sentra = EmbeddedSentra("policy.json")                       # in-process
+    engine = Engine("policy.json")                          # in process
+    engine = RemoteEngine("http://127.0.0.1:8000")          # a decision server
 
-    @sentra.guard("agent-7", "EXPORT_DATA", destination_type="external")
-    def export(rows): ...
+    decision = engine.evaluate("agent-7", "ISSUE_REFUND", {"refund_amount": 20})
+
+    @engine.guard("agent-7", "ISSUE_REFUND")
+    def refund(order_id: str, refund_amount: float) -> None: ...
+
+:class:`RemoteEngine` **fails closed and on time**: every failure to get a decision (the server
+unreachable, slow, refusing, answering something that is not a decision) gives a *Blocked*
+decision whose rule id is ``FAIL_CLOSED`` and whose reason says what went wrong, within the
+call's deadline; deciding never raises. :class:`AsyncDecider` gives either engine an asyncio
+face. :class:`Sentra` (and its in-process twin :class:`EmbeddedSentra`) keep the Sentra
+reference SDK's interface over the Sentra-compatible API, for reference clients.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
-import inspect
-import json
 import logging
+import math
 import os
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.engine import Engine
-from sentra_runtime.policy import Policy
-from sentra_runtime.stores import Store
+from sentra_runtime.guard import Asker, PolicyUnavailable, declared_names, denial, guard_with
+from sentra_runtime.policy import Policy, PolicyLoadError, load_policy
+from sentra_runtime.stores import Reset, Store
+from sentra_runtime.transport import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Answer,
+    Transport,
+    TransportError,
+    printable,
+    read_json,
+)
+from sentra_runtime.wire import (
+    FAIL_CLOSED,
+    decision_from_wire,
+    fail_closed,
+    state_from_wire,
+)
 
 logger = logging.getLogger("sentra_runtime.client")
 F = TypeVar("F", bound=Callable[..., Any])
 ALLOWED = "Allowed"
 BLOCKED = "Blocked"
-REQUEST_FIELDS = ("amount", "data_classification", "destination_type")
+FAIL_CLOSED_PREFIX = "Fail closed: "
+MAX_FIELD_DEPTH = 64
+SENTRA_FIELDS = frozenset({"target", "amount", "notification_type", "data_classification",
+                           "destination_type", "context"})
+"""The fields of a Sentra-compatible request, which that API's ``guard`` reads from arguments."""
+REQUEST_KEYS = frozenset({"agent_id", "action_type", "policy_context"})
+"""The Sentra-compatible request's own keys, which no field may replace."""
+
+
+@runtime_checkable
+class Decider(Protocol):
+    """What an agent asks of a gate, in process (:class:`~sentra_runtime.Engine`) or over HTTP
+    (:class:`RemoteEngine`): code written against it runs with either."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    def evaluate(self, agent_id: str, action: str,
+                 fields: Mapping[str, Any] | None = None) -> Decision: ...
+
+    def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
+              from_arguments: bool = True) -> Callable[[F], F]: ...
+
+    def state(self, agent_id: str) -> AgentState: ...
+
+
+class SentraError(Exception):
+    """A read or an operator call (state, agents, policy, reset) that the server refused or
+    could not answer; the message says why. Deciding never raises it."""
+
+
+def _blocked_reason(reason: str) -> str:
+    return reason if reason.startswith(FAIL_CLOSED_PREFIX) else FAIL_CLOSED_PREFIX + reason
+
+
+def _log_fail_closed(action: object, agent_id: object, reason: str) -> None:
+    logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id, reason)
+
+
+class _Unsendable(Exception):
+    """A value JSON cannot carry as it is (the message names where)."""
+
+
+def jsonable(value: Any, path: str, depth: int = 0) -> Any:
+    """A copy of ``value`` made of JSON types only, so what is sent is what was checked;
+    :class:`_Unsendable` naming the value's path when JSON cannot carry it unchanged (``NaN``,
+    infinities, keys that are not strings, other types)."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise _Unsendable(f"`{path}` is {value!r}, which JSON cannot carry")
+    if depth >= MAX_FIELD_DEPTH:
+        raise _Unsendable(f"`{path}` is nested deeper than {MAX_FIELD_DEPTH} levels")
+    if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Unsendable(f"`{path}` has a key that is not a string ({key!r})")
+            copy[key] = jsonable(item, f"{path}.{key}", depth + 1)
+        return copy
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
+    raise _Unsendable(f"`{path}` is a {type(value).__name__}, which JSON cannot carry")
+
+
+class _Server:
+    """What both HTTP clients share: the transport, the tokens, and reading answers."""
+
+    def __init__(self, url: str, *, token: str | None, read_token: str | None, timeout: float,
+                 max_response_bytes: int, max_depth: int) -> None:
+        import sentra_runtime
+
+        if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
+            raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}")
+        self.transport = Transport(url, max_response_bytes=max_response_bytes,
+                                   max_depth=max_depth,
+                                   user_agent=f"sentra-runtime/{sentra_runtime.__version__}")
+        self.url = self.transport.url
+        self.token = token
+        self.read_token = read_token
+        self.timeout = float(timeout)
+
+    def _authorization(self, *tokens: str | None) -> dict[str, str | bytes]:
+        """The first token given, as its UTF-8 bytes (as the server compares it)."""
+        for token in tokens:
+            if token:
+                return {"Authorization": b"Bearer " + token.encode("utf-8")}
+        return {}
+
+    def _send(self, method: str, path: str, body: Any = None, *,
+              headers: Mapping[str, str | bytes] | None = None, idempotent: bool) -> Answer:
+        return self.transport.request(method, path, body=body, headers=headers,
+                                      timeout=self.timeout, idempotent=idempotent)
+
+    def _json(self, answer: Answer) -> Any:
+        """The answer's JSON value; ``ValueError`` when the status is not 2xx or it is not
+        JSON (the message says which)."""
+        if not 200 <= answer.status < 300:
+            raise ValueError(refused(answer, self.url, self.transport.max_depth))
+        try:
+            return read_json(answer.body, self.transport.max_depth)
+        except ValueError as error:
+            raise ValueError(f"the decision server at {self.url} sent an unusable answer: "
+                             f"{error}") from None
+
+    def _read(self, path: str, what: str) -> Any:
+        """GET ``path`` with the read (or operator) token; :class:`SentraError` on failure."""
+        try:
+            answer = self._send("GET", path, idempotent=True,
+                                headers=self._authorization(self.read_token, self.token))
+            return self._json(answer)
+        except (TransportError, ValueError) as error:
+            raise SentraError(f"{what}: {error}") from None
+
+    def _operate(self, path: str, what: str) -> Any:
+        """POST ``path`` with the operator token (never repeated); :class:`SentraError`."""
+        try:
+            answer = self._send("POST", path, idempotent=False,
+                                headers=self._authorization(self.token))
+            return self._json(answer)
+        except (TransportError, ValueError) as error:
+            raise SentraError(f"{what}: {error}") from None
+
+    def health(self) -> dict[str, Any]:
+        """The server's ``/health`` answer, or ``{"status": "unreachable" | "error" |
+        "unreadable", "error": ...}``; never raises."""
+        try:
+            answer = self._send("GET", "/health", idempotent=True)
+        except TransportError as error:
+            return {"status": "unreachable", "error": str(error)}
+        if not 200 <= answer.status < 300:
+            return {"status": "error", "error": refused(answer, self.url,
+                                                        self.transport.max_depth)}
+        try:
+            value = read_json(answer.body, self.transport.max_depth)
+        except ValueError as error:
+            return {"status": "unreadable", "error": str(error)}
+        if not isinstance(value, dict):
+            return {"status": "unreadable", "error": "the answer is not a JSON object"}
+        return value
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self.transport.close()
+
+
+def refused(answer: Answer, url: str, max_depth: int = DEFAULT_MAX_DEPTH) -> str:
+    """Why a non-2xx answer is not a decision, with the server's own detail (escaped, cut)."""
+    where = f"the decision server at {url}"
+    if 300 <= answer.status < 400:
+        location = printable(answer.headers.get("location", "nowhere"), 200)
+        return f"{where} answered {answer.status}, a redirect to {location} (not followed)"
+    detail = _detail(answer.body, max_depth)
+    if answer.status == 401:
+        return f"{where} answered 401: the token is missing or wrong ({detail})"
+    if answer.status == 403:
+        return f"{where} answered 403: the token does not allow this ({detail})"
+    return f"{where} answered {answer.status}: {detail}"
+
+
+def _detail(body: bytes, max_depth: int) -> str:
+    """The ``detail`` of an error answer in one line: FastAPI's text or its list of errors."""
+    try:
+        value = read_json(body, max_depth)
+    except ValueError:
+        return printable(body.decode("utf-8", "replace") or "no body", 200)
+    detail = value.get("detail", value) if isinstance(value, dict) else value
+    if isinstance(detail, list):
+        parts = [f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg', '')}"
+                 if isinstance(item, dict) else str(item) for item in detail[:5]]
+        return printable("; ".join(parts), 300)
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        return printable(detail["message"], 300)
+    return printable(detail if isinstance(detail, str) else str(detail), 300)
+
+
+class RemoteEngine(_Server):
+    """A decision server's ``/v1`` API with :class:`~sentra_runtime.Engine`'s interface.
+
+    ``token`` is the operator token (resets; give it to operators' tools, never to an agent);
+    ``read_token`` opens the reads (``state``, ``agents``, ``policy``) when the server has one.
+    ``timeout`` (seconds) is the whole time one call may take, connecting and retrying
+    included. Deciding (``evaluate``/``decide``, ``guard``) never raises: any failure is a
+    fail-closed Blocked decision (rule id ``FAIL_CLOSED``). Reads and resets raise
+    :class:`SentraError`. Safe to share between threads; connections are kept alive.
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
+                 read_token: str | None = None, timeout: float = 5.0,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        super().__init__(url, token=token, read_token=read_token, timeout=timeout,
+                         max_response_bytes=max_response_bytes, max_depth=max_depth)
+        self._policy_lock = threading.Lock()
+        self._policy: tuple[Policy, frozenset[str]] | None = None
+        self._asker: Asker[Decision] = Asker(
+            declared=self._declared, decide=self.decide, refusal=denial,
+            unavailable=self._fail, offload=True, lazy=True)
+
+    def __enter__(self) -> RemoteEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- deciding (never raises) -----------------------------------------------------------------
+
+    def decide(self, agent_id: str, action: str,
+               fields: Mapping[str, Any] | None = None) -> Decision:
+        """Decide one proposed action (``POST /v1/decide``): the server's full decision, with
+        its explanation and ``seq``; a fail-closed Blocked decision when there is none."""
+        try:
+            return self._decide(agent_id, action, fields)
+        except Exception as error:   # the last line: deciding never raises, it fails closed
+            logger.exception("sentra: unexpected failure deciding %r of agent %r", action,
+                             agent_id)
+            return self._fail(agent_id, action, f"the SDK failed ({type(error).__name__}: "
+                                                f"{printable(str(error))})")
+
+    evaluate = decide
+    """:class:`~sentra_runtime.Engine`'s name for :meth:`decide` (the :class:`Decider`
+    interface)."""
+
+    def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
+              from_arguments: bool = True) -> Callable[[F], F]:
+        """:meth:`Engine.guard <sentra_runtime.Engine.guard>`, over the server: the same rules
+        for reading the call's arguments (the policy's declared names are read from
+        ``GET /v1/policy`` once), :class:`~sentra_runtime.ActionDenied` before the body runs
+        unless allowed. A coroutine function's check runs in a worker thread."""
+        return guard_with(self._asker, agent_id, action, fields, from_arguments)
+
+    def _decide(self, agent_id: Any, action: Any, fields: Any) -> Decision:
+        for name, value in (("agent_id", agent_id), ("action", action)):
+            if not isinstance(value, str):
+                return self._fail(agent_id, action, f"`{name}` must be a string, not "
+                                                    f"{type(value).__name__}")
+        if fields is not None and not isinstance(fields, Mapping):
+            return self._fail(agent_id, action, f"`fields` must be a mapping, not "
+                                                f"{type(fields).__name__}")
+        try:
+            sent = jsonable(fields or {}, "fields")
+        except _Unsendable as error:
+            return self._fail(agent_id, action, f"the action cannot be sent as JSON: {error}")
+        try:
+            answer = self._send("POST", "/v1/decide", {"agent_id": agent_id, "action": action,
+                                                       "fields": sent}, idempotent=False)
+            decision = decision_from_wire(self._json(answer))
+        except (TransportError, ValueError) as error:
+            return self._fail(agent_id, action, str(error))
+        if decision.agent_id != agent_id:
+            return self._fail(agent_id, action, f"the decision server answered for agent "
+                                                f"{printable(repr(decision.agent_id))}")
+        self._note_policy(decision.policy_hash)
+        return decision
+
+    def _fail(self, agent_id: Any, action: Any, reason: str) -> Decision:
+        """The fail-closed decision for ``reason``, logged."""
+        text = _blocked_reason(reason)
+        _log_fail_closed(action, agent_id, reason)
+        return fail_closed(agent_id if isinstance(agent_id, str) else repr(agent_id),
+                           action if isinstance(action, str) else repr(action), text)
+
+    # -- the policy (read once, again after the server's changes) ---------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the server serves (``GET /v1/policy``, its table checked and its hash
+        verified), read once and again when a decision names another policy hash;
+        :class:`SentraError` when it cannot be read."""
+        return self._policy_and_names()[0]
+
+    def policy_info(self) -> dict[str, Any]:
+        """The ``GET /v1/policy`` answer: name, version, hash, settings, source file, load time
+        and the table; :class:`SentraError` when it cannot be read."""
+        info = self._read("/v1/policy", "cannot read the policy")
+        if not isinstance(info, dict):
+            raise SentraError("cannot read the policy: the answer is not a JSON object")
+        return info
+
+    def _policy_and_names(self) -> tuple[Policy, frozenset[str]]:
+        with self._policy_lock:
+            cached = self._policy
+        if cached is not None:
+            return cached
+        info = self.policy_info()
+        try:
+            policy = load_policy(info.get("table"))   # type: ignore[arg-type]
+        except (PolicyLoadError, TypeError) as error:
+            raise SentraError(f"cannot read the policy: the table does not load ({error})") \
+                from None
+        if info.get("hash") != policy.hash:
+            raise SentraError("cannot read the policy: its hash does not match its table")
+        loaded = (policy, declared_names(policy))
+        with self._policy_lock:
+            self._policy = loaded
+        return loaded
+
+    def _declared(self) -> frozenset[str]:
+        try:
+            return self._policy_and_names()[1]
+        except SentraError as error:
+            raise PolicyUnavailable(f"the guard cannot tell which arguments the policy reads: "
+                                    f"{error}") from None
+
+    def _note_policy(self, policy_hash: str) -> None:
+        """Forget the policy read before when the server now decides with another one."""
+        with self._policy_lock:
+            if self._policy is not None and self._policy[0].hash != policy_hash:
+                self._policy = None
+
+    # -- reads and operator actions (raise SentraError) ------------------------------------------
+
+    def state(self, agent_id: str) -> AgentState:
+        """The agent's ``(cumulative_risk, blocked_attempts, status)`` (``GET
+        /v1/agents/{id}``; fresh for an unknown id)."""
+        answer = self._read(f"/v1/agents/{_segment(agent_id)}", f"cannot read agent "
+                                                                f"{agent_id!r}")
+        try:
+            return state_from_wire(answer)
+        except ValueError as error:
+            raise SentraError(f"cannot read agent {agent_id!r}: {error}") from None
+
+    def agents(self) -> list[str]:
+        """The ids of the agents the server's store knows, in id order (every page of
+        ``GET /v1/agents``)."""
+        ids: list[str] = []
+        after: str | None = None
+        while True:
+            query = "" if after is None else "&after=" + urllib.parse.quote(after, safe="")
+            page = self._read(f"/v1/agents?limit=1000{query}", "cannot list the agents")
+            if not isinstance(page, dict) or not isinstance(page.get("agents"), list):
+                raise SentraError("cannot list the agents: the answer has the wrong shape")
+            ids += [item["agent_id"] for item in page["agents"]
+                    if isinstance(item, dict) and isinstance(item.get("agent_id"), str)]
+            after = page.get("next_after")
+            if not isinstance(after, str):
+                return ids
+
+    def reset(self, agent_id: str | None = None) -> Reset:
+        """Return one agent (or every agent, for ``None``) to ``(0, 0, active)``, with the
+        operator token; the ids reset, carrying the reset record's ``seq``. The server records
+        the operator by the token; a reset is never sent twice."""
+        path = "/v1/reset" if agent_id is None else f"/v1/agents/{_segment(agent_id)}/reset"
+        answer = self._operate(path, "reset refused" if agent_id is None
+                               else f"reset of agent {agent_id!r} refused")
+        if not isinstance(answer, dict) or not isinstance(answer.get("reset"), list):
+            raise SentraError("reset: the answer has the wrong shape")
+        seq = answer.get("seq")
+        return Reset([item for item in answer["reset"] if isinstance(item, str)],
+                     seq if isinstance(seq, int) else None)
+
+
+def _segment(agent_id: str) -> str:
+    """An agent id as one URL path segment; :class:`SentraError` for a non-string or text
+    that is not Unicode (a lone surrogate)."""
+    if not isinstance(agent_id, str):
+        raise SentraError(f"agent_id must be a string, not {type(agent_id).__name__}")
+    try:
+        return urllib.parse.quote(agent_id, safe="")
+    except UnicodeEncodeError:
+        raise SentraError(f"agent id {agent_id!r} is not valid Unicode text") from None
+
+
+class AsyncDecider:
+    """An asyncio face for any :class:`Decider` (an :class:`~sentra_runtime.Engine` or a
+    :class:`RemoteEngine`): each call runs the blocking one in a worker thread, so the event
+    loop is never held. A cancelled call still completes in its thread (the decision is made
+    and recorded); only its answer is dropped."""
+
+    def __init__(self, decider: Decider) -> None:
+        self.decider = decider
+
+    async def evaluate(self, agent_id: str, action: str,
+                       fields: Mapping[str, Any] | None = None) -> Decision:
+        """``decider.evaluate`` in a worker thread."""
+        return await asyncio.to_thread(self.decider.evaluate, agent_id, action, fields)
+
+    decide = evaluate
+
+    async def state(self, agent_id: str) -> AgentState:
+        return await asyncio.to_thread(self.decider.state, agent_id)
+
+    def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
+              from_arguments: bool = True) -> Callable[[F], F]:
+        """The decider's own ``guard``: it checks a coroutine function's call when the call is
+        made, before the coroutine runs (a remote engine in a worker thread)."""
+        return self.decider.guard(agent_id, action, fields, from_arguments=from_arguments)
+
+
+# -- the Sentra reference SDK's interface ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -44,7 +458,7 @@ class SentraResult:
 
     allowed: bool
     decision: str
-    """``Allowed``, ``Blocked`` or ``Agent Shut Down``."""
+    """``Allowed``, ``Blocked`` or ``Agent Shut Down`` (any other label is not allowed)."""
     reason: str
     risk_score: int
     """The risk the action attempted (the event's ``attempted_risk``)."""
@@ -60,37 +474,35 @@ class SentraBlocked(PermissionError):
         self.result = result
 
 
-class SentraError(Exception):
-    """An operator call (``reset``) that the server refused or could not answer."""
-
-
 def blocked(reason: str) -> SentraResult:
     """The fail-closed result."""
-    return SentraResult(False, BLOCKED, reason, 0, {})
+    return SentraResult(False, BLOCKED, _blocked_reason(reason), 0, {})
 
 
-def _bad_context(action: Any, agent_id: Any, context: Any) -> SentraResult | None:
-    """The fail-closed result (logged) when ``context`` is neither ``None`` nor a mapping."""
-    if context is None or isinstance(context, Mapping):
-        return None
-    reason = (f"Fail closed: the argument `context` must be a mapping (a JSON object) or None, "
-              f"not {type(context).__name__}")
-    logger.warning("sentra: blocking %s of agent %r: %s", action, agent_id, reason)
-    return blocked(reason)
+def _sentra_refusal(result: SentraResult, agent_id: str, action: str) -> SentraBlocked | None:
+    return None if result.allowed else SentraBlocked(result, agent_id, action)
 
 
-def _result(event: Mapping[str, Any]) -> SentraResult:
-    decision = event["decision"]
-    reason = event["reason"]
+def _sentra_result(event: Any, agent_id: str) -> SentraResult:
+    """The result of an ``/agent-action`` event; ``ValueError`` when it is not one."""
+    if not isinstance(event, dict):
+        raise ValueError("the answer is not a JSON object")
+    decision, reason = event.get("decision"), event.get("reason")
     risk = event.get("attempted_risk", 0)
     if not isinstance(decision, str) or not isinstance(reason, str) \
             or not isinstance(risk, int) or isinstance(risk, bool):
-        raise TypeError("the event's decision, reason or attempted_risk has the wrong type")
-    return SentraResult(decision == ALLOWED, decision, reason, risk, dict(event))
+        raise ValueError("the event's decision, reason or attempted_risk has the wrong type")
+    if event.get("agent_id") != agent_id:
+        raise ValueError(f"the event is for agent {printable(repr(event.get('agent_id')))}")
+    return SentraResult(decision == ALLOWED, decision, reason, risk, event)
 
 
-class _Interface:
-    """``guard`` on top of ``evaluate``, shared by the remote and the embedded client."""
+class _SentraInterface:
+    """``guard`` on top of the Sentra-shaped ``evaluate``, shared by the remote and the
+    embedded client; the arguments are read by :mod:`sentra_runtime.guard`'s rules, the
+    request's field names (:data:`SENTRA_FIELDS`) being the names it declares."""
+
+    offload = False
 
     def evaluate(self, agent_id: str, action: str, context: Mapping[str, Any] | None = None,
                  target: str | None = None, notification_type: str | None = None,
@@ -98,66 +510,82 @@ class _Interface:
         raise NotImplementedError
 
     def guard(self, agent_id: str, action: str, context: Mapping[str, Any] | None = None,
-              target: str | None = None, notification_type: str | None = None,
-              **fields: Any) -> Callable[[F], F]:
-        """Decorate a tool function: each call is evaluated first, and unless it is allowed
-        :class:`SentraBlocked` (a ``PermissionError``) is raised before the body runs. The last
-        result is in ``wrapper.last_result``."""
+              target: str | None = None, notification_type: str | None = None, *,
+              from_arguments: bool = True, **fields: Any) -> Callable[[F], F]:
+        """Decorate a tool function: each call is evaluated first with the given fields and
+        the call's arguments named like request fields (``target``, ``amount``,
+        ``notification_type``, ``data_classification``, ``destination_type``, ``context``),
+        and unless it is allowed :class:`SentraBlocked` (a ``PermissionError``) is raised
+        before the body runs. The last result is in ``wrapper.last_result``."""
+        given = {"context": context, "target": target, "notification_type": notification_type,
+                 **fields}
+        static = {key: value for key, value in given.items() if value is not None}
+        asker: Asker[SentraResult] = Asker(
+            declared=lambda: SENTRA_FIELDS, decide=self._evaluate_fields,
+            refusal=_sentra_refusal, offload=self.offload, attribute="last_result")
+        return guard_with(asker, agent_id, action, static, from_arguments)
 
-        def decorate(function: F) -> F:
-            def check() -> None:
-                result = self.evaluate(agent_id, action, context, target, notification_type,
-                                       **fields)
-                wrapper.last_result = result  # type: ignore[attr-defined]
-                if not result.allowed:
-                    raise SentraBlocked(result, agent_id, action)
-
-            if inspect.iscoroutinefunction(function):
-                @functools.wraps(function)
-                async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check()
-                    return await function(*args, **kwargs)
-            else:
-                @functools.wraps(function)
-                def wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check()
-                    return function(*args, **kwargs)
-
-            wrapper.last_result = None  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
-
-        return decorate
+    def _evaluate_fields(self, agent_id: str, action: str,
+                         fields: dict[str, Any]) -> SentraResult:
+        rest = dict(fields)
+        return self.evaluate(agent_id, action, rest.pop("context", None),
+                             rest.pop("target", None), rest.pop("notification_type", None),
+                             **rest)
 
 
-class Sentra(_Interface):
-    """A client of a decision server's Sentra-compatible API (``POST /agent-action``).
+def _bad_context(action: Any, agent_id: Any, context: Any) -> SentraResult | None:
+    """The fail-closed result (logged) when ``context`` is neither ``None`` nor a mapping."""
+    if context is None or isinstance(context, Mapping):
+        return None
+    reason = (f"the argument `context` must be a mapping (a JSON object) or None, not "
+              f"{type(context).__name__}")
+    _log_fail_closed(action, agent_id, reason)
+    return blocked(reason)
 
-    ``token`` is the operator token, sent only by :meth:`reset`. ``timeout`` (seconds) bounds
-    every call.
+
+class Sentra(_SentraInterface, _Server):
+    """A client of a decision server's Sentra-compatible API (``POST /agent-action``), with
+    the Sentra reference SDK's interface.
+
+    ``token`` is the operator token, sent only by :meth:`reset`. ``timeout`` (seconds) is the
+    whole time one call may take. ``evaluate`` never raises: any failure gives a Blocked result
+    whose reason starts with ``Fail closed:``. Only the request's own fields reach the policy
+    (``target``, ``amount``, ``notification_type``, ``data_classification``,
+    ``destination_type``, and ``context`` as ``policy_context``): for any other field use
+    :class:`RemoteEngine`.
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None,
-                 timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
-        self.token = token if token is not None else None
-        self.timeout = timeout
+    offload = True
 
-    def _call(self, method: str, path: str, body: Any = None,
-              headers: Mapping[str, str] | None = None) -> Any:
-        data = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json",
-                                                  "Accept": "application/json", **(headers or {})})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            return json.loads(response.read().decode("utf-8"))
+    def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None,
+                 timeout: float = 5.0, *,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        super().__init__(url, token=token, read_token=None, timeout=timeout,
+                         max_response_bytes=max_response_bytes, max_depth=max_depth)
 
     def evaluate(self, agent_id: str, action: str, context: Mapping[str, Any] | None = None,
                  target: str | None = None, notification_type: str | None = None,
                  **fields: Any) -> SentraResult:
         """Ask the server; a Blocked result with the failure as reason when that fails."""
+        try:
+            return self._evaluate(agent_id, action, context, target, notification_type, fields)
+        except Exception as error:   # the last line: evaluate never raises, it fails closed
+            logger.exception("sentra: unexpected failure evaluating %r of agent %r", action,
+                             agent_id)
+            return blocked(f"the SDK failed ({type(error).__name__}: {printable(str(error))})")
+
+    def _evaluate(self, agent_id: Any, action: Any, context: Any, target: Any,
+                  notification_type: Any, fields: dict[str, Any]) -> SentraResult:
         bad = _bad_context(action, agent_id, context)
         if bad is not None:
             return bad
+        replaced = sorted(REQUEST_KEYS.intersection(fields))
+        if replaced:
+            reason = (f"the field `{replaced[0]}` would replace the request's own "
+                      f"`{replaced[0]}`")
+            _log_fail_closed(action, agent_id, reason)
+            return blocked(reason)
         body: dict[str, Any] = {"agent_id": agent_id, "action_type": action,
                                 "policy_context": dict(context or {})}
         if target is not None:
@@ -166,51 +594,28 @@ class Sentra(_Interface):
             body["notification_type"] = notification_type
         body.update(fields)
         try:
-            json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id,
-                           error)
-            return blocked(f"Fail closed: the action cannot be sent as JSON: {error}")
-        try:
-            event = self._call("POST", "/agent-action", body)
-            return _result(event)
-        except urllib.error.HTTPError as error:
-            reason = f"decision server answered {error.code}: {_detail(error)}"
-        except (urllib.error.URLError, OSError) as error:
-            reason = f"decision server unreachable at {self.url}: {_cause(error)}"
-        except (ValueError, KeyError, TypeError) as error:
-            reason = f"decision server gave an unreadable answer ({error})"
-        logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id,
-                       reason)
-        return blocked(f"Fail closed: {reason}")
+            sent = jsonable(body, "request")
+            answer = self._send("POST", "/agent-action", sent, idempotent=False)
+            return _sentra_result(self._json(answer), agent_id)
+        except (_Unsendable, TransportError, ValueError) as error:
+            reason = (f"the action cannot be sent as JSON: {error}"
+                      if isinstance(error, _Unsendable) else str(error))
+        _log_fail_closed(action, agent_id, reason)
+        return blocked(reason)
 
-    def health(self) -> dict[str, Any]:
-        """The server's ``/health`` answer, or ``{"status": "unreachable", "error": ...}``."""
-        try:
-            answer = self._call("GET", "/health")
-            if isinstance(answer, dict):
-                return answer
-            return {"status": "unreadable", "error": "the answer is not an object"}
-        except urllib.error.HTTPError as error:
-            return {"status": "error", "error": f"{error.code}: {_detail(error)}"}
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            return {"status": "unreachable", "error": _cause(error)}
-
-    def reset(self) -> dict[str, Any]:
-        """Reset every agent (``POST /reset`` with the operator token); raises
-        :class:`SentraError` when refused or unreachable."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            answer = self._call("POST", "/reset", headers=headers)
-        except urllib.error.HTTPError as error:
-            raise SentraError(f"reset refused ({error.code}): {_detail(error)}") from error
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise SentraError(f"reset failed: {_cause(error)}") from error
-        return dict(answer)
+    def reset(self, agent_id: str | None = None) -> dict[str, Any]:
+        """Reset every agent (``POST /reset``: ``{"message", "risk_threshold"}``) or one
+        (``POST /v1/agents/{id}/reset``: ``{"seq", "reset", "agent"}``), with the operator
+        token; raises :class:`SentraError` when refused or unreachable."""
+        path = "/reset" if agent_id is None else f"/v1/agents/{_segment(agent_id)}/reset"
+        answer = self._operate(path, "reset refused")
+        if not isinstance(answer, dict):
+            raise SentraError("reset: the answer is not a JSON object")
+        return answer
 
 
-class EmbeddedSentra(_Interface):
-    """The same interface over an in-process :class:`Engine` (no server, no network)."""
+class EmbeddedSentra(_SentraInterface):
+    """The Sentra interface over an in-process :class:`Engine` (no server, no network)."""
 
     def __init__(self, policy: Engine | Policy | Mapping[str, Any] | str | os.PathLike[str],
                  store: Store | None = None, *, operator: str = "sdk") -> None:
@@ -226,7 +631,7 @@ class EmbeddedSentra(_Interface):
             return bad
         values: dict[str, Any] = {"target": target, "notification_type": notification_type,
                                   "context": dict(context or {}), **fields}
-        for name in REQUEST_FIELDS[1:]:
+        for name in ("data_classification", "destination_type"):
             values.setdefault(name, "internal")
         amount = values.get("amount")
         if isinstance(amount, str):
@@ -236,32 +641,18 @@ class EmbeddedSentra(_Interface):
             decision = self.engine.evaluate(agent_id, action, values)
         except Exception as error:
             logger.exception("sentra: blocking %s of agent %r (fail closed)", action, agent_id)
-            return blocked(f"Fail closed: the embedded engine failed: {error}")
-        raw = decision.to_dict()
+            return blocked(f"the embedded engine failed: {error}")
         return SentraResult(decision.allowed, decision.label, decision.reason,
-                            decision.attempted_risk, raw)
+                            decision.attempted_risk, decision.to_dict())
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "risk_threshold": self.engine.policy.risk_threshold}
 
-    def reset(self) -> dict[str, Any]:
-        agents = self.engine.reset(None, operator=self.operator)
-        return {"message": "All agents reset.", "risk_threshold":
-                self.engine.policy.risk_threshold, "agents": agents}
+    def reset(self, agent_id: str | None = None) -> dict[str, Any]:
+        agents = self.engine.reset(agent_id, operator=self.operator)
+        return {"message": "All agents reset." if agent_id is None else "Agent reset.",
+                "risk_threshold": self.engine.policy.risk_threshold, "agents": agents}
 
 
-def _detail(error: urllib.error.HTTPError) -> str:
-    try:
-        body = json.loads(error.read().decode("utf-8"))
-        detail = body.get("detail", body) if isinstance(body, dict) else body
-        return detail if isinstance(detail, str) else json.dumps(detail)[:500]
-    except (ValueError, OSError):
-        return error.reason if isinstance(error.reason, str) else "no readable body"
-
-
-def _cause(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)
-    return str(reason if reason is not None else error) or type(error).__name__
-
-
-__all__ = ["EmbeddedSentra", "Sentra", "SentraBlocked", "SentraError", "SentraResult", "blocked"]
+__all__ = ["FAIL_CLOSED", "AsyncDecider", "Decider", "EmbeddedSentra", "RemoteEngine", "Sentra",
+           "SentraBlocked", "SentraError", "SentraResult", "blocked"]
