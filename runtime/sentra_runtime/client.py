@@ -122,7 +122,7 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
         return copy
     if isinstance(value, (list, tuple)):
         return [jsonable(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
-    raise _Unsendable(f"`{path}` is a {type(value).__name__}, which JSON cannot carry")
+    raise _Unsendable(f"`{path}` has type {type(value).__name__}, which JSON cannot carry")
 
 
 class _Server:

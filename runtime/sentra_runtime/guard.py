@@ -129,10 +129,7 @@ def guard_with(asker: Asker[R], agent_id: str, action: str, fields: Mapping[str,
                             "call returns; guard the function that does the action")
         arguments = _Arguments(function) if from_arguments else None
         if arguments is not None and not asker.lazy:
-            try:
-                arguments.accept(asker.declared(), static)
-            except PolicyUnavailable:
-                pass   # checked at the first call that knows the declared names
+            arguments.accept(asker.declared(), static)
 
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,32 @@ def hostile(answers: Answers) -> Iterator[HostileServer]:
     server = HostileServer(answers)
     yield server
     server.stop()
+
+
+READ_TOKEN = "sdk-read-token"
+
+
+@pytest.fixture(scope="session")
+def refund_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A decision server on the refund policy, with an operator and a read token."""
+    from tests.server.conftest import TOKEN, Server
+
+    running = Server(REFUND_POLICY, tmp_path_factory.mktemp("refund") / "s.db", TOKEN,
+                     read_token=READ_TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def sentra_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A decision server on the Sentra policy, with an operator token and open reads."""
+    from tests.server.conftest import TOKEN, Server
+
+    running = Server(SENTRA_POLICY, tmp_path_factory.mktemp("sentra") / "s.db", TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def agent() -> str:
+    return f"agent-{uuid.uuid4().hex[:10]}"

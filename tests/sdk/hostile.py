@@ -7,6 +7,7 @@ requests it read, so a test can tell that a decision was never sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -133,10 +134,8 @@ class HostileServer:
         self._stopped = True
         self.listener.close()
         for connection in self._open:
-            try:
+            with contextlib.suppress(OSError):
                 connection.close()
-            except OSError:
-                pass
 
 
 # -- the failure modes ------------------------------------------------------------------------
