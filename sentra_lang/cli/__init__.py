@@ -18,7 +18,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_COLLECTED = 5
 
-COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve", "lsp"]
+COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve", "lsp",
+            "mcp-proxy"]
 
 
 class UsageError(Exception):
@@ -33,10 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sentra-lang {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"sentra_lang.cli.{name.replace('-', '_')}_cmd"
         try:
-            module = importlib.import_module(f"sentra_lang.cli.{name}_cmd")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name != f"sentra_lang.cli.{name}_cmd":
+            if error.name != module_name:
                 raise
             continue
         module.register(subparsers)
