@@ -8,6 +8,7 @@ docs/integrations.md). Needs the `mcp` extra, imported only when the command run
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -64,7 +65,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     command = split_command(args)
     try:
-        import anyio
         from mcp.client.stdio import StdioServerParameters
 
         from sentra_lang.mcp.gateway import Gateway
@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
     policy = loaded.policy
     decider: Decider = remote(args, policy.hash) if args.server else embedded(args, loaded.table)
     hidden = (lambda tool: never_allowed(policy, tool)) if args.hide_never_allowed else None
-    gateway = Gateway(decider, args.agent_id, hidden)
+    gateway = Gateway(decider, args.agent_id, hidden, offload=args.server is not None)
     server = StdioServerParameters(command=command[0], args=command[1:], env={
         key: value for key, value in os.environ.items() if key not in SECRET_VARIABLES})
     try:
-        client_ended = anyio.run(gateway.run, server)
+        client_ended = asyncio.run(gateway.run(server))
     except OSError as error:
         raise UsageError(f"cannot run `{command[0]}`: {error.strerror or error}") from error
     if not client_ended:

@@ -18,11 +18,11 @@ gateway stops at once when the wrapped server ends, without waiting for the clie
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
-import queue
 import sys
 import threading
 from collections import deque
@@ -56,13 +56,18 @@ Message = types.JSONRPCRequest | types.JSONRPCNotification | types.JSONRPCRespon
 
 class Gateway:
     """Decides each tool call of one agent with ``decider`` (an engine or a remote one), and
-    hides from tool lists the tools ``hidden`` names (``None``: hide nothing)."""
+    hides from tool lists the tools ``hidden`` names (``None``: hide nothing). ``run`` needs
+    asyncio's event loop (``asyncio.run``)."""
 
     def __init__(self, decider: Decider, agent_id: str,
-                 hidden: Callable[[str], bool] | None = None) -> None:
+                 hidden: Callable[[str], bool] | None = None, *, offload: bool = True) -> None:
         self.decider = decider
         self.agent_id = agent_id
         self.hidden = hidden
+        self.offload = offload
+        """Decide in a worker thread (a remote engine, which may wait for its deadline), so that
+        the server's messages keep flowing meanwhile. An embedded engine decides in the event
+        loop: a decision takes about 0.1 ms on SQLite, less than handing it to a thread."""
         self._lists: set[types.RequestId] = set()
         self._answered: deque[types.RequestId] = deque(maxlen=ANSWERED_REMEMBERED)
 
@@ -70,23 +75,20 @@ class Gateway:
         """Serve until the client or the server ends the session; whether the client did."""
         upstream = _Upstream(sys.stdin.fileno(), sys.stdout.buffer)
         client_ended = False
-        try:
-            async with stdio_client(server) as (server_read, server_write), \
-                    anyio.create_task_group() as tasks:
-                async def from_client() -> None:
-                    nonlocal client_ended
-                    await self._from_client(upstream, server_write)
-                    client_ended = True
-                    tasks.cancel_scope.cancel()
+        async with stdio_client(server) as (server_read, server_write), \
+                anyio.create_task_group() as tasks:
+            async def from_client() -> None:
+                nonlocal client_ended
+                await self._from_client(upstream, server_write)
+                client_ended = True
+                tasks.cancel_scope.cancel()
 
-                async def from_server() -> None:
-                    await self._from_server(server_read, upstream)
-                    tasks.cancel_scope.cancel()
+            async def from_server() -> None:
+                await self._from_server(server_read, upstream)
+                tasks.cancel_scope.cancel()
 
-                tasks.start_soon(from_client)
-                tasks.start_soon(from_server)
-        finally:
-            upstream.stop()
+            tasks.start_soon(from_client)
+            tasks.start_soon(from_server)
         return client_ended
 
     # -- client to server ------------------------------------------------------------------------
@@ -136,8 +138,9 @@ class Gateway:
         except ValidationError as error:
             return _error(request.id, types.INVALID_PARAMS,
                           f"invalid tools/call parameters: {_first_problem(error)}")
-        decision = await anyio.to_thread.run_sync(self._evaluate, params.name,
-                                                  params.arguments or {})
+        arguments = params.arguments or {}
+        decision = (await anyio.to_thread.run_sync(self._evaluate, params.name, arguments)
+                    if self.offload else self._evaluate(params.name, arguments))
         if decision.allowed:
             return None
         logger.info("sentra-lang mcp-proxy: %s %s of agent %r: %s", decision.label, params.name,
@@ -212,14 +215,17 @@ def _first_problem(error: ValidationError) -> str:
 class _Upstream:
     """The client's side: JSON-RPC lines on standard input and output.
 
-    Input is read by a daemon thread into a queue, so a read that waits for the client never
-    keeps the gateway from stopping; output is written in order, one line per message.
+    Input is read by a daemon thread and handed to the event loop, at most
+    :data:`QUEUED_LINES` lines ahead, so a read that waits for the client never keeps the
+    gateway from stopping. Output is written from the event loop, one line per message, in
+    order (a client that stops reading stops the gateway, as it would stop the server).
     """
 
     def __init__(self, reader: int, writer: BinaryIO) -> None:
         self._writer = writer
-        self._lines: queue.Queue[bytes | None] = queue.Queue(QUEUED_LINES)
-        self._write_lock = anyio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._room = threading.BoundedSemaphore(QUEUED_LINES)
         threading.Thread(target=self._read_all, args=(reader,), daemon=True,
                          name="sentra-lang mcp-proxy stdin").start()
 
@@ -238,27 +244,26 @@ class _Upstream:
         except OSError as error:
             logger.warning("sentra-lang mcp-proxy: standard input failed: %s", error)
         self._put(line)
-        self._lines.put(None)
+        self._hand(None)
 
     def _put(self, line: bytearray) -> None:
         if line.strip():
-            self._lines.put(bytes(line))
+            self._room.acquire()
+            self._hand(bytes(line))
         line.clear()
+
+    def _hand(self, item: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):   # the loop is closed: the gateway has ended
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, item)
 
     async def read(self) -> bytes | None:
         """The next line from the client; None at its end."""
-        return await anyio.to_thread.run_sync(self._lines.get, abandon_on_cancel=True)
+        line = await self._lines.get()
+        if line is not None:
+            self._room.release()
+        return line
 
     async def write(self, message: Message) -> None:
         line = types.JSONRPCMessage(message).model_dump_json(by_alias=True, exclude_none=True)
-        async with self._write_lock:
-            await anyio.to_thread.run_sync(self._write, (line + "\n").encode("utf-8"))
-
-    def _write(self, data: bytes) -> None:
-        self._writer.write(data)
+        self._writer.write((line + "\n").encode("utf-8"))
         self._writer.flush()
-
-    def stop(self) -> None:
-        """Release a read that is still waiting (its worker thread would hold the exit)."""
-        with contextlib.suppress(queue.Full):
-            self._lines.put_nowait(None)
