@@ -31,7 +31,7 @@ POLICY = ROOT / "tests" / "mcp" / "tools.sentra"
 
 
 async def open_session(stack: AsyncExitStack, params: StdioServerParameters) -> ClientSession:
-    quiet = stack.enter_context(open(os.devnull, "w"))
+    quiet = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115  (closed by the stack)
     read, write = await stack.enter_async_context(stdio_client(params, errlog=quiet))
     session = await stack.enter_async_context(ClientSession(read, write))
     await session.initialize()
