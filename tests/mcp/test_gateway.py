@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -225,3 +226,26 @@ def test_the_gateway_ends_when_the_wrapped_server_does() -> None:
         process.kill()
         if process.stdin:
             process.stdin.close()
+
+
+def test_the_wrapped_server_gets_the_environment_but_not_the_tokens(tmp_path: Path) -> None:
+    seen = tmp_path / "environment.json"
+    record = ("import json, os, sys; json.dump({key: os.environ.get(key) for key in "
+              "('SENTRA_OPERATOR_TOKEN', 'SENTRA_READ_TOKEN', 'TOOL_API_KEY')}, "
+              f"open({str(seen)!r}, 'w'))")
+    process = subprocess.Popen(   # standard input stays open: the "server" ends the session
+        [sys.executable, "-m", "sentra_lang", "mcp-proxy", str(ROOT / "tests" / "mcp" /
+                                                                "tools.sentra"),
+         "--", sys.executable, "-c", record], cwd=ROOT, stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "SENTRA_OPERATOR_TOKEN": "op", "SENTRA_READ_TOKEN": "read",
+             "TOOL_API_KEY": "the server's own"})
+    try:
+        assert process.wait(timeout=60) == 1
+    finally:
+        process.kill()
+        if process.stdin:
+            process.stdin.close()
+    assert json.loads(seen.read_text()) == {"SENTRA_OPERATOR_TOKEN": None,
+                                            "SENTRA_READ_TOKEN": None,
+                                            "TOOL_API_KEY": "the server's own"}

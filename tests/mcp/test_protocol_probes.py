@@ -5,6 +5,7 @@ and the gateway keeps serving."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -26,8 +27,7 @@ class RawClient:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sentra_lang", "mcp-proxy", str(TOOLS_POLICY), "--", sys.executable,
              str(FAKE_SERVER)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env={**__import__("os").environ,
-                                            "FAKE_TOOLS_LOG": str(setup.log)})
+            stderr=subprocess.DEVNULL, env={**os.environ, "FAKE_TOOLS_LOG": str(setup.log)})
         self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
