@@ -165,6 +165,28 @@ class _Deadlined(http.client.HTTPConnection):
     deadline = 0.0
     idle_since = 0.0
     sock: _DeadlineSocket | None
+    _outgoing: bytearray | None = None
+
+    def send_whole(self, method: str, url: str, body: bytes | None,
+                   headers: Mapping[str, str | bytes]) -> None:
+        """Send the request line, the headers and the body in one write (``http.client`` writes
+        the body apart, so the server would read the head, then wait for the rest)."""
+        self._outgoing = bytearray()
+        try:
+            self.request(method, url, body=body, headers=headers)
+            data = bytes(self._outgoing)
+        finally:
+            self._outgoing = None
+        assert self.sock is not None
+        self.sock.sendall(data)
+
+    def send(self, data: Any) -> None:
+        if self._outgoing is None:
+            super().send(data)
+            return
+        if self.sock is None:
+            self.connect()
+        self._outgoing += data
 
     def left(self) -> float:
         remaining = self.deadline - time.monotonic()
@@ -257,7 +279,7 @@ class Transport:
             connection, reused = self._take()
             connection.deadline = deadline
             try:
-                connection.request(method, self.prefix + path, body=data, headers=sent_headers)
+                connection.send_whole(method, self.prefix + path, data, sent_headers)
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 if reused and not retried and time.monotonic() < deadline:
@@ -307,9 +329,8 @@ class Transport:
     def _read(self, connection: _Deadlined) -> Answer:
         response = connection.getresponse()
         limit = self.max_response_bytes
-        declared = response.getheader("Content-Length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            raise ValueError(f"the answer is larger than {limit} bytes ({declared.strip()})")
+        if response.length is not None and response.length > limit:   # its Content-Length
+            raise ValueError(f"the answer is larger than {limit} bytes ({response.length})")
         body = bytearray()
         while True:
             chunk = response.read(min(65536, limit + 1 - len(body)))

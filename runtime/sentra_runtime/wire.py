@@ -10,7 +10,7 @@ Decision outside an engine: a decision read from the server, and the SDK's fail-
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from sentra_runtime.decision import ALLOW, LABELS, AgentState, Decision, Explanation, RuleTrial
@@ -25,14 +25,17 @@ def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "str": lambda value: isinstance(value, str),
-    "str | None": lambda value: value is None or isinstance(value, str),
-    "int": _is_int,
-    "int | None": lambda value: value is None or _is_int(value),
-    "bool": lambda value: isinstance(value, bool),
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "str | None": (str, type(None)), "int": (int,),
+    "int | None": (int, type(None)), "bool": (bool,),
 }
-"""Checks for the annotations Decision's fields use; a field of another type is taken as sent."""
+"""The JSON value types (exactly: ``True`` is no ``int``) of the annotations Decision's fields
+use; a field of another type is taken as sent."""
+_FIELDS = tuple((field.name, _TYPES.get(str(field.type)), field.type,
+                 field.default is dataclasses.MISSING
+                 and field.default_factory is dataclasses.MISSING)
+                for field in dataclasses.fields(Decision))
+"""Per field of Decision: its name, its check, its type (for messages), whether it is required."""
 
 
 def make_decision(values: Mapping[str, Any], explanation: Explanation | None,
@@ -70,17 +73,15 @@ def decision_from_wire(answer: Any) -> Decision:
         raise ValueError("`seq` is not an integer")
     data = _object(body.get("decision"), "`decision`")
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(Decision):
-        if field.name not in data:
-            if field.default is dataclasses.MISSING and \
-                    field.default_factory is dataclasses.MISSING:
-                raise ValueError(f"`decision.{field.name}` is missing")
+    for name, check, annotation, required in _FIELDS:
+        if name not in data:
+            if required:
+                raise ValueError(f"`decision.{name}` is missing")
             continue
-        value = data[field.name]
-        check = _CHECKS.get(str(field.type))
-        if check is not None and not check(value):
-            raise ValueError(f"`decision.{field.name}` is not of type {field.type}")
-        values[field.name] = value
+        value = data[name]
+        if check is not None and type(value) not in check:
+            raise ValueError(f"`decision.{name}` is not of type {annotation}")
+        values[name] = value
     if values["allowed"] and (values["outcome"] != ALLOW or values["label"] != LABELS[ALLOW]):
         raise ValueError(f"the decision says allowed but its outcome is "
                          f"`{values['outcome']}` ({values['label']})")

@@ -219,6 +219,9 @@ MODES: dict[str, tuple[Callable[[Answers], Respond], str]] = {
                          "more than 100 headers"),
     "200,000 nested [": (fixed(raw(http_answer(200, b"[" * 200_000))), "nested deeper than 64"),
     "body over the size limit": (fixed(huge_chunked), "larger than 8388608 bytes"),
+    "Content-Length over the size limit": (
+        fixed(raw(b"HTTP/1.1 200 OK\r\nContent-Length: 20000000\r\n\r\n[")),
+        "larger than 8388608 bytes (20000000)"),
     "reset mid-body": (fixed(raw(http_answer(200, b"x" * 5000)[:2000], then_reset=True)),
                        "reset the connection"),
     "closed without an answer": (fixed(close_at_once), "closed the connection without answering"),
