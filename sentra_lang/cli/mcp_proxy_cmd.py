@@ -12,9 +12,13 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from sentra_runtime import Engine
+    from sentra_runtime.client import RemoteEngine
 
 _EXTRA_MODULES = {"mcp", "anyio", "httpx", "httpx_sse", "sse_starlette", "starlette",
                   "pydantic_settings", "jsonschema", "python_multipart", "multipart"}
@@ -125,7 +129,7 @@ def split_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def embedded(args: argparse.Namespace, table: dict[str, Any]) -> Any:
+def embedded(args: argparse.Namespace, table: dict[str, Any]) -> Engine:
     """An engine in this process, on a SQLite store (``--db``) or in memory."""
     import sqlite3
 
@@ -141,7 +145,7 @@ def embedded(args: argparse.Namespace, table: dict[str, Any]) -> Any:
         raise UsageError(f"cannot use {args.db} as the state database ({error})") from error
 
 
-def remote(args: argparse.Namespace, policy_hash: str) -> Any:
+def remote(args: argparse.Namespace, policy_hash: str) -> RemoteEngine:
     """The decision server; warns when it does not serve POLICY (tools are hidden by POLICY,
     calls decided by the server's policy)."""
     from sentra_runtime.client import RemoteEngine, SentraError
