@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -100,13 +101,14 @@ class ServerClient:
     """What both HTTP clients share: the transport, the tokens, and reading answers."""
 
     def __init__(self, url: str, *, token: str | None, read_token: str | None, timeout: float,
-                 max_response_bytes: int, max_depth: int) -> None:
+                 max_response_bytes: int, max_depth: int,
+                 ssl_context: ssl.SSLContext | None) -> None:
         import sentra_runtime
 
         if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
             raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}")
         self.transport = Transport(url, max_response_bytes=max_response_bytes,
-                                   max_depth=max_depth,
+                                   max_depth=max_depth, ssl_context=ssl_context,
                                    user_agent=f"sentra-runtime/{sentra_runtime.__version__}")
         self.url = self.transport.url
         self.token = token
@@ -213,17 +215,20 @@ class RemoteEngine(ServerClient):
     ``token`` is the operator token (resets; give it to operators' tools, never to an agent);
     ``read_token`` opens the reads (``state``, ``agents``, ``policy``) when the server has one.
     ``timeout`` (seconds) is the whole time one call may take, connecting and retrying
-    included. Deciding (``evaluate``/``decide``, ``guard``) never raises: any failure is a
-    fail-closed Blocked decision (rule id ``FAIL_CLOSED``). Reads and resets raise
-    :class:`SentraError`. Safe to share between threads; connections are kept alive.
+    included. ``ssl_context`` checks an ``https://`` server (default: the system's certificate
+    authorities and the host name). Deciding (``evaluate``/``decide``, ``guard``) never raises:
+    any failure is a fail-closed Blocked decision (rule id ``FAIL_CLOSED``). Reads and resets
+    raise :class:`SentraError`. Safe to share between threads; connections are kept alive.
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
                  read_token: str | None = None, timeout: float = 5.0,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(url, token=token, read_token=read_token, timeout=timeout,
-                         max_response_bytes=max_response_bytes, max_depth=max_depth)
+                         max_response_bytes=max_response_bytes, max_depth=max_depth,
+                         ssl_context=ssl_context)
         self._policy_lock = threading.Lock()
         self._policy: tuple[Policy, frozenset[str]] | None = None
         self._asker: Asker[Decision] = Asker(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -154,9 +155,11 @@ class Sentra(_SentraInterface, ServerClient):
     def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None,
                  timeout: float = 5.0, *,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(url, token=token, read_token=None, timeout=timeout,
-                         max_response_bytes=max_response_bytes, max_depth=max_depth)
+                         max_response_bytes=max_response_bytes, max_depth=max_depth,
+                         ssl_context=ssl_context)
 
     def evaluate(self, agent_id: str, action: str, context: Mapping[str, Any] | None = None,
                  target: str | None = None, notification_type: str | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -64,8 +65,9 @@ def _reset(connection: socket.socket) -> None:
 class HostileServer:
     """Serves ``respond(connection, request)`` for every POST on a loopback port."""
 
-    def __init__(self, answers: Answers) -> None:
+    def __init__(self, answers: Answers, tls: ssl.SSLContext | None = None) -> None:
         self.answers = answers
+        self.tls = tls
         self.respond: Respond = close_at_once
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -90,6 +92,8 @@ class HostileServer:
 
     def _serve(self, connection: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
             while not self._stopped:
                 request = self._read(connection)
                 if request is None:

@@ -331,3 +331,46 @@ def test_the_threads_of_one_engine_share_its_policy_read(refund_server: Server,
     for thread in threads:
         thread.join()
     assert sorted(results) == [str(n) for n in range(8)]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for `localhost` (only: not for 127.0.0.1)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = str(folder / "key.pem"), str(folder / "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True,
+                   capture_output=True, timeout=60)
+    return key, cert
+
+
+def test_https_is_checked_against_the_given_authority(certificate: tuple[str, str],
+                                                       answers: Any) -> None:
+    import ssl
+
+    key, cert = certificate
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    server = HostileServer(answers, tls=served)
+    request = Request("POST", "/v1/decide", b"")
+    server.respond = lambda connection, _: connection.sendall(
+        http_answer(200, answers.correct(request)))
+    trusted = ssl.create_default_context(cafile=cert)
+    try:
+        url = f"https://localhost:{server.port}"
+        assert RemoteEngine(url, ssl_context=trusted).decide("agent", "FILE_READ").allowed
+        unknown = RemoteEngine(url, timeout=2).decide("agent", "FILE_READ")
+        assert unknown.rule_id == FAIL_CLOSED and "TLS failed (CERTIFICATE_VERIFY_FAILED)" in \
+            unknown.reason
+        wrong_name = RemoteEngine(f"https://127.0.0.1:{server.port}", ssl_context=trusted,
+                                  timeout=2).decide("agent", "FILE_READ")
+        assert wrong_name.rule_id == FAIL_CLOSED and "TLS failed" in wrong_name.reason
+        assert len(server.spoiled) == 1   # only the trusted connection sent its request
+    finally:
+        server.stop()
