@@ -12,7 +12,8 @@ Standard library only (``http.client`` frames the messages). What this module ad
   64 KiB each (``http.client``'s limits), JSON nested at most ``max_depth`` deep and without
   ``NaN`` or ``Infinity``.
 * **Kept-alive connections**, at most ``max_idle`` of them idle, handed to one thread at a time.
-  An idle connection the server has closed (or sent anything on) is dropped before reuse.
+  An idle connection the server has closed (or sent anything on) is dropped before reuse; a
+  forked child starts without its parent's.
 * **Retries only where safe.** A request whose sending failed on a reused connection did not
   reach the server whole, so it is sent again on a new connection; after a request was sent,
   only an idempotent one (a read) is retried, once, and only on a reused connection. A decision
@@ -27,6 +28,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
 import select
 import socket
@@ -34,6 +36,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -231,9 +234,23 @@ class _DeadlinedTLS(_Deadlined):
             raise
 
 
+_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process must not use its parent's connections: two processes reading one
+    socket could each read the other's answer."""
+    for transport in list(_TRANSPORTS):
+        transport.forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Transport:
     """Requests to one server (``url``: ``http://`` or ``https://``, with an optional path
-    prefix), each within its own deadline, over a pool of kept-alive connections."""
+    prefix), each within its own deadline, over a pool of kept-alive connections (not shared
+    with a forked child)."""
 
     def __init__(self, url: str, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
                  max_depth: int = DEFAULT_MAX_DEPTH, max_idle: int = DEFAULT_MAX_IDLE,
@@ -257,6 +274,13 @@ class Transport:
         self._max_idle = max_idle
         self._idle: list[_Deadlined] = []
         self._lock = threading.Lock()
+        _TRANSPORTS.add(self)
+
+    def forget_connections(self) -> None:
+        """Drop the idle connections without closing them (after a fork, they are the
+        parent's), and the lock another thread may have held at the fork."""
+        self._lock = threading.Lock()
+        self._idle = []
 
     def request(self, method: str, path: str, *, body: Any = None,
                 headers: Mapping[str, str | bytes] | None = None, timeout: float,

@@ -374,3 +374,19 @@ def test_https_is_checked_against_the_given_authority(certificate: tuple[str, st
         assert len(server.spoiled) == 1   # only the trusted connection sent its request
     finally:
         server.stop()
+
+
+def test_a_forked_child_does_not_share_the_parent_s_connections(sentra_server: Server) -> None:
+    import os
+
+    engine = RemoteEngine(sentra_server.url)
+    assert engine.decide("parent", "FILE_READ").allowed
+    assert len(engine.transport._idle) == 1
+    pid = os.fork()
+    if pid == 0:   # the child: a connection of its own
+        alone = engine.transport._idle == []
+        os._exit(0 if alone and engine.decide("child", "FILE_READ").allowed else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine.decide("parent", "FILE_READ").allowed   # the parent's connection still works
+    assert sentra_server.get("/v1/agents/child").json()["known"]
