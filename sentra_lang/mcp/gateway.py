@@ -84,7 +84,9 @@ class Gateway:
                 tasks.cancel_scope.cancel()
 
             async def from_server() -> None:
+                nonlocal client_ended
                 await self._from_server(server_read, upstream)
+                client_ended = upstream.gone
                 tasks.cancel_scope.cancel()
 
             tasks.start_soon(from_client)
@@ -106,6 +108,8 @@ class Gateway:
                 await upstream.write(answer)
             elif not self._dropped(parsed.root):
                 await server.send(SessionMessage(parsed))
+            if upstream.gone:
+                return
 
     async def _handle(self, message: Message) -> Message | None:
         """The answer to give the client here (the message then goes no further), or None."""
@@ -185,6 +189,8 @@ class Gateway:
                 if isinstance(message, types.JSONRPCResponse):
                     message.result = self._visible(message.result)
             await upstream.write(message)
+            if upstream.gone:
+                return
 
     def _visible(self, result: dict[str, Any]) -> dict[str, Any]:
         tools = result.get("tools")
@@ -223,6 +229,8 @@ class _Upstream:
 
     def __init__(self, reader: int, writer: BinaryIO) -> None:
         self._writer = writer
+        self.gone = False
+        """The client stopped reading (its end of standard output is closed)."""
         self._loop = asyncio.get_running_loop()
         self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._room = threading.BoundedSemaphore(QUEUED_LINES)
@@ -265,5 +273,8 @@ class _Upstream:
 
     async def write(self, message: Message) -> None:
         line = types.JSONRPCMessage(message).model_dump_json(by_alias=True, exclude_none=True)
-        self._writer.write((line + "\n").encode("utf-8"))
-        self._writer.flush()
+        try:
+            self._writer.write((line + "\n").encode("utf-8"))
+            self._writer.flush()
+        except OSError:   # a broken pipe: the client has gone
+            self.gone = True

@@ -249,3 +249,13 @@ def test_the_wrapped_server_gets_the_environment_but_not_the_tokens(tmp_path: Pa
     assert json.loads(seen.read_text()) == {"SENTRA_OPERATOR_TOKEN": None,
                                             "SENTRA_READ_TOKEN": None,
                                             "TOOL_API_KEY": "the server's own"}
+
+
+def test_a_server_that_serves_another_policy_is_named_at_start(served: Served) -> None:
+    other = ROOT / "tests" / "sdk" / "refund.sentra"
+    started = run_proxy(str(other), "--server", served.url, "--", "true")
+    assert "sentra-lang mcp-proxy: warning: the server serves policy sha256:" in started.stderr
+    assert f"not {other}" in started.stderr
+    same = run_proxy(str(ROOT / "tests" / "mcp" / "tools.sentra"), "--server", served.url,
+                     "--", "true")
+    assert "warning" not in same.stderr

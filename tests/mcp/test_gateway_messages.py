@@ -4,6 +4,7 @@ goes on, and what is dropped."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,20 @@ def test_a_store_that_fails_refuses_the_call(tmp_path: Path) -> None:
     decision = gate._evaluate("read_file", {"path": "/home/x"})
     assert (decision.allowed, decision.rule_id) == (False, "FAIL_CLOSED")
     assert decision.reason.startswith("Fail closed: the gateway could not decide (")
+
+
+def test_a_client_that_stops_reading_ends_the_session_quietly() -> None:
+    from sentra_lang.mcp.gateway import _Upstream
+
+    async def scenario() -> bool:
+        read_end, write_end = os.pipe()
+        input_read, input_write = os.pipe()
+        writer = os.fdopen(write_end, "wb")
+        os.close(read_end)   # the client no longer reads our output
+        upstream = _Upstream(input_read, writer)
+        await upstream.write(types.JSONRPCResponse(jsonrpc="2.0", id=1, result={}))
+        os.close(input_write)
+        assert await upstream.read() is None   # and its input ended
+        return upstream.gone
+
+    assert asyncio.run(scenario()) is True
