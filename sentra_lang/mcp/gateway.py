@@ -107,7 +107,10 @@ class Gateway:
             if answer is not None:
                 await upstream.write(answer)
             elif not self._dropped(parsed.root):
-                await server.send(SessionMessage(parsed))
+                try:
+                    await server.send(SessionMessage(parsed))
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return   # the server has ended: the other direction ends the session
             if upstream.gone:
                 return
 
