@@ -79,8 +79,7 @@ class Gateway:
                 anyio.create_task_group() as tasks:
             async def from_client() -> None:
                 nonlocal client_ended
-                await self._from_client(upstream, server_write)
-                client_ended = True
+                client_ended = await self._from_client(upstream, server_write)
                 tasks.cancel_scope.cancel()
 
             async def from_server() -> None:
@@ -96,7 +95,8 @@ class Gateway:
     # -- client to server ------------------------------------------------------------------------
 
     async def _from_client(self, upstream: _Upstream,
-                           server: ObjectSendStream[SessionMessage]) -> None:
+                           server: ObjectSendStream[SessionMessage]) -> bool:
+        """Pass the client's messages on until one side ends; whether it was the client."""
         while (line := await upstream.read()) is not None:
             try:
                 parsed = types.JSONRPCMessage.model_validate_json(line)
@@ -110,9 +110,10 @@ class Gateway:
                 try:
                     await server.send(SessionMessage(parsed))
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return   # the server has ended: the other direction ends the session
+                    return False   # the server has ended
             if upstream.gone:
-                return
+                return True
+        return True
 
     async def _handle(self, message: Message) -> Message | None:
         """The answer to give the client here (the message then goes no further), or None."""
