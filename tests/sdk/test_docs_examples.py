@@ -168,6 +168,7 @@ def test_the_desktop_configuration_starts_a_working_gateway(folders: dict[str, F
                                                             tmp_path: Path) -> None:
     """The documented arguments, with the page's tools policy, a fresh database and the test
     suite's MCP server in place of the filesystem server."""
+    pytest.importorskip("mcp")
     from mcp.client.stdio import StdioServerParameters
 
     from tests.mcp.conftest import FAKE_SERVER, ROOT, session, text_of
