@@ -40,10 +40,11 @@ def never_allowed(policy: Policy, tool: str) -> bool:
     policy's normalisation) allowed.
 
     Read off the table: the action's rows in order, up to the first row without tests (rows
-    after it never run), and the ``otherwise`` rule when some input can pass them all. A rule
-    whose outcome is ``allow`` can allow (a fresh agent's first action: a rule's risk never
-    exceeds the threshold, `SL302`). A row whose tests no input can meet still counts as able
-    to allow: the answer errs towards showing a tool.
+    after it never run), and the ``otherwise`` rule when some input can pass them all. Only a
+    rule that blocks or shuts down never allows; any other can (``allow``: a fresh agent's
+    first action, since a rule's risk never exceeds the threshold, `SL302`; an outcome that
+    holds the action for someone to approve may let it run later). A row whose tests no input
+    can meet still counts as able to allow: the answer errs towards showing a tool.
     """
     action = normalizer(policy.action_normalize)(tool)
     block = next((block for block in policy.actions if action in block.names), None)
@@ -56,5 +57,9 @@ def never_allowed(policy: Policy, tool: str) -> bool:
     return policy.otherwise is None or not _can_allow(policy, policy.otherwise)
 
 
+REFUSING = frozenset({"block", "shutdown"})
+"""The outcomes that never let an action run."""
+
+
 def _can_allow(policy: Policy, rule_id: str) -> bool:
-    return policy.rule(rule_id).outcome == "allow"
+    return policy.rule(rule_id).outcome not in REFUSING
