@@ -1,4 +1,8 @@
-"""``Engine.guard``: evaluate each call of a tool function before its body runs.
+"""The guard: evaluate each call of a tool function before its body runs.
+
+One implementation serves :meth:`Engine.guard`, the remote engine's ``guard``
+(:class:`sentra_runtime.client.RemoteEngine`) and the Sentra-compatible clients' ``guard``: each
+of them describes how it asks (:class:`Asker`), and :func:`guard_with` does the rest.
 
 A guarded call's fields are the guard's own mapping plus the call's arguments, by parameter
 name. The rule throughout: the policy sees what the body gets, and where the guard cannot know
@@ -24,22 +28,30 @@ guessing.
   ``classmethod``/``staticmethod`` objects (put the guard below them); generator functions (their
   body runs after the call returns, when the arguments may have changed).
 * Coroutine functions, and objects whose ``__call__`` is one, are checked when called, before
-  the coroutine is made.
+  the coroutine is made; when asking blocks on the network (``Asker.offload``), the check runs
+  in a worker thread so the event loop is not held.
+* When the declared names cannot be known yet (a remote policy the client could not read), the
+  checks that need them run at the first call that knows them, and a call before that is
+  refused as the asker's fail-closed result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sentra_runtime.decision import Decision
 
 if TYPE_CHECKING:
     from sentra_runtime.engine import Engine
+    from sentra_runtime.policy import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 _NAMED = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
           inspect.Parameter.KEYWORD_ONLY)
 _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
@@ -47,7 +59,8 @@ _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 
 
 class ActionDenied(PermissionError):
-    """Raised by :meth:`Engine.guard` before the guarded body runs; carries the decision."""
+    """Raised by :meth:`Engine.guard` (and a remote engine's guard) before the guarded body
+    runs; carries the decision."""
 
     def __init__(self, decision: Decision) -> None:
         super().__init__(f"{decision.label}: {decision.action} by agent "
@@ -55,13 +68,58 @@ class ActionDenied(PermissionError):
         self.decision = decision
 
 
+class PolicyUnavailable(Exception):
+    """The declared field names cannot be known now (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Asker(Generic[R]):
+    """How a guard asks for a decision: what the one guard implementation needs of an engine
+    or a client, whose result type is ``R``."""
+
+    declared: Callable[[], frozenset[str]]
+    """The policy's declared names: every field's full name and its top-level name (the
+    object). Raises :class:`PolicyUnavailable` when they cannot be known now."""
+    decide: Callable[[str, str, dict[str, Any]], R]
+    """Decide ``(agent_id, action, fields)``."""
+    refusal: Callable[[R, str, str], BaseException | None]
+    """The exception to raise before the body runs for ``(result, agent_id, action)``, or
+    ``None`` when the result lets the body run."""
+    unavailable: Callable[[str, str, str], R] | None = None
+    """The fail-closed result for ``(agent_id, action, reason)`` when ``declared`` raised."""
+    offload: bool = False
+    """Asking blocks on I/O: a coroutine function's check runs in a worker thread."""
+    lazy: bool = False
+    """The declared names are asked for at the first call, not when decorating (a remote
+    engine: decorating, often at import, must not wait for the network)."""
+    attribute: str = "last_decision"
+    """The wrapper's attribute that holds the result of the last call."""
+
+
+def declared_names(policy: Policy) -> frozenset[str]:
+    """A declared field's full name (a flat dotted key) and its top-level name (the object)."""
+    return frozenset(name for spec in policy.inputs
+                     for name in (spec.name, spec.name.partition(".")[0]))
+
+
+def denial(decision: Decision, agent_id: str, action: str) -> ActionDenied | None:
+    """The exception for a decision that is not allowed (``None`` when it is)."""
+    return None if decision.allowed else ActionDenied(decision)
+
+
 def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] | None,
           from_arguments: bool) -> Callable[[F], F]:
     """See :meth:`Engine.guard` and this module's rules."""
+    names = declared_names(engine.policy)
+    asker: Asker[Decision] = Asker(declared=lambda: names, decide=engine.evaluate,
+                                   refusal=denial)
+    return guard_with(asker, agent_id, action, fields, from_arguments)
+
+
+def guard_with(asker: Asker[R], agent_id: str, action: str, fields: Mapping[str, Any] | None,
+               from_arguments: bool) -> Callable[[F], F]:
+    """The decorator that asks ``asker`` before each call (this module's rules)."""
     static = dict(fields or {})
-    # a declared field's full name (a flat dotted key) or its top-level name (the object)
-    declared = frozenset(name for spec in engine.policy.inputs
-                         for name in (spec.name, spec.name.partition(".")[0]))
 
     def decorate(function: F) -> F:
         if isinstance(function, (classmethod, staticmethod)):
@@ -69,17 +127,32 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
             raise TypeError("@engine.guard cannot guard a generator: its body runs after the "
                             "call returns; guard the function that does the action")
-        arguments = _Arguments(function, declared, static) if from_arguments else None
+        arguments = _Arguments(function) if from_arguments else None
+        if arguments is not None and not asker.lazy:
+            arguments.accept(asker.declared(), static)
 
-        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Decision:
-            merged = static if arguments is None else arguments.fields(static, args, kwargs)
-            decision = engine.evaluate(agent_id, action, merged)
-            wrapper.last_decision = decision  # type: ignore[attr-defined]
-            if not decision.allowed:
-                raise ActionDenied(decision)
-            return decision
+        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+            try:
+                merged = static if arguments is None else arguments.fields(
+                    asker.declared(), static, args, kwargs)
+            except PolicyUnavailable as unknown:
+                if asker.unavailable is None:
+                    raise
+                result = asker.unavailable(agent_id, action, str(unknown))
+            else:
+                result = asker.decide(agent_id, action, merged)
+            setattr(wrapper, asker.attribute, result)
+            refusal = asker.refusal(result, agent_id, action)
+            if refusal is not None:
+                raise refusal
+            return result
 
-        if _is_coroutine(function):
+        if _is_coroutine(function) and asker.offload:
+            @functools.wraps(function)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                await asyncio.to_thread(check, args, kwargs)
+                return await function(*args, **kwargs)
+        elif _is_coroutine(function):
             @functools.wraps(function)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 check(args, kwargs)
@@ -94,7 +167,7 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
             # the wrapper passes its arguments on unchanged: say so, so that another guard
             # (or anything else) reading it sees the function's parameters
             wrapper.__signature__ = arguments.signature  # type: ignore[attr-defined]
-        wrapper.last_decision = None  # type: ignore[attr-defined]
+        setattr(wrapper, asker.attribute, None)
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -108,38 +181,45 @@ def _is_coroutine(function: Callable[..., Any]) -> bool:
 class _Arguments:
     """Reads a guarded function's call arguments as fields (see the module's rules)."""
 
-    def __init__(self, function: Callable[..., Any], declared: frozenset[str],
-                 static: Mapping[str, Any]) -> None:
+    def __init__(self, function: Callable[..., Any]) -> None:
         self.partials: list[functools.partial[Any]] = []
         target: Callable[..., Any] = function
         while isinstance(target, functools.partial):
             self.partials.append(target)
             target = target.func
         self.partials.reverse()   # innermost first: its arguments come first
-        name = getattr(function, "__qualname__", repr(function))
-        self.signature = _signature(target, name)
+        self.name = getattr(function, "__qualname__", repr(function))
+        self.signature = _signature(target, self.name)
+        self.positional_only = frozenset(
+            key for key, parameter in self.signature.parameters.items()
+            if parameter.kind is inspect.Parameter.POSITIONAL_ONLY)
+        self._accepted: frozenset[str] | None = None
+
+    def accept(self, declared: frozenset[str], static: Mapping[str, Any]) -> None:
+        """Refuse (``TypeError``) a guard whose fields or parameters hide what the body gets
+        from the policy that declares ``declared``; checked once per set of names."""
+        if declared is self._accepted:
+            return
         parameters = self.signature.parameters
         clash = sorted(key for key in static if key in declared
                        and key.partition(".")[0] in parameters
                        and parameters[key.partition(".")[0]].kind in _NAMED)
         if clash:
-            raise TypeError(f"the guard's fields name parameters of {name} ({', '.join(clash)}): "
-                            "the body would get another value than the policy sees; pass "
-                            "them as arguments instead")
+            raise TypeError(f"the guard's fields name parameters of {self.name} "
+                            f"({', '.join(clash)}): the body would get another value than the "
+                            "policy sees; pass them as arguments instead")
         spread = sorted(key for key, parameter in parameters.items()
                         if parameter.kind in (_VAR_POSITIONAL, _VAR_KEYWORD) and key in declared)
         if spread:
-            raise TypeError(f"{name} collects arguments under a declared field's name "
+            raise TypeError(f"{self.name} collects arguments under a declared field's name "
                             f"({', '.join(spread)}): the policy would not see them as that field")
-        self.declared = declared
-        self.positional_only = frozenset(
-            key for key, parameter in parameters.items()
-            if parameter.kind is inspect.Parameter.POSITIONAL_ONLY)
+        self._accepted = declared
 
-    def fields(self, static: dict[str, Any], args: tuple[Any, ...],
+    def fields(self, declared: frozenset[str], static: dict[str, Any], args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> dict[str, Any]:
         """The function's defaults, the guard's fields, then what the call passes; of the
         arguments, only names the policy declares."""
+        self.accept(declared, static)
         for partial in reversed(self.partials):   # each level's keywords under the outer ones
             kwargs = {**partial.keywords, **kwargs}
         args = tuple(item for partial in self.partials for item in partial.args) + args
@@ -157,13 +237,12 @@ class _Arguments:
                     raise TypeError(f"{', '.join(twice)} given both as a positional-only "
                                     "argument and as a keyword: which one the policy should "
                                     "check is ambiguous")
-                passed.update((name, item) for name, item in value.items()
-                              if name in self.declared)
-            elif key in self.declared:
+                passed.update((name, item) for name, item in value.items() if name in declared)
+            elif key in declared:
                 passed[key] = value
         defaults = {key: parameter.default
                     for key, parameter in self.signature.parameters.items()
-                    if key not in bound.arguments and key in self.declared
+                    if key not in bound.arguments and key in declared
                     and parameter.default is not inspect.Parameter.empty}
         return {**defaults, **static, **passed}
 

@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a process the closed pipe stopped
 
 COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve",
-            "lsp", "diff"]
+            "lsp", "diff", "mcp-proxy"]
 
 
 class UsageError(Exception):
@@ -43,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sentra-lang {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"sentra_lang.cli.{name.replace('-', '_')}_cmd"
         try:
-            module = importlib.import_module(f"sentra_lang.cli.{name}_cmd")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name != f"sentra_lang.cli.{name}_cmd":
+            if error.name != module_name:
                 raise
             continue
         module.register(subparsers)

@@ -1,5 +1,6 @@
-"""The SDK (sentra_runtime.client) against the real server, a closed port, a silent server and a
-broken one; the embedded twin gives the same answers."""
+"""The Sentra-compatible SDK (``Sentra``, ``EmbeddedSentra``) against the real server, a closed
+port, a silent server and a broken one; the embedded twin gives the same answers. The failure
+modes one by one are in tests/sdk/test_failure_modes.py, ``RemoteEngine`` in tests/sdk/."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_fails_closed_when_the_server_is_unreachable(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING, logger="sentra_runtime.client"):
         result = sentra.evaluate("a", "FILE_READ")
     assert (result.allowed, result.decision) == (False, "Blocked")
-    assert "unreachable" in result.reason and "fail closed" in caplog.text
+    assert "unreachable (connection refused)" in result.reason and "fail closed" in caplog.text
     assert sentra.health()["status"] == "unreachable"
 
 
@@ -85,7 +86,7 @@ def test_fails_closed_on_non_2xx_and_unreadable_answers() -> None:
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"
         unreadable = Sentra(url).evaluate("a", "FILE_READ")
-        assert unreadable.allowed is False and "unreadable" in unreadable.reason
+        assert unreadable.allowed is False and "not JSON" in unreadable.reason
         failing = Sentra(url + "/error").evaluate("a", "FILE_READ")
         assert failing.allowed is False and "500" in failing.reason
         nan = Sentra(url).evaluate("a", "APPROVE_TRANSACTION", amount=float("nan"))
@@ -127,3 +128,49 @@ def test_a_context_that_is_not_a_mapping_fails_closed(
     assert own_server.head() == before  # nothing was sent
     for client in (Sentra(own_server.url), EmbeddedSentra(own_server.app.state.gate.table)):
         assert client.evaluate("ctx", "FILE_READ", None).allowed
+
+
+def test_the_sentra_guard_reads_arguments_named_like_request_fields(own_server: Server) -> None:
+    sentra = Sentra(own_server.url, token=TOKEN)
+    exported: list[str] = []
+
+    @sentra.guard("g", "EXPORT_DATA", target="s3://bucket")
+    def export(destination_type: str, data_classification: str = "internal",
+               rows: tuple[str, ...] = ()) -> None:
+        exported.append(destination_type)
+
+    export("external")
+    assert export.last_result.raw["policy_triggered"] == "ALLOW_INTERNAL_EXPORT"
+    export("external", "sensitive", ("secret row",))
+    assert export.last_result.risk_score == 80
+    assert export.last_result.raw["target"] == "s3://bucket"
+    with pytest.raises(SentraBlocked) as blocked:
+        export("external", data_classification="restricted")
+    assert blocked.value.result.raw["policy_triggered"] == "RISK_THRESHOLD_EXCEEDED"
+    assert exported == ["external", "external"]
+    assert "secret row" not in own_server.get("/v1/events?agent=g").text
+    with pytest.raises(TypeError, match="target"):
+        @sentra.guard("g", "EXPORT_DATA", target="s3://bucket")
+        def send(target: str) -> None:
+            pass
+
+
+def test_the_sentra_client_resets_one_agent(own_server: Server) -> None:
+    sentra = Sentra(own_server.url, token=TOKEN)
+    for _ in range(3):
+        sentra.evaluate("one", "CHANGE_PERMISSION")
+    sentra.evaluate("two", "CHANGE_PERMISSION")
+    assert sentra.evaluate("one", "FILE_READ").decision == "Agent Shut Down"
+    assert sentra.reset("one")["reset"] == ["one"]
+    assert sentra.evaluate("one", "FILE_READ").allowed
+    assert own_server.get("/v1/agents/two").json()["blocked_attempts"] == 1
+    local = EmbeddedSentra(own_server.app.state.gate.table)
+    local.evaluate("one", "CHANGE_PERMISSION")
+    assert local.reset("one")["agents"] == ["one"]
+
+
+def test_a_field_may_not_replace_the_request_s_own_keys(own_server: Server) -> None:
+    before = own_server.head()
+    result = Sentra(own_server.url).evaluate("a", "FILE_READ", action_type="CHANGE_PERMISSION")
+    assert not result.allowed and "would replace the request's own `action_type`" in result.reason
+    assert own_server.head() == before

@@ -1,0 +1,284 @@
+"""The gateway's message loop: the MCP client on our standard input and output, the wrapped
+server as a child process (the `mcp` SDK's stdio client), every message passed through except
+the tool calls a decision refuses.
+
+* `tools/call` requests are decided before they are forwarded: the tool name is the action
+  type, the arguments are the fields. A call that is not allowed is answered here with an MCP
+  tool error (`isError`) carrying the reason, and never reaches the server. A call whose
+  parameters are not a tool call's is refused with a JSON-RPC error, never forwarded.
+* `tools/list` answers lose the tools the policy can never allow, when asked to hide them.
+* Everything else (initialisation, resources, prompts, completions, logging, notifications,
+  ping, progress, the server's own requests and the client's answers) passes unchanged, in
+  order. A cancellation of a call answered here is not forwarded (the server never saw it).
+
+Messages from the client are handled one at a time, in order, so a call is forwarded only
+after its decision and nothing overtakes it. Standard input is read by a daemon thread, so the
+gateway stops at once when the wrapped server ends, without waiting for the client's next line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import anyio
+import mcp.types as types
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+from sentra_runtime import Decision
+from sentra_runtime.client import Decider
+from sentra_runtime.wire import fail_closed
+
+from sentra_lang.mcp.verdicts import refusal_result
+
+logger = logging.getLogger("sentra_lang.mcp")
+
+TOOLS_CALL = "tools/call"
+TOOLS_LIST = "tools/list"
+CANCELLED = "notifications/cancelled"
+ANSWERED_REMEMBERED = 1024
+"""How many ids of calls answered here are remembered, to drop their cancellations."""
+QUEUED_LINES = 64
+
+Message = types.JSONRPCRequest | types.JSONRPCNotification | types.JSONRPCResponse | \
+    types.JSONRPCError
+
+
+class Gateway:
+    """Decides each tool call of one agent with ``decider`` (an engine or a remote one), and
+    hides from tool lists the tools ``hidden`` names (``None``: hide nothing). ``run`` needs
+    asyncio's event loop (``asyncio.run``)."""
+
+    def __init__(self, decider: Decider, agent_id: str,
+                 hidden: Callable[[str], bool] | None = None, *, offload: bool = True) -> None:
+        self.decider = decider
+        self.agent_id = agent_id
+        self.hidden = hidden
+        self.offload = offload
+        """Decide in a worker thread (a remote engine, which may wait for its deadline), so that
+        the server's messages keep flowing meanwhile. An embedded engine decides in the event
+        loop: a decision takes about 0.1 ms on SQLite, less than handing it to a thread."""
+        self._lists: set[types.RequestId] = set()
+        self._answered: deque[types.RequestId] = deque(maxlen=ANSWERED_REMEMBERED)
+
+    async def run(self, server: StdioServerParameters) -> bool:
+        """Serve until the client or the server ends the session; whether the client did."""
+        upstream = _Upstream(sys.stdin.fileno(), sys.stdout.buffer)
+        client_ended = False
+        async with stdio_client(server) as (server_read, server_write), \
+                anyio.create_task_group() as tasks:
+            async def from_client() -> None:
+                nonlocal client_ended
+                client_ended = await self._from_client(upstream, server_write)
+                tasks.cancel_scope.cancel()
+
+            async def from_server() -> None:
+                nonlocal client_ended
+                await self._from_server(server_read, upstream)
+                client_ended = upstream.gone
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(from_client)
+            tasks.start_soon(from_server)
+        return client_ended
+
+    # -- client to server ------------------------------------------------------------------------
+
+    async def _from_client(self, upstream: _Upstream,
+                           server: ObjectSendStream[SessionMessage]) -> bool:
+        """Pass the client's messages on until one side ends; whether it was the client."""
+        while (line := await upstream.read()) is not None:
+            try:
+                parsed = types.JSONRPCMessage.model_validate_json(line)
+            except ValidationError as error:
+                await self._unreadable(upstream, line, error)
+                continue
+            answer = await self._handle(parsed.root)
+            if answer is not None:
+                await upstream.write(answer)
+            elif not self._dropped(parsed.root):
+                try:
+                    await server.send(SessionMessage(parsed))
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return False   # the server has ended
+            if upstream.gone:
+                return True
+        return True
+
+    async def _handle(self, message: Message) -> Message | None:
+        """The answer to give the client here (the message then goes no further), or None."""
+        if isinstance(message, types.JSONRPCRequest):
+            if message.method == TOOLS_CALL:
+                return await self._decide(message)
+            if _looks_like_a_tool_call(message.method):
+                return _error(message.id, types.METHOD_NOT_FOUND,
+                              f"method `{message.method}` not found (did you mean `tools/call`?)")
+            if message.method == TOOLS_LIST and self.hidden is not None:
+                self._lists.add(message.id)
+        return None
+
+    def _dropped(self, message: Message) -> bool:
+        """A tool call sent as a notification (it would run undecided), or the cancellation of
+        a call the server never saw."""
+        if not isinstance(message, types.JSONRPCNotification):
+            return False
+        if _looks_like_a_tool_call(message.method):
+            logger.warning("sentra-lang mcp-proxy: dropped `%s` sent as a notification: a tool "
+                           "call must be a request", message.method)
+            return True
+        params = message.params or {}
+        return message.method == CANCELLED and params.get("requestId") in self._answered
+
+    async def _decide(self, request: types.JSONRPCRequest) -> Message | None:
+        """None when the call may go on; otherwise the answer that refuses it."""
+        try:
+            params = types.CallToolRequestParams.model_validate(request.params or {})
+        except ValidationError as error:
+            return _error(request.id, types.INVALID_PARAMS,
+                          f"invalid tools/call parameters: {_first_problem(error)}")
+        arguments = params.arguments or {}
+        decision = (await anyio.to_thread.run_sync(self._evaluate, params.name, arguments)
+                    if self.offload else self._evaluate(params.name, arguments))
+        if decision.allowed:
+            return None
+        logger.info("sentra-lang mcp-proxy: %s %s of agent %r: %s", decision.label, params.name,
+                    self.agent_id, decision.reason)
+        self._answered.append(request.id)
+        return types.JSONRPCResponse(jsonrpc="2.0", id=request.id,
+                                     result=refusal_result(decision))
+
+    def _evaluate(self, tool: str, arguments: dict[str, Any]) -> Decision:
+        try:
+            return self.decider.evaluate(self.agent_id, tool, arguments)
+        except Exception as error:   # an embedded store that fails: the call is refused
+            logger.exception("sentra-lang mcp-proxy: deciding %s failed", tool)
+            return fail_closed(self.agent_id, tool, f"Fail closed: the gateway could not "
+                                                    f"decide ({type(error).__name__}: {error})")
+
+    async def _unreadable(self, upstream: _Upstream, line: bytes, error: ValidationError) -> None:
+        """A line that is not a JSON-RPC message: answered with an error when it has an id
+        (so the client does not wait forever), never forwarded."""
+        logger.warning("sentra-lang mcp-proxy: a message from the client is not JSON-RPC, not "
+                       "forwarded: %s", _first_problem(error))
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(line)
+            if isinstance(value, dict) and isinstance(value.get("id"), (str, int)) \
+                    and not isinstance(value.get("id"), bool):
+                await upstream.write(_error(value["id"], types.INVALID_REQUEST,
+                                            "not a JSON-RPC 2.0 message"))
+
+    # -- server to client ------------------------------------------------------------------------
+
+    async def _from_server(self, server: ObjectReceiveStream[SessionMessage | Exception],
+                           upstream: _Upstream) -> None:
+        async for item in server:
+            if isinstance(item, Exception):
+                logger.warning("sentra-lang mcp-proxy: a message from the server is not "
+                               "JSON-RPC, not forwarded: %s", item)
+                continue
+            message = item.message.root
+            if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)) \
+                    and message.id in self._lists:
+                self._lists.discard(message.id)
+                if isinstance(message, types.JSONRPCResponse):
+                    message.result = self._visible(message.result)
+            await upstream.write(message)
+            if upstream.gone:
+                return
+
+    def _visible(self, result: dict[str, Any]) -> dict[str, Any]:
+        tools = result.get("tools")
+        if self.hidden is None or not isinstance(tools, list):
+            return result
+        hidden = self.hidden
+        return {**result, "tools": [tool for tool in tools if not (
+            isinstance(tool, dict) and isinstance(tool.get("name"), str)
+            and hidden(tool["name"]))]}
+
+
+def _looks_like_a_tool_call(method: str) -> bool:
+    """``tools/call`` spelled in any case or with white space: a lenient server might run it."""
+    return "".join(method.split()).lower() == TOOLS_CALL
+
+
+def _error(request_id: types.RequestId, code: int, message: str) -> types.JSONRPCError:
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id,
+                              error=types.ErrorData(code=code, message=message))
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{where}: {problem.get('msg', '')}" if where else str(problem.get("msg", ""))
+
+
+class _Upstream:
+    """The client's side: JSON-RPC lines on standard input and output.
+
+    Input is read by a daemon thread and handed to the event loop, at most
+    :data:`QUEUED_LINES` lines ahead, so a read that waits for the client never keeps the
+    gateway from stopping. Output is written from the event loop, one line per message, in
+    order (a client that stops reading stops the gateway, as it would stop the server).
+    """
+
+    def __init__(self, reader: int, writer: BinaryIO) -> None:
+        self._writer = writer
+        self.gone = False
+        """The client stopped reading (its end of standard output is closed)."""
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._room = threading.BoundedSemaphore(QUEUED_LINES)
+        threading.Thread(target=self._read_all, args=(reader,), daemon=True,
+                         name="sentra-lang mcp-proxy stdin").start()
+
+    def _read_all(self, reader: int) -> None:
+        """Lines from the file descriptor ``reader``, read with ``os.read``: a daemon thread
+        blocked in a buffered file's read would hold its lock when the interpreter exits."""
+        line = bytearray()
+        try:
+            while chunk := os.read(reader, 65536):
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    line += chunk[start:end]
+                    self._put(line)
+                    start = end + 1
+                line += chunk[start:]
+        except OSError as error:
+            logger.warning("sentra-lang mcp-proxy: standard input failed: %s", error)
+        self._put(line)
+        self._hand(None)
+
+    def _put(self, line: bytearray) -> None:
+        if line.strip():
+            self._room.acquire()
+            self._hand(bytes(line))
+        line.clear()
+
+    def _hand(self, item: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):   # the loop is closed: the gateway has ended
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, item)
+
+    async def read(self) -> bytes | None:
+        """The next line from the client; None at its end."""
+        line = await self._lines.get()
+        if line is not None:
+            self._room.release()
+        return line
+
+    async def write(self, message: Message) -> None:
+        line = types.JSONRPCMessage(message).model_dump_json(by_alias=True, exclude_none=True)
+        try:
+            self._writer.write((line + "\n").encode("utf-8"))
+            self._writer.flush()
+        except OSError:   # a broken pipe: the client has gone
+            self.gone = True
