@@ -1,6 +1,6 @@
 """The SDK: ask a sentra-lang decision server, or an embedded engine, before an action runs.
 
-Standard library only. An agent talks to a :class:`Decider`: the in-process
+Standard library only. An agent talks to a :class:`PolicyEngine`: the in-process
 :class:`~sentra_runtime.Engine`, or :class:`RemoteEngine`, the same interface over a decision
 server's ``/v1`` API, so it switches between the two by one line::
 
@@ -15,7 +15,7 @@ server's ``/v1`` API, so it switches between the two by one line::
 :class:`RemoteEngine` **fails closed and on time**: every failure to get a decision (the server
 unreachable, slow, refusing, answering something that is not a decision) gives a *Blocked*
 decision whose rule id is ``FAIL_CLOSED`` and whose reason says what went wrong, within the
-call's deadline; deciding never raises. :class:`AsyncDecider` gives either engine an asyncio
+call's deadline; deciding never raises. :class:`AsyncEngine` gives either engine an asyncio
 face. :class:`Sentra` (and its in-process twin :class:`EmbeddedSentra`) keep the Sentra
 reference SDK's interface over the Sentra-compatible API, for reference clients.
 
@@ -26,7 +26,7 @@ and :mod:`sentra_runtime.wire` (decisions read back from the server's answers).
 
 from __future__ import annotations
 
-from sentra_runtime.remote import AsyncDecider, Decider, RemoteEngine, SentraError
+from sentra_runtime.remote import AsyncEngine, PolicyEngine, RemoteEngine, SentraError
 from sentra_runtime.sentra_api import (
     EmbeddedSentra,
     Sentra,
@@ -36,5 +36,5 @@ from sentra_runtime.sentra_api import (
 )
 from sentra_runtime.wire import FAIL_CLOSED
 
-__all__ = ["FAIL_CLOSED", "AsyncDecider", "Decider", "EmbeddedSentra", "RemoteEngine", "Sentra",
+__all__ = ["FAIL_CLOSED", "AsyncEngine", "PolicyEngine", "EmbeddedSentra", "RemoteEngine", "Sentra",
            "SentraBlocked", "SentraError", "SentraResult", "blocked"]

@@ -1,7 +1,7 @@
 """The SDK's remote engine: a decision server's ``/v1`` API with the engine's interface.
 
 :class:`RemoteEngine` decides over HTTP what :class:`~sentra_runtime.Engine` decides in process;
-both satisfy :class:`Decider`. Deciding fails closed and on time (a ``FAIL_CLOSED`` Blocked
+both satisfy :class:`PolicyEngine`. Deciding fails closed and on time (a ``FAIL_CLOSED`` Blocked
 decision, never an exception); reads and resets raise :class:`SentraError`.
 :class:`ServerClient` holds what every HTTP client of the server shares (the transport, the
 tokens, reading answers). Import these from :mod:`sentra_runtime.client`.
@@ -40,7 +40,7 @@ MAX_FIELD_DEPTH = 64
 
 
 @runtime_checkable
-class Decider(Protocol):
+class PolicyEngine(Protocol):
     """What an agent asks of a gate, in process (:class:`~sentra_runtime.Engine`) or over HTTP
     (:class:`RemoteEngine`): code written against it runs with either."""
 
@@ -256,7 +256,7 @@ class RemoteEngine(ServerClient):
                                                 f"{printable(str(error))})")
 
     evaluate = decide
-    """:class:`~sentra_runtime.Engine`'s name for :meth:`decide` (the :class:`Decider`
+    """:class:`~sentra_runtime.Engine`'s name for :meth:`decide` (the :class:`PolicyEngine`
     interface)."""
 
     def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
@@ -399,13 +399,13 @@ def agent_segment(agent_id: str) -> str:
         raise SentraError(f"agent id {agent_id!r} is not valid Unicode text") from None
 
 
-class AsyncDecider:
-    """An asyncio face for any :class:`Decider` (an :class:`~sentra_runtime.Engine` or a
+class AsyncEngine:
+    """An asyncio face for any :class:`PolicyEngine` (an :class:`~sentra_runtime.Engine` or a
     :class:`RemoteEngine`): each call runs the blocking one in a worker thread, so the event
     loop is never held. A cancelled call still completes in its thread (the decision is made
     and recorded); only its answer is dropped."""
 
-    def __init__(self, decider: Decider) -> None:
+    def __init__(self, decider: PolicyEngine) -> None:
         self.decider = decider
 
     async def evaluate(self, agent_id: str, action: str,

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise UsageError("this command needs the `mcp` extra: pip install 'sentra-lang[mcp]'") \
             from error
-    from sentra_runtime.client import Decider
+    from sentra_runtime.client import PolicyEngine
 
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.mcp.verdicts import never_allowed
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_FAILURE
     policy = loaded.policy
-    decider: Decider = remote(args, policy.hash) if args.server else embedded(args, loaded.table)
+    decider: PolicyEngine = remote(args, policy.hash) if args.server else embedded(args, loaded.table)
     hidden = (lambda tool: never_allowed(policy, tool)) if args.hide_never_allowed else None
     gateway = Gateway(decider, args.agent_id, hidden, offload=args.server is not None)
     server = StdioServerParameters(command=command[0], args=command[1:], env={

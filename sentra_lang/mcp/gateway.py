@@ -36,7 +36,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from sentra_runtime import Decision
-from sentra_runtime.client import Decider
+from sentra_runtime.client import PolicyEngine
 from sentra_runtime.wire import fail_closed
 
 from sentra_lang.mcp.verdicts import refusal_result
@@ -59,7 +59,7 @@ class Gateway:
     hides from tool lists the tools ``hidden`` names (``None``: hide nothing). ``run`` needs
     asyncio's event loop (``asyncio.run``)."""
 
-    def __init__(self, decider: Decider, agent_id: str,
+    def __init__(self, decider: PolicyEngine, agent_id: str,
                  hidden: Callable[[str], bool] | None = None, *, offload: bool = True) -> None:
         self.decider = decider
         self.agent_id = agent_id

@@ -1,4 +1,4 @@
-"""AsyncDecider: either engine from asyncio, the event loop never held by a slow server."""
+"""AsyncEngine: either engine from asyncio, the event loop never held by a slow server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sentra_runtime import ActionDenied, Engine
-from sentra_runtime.client import FAIL_CLOSED, AsyncDecider, RemoteEngine
+from sentra_runtime.client import FAIL_CLOSED, AsyncEngine, RemoteEngine
 
 from tests.sdk.hostile import HostileServer, silent
 from tests.server.conftest import Server
@@ -39,14 +39,14 @@ def test_concurrent_decisions_match_the_embedded_engine(
         sentra_server: Server, sentra_table: dict[str, Any], agent: str) -> None:
     actions = ["DELETE_RECORD"] * 6   # the same action: the outcome counts are order-free
 
-    async def decide_all(decider: AsyncDecider) -> list[str]:
+    async def decide_all(decider: AsyncEngine) -> list[str]:
         decisions = await asyncio.gather(*(decider.evaluate(agent, action)
                                            for action in actions))
         state = await decider.state(agent)
         return sorted(decision.label for decision in decisions) + [state.status]
 
-    remote = asyncio.run(decide_all(AsyncDecider(RemoteEngine(sentra_server.url))))
-    embedded = asyncio.run(decide_all(AsyncDecider(Engine(sentra_table))))
+    remote = asyncio.run(decide_all(AsyncEngine(RemoteEngine(sentra_server.url))))
+    embedded = asyncio.run(decide_all(AsyncEngine(Engine(sentra_table))))
     assert remote == embedded
     assert remote == ["Agent Shut Down", "Allowed", "Allowed", "Allowed", "Blocked", "Blocked",
                       "shut_down"]   # 30 + 30 + 30, then 120 > 100 three times
@@ -54,7 +54,7 @@ def test_concurrent_decisions_match_the_embedded_engine(
 
 def test_a_slow_server_does_not_hold_the_event_loop(hostile: HostileServer) -> None:
     hostile.respond = silent
-    decider = AsyncDecider(RemoteEngine(hostile.url, timeout=1.0))
+    decider = AsyncEngine(RemoteEngine(hostile.url, timeout=1.0))
     decision, ticks = asyncio.run(while_ticking(decider.evaluate("agent", "FILE_READ")))
     assert decision.rule_id == FAIL_CLOSED and "within the 1 s deadline" in decision.reason
     assert ticks >= 10
@@ -65,7 +65,7 @@ def test_a_guarded_coroutine_is_checked_in_a_worker_thread(hostile: HostileServe
     engine = RemoteEngine(hostile.url, timeout=1.0)
     ran: list[str] = []
 
-    @AsyncDecider(engine).guard("agent", "FILE_READ")
+    @AsyncEngine(engine).guard("agent", "FILE_READ")
     async def read(path: str) -> str:
         ran.append(path)
         return path

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sentra_runtime import ActionDenied, Engine
-from sentra_runtime.client import Decider, RemoteEngine
+from sentra_runtime.client import PolicyEngine, RemoteEngine
 
 from tests.server.conftest import Server
 
@@ -28,7 +28,7 @@ def outcome(call: Callable[[], Any]) -> tuple[str, ...]:
         return ("refused", str(refused))
 
 
-def positional_and_defaults(engine: Decider, agent: str) -> Observed:
+def positional_and_defaults(engine: PolicyEngine, agent: str) -> Observed:
     @engine.guard(agent, "EXPORT_DATA")
     def export(destination_type: str, data_classification: str = "sensitive",
                **options: Any) -> str:
@@ -39,7 +39,7 @@ def positional_and_defaults(engine: Decider, agent: str) -> Observed:
             outcome(lambda: export("external", data_classification="restricted"))]
 
 
-def static_fields_and_kwargs(engine: Decider, agent: str) -> Observed:
+def static_fields_and_kwargs(engine: PolicyEngine, agent: str) -> Observed:
     @engine.guard(agent, "EXPORT_DATA", {"destination_type": "external"})
     def export(data_classification: str = "sensitive", **options: Any) -> None:
         pass
@@ -49,7 +49,7 @@ def static_fields_and_kwargs(engine: Decider, agent: str) -> Observed:
             export.last_decision.rule_id]
 
 
-def refusals_at_call(engine: Decider, agent: str) -> Observed:
+def refusals_at_call(engine: PolicyEngine, agent: str) -> Observed:
     @engine.guard(agent, "SEND_NOTIFICATION")
     def notify(*recipients: str, **fields: Any) -> int:
         return len(recipients)
@@ -65,7 +65,7 @@ def refusals_at_call(engine: Decider, agent: str) -> Observed:
             notify.last_decision.rule_id, export.last_decision]
 
 
-def refusals_of_the_guard_itself(engine: Decider, agent: str) -> Observed:
+def refusals_of_the_guard_itself(engine: PolicyEngine, agent: str) -> Observed:
     """Checks that need the declared names: when decorating on an engine, at the first call on
     a remote one (decorating does not wait for the network); the same refusal either way."""
     def decorated_and_called(fields: dict[str, Any], function: Callable[..., Any]) -> Any:
@@ -83,7 +83,7 @@ def refusals_of_the_guard_itself(engine: Decider, agent: str) -> Observed:
             outcome(lambda: engine.guard(agent, "X")(lambda: (yield)))]
 
 
-def partials_and_flat_keys(engine: Decider, agent: str) -> Observed:
+def partials_and_flat_keys(engine: PolicyEngine, agent: str) -> Observed:
     def export(session: str, destination_type: str = "internal",
                data_classification: str = "internal") -> tuple[str, str]:
         return destination_type, data_classification
@@ -101,7 +101,7 @@ def partials_and_flat_keys(engine: Decider, agent: str) -> Observed:
                 "context.approval_requires_verified_eligibility": True}))]
 
 
-def methods_and_coroutines(engine: Decider, agent: str) -> Observed:
+def methods_and_coroutines(engine: PolicyEngine, agent: str) -> Observed:
     class Exporter:
         destination_type = "ignored"
 
@@ -146,15 +146,15 @@ EXPECTED: dict[str, Callable[[Observed], bool]] = {
 
 
 @pytest.fixture
-def engines(sentra_table: dict[str, Any], sentra_server: Server) -> Iterator[list[Decider]]:
+def engines(sentra_table: dict[str, Any], sentra_server: Server) -> Iterator[list[PolicyEngine]]:
     remote = RemoteEngine(sentra_server.url)
     yield [Engine(sentra_table), remote]
     remote.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
-def test_the_guard_rules_are_the_same_remotely(case: Callable[[Decider, str], Observed],
-                                               engines: list[Decider], agent: str) -> None:
+def test_the_guard_rules_are_the_same_remotely(case: Callable[[PolicyEngine, str], Observed],
+                                               engines: list[PolicyEngine], agent: str) -> None:
     embedded, remote = (case(engine, agent) for engine in engines)
     assert embedded == remote
     assert EXPECTED[case.__name__](embedded), embedded

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sentra_runtime import ActionDenied, AgentState, Engine
-from sentra_runtime.client import FAIL_CLOSED, Decider, RemoteEngine, SentraError
+from sentra_runtime.client import FAIL_CLOSED, PolicyEngine, RemoteEngine, SentraError
 
 from tests.sdk.conftest import READ_TOKEN
 from tests.sdk.hostile import HostileServer, Request, http_answer
@@ -77,7 +77,7 @@ def test_the_decision_is_the_embedded_engine_s_with_its_explanation(
     assert explanation.matched_rule == "BLOCK_LARGE_REFUND"
 
 
-def run_agent(engine: Decider, agent: str) -> list[str]:
+def run_agent(engine: PolicyEngine, agent: str) -> list[str]:
     """An agent written once against the interface: it runs on either engine."""
     labels = []
     for amount in (20, 600, 30, 700, 800, 10):
@@ -89,9 +89,9 @@ def run_agent(engine: Decider, agent: str) -> list[str]:
 
 def test_an_agent_switches_engines_by_one_line(refund_server: Server,
                                                refund_table: dict[str, Any], agent: str) -> None:
-    embedded: Decider = Engine(refund_table)
-    remote_engine: Decider = remote(refund_server)
-    assert isinstance(embedded, Decider) and isinstance(remote_engine, Decider)
+    embedded: PolicyEngine = Engine(refund_table)
+    remote_engine: PolicyEngine = remote(refund_server)
+    assert isinstance(embedded, PolicyEngine) and isinstance(remote_engine, PolicyEngine)
     expected = ["Allowed", "Blocked", "Allowed", "Blocked", "Agent Shut Down",
                 "Agent Shut Down", "shut_down"]
     assert run_agent(embedded, agent) == run_agent(remote_engine, agent) == expected
