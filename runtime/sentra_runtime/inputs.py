@@ -249,6 +249,32 @@ def closest(name: str, candidates: Sequence[str]) -> str | None:
     return next((candidate for candidate in pool if candidate.rsplit(".", 1)[-1] == last), None)
 
 
+def lookup(fields: Mapping[str, Any], name: str) -> Any:
+    """The raw value of the dotted field ``name`` in ``fields`` (:data:`MISSING` when absent),
+    or a :class:`Problem`: an object on its path that is not an object, or the field given both
+    inside its object and as a flat key."""
+    parts = name.split(".")
+    node: Any = fields
+    for depth, part in enumerate(parts[:-1]):
+        node = node.get(part)
+        if node is None:
+            node = MISSING
+            break
+        if not isinstance(node, Mapping):
+            return Problem(NOT_AN_OBJECT, ".".join(parts[:depth + 1]), node)
+    nested = MISSING if node is MISSING else node.get(parts[-1], MISSING)
+    if nested is None:
+        nested = MISSING
+    if len(parts) == 1:
+        return nested
+    flat = fields.get(name, MISSING)
+    if flat is None or flat is MISSING:
+        return nested
+    if nested is not MISSING:
+        return Problem(GIVEN_TWICE, name, flat)
+    return flat
+
+
 # -- the schema ----------------------------------------------------------------------------------
 
 class InputSchema:
@@ -330,29 +356,11 @@ class InputSchema:
         return self.check(index, raw)
 
     def lookup(self, fields: Mapping[str, Any], name: str) -> Any:
-        """The raw value of the dotted field ``name`` (:data:`MISSING` when absent), or a
-        :class:`Problem`: an object on its path that is not an object, or the field given both
-        inside its object and as a flat key."""
-        parts = name.split(".")
-        node: Any = fields
-        for depth, part in enumerate(parts[:-1]):
-            node = node.get(part)
-            if node is None:
-                node = MISSING
-                break
-            if not isinstance(node, Mapping):
-                return Problem(NOT_AN_OBJECT, ".".join(parts[:depth + 1]), node)
-        nested = MISSING if node is MISSING else node.get(parts[-1], MISSING)
-        if nested is None:
-            nested = MISSING
-        if len(parts) == 1:
-            return nested
-        flat = fields.get(name, MISSING)
-        if flat is None or flat is MISSING:
-            return nested
-        if nested is not MISSING:
-            return Problem(GIVEN_TWICE, name, flat, self._spec(name))
-        return flat
+        """:func:`lookup`, with the declared field attached to a ``given_twice`` problem."""
+        raw = lookup(fields, name)
+        if raw.__class__ is Problem and raw.kind == GIVEN_TWICE:
+            return Problem(GIVEN_TWICE, name, raw.value, self._spec(name))
+        return raw
 
     def check(self, index: int, raw: Any) -> Any:
         """Field ``index``'s value for the raw value ``raw`` (:data:`MISSING` when absent), or

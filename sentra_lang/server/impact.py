@@ -29,12 +29,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sentra_runtime.audit import DECISION
+from sentra_runtime.decider import ALREADY_SHUT_DOWN
 from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
-from sentra_runtime.engine import ALREADY_SHUT_DOWN
+from sentra_runtime.inputs import lookup
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security
-from sentra_lang.server.gate import Gate, lookup
+from sentra_lang.server.gate import Gate
 from sentra_lang.server.store import Reads
 
 Bucket = Literal["hour", "day", "week", "month"]
