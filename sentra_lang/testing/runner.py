@@ -214,15 +214,24 @@ def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagno
         source, diagnostics = read_source(path)
     except OSError as error:
         raise FileUnreadable(f"cannot read `{path}`: {error.strerror or error}") from error
-    suite = None
-    if not diagnostics:
-        suite, diagnostics = parse_suite(source.text, str(path))
-    loaded = LoadedSuite(path, str(path), suite, None, False)
+    if diagnostics:
+        return LoadedSuite(path, str(path), None, None, False), diagnostics
+    return collect_suite(source.text, path, cache.get)
+
+
+def collect_suite(text: str, path: Path, policy_of: Callable[[Path], PolicyUnderTest],
+                  display: str | None = None) -> tuple[LoadedSuite, list[Diagnostic]]:
+    """Parse and check the text of the suite file `path` (as read, or as an editor holds it),
+    with its policy from `policy_of` (which raises FileUnreadable): what `sentra-lang test`
+    reports when it collects the suite. `display` names the file in diagnostics."""
+    display = str(path) if display is None else display
+    suite, diagnostics = parse_suite(text, display)
+    loaded = LoadedSuite(path, display, suite, None, False)
     if suite is None or has_errors(diagnostics):
         return loaded, diagnostics
     policy_path = path.parent / suite.policy
     try:
-        put = cache.get(policy_path)
+        put = policy_of(policy_path)
     except FileUnreadable:
         diagnostics.append(diagnostic("SL501", f"cannot read policy `{suite.policy}`",
                                       suite.policy_span,
