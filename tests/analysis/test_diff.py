@@ -342,6 +342,39 @@ def test_git_revisions_with_their_imports(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2 and "Traceback" not in err
 
 
+def test_imports_stay_inside_the_root_in_files_and_revisions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A library beside the policies' folder is read only under `--root`, for a file and for a
+    revision alike (the same folder of the repository as the revision has it)."""
+    repo = tmp_path / "repo"
+    (repo / "shared").mkdir(parents=True)
+    (repo / "policies").mkdir()
+    library = repo / "shared" / "fields.sentra"
+    library.write_text("input {\n  amount: number\n}\nlet BIG = amount > 100\n", encoding="utf-8")
+    (repo / "policies" / "pay.sentra").write_text(
+        'import "../shared/fields.sentra"\npolicy pay version "1" {}\n'
+        "action PAY {\n  when BIG block as BIG_PAY\n  allow as PAY_OK\n}\n"
+        "otherwise block as NO\n", encoding="utf-8")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "one")
+    library.write_text("input {\n  amount: number\n}\nlet BIG = amount > 500\n", encoding="utf-8")
+    monkeypatch.chdir(repo)
+    versions = ("HEAD:policies/pay.sentra", "policies/pay.sentra")
+    code, out, err = run_cli(capsys, *versions, "--color", "never")
+    assert code == 2 and out == "" and "\x1b[" not in err
+    assert "error[SL014]: import refused" in err, err
+    code, out, err = run_cli(capsys, *versions, "--root", ".", "--fail-on-change")
+    assert code == 1, err
+    assert "block `BIG_PAY` -> allow `PAY_OK`" in out
+    code, _, err = run_cli(capsys, *versions, "--root", str(tmp_path))
+    assert code == 2 and "not inside the git repository" in err
+    code, _, err = run_cli(capsys, "policies/pay.sentra", "policies/pay.sentra", "--color",
+                           "always")
+    assert code == 2 and "\x1b[" in err
+
+
 @LAWS
 @given(policy_pairs())
 def test_the_sparse_representation_diffs_alike(pair: tuple[SmallPolicy, SmallPolicy]) -> None:
