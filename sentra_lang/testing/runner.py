@@ -500,7 +500,9 @@ class Runner:
             record(decision, name)
             return decision
 
-        outcome = _run_property()(prop, put, evaluate, examples=self.examples)
+        from sentra_lang.testing.properties import run_property  # the analysis, on first use
+
+        outcome = run_property(prop, put, evaluate, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
             return outcome.examples, None, outcome.method
@@ -522,16 +524,6 @@ class Runner:
                             prop.target.span)
         return (outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details),
                 outcome.method)
-
-
-def _run_property() -> Any:
-    """The property runner, imported on first use: it needs Hypothesis (the `properties`
-    extra), which suites without properties do without."""
-    try:
-        from sentra_lang.testing.properties import run_property
-    except ImportError as error:
-        raise MissingExtra("properties", "hypothesis") from error
-    return run_property
 
 
 def _render(value: Any) -> str:

@@ -8,9 +8,9 @@ installs the two wheels (their dependencies come from the package index) and mea
 The growth is what the install adds; the target is at most 40 MB for the plain install.
 
 Then it runs, inside that environment, what the plain install promises: `check`, `compile`,
-`fmt --check`, `explain`, `test` (scenarios and cases of the Sentra suite; its property checks
-sample inputs with Hypothesis, the `properties` extra, and must say so without it), `docs` (which must ask for the
-`docs` extra, exit 2), `pip check`; and after `pip uninstall sentra-runtime`, `pip check` must
+`fmt --check`, `explain`, `test` (scenarios and cases of the Sentra suite; every shipped suite,
+whose properties are all proved; and a property that must sample inputs with Hypothesis, the
+`properties` extra, which must say so), `docs` (which must ask for the `docs` extra, exit 2), `pip check`; and after `pip uninstall sentra-runtime`, `pip check` must
 report the missing runtime. Exit status 1 when any of these fails or the target is missed.
 """
 
@@ -124,8 +124,11 @@ def smoke(env: Path, work: Path) -> list[Check]:
            needle="BLOCK_PERMISSION_CHANGE")
     expect("test (scenarios and cases)", [cli, "test", "policies/sentra.sentra-test", "--tag",
                                            "walkthrough", "--tag", "export"], needle="passed")
-    expect("test (properties need the extra)", [cli, "test", "policies/"],
-           code=1, needle="pip install 'sentra-lang[properties]'")
+    expect("test policies/ (every property proved, no extra)", [cli, "test", "policies/"],
+           needle=", 0 sampled in ")
+    expect("test (a sampled property needs the extra)",
+           [cli, "test", "tests/fixtures/sampled/"], code=1,
+           needle="pip install 'sentra-lang[properties]'")
     expect("docs needs its extra", [cli, "docs", "policies/", "-o", str(work / "site")],
            code=2, needle=EXTRA_MISSING)
     expect("pip check", [python, "-m", "pip", "check"])
