@@ -17,10 +17,11 @@ from pathlib import Path
 from sentra_lang import ast
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import Diagnostic, Severity
+from sentra_lang.files import MAX_SOURCE_BYTES
 from sentra_lang.loader import FileUnreadable, Program
 from sentra_lang.lsp.symbols import PolicyIndex, References, index_program, suite_references
 from sentra_lang.lsp.text import Document, LineIndex
-from sentra_lang.parser import MAX_SOURCE_BYTES, decode_source
+from sentra_lang.parser import decode_source
 from sentra_lang.source import NO_SPAN, Source, Span
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import PolicyUnderTest, load
