@@ -301,6 +301,8 @@ class InputSchema:
         """Per object path (``""`` for the input itself): the keys it may hold."""
         self.objects = frozenset(path for path in self.members if path)
         """The paths of the objects that hold declared fields (``context``)."""
+        self.positions = {spec.name: index for index, spec in enumerate(self.specs)}
+        """Per declared field: its index in :attr:`specs` (and in :meth:`read`'s values)."""
         self.defaults = tuple(self._default(spec) for spec in self.specs)
         """Per field: its normalised default, ``None`` when optional, :data:`MISSING` when
         required."""
@@ -362,6 +364,10 @@ class InputSchema:
             return Problem(GIVEN_TWICE, name, raw.value, self._spec(name))
         return raw
 
+    def check_field(self, name: str, raw: Any) -> Any:
+        """:meth:`check` of the declared field ``name`` (``KeyError`` when there is none)."""
+        return self.check(self.positions[name], raw)
+
     def check(self, index: int, raw: Any) -> Any:
         """Field ``index``'s value for the raw value ``raw`` (:data:`MISSING` when absent), or
         its :class:`Problem`."""
@@ -411,4 +417,4 @@ class InputSchema:
         return Problem(UNDECLARED, path, value, suggestion=closest(path, self._candidates))
 
     def _spec(self, name: str) -> InputSpec:
-        return next(spec for spec in self.specs if spec.name == name)
+        return self.specs[self.positions[name]]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sentra_runtime.inputs import Problem
+
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
@@ -27,26 +29,6 @@ def item_names(item: s.Item) -> list[tuple[str, Any]]:
     if isinstance(item, s.Cases):
         return [(f"{item.name}[{index}]", row.span) for index, row in enumerate(item.rows, 1)]
     return [(item.name, item.name_span)]
-
-
-def value_fits(spec: Any, value: Any) -> bool:
-    kind = spec.type
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "enum":
-        if not isinstance(value, str):
-            return False
-        for step in spec.normalize:
-            value = value.strip() if step == "trim" else value.lower() if step == "lower" \
-                else value.upper()
-        return value in (spec.values or [])
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 class _Checker:
@@ -96,7 +78,9 @@ class _Checker:
         if not self.field_known(path, path_span) or value.omitted:
             return
         spec = self.put.fields[path]
-        if value_fits(spec, value.value):
+        assert self.put.policy is not None
+        checked = self.put.policy.input_schema.check_field(path, value.value)
+        if checked.__class__ is not Problem:  # the value fits, as the runtime reads it
             return
         rule = expect.get("rule") if expect is not None else None
         if rule is not None and rule.value == "INVALID_INPUT":
