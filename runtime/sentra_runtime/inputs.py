@@ -175,6 +175,13 @@ _STEPS: dict[str, Callable[[str], str]] = {"trim": str.strip, "lower": str.lower
                                            "upper": str.upper}
 
 
+def normalize(text: str, steps: Sequence[str]) -> str:
+    """``text`` with normalisation steps (``trim``, ``lower``, ``upper``) applied in order."""
+    for step in steps:
+        text = _STEPS[step](text)
+    return text
+
+
 def normalizer(steps: Sequence[str]) -> Callable[[str], str]:
     """The function applying normalisation steps (``trim``, ``lower``, ``upper``) in order."""
     functions = [_STEPS[step] for step in steps]

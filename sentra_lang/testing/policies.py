@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_runtime import Policy
+from sentra_runtime.inputs import normalize
 
 from sentra_lang.compiler import Compilation
 from sentra_lang.policy_file import load_policy_file
@@ -37,10 +38,7 @@ class PolicyUnderTest:
 
     def normalize_action(self, action: str) -> str:
         assert self.policy is not None
-        for step in self.policy.action_normalize:
-            action = (action.strip() if step == "trim" else action.lower() if step == "lower"
-                      else action.upper())
-        return action
+        return normalize(action, self.policy.action_normalize)
 
     def rules_for(self, action: str) -> list[str]:
         """The policy rules that can decide `action` (its block's rules, or `otherwise`)."""
