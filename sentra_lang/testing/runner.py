@@ -4,7 +4,6 @@ in-memory state, compare each step with its expectations, and collect coverage."
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -535,30 +534,3 @@ def _render(value: Any) -> str:
 def _summary(mismatches: list[Mismatch]) -> str:
     return "; ".join(f"expected {m.kind} {_render(m.expected)}, got {_render(m.actual)}"
                      for m in mismatches)
-
-
-def tty_progress(stream: Any = None) -> Callable[[int, int, TestItem], None] | None:
-    """A live `[ 12/140] name` line on stderr when it is a terminal (at most 10 updates/s)."""
-    stream = stream or sys.stderr
-    if not stream.isatty():
-        return None
-    last = [0.0]
-
-    def show(index: int, total: int, item: TestItem) -> None:
-        now = time.monotonic()
-        if now - last[0] < 0.1 and index + 1 < total:
-            return
-        last[0] = now
-        width = len(str(total))
-        line = f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100]
-        stream.write("\r\x1b[K" + line)
-        stream.flush()
-
-    return show
-
-
-def clear_progress(stream: Any = None) -> None:
-    stream = stream or sys.stderr
-    if stream.isatty():
-        stream.write("\r\x1b[K")
-        stream.flush()
