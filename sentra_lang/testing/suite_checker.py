@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sentra_runtime.decider import INVALID_INPUT_ID, UNDECLARED_FIELD_ID
 from sentra_runtime.inputs import Problem
 
 from sentra_lang import ast
@@ -70,11 +71,16 @@ class _Checker:
             return True
         self.report("SL502", f"field `{path}` is not declared by policy "
                     f"`{self.put.table['policy']['name']}`", span,
-                    help=did_you_mean(path, self.put.fields))
+                    help=did_you_mean(path, self.put.fields)
+                    or "a step that means to send it expects `rule UNDECLARED_FIELD`")
         return False
 
     def value(self, path: str, path_span: Any, value: s.Value,
               expect: s.Expectation | None) -> None:
+        rule = expect.get("rule") if expect is not None else None
+        expected = rule.value if rule is not None else None
+        if path not in self.put.fields and expected == UNDECLARED_FIELD_ID:
+            return  # the step tests the refusal of an undeclared field
         if not self.field_known(path, path_span) or value.omitted:
             return
         spec = self.put.fields[path]
@@ -82,8 +88,7 @@ class _Checker:
         checked = self.put.policy.input_schema.check_field(path, value.value)
         if checked.__class__ is not Problem:  # the value fits, as the runtime reads it
             return
-        rule = expect.get("rule") if expect is not None else None
-        if rule is not None and rule.value == "INVALID_INPUT":
+        if expected == INVALID_INPUT_ID:
             return
         wanted = f"one of {', '.join(spec.values or [])}" if spec.type == "enum" else spec.type
         self.report("SL506", f"`{path}` is declared `{spec.type}`; this value is not {wanted}",

@@ -91,3 +91,18 @@ def test_sl506_is_exactly_what_the_runtime_refuses(tmp_path: Path, field: str, v
     assert codes == ([] if fits else ["SL506"]), run.diagnostics
     if fits:
         assert [r.outcome for r in run.results] == ["passed"]
+
+
+def test_a_step_may_send_an_undeclared_field_to_see_it_refused(tmp_path: Path) -> None:
+    """`rule UNDECLARED_FIELD` is one of the runtime's own ids, and a step expecting it may send
+    the field (SL502 otherwise: a typo in a test tests nothing)."""
+    (tmp_path / "small.sentra").write_text(POLICY)
+    suite = tmp_path / "s.sentra-test"
+    suite.write_text('suite "s" for "small.sentra"\nscenario "typo" {\n'
+                     '  agent "a" PAY { amont: 5 } -> blocked rule UNDECLARED_FIELD\n}\n'
+                     'scenario "unmeant" {\n  agent "a" PAY { amont: 5 } -> allowed\n}\n')
+    run = Runner().run_paths([str(suite)])
+    assert [(d.code, d.span.line) for d in run.diagnostics] == [("SL502", 6)]
+    suite.write_text(suite.read_text().split('scenario "unmeant"')[0])
+    run = Runner().run_paths([str(suite)])
+    assert not run.diagnostics and [r.outcome for r in run.results] == ["passed"]
