@@ -54,8 +54,13 @@ class Report:
         return all(check.ok for check in self.checks)
 
 
+ISOLATED = ("VIRTUAL_ENV", "PYTHONPATH", "PIP_QUIET")
+"""Left out of the commands' environment: the fresh venv is used as it is, and pip says what it
+finds (CI sets PIP_QUIET, which would silence `pip check`)."""
+
+
 def run(command: list[str], *, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env = {key: value for key, value in os.environ.items() if key not in ISOLATED}
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
