@@ -20,17 +20,12 @@ from typing import Any
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
 from sentra_lang.regions import MAX_PAIRS, Outcome, Row, RowIndex, TooManyPieces, engine_for
-from sentra_lang.space import COMPARISONS, MISSING, Space, SpaceTooLarge, build_space, holds
-from sentra_lang.table import Table, Test
+from sentra_lang.space import Space, SpaceTooLarge, build_space
+from sentra_lang.table import Table
 
 SUMMARY_AFTER = 3
 """A rule that out-decides more later rules than this gets one summary note (SL404)."""
 SHOWN_IN_SUMMARY = 3
-
-def evaluate_test(test: Test, values: dict[str, Any]) -> bool:
-    """The table's test semantics (docs/table.md) on normalised values; MISSING means absent."""
-    return holds(test, values.get(test.field, MISSING), values.get(test.other or "", MISSING))
-
 
 @dataclass(frozen=True)
 class AnalysisOptions:
@@ -193,5 +188,4 @@ class _Report:
                  "note and witness per pair")
 
 
-__all__ = ["COMPARISONS", "MISSING", "AnalysisOptions", "analyse", "action_rows",
-           "evaluate_test"]
+__all__ = ["AnalysisOptions", "analyse", "action_rows"]

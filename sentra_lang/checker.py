@@ -7,9 +7,11 @@ others, so every problem in a file is reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from sentra_runtime.inputs import normalize
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
@@ -96,12 +98,6 @@ class Model:
     blocks: list[BlockInfo] = field(default_factory=list)
     otherwise: RuleInfo | None = None
     header_span: Span = NO_SPAN
-
-
-def normalize_text(text: str, steps: Sequence[str]) -> str:
-    for step in steps:
-        text = text.strip() if step == "trim" else text.lower() if step == "lower" else text.upper()
-    return text
 
 
 def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
@@ -286,9 +282,9 @@ class Checker:
                         default.span)
             return None
         if isinstance(default, ast.SetLit):
-            return sorted({normalize_text(s.value, info.normalize) for s in default.items})
+            return sorted({normalize(s.value, info.normalize) for s in default.items})
         if isinstance(default, ast.Str):
-            return normalize_text(default.value, info.normalize)
+            return normalize(default.value, info.normalize)
         return default.value
 
     # ---------------------------------------------------------------------- lets
@@ -405,7 +401,7 @@ class Checker:
         for loaded, block in self._items(ast.ActionBlock):
             names = []
             for action in block.names:
-                normalized = normalize_text(action.value, self.model.action_normalize)
+                normalized = normalize(action.value, self.model.action_normalize)
                 if normalized in seen_names:
                     self.report("SL106", f"action `{normalized}` is named by an earlier block",
                                 action.span,
@@ -575,8 +571,8 @@ class Checker:
             self.report("SL202", f"`{info.name}` can never be {_show(literal)}", literal.span,
                         help=did_you_mean(literal.value, info.values or [])
                         or "values: " + ", ".join(info.values or []))
-        elif normalize_text(literal.value, info.normalize) != literal.value:
-            normalized = normalize_text(literal.value, info.normalize)
+        elif normalize(literal.value, info.normalize) != literal.value:
+            normalized = normalize(literal.value, info.normalize)
             self.report("SL207", f"`{info.name}` is normalised ({', '.join(info.normalize)}), so it "
                         f"is never {_show(literal)}", literal.span,
                         help=f"write \"{normalized}\"")
@@ -617,7 +613,7 @@ class Checker:
             self.report("SL209", f"`{test.op}` needs a string field; `{info.name}` is `{info.type}`",
                         test.span)
             return
-        if normalize_text(test.value.value, [s for s in info.normalize if s != "trim"]) != test.value.value:
+        if normalize(test.value.value, [s for s in info.normalize if s != "trim"]) != test.value.value:
             self.report("SL207", f"`{info.name}` is normalised ({', '.join(info.normalize)}), so it "
                         f"never {test.op.replace('_', ' ')} {_show(test.value)}", test.value.span)
 

@@ -306,12 +306,14 @@ _ENTRIES = [
          "A suite sets or tests a field the policy's `input` block does not declare. The "
          "runtime would block the step's action (`UNDECLARED_FIELD`), or read past the field "
          "when the policy says `undeclared_fields ignore`, so the step would not test what it "
-         "says.",
+         "says. A step that sends the field on purpose expects `rule UNDECLARED_FIELD`, and is "
+         "not reported.",
          "", ""),
     Code("SL503", "unknown rule id in suite", "error",
          "An expectation names a rule id that is neither a rule of the policy nor one of the "
          "runtime's own ids (`RISK_THRESHOLD_EXCEEDED`, `AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS`, "
-         "`AGENT_ALREADY_SHUT_DOWN`, `INVALID_INPUT`, `UNKNOWN_ACTION`, `NO_RULE_MATCHED`).",
+         "`AGENT_ALREADY_SHUT_DOWN`, `INVALID_INPUT`, `UNDECLARED_FIELD`, `UNKNOWN_ACTION`, "
+         "`NO_RULE_MATCHED`).",
          "", ""),
     Code("SL504", "impossible expectation", "error",
          "The expectation can never hold, whatever the state: for example `allowed rule X` "

@@ -107,18 +107,13 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A "did you mean `x`?" help line for the closest candidate, if one is close enough."""
-    import difflib
+    """A "did you mean `x`?" help line for the closest candidate, if one is close enough: by
+    the runtime's rule (`sentra_runtime.inputs.closest`), so `check` and a blocked input with an
+    undeclared field suggest the same name."""
+    from sentra_runtime.inputs import closest
 
-    pool = sorted(set(candidates))
-    matches = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    if not matches:
-        lowered = {c.lower(): c for c in pool}
-        matches = [lowered[name.lower()]] if name.lower() in lowered else []
-    if not matches:
-        suffix = [c for c in pool if c.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
-        matches = suffix[:1]
-    return f"did you mean `{matches[0]}`?" if matches else None
+    match = closest(name, list(candidates))
+    return f"did you mean `{match}`?" if match else None
 
 
 # ---------------------------------------------------------------------------------- human

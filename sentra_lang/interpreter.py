@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentra_runtime.inputs import InputSchema, Problem
-from sentra_runtime.policy import InputSpec
+from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalize
+from sentra_runtime.policy import COMPARISONS, InputSpec
 
 from sentra_lang import ast
-from sentra_lang.analysis import COMPARISONS, MISSING
-from sentra_lang.checker import FieldInfo, Model, RuleInfo, normalize_text
+from sentra_lang.checker import FieldInfo, Model, RuleInfo
 
 
 class InvalidInput(Exception):
@@ -55,7 +54,7 @@ class Interpreter:
                 for spec, value in zip(self.schema.specs, values)}
 
     def rules_for(self, action: str) -> list[RuleInfo] | None:
-        normalized = normalize_text(action, self.model.action_normalize)
+        normalized = normalize(action, self.model.action_normalize)
         for block in self.model.blocks:
             if normalized in block.names:
                 return block.rules

@@ -110,7 +110,8 @@ def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Sour
     """A file's bytes as source text, or why they are none: what a policy or suite file may hold.
 
     Over 8 MiB is SL006, anything but UTF-8 text (a NUL byte included) SL005; then the source is
-    empty, so no diagnostic ever shows the bytes of a file that is not text. A leading UTF-8 byte
+    empty, so no diagnostic ever shows the bytes of a file that is not text (SL005's span still
+    has the bad byte's line, column and character offset, so an editor places it). A leading UTF-8 byte
     order mark is dropped (editors write one and hide it). `size` is the file's full size when
     `data` is only its first bytes.
     """
@@ -125,7 +126,7 @@ def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Sour
         prefix = data[:bad].decode("utf-8").removeprefix("\ufeff")
         line = prefix.count("\n") + 1
         column = len(prefix) - (prefix.rfind("\n") + 1) + 1
-        span = Span(Source(path, ""), line, column, line, column + 1, 0, 0)
+        span = Span(Source(path, ""), line, column, line, column + 1, len(prefix), len(prefix) + 1)
         return span.source, [diagnostic("SL005", f"file is not UTF-8 text (byte {bad})", span,
                                         help="policy and suite files are UTF-8 text")]
     return Source(path, data.decode("utf-8").removeprefix("\ufeff")), []

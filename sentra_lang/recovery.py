@@ -319,9 +319,10 @@ def matching_closer(text: str, opener: int) -> int | None:
 
 
 def unmatched_closer(text: str, start: int, opener: str) -> int | None:
-    """The first closer of `opener`'s kind after `start` that no later opener accounts for."""
+    """The first closer of `opener`'s kind after `start` that no opener accounts for: not a
+    later one, nor one still open at `start` (the first closers after `start` close those)."""
     closer = BRACKETS[opener]
-    depth = 0
+    depth = sum(1 for index in open_at(text, start) if text[index] == opener)
     for match in _LEXEME.finditer(text, start):
         char = match.group()
         if char == opener:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sentra_runtime import Decision, Engine
+from sentra_runtime.inputs import normalize
 
-from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line, normalize_text
+from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
@@ -252,7 +253,7 @@ class _Side:
         return list(zip([b for b in self.model.blocks if b.names], self.table.actions))
 
     def dispatch(self, action: str) -> int | None:
-        normalized = normalize_text(action, self.table.settings.action_normalize)
+        normalized = normalize(action, self.table.settings.action_normalize)
         for index, block in enumerate(self.table.actions):
             if normalized in block.names:
                 return index

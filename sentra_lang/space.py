@@ -33,14 +33,15 @@ input can ever equal or contain them), and free strings are built from such piec
 from __future__ import annotations
 
 import math
-import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import Any
 
-from sentra_lang.checker import normalize_text
+from sentra_runtime.inputs import MISSING, normalize, normalizer
+from sentra_runtime.policy import test_result
+
 from sentra_lang.table import InputField, Test
 
 MAX_REGIONS = 200_000
@@ -55,8 +56,6 @@ class _Mark:
         return f"<{self.name}>"
 
 
-MISSING: Any = _Mark("missing")
-"""An effective value: the field has none (optional, absent, no default)."""
 ABSENT: Any = _Mark("absent")
 """A raw value: the input does not give the field."""
 INVALID: Any = _Mark("invalid")
@@ -83,55 +82,16 @@ class SpaceTooLarge(Exception):
 
 # ----------------------------------------------------------------------------- semantics
 
-COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-"""The comparison operators of the table (docs/table.md), shared with the AST interpreter."""
-
-
-def base_holds(op: str, value: Any, operand: Any) -> bool:
-    """A positive test on present values, as docs/table.md defines it."""
-    if op in COMPARISONS:
-        if isinstance(operand, bool) or isinstance(value, bool):
-            return (value is operand) == (op == "==") if op in ("==", "!=") else False
-        return bool(COMPARISONS[op](value, operand))
-    if op == "in":
-        return value in operand
-    if op == "starts_with":
-        return bool(value.startswith(operand))
-    if op == "ends_with":
-        return bool(value.endswith(operand))
-    if op == "contains":
-        return operand in value
-    raise AssertionError(f"unknown operator {op}")
-
-
 def holds(test: Test, value: Any, other: Any = MISSING) -> bool:
-    """A test on effective values (MISSING when absent): false on a missing field, then
-    `negate` flips it."""
-    if test.op == "exists":
-        result = value is not MISSING
-    elif value is MISSING or (test.other is not None and other is MISSING):
-        result = False
-    else:
-        operand = other if test.other is not None else _operand(test)
-        result = base_holds(test.op, value, operand)
-    return result != test.negate
-
-
-def _operand(test: Test) -> Any:
-    return frozenset(test.value) if isinstance(test.value, list) else test.value
-
-
-def normalizer(steps: Sequence[str]) -> Callable[[str], str]:
-    steps = list(steps)
-    return lambda text: normalize_text(text, steps)
+    """A test on effective values (MISSING when absent), as the runtime defines it
+    (`sentra_runtime.policy.test_result`)."""
+    return test_result(test, None if value is MISSING else value,
+                       None if other is MISSING else other)
 
 
 def fixed(text: str, steps: Sequence[str]) -> bool:
     """Normalisation leaves `text` as it is (so some input has exactly this value)."""
-    return normalize_text(text, list(steps)) == text
+    return normalize(text, list(steps)) == text
 
 
 def _inner(steps: Sequence[str]) -> list[str]:
@@ -196,12 +156,12 @@ def _coerce(spec: InputField, raw: Any) -> Any:
     if kind in ("string", "enum"):
         if not isinstance(raw, str):
             return INVALID
-        value = normalize_text(raw, spec.normalize)
+        value = normalize(raw, spec.normalize)
         if kind == "enum" and value not in (spec.values or []):
             return INVALID
         return value
     if isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
-        return frozenset(normalize_text(item, spec.normalize) for item in raw)
+        return frozenset(normalize(item, spec.normalize) for item in raw)
     return INVALID
 
 
@@ -1037,5 +997,5 @@ def _fractions_between(lo: float | None, hi: float | None, count: int) -> list[f
     return sorted(set(out))[:count]
 
 
-__all__ = ["ABSENT", "COMPARISONS", "FREE", "INVALID", "MISSING", "Box", "Dim", "Space",
+__all__ = ["ABSENT", "FREE", "INVALID", "MISSING", "Box", "Dim", "Space",
            "SpaceTooLarge", "View", "build_space", "holds", "numeric_points"]

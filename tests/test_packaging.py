@@ -101,25 +101,27 @@ def test_extras_are_the_agreed_set() -> None:
             assert re.search(r">=[\d.]+,<[\d.]+$", requirement), f"unbounded: {requirement}"
 
 
+EXTRA_MODULES = ("fastapi", "starlette", "uvicorn", "mkdocs", "material", "jinja2", "markupsafe",
+                 "pygments", "hypothesis", "psycopg", "psycopg_pool", "mcp", "pygls")
+"""The top-level modules of every extra's dependencies."""
 BLOCKER = '''
 import importlib.abc, sys
-BLOCKED = {"fastapi", "starlette", "uvicorn", "mkdocs", "material", "jinja2", "markupsafe",
-           "pygments", "hypothesis", "psycopg", "psycopg_pool", "mcp", "pygls"}
+BLOCKED = set(sys.argv[1].split(","))
 class Block(importlib.abc.MetaPathFinder):
+    """Pretends the modules named in the first argument are not installed."""
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Block())
 from sentra_lang.cli import main
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(sys.argv[2:]))
 '''
-
-
-def without_extras(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as if no extra were installed: their modules cannot be imported."""
-    return subprocess.run([sys.executable, "-c", BLOCKER, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+def without_extras(*args: str, blocked: tuple[str, ...] = EXTRA_MODULES,
+                   cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as if the `blocked` modules (by default every extra's) were not installed."""
+    return subprocess.run([sys.executable, "-c", BLOCKER, ",".join(blocked), *args], cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("args", [
@@ -130,6 +132,7 @@ def without_extras(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[
     ["explain", "policies/sentra.sentra", "CHANGE_PERMISSION"],
     ["test", "policies/sentra.sentra-test", "--tag", "walkthrough", "--tag", "export"],
     ["check", "policies/", "--color", "always"],
+    ["--version"],
 ], ids=lambda args: " ".join(args[:2]))
 def test_core_commands_need_no_extra(args: list[str]) -> None:
     done = without_extras(*args)
@@ -137,17 +140,50 @@ def test_core_commands_need_no_extra(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_docs_says_which_extra_it_needs(tmp_path: Path) -> None:
-    done = without_extras("docs", "policies/", "-o", str(tmp_path / "site"))
-    assert done.returncode == 2
-    assert done.stderr.strip() == ("sentra-lang docs: error: this command needs the `docs` "
-                                   "extra: pip install 'sentra-lang[docs]'")
+def test_docs_as_markdown_needs_the_templates_but_not_mkdocs(tmp_path: Path) -> None:
+    args = ("docs", "policies/sentra.sentra", "--markdown-only")
+    done = without_extras(*args, "-o", str(tmp_path / "md"), blocked=("mkdocs", "material"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "md" / "mkdocs.yml").is_file()
+    done = without_extras(*args, "-o", str(tmp_path / "none"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == ("sentra-lang docs: error: this command needs the `docs` extra: "
+                           "pip install 'sentra-lang[docs]'\n")
+
+
+@pytest.mark.parametrize(("blocked", "args", "extra"), [
+    ("fastapi", ["serve", "policies/sentra.sentra"], "server"),
+    ("uvicorn", ["serve", "policies/sentra.sentra"], "server"),
+    ("mkdocs", ["docs", "policies/", "-o", "site"], "docs"),
+    ("material", ["docs", "policies/", "-o", "site"], "docs"),
+    ("pygls", ["lsp"], "lsp"),
+    ("lsprotocol", ["lsp", "--stdio"], "lsp"),
+])
+def test_a_missing_extra_names_the_extra(tmp_path: Path, blocked: str, args: list[str],
+                                         extra: str) -> None:
+    args = [str(ROOT / arg) if arg.startswith("policies/") else arg for arg in args]
+    done = without_extras(*args, blocked=(blocked,), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"sentra-lang {args[0]}: error: this command needs the `{extra}` "
+                           f"extra: pip install 'sentra-lang[{extra}]'\n")
+    assert not (tmp_path / "site").exists()
 
 
 def test_sampled_properties_say_which_extra_they_need() -> None:
-    done = without_extras("test", "policies/coding_agent.sentra-test")
+    """A property that must be sampled is an error naming the extra (the words every missing
+    extra gets); the rest of the suite, and proved properties, run."""
+    done = without_extras("test", "tests/fixtures/sampled/")
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
-    assert "property checks need Hypothesis: pip install 'sentra-lang[properties]'" in done.stdout
+    assert "this command needs the `properties` extra: pip install 'sentra-lang[properties]'" \
+        in done.stdout
+    assert "2 passed, 1 error," in done.stdout, done.stdout
+
+
+def test_the_shipped_suites_need_no_extra() -> None:
+    """Every property of the shipped suites is proved on every cell: no Hypothesis needed."""
+    done = without_extras("test", "policies/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ", 0 sampled in " in done.stdout
 
 
 # ----------------------------------------------------------------------- license, README

@@ -46,6 +46,11 @@ INVALID_INPUT_ID = "INVALID_INPUT"
 UNDECLARED_FIELD_ID = "UNDECLARED_FIELD"
 UNKNOWN_ACTION_ID = "UNKNOWN_ACTION"
 NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
+BUILT_IN_BLOCKS = frozenset({THRESHOLD_EXCEEDED, INVALID_INPUT_ID, UNDECLARED_FIELD_ID,
+                             UNKNOWN_ACTION_ID, NO_RULE_MATCHED_ID})
+"""The rule ids of the blocks the runtime decides itself, no rule of the policy."""
+BUILT_IN_SHUTDOWNS = frozenset({SHUTDOWN_AFTER_BLOCKS, ALREADY_SHUT_DOWN})
+"""The rule ids of the shutdowns the runtime decides itself."""
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 _NO_FIELDS: dict[str, Any] = {}

@@ -7,7 +7,6 @@ the rows before it, by interpreting the same tests step by step. It runs only wh
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +23,7 @@ from sentra_runtime.decision import (
     RuleTrial,
     Trace,
 )
-from sentra_runtime.inputs import MISSING, render_json
+from sentra_runtime.inputs import render_json
 from sentra_runtime.policy import Policy, TestSpec, test_holds
 
 __all__ = ["EvaluationContext", "describe_test", "explain", "jsonable", "render_json",
@@ -32,14 +31,9 @@ __all__ = ["EvaluationContext", "describe_test", "explain", "jsonable", "render_
 
 
 def render_value(value: Any) -> str:
-    """A field value as a reason shows it: JSON spelling, strings bare, ``none`` when missing."""
-    if value is None or value is MISSING:
-        return "none"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (set, frozenset)):
-        return json.dumps(sorted(value), ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False)
+    """A field value as a reason shows it: :func:`render_json` (numbers as sent, JSON spelling,
+    ``none`` when missing), but a string bare."""
+    return value if isinstance(value, str) else render_json(value)
 
 
 MAX_DEPTH = 64

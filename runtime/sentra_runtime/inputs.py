@@ -175,6 +175,13 @@ _STEPS: dict[str, Callable[[str], str]] = {"trim": str.strip, "lower": str.lower
                                            "upper": str.upper}
 
 
+def normalize(text: str, steps: Sequence[str]) -> str:
+    """``text`` with normalisation steps (``trim``, ``lower``, ``upper``) applied in order."""
+    for step in steps:
+        text = _STEPS[step](text)
+    return text
+
+
 def normalizer(steps: Sequence[str]) -> Callable[[str], str]:
     """The function applying normalisation steps (``trim``, ``lower``, ``upper``) in order."""
     functions = [_STEPS[step] for step in steps]
@@ -249,6 +256,32 @@ def closest(name: str, candidates: Sequence[str]) -> str | None:
     return next((candidate for candidate in pool if candidate.rsplit(".", 1)[-1] == last), None)
 
 
+def lookup(fields: Mapping[str, Any], name: str) -> Any:
+    """The raw value of the dotted field ``name`` in ``fields`` (:data:`MISSING` when absent),
+    or a :class:`Problem`: an object on its path that is not an object, or the field given both
+    inside its object and as a flat key."""
+    parts = name.split(".")
+    node: Any = fields
+    for depth, part in enumerate(parts[:-1]):
+        node = node.get(part)
+        if node is None:
+            node = MISSING
+            break
+        if not isinstance(node, Mapping):
+            return Problem(NOT_AN_OBJECT, ".".join(parts[:depth + 1]), node)
+    nested = MISSING if node is MISSING else node.get(parts[-1], MISSING)
+    if nested is None:
+        nested = MISSING
+    if len(parts) == 1:
+        return nested
+    flat = fields.get(name, MISSING)
+    if flat is None or flat is MISSING:
+        return nested
+    if nested is not MISSING:
+        return Problem(GIVEN_TWICE, name, flat)
+    return flat
+
+
 # -- the schema ----------------------------------------------------------------------------------
 
 class InputSchema:
@@ -275,6 +308,8 @@ class InputSchema:
         """Per object path (``""`` for the input itself): the keys it may hold."""
         self.objects = frozenset(path for path in self.members if path)
         """The paths of the objects that hold declared fields (``context``)."""
+        self.positions = {spec.name: index for index, spec in enumerate(self.specs)}
+        """Per declared field: its index in :attr:`specs` (and in :meth:`read`'s values)."""
         self.defaults = tuple(self._default(spec) for spec in self.specs)
         """Per field: its normalised default, ``None`` when optional, :data:`MISSING` when
         required."""
@@ -330,29 +365,15 @@ class InputSchema:
         return self.check(index, raw)
 
     def lookup(self, fields: Mapping[str, Any], name: str) -> Any:
-        """The raw value of the dotted field ``name`` (:data:`MISSING` when absent), or a
-        :class:`Problem`: an object on its path that is not an object, or the field given both
-        inside its object and as a flat key."""
-        parts = name.split(".")
-        node: Any = fields
-        for depth, part in enumerate(parts[:-1]):
-            node = node.get(part)
-            if node is None:
-                node = MISSING
-                break
-            if not isinstance(node, Mapping):
-                return Problem(NOT_AN_OBJECT, ".".join(parts[:depth + 1]), node)
-        nested = MISSING if node is MISSING else node.get(parts[-1], MISSING)
-        if nested is None:
-            nested = MISSING
-        if len(parts) == 1:
-            return nested
-        flat = fields.get(name, MISSING)
-        if flat is None or flat is MISSING:
-            return nested
-        if nested is not MISSING:
-            return Problem(GIVEN_TWICE, name, flat, self._spec(name))
-        return flat
+        """:func:`lookup`, with the declared field attached to a ``given_twice`` problem."""
+        raw = lookup(fields, name)
+        if raw.__class__ is Problem and raw.kind == GIVEN_TWICE:
+            return Problem(GIVEN_TWICE, name, raw.value, self._spec(name))
+        return raw
+
+    def check_field(self, name: str, raw: Any) -> Any:
+        """:meth:`check` of the declared field ``name`` (``KeyError`` when there is none)."""
+        return self.check(self.positions[name], raw)
 
     def check(self, index: int, raw: Any) -> Any:
         """Field ``index``'s value for the raw value ``raw`` (:data:`MISSING` when absent), or
@@ -403,4 +424,4 @@ class InputSchema:
         return Problem(UNDECLARED, path, value, suggestion=closest(path, self._candidates))
 
     def _spec(self, name: str) -> InputSpec:
-        return next(spec for spec in self.specs if spec.name == name)
+        return self.specs[self.positions[name]]

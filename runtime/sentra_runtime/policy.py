@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sentra_runtime.inputs import (
     IGNORE,
@@ -70,16 +70,38 @@ class TestSpec:
     negate: bool
 
 
-def test_holds(test: TestSpec, values: Mapping[str, Any]) -> bool:
-    """One test on the values the policy read (docs/table.md, "Tests"): false when its field
-    (or its ``other`` field) is absent (``None``); then ``negate`` flips it."""
-    field = values.get(test.field)
+class TestLike(Protocol):
+    """A test as :func:`test_result` reads it: a :class:`TestSpec`, or the compiler's model of
+    one (``sentra_lang.table.Test``)."""
+
+    @property
+    def field(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def other(self) -> str | None: ...
+    @property
+    def negate(self) -> bool: ...
+
+
+def test_holds(test: TestLike, values: Mapping[str, Any]) -> bool:
+    """One test on the values the policy read (``None`` when absent): :func:`test_result`."""
+    return test_result(test, values.get(test.field),
+                       values.get(test.other) if test.other is not None else None)
+
+
+def test_result(test: TestLike, field: Any, other: Any = None) -> bool:
+    """What one test means (docs/table.md, "Tests"), the one definition the explanations, the
+    compiler's analysis and the generated code's range dispatch use: the test on its field's
+    value and, for a field-to-field test, the other field's value (``None`` when absent); false
+    when one is absent, then ``negate`` flips it."""
     if test.op == "exists":
         result = field is not None
     elif field is None:
         result = False
     elif test.other is not None:
-        other = values.get(test.other)
         result = other is not None and COMPARISONS[test.op](field, other)
     elif test.op == "in":
         result = field in test.value

@@ -15,6 +15,7 @@ from sentra_lang.cli.paths import add_root_option, expand, root_of
 if TYPE_CHECKING:
     from sentra_lang.analysis import AnalysisOptions
     from sentra_lang.diagnostics import Diagnostic
+    from sentra_lang.source import Span
 
 
 def register(subparsers: Any) -> None:
@@ -43,20 +44,33 @@ def register(subparsers: Any) -> None:
 
 def collect(paths: list[str], *, analyse: bool = True,
             root: Path | None = None,
-            options: AnalysisOptions | None = None) -> tuple[list[Diagnostic], int]:
+            options: AnalysisOptions | None = None) -> tuple[list[Diagnostic], int, list[Span]]:
+    """Every file's diagnostics, sorted; how many files; and where each policy that ignores
+    undeclared fields says so (`undeclared_fields ignore`), in file order."""
     from sentra_lang.compiler import compile_file
     from sentra_lang.diagnostics import sort_diagnostics
     from sentra_lang.loader import FileUnreadable
 
-    files = expand(paths)
     diagnostics: list[Diagnostic] = []
+    ignoring: list[Span] = []
+    files = expand(paths)
     for path in files:
         try:
-            diagnostics.extend(compile_file(path, analyse=analyse, root=root,
-                                            analysis=options).diagnostics)
+            compilation = compile_file(path, analyse=analyse, root=root, analysis=options)
         except FileUnreadable as error:
             raise UsageError(str(error)) from error
-    return sort_diagnostics(diagnostics), len(files)
+        diagnostics.extend(compilation.diagnostics)
+        model = compilation.model
+        if model is not None and model.undeclared_fields == "ignore" and model.undeclared_span:
+            ignoring.append(model.undeclared_span)
+    return sort_diagnostics(diagnostics), len(files), ignoring
+
+
+def settings_lines(ignoring: list[Span]) -> list[str]:
+    """What the summary says of the policies that read past undeclared fields (a typo in a
+    field name then fails open), whether or not notes are shown."""
+    return [f"{span.path}: undeclared fields are ignored (`undeclared_fields ignore` at line "
+            f"{span.line}): a misspelt field is read past, not refused" for span in ignoring]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     line = ProgressLine(sys.stderr, force=args.progress)
     options = AnalysisOptions(all_witnesses=args.all_witnesses, progress=line.show)
     try:
-        diagnostics, count = collect(args.paths, analyse=not args.no_analysis,
-                                     root=root_of(args), options=options)
+        diagnostics, count, ignoring = collect(args.paths, analyse=not args.no_analysis,
+                                               root=root_of(args), options=options)
     finally:
         line.clear()
     shown = [d for d in diagnostics if args.notes or d.severity is not Severity.INFO]
@@ -93,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             print()
         hidden = len(diagnostics) - len(shown)
         hint = f" (add --notes to see {'it' if hidden == 1 else 'them'})" if hidden else ""
+        for text in settings_lines(ignoring):
+            print(text)
         print(render_summary(diagnostics, count) + hint)
     failing = {Severity.ERROR} | ({Severity.WARNING} if args.strict else set())
     return EXIT_FAILURE if any(d.severity in failing for d in diagnostics) else EXIT_OK

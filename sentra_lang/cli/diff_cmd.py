@@ -17,18 +17,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sentra_lang import ast
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
+from sentra_lang.cli.paths import add_root_option, root_of
 from sentra_lang.cli.progress import ProgressLine
-from sentra_lang.compiler import Compilation, compile_file
-from sentra_lang.diagnostics import Severity, format_witness
-from sentra_lang.diagnostics import render_human as render_diagnostic
-from sentra_lang.loader import FileUnreadable
-from sentra_lang.parser import parse
-from sentra_lang.semdiff import OTHER_ACTION, Counterexample, PolicyDiff, Region, diff_policies
-from sentra_lang.source import Span
+
+if TYPE_CHECKING:
+    from sentra_lang.compiler import Compilation
+    from sentra_lang.semdiff import Counterexample, PolicyDiff, Region
+    from sentra_lang.source import Span
 
 MARKDOWN_ROWS = 20
 """Changed regions listed per action in a Markdown report (JSON has them all)."""
@@ -54,12 +53,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--progress", action="store_true",
                         help="report how far a long comparison has come on stderr (default: "
                         "when stderr is a terminal)")
+    add_color_option(parser)
+    add_root_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    old = _compile(args.old)
-    new = _compile(args.new)
+    from sentra_lang.semdiff import diff_policies
+
+    root, color = root_of(args), use_color(args.color, sys.stderr)
+    old = _compile(args.old, root, color)
+    new = _compile(args.new, root, color)
     if old is None or new is None:
         return EXIT_USAGE
     line = ProgressLine(sys.stderr, force=args.progress)
@@ -73,18 +77,23 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if args.fail_on_change and diff.changed else EXIT_OK
 
 
-def _compile(spec: str) -> Compilation | None:
-    """Compile one version; print its errors (exit 2 then) like `check`."""
+def _compile(spec: str, root: Path | None, color: bool) -> Compilation | None:
+    """Compile one version, its imports inside `root`; print its errors (exit 2 then) like
+    `check`."""
+    from sentra_lang.compiler import compile_file
+    from sentra_lang.diagnostics import Severity, render_human
+    from sentra_lang.loader import FileUnreadable
+
     try:
         if ":" in spec and not Path(spec).exists():
-            result = _compile_revision(spec)
+            result = _compile_revision(spec, root)
         else:
-            result = compile_file(spec, analyse=False)
+            result = compile_file(spec, analyse=False, root=root)
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
     errors = [d for d in result.sorted_diagnostics() if d.severity is Severity.ERROR]
     for diag in errors:
-        print(render_diagnostic(diag, color=sys.stderr.isatty()), file=sys.stderr)
+        print(render_human(diag, color=color), file=sys.stderr)
         print(file=sys.stderr)
     if errors:
         print(f"sentra-lang diff: `{spec}` does not compile", file=sys.stderr)
@@ -109,12 +118,15 @@ def _git(*arguments: str) -> str:
     return done.stdout.decode("utf-8", "surrogateescape")
 
 
-def _compile_revision(spec: str) -> Compilation:
-    """Compile `REV:PATH` as git has it at REV, with the files it imports at REV.
+def _compile_revision(spec: str, root: Path | None) -> Compilation:
+    """Compile `REV:PATH` as git has it at REV, with the files it imports at REV (inside
+    `root` as the revision has it).
 
     The files are written under a temporary folder as `REV:/PATH`, which is how diagnostics
     name them.
     """
+    from sentra_lang.compiler import compile_file
+
     revision, _, path = spec.partition(":")
     if not revision or not path:
         raise UsageError(f"`{spec}` is neither a file nor REV:PATH")
@@ -127,13 +139,28 @@ def _compile_revision(spec: str) -> Compilation:
             target = base / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+        inside = _revision_root(base, root)
         with contextlib.chdir(folder):
-            return compile_file(f"{revision}:/{path}", analyse=False)
+            return compile_file(f"{revision}:/{path}", analyse=False, root=inside)
+
+
+def _revision_root(base: Path, root: Path | None) -> Path | None:
+    """`--root` inside a revision written out under `base`: the same folder of the repository."""
+    if root is None:
+        return None
+    top = Path(_git("rev-parse", "--show-toplevel").strip())
+    try:
+        return base / root.resolve().relative_to(top.resolve())
+    except ValueError:
+        raise UsageError(f"--root {root}: not inside the git repository {top}") from None
 
 
 def _revision_files(revision: str, main: PurePosixPath) -> Iterator[tuple[str, bytes]]:
     """The main file and every file it imports (transitively) that exists at the revision,
     with their contents."""
+    from sentra_lang import ast
+    from sentra_lang.parser import parse
+
     _git("cat-file", "-e", f"{revision}:{main}")
     seen: set[str] = set()
     queue = [main]
@@ -222,6 +249,9 @@ def render_human(diff: PolicyDiff) -> str:
 
 def _witness_text(region: Region) -> str:
     """The witness; for "any other action" with the action type it is sent with."""
+    from sentra_lang.diagnostics import format_witness
+    from sentra_lang.semdiff import OTHER_ACTION
+
     text = format_witness(region.witness)
     return f"action `{region.raw}`, {text}" if region.action == OTHER_ACTION else text
 
@@ -326,6 +356,8 @@ def _equivalence(diff: PolicyDiff, output: str) -> int:
 
 
 def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
+    from sentra_lang.diagnostics import format_witness
+
     if found is None and not skipped:
         return "equivalent: every action and input, in any sequence, is decided alike\n"
     if found is None:

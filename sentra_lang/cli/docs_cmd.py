@@ -83,6 +83,7 @@ def _output(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    require("docs", "jinja2", "pygments")  # the Markdown tree's templates and highlighting
     if not args.markdown_only:
         require("docs", "mkdocs", "material")
     from sentra_lang.diagnostics import render_human, render_summary

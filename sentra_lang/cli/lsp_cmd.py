@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sentra_lang.cli import EXIT_OK, UsageError
-
-_EXTRA_MODULES = {"pygls", "lsprotocol", "cattrs", "attrs"}
+from sentra_lang.cli import EXIT_OK
+from sentra_lang.cli.extras import require
 
 
 def register(subparsers: Any) -> None:
@@ -31,12 +30,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from sentra_lang.lsp.server import serve
-    except ModuleNotFoundError as error:
-        if (error.name or "").split(".")[0] not in _EXTRA_MODULES:
-            raise
-        raise UsageError("this command needs the `lsp` extra: pip install 'sentra-lang[lsp]'") \
-            from error
+    require("lsp", "pygls", "lsprotocol")
+    from sentra_lang.lsp.server import serve
+
     serve(args.log_level)
     return EXIT_OK

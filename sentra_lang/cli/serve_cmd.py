@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sqlite3
 import sys
@@ -14,7 +13,6 @@ from sentra_lang.cli.extras import require
 
 OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
 READ_VARIABLE = "SENTRA_READ_TOKEN"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 MAX_TOKEN_FILE_BYTES = 4096
 
 
@@ -69,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sentra_lang.server import auth
     from sentra_lang.server.app import create_app
+    from sentra_lang.server.edge import allowed_hosts, is_loopback
     from sentra_lang.server.gate import PolicyRefused
     from sentra_lang.server.protocol import SWITCH_INTERVAL, uvicorn_settings
 
@@ -162,25 +161,6 @@ def read_token_file(path: str, role: str) -> str:
     except UnicodeDecodeError as error:
         raise UsageError(f"the {role} token file {path} is not UTF-8 text") from error
     return text.removesuffix("\n").removesuffix("\r")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def allowed_hosts(host: str, extra: list[str]) -> list[str]:
-    """The Host header names the server answers: the loopback names, the bound address (unless
-    it is a wildcard) and ``--allowed-host``."""
-    hosts = [*LOOPBACK_NAMES, *extra]
-    bound = host.strip("[]")
-    if bound not in ("0.0.0.0", "::", ""):
-        hosts.append(bound)
-    return hosts
 
 
 def announce(args: argparse.Namespace, loopback: bool, hosts: list[str],

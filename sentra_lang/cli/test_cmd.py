@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import UsageError
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
+from sentra_lang.cli.progress import ProgressLine
+
+if TYPE_CHECKING:
+    from sentra_lang.testing.runner import TestItem
 
 
 def register(subparsers: Any) -> None:
@@ -51,16 +56,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.testing import reports
-    from sentra_lang.testing.runner import Runner, SelectionError, clear_progress, tty_progress
+    from sentra_lang.testing.runner import Runner, SelectionError
 
+    line = ProgressLine(sys.stderr)
     try:
         runner = Runner(keyword=args.keyword, tags=args.tag, exitfirst=args.exitfirst,
-                        examples=args.examples, progress=tty_progress(), root=root_of(args))
+                        examples=args.examples, progress=_progress(line), root=root_of(args))
         result = runner.run_paths(args.paths, min_coverage=args.min_coverage)
     except (SelectionError, FileNotFoundError, FileUnreadable) as error:
         raise UsageError(str(error)) from error
     finally:
-        clear_progress()
+        line.clear()
     if args.format == "github":
         sys.stdout.write(reports.render_github_report(result))
     else:
@@ -82,3 +88,12 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError("; ".join(problems))
     return result.exit_code
+
+
+def _progress(line: ProgressLine) -> Callable[[int, int, TestItem], None]:
+    """`[ 12/140] file::name` for each test as it starts, on stderr when it is a terminal."""
+    def show(index: int, total: int, item: TestItem) -> None:
+        width = len(str(total))
+        line.show(f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100])
+
+    return show

@@ -12,13 +12,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sentra_lang import ast, keywords
-from sentra_lang.checker import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES
 from sentra_lang.highlight import (
     SUITE_CLAUSES,
     SUITE_DECISIONS,
     SUITE_QUANTIFIERS,
     SUITE_STATUSES,
 )
+from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES
 from sentra_lang.lsp.hover import RUNTIME_RULES, rule_risk
 from sentra_lang.lsp.symbols import PolicyIndex, field_type
 from sentra_lang.lsp.text import Word, word_before

@@ -18,6 +18,8 @@ RUNTIME_RULES = {
     "RISK_THRESHOLD_EXCEEDED": "Blocked: an `allow` rule would put the agent's cumulative risk "
                                "above the threshold.",
     "INVALID_INPUT": "Blocked: the input does not fit the declared field types.",
+    "UNDECLARED_FIELD": "Blocked: the input has a field the policy does not declare (the policy "
+                        "refuses undeclared fields).",
     "UNKNOWN_ACTION": "Blocked: no block names the action and the policy has no `otherwise`.",
     "NO_RULE_MATCHED": "Blocked: the action's block has no matching rule and the policy has no "
                        "`otherwise`.",

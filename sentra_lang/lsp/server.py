@@ -34,7 +34,6 @@ from sentra_lang.lsp.snapshots import (
     Snapshot,
     analyse,
     located_in,
-    parse_suite,
     source_lines,
 )
 from sentra_lang.lsp.symbols import (
@@ -50,6 +49,7 @@ from sentra_lang.lsp.symbols import (
 )
 from sentra_lang.lsp.text import UTF16, Document, LineIndex
 from sentra_lang.source import NO_SPAN, Source, Span
+from sentra_lang.testing.suite_parser import parse_suite
 
 logger = logging.getLogger("sentra_lang.lsp")
 

@@ -3,7 +3,7 @@
 A policy is compiled from the editor's text with `compiler.compile_source`, under the file's
 own path, so its imports resolve relative to it even when the buffer is unsaved; imported
 files, and the policy a suite names, are read from disk as saved. A suite gets the diagnostics
-`sentra-lang test` reports when it collects the suite (see `suite_diagnostics`).
+`sentra-lang test` reports when it collects the suite (`runner.collect_suite`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from pathlib import Path
 
 from sentra_lang import ast
 from sentra_lang.compiler import compile_source
-from sentra_lang.diagnostics import Diagnostic, Severity, diagnostic, has_errors
+from sentra_lang.diagnostics import Diagnostic, Severity
+from sentra_lang.files import MAX_SOURCE_BYTES
 from sentra_lang.loader import FileUnreadable, Program
 from sentra_lang.lsp.symbols import PolicyIndex, References, index_program, suite_references
 from sentra_lang.lsp.text import Document, LineIndex
-from sentra_lang.parser import MAX_SOURCE_BYTES, parse_bytes
+from sentra_lang.parser import decode_source
 from sentra_lang.source import NO_SPAN, Source, Span
 from sentra_lang.testing import suite_ast as s
-from sentra_lang.testing import suite_parser
 from sentra_lang.testing.policies import PolicyUnderTest, load
-from sentra_lang.testing.suite_checker import check_suite
+from sentra_lang.testing.runner import collect_suite
+from sentra_lang.testing.suite_parser import parse_suite
 
 _SUITE_HEADER = re.compile(r'^\s*suite\s+"(?:[^"\\\n]|\\.)*"\s+for\s+"((?:[^"\\\n]|\\.)*)"',
                            re.MULTILINE)
@@ -98,15 +99,16 @@ def blank_lines(text: str, diagnostics: list[Diagnostic], display: str) -> str:
 def unreadable_text(text: str, display: str) -> list[Diagnostic] | None:
     """The loader's diagnostics for text a policy file may not hold: over the size limit, not
     UTF-8 (a lone surrogate, which JSON can carry) or binary (a NUL character). A file is
-    checked as bytes where it is read (`parser.parse_bytes`); the editor's text goes through
-    the same check here."""
+    checked as bytes where it is read (`parser.read_source`); the editor's text goes through
+    the same check (`parser.decode_source`) here."""
     try:
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError:
         size = -1
     if 0 <= size <= MAX_SOURCE_BYTES and "\x00" not in text:
         return None
-    return parse_bytes(text.encode("utf-8", "surrogatepass"), display)[1]
+    data = text.encode("utf-8", "surrogatepass")
+    return decode_source(data, display, len(data))[1]
 
 
 def import_anchors(program: Program) -> dict[str, Span]:
@@ -176,6 +178,12 @@ def _stamps(paths: Iterable[Path]) -> tuple[tuple[int, int] | None, ...]:
     return tuple(stamps)
 
 
+def suite_file(document: Document) -> Path:
+    """The suite's file; an unsaved suite is taken to be in the working folder (a suite's
+    policy path is relative to its folder)."""
+    return document.path if document.path is not None else Path.cwd() / "untitled"
+
+
 def suite_policy_path(document: Document, suite: s.Suite | None) -> Path | None:
     """The policy a suite names, relative to the suite's folder (the header, read leniently
     when the suite does not parse, so completion still knows the policy's names)."""
@@ -186,57 +194,35 @@ def suite_policy_path(document: Document, suite: s.Suite | None) -> Path | None:
         if match is None:
             return None
         name = match.group(1)
-    folder = document.path.parent if document.path is not None else Path.cwd()
-    return folder / name
+    return suite_file(document).parent / name
 
 
 def analyse_suite(document: Document, policies: PolicyStore) -> Snapshot:
+    """A suite with the diagnostics `sentra-lang test` reports when it collects it
+    (`runner.collect_suite`), and its names resolved against its policy."""
     text, display = document.text, document.display
     unreadable = unreadable_text(text, display)
     if unreadable is not None:
         return Snapshot(document.version, text, display, unreadable, References(()), None)
-    suite, diagnostics = parse_suite(text, display)
+    loaded, diagnostics = collect_suite(text, suite_file(document),
+                                        lambda path: policies.get(path)[0], display)
+    suite = loaded.suite
     policy_path = suite_policy_path(document, suite)
     policy: PolicyUnderTest | None = None
     index: PolicyIndex | None = None
     if policy_path is not None:
-        with suppress(FileUnreadable):      # reported below, as `sentra-lang test` does
+        with suppress(FileUnreadable):      # reported by collect_suite
             policy, index = policies.get(policy_path)
     snapshot = Snapshot(document.version, text, display, diagnostics, References(()), index,
                         policy_path=policy_path)
-    if suite is None or has_errors(diagnostics):
-        recovered, _ = parse_suite(blank_lines(text, diagnostics, display), display)
-        if recovered is not None:
-            snapshot.references = suite_references(recovered, index or PolicyIndex())
+    if suite is None:
+        suite, _ = parse_suite(blank_lines(text, diagnostics, display), display)
+        if suite is not None:
+            snapshot.references = suite_references(suite, index or PolicyIndex())
         return snapshot
     snapshot.references = suite_references(suite, index or PolicyIndex())
     snapshot.anchors = _policy_anchors(policy, suite)
-    snapshot.diagnostics = diagnostics + suite_diagnostics(suite, policy, policy_path)
     return snapshot
-
-
-def parse_suite(text: str, display: str) -> tuple[s.Suite | None, list[Diagnostic]]:
-    """`suite_parser.parse_suite`, falling back to its reference (Lark) parser where the fast
-    parser gives up outside its own guard: `_FastParser.__init__` raises `_GiveUp` on a character
-    no token starts with (`sentra-lang test` shows that traceback too). An adapter until the
-    suite parser handles it; then this is `suite_parser.parse_suite` again."""
-    try:
-        return suite_parser.parse_suite(text, display)
-    except suite_parser._GiveUp:
-        return suite_parser._parse_with_lark(Source(display, text))
-
-
-def suite_diagnostics(suite: s.Suite, policy: PolicyUnderTest | None,
-                      policy_path: Path | None) -> list[Diagnostic]:
-    """What `sentra-lang test` reports when it collects a parsed suite (runner.load_suite)."""
-    if policy is None:
-        return [diagnostic("SL501", f"cannot read policy `{suite.policy}`", suite.policy_span,
-                           help=f"the path is relative to the suite: {policy_path}")]
-    if not policy.ok:
-        errors = [d for d in policy.compilation.diagnostics if d.severity is Severity.ERROR]
-        return [diagnostic("SL501", f"policy `{suite.policy}` has errors", suite.policy_span),
-                *errors]
-    return check_suite(suite, policy)
 
 
 def _policy_anchors(policy: PolicyUnderTest | None, suite: s.Suite) -> dict[str, Span]:

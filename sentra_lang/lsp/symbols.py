@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentra_runtime.inputs import normalize
+
 from sentra_lang import ast
-from sentra_lang.checker import Model, interpolated_fields, normalize_text
+from sentra_lang.checker import Model, interpolated_fields
 from sentra_lang.loader import Program
 from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
@@ -85,7 +87,7 @@ class PolicyIndex:
         return next((rule for rule in self.rules if rule.key == key), None)
 
     def action(self, name: str) -> ActionDef | None:
-        return self.actions.get(normalize_text(name, self.action_normalize))
+        return self.actions.get(normalize(name, self.action_normalize))
 
 
 
@@ -125,7 +127,7 @@ def index_program(program: Program, model: Model | None) -> PolicyIndex:
         elif isinstance(item, ast.ActionBlock):
             names = tuple(action.value for action in item.names)
             for action in item.names:
-                key = normalize_text(action.value, index.action_normalize)
+                key = normalize(action.value, index.action_normalize)
                 index.actions.setdefault(key, ActionDef(action.value, action.span, item))
             for rule in item.rules:
                 index.rules.append(_rule_def(rule.outcome, rule.when, names, rule.span, generated))

@@ -19,6 +19,7 @@ sees a request it refuses, so nothing is written for one. See docs/server.md, "T
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import urllib.parse
@@ -144,6 +145,26 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 
 # -- hosts --------------------------------------------------------------------------------------
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address (``--host``) is a loopback one: ``localhost``, 127.0.0.0/8, ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str, extra: Iterable[str]) -> list[str]:
+    """The Host header names a server bound to ``host`` answers: the loopback names, the bound
+    address (unless it is a wildcard) and the ``extra`` ones (``--allowed-host``)."""
+    hosts = [*LOOPBACK_HOSTS, *extra]
+    bound = host.strip("[]")
+    if bound not in ("0.0.0.0", "::", ""):
+        hosts.append(bound)
+    return hosts
+
 
 def normal_host(host: str) -> str:
     """An allowed-host entry as compared: lower case, IPv6 without brackets."""

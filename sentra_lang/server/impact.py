@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from sentra_runtime.audit import DECISION
 from sentra_runtime.decider import ALREADY_SHUT_DOWN
 from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
+from sentra_runtime.inputs import lookup
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security
@@ -125,20 +126,7 @@ def numeric(value: Any) -> Decimal | None:
 def exposure_value(record: dict[str, Any], name: str) -> Decimal | None:
     """The value of input field ``name`` in a decision record, when it is a number."""
     recorded = record.get("input")
-    return numeric(recorded_value(recorded, name)) if isinstance(recorded, dict) else None
-
-
-def recorded_value(recorded: dict[str, Any], name: str) -> Any:
-    """Field ``name`` of a record's ``input``: keyed by its dotted name, as the runtime records
-    the input it decided on; or, in input it rejected (recorded as sent), along its path."""
-    if name in recorded:
-        return recorded[name]
-    node: Any = recorded
-    for part in name.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
+    return numeric(lookup(recorded, name)) if isinstance(recorded, dict) else None
 
 
 @dataclass

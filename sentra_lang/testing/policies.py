@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from sentra_runtime import Policy
+from sentra_runtime.decider import BUILT_IN_BLOCKS, BUILT_IN_SHUTDOWNS
+from sentra_runtime.inputs import normalize
 
 from sentra_lang.compiler import Compilation
 from sentra_lang.policy_file import load_policy_file
 from sentra_lang.table import Rule
 
-SPECIAL_BLOCKS = {"RISK_THRESHOLD_EXCEEDED", "INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED"}
-SPECIAL_SHUTDOWNS = {"AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "AGENT_ALREADY_SHUT_DOWN"}
-SPECIAL_IDS = SPECIAL_BLOCKS | SPECIAL_SHUTDOWNS
+SPECIAL_BLOCKS = BUILT_IN_BLOCKS
+SPECIAL_IDS = BUILT_IN_BLOCKS | BUILT_IN_SHUTDOWNS
+"""The ids the runtime decides with itself, which a suite may expect."""
 
 
 @dataclass
@@ -37,10 +39,7 @@ class PolicyUnderTest:
 
     def normalize_action(self, action: str) -> str:
         assert self.policy is not None
-        for step in self.policy.action_normalize:
-            action = (action.strip() if step == "trim" else action.lower() if step == "lower"
-                      else action.upper())
-        return action
+        return normalize(action, self.policy.action_normalize)
 
     def rules_for(self, action: str) -> list[str]:
         """The policy rules that can decide `action` (its block's rules, or `otherwise`)."""

@@ -10,8 +10,9 @@ every sequence. Each witness is decided by the runtime the suite runs, so a fail
 run and shows the steps that led to it.
 
 Only when the cells cannot be built (the analysis limits, SL406) does the check fall back to
-Hypothesis sampling (`sentra_lang.testing.sampling`, which needs the `properties` extra) and
-the report says *sampled*.
+Hypothesis sampling (`sentra_lang.testing.sampling`, which needs the `properties` extra: without
+it the property is an error naming the extra, `cli.extras.MissingExtra`) and the report says
+*sampled*.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_lang.cli.extras import require
 from sentra_lang.compiler import Lowerer
 from sentra_lang.regions import TooManyPieces, engine_for
 from sentra_lang.space import Box, SpaceTooLarge, build_space
@@ -40,10 +42,6 @@ class PropertyFalsified(Exception):
         super().__init__("property falsified")
         self.steps = steps
         self.decision = decision
-
-
-class SamplingUnavailable(Exception):
-    """A property that must be sampled, without Hypothesis installed."""
 
 
 @dataclass
@@ -73,14 +71,9 @@ def run_property(prop: s.Property, put: PolicyUnderTest, evaluate: Evaluate,
         outcome = _prove(prop, witnesses, evaluate)
         if outcome is not None:
             return outcome
-    try:
-        from sentra_lang.testing.sampling import sample_property
-    except ModuleNotFoundError as error:
-        if error.name != "hypothesis":
-            raise
-        raise SamplingUnavailable(
-            f"property `{prop.name}` cannot be proved on every cell and sampling it needs "
-            "the `properties` extra: pip install 'sentra-lang[properties]'") from None
+    require("properties", "hypothesis")
+    from sentra_lang.testing.sampling import sample_property
+
     return sample_property(prop, put, evaluate, examples=examples)
 
 

@@ -114,7 +114,7 @@ def summary_line(run: RunResult, *, timing: bool = True) -> str:
         parts.append(f"{failed} failed")
     parts.append(f"{run.passed} passed")
     if errors:
-        parts.append(f"{errors} errors")
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
     if run.deselected:
         parts.append(f"{run.deselected} deselected")
     steps = sum(r.steps for r in run.results)

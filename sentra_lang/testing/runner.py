@@ -4,7 +4,6 @@ in-memory state, compare each step with its expectations, and collect coverage."
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -214,15 +213,24 @@ def load_suite(path: Path, cache: PolicyCache) -> tuple[LoadedSuite, list[Diagno
         source, diagnostics = read_source(path)
     except OSError as error:
         raise FileUnreadable(f"cannot read `{path}`: {error.strerror or error}") from error
-    suite = None
-    if not diagnostics:
-        suite, diagnostics = parse_suite(source.text, str(path))
-    loaded = LoadedSuite(path, str(path), suite, None, False)
+    if diagnostics:
+        return LoadedSuite(path, str(path), None, None, False), diagnostics
+    return collect_suite(source.text, path, cache.get)
+
+
+def collect_suite(text: str, path: Path, policy_of: Callable[[Path], PolicyUnderTest],
+                  display: str | None = None) -> tuple[LoadedSuite, list[Diagnostic]]:
+    """Parse and check the text of the suite file `path` (as read, or as an editor holds it),
+    with its policy from `policy_of` (which raises FileUnreadable): what `sentra-lang test`
+    reports when it collects the suite. `display` names the file in diagnostics."""
+    display = str(path) if display is None else display
+    suite, diagnostics = parse_suite(text, display)
+    loaded = LoadedSuite(path, display, suite, None, False)
     if suite is None or has_errors(diagnostics):
         return loaded, diagnostics
     policy_path = path.parent / suite.policy
     try:
-        put = cache.get(policy_path)
+        put = policy_of(policy_path)
     except FileUnreadable:
         diagnostics.append(diagnostic("SL501", f"cannot read policy `{suite.policy}`",
                                       suite.policy_span,
@@ -491,7 +499,9 @@ class Runner:
             record(decision, name)
             return decision
 
-        outcome = _run_property()(prop, put, evaluate, examples=self.examples)
+        from sentra_lang.testing.properties import run_property  # the analysis, on first use
+
+        outcome = run_property(prop, put, evaluate, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
             return outcome.examples, None, outcome.method
@@ -515,16 +525,6 @@ class Runner:
                 outcome.method)
 
 
-def _run_property() -> Any:
-    """The property runner, imported on first use: it needs Hypothesis (the `properties`
-    extra), which suites without properties do without."""
-    try:
-        from sentra_lang.testing.properties import run_property
-    except ImportError as error:
-        raise MissingExtra("properties", "hypothesis") from error
-    return run_property
-
-
 def _render(value: Any) -> str:
     import json
 
@@ -534,30 +534,3 @@ def _render(value: Any) -> str:
 def _summary(mismatches: list[Mismatch]) -> str:
     return "; ".join(f"expected {m.kind} {_render(m.expected)}, got {_render(m.actual)}"
                      for m in mismatches)
-
-
-def tty_progress(stream: Any = None) -> Callable[[int, int, TestItem], None] | None:
-    """A live `[ 12/140] name` line on stderr when it is a terminal (at most 10 updates/s)."""
-    stream = stream or sys.stderr
-    if not stream.isatty():
-        return None
-    last = [0.0]
-
-    def show(index: int, total: int, item: TestItem) -> None:
-        now = time.monotonic()
-        if now - last[0] < 0.1 and index + 1 < total:
-            return
-        last[0] = now
-        width = len(str(total))
-        line = f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100]
-        stream.write("\r\x1b[K" + line)
-        stream.flush()
-
-    return show
-
-
-def clear_progress(stream: Any = None) -> None:
-    stream = stream or sys.stderr
-    if stream.isatty():
-        stream.write("\r\x1b[K")
-        stream.flush()

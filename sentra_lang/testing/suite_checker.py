@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sentra_runtime.decider import INVALID_INPUT_ID, UNDECLARED_FIELD_ID
+from sentra_runtime.inputs import Problem
+
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
@@ -27,26 +30,6 @@ def item_names(item: s.Item) -> list[tuple[str, Any]]:
     if isinstance(item, s.Cases):
         return [(f"{item.name}[{index}]", row.span) for index, row in enumerate(item.rows, 1)]
     return [(item.name, item.name_span)]
-
-
-def value_fits(spec: Any, value: Any) -> bool:
-    kind = spec.type
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "enum":
-        if not isinstance(value, str):
-            return False
-        for step in spec.normalize:
-            value = value.strip() if step == "trim" else value.lower() if step == "lower" \
-                else value.upper()
-        return value in (spec.values or [])
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 class _Checker:
@@ -88,18 +71,24 @@ class _Checker:
             return True
         self.report("SL502", f"field `{path}` is not declared by policy "
                     f"`{self.put.table['policy']['name']}`", span,
-                    help=did_you_mean(path, self.put.fields))
+                    help=did_you_mean(path, self.put.fields)
+                    or "a step that means to send it expects `rule UNDECLARED_FIELD`")
         return False
 
     def value(self, path: str, path_span: Any, value: s.Value,
               expect: s.Expectation | None) -> None:
+        rule = expect.get("rule") if expect is not None else None
+        expected = rule.value if rule is not None else None
+        if path not in self.put.fields and expected == UNDECLARED_FIELD_ID:
+            return  # the step tests the refusal of an undeclared field
         if not self.field_known(path, path_span) or value.omitted:
             return
         spec = self.put.fields[path]
-        if value_fits(spec, value.value):
+        assert self.put.policy is not None
+        checked = self.put.policy.input_schema.check_field(path, value.value)
+        if checked.__class__ is not Problem:  # the value fits, as the runtime reads it
             return
-        rule = expect.get("rule") if expect is not None else None
-        if rule is not None and rule.value == "INVALID_INPUT":
+        if expected == INVALID_INPUT_ID:
             return
         wanted = f"one of {', '.join(spec.values or [])}" if spec.type == "enum" else spec.type
         self.report("SL506", f"`{path}` is declared `{spec.type}`; this value is not {wanted}",

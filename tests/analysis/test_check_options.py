@@ -55,9 +55,9 @@ def test_all_witnesses_gives_every_pair() -> None:
 def test_check_all_witnesses_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "p.sentra"
     path.write_text(wide_overlap(10), encoding="utf-8")
-    main(["check", str(path), "--format", "json"])
+    main(["check", str(path), "--format", "json", "--notes"])
     summary = json.loads(capsys.readouterr().out)["diagnostics"]
-    main(["check", str(path), "--format", "json", "--all-witnesses"])
+    main(["check", str(path), "--format", "json", "--notes", "--all-witnesses"])
     every = json.loads(capsys.readouterr().out)["diagnostics"]
     assert [d["code"] for d in summary].count("SL404") == 1
     assert [d["code"] for d in every].count("SL404") == 10
@@ -99,7 +99,7 @@ def test_the_progress_line_needs_a_terminal_or_the_flag() -> None:
 def test_progress_never_reaches_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "p.sentra"
     path.write_text(wide_overlap(300), encoding="utf-8")
-    main(["check", str(path), "--format", "json", "--progress"])
+    main(["check", str(path), "--format", "json", "--notes", "--progress"])
     assert json.loads(capsys.readouterr().out)["diagnostics"]
 
 

@@ -4,6 +4,7 @@ laws on generated pairs of policies, and the command (formats, exit codes, git r
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 from pathlib import Path
@@ -314,20 +315,29 @@ def _git(repo: Path, *args: str) -> None:
                         "HOME": str(repo), "PATH": "/usr/bin:/bin"})
 
 
-def test_git_revisions_with_their_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def _committed_library_change(tmp_path: Path, library_path: str) -> Path:
+    """A git repository whose `policies/pay.sentra` imports the library at `library_path`; the
+    library's `BIG` moves from 100 (committed) to 500 (in the working tree)."""
     repo = tmp_path / "repo"
-    (repo / "policies" / "lib").mkdir(parents=True)
-    library = repo / "policies" / "lib" / "fields.sentra"
+    library = repo / library_path
     policy = repo / "policies" / "pay.sentra"
+    library.parent.mkdir(parents=True)
+    policy.parent.mkdir(parents=True, exist_ok=True)
     library.write_text("input {\n  amount: number\n}\nlet BIG = amount > 100\n", encoding="utf-8")
-    policy.write_text('import "lib/fields.sentra"\npolicy pay version "1" {}\n'
+    imported = os.path.relpath(library, policy.parent)
+    policy.write_text(f'import "{imported}"\npolicy pay version "1" {{}}\n'
                       "action PAY {\n  when BIG block as BIG_PAY\n  allow as PAY_OK\n}\n"
                       "otherwise block as NO\n", encoding="utf-8")
     _git(repo, "init", "-q")
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "one")
     library.write_text("input {\n  amount: number\n}\nlet BIG = amount > 500\n", encoding="utf-8")
+    return repo
+
+
+def test_git_revisions_with_their_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    repo = _committed_library_change(tmp_path, "policies/lib/fields.sentra")
     monkeypatch.chdir(repo)
     code, out, err = run_cli(capsys, "HEAD:policies/pay.sentra", "policies/pay.sentra",
                              "--fail-on-change")
@@ -340,6 +350,27 @@ def test_git_revisions_with_their_imports(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2 and "does not exist" in err
     code, _, err = run_cli(capsys, "no-such-rev:policies/pay.sentra", "pay.sentra")
     assert code == 2 and "Traceback" not in err
+
+
+def test_imports_stay_inside_the_root_in_files_and_revisions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A library beside the policies' folder is read only under `--root`, for a file and for a
+    revision alike (the same folder of the repository as the revision has it)."""
+    repo = _committed_library_change(tmp_path, "shared/fields.sentra")
+    monkeypatch.chdir(repo)
+    versions = ("HEAD:policies/pay.sentra", "policies/pay.sentra")
+    code, out, err = run_cli(capsys, *versions, "--color", "never")
+    assert code == 2 and out == "" and "\x1b[" not in err
+    assert "error[SL014]: import refused" in err, err
+    code, out, err = run_cli(capsys, *versions, "--root", ".", "--fail-on-change")
+    assert code == 1, err
+    assert "block `BIG_PAY` -> allow `PAY_OK`" in out
+    code, _, err = run_cli(capsys, *versions, "--root", str(tmp_path))
+    assert code == 2 and "not inside the git repository" in err
+    code, _, err = run_cli(capsys, "policies/pay.sentra", "policies/pay.sentra", "--color",
+                           "always")
+    assert code == 2 and "\x1b[" in err
 
 
 @LAWS

@@ -252,7 +252,7 @@ def test_a_string_equals_an_enum_value() -> None:
 # ------------------------------------------------------------------ more edges, by hand
 
 def test_numbers_at_the_edges_of_float_precision() -> None:
-    beyond = "1" + "0" * 309  # larger than any float: only an integer input exceeds it
+    beyond = "9" * 100  # the longest literal (docs/language.md, "Limits"), past float precision
     src = policy(
         "  n: number\n  i: int",
         f"  when n > {beyond} block as BEYOND\n"

@@ -129,3 +129,23 @@ def test_compiled_table_gets_ordinary_permissions(tmp_path: Path, capsys) -> Non
     umask = os.umask(0)
     os.umask(umask)
     assert out_file.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_check_states_which_policies_ignore_undeclared_fields(tmp_path: Path, capsys) -> None:
+    """Issue 11: `check` shows the `undeclared_fields` setting in its human summary, per policy
+    that ignores undeclared fields (with or without --notes); refusing, the default, is silent."""
+    (tmp_path / "a.sentra").write_text('policy a version "1" {\n  undeclared_fields ignore\n}\n'
+                                       'otherwise allow as OK\n', encoding="utf-8")
+    (tmp_path / "b.sentra").write_text('policy b version "1" {\n  undeclared_fields refuse\n}\n'
+                                       'otherwise allow as OK\n', encoding="utf-8")
+    (tmp_path / "c.sentra").write_text('policy c version "1" {}\notherwise allow as OK\n',
+                                       encoding="utf-8")
+    line = (f"{tmp_path / 'a.sentra'}: undeclared fields are ignored (`undeclared_fields "
+            "ignore` at line 2): a misspelt field is read past, not refused")
+    for notes in ([], ["--notes"]):
+        assert main(["check", str(tmp_path), *notes]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [text for text in out if "undeclared fields are ignored (" in text] == [line]
+        assert out[-1].startswith("3 files checked: 0 errors, 0 warnings, 1 note")
+    assert main(["check", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["diagnostics"] == []

@@ -1,5 +1,6 @@
-"""The command line at its edges, in real processes: a reader that stops early (`| head`), a
-missing extra, oversized input to `fmt`, hidden notes, and typed values in `explain` JSON."""
+"""The command line at its edges, in real processes: a reader that stops early (`| head`),
+oversized input to `fmt`, hidden notes, and typed values in `explain` JSON (missing extras are
+tested with packaging, tests/test_packaging.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -77,67 +77,6 @@ def test_a_closed_pipe_is_exit_141() -> None:
     process.stdout.close()
     _, err = process.communicate(timeout=120)
     assert process.returncode == EXIT_BROKEN_PIPE and err == b""
-
-
-# ------------------------------------------------------------------------- missing extras
-
-BLOCKER = textwrap.dedent("""
-    import sys
-
-    class Blocked:
-        '''Pretends the packages named on the command line are not installed.'''
-
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-            return None
-
-    BLOCKED = set(sys.argv[1].split(","))
-    sys.meta_path.insert(0, Blocked())
-    from sentra_lang.cli import main
-    sys.exit(main(sys.argv[2:]))
-""")
-
-
-def without(packages: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCKER, packages, *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
-
-
-@pytest.mark.parametrize(("blocked", "args", "extra"), [
-    ("fastapi", ["serve", SENTRA], "server"),
-    ("uvicorn", ["serve", SENTRA], "server"),
-    ("mkdocs", ["docs", SENTRA, "-o", "site"], "docs"),
-    ("material", ["docs", SENTRA, "-o", "site"], "docs"),
-])
-def test_a_missing_extra_names_the_extra(tmp_path: Path, blocked: str, args: list[str],
-                                         extra: str) -> None:
-    done = without(blocked, *args, cwd=tmp_path)
-    command = args[0]
-    assert done.returncode == 2, done.stderr
-    assert done.stderr == (f"sentra-lang {command}: error: this command needs the `{extra}` "
-                           f"extra: pip install 'sentra-lang[{extra}]'\n")
-    assert not (tmp_path / "site").exists()
-
-
-def test_commands_of_the_plain_install_run_without_the_extras(tmp_path: Path) -> None:
-    heavy = "fastapi,uvicorn,mkdocs,material"
-    assert without(heavy, "check", SENTRA).returncode == 0
-    assert without(heavy, "docs", SENTRA, "-o", str(tmp_path / "md"), "--markdown-only").returncode == 0
-    assert without(heavy, "--version").stdout.startswith("sentra-lang ")
-
-
-def test_a_property_without_hypothesis_says_which_extra(tmp_path: Path) -> None:
-    (tmp_path / "p.sentra").write_text(Path(SENTRA).read_text("utf-8"), encoding="utf-8")
-    (tmp_path / "s.sentra-test").write_text(
-        'suite "s" for "p.sentra"\n'
-        'scenario "plain" {\n  agent "a" CHANGE_PERMISSION -> blocked\n}\n'
-        'property "sampled" CHANGE_PERMISSION -> never allowed\n', encoding="utf-8")
-    done = without("hypothesis", "test", str(tmp_path))
-    assert done.returncode == 1
-    assert "this command needs the `properties` extra: pip install 'sentra-lang[properties]'" \
-        in done.stdout
-    assert "1 passed" in done.stdout
 
 
 # -------------------------------------------------------------------------- fmt and limits

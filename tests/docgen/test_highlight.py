@@ -1,5 +1,6 @@
 """The `sentra` and `sentra-test` lexers and TextMate grammars: keyword lists that are the
-grammars' (read here from the `.lark` files themselves), no error tokens on real files."""
+grammars' (read here from the `.lark` files themselves, the suite grammar's imports resolved by
+Lark), no error tokens on real files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from lark import Lark
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Error, Keyword, Name, Operator, String
 
@@ -42,8 +44,24 @@ def lark_keywords(path: Path) -> set[str]:
     return words
 
 
+def suite_grammar_keywords() -> set[str]:
+    """The words the suite grammar reserves, its own and those of the policy grammar's rules it
+    `%import`s (conditions): Lark resolves the imports, the compiled terminals are read with the
+    rules of `lark_keywords`."""
+    grammar = Lark(SUITE_GRAMMAR.read_text(encoding="utf-8"), parser="lalr",
+                   import_paths=[str(POLICY_GRAMMAR.parent)])
+    words: set[str] = set()
+    for terminal in grammar.terminals:
+        pattern = terminal.pattern.value
+        if terminal.pattern.type == "str" and re.fullmatch(r"[a-z_]+", pattern):
+            words.add(pattern)
+        elif match := re.fullmatch(r"\(?([a-z_|]+)\)?\(\?!.*", pattern):
+            words.update(match.group(1).split("|"))
+    return words
+
+
 POLICY_WORDS = lark_keywords(POLICY_GRAMMAR)
-SUITE_WORDS = lark_keywords(SUITE_GRAMMAR)
+SUITE_WORDS = suite_grammar_keywords()
 LEXERS = {"policy": (SentraLexer, POLICY_WORDS), "suite": (SentraSuiteLexer, SUITE_WORDS)}
 GRAMMARS = {"policy": (textmate_grammar, POLICY_WORDS),
             "suite": (suite_textmate_grammar, SUITE_WORDS)}

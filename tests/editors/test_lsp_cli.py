@@ -1,28 +1,15 @@
-"""`sentra-lang lsp` as a command: the missing extra, the transport flag, standard streams."""
+"""`sentra-lang lsp` as a command: the transport flag, standard streams (its missing extra is
+tested with the others, tests/test_packaging.py)."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from tests.editors.lsp_client import server_command
 
 pytestmark = pytest.mark.slow
-
-WITHOUT_PYGLS = ("import sys; sys.modules['pygls'] = None; from sentra_lang.cli import main; "
-                 "sys.exit(main(['lsp']))")
-
-
-def test_without_the_extra_it_says_which_extra_to_install() -> None:
-    done = subprocess.run([sys.executable, "-c", WITHOUT_PYGLS], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 2
-    assert done.stderr == ("sentra-lang lsp: error: this command needs the `lsp` extra: "
-                           "pip install 'sentra-lang[lsp]'\n")
-    assert done.stdout == ""
-
 
 def test_the_server_ends_when_its_editor_goes_away() -> None:
     """Standard input closed without `exit` (the editor crashed): no server is left behind,

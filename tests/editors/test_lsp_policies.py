@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from sentra_runtime.decider import BUILT_IN_BLOCKS, BUILT_IN_SHUTDOWNS
 
 from sentra_lang.compiler import compile_file
+from sentra_lang.lsp.hover import RUNTIME_RULES
 from tests.editors.lsp_client import LspSession, uri
 
 pytestmark = pytest.mark.slow
@@ -23,8 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "policies").rglob("*.sentra"))
 SUITES = sorted((ROOT / "policies").glob("*.sentra-test"))
 RULE_REFERENCE = re.compile(r"\brule\s+([A-Z][A-Z0-9_]*)")
-RUNTIME_IDS = {"RISK_THRESHOLD_EXCEEDED", "INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED",
-               "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "AGENT_ALREADY_SHUT_DOWN"}
+RUNTIME_IDS = BUILT_IN_BLOCKS | BUILT_IN_SHUTDOWNS
+
+
+def test_hover_knows_every_id_the_runtime_decides_with() -> None:
+    assert set(RUNTIME_RULES) == RUNTIME_IDS
 
 
 def utf16(line_text: str, column: int) -> int:

@@ -33,6 +33,8 @@ EXPECTED: dict[str, list[tuple[str, str, str | None]]] = {
     "two_open.sentra": [("SL010", "3:1", "1:22"), ("SL010", "6:1", "3:10")],
     "extra_closer.sentra": [("SL011", "6:1", None)],
     "missing_opener.sentra": [("SL011", "4:3", "5:1")],
+    # a closer after the mistake that closes a bracket opened before it is no missing opener
+    "misspelt_value.sentra": [("SL001", "4:28", None)],
     "unterminated_string.sentra": [("SL003", "3:8", None), ("SL003", "8:14", None)],
     "suite_scenario_open.sentra-test": [("SL010", "6:1", "3:18")],
     "suite_tags_open.sentra-test": [("SL010", "3:36", "3:23")],

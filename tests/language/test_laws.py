@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Engine
+from sentra_runtime import policy as runtime_policy
+from sentra_runtime.inputs import MISSING
 
-from sentra_lang.analysis import evaluate_test
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import Diagnostic
 from sentra_lang.interpreter import Interpreter, InvalidInput
@@ -43,7 +44,9 @@ def test_arbitrary_text_only_ever_gives_diagnostics(text: str) -> None:
 
 
 def table_rule(table: Table, action: str, values: dict[str, Any]) -> str | None:
-    """The rule the table's rows pick, using the table semantics of docs/table.md."""
+    """The rule the table's rows pick, test by test (the runtime's one definition of a test,
+    `test_holds`), beside the generated code's dispatch and the AST interpreter's walk."""
+    present = {name: value for name, value in values.items() if value is not MISSING}
     normalized = action
     for step in table.settings.action_normalize:
         normalized = {"trim": str.strip, "lower": str.lower, "upper": str.upper}[step](normalized)
@@ -51,7 +54,7 @@ def table_rule(table: Table, action: str, values: dict[str, Any]) -> str | None:
     if block is None:
         return table.otherwise
     for row in block.rows:
-        if all(evaluate_test(t, values) for t in row.tests):
+        if all(runtime_policy.test_holds(t, present) for t in row.tests):
             return row.rule
     return table.otherwise
 

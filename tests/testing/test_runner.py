@@ -3,7 +3,9 @@ the pytest plugin and replay."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,22 @@ def test_policies_suites_pass_with_full_coverage() -> None:
     root = Path(__file__).resolve().parents[2] / "policies"
     run = Runner(examples=20).run_paths([root], min_coverage=100)
     assert run.exit_code == 0, reports.render_human(run)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_one_line_on_a_terminal_stderr_only(suites: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`test` shows `[i/n] file::name` as each test starts, redrawn in place on a terminal's
+    stderr (the progress line `check` and `diff` use) and cleared at the end; stdout never."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["test", "pass.sentra-test"]) == 0
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[1/") and "pass.sentra-test::" in drawn
+    assert drawn.endswith("\r\x1b[K")
+    assert "\r" not in capsys.readouterr().out
