@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sentra_runtime import Decision, Policy
-from sentra_runtime.policy import normalizer
+from sentra_runtime.inputs import normalizer
 
 META_KEY = "sentra/decision"
 """The key of the decision in a refused call's ``_meta``."""
