@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,11 +30,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sentra_runtime.audit import DECISION
 from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
-from sentra_runtime.engine import ALREADY_SHUT_DOWN
+from sentra_runtime.decider import ALREADY_SHUT_DOWN
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security
-from sentra_lang.server.gate import Gate, lookup
+from sentra_lang.server.gate import Gate
 from sentra_lang.server.store import Reads
 
 Bucket = Literal["hour", "day", "week", "month"]
@@ -120,6 +120,19 @@ def numeric(value: Any) -> Decimal | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def lookup(fields: Mapping[str, Any], name: str) -> Any:
+    """A dotted field of a recorded input: a path through objects, then a flat key."""
+    current: Any = fields
+    for part in name.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            current = None
+            break
+        current = current[part]
+    if current is None and "." in name:
+        return fields.get(name)
+    return current
 
 
 def exposure_value(record: dict[str, Any], name: str) -> Decimal | None:
