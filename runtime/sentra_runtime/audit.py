@@ -172,6 +172,25 @@ def seal_text(record: dict[str, Any], seq: int, prev: str | None) -> tuple[str, 
     return body, text_hash(body)
 
 
+def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
+    """The canonical JSON of ``record`` around its ``prev`` and ``seq`` values, for a store
+    that chains records where the previous hash is known (the database, under its lock):
+    ``before + json(prev) + between + str(seq) + after`` is the body :func:`seal_text` gives.
+    """
+    keys = sorted({*record, "prev", "seq"})
+    parts: list[str] = []
+    text = "{"
+    for index, key in enumerate(keys):
+        text += ("," if index else "") + canonical_json(key) + ":"
+        if key in ("prev", "seq"):   # "prev" sorts before "seq"
+            parts.append(text)
+            text = ""
+        else:
+            text += canonical_json(record[key])
+    before, between = parts
+    return before, between, text + "}"
+
+
 def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
                    after: Head = (0, None), states: Iterable[tuple[str, StateTuple]] | None = None,
                    head: Head | None = None) -> VerifyResult:
@@ -459,6 +478,20 @@ def write_export(records: Iterable[dict[str, Any]], states: Iterable[tuple[str, 
         out.write(canonical_json(state_line(agent, state)) + "\n")
     out.write(canonical_json(head_line(head)) + "\n")
     return count
+
+
+def stored_record(seq: int, digest: str, body: str) -> dict[str, Any]:
+    """A record as a store keeps it (its ``body``, the canonical JSON its ``hash`` covers): the
+    body's record with the hash. A body that is not a JSON object becomes a non-record, which the
+    verifier reports at ``seq``."""
+    try:
+        record = json.loads(body)
+    except json.JSONDecodeError:
+        return {"seq": seq, "unparsable": body}
+    if not isinstance(record, dict):
+        return {"seq": seq, "unparsable": body}
+    record["hash"] = digest
+    return record
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:

@@ -435,7 +435,8 @@ def prepare_schema(connection: sqlite3.Connection, path: str, *, upgrade: bool) 
     elif checked_version(found, path, upgrade=upgrade) == UNVERSIONED:
         for statement in UPGRADE_TO_2:
             connection.execute(statement)
-    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if found != SCHEMA_VERSION:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def schema_version(connection: sqlite3.Connection) -> int:
@@ -533,16 +534,7 @@ def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         connection.close()
 
 
-def _record(seq: int, digest: str, text: str) -> dict[str, Any]:
-    """An audit row as a record: the hashed body plus its hash. A body whose JSON no longer
-    parses becomes a non-record, which the verifier reports."""
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
-        return {"seq": seq, "unparsable": text}
-    if isinstance(record, dict):
-        record["hash"] = digest
-    return record  # type: ignore[no-any-return]
+_record = audit.stored_record
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
