@@ -76,11 +76,15 @@ class Store(Protocol):
 @runtime_checkable
 class SharedStore(Store, Protocol):
     """A store several processes share (SQLite, PostgreSQL): each keeps the compiled tables of
-    the policies loaded, so that every process can load the policy another one loaded."""
+    the policies loaded, so that every process can load the policy another one loaded, and
+    counts its agents in one query."""
 
     def save_policy_table(self, table: dict[str, Any]) -> None: ...
 
     def policy_table(self, policy_hash: str) -> dict[str, Any] | None: ...
+
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down (one query)."""
 
 
 def open_store(target: str | os.PathLike[str], **options: Any) -> Store:

@@ -335,6 +335,12 @@ class PostgresStore:
                              "sentra_agents WHERE agent_id = %s", (_key(agent_id),))
         return AgentState.from_raw(FRESH if row is None else (row[0], row[1], row[2]))
 
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down."""
+        row = self._read_one("SELECT count(*) FILTER (WHERE NOT shut_down), "
+                             "count(*) FILTER (WHERE shut_down) FROM sentra_agents")
+        return int(row[0]), int(row[1])
+
     def agents(self) -> list[str]:
         rows = self._read("SELECT agent_id FROM sentra_agents ORDER BY agent_id")
         return [bytes(row[0]).decode() for row in rows]

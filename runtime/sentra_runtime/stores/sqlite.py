@@ -272,6 +272,13 @@ class SQLiteStore:
                                      (policy_hash,)).fetchone()
         return None if row is None else _table(row[0])
 
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down."""
+        active, down = self._reader().execute(
+            "SELECT count(*) - coalesce(sum(shut_down != 0), 0), "
+            "coalesce(sum(shut_down != 0), 0) FROM agents").fetchone()
+        return int(active), int(down)
+
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
