@@ -85,7 +85,7 @@ def test_a_database_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE customers (id INTEGER)")
-    with pytest.raises(SchemaError, match="no sentra store"):
+    with pytest.raises(SchemaError, match="not a sentra audit store"):
         SQLiteStore(path)
 
 

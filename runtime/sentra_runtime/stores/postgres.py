@@ -347,9 +347,9 @@ class PostgresStore:
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """Every record, in seq order, read in one snapshot as they are consumed."""
-        with _Snapshot(self) as cursor:
-            cursor.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
-            for row in cursor:
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            snapshot.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+            for row in snapshot:
                 yield audit.stored_record(*row)
 
     def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
@@ -370,23 +370,13 @@ class PostgresStore:
     def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
         """The chain, its end against the stored head, and every agent's stored state against
         the log, in one snapshot."""
-        with _Snapshot(self) as cursor:
-            head = _head(cursor)
-            verifier = audit.LogVerifier()
-            cursor.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
-            for seq, digest, text in cursor:
-                if not verifier.add(audit.stored_record(seq, digest, text), text):
-                    break
-            return verifier.result(head=head, expected_head=expected_head,
-                                   states=_states(cursor))
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            return snapshot.verify(expected_head)
 
     def export_audit(self, out: IO[str]) -> int:
         """The log as JSON Lines, then the agents' states and the head (one snapshot)."""
-        with _Snapshot(self) as cursor:
-            head = _head(cursor)
-            cursor.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
-            records = (audit.stored_record(*row) for row in cursor)
-            return audit.write_export(records, _states(cursor), head, out)
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            return snapshot.export(out)
 
     def close(self) -> None:
         self._pool.close()
@@ -438,25 +428,29 @@ class _Borrowed:
 
 class _Snapshot:
     """Queries in one read-only, repeatable-read transaction (one snapshot of the database),
-    through server-side cursors, so a large log streams rather than loads."""
+    through server-side cursors, so a large log streams rather than loads. A schema newer than
+    this runtime's is refused; an older one is read as it is."""
 
-    def __init__(self, store: PostgresStore) -> None:
-        self.borrowed = store._connection()
-        self.connection: Any = None
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where
         self.cursor: Any = None
         self.count = 0
 
     def __enter__(self) -> _Snapshot:
-        self.connection = self.borrowed.__enter__()
-        try:
-            self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        except BaseException as error:
-            self.borrowed.__exit__(type(error), error, None)
-            raise
+        self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        found = schema_version(self.connection)
+        if found == 0:
+            raise SchemaError(f"{self.where} holds no sentra store (no sentra_meta table)")
+        checked_version(found, self.where, upgrade=True)
         return self
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
-        return self.borrowed.__exit__(kind, error, traceback)
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self.connection.closed:
+            return
+        if self.cursor is not None:
+            self.cursor.close()
+        self.connection.rollback()   # read only: nothing to keep
 
     def execute(self, query: str) -> None:
         """Run ``query``; iterate to read its rows (the previous query's cursor is closed)."""
@@ -470,21 +464,70 @@ class _Snapshot:
     def __iter__(self) -> Iterator[Any]:
         return iter(self.cursor)
 
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
+    def head(self) -> audit.Head:
+        self.execute("SELECT seq, hash FROM sentra_head WHERE id = 1")
+        row = self.cursor.fetchone()
+        return (-1, None) if row is None else (int(row[0]), row[1])
+
+    def states(self) -> Iterator[tuple[str, RawState]]:
+        self.execute("SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM "
+                     "sentra_agents ORDER BY agent_id")
+        for agent, risk, blocked, down in self:
+            yield bytes(agent).decode(), (risk, blocked, down)
+
+    def verify(self, expected_head: str | None) -> VerifyResult:
+        head = self.head()
+        verifier = audit.LogVerifier()
+        self.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+        for seq, digest, text in self:
+            if not verifier.add(audit.stored_record(seq, digest, text), text):
+                break
+        return verifier.result(head=head, expected_head=expected_head, states=self.states())
+
+    def export(self, out: IO[str]) -> int:
+        head = self.head()
+        self.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+        records = (audit.stored_record(*row) for row in self)
+        return audit.write_export(records, self.states(), head, out)
 
 
-def _head(cursor: _Snapshot) -> audit.Head:
-    cursor.execute("SELECT seq, hash FROM sentra_head WHERE id = 1")
-    row = cursor.fetchone()
-    return (-1, None) if row is None else (int(row[0]), row[1])
+def verify_database(url: str, *, expected_head: str | None = None) -> VerifyResult:
+    """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
+    the chain, its end against the stored head, every agent's state against the log."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.verify(expected_head)
 
 
-def _states(cursor: _Snapshot) -> Iterator[tuple[str, RawState]]:
-    cursor.execute("SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM "
-                   "sentra_agents ORDER BY agent_id")
-    for agent, risk, blocked, down in cursor:
-        yield bytes(agent).decode(), (risk, blocked, down)
+def export_database(url: str, out: IO[str]) -> int:
+    """Export the store in a PostgreSQL database as JSON Lines, reading only."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.export(out)
+
+
+def database_schema_version(url: str) -> int:
+    """The store schema version of a database (0: no store yet)."""
+    with _connect(url) as connection:
+        return schema_version(connection)
+
+
+def upgrade_database(url: str) -> tuple[int, int]:
+    """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
+    with _connect(url) as connection:
+        before = schema_version(connection)
+        connection.rollback()
+        prepare_schema(connection, redacted(url), upgrade=True)
+        return before, SCHEMA_VERSION
+
+
+def _connect(url: str, timeout: float = 10.0) -> Any:
+    """One connection of its own (no pool), for a command that reads once."""
+    psycopg, _ = _driver()
+    try:
+        return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
+                               application_name="sentra")
+    except psycopg.OperationalError as error:
+        raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
+                               f"{_first_line(error)}") from error
 
 
 def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:

@@ -459,8 +459,28 @@ def schema_version(connection: sqlite3.Connection) -> int:
         return 0
     if {"agents", "audit"} <= tables:
         return UNVERSIONED
-    raise SchemaError("the SQLite database holds other tables and no sentra store: give a new "
-                      "file or a store written by sentra-lang")
+    raise SchemaError("not a sentra audit store: the SQLite database holds other tables; give "
+                      "a new file or a store written by sentra-lang")
+
+
+def file_schema_version(path: str | os.PathLike[str]) -> int:
+    """The store schema version of a file, read only (0: an empty database)."""
+    with contextlib.closing(_read_only(path)) as connection:
+        return schema_version(connection)
+
+
+def upgrade_file(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Create or upgrade the schema of a store file, in one transaction; ``(before, after)``
+    versions. :class:`SchemaError` for a newer schema or a database that is not a store."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        before = schema_version(connection)
+        prepare_schema(connection, os.fspath(path), upgrade=True)
+        connection.execute("COMMIT")
+        return before, SCHEMA_VERSION
+    finally:
+        connection.close()
 
 
 def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = None
@@ -490,13 +510,17 @@ def export_file(path: str | os.PathLike[str], out: IO[str]) -> int:
 @contextlib.contextmanager
 def _snapshot(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
     """A read-only connection to a store file, inside one read transaction."""
-    connection = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    connection = _read_only(path)
     try:
         connection.execute("BEGIN")
         checked_version(schema_version(connection), os.fspath(path), upgrade=True)
         yield connection
     finally:
         connection.close()
+
+
+def _read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
 
 
 def _stored_head(connection: sqlite3.Connection) -> audit.Head | None:
