@@ -46,12 +46,28 @@ def in_threads(count: int, work: Callable[[int], Any]) -> None:
         thread.join()
 
 
-def replay(records: list[dict[str, Any]]) -> Engine:
-    """Re-decide the recorded decisions and resets serially, in audit order, on a fresh engine;
-    every replayed decision must equal the recorded one. Returns the engine (its states are
-    the states the log leaves the agents in)."""
-    engine = Engine(SENTRA_TABLE, MemoryStore(audit=False))
+def replay(records: list[dict[str, Any]],
+           table: Callable[[str], dict[str, Any] | None] | None = None) -> Engine:
+    """Re-decide the recorded decisions and resets serially, in audit order, on fresh state;
+    every replayed decision must equal the recorded one. Returns an engine whose states are the
+    states the log leaves the agents in. ``table(policy_hash)`` gives the policy each record
+    names (a shared store's saved tables); by default every record is replayed with the
+    Sentra reference table."""
+    state = MemoryStore(audit=False)
+    engines: dict[str, Engine] = {}
+
+    def engine_for(record: dict[str, Any]) -> Engine:
+        policy_hash = record["policy_hash"] if table is not None else ""
+        if policy_hash not in engines:
+            found = SENTRA_TABLE if table is None else table(policy_hash)
+            assert found is not None, f"no table for {policy_hash}"
+            engines[policy_hash] = Engine(found, state)
+        return engines[policy_hash]
+
+    engine = Engine(SENTRA_TABLE, state)
     for record in records:
+        if record["kind"] in ("reset", "decision"):
+            engine = engine_for(record)
         if record["kind"] == "reset":
             if record["agent"] is None:
                 for agent in record["agents"]:
