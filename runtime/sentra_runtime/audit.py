@@ -177,18 +177,13 @@ def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
     that chains records where the previous hash is known (the database, under its lock):
     ``before + json(prev) + between + str(seq) + after`` is the body :func:`seal_text` gives.
     """
-    keys = sorted({*record, "prev", "seq"})
-    parts: list[str] = []
-    text = "{"
-    for index, key in enumerate(keys):
-        text += ("," if index else "") + canonical_json(key) + ":"
-        if key in ("prev", "seq"):   # "prev" sorts before "seq"
-            parts.append(text)
-            text = ""
-        else:
-            text += canonical_json(record[key])
-    before, between = parts
-    return before, between, text + "}"
+    keys = ({}, {}, {})   # the keys sorting before "prev", between "prev" and "seq", after
+    for key, value in record.items():
+        keys[(key > "prev") + (key > "seq")][key] = value
+    first, middle, last = (canonical_json(part)[1:-1] for part in keys)
+    return ("{" + first + ("," if first else "") + '"prev":',
+            ("," + middle if middle else "") + ',"seq":',
+            ("," + last if last else "") + "}")
 
 
 def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,

@@ -7,18 +7,23 @@ that locks the agent, reads its state, decides, writes the state and appends the
 audit record; the decision is returned only after the transaction commits. Resets and policy
 loads are records of the same chain.
 
-How the transaction runs, and why (two round trips to the database):
+How a decision runs, and why (two round trips to the database, one statement each, on a
+connection in autocommit mode):
 
-1. Lock the agents and read their states: a transaction-level advisory lock on each agent's id
-   (it also covers an agent that has no row yet, so two first decisions of a new agent
-   serialise) and a shared lock on the gate, which a reset of every agent takes exclusively.
-2. Decide in Python, then send the state writes, the append and ``COMMIT`` at once. The append
-   is the database function ``sentra_append``: it locks the head row (the seq and hash of the
-   last record), chains the records (``sha256`` over the canonical JSON the runtime split around
-   ``prev`` and ``seq``, :func:`sentra_runtime.audit.seal_parts`), inserts them and moves the
-   head, all inside the database. So the one lock every writer shares (the head's) is held only
-   while the database appends and commits, never while a client thinks or the network carries
-   an answer: decisions of different agents, from any instance, overlap everywhere else.
+1. ``sentra_begin(agents)`` locks the agents and reads their states: an advisory lock on each
+   agent's id, in key order (it also covers an agent that has no row yet, so two first
+   decisions of a new agent serialise), after a shared lock on the gate, which a reset of every
+   agent takes exclusively. The locks are the session's, so they outlast this statement; the
+   states are read after they are held.
+2. Decide in Python, then ``sentra_records(...)``: one transaction that turns the session's locks
+   into locks of this transaction (held until it commits, then gone), writes the agents' new
+   states, locks the head row (the seq and hash of the last record), chains the records
+   (``sha256`` over the canonical JSON the runtime split around ``prev`` and ``seq``,
+   :func:`sentra_runtime.audit.seal_parts`), inserts them and moves the head. So the lock every
+   writer shares (the head's) is held only while the database appends and commits, never while
+   a client decides or the network carries an answer: decisions of different agents, from any
+   instance, overlap everywhere else. A failure in between releases the session's locks (or
+   closes the connection, which releases them).
 
 The seq of a record is known only once it is appended, so the store decides twice: once to
 build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
@@ -47,7 +52,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -67,7 +72,8 @@ from sentra_runtime.stores.schema import (
 from sentra_runtime.stores.sqlite import SYNCHRONOUS_MODES, _GroupCommit, _Pending
 
 AGENT_LOCKS = 1936027252
-"""The advisory lock class of the agents (``pg_advisory_xact_lock(AGENT_LOCKS, crc32(id))``)."""
+"""The advisory lock class of the agents: ``pg_advisory_xact_lock(AGENT_LOCKS, key)``, the key
+the first 32 bits of the MD5 of the agent's id."""
 GATE_LOCK = (1936027253, 0)
 """Shared by decisions and one-agent resets, exclusive for a reset of every agent."""
 SCHEMA_LOCK = (1936027254, 0)
@@ -83,43 +89,87 @@ SCHEMA = (
     "hash text)",
     "INSERT INTO sentra_head (id, seq, hash) VALUES (1, 0, NULL)",
     "CREATE TABLE sentra_policies (hash text PRIMARY KEY, body text NOT NULL)",
-    """CREATE FUNCTION sentra_append(kinds text[], agents bytea[], labels text[], befores text[],
-                                  betweens text[], afters text[])
-    RETURNS TABLE (seq bigint, hash text) LANGUAGE plpgsql AS $$
+    f"""CREATE FUNCTION sentra_begin(agents text, every boolean)
+    RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
+                   shut_down boolean)
+    LANGUAGE plpgsql AS $$
 DECLARE
-    last_seq bigint;
-    last_hash text;
+    ids bytea[] := sentra_ids(agents);
+BEGIN
+    IF every THEN
+        PERFORM pg_advisory_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+    ELSE
+        PERFORM pg_advisory_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM sentra_keys(ids) AS key;
+    END IF;
+    -- a statement of its own: its snapshot is taken with the locks held
+    RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down
+        FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
+END
+$$""",
+    """CREATE FUNCTION sentra_ids(agents text) RETURNS bytea[]
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(decode(id, 'hex')), '{}') FROM json_array_elements_text(
+        agents::json) AS id
+$$""",
+    """CREATE FUNCTION sentra_keys(ids bytea[]) RETURNS SETOF integer
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT DISTINCT ('x' || left(md5(id), 8))::bit(32)::integer FROM unnest(ids) AS id
+    ORDER BY 1   -- every process locks in this order: no deadlock
+$$""",
+    f"""CREATE FUNCTION sentra_records(gate text, locked text, records text)
+    RETURNS TABLE (seq bigint, hash text, prev text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    record record;
     body text;
 BEGIN
-    SELECT h.seq, h.hash INTO STRICT last_seq, last_hash FROM sentra_head h WHERE h.id = 1
-        FOR UPDATE;
-    FOR i IN 1 .. cardinality(kinds) LOOP
-        last_seq := last_seq + 1;
-        body := befores[i] || COALESCE('"' || last_hash || '"', 'null') || betweens[i]
-                || last_seq::text || afters[i];
-        last_hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
+    -- the session's locks (sentra_begin) become this transaction's: held until commit
+    IF gate = 'every' THEN
+        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false;
+    ELSIF gate = 'shared' THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
+            FROM sentra_keys(sentra_ids(locked)) AS key;
+    END IF;
+    -- records: [kind, agent (hex), label, before prev, before seq, after seq, state or null]
+    INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down)
+        SELECT DISTINCT ON (agent) decode(agent, 'hex'), (state->>0)::bigint,
+               (state->>1)::bigint, (state->>2)::boolean
+        FROM (SELECT r->>1 AS agent, r->6 AS state, position
+              FROM json_array_elements(records::json) WITH ORDINALITY AS e(r, position)) AS s
+        WHERE json_typeof(state) = 'array'
+        ORDER BY agent, position DESC   -- each agent's last state
+        ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
+            blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down;
+    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
+    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq
+                  FROM json_array_elements(records::json) AS r LOOP
+        prev := hash;
+        seq := seq + 1;
+        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
+                || seq::text || record.after_seq;
+        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
         INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
-            VALUES (last_seq, last_hash, body, kinds[i], agents[i], labels[i]);
-        seq := last_seq;
-        hash := last_hash;
+            VALUES (seq, hash, body, record.kind, record.agent, record.label);
         RETURN NEXT;
     END LOOP;
-    UPDATE sentra_head h SET seq = last_seq, hash = last_hash WHERE h.id = 1;
+    UPDATE sentra_head h SET seq = sentra_records.seq, hash = sentra_records.hash
+        WHERE h.id = 1;
 END
 $$""",
 )
 """Schema version 2, the first of this store."""
 
-_UPSERT_STATE = (
-    "INSERT INTO sentra_agents (agent_id, cumulative_risk, blocked_attempts, shut_down) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (agent_id) DO UPDATE SET "
-    "cumulative_risk = excluded.cumulative_risk, blocked_attempts = excluded.blocked_attempts, "
-    "shut_down = excluded.shut_down")
-_LOCK_AGENTS = ("SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::integer[]) "
-                "WITH ORDINALITY AS keys(key, position) ORDER BY position")
-_STATES = ("SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM sentra_agents "
-           "WHERE agent_id = ANY(%s)")
-_APPEND = "SELECT seq, hash FROM sentra_append(%s, %s, %s, %s, %s, %s)"
+_BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
+_RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
+WRITTEN_KEPT = 4096
+"""How many of the records it wrote a store keeps, so that reading one back (the server does,
+after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
 
 
@@ -176,7 +226,7 @@ class PostgresStore:
         options = {"connect_timeout": max(1, round(connect_timeout)),
                    "application_name": "sentra"}
         try:
-            with psycopg.connect(url, **options) as connection:
+            with psycopg.connect(url, autocommit=True, **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"cannot connect to {self.where}: "
@@ -186,6 +236,8 @@ class PostgresStore:
             timeout=wait_timeout, name="sentra", open=False)
         self._pool.open(wait=True, timeout=connect_timeout)
         self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._written_lock = threading.Lock()
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
@@ -194,9 +246,9 @@ class PostgresStore:
         return self._group is not None
 
     def _configure(self, connection: Any) -> None:
+        connection.autocommit = True   # every statement its own transaction (see above)
         if self.synchronous == "NORMAL":
             connection.execute("SET synchronous_commit = off")
-        connection.commit()
 
     # -- connections and faults -------------------------------------------------------------
 
@@ -232,30 +284,38 @@ class PostgresStore:
                 raise
 
     def _decide_batch(self, connection: Any, batch: list[_Pending]) -> None:
+        """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
+        trips. The records and states are one transaction, committed before anything is
+        returned."""
         batch = [pending for pending in batch if _storable(pending)]
-        agents = sorted({pending.agent_id for pending in batch})
-        with connection.pipeline():
-            connection.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", GATE_LOCK)
-            connection.execute(_LOCK_AGENTS, (AGENT_LOCKS, [_lock_key(a) for a in agents]))
-            rows = connection.execute(_STATES, ([_key(agent) for agent in agents],)).fetchall()
-            states: dict[str, RawState] = {
-                bytes(row[0]).decode(): (row[1], row[2], row[3]) for row in rows}
-            made = [entry for entry in (self._made(pending, states) for pending in batch)
-                    if entry is not None]
-            if not made:
-                connection.rollback()
-                return
-            changed = {entry.pending.agent_id: entry.after for entry in made}
-            connection.cursor().executemany(_UPSERT_STATE, [
-                (_key(agent), *state) for agent, state in sorted(changed.items())])
-            appended = connection.execute(_APPEND, _append_arguments(
-                [entry.record for entry in made]))
-            connection.commit()
-        for entry, (seq, _) in zip(made, appended.fetchall()):
+        agents = _ids(sorted({pending.agent_id for pending in batch}))
+        rows = connection.execute(_BEGIN, (agents, False)).fetchall()
+        states: dict[str, RawState] = {
+            bytes(row[0]).decode(): (row[1], row[2], row[3]) for row in rows}
+        stored = set(states)
+        made = [entry for entry in (self._made(pending, states) for pending in batch)
+                if entry is not None]
+        if not made:
+            _release(connection)
+            return
+        appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
+            (entry.record, entry.after if entry.after != entry.before
+             or entry.pending.agent_id not in stored else None) for entry in made])).fetchall()
+        for entry, (seq, digest, prev) in zip(made, appended):
+            self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
             decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
                                          pending.fields, pending.code, pending.payload, seq)
             pending.decided(decision)
+
+    def _remember(self, record: dict[str, Any], seq: int, prev: str | None, digest: str
+                  ) -> None:
+        """Keep a record this store wrote, sealed, for reading it back without a query."""
+        record.update(seq=seq, prev=prev, hash=digest)
+        with self._written_lock:
+            self._written[seq] = record
+            if len(self._written) > WRITTEN_KEPT:
+                self._written.popitem(last=False)
 
     @staticmethod
     def _made(pending: _Pending, states: dict[str, RawState]) -> _Made | None:
@@ -277,30 +337,26 @@ class PostgresStore:
     # -- operators ----------------------------------------------------------------------------
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
-        with self._connection() as connection, connection.pipeline():
-            if agent_id is None:
-                connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", GATE_LOCK)
-                rows = connection.execute("SELECT agent_id FROM sentra_agents").fetchall()
-                agents = [bytes(row[0]).decode() for row in rows]
-                connection.execute("UPDATE sentra_agents SET cumulative_risk = 0, "
-                                   "blocked_attempts = 0, shut_down = false")
-            else:
-                agents = [agent_id]
-                connection.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", GATE_LOCK)
-                connection.execute(_LOCK_AGENTS, (AGENT_LOCKS, [_lock_key(agent_id)]))
-                connection.execute(_UPSERT_STATE, (_key(agent_id), *FRESH))
+        every = agent_id is None
+        locked = _ids([] if agent_id is None else [agent_id])
+        with self._connection() as connection:
+            rows = connection.execute(_BEGIN, (locked, every)).fetchall()
+            agents = [bytes(row[0]).decode() for row in rows] if every else [agent_id]
             record = audit.reset_record(time.time(), policy_hash, agent_id, operator, agents)
-            appended = connection.execute(_APPEND, _append_arguments([record]))
-            connection.commit()
-        return Reset(sorted(agents), appended.fetchone()[0])
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "every" if every else "shared", locked,
+                [(record, None if every else FRESH)])).fetchall()
+        self._remember(record, seq, prev, digest)
+        return Reset(sorted(agents), seq)
 
     def record_policy_load(self, policy: Policy) -> int:
         record = audit.policy_load_record(time.time(), policy.hash, policy.name,
                                           policy.version, policy.schema_version)
-        with self._connection() as connection, connection.pipeline():
-            appended = connection.execute(_APPEND, _append_arguments([record]))
-            connection.commit()
-        return int(appended.fetchone()[0])
+        with self._connection() as connection:
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "none", "[]", [(record, None)])).fetchall()
+        self._remember(record, seq, prev, digest)
+        return int(seq)
 
     def save_policy_table(self, table: dict[str, Any]) -> None:
         """Keep a compiled table by its hash, for the processes sharing this database."""
@@ -308,7 +364,6 @@ class PostgresStore:
             connection.execute("INSERT INTO sentra_policies (hash, body) VALUES (%s, %s) "
                                "ON CONFLICT (hash) DO NOTHING",
                                (table["hash"], canonical_json(table)))
-            connection.commit()
 
     def policy_table(self, policy_hash: str) -> dict[str, Any] | None:
         """The compiled table with this hash, if a process saved it."""
@@ -322,9 +377,7 @@ class PostgresStore:
 
     def _read(self, query: str, values: Iterable[Any] = ()) -> list[Any]:
         with self._connection() as connection:
-            rows = connection.execute(query, tuple(values)).fetchall()
-            connection.commit()
-        return list(rows)
+            return list(connection.execute(query, tuple(values)).fetchall())
 
     def _read_one(self, query: str, values: Iterable[Any] = ()) -> Any:
         rows = self._read(query, values)
@@ -354,6 +407,11 @@ class PostgresStore:
 
     def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
                      label: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        if limit == 1 and agent is None and label is None and kind is None:
+            with self._written_lock:
+                written = self._written.get(after_seq + 1)
+            if written is not None:   # seqs have no gaps: the next record is this one
+                return [written]
         clauses, values = ["seq > %s"], [after_seq]
         for column, value in (("agent", None if agent is None else _key(agent)),
                               ("label", label), ("kind", kind)):
@@ -394,25 +452,31 @@ class _Made:
 
 
 class _Borrowed:
-    """A pooled connection for one transaction; a failure to reach the database becomes
-    :class:`StoreUnavailable`. After one, calls wait ``retry_wait`` for a connection rather
-    than ``wait_timeout`` until one succeeds, so that an outage fails requests at once."""
+    """A pooled connection for one operation; a failure to reach the database becomes
+    :class:`StoreUnavailable`, and after any failure the session's advisory locks are released
+    (or the connection is closed, which releases them). After a failure to reach the database,
+    calls wait ``retry_wait`` for a connection rather than ``wait_timeout`` until one succeeds,
+    so that an outage fails requests at once."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
         self.context: Any = None
+        self.connection: Any = None
 
     def __enter__(self) -> Any:
         store = self.store
         wait = store._retry_wait if store._down.is_set() else store._wait_timeout
         self.context = store._pool.connection(timeout=wait)
         try:
-            return self.context.__enter__()
+            self.connection = self.context.__enter__()
         except store._errors as error:
             raise store._unavailable(error) from error
+        return self.connection
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
         store = self.store
+        if error is not None:
+            _release(self.connection)
         try:
             self.context.__exit__(kind, error, traceback)
         except store._errors as problem:
@@ -424,6 +488,17 @@ class _Borrowed:
         if isinstance(error, store._errors):
             raise store._unavailable(error) from error
         return False
+
+
+def _release(connection: Any) -> None:
+    """Release the session's advisory locks; close the connection if that fails (closing
+    releases them too, and the pool replaces a closed connection)."""
+    try:
+        if not connection.closed:
+            connection.rollback()
+            connection.execute("SELECT pg_advisory_unlock_all()")
+    except Exception:   # the connection is broken: closing it is the release
+        connection.close()
 
 
 class _Snapshot:
@@ -438,7 +513,7 @@ class _Snapshot:
         self.count = 0
 
     def __enter__(self) -> _Snapshot:
-        self.connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         found = schema_version(self.connection)
         if found == 0:
             raise SchemaError(f"{self.where} holds no sentra store (no sentra_meta table)")
@@ -450,7 +525,7 @@ class _Snapshot:
             return
         if self.cursor is not None:
             self.cursor.close()
-        self.connection.rollback()   # read only: nothing to keep
+        self.connection.execute("ROLLBACK")   # read only: nothing to keep
 
     def execute(self, query: str) -> None:
         """Run ``query``; iterate to read its rows (the previous query's cursor is closed)."""
@@ -514,7 +589,6 @@ def upgrade_database(url: str) -> tuple[int, int]:
     """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
     with _connect(url) as connection:
         before = schema_version(connection)
-        connection.rollback()
         prepare_schema(connection, redacted(url), upgrade=True)
         return before, SCHEMA_VERSION
 
@@ -524,7 +598,7 @@ def _connect(url: str, timeout: float = 10.0) -> Any:
     psycopg, _ = _driver()
     try:
         return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
-                               application_name="sentra")
+                               application_name="sentra", autocommit=True)
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
                                f"{_first_line(error)}") from error
@@ -538,16 +612,16 @@ def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
     if encoding.upper() not in ("UTF8", "UTF-8"):
         raise SchemaError(f"{where} has the encoding {encoding}; the store needs UTF8 "
                           "(CREATE DATABASE ... ENCODING 'UTF8')")
-    connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", SCHEMA_LOCK)
-    found = schema_version(connection)
-    if found == 0:
-        for statement in SCHEMA:
-            connection.execute(statement)
-        connection.execute("INSERT INTO sentra_meta (key, value) VALUES ('schema_version', %s)",
-                           (str(SCHEMA_VERSION),))
-    else:
-        checked_version(found, where, upgrade=upgrade)
-    connection.commit()
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", SCHEMA_LOCK)
+        found = schema_version(connection)
+        if found == 0:
+            for statement in SCHEMA:
+                connection.execute(statement)
+            connection.execute("INSERT INTO sentra_meta (key, value) VALUES "
+                               "('schema_version', %s)", (str(SCHEMA_VERSION),))
+        else:
+            checked_version(found, where, upgrade=upgrade)
 
 
 def schema_version(connection: Any) -> int:
@@ -566,33 +640,34 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _append_arguments(records: list[dict[str, Any]]) -> tuple[list[Any], ...]:
-    """The arrays ``sentra_append`` takes: each record's kind, agent, label and body parts."""
-    kinds, agents, labels, befores, betweens, afters = [], [], [], [], [], []
-    for record in records:
-        kinds.append(record["kind"])
+def _records_arguments(gate: str, locked: str,
+                       records: list[tuple[dict[str, Any], RawState | None]]
+                       ) -> tuple[str, str, str]:
+    """What ``sentra_records`` takes: which session locks to turn into the transaction's
+    (``gate``: ``shared`` with the agents ``locked``, ``every``, or ``none``), and the records
+    as one JSON array (one parameter: cheaper to send than arrays), each ``[kind, agent's id in
+    hex, label, its body around prev and seq (three texts), the agent's state to write or
+    null]``."""
+    rows = []
+    for record, state in records:
         agent = record.get("agent")
-        agents.append(None if agent is None else _key(agent))
         decision = record.get("decision")
-        labels.append(decision.get("label") if isinstance(decision, dict) else None)
-        before, between, after = audit.seal_parts(record)
-        befores.append(before)
-        betweens.append(between)
-        afters.append(after)
-    return kinds, agents, labels, befores, betweens, afters
+        rows.append([record["kind"], None if agent is None else _key(agent).hex(),
+                     decision.get("label") if isinstance(decision, dict) else None,
+                     *audit.seal_parts(record), state])
+    return gate, locked, json.dumps(rows, ensure_ascii=False)
+
+
+def _ids(agents: Iterable[str]) -> str:
+    """Agent ids as ``sentra_begin`` and ``sentra_records`` take them: a JSON array of their
+    UTF-8 bytes in hex."""
+    return json.dumps([_key(agent).hex() for agent in agents])
 
 
 def _key(agent_id: str) -> bytes:
     """An agent id as the database keeps it: its UTF-8 bytes (any text, NUL included; ordered
     by code point, as Python orders strings)."""
     return agent_id.encode("utf-8")
-
-
-def _lock_key(agent_id: str) -> int:
-    """The agent's advisory lock key: a signed 32-bit hash of its id (two ids that share one
-    only wait for each other)."""
-    key = zlib.crc32(_key(agent_id))
-    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 def _storable(pending: _Pending) -> bool:
