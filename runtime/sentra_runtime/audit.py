@@ -298,9 +298,7 @@ class LogVerifier:
         return True
 
     def _problem(self, record: dict[str, Any], seq: int, body: str | None) -> str | None:
-        if body is None:
-            body = canonical_json({key: value for key, value in record.items() if key != "hash"})
-        if record.get("hash") != text_hash(body):
+        if not self._hash_matches(record, body):
             return f"record seq {seq} does not match its hash: edited"
         if record.get("prev") != self.prev:
             return (f"record seq {seq} does not follow the previous record's hash: inserted or "
@@ -317,6 +315,22 @@ class LogVerifier:
             return (f"record seq {seq} names the policy {policy}, which the log never loaded: "
                     "edited policy hash")
         return self._follow(record, seq, kind)
+
+    @staticmethod
+    def _hash_matches(record: dict[str, Any], body: str | None) -> bool:
+        """Whether the record's hash is the hash of its body: the text the store keeps, or
+        the export line without its hash (no re-encoding), else the record as canonical JSON
+        (an export whose lines were re-encoded, e.g. with other spacing, still verifies)."""
+        digest = record.get("hash")
+        if not isinstance(digest, str):
+            return False
+        if body is not None:
+            return digest == text_hash(body)
+        line_body = _line_body(record, digest)
+        if line_body is not None and digest == text_hash(line_body):
+            return True
+        return digest == text_hash(canonical_json(
+            {key: value for key, value in record.items() if key != "hash"}))
 
     def _follow(self, record: dict[str, Any], seq: int, kind: str) -> str | None:
         """Keep the state the record leaves its agent (or the agents it resets) in."""
@@ -499,14 +513,40 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Read an exported log; a line that is not JSON yields a non-record the verifier reports."""
+    """Read an exported log; a line that is not JSON yields a non-record the verifier reports.
+    Each record keeps the line it was read from (the verifier hashes it without re-encoding
+    when it can)."""
     with open(path, encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     yield {"unparsable": line}
+                    continue
+                yield _Line(record, line.rstrip("\r\n")) if isinstance(record, dict) else record
+
+
+class _Line(dict[str, Any]):
+    """A record read from an export, with its line as written."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, record: dict[str, Any], text: str) -> None:
+        super().__init__(record)
+        self.text = text
+
+
+def _line_body(record: dict[str, Any], digest: str) -> str | None:
+    """The body the hash covers, cut from the record's export line (the line without its
+    top-level ``hash`` member), when the record was read with its line."""
+    text = record.text if isinstance(record, _Line) else None
+    if text is None:
+        return None
+    member = '"hash":' + json.dumps(digest)
+    if "," + member in text:
+        return text.replace("," + member, "", 1)
+    return text.replace(member + ",", "", 1)
 
 
 def head(records: Iterable[dict[str, Any]]) -> str | None:
