@@ -363,3 +363,27 @@ class StreamReader:
     def close(self) -> None:
         self.connection.close()
 
+
+
+def test_the_newest_policy_load_is_what_every_instance_serves(tmp_path: Path,
+                                                               postgres_url: str) -> None:
+    """An instance started with another policy file loads it, and the running ones follow it:
+    the newest policy load in the shared log wins (docs/deployment.md)."""
+    newer = tmp_path / "newer.sentra"
+    newer.write_text(POLICY.read_text().replace('version "', 'version "2.', 1))
+    first = Instance(POLICY, postgres_url, name="A").start()
+    try:
+        old_hash = first.get("/v1/policy").body["hash"]
+        second = Instance(newer, postgres_url, name="B").start()
+        try:
+            new_hash = second.get("/v1/policy").body["hash"]
+            assert new_hash != old_hash
+            deadline = time.monotonic() + 10
+            while first.get("/v1/policy").body["hash"] != new_hash:
+                assert time.monotonic() < deadline, "instance A kept the older policy"
+                time.sleep(0.1)
+            assert first.get("/v1/policy").body["origin"] == "log"
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -344,3 +344,15 @@ def test_an_export_reports_a_state_line_deleted(tmp_path: Path) -> None:
     del lines[-2]   # mallory's state line (shut down): without it, mallory would look fresh
     backend.path.write_text("\n".join(lines) + "\n")
     assert "agent `mallory` has no stored state" in backend.verify().problem
+
+
+def test_an_export_re_encoded_with_other_spacing_still_verifies(tmp_path: Path) -> None:
+    """The verifier hashes an export's lines as written when it can, and the records as
+    canonical JSON otherwise: spacing is not tampering, an edited value still is."""
+    backend = ExportBackend(tmp_path / "audit.jsonl")
+    lines = [json.loads(line) for line in backend.path.read_text().splitlines()]
+    backend.path.write_text("".join(json.dumps(line, indent=None) + "\n" for line in lines))
+    assert ", " in backend.path.read_text() and backend.verify().ok
+    lines[3]["decision"]["label"] = "Allowed"
+    backend.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert "seq 4 does not match its hash" in backend.verify().problem
