@@ -177,7 +177,7 @@ def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
     that chains records where the previous hash is known (the database, under its lock):
     ``before + json(prev) + between + str(seq) + after`` is the body :func:`seal_text` gives.
     """
-    keys = ({}, {}, {})   # the keys sorting before "prev", between "prev" and "seq", after
+    keys: tuple[dict[str, Any], ...] = ({}, {}, {})   # before "prev", between, after "seq"
     for key, value in record.items():
         keys[(key > "prev") + (key > "seq")][key] = value
     first, middle, last = (canonical_json(part)[1:-1] for part in keys)

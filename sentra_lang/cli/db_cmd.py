@@ -42,12 +42,11 @@ def run_status(args: argparse.Namespace) -> int:
     from sentra_runtime.stores.postgres import redacted
     from sentra_runtime.stores.schema import checked_version
 
+    from sentra_runtime.stores.postgres import database_schema_version
+    from sentra_runtime.stores.sqlite import file_schema_version
+
     with _database(args.db) as postgres:
-        if postgres:
-            from sentra_runtime.stores.postgres import database_schema_version as version_of
-        else:
-            from sentra_runtime.stores.sqlite import file_schema_version as version_of
-        found = version_of(args.db)
+        found = (database_schema_version if postgres else file_schema_version)(args.db)
         if found:
             checked_version(found, redacted(args.db), upgrade=True)   # newer: refused
     where = redacted(args.db)
@@ -61,14 +60,11 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from sentra_runtime.stores.postgres import redacted
+    from sentra_runtime.stores.postgres import redacted, upgrade_database
+    from sentra_runtime.stores.sqlite import upgrade_file
 
     with _database(args.db) as postgres:
-        if postgres:
-            from sentra_runtime.stores.postgres import upgrade_database as upgrade
-        else:
-            from sentra_runtime.stores.sqlite import upgrade_file as upgrade
-        before, after = upgrade(args.db)
+        before, after = (upgrade_database if postgres else upgrade_file)(args.db)
     where = redacted(args.db)
     if before == after:
         print(f"{where}: store schema version {after}, current: nothing to do")

@@ -102,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
     settings = uvicorn_settings(args.host, args.port, log_level=args.log_level,
                                 header_timeout=args.header_timeout,
                                 body_timeout=args.body_timeout)
+    app: Any = None
     try:
-        app = make_app() if args.workers == 1 else check_before_forking(args)
+        if args.workers == 1:
+            app = make_app()
+        else:
+            check_before_forking(args)
     except PolicyRefused as refused:
         if refused.unreadable:
             raise UsageError("; ".join(refused.problems)) from refused
@@ -111,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_FAILURE
     except Exception as error:
-        problem = database_error(args.db, error)
-        if problem is None:
+        unusable = database_error(args.db, error)
+        if unusable is None:
             raise
-        raise problem from error
+        raise unusable from error
     announce(args, loopback, hosts, operator_token, read_token)
     sys.setswitchinterval(SWITCH_INTERVAL)
     if args.workers == 1:

@@ -29,8 +29,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sentra_runtime.audit import DECISION
-from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
 from sentra_runtime.decider import ALREADY_SHUT_DOWN
+from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security

@@ -15,6 +15,7 @@ Linux). When workers keep dying at start (the database went away, say), it gives
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -119,10 +120,8 @@ class Supervisor:
 
 
 def _signal(pid: int, number: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):   # it has just exited
         os.kill(pid, number)
-    except ProcessLookupError:
-        pass
 
 
 def _how(status: int) -> str:

@@ -155,47 +155,56 @@ def test_an_instance_killed_mid_load_loses_no_answered_decision(
         instances: list[Instance], postgres_url: str) -> None:
     """SIGKILL instance A at three points of the load (then start it again): every decision
     either instance answered 200 is in the log, the chain verifies, and B kept answering."""
-    killed, survivor = instances
+    killed = instances[0]
     for round_number, kill_after in enumerate((20, 120, 300)):
-        answers: list[tuple[str, Answer, float]] = []
-        failures: list[tuple[str, str]] = []
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def client(number: int) -> None:
-            rng = random.Random(round_number * 100 + number)
-            connections = {instance.name: Persistent(instance.port) for instance in instances}
-            while not stop.is_set():
-                name = rng.choice(list(connections))
-                body = decide_body(rng.choice(AGENTS), rng.choice(ACTIONS))
-                try:
-                    answer = connections[name].post("/v1/decide", body)
-                except OSError as error:
-                    with lock:
-                        failures.append((name, str(error)))
-                    time.sleep(0.01)
-                    continue
-                with lock:
-                    answers.append((name, answer, time.monotonic()))
-
-        threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
-        for thread in threads:
-            thread.start()
-        while len(answers) < kill_after:
-            time.sleep(0.005)
-        killed.kill()
-        killed_at = time.monotonic()
-        while sum(at > killed_at and name == "B" for name, _, at in answers) < 100:
-            time.sleep(0.01)
-        stop.set()
-        for thread in threads:
-            thread.join()
+        answers, failures = _kill_mid_load(instances, round_number, kill_after)
         assert all(answer.status == 200 for _, answer, _ in answers)
         assert {name for name, _ in failures} <= {"A"}   # the survivor never failed
         records = logged(postgres_url)
         assert_answers_logged([answer for _, answer, _ in answers], records)
         assert_the_rules_held(records)
         killed.start()
+
+
+def _kill_mid_load(instances: list[Instance], round_number: int, kill_after: int,
+                   ) -> tuple[list[tuple[str, Answer, float]], list[tuple[str, str]]]:
+    """8 clients on both instances; SIGKILL A once ``kill_after`` decisions were answered;
+    stop when B answered 100 more. The answers (instance, answer, when) and the failures."""
+    killed = instances[0]
+    answers: list[tuple[str, Answer, float]] = []
+    failures: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        rng = random.Random(round_number * 100 + number)
+        connections = {instance.name: Persistent(instance.port) for instance in instances}
+        while not stop.is_set():
+            name = rng.choice(list(connections))
+            body = decide_body(rng.choice(AGENTS), rng.choice(ACTIONS))
+            try:
+                answer = connections[name].post("/v1/decide", body)
+            except OSError as error:
+                with lock:
+                    failures.append((name, str(error)))
+                time.sleep(0.01)
+                continue
+            with lock:
+                answers.append((name, answer, time.monotonic()))
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    while len(answers) < kill_after:
+        time.sleep(0.005)
+    killed.kill()
+    killed_at = time.monotonic()
+    while sum(at > killed_at and name == "B" for name, _, at in list(answers)) < 100:
+        time.sleep(0.01)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return answers, failures
 
 
 def test_a_database_outage_is_answered_503_and_the_instances_recover(

@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.pg.helpers import POLICY, Answer, Instance, Persistent, decide_body
-from tests.pg.test_instances import ACTIONS, AGENTS, StreamReader, assert_answers_logged, \
-    assert_the_rules_held, logged
+from tests.pg.test_instances import (
+    ACTIONS,
+    AGENTS,
+    StreamReader,
+    assert_answers_logged,
+    assert_the_rules_held,
+    logged,
+)
 
 pytestmark = pytest.mark.slow
 

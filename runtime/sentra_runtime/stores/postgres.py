@@ -341,7 +341,8 @@ class PostgresStore:
         locked = _ids([] if agent_id is None else [agent_id])
         with self._connection() as connection:
             rows = connection.execute(_BEGIN, (locked, every)).fetchall()
-            agents = [bytes(row[0]).decode() for row in rows] if every else [agent_id]
+            agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
+                else [agent_id]
             record = audit.reset_record(time.time(), policy_hash, agent_id, operator, agents)
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
                 "every" if every else "shared", locked,
@@ -412,7 +413,8 @@ class PostgresStore:
                 written = self._written.get(after_seq + 1)
             if written is not None:   # seqs have no gaps: the next record is this one
                 return [written]
-        clauses, values = ["seq > %s"], [after_seq]
+        clauses: list[str] = ["seq > %s"]
+        values: list[Any] = [after_seq]
         for column, value in (("agent", None if agent is None else _key(agent)),
                               ("label", label), ("kind", kind)):
             if value is not None:
@@ -473,7 +475,7 @@ class _Borrowed:
             raise store._unavailable(error) from error
         return self.connection
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         store = self.store
         if error is not None:
             _release(self.connection)
@@ -484,10 +486,8 @@ class _Borrowed:
                 raise store._unavailable(problem) from problem
         if error is None:
             store._down.clear()
-            return False
-        if isinstance(error, store._errors):
+        elif isinstance(error, store._errors):
             raise store._unavailable(error) from error
-        return False
 
 
 def _release(connection: Any) -> None:
