@@ -39,10 +39,8 @@ def register(subparsers: Any) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from sentra_runtime.stores import SCHEMA_VERSION
-    from sentra_runtime.stores.postgres import redacted
+    from sentra_runtime.stores.postgres import database_schema_version, redacted
     from sentra_runtime.stores.schema import checked_version
-
-    from sentra_runtime.stores.postgres import database_schema_version
     from sentra_runtime.stores.sqlite import file_schema_version
 
     with _database(args.db) as postgres:
