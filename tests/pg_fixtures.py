@@ -3,8 +3,8 @@
 The server is SENTRA_TEST_POSTGRES_URL when set (`.ci/run` starts a throwaway cluster and sets
 it); otherwise the session starts its own throwaway cluster when PostgreSQL's server binaries
 are installed (tests/pg_cluster.py), so `python -m pytest` runs the PostgreSQL tests here too.
-Without either, those tests skip with a message, except in CI (`CI` set), where a missing
-database fails them.
+Without either, those tests skip with a message, except in CI (`CI` set to anything but
+`false`/`0`), where a missing database fails them.
 """
 
 from __future__ import annotations
@@ -13,22 +13,23 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import pytest
 
 from tests.pg_cluster import URL_VARIABLE, Cluster, ClusterUnavailable
+from tests.playwright_fixtures import in_ci
 
 STORE_KINDS = ("memory", "sqlite", "postgres")
 SQL_KINDS = ("sqlite", "postgres")
 
 
-def unavailable(reason: str) -> None:
-    """Skip (locally) or fail (in CI) a test that needs PostgreSQL."""
+def unavailable(reason: str) -> NoReturn:
+    """Skip (locally) or fail (in CI, as the browser tests do) a test that needs PostgreSQL."""
     message = (f"PostgreSQL tests need a server: set {URL_VARIABLE} or install PostgreSQL's "
                f"server binaries ({reason})")
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(f"CI: {message}", pytrace=False)
     pytest.skip(message)
 

@@ -550,8 +550,13 @@ def _line_body(record: dict[str, Any], digest: str) -> str | None:
 
 
 def head(records: Iterable[dict[str, Any]]) -> str | None:
-    """The hash of the last record: anchor it elsewhere to detect truncation later."""
+    """The hash of the last record: anchor it elsewhere to detect truncation later. For an
+    export, its ``head`` line's hash."""
     last = None
     for record in records:
+        if record.get("kind") == STATE:
+            continue
         last = record.get("hash")
+        if record.get("kind") == HEAD:
+            break
     return last

@@ -1,7 +1,9 @@
 """`sentra-lang audit verify|export`: check or export an audit log.
 
-LOG is a SQLite store file, a PostgreSQL URL (``postgresql://...``), or (for ``verify``) an
-exported JSON Lines log. Verification reads the log once, in order and in bounded memory: the
+LOG is a SQLite store file, a PostgreSQL URL (``postgresql://...``), or (for ``verify`` and
+``head``) an exported JSON Lines log. ``head`` prints the seq and hash of the log's last record,
+to keep elsewhere (the defence against someone who can rewrite the whole log): ``verify
+--expected-head HASH`` then checks the log still ends there. Verification reads the log once, in order and in bounded memory: the
 hash chain, the log's end against the store's head (or the export's head line), and every
 agent's stored state against the log. Exit codes: 0 the log verifies (or the export was
 written); 1 tampering found (the first broken seq is printed); 2 usage errors (missing or
@@ -36,6 +38,11 @@ def register(subparsers: Any) -> None:
                         help="the last record's hash as anchored elsewhere (detects a log "
                              "rewritten with its head)")
     verify.set_defaults(run=run_verify)
+    head = commands.add_parser("head", help="print the seq and hash of the log's last record, "
+                                            "to anchor elsewhere")
+    head.add_argument("log", metavar="LOG", help="SQLite store file, postgresql:// URL, or "
+                                                 ".jsonl export")
+    head.set_defaults(run=run_head)
     export = commands.add_parser("export", help="write the log as JSON Lines, then the agents' "
                                                 "states and the head")
     export.add_argument("log", metavar="LOG", help="SQLite store file or postgresql:// URL")
@@ -60,6 +67,28 @@ def run_verify(args: argparse.Namespace) -> int:
             result = verify_export(read_jsonl(target), expected_head=args.expected_head)
     print(f"{redacted(args.log)}: {result}")
     return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def run_head(args: argparse.Namespace) -> int:
+    """``SEQ HASH`` of the last record: what ``verify --expected-head`` checks later."""
+    from sentra_runtime.audit import head, read_jsonl
+
+    with _reading(args.log) as (kind, target):
+        if kind == "postgres":
+            from sentra_runtime.stores.postgres import database_head
+
+            seq, digest = database_head(target)
+        elif kind == "sqlite":
+            from sentra_runtime.stores.sqlite import file_head
+
+            seq, digest = file_head(target)
+        else:
+            records = list(read_jsonl(target))
+            digest = head(records)
+            seq = next((line.get("seq") for line in reversed(records)
+                        if line.get("hash") == digest), 0) if digest else 0
+    print(f"{seq} {digest or 'none'}")
+    return EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:

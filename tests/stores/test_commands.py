@@ -122,3 +122,21 @@ def test_db_upgrade_creates_the_schema_of_an_empty_postgres_database(
     assert code == 2 and "version 9, newer than this sentra-runtime supports (2)" in err
     code, _, err = run(capsys, "audit", "verify", postgres_url)
     assert code == 2 and "version 9, newer" in err
+
+
+def test_head_prints_what_verify_expects(capsys: pytest.CaptureFixture[str], store_target: str,
+                                         tmp_path: Path) -> None:
+    """`audit head` gives the anchor: the same seq and hash for a store and its export, and
+    `verify --expected-head` with it passes, until the log is rewritten past it."""
+    code, out, _ = run(capsys, "audit", "head", store_target)
+    seq, digest = out.split()
+    assert code == 0 and seq == "4" and digest.startswith("sha256:")
+    export = tmp_path / "log.jsonl"
+    run(capsys, "audit", "export", store_target, "-o", str(export))
+    assert run(capsys, "audit", "head", str(export))[1] == out
+    assert run(capsys, "audit", "verify", store_target, "--expected-head", digest)[0] == 0
+    engine = Engine(SENTRA_TABLE, open_store(store_target))
+    engine.evaluate("b", "FILE_READ")
+    engine.close()
+    code, out, _ = run(capsys, "audit", "verify", store_target, "--expected-head", digest)
+    assert code == 1 and "not at the expected head" in out

@@ -573,6 +573,12 @@ def verify_database(url: str, *, expected_head: str | None = None) -> VerifyResu
         return snapshot.verify(expected_head)
 
 
+def database_head(url: str) -> audit.Head:
+    """The store's head in a PostgreSQL database: the seq and hash of its last record."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.head()
+
+
 def export_database(url: str, out: IO[str]) -> int:
     """Export the store in a PostgreSQL database as JSON Lines, reading only."""
     with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:

@@ -497,6 +497,13 @@ def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = Non
                                states=_stored_states(connection))
 
 
+def file_head(path: str | os.PathLike[str]) -> audit.Head:
+    """The store file's head: the seq and hash of its last record (as the store keeps it; for a
+    version-1 file, its log's end)."""
+    with _snapshot(path) as connection:
+        return _stored_head(connection) or _log_end(connection)
+
+
 def export_file(path: str | os.PathLike[str], out: IO[str]) -> int:
     """Write a store file's log as JSON Lines, then its agents' states and its head, from one
     read snapshot (:func:`sentra_runtime.audit.write_export`); return the number of records."""
