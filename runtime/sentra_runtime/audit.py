@@ -63,6 +63,8 @@ class VerifyResult:
     end: str = ""
     """What the log's end was checked against: ``"stored head"``, ``"expected head"``, or ``""``
     (nothing: records deleted from the end would go unnoticed)."""
+    anchored: int | None = None
+    """The seq of the anchored record the log was found to hold (see :class:`LogVerifier`)."""
 
     def __str__(self) -> str:
         if not self.ok:
@@ -71,6 +73,8 @@ class VerifyResult:
         parts = [f"ok: {self.records} records, hash chain intact"]
         parts.append(f"ends at the {self.end}" if self.end else
                      "its end is not anchored (records deleted from the end would go unnoticed)")
+        if self.anchored is not None:
+            parts.append(f"holds the anchored record seq {self.anchored}")
         if self.agents is not None:
             parts.append(f"{self.agents} agent states match the log")
         return "; ".join(parts)
@@ -204,19 +208,19 @@ def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | No
 
 
 def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None = None,
-                  ) -> VerifyResult:
+                  anchor: Head | None = None) -> VerifyResult:
     """Verify an export written by :func:`write_export` (read with :func:`read_jsonl`): the
     chain, the agents' states it ends with, and its last record against its ``head`` line. An
     export without its ``head`` line (cut short, or written before exports had one) verifies
     only with ``expected_head``."""
     return _verify(lines, (0, None), expected_head, None, None,
-                   end_required=expected_head is None)
+                   end_required=expected_head is None, anchor=anchor)
 
 
 def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
             states: Iterable[tuple[str, StateTuple]] | None, head: Head | None, *,
-            end_required: bool) -> VerifyResult:
-    verifier = LogVerifier(after)
+            end_required: bool, anchor: Head | None = None) -> VerifyResult:
+    verifier = LogVerifier(after, anchor)
     ending = _ExportEnd()
     for line in lines:
         if ending.takes(line):
@@ -245,9 +249,13 @@ class LogVerifier:
     record leaves it in, to compare with the stored states at the end (:meth:`result`). A seq
     that comes too early is looked for further on (reordered or deleted?) without keeping the
     records in between.
+
+    ``anchor`` is a record's seq and hash kept elsewhere earlier (``sentra-lang audit head``):
+    the log must still hold that record, unchanged; it may have grown since.
     """
 
-    def __init__(self, after: Head = (0, None)) -> None:
+    def __init__(self, after: Head = (0, None), anchor: Head | None = None) -> None:
+        self.anchor = anchor
         self.next_seq = after[0] + 1
         self.prev = after[1]
         self.complete = after[0] == 0
@@ -289,6 +297,10 @@ class LogVerifier:
             self._missing = (expected, seq)
             return True
         problem = self._problem(record, seq, body)
+        if problem is None and self.anchor is not None and seq == self.anchor[0] \
+                and record["hash"] != self.anchor[1]:
+            problem = (f"record seq {seq} is not the anchored one ({self.anchor[1]}): the log "
+                       "was rewritten")
         if problem is not None:
             self.fail(seq, problem)
             return False
@@ -370,12 +382,19 @@ class LogVerifier:
                                           f"head {expected_head}: records were removed from "
                                           "the end")
             end = "expected head"
+        anchored = None
+        if self.anchor is not None:
+            if last[0] < self.anchor[0]:
+                return self.fail(last[0] + 1, f"the log ends at seq {last[0]}, before the "
+                                              f"anchored record seq {self.anchor[0]}: records "
+                                              "deleted from the end")
+            anchored = self.anchor[0]
         agents = None
         if states is not None:
             agents = self._compare(states)
             if self._failure is not None:
                 return self._failure
-        return VerifyResult(True, self.records, agents=agents, end=end)
+        return VerifyResult(True, self.records, agents=agents, end=end, anchored=anchored)
 
     def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
         """Compare the stored states with the log's; the number compared (a mismatch fails)."""

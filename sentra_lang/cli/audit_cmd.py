@@ -1,9 +1,9 @@
 """`sentra-lang audit verify|export`: check or export an audit log.
 
 LOG is a SQLite store file, a PostgreSQL URL (``postgresql://...``), or (for ``verify`` and
-``head``) an exported JSON Lines log. ``head`` prints the seq and hash of the log's last record,
-to keep elsewhere (the defence against someone who can rewrite the whole log): ``verify
---expected-head HASH`` then checks the log still ends there. Verification reads the log once, in order and in bounded memory: the
+``head``) an exported JSON Lines log. ``head`` prints ``SEQ:HASH`` of the log's last record, to
+keep elsewhere (the defence against someone who can rewrite the whole log): ``verify --anchor
+SEQ:HASH`` then checks the log still holds that record, unchanged. Verification reads the log once, in order and in bounded memory: the
 hash chain, the log's end against the store's head (or the export's head line), and every
 agent's stored state against the log. Exit codes: 0 the log verifies (or the export was
 written); 1 tampering found (the first broken seq is printed); 2 usage errors (missing or
@@ -35,8 +35,12 @@ def register(subparsers: Any) -> None:
     verify.add_argument("log", metavar="LOG", help="SQLite store file, postgresql:// URL, or "
                                                    ".jsonl export")
     verify.add_argument("--expected-head", metavar="HASH",
-                        help="the last record's hash as anchored elsewhere (detects a log "
-                             "rewritten with its head)")
+                        help="the hash the log must end at (for an export or a copy taken "
+                             "when the head was noted)")
+    verify.add_argument("--anchor", metavar="SEQ:HASH", type=_anchor,
+                        help="a record noted earlier with `audit head`: the log must still hold "
+                             "it, unchanged (it may have grown since); detects a log rewritten "
+                             "with its head")
     verify.set_defaults(run=run_verify)
     head = commands.add_parser("head", help="print the seq and hash of the log's last record, "
                                             "to anchor elsewhere")
@@ -58,19 +62,21 @@ def run_verify(args: argparse.Namespace) -> int:
         if kind == "postgres":
             from sentra_runtime.stores.postgres import verify_database
 
-            result = verify_database(target, expected_head=args.expected_head)
+            result = verify_database(target, expected_head=args.expected_head,
+                                     anchor=args.anchor)
         elif kind == "sqlite":
             from sentra_runtime.stores.sqlite import verify_file
 
-            result = verify_file(target, expected_head=args.expected_head)
+            result = verify_file(target, expected_head=args.expected_head, anchor=args.anchor)
         else:
-            result = verify_export(read_jsonl(target), expected_head=args.expected_head)
+            result = verify_export(read_jsonl(target), expected_head=args.expected_head,
+                                   anchor=args.anchor)
     print(f"{redacted(args.log)}: {result}")
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
 def run_head(args: argparse.Namespace) -> int:
-    """``SEQ HASH`` of the last record: what ``verify --expected-head`` checks later."""
+    """``SEQ:HASH`` of the last record: what ``verify --anchor`` checks later."""
     from sentra_runtime.audit import head, read_jsonl
 
     with _reading(args.log) as (kind, target):
@@ -87,8 +93,17 @@ def run_head(args: argparse.Namespace) -> int:
             digest = head(records)
             seq = next((line.get("seq") for line in reversed(records)
                         if line.get("hash") == digest), 0) if digest else 0
-    print(f"{seq} {digest or 'none'}")
+    print(f"{seq}:{digest}" if digest else "0: the log is empty")
     return EXIT_OK
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as `audit head` prints it."""
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or not digest.startswith("sha256:"):
+        raise argparse.ArgumentTypeError(f"expected SEQ:HASH as `audit head` prints it, not "
+                                         f"`{text}`")
+    return int(seq), digest
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -124,12 +124,14 @@ def test_db_upgrade_creates_the_schema_of_an_empty_postgres_database(
     assert code == 2 and "version 9, newer" in err
 
 
-def test_head_prints_what_verify_expects(capsys: pytest.CaptureFixture[str], store_target: str,
-                                         tmp_path: Path) -> None:
-    """`audit head` gives the anchor: the same seq and hash for a store and its export, and
-    `verify --expected-head` with it passes, until the log is rewritten past it."""
+def test_head_is_the_anchor_verify_checks(capsys: pytest.CaptureFixture[str],
+                                          store_target: str, tmp_path: Path) -> None:
+    """`audit head` gives the anchor (the same for a store and its export); `verify --anchor`
+    passes while the log holds that record, grown or not, and fails once it was rewritten;
+    `--expected-head` wants the log to end there."""
     code, out, _ = run(capsys, "audit", "head", store_target)
-    seq, digest = out.split()
+    anchor = out.strip()
+    seq, _, digest = anchor.partition(":")
     assert code == 0 and seq == "4" and digest.startswith("sha256:")
     export = tmp_path / "log.jsonl"
     run(capsys, "audit", "export", store_target, "-o", str(export))
@@ -138,5 +140,10 @@ def test_head_prints_what_verify_expects(capsys: pytest.CaptureFixture[str], sto
     engine = Engine(SENTRA_TABLE, open_store(store_target))
     engine.evaluate("b", "FILE_READ")
     engine.close()
+    code, out, _ = run(capsys, "audit", "verify", store_target, "--anchor", anchor)
+    assert code == 0 and "holds the anchored record seq 4" in out
     code, out, _ = run(capsys, "audit", "verify", store_target, "--expected-head", digest)
     assert code == 1 and "not at the expected head" in out
+    with pytest.raises(SystemExit) as exited:   # argparse's usage error
+        main(["audit", "verify", store_target, "--anchor", "four"])
+    assert exited.value.code == 2 and "expected SEQ:HASH" in capsys.readouterr().err

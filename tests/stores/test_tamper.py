@@ -27,6 +27,7 @@ from sentra_runtime.audit import (
     verify_export,
 )
 from sentra_runtime.stores import open_store
+from sentra_runtime.stores.postgres import verify_database
 from sentra_runtime.stores.sqlite import verify_file
 
 from tests.runtime.helpers import SENTRA_TABLE
@@ -45,7 +46,8 @@ class Backend(Protocol):
 
     def set_state(self, agent: str, state: tuple[int, int, bool] | None) -> None: ...
 
-    def verify(self, expected_head: str | None = None) -> VerifyResult: ...
+    def verify(self, expected_head: str | None = None,
+               anchor: tuple[int, str] | None = None) -> VerifyResult: ...
 
 
 def fill(engine: Engine) -> None:
@@ -87,11 +89,13 @@ class SQLiteBackend:
             if state is not None:
                 connection.execute("INSERT INTO agents VALUES (?, ?, ?, ?)", (agent, *state))
 
-    def verify(self, expected_head: str | None = None) -> VerifyResult:
+    def verify(self, expected_head: str | None = None,
+               anchor: tuple[int, str] | None = None) -> VerifyResult:
         """`audit verify`'s check of the file, which the open store's must equal."""
-        result = verify_file(self.path, expected_head=expected_head)
-        with _closing(open_store(str(self.path))) as store:
-            assert str(store.verify_audit(expected_head=expected_head)) == str(result)
+        result = verify_file(self.path, expected_head=expected_head, anchor=anchor)
+        if anchor is None:
+            with _closing(open_store(str(self.path))) as store:
+                assert str(store.verify_audit(expected_head=expected_head)) == str(result)
         return result
 
 
@@ -127,8 +131,9 @@ class ExportBackend:
             lines.insert(-1, state_line(agent, state))
         self._write(lines)
 
-    def verify(self, expected_head: str | None = None) -> VerifyResult:
-        return verify_export(read_jsonl(self.path), expected_head=expected_head)
+    def verify(self, expected_head: str | None = None,
+               anchor: tuple[int, str] | None = None) -> VerifyResult:
+        return verify_export(read_jsonl(self.path), expected_head=expected_head, anchor=anchor)
 
 
 class PostgresBackend:
@@ -164,9 +169,14 @@ class PostgresBackend:
                 connection.execute("INSERT INTO sentra_agents VALUES (%s, %s, %s, %s)",
                                    (agent.encode(), *state))
 
-    def verify(self, expected_head: str | None = None) -> VerifyResult:
-        with _closing(open_store(self.url)) as store:
-            return store.verify_audit(expected_head=expected_head)  # type: ignore[no-any-return]
+    def verify(self, expected_head: str | None = None,
+               anchor: tuple[int, str] | None = None) -> VerifyResult:
+        """`audit verify`'s check of the database, which the open store's must equal."""
+        result = verify_database(self.url, expected_head=expected_head, anchor=anchor)
+        if anchor is None:
+            with _closing(open_store(self.url)) as store:
+                assert str(store.verify_audit(expected_head=expected_head)) == str(result)
+        return result
 
 
 class _closing:  # noqa: N801
@@ -302,14 +312,22 @@ def test_every_tamper_case_is_detected(backend: Backend, case: Case) -> None:
     assert (result.seq, case.problem in result.problem) == (case.seq, True), str(result)
 
 
-def test_a_full_re_chain_needs_an_anchored_head(backend: Backend) -> None:
+def test_a_full_re_chain_needs_an_anchor(backend: Backend) -> None:
     """Someone with write access who rewrites a record, re-chains everything after it and moves
-    the stored head too is found only by a head anchored elsewhere (`--expected-head`)."""
-    anchored = backend.records()[-1]["hash"]
+    the stored head too is found only by a record anchored elsewhere (`audit head`, then
+    `verify --anchor` or `--expected-head`); so is one who then deletes the log's end."""
+    records = backend.records()
+    anchor = (records[5]["seq"], records[5]["hash"])   # noted when the log had 6 records
+    assert backend.verify(anchor=anchor).anchored == 6
     edit(then(set_label(2, "Allowed"), rehashed(2, chain=True)), move_head=True)(backend)
     assert backend.verify().ok
-    result = backend.verify(expected_head=anchored)
+    result = backend.verify(expected_head=records[-1]["hash"])
     assert not result.ok and "not at the expected head" in result.problem
+    result = backend.verify(anchor=anchor)
+    assert (result.ok, result.seq) == (False, 6) and "the log was rewritten" in result.problem
+    edit(delete(5, 6, 7), move_head=True)(backend)
+    result = backend.verify(anchor=anchor)
+    assert not result.ok and "before the anchored record seq 6" in result.problem
 
 
 def test_the_states_the_log_leaves_are_the_stored_states(backend: Backend) -> None:

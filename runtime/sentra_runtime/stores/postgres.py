@@ -550,9 +550,10 @@ class _Snapshot:
         for agent, risk, blocked, down in self:
             yield bytes(agent).decode(), (risk, blocked, down)
 
-    def verify(self, expected_head: str | None) -> VerifyResult:
+    def verify(self, expected_head: str | None, anchor: audit.Head | None = None
+               ) -> VerifyResult:
         head = self.head()
-        verifier = audit.LogVerifier()
+        verifier = audit.LogVerifier(anchor=anchor)
         self.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
         for seq, digest, text in self:
             if not verifier.add(audit.stored_record(seq, digest, text), text):
@@ -566,11 +567,12 @@ class _Snapshot:
         return audit.write_export(records, self.states(), head, out)
 
 
-def verify_database(url: str, *, expected_head: str | None = None) -> VerifyResult:
+def verify_database(url: str, *, expected_head: str | None = None,
+                    anchor: audit.Head | None = None) -> VerifyResult:
     """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
     the chain, its end against the stored head, every agent's state against the log."""
     with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
-        return snapshot.verify(expected_head)
+        return snapshot.verify(expected_head, anchor)
 
 
 def database_head(url: str) -> audit.Head:

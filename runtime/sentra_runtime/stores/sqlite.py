@@ -483,12 +483,13 @@ def upgrade_file(path: str | os.PathLike[str]) -> tuple[int, int]:
         connection.close()
 
 
-def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = None
-                ) -> VerifyResult:
+def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = None,
+                anchor: audit.Head | None = None) -> VerifyResult:
     """Verify a store file in one read snapshot: the chain, its end against the stored head
-    (version 2 and later), and every agent's stored state against the log."""
+    (version 2 and later), and every agent's stored state against the log (``anchor``: see
+    :class:`~sentra_runtime.audit.LogVerifier`)."""
     with _snapshot(path) as connection:
-        verifier = audit.LogVerifier()
+        verifier = audit.LogVerifier(anchor=anchor)
         for seq, digest, text in connection.execute("SELECT seq, hash, body FROM audit "
                                                     "ORDER BY seq"):
             if not verifier.add(_record(seq, digest, text), text):
