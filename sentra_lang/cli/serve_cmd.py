@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import sqlite3
 import sys
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     if is_postgres_url(args.db):
         require("postgres", "psycopg", "psycopg_pool")
+        # each failed reconnection would be a warning: the server logs the outage once itself
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     import uvicorn
 
     from sentra_lang.server import auth

@@ -76,3 +76,26 @@ def test_agent_ids_are_any_text_and_sort_as_python_sorts(postgres_url: str) -> N
     assert [r["agent"] for r in engine.store.read_records(agent="😀")] == ["😀"]
     assert engine.verify_audit().ok
     engine.close()
+
+
+@pytest.mark.slow
+def test_after_a_long_outage_the_store_is_back_within_seconds(own_cluster: Cluster) -> None:
+    """The pool's retries would back off to minutes; the store starts them over, so it is back
+    about as soon as the database is."""
+    engine = Engine(SENTRA_TABLE, open_store(own_cluster.url))
+    own_cluster.halt("fast")
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < 15:
+        with pytest.raises(StoreUnavailable):
+            engine.evaluate("a", "FILE_READ")
+        time.sleep(0.2)
+    own_cluster.launch()
+    back = time.monotonic()
+    while True:
+        try:
+            engine.evaluate("a", "FILE_READ")
+            break
+        except StoreUnavailable:
+            time.sleep(0.05)
+    assert time.monotonic() - back < 4
+    engine.close()

@@ -171,6 +171,10 @@ WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
+RECONNECT_SECONDS = 2.0
+"""How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
+over with the next call: short, so that the store is back within about two seconds of the
+database however long the outage was (the pool's backoff alone grows to minutes)."""
 
 
 def redacted(url: str) -> str:
@@ -233,7 +237,8 @@ class PostgresStore:
                                    f"{_first_line(error)}") from error
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs=options, configure=self._configure,
-            timeout=wait_timeout, name="sentra", open=False)
+            timeout=wait_timeout, name="sentra", open=False,
+            reconnect_timeout=RECONNECT_SECONDS)
         self._pool.open(wait=True, timeout=connect_timeout)
         self._group = _GroupCommit(self._commit_batch) if group_commit else None
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
