@@ -2,6 +2,7 @@
 
     python tests/bench/pg_bench.py [--url postgresql://...] [--requests 20000] [--clients 8]
                                    [--instances 2] [--workers 1] [--sqlite-workers 1]
+                                   [--endpoint agent-action|v1]
 
 Without ``--url`` it starts a throwaway PostgreSQL cluster (tests/pg_cluster.py: PostgreSQL's
 server binaries must be installed; its settings are PostgreSQL's defaults, fsync on). It then
@@ -12,8 +13,10 @@ runs, one after the other, the same load against:
    PostgreSQL schema, the clients spread over them evenly.
 
 Each run is ``--clients`` kept-alive connections on one asyncio loop (the load generator of
-tests/bench/server_load.py), each with one request in flight, posting `/agent-action` over 50
-agents: a warm-up of 1,000 requests, then ``--requests`` measured. It prints decisions/s, p50 and
+tests/bench/server_load.py), each with one request in flight, posting `/agent-action` (or,
+with ``--endpoint v1``, `/v1/decide`, which decides in the server's thread pool, so that
+requests arriving together share a transaction) over 50 agents: a warm-up of 1,000 requests,
+then ``--requests`` measured. It prints decisions/s, p50 and
 p99 of each run, the servers' CPU time per decision (all their processes), the ratio of the
 two runs, and how long `sentra-lang audit verify` takes on the PostgreSQL log afterwards.
 """
@@ -62,18 +65,18 @@ def start(db: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     raise SystemExit("a server did not start")
 
 
-def load(ports: list[int], total: int, clients: int, seed: int,
-         time_limit: float) -> tuple[float, list[float]]:
+def load(ports: list[int], total: int, clients: int, seed: int, time_limit: float,
+         endpoint: str) -> tuple[float, list[float]]:
     """``clients`` connections, client ``i`` on ``ports[i % len(ports)]``; decisions/s and the
     sorted latencies."""
     per_client = total // clients
     latencies: list[tuple[float, float]] = []
 
     def requests(port: int, number: int) -> list[bytes]:
-        prefix = (f"POST /agent-action HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        prefix = (f"POST {endpoint} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                   "Content-Type: application/json\r\nContent-Length: ").encode()
         return [prefix + str(len(body)).encode() + b"\r\n\r\n" + body
-                for body in bodies(seed * 100 + number, per_client)]
+                for body in bodies(seed * 100 + number, per_client, endpoint)]
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
@@ -104,9 +107,10 @@ def measure(name: str, dbs: list[str], workers: int, args: argparse.Namespace) -
     servers = [start(db, workers) for db in dbs]
     ports = [port for _, port in servers]
     try:
-        load(ports, 1000, args.clients, 1, args.time_limit)   # warm-up
+        load(ports, 1000, args.clients, 1, args.time_limit, args.endpoint)   # warm-up
         before = sum(cpu_seconds(process.pid) for process, _ in servers)
-        rate, latencies = load(ports, args.requests, args.clients, 2, args.time_limit)
+        rate, latencies = load(ports, args.requests, args.clients, 2, args.time_limit,
+                               args.endpoint)
         cpu = sum(cpu_seconds(process.pid) for process, _ in servers) - before
     finally:
         for process, _ in servers:
@@ -128,7 +132,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="workers per PostgreSQL instance")
     parser.add_argument("--sqlite-workers", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--endpoint", choices=["agent-action", "v1"], default="agent-action")
     args = parser.parse_args()
+    args.endpoint = "/agent-action" if args.endpoint == "agent-action" else "/v1/decide"
     if not (0 < args.requests <= 500_000 and 0 < args.clients <= 64
             and 0 < args.instances <= 8 and 0 < args.workers <= 8):
         parser.error("--requests 1..500000, --clients 1..64, --instances and --workers 1..8")
@@ -144,7 +150,7 @@ def main() -> int:
             version = admin.execute("SHOW server_version").fetchone()[0]
         url = with_schema(server, schema)
         print(f"PostgreSQL {version}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-              f"{args.clients} clients, {AGENTS} agents, POST /agent-action, load average "
+              f"{args.clients} clients, {AGENTS} agents, POST {args.endpoint}, load average "
               f"{os.getloadavg()[0]:.1f}")
         baseline = measure(f"SQLite, 1 instance, {args.sqlite_workers} worker(s)",
                            [os.path.join(folder, "bench.db")], args.sqlite_workers, args)

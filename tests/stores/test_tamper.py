@@ -10,6 +10,7 @@ write access to it would.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -374,3 +375,12 @@ def test_an_export_re_encoded_with_other_spacing_still_verifies(tmp_path: Path) 
     lines[3]["decision"]["label"] = "Allowed"
     backend.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert "seq 4 does not match its hash" in backend.verify().problem
+
+
+def test_the_documented_tamper_table_is_this_table() -> None:
+    """docs/threat-model.md's tamper table cites these cases, each of them, and no other."""
+    document = (Path(__file__).resolve().parents[2] / "docs" / "threat-model.md").read_text()
+    section = document[document.index("## Audit log and state"):
+                       document.index("## Policy files")]
+    cited = set(re.findall(r"`\[([^`\]]+)-\*\]`", section))
+    assert cited == set(CASES)
