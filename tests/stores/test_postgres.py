@@ -99,3 +99,22 @@ def test_after_a_long_outage_the_store_is_back_within_seconds(own_cluster: Clust
             time.sleep(0.05)
     assert time.monotonic() - back < 4
     engine.close()
+
+
+def test_an_agent_held_by_a_silent_process_fails_the_call_not_hangs(postgres_url: str) -> None:
+    """A process that locked an agent and went silent (a half-open connection) does not make
+    the others wait forever: the lock wait is bounded, and the call fails closed."""
+    import psycopg
+
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, lock_timeout=0.5))
+    engine.evaluate("held", "FILE_READ")
+    with psycopg.connect(postgres_url, autocommit=True) as silent:
+        silent.execute("SELECT * FROM sentra_begin(%s, false)", ('["' + b"held".hex() + '"]',))
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailable, match="lock timeout"):
+            engine.evaluate("held", "FILE_READ")
+        assert time.perf_counter() - started < 3
+        assert engine.evaluate("other", "FILE_READ").allowed   # other agents go on
+    assert engine.evaluate("held", "FILE_READ").allowed        # its session ended: released
+    assert engine.verify_audit().ok
+    engine.close()

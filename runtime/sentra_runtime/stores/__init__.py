@@ -93,8 +93,6 @@ def open_store(target: str | os.PathLike[str], **options: Any) -> Store:
     SQLite file. ``options`` go to the store (both take ``synchronous``, ``group_commit`` and
     ``upgrade``)."""
     if is_postgres_url(target):
-        from sentra_runtime.stores.postgres import PostgresStore
-
         return PostgresStore(str(target), **options)
     return SQLiteStore(target, **options)
 
@@ -107,6 +105,7 @@ def is_postgres_url(target: object) -> bool:
 
 # last: the stores import the names defined above
 from sentra_runtime.stores.memory import MemoryStore  # noqa: E402
+from sentra_runtime.stores.postgres import PostgresStore  # noqa: E402  (its driver: lazily)
 from sentra_runtime.stores.schema import (  # noqa: E402
     SCHEMA_VERSION,
     SchemaError,
@@ -114,6 +113,6 @@ from sentra_runtime.stores.schema import (  # noqa: E402
 )
 from sentra_runtime.stores.sqlite import SQLiteStore  # noqa: E402
 
-__all__ = ["FRESH", "SCHEMA_VERSION", "AgentState", "Decide", "MemoryStore", "RawState", "Reset",
-           "SQLiteStore", "SchemaError", "SharedStore", "Store", "StoreUnavailable",
-           "is_postgres_url", "open_store"]
+__all__ = ["FRESH", "SCHEMA_VERSION", "AgentState", "Decide", "MemoryStore", "PostgresStore",
+           "RawState", "Reset", "SQLiteStore", "SchemaError", "SharedStore", "Store",
+           "StoreUnavailable", "is_postgres_url", "open_store"]

@@ -205,13 +205,15 @@ class PostgresStore:
     ``url`` is a libpq connection URL (``postgresql://user:password@host:5432/db``). The schema
     is created on first use, checked (a newer one is refused) and upgraded when older
     (``upgrade=False`` refuses instead). ``pool_size`` connections at most per store;
-    ``connect_timeout`` bounds opening one, ``wait_timeout`` waiting for a free one.
+    ``connect_timeout`` bounds opening one, ``wait_timeout`` waiting for a free one,
+    ``lock_timeout`` waiting for an agent or the log's head (then the call raises
+    :class:`StoreUnavailable`).
     """
 
     def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
                  pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
                  wait_timeout: float = 5.0, retry_wait: float = 0.05,
-                 upgrade: bool = True) -> None:
+                 lock_timeout: float = 5.0, upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
@@ -225,6 +227,7 @@ class PostgresStore:
                                                          psycopg_pool.PoolClosed)
         self._wait_timeout = wait_timeout
         self._retry_wait = retry_wait
+        self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._down = threading.Event()
         """Set after a failure to reach the database, until a call succeeds again."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
@@ -251,7 +254,15 @@ class PostgresStore:
         return self._group is not None
 
     def _configure(self, connection: Any) -> None:
-        connection.autocommit = True   # every statement its own transaction (see above)
+        """Each pooled connection: autocommit (every statement its own transaction, see
+        above); a bounded wait for any lock (an agent held by a process that went silent makes
+        the call fail, not hang); server-side TCP keepalives, so that the locks of a client
+        whose machine died are released within about 25 s."""
+        connection.autocommit = True
+        connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
+        for setting, value in (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5),
+                               ("tcp_keepalives_count", 3)):
+            connection.execute(f"SET {setting} = {value}")
         if self.synchronous == "NORMAL":
             connection.execute("SET synchronous_commit = off")
 
