@@ -150,6 +150,8 @@ def _reading(log: str) -> Iterator[tuple[str, str]]:
         kind = "sqlite" if is_sqlite_file(log) else "jsonl"
     try:
         yield kind, log
+    except BrokenPipeError:
+        raise   # the reader of standard output has gone: `main` ends quietly
     except (SchemaError, StoreUnavailable) as error:
         raise UsageError(f"{redacted(log)}: {error}") from None
     except sqlite3.Error as error:
