@@ -291,18 +291,17 @@ class PostgresStore:
         one's decision or error on it."""
         try:
             with self._connection() as connection:
-                self._decide_batch(connection, batch)
-                self.commits += 1
+                self.commits += self._decide_batch(connection, batch)
         except BaseException as error:
             for pending in batch:
                 pending.fail(error)
             if not isinstance(error, Exception):
                 raise
 
-    def _decide_batch(self, connection: Any, batch: list[_Pending]) -> None:
+    def _decide_batch(self, connection: Any, batch: list[_Pending]) -> int:
         """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
         trips. The records and states are one transaction, committed before anything is
-        returned."""
+        returned. How many transactions committed (0 when every decision failed alone)."""
         batch = [pending for pending in batch if _storable(pending)]
         agents = _ids(sorted({pending.agent_id for pending in batch}))
         rows = connection.execute(_BEGIN, (agents, False)).fetchall()
@@ -313,7 +312,7 @@ class PostgresStore:
                 if entry is not None]
         if not made:
             _release(connection)
-            return
+            return 0
         appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
             (entry.record, entry.after if entry.after != entry.before
              or entry.pending.agent_id not in stored else None) for entry in made])).fetchall()
@@ -323,6 +322,7 @@ class PostgresStore:
             decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
                                          pending.fields, pending.code, pending.payload, seq)
             pending.decided(decision)
+        return 1
 
     def _remember(self, record: dict[str, Any], seq: int, prev: str | None, digest: str
                   ) -> None:
