@@ -21,19 +21,12 @@ from sentra_runtime.stores import open_store
 
 from tests.pg.helpers import POLICY, TOKEN, Answer, Instance, Persistent, decide_body
 from tests.pg_cluster import Cluster
+from tests.server.test_concurrency import ACTIONS
 from tests.stores.helpers import replay
 
 pytestmark = pytest.mark.slow
 
 AGENTS = [f"agent-{number}" for number in range(6)]
-ACTIONS: list[dict[str, Any]] = [
-    {"action_type": "EXPORT_DATA", "destination_type": "external",
-     "data_classification": "sensitive"},
-    {"action_type": "DELETE_RECORD"}, {"action_type": "FILE_READ"},
-    {"action_type": "CHANGE_PERMISSION"}, {"action_type": "SOMETHING_ELSE"},
-    {"action_type": "MODIFY_RECORD", "data_classification": "restricted",
-     "policy_context": {"sensitive_record_update_requires_review": True}},
-]
 
 
 @pytest.fixture
