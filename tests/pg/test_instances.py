@@ -216,6 +216,9 @@ def test_a_database_outage_is_answered_503_and_the_instances_recover(
 
 
 def _outage(cluster: Cluster, instances: list[Instance]) -> None:
+    """Each answer is kept with when its request was sent: one sent once the database was
+    down (`halt` returned) and answered before it was up again was answered in the outage,
+    however late its thread got to note it."""
     answers: list[tuple[str, Answer, float]] = []
     sdk_results: list[Any] = []
     lock = threading.Lock()
@@ -226,18 +229,20 @@ def _outage(cluster: Cluster, instances: list[Instance]) -> None:
         connections = {instance.name: Persistent(instance.port) for instance in instances}
         while not stop.is_set():
             name = rng.choice(list(connections))
+            sent = time.monotonic()
             answer = connections[name].post("/v1/decide", decide_body(rng.choice(AGENTS),
                                                                       {"action_type": "FILE_READ"}))
             with lock:
-                answers.append((name, answer, time.monotonic()))
+                answers.append((name, answer, sent))
             time.sleep(0.005)
 
     def sdk_client() -> None:
         sentra = Sentra(instances[1].url, timeout=5)
         while not stop.is_set():
+            sent = time.monotonic()
             result = sentra.evaluate("sdk-agent", "FILE_READ")
             with lock:
-                sdk_results.append((result, time.monotonic()))
+                sdk_results.append((result, sent, time.monotonic()))
             time.sleep(0.05)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
@@ -262,17 +267,19 @@ def _outage(cluster: Cluster, instances: list[Instance]) -> None:
 
     statuses = Counter(answer.status for _, answer, _ in answers)
     assert set(statuses) <= {200, 503}, statuses
-    during = [(answer, at) for _, answer, at in answers if down_at + 0.5 < at < up_at]
+    during = [(answer, sent) for _, answer, sent in answers
+              if down_at < sent and sent + answer.seconds < up_at]
     assert during and all(answer.status == 503 for answer, _ in during)
-    assert all(answer.seconds < 1.0 for answer, _ in during)   # failed fast
+    waits = sorted(answer.seconds for answer, _ in during)   # failed fast, not after a timeout
+    assert waits[len(waits) * 9 // 10] < 1.0 and waits[-1] < 2.5, waits
     assert all("unavailable" in answer.body["detail"] for answer, _ in during)
     for instance in instances:   # both decide again, without a restart
         assert any(name == instance.name and answer.status == 200 and at > up_at
                    for name, answer, at in answers)
-    refused = [result for result, at in sdk_results if down_at + 0.5 < at < up_at]
+    refused = [result for result, sent, done in sdk_results if down_at < sent and done < up_at]
     assert refused and all(not result.allowed and result.reason.startswith("Fail closed")
                            for result in refused)
-    assert any(result.allowed for result, at in sdk_results if at > up_at)
+    assert any(result.allowed for result, sent, _ in sdk_results if sent > up_at)
     records = logged(cluster.url)
     assert_answers_logged([answer for _, answer, _ in answers if answer.status == 200], records)
 

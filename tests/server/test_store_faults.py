@@ -23,7 +23,7 @@ def test_an_outage_is_503_and_the_server_recovers(own_cluster: Cluster) -> None:
             started = time.perf_counter()
             answer = server.post(path, body)
             assert answer.status == 503, (path, answer.text)
-            assert time.perf_counter() - started < 1.0
+            assert time.perf_counter() - started < 2.5   # not a timeout (5 s)
             assert answer.headers["retry-after"] == "1"
             assert "state database is unavailable" in answer.json()["detail"]
         assert server.post("/v1/reset", token=TOKEN).status == 503

@@ -22,7 +22,7 @@ def test_an_outage_fails_calls_at_once_and_the_store_recovers(own_cluster: Clust
         started = time.perf_counter()
         with pytest.raises(StoreUnavailable, match="is unavailable"):
             engine.evaluate("a", "DELETE_RECORD")
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 2.5   # not a timeout (5 s)
     with pytest.raises(StoreUnavailable):
         engine.state("a")
     own_cluster.launch()
