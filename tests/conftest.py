@@ -14,7 +14,8 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-pytest_plugins = ("tests.playwright_fixtures",)  # the browser tests' Chromium (Playwright)
+pytest_plugins = ("tests.playwright_fixtures",   # the browser tests' Chromium (Playwright)
+                  "tests.pg_fixtures")          # PostgreSQL: the session's server, schemas, stores
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parent.parent

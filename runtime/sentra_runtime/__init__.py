@@ -22,13 +22,14 @@ from sentra_runtime.policy import (
     content_hash,
     load_policy,
 )
-from sentra_runtime.stores import AgentState, MemoryStore, SQLiteStore, Store
+from sentra_runtime.stores import AgentState, MemoryStore, PostgresStore, SQLiteStore, Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FRESH", "SCHEMA_VERSION", "ActionDenied", "AgentState", "Decider", "Decision", "Engine",
-    "Explanation", "MemoryStore", "Policy", "PolicyLoadError", "RuleTrial", "SQLiteStore",
+    "Explanation", "MemoryStore", "Policy", "PolicyLoadError", "PostgresStore", "RuleTrial",
+    "SQLiteStore",
     "State", "Store", "VerifyResult", "content_hash", "load_policy", "read_jsonl",
     "verify_records",
 ]

@@ -3,8 +3,13 @@
 Each record carries ``seq`` (1, 2, 3, ...), ``prev`` (the previous record's hash, ``null`` for
 the first) and ``hash``: ``sha256:`` + hex SHA-256 of the canonical JSON of the record without its
 ``hash`` key. Editing, deleting, inserting or reordering records breaks the chain at a seq that
-:func:`verify_records` reports. Removing records from the *end* of the log leaves a valid, shorter
-chain; pass the last known head (:func:`head`) as ``expected_head`` to detect that too.
+:func:`verify_records` reports. Each decision record also holds the agent's state after it, and
+each reset the agents it reset, so the log determines every agent's state: verification
+compares the stored states with it (an edited state is found). Removing records from the *end*
+of the log leaves a valid, shorter chain: a store keeps its head (the last record's seq and hash)
+beside the states, written in the same transaction, and verification compares the log's end
+with it; against someone who rewrites the head too, pass a head anchored elsewhere
+(:func:`head`) as ``expected_head``.
 """
 
 from __future__ import annotations
@@ -29,8 +34,18 @@ RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "inpu
                          "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
 """The keys the runtime writes; annotations may not replace them."""
 
+STATE = "state"
+HEAD = "head"
+END_KINDS = frozenset({STATE, HEAD})
+"""The kinds of an export's end lines (:func:`write_export`), after its records."""
+
 Annotations: TypeAlias = "Mapping[str, Any] | Callable[[Decision], Mapping[str, Any]]"
 """Extra keys for a decision's audit record, or a function of the decision giving them."""
+StateTuple: TypeAlias = "tuple[int, int, bool]"
+"""An agent's ``(cumulative_risk, blocked_attempts, shut_down)``."""
+Head: TypeAlias = "tuple[int, str | None]"
+"""The seq and hash of a log's last record; ``(0, None)`` for an empty log."""
+FRESH_STATE: StateTuple = (0, 0, False)
 
 
 @dataclass(frozen=True)
@@ -40,13 +55,29 @@ class VerifyResult:
     ok: bool
     records: int
     seq: int | None = None
-    """The seq at which the chain first breaks (``None`` when it verifies)."""
+    """The seq at which the log first breaks, or of the record whose state an agent's stored
+    state contradicts (``None`` when it verifies, or when no record is to blame)."""
     problem: str = ""
+    agents: int | None = None
+    """How many stored agent states were checked against the log (``None``: none were)."""
+    end: str = ""
+    """What the log's end was checked against: ``"stored head"``, ``"expected head"``, or ``""``
+    (nothing: records deleted from the end would go unnoticed)."""
+    anchored: int | None = None
+    """The seq of the anchored record the log was found to hold (see :class:`LogVerifier`)."""
 
     def __str__(self) -> str:
-        if self.ok:
-            return f"ok: {self.records} records, hash chain intact"
-        return f"tampered at seq {self.seq}: {self.problem}"
+        if not self.ok:
+            where = "" if self.seq is None else f" at seq {self.seq}"
+            return f"tampered{where}: {self.problem}"
+        parts = [f"ok: {self.records} records, hash chain intact"]
+        parts.append(f"ends at the {self.end}" if self.end else
+                     "its end is not anchored (records deleted from the end would go unnoticed)")
+        if self.anchored is not None:
+            parts.append(f"holds the anchored record seq {self.anchored}")
+        if self.agents is not None:
+            parts.append(f"{self.agents} agent states match the log")
+        return "; ".join(parts)
 
 
 def timestamp(seconds: float) -> str:
@@ -145,50 +176,350 @@ def seal_text(record: dict[str, Any], seq: int, prev: str | None) -> tuple[str, 
     return body, text_hash(body)
 
 
-def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
-                   after: tuple[int, str | None] = (0, None)) -> VerifyResult:
-    """Check seq order and the hash chain; report the first seq where the log was tampered with.
-
-    ``after`` is the seq and hash of the record before the first one (for a log that holds
-    only the newest records; ``(0, None)``: the log starts at seq 1).
+def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
+    """The canonical JSON of ``record`` around its ``prev`` and ``seq`` values, for a store
+    that chains records where the previous hash is known (the database, under its lock):
+    ``before + json(prev) + between + str(seq) + after`` is the body :func:`seal_text` gives.
     """
-    log = list(records)
-    prev: str | None = after[1]
-    for position, record in enumerate(log):
-        expected_seq = after[0] + position + 1
-        problem = _problem(record, expected_seq, prev, log[position + 1:])
+    keys: tuple[dict[str, Any], ...] = ({}, {}, {})   # before "prev", between, after "seq"
+    for key, value in record.items():
+        keys[(key > "prev") + (key > "seq")][key] = value
+    first, middle, last = (canonical_json(part)[1:-1] for part in keys)
+    return ("{" + first + ("," if first else "") + '"prev":',
+            ("," + middle if middle else "") + ',"seq":',
+            ("," + last if last else "") + "}")
+
+
+def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
+                   after: Head = (0, None), states: Iterable[tuple[str, StateTuple]] | None = None,
+                   head: Head | None = None) -> VerifyResult:
+    """Check an audit log in one pass; report the first place it was tampered with.
+
+    ``records`` are the log's records in the order the source keeps them (the end lines of an
+    export, if present, give the stored states and head: :func:`write_export`). ``after`` is the
+    seq and hash of the record before the first one (for a log that holds only the newest
+    records; ``(0, None)``: the log starts at seq 1). ``states`` are the agents' stored states,
+    checked against the states the log leaves them in; ``head`` is the store's head (the seq and
+    hash of the last record it wrote), checked against the log's last record; ``expected_head``
+    is a head anchored elsewhere. Time is linear in the log; memory grows with the number of
+    agents, not of records.
+    """
+    return _verify(records, after, expected_head, states, head, end_required=False)
+
+
+def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None = None,
+                  anchor: Head | None = None) -> VerifyResult:
+    """Verify an export written by :func:`write_export` (read with :func:`read_jsonl`): the
+    chain, the agents' states it ends with, and its last record against its ``head`` line. An
+    export without its ``head`` line (cut short, or written before exports had one) verifies
+    only with ``expected_head``."""
+    return _verify(lines, (0, None), expected_head, None, None,
+                   end_required=expected_head is None, anchor=anchor)
+
+
+def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
+            states: Iterable[tuple[str, StateTuple]] | None, head: Head | None, *,
+            end_required: bool, anchor: Head | None = None) -> VerifyResult:
+    verifier = LogVerifier(after, anchor)
+    ending = _ExportEnd()
+    for line in lines:
+        if ending.takes(line):
+            continue
+        if ending.started:
+            return verifier.fail(verifier.next_seq, "a record follows the export's end lines")
+        if not verifier.add(line):
+            break
+    if ending.started and ending.head is None or end_required and ending.head is None:
+        verifier.result()   # a problem among the records comes first
+        return verifier.fail(None, "the export does not end with its `head` line: it was cut "
+                                   "short (records or states deleted from its end), or written "
+                                   "before exports had one (then give the expected head)")
+    if ending.started:
+        states = ending.states if states is None else states
+        head = ending.head if head is None else head
+    return verifier.result(head=head, expected_head=expected_head, states=states)
+
+
+class LogVerifier:
+    """Checks an audit log record by record, in one pass and bounded memory.
+
+    For each record, in order: its seq is the next one, its hash is the hash of its body, its
+    ``prev`` is the previous record's hash, its kind is known, and the policy it names was loaded
+    earlier in the log (when the log starts at seq 1). It keeps the state each agent's last
+    record leaves it in, to compare with the stored states at the end (:meth:`result`). A seq
+    that comes too early is looked for further on (reordered or deleted?) without keeping the
+    records in between.
+
+    ``anchor`` is a record's seq and hash kept elsewhere earlier (``sentra-lang audit head``):
+    the log must still hold that record, unchanged; it may have grown since.
+    """
+
+    def __init__(self, after: Head = (0, None), anchor: Head | None = None) -> None:
+        self.anchor = anchor
+        self.next_seq = after[0] + 1
+        self.prev = after[1]
+        self.complete = after[0] == 0
+        """The log starts at seq 1: every agent and policy it names is in it."""
+        self.records = 0
+        self.policies: set[str] = set()
+        self.expected: dict[str, tuple[StateTuple, int]] = {}
+        """Each agent's state as its last record leaves it, with that record's seq."""
+        self._failure: VerifyResult | None = None
+        self._missing: tuple[int, int] | None = None
+        """``(expected seq, seq found instead)`` while the expected one is looked for."""
+
+    def fail(self, seq: int | None, problem: str) -> VerifyResult:
+        if self._failure is None:
+            self._failure = VerifyResult(False, self.records, seq, problem)
+        return self._failure
+
+    def add(self, record: Any, body: str | None = None) -> bool:
+        """Check the next record (``body``: the exact text its hash covers, when the source
+        keeps it); ``False`` once the outcome is known and no more records are needed."""
+        if self._failure is not None:
+            return False
+        if self._missing is not None:
+            expected, found = self._missing
+            if isinstance(record, dict) and record.get("seq") == expected:
+                self.fail(found, f"record seq {found} appears before seq {expected}: reordered")
+                return False
+            return True
+        expected = self.next_seq
+        seq = record.get("seq") if isinstance(record, dict) else None
+        if not isinstance(seq, int) or isinstance(seq, bool) or "unparsable" in record:
+            self.fail(expected, f"record at position {expected} is not a valid audit record")
+            return False
+        if seq < expected:
+            self.fail(seq, f"record seq {seq} appears after seq {expected - 1}: reordered or "
+                           "duplicated")
+            return False
+        if seq > expected:
+            self._missing = (expected, seq)
+            return True
+        problem = self._problem(record, seq, body)
+        if problem is None and self.anchor is not None and seq == self.anchor[0] \
+                and record["hash"] != self.anchor[1]:
+            problem = (f"record seq {seq} is not the anchored one ({self.anchor[1]}): the log "
+                       "was rewritten")
         if problem is not None:
-            seq = record.get("seq") if isinstance(record, dict) else None
-            return VerifyResult(False, position, seq if isinstance(seq, int) else expected_seq,
-                                problem)
-        prev = record["hash"]
-    if expected_head is not None and prev != expected_head:
-        return VerifyResult(False, len(log), after[0] + len(log),
-                            f"the log ends at {prev}, not at the expected head {expected_head}: "
-                            "records were removed from the end")
-    return VerifyResult(True, len(log))
+            self.fail(seq, problem)
+            return False
+        self.prev = record["hash"]
+        self.next_seq += 1
+        self.records += 1
+        return True
+
+    def _problem(self, record: dict[str, Any], seq: int, body: str | None) -> str | None:
+        if not self._hash_matches(record, body):
+            return f"record seq {seq} does not match its hash: edited"
+        if record.get("prev") != self.prev:
+            return (f"record seq {seq} does not follow the previous record's hash: inserted or "
+                    "replaced")
+        kind = record.get("kind")
+        if kind not in KINDS:
+            return f"record seq {seq} has an unknown kind"
+        policy = record.get("policy_hash")
+        if kind == POLICY_LOAD:
+            if isinstance(policy, str):
+                self.policies.add(policy)
+            return None
+        if self.complete and policy is not None and policy not in self.policies:
+            return (f"record seq {seq} names the policy {policy}, which the log never loaded: "
+                    "edited policy hash")
+        return self._follow(record, seq, kind)
+
+    @staticmethod
+    def _hash_matches(record: dict[str, Any], body: str | None) -> bool:
+        """Whether the record's hash is the hash of its body: the text the store keeps, or
+        the export line without its hash (no re-encoding), else the record as canonical JSON
+        (an export whose lines were re-encoded, e.g. with other spacing, still verifies)."""
+        digest = record.get("hash")
+        if not isinstance(digest, str):
+            return False
+        if body is not None:
+            return digest == text_hash(body)
+        line_body = _line_body(record, digest)
+        if line_body is not None and digest == text_hash(line_body):
+            return True
+        return digest == text_hash(canonical_json(
+            {key: value for key, value in record.items() if key != "hash"}))
+
+    def _follow(self, record: dict[str, Any], seq: int, kind: str) -> str | None:
+        """Keep the state the record leaves its agent (or the agents it resets) in."""
+        if kind == DECISION:
+            agent, state = record.get("agent"), decision_state(record.get("decision"))
+            if not isinstance(agent, str) or state is None:
+                return f"record seq {seq} is not a valid decision record"
+            self.expected[agent] = (state, seq)
+            return None
+        agents = record.get("agents")
+        if not isinstance(agents, list) or not all(isinstance(name, str) for name in agents):
+            return f"record seq {seq} is not a valid reset record"
+        for agent in agents:
+            self.expected[agent] = (FRESH_STATE, seq)
+        return None
+
+    def result(self, *, head: Head | None = None, expected_head: str | None = None,
+               states: Iterable[tuple[str, StateTuple]] | None = None) -> VerifyResult:
+        """The outcome: the first problem the records showed; else the log's end against the
+        stored ``head`` and the ``expected_head``; else ``states`` against the log."""
+        if self._missing is not None and self._failure is None:
+            expected, found = self._missing
+            missing = f"seq {expected}" if found == expected + 1 else f"seqs {expected}-{found - 1}"
+            self.fail(found, f"{missing} missing before seq {found}: record deleted")
+        if self._failure is not None:
+            return self._failure
+        last: Head = (self.next_seq - 1, self.prev)
+        end = ""
+        if head is not None:
+            problem = _head_problem(last, head)
+            if problem is not None:
+                return self.fail(*problem)
+            end = "stored head"
+        if expected_head is not None:
+            if self.prev != expected_head:
+                return self.fail(last[0], f"the log ends at {self.prev}, not at the expected "
+                                          f"head {expected_head}: records were removed from "
+                                          "the end")
+            end = "expected head"
+        anchored = None
+        if self.anchor is not None:
+            if last[0] < self.anchor[0]:
+                return self.fail(last[0] + 1, f"the log ends at seq {last[0]}, before the "
+                                              f"anchored record seq {self.anchor[0]}: records "
+                                              "deleted from the end")
+            anchored = self.anchor[0]
+        agents = None
+        if states is not None:
+            agents = self._compare(states)
+            if self._failure is not None:
+                return self._failure
+        return VerifyResult(True, self.records, agents=agents, end=end, anchored=anchored)
+
+    def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
+        """Compare the stored states with the log's; the number compared (a mismatch fails)."""
+        expected = self.expected
+        count = 0
+        for agent, stored in states:
+            count += 1
+            state = (int(stored[0]), int(stored[1]), bool(stored[2]))
+            known = expected.pop(agent, None)
+            if known is None:
+                if self.complete:
+                    self.fail(None, f"agent `{agent}` has a stored state ({describe(state)}) "
+                                    "but no record in the log: inserted state")
+                    return count
+                continue
+            if known[0] != state:
+                self.fail(known[1], f"agent `{agent}`: the stored state ({describe(state)}) is "
+                                    "not the one the log leaves it in "
+                                    f"({describe(known[0])}): edited state")
+                return count
+        if expected:
+            agent = min(expected)
+            state, seq = expected[agent]
+            self.fail(seq, f"agent `{agent}` has no stored state, but the log leaves it in "
+                           f"({describe(state)}): deleted state")
+        return count
 
 
-def _problem(record: Any, expected_seq: int, prev: str | None, rest: list[Any]) -> str | None:
-    if not isinstance(record, dict) or not isinstance(record.get("seq"), int) \
-            or "unparsable" in record:
-        return f"record at position {expected_seq} is not a valid audit record"
-    seq = record["seq"]
-    if seq < expected_seq:
-        return f"record seq {seq} appears after seq {expected_seq - 1}: reordered or duplicated"
-    if seq > expected_seq:
-        if any(isinstance(later, dict) and later.get("seq") == expected_seq for later in rest):
-            return f"record seq {seq} appears before seq {expected_seq}: reordered"
-        missing = f"seq {expected_seq}" if seq == expected_seq + 1 else \
-            f"seqs {expected_seq}-{seq - 1}"
-        return f"{missing} missing before seq {seq}: record deleted"
-    if record.get("hash") != record_hash(record):
-        return f"record seq {seq} does not match its hash: edited"
-    if record.get("prev") != prev:
-        return f"record seq {seq} does not follow the previous record's hash: inserted or replaced"
-    if record.get("kind") not in KINDS:
-        return f"record seq {seq} has an unknown kind"
+def _head_problem(last: Head, head: Head) -> tuple[int, str] | None:
+    """How the log's last record ``last`` disagrees with the store's ``head``, if it does."""
+    (last_seq, last_hash), (head_seq, head_hash) = last, head
+    if head_seq > last_seq:
+        gone = f"seq {head_seq}" if head_seq == last_seq + 1 else \
+            f"seqs {last_seq + 1}-{head_seq}"
+        return last_seq + 1, (f"the log ends at seq {last_seq}, but the store's head is seq "
+                              f"{head_seq}: {gone} deleted from the end")
+    if head_seq < last_seq:
+        return head_seq + 1, (f"the log goes on past the store's head (seq {head_seq}) to seq "
+                              f"{last_seq}: records appended without the store")
+    if head_hash != last_hash:
+        return last_seq, (f"the last record (seq {last_seq}) is not the one the store's head "
+                          f"names ({head_hash}): edited and re-hashed")
     return None
+
+
+def decision_state(decision: Any) -> StateTuple | None:
+    """The agent's state after a decision, from its record's ``decision`` (``None`` when that
+    is not a decision's)."""
+    if not isinstance(decision, dict):
+        return None
+    risk, blocked, status = (decision.get("cumulative_risk"), decision.get("blocked_attempts"),
+                             decision.get("status"))
+    if not (isinstance(risk, int) and isinstance(blocked, int)
+            and status in ("active", "shut_down")):
+        return None
+    return risk, blocked, status == "shut_down"
+
+
+def describe(state: StateTuple) -> str:
+    risk, blocked, down = state
+    return (f"cumulative risk {risk}, blocked attempts {blocked}, "
+            f"{'shut down' if down else 'active'}")
+
+
+class _ExportEnd:
+    """The end lines of an export (:func:`write_export`): the agents' states, then the head."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.states: list[tuple[str, StateTuple]] = []
+        self.head: Head | None = None
+
+    def takes(self, line: Any) -> bool:
+        """Keep ``line`` if it is an end line in its place (states, then one head)."""
+        kind = line.get("kind") if isinstance(line, dict) else None
+        if kind not in END_KINDS or self.head is not None:
+            return False
+        self.started = True
+        if kind == STATE:
+            agent, state = line.get("agent"), decision_state(line)
+            # a malformed state line is kept as a state no log leaves an agent in
+            self.states.append((agent, state) if isinstance(agent, str) and state is not None
+                               else (str(agent), (-1, -1, False)))
+        else:
+            seq, digest = line.get("seq"), line.get("hash")
+            valid = isinstance(seq, int) and isinstance(digest, (str, type(None)))
+            self.head = (seq, digest) if valid else (-1, None)
+        return True
+
+
+def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
+    """An export's end line holding one agent's stored state."""
+    risk, blocked, down = state
+    return {"kind": STATE, "agent": agent, "cumulative_risk": risk,
+            "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
+
+
+def head_line(head: Head) -> dict[str, Any]:
+    """An export's last line: the store's head (the seq and hash of its last record)."""
+    return {"kind": HEAD, "seq": head[0], "hash": head[1]}
+
+
+def write_export(records: Iterable[dict[str, Any]], states: Iterable[tuple[str, StateTuple]],
+                 head: Head, out: IO[str]) -> int:
+    """Write a log as JSON Lines: its records, then one ``state`` line per agent and a ``head``
+    line (what :func:`verify_export` checks the records against). Returns the record count."""
+    count = write_jsonl(records, out)
+    for agent, state in states:
+        out.write(canonical_json(state_line(agent, state)) + "\n")
+    out.write(canonical_json(head_line(head)) + "\n")
+    return count
+
+
+def stored_record(seq: int, digest: str, body: str) -> dict[str, Any]:
+    """A record as a store keeps it (its ``body``, the canonical JSON its ``hash`` covers): the
+    body's record with the hash. A body that is not a JSON object becomes a non-record, which the
+    verifier reports at ``seq``."""
+    try:
+        record = json.loads(body)
+    except json.JSONDecodeError:
+        return {"seq": seq, "unparsable": body}
+    if not isinstance(record, dict):
+        return {"seq": seq, "unparsable": body}
+    record["hash"] = digest
+    return record
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
@@ -201,19 +532,50 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Read an exported log; a line that is not JSON yields a non-record the verifier reports."""
+    """Read an exported log; a line that is not JSON yields a non-record the verifier reports.
+    Each record keeps the line it was read from (the verifier hashes it without re-encoding
+    when it can)."""
     with open(path, encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     yield {"unparsable": line}
+                    continue
+                yield _Line(record, line.rstrip("\r\n")) if isinstance(record, dict) else record
+
+
+class _Line(dict[str, Any]):
+    """A record read from an export, with its line as written."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, record: dict[str, Any], text: str) -> None:
+        super().__init__(record)
+        self.text = text
+
+
+def _line_body(record: dict[str, Any], digest: str) -> str | None:
+    """The body the hash covers, cut from the record's export line (the line without its
+    top-level ``hash`` member), when the record was read with its line."""
+    text = record.text if isinstance(record, _Line) else None
+    if text is None:
+        return None
+    member = '"hash":' + json.dumps(digest)
+    if "," + member in text:
+        return text.replace("," + member, "", 1)
+    return text.replace(member + ",", "", 1)
 
 
 def head(records: Iterable[dict[str, Any]]) -> str | None:
-    """The hash of the last record: anchor it elsewhere to detect truncation later."""
+    """The hash of the last record: anchor it elsewhere to detect truncation later. For an
+    export, its ``head`` line's hash."""
     last = None
     for record in records:
+        if record.get("kind") == STATE:
+            continue
         last = record.get("hash")
+        if record.get("kind") == HEAD:
+            break
     return last

@@ -1,74 +1,160 @@
 """`sentra-lang audit verify|export`: check or export an audit log.
 
-LOG is a SQLite store file or an exported JSON Lines log. Exit codes: 0 the chain verifies (or
-the export was written); 1 tampering found (the first broken seq is printed); 2 usage errors
-(missing or unreadable file, not an audit log).
+LOG is a SQLite store file, a PostgreSQL URL (``postgresql://...``), or (for ``verify`` and
+``head``) an exported JSON Lines log. ``head`` prints ``SEQ:HASH`` of the log's last record, to
+keep elsewhere (the defence against someone who can rewrite the whole log): ``verify --anchor
+SEQ:HASH`` then checks the log still holds that record, unchanged. Verification reads the log once, in order and in bounded memory: the
+hash chain, the log's end against the store's head (or the export's head line), and every
+agent's stored state against the log. Exit codes: 0 the log verifies (or the export was
+written); 1 tampering found (the first broken seq is printed); 2 usage errors (missing or
+unreadable file, unreachable database, not an audit log).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.extras import require
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "audit", help="verify or export an audit log",
-        description="Verify the hash chain of an audit log, or export it as JSON Lines.")
+        description="Verify an audit log (its hash chain, its end against the stored head, the "
+        "agents' stored states against it), or export it as JSON Lines.")
     commands = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    verify = commands.add_parser("verify", help="check the hash chain (exit 1 on tampering)")
-    verify.add_argument("log", metavar="LOG", help="SQLite store file or .jsonl export")
+    verify = commands.add_parser("verify", help="check the log and the states (exit 1 on "
+                                                "tampering)")
+    verify.add_argument("log", metavar="LOG", help="SQLite store file, postgresql:// URL, or "
+                                                   ".jsonl export")
     verify.add_argument("--expected-head", metavar="HASH",
-                        help="the last record's hash as anchored earlier (detects truncation)")
+                        help="the hash the log must end at (for an export or a copy taken "
+                             "when the head was noted)")
+    verify.add_argument("--anchor", metavar="SEQ:HASH", type=_anchor,
+                        help="a record noted earlier with `audit head`: the log must still hold "
+                             "it, unchanged (it may have grown since); detects a log rewritten "
+                             "with its head")
     verify.set_defaults(run=run_verify)
-    export = commands.add_parser("export", help="write the log as JSON Lines")
-    export.add_argument("log", metavar="LOG", help="SQLite store file")
+    head = commands.add_parser("head", help="print the seq and hash of the log's last record, "
+                                            "to anchor elsewhere")
+    head.add_argument("log", metavar="LOG", help="SQLite store file, postgresql:// URL, or "
+                                                 ".jsonl export")
+    head.set_defaults(run=run_head)
+    export = commands.add_parser("export", help="write the log as JSON Lines, then the agents' "
+                                                "states and the head")
+    export.add_argument("log", metavar="LOG", help="SQLite store file or postgresql:// URL")
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
     export.set_defaults(run=run_export)
 
 
-def _records(path_text: str) -> list[dict[str, Any]]:
-    from sentra_runtime.audit import read_jsonl
-    from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
-
-    path = Path(path_text)
-    if not path.is_file():
-        raise UsageError(f"no such audit log: {path_text}")
-    try:
-        records: Iterator[dict[str, Any]] = (read_audit(path) if is_sqlite_file(path)
-                                             else read_jsonl(path))
-        return list(records)
-    except sqlite3.Error as error:
-        raise UsageError(f"{path_text}: not a sentra audit store ({error})") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path_text}: {error}") from None
-
-
 def run_verify(args: argparse.Namespace) -> int:
-    from sentra_runtime.audit import verify_records
+    from sentra_runtime.audit import read_jsonl, verify_export
+    from sentra_runtime.stores.postgres import redacted
 
-    result = verify_records(_records(args.log), expected_head=args.expected_head)
-    print(f"{args.log}: {result}")
+    with _reading(args.log) as (kind, target):
+        if kind == "postgres":
+            from sentra_runtime.stores.postgres import verify_database
+
+            result = verify_database(target, expected_head=args.expected_head,
+                                     anchor=args.anchor)
+        elif kind == "sqlite":
+            from sentra_runtime.stores.sqlite import verify_file
+
+            result = verify_file(target, expected_head=args.expected_head, anchor=args.anchor)
+        else:
+            result = verify_export(read_jsonl(target), expected_head=args.expected_head,
+                                   anchor=args.anchor)
+    print(f"{redacted(args.log)}: {result}")
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
-def run_export(args: argparse.Namespace) -> int:
-    from sentra_runtime.audit import write_jsonl
+def run_head(args: argparse.Namespace) -> int:
+    """``SEQ:HASH`` of the last record: what ``verify --anchor`` checks later."""
+    from sentra_runtime.audit import head, read_jsonl
 
-    records = _records(args.log)
+    with _reading(args.log) as (kind, target):
+        if kind == "postgres":
+            from sentra_runtime.stores.postgres import database_head
+
+            seq, digest = database_head(target)
+        elif kind == "sqlite":
+            from sentra_runtime.stores.sqlite import file_head
+
+            seq, digest = file_head(target)
+        else:
+            records = list(read_jsonl(target))
+            digest = head(records)
+            seq = next((line.get("seq") for line in reversed(records)
+                        if line.get("hash") == digest), 0) if digest else 0
+    print(f"{seq}:{digest}" if digest else "0: the log is empty")
+    return EXIT_OK
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as `audit head` prints it."""
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or not digest.startswith("sha256:"):
+        raise argparse.ArgumentTypeError(f"expected SEQ:HASH as `audit head` prints it, not "
+                                         f"`{text}`")
+    return int(seq), digest
+
+
+def run_export(args: argparse.Namespace) -> int:
     if not args.output:
-        write_jsonl(records, sys.stdout)
+        _export(args.log, sys.stdout)
         return EXIT_OK
     try:
         with open(args.output, "w", encoding="utf-8", newline="\n") as out:
-            count = write_jsonl(records, out)
+            count = _export(args.log, out)
     except OSError as error:
         raise UsageError(f"cannot write `{args.output}`: {error.strerror or error}") from None
     print(f"wrote {count} records to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _export(log: str, out: IO[str]) -> int:
+    with _reading(log) as (kind, target):
+        if kind == "postgres":
+            from sentra_runtime.stores.postgres import export_database
+
+            return export_database(target, out)
+        if kind == "sqlite":
+            from sentra_runtime.stores.sqlite import export_file
+
+            return export_file(target, out)
+    raise UsageError(f"{log} is not a store (a SQLite file or a postgresql:// URL); an export "
+                     "is already JSON Lines")
+
+
+@contextlib.contextmanager
+def _reading(log: str) -> Iterator[tuple[str, str]]:
+    """What ``log`` is (``postgres``, ``sqlite`` or ``jsonl``) and where; the errors of reading
+    it as usage errors."""
+    from sentra_runtime.stores import SchemaError, StoreUnavailable, is_postgres_url
+    from sentra_runtime.stores.postgres import redacted
+    from sentra_runtime.stores.sqlite import is_sqlite_file
+
+    if is_postgres_url(log):
+        require("postgres", "psycopg", "psycopg_pool")
+        kind = "postgres"
+    elif not Path(log).is_file():
+        raise UsageError(f"no such audit log: {log}")
+    else:
+        kind = "sqlite" if is_sqlite_file(log) else "jsonl"
+    try:
+        yield kind, log
+    except BrokenPipeError:
+        raise   # the reader of standard output has gone: `main` ends quietly
+    except (SchemaError, StoreUnavailable) as error:
+        raise UsageError(f"{redacted(log)}: {error}") from None
+    except sqlite3.Error as error:
+        raise UsageError(f"{log}: not a sentra audit store ({error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {log}: {error}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 import sys
@@ -14,6 +15,7 @@ from sentra_lang.cli.extras import require
 OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
 READ_VARIABLE = "SENTRA_READ_TOKEN"
 MAX_TOKEN_FILE_BYTES = 4096
+MAX_WORKERS = 64
 
 
 def register(subparsers: Any) -> None:
@@ -21,12 +23,18 @@ def register(subparsers: Any) -> None:
         "serve", help="run the decision server (Sentra-compatible API, /v1, dashboard)",
         description="Serve a policy over HTTP: the Sentra-compatible API, the native /v1 API, "
         "/metrics and the live dashboard at /dashboard. State and audit log are kept in a SQLite "
-        "file, so they survive restarts. Exit 1 when the policy does not compile, 2 on a usage "
-        "error (a missing policy file, a bad option or token).")
+        "file or a PostgreSQL database, so they survive restarts; several processes "
+        "(--workers) and several instances (one PostgreSQL database) may share them. Exit 1 "
+        "when the policy does not compile, 2 on a usage error (a missing policy file, a bad "
+        "option or token, a database that cannot be used).")
     parser.add_argument("policy", metavar="POLICY", help="a .sentra policy or a compiled .json "
                         "table")
-    parser.add_argument("--db", default="sentra.db", help="SQLite file for agent state and the "
-                        "audit log (default: sentra.db)")
+    parser.add_argument("--db", default="sentra.db", help="where agent state and the audit log "
+                        "live: a SQLite file, or a PostgreSQL URL (postgresql://USER@HOST:5432/DB; "
+                        "the password from PGPASSWORD or ~/.pgpass) that any number of instances "
+                        "share (default: sentra.db)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="server processes "
+                        "on the port, sharing the store (default: 1)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: "
                         "127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -63,6 +71,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require("server", "fastapi", "uvicorn")
+    from sentra_runtime.stores import is_postgres_url
+
+    if is_postgres_url(args.db):
+        require("postgres", "psycopg", "psycopg_pool")
+        # each failed reconnection would be a warning: the server logs the outage once itself
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     import uvicorn
 
     from sentra_lang.server import auth
@@ -81,34 +95,82 @@ def run(args: argparse.Namespace) -> int:
                          f"give --read-token-file PATH (or {READ_VARIABLE}), or --open-reads to "
                          "serve them openly")
     hosts = allowed_hosts(args.host, args.allowed_host)
+
+    def make_app(metrics_dir: str | None = None) -> Any:
+        return create_app(args.policy, args.db, operator_token=operator_token,
+                          read_token=read_token, allowed_hosts=hosts,
+                          max_body_bytes=args.max_body_bytes, metrics_dir=metrics_dir)
+
+    settings = uvicorn_settings(args.host, args.port, log_level=args.log_level,
+                                header_timeout=args.header_timeout,
+                                body_timeout=args.body_timeout)
+    app: Any = None
     try:
-        app = create_app(args.policy, args.db, operator_token=operator_token,
-                         read_token=read_token, allowed_hosts=hosts,
-                         max_body_bytes=args.max_body_bytes)
+        if args.workers == 1:
+            app = make_app()
+        else:
+            check_before_forking(args)
     except PolicyRefused as refused:
         if refused.unreadable:
             raise UsageError("; ".join(refused.problems)) from refused
         for problem in refused.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAILURE
-    except sqlite3.Error as error:
-        raise UsageError(f"cannot use {args.db} as the state database ({error}): give --db "
-                         "a new file in an existing, writable folder, or a database written "
-                         "by `sentra-lang serve`") from error
-    except OSError as error:
-        raise UsageError(f"cannot open the state database {args.db}: "
-                         f"{error.strerror or error}") from error
+    except Exception as error:
+        unusable = database_error(args.db, error)
+        if unusable is None:
+            raise
+        raise unusable from error
     announce(args, loopback, hosts, operator_token, read_token)
     sys.setswitchinterval(SWITCH_INTERVAL)
-    uvicorn.run(app, **uvicorn_settings(args.host, args.port, log_level=args.log_level,
-                                        header_timeout=args.header_timeout,
-                                        body_timeout=args.body_timeout))
-    return EXIT_OK
+    if args.workers == 1:
+        uvicorn.run(app, **settings)
+        return EXIT_OK
+    from sentra_lang.server.workers import Supervisor, listen
+
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                         f"{error.strerror or error}") from error
+    return Supervisor(make_app, settings, args.workers).run(sock)
+
+
+def check_before_forking(args: argparse.Namespace) -> None:
+    """What a worker would refuse, refused once before any is started: a policy that does not
+    compile, a database that cannot be used (its schema is created or upgraded here)."""
+    from pathlib import Path
+
+    from sentra_lang.server.gate import load_table, open_state
+
+    load_table(Path(args.policy))
+    open_state(args.db).close()
+
+
+def database_error(db: str, error: Exception) -> UsageError | None:
+    """The usage error for a state database that cannot be used (``None`` when ``error`` is
+    not about the database)."""
+    from sentra_runtime.stores import SchemaError, StoreUnavailable
+    from sentra_runtime.stores.postgres import redacted
+
+    where = redacted(db)
+    if isinstance(error, (SchemaError, StoreUnavailable)):
+        return UsageError(f"cannot use {where} as the state database: {error}")
+    if isinstance(error, sqlite3.Error):
+        return UsageError(f"cannot use {where} as the state database ({error}): give --db "
+                          "a new file in an existing, writable folder, or a database written "
+                          "by `sentra-lang serve`")
+    if isinstance(error, OSError):
+        return UsageError(f"cannot open the state database {where}: "
+                          f"{error.strerror or error}")
+    return None
 
 
 def check_options(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}, not {args.workers}")
     if args.max_body_bytes < 1024:
         raise UsageError("--max-body-bytes must be at least 1024")
     for name in ("header_timeout", "body_timeout"):
@@ -174,7 +236,13 @@ def announce(args: argparse.Namespace, loopback: bool, hosts: list[str],
     if read_token is None:
         lines.append("no read token: events, agents, policy and metrics are open to whoever "
                      "reaches the port")
-    lines.append(f"{args.policy} on http://{args.host}:{args.port} (dashboard /dashboard, API "
-                 f"docs /docs, state {args.db})")
+    from sentra_runtime.stores.postgres import redacted
+
+    if "@" in args.db and redacted(args.db) != args.db:
+        lines.append("warning: the --db URL holds a password, which anyone who can list "
+                     "processes reads: give it in PGPASSWORD or ~/.pgpass instead")
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    lines.append(f"{args.policy} on http://{args.host}:{args.port}{workers} (dashboard "
+                 f"/dashboard, API docs /docs, state {redacted(args.db)})")
     for line in lines:
         print(f"sentra-lang serve: {line}", file=sys.stderr)

@@ -23,10 +23,11 @@ from sentra_lang.server import compat, dashboard, impact, models, native
 from sentra_lang.server.auth import OperatorAuth, ReadAuth, read_security
 from sentra_lang.server.edge import LOOPBACK_HOSTS, RequestEdge
 from sentra_lang.server.events import EventBroadcast
+from sentra_lang.server.faults import FaultTally, StoreFaults
 from sentra_lang.server.gate import Gate
 from sentra_lang.server.lean import LeanAgentAction
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
-from sentra_lang.server.store import Reads
+from sentra_lang.server.store import LogFollower, Reads
 
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 64 * 1024
@@ -43,27 +44,37 @@ SECURITY_SCHEMES = {
 def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sentra.db", *,
                operator_token: str | None = None, read_token: str | None = None,
                allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES,
+               metrics_dir: str | os.PathLike[str] | None = None) -> FastAPI:
     """The decision server for the policy file ``policy`` (``.sentra`` or a compiled ``.json``
-    table) with state and audit log in the SQLite file ``db``.
+    table) with state and audit log in ``db``: a SQLite file or a ``postgresql://`` URL, which
+    other processes and instances may share.
 
-    ``allowed_hosts`` are the names the ``Host`` header may give (``"*"``: any). Raises
-    :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
+    ``allowed_hosts`` are the names the ``Host`` header may give (``"*"``: any);
+    ``metrics_dir`` is the folder the workers of one ``serve --workers N`` share their counters
+    in. Raises :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
     """
     gate = Gate(policy, db)
     operator = OperatorAuth(operator_token)
     reader = ReadAuth(read_token, operator_token)
     reads = Reads()
-    metrics = Metrics(gate)
+    faults = FaultTally()
+    metrics = Metrics(gate, faults, metrics_dir)
     broadcast = EventBroadcast(gate, lambda record: native.record_view(
         record, gate.policy.risk_threshold), Reads())   # its own thread: pages do not delay it
+    follower = LogFollower(gate)
+    follower.moved.append(broadcast.log_moved)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broadcast.start()
+        follower.start()
+        metrics.start()
         try:
             yield
         finally:
+            follower.stop()
+            metrics.stop()
             await broadcast.close()
             gate.close()
 
@@ -75,6 +86,7 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     app.state.gate = gate
     app.state.metrics = metrics
     app.state.broadcast = broadcast
+    app.state.follower = follower
     impacts = impact.Impact(gate)
     app.include_router(compat.router(gate, operator, reader, reads))
     app.include_router(native.router(gate, operator, reader, broadcast, metrics, reads))
@@ -95,6 +107,7 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(LeanAgentAction, gate=gate)
+    app.add_middleware(StoreFaults, tally=faults)   # 503 while the database is unavailable
     app.add_middleware(RequestEdge, max_body_bytes=max_body_bytes,   # outermost
                        allowed_hosts=allowed_hosts)
     return app

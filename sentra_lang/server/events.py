@@ -3,8 +3,10 @@
 One task (:meth:`EventBroadcast.run`) follows the audit log and renders each new record once; it
 pushes the rendered message to every stream that wants it, at most every :data:`FAN_OUT_SECONDS`
 (all records since in one write per stream). The records this process writes reach
-it at once (the gate tells it); records other processes write to a shared store file are read
-from the log within :data:`POLL_SECONDS`. A stream starts by reading the log from its start
+it at once (the gate tells it); records other processes write to the shared store (workers, other
+instances on one PostgreSQL database) are read from the log when the log follower sees the head
+move (:class:`~sentra_lang.server.store.LogFollower`, every 0.2 s), and at the latest within
+:data:`POLL_SECONDS`. A stream starts by reading the log from its start
 position (in read threads), then joins the broadcast where its reading ended, so no record is
 missed or repeated.
 
@@ -118,6 +120,18 @@ class EventBroadcast:
         loop = self._loop
         if loop is not None and self.subscribers and not loop.is_closed():
             loop.call_soon_threadsafe(self._arrived, record)
+
+    def log_moved(self, head: int) -> None:
+        """The log's head is at ``head`` (called by the log follower, in its thread): read the
+        records other processes wrote."""
+        loop = self._loop
+        if loop is not None and self.subscribers and not loop.is_closed():
+            loop.call_soon_threadsafe(self._moved, head)
+
+    def _moved(self, head: int) -> None:
+        if self.subscribers and head > self.position and any(
+                seq not in self._pending for seq in range(self.position + 1, head + 1)):
+            self._wakeup(look=True)
 
     def _arrived(self, record: dict[str, Any]) -> None:
         if self.subscribers and record["seq"] > self.position:

@@ -4,11 +4,17 @@ Decisions are serialised by the store (decisions that arrive together share one 
 group commit; each is answered only after its commit). A reload
 compiles the policy file again and swaps in a new :class:`Engine` over the same store, so agent
 state is kept; a policy that does not compile is refused and the old engine keeps serving.
+
+The store is a SQLite file or a PostgreSQL database (``--db postgresql://...``), which other
+processes (workers, other instances) may share. Every policy load saves the compiled table in the
+store, and :meth:`Gate.adopt` serves a policy another process loaded (the newest policy load in
+the shared log wins: sentra_lang.server.store.LogFollower).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, Policy, SQLiteStore
+from sentra_runtime import Engine, Policy
 from sentra_runtime.decision import Decision
 from sentra_runtime.inputs import MISSING
+from sentra_runtime.stores import SharedStore, Store, is_postgres_url, open_store
 
 from sentra_lang.server.store import AuditReader
 
@@ -78,21 +85,35 @@ def load_table(path: Path) -> dict[str, Any]:
     return loaded.table
 
 
+def open_state(db: str | os.PathLike[str]) -> Store:
+    """The server's store for ``--db``: a SQLite file (background checkpoints) or a PostgreSQL
+    URL, both with the server's commit settings."""
+    options: dict[str, Any] = {"group_commit": GROUP_COMMIT, "synchronous": SYNCHRONOUS}
+    if not is_postgres_url(db):
+        options["checkpoint_interval"] = CHECKPOINT_SECONDS
+    return open_store(db, **options)
+
+
 class Gate:
     """Evaluate, reset and reload for the server; tells listeners about every audit record."""
 
-    def __init__(self, policy_path: str | os.PathLike[str], db_path: str | os.PathLike[str]) -> None:
+    def __init__(self, policy_path: str | os.PathLike[str], db: str | os.PathLike[str]) -> None:
         self.policy_path = Path(policy_path)
-        self.db_path = Path(db_path)
+        self.db = os.fspath(db)
         table = load_table(self.policy_path)
-        self.store = SQLiteStore(self.db_path, checkpoint_interval=CHECKPOINT_SECONDS,
-                                 group_commit=GROUP_COMMIT, synchronous=SYNCHRONOUS)
+        self.store = open_state(self.db)
         self.reader = AuditReader(self.store)
         self.listeners: list[Listener] = []
         self._reload_lock = threading.Lock()
+        self._save(table)
         self._engine = Engine(table, self.store)
         self.table = table
         self.loaded_at = time.time()
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        """This server process, as ``/v1/policy`` names it."""
+        self.origin = "file"
+        """Where the policy served came from: ``file`` (loaded here, at start or by a reload)
+        or ``log`` (adopted: another process loaded it)."""
 
     @property
     def engine(self) -> Engine:
@@ -141,13 +162,44 @@ class Gate:
         with self._reload_lock:
             table = load_table(self.policy_path)
             old = self._engine.policy
-            engine = Engine(table, self.store)
-            record = self._written(engine.policy_load_seq, "policy_load")
-            self.table = table
-            self.loaded_at = time.time()
-            self._engine = engine
+            self._save(table)
+            record = self._swap(table, "file")
         self._tell(record)
-        return old, engine.policy
+        return old, self._engine.policy
+
+    def adopt(self, policy_hash: str, seq: int) -> bool:
+        """Serve the policy with this hash, which another process sharing the store loaded
+        (its load's record is at ``seq``); ``False`` when it is served already, this process
+        loaded a policy after it, or the store does not have its table."""
+        engine = self._engine
+        if engine.policy.hash == policy_hash or (engine.policy_load_seq or 0) >= seq:
+            return False
+        table = self.store.policy_table(policy_hash) \
+            if isinstance(self.store, SharedStore) else None
+        if table is None:
+            return False
+        with self._reload_lock:
+            engine = self._engine
+            if engine.policy.hash == policy_hash or (engine.policy_load_seq or 0) >= seq:
+                return False
+            record = self._swap(table, "log")
+        self._tell(record)
+        return True
+
+    def _save(self, table: dict[str, Any]) -> None:
+        """Keep the compiled table in a shared store, for the processes that follow it."""
+        if isinstance(self.store, SharedStore):
+            self.store.save_policy_table(table)
+
+    def _swap(self, table: dict[str, Any], origin: str) -> dict[str, Any]:
+        """Serve ``table`` from now on (under the reload lock); its policy load's record."""
+        engine = Engine(table, self.store)
+        record = self._written(engine.policy_load_seq, "policy_load")
+        self.table = table
+        self.loaded_at = time.time()
+        self.origin = origin
+        self._engine = engine
+        return record
 
     def _tell(self, record: dict[str, Any], seconds: float = 0.0) -> None:
         for listener in self.listeners:

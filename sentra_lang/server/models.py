@@ -157,6 +157,12 @@ class PolicyInfo(Answer):
     source: str
     loaded_at: float
     table: dict[str, Any]
+    instance: str = Field(description="the server process answering: host name and process id")
+    origin: Literal["file", "log"] = Field(
+        description="`file`: loaded from the policy file here (at start or by a reload); "
+                    "`log`: adopted from the newest policy load of another process sharing "
+                    "the store")
+    load_seq: int | None = Field(description="the seq of this process's load of the policy")
 
 
 class Reloaded(Answer):

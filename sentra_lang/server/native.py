@@ -189,7 +189,8 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
             raise HTTPException(404, f"no audit record with seq {seq}")
         return JSONResponse(record_view(record, gate.policy.risk_threshold))
 
-    @api.get("/policy", summary="The policy being served: name, version, hash and table",
+    @api.get("/policy", summary="The policy this server process serves: name, version, hash, "
+             "table, and where it came from",
              operation_id="get_policy", response_model=models.PolicyInfo, responses=read,
              openapi_extra={"security": reading})
     async def policy(_: str = readable) -> JSONResponse:
@@ -199,6 +200,8 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
             "hash": served.hash, "schema_version": served.schema_version,
             "risk_threshold": served.risk_threshold, "strikes": served.strikes,
             "source": str(gate.policy_path), "loaded_at": loaded_at, "table": table,
+            "instance": gate.instance, "origin": gate.origin,
+            "load_seq": gate.engine.policy_load_seq,
         }))
 
     @api.post("/policy/reload", summary="Recompile the policy file and swap it in (operator "

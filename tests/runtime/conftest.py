@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sentra_runtime import Engine, MemoryStore, SQLiteStore, Store
+from sentra_runtime import Engine, Store
 
+from tests.pg_fixtures import store_factory, store_target
 from tests.runtime.helpers import CountingMemoryStore
 from tests.runtime.helpers import sentra_table as load_sentra_table
 
@@ -18,16 +19,17 @@ def sentra_table() -> dict[str, Any]:
     return load_sentra_table()
 
 
-@pytest.fixture(params=["memory", "subclass", "sqlite"])
+@pytest.fixture(params=["memory", "subclass", "sqlite", "postgres"])
 def engine(sentra_table: dict[str, Any], request: pytest.FixtureRequest,
            tmp_path: Path) -> Iterator[Engine]:
-    """An engine on the in-memory store, on a subclass of it, and on a SQLite file: every test
-    of the semantics runs on each (one evaluation path, whatever the store)."""
+    """An engine on the in-memory store, on a subclass of it, on a SQLite file and on a
+    PostgreSQL database: every test of the semantics runs on each (one evaluation path,
+    whatever the store)."""
     store: Store
-    if request.param == "sqlite":
-        store = SQLiteStore(tmp_path / "engine.db")
+    if request.param == "subclass":
+        store = CountingMemoryStore()
     else:
-        store = MemoryStore() if request.param == "memory" else CountingMemoryStore()
+        store = store_factory(request.param, store_target(request.param, request, tmp_path))()
     engine = Engine(sentra_table, store)
     yield engine
     engine.close()

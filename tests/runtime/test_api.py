@@ -3,6 +3,7 @@ audit reads, and the seq of resets and policy loads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,20 @@ from sentra_runtime import (
     Decision,
     Engine,
     MemoryStore,
-    SQLiteStore,
     Store,
 )
 from sentra_runtime.codegen import NO_MATCH
 
+from tests.pg_fixtures import STORE_KINDS, store_factory, store_target
+
 SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": " Sensitive "}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "memory":
-        return MemoryStore()
-    return SQLiteStore(tmp_path / "store.db")
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
+    yield made
+    made.close()
 
 
 def record_at(store: Store, seq: int | None) -> dict[str, Any]:

@@ -28,7 +28,9 @@ def records(request: pytest.FixtureRequest, sentra_table: dict[str, Any],
     run_some(engine)
     out = io.StringIO()
     assert engine.export_audit(out) == 9
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["kind"] for line in lines[9:]] == ["state", "state", "head"]
+    return lines[:9]   # the records, without the export's end lines
 
 
 def assert_tampered(records: list[dict[str, Any]], seq: int, problem: str) -> None:

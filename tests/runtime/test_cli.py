@@ -77,7 +77,8 @@ def test_audit_verify_and_export(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert run(capsys, "audit", "verify", str(database))[0] == 0
     export = tmp_path / "log.jsonl"
     assert run(capsys, "audit", "export", str(database), "-o", str(export))[0] == 0
-    assert len(export.read_text().splitlines()) == 4
+    kinds = [json.loads(line)["kind"] for line in export.read_text().splitlines()]
+    assert kinds == ["policy_load", "decision", "decision", "decision", "state", "head"]
     assert run(capsys, "audit", "verify", str(export))[0] == 0
     with sqlite3.connect(database) as connection:
         connection.execute("DELETE FROM audit WHERE seq = 2")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "sentra_runtime"
-LAZY_ALLOWED = {"psycopg"}
+LAZY_ALLOWED = {"psycopg", "psycopg_pool"}
 
 
 def imports(tree: ast.AST) -> list[tuple[str, int, bool]]:
@@ -43,3 +43,14 @@ def test_the_scan_sees_nested_imports() -> None:
     source = "def f():\n    import pydantic\n    from psycopg import sql\nimport psycopg\n"
     assert imports(ast.parse(source)) == [("psycopg", 4, True), ("pydantic", 2, False),
                                           ("psycopg", 3, False)]
+
+
+def test_the_postgres_store_imports_its_driver_only_when_made() -> None:
+    """Importing the runtime, its stores and the PostgreSQL store's module loads no driver."""
+    import subprocess
+
+    code = ("import sys, sentra_runtime, sentra_runtime.stores.postgres\n"
+            "print(sorted(name for name in sys.modules if name.startswith('psycopg')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -8,8 +8,9 @@ returns the decision only after that step is durable to the store's guarantee.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 from sentra_runtime.audit import Annotations, VerifyResult
 from sentra_runtime.decider import FRESH
@@ -72,9 +73,46 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class SharedStore(Store, Protocol):
+    """A store several processes share (SQLite, PostgreSQL): each keeps the compiled tables of
+    the policies loaded, so that every process can load the policy another one loaded, and
+    counts its agents in one query."""
+
+    def save_policy_table(self, table: dict[str, Any]) -> None: ...
+
+    def policy_table(self, policy_hash: str) -> dict[str, Any] | None: ...
+
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down (one query)."""
+
+
+def open_store(target: str | os.PathLike[str], **options: Any) -> Store:
+    """The store a ``--db`` names: a ``postgresql://`` (or ``postgres://``) URL opens a
+    :class:`~sentra_runtime.stores.postgres.PostgresStore`, anything else is the path of a
+    SQLite file. ``options`` go to the store (both take ``synchronous``, ``group_commit`` and
+    ``upgrade``)."""
+    if is_postgres_url(target):
+        return PostgresStore(str(target), **options)
+    return SQLiteStore(target, **options)
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return isinstance(target, str) and target.split("://", 1)[0].lower() in (
+        "postgresql", "postgres")
+
+
 # last: the stores import the names defined above
 from sentra_runtime.stores.memory import MemoryStore  # noqa: E402
+from sentra_runtime.stores.postgres import PostgresStore  # noqa: E402  (its driver: lazily)
+from sentra_runtime.stores.schema import (  # noqa: E402
+    SCHEMA_VERSION,
+    SchemaError,
+    StoreUnavailable,
+)
 from sentra_runtime.stores.sqlite import SQLiteStore  # noqa: E402
 
-__all__ = ["FRESH", "AgentState", "Decide", "MemoryStore", "RawState", "Reset", "SQLiteStore",
-           "Store"]
+__all__ = ["FRESH", "SCHEMA_VERSION", "AgentState", "Decide", "MemoryStore", "PostgresStore",
+           "RawState", "Reset", "SQLiteStore", "SchemaError", "SharedStore", "Store",
+           "StoreUnavailable", "is_postgres_url", "open_store"]

@@ -157,13 +157,25 @@ class MemoryStore:
 
     def verify_audit(self, *, expected_head: str | None = None) -> audit.VerifyResult:
         """Verify the chain of the records the log holds (from its oldest one: the records
-        before it are gone, see :attr:`dropped`)."""
-        records = list(self.audit_records())
+        before it are gone, see :attr:`dropped`), and the agents' states against it (each
+        agent the held records name is in the state its newest record leaves it in)."""
+        records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
-        return audit.verify_records(records, expected_head=expected_head, after=after)
+        return audit.verify_records(records, expected_head=expected_head, after=after,
+                                    states=states)
 
     def export_audit(self, out: IO[str]) -> int:
-        return audit.write_jsonl(self.audit_records(), out)
+        """The records the log holds, then every agent's state and the head, as JSON Lines
+        (:func:`sentra_runtime.audit.write_export`)."""
+        records, states = self._snapshot()
+        head = (0, None) if not records else (records[-1]["seq"], records[-1]["hash"])
+        return audit.write_export(records, states, head, out)
+
+    def _snapshot(self) -> tuple[list[dict[str, Any]], list[tuple[str, RawState]]]:
+        """The records held and the agents' states, at one moment."""
+        with self._lock:
+            self._seal()
+            return list(self._log), sorted(self._states.items())
 
     def close(self) -> None:
         """Nothing to release."""

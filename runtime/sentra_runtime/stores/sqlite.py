@@ -32,6 +32,7 @@ interval's decisions under ``synchronous="NORMAL"``; nothing under ``"FULL"``).
 from __future__ import annotations
 
 import _thread
+import contextlib
 import json
 import os
 import sqlite3
@@ -45,22 +46,26 @@ from typing import IO, Any
 from sentra_runtime import audit
 from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
-from sentra_runtime.policy import Policy
+from sentra_runtime.policy import Policy, canonical_json
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
+from sentra_runtime.stores.schema import SCHEMA_VERSION, UNVERSIONED, SchemaError, checked_version
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id TEXT PRIMARY KEY,
-    cumulative_risk INTEGER NOT NULL,
-    blocked_attempts INTEGER NOT NULL,
-    shut_down INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-"""
+VERSION_1 = (
+    "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, cumulative_risk INTEGER NOT NULL, "
+    "blocked_attempts INTEGER NOT NULL, shut_down INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE audit (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, body TEXT NOT NULL)",
+)
+"""The layout before versions were recorded (version 1)."""
+UPGRADE_TO_2 = (
+    # the head: the seq and hash of the last record, kept by SQLite itself with every insert
+    "CREATE TABLE head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT)",
+    "INSERT INTO head (id, seq, hash) VALUES (1, (SELECT coalesce(max(seq), 0) FROM audit), "
+    "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1))",
+    "CREATE TRIGGER audit_head AFTER INSERT ON audit "
+    "BEGIN UPDATE head SET seq = NEW.seq, hash = NEW.hash WHERE id = 1; END",
+    "CREATE TABLE policies (hash TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
+)
+"""Version 1 to 2: the head beside the state, and the compiled tables of loaded policies."""
 _SELECT_STATE = "SELECT cumulative_risk, blocked_attempts, shut_down FROM agents WHERE agent_id = ?"
 _UPSERT_STATE = (
     "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down) "
@@ -86,7 +91,7 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
                  busy_timeout: float = 60.0, checkpoint_interval: float | None = None,
-                 group_commit: bool = False) -> None:
+                 group_commit: bool = False, upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
@@ -102,9 +107,7 @@ class SQLiteStore:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute(f"PRAGMA synchronous={mode}")
         with self._transaction() as connection:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            prepare_schema(connection, self.path, upgrade=upgrade)
         self._checkpointer: _Checkpointer | None = None
         if checkpoint_interval is not None:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
@@ -252,10 +255,29 @@ class SQLiteStore:
         return int(row[0] or 0)
 
     def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
-        return audit.verify_records(self.audit_records(), expected_head=expected_head)
+        return verify_file(self.path, expected_head=expected_head)
 
     def export_audit(self, out: IO[str]) -> int:
-        return audit.write_jsonl(self.audit_records(), out)
+        return export_file(self.path, out)
+
+    def save_policy_table(self, table: dict[str, Any]) -> None:
+        """Keep a compiled table by its hash, for the processes sharing this file."""
+        with self._transaction() as connection:
+            connection.execute("INSERT OR IGNORE INTO policies (hash, body) VALUES (?, ?)",
+                               (table["hash"], canonical_json(table)))
+
+    def policy_table(self, policy_hash: str) -> dict[str, Any] | None:
+        """The compiled table with this hash, if a process saved it."""
+        row = self._reader().execute("SELECT body FROM policies WHERE hash = ?",
+                                     (policy_hash,)).fetchone()
+        return None if row is None else _table(row[0])
+
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down."""
+        active, down = self._reader().execute(
+            "SELECT count(*) - coalesce(sum(shut_down != 0), 0), "
+            "coalesce(sum(shut_down != 0), 0) FROM agents").fetchone()
+        return int(active), int(down)
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -410,6 +432,130 @@ class _Transaction:
             self.lock.release()
 
 
+def prepare_schema(connection: sqlite3.Connection, path: str, *, upgrade: bool) -> None:
+    """Create the schema in an empty file; check the version of an existing one and upgrade an
+    older one (inside the caller's write transaction)."""
+    found = schema_version(connection)
+    if found == 0:
+        for statement in (*VERSION_1, *UPGRADE_TO_2):
+            connection.execute(statement)
+    elif checked_version(found, path, upgrade=upgrade) == UNVERSIONED:
+        for statement in UPGRADE_TO_2:
+            connection.execute(statement)
+    if found != SCHEMA_VERSION:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The file's store schema version: recorded (``PRAGMA user_version``), 1 for a store
+    written before versions were recorded, 0 for an empty file. :class:`SchemaError` for a
+    database that is something else."""
+    recorded = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    if recorded:
+        return recorded
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return 0
+    if {"agents", "audit"} <= tables:
+        return UNVERSIONED
+    raise SchemaError("not a sentra audit store: the SQLite database holds other tables; give "
+                      "a new file or a store written by sentra-lang")
+
+
+def file_schema_version(path: str | os.PathLike[str]) -> int:
+    """The store schema version of a file, read only (0: an empty database)."""
+    with contextlib.closing(_read_only(path)) as connection:
+        return schema_version(connection)
+
+
+def upgrade_file(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Create or upgrade the schema of a store file, in one transaction; ``(before, after)``
+    versions. :class:`SchemaError` for a newer schema or a database that is not a store."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        before = schema_version(connection)
+        prepare_schema(connection, os.fspath(path), upgrade=True)
+        connection.execute("COMMIT")
+        return before, SCHEMA_VERSION
+    finally:
+        connection.close()
+
+
+def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = None,
+                anchor: audit.Head | None = None) -> VerifyResult:
+    """Verify a store file in one read snapshot: the chain, its end against the stored head
+    (version 2 and later), and every agent's stored state against the log (``anchor``: see
+    :class:`~sentra_runtime.audit.LogVerifier`)."""
+    with _snapshot(path) as connection:
+        verifier = audit.LogVerifier(anchor=anchor)
+        for seq, digest, text in connection.execute("SELECT seq, hash, body FROM audit "
+                                                    "ORDER BY seq"):
+            if not verifier.add(_record(seq, digest, text), text):
+                break
+        return verifier.result(head=_stored_head(connection), expected_head=expected_head,
+                               states=_stored_states(connection))
+
+
+def file_head(path: str | os.PathLike[str]) -> audit.Head:
+    """The store file's head: the seq and hash of its last record (as the store keeps it; for a
+    version-1 file, its log's end)."""
+    with _snapshot(path) as connection:
+        return _stored_head(connection) or _log_end(connection)
+
+
+def export_file(path: str | os.PathLike[str], out: IO[str]) -> int:
+    """Write a store file's log as JSON Lines, then its agents' states and its head, from one
+    read snapshot (:func:`sentra_runtime.audit.write_export`); return the number of records."""
+    with _snapshot(path) as connection:
+        head = _stored_head(connection) or _log_end(connection)
+        rows = connection.execute("SELECT seq, hash, body FROM audit ORDER BY seq")
+        return audit.write_export((_record(*row) for row in rows), _stored_states(connection),
+                                  head, out)
+
+
+@contextlib.contextmanager
+def _snapshot(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a store file, inside one read transaction."""
+    connection = _read_only(path)
+    try:
+        connection.execute("BEGIN")
+        checked_version(schema_version(connection), os.fspath(path), upgrade=True)
+        yield connection
+    finally:
+        connection.close()
+
+
+def _read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+
+
+def _stored_head(connection: sqlite3.Connection) -> audit.Head | None:
+    """The head the store keeps (``None`` for a version-1 file, which keeps none)."""
+    if schema_version(connection) < 2:
+        return None
+    row = connection.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+    return (-1, None) if row is None else (int(row[0]), row[1])
+
+
+def _log_end(connection: sqlite3.Connection) -> audit.Head:
+    row = connection.execute(_LAST_AUDIT).fetchone()
+    return (0, None) if row is None else (int(row[0]), row[1])
+
+
+def _stored_states(connection: sqlite3.Connection) -> Iterator[tuple[str, RawState]]:
+    for agent, risk, blocked, down in connection.execute(
+            "SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM agents "
+            "ORDER BY agent_id"):
+        yield agent, (risk, blocked, bool(down))
+
+
+def _table(text: str) -> dict[str, Any]:
+    table: dict[str, Any] = json.loads(text)
+    return table
+
+
 def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The audit records of a store file, in seq order, read in one snapshot.
 
@@ -427,16 +573,7 @@ def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         connection.close()
 
 
-def _record(seq: int, digest: str, text: str) -> dict[str, Any]:
-    """An audit row as a record: the hashed body plus its hash. A body whose JSON no longer
-    parses becomes a non-record, which the verifier reports."""
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
-        return {"seq": seq, "unparsable": text}
-    if isinstance(record, dict):
-        record["hash"] = digest
-    return record  # type: ignore[no-any-return]
+_record = audit.stored_record
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:

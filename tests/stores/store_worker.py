@@ -1,4 +1,6 @@
-"""A writer process for the SQLite tests: `python sqlite_worker.py DB TABLE MODE SEED COUNT`.
+"""A writer process for the store tests: `python store_worker.py TARGET TABLE MODE SEED COUNT`.
+
+TARGET is a SQLite file or a PostgreSQL URL (``open_store``).
 
 MODE `hammer`: COUNT random decisions over a shared pool of agents.
 MODE `ack`: decisions for agents ack-0, ack-1, ... (COUNT of them, or forever when 0), printing
@@ -13,7 +15,8 @@ import random
 import sys
 import threading
 
-from sentra_runtime import Engine, SQLiteStore
+from sentra_runtime import Engine
+from sentra_runtime.stores import open_store
 
 ACTIONS = [
     ("FILE_READ", {}),
@@ -65,8 +68,8 @@ def acknowledge_in_threads(engine: Engine, threads: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    database, table, mode, seed, count = argv
-    engine = Engine(table, SQLiteStore(database, group_commit=mode == "ack-group"))
+    target, table, mode, seed, count = argv
+    engine = Engine(table, open_store(target, group_commit=mode == "ack-group"))
     if mode == "hammer":
         hammer(engine, random.Random(int(seed)), int(count))
     elif mode == "ack-group":

@@ -1,0 +1,713 @@
+"""The PostgreSQL store: agent state and audit log in one database, shared by any number of
+processes on any number of machines.
+
+The semantics are the SQLite store's (``sentra_runtime.stores.sqlite``): every decision is one
+transaction (or, with ``group_commit=True``, every batch of decisions that arrived together)
+that locks the agent, reads its state, decides, writes the state and appends the hash-chained
+audit record; the decision is returned only after the transaction commits. Resets and policy
+loads are records of the same chain.
+
+How a decision runs, and why (two round trips to the database, one statement each, on a
+connection in autocommit mode):
+
+1. ``sentra_begin(agents)`` locks the agents and reads their states: an advisory lock on each
+   agent's id, in key order (it also covers an agent that has no row yet, so two first
+   decisions of a new agent serialise), after a shared lock on the gate, which a reset of every
+   agent takes exclusively. The locks are the session's, so they outlast this statement; the
+   states are read after they are held.
+2. Decide in Python, then ``sentra_records(...)``: one transaction that turns the session's locks
+   into locks of this transaction (held until it commits, then gone), writes the agents' new
+   states, locks the head row (the seq and hash of the last record), chains the records
+   (``sha256`` over the canonical JSON the runtime split around ``prev`` and ``seq``,
+   :func:`sentra_runtime.audit.seal_parts`), inserts them and moves the head. So the lock every
+   writer shares (the head's) is held only while the database appends and commits, never while
+   a client decides or the network carries an answer: decisions of different agents, from any
+   instance, overlap everywhere else. A failure in between releases the session's locks (or
+   closes the connection, which releases them).
+
+The seq of a record is known only once it is appended, so the store decides twice: once to
+build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
+more, with the seq, for the decision it returns (the decider is a pure function: the same
+decision). Records become visible in seq order (the head's lock is held until commit).
+
+Durability: ``synchronous="NORMAL"`` (the default, the server's) commits with PostgreSQL's
+``synchronous_commit = off``: an acknowledged decision survives the death of the process that
+made it (it is committed in the database), and a crash of the database server or its machine
+can lose the last fraction of a second of commits (three times ``wal_writer_delay``, 0.6 s by
+default), never corrupt anything, and never a later decision without an earlier one.
+``synchronous="FULL"`` commits with the database's own setting (``on`` by default): nothing
+acknowledged is lost even then, at one WAL flush per transaction, which holds the head's lock.
+
+When the database cannot be reached, every call raises
+:class:`~sentra_runtime.stores.schema.StoreUnavailable` at once (after the first failure, calls
+wait at most ``retry_wait`` seconds for a connection instead of ``wait_timeout``), and the pool
+reconnects in the background: the store recovers when the database is back, without a restart.
+
+psycopg 3 and psycopg-pool are imported when a store is made: ``sentra_runtime`` itself stays
+standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sentra_runtime import audit
+from sentra_runtime.audit import VerifyResult
+from sentra_runtime.decision import Decision
+from sentra_runtime.policy import Policy, canonical_json
+from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
+from sentra_runtime.stores.schema import (
+    SCHEMA_VERSION,
+    SchemaError,
+    StoreUnavailable,
+    checked_version,
+)
+from sentra_runtime.stores.sqlite import SYNCHRONOUS_MODES, _GroupCommit, _Pending
+
+AGENT_LOCKS = 1936027252
+"""The advisory lock class of the agents: ``pg_advisory_xact_lock(AGENT_LOCKS, key)``, the key
+the first 32 bits of the MD5 of the agent's id."""
+GATE_LOCK = (1936027253, 0)
+"""Shared by decisions and one-agent resets, exclusive for a reset of every agent."""
+SCHEMA_LOCK = (1936027254, 0)
+"""Serialises processes creating or upgrading the schema at once."""
+
+SCHEMA = (
+    "CREATE TABLE sentra_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE sentra_agents (agent_id bytea PRIMARY KEY, cumulative_risk bigint NOT NULL, "
+    "blocked_attempts bigint NOT NULL, shut_down boolean NOT NULL)",
+    "CREATE TABLE sentra_audit (seq bigint PRIMARY KEY, hash text NOT NULL, body text NOT NULL, "
+    "kind text NOT NULL, agent bytea, label text)",
+    "CREATE TABLE sentra_head (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, "
+    "hash text)",
+    "INSERT INTO sentra_head (id, seq, hash) VALUES (1, 0, NULL)",
+    "CREATE TABLE sentra_policies (hash text PRIMARY KEY, body text NOT NULL)",
+    f"""CREATE FUNCTION sentra_begin(agents text, every boolean)
+    RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
+                   shut_down boolean)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    ids bytea[] := sentra_ids(agents);
+BEGIN
+    IF every THEN
+        PERFORM pg_advisory_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+    ELSE
+        PERFORM pg_advisory_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM sentra_keys(ids) AS key;
+    END IF;
+    -- a statement of its own: its snapshot is taken with the locks held
+    RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down
+        FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
+END
+$$""",
+    """CREATE FUNCTION sentra_ids(agents text) RETURNS bytea[]
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(array_agg(decode(id, 'hex')), '{}') FROM json_array_elements_text(
+        agents::json) AS id
+$$""",
+    """CREATE FUNCTION sentra_keys(ids bytea[]) RETURNS SETOF integer
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT DISTINCT ('x' || left(md5(id), 8))::bit(32)::integer FROM unnest(ids) AS id
+    ORDER BY 1   -- every process locks in this order: no deadlock
+$$""",
+    f"""CREATE FUNCTION sentra_records(gate text, locked text, records text)
+    RETURNS TABLE (seq bigint, hash text, prev text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    record record;
+    body text;
+BEGIN
+    -- the session's locks (sentra_begin) become this transaction's: held until commit
+    IF gate = 'every' THEN
+        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false;
+    ELSIF gate = 'shared' THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
+            FROM sentra_keys(sentra_ids(locked)) AS key;
+    END IF;
+    -- records: [kind, agent (hex), label, before prev, before seq, after seq, state or null]
+    INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down)
+        SELECT DISTINCT ON (agent) decode(agent, 'hex'), (state->>0)::bigint,
+               (state->>1)::bigint, (state->>2)::boolean
+        FROM (SELECT r->>1 AS agent, r->6 AS state, position
+              FROM json_array_elements(records::json) WITH ORDINALITY AS e(r, position)) AS s
+        WHERE json_typeof(state) = 'array'
+        ORDER BY agent, position DESC   -- each agent's last state
+        ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
+            blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down;
+    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
+    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq
+                  FROM json_array_elements(records::json) AS r LOOP
+        prev := hash;
+        seq := seq + 1;
+        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
+                || seq::text || record.after_seq;
+        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
+        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
+            VALUES (seq, hash, body, record.kind, record.agent, record.label);
+        RETURN NEXT;
+    END LOOP;
+    UPDATE sentra_head h SET seq = sentra_records.seq, hash = sentra_records.hash
+        WHERE h.id = 1;
+END
+$$""",
+)
+"""Schema version 2, the first of this store."""
+
+_BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
+_RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
+WRITTEN_KEPT = 4096
+"""How many of the records it wrote a store keeps, so that reading one back (the server does,
+after each decision) costs no round trip."""
+DEFAULT_POOL_SIZE = 10
+RECONNECT_SECONDS = 2.0
+"""How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
+over with the next call: short, so that the store is back within about two seconds of the
+database however long the outage was (the pool's backoff alone grows to minutes)."""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _driver() -> tuple[Any, Any]:
+    """psycopg and psycopg_pool, imported on first use (never by ``import sentra_runtime``)."""
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError as error:
+        raise ImportError("the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install "
+                          "'sentra-lang[postgres]' (or 'psycopg[binary]' 'psycopg-pool')"
+                          ) from error
+    return psycopg, psycopg_pool
+
+
+class PostgresStore:
+    """State and audit log in a PostgreSQL database, shared by any number of processes.
+
+    ``url`` is a libpq connection URL (``postgresql://user:password@host:5432/db``). The schema
+    is created on first use, checked (a newer one is refused) and upgraded when older
+    (``upgrade=False`` refuses instead). ``pool_size`` connections at most per store;
+    ``connect_timeout`` bounds opening one, ``wait_timeout`` waiting for a free one,
+    ``lock_timeout`` waiting for an agent or the log's head (then the call raises
+    :class:`StoreUnavailable`).
+    """
+
+    def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
+                 pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
+                 wait_timeout: float = 5.0, retry_wait: float = 0.05,
+                 lock_timeout: float = 5.0, upgrade: bool = True) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        psycopg, psycopg_pool = _driver()
+        self.url = url
+        self.synchronous = mode
+        self.where = redacted(url)
+        self._errors: tuple[type[BaseException], ...] = (psycopg.Error, psycopg_pool.PoolTimeout,
+                                                         psycopg_pool.PoolClosed)
+        self._wait_timeout = wait_timeout
+        self._retry_wait = retry_wait
+        self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._down = threading.Event()
+        """Set after a failure to reach the database, until a call succeeds again."""
+        options = {"connect_timeout": max(1, round(connect_timeout)),
+                   "application_name": "sentra"}
+        try:
+            with psycopg.connect(url, autocommit=True, **options) as connection:
+                prepare_schema(connection, self.where, upgrade=upgrade)
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"cannot connect to {self.where}: "
+                                   f"{_first_line(error)}") from error
+        self._pool = psycopg_pool.ConnectionPool(
+            url, min_size=1, max_size=pool_size, kwargs=options, configure=self._configure,
+            timeout=wait_timeout, name="sentra", open=False,
+            reconnect_timeout=RECONNECT_SECONDS)
+        self._pool.open(wait=True, timeout=connect_timeout)
+        self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._written_lock = threading.Lock()
+        self.commits = 0
+        """How many decision transactions committed (fewer than decisions with group commit)."""
+
+    @property
+    def group_commit(self) -> bool:
+        return self._group is not None
+
+    def _configure(self, connection: Any) -> None:
+        """Each pooled connection: autocommit (every statement its own transaction, see
+        above); a bounded wait for any lock (an agent held by a process that went silent makes
+        the call fail, not hang); server-side TCP keepalives, so that the locks of a client
+        whose machine died are released within about 25 s."""
+        connection.autocommit = True
+        connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
+        for setting, value in (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5),
+                               ("tcp_keepalives_count", 3)):
+            connection.execute(f"SET {setting} = {value}")
+        if self.synchronous == "NORMAL":
+            connection.execute("SET synchronous_commit = off")
+
+    # -- connections and faults -------------------------------------------------------------
+
+    def _connection(self) -> _Borrowed:
+        return _Borrowed(self)
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable:
+        self._down.set()
+        return StoreUnavailable(f"the database at {self.where} is unavailable: "
+                                f"{_first_line(error)}")
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
+              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
+        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        if self._group is not None:
+            return self._group.submit(pending)
+        self._commit_batch([pending])
+        return pending.outcome()
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Decide every pending decision of ``batch`` in one transaction, in order; record each
+        one's decision or error on it."""
+        try:
+            with self._connection() as connection:
+                self.commits += self._decide_batch(connection, batch)
+        except BaseException as error:
+            for pending in batch:
+                pending.fail(error)
+            if not isinstance(error, Exception):
+                raise
+
+    def _decide_batch(self, connection: Any, batch: list[_Pending]) -> int:
+        """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
+        trips. The records and states are one transaction, committed before anything is
+        returned. How many transactions committed (0 when every decision failed alone)."""
+        batch = [pending for pending in batch if _storable(pending)]
+        agents = _ids(sorted({pending.agent_id for pending in batch}))
+        rows = connection.execute(_BEGIN, (agents, False)).fetchall()
+        states: dict[str, RawState] = {
+            bytes(row[0]).decode(): (row[1], row[2], row[3]) for row in rows}
+        stored = set(states)
+        made = [entry for entry in (self._made(pending, states) for pending in batch)
+                if entry is not None]
+        if not made:
+            _release(connection)
+            return 0
+        appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
+            (entry.record, entry.after if entry.after != entry.before
+             or entry.pending.agent_id not in stored else None) for entry in made])).fetchall()
+        for entry, (seq, digest, prev) in zip(made, appended):
+            self._remember(entry.record, seq, prev, digest)
+            pending = entry.pending
+            decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
+                                         pending.fields, pending.code, pending.payload, seq)
+            pending.decided(decision)
+        return 1
+
+    def _remember(self, record: dict[str, Any], seq: int, prev: str | None, digest: str
+                  ) -> None:
+        """Keep a record this store wrote, sealed, for reading it back without a query."""
+        record.update(seq=seq, prev=prev, hash=digest)
+        with self._written_lock:
+            self._written[seq] = record
+            if len(self._written) > WRITTEN_KEPT:
+                self._written.popitem(last=False)
+
+    @staticmethod
+    def _made(pending: _Pending, states: dict[str, RawState]) -> _Made | None:
+        """Decide ``pending`` on its agent's state (``states`` follows the batch); a decision
+        (or annotation) that raises fails it alone, before anything of it is written."""
+        before = states.get(pending.agent_id, FRESH)
+        try:
+            decision, after = pending.decide(before, pending.agent_id, pending.action,
+                                             pending.fields, pending.code, pending.payload, None)
+            record = audit.decision_record(time.time(), decision)
+            if pending.annotations is not None:
+                record.update(audit.annotation(pending.annotations, decision))
+        except Exception as error:
+            pending.fail(error)
+            return None
+        states[pending.agent_id] = after
+        return _Made(pending, before, after, record)
+
+    # -- operators ----------------------------------------------------------------------------
+
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+        every = agent_id is None
+        locked = _ids([] if agent_id is None else [agent_id])
+        with self._connection() as connection:
+            rows = connection.execute(_BEGIN, (locked, every)).fetchall()
+            agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
+                else [agent_id]
+            record = audit.reset_record(time.time(), policy_hash, agent_id, operator, agents)
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "every" if every else "shared", locked,
+                [(record, None if every else FRESH)])).fetchall()
+        self._remember(record, seq, prev, digest)
+        return Reset(sorted(agents), seq)
+
+    def record_policy_load(self, policy: Policy) -> int:
+        record = audit.policy_load_record(time.time(), policy.hash, policy.name,
+                                          policy.version, policy.schema_version)
+        with self._connection() as connection:
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "none", "[]", [(record, None)])).fetchall()
+        self._remember(record, seq, prev, digest)
+        return int(seq)
+
+    def save_policy_table(self, table: dict[str, Any]) -> None:
+        """Keep a compiled table by its hash, for the processes sharing this database."""
+        with self._connection() as connection:
+            connection.execute("INSERT INTO sentra_policies (hash, body) VALUES (%s, %s) "
+                               "ON CONFLICT (hash) DO NOTHING",
+                               (table["hash"], canonical_json(table)))
+
+    def policy_table(self, policy_hash: str) -> dict[str, Any] | None:
+        """The compiled table with this hash, if a process saved it."""
+        row = self._read_one("SELECT body FROM sentra_policies WHERE hash = %s", (policy_hash,))
+        if row is None:
+            return None
+        table: dict[str, Any] = json.loads(row[0])
+        return table
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _read(self, query: str, values: Iterable[Any] = ()) -> list[Any]:
+        with self._connection() as connection:
+            return list(connection.execute(query, tuple(values)).fetchall())
+
+    def _read_one(self, query: str, values: Iterable[Any] = ()) -> Any:
+        rows = self._read(query, values)
+        return rows[0] if rows else None
+
+    def state(self, agent_id: str) -> AgentState:
+        row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down FROM "
+                             "sentra_agents WHERE agent_id = %s", (_key(agent_id),))
+        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], row[2]))
+
+    def count_agents(self) -> tuple[int, int]:
+        """How many agents are active and how many shut down."""
+        row = self._read_one("SELECT count(*) FILTER (WHERE NOT shut_down), "
+                             "count(*) FILTER (WHERE shut_down) FROM sentra_agents")
+        return int(row[0]), int(row[1])
+
+    def agents(self) -> list[str]:
+        rows = self._read("SELECT agent_id FROM sentra_agents ORDER BY agent_id")
+        return [bytes(row[0]).decode() for row in rows]
+
+    def audit_records(self) -> Iterator[dict[str, Any]]:
+        """Every record, in seq order, read in one snapshot as they are consumed."""
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            snapshot.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+            for row in snapshot:
+                yield audit.stored_record(*row)
+
+    def read_records(self, after_seq: int = 0, limit: int = 100, *, agent: str | None = None,
+                     label: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        if limit == 1 and agent is None and label is None and kind is None:
+            with self._written_lock:
+                written = self._written.get(after_seq + 1)
+            if written is not None:   # seqs have no gaps: the next record is this one
+                return [written]
+        clauses: list[str] = ["seq > %s"]
+        values: list[Any] = [after_seq]
+        for column, value in (("agent", None if agent is None else _key(agent)),
+                              ("label", label), ("kind", kind)):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                values.append(value)
+        rows = self._read(f"SELECT seq, hash, body FROM sentra_audit WHERE "
+                          f"{' AND '.join(clauses)} ORDER BY seq LIMIT %s", (*values, limit))
+        return [audit.stored_record(*row) for row in rows]
+
+    def last_seq(self) -> int:
+        return int(self._read_one("SELECT seq FROM sentra_head WHERE id = 1")[0])
+
+    def verify_audit(self, *, expected_head: str | None = None) -> VerifyResult:
+        """The chain, its end against the stored head, and every agent's stored state against
+        the log, in one snapshot."""
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            return snapshot.verify(expected_head)
+
+    def export_audit(self, out: IO[str]) -> int:
+        """The log as JSON Lines, then the agents' states and the head (one snapshot)."""
+        with self._connection() as connection, _Snapshot(connection, self.where) as snapshot:
+            return snapshot.export(out)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+@dataclass
+class _Made:
+    """A decision made in a batch, waiting for its transaction: its agent's state before and
+    after it, and its audit record (without seq, prev and hash)."""
+
+    pending: _Pending
+    before: RawState
+    after: RawState
+    record: dict[str, Any]
+
+
+class _Borrowed:
+    """A pooled connection for one operation; a failure to reach the database becomes
+    :class:`StoreUnavailable`, and after any failure the session's advisory locks are released
+    (or the connection is closed, which releases them). After a failure to reach the database,
+    calls wait ``retry_wait`` for a connection rather than ``wait_timeout`` until one succeeds,
+    so that an outage fails requests at once."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.context: Any = None
+        self.connection: Any = None
+
+    def __enter__(self) -> Any:
+        store = self.store
+        wait = store._retry_wait if store._down.is_set() else store._wait_timeout
+        self.context = store._pool.connection(timeout=wait)
+        try:
+            self.connection = self.context.__enter__()
+        except store._errors as error:
+            raise store._unavailable(error) from error
+        return self.connection
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        store = self.store
+        if error is not None:
+            _release(self.connection)
+        try:
+            self.context.__exit__(kind, error, traceback)
+        except store._errors as problem:
+            if error is None:
+                raise store._unavailable(problem) from problem
+        if error is None:
+            store._down.clear()
+        elif isinstance(error, store._errors):
+            raise store._unavailable(error) from error
+
+
+def _release(connection: Any) -> None:
+    """Release the session's advisory locks; close the connection if that fails (closing
+    releases them too, and the pool replaces a closed connection)."""
+    try:
+        if not connection.closed:
+            connection.rollback()
+            connection.execute("SELECT pg_advisory_unlock_all()")
+    except Exception:   # the connection is broken: closing it is the release
+        connection.close()
+
+
+class _Snapshot:
+    """Queries in one read-only, repeatable-read transaction (one snapshot of the database),
+    through server-side cursors, so a large log streams rather than loads. A schema newer than
+    this runtime's is refused; an older one is read as it is."""
+
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where
+        self.cursor: Any = None
+        self.count = 0
+
+    def __enter__(self) -> _Snapshot:
+        self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        found = schema_version(self.connection)
+        if found == 0:
+            raise SchemaError(f"{self.where} holds no sentra store (no sentra_meta table)")
+        checked_version(found, self.where, upgrade=True)
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self.connection.closed:
+            return
+        if self.cursor is not None:
+            self.cursor.close()
+        self.connection.execute("ROLLBACK")   # read only: nothing to keep
+
+    def execute(self, query: str) -> None:
+        """Run ``query``; iterate to read its rows (the previous query's cursor is closed)."""
+        if self.cursor is not None:
+            self.cursor.close()
+        self.count += 1
+        self.cursor = self.connection.cursor(name=f"sentra_snapshot_{self.count}")
+        self.cursor.itersize = 2000
+        self.cursor.execute(query)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cursor)
+
+    def head(self) -> audit.Head:
+        self.execute("SELECT seq, hash FROM sentra_head WHERE id = 1")
+        row = self.cursor.fetchone()
+        return (-1, None) if row is None else (int(row[0]), row[1])
+
+    def states(self) -> Iterator[tuple[str, RawState]]:
+        self.execute("SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM "
+                     "sentra_agents ORDER BY agent_id")
+        for agent, risk, blocked, down in self:
+            yield bytes(agent).decode(), (risk, blocked, down)
+
+    def verify(self, expected_head: str | None, anchor: audit.Head | None = None
+               ) -> VerifyResult:
+        head = self.head()
+        verifier = audit.LogVerifier(anchor=anchor)
+        self.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+        for seq, digest, text in self:
+            if not verifier.add(audit.stored_record(seq, digest, text), text):
+                break
+        return verifier.result(head=head, expected_head=expected_head, states=self.states())
+
+    def export(self, out: IO[str]) -> int:
+        head = self.head()
+        self.execute("SELECT seq, hash, body FROM sentra_audit ORDER BY seq")
+        records = (audit.stored_record(*row) for row in self)
+        return audit.write_export(records, self.states(), head, out)
+
+
+def verify_database(url: str, *, expected_head: str | None = None,
+                    anchor: audit.Head | None = None) -> VerifyResult:
+    """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
+    the chain, its end against the stored head, every agent's state against the log."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.verify(expected_head, anchor)
+
+
+def database_head(url: str) -> audit.Head:
+    """The store's head in a PostgreSQL database: the seq and hash of its last record."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.head()
+
+
+def export_database(url: str, out: IO[str]) -> int:
+    """Export the store in a PostgreSQL database as JSON Lines, reading only."""
+    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+        return snapshot.export(out)
+
+
+def database_schema_version(url: str) -> int:
+    """The store schema version of a database (0: no store yet)."""
+    with _connect(url) as connection:
+        return schema_version(connection)
+
+
+def upgrade_database(url: str) -> tuple[int, int]:
+    """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
+    with _connect(url) as connection:
+        before = schema_version(connection)
+        prepare_schema(connection, redacted(url), upgrade=True)
+        return before, SCHEMA_VERSION
+
+
+def _connect(url: str, timeout: float = 10.0) -> Any:
+    """One connection of its own (no pool), for a command that reads once."""
+    psycopg, _ = _driver()
+    try:
+        return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
+                               application_name="sentra", autocommit=True)
+    except psycopg.OperationalError as error:
+        raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
+                               f"{_first_line(error)}") from error
+
+
+def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
+    """Create the schema in a database without one; check an existing one's version (and
+    upgrade an older one, when there are upgrades to make). One transaction, serialised
+    between processes by an advisory lock."""
+    encoding = connection.execute("SHOW server_encoding").fetchone()[0]
+    if encoding.upper() not in ("UTF8", "UTF-8"):
+        raise SchemaError(f"{where} has the encoding {encoding}; the store needs UTF8 "
+                          "(CREATE DATABASE ... ENCODING 'UTF8')")
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", SCHEMA_LOCK)
+        found = schema_version(connection)
+        if found == 0:
+            for statement in SCHEMA:
+                connection.execute(statement)
+            connection.execute("INSERT INTO sentra_meta (key, value) VALUES "
+                               "('schema_version', %s)", (str(SCHEMA_VERSION),))
+        else:
+            checked_version(found, where, upgrade=upgrade)
+
+
+def schema_version(connection: Any) -> int:
+    """The database's store schema version (0: no store yet)."""
+    exists = connection.execute("SELECT to_regclass('sentra_meta') IS NOT NULL, "
+                                "to_regclass('sentra_audit') IS NOT NULL").fetchone()
+    if not exists[0]:
+        if exists[1]:
+            raise SchemaError("the database has a sentra_audit table but no sentra_meta: not a "
+                              "store this runtime knows")
+        return 0
+    row = connection.execute("SELECT value FROM sentra_meta WHERE key = 'schema_version'"
+                             ).fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise SchemaError("the database's sentra_meta table records no schema version")
+    return int(row[0])
+
+
+def _records_arguments(gate: str, locked: str,
+                       records: list[tuple[dict[str, Any], RawState | None]]
+                       ) -> tuple[str, str, str]:
+    """What ``sentra_records`` takes: which session locks to turn into the transaction's
+    (``gate``: ``shared`` with the agents ``locked``, ``every``, or ``none``), and the records
+    as one JSON array (one parameter: cheaper to send than arrays), each ``[kind, agent's id in
+    hex, label, its body around prev and seq (three texts), the agent's state to write or
+    null]``."""
+    rows = []
+    for record, state in records:
+        agent = record.get("agent")
+        decision = record.get("decision")
+        rows.append([record["kind"], None if agent is None else _key(agent).hex(),
+                     decision.get("label") if isinstance(decision, dict) else None,
+                     *audit.seal_parts(record), state])
+    return gate, locked, json.dumps(rows, ensure_ascii=False)
+
+
+def _ids(agents: Iterable[str]) -> str:
+    """Agent ids as ``sentra_begin`` and ``sentra_records`` take them: a JSON array of their
+    UTF-8 bytes in hex."""
+    return json.dumps([_key(agent).hex() for agent in agents])
+
+
+def _key(agent_id: str) -> bytes:
+    """An agent id as the database keeps it: its UTF-8 bytes (any text, NUL included; ordered
+    by code point, as Python orders strings)."""
+    return agent_id.encode("utf-8")
+
+
+def _storable(pending: _Pending) -> bool:
+    """Whether the pending decision's agent id can be stored (text that is UTF-8); if not, it
+    fails alone."""
+    try:
+        _key(pending.agent_id)
+    except UnicodeEncodeError as error:
+        pending.fail(error)
+        return False
+    return True
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+__all__ = ["PostgresStore", "redacted"]

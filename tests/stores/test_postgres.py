@@ -1,0 +1,120 @@
+"""What only the PostgreSQL store has: a database that goes away and comes back, its options,
+and agent ids as any text."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sentra_runtime import AgentState, Engine
+from sentra_runtime.stores import StoreUnavailable, open_store
+from sentra_runtime.stores.postgres import PostgresStore, redacted
+
+from tests.pg_cluster import Cluster
+from tests.runtime.helpers import SENTRA_TABLE
+
+
+def test_an_outage_fails_calls_at_once_and_the_store_recovers(own_cluster: Cluster) -> None:
+    engine = Engine(SENTRA_TABLE, open_store(own_cluster.url))
+    engine.evaluate("a", "DELETE_RECORD")
+    own_cluster.halt("fast")
+    for _ in range(5):
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailable, match="is unavailable"):
+            engine.evaluate("a", "DELETE_RECORD")
+        assert time.perf_counter() - started < 2.5   # not a timeout (5 s)
+    with pytest.raises(StoreUnavailable):
+        engine.state("a")
+    own_cluster.launch()
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            decision = engine.evaluate("a", "DELETE_RECORD")
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the store did not recover"
+            time.sleep(0.1)
+    assert decision.cumulative_risk == 60   # nothing was recorded during the outage
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+def test_a_database_that_cannot_be_reached_is_refused_at_once() -> None:
+    started = time.perf_counter()
+    with pytest.raises(StoreUnavailable, match=r"cannot connect to postgresql://u:\*\*\*@"):
+        PostgresStore("postgresql://u:secret@127.0.0.1:1/none", connect_timeout=2)
+    assert time.perf_counter() - started < 5
+
+
+def test_options_are_checked(postgres_url: str) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        PostgresStore(postgres_url, synchronous="OFF")
+    with pytest.raises(ValueError, match="pool_size"):
+        PostgresStore(postgres_url, pool_size=0)
+    assert redacted("postgresql://me:pw@db:5432/x?sslmode=require") == \
+        "postgresql://me:***@db:5432/x?sslmode=require"
+    assert redacted("postgresql://me@db/x") == "postgresql://me@db/x"
+
+
+def test_full_durability_commits_with_the_database_setting(postgres_url: str) -> None:
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, synchronous="FULL"))
+    assert engine.evaluate("a", "EXPORT_DATA", {"destination_type": "external",
+                                                 "data_classification": "sensitive"}).allowed
+    assert engine.state("a") == AgentState(80, 0, "active")
+    engine.close()
+
+
+def test_agent_ids_are_any_text_and_sort_as_python_sorts(postgres_url: str) -> None:
+    """Ids are kept as their UTF-8 bytes: NUL, emoji and accents included, in code point order
+    (as the SQLite store and Python order them)."""
+    engine = Engine(SENTRA_TABLE, open_store(postgres_url))
+    names = ["b", "a\x00z", "Ä", "a", "😀", "", "Z", "é"]
+    for name in names:
+        engine.evaluate(name, "DELETE_RECORD")
+    assert engine.agents() == sorted(names)
+    assert engine.state("a\x00z") == AgentState(30, 0, "active")
+    assert [r["agent"] for r in engine.store.read_records(agent="😀")] == ["😀"]
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+@pytest.mark.slow
+def test_after_a_long_outage_the_store_is_back_within_seconds(own_cluster: Cluster) -> None:
+    """The pool's retries would back off to minutes; the store starts them over, so it is back
+    about as soon as the database is."""
+    engine = Engine(SENTRA_TABLE, open_store(own_cluster.url))
+    own_cluster.halt("fast")
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < 15:
+        with pytest.raises(StoreUnavailable):
+            engine.evaluate("a", "FILE_READ")
+        time.sleep(0.2)
+    own_cluster.launch()
+    back = time.monotonic()
+    while True:
+        try:
+            engine.evaluate("a", "FILE_READ")
+            break
+        except StoreUnavailable:
+            time.sleep(0.05)
+    assert time.monotonic() - back < 4
+    engine.close()
+
+
+def test_an_agent_held_by_a_silent_process_fails_the_call_not_hangs(postgres_url: str) -> None:
+    """A process that locked an agent and went silent (a half-open connection) does not make
+    the others wait forever: the lock wait is bounded, and the call fails closed."""
+    import psycopg
+
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, lock_timeout=0.5))
+    engine.evaluate("held", "FILE_READ")
+    with psycopg.connect(postgres_url, autocommit=True) as silent:
+        silent.execute("SELECT * FROM sentra_begin(%s, false)", ('["' + b"held".hex() + '"]',))
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailable, match="lock timeout"):
+            engine.evaluate("held", "FILE_READ")
+        assert time.perf_counter() - started < 3
+        assert engine.evaluate("other", "FILE_READ").allowed   # other agents go on
+    assert engine.evaluate("held", "FILE_READ").allowed        # its session ended: released
+    assert engine.verify_audit().ok
+    engine.close()
