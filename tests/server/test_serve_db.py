@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sentra_lang.cli import main
-from tests.cli.test_cli_edges import without
 from tests.server.conftest import POLICY
+from tests.test_packaging import without_extras
 
 UNREACHABLE = "postgresql://me:s3cret@127.0.0.1:1/sentra"
 
@@ -61,7 +61,7 @@ def test_workers_are_checked(capsys: pytest.CaptureFixture[str],
 def test_a_postgres_url_without_the_extra_names_the_extra(tmp_path: Path) -> None:
     for args in (["serve", str(POLICY), "--db", UNREACHABLE], ["audit", "verify", UNREACHABLE],
                  ["db", "status", UNREACHABLE]):
-        done = without("psycopg,psycopg_pool", *args, cwd=tmp_path)
+        done = without_extras(*args, blocked=("psycopg", "psycopg_pool"), cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert done.stderr.endswith("needs the `postgres` extra: pip install "
                                     "'sentra-lang[postgres]'\n"), done.stderr
