@@ -214,15 +214,16 @@ def policy_description(policy: Policy, decision: Decision, matched: str | None) 
     return matched.replace("_", " ").title()
 
 
-def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
+async def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
     """Validate against the policy's declared types, decide, and return the event."""
     sent = {name: getattr(action, name) for name in REQUEST_FIELDS
             if name in action.model_fields_set}
-    return decide_values(gate, action.agent_id, action.action_type, sent, action.policy_context)
+    return await decide_values(gate, action.agent_id, action.action_type, sent,
+                               action.policy_context)
 
 
-def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
-                  policy_context: dict[str, Any]) -> dict[str, Any]:
+async def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
+                        policy_context: dict[str, Any]) -> dict[str, Any]:
     """:func:`decide` on the request's values, already of the request model's types: ``sent``
     holds the top-level request fields the client gave (the lean ``POST /agent-action`` path
     calls it directly). Raises :class:`RequestValidationError`, having written nothing, when a
@@ -234,7 +235,7 @@ def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, A
         raise RequestValidationError([error.to_dict() for error in errors])
     request = {"action_type": action_type,
                **{name: sent.get(name, REFERENCE_DEFAULTS.get(name)) for name in REQUEST_FIELDS}}
-    _, record = gate.decide(agent_id, action_type, fields, annotation(request))
+    _, record = await gate.decide(agent_id, action_type, fields, annotation(request))
     return sentra_event(record, policy.risk_threshold)
 
 
@@ -428,7 +429,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, reads: Reads) -
               operation_id="agent_action", response_model=models.SentraEvent,
               responses=models.errors(*models.POSTED))
     async def agent_action(action: AgentAction) -> JSONResponse:
-        return JSONResponse(decide(gate, action))
+        return JSONResponse(await decide(gate, action))
 
     @api.get("/events", operation_id="sentra_events", response_model=list[models.SentraEvent],
              summary="Decision events since the last reset of all agents, oldest first, in "
@@ -455,9 +456,9 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, reads: Reads) -
     @api.post("/evaluate", summary="Claims-workflow adapter: decide a proposed tool call",
               operation_id="evaluate_claim", response_model=models.ClaimAnswer,
               responses=models.errors(*models.POSTED))
-    def evaluate(evaluation: Annotated[ClaimEvaluation, Body()]) -> JSONResponse:
+    async def evaluate(evaluation: Annotated[ClaimEvaluation, Body()]) -> JSONResponse:
         agent_id, action_type, sent, context = claim_request(evaluation)
-        event = decide_values(gate, agent_id, action_type, sent, context)
+        event = await decide_values(gate, agent_id, action_type, sent, context)
         return JSONResponse({
             "result": {"decision": "ALLOW" if event["decision"] == "Allowed" else "BLOCK",
                        "reason": event["reason"], "risk_score": event["attempted_risk"]},

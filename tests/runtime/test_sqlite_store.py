@@ -119,10 +119,10 @@ def test_threads_and_processes_share_one_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "threads"), [("ack", 0), ("ack-group", 8)])
+@pytest.mark.parametrize(("mode", "threads"), [("ack", 0), ("ack-group", 8), ("ack-async", 8)])
 def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, mode: str, threads: int) -> None:
-    """Killed mid-load, one transaction per decision and with group commit from 8 threads:
-    every decision `evaluate` returned is in the file."""
+    """Killed mid-load, one transaction per decision, with group commit from 8 threads, and
+    from 8 tasks on an event loop (`evaluate_async`): every decision returned is in the file."""
     path = tmp_path / "killed.db"
     process = worker(path, mode, threads, 0)
     assert process.stdout is not None

@@ -70,6 +70,14 @@ class MemoryStore:
             self._release()
         return decision
 
+    async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
+                          code: int, payload: Any, *,
+                          annotations: audit.Annotations | None = None) -> Decision:
+        """:meth:`apply`, called on the event loop: it holds the lock for microseconds and
+        never waits for I/O."""
+        return self.apply(decide, agent_id, action, fields, code, payload,
+                          annotations=annotations)
+
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
         with self._lock:
             if agent_id is None:
