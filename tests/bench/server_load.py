@@ -344,6 +344,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 """Each sampled stack is charged to the first layer whose file pattern any of its frames
 matches, looking from the innermost frame outwards (so time in ``json`` called by the audit
 code is the audit record's)."""
+HTTP_LAYERS = ("HTTP (uvicorn, httptools) and event loop", "FastAPI, Starlette, pydantic",
+               "edge (host, type, body, JSON checks)", "lean path")
 
 
 class Profile:
@@ -394,6 +396,9 @@ def report_layers(counts: dict[str, int], server_cpu: float, requests: int) -> N
           f"py-spy) {python:.0f} us, by layer:")
     for name, number in sorted(counts.items(), key=lambda item: -item[1]):
         print(f"    {name:<46} {number * each:5.0f} us")
+    http = sum(counts.get(name, 0) for name in HTTP_LAYERS) * each
+    print(f"  of the Python: HTTP and ASGI layers {http:.0f} us, deciding, recording and "
+          f"answering {python - http:.0f} us")
     print(f"  outside the interpreter lock (SQLite's C code, the kernel: fsync, sockets, "
           f"threads): {max(total - python, 0):.0f} us")
 
@@ -486,43 +491,86 @@ class Target:
         return int(json.loads(answer)["head"])
 
 
+def fsync_milliseconds(folder: str, count: int = 100) -> tuple[float, float]:
+    """Median and 90th percentile of a 4 KiB append and its fsync in ``folder``: what one
+    commit with ``synchronous=FULL`` waits for at least, on this disk, now."""
+    path = os.path.join(folder, "fsync-probe")
+    times = []
+    with open(path, "ab") as probe:
+        for _ in range(count):
+            started = time.perf_counter()
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+            times.append((time.perf_counter() - started) * 1000)
+    os.unlink(path)
+    return percentile(times, .5), percentile(times, .9)
+
+
+SERVER_NAMES = {"group": "group commit", "each": "one transaction per decision"}
+
+
 def compare(args: argparse.Namespace, endpoint: str) -> None:
-    """Start a server per commit setting, side by side, and load them taking turns."""
+    """Start a server per commit and durability setting, side by side, and load them taking
+    turns."""
     commits = ["group", "each"] if args.commit == "both" else [args.commit]
-    durability = args.synchronous or "the server's default"
-    print(f"POST {endpoint}, synchronous: {durability}, {args.client} client, {AGENTS} agents, "
+    modes: list[str | None] = (["FULL", "NORMAL"] if args.synchronous == "both" else
+                               [args.synchronous])
+    print(f"POST {endpoint}, {args.client} client, {AGENTS} agents, {args.clients} clients, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as folder:
-        targets: list[Target] = []
+        targets: dict[tuple[str, str | None], Target] = {}
         try:
-            for commit in commits:
-                process, url = start_server(folder, commit, args.synchronous)
-                name = "group commit" if commit == "group" else "one transaction per decision"
-                targets.append(Target(args, url, endpoint, name, process, folder))
-            for target in targets:
+            for mode in modes:
+                for commit in commits:
+                    process, url = start_server(folder, commit, mode)
+                    name = SERVER_NAMES[commit] + (f", {mode}" if mode else "")
+                    targets[commit, mode] = Target(args, url, endpoint, name, process, folder)
+            median, slow = fsync_milliseconds(folder)
+            print(f"fsync of a 4 KiB append in the servers' folder: median {median:.2f} ms, "
+                  f"90th percentile {slow:.2f} ms (before the runs)")
+            for target in targets.values():
                 target.measured(args.sequential, 1, 1)
-            rates: list[dict[str, float]] = []
+            rates: list[dict[tuple[str, str | None], float]] = []
             for round_number in range(args.rounds):
-                order = targets if round_number % 2 == 0 else targets[::-1]
-                rates.append({target.name: target.concurrent(2 + round_number,
-                                                             args.profile and round_number == 0)
-                              for target in order})
-            for target in targets:
+                order = list(targets.items())
+                rates.append({key: target.concurrent(2 + round_number,
+                                                     args.profile and round_number == 0)
+                              for key, target in (order if round_number % 2 == 0
+                                                  else order[::-1])})
+            median, slow = fsync_milliseconds(folder)
+            print(f"fsync of a 4 KiB append in the servers' folder: median {median:.2f} ms, "
+                  f"90th percentile {slow:.2f} ms (after the runs)")
+            for target in targets.values():
                 target.growth()
-            if len(targets) == 2:
-                group, each = (target.name for target in targets)
-                ratios = ", ".join(f"{rate[group] / rate[each]:.2f}x" for rate in rates)
-                best = [target.best[0] for target in targets if target.best is not None]
-                print(f"group commit / one transaction per decision, {args.clients} clients, "
-                      f"best rounds: {best[0] / best[1]:.2f}x decisions/s (each round: {ratios})")
+            for mode in modes:
+                if ("group", mode) in targets and ("each", mode) in targets:
+                    ratio(f"group commit / one transaction per decision"
+                          f"{f', {mode}' if mode else ''}", targets["group", mode],
+                          targets["each", mode], [(rate["group", mode], rate["each", mode])
+                                                  for rate in rates])
+            for commit in commits:
+                if len(modes) == 2:
+                    ratio(f"{SERVER_NAMES[commit]}: FULL / NORMAL", targets[commit, "FULL"],
+                          targets[commit, "NORMAL"], [(rate[commit, "FULL"],
+                                                       rate[commit, "NORMAL"])
+                                                      for rate in rates])
             if args.streams:
-                for target in targets:
+                for target in targets.values():
                     target.with_streams(args.streams)
         finally:
-            for target in targets:
+            for target in targets.values():
                 assert target.process is not None
                 target.process.terminate()
                 target.process.wait(timeout=10)
+
+
+def ratio(name: str, top: Target, bottom: Target, rounds: list[tuple[float, float]]) -> None:
+    """The ratio of two servers' concurrent decisions/s: of their best rounds, and per round."""
+    assert top.best is not None and bottom.best is not None
+    each = sorted(first / second for first, second in rounds)
+    print(f"{name}: {top.best[0] / bottom.best[0]:.2f}x decisions/s (best rounds); per round "
+          f"{', '.join(f'{value:.2f}x' for value in each)} (median {each[len(each) // 2]:.2f}x)")
 
 
 def main() -> int:
@@ -539,8 +587,9 @@ def main() -> int:
     parser.add_argument("--commit", choices=["group", "each", "both"], default="both",
                         help="the server's commit when the benchmark starts it (default: both, "
                              "side by side)")
-    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"],
-                        help="SQLite durability of the started servers (default: the server's)")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL", "both"],
+                        help="SQLite durability of the started servers (default: the server's; "
+                             "both: a server of each, side by side)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="concurrent runs per server, taking turns; the best is kept")
     parser.add_argument("--streams", type=int, default=0,

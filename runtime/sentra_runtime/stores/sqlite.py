@@ -40,11 +40,11 @@ import asyncio
 import functools
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -150,7 +150,7 @@ class SQLiteStore:
         committer = self._loop_commit
         if committer is None or committer.loop is not loop:
             if committer is not None:   # another loop used the store before: it may finish
-                committer.thread.shutdown(wait=False)
+                committer.thread.jobs.put(None)
             committer = self._loop_commit = _LoopCommit(self, loop)
         return await committer.submit(pending)
 
@@ -424,7 +424,7 @@ class _LoopCommit:
         self.limit = MAX_BATCH if store.group_commit else 1
         self.queue: list[tuple[_Pending, asyncio.Future[Decision]]] = []
         self.busy = False
-        self.thread = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-commit {store.path}")
+        self.thread = _CommitThread(f"sqlite-commit {store.path}", loop)
 
     async def submit(self, pending: _Pending) -> Decision:
         answer: asyncio.Future[Decision] = self.loop.create_future()
@@ -449,8 +449,7 @@ class _LoopCommit:
             _fail(batch, error)
             raise   # (not reached: _fail re-raised it)
         self.busy = True
-        self.loop.run_in_executor(self.thread, work).add_done_callback(
-            lambda _: self._answer(waiting))
+        self.thread.jobs.put((work, functools.partial(self._answer, waiting)))
 
     def _answer(self, waiting: list[tuple[_Pending, asyncio.Future[Decision]]]) -> None:
         for pending, answer in waiting:
@@ -465,7 +464,36 @@ class _LoopCommit:
             self._take()
 
     def close(self) -> None:
-        self.thread.shutdown(wait=True)
+        self.thread.stop()
+
+
+class _CommitThread(threading.Thread):
+    """Runs the commits a :class:`_LoopCommit` hands it, one after the other, and after each
+    has the loop call its answer (one wake-up of the loop per batch)."""
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name=name, daemon=True)
+        self.loop = loop
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]] | None] = \
+            queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            work, answer = job
+            try:
+                work()
+            finally:
+                try:
+                    self.loop.call_soon_threadsafe(answer)
+                except RuntimeError:
+                    pass   # the loop is closed: no one is waiting any more
+
+    def stop(self) -> None:
+        """Finish the commits handed over, then end."""
+        self.jobs.put(None)
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=60)
 
 
 class _Checkpointer(threading.Thread):
