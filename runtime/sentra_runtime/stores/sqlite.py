@@ -409,7 +409,9 @@ class _LoopCommit:
     """Group commit for callers on one asyncio event loop (:meth:`SQLiteStore.apply_async`).
 
     Decisions queue on the loop. While no commit is under way, the queue (up to MAX_BATCH
-    decisions, one without group commit) is taken: if the store and the database are free at
+    decisions, one without group commit) is taken, once the loop has run the callbacks that
+    were ready (so decisions that become ready together share it): if the store and the
+    database are free at
     once, its decisions are made on the loop, in one transaction (state, decision, audit record:
     microseconds each, nothing waits), and the commit (with ``synchronous="FULL"``, an fsync)
     runs in the store's commit thread, where the loop does not wait for it; otherwise (another
@@ -430,8 +432,14 @@ class _LoopCommit:
         answer: asyncio.Future[Decision] = self.loop.create_future()
         self.queue.append((pending, answer))
         if not self.busy:
-            self._take()
+            self._take_soon()
         return await answer
+
+    def _take_soon(self) -> None:
+        """Take the queue once the loop has run what is ready now: decisions that become
+        ready together (tasks the last commit woke) then share the next commit."""
+        self.busy = True
+        self.loop.call_soon(self._take)
 
     def _take(self) -> None:
         waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
@@ -446,9 +454,9 @@ class _LoopCommit:
             else:
                 work = functools.partial(store._commit_batch, batch)
         except BaseException as error:   # an interrupt: nothing of the batch was written
+            self.busy = False
             _fail(batch, error)
             raise   # (not reached: _fail re-raised it)
-        self.busy = True
         self.thread.jobs.put((work, functools.partial(self._answer, waiting)))
 
     def _answer(self, waiting: list[tuple[_Pending, asyncio.Future[Decision]]]) -> None:
@@ -461,7 +469,7 @@ class _LoopCommit:
                 answer.set_exception(error)
         self.busy = False
         if self.queue:
-            self._take()
+            self._take_soon()
 
     def close(self) -> None:
         self.thread.stop()
