@@ -29,6 +29,8 @@ from sentra_runtime.decision import (
     EvaluatedDecision,
     outcome_class,
 )
+from sentra_runtime.decision import new_decision as _new
+from sentra_runtime.decision import set_varying as _set_varying
 from sentra_runtime.explain import EvaluationContext, jsonable, render_value
 from sentra_runtime.inputs import UNDECLARED, Problem
 from sentra_runtime.policy import Policy, RuleSpec, load_policy
@@ -101,19 +103,21 @@ class Decider:
         gives the decision's audit record, if it keeps one.
         """
         cumulative, blocked, down = state
-        fields = jsonable(fields) if code < NO_MATCH else None
         if down:
-            return self._specials.already((agent_id, action, cumulative, cumulative, blocked,
-                                           None, seq, fields, code, payload, state)), state
+            decision = _new(self._specials.already)
+            _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
+                                    _kept(fields, code), code, payload, state))
+            return decision, state
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
             if row.allows and projected <= self._threshold:
-                return row.allowed_class((
-                    agent_id, action, projected, projected, blocked,
-                    None if row.render is None else row.render(payload),
-                    seq, fields, code, payload, state)), (
-                        state if projected == cumulative else (projected, blocked, False))
+                decision = _new(row.allowed_class)
+                _set_varying(decision, (agent_id, action, projected, projected, blocked,
+                                        None if row.render is None else row.render(payload),
+                                        seq, None, code, payload, state))
+                return decision, (state if projected == cumulative
+                                  else (projected, blocked, False))
             if row.allows:
                 cls = row.threshold_class
                 reason: str | None = (f"Projected risk would reach {projected}/{self._threshold}. "
@@ -132,8 +136,9 @@ class Decider:
             cls = strike_out
             reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "
                       f"remains {cumulative}/{self._threshold}.")
-        decision = cls((agent_id, action, projected, cumulative, blocked, reason, seq, fields,
-                        code, payload, state))
+        decision = _new(cls)
+        _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason, seq,
+                                _kept(fields, code), code, payload, state))
         return decision, (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
 
     # -- what decisions are made of ------------------------------------------------------------
@@ -248,6 +253,12 @@ class _SpecialOutcomes:
                                   "has no `otherwise` rule.")
         return self.no_match, (f"No rule for action type `{action}` matched and the policy "
                                "has no `otherwise` rule.")
+
+
+def _kept(fields: Any, code: int) -> Any:
+    """What a decision keeps of its input: a JSON-safe copy of input the matcher rejected or
+    found no block for (the audit log records it), nothing otherwise."""
+    return jsonable(fields) if code < NO_MATCH else None
 
 
 def checked_fields(agent_id: Any, action: Any, fields: Any) -> dict[str, Any]:

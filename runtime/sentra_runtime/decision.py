@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import FrozenInstanceError, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -268,14 +268,16 @@ class EvaluatedDecision(Decision):
     ``_v`` is ``(agent_id, action, projected_risk, cumulative_risk, blocked_attempts, reason,
     seq, fields, code, payload, state)``; the fields that are the same for every decision of
     one outcome of one rule are class attributes of a subclass (:func:`outcome_class`), so
-    making a decision is one tuple and one object. Like every Decision it is frozen.
+    making a decision is one tuple and one object: ``new_decision(cls)``, then
+    ``set_varying(decision, varying)``, two calls into C and no Python frame (it has no
+    ``__init__`` of its own: only the decider makes them). Like every Decision it is frozen.
     """
 
     __slots__ = ("_v",)
     _v: tuple[Any, ...]
 
-    def __init__(self, varying: tuple[Any, ...]) -> None:
-        _SET_VARYING(self, varying)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("decisions are made by a Decider (sentra_runtime.decider)")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -295,15 +297,19 @@ class EvaluatedDecision(Decision):
         return self._v[7:]
 
 
-_SET_VARYING = EvaluatedDecision.__dict__["_v"].__set__
-"""Sets ``_v`` past the frozen ``__setattr__`` (only ``__init__`` uses it)."""
+new_decision = object.__new__
+"""``new_decision(cls)``: an :class:`EvaluatedDecision` of outcome class ``cls``, its ``_v``
+not yet set."""
+set_varying: Callable[[EvaluatedDecision, tuple[Any, ...]], None] = \
+    EvaluatedDecision.__dict__["_v"].__set__
+"""``set_varying(decision, varying)``: sets ``_v`` once, past the frozen ``__setattr__``."""
 
 
 def outcome_class(constants: dict[str, Any],
                   context: EvaluationContext) -> type[EvaluatedDecision]:
     """A subclass of Decision holding the fields that are the same for every decision of one
-    outcome of one rule, so the hot path passes only what varies: ``cls(varying_tuple)``
-    (see :class:`EvaluatedDecision`). To users its instances are plain Decisions.
+    outcome of one rule, so the hot path passes only what varies (see
+    :class:`EvaluatedDecision`). To users its instances are plain Decisions.
     """
     namespace = {**constants, "__qualname__": "Decision", "__module__": __name__,
                  "__slots__": (), "_context": context}

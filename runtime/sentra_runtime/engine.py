@@ -9,6 +9,7 @@ whatever the store: the one below.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -35,6 +36,9 @@ class Engine:
         self.policy = self.decider.policy
         self.matcher = self.decider.matcher
         self.store: Store = store if store is not None else MemoryStore()
+        self._match = self.decider.match
+        self._transition = self.decider.transition
+        """The decider's state step, bound once (not once per decision)."""
         self.policy_load_seq: int | None = self.store.record_policy_load(self.policy)
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
@@ -56,12 +60,31 @@ class Engine:
         if (fields.__class__ is not dict or agent_id.__class__ is not str
                 or action.__class__ is not str):
             fields = checked_fields(agent_id, action, fields)
-        decider = self.decider
-        code, payload, action = decider.match(action, fields)
+        code, payload, action = self._match(action, fields)
         if annotations is None:
-            return self.store.apply(decider.transition, agent_id, action, fields, code, payload)
-        return self.store.apply(decider.transition, agent_id, action, fields, code, payload,
+            return self.store.apply(self._transition, agent_id, action, fields, code, payload)
+        return self.store.apply(self._transition, agent_id, action, fields, code, payload,
                                 annotations=annotations)
+
+    async def evaluate_async(self, agent_id: str, action: str,
+                             fields: Mapping[str, Any] | None = None, *,
+                             annotations: Annotations | None = None) -> Decision:
+        """:meth:`evaluate` for callers on an asyncio event loop: the same decision, made by the
+        same matcher and state step, without blocking the loop on the store. A store with
+        ``apply_async`` (:class:`SQLiteStore`: commits run in a thread of its own, and
+        decisions that wait together share one, with group commit) is awaited; any other
+        store's ``apply`` runs in a worker thread."""
+        if (fields.__class__ is not dict or agent_id.__class__ is not str
+                or action.__class__ is not str):
+            fields = checked_fields(agent_id, action, fields)
+        code, payload, action = self._match(action, fields)
+        apply_async = getattr(self.store, "apply_async", None)
+        if apply_async is not None:
+            decision: Decision = await apply_async(self._transition, agent_id, action, fields,
+                                                   code, payload, annotations=annotations)
+            return decision
+        return await asyncio.to_thread(self.store.apply, self._transition, agent_id, action,
+                                       fields, code, payload, annotations=annotations)
 
     # -- operators and introspection -------------------------------------------------------------
 

@@ -125,15 +125,18 @@ class ClaimEvaluation(BaseModel):
 # -- the policy's view of a request -------------------------------------------------------------
 
 def policy_input(policy: Policy, sent: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """The fields the policy gets from a request: the top-level request fields the client sent
-    (not null), the reference's defaults for those the policy declares and the client left out,
-    and ``policy_context`` whole as ``context`` (its keys are the policy's to judge: the policy's
-    setting for undeclared fields applies to them). Declared numbers in ``policy_context`` may be
-    numeric strings, read as the reference reads them (:func:`read_number`)."""
-    declared = _declared(policy)
-    fields = {name: value for name, value in sent.items() if value is not None}
+    """The fields the policy gets from a request: the top-level request fields the policy
+    declares (itself or a field under it) that the client sent (not null), the reference's
+    defaults for those the client left out, and ``policy_context`` whole as ``context`` (its
+    keys are the policy's to judge: the policy's setting for undeclared fields applies to them).
+    The request's other top-level fields are the API's, not the policy's: a policy that refuses
+    undeclared fields is not refused them. Declared numbers in ``policy_context`` may be numeric
+    strings, read as the reference reads them (:func:`read_number`)."""
+    declared = _declared(policy).top_level
+    fields = {name: value for name, value in sent.items()
+              if value is not None and name in declared}
     for name, default in REFERENCE_DEFAULTS.items():
-        if name not in sent and name in declared.names:
+        if name not in sent and name in declared:
             fields[name] = default
     fields["context"] = _numeric_context(policy, context)
     return fields
@@ -165,9 +168,12 @@ def _numeric_context(policy: Policy, context: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Declared:
-    """The policy's declared field names, and the ``policy_context`` keys declared as numbers."""
+    """The first parts of the policy's declared field names (``amount``, ``context``), and the
+    ``policy_context`` keys declared as numbers."""
 
-    names: frozenset[str]
+    top_level: frozenset[str]
+    context_keys: frozenset[str]
+    """The first parts of the declared ``context.`` fields (``max_approval_amount``)."""
     context_numbers: tuple[str, ...]
 
 
@@ -178,9 +184,12 @@ def _declared(policy: Policy) -> _Declared:
     """Cached per policy hash."""
     found = _DECLARED.get(policy.hash)
     if found is None:
-        found = _Declared(frozenset(spec.name for spec in policy.inputs), tuple(
-            spec.name.removeprefix("context.") for spec in policy.inputs
-            if spec.type == "number" and spec.name.startswith("context.")))
+        names = [spec.name for spec in policy.inputs]
+        found = _Declared(
+            frozenset(name.split(".", 1)[0] for name in names),
+            frozenset(name.split(".", 2)[1] for name in names if name.startswith("context.")),
+            tuple(spec.name.removeprefix("context.") for spec in policy.inputs
+                  if spec.type == "number" and spec.name.startswith("context.")))
         _DECLARED[policy.hash] = found
     return found
 
@@ -214,15 +223,16 @@ def policy_description(policy: Policy, decision: Decision, matched: str | None) 
     return matched.replace("_", " ").title()
 
 
-def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
+async def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
     """Validate against the policy's declared types, decide, and return the event."""
     sent = {name: getattr(action, name) for name in REQUEST_FIELDS
             if name in action.model_fields_set}
-    return decide_values(gate, action.agent_id, action.action_type, sent, action.policy_context)
+    return await decide_values(gate, action.agent_id, action.action_type, sent,
+                               action.policy_context)
 
 
-def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
-                  policy_context: dict[str, Any]) -> dict[str, Any]:
+async def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
+                        policy_context: dict[str, Any]) -> dict[str, Any]:
     """:func:`decide` on the request's values, already of the request model's types: ``sent``
     holds the top-level request fields the client gave (the lean ``POST /agent-action`` path
     calls it directly). Raises :class:`RequestValidationError`, having written nothing, when a
@@ -234,7 +244,7 @@ def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, A
         raise RequestValidationError([error.to_dict() for error in errors])
     request = {"action_type": action_type,
                **{name: sent.get(name, REFERENCE_DEFAULTS.get(name)) for name in REQUEST_FIELDS}}
-    _, record = gate.decide(agent_id, action_type, fields, annotation(request))
+    _, record = await gate.decide(agent_id, action_type, fields, annotation(request))
     return sentra_event(record, policy.risk_threshold)
 
 
@@ -345,10 +355,13 @@ DEFAULT_MAX_APPROVAL_AMOUNT = 5000
 ARGUMENTS = ("body", "proposed_tool_call", "arguments")
 
 
-def claim_request(evaluation: ClaimEvaluation) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+def claim_request(policy: Policy, evaluation: ClaimEvaluation,
+                  ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
     """``(agent_id, action_type, sent fields, policy_context)`` of the ``/agent-action``
-    request the claims adapter decides (docs/server.md). Raises :class:`RequestValidationError`
-    naming the argument that does not fit."""
+    request the claims adapter decides (docs/server.md). The context is the adapter's, derived
+    from the claim, not sent: the policy gets the keys of it that it declares, whatever its
+    setting for undeclared fields. Raises :class:`RequestValidationError` naming the argument
+    that does not fit."""
     claim = evaluation.claim or {}
     call = evaluation.proposed_tool_call or ToolCall()
     arguments = call.arguments
@@ -396,7 +409,7 @@ def claim_request(evaluation: ClaimEvaluation) -> tuple[str, str, dict[str, Any]
     sent = {"target": target, "amount": amount, "notification_type": notification_type,
             "data_classification": classification or "internal",
             "destination_type": destination or "internal"}
-    context = {
+    derived = {
         "approval_requires_verified_eligibility": True,
         "eligibility_verified": proof and not employed,
         "required_documents_present": proof,
@@ -404,6 +417,8 @@ def claim_request(evaluation: ClaimEvaluation) -> tuple[str, str, dict[str, Any]
         "max_approval_amount": maximum,
         "claim_id": claim_id,
     }
+    declared = _declared(policy).context_keys
+    context = {key: value for key, value in derived.items() if key in declared}
     agent_id = str(claim_id) if claim_id not in (None, "") else "unknown"
     return agent_id, action_type, sent, context
 
@@ -428,7 +443,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, reads: Reads) -
               operation_id="agent_action", response_model=models.SentraEvent,
               responses=models.errors(*models.POSTED))
     async def agent_action(action: AgentAction) -> JSONResponse:
-        return JSONResponse(decide(gate, action))
+        return JSONResponse(await decide(gate, action))
 
     @api.get("/events", operation_id="sentra_events", response_model=list[models.SentraEvent],
              summary="Decision events since the last reset of all agents, oldest first, in "
@@ -455,9 +470,9 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, reads: Reads) -
     @api.post("/evaluate", summary="Claims-workflow adapter: decide a proposed tool call",
               operation_id="evaluate_claim", response_model=models.ClaimAnswer,
               responses=models.errors(*models.POSTED))
-    def evaluate(evaluation: Annotated[ClaimEvaluation, Body()]) -> JSONResponse:
-        agent_id, action_type, sent, context = claim_request(evaluation)
-        event = decide_values(gate, agent_id, action_type, sent, context)
+    async def evaluate(evaluation: Annotated[ClaimEvaluation, Body()]) -> JSONResponse:
+        agent_id, action_type, sent, context = claim_request(gate.policy, evaluation)
+        event = await decide_values(gate, agent_id, action_type, sent, context)
         return JSONResponse({
             "result": {"decision": "ALLOW" if event["decision"] == "Allowed" else "BLOCK",
                        "reason": event["reason"], "risk_score": event["attempted_risk"]},

@@ -1,9 +1,12 @@
 """The gate behind every endpoint: one policy (swappable), one store, and who to tell.
 
-Decisions are serialised by the store (decisions that arrive together share one transaction:
-group commit; each is answered only after its commit). A reload
-compiles the policy file again and swaps in a new :class:`Engine` over the same store, so agent
-state is kept; a policy that does not compile is refused and the old engine keeps serving.
+Decisions are made on the event loop and serialised by the store. With a SQLite file, decisions
+that arrive while a commit is under way share the next transaction (group commit), which commits
+in the store's commit thread, so the loop never waits for a commit; with PostgreSQL each decision
+runs its transaction in a worker thread. Each decision is answered only after its commit (SQLite:
+``synchronous=FULL``, after its fsync). A reload compiles the policy file again and swaps in a
+new :class:`Engine` over the same store, so agent state is kept; a policy that does not compile
+is refused and the old engine keeps serving.
 
 The store is a SQLite file or a PostgreSQL database (``--db postgresql://...``), which other
 processes (workers, other instances) may share. Every policy load saves the compiled table in the
@@ -36,12 +39,12 @@ GROUP_COMMIT = True
 """Decisions that arrive together share one SQLite transaction (sentra_runtime.stores.sqlite):
 each is answered only after its commit, so nothing answered is lost, and one commit serves
 every request waiting for it."""
-SYNCHRONOUS = "NORMAL"
-"""A decision is answered once its commit is in the WAL file: nothing answered is lost when the
-process crashes or is killed; a power loss can lose the last moments (docs/runtime.md,
-"Stores and durability"). ``FULL`` would sync every commit to disk first, and group commit makes
-that one fsync per batch of concurrent decisions; it pays only while decisions wait for their
-commit off the event loop (the Sentra route and its lean path decide on it today)."""
+SYNCHRONOUS = "FULL"
+"""Every commit is synced to disk before its decisions are answered: nothing answered is lost,
+even on a power loss or an OS crash (docs/server.md, "Durability"). Group commit makes that one
+fsync per batch of concurrent decisions, in the store's commit thread, while the event loop goes
+on deciding; ``NORMAL`` would survive a crash of the process but could lose the last moments on
+a power loss."""
 
 Listener = Callable[[dict[str, Any], float], None]
 """Told of every audit record this server writes, with the decision's duration (0 for others)."""
@@ -123,10 +126,11 @@ class Gate:
     def policy(self) -> Policy:
         return self._engine.policy
 
-    def decide(self, agent_id: str, action: str, fields: Mapping[str, Any],
-               annotate: Callable[[Policy, Decision], dict[str, Any]] | None = None,
-               ) -> tuple[Decision, dict[str, Any]]:
-        """Decide, and return the decision with its sealed audit record.
+    async def decide(self, agent_id: str, action: str, fields: Mapping[str, Any],
+                     annotate: Callable[[Policy, Decision], dict[str, Any]] | None = None,
+                     ) -> tuple[Decision, dict[str, Any]]:
+        """Decide (on the event loop; the commit runs in the store's commit thread), and return
+        the decision with its sealed audit record once it is committed.
 
         ``annotate(policy, decision)`` gives extra keys for the audit record; it runs inside the
         decision's transaction, with the policy that decided.
@@ -134,7 +138,7 @@ class Gate:
         engine = self._engine
         policy = engine.policy
         started = time.perf_counter()
-        decision = engine.evaluate(
+        decision = await engine.evaluate_async(
             agent_id, action, fields,
             annotations=None if annotate is None else lambda made: annotate(policy, made))
         record = self._written(decision.seq, "decision")

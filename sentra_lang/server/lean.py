@@ -30,7 +30,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
 """What Starlette's ``JSONResponse`` renders with, so the bytes are the route's."""
 
 
-def plain_event(gate: Gate, data: Any) -> bytes | None:
+async def plain_event(gate: Gate, data: Any) -> bytes | None:
     """The encoded event for a plain request (its parsed JSON, already checked by the edge:
     text is Unicode, numbers are finite); ``None`` when the route must answer it (nothing was
     written then)."""
@@ -60,7 +60,7 @@ def plain_event(gate: Gate, data: Any) -> bytes | None:
     elif context.__class__ is not dict:
         return None
     try:
-        event = decide_values(gate, agent_id, action_type, sent, context)
+        event = await decide_values(gate, agent_id, action_type, sent, context)
     except RequestValidationError:
         return None
     return _encode(event).encode("utf-8")
@@ -89,7 +89,7 @@ class LeanAgentAction:
                 or PARSED not in scope or not _plain_json(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        answer = plain_event(self.gate, scope[PARSED])
+        answer = await plain_event(self.gate, scope[PARSED])
         if answer is None:
             await self.app(scope, receive, send)
             return

@@ -105,12 +105,12 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
     @api.post("/decide", summary="Decide one action: the full decision with its explanation",
               operation_id="decide", response_model=models.Decided,
               responses=models.errors(*models.POSTED))
-    def decide(request: DecideRequest) -> JSONResponse:
+    async def decide(request: DecideRequest) -> JSONResponse:
         errors = field_errors(gate.policy, request.fields,
                               lambda name: ("body", "fields", *name.split(".")))
         if errors:
             raise RequestValidationError([error.to_dict() for error in errors])
-        decision, record = gate.decide(request.agent_id, request.action, request.fields,
+        decision, record = await gate.decide(request.agent_id, request.action, request.fields,
                                        _annotation(request))
         return JSONResponse({"seq": record["seq"],
                              "decision": decision.to_dict(explanation=True)})

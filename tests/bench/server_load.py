@@ -1,21 +1,32 @@
-"""Load benchmark of the decision server's POST /agent-action or /v1/decide (loopback only).
+"""Load benchmark of the decision server's POST /agent-action and /v1/decide (loopback only).
 
-    python tests/bench/server_load.py [URL] [--requests 20000] [--clients 8] [--workers N]
-                                      [--client asyncio|threads] [--endpoint agent-action|v1]
+    python tests/bench/server_load.py [URL] [--requests 20000] [--sequential 2000] [--clients 8]
+                                      [--client asyncio|threads] [--endpoint agent-action|v1|both]
                                       [--commit group|each|both] [--synchronous FULL|NORMAL]
+                                      [--rounds K] [--streams N] [--profile]
 
 Without URL it starts `sentra-lang serve policies/sentra.sentra` on a free loopback port with a
 fresh SQLite file in a temporary folder, in a separate process, and also reports the CPU time the
 server process spent per request. Reports req/s and p50/p99 for a sequential run (one client) and
 a concurrent run over 50 agents, and compares the latency of the last 10% of the concurrent
-requests with the first 10% (the audit log grows as they run). With ``--streams N`` it then runs
-the sequential and the concurrent load again while N clients follow the live event stream
-(``/v1/events/stream``, each reading everything), against the runs without streams as baseline.
+requests with the first 10% (the audit log grows as they run).
 
 ``--commit`` (when it starts the server): ``group`` is the server's group commit (decisions that
 arrive together share one SQLite transaction), ``each`` one transaction per decision, ``both``
-(the default) runs the two servers one after the other on the same workload and prints the
-ratio of their concurrent decisions/s. ``--synchronous`` is the SQLite durability both run with.
+(the default) starts the two servers side by side, runs the same workload against each, taking
+turns ``--rounds`` times (the best round of each is kept: other jobs on the machine only add
+time), and prints the ratio of their concurrent decisions/s. ``--synchronous`` is the SQLite
+durability both run with (default: the server's own). ``--endpoint both`` does all of that for
+``POST /agent-action`` and then for ``POST /v1/decide``.
+
+``--streams N`` then runs the sequential and the concurrent load again while N clients follow the
+live event stream (``/v1/events/stream``, each reading everything), against the runs without
+streams as baseline, and checks that every stream received every record.
+
+``--profile`` samples the server with py-spy (``pip install py-spy``) during the concurrent run
+and splits the server's CPU per request by layer (HTTP and event loop, the edge and the routes,
+the hand-off to the decision thread, the decision, the audit record, SQLite, reading the record
+back, the answer).
 
 The load generator shares the machine with the server, so it is made cheap: the default client
 (``asyncio``) keeps one connection per client open on one event loop (uvloop when installed),
@@ -224,22 +235,22 @@ import sys
 import sentra_lang.server.gate as gate
 from sentra_lang.cli import main
 gate.GROUP_COMMIT = sys.argv[1] == "group"
-gate.SYNCHRONOUS = sys.argv[2]
+if sys.argv[2] != "default":
+    gate.SYNCHRONOUS = sys.argv[2]
 raise SystemExit(main(sys.argv[3:]))
 """
 """`sentra-lang serve` with the gate's commit settings as the benchmark asks."""
 
 
-def start_server(folder: str, workers: int, commit: str,
-                 synchronous: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: str, commit: str,
+                 synchronous: str | None) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, commit, synchronous,
+        [sys.executable, "-c", SERVE, commit, synchronous or "default",
          "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port),
-         *(["--workers", str(workers)] if workers != 1 else [])],
+         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -312,14 +323,254 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+# -- where the server's time goes ----------------------------------------------------------------
+
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("SQLite statements and commit (Python side)", ("stores/sqlite.py", "sqlite3/")),
+    ("audit record (JSON, hash)", ("sentra_runtime/audit.py", "sentra_runtime/policy.py",
+                                   "json/encoder.py")),
+    ("decision (matcher, state step, explanation)", ("sentra_runtime/",)),
+    ("record read-back", ("server/store.py",)),
+    ("Sentra event and answer", ("server/compat.py", "json/")),
+    ("gate, /v1 route and listeners", ("server/gate.py", "server/native.py",
+                                       "server/metrics.py", "server/events.py")),
+    ("lean path", ("server/lean.py",)),
+    ("edge (host, type, body, JSON checks)", ("server/edge.py",)),
+    ("FastAPI, Starlette, pydantic", ("fastapi/", "starlette/", "pydantic")),
+    ("hand-off to and from threads", ("anyio/", "concurrent/", "threading.py", "queue.py")),
+    ("HTTP (uvicorn, httptools) and event loop", ("uvicorn/", "httptools", "asyncio/",
+                                                  "uvloop", "server/protocol.py")),
+]
+"""Each sampled stack is charged to the first layer whose file pattern any of its frames
+matches, looking from the innermost frame outwards (so time in ``json`` called by the audit
+code is the audit record's)."""
+HTTP_LAYERS = ("HTTP (uvicorn, httptools) and event loop", "FastAPI, Starlette, pydantic",
+               "edge (host, type, body, JSON checks)", "lean path")
+
+
+class Profile:
+    """py-spy sampling the server's thread that holds the interpreter lock (``--gil``): the
+    samples measure the Python work, which one process does on one core at a time; the rest of
+    the server's CPU time is SQLite's C code and the kernel (fsync, sockets), which run without
+    the lock."""
+
+    RATE = 500
+
+    def __init__(self, pid: int, folder: str) -> None:
+        self.output = os.path.join(folder, f"profile-{pid}.txt")
+        spy = Path(sys.executable).with_name("py-spy")
+        self.process = subprocess.Popen(
+            [str(spy) if spy.exists() else "py-spy", "record", "--pid", str(pid), "--rate",
+             str(self.RATE), "--gil", "--format", "raw", "--output", self.output,
+             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)   # py-spy attaches
+
+    def stop(self) -> dict[str, int]:
+        """Samples per layer."""
+        self.process.send_signal(2)   # SIGINT: py-spy writes its output and exits
+        self.process.wait(timeout=60)
+        counts: dict[str, int] = {}
+        with open(self.output) as raw:
+            for line in raw:
+                stack, _, number = line.rstrip().rpartition(" ")
+                if stack:
+                    name = layer(stack.split(";"))
+                    counts[name] = counts.get(name, 0) + int(number)
+        return counts
+
+
+def layer(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, patterns in LAYERS:
+            if any(pattern in frame for pattern in patterns):
+                return name
+    return "other (interpreter, idle loop)"
+
+
+def report_layers(counts: dict[str, int], server_cpu: float, requests: int) -> None:
+    """The Python work per request by layer, and the server's CPU time outside it."""
+    each = 1e6 / Profile.RATE / requests   # microseconds per request of one sample
+    python = sum(counts.values()) * each
+    total = server_cpu / requests * 1e6
+    print(f"  server CPU per request {total:.0f} us: Python (holding the interpreter lock, "
+          f"py-spy) {python:.0f} us, by layer:")
+    for name, number in sorted(counts.items(), key=lambda item: -item[1]):
+        print(f"    {name:<46} {number * each:5.0f} us")
+    http = sum(counts.get(name, 0) for name in HTTP_LAYERS) * each
+    print(f"  of the Python: HTTP and ASGI layers {http:.0f} us, deciding, recording and "
+          f"answering {python - http:.0f} us")
+    print(f"  outside the interpreter lock (SQLite's C code, the kernel: fsync, sockets, "
+          f"threads): {max(total - python, 0):.0f} us")
+
+
+# -- the runs ------------------------------------------------------------------------------------
+
 def report(name: str, rate: float, latencies: list[float], server_cpu: float | None,
            client_cpu: float) -> None:
     count = len(latencies)
     cpu = f"   client CPU {client_cpu / count * 1e6:4.0f} us/req"
     if server_cpu is not None:
         cpu = f"   server CPU {server_cpu / count * 1e6:4.0f} us/req" + cpu
-    print(f"{name:<24} {rate:7.0f} req/s   p50 {percentile(latencies, .5) * 1000:6.2f} ms   "
+    print(f"{name:<34} {rate:7.0f} req/s   p50 {percentile(latencies, .5) * 1000:6.2f} ms   "
           f"p99 {percentile(latencies, .99) * 1000:6.2f} ms   ({count} requests){cpu}")
+
+
+class Target:
+    """One server under load: its URL, its process (``None`` when it runs elsewhere) and what
+    the benchmark measured on it."""
+
+    def __init__(self, args: argparse.Namespace, url: str, endpoint: str, name: str,
+                 process: subprocess.Popen[bytes] | None, folder: str) -> None:
+        self.args = args
+        self.url = url
+        self.endpoint = endpoint
+        self.name = name
+        self.process = process
+        self.folder = folder
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.best: tuple[float, list[float]] | None = None
+
+    def measured(self, total: int, clients: int, seed: int, label: str = "",
+                 profile: bool = False) -> tuple[float, list[float]]:
+        run = run_asyncio if self.args.client == "asyncio" else run_threads
+        spy = Profile(self.process.pid, self.folder) if profile and self.process else None
+        server_before = None if self.process is None else cpu_seconds(self.process.pid)
+        client_before = time.process_time()
+        rate, latencies = run(self.host, self.port, total, clients, seed, self.args.time_limit,
+                              self.endpoint)
+        client_cpu = time.process_time() - client_before
+        server_cpu = (None if self.process is None or server_before is None
+                      else cpu_seconds(self.process.pid) - server_before)
+        name = ("sequential (1 client)" if clients == 1
+                else f"concurrent ({clients} clients)") + label
+        report(f"{self.name}: {name}" if self.name else name, rate, latencies, server_cpu,
+               client_cpu)
+        if spy is not None:
+            counts = spy.stop()
+            if server_cpu is not None:
+                report_layers(counts, server_cpu, len(latencies))
+        return rate, latencies
+
+    def concurrent(self, seed: int, profile: bool = False) -> float:
+        rate, latencies = self.measured(self.args.requests, self.args.clients, seed,
+                                        profile=profile)
+        if self.best is None or rate > self.best[0]:
+            self.best = rate, latencies
+        return rate
+
+    def growth(self) -> None:
+        """The first and the last tenth of the best concurrent run."""
+        assert self.best is not None
+        latencies = self.best[1]
+        tenth = max(len(latencies) // 10, 1)
+        first, last = latencies[:tenth], latencies[-tenth:]
+        print(f"{self.name or 'the concurrent run'} as the log grows: first 10% p50 {percentile(first, .5) * 1000:.2f} "
+              f"ms, p99 {percentile(first, .99) * 1000:.2f} ms; last 10% p50 "
+              f"{percentile(last, .5) * 1000:.2f} ms, p99 {percentile(last, .99) * 1000:.2f} ms")
+
+    def with_streams(self, count: int) -> None:
+        """The sequential and the concurrent run again while ``count`` streams follow the log."""
+        streams = Streams(self.host, self.port, count)
+        try:
+            time.sleep(1.0)
+            head = self._head()
+            label = f" +{count} streams"
+            self.measured(self.args.sequential, 1, 3, label)
+            self.measured(self.args.requests, self.args.clients, 4, label)
+            written = self._head() - head
+            time.sleep(1.0)
+            complete = sum(1 for received in streams.received if received >= written)
+            print(f"{complete} of {count} streams received all {written} records written "
+                  f"meanwhile (the others were dropped as too slow)")
+        finally:
+            streams.close()
+
+    def _head(self) -> int:
+        answer = urllib.request.urlopen(self.url + "/v1/events?limit=1", timeout=10).read()
+        return int(json.loads(answer)["head"])
+
+
+def fsync_milliseconds(folder: str, count: int = 100) -> tuple[float, float]:
+    """Median and 90th percentile of a 4 KiB append and its fsync in ``folder``: what one
+    commit with ``synchronous=FULL`` waits for at least, on this disk, now."""
+    path = os.path.join(folder, "fsync-probe")
+    times = []
+    with open(path, "ab") as probe:
+        for _ in range(count):
+            started = time.perf_counter()
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+            times.append((time.perf_counter() - started) * 1000)
+    os.unlink(path)
+    return percentile(times, .5), percentile(times, .9)
+
+
+SERVER_NAMES = {"group": "group commit", "each": "one transaction per decision"}
+
+
+def compare(args: argparse.Namespace, endpoint: str) -> None:
+    """Start a server per commit and durability setting, side by side, and load them taking
+    turns."""
+    commits = ["group", "each"] if args.commit == "both" else [args.commit]
+    modes: list[str | None] = (["FULL", "NORMAL"] if args.synchronous == "both" else
+                               [args.synchronous])
+    print(f"POST {endpoint}, {args.client} client, {AGENTS} agents, {args.clients} clients, "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as folder:
+        targets: dict[tuple[str, str | None], Target] = {}
+        try:
+            for mode in modes:
+                for commit in commits:
+                    process, url = start_server(folder, commit, mode)
+                    name = SERVER_NAMES[commit] + (f", {mode}" if mode else "")
+                    targets[commit, mode] = Target(args, url, endpoint, name, process, folder)
+            median, slow = fsync_milliseconds(folder)
+            print(f"fsync of a 4 KiB append in the servers' folder: median {median:.2f} ms, "
+                  f"90th percentile {slow:.2f} ms (before the runs)")
+            for target in targets.values():
+                target.measured(args.sequential, 1, 1)
+            rates: list[dict[tuple[str, str | None], float]] = []
+            for round_number in range(args.rounds):
+                order = list(targets.items())
+                rates.append({key: target.concurrent(2 + round_number,
+                                                     args.profile and round_number == 0)
+                              for key, target in (order if round_number % 2 == 0
+                                                  else order[::-1])})
+            median, slow = fsync_milliseconds(folder)
+            print(f"fsync of a 4 KiB append in the servers' folder: median {median:.2f} ms, "
+                  f"90th percentile {slow:.2f} ms (after the runs)")
+            for target in targets.values():
+                target.growth()
+            for mode in modes:
+                if ("group", mode) in targets and ("each", mode) in targets:
+                    ratio(f"group commit / one transaction per decision"
+                          f"{f', {mode}' if mode else ''}", targets["group", mode],
+                          targets["each", mode], [(rate["group", mode], rate["each", mode])
+                                                  for rate in rates])
+            for commit in commits:
+                if len(modes) == 2:
+                    ratio(f"{SERVER_NAMES[commit]}: FULL / NORMAL", targets[commit, "FULL"],
+                          targets[commit, "NORMAL"], [(rate[commit, "FULL"],
+                                                       rate[commit, "NORMAL"])
+                                                      for rate in rates])
+            if args.streams:
+                for target in targets.values():
+                    target.with_streams(args.streams)
+        finally:
+            for target in targets.values():
+                assert target.process is not None
+                target.process.terminate()
+                target.process.wait(timeout=10)
+
+
+def ratio(name: str, top: Target, bottom: Target, rounds: list[tuple[float, float]]) -> None:
+    """The ratio of two servers' concurrent decisions/s: of their best rounds, and per round."""
+    assert top.best is not None and bottom.best is not None
+    each = sorted(first / second for first, second in rounds)
+    print(f"{name}: {top.best[0] / bottom.best[0]:.2f}x decisions/s (best rounds); per round "
+          f"{', '.join(f'{value:.2f}x' for value in each)} (median {each[len(each) // 2]:.2f}x)")
 
 
 def main() -> int:
@@ -330,79 +581,49 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=2_000)
     parser.add_argument("--clients", "--threads", type=int, default=8, dest="clients")
     parser.add_argument("--client", choices=["asyncio", "threads"], default="asyncio")
-    parser.add_argument("--endpoint", choices=["agent-action", "v1"], default="agent-action",
-                        help="POST /agent-action (the Sentra API) or /v1/decide")
+    parser.add_argument("--endpoint", choices=["agent-action", "v1", "both"],
+                        default="agent-action",
+                        help="POST /agent-action (the Sentra API), /v1/decide, or both in turn")
     parser.add_argument("--commit", choices=["group", "each", "both"], default="both",
                         help="the server's commit when the benchmark starts it (default: both, "
-                             "one after the other)")
-    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="NORMAL",
-                        help="SQLite durability of the started server (default: NORMAL, the "
-                             "server's)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server worker processes when the benchmark starts the server")
+                             "side by side)")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL", "both"],
+                        help="SQLite durability of the started servers (default: the server's; "
+                             "both: a server of each, side by side)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="concurrent runs per server, taking turns; the best is kept")
+    parser.add_argument("--streams", type=int, default=0,
+                        help="then run again with this many live-stream clients open")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the started server with py-spy during the first "
+                             "concurrent run and split its CPU per request by layer")
     parser.add_argument("--time-limit", type=float, default=120.0,
                         help="stop each run after this many seconds")
     args = parser.parse_args()
     if not 0 < args.requests <= 200_000 or not 0 < args.clients <= 64 or \
-            not 0 <= args.streams <= 1000 or not 0 < args.sequential <= 200_000:
+            not 0 <= args.streams <= 1000 or not 0 < args.sequential <= 200_000 or \
+            not 0 < args.rounds <= 20:
         parser.error("--requests and --sequential must be 1..200000, --clients 1..64, "
-                     "--workers 1..8")
+                     "--streams 0..1000, --rounds 1..20")
+    endpoints = (["/agent-action", "/v1/decide"] if args.endpoint == "both" else
+                 ["/agent-action" if args.endpoint == "agent-action" else "/v1/decide"])
     if args.url is not None:
-        parts = urllib.parse.urlsplit(args.url)
-        if parts.hostname not in LOOPBACK:
+        if urllib.parse.urlsplit(args.url).hostname not in LOOPBACK:
             parser.error("the benchmark only targets loopback servers")
-        benchmark(args, args.url, None, "as it runs")
+        for endpoint in endpoints:
+            print(f"server {args.url} as it runs, POST {endpoint}, {args.client} client, "
+                  f"{AGENTS} agents")
+            target = Target(args, args.url, endpoint, "", None, "")
+            target.measured(args.sequential, 1, 1)
+            for round_number in range(args.rounds):
+                target.concurrent(2 + round_number)
+            target.growth()
+            if args.streams:
+                target.with_streams(args.streams)
         return 0
-    rates = {}
-    for commit in (["group", "each"] if args.commit == "both" else [args.commit]):
-        with tempfile.TemporaryDirectory() as folder:
-            process, url = start_server(folder, args.workers, commit, args.synchronous)
-            try:
-                rates[commit] = benchmark(args, url, process, commit)
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
-    if len(rates) == 2:
-        print(f"group commit / one transaction per decision, {args.clients} clients: "
-              f"{rates['group'] / rates['each']:.2f}x decisions/s")
+    for endpoint in endpoints:
+        compare(args, endpoint)
     return 0
-
-
-def benchmark(args: argparse.Namespace, url: str, process: subprocess.Popen[bytes] | None,
-              commit: str) -> float:
-    """The sequential and the concurrent run against ``url``; the concurrent decisions/s."""
-    run = run_asyncio if args.client == "asyncio" else run_threads
-    endpoint = "/agent-action" if args.endpoint == "agent-action" else "/v1/decide"
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    workers = f", {args.workers} server worker(s)" if process is not None else ""
-    durability = f", synchronous={args.synchronous}" if process is not None else ""
-    print(f"server {url}{workers}, commit {commit}{durability}, POST {endpoint}, "
-          f"{args.client} client, {AGENTS} agents, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
-
-    def measured(total: int, clients: int, seed: int) -> tuple[float, list[float]]:
-        server_before = None if process is None else cpu_seconds(process.pid)
-        client_before = time.process_time()
-        rate, latencies = run(host, port, total, clients, seed, args.time_limit, endpoint)
-        client_cpu = time.process_time() - client_before
-        server_cpu = (None if process is None or server_before is None
-                      else cpu_seconds(process.pid) - server_before)
-        name = "sequential (1 client)" if clients == 1 else f"concurrent ({clients} clients)"
-        report(name, rate, latencies, server_cpu, client_cpu)
-        return rate, latencies
-
-    measured(args.sequential, 1, 1)
-    rate, latencies = measured(args.requests, args.clients, 2)
-    tenth = len(latencies) // 10
-    first, last = latencies[:tenth], latencies[-tenth:]
-    print(f"first 10%: p50 {percentile(first, .5) * 1000:.2f} ms, p99 "
-          f"{percentile(first, .99) * 1000:.2f} ms, mean "
-          f"{sum(first) / len(first) * 1000:.2f} ms; last 10%: p50 "
-          f"{percentile(last, .5) * 1000:.2f} ms, p99 "
-          f"{percentile(last, .99) * 1000:.2f} ms, mean "
-          f"{sum(last) / len(last) * 1000:.2f} ms")
-    return rate
 
 
 if __name__ == "__main__":

@@ -152,6 +152,18 @@ def test_a_rebuilt_decision_keeps_its_seq_but_no_trace(engine: Engine) -> None:
     assert copy.trace is None
 
 
+def test_decisions_are_frozen_and_only_a_decider_makes_them(engine: Engine) -> None:
+    from dataclasses import FrozenInstanceError
+
+    decision = engine.evaluate("a", "DELETE_RECORD")
+    with pytest.raises(FrozenInstanceError):
+        decision.allowed = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="made by a Decider"):
+        type(decision)(("a", "DELETE_RECORD", 0, 0, 0, None, None, None, 0, (), FRESH))
+    assert (decision.allowed, decision.cumulative_risk, decision.rule_id) == (
+        True, 30, "RISKY_DELETE_RECORD")
+
+
 class CountingEngine(Engine):
     """A subclass that wraps ``evaluate``, as tools built on the runtime do."""
 

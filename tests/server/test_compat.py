@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -264,3 +265,95 @@ def test_evaluate_adapter_defaults_and_rejection(server: Server) -> None:
     assert bad.status == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "proposed_tool_call", "arguments", "amount"]
     assert server.head() == before
+
+
+# -- a policy that refuses undeclared fields, through the compatible API ---------------------------
+
+REFUSING = """policy refunds version "1" {
+  action_type normalize trim, upper
+}
+input {
+  amount: number?
+  context.account_flag: string?
+}
+action REFUND {
+  when context.account_flag == "fraud" block risk 10 as FRAUD "Flagged account."
+  when amount > 500 allow risk 30 as LARGE_REFUND "Refund of {amount} is large."
+  allow as REFUND "Refund of {amount}."
+}
+otherwise block as UNKNOWN "Unknown action."
+"""
+"""Refuses undeclared fields (the default) and declares no top-level request field but
+`amount`: the request's other fields (`target`, `notification_type`, and the reference's
+defaults `data_classification` and `destination_type`) are not the policy's to see."""
+
+
+@pytest.fixture(scope="module")
+def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("refusing")
+    policy = folder / "refunds.sentra"
+    policy.write_text(REFUSING, encoding="utf-8")
+    running = Server(policy, folder / "refunds.db", TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "application/vnd.sentra+json"}],
+                         ids=["lean path", "route"])
+def test_a_refusing_policy_gets_only_the_request_fields_it_declares(
+        refusing_server: Server, agent: str, headers: dict[str, str]) -> None:
+    every_field = {"target": "acct-9", "notification_type": "refund",
+                   "data_classification": "Internal", "destination_type": "external"}
+    for body, rule, risk in (
+            ({"amount": 20}, "REFUND", 0),
+            ({"amount": 900, **every_field}, "LARGE_REFUND", 30),
+            ({"amount": "700", "target": None, "policy_context": {"account_flag": "ok"}},
+             "LARGE_REFUND", 60)):
+        answer = refusing_server.post(
+            "/agent-action", {"agent_id": agent, "action_type": " refund ", **body},
+            headers=headers)
+        assert answer.status == 200, answer.text
+        event = answer.json()
+        assert (event["policy_triggered"], event["cumulative_risk"]) == (rule, f"{risk}/100")
+    assert event["reason"] == "Refund of 700 is large."
+    # the event still echoes the request as the reference does
+    echoed = refusing_server.post("/agent-action", {"agent_id": agent, "action_type": "REFUND",
+                                                    **every_field}, headers=headers).json()
+    assert {key: echoed[key] for key in every_field} == {**every_field,
+                                                          "data_classification": "internal"}
+    records = refusing_server.get(f"/v1/events?agent={agent}").json()["events"]
+    assert [record["input"] for record in records] == [{"amount": 20}, {"amount": 900},
+                                                       {"amount": 700,
+                                                        "context.account_flag": "ok"}, {}]
+
+
+def test_a_refusing_policy_still_refuses_undeclared_context_keys(refusing_server: Server,
+                                                                 agent: str) -> None:
+    before = refusing_server.head()
+    for headers in ({}, {"Content-Type": "application/vnd.sentra+json"}):
+        answer = refusing_server.post("/agent-action", {
+            "agent_id": agent, "action_type": "REFUND", "target": "acct-9",
+            "policy_context": {"acount_flag": "fraud"}}, headers=headers)
+        assert answer.status == 422, answer.text
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", "policy_context", "acount_flag"]
+        assert "did you mean `account_flag`?" in error["msg"]
+    assert refusing_server.head() == before
+    flagged = refusing_server.act(agent, "REFUND", target="acct-9",
+                                  policy_context={"account_flag": "fraud"})
+    assert flagged["decision"] == "Blocked" and flagged["policy_triggered"] == "FRAUD"
+
+
+def test_the_claims_adapter_hands_a_refusing_policy_what_it_declares(refusing_server: Server,
+                                                                    agent: str) -> None:
+    """The adapter's context is derived from the claim, not sent: a policy that refuses
+    undeclared fields gets the keys of it that it declares, and no 422 for the others."""
+    answer = refusing_server.post("/evaluate", {
+        "claim": {"claim_id": agent, "documents": {"proof_of_termination": "yes"}},
+        "proposed_tool_call": {"tool_name": "refund", "arguments": {"amount": 900,
+                                                                    "to": "acct-9"}}})
+    assert answer.status == 200, answer.text
+    result = answer.json()
+    assert result["result"] == {"decision": "ALLOW", "reason": "Refund of 900 is large.",
+                                "risk_score": 30}
+    assert result["raw_event"]["target"] == "acct-9"

@@ -78,16 +78,17 @@ def test_unknown_top_level_fields_are_ignored_by_the_sentra_api(server: Server,
 
 
 def test_the_policy_gets_the_request_as_sent() -> None:
-    """Top-level fields the client sent, the reference defaults for declared ones it left out,
-    and `policy_context` whole (unknown keys too: the policy's setting for undeclared fields
-    judges them), numeric strings of declared numbers as numbers."""
+    """The declared top-level fields the client sent (the Sentra policy does not declare
+    `target`), the reference defaults for declared ones it left out, and `policy_context`
+    whole (unknown keys too: the policy's setting for undeclared fields judges them), numeric
+    strings of declared numbers as numbers."""
     from sentra_lang.server.compat import policy_input
 
     policy = Engine(load_policy_file(POLICY).table).policy
     context = {"acount_flag": "fraud", "max_approval_amount": "5000", "claim_id": 3}
     assert policy_input(policy, {"target": "t", "amount": 20, "notification_type": None},
                         context) == {
-        "target": "t", "amount": 20, "data_classification": "internal",
+        "amount": 20, "data_classification": "internal",
         "destination_type": "internal",
         "context": {"acount_flag": "fraud", "max_approval_amount": 5000, "claim_id": 3}}
     assert context["max_approval_amount"] == "5000"

@@ -7,10 +7,13 @@ MODE `ack`: decisions for agents ack-0, ack-1, ... (COUNT of them, or forever wh
 each agent id to stdout, flushed, only after `evaluate` returned (the decision is acknowledged).
 MODE `ack-group`: the same from SEED threads at once on a store with group commit (agents
 ack-THREAD-0, ack-THREAD-1, ...).
+MODE `ack-async`: the same from SEED tasks on one event loop (`Engine.evaluate_async`, group
+commit, synchronous FULL: the loop decides, the store's commit thread commits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 import threading
@@ -67,13 +70,35 @@ def acknowledge_in_threads(engine: Engine, threads: int) -> None:
     threading.Event().wait()
 
 
+def acknowledge_in_tasks(engine: Engine, tasks: int) -> None:
+    """``tasks`` tasks on one event loop deciding forever, each acknowledging (printing) every
+    decision `evaluate_async` returned."""
+
+    async def decide(number: int) -> None:
+        index = 0
+        while True:
+            agent = f"ack-{number}-{index}"
+            await engine.evaluate_async(agent, "DELETE_RECORD")
+            sys.stdout.write(agent + "\n")
+            sys.stdout.flush()
+            index += 1
+
+    async def main() -> None:
+        await asyncio.gather(*(decide(number) for number in range(tasks)))
+
+    asyncio.run(main())
+
+
 def main(argv: list[str]) -> None:
     target, table, mode, seed, count = argv
-    engine = Engine(table, open_store(target, group_commit=mode == "ack-group"))
+    engine = Engine(table, open_store(target, group_commit=mode in ("ack-group", "ack-async"),
+                                      synchronous="FULL" if mode == "ack-async" else "NORMAL"))
     if mode == "hammer":
         hammer(engine, random.Random(int(seed)), int(count))
     elif mode == "ack-group":
         acknowledge_in_threads(engine, int(seed))
+    elif mode == "ack-async":
+        acknowledge_in_tasks(engine, int(seed))
     else:
         acknowledge(engine, int(count))
 

@@ -209,11 +209,12 @@ def test_threads_and_processes_share_one_store(make_sql_store: StoreFactory,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "threads"), [("ack", 0), ("ack-group", 8)])
+@pytest.mark.parametrize(("mode", "threads"), [("ack", 0), ("ack-group", 8), ("ack-async", 8)])
 def test_sigkill_loses_no_acknowledged_decision(make_sql_store: StoreFactory, sql_target: str,
                                                 mode: str, threads: int) -> None:
-    """Killed mid-load, one transaction per decision and with group commit from 8 threads:
-    every decision `evaluate` returned is in the log, and the log verifies."""
+    """Killed mid-load, one transaction per decision, with group commit from 8 threads and from
+    8 tasks on an event loop (`evaluate_async`): every decision returned is in the log, and
+    the log verifies."""
     make_sql_store().close()   # the schema, before the worker and the kill
     process = worker(sql_target, mode, threads, 0)
     assert process.stdout is not None

@@ -30,13 +30,14 @@ build the record (an annotation function sees ``decision.seq`` as ``None`` here)
 more, with the seq, for the decision it returns (the decider is a pure function: the same
 decision). Records become visible in seq order (the head's lock is held until commit).
 
-Durability: ``synchronous="NORMAL"`` (the default, the server's) commits with PostgreSQL's
+Durability: ``synchronous="NORMAL"`` (the default) commits with PostgreSQL's
 ``synchronous_commit = off``: an acknowledged decision survives the death of the process that
 made it (it is committed in the database), and a crash of the database server or its machine
 can lose the last fraction of a second of commits (three times ``wal_writer_delay``, 0.6 s by
 default), never corrupt anything, and never a later decision without an earlier one.
-``synchronous="FULL"`` commits with the database's own setting (``on`` by default): nothing
-acknowledged is lost even then, at one WAL flush per transaction, which holds the head's lock.
+``synchronous="FULL"`` (the server's) commits with the database's own setting (``on`` by
+default): nothing acknowledged is lost even then, at one WAL flush per transaction, which holds
+the head's lock.
 
 When the database cannot be reached, every call raises
 :class:`~sentra_runtime.stores.schema.StoreUnavailable` at once (after the first failure, calls

@@ -14,6 +14,10 @@ with ``synchronous="FULL"``, one fsync) serves many decisions. A decision that f
 (an annotation that raises) fails alone, with nothing written for it; a database error fails
 every decision of the transaction, and none of them is recorded.
 
+Callers on an asyncio event loop (a server) use :meth:`SQLiteStore.apply_async` instead: the
+same decisions and transactions, with the loop deciding the queued batch and a commit thread
+committing it, so the loop never waits for a commit (:class:`_LoopCommit`).
+
 Durability (WAL mode): with ``synchronous="NORMAL"`` (the default) a committed decision survives a
 crash of the process, because the commit is in the WAL file before ``evaluate`` returns; a power
 loss or OS crash can lose the decisions committed since the last WAL sync (checkpoint), never
@@ -32,13 +36,16 @@ interval's decisions under ``synchronous="NORMAL"``; nothing under ``"FULL"``).
 from __future__ import annotations
 
 import _thread
+import asyncio
 import contextlib
+import functools
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -100,6 +107,7 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self.synchronous = mode
         self._lock = threading.Lock()
+        self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._connection = sqlite3.connect(self.path, timeout=busy_timeout,
@@ -113,6 +121,7 @@ class SQLiteStore:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
         self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self._loop_commit: _LoopCommit | None = None
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
@@ -121,7 +130,7 @@ class SQLiteStore:
         return self._group is not None
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._lock, self._connection)
+        return _Transaction(self._lock, self._connection, self._busy_timeout)
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
@@ -131,23 +140,62 @@ class SQLiteStore:
         self._commit_batch([pending])
         return pending.outcome()
 
+    async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
+                          code: int, payload: Any, *,
+                          annotations: audit.Annotations | None = None) -> Decision:
+        """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on a
+        commit or on another writer: decisions queue on the loop, and while no commit is under
+        way the queue is decided on the loop in one transaction (one per decision without
+        group commit) when the database is free at once, and committed in the store's commit
+        thread (see :class:`_LoopCommit`). The decision is returned after its commit."""
+        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        loop = asyncio.get_running_loop()
+        committer = self._loop_commit
+        if committer is None or committer.loop is not loop:
+            if committer is not None:   # another loop used the store before: it may finish
+                committer.thread.jobs.put(None)
+            committer = self._loop_commit = _LoopCommit(self, loop)
+        return await committer.submit(pending)
+
     def _commit_batch(self, batch: list[_Pending]) -> None:
-        """Decide every pending decision of ``batch`` in one transaction, in order; record each
-        one's decision or error on it. Raises nothing a decision did not cause."""
+        """Decide every pending decision of ``batch`` in one transaction, in order, waiting for
+        the database; record each one's decision or error on it. Raises nothing a decision did
+        not cause."""
+        transaction = self._transaction()
         try:
-            with self._transaction() as connection:
-                if len(batch) == 1:
-                    self._decide_one(connection, batch[0])
-                else:
-                    head = connection.execute(_LAST_AUDIT).fetchone()
-                    for pending in batch:
-                        head = self._decide_in(connection, pending, head)
-                self.commits += 1
+            transaction.begin()
         except BaseException as error:
-            for pending in batch:
-                pending.fail(error)
-            if not isinstance(error, Exception):
-                raise
+            _fail(batch, error)
+            return
+        self._end_batch(transaction, batch, self._decide_batch(batch))
+
+    def _decide_batch(self, batch: list[_Pending]) -> BaseException | None:
+        """Decide ``batch`` in the open transaction, in order; the database error that stopped
+        it (then nothing of it may be committed), if any."""
+        connection = self._connection
+        try:
+            if len(batch) == 1:
+                self._decide_one(connection, batch[0])
+            else:
+                head = connection.execute(_LAST_AUDIT).fetchone()
+                for pending in batch:
+                    head = self._decide_in(connection, pending, head)
+        except BaseException as error:
+            return error
+        return None
+
+    def _end_batch(self, transaction: _Transaction, batch: list[_Pending],
+                   error: BaseException | None) -> None:
+        """Commit the batch's transaction, or roll it back after ``error`` (or a failed commit)
+        and fail every decision of it."""
+        try:
+            transaction.end(error)
+            if error is None:
+                self.commits += 1
+        except BaseException as failed:
+            error = failed
+        if error is not None:
+            _fail(batch, error)
 
     def _decide_one(self, connection: sqlite3.Connection, pending: _Pending) -> None:
         """One decision in its own transaction: the state and the log's head in one query."""
@@ -282,6 +330,8 @@ class SQLiteStore:
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._loop_commit is not None:
+            self._loop_commit.close()
         with self._lock:
             for reader in self._readers:
                 reader.close()
@@ -328,6 +378,15 @@ class _Pending:
         return self.decision
 
 
+def _fail(batch: list[_Pending], error: BaseException) -> None:
+    """Fail every decision of ``batch`` with ``error``; re-raise an error that is not an
+    ``Exception`` (an interrupt) once they are failed."""
+    for pending in batch:
+        pending.fail(error)
+    if not isinstance(error, Exception):
+        raise error
+
+
 class _GroupCommit:
     """Leader and followers: the thread that finds no commit under way commits the queue."""
 
@@ -368,6 +427,104 @@ class _GroupCommit:
                 successor.wake.release()
 
 
+class _LoopCommit:
+    """Group commit for callers on one asyncio event loop (:meth:`SQLiteStore.apply_async`).
+
+    Decisions queue on the loop. While no commit is under way, the queue (up to MAX_BATCH
+    decisions, one without group commit) is taken, once the loop has run the callbacks that
+    were ready (so decisions that become ready together share it): if the store and the
+    database are free at
+    once, its decisions are made on the loop, in one transaction (state, decision, audit record:
+    microseconds each, nothing waits), and the commit (with ``synchronous="FULL"``, an fsync)
+    runs in the store's commit thread, where the loop does not wait for it; otherwise (another
+    thread or process is writing) deciding and committing both run in the commit thread,
+    waiting their turn. The batch's decisions are answered when its commit ended, and the
+    decisions that queued meanwhile are taken next, in arrival order.
+    """
+
+    def __init__(self, store: SQLiteStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.store = store
+        self.loop = loop
+        self.limit = MAX_BATCH if store.group_commit else 1
+        self.queue: list[tuple[_Pending, asyncio.Future[Decision]]] = []
+        self.busy = False
+        self.thread = _CommitThread(f"sqlite-commit {store.path}", loop)
+
+    async def submit(self, pending: _Pending) -> Decision:
+        answer: asyncio.Future[Decision] = self.loop.create_future()
+        self.queue.append((pending, answer))
+        if not self.busy:
+            self._take_soon()
+        return await answer
+
+    def _take_soon(self) -> None:
+        """Take the queue once the loop has run what is ready now: decisions that become
+        ready together (tasks the last commit woke) then share the next commit."""
+        self.busy = True
+        self.loop.call_soon(self._take)
+
+    def _take(self) -> None:
+        waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
+        batch = [pending for pending, _ in waiting]
+        store = self.store
+        transaction = store._transaction()
+        work: Callable[[], None]
+        try:
+            if transaction.begin_now():
+                work = functools.partial(store._end_batch, transaction, batch,
+                                         store._decide_batch(batch))
+            else:
+                work = functools.partial(store._commit_batch, batch)
+        except BaseException as error:   # an interrupt: nothing of the batch was written
+            self.busy = False
+            _fail(batch, error)
+            raise   # (not reached: _fail re-raised it)
+        self.thread.jobs.put((work, functools.partial(self._answer, waiting)))
+
+    def _answer(self, waiting: list[tuple[_Pending, asyncio.Future[Decision]]]) -> None:
+        for pending, answer in waiting:
+            if answer.done():   # its caller stopped waiting (the decision stands)
+                continue
+            try:
+                answer.set_result(pending.outcome())
+            except BaseException as error:
+                answer.set_exception(error)
+        self.busy = False
+        if self.queue:
+            self._take_soon()
+
+    def close(self) -> None:
+        self.thread.stop()
+
+
+class _CommitThread(threading.Thread):
+    """Runs the commits a :class:`_LoopCommit` hands it, one after the other, and after each
+    has the loop call its answer (one wake-up of the loop per batch)."""
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name=name, daemon=True)
+        self.loop = loop
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]] | None] = \
+            queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            work, answer = job
+            try:
+                work()
+            finally:
+                # a closed loop raises RuntimeError: no one is waiting any more
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(answer)
+
+    def stop(self) -> None:
+        """Finish the commits handed over, then end."""
+        self.jobs.put(None)
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=60)
+
+
 class _Checkpointer(threading.Thread):
     """Checkpoints the WAL every ``interval`` seconds (``PASSIVE``), on its own connection."""
 
@@ -403,24 +560,51 @@ class _Checkpointer(threading.Thread):
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's thread lock; rollback on error."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's thread lock; rollback on error.
 
-    def __init__(self, lock: threading.Lock, connection: sqlite3.Connection) -> None:
+    :meth:`begin` and :meth:`end` may run in different threads (the lock is released by the
+    thread that ends the transaction)."""
+
+    def __init__(self, lock: threading.Lock, connection: sqlite3.Connection,
+                 busy_timeout: float) -> None:
         self.lock = lock
         self.connection = connection
+        self.busy_timeout = busy_timeout
 
-    def __enter__(self) -> sqlite3.Connection:
+    def begin(self) -> None:
+        """Take the store's lock and the database's write lock, waiting for both."""
         self.lock.acquire()
         try:
             self.connection.execute("BEGIN IMMEDIATE")
         except BaseException:
             self.lock.release()
             raise
-        return self.connection
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+    def begin_now(self) -> bool:
+        """:meth:`begin` without waiting: ``False``, with nothing taken, when the store or the
+        database is busy (another thread, or another process writing) or cannot begin."""
+        if not self.lock.acquire(blocking=False):
+            return False
+        connection = self.connection
         try:
-            if kind is None:
+            connection.execute("PRAGMA busy_timeout = 0")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+        except sqlite3.Error:
+            self.lock.release()
+            return False
+        except BaseException:
+            self.lock.release()
+            raise
+        return True
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Commit; roll back instead after ``error``, or when the commit fails (then raise its
+        error). Releases the store's lock."""
+        try:
+            if error is None:
                 try:
                     self.connection.execute("COMMIT")
                 except BaseException:
@@ -430,6 +614,13 @@ class _Transaction:
                 self.connection.execute("ROLLBACK")
         finally:
             self.lock.release()
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.begin()
+        return self.connection
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        self.end(None if kind is None else error)
 
 
 def prepare_schema(connection: sqlite3.Connection, path: str, *, upgrade: bool) -> None:
