@@ -290,7 +290,10 @@ class SQLiteStore:
         values: list[Any] = [after_seq]
         for path, value in (("$.agent", agent), ("$.decision.label", label), ("$.kind", kind)):
             if value is not None:
-                clauses.append(f"json_extract(body, '{path}') = ?")
+                # a body that is not JSON (a damaged record) matches no filter; unfiltered it
+                # is listed as unparsable, and verification reports it
+                clauses.append(f"CASE WHEN json_valid(body) THEN json_extract(body, '{path}') "
+                               "END = ?")
                 values.append(value)
         values.append(limit)
         rows = self._reader().execute(
