@@ -64,13 +64,13 @@ from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy, canonical_json
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
+from sentra_runtime.stores.group_commit import SYNCHRONOUS_MODES, GroupCommit, Pending
 from sentra_runtime.stores.schema import (
     SCHEMA_VERSION,
     SchemaError,
     StoreUnavailable,
     checked_version,
 )
-from sentra_runtime.stores.sqlite import SYNCHRONOUS_MODES, _GroupCommit, _Pending
 
 AGENT_LOCKS = 1936027252
 """The advisory lock class of the agents: ``pg_advisory_xact_lock(AGENT_LOCKS, key)``, the key
@@ -244,7 +244,7 @@ class PostgresStore:
             timeout=wait_timeout, name="sentra", open=False,
             reconnect_timeout=RECONNECT_SECONDS)
         self._pool.open(wait=True, timeout=connect_timeout)
-        self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
         self.commits = 0
@@ -281,13 +281,13 @@ class PostgresStore:
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
         return pending.outcome()
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending]) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order; record each
         one's decision or error on it."""
         try:
@@ -299,7 +299,7 @@ class PostgresStore:
             if not isinstance(error, Exception):
                 raise
 
-    def _decide_batch(self, connection: Any, batch: list[_Pending]) -> int:
+    def _decide_batch(self, connection: Any, batch: list[Pending]) -> int:
         """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
         trips. The records and states are one transaction, committed before anything is
         returned. How many transactions committed (0 when every decision failed alone)."""
@@ -335,7 +335,7 @@ class PostgresStore:
                 self._written.popitem(last=False)
 
     @staticmethod
-    def _made(pending: _Pending, states: dict[str, RawState]) -> _Made | None:
+    def _made(pending: Pending, states: dict[str, RawState]) -> _Made | None:
         """Decide ``pending`` on its agent's state (``states`` follows the batch); a decision
         (or annotation) that raises fails it alone, before anything of it is written."""
         before = states.get(pending.agent_id, FRESH)
@@ -464,7 +464,7 @@ class _Made:
     """A decision made in a batch, waiting for its transaction: its agent's state before and
     after it, and its audit record (without seq, prev and hash)."""
 
-    pending: _Pending
+    pending: Pending
     before: RawState
     after: RawState
     record: dict[str, Any]
@@ -695,7 +695,7 @@ def _key(agent_id: str) -> bytes:
     return agent_id.encode("utf-8")
 
 
-def _storable(pending: _Pending) -> bool:
+def _storable(pending: Pending) -> bool:
     """Whether the pending decision's agent id can be stored (text that is UTF-8); if not, it
     fails alone."""
     try:

@@ -35,7 +35,6 @@ interval's decisions under ``synchronous="NORMAL"``; nothing under ``"FULL"``).
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import contextlib
 import functools
@@ -46,7 +45,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +53,13 @@ from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy, canonical_json
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
+from sentra_runtime.stores.group_commit import (
+    MAX_BATCH,
+    SYNCHRONOUS_MODES,
+    GroupCommit,
+    Pending,
+    fail_batch,
+)
 from sentra_runtime.stores.schema import SCHEMA_VERSION, UNVERSIONED, SchemaError, checked_version
 
 VERSION_1 = (
@@ -88,8 +93,6 @@ _STATE_AND_LAST_AUDIT = (
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
 )
 _INSERT_AUDIT = "INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)"
-SYNCHRONOUS_MODES = ("NORMAL", "FULL")
-MAX_BATCH = 256
 """The most decisions one group commit takes; the rest wait for the next."""
 
 
@@ -120,7 +123,7 @@ class SQLiteStore:
         if checkpoint_interval is not None:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
-        self._group = _GroupCommit(self._commit_batch) if group_commit else None
+        self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: _LoopCommit | None = None
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
@@ -134,7 +137,7 @@ class SQLiteStore:
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
@@ -148,7 +151,7 @@ class SQLiteStore:
         way the queue is decided on the loop in one transaction (one per decision without
         group commit) when the database is free at once, and committed in the store's commit
         thread (see :class:`_LoopCommit`). The decision is returned after its commit."""
-        pending = _Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
         loop = asyncio.get_running_loop()
         committer = self._loop_commit
         if committer is None or committer.loop is not loop:
@@ -157,7 +160,7 @@ class SQLiteStore:
             committer = self._loop_commit = _LoopCommit(self, loop)
         return await committer.submit(pending)
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending]) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order, waiting for
         the database; record each one's decision or error on it. Raises nothing a decision did
         not cause."""
@@ -165,11 +168,11 @@ class SQLiteStore:
         try:
             transaction.begin()
         except BaseException as error:
-            _fail(batch, error)
+            fail_batch(batch, error)
             return
         self._end_batch(transaction, batch, self._decide_batch(batch))
 
-    def _decide_batch(self, batch: list[_Pending]) -> BaseException | None:
+    def _decide_batch(self, batch: list[Pending]) -> BaseException | None:
         """Decide ``batch`` in the open transaction, in order; the database error that stopped
         it (then nothing of it may be committed), if any."""
         connection = self._connection
@@ -184,7 +187,7 @@ class SQLiteStore:
             return error
         return None
 
-    def _end_batch(self, transaction: _Transaction, batch: list[_Pending],
+    def _end_batch(self, transaction: _Transaction, batch: list[Pending],
                    error: BaseException | None) -> None:
         """Commit the batch's transaction, or roll it back after ``error`` (or a failed commit)
         and fail every decision of it."""
@@ -195,9 +198,9 @@ class SQLiteStore:
         except BaseException as failed:
             error = failed
         if error is not None:
-            _fail(batch, error)
+            fail_batch(batch, error)
 
-    def _decide_one(self, connection: sqlite3.Connection, pending: _Pending) -> None:
+    def _decide_one(self, connection: sqlite3.Connection, pending: Pending) -> None:
         """One decision in its own transaction: the state and the log's head in one query."""
         risk, blocked, down, last, prev = connection.execute(
             _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
@@ -205,14 +208,14 @@ class SQLiteStore:
         self._write(connection, pending, state, risk is None, None if last is None
                     else (last, prev))
 
-    def _decide_in(self, connection: sqlite3.Connection, pending: _Pending,
+    def _decide_in(self, connection: sqlite3.Connection, pending: Pending,
                    head: tuple[int, str] | None) -> tuple[int, str] | None:
         """One decision of a batch; returns the log's new head."""
         row = connection.execute(_SELECT_STATE, (pending.agent_id,)).fetchone()
         state: RawState = FRESH if row is None else (row[0], row[1], bool(row[2]))
         return self._write(connection, pending, state, row is None, head)
 
-    def _write(self, connection: sqlite3.Connection, pending: _Pending, state: RawState,
+    def _write(self, connection: sqlite3.Connection, pending: Pending, state: RawState,
                new_agent: bool, head: tuple[int, str] | None) -> tuple[int, str] | None:
         """Decide, then write the state and the audit record; a decision (or annotation) that
         raises fails this pending decision alone, before anything of it is written."""
@@ -342,94 +345,6 @@ class SQLiteStore:
             self._connection.close()
 
 
-@dataclass(eq=False)
-class _Pending:
-    """One decision waiting for its transaction, and then its outcome."""
-
-    decide: Decide
-    agent_id: str
-    action: str
-    fields: Any
-    code: int
-    payload: Any
-    annotations: audit.Annotations | None
-    decision: Decision | None = None
-    error: BaseException | None = None
-    wake: Any = field(default_factory=_thread.allocate_lock)
-    """Held until the decision's transaction ended, or until this thread is to lead the next
-    group commit (then ``finished`` is false)."""
-
-    def __post_init__(self) -> None:
-        self.wake.acquire()
-
-    @property
-    def finished(self) -> bool:
-        return self.decision is not None or self.error is not None
-
-    def decided(self, decision: Decision) -> None:
-        self.decision = decision
-
-    def fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.decision, self.error = None, error
-
-    def outcome(self) -> Decision:
-        """The decision, once its transaction committed; or the error that stopped it."""
-        if self.error is not None:
-            raise self.error
-        assert self.decision is not None
-        return self.decision
-
-
-def _fail(batch: list[_Pending], error: BaseException) -> None:
-    """Fail every decision of ``batch`` with ``error``; re-raise an error that is not an
-    ``Exception`` (an interrupt) once they are failed."""
-    for pending in batch:
-        pending.fail(error)
-    if not isinstance(error, Exception):
-        raise error
-
-
-class _GroupCommit:
-    """Leader and followers: the thread that finds no commit under way commits the queue."""
-
-    def __init__(self, commit: Any) -> None:
-        self._commit = commit
-        self._mutex = threading.Lock()
-        self._queue: list[_Pending] = []
-        self._leading = False
-
-    def submit(self, pending: _Pending) -> Decision:
-        with self._mutex:
-            self._queue.append(pending)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            pending.wake.acquire()  # woken when decided, or to lead the next batch
-        if not pending.finished:
-            self._lead()
-        return pending.outcome()
-
-    def _lead(self) -> None:
-        """Commit the queue (up to MAX_BATCH), wake its decisions, and hand the next batch to
-        the oldest waiting decision's thread."""
-        with self._mutex:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-        try:
-            self._commit(batch)
-        finally:
-            with self._mutex:
-                successor = self._queue[0] if self._queue else None
-                self._leading = successor is not None
-            for pending in batch:
-                if not pending.finished:  # only if the commit itself was interrupted
-                    pending.fail(RuntimeError("the group commit was interrupted"))
-                if pending.wake.locked():
-                    pending.wake.release()
-            if successor is not None:
-                successor.wake.release()
-
-
 class _LoopCommit:
     """Group commit for callers on one asyncio event loop (:meth:`SQLiteStore.apply_async`).
 
@@ -449,11 +364,11 @@ class _LoopCommit:
         self.store = store
         self.loop = loop
         self.limit = MAX_BATCH if store.group_commit else 1
-        self.queue: list[tuple[_Pending, asyncio.Future[Decision]]] = []
+        self.queue: list[tuple[Pending, asyncio.Future[Decision]]] = []
         self.busy = False
         self.thread = _CommitThread(f"sqlite-commit {store.path}", loop)
 
-    async def submit(self, pending: _Pending) -> Decision:
+    async def submit(self, pending: Pending) -> Decision:
         answer: asyncio.Future[Decision] = self.loop.create_future()
         self.queue.append((pending, answer))
         if not self.busy:
@@ -480,11 +395,11 @@ class _LoopCommit:
                 work = functools.partial(store._commit_batch, batch)
         except BaseException as error:   # an interrupt: nothing of the batch was written
             self.busy = False
-            _fail(batch, error)
+            fail_batch(batch, error)
             raise   # (not reached: _fail re-raised it)
         self.thread.jobs.put((work, functools.partial(self._answer, waiting)))
 
-    def _answer(self, waiting: list[tuple[_Pending, asyncio.Future[Decision]]]) -> None:
+    def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
         for pending, answer in waiting:
             if answer.done():   # its caller stopped waiting (the decision stands)
                 continue
