@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sentra_runtime.engine import Engine
 from sentra_runtime.guard import Asker, guard_with
+from sentra_runtime.inputs import REFUSE
 from sentra_runtime.policy import Policy
 from sentra_runtime.remote import (
     SentraError,
@@ -45,6 +46,59 @@ SENTRA_FIELDS = frozenset({"target", "amount", "notification_type", "data_classi
 """The fields of a Sentra-compatible request, which that API's ``guard`` reads from arguments."""
 REQUEST_KEYS = frozenset({"agent_id", "action_type", "policy_context"})
 """The Sentra-compatible request's own keys, which no field may replace."""
+REQUEST_FIELDS = ("target", "amount", "notification_type", "data_classification",
+                  "destination_type")
+"""The request's top-level fields beside its own keys and ``policy_context``."""
+REFERENCE_DEFAULTS = {"data_classification": "internal", "destination_type": "internal"}
+"""The reference server's defaults for request fields a client leaves out."""
+EXTRA_CONTEXT = "\0context"
+"""Where a top-level ``context`` key a client sent goes in the policy's input: never a declared
+name, so a policy that refuses undeclared fields refuses it (the server names it
+``body.context``)."""
+
+
+def policy_input(policy: Policy, sent: Mapping[str, Any], context: dict[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fields a policy gets from a Sentra-compatible request (the server's
+    ``POST /agent-action`` and :class:`EmbeddedSentra`, one definition).
+
+    ``sent`` holds the request fields (:data:`REQUEST_FIELDS`) the client gave: the policy gets
+    those it declares (itself or a field under it) that are not null, and the reference's
+    defaults for those it declares and the client left out; the others are the API's, not the
+    policy's, so a policy that refuses undeclared fields is not refused them. ``context`` (the
+    request's ``policy_context``) goes whole as ``context``: its keys are the policy's to judge.
+    ``extra`` holds the client's other top-level keys (a policy's own fields such as
+    ``order_id``, or a typo such as ``amout``): the policy gets those it declares; a policy
+    that refuses undeclared fields gets the rest too, and so refuses them; otherwise they are
+    ignored, as the reference ignores them."""
+    declared = _top_level(policy)
+    fields = {name: value for name, value in sent.items()
+              if value is not None and name in declared}
+    for name, default in REFERENCE_DEFAULTS.items():
+        if name not in sent and name in declared:
+            fields[name] = default
+    refuse = policy.undeclared_fields == REFUSE
+    for name, value in (extra or {}).items():
+        if name == "context":
+            if refuse:
+                fields[EXTRA_CONTEXT] = value
+        elif name in declared or refuse:
+            fields[name] = value
+    fields["context"] = context
+    return fields
+
+
+_TOP_LEVEL: dict[str, frozenset[str]] = {}
+
+
+def _top_level(policy: Policy) -> frozenset[str]:
+    """The first parts of the policy's declared field names (``amount``, ``context``), cached
+    per policy hash."""
+    found = _TOP_LEVEL.get(policy.hash)
+    if found is None:
+        found = frozenset(spec.name.split(".", 1)[0] for spec in policy.inputs)
+        _TOP_LEVEL[policy.hash] = found
+    return found
 
 
 @dataclass(frozen=True)
@@ -226,14 +280,14 @@ class EmbeddedSentra(_SentraInterface):
         bad = _bad_context(action, agent_id, context)
         if bad is not None:
             return bad
-        values: dict[str, Any] = {"target": target, "notification_type": notification_type,
-                                  "context": dict(context or {}), **fields}
-        for name in ("data_classification", "destination_type"):
-            values.setdefault(name, "internal")
-        amount = values.get("amount")
+        given: dict[str, Any] = {"target": target, "notification_type": notification_type,
+                                 **fields}
+        sent = {name: given.pop(name) for name in REQUEST_FIELDS if name in given}
+        amount = sent.get("amount")
         if isinstance(amount, str):
             with contextlib.suppress(ValueError):
-                values["amount"] = float(amount)
+                sent["amount"] = float(amount)
+        values = policy_input(self.engine.policy, sent, dict(context or {}), given)
         try:
             decision = self.engine.evaluate(agent_id, action, values)
         except Exception as error:

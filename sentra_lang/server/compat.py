@@ -22,6 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 from sentra_runtime import Policy
 from sentra_runtime.decision import Decision
+from sentra_runtime.sentra_api import (
+    EXTRA_CONTEXT,
+    REFERENCE_DEFAULTS,
+    REQUEST_FIELDS,
+    policy_input,
+)
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
@@ -34,9 +40,6 @@ OUTCOME_LINES = {"Allowed": "Action allowed", "Blocked": "Action blocked by poli
 EVENTS_LIMIT = 1000
 """Events in one ``GET /events`` answer, by default and at most."""
 READ_BATCH = 200
-REQUEST_FIELDS = ("target", "amount", "notification_type", "data_classification",
-                  "destination_type")
-REFERENCE_DEFAULTS = {"data_classification": "internal", "destination_type": "internal"}
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _reference_float = TypeAdapter(float).validate_python
 
@@ -92,9 +95,10 @@ RequestNumber = Annotated[int | float | None, BeforeValidator(_request_number)]
 class AgentAction(BaseModel):
     """The reference server's request. Every value must have its type (strict: no booleans as
     numbers, no numbers as strings); ``amount`` may also be a numeric string. Unknown top-level
-    fields are ignored, as the reference ignores them."""
+    fields are ignored, as the reference ignores them, unless the policy refuses undeclared
+    fields (:func:`policy_input`)."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     agent_id: str
     action_type: str
@@ -124,25 +128,17 @@ class ClaimEvaluation(BaseModel):
 
 # -- the policy's view of a request -------------------------------------------------------------
 
-def policy_input(policy: Policy, sent: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """The fields the policy gets from a request: the top-level request fields the policy
-    declares (itself or a field under it) that the client sent (not null), the reference's
-    defaults for those the client left out, and ``policy_context`` whole as ``context`` (its
-    keys are the policy's to judge: the policy's setting for undeclared fields applies to them).
-    The request's other top-level fields are the API's, not the policy's: a policy that refuses
-    undeclared fields is not refused them. Declared numbers in ``policy_context`` may be numeric
-    strings, read as the reference reads them (:func:`read_number`)."""
-    declared = _declared(policy).top_level
-    fields = {name: value for name, value in sent.items()
-              if value is not None and name in declared}
-    for name, default in REFERENCE_DEFAULTS.items():
-        if name not in sent and name in declared:
-            fields[name] = default
-    fields["context"] = _numeric_context(policy, context)
-    return fields
+def request_input(policy: Policy, sent: dict[str, Any], context: dict[str, Any],
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields the policy gets from a request (:func:`sentra_runtime.sentra_api.policy_input`,
+    the one definition), declared numbers in ``policy_context`` given as numeric strings read
+    as the reference reads them (:func:`read_number`)."""
+    return policy_input(policy, sent, _numeric_context(policy, context), extra)
 
 
 def locate(name: str) -> tuple[str | int, ...]:
+    if name == EXTRA_CONTEXT:
+        return ("body", "context")
     if name == "context":
         return ("body", "policy_context")
     if name.startswith("context."):
@@ -168,10 +164,8 @@ def _numeric_context(policy: Policy, context: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Declared:
-    """The first parts of the policy's declared field names (``amount``, ``context``), and the
-    ``policy_context`` keys declared as numbers."""
+    """The ``policy_context`` keys the policy declares, and those declared as numbers."""
 
-    top_level: frozenset[str]
     context_keys: frozenset[str]
     """The first parts of the declared ``context.`` fields (``max_approval_amount``)."""
     context_numbers: tuple[str, ...]
@@ -186,7 +180,6 @@ def _declared(policy: Policy) -> _Declared:
     if found is None:
         names = [spec.name for spec in policy.inputs]
         found = _Declared(
-            frozenset(name.split(".", 1)[0] for name in names),
             frozenset(name.split(".", 2)[1] for name in names if name.startswith("context.")),
             tuple(spec.name.removeprefix("context.") for spec in policy.inputs
                   if spec.type == "number" and spec.name.startswith("context.")))
@@ -228,17 +221,19 @@ async def decide(gate: Gate, action: AgentAction) -> dict[str, Any]:
     sent = {name: getattr(action, name) for name in REQUEST_FIELDS
             if name in action.model_fields_set}
     return await decide_values(gate, action.agent_id, action.action_type, sent,
-                               action.policy_context)
+                               action.policy_context, action.model_extra)
 
 
 async def decide_values(gate: Gate, agent_id: str, action_type: str, sent: dict[str, Any],
-                        policy_context: dict[str, Any]) -> dict[str, Any]:
+                        policy_context: dict[str, Any],
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`decide` on the request's values, already of the request model's types: ``sent``
     holds the top-level request fields the client gave (the lean ``POST /agent-action`` path
-    calls it directly). Raises :class:`RequestValidationError`, having written nothing, when a
-    value does not fit the policy's declared type."""
+    calls it directly); ``extra`` the other top-level keys it sent (:func:`policy_input`).
+    Raises :class:`RequestValidationError`, having written nothing, when a value does not fit
+    the policy's declared type or the policy refuses a key."""
     policy = gate.policy
-    fields = policy_input(policy, sent, policy_context)
+    fields = request_input(policy, sent, policy_context, extra)
     errors = field_errors(policy, fields, locate)
     if errors:
         raise RequestValidationError([error.to_dict() for error in errors])

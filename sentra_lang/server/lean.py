@@ -17,9 +17,10 @@ import json
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from sentra_runtime.sentra_api import REQUEST_FIELDS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sentra_lang.server.compat import REQUEST_FIELDS, NotANumber, decide_values, read_number
+from sentra_lang.server.compat import NotANumber, decide_values, read_number
 from sentra_lang.server.edge import PARSED, header
 from sentra_lang.server.gate import Gate
 
@@ -59,14 +60,18 @@ async def plain_event(gate: Gate, data: Any) -> bytes | None:
         context = {}
     elif context.__class__ is not dict:
         return None
+    extra = None
+    if len(data) > len(sent) + 2 + ("policy_context" in data):   # keys beyond the request's
+        extra = {key: value for key, value in data.items() if key not in _REQUEST_KEYS}
     try:
-        event = await decide_values(gate, agent_id, action_type, sent, context)
+        event = await decide_values(gate, agent_id, action_type, sent, context, extra)
     except RequestValidationError:
         return None
     return _encode(event).encode("utf-8")
 
 
 _ABSENT: Any = object()
+_REQUEST_KEYS = frozenset(("agent_id", "action_type", "policy_context", *REQUEST_FIELDS))
 
 
 def _finite(number: int | float) -> bool:

@@ -82,17 +82,17 @@ def test_the_policy_gets_the_request_as_sent() -> None:
     `target`), the reference defaults for declared ones it left out, and `policy_context`
     whole (unknown keys too: the policy's setting for undeclared fields judges them), numeric
     strings of declared numbers as numbers."""
-    from sentra_lang.server.compat import policy_input
+    from sentra_lang.server.compat import request_input
 
     policy = Engine(load_policy_file(POLICY).table).policy
     context = {"acount_flag": "fraud", "max_approval_amount": "5000", "claim_id": 3}
-    assert policy_input(policy, {"target": "t", "amount": 20, "notification_type": None},
+    assert request_input(policy, {"target": "t", "amount": 20, "notification_type": None},
                         context) == {
         "amount": 20, "data_classification": "internal",
         "destination_type": "internal",
         "context": {"acount_flag": "fraud", "max_approval_amount": 5000, "claim_id": 3}}
     assert context["max_approval_amount"] == "5000"
-    assert policy_input(policy, {"data_classification": None}, {}) == {
+    assert request_input(policy, {"data_classification": None}, {}) == {
         "destination_type": "internal", "context": {}}
 
 
