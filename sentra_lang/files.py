@@ -34,7 +34,12 @@ _CHUNK = 1024 * 1024
 
 
 class NotARegularFile(OSError):
-    """A device, FIFO, socket or folder where a regular file is required."""
+    """A device, FIFO, socket or folder where a regular file is required; ``kind`` says which
+    (``a FIFO``)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind})")
+        self.kind = kind
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *,
@@ -54,7 +59,7 @@ def read_bounded(path: str | os.PathLike[str], limit: int, *,
             raise IsADirectoryError(21, "it is a folder", os.fspath(path))
         regular = stat.S_ISREG(info.st_mode)
         if regular_only and not regular:
-            raise NotARegularFile(f"not a regular file ({_kind(info.st_mode)})")
+            raise NotARegularFile(_kind(info.st_mode))
         chunks: list[bytes] = []
         remaining = limit + 1
         while remaining > 0:

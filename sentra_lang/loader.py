@@ -110,7 +110,7 @@ def _load_imports(program: Program, importer: LoadedFile, chain: list[Path]) -> 
         try:
             source, problems = read_source(target, display, regular_only=True)
         except NotARegularFile as error:
-            _refuse(program, item, f"`{item.path.value}` is {str(error).removeprefix('not ')}",
+            _refuse(program, item, f"`{item.path.value}` is {error.kind}, not a regular file",
                     "only regular `.sentra` files can be imported")
             continue
         except OSError as error:

@@ -32,6 +32,9 @@ def test_the_hooks_are_declared() -> None:
     assert list(hooks()) == ["sentra-check", "sentra-fmt", "sentra-fmt-fix", "sentra-test"]
     for hook in hooks().values():
         assert hook["language"] == "python" and hook["description"]
+        # sentra-lang pins its runtime, which no package index holds: pre-commit builds each
+        # hook's environment from this repository, so each must install ./runtime beside it
+        assert hook.get("additional_dependencies") == ["./runtime"], hook["id"]
 
 
 @pytest.mark.parametrize("hook_id", ["sentra-check", "sentra-test"])
