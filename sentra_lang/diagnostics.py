@@ -121,40 +121,61 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 _LABEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+_INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u2069\ufeff]")
+"""Characters a terminal or a CI log would act on or hide: control characters (a tab is
+shown as a space), zero-width characters and bidirectional overrides (Trojan Source)."""
+
+
+def visible(text: str) -> str:
+    """``text`` with every :data:`_INVISIBLE` character written as an escape (``\\x1b``,
+    ``\\u202e``): what a policy file holds is shown, never acted on by the terminal."""
+    return _INVISIBLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def render_human(diag: Diagnostic, *, color: bool = False) -> str:
-    """`path:line:col: error[CODE]: message`, the source line, carets, and the help lines."""
+    """`path:line:col: error[CODE]: message`, the source line, carets, and the help lines;
+    characters of the file a terminal would act on are escaped (:func:`visible`)."""
     span = diag.span
     label = _LABEL[diag.severity]
+    message = visible(diag.message)
     if color:
         tint = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}[label]
-        head = f"\x1b[1m{span}:\x1b[0m {tint}{label}[{diag.code}]\x1b[0m: {diag.message}"
+        head = f"\x1b[1m{visible(str(span))}:\x1b[0m {tint}{label}[{diag.code}]\x1b[0m: {message}"
     else:
-        head = f"{span}: {label}[{diag.code}]: {diag.message}"
+        head = f"{visible(str(span))}: {label}[{diag.code}]: {message}"
     lines = [head]
     lines.extend(_snippet(span, color=color))
     for related in diag.related:
-        lines.append(f"  = note: {related.message} at {related.span}")
+        lines.append(f"  = note: {visible(related.message)} at {visible(str(related.span))}")
     if diag.witness is not None:
-        lines.append(f"  = witness: {format_witness(diag.witness)}")
+        lines.append(f"  = witness: {visible(format_witness(diag.witness))}")
     if diag.help:
-        lines.append(f"  = help: {diag.help}")
+        lines.append(f"  = help: {visible(diag.help)}")
     return "\n".join(lines)
 
 
 def _snippet(span: Span, *, color: bool = False) -> list[str]:
     if span is NO_SPAN or not span.source.text:
         return []
-    text = span.source.line(span.line)
+    text = span.source.line(span.line).replace("\t", " ")
     gutter = len(str(span.line))
     end_column = span.end_column if span.end_line == span.line else len(text) + 1
-    width = max(1, end_column - span.column)
-    shown = text.replace("\t", " ")
+    # the carets under the escaped text: an escape takes the columns it is shown in
+    before = len(visible(text[:span.column - 1]))
+    width = max(1, len(visible(text[span.column - 1:end_column - 1])))
+    shown = visible(text)
     if color:
         shown = _highlight(shown)
     return [
         f"{' ' * gutter} |",
         f"{span.line} | {shown}",
-        f"{' ' * gutter} | {' ' * (span.column - 1)}{'^' * width}",
+        f"{' ' * gutter} | {' ' * before}{'^' * width}",
     ]
 
 
@@ -332,4 +353,5 @@ def render_github(diag: Diagnostic) -> str:
     title = escape_github(diag.code + " " + diag.title, property_value=True)
     props = ",".join([*location, f"title={title}"])
     message = diag.message + (f" ({diag.help})" if diag.help else "")
-    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{escape_github(message)}"
+    shown = "\n".join(visible(line) for line in message.split("\n"))   # lines: escape_github's
+    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{escape_github(shown)}"
