@@ -40,8 +40,10 @@ class LoadedPolicy:
 
 def load_policy_file(path: str | os.PathLike[str], *, analyse: bool = False,
                      source_only: bool = False,
-                     root: str | os.PathLike[str] | None = None) -> LoadedPolicy:
-    """Compile or load the policy at `path` (`source_only`: always compile it as source).
+                     root: str | os.PathLike[str] | None = None,
+                     color: bool = False) -> LoadedPolicy:
+    """Compile or load the policy at `path` (`source_only`: always compile it as source;
+    `color`: the diagnostics in `problems` are coloured for a terminal).
 
     A source's imports stay inside `root` (by default its folder). Raises
     `loader.FileUnreadable` when the file cannot be read at all; every other problem (a compile
@@ -53,7 +55,7 @@ def load_policy_file(path: str | os.PathLike[str], *, analyse: bool = False,
     result = compile_file(path, analyse=analyse, root=root)
     loaded = LoadedPolicy(path, compilation=result)
     if not result.ok:
-        loaded.problems = [render_human(d) for d in result.sorted_diagnostics()
+        loaded.problems = [render_human(d, color=color) for d in result.sorted_diagnostics()
                            if d.severity is Severity.ERROR]
     elif result.table is None:
         loaded.problems = [f"{path}: a library (no `policy` header) has no decision table"]

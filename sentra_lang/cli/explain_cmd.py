@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
                         help="the agent's cumulative risk and blocked attempts before the action")
     parser.add_argument("--format", choices=["human", "json"], default="human")
     add_root_option(parser)
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -65,7 +67,7 @@ def parse_state(text: str) -> tuple[int, int]:
     return risk, strikes
 
 
-def load(path_text: str, root: Path | None = None) -> Policy | None:
+def load(path_text: str, root: Path | None = None, *, color: bool = False) -> Policy | None:
     """The policy at ``path_text``; ``None`` after printing diagnostics of a broken .sentra file."""
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.policy_file import load_policy_file
@@ -74,7 +76,7 @@ def load(path_text: str, root: Path | None = None) -> Policy | None:
     if not path.is_file():
         raise UsageError(f"no such policy file: {path_text}")
     try:
-        loaded = load_policy_file(path, root=root)
+        loaded = load_policy_file(path, root=root, color=color)
     except FileUnreadable as error:
         raise UsageError(str(error)) from None
     if loaded.compilation is None and not loaded.ok:
@@ -120,7 +122,7 @@ def to_json(decision: Decision, policy: Policy) -> str:
 def run(args: argparse.Namespace) -> int:
     fields = parse_fields(args.field)
     risk, strikes = parse_state(args.state)
-    policy = load(args.policy, root_of(args))
+    policy = load(args.policy, root_of(args), color=use_color(args.color, sys.stderr))
     if policy is None:
         return EXIT_FAILURE
     from sentra_runtime import Engine, MemoryStore

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import expand
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 BOM = "\ufeff"
 
+
+_color = False
+"""Whether this run's diagnostics are coloured (set once per run from `--color`)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
@@ -34,10 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="write nothing; list the files that would change and exit 1")
     parser.add_argument("--diff", action="store_true",
                         help="print a unified diff of the changes instead of writing them")
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    global _color
+    _color = use_color(args.color, sys.stderr)
     files = collect(args.paths)
     code = EXIT_OK
     for path in files:
@@ -133,7 +140,7 @@ def _report(diagnostics: list[Diagnostic], path: str) -> None:
     from sentra_lang.diagnostics import render_human, sort_diagnostics
 
     for diag in sort_diagnostics(diagnostics):
-        print(render_human(diag), file=sys.stderr)
+        print(render_human(diag, color=_color), file=sys.stderr)
     print(f"sentra-lang fmt: {path} not formatted: it does not parse", file=sys.stderr)
 
 

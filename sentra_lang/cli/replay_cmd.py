@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import UsageError
+from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 
 
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--to-suite", metavar="FILE",
                         help="also write the traffic as a regression suite (.sentra-test)")
     add_root_option(parser)
+    add_color_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if not policy_path.is_file():
         raise UsageError(f"no such policy: {policy_path}")
     try:
-        loaded = load_policy_file(policy_path, root=root_of(args))
+        loaded = load_policy_file(policy_path, root=root_of(args),
+                                  color=use_color(args.color, sys.stderr))
     except FileUnreadable as error:
         raise UsageError(str(error)) from error
     for problem in loaded.problems:

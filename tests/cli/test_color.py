@@ -62,6 +62,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "p.sentra").write_text(ERROR, encoding="utf-8")
     (tmp_path / "s.sentra-test").write_text(BROKEN_SUITE, encoding="utf-8")
+    (tmp_path / "unparsable.sentra").write_text('policy p version "1" {}\nwhen amont >\n',
+                                                encoding="utf-8")
+    (tmp_path / "log.jsonl").write_text("", encoding="utf-8")
     return tmp_path
 
 
@@ -70,6 +73,9 @@ COMMANDS = {  # command -> (arguments, the stream its diagnostics go to)
     "compile": (["compile", "p.sentra"], "err"),
     "test": (["test", "s.sentra-test"], "out"),
     "docs": (["docs", "p.sentra", "-o", "site"], "err"),
+    "fmt": (["fmt", "unparsable.sentra"], "err"),
+    "explain": (["explain", "p.sentra", "X"], "err"),
+    "replay": (["replay", "log.jsonl", "--policy", "p.sentra"], "err"),
 }
 
 
