@@ -5,6 +5,7 @@ fails alone or its whole transaction fails, and the log verifies and replays to 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -117,6 +118,38 @@ def test_group_commit_shares_transactions_and_keeps_each_agents_order(
         seqs = [decision.seq for decision in made]
         assert seqs == sorted(seqs)
         for decision in made:
+            assert by_seq[decision.seq]["decision"]["rule_id"] == decision.rule_id
+    assert_replays(engine)
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_async_callers_share_transactions_and_keep_their_order(
+        make_sql_store: StoreFactory, group_commit: bool) -> None:
+    """`evaluate_async` from 12 tasks on one event loop (the server's path): with group commit
+    the decisions that wait together share a transaction, without it each has its own; each
+    task's decisions keep their order, and the log replays to the states."""
+    store = make_sql_store(group_commit=group_commit, synchronous="FULL")
+    engine = Engine(SENTRA_TABLE, store)
+    commits = store.commits
+
+    async def caller(number: int) -> list[Any]:
+        rng = random.Random(number)
+        return [await engine.evaluate_async(f"agent-{number % 4}", *rng.choice(ACTIONS))
+                for _ in range(40)]
+
+    async def main() -> list[list[Any]]:
+        return await asyncio.gather(*(caller(number) for number in range(12)))
+
+    made = asyncio.run(main())
+    committed = store.commits - commits
+    assert committed < 12 * 40 if group_commit else committed == 12 * 40
+    records = [record for record in engine.audit_records() if record["kind"] == "decision"]
+    by_seq = {record["seq"]: record for record in records}
+    assert len(records) == 12 * 40
+    for decisions in made:
+        seqs = [decision.seq for decision in decisions]
+        assert seqs == sorted(seqs)
+        for decision in decisions:
             assert by_seq[decision.seq]["decision"]["rule_id"] == decision.rule_id
     assert_replays(engine)
 

@@ -3,14 +3,20 @@
 A :class:`Pending` is one decision waiting for its transaction. With :class:`GroupCommit`, the
 thread that finds no commit under way leads: it commits the queue (at most ``MAX_BATCH``
 decisions) with the store's ``commit(batch)`` and wakes every decision of the batch, and the
-oldest decision still waiting leads the next one. Each decision is answered only after its own
-commit, and each thread's decisions keep their order.
+oldest decision still waiting leads the next one. :class:`LoopCommit` does the same for callers
+on an asyncio event loop (a store's ``apply_async``), with the transactions in a commit thread
+of the store's own. Each decision is answered only after its own commit, and each caller's
+decisions keep their order.
 """
 
 from __future__ import annotations
 
 import _thread
+import asyncio
+import contextlib
+import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,3 +116,108 @@ class GroupCommit:
                     pending.wake.release()
             if successor is not None:
                 successor.wake.release()
+
+
+Prepare = Callable[[list[Pending]], Callable[[], None]]
+"""Called on the loop with a batch: does what may be done there and returns the work left for
+the commit thread (which records each decision's outcome or error on its :class:`Pending`)."""
+
+
+class LoopCommit:
+    """Group commit for callers on one asyncio event loop.
+
+    Decisions queue on the loop. While no batch is under way, the queue (up to ``limit``
+    decisions) is taken once the loop has run the callbacks that were ready (so decisions that
+    become ready together share it) and handed to ``prepare``, whose work runs in the commit
+    thread, where the loop does not wait for it. The batch's decisions are answered when that
+    work ended (one wake-up of the loop per batch), and the decisions that queued meanwhile are
+    taken next, in arrival order.
+    """
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop, prepare: Prepare,
+                 limit: int) -> None:
+        self.loop = loop
+        self.prepare = prepare
+        self.limit = limit
+        self.queue: list[tuple[Pending, asyncio.Future[Decision]]] = []
+        self.busy = False
+        self.thread = _CommitThread(name, loop)
+
+    @classmethod
+    def for_running_loop(cls, current: LoopCommit | None, name: str, prepare: Prepare,
+                         limit: int) -> LoopCommit:
+        """``current`` when it serves the running loop, else a new one (an earlier loop's
+        commit thread finishes what it was handed, then ends)."""
+        loop = asyncio.get_running_loop()
+        if current is not None and current.loop is loop:
+            return current
+        if current is not None:
+            current.thread.jobs.put(None)
+        return cls(name, loop, prepare, limit)
+
+    async def submit(self, pending: Pending) -> Decision:
+        answer: asyncio.Future[Decision] = self.loop.create_future()
+        self.queue.append((pending, answer))
+        if not self.busy:
+            self._take_soon()
+        return await answer
+
+    def _take_soon(self) -> None:
+        """Take the queue once the loop has run what is ready now: decisions that become
+        ready together (tasks the last batch woke) then share the next one."""
+        self.busy = True
+        self.loop.call_soon(self._take)
+
+    def _take(self) -> None:
+        waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
+        batch = [pending for pending, _ in waiting]
+        try:
+            work = self.prepare(batch)
+        except BaseException as error:   # an interrupt: nothing of the batch was written
+            self.busy = False
+            fail_batch(batch, error)
+            raise   # (not reached: fail_batch re-raised it)
+        self.thread.jobs.put((work, lambda: self._answer(waiting)))
+
+    def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
+        for pending, answer in waiting:
+            if answer.done():   # its caller stopped waiting (the decision stands)
+                continue
+            try:
+                answer.set_result(pending.outcome())
+            except BaseException as error:
+                answer.set_exception(error)
+        self.busy = False
+        if self.queue:
+            self._take_soon()
+
+    def close(self) -> None:
+        self.thread.stop()
+
+
+class _CommitThread(threading.Thread):
+    """Runs the work a :class:`LoopCommit` hands it, one batch after the other, and after each
+    has the loop call its answer."""
+
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name=name, daemon=True)
+        self.loop = loop
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]] | None] = \
+            queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            work, answer = job
+            try:
+                work()
+            finally:
+                # a closed loop raises RuntimeError: no one is waiting any more
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(answer)
+
+    def stop(self) -> None:
+        """Finish the work handed over, then end."""
+        self.jobs.put(None)
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=60)

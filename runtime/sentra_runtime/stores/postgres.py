@@ -50,6 +50,7 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -64,7 +65,13 @@ from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy, canonical_json
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
-from sentra_runtime.stores.group_commit import SYNCHRONOUS_MODES, GroupCommit, Pending
+from sentra_runtime.stores.group_commit import (
+    MAX_BATCH,
+    SYNCHRONOUS_MODES,
+    GroupCommit,
+    LoopCommit,
+    Pending,
+)
 from sentra_runtime.stores.schema import (
     SCHEMA_VERSION,
     SchemaError,
@@ -245,6 +252,7 @@ class PostgresStore:
             reconnect_timeout=RECONNECT_SECONDS)
         self._pool.open(wait=True, timeout=connect_timeout)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
+        self._loop_commit: LoopCommit | None = None
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
         self.commits = 0
@@ -286,6 +294,21 @@ class PostgresStore:
             return self._group.submit(pending)
         self._commit_batch([pending])
         return pending.outcome()
+
+    async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
+                          code: int, payload: Any, *,
+                          annotations: audit.Annotations | None = None) -> Decision:
+        """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on the
+        database: decisions queue on the loop, and while no transaction is under way the queue
+        (one decision without group commit) is decided and committed in one transaction in the
+        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`). The
+        decision is returned after its commit."""
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+        committer = self._loop_commit = LoopCommit.for_running_loop(
+            self._loop_commit, f"postgres-commit {self.where}",
+            lambda batch: functools.partial(self._commit_batch, batch),
+            MAX_BATCH if self._group is not None else 1)
+        return await committer.submit(pending)
 
     def _commit_batch(self, batch: list[Pending]) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order; record each
@@ -456,6 +479,8 @@ class PostgresStore:
             return snapshot.export(out)
 
     def close(self) -> None:
+        if self._loop_commit is not None:
+            self._loop_commit.close()
         self._pool.close()
 
 

@@ -16,7 +16,7 @@ every decision of the transaction, and none of them is recorded.
 
 Callers on an asyncio event loop (a server) use :meth:`SQLiteStore.apply_async` instead: the
 same decisions and transactions, with the loop deciding the queued batch and a commit thread
-committing it, so the loop never waits for a commit (:class:`_LoopCommit`).
+committing it, so the loop never waits for a commit (``group_commit.LoopCommit``).
 
 Durability (WAL mode): with ``synchronous="NORMAL"`` (the default) a committed decision survives a
 crash of the process, because the commit is in the WAL file before ``evaluate`` returns; a power
@@ -35,12 +35,10 @@ interval's decisions under ``synchronous="NORMAL"``; nothing under ``"FULL"``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -57,6 +55,7 @@ from sentra_runtime.stores.group_commit import (
     MAX_BATCH,
     SYNCHRONOUS_MODES,
     GroupCommit,
+    LoopCommit,
     Pending,
     fail_batch,
 )
@@ -124,7 +123,7 @@ class SQLiteStore:
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
-        self._loop_commit: _LoopCommit | None = None
+        self._loop_commit: LoopCommit | None = None
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
@@ -150,15 +149,25 @@ class SQLiteStore:
         commit or on another writer: decisions queue on the loop, and while no commit is under
         way the queue is decided on the loop in one transaction (one per decision without
         group commit) when the database is free at once, and committed in the store's commit
-        thread (see :class:`_LoopCommit`). The decision is returned after its commit."""
+        thread (see :class:`~sentra_runtime.stores.group_commit.LoopCommit`). The decision is
+        returned after its commit."""
         pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
-        loop = asyncio.get_running_loop()
-        committer = self._loop_commit
-        if committer is None or committer.loop is not loop:
-            if committer is not None:   # another loop used the store before: it may finish
-                committer.thread.jobs.put(None)
-            committer = self._loop_commit = _LoopCommit(self, loop)
+        committer = self._loop_commit = LoopCommit.for_running_loop(
+            self._loop_commit, f"sqlite-commit {self.path}", self._prepare_batch,
+            MAX_BATCH if self.group_commit else 1)
         return await committer.submit(pending)
+
+    def _prepare_batch(self, batch: list[Pending]) -> Callable[[], None]:
+        """On the loop: when the store and the database are free at once, decide ``batch``
+        here in one transaction (microseconds per decision; nothing waits) and leave only its
+        commit (with ``synchronous="FULL"``, an fsync) to the commit thread; otherwise (another
+        thread or process is writing) deciding and committing both run there, waiting their
+        turn."""
+        transaction = self._transaction()
+        if transaction.begin_now():
+            return functools.partial(self._end_batch, transaction, batch,
+                                     self._decide_batch(batch))
+        return functools.partial(self._commit_batch, batch)
 
     def _commit_batch(self, batch: list[Pending]) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order, waiting for
@@ -343,104 +352,6 @@ class SQLiteStore:
                 reader.close()
             self._readers.clear()
             self._connection.close()
-
-
-class _LoopCommit:
-    """Group commit for callers on one asyncio event loop (:meth:`SQLiteStore.apply_async`).
-
-    Decisions queue on the loop. While no commit is under way, the queue (up to MAX_BATCH
-    decisions, one without group commit) is taken, once the loop has run the callbacks that
-    were ready (so decisions that become ready together share it): if the store and the
-    database are free at
-    once, its decisions are made on the loop, in one transaction (state, decision, audit record:
-    microseconds each, nothing waits), and the commit (with ``synchronous="FULL"``, an fsync)
-    runs in the store's commit thread, where the loop does not wait for it; otherwise (another
-    thread or process is writing) deciding and committing both run in the commit thread,
-    waiting their turn. The batch's decisions are answered when its commit ended, and the
-    decisions that queued meanwhile are taken next, in arrival order.
-    """
-
-    def __init__(self, store: SQLiteStore, loop: asyncio.AbstractEventLoop) -> None:
-        self.store = store
-        self.loop = loop
-        self.limit = MAX_BATCH if store.group_commit else 1
-        self.queue: list[tuple[Pending, asyncio.Future[Decision]]] = []
-        self.busy = False
-        self.thread = _CommitThread(f"sqlite-commit {store.path}", loop)
-
-    async def submit(self, pending: Pending) -> Decision:
-        answer: asyncio.Future[Decision] = self.loop.create_future()
-        self.queue.append((pending, answer))
-        if not self.busy:
-            self._take_soon()
-        return await answer
-
-    def _take_soon(self) -> None:
-        """Take the queue once the loop has run what is ready now: decisions that become
-        ready together (tasks the last commit woke) then share the next commit."""
-        self.busy = True
-        self.loop.call_soon(self._take)
-
-    def _take(self) -> None:
-        waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
-        batch = [pending for pending, _ in waiting]
-        store = self.store
-        transaction = store._transaction()
-        work: Callable[[], None]
-        try:
-            if transaction.begin_now():
-                work = functools.partial(store._end_batch, transaction, batch,
-                                         store._decide_batch(batch))
-            else:
-                work = functools.partial(store._commit_batch, batch)
-        except BaseException as error:   # an interrupt: nothing of the batch was written
-            self.busy = False
-            fail_batch(batch, error)
-            raise   # (not reached: _fail re-raised it)
-        self.thread.jobs.put((work, functools.partial(self._answer, waiting)))
-
-    def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
-        for pending, answer in waiting:
-            if answer.done():   # its caller stopped waiting (the decision stands)
-                continue
-            try:
-                answer.set_result(pending.outcome())
-            except BaseException as error:
-                answer.set_exception(error)
-        self.busy = False
-        if self.queue:
-            self._take_soon()
-
-    def close(self) -> None:
-        self.thread.stop()
-
-
-class _CommitThread(threading.Thread):
-    """Runs the commits a :class:`_LoopCommit` hands it, one after the other, and after each
-    has the loop call its answer (one wake-up of the loop per batch)."""
-
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(name=name, daemon=True)
-        self.loop = loop
-        self.jobs: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]] | None] = \
-            queue.SimpleQueue()
-        self.start()
-
-    def run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            work, answer = job
-            try:
-                work()
-            finally:
-                # a closed loop raises RuntimeError: no one is waiting any more
-                with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon_threadsafe(answer)
-
-    def stop(self) -> None:
-        """Finish the commits handed over, then end."""
-        self.jobs.put(None)
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=60)
 
 
 class _Checkpointer(threading.Thread):
