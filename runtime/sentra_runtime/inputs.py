@@ -19,8 +19,7 @@ The rules, in short:
   absent field takes its default, stays absent when optional, and is refused when required;
 * a key the policy does not declare (one that is not a declared field, an object holding
   declared fields, or the flat key of a declared field) is refused or ignored, as the policy's
-  ``undeclared_fields`` setting says; an undeclared key holding an empty object holds no field
-  and counts as absent.
+  ``undeclared_fields`` setting says.
 """
 
 from __future__ import annotations
@@ -129,10 +128,6 @@ class Problem:
             allowed = ", ".join(f"'{item}'" for item in self.spec.values or ())
             return "enum", f"Input should be one of {allowed}"
         return _type_error(self.spec.type, self.value)
-
-
-def _empty_object(value: Any) -> bool:
-    return isinstance(value, Mapping) and not value
 
 
 def _type_error(kind: str, value: Any) -> tuple[str, str]:
@@ -406,8 +401,7 @@ class InputSchema:
 
         Declared are: the declared fields, the objects that hold them (followed inside when
         they are objects), and the flat keys of declared fields. A key whose value is ``null``
-        is absent, declared or not; so is an undeclared key whose value is an empty object (it
-        holds no field: ``"context": {}`` from a client that has no context to send).
+        is absent, declared or not.
         """
         found: list[tuple[str, Any]] = []
         self._undeclared_in(fields, "", found)
@@ -423,7 +417,7 @@ class InputSchema:
             if key in members:
                 if inner in self.objects and isinstance(value, Mapping):
                     self._undeclared_in(value, inner, found)
-            elif not (path == "" and key in self.names) and not _empty_object(value):
+            elif not (path == "" and key in self.names):
                 found.append((inner, value))
 
     def _undeclared(self, path: str, value: Any) -> Problem:

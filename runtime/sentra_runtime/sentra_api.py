@@ -66,7 +66,9 @@ def policy_input(policy: Policy, sent: Mapping[str, Any], context: dict[str, Any
     those it declares (itself or a field under it) that are not null, and the reference's
     defaults for those it declares and the client left out; the others are the API's, not the
     policy's, so a policy that refuses undeclared fields is not refused them. ``context`` (the
-    request's ``policy_context``) goes whole as ``context``: its keys are the policy's to judge.
+    request's ``policy_context``) goes whole as ``context``: its keys are the policy's to judge;
+    an empty one is left out for a policy that declares no ``context`` field (it holds nothing,
+    and a policy that refuses undeclared fields would refuse the empty object).
     ``extra`` holds the client's other top-level keys (a policy's own fields such as
     ``order_id``, or a typo such as ``amout``): the policy gets those it declares; a policy
     that refuses undeclared fields gets the rest too, and so refuses them; otherwise they are
@@ -84,7 +86,8 @@ def policy_input(policy: Policy, sent: Mapping[str, Any], context: dict[str, Any
                 fields[EXTRA_CONTEXT] = value
         elif name in declared or refuse:
             fields[name] = value
-    fields["context"] = context
+    if context or "context" in declared:
+        fields["context"] = context   # (an empty one is no field to a policy without context)
     return fields
 
 
