@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+
+from sentra_runtime.arith import PRECEDENCE, number_text
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, has_errors
@@ -51,10 +52,7 @@ def format_string(value: str) -> str:
 
 
 def format_number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    text = format(Decimal(repr(value)), "f")
-    return text if "." in text else text + ".0"
+    return number_text(value)
 
 
 def format_literal(literal: ast.Str | ast.Num | ast.Bool | ast.SetLit) -> str:
