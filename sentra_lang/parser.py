@@ -370,7 +370,10 @@ class TreeBuilder:
         if kind == "number":
             return self.literal(tree)  # type: ignore[return-value]
         if kind == "neg":
-            return ast.Neg(self.expression(tree.children[1]), span=span)
+            operand = self.expression(tree.children[1])
+            if isinstance(operand, ast.Num):  # `- 5` is the number -5, as `-5` is
+                return ast.Num(-operand.value, span=span)
+            return ast.Neg(operand, span=span)
         if kind in ("sum", "product"):
             children = tree.children
             result = self.expression(children[0])
