@@ -608,7 +608,7 @@ class Checker:
         undeclared or not a number."""
         ok = True
         types: dict[str, str] = {}
-        for path in _paths(expr):
+        for path in expression_paths(expr):
             info = self.field(path)
             if info is None:
                 ok = False
@@ -686,15 +686,15 @@ class Checker:
                 self.report("SL108", f"`{let.name}` is never used", let.decl.name.span)
 
 
-def _paths(expr: ast.Expr) -> Iterator[ast.Path]:
+def expressionexpression_paths(expr: ast.Expr) -> Iterator[ast.Path]:
     """The fields a number expression reads, left to right."""
     if isinstance(expr, ast.Path):
         yield expr
     elif isinstance(expr, ast.Neg):
-        yield from _paths(expr.operand)
+        yield from expression_paths(expr.operand)
     elif isinstance(expr, ast.BinOp):
-        yield from _paths(expr.left)
-        yield from _paths(expr.right)
+        yield from expression_paths(expr.left)
+        yield from expression_paths(expr.right)
 
 
 def _text(expr: ast.Expr) -> str:

@@ -32,7 +32,9 @@ comparison of the two sides, each side's final value checked to be finite (so is
 that is itself computed: ``x / inf`` would hide an overflow). Python raises ``ZeroDivisionError``
 and ``OverflowError`` itself. A row's arithmetic tests come after its other tests, so a false
 ordinary test decides first; two or more go through ``_all_or_fail``, which tries them all
-before raising (the row semantics of ``row_holds``).
+before raising (the row semantics of ``row_holds``). When a computation fails, the block is
+decided again by the definition (``_by_rows``: ``policy.first_match``), since another row of
+the same rule may hold; a computation that does not fail never changes the first match.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from typing import Any
 
 from sentra_runtime import arith
 from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalizer
-from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, test_holds
+from sentra_runtime.policy import (
+    InputSpec,
+    Policy,
+    RowFailure,
+    RowSpec,
+    TestSpec,
+    first_match,
+    test_holds,
+)
 
 NO_MATCH = -1
 UNKNOWN_ACTION = -2
@@ -100,6 +110,7 @@ def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
     namespace: dict[str, Any] = {"_read": schema.read, "_check": schema.check,
                                  "_Problem": Problem, "_fin": _finite,
                                  "_all_or_fail": _all_or_fail, "_ARITHMETIC": _FAILURES}
+    namespace["_by_rows"] = _rows_decider(policy, generator.bases, generator.otherwise_row)
     exec(compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec"), namespace)
     return Matcher(
         match=namespace["match"],
@@ -129,6 +140,8 @@ class _Generator:
         self.arithmetic = any(test.left is not None for action in policy.actions
                               for row in action.rows for test in row.tests)
         """Whether a row has an arithmetic test (the block calls then catch its failures)."""
+        self.bases: list[int] = []
+        """Per block, the index in :attr:`rows` of its first row."""
         self.otherwise_row: int | None = None
         if policy.otherwise is not None:
             self.rows.append(RowRef(rule=policy.otherwise, block=None, index=0))
@@ -177,6 +190,9 @@ class _Generator:
                              for name in action.names)
         lines = [f"_DISPATCH = {{\n{dispatch}\n}}" if dispatch else "_DISPATCH = {}",
                  "_dispatch_get = _DISPATCH.get"]
+        if self.arithmetic:
+            lines += ["_BLOCK_INDEX = {" + ", ".join(f"{name}: {i}" for i, name in enumerate(blocks))
+                      + "}"]
         if self.policy.action_normalize:
             fixed = normalizer(self.policy.action_normalize)
             exact = [f"    {name!r}: _block_{index}," for index, action in
@@ -209,7 +225,10 @@ class _Generator:
         if not self.arithmetic:
             return [f"{indent}return block(values), values, action"]
         return [f"{indent}try:", f"{indent}    return block(values), values, action",
-                f"{indent}except _ARITHMETIC:", f"{indent}    return {ARITHMETIC_ERROR}, values, action"]
+                f"{indent}except _ARITHMETIC:",
+                f"{indent}    # a computation failed: the definition decides the block "
+                "(sentra_runtime.policy.first_match)",
+                f"{indent}    return _by_rows(_BLOCK_INDEX[block], values), values, action"]
 
     def _dispatch_lines(self) -> list[str]:
         normalize = "".join(_NORMALIZE_CALLS[step] for step in self.policy.action_normalize)
@@ -343,6 +362,7 @@ class _Generator:
         to ``otherwise`` (or NO_MATCH)."""
         action = self.policy.actions[block]
         base = len(self.rows)
+        self.bases.append(base)
         self.rows += [RowRef(rule=row.rule, block=block, index=index)
                       for index, row in enumerate(action.rows)]
         comment = f"action {', '.join(repr(name) for name in action.names)}"
@@ -527,6 +547,25 @@ class _NotFinite(ArithmeticError):
 
 
 _FAILURES = (ZeroDivisionError, OverflowError, _NotFinite)
+
+
+def _rows_decider(policy: Policy, bases: Sequence[int],
+                  otherwise_row: int | None) -> Callable[[int, tuple[Any, ...]], int]:
+    """The row code of a block for a values tuple by the definition
+    (:func:`sentra_runtime.policy.first_match`): what the generated code falls back to when a
+    computation fails, since a later row of the same rule may still hold."""
+    names = [spec.name for spec in policy.inputs]
+
+    def by_rows(block: int, values: tuple[Any, ...]) -> int:
+        try:
+            found = first_match(policy.actions[block].rows, dict(zip(names, values)))
+        except RowFailure:
+            return ARITHMETIC_ERROR
+        if found is None:
+            return NO_MATCH if otherwise_row is None else otherwise_row
+        return bases[block] + found
+
+    return by_rows
 
 
 def _finite(value: Any) -> Any:

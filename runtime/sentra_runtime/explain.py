@@ -25,7 +25,7 @@ from sentra_runtime.decision import (
     Trace,
 )
 from sentra_runtime.inputs import render_json
-from sentra_runtime.policy import Policy, RowFailure, RowSpec, TestSpec, row_holds, test_holds
+from sentra_runtime.policy import Policy, RowFailure, RowSpec, TestSpec, first_match, test_holds
 
 __all__ = ["EvaluationContext", "arithmetic_failure", "describe_test", "explain", "jsonable", "render_json",
            "render_value", "summarize", "test_holds", "trace"]
@@ -75,14 +75,13 @@ def describe_test(test: TestSpec) -> str:
 
 
 def failing_row(rows: tuple[RowSpec, ...], values: Mapping[str, Any]) -> tuple[int, RowFailure] | None:
-    """The first row that is not false and fails to compute (:func:`policy.row_holds`), before
-    any row that holds; ``None`` when a row holds first or none fails."""
-    for index, row in enumerate(rows):
-        try:
-            if row_holds(row.tests, values):
-                return None
-        except RowFailure as failure:
-            return index, failure
+    """The row whose computation failed and left its rule undetermined
+    (:func:`policy.first_match`); ``None`` when the block is decided without one."""
+    try:
+        first_match(rows, values)
+    except RowFailure as failure:
+        return next(i for i, row in enumerate(rows)
+                    if any(test is failure.test for test in row.tests)), failure
     return None
 
 
@@ -235,7 +234,7 @@ def _row_traces(context: EvaluationContext, block: int, values: Mapping[str, Any
                            for test, result in zip(row.tests, results))
         rows.append(RowTrace(row.rule, index, index == matched_row, conditions))
         failed = False not in results and any(r is not True for r in results)
-        if index == matched_row or failed:
+        if index == matched_row or (failed and matched_row is None):
             break
     return tuple(rows)
 
@@ -271,7 +270,8 @@ def _trials(context: EvaluationContext, block_index: int, payload: tuple[Any, ..
         test = row.tests[results.index(error)]
         trials.append(RuleTrial(row.rule, index, False, describe_test(test),
                                 _actual(test, values), str(error)))
-        break
+        if matched_row < 0:
+            break
     return tuple(trials)
 
 

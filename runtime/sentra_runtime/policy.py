@@ -115,6 +115,44 @@ def test_holds(test: TestLike, values: Mapping[str, Any]) -> bool:
                        values.get(test.other) if test.other is not None else None)
 
 
+class RowLike(Protocol):
+    """A row as :func:`first_match` reads it (a :class:`RowSpec` or the compiler's ``Row``)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def tests(self) -> Sequence[Any]: ...
+
+
+def first_match(rows: Sequence[RowLike], values: Mapping[str, Any]) -> int | None:
+    """The index of the row that decides among ``rows`` (a block's), or ``None`` when no rule's
+    condition holds: the one definition of a block (docs/table.md, "Rows").
+
+    The consecutive rows of one rule are its condition (its disjunctive normal form), so the
+    rule's condition holds when one of them holds (the first such row is returned). When none
+    holds but one cannot be computed, the rule's condition is undetermined and
+    :class:`RowFailure` is raised: the decision is ``ARITHMETIC_ERROR``, never a later rule.
+    This is three-valued logic: an arithmetic failure matters only when the rest of the
+    condition does not decide it (``false and ...`` is false, ``true or ...`` true).
+    """
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end].rule == rows[start].rule:
+            end += 1
+        failed: RowFailure | None = None
+        for position in range(start, end):
+            try:
+                if row_holds(rows[position].tests, values):
+                    return position
+            except RowFailure as failure:
+                failed = failed or failure
+        if failed is not None:
+            raise failed
+        start = end
+    return None
+
+
 class RowFailure(Exception):
     """A row none of whose tests is false, and one of whose arithmetic tests cannot be computed:
     the decision is ``ARITHMETIC_ERROR`` (:func:`row_holds`)."""
