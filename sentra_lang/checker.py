@@ -686,7 +686,7 @@ class Checker:
                 self.report("SL108", f"`{let.name}` is never used", let.decl.name.span)
 
 
-def expressionexpression_paths(expr: ast.Expr) -> Iterator[ast.Path]:
+def expression_paths(expr: ast.Expr) -> Iterator[ast.Path]:
     """The fields a number expression reads, left to right."""
     if isinstance(expr, ast.Path):
         yield expr
