@@ -598,7 +598,7 @@ class Checker:
                 self.report("SL221", str(failure), side.span,
                             help="a constant computation must give a finite number")
                 return
-        if not any(arith.fields(expr) for expr in sides):
+        if not any(next(arith.fields(expr), None) for expr in sides):
             self.report("SL223", f"`{_text(cmp.left)} {cmp.op} {_text(cmp.right)}` compares "
                         "constants, so it is always true or always false", cmp.span,
                         help="compare a field")
