@@ -148,12 +148,13 @@ class Interpreter:
 
 def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any]) -> bool | None:
     """A comparison with arithmetic, computed here independently of `sentra_runtime.arith`
-    (docs/language.md, "Arithmetic"): false when an operand is missing, UNKNOWN when a side
+    (docs/language.md, "Arithmetic"): false when an operand is missing (`!=`: true), UNKNOWN
+    when a side
     divides by zero or is not a finite number."""
     assert not isinstance(cond.right, (ast.Str, ast.Bool))
     if any(values[path.dotted] is MISSING for side in (cond.left, cond.right)
            for path in expression_paths(side)):
-        return False
+        return cond.op == "!="  # the negation of `==`, false for a missing operand
     try:
         left, right = _value(cond.left, values), _value(cond.right, values)
     except (ZeroDivisionError, OverflowError, _NotFinite):

@@ -362,31 +362,52 @@ class TreeBuilder:
         return ast.ArithCompare(left, str(op), right, span=span)
 
     def expression(self, tree: Node) -> ast.Expr:
-        """A number expression; a condition where a number belongs is SL220 (and `0`)."""
+        """A number expression; a condition where a number belongs is SL220 (and `0`), and an
+        expression whose operations nest more than `MAX_NESTING` deep is SL013 (and `0`):
+        `a + b + c` is `(a + b) + c`, so a long chain nests as deep as it is long."""
+        return self._expression(tree)[0]
+
+    def _expression(self, tree: Node) -> tuple[ast.Expr, int]:
+        """The expression and how deep its operations nest."""
         span = self.span(tree)
         kind = tree.data
         if kind == "path":
-            return self.path(tree)
+            return self.path(tree), 0
         if kind == "number":
-            return self.literal(tree)  # type: ignore[return-value]
+            return self.literal(tree), 0  # type: ignore[return-value]
         if kind == "neg":
-            operand = self.expression(tree.children[1])
+            operand, depth = self._expression(tree.children[1])
             if isinstance(operand, ast.Num):  # `- 5` is the number -5, as `-5` is
-                return ast.Num(-operand.value, span=span)
-            return ast.Neg(operand, span=span)
+                return ast.Num(-operand.value, span=span), depth
+            return self._deep_enough(ast.Neg(operand, span=span), depth + 1, span)
         if kind in ("sum", "product"):
             children = tree.children
-            result = self.expression(children[0])
+            result, depth = self._expression(children[0])
             for index in range(1, len(children), 2):
-                right = self.expression(children[index + 1])
+                right, right_depth = self._expression(children[index + 1])
                 whole = Span.of_offsets(self.source, result.span.start, right.span.end)
-                result = ast.BinOp(str(children[index]), result, right, span=whole)
-            return result
+                result, depth = self._deep_enough(
+                    ast.BinOp(str(children[index]), result, right, span=whole),
+                    max(depth, right_depth) + 1, span)
+                if depth == 0:
+                    return result, 0
+            return result, depth
         self.diagnostics.append(diagnostic(
             "SL220", f"`{' '.join(span.text.split())}` is a condition, not a number", span,
             help="arithmetic (`+ - * /`) and comparisons take numbers: fields of type `int` or "
                  "`number`, and number literals"))
-        return ast.Num(0, span=span)
+        return ast.Num(0, span=span), 0
+
+    def _deep_enough(self, expr: ast.Expr, depth: int, span: Span) -> tuple[ast.Expr, int]:
+        """`expr` when it nests at most `MAX_NESTING` deep; else SL013 (once) and `0`."""
+        if depth <= MAX_NESTING:
+            return expr, depth
+        if not any(d.code == "SL013" for d in self.diagnostics):
+            self.diagnostics.append(diagnostic(
+                "SL013", f"arithmetic nests more than {MAX_NESTING} operations deep", span,
+                help="`a + b + c` is `(a + b) + c`: split the computation, or compare fewer "
+                     "terms"))
+        return ast.Num(0, span=span), 0
 
     # -- leaves
     def name(self, token: Token) -> ast.Name:

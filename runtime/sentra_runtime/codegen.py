@@ -527,7 +527,8 @@ class _Generator:
 
     def _may_overflow(self, expr: arith.Expr) -> bool:
         """Whether ``expr`` computes a number that may not be finite (int arithmetic is exact)."""
-        return isinstance(expr, arith.BinOp) and arith.result_type(expr, self.types) == "number"
+        return (isinstance(expr, (arith.BinOp, arith.Neg))
+                and arith.result_type(expr, self.types) == "number")
 
     def _expression(self, expr: arith.Expr) -> str:
         """Python for ``expr``, parenthesised throughout (Python's operators and precedence are
