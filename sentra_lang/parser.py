@@ -385,7 +385,9 @@ class TreeBuilder:
             result, depth = self._expression(children[0])
             for index in range(1, len(children), 2):
                 right, right_depth = self._expression(children[index + 1])
-                whole = Span.of_offsets(self.source, result.span.start, right.span.end)
+                last = index + 2 == len(children)
+                whole = span if last else Span.of_offsets(self.source, result.span.start,
+                                                          right.span.end)
                 result, depth = self._deep_enough(
                     ast.BinOp(str(children[index]), result, right, span=whole),
                     max(depth, right_depth) + 1, span)
