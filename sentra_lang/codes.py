@@ -177,7 +177,8 @@ _ENTRIES = [
          _policy('input { kind: string }\naction A {\n  when kind < "b" allow as X\n}\n'),
          'kind < "b"'),
     Code("SL204", "not a condition", "error",
-         "A bare name used as a condition must be a `bool` field or a named condition.",
+         "A bare name used as a condition must be a `bool` field or a named condition; a number "
+         "or a computation (`amount + 1`) is not a condition either: compare it.",
          _policy('input { kind: string }\naction A {\n  when kind allow as X\n}\n'), "kind"),
     Code("SL205", "invalid membership", "error",
          "`in` and `not in` test a string or enum field against a set of strings.",

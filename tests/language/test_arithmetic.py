@@ -428,3 +428,47 @@ def test_generated_python_shows_the_computation(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "sentra_lang", "compile", str(path), "--emit",
                           "python"], capture_output=True, text=True, check=True)
     assert "_fin((v3 * 0.5))" in run.stdout and "_by_rows(" in run.stdout, run.stdout
+
+
+# ------------------------------------------------------------------ suites and the docs
+
+SUITE = '''suite "refunds" for "refunds.sentra"
+
+scenario "half the order, and a division by zero" {
+  agent "a" REFUND { amount: 60, items: 1, total: 100 }
+    -> blocked rule HALF reason "Refund of 60 by a for REFUND."
+  agent "a" REFUND { amount: 5, items: 0, total: 100 }
+    -> blocked rule ARITHMETIC_ERROR threat "Invalid Input"
+       reason "Rule `PER_ITEM`: `amount / items` divides by zero." strikes 2
+}
+
+property "over the total is never allowed" REFUND where amount > total * 1 -> never allowed
+'''
+
+
+def _refunds(folder: Path) -> Path:
+    source = policy('when amount > total * 0.5 block as HALF "Refund of {amount} by {agent_id} '
+                    'for {action}."', "when amount / items > 2 block as PER_ITEM")
+    (folder / "refunds.sentra").write_text(source, "utf-8")
+    (folder / "refunds.sentra-test").write_text(SUITE, "utf-8")
+    return folder / "refunds.sentra-test"
+
+
+def test_suites_expect_arithmetic_errors_and_sample_properties_that_compute(
+        tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "sentra_lang", "test", str(_refunds(tmp_path))],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 proved, 1 sampled" in run.stdout
+
+
+def test_the_policy_reference_shows_the_expressions(tmp_path: Path) -> None:
+    _refunds(tmp_path)
+    site = tmp_path / "site"
+    run = subprocess.run([sys.executable, "-m", "sentra_lang", "docs", "--markdown-only", "-o",
+                          str(site), str(tmp_path / "refunds.sentra")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    pages = " ".join(path.read_text("utf-8") for path in site.rglob("*.md"))
+    assert "amount &gt; total * 0.5" in pages or "amount > total * 0.5" in pages
+    assert "amount / items &gt; 2" in pages or "amount / items > 2" in pages
