@@ -28,7 +28,7 @@ none of whose tests was false had an arithmetic test that could not be computed,
 :func:`sentra_runtime.policy.row_holds` names). The matcher is pure: it reads no agent state.
 
 An arithmetic test (:mod:`sentra_runtime.arith`) is code too: its fields' presence, then the
-comparison of the two sides, each side's final value checked to be finite (so is a divisor
+comparison of the two sides, each side's final value checked to be finite inline (so is a divisor
 that is itself computed: ``x / inf`` would hide an overflow). Python raises ``ZeroDivisionError``
 and ``OverflowError`` itself. A row's arithmetic tests come after its other tests, so a false
 ordinary test decides first; two or more go through ``_all_or_fail``, which tries them all
@@ -108,7 +108,7 @@ def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
     generator = _Generator(policy, schema, min_run)
     source = generator.source()
     namespace: dict[str, Any] = {"_read": schema.read, "_check": schema.check,
-                                 "_Problem": Problem, "_fin": _finite,
+                                 "_Problem": Problem, "_not_finite": _not_finite,
                                  "_all_or_fail": _all_or_fail, "_ARITHMETIC": _FAILURES}
     namespace["_by_rows"] = _rows_decider(policy, generator.bases, generator.otherwise_row)
     exec(compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec"), namespace)
@@ -140,6 +140,8 @@ class _Generator:
         self.arithmetic = any(test.left is not None for action in policy.actions
                               for row in action.rows for test in row.tests)
         """Whether a row has an arithmetic test (the block calls then catch its failures)."""
+        self.computed = 0
+        """How many computed values the code names (``_n0``, ``_n1``, ...)."""
         self.bases: list[int] = []
         """Per block, the index in :attr:`rows` of its first row."""
         self.otherwise_row: int | None = None
@@ -515,15 +517,21 @@ class _Generator:
 
     def _arithmetic_test(self, op: str, left: arith.Expr, right: arith.Expr) -> str:
         """The comparison of two computed sides: false when a field is missing, else the sides
-        compared, each checked finite (``_fin``) when it is a computed number."""
+        compared, each checked finite (:meth:`_side`) when it is a computed number."""
         names = dict.fromkeys([*arith.fields(left), *arith.fields(right)])
         present = " and ".join(f"{self._var(name)} is not None" for name in names)
         comparison = f"{self._side(left)} {op} {self._side(right)}"
         return f"{present} and {comparison}" if present else comparison
 
     def _side(self, expr: arith.Expr) -> str:
+        """``expr``'s value, checked finite inline when it may not be (``x - x`` is 0 for a
+        finite int or float, NaN for an infinity or NaN; ``_not_finite()`` raises)."""
         text = self._expression(expr)
-        return f"_fin({text})" if self._may_overflow(expr) else text
+        if not self._may_overflow(expr):
+            return text
+        name = f"_n{self.computed}"
+        self.computed += 1
+        return f"({name} if ({name} := {text}) - {name} == 0 else _not_finite())"
 
     def _may_overflow(self, expr: arith.Expr) -> bool:
         """Whether ``expr`` computes a number that may not be finite (int arithmetic is exact)."""
@@ -544,7 +552,8 @@ class _Generator:
 
 
 class _NotFinite(ArithmeticError):
-    """A computed number that is not finite (generated code raises it through ``_fin``)."""
+    """A computed number that is not finite (generated code raises it through
+    :func:`_not_finite`)."""
 
 
 _FAILURES = (ZeroDivisionError, OverflowError, _NotFinite)
@@ -569,12 +578,10 @@ def _rows_decider(policy: Policy, bases: Sequence[int],
     return by_rows
 
 
-def _finite(value: Any) -> Any:
-    """``value`` when it is finite, else :class:`_NotFinite` (``x - x`` is 0 for any finite
-    int or float, NaN for an infinity or NaN)."""
-    if value - value != 0:
-        raise _NotFinite
-    return value
+def _not_finite() -> Any:
+    """Raise :class:`_NotFinite` (the generated code calls it for a value ``x`` with
+    ``x - x != 0``)."""
+    raise _NotFinite
 
 
 def _all_or_fail(*tests: Callable[[], bool]) -> bool:

@@ -427,7 +427,7 @@ def test_generated_python_shows_the_computation(tmp_path: Path) -> None:
     path.write_text(policy("when amount > total * 0.5 block as HALF"), "utf-8")
     run = subprocess.run([sys.executable, "-m", "sentra_lang", "compile", str(path), "--emit",
                           "python"], capture_output=True, text=True, check=True)
-    assert "_fin((v3 * 0.5))" in run.stdout and "_by_rows(" in run.stdout, run.stdout
+    assert "(_n0 if (_n0 := (v3 * 0.5)) - _n0 == 0 else _not_finite())" in run.stdout and "_by_rows(" in run.stdout, run.stdout
 
 
 # ------------------------------------------------------------------ suites and the docs
