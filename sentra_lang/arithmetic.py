@@ -22,6 +22,10 @@ BUILT_IN_PLACEHOLDERS = ("action", "agent_id")
 (docs/language.md, "Reasons"). No field may be declared with one of these names."""
 
 
+FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+"""Each comparison with its sides swapped: `a < b` is `b > a`."""
+
+
 def from_ast(expr: ast.Expr) -> arith.Expr:
     """The runtime tree of a number expression (spans dropped, nothing folded)."""
     if isinstance(expr, ast.Path):
@@ -75,16 +79,13 @@ def threshold(test: Test, types: Mapping[str, str]) -> Test | None:
     bound = Fraction(right_line[1] - left_line[1], slope) if slope else None
     if bound is None:
         return None
-    op = test.op if slope > 0 else _FLIPPED[test.op]
+    op = test.op if slope > 0 else FLIPPED[test.op]
     value = _integer_bound(op, bound)
     if value is None:
         return None
-    return Test(field=names[0], op=_INTEGER_OP.get(op, op), value=value,  # type: ignore[arg-type]
-                negate=test.negate)
+    return Test(field=names[0], op=op, value=value, negate=test.negate)  # type: ignore[arg-type]
 
 
-_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_INTEGER_OP = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def _linear(expr: arith.Expr) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ from sentra_runtime import arith
 from sentra_runtime.policy import ARITHMETIC_VERSION
 
 from sentra_lang import ast
-from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
+from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
 from sentra_lang.checker import Model, RuleInfo, check, interpolated_fields
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
@@ -223,9 +223,6 @@ class Lowerer:
         raise AssertionError(f"not an atom: {cond!r}")
 
 
-_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
 def arithmetic_atom(cond: ast.ArithCompare, negate: bool) -> Atom:
     """A checked arithmetic comparison as a test, its constants folded: a field compared with a
     field or a constant is an ordinary test (`100 * 2 < amount` is `amount > 200`); `!=` is a
@@ -235,7 +232,7 @@ def arithmetic_atom(cond: ast.ArithCompare, negate: bool) -> Atom:
     assert not isinstance(cond.right, (ast.Str, ast.Bool)), "the checker rejects these"
     left, right = fold(from_ast(cond.left)), fold(from_ast(cond.right))
     if isinstance(left, arith.Const) and isinstance(right, arith.Field):
-        left, right, op = right, left, _FLIPPED[op]
+        left, right, op = right, left, FLIPPED[op]
     if isinstance(left, arith.Field) and isinstance(right, arith.Const):
         return Atom(left.name, op, right.value, None, negate)
     if isinstance(left, arith.Field) and isinstance(right, arith.Field):

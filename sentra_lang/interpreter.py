@@ -160,7 +160,7 @@ def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any]) -> bool | Non
     except (ZeroDivisionError, OverflowError, _NotFinite):
         return UNKNOWN
     if cond.op == "!=":
-        return left != right
+        return bool(left != right)
     return bool(COMPARISONS[cond.op](left, right))
 
 

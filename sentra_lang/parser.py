@@ -354,7 +354,7 @@ class TreeBuilder:
         left = self.expression(left_tree)
         right: ast.Expr | ast.Str | ast.Bool
         if right_tree.data in ("string", "boolean"):
-            right = self.literal(right_tree)  # type: ignore[assignment]
+            right = self.literal(right_tree)
         else:
             right = self.expression(right_tree)
         if isinstance(left, ast.Path) and isinstance(right, (ast.Path, ast.Num, ast.Str, ast.Bool)):

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentra_runtime import arith
-from sentra_runtime.codegen import ARITHMETIC_ERROR, INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, Matcher
+from sentra_runtime.codegen import (
+    ARITHMETIC_ERROR,
+    INVALID_INPUT,
+    NO_MATCH,
+    UNKNOWN_ACTION,
+    Matcher,
+)
 from sentra_runtime.decision import (
     ALLOW,
     BLOCK,

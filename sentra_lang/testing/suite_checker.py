@@ -12,9 +12,9 @@ from sentra_runtime.decider import INVALID_INPUT_ID, UNDECLARED_FIELD_ID
 from sentra_runtime.inputs import Problem
 
 from sentra_lang import ast
+from sentra_lang.checker import expression_paths
 from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
-from sentra_lang.checker import expression_paths
 from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, PolicyUnderTest
 
 STATUSES = ("active", "shut_down")

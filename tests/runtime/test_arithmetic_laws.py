@@ -117,8 +117,9 @@ def test_rewritten_threshold_decides_like_the_computation(
         expr: oracle.Node, op: str, bound: int, values: list[int]) -> None:
     """The analysis's exact rewrite of one `int` field with `int` constants: on every integer
     the rewritten plain test holds exactly when the computation does."""
-    from sentra_lang.arithmetic import threshold
     from sentra_runtime.policy import test_holds
+
+    from sentra_lang.arithmetic import threshold
 
     rules = [("R0", ("cmp", op, expr, ("c", bound)))]
     comp = _compiled(rules)
