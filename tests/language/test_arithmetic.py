@@ -472,3 +472,22 @@ def test_the_policy_reference_shows_the_expressions(tmp_path: Path) -> None:
     pages = " ".join(path.read_text("utf-8") for path in site.rglob("*.md"))
     assert "amount &gt; total * 0.5" in pages or "amount > total * 0.5" in pages
     assert "amount / items &gt; 2" in pages or "amount / items > 2" in pages
+
+
+def test_the_language_server_sees_the_fields_a_computation_reads() -> None:
+    """Rename and find-references reach fields inside arithmetic; `{action}` and `{agent_id}`
+    in a reason are no field."""
+    from types import SimpleNamespace
+
+    from sentra_lang.lsp.symbols import _interpolations, condition_references
+
+    cond = parsed_condition("amount > context.total * (1 - limit) / 2")
+    found = [ref.name for ref in condition_references(cond, SimpleNamespace(lets={}))]  # type: ignore[arg-type]
+    assert found == ["amount", "context.total", "limit"]
+    module, _ = parse('otherwise block as O "{action} {agent_id} {amount}"\n')
+    assert module is not None
+    otherwise = module.items[0]
+    assert isinstance(otherwise, ast.Otherwise)
+    reason = otherwise.outcome.clause("reason")
+    assert reason is not None and isinstance(reason.value, ast.Str)
+    assert [ref.name for ref in _interpolations(reason.value)] == ["amount"]
