@@ -420,6 +420,13 @@ def test_explain_names_the_failed_computation(tmp_path: Path) -> None:
     assert "`amount / items > 200` cannot be computed, got amount = 5, items = 0: " \
            "`amount / items` divides by zero" in run.stdout, run.stdout + run.stderr
     assert "ARITHMETIC_ERROR" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "sentra_lang", "explain", str(path), "REFUND",
+                          "--field", "amount=5", "--field", "items=0", "--field", "total=1",
+                          "--format", "json"], capture_output=True, text=True, check=True)
+    trial = json.loads(run.stdout)["explanation"]["trials"][0]
+    assert trial == {"rule_id": "PER_ITEM", "row": 0, "matched": False,
+                     "failed_test": "amount / items > 200", "actual": {"amount": 5, "items": 0},
+                     "error": "`amount / items` divides by zero"}
 
 
 def test_generated_python_shows_the_computation(tmp_path: Path) -> None:
