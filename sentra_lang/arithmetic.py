@@ -61,10 +61,12 @@ def threshold(test: Test, types: Mapping[str, str]) -> Test | None:
     """An arithmetic test as an ordinary test on one field that holds for exactly the same
     inputs, or None when there is none this rewrites to.
 
-    Exact for one `int` field read once, with `int` constants and `+ - *`: both sides are then
-    `a * x + b` with integers (no rounding, no overflow, no division), so `L op R` is
-    `(a_L - a_R) * x op b_R - b_L`, a threshold on the integer `x` (rounded the right way). A
-    missing `x` makes both tests false, and `negate` is kept.
+    Exact for one `int` field read once, with `int` constants and `+ - *` (and always found
+    for those): both sides are then `a * x + b` with integers (no rounding, no overflow, no
+    division), so `L op R` is `(a_L - a_R) * x op b_R - b_L`, a threshold on the integer `x`
+    (rounded the right way); with no `x` left (`x * 0`) it is `exists x` or a test no integer
+    passes (`x == 0.5`), and so is `==` with a bound that is no integer. A missing `x` makes both
+    tests false, and `negate` is kept.
     """
     if test.left is None or test.right is None:
         return None
@@ -76,16 +78,23 @@ def threshold(test: Test, types: Mapping[str, str]) -> Test | None:
     if left_line is None or right_line is None:
         return None
     slope = left_line[0] - right_line[0]
-    bound = Fraction(right_line[1] - left_line[1], slope) if slope else None
-    if bound is None:
-        return None
+    offset = right_line[1] - left_line[1]  # L op R is `slope * x op offset`
+    name = names[0]
+    if slope == 0:  # the same truth for every present x
+        holds = bool(arith.COMPARE[test.op](0, offset))
+        return Test(field=name, op="exists", negate=test.negate) if holds else \
+            _never(name, test.negate)
     op = test.op if slope > 0 else FLIPPED[test.op]
-    value = _integer_bound(op, bound)
-    if value is None:
-        return None
-    return Test(field=names[0], op=op, value=value, negate=test.negate)  # type: ignore[arg-type]
+    value = _integer_bound(op, Fraction(offset, slope))
+    if value is None:  # `x == 2/3`: no integer x
+        return _never(name, test.negate) if op == "==" else \
+            Test(field=name, op="exists", negate=test.negate)
+    return Test(field=name, op=op, value=value, negate=test.negate)  # type: ignore[arg-type]
 
 
+def _never(name: str, negate: bool) -> Test:
+    """A test false for every value of the `int` field `name`, as a plain test: `name == 0.5`."""
+    return Test(field=name, op="==", value=0.5, negate=negate)
 
 
 def _linear(expr: arith.Expr) -> tuple[int, int] | None:

@@ -498,3 +498,13 @@ def test_the_language_server_sees_the_fields_a_computation_reads() -> None:
     reason = otherwise.outcome.clause("reason")
     assert reason is not None and isinstance(reason.value, ast.Str)
     assert [ref.name for ref in _interpolations(reason.value)] == ["amount"]
+
+
+def test_the_rewrite_is_total_for_one_int_field() -> None:
+    """`items * 3 == 2` holds for no integer (SL402, a true finding); `items * 0 + 1 > 0` holds
+    whenever `items` is present."""
+    comp = compile_ok(policy("when items * 3 == 2 block as NEVER", "when limit * 0 + 1 > 0 "
+                             "allow as PRESENT", "when not exists limit allow as ABSENT"))
+    codes = {d.code: d for d in comp.diagnostics if d.code.startswith("SL4")}
+    assert "SL408" not in codes and "NEVER" in codes["SL402"].message
+    assert "SL405" not in codes  # PRESENT and ABSENT cover every input
