@@ -7,7 +7,9 @@ never decide because earlier rules take every input they match (SL401), match ev
 (SL403), decide inputs a later rule with another outcome also matches (SL404), and which
 inputs no rule covers (SL405). Every finding carries a witness: a complete input that, given
 to the runtime as it is, lands where the finding says. When a space is too large to cover
-exactly the action gets SL406 instead of findings.
+exactly the action gets SL406 instead of findings. Arithmetic tests are first rewritten as
+thresholds where that is exact (`sentra_lang.arithmetic.exact_view`); an action with one left
+gets SL408 instead of findings.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
 from sentra_lang.regions import MAX_PAIRS, Outcome, Row, RowIndex, TooManyPieces, engine_for
@@ -44,7 +47,12 @@ def analyse(table: Table, model: Model, options: AnalysisOptions | None = None) 
     options = options or AnalysisOptions()
     findings: list[Diagnostic] = []
     blocks = [b for b in model.blocks if b.names]
+    table = exact_view(table)
     for number, (info, block) in enumerate(zip(blocks, table.actions), start=1):
+        computed = computed_rule(block.rows)
+        if computed is not None:
+            findings.append(not_exact(", ".join(info.names), computed, info.span))
+            continue
         reporter = _progress(options, info, number, len(blocks))
         findings.extend(_analyse_block(table, model, info, block.rows, options, reporter))
     return findings
@@ -88,6 +96,14 @@ def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any],
         return [diagnostic("SL406", f"analysis of `{action}` skipped: {reason}", info.span,
                            help="split the action, or compare fields with fewer constants")]
     return _Report(space, info, boxes, outcome, model, options).diagnostics(action)
+
+
+def not_exact(action: str, rule: str, span: Any) -> Diagnostic:
+    """SL408: the action compares computed values the analysis cannot rewrite exactly."""
+    return diagnostic("SL408", f"analysis of `{action}` is not exact: rule `{rule}` compares "
+                      "computed values", span,
+                      help="the runtime decides it as written; the analysis rewrites only one "
+                           "`int` field with `int` constants and `+ - *` exactly")
 
 
 class _Report:
@@ -188,4 +204,4 @@ class _Report:
                  "note and witness per pair")
 
 
-__all__ = ["AnalysisOptions", "analyse", "action_rows"]
+__all__ = ["AnalysisOptions", "analyse", "action_rows", "not_exact"]

@@ -120,7 +120,42 @@ class Or:
     span: Span = _span()
 
 
-Condition = Compare | Membership | StringTest | Exists | Ref | Not | And | Or
+@dataclass(frozen=True)
+class BinOp:
+    """`left op right` on numbers: `+ - * /` (docs/language.md, "Arithmetic")."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    """Unary minus: `-x`."""
+
+    operand: Expr
+    span: Span = _span()
+
+
+Expr = Path | Num | BinOp | Neg
+"""A number expression: a field, a number literal, or arithmetic on them."""
+
+
+@dataclass(frozen=True)
+class ArithCompare:
+    """A comparison with arithmetic on a side (or a number on the left): `a * 2 > b - 1`.
+
+    A comparison of a field with a field or a literal is a `Compare`; `right` is a string or
+    `true`/`false` only in a comparison the checker rejects."""
+
+    left: Expr
+    op: str  # == != < <= > >=
+    right: Expr | Str | Bool
+    span: Span = _span()
+
+
+Condition = Compare | ArithCompare | Membership | StringTest | Exists | Ref | Not | And | Or
 
 
 # --------------------------------------------------------------------------- declarations

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentra_runtime import arith
 from sentra_runtime.inputs import normalize
 
 from sentra_lang import ast
+from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
 from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES, UNDECLARED_FIELDS
 from sentra_lang.loader import LoadedFile, Program
@@ -239,6 +241,12 @@ class Checker:
             self.report("SL103", f"field `{name}` is declared twice", decl.span,
                         related=[Related(self.model.fields[name].decl.span, "first declaration")])
             return
+        if name in BUILT_IN_PLACEHOLDERS:
+            self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
+                        help=f"a reason's `{{{name}}}` is the "
+                             + ("action type" if name == "action" else "agent's id")
+                             + f"; name the field otherwise, or put it under a prefix "
+                               f"(`context.{name}`)")
         type_name = self._type(decl.type)
         steps = self._normalize_steps(decl.normalize) if decl.normalize else []
         if decl.normalize and type_name not in ("string", "enum", "set", "?"):
@@ -483,11 +491,14 @@ class Checker:
                             help="interpolate a field as `{field}`; write `{{` or `}}` for a brace")
                 continue
             span = _sub_span(string.span, "{" + name + "}")
+            if name in BUILT_IN_PLACEHOLDERS:
+                continue
             if name in self.model.fields:
                 self.model.fields[name].used = True
             else:
                 self.report("SL101", f"undeclared field `{name}` in reason", span,
-                            help=did_you_mean(name, self.model.fields) or "declare it in `input`")
+                            help=did_you_mean(name, [*self.model.fields, *BUILT_IN_PLACEHOLDERS])
+                            or "declare it in `input`")
 
     # ---------------------------------------------------------------- conditions
     def condition(self, cond: ast.Condition) -> None:
@@ -505,6 +516,8 @@ class Checker:
                 self.report("SL208", f"`{info.name}` {why}, so `exists` is always true", cond.span)
         elif isinstance(cond, ast.Compare):
             self._compare(cond)
+        elif isinstance(cond, ast.ArithCompare):
+            self._arith_compare(cond)
         elif isinstance(cond, ast.Membership):
             self._membership(cond)
         elif isinstance(cond, ast.StringTest):
@@ -565,6 +578,49 @@ class Checker:
             return
         if isinstance(literal, ast.Str):
             self._string_value(left, literal)
+
+    def _arith_compare(self, cmp: ast.ArithCompare) -> None:
+        """Both sides are numbers (SL220, SL201), read a field (SL223) and compute (SL221)."""
+        left = self._number(cmp.left)
+        if isinstance(cmp.right, (ast.Str, ast.Bool)):
+            if left is not None:
+                self.report("SL201", f"cannot compare the {left} `{_text(cmp.left)}` with "
+                            f"{_literal_type(cmp.right)} {_show(cmp.right)}", cmp.span)
+            return
+        right = self._number(cmp.right)
+        if left is None or right is None:
+            return
+        sides = (from_ast(cmp.left), from_ast(cmp.right))
+        for side, expr in zip((cmp.left, cmp.right), sides):
+            try:
+                fold(expr)
+            except arith.ArithmeticFailure as failure:
+                self.report("SL221", str(failure), side.span,
+                            help="a constant computation must give a finite number")
+                return
+        if not any(next(arith.fields(expr), None) for expr in sides):
+            self.report("SL223", f"`{_text(cmp.left)} {cmp.op} {_text(cmp.right)}` compares "
+                        "constants, so it is always true or always false", cmp.span,
+                        help="compare a field")
+
+    def _number(self, expr: ast.Expr) -> str | None:
+        """`int` or `number`, what `expr` computes; None after reporting a field that is
+        undeclared or not a number."""
+        ok = True
+        types: dict[str, str] = {}
+        for path in expression_paths(expr):
+            info = self.field(path)
+            if info is None:
+                ok = False
+            elif info.type not in NUMERIC:
+                numeric = [n for n, f in self.model.fields.items() if f.type in NUMERIC]
+                self.report("SL220", f"`{info.name}` is a `{info.type}` field, not a number",
+                            path.span, help=did_you_mean(info.name, numeric)
+                            or "arithmetic and `<` `<=` `>` `>=` take `int` and `number` fields")
+                ok = False
+            else:
+                types[info.name] = info.type
+        return arith.result_type(from_ast(expr), types) if ok else None
 
     def _string_value(self, info: FieldInfo, literal: ast.Str) -> None:
         if info.type == "enum" and literal.value not in (info.values or []):
@@ -628,6 +684,21 @@ class Checker:
         for let in self.model.lets.values():
             if let.main and not let.used:
                 self.report("SL108", f"`{let.name}` is never used", let.decl.name.span)
+
+
+def expression_paths(expr: ast.Expr) -> Iterator[ast.Path]:
+    """The fields a number expression reads, left to right."""
+    if isinstance(expr, ast.Path):
+        yield expr
+    elif isinstance(expr, ast.Neg):
+        yield from expression_paths(expr.operand)
+    elif isinstance(expr, ast.BinOp):
+        yield from expression_paths(expr.left)
+        yield from expression_paths(expr.right)
+
+
+def _text(expr: ast.Expr) -> str:
+    return arith.expression_text(from_ast(expr))
 
 
 def _family(type_name: str) -> str:

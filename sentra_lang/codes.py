@@ -177,7 +177,8 @@ _ENTRIES = [
          _policy('input { kind: string }\naction A {\n  when kind < "b" allow as X\n}\n'),
          'kind < "b"'),
     Code("SL204", "not a condition", "error",
-         "A bare name used as a condition must be a `bool` field or a named condition.",
+         "A bare name used as a condition must be a `bool` field or a named condition; a number "
+         "or a computation (`amount + 1`) is not a condition either: compare it.",
          _policy('input { kind: string }\naction A {\n  when kind allow as X\n}\n'), "kind"),
     Code("SL205", "invalid membership", "error",
          "`in` and `not in` test a string or enum field against a set of strings.",
@@ -217,6 +218,26 @@ _ENTRIES = [
     Code("SL213", "condition cycle", "error",
          "Named conditions refer to each other in a cycle.",
          _policy('let A1 = B1\nlet B1 = A1\naction A {\n  when A1 allow as X\n}\n'), "B1"),
+    Code("SL220", "arithmetic needs numbers", "error",
+         "Arithmetic (`+ - * /`) and a comparison with arithmetic take numbers: fields of type "
+         "`int` or `number` and number literals. A condition where a number belongs, or a "
+         "field of another type, is this error (with a \"did you mean\" for a numeric field "
+         "of a similar name).",
+         _policy('input { amount: number\n  kind: string }\n'
+                 'action A {\n  when amount > kind * 2 allow as X\n}\n'), "kind"),
+    Code("SL221", "constant arithmetic fails", "error",
+         "A computation on constants alone divides by zero or overflows, so it has no value.",
+         _policy('input { amount: number }\n'
+                 'action A {\n  when amount > 10 / 0 allow as X\n}\n'), "10 / 0"),
+    Code("SL222", "reserved field name", "error",
+         "A reason interpolates `{action}` (the action type) and `{agent_id}` (the agent's "
+         "id), so no field may be declared with either name. A prefixed field "
+         "(`context.action`) is fine.",
+         _policy('input { action: string }\n'
+                 'action A {\n  when action == "x" allow as X\n}\n'), "action"),
+    Code("SL223", "constant comparison", "error",
+         "A comparison with no field on either side is always true or always false.",
+         _policy('action A {\n  when 2 * 3 > 5 allow as X\n}\n'), "2 * 3 > 5"),
     # ------------------------------------------------------------------ policy: SL3xx
     Code("SL301", "no otherwise", "warning",
          "The policy has no `otherwise`, so an action type that no block names is blocked "
@@ -296,6 +317,15 @@ _ENTRIES = [
          "with different decisions; the first are listed, the rest are not. Every listed pair is "
          "real, and without `--all-witnesses` every overlapping rule gets its note.",
          "", ""),
+    Code("SL408", "analysis not exact", "warning",
+         "A rule of the action compares computed values that the analysis cannot rewrite "
+         "exactly as a threshold on one field (it can for one `int` field with `int` constants "
+         "and `+ - *`, such as `count * 2 + 1 > 9`). Rather than findings that might be wrong, "
+         "the action gets this warning and no other analysis finding; `diff` likewise reports "
+         "such an action as not compared exactly. The runtime decides it as written.",
+         _policy('input {\n  amount: number\n  total: number\n}\n'
+                 'action A {\n  when amount > total * 0.5 block as HALF\n  allow as Y\n}\n'),
+         "action A"),
     # ------------------------------------------------------------ scenario suites: SL5xx
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
     Code("SL501", "suite policy does not compile", "error",

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
+from sentra_runtime import arith
+from sentra_runtime.policy import ARITHMETIC_VERSION
+
 from sentra_lang import ast
-from sentra_lang.checker import Model, RuleInfo, check
+from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
+from sentra_lang.checker import Model, RuleInfo, check, interpolated_fields
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
@@ -43,11 +47,18 @@ class Atom:
     value: Any = None
     other: str | None = None
     negate: bool = False
+    left: arith.Expr | None = None
+    """An arithmetic test's sides (`field` is then "")."""
+    right: arith.Expr | None = None
 
     def negated(self) -> Atom:
-        return Atom(self.field, self.op, self.value, self.other, not self.negate)
+        return Atom(self.field, self.op, self.value, self.other, not self.negate, self.left,
+                    self.right)
 
     def to_test(self) -> Test:
+        if self.left is not None and self.right is not None:
+            return Test(op=self.op, negate=self.negate, left=arith.to_json(self.left),  # type: ignore[arg-type]
+                        right=arith.to_json(self.right))
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return Test(field=self.field, op=self.op, value=value, other=self.other,  # type: ignore[arg-type]
                     negate=self.negate)
@@ -198,6 +209,8 @@ class Lowerer:
             if isinstance(cond.right, ast.Path):
                 return Atom(cond.left.dotted, op, None, cond.right.dotted, negate != flip)
             return Atom(cond.left.dotted, op, cond.right.value, None, negate != flip)
+        if isinstance(cond, ast.ArithCompare):
+            return arithmetic_atom(cond, negate)
         if isinstance(cond, ast.Membership):
             items = (cond.set.items if isinstance(cond.set, ast.SetLit)
                      else self.model.lets[cond.set.value].value.items)  # type: ignore[union-attr]
@@ -208,6 +221,23 @@ class Lowerer:
         if isinstance(cond, ast.Exists):
             return Atom(cond.path.dotted, "exists", None, None, negate)
         raise AssertionError(f"not an atom: {cond!r}")
+
+
+def arithmetic_atom(cond: ast.ArithCompare, negate: bool) -> Atom:
+    """A checked arithmetic comparison as a test, its constants folded: a field compared with a
+    field or a constant is an ordinary test (`100 * 2 < amount` is `amount > 200`); `!=` is a
+    negated `==`, as for every comparison (a missing operand makes `==` false)."""
+    op, flip = ("==", True) if cond.op == "!=" else (cond.op, False)
+    negate = negate != flip
+    assert not isinstance(cond.right, (ast.Str, ast.Bool)), "the checker rejects these"
+    left, right = fold(from_ast(cond.left)), fold(from_ast(cond.right))
+    if isinstance(left, arith.Const) and isinstance(right, arith.Field):
+        left, right, op = right, left, FLIPPED[op]
+    if isinstance(left, arith.Field) and isinstance(right, arith.Const):
+        return Atom(left.name, op, right.value, None, negate)
+    if isinstance(left, arith.Field) and isinstance(right, arith.Field):
+        return Atom(left.name, op, None, right.name, negate)
+    return Atom("", op, None, None, negate, left, right)
 
 
 # -------------------------------------------------------------------------------- table
@@ -246,6 +276,7 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         if block.names
     ]
     table = Table(
+        schema_version=_schema_version(model, rows),
         policy=PolicyInfo(name=model.name, version=model.version, description=model.description),
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
                           action_normalize=model.action_normalize,  # type: ignore[arg-type]
@@ -256,3 +287,13 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         otherwise=model.otherwise.id if model.otherwise else None,
     )
     return seal(table)
+
+
+def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
+    """3 for a table that computes or interpolates `{action}`/`{agent_id}` (an older runtime
+    refuses it rather than decide it otherwise), else 2, which every runtime since 2 reads."""
+    computes = any(atom.left is not None for table_rows in rows.values()
+                   for row in table_rows for atom in row)
+    names = {name for rule in _all_rules(model)
+             for name, _start, _end in interpolated_fields(rule.reason)}
+    return ARITHMETIC_VERSION if computes or names & set(BUILT_IN_PLACEHOLDERS) else 2

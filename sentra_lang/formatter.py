@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+
+from sentra_runtime.arith import expression_text, number_text
 
 from sentra_lang import ast
+from sentra_lang.arithmetic import from_ast
 from sentra_lang.diagnostics import Diagnostic, has_errors
 from sentra_lang.parser import parse
 
@@ -51,10 +53,7 @@ def format_string(value: str) -> str:
 
 
 def format_number(value: int | float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    text = format(Decimal(repr(value)), "f")
-    return text if "." in text else text + ".0"
+    return number_text(value)
 
 
 def format_literal(literal: ast.Str | ast.Num | ast.Bool | ast.SetLit) -> str:
@@ -141,6 +140,10 @@ def _atom(cond: ast.Condition) -> str:
     if isinstance(cond, ast.Compare):
         right = cond.right.dotted if isinstance(cond.right, ast.Path) else format_literal(cond.right)
         return f"{cond.left.dotted} {cond.op} {right}"
+    if isinstance(cond, ast.ArithCompare):
+        right = (format_literal(cond.right) if isinstance(cond.right, (ast.Str, ast.Bool))
+                 else format_expression(cond.right))
+        return f"{format_expression(cond.left)} {cond.op} {right}"
     if isinstance(cond, ast.Membership):
         target = cond.set.value if isinstance(cond.set, ast.Name) else format_literal(cond.set)
         return f"{cond.path.dotted} {'not in' if cond.negated else 'in'} {target}"
@@ -151,6 +154,12 @@ def _atom(cond: ast.Condition) -> str:
     if isinstance(cond, ast.Ref):
         return cond.path.dotted
     raise TypeError(f"not a condition: {cond!r}")
+
+
+def format_expression(expr: ast.Expr) -> str:
+    """A number expression with the fewest parentheses that keep its tree (`a - (b - c)` keeps
+    them: number arithmetic is not associative)."""
+    return expression_text(from_ast(expr))
 
 
 def _condition_lines(prefix: str, cond: ast.Condition, continuation: str) -> list[str]:

@@ -59,6 +59,7 @@ SUITE_KEYWORDS: frozenset[str] = frozenset(
 _IDENT_END = r"(?![A-Za-z0-9_])"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _COMPARE = r"==|!=|<=|>=|<|>"
+_ARITHMETIC = r"[+*/-]"  # after the arrow `->` and after negative numbers such as `-5`
 _ARROW = r"->"  # scenario suites: `agent "a" ACTION -> allowed`
 _ESCAPE = r'\\[\\"nt]'
 _INTERPOLATION = r"\{[A-Za-z_][A-Za-z0-9_.]*\}|\{\{|\}\}"
@@ -87,7 +88,7 @@ _SUITE_STRING = [rule for rule in _STRING if rule[0] != _INTERPOLATION]
 """A suite's strings are the text a decision carries: `{x}` in them is literal."""
 _NAMES_AND_OPERATORS = [
     (_NAME, Name),
-    (_ARROW + "|" + _COMPARE + r"|[=?]", Operator),
+    (_ARROW + "|" + _COMPARE + r"|[=?]|" + _ARITHMETIC, Operator),
     (r"[{}()\[\],:.;]", Punctuation),
 ]
 
@@ -192,7 +193,7 @@ def _grammar(name: str, scope: str, file_type: str, label: str, strings: dict[st
             "keywords": _keyword_patterns([(scope_name + suffix, group)
                                            for scope_name, group in keyword_groups]),
             "operator": {"name": "keyword.operator.comparison" + suffix,
-                         "match": _ARROW + "|" + _COMPARE + r"|[=?]"},
+                         "match": _ARROW + "|" + _COMPARE + r"|[=?]|" + _ARITHMETIC},
         },
     }
 

@@ -7,13 +7,15 @@ against it on generated policies and inputs.
 
 from __future__ import annotations
 
+import math
+import operator
 from typing import Any
 
 from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalize
 from sentra_runtime.policy import COMPARISONS, InputSpec
 
 from sentra_lang import ast
-from sentra_lang.checker import FieldInfo, Model, RuleInfo
+from sentra_lang.checker import FieldInfo, Model, RuleInfo, expression_paths
 
 
 class InvalidInput(Exception):
@@ -37,6 +39,19 @@ def _spec(info: FieldInfo) -> InputSpec:
                      has_default=info.has_default, default=info.default,
                      normalize=tuple(info.normalize),
                      values=tuple(info.values) if info.values is not None else None)
+
+
+class ArithmeticFailed(Exception):
+    """The deciding rule's condition is undetermined: a computation it needs failed
+    (`ARITHMETIC_ERROR`). `rule` is that rule."""
+
+    def __init__(self, rule: RuleInfo) -> None:
+        super().__init__(rule.id)
+        self.rule = rule
+
+
+UNKNOWN = None
+"""The third truth value: a condition whose arithmetic could not be computed."""
 
 
 class Interpreter:
@@ -63,28 +78,43 @@ class Interpreter:
     def match(self, action: str, fields: dict[str, Any]) -> RuleInfo | None:
         """The deciding rule (the `otherwise` rule for unknown actions), or None (fail closed).
 
-        Raises InvalidInput when the input does not fit the declared types.
+        Raises InvalidInput when the input does not fit the declared types, ArithmeticFailed
+        when the first rule whose condition is not false is undetermined.
         """
         values = self.values(fields)
         rules = self.rules_for(action)
         if rules is None:
             return self.model.otherwise
         for rule in rules:
-            if rule.when is None or self.holds(rule.when, values):
+            truth = True if rule.when is None else self.truth(rule.when, values)
+            if truth is UNKNOWN:
+                raise ArithmeticFailed(rule)
+            if truth:
                 return rule
         return self.model.otherwise
 
     def holds(self, cond: ast.Condition, values: dict[str, Any]) -> bool:
+        """Whether `cond` holds (an undetermined condition does not)."""
+        return self.truth(cond, values) is True
+
+    def truth(self, cond: ast.Condition, values: dict[str, Any]) -> bool | None:
+        """Three-valued (strong Kleene): true, false, or UNKNOWN when a computation failed and
+        the rest of the condition does not decide it."""
         if isinstance(cond, ast.And):
-            return all(self.holds(c, values) for c in cond.operands)
+            results = [self.truth(c, values) for c in cond.operands]
+            return False if False in results else UNKNOWN if UNKNOWN in results else True
         if isinstance(cond, ast.Or):
-            return any(self.holds(c, values) for c in cond.operands)
+            results = [self.truth(c, values) for c in cond.operands]
+            return True if True in results else UNKNOWN if UNKNOWN in results else False
         if isinstance(cond, ast.Not):
-            return not self.holds(cond.operand, values)
+            inner = self.truth(cond.operand, values)
+            return UNKNOWN if inner is UNKNOWN else not inner
+        if isinstance(cond, ast.ArithCompare):
+            return _arith_compare(cond, values)
         if isinstance(cond, ast.Ref):
             let = self.model.lets.get(cond.path.dotted)
             if let is not None:
-                return self.holds(let.value, values)  # type: ignore[arg-type]
+                return self.truth(let.value, values)  # type: ignore[arg-type]
             return values[cond.path.dotted] is True
         if isinstance(cond, ast.Exists):
             return values[cond.path.dotted] is not MISSING
@@ -114,3 +144,40 @@ class Interpreter:
         if left is MISSING or right is MISSING:
             return False
         return bool(COMPARISONS[cond.op](left, right))
+
+
+def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any]) -> bool | None:
+    """A comparison with arithmetic, computed here independently of `sentra_runtime.arith`
+    (docs/language.md, "Arithmetic"): false when an operand is missing (`!=`: true), UNKNOWN
+    when a side
+    divides by zero or is not a finite number."""
+    assert not isinstance(cond.right, (ast.Str, ast.Bool))
+    if any(values[path.dotted] is MISSING for side in (cond.left, cond.right)
+           for path in expression_paths(side)):
+        return cond.op == "!="  # the negation of `==`, false for a missing operand
+    try:
+        left, right = _value(cond.left, values), _value(cond.right, values)
+    except (ZeroDivisionError, OverflowError, _NotFinite):
+        return UNKNOWN
+    if cond.op == "!=":
+        return bool(left != right)
+    return bool(COMPARISONS[cond.op](left, right))
+
+
+class _NotFinite(Exception):
+    pass
+
+
+def _value(expr: ast.Expr, values: dict[str, Any]) -> Any:
+    if isinstance(expr, ast.Path):
+        return values[expr.dotted]
+    if isinstance(expr, ast.Num):
+        return expr.value
+    if isinstance(expr, ast.Neg):
+        return -_value(expr.operand, values)
+    left, right = _value(expr.left, values), _value(expr.right, values)
+    result = {"+": operator.add, "-": operator.sub, "*": operator.mul,
+              "/": operator.truediv}[expr.op](left, right)
+    if isinstance(result, float) and not math.isfinite(result):
+        raise _NotFinite
+    return result

@@ -20,12 +20,13 @@ from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 
 MAX_NESTING = 100
-"""The deepest a condition nests (`not`, `and`, `or`; docs/language.md, "Limits")."""
+"""The deepest a condition nests (`not`, `and`, `or`, arithmetic; docs/language.md, "Limits")."""
 MAX_NUMBER_DIGITS = 100
 """The most digits a number literal has (docs/language.md, "Limits")."""
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
-_CONDITION_NESTING = frozenset({"or_cond", "and_cond", "not_cond"})
+_CONDITION_NESTING = frozenset({"or_cond", "and_cond", "not_cond", "sum", "product", "neg"})
+_EXPRESSIONS = frozenset({"sum", "product", "neg", "number", "path"})
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -37,6 +38,10 @@ _TERMINAL_WORDS = {
     "STRING_TEST": "`starts_with`, `ends_with` or `contains`",
     "NOT": "`not`",
     "OPTIONAL": "`?`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "TIMES": "`*`",
+    "DIVIDE": "`/`",
     "$END": "end of file",
 }
 TOP_LEVEL_WORDS = frozenset({"policy", "input", "let", "action", "otherwise", "import"})
@@ -321,9 +326,7 @@ class TreeBuilder:
         if kind == "not_cond":
             return ast.Not(self.condition(tree.children[0]), span=span)
         if kind == "comparison":
-            left, op, right = tree.children
-            right_node = self.path(right) if right.data == "path" else self.literal(right)
-            return ast.Compare(self.path(left), str(op), right_node, span=span)
+            return self.comparison(tree, span)
         if kind == "membership":
             path = self.path(tree.children[0])
             negated = len(tree.children) == 3
@@ -335,9 +338,78 @@ class TreeBuilder:
             return ast.StringTest(self.path(path), str(op), self.string(value), span=span)
         if kind == "exists":
             return ast.Exists(self.path(tree.children[0]), span=span)
-        if kind == "ref":
-            return ast.Ref(self.path(tree.children[0]), span=span)
+        if kind == "path":
+            return ast.Ref(self.path(tree), span=span)
+        if kind in _EXPRESSIONS:
+            self.diagnostics.append(diagnostic(
+                "SL204", f"`{' '.join(span.text.split())}` is a number, not a condition", span,
+                help="compare it, for example `... > 0`"))
+            return ast.Ref(ast.Path(("?",), span=span), span=span)
         raise AssertionError(f"unexpected condition node {kind}")
+
+    def comparison(self, tree: Node, span: Span) -> ast.Compare | ast.ArithCompare:
+        """`left op right`: a `Compare` of a field with a field or a literal, else an
+        `ArithCompare` (arithmetic on a side, or a number on the left)."""
+        left_tree, op, right_tree = tree.children
+        left = self.expression(left_tree)
+        right: ast.Expr | ast.Str | ast.Bool
+        if right_tree.data in ("string", "boolean"):
+            right = self.literal(right_tree)
+        else:
+            right = self.expression(right_tree)
+        if isinstance(left, ast.Path) and isinstance(right, (ast.Path, ast.Num, ast.Str, ast.Bool)):
+            return ast.Compare(left, str(op), right, span=span)
+        return ast.ArithCompare(left, str(op), right, span=span)
+
+    def expression(self, tree: Node) -> ast.Expr:
+        """A number expression; a condition where a number belongs is SL220 (and `0`), and an
+        expression whose operations nest more than `MAX_NESTING` deep is SL013 (and `0`):
+        `a + b + c` is `(a + b) + c`, so a long chain nests as deep as it is long."""
+        return self._expression(tree)[0]
+
+    def _expression(self, tree: Node) -> tuple[ast.Expr, int]:
+        """The expression and how deep its operations nest."""
+        span = self.span(tree)
+        kind = tree.data
+        if kind == "path":
+            return self.path(tree), 0
+        if kind == "number":
+            return self.literal(tree), 0  # type: ignore[return-value]
+        if kind == "neg":
+            operand, depth = self._expression(tree.children[1])
+            if isinstance(operand, ast.Num):  # `- 5` is the number -5, as `-5` is
+                return ast.Num(-operand.value, span=span), depth
+            return self._deep_enough(ast.Neg(operand, span=span), depth + 1, span)
+        if kind in ("sum", "product"):
+            children = tree.children
+            result, depth = self._expression(children[0])
+            for index in range(1, len(children), 2):
+                right, right_depth = self._expression(children[index + 1])
+                last = index + 2 == len(children)
+                whole = span if last else Span.of_offsets(self.source, result.span.start,
+                                                          right.span.end)
+                result, depth = self._deep_enough(
+                    ast.BinOp(str(children[index]), result, right, span=whole),
+                    max(depth, right_depth) + 1, span)
+                if depth == 0:
+                    return result, 0
+            return result, depth
+        self.diagnostics.append(diagnostic(
+            "SL220", f"`{' '.join(span.text.split())}` is a condition, not a number", span,
+            help="arithmetic (`+ - * /`) and comparisons take numbers: fields of type `int` or "
+                 "`number`, and number literals"))
+        return ast.Num(0, span=span), 0
+
+    def _deep_enough(self, expr: ast.Expr, depth: int, span: Span) -> tuple[ast.Expr, int]:
+        """`expr` when it nests at most `MAX_NESTING` deep; else SL013 (once) and `0`."""
+        if depth <= MAX_NESTING:
+            return expr, depth
+        if not any(d.code == "SL013" for d in self.diagnostics):
+            self.diagnostics.append(diagnostic(
+                "SL013", f"arithmetic nests more than {MAX_NESTING} operations deep", span,
+                help="`a + b + c` is `(a + b) + c`: split the computation, or compare fewer "
+                     "terms"))
+        return ast.Num(0, span=span), 0
 
     # -- leaves
     def name(self, token: Token) -> ast.Name:

@@ -22,11 +22,12 @@ from typing import Any
 from sentra_runtime import Decision, Engine
 from sentra_runtime.inputs import normalize
 
+from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
-from sentra_lang.space import SpaceTooLarge, build_space
+from sentra_lang.space import NotExact, SpaceTooLarge, build_space
 from sentra_lang.table import ActionBlock, InputField, Table
 
 INVALID = -1
@@ -230,7 +231,7 @@ def diff_policies(old: Compilation, new: Compilation, *,
     result.settings = _settings(old.table, new.table)
     result.inputs = _inputs(old.table, new.table)
     engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
-    side = (_Side(old.table, old.model), _Side(new.table, new.model))
+    side = (_Side(exact_view(old.table), old.model), _Side(exact_view(new.table), new.model))
     pairs = _dispatch_pairs(side[0], side[1])
     for number, ((old_block, new_block), raw) in enumerate(pairs.items(), start=1):
         action = OTHER_ACTION if (old_block, new_block) == (None, None) else raw
@@ -292,6 +293,11 @@ def _compare(side: tuple[_Side, _Side], old_block: int | None, new_block: int | 
         space = build_space([side[0].table.input, side[1].table.input], tests)
         rows = [_rows(space, version, found) for version, found in enumerate(blocks)]
         crossed = engine_for(space, rows[0] + rows[1]).cross(rows[0], rows[1])
+    except NotExact:
+        rules = [computed_rule(found[1].rows) for found in blocks if found is not None]
+        diff.skipped = (f"not compared exactly: rule `{next(r for r in rules if r)}` compares "
+                        "computed values (SL408)")
+        return diff
     except (SpaceTooLarge, TooManyPieces) as error:
         diff.skipped = str(error) or "its cells split into too many pieces"
         return diff

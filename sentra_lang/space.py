@@ -80,6 +80,11 @@ class SpaceTooLarge(Exception):
     """A dimension would have more regions than the analysis can cover exactly."""
 
 
+class NotExact(SpaceTooLarge):
+    """A test compares computed values (an arithmetic test `sentra_lang.arithmetic.exact_view`
+    could not rewrite): no space covers it exactly, so callers treat it as too large."""
+
+
 # ----------------------------------------------------------------------------- semantics
 
 def holds(test: Test, value: Any, other: Any = MISSING) -> bool:
@@ -547,6 +552,8 @@ def build_space(versions: Sequence[Sequence[InputField]], tests: Iterable[tuple[
     plans = {name: _FieldPlan(name, [_view(specs, name) for specs in declared]) for name in names}
     groups = _Groups()
     for version, test in tests:
+        if test.left is not None:
+            raise NotExact("a rule compares computed values")
         plans[test.field].tests.append((version, test))
         groups.add(test.field)
         if test.other is not None:

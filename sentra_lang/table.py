@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
 __all__ = ["SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo", "Row", "Rule",
@@ -74,18 +74,36 @@ class InputField(_Model):
 
 
 class Test(_Model):
-    """One atomic test on a field.
+    """One atomic test on a field, or an arithmetic test (schema version 3).
 
     The test is false when ``field`` (or ``other``) is missing; ``negate`` then flips the
     result, so ``not (x == 1)`` holds for a missing ``x``. Exactly one of ``value`` and
-    ``other`` is set, except for ``exists`` which has neither.
+    ``other`` is set, except for ``exists`` which has neither. An arithmetic test has ``op``
+    (a comparison), ``left`` and ``right`` (expression trees) and maybe ``negate``, and no
+    ``field``, ``value`` or ``other``.
     """
 
-    field: str
+    field: str = ""
     op: Operator
     value: Scalar | list[str] | None = None
     other: str | None = Field(default=None, description="Compare with this field, not a literal.")
     negate: bool = False
+    left: dict[str, Any] | None = Field(
+        default=None, description="An arithmetic test's left side: `{\"field\": name}`, "
+        "`{\"const\": number}` or `{\"op\": \"+\" | \"-\" | \"*\" | \"/\" | \"neg\", "
+        "\"args\": [expression, ...]}`.")
+    right: dict[str, Any] | None = Field(default=None,
+                                         description="An arithmetic test's right side.")
+
+    @model_serializer(mode="wrap")
+    def _keys_in_use(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An ordinary test has no ``left``/``right`` keys (so tables without arithmetic are
+        what they were); an arithmetic test has no ``field``/``value``/``other``."""
+        data: dict[str, Any] = handler(self)
+        unused = ("field", "value", "other") if self.left is not None else ("left", "right")
+        for key in unused:
+            data.pop(key, None)
+        return data
 
 
 class Row(_Model):

@@ -160,6 +160,9 @@ def _draw_atom(draw: Draw, scope: _Scope) -> _Cond:
     if kind == "compare_number":
         number = draw(st.sampled_from(scope.of_type("int", "number")))
         op = draw(st.sampled_from(("==", "!=", "<", "<=", ">", ">=")))
+        if number.type == "int" and draw(st.integers(0, 3)) == 0:  # exact for the analysis
+            scale, shift = draw(st.sampled_from((-3, -2, 2, 3))), draw(st.integers(-5, 5))
+            return _atom(f"{number.name} * {scale} + {shift} {op} {_literal_number(draw, number)}")
         return _atom(f"{number.name} {op} {_literal_number(draw, number)}")
     if kind == "compare_text":
         text = draw(st.sampled_from(scope.of_type("string", "enum")))

@@ -69,7 +69,7 @@ def test_the_documented_built_in_reasons_are_the_runtime_s() -> None:
     reasons = documented_reasons()
     assert set(reasons) == {"AGENT_ALREADY_SHUT_DOWN", "RISK_THRESHOLD_EXCEEDED",
                             "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "UNKNOWN_ACTION",
-                            "NO_RULE_MATCHED"}
+                            "NO_RULE_MATCHED", "ARITHMETIC_ERROR"}
     compilation = compile_source(POLICY, "reasons.sentra")
     assert compilation.table is not None
     engine = Engine(compilation.table.model_dump(mode="json"))
@@ -91,6 +91,12 @@ def test_the_documented_built_in_reasons_are_the_runtime_s() -> None:
     assert second.rule_id == "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"
     assert second.reason == fill(reasons[second.rule_id], **{"blocked attempts": 2,
                                                              "cumulative": 60, "threshold": 100})
+    computed = Engine(compile_source(POLICY.replace("amount > 10", "amount / amount > 10"),
+                                     "reasons.sentra").table.model_dump(mode="json"))  # type: ignore[union-attr]
+    failed = computed.evaluate("d", "PAY", {"amount": 0})
+    assert failed.rule_id == "ARITHMETIC_ERROR"
+    assert failed.reason == fill(reasons[failed.rule_id], rule="RISKY_PAY",
+                                 computation="amount / amount", failure="divides by zero")
     already = engine.evaluate("a", "PAY", {"amount": 1})
     assert already.rule_id == "AGENT_ALREADY_SHUT_DOWN"
     assert already.reason == reasons[already.rule_id]

@@ -22,8 +22,19 @@ that runs. Its ``match(action, fields) -> (code, payload, action)``:
 The result: ``code >= 0`` is the index of the matching row in :attr:`Matcher.rows` and the
 payload the tuple of field values in declared order (``None`` for an absent field);
 ``NO_MATCH`` (no row of the block matched and there is no ``otherwise``), ``UNKNOWN_ACTION`` (no
-block names the action and there is no ``otherwise``) or ``INVALID_INPUT`` (payload: the
-:class:`~sentra_runtime.inputs.Problem`). The matcher is pure: it reads no agent state.
+block names the action and there is no ``otherwise``), ``INVALID_INPUT`` (payload: the
+:class:`~sentra_runtime.inputs.Problem`) or ``ARITHMETIC_ERROR`` (payload: the values; a row
+none of whose tests was false had an arithmetic test that could not be computed, which
+:func:`sentra_runtime.policy.row_holds` names). The matcher is pure: it reads no agent state.
+
+An arithmetic test (:mod:`sentra_runtime.arith`) is code too: its fields' presence, then the
+comparison of the two sides, each side's final value checked to be finite inline (so is a divisor
+that is itself computed: ``x / inf`` would hide an overflow). Python raises ``ZeroDivisionError``
+and ``OverflowError`` itself. A row's arithmetic tests come after its other tests, so a false
+ordinary test decides first; two or more go through ``_all_or_fail``, which tries them all
+before raising (the row semantics of ``row_holds``). When a computation fails, the block is
+decided again by the definition (``_by_rows``: ``policy.first_match``), since another row of
+the same rule may hold; a computation that does not fail never changes the first match.
 """
 
 from __future__ import annotations
@@ -33,12 +44,22 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from sentra_runtime import arith
 from sentra_runtime.inputs import MISSING, InputSchema, Problem, normalizer
-from sentra_runtime.policy import InputSpec, Policy, RowSpec, TestSpec, test_holds
+from sentra_runtime.policy import (
+    InputSpec,
+    Policy,
+    RowFailure,
+    RowSpec,
+    TestSpec,
+    first_match,
+    test_holds,
+)
 
 NO_MATCH = -1
 UNKNOWN_ACTION = -2
 INVALID_INPUT = -3
+ARITHMETIC_ERROR = -4
 MIN_RUN = 4
 """The shortest run of rows compiled to a dict lookup or a bisection; shorter runs stay ``if``
 statements, which are as fast."""
@@ -87,7 +108,9 @@ def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
     generator = _Generator(policy, schema, min_run)
     source = generator.source()
     namespace: dict[str, Any] = {"_read": schema.read, "_check": schema.check,
-                                 "_Problem": Problem}
+                                 "_Problem": Problem, "_not_finite": _not_finite,
+                                 "_all_or_fail": _all_or_fail, "_ARITHMETIC": _FAILURES}
+    namespace["_by_rows"] = _rows_decider(policy, generator.bases, generator.otherwise_row)
     exec(compile(source, f"<sentra-policy {policy.name} {policy.hash[:19]}>", "exec"), namespace)
     return Matcher(
         match=namespace["match"],
@@ -114,6 +137,13 @@ class _Generator:
         self.rows: list[RowRef] = []
         self.constants: list[str] = []
         """Module-level definitions (sets, dicts, residual tests) the functions refer to."""
+        self.arithmetic = any(test.left is not None for action in policy.actions
+                              for row in action.rows for test in row.tests)
+        """Whether a row has an arithmetic test (the block calls then catch its failures)."""
+        self.computed = 0
+        """How many computed values the code names (``_n0``, ``_n1``, ...)."""
+        self.bases: list[int] = []
+        """Per block, the index in :attr:`rows` of its first row."""
         self.otherwise_row: int | None = None
         if policy.otherwise is not None:
             self.rows.append(RowRef(rule=policy.otherwise, block=None, index=0))
@@ -162,6 +192,9 @@ class _Generator:
                              for name in action.names)
         lines = [f"_DISPATCH = {{\n{dispatch}\n}}" if dispatch else "_DISPATCH = {}",
                  "_dispatch_get = _DISPATCH.get"]
+        if self.arithmetic:
+            lines += ["_BLOCK_INDEX = {" + ", ".join(f"{name}: {i}" for i, name in enumerate(blocks))
+                      + "}"]
         if self.policy.action_normalize:
             fixed = normalizer(self.policy.action_normalize)
             exact = [f"    {name!r}: _block_{index}," for index, action in
@@ -170,7 +203,7 @@ class _Generator:
                       "normalisation",
                       "_exact_get = {\n" + "\n".join(exact) + "\n}.get" if exact
                       else "_exact_get = {}.get"]
-        if not self._required():
+        if self._empty_input():
             defaults = ", ".join(self._literal(value) for value in self.schema.defaults)
             comma = "," if len(self.schema.defaults) == 1 else ""
             otherwise = "" if self.otherwise_row is None else f"None: {self.otherwise_row}, "
@@ -183,6 +216,21 @@ class _Generator:
 
     def _required(self) -> bool:
         return any(value is MISSING for value in self.schema.defaults)
+
+    def _empty_input(self) -> bool:
+        """Whether empty input is answered from a table made at load time (not when a field is
+        required, nor when a row computes: that is decided per call)."""
+        return not self._required() and not self.arithmetic
+
+    def _call_block(self, indent: str) -> list[str]:
+        """Return the block's row for ``values``; an arithmetic failure is ARITHMETIC_ERROR."""
+        if not self.arithmetic:
+            return [f"{indent}return block(values), values, action"]
+        return [f"{indent}try:", f"{indent}    return block(values), values, action",
+                f"{indent}except _ARITHMETIC:",
+                f"{indent}    # a computation failed: the definition decides the block "
+                "(sentra_runtime.policy.first_match)",
+                f"{indent}    return _by_rows(_BLOCK_INDEX[block], values), values, action"]
 
     def _dispatch_lines(self) -> list[str]:
         normalize = "".join(_NORMALIZE_CALLS[step] for step in self.policy.action_normalize)
@@ -203,7 +251,7 @@ class _Generator:
                  f"        return {INVALID_INPUT}, values, action"]
         if self.otherwise_row is not None:
             lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
-        lines += ["    return block(values), values, action"]
+        lines += self._call_block("    ")
         return "\n".join(lines)
 
     def _match_by_definition(self) -> str:
@@ -212,14 +260,14 @@ class _Generator:
 
     def _match(self) -> str:
         lines = ["def match(action, fields):", *self._dispatch_lines()]
-        if not self._required():
+        if self._empty_input():
             lines += ["    if not fields:", "        return _EMPTY_INPUT[block], _DEFAULTS, action"]
         lines += self._unusual_keys()
         lines += self._read_object("", "fields", "    ")
         lines += [f"    values = {self._values()}"]
         if self.otherwise_row is not None:
             lines += ["    if block is None:", f"        return {self.otherwise_row}, values, action"]
-        lines += ["    return block(values), values, action"]
+        lines += self._call_block("    ")
         return "\n".join(lines)
 
     # -- input -----------------------------------------------------------------------------------
@@ -316,6 +364,7 @@ class _Generator:
         to ``otherwise`` (or NO_MATCH)."""
         action = self.policy.actions[block]
         base = len(self.rows)
+        self.bases.append(base)
         self.rows += [RowRef(rule=row.rule, block=block, index=index)
                       for index, row in enumerate(action.rows)]
         comment = f"action {', '.join(repr(name) for name in action.names)}"
@@ -427,13 +476,20 @@ class _Generator:
         return -1
 
     def _condition(self, tests: Sequence[TestSpec]) -> str:
-        return " and ".join(f"({self._test(test)})" for test in tests)
+        plain = [f"({self._test(test)})" for test in tests if test.left is None]
+        computed = [self._test(test) for test in tests if test.left is not None]
+        if len(computed) > 1:
+            thunks = ", ".join(f"lambda: {text}" for text in computed)
+            computed = [f"_all_or_fail({thunks})"]
+        return " and ".join(plain + [f"({text})" for text in computed])
 
     def _test(self, test: TestSpec) -> str:
         expression = self._positive_test(test)
         return f"not ({expression})" if test.negate else expression
 
     def _positive_test(self, test: TestSpec) -> str:
+        if test.left is not None and test.right is not None:
+            return self._arithmetic_test(test.op, test.left, test.right)
         v = self._var(test.field)
         if test.op == "exists":
             return f"{v} is not None"
@@ -457,6 +513,90 @@ class _Generator:
         if test.op == "==":
             return f"{v} == {literal}"
         return f"{v} is not None and {v} {test.op} {literal}"
+
+
+    def _arithmetic_test(self, op: str, left: arith.Expr, right: arith.Expr) -> str:
+        """The comparison of two computed sides: false when a field is missing, else the sides
+        compared, each checked finite (:meth:`_side`) when it is a computed number."""
+        names = dict.fromkeys([*arith.fields(left), *arith.fields(right)])
+        present = " and ".join(f"{self._var(name)} is not None" for name in names)
+        comparison = f"{self._side(left)} {op} {self._side(right)}"
+        return f"{present} and {comparison}" if present else comparison
+
+    def _side(self, expr: arith.Expr) -> str:
+        """``expr``'s value, checked finite inline when it may not be (``x - x`` is 0 for a
+        finite int or float, NaN for an infinity or NaN; ``_not_finite()`` raises)."""
+        text = self._expression(expr)
+        if not self._may_overflow(expr):
+            return text
+        name = f"_n{self.computed}"
+        self.computed += 1
+        return f"({name} if ({name} := {text}) - {name} == 0 else _not_finite())"
+
+    def _may_overflow(self, expr: arith.Expr) -> bool:
+        """Whether ``expr`` computes a number that may not be finite (int arithmetic is exact)."""
+        return (isinstance(expr, (arith.BinOp, arith.Neg))
+                and arith.result_type(expr, self.types) == "number")
+
+    def _expression(self, expr: arith.Expr) -> str:
+        """Python for ``expr``, parenthesised throughout (Python's operators and precedence are
+        the language's); a computed divisor is checked finite."""
+        if isinstance(expr, arith.Field):
+            return self._var(expr.name)
+        if isinstance(expr, arith.Const):
+            return repr(expr.value)
+        if isinstance(expr, arith.Neg):
+            return f"(-{self._expression(expr.operand)})"
+        right = (self._side(expr.right) if expr.op == "/" else self._expression(expr.right))
+        return f"({self._expression(expr.left)} {expr.op} {right})"
+
+
+class _NotFinite(ArithmeticError):
+    """A computed number that is not finite (generated code raises it through
+    :func:`_not_finite`)."""
+
+
+_FAILURES = (ZeroDivisionError, OverflowError, _NotFinite)
+
+
+def _rows_decider(policy: Policy, bases: Sequence[int],
+                  otherwise_row: int | None) -> Callable[[int, tuple[Any, ...]], int]:
+    """The row code of a block for a values tuple by the definition
+    (:func:`sentra_runtime.policy.first_match`): what the generated code falls back to when a
+    computation fails, since a later row of the same rule may still hold."""
+    names = [spec.name for spec in policy.inputs]
+
+    def by_rows(block: int, values: tuple[Any, ...]) -> int:
+        try:
+            found = first_match(policy.actions[block].rows, dict(zip(names, values)))
+        except RowFailure:
+            return ARITHMETIC_ERROR
+        if found is None:
+            return NO_MATCH if otherwise_row is None else otherwise_row
+        return bases[block] + found
+
+    return by_rows
+
+
+def _not_finite() -> Any:
+    """Raise :class:`_NotFinite` (the generated code calls it for a value ``x`` with
+    ``x - x != 0``)."""
+    raise _NotFinite
+
+
+def _all_or_fail(*tests: Callable[[], bool]) -> bool:
+    """A row's arithmetic tests: false when one is false, else the first failure raised, else
+    true (``policy.row_holds``)."""
+    failed: BaseException | None = None
+    for test in tests:
+        try:
+            if not test():
+                return False
+        except _FAILURES as failure:
+            failed = failed or failure
+    if failed is not None:
+        raise failed
+    return True
 
 
 _DEFINITION = "return _by_definition(block, action, fields)"
@@ -488,7 +628,7 @@ def _runs(rows: Sequence[RowSpec], types: Mapping[str, str], min_run: int) -> li
         return [_Run("row", index, index + 1) for index in range(len(rows))]
     while start < len(rows):
         best = _Run("row", start, start + 1)
-        for field in sorted({test.field for test in rows[start].tests}):
+        for field in sorted({test.field for test in rows[start].tests if test.left is None}):
             for kind, fits in (("keyed", _keyed_fits), ("range", _range_fits)):
                 end = start
                 while end < len(rows) and rows[end].tests and fits(rows[end].tests, field,

@@ -16,7 +16,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
+from sentra_runtime.codegen import (
+    ARITHMETIC_ERROR,
+    INVALID_INPUT,
+    NO_MATCH,
+    UNKNOWN_ACTION,
+    compile_matcher,
+)
 from sentra_runtime.decision import (
     ACTIVE,
     ALLOW,
@@ -31,9 +37,9 @@ from sentra_runtime.decision import (
 )
 from sentra_runtime.decision import new_decision as _new
 from sentra_runtime.decision import set_varying as _set_varying
-from sentra_runtime.explain import EvaluationContext, jsonable, render_value
+from sentra_runtime.explain import EvaluationContext, arithmetic_failure, jsonable, render_value
 from sentra_runtime.inputs import UNDECLARED, Problem
-from sentra_runtime.policy import Policy, RuleSpec, load_policy
+from sentra_runtime.policy import ARITHMETIC_VERSION, Policy, RuleSpec, load_policy
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
@@ -48,8 +54,9 @@ INVALID_INPUT_ID = "INVALID_INPUT"
 UNDECLARED_FIELD_ID = "UNDECLARED_FIELD"
 UNKNOWN_ACTION_ID = "UNKNOWN_ACTION"
 NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
+ARITHMETIC_ERROR_ID = "ARITHMETIC_ERROR"
 BUILT_IN_BLOCKS = frozenset({THRESHOLD_EXCEEDED, INVALID_INPUT_ID, UNDECLARED_FIELD_ID,
-                             UNKNOWN_ACTION_ID, NO_RULE_MATCHED_ID})
+                             UNKNOWN_ACTION_ID, NO_RULE_MATCHED_ID, ARITHMETIC_ERROR_ID})
 """The rule ids of the blocks the runtime decides itself, no rule of the policy."""
 BUILT_IN_SHUTDOWNS = frozenset({SHUTDOWN_AFTER_BLOCKS, ALREADY_SHUT_DOWN})
 """The rule ids of the shutdowns the runtime decides itself."""
@@ -113,18 +120,18 @@ class Decider:
             projected = cumulative + row.risk
             if row.allows and projected <= self._threshold:
                 decision = _new(row.allowed_class)
+                reason = None if row.render is None else row.render(payload, action, agent_id)
                 _set_varying(decision, (agent_id, action, projected, projected, blocked,
-                                        None if row.render is None else row.render(payload),
-                                        seq, None, code, payload, state))
+                                        reason, seq, None, code, payload, state))
                 return decision, (state if projected == cumulative
                                   else (projected, blocked, False))
             if row.allows:
                 cls = row.threshold_class
-                reason: str | None = (f"Projected risk would reach {projected}/{self._threshold}. "
-                                      "Action blocked before execution.")
+                reason = (f"Projected risk would reach {projected}/{self._threshold}. "
+                          "Action blocked before execution.")
             else:
                 cls = row.ruled_class
-                reason = None if row.render is None else row.render(payload)
+                reason = None if row.render is None else row.render(payload, action, agent_id)
             strike_out = row.strike_out_class
         else:
             projected = cumulative
@@ -158,19 +165,26 @@ class Decider:
         return self.decision_class(SHUTDOWN, SHUTDOWN_AFTER_BLOCKS, "Agent Shutdown", None,
                                    attempted, 0, SHUT_DOWN)
 
-    def reason_renderer(self, template: str) -> Callable[[tuple[Any, ...]], str] | None:
-        """Compile ``{field}`` interpolation; ``{{``/``}}`` are braces; unknown names stay as
-        they are. ``None`` for a constant reason."""
+    def reason_renderer(self, template: str) -> Callable[[tuple[Any, ...], str, str], str] | None:
+        """Compile ``{field}`` interpolation, and from schema version 3 ``{action}`` (the
+        normalised action type) and ``{agent_id}``; ``{{``/``}}`` are braces; unknown names stay
+        as they are. ``None`` for a constant reason. The renderer takes the values, the action
+        and the agent id."""
         if "{" not in template and "}" not in template:
             return None
         positions = self._positions
+        built_ins = self.policy.schema_version >= ARITHMETIC_VERSION
 
-        def render(values: tuple[Any, ...]) -> str:
+        def render(values: tuple[Any, ...], action: str, agent_id: str) -> str:
             def substitute(match: re.Match[str]) -> str:
                 text = match.group(0)
                 if text in ("{{", "}}"):
                     return text[0]
                 name = match.group(1)
+                if built_ins and name == "action":
+                    return action
+                if built_ins and name == "agent_id":
+                    return agent_id
                 if name not in positions:
                     return text
                 return render_value(values[positions[name]])
@@ -240,6 +254,8 @@ class _SpecialOutcomes:
         self.undeclared = made(BLOCK, UNDECLARED_FIELD_ID, "Invalid Input", None, 0, 0, ACTIVE)
         self.unknown = made(BLOCK, UNKNOWN_ACTION_ID, "Unknown Behavior", None, 0, 0, ACTIVE)
         self.no_match = made(BLOCK, NO_RULE_MATCHED_ID, "Unknown Behavior", None, 0, 0, ACTIVE)
+        self.arithmetic = made(BLOCK, ARITHMETIC_ERROR_ID, "Invalid Input", None, 0, 0, ACTIVE)
+        self.context = decider.context
 
     def refused(self, code: int, action: str,
                 payload: Any) -> tuple[type[EvaluatedDecision], str]:
@@ -248,6 +264,8 @@ class _SpecialOutcomes:
             problem: Problem = payload
             return (self.undeclared if problem.kind == UNDECLARED else self.invalid,
                     problem.reason)
+        if code == ARITHMETIC_ERROR:
+            return self.arithmetic, arithmetic_failure(self.context, action, payload)
         if code == UNKNOWN_ACTION:
             return self.unknown, (f"Action type `{action}` is not covered by the policy and it "
                                   "has no `otherwise` rule.")

@@ -36,11 +36,17 @@ class RuleTrial:
     matched: bool
     failed_test: str | None = None
     actual: str | None = None
-    """The failed test's field value, rendered as JSON (``none`` when missing)."""
+    """The failed test's field value, rendered as JSON (``none`` when missing); for an
+    arithmetic test, each field it reads (``a = 1, b = 0``)."""
+    error: str | None = None
+    """Why the row's arithmetic could not be computed (``ARITHMETIC_ERROR``), else ``None``."""
 
     def describe(self) -> str:
         if self.matched:
             return f"{self.rule_id} (row {self.row}): matched"
+        if self.error is not None:
+            return (f"{self.rule_id} (row {self.row}): `{self.failed_test}` cannot be computed, "
+                    f"got {self.actual}: {self.error}")
         return f"{self.rule_id} (row {self.row}): `{self.failed_test}` is false, got {self.actual}"
 
 
@@ -77,7 +83,8 @@ class Explanation:
             "block": list(self.block) if self.block is not None else None,
             "trials": [
                 {"rule_id": t.rule_id, "row": t.row, "matched": t.matched,
-                 "failed_test": t.failed_test, "actual": t.actual}
+                 "failed_test": t.failed_test, "actual": t.actual,
+                 **({"error": t.error} if t.error is not None else {})}
                 for t in self.trials
             ],
             "matched_rule": self.matched_rule,

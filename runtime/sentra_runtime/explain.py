@@ -11,7 +11,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, Matcher
+from sentra_runtime import arith
+from sentra_runtime.codegen import (
+    ARITHMETIC_ERROR,
+    INVALID_INPUT,
+    NO_MATCH,
+    UNKNOWN_ACTION,
+    Matcher,
+)
 from sentra_runtime.decision import (
     ALLOW,
     BLOCK,
@@ -24,9 +31,9 @@ from sentra_runtime.decision import (
     Trace,
 )
 from sentra_runtime.inputs import render_json
-from sentra_runtime.policy import Policy, TestSpec, test_holds
+from sentra_runtime.policy import Policy, RowFailure, RowSpec, TestSpec, first_match, test_holds
 
-__all__ = ["EvaluationContext", "describe_test", "explain", "jsonable", "render_json",
+__all__ = ["EvaluationContext", "arithmetic_failure", "describe_test", "explain", "jsonable", "render_json",
            "render_value", "summarize", "test_holds", "trace"]
 
 
@@ -59,7 +66,10 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 def describe_test(test: TestSpec) -> str:
     """A test in the policy's own notation, e.g. ``amount > context.max_approval_amount``."""
-    if test.op == "exists":
+    if test.left is not None and test.right is not None:
+        text = (f"{arith.expression_text(test.left)} {test.op} "
+                f"{arith.expression_text(test.right)}")
+    elif test.op == "exists":
         text = f"exists {test.field}"
     elif test.other is not None:
         text = f"{test.field} {test.op} {test.other}"
@@ -68,6 +78,28 @@ def describe_test(test: TestSpec) -> str:
     else:
         text = f"{test.field} {test.op} {render_json(test.value)}"
     return f"not ({text})" if test.negate else text
+
+
+def failing_row(rows: tuple[RowSpec, ...], values: Mapping[str, Any]) -> tuple[int, RowFailure] | None:
+    """The row whose computation failed and left its rule undetermined
+    (:func:`policy.first_match`); ``None`` when the block is decided without one."""
+    try:
+        first_match(rows, values)
+    except RowFailure as failure:
+        return next(i for i, row in enumerate(rows)
+                    if any(test is failure.test for test in row.tests)), failure
+    return None
+
+
+def arithmetic_failure(context: EvaluationContext, action: str, payload: tuple[Any, ...]) -> str:
+    """The reason of an ``ARITHMETIC_ERROR`` decision: which rule's arithmetic failed, how."""
+    block = context.matcher.block_of.get(action)
+    found = None if block is None else failing_row(
+        context.policy.actions[block].rows, context.values_by_name(payload))
+    if block is None or found is None:
+        return "An arithmetic test could not be computed."
+    index, failure = found
+    return f"Rule `{context.policy.actions[block].rows[index].rule}`: {failure}."
 
 
 class EvaluationContext:
@@ -131,6 +163,12 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
     matched: str | None = None
     if code == INVALID_INPUT:
         steps.append(f"input rejected before any rule: {payload.reason}")
+    elif code == ARITHMETIC_ERROR and block_index is not None:
+        steps.append(f"action block {', '.join(block or ())}: rows tried in order")
+        trials = _trials(context, block_index, payload, code)
+        steps += [f"  {trial.describe()}" for trial in trials]
+        steps.append("the arithmetic of a row that no test ruled out could not be computed: "
+                     "the decision fails closed")
     elif code == UNKNOWN_ACTION:
         steps.append(f"no action block names `{action}` and the policy has no `otherwise` rule")
     else:
@@ -166,6 +204,9 @@ def summarize(context: EvaluationContext, decision: Decision, fields: Any, code:
     if code == INVALID_INPUT:
         return "input rejected before any rule; " + _arithmetic(
             decision, context.policy, code, cumulative, blocked, None)
+    if code == ARITHMETIC_ERROR:
+        return "arithmetic failed before a rule matched; " + _arithmetic(
+            decision, context.policy, code, cumulative, blocked, None)
     if code in (UNKNOWN_ACTION, NO_MATCH):
         return "no rule matched; " + _arithmetic(
             decision, context.policy, code, cumulative, blocked, None)
@@ -194,12 +235,22 @@ def _row_traces(context: EvaluationContext, block: int, values: Mapping[str, Any
                 matched_row: int | None) -> tuple[RowTrace, ...]:
     rows = []
     for index, row in enumerate(context.policy.actions[block].rows):
-        conditions = tuple(ConditionResult(describe_test(test), test_holds(test, values))
-                           for test in row.tests)
+        results = [_result(test, values) for test in row.tests]
+        conditions = tuple(ConditionResult(describe_test(test), result is True)
+                           for test, result in zip(row.tests, results))
         rows.append(RowTrace(row.rule, index, index == matched_row, conditions))
-        if index == matched_row:
+        failed = False not in results and any(r is not True for r in results)
+        if index == matched_row or (failed and matched_row is None):
             break
     return tuple(rows)
+
+
+def _result(test: TestSpec, values: Mapping[str, Any]) -> bool | arith.ArithmeticFailure:
+    """A test's result, or the failure of its arithmetic."""
+    try:
+        return test_holds(test, values)
+    except arith.ArithmeticFailure as failure:
+        return failure
 
 
 def _trials(context: EvaluationContext, block_index: int, payload: tuple[Any, ...],
@@ -212,10 +263,30 @@ def _trials(context: EvaluationContext, block_index: int, payload: tuple[Any, ..
         if index == matched_row:
             trials.append(RuleTrial(row.rule, index, True))
             break
-        failed = next(test for test in row.tests if not test_holds(test, values))
-        trials.append(RuleTrial(row.rule, index, False, describe_test(failed),
-                                render_json(values.get(failed.field))))
+        results = [_result(test, values) for test in row.tests]
+        if False in results:
+            failed = row.tests[results.index(False)]
+            trials.append(RuleTrial(row.rule, index, False, describe_test(failed),
+                                    _actual(failed, values)))
+            continue
+        error = next((r for r in results if isinstance(r, arith.ArithmeticFailure)), None)
+        if error is None:  # every test holds: the matched row (as a trial, never reached)
+            trials.append(RuleTrial(row.rule, index, True))
+            break
+        test = row.tests[results.index(error)]
+        trials.append(RuleTrial(row.rule, index, False, describe_test(test),
+                                _actual(test, values), str(error)))
+        if matched_row < 0:
+            break
     return tuple(trials)
+
+
+def _actual(test: TestSpec, values: Mapping[str, Any]) -> str:
+    """What a test read: its field's value, or every field an arithmetic test computes with."""
+    if test.left is None or test.right is None:
+        return render_json(values.get(test.field))
+    names = dict.fromkeys([*arith.fields(test.left), *arith.fields(test.right)])
+    return ", ".join(f"{name} = {render_json(values.get(name))}" for name in names)
 
 
 def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, blocked: int,

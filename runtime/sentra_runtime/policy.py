@@ -12,12 +12,13 @@ import hashlib
 import json
 import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+from sentra_runtime import arith
 from sentra_runtime.inputs import (
     IGNORE,
     REFUSE,
@@ -30,10 +31,16 @@ from sentra_runtime.inputs import (
     normalizer,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The newest table schema this runtime reads. Version 2 added ``settings.undeclared_fields``;
-a version-1 table has no such setting and ignores undeclared fields, as runtimes did then."""
-UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE}
+a version-1 table has no such setting and ignores undeclared fields, as runtimes did then.
+Version 3 added arithmetic tests (``left``/``right`` expression trees) and the reason
+placeholders ``{action}`` and ``{agent_id}``; the compiler writes 3 only for a table that uses
+them, so older runtimes keep loading every other table."""
+ARITHMETIC_VERSION = 3
+"""The first schema version with arithmetic tests and the ``{action}``/``{agent_id}``
+placeholders."""
+UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE, 3: REFUSE}
 """What a table that does not say ``undeclared_fields`` does, by schema version."""
 
 FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
@@ -44,6 +51,8 @@ OPERATORS = frozenset(
 )
 ORDERING_OPERATORS = frozenset({"<", "<=", ">", ">="})
 STRING_OPERATORS = frozenset({"starts_with", "ends_with"})
+ARITHMETIC_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+"""The comparisons an arithmetic test makes."""
 
 
 class PolicyLoadError(ValueError):
@@ -68,6 +77,9 @@ class TestSpec:
     value: Any
     other: str | None
     negate: bool
+    left: arith.Expr | None = None
+    """An arithmetic test's left side (``field`` is then ``""``, ``value`` and ``other`` None)."""
+    right: arith.Expr | None = None
 
 
 class TestLike(Protocol):
@@ -84,12 +96,91 @@ class TestLike(Protocol):
     def other(self) -> str | None: ...
     @property
     def negate(self) -> bool: ...
+    @property
+    def left(self) -> Any:
+        """An arithmetic test's left side (an ``arith.Expr`` or its JSON), else ``None``."""
+    @property
+    def right(self) -> Any: ...
 
 
 def test_holds(test: TestLike, values: Mapping[str, Any]) -> bool:
-    """One test on the values the policy read (``None`` when absent): :func:`test_result`."""
+    """One test on the values the policy read (``None`` when absent): :func:`test_result`, or
+    for an arithmetic test :func:`sentra_runtime.arith.compare` (which raises
+    :class:`~sentra_runtime.arith.ArithmeticFailure` when a side cannot be computed)."""
+    if test.left is not None:
+        result = arith.compare(test.op, arith.as_expr(test.left), arith.as_expr(test.right),
+                               values)
+        return not result if test.negate else result
     return test_result(test, values.get(test.field),
                        values.get(test.other) if test.other is not None else None)
+
+
+class RowLike(Protocol):
+    """A row as :func:`first_match` reads it (a :class:`RowSpec` or the compiler's ``Row``)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def tests(self) -> Sequence[Any]: ...
+
+
+def first_match(rows: Sequence[RowLike], values: Mapping[str, Any]) -> int | None:
+    """The index of the row that decides among ``rows`` (a block's), or ``None`` when no rule's
+    condition holds: the one definition of a block (docs/table.md, "Rows").
+
+    The consecutive rows of one rule are its condition (its disjunctive normal form), so the
+    rule's condition holds when one of them holds (the first such row is returned). When none
+    holds but one cannot be computed, the rule's condition is undetermined and
+    :class:`RowFailure` is raised: the decision is ``ARITHMETIC_ERROR``, never a later rule.
+    This is three-valued logic: an arithmetic failure matters only when the rest of the
+    condition does not decide it (``false and ...`` is false, ``true or ...`` true).
+    """
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end].rule == rows[start].rule:
+            end += 1
+        failed: RowFailure | None = None
+        for position in range(start, end):
+            try:
+                if row_holds(rows[position].tests, values):
+                    return position
+            except RowFailure as failure:
+                failed = failed or failure
+        if failed is not None:
+            raise failed
+        start = end
+    return None
+
+
+class RowFailure(Exception):
+    """A row none of whose tests is false, and one of whose arithmetic tests cannot be computed:
+    the decision is ``ARITHMETIC_ERROR`` (:func:`row_holds`)."""
+
+    def __init__(self, test: TestLike, failure: arith.ArithmeticFailure) -> None:
+        super().__init__(str(failure))
+        self.test = test
+        self.failure = failure
+
+
+def row_holds(tests: Sequence[TestLike], values: Mapping[str, Any]) -> bool:
+    """Whether every test of a row holds: the one definition of a row (docs/table.md, "Rows").
+
+    A false test makes the row false whatever the others do; otherwise an arithmetic test that
+    cannot be computed raises :class:`RowFailure` for the first such test. So the order of a
+    row's tests never changes its result, and a guard such as ``count > 0 and total / count >
+    10`` keeps ``total / count`` from failing when ``count`` is 0.
+    """
+    failed: RowFailure | None = None
+    for test in tests:
+        try:
+            if not test_holds(test, values):
+                return False
+        except arith.ArithmeticFailure as failure:
+            failed = failed or RowFailure(test, failure)
+    if failed is not None:
+        raise failed
+    return True
 
 
 def test_result(test: TestLike, field: Any, other: Any = None) -> bool:
@@ -271,6 +362,7 @@ def _is_string_list(value: Any) -> bool:
 _SETTINGS = {
     1: frozenset({"risk_threshold", "strikes", "action_normalize"}),
     2: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
+    3: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
 }
 """The keys of ``settings``, by schema version."""
 _NONE: frozenset[str] = frozenset()
@@ -284,7 +376,8 @@ _RULE = (frozenset({"id", "outcome", "span"}),
 _SPAN = (frozenset({"file", "line", "column", "end_line", "end_column"}), _NONE)
 _ACTION = (frozenset({"names", "rows"}), _NONE)
 _ROW = (frozenset({"rule"}), frozenset({"tests"}))
-_TEST = (frozenset({"field", "op"}), frozenset({"value", "other", "negate"}))
+_TEST = (frozenset({"op"}), frozenset({"field", "value", "other", "negate", "left", "right"}))
+_ARITHMETIC_TEST = (frozenset({"op", "left", "right"}), frozenset({"negate"}))
 """Per object of the schema: its required and its optional keys."""
 
 
@@ -312,6 +405,7 @@ class _Validator:
                        for i, item in enumerate(self._list("", "input", data["input"])))
         rules = tuple(self._rule(f"rules[{i}]", item)
                       for i, item in enumerate(self._list("", "rules", data["rules"])))
+        self.schema_version = schema_version
         actions = tuple(self._action(f"actions[{i}]", item)
                         for i, item in enumerate(self._list("", "actions", data["actions"])))
         policy = Policy(
@@ -400,6 +494,10 @@ class _Validator:
 
     def _test(self, path: str, data: Any) -> TestSpec:
         item = self._object(path, data, _TEST)
+        if "left" in item or "right" in item:
+            return self._arithmetic_test(path, item)
+        if "field" not in item:
+            raise _fail(path, "missing required key `field`")
         value = item.get("value")
         if value is not None and not (_is_scalar(value) or _is_string_list(value)):
             raise _fail(f"{path}.value", f"expected scalar or array of strings, got "
@@ -411,6 +509,21 @@ class _Validator:
             other=self._optional_str(path, "other", item.get("other")),
             negate=self._bool(path, "negate", item.get("negate", False)),
         )
+
+    def _arithmetic_test(self, path: str, data: Mapping[str, Any]) -> TestSpec:
+        item = self._object(path, data, _ARITHMETIC_TEST)
+        if self.schema_version < ARITHMETIC_VERSION:
+            raise _fail(path, f"arithmetic tests need schema_version {ARITHMETIC_VERSION} "
+                              f"(the table says {self.schema_version})")
+        try:
+            left = arith.from_json(item["left"], f"{path}.left")
+            right = arith.from_json(item["right"], f"{path}.right")
+        except arith.ExpressionError as error:
+            raise PolicyLoadError(str(error)) from None
+        return TestSpec(field="", op=self._choice(path, "op", item["op"], ARITHMETIC_OPERATORS),
+                        value=None, other=None,
+                        negate=self._bool(path, "negate", item.get("negate", False)),
+                        left=left, right=right)
 
     def _object(self, path: str, data: Any,
                 keys: tuple[frozenset[str], frozenset[str]]) -> Mapping[str, Any]:
@@ -529,6 +642,14 @@ class _References:
             raise _fail(f"{path}.default", f"default `{spec.default}` is not one of the enum's values")
 
     def _test(self, path: str, test: TestSpec) -> None:
+        if test.left is not None and test.right is not None:
+            for side, expr in (("left", test.left), ("right", test.right)):
+                for name in arith.fields(expr):
+                    spec = self._field(f"{path}.{side}", name)
+                    if not _numeric(spec):
+                        raise _fail(f"{path}.{side}", f"arithmetic takes numbers; `{name}` is "
+                                                      f"{spec.type}")
+            return
         spec = self._field(f"{path}.field", test.field)
         if test.op == "exists":
             if test.value is not None or test.other is not None:

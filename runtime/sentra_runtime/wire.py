@@ -109,12 +109,13 @@ def _explanation(data: Any) -> Explanation:
 def _trial(data: Any) -> RuleTrial:
     item = _object(data, "a trial of `decision.explanation`")
     rule_id, row, matched = item.get("rule_id"), item.get("row"), item.get("matched")
-    failed, actual = item.get("failed_test"), item.get("actual")
+    failed, actual, error = item.get("failed_test"), item.get("actual"), item.get("error")
     if not isinstance(rule_id, str) or not _is_int(row) or not isinstance(matched, bool) \
-            or not all(value is None or isinstance(value, str) for value in (failed, actual)):
+            or not all(value is None or isinstance(value, str)
+                       for value in (failed, actual, error)):
         raise ValueError("a trial of `decision.explanation` has the wrong shape")
     return RuleTrial(rule_id=rule_id, row=row, matched=matched, failed_test=failed,
-                     actual=actual)
+                     actual=actual, error=error)
 
 
 def state_from_wire(answer: Any) -> AgentState:

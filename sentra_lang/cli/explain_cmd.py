@@ -90,9 +90,12 @@ def typed_actuals(decision: Decision, policy: Policy) -> list[Any]:
     """Each trial's actual value with its JSON type (`null` when the field is missing).
 
     The runtime's `RuleTrial.actual` is display text (`"20"`, `"none"`); the typed value is
-    read from the decision's trace: the field of the trial's first failing test, in the
-    normalised input the rules saw.
+    read from the decision's trace: the field of the trial's failed test, in the normalised
+    input the rules saw; for a comparison that computes, an object of the fields it reads.
     """
+    from sentra_runtime import arith
+    from sentra_runtime.explain import describe_test
+
     trace = decision.trace
     trials = decision.explanation.trials
     if trace is None or trace.block is None:
@@ -103,9 +106,13 @@ def typed_actuals(decision: Decision, policy: Policy) -> list[Any]:
     for trial in trials:
         tried = rows.get(trial.row)
         failing = None if trial.matched or tried is None else next(
-            (index for index, result in enumerate(tried.conditions) if not result.holds), None)
-        value = (None if failing is None
-                 else trace.values.get(specs[trial.row].tests[failing].field))
+            (test for test in specs[trial.row].tests
+             if describe_test(test) == trial.failed_test), None)
+        if failing is not None and failing.left is not None and failing.right is not None:
+            names = dict.fromkeys([*arith.fields(failing.left), *arith.fields(failing.right)])
+            actuals.append({name: trace.values.get(name) for name in names})
+            continue
+        value = None if failing is None else trace.values.get(failing.field)
         actuals.append(sorted(value) if isinstance(value, (set, frozenset)) else value)
     return actuals
 

@@ -23,6 +23,8 @@ RUNTIME_RULES = {
     "UNKNOWN_ACTION": "Blocked: no block names the action and the policy has no `otherwise`.",
     "NO_RULE_MATCHED": "Blocked: the action's block has no matching rule and the policy has no "
                        "`otherwise`.",
+    "ARITHMETIC_ERROR": "Blocked: a rule's arithmetic divided by zero or overflowed, and the rest "
+                        "of its condition did not decide it.",
     "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS": "Agent Shut Down: this block brought the agent's "
                                             "blocked attempts to the policy's `strikes`.",
     "AGENT_ALREADY_SHUT_DOWN": "Agent Shut Down: the agent was already shut down; no rule ran.",

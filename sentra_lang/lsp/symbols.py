@@ -16,7 +16,8 @@ from pathlib import Path
 from sentra_runtime.inputs import normalize
 
 from sentra_lang import ast
-from sentra_lang.checker import Model, interpolated_fields
+from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS
+from sentra_lang.checker import Model, expression_paths, interpolated_fields
 from sentra_lang.loader import Program
 from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
@@ -208,7 +209,7 @@ def _interpolations(string: ast.Str) -> Iterator[Reference]:
     raw = string.span.text
     cursor = 0
     for name, _start, _end in interpolated_fields(string.value):
-        if name is None:
+        if name is None or name in BUILT_IN_PLACEHOLDERS:  # `{action}`, `{agent_id}`: no field
             continue
         at = raw.find("{" + name + "}", cursor)
         if at < 0:
@@ -232,6 +233,11 @@ def condition_references(cond: ast.Condition, index: PolicyIndex) -> Iterator[Re
         yield _ref(cond.left.span, FIELD, cond.left.dotted)
         if isinstance(cond.right, ast.Path):
             yield _ref(cond.right.span, FIELD, cond.right.dotted)
+    elif isinstance(cond, ast.ArithCompare):
+        for side in (cond.left, cond.right):
+            if not isinstance(side, (ast.Str, ast.Bool)):
+                for path in expression_paths(side):
+                    yield _ref(path.span, FIELD, path.dotted)
     elif isinstance(cond, ast.Membership):
         yield _ref(cond.path.span, FIELD, cond.path.dotted)
         if isinstance(cond.set, ast.Name):

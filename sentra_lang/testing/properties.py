@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_lang.arithmetic import exact_view
 from sentra_lang.cli.extras import require
 from sentra_lang.compiler import Lowerer
 from sentra_lang.regions import TooManyPieces, engine_for
@@ -87,7 +88,7 @@ def property_witnesses(prop: s.Property, put: PolicyUnderTest) -> list[tuple[str
     out: list[tuple[str, dict[str, Any]]] = []
     for action, _, _ in prop.actions:
         index = put.blocks.get(put.normalize_action(action))
-        rows_of = comp.table.actions[index].rows if index is not None else []
+        rows_of = exact_view(comp.table).actions[index].rows if index is not None else []
         tests = [(0, t) for row in rows_of for t in row.tests]
         tests += [(0, t) for row in where for t in row]
         try:

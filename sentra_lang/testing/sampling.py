@@ -15,7 +15,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
-from sentra_runtime.explain import test_holds
+from sentra_runtime import arith
+from sentra_runtime.policy import RowFailure, row_holds
 
 from sentra_lang.compiler import Lowerer
 from sentra_lang.testing import suite_ast as s
@@ -53,12 +54,24 @@ class _Generator:
         for block in put.table["actions"]:
             for row in block["rows"]:
                 for test in row["tests"]:
+                    if "left" in test:
+                        self._computed(test)
+                        continue
                     value = test["value"]
                     values = value if isinstance(value, list) else [value]
                     self.constants.setdefault(test["field"], []).extend(
                         v for v in values if v is not None)
                     if test["other"]:
                         self.constants.setdefault(test["other"], [])
+
+    def _computed(self, test: dict[str, Any]) -> None:
+        """An arithmetic test: each field it reads gets the test's constants, and 0 (the
+        divisor that fails)."""
+        sides = [arith.from_json(test[side], side) for side in ("left", "right")]
+        constants = [0] + [node.value for side in sides for node in _nodes(side)
+                           if isinstance(node, arith.Const)]
+        for name in {name for side in sides for name in arith.fields(side)}:
+            self.constants.setdefault(name, []).extend(constants)
 
     def field(self, spec: Any, pinned: list[Any] | None = None) -> st.SearchStrategy[Any]:
         consts = self.constants.get(spec.name, [])
@@ -116,10 +129,28 @@ class _Generator:
         return values
 
 
+def _nodes(expr: arith.Expr) -> list[arith.Expr]:
+    """Every node of an expression."""
+    if isinstance(expr, arith.Neg):
+        return [expr, *_nodes(expr.operand)]
+    if isinstance(expr, arith.BinOp):
+        return [expr, *_nodes(expr.left), *_nodes(expr.right)]
+    return [expr]
+
+
+def _row_holds(row: list[Any], values: dict[str, Any]) -> bool:
+    """Whether a row of a `where` holds; a row whose arithmetic fails does not (an input for
+    which `where` cannot be computed is not one the property is about)."""
+    try:
+        return row_holds(row, values)
+    except RowFailure:
+        return False
+
+
 def _pins(row: list[Any]) -> dict[str, list[Any]]:
     pins: dict[str, list[Any]] = {}
     for atom in row:
-        if atom.negate or atom.other is not None:
+        if atom.negate or atom.other is not None or atom.left is not None:
             continue
         if atom.op == "==":
             pins[atom.field] = [atom.value]
@@ -142,7 +173,7 @@ def sample_property(prop: s.Property, put: PolicyUnderTest, evaluate: Callable[.
         if prop.where is None:
             return True
         values = generator.effective(fields)
-        return any(all(test_holds(atom, values) for atom in row) for row in rows)
+        return any(_row_holds(row, values) for row in rows)
 
     inputs = st.one_of([generator.inputs(_pins(row)) for row in rows]).filter(where_holds)
     step = st.tuples(st.sampled_from([name for name, _, _ in prop.actions]), inputs)

@@ -12,6 +12,7 @@ from sentra_runtime.decider import INVALID_INPUT_ID, UNDECLARED_FIELD_ID
 from sentra_runtime.inputs import Problem
 
 from sentra_lang import ast
+from sentra_lang.checker import expression_paths
 from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, PolicyUnderTest
@@ -237,6 +238,11 @@ class _Checker:
             self.field_known(cond.left.dotted, cond.left.span)
             if isinstance(cond.right, ast.Path):
                 self.field_known(cond.right.dotted, cond.right.span)
+        elif isinstance(cond, ast.ArithCompare):
+            for side in (cond.left, cond.right):
+                if not isinstance(side, (ast.Str, ast.Bool)):
+                    for path in expression_paths(side):
+                        self.field_known(path.dotted, path.span)
         elif isinstance(cond, ast.Membership):
             self.field_known(cond.path.dotted, cond.path.span)
             if isinstance(cond.set, ast.Name):

@@ -104,6 +104,9 @@ def _atom(draw: Draw, fields: list[SmallField]) -> str:
     if kind == "compare":
         op = draw(st.sampled_from(("==", "!=", "<", "<=", ">", ">=")))
         pool = INT_CONSTANTS if target.type == "int" else NUMBER_CONSTANTS
+        if target.type == "int" and draw(st.booleans()):  # computed, and exact for the analysis
+            scale, shift = draw(st.sampled_from((2, 3))), draw(st.sampled_from((-1, 0, 1)))
+            return f"{name} * {scale} + {shift} {op} {draw(st.sampled_from(pool))}"
         return f"{name} {op} {draw(st.sampled_from(pool))}"
     if kind == "equal":
         op = draw(st.sampled_from(("==", "!=")))
