@@ -456,7 +456,8 @@ def test_impact_tab_shows_what_was_prevented_and_exports_it(own_server: Server, 
                            timeout=10_000)
     # back to the live view
     page.click("#tab-live")
-    assert page.is_visible("#view-live") and page.is_hidden("#view-impact")
+    page.wait_for_selector("#view-live", state="visible")   # the tab switches on hashchange
+    assert page.is_hidden("#view-impact")
     assert not pages.errors(page)
 
 
