@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -81,10 +82,12 @@ class Decider:
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
                state: State | AgentState = FRESH, *,
-               agent_id: str = "") -> tuple[Decision, State]:
+               agent_id: str = "", now: float | None = None) -> tuple[Decision, State]:
         """Decide one action for an agent in ``state``; return the decision and the agent's new
         state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
         log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
+        ``now`` (seconds since the epoch, UTC; the current time when ``None``) is the
+        decision's time, which only time-dependent settings (``risk_decay``) read.
         """
         if (fields.__class__ is not dict or agent_id.__class__ is not str
                 or action.__class__ is not str):
@@ -92,15 +95,18 @@ class Decider:
         if isinstance(state, AgentState):
             state = as_state(state)
         code, payload, action = self.match(action, fields)
-        return self.transition(state, agent_id, action, fields, code, payload)
+        return self.transition(state, agent_id, action, fields, code, payload, None,
+                               time.time() if now is None else now)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
-                   payload: Any, seq: int | None = None) -> tuple[Decision, State]:
+                   payload: Any, seq: int | None = None,
+                   now: float = 0.0) -> tuple[Decision, State]:
         """The state step of docs/runtime.md, for a matched action (``code``, ``payload``
         and the normalised ``action`` from :attr:`match`); what a store runs inside its lock
         or transaction. ``fields`` is the input as given: a decision on input the matcher
         rejected keeps a JSON-safe copy of it for the audit log. ``seq`` is the seq the store
-        gives the decision's audit record, if it keeps one.
+        gives the decision's audit record, if it keeps one; ``now`` is the decision's time (the
+        engine's clock; the record's ``time``).
         """
         cumulative, blocked, down = state
         if down:

@@ -52,13 +52,16 @@ class ScenarioStore:
         self.states = {}
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: Annotations | None = None) -> Decision:
+              payload: Any, now: float | None = None, *,
+              annotations: Annotations | None = None) -> Decision:
         # no audit log, so annotations (which only go into audit records) are dropped
         decision, self.states[agent_id] = decide(self.states.get(agent_id, FRESH), agent_id,
-                                                 action, fields, code, payload)
+                                                 action, fields, code, payload, None,
+                                                 0.0 if now is None else now)
         return decision
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> list[str]:
         agents = sorted(self.states) if agent_id is None else [agent_id]
         for agent in agents:
             self.states[agent] = FRESH
@@ -67,10 +70,13 @@ class ScenarioStore:
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.states.get(agent_id, FRESH))
 
+    def raw_state(self, agent_id: str) -> RawState:
+        return self.states.get(agent_id, FRESH)
+
     def agents(self) -> list[str]:
         return sorted(self.states)
 
-    def record_policy_load(self, policy: Policy) -> None:
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> None:
         pass
 
     def audit_records(self) -> Iterator[dict[str, Any]]:

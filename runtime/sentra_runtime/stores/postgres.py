@@ -280,8 +280,10 @@ class PostgresStore:
     # -- decisions ----------------------------------------------------------------------------
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
@@ -321,7 +323,8 @@ class PostgresStore:
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
             decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
-                                         pending.fields, pending.code, pending.payload, seq)
+                                         pending.fields, pending.code, pending.payload, seq,
+                                         pending.now)
             pending.decided(decision)
         return 1
 
@@ -341,8 +344,9 @@ class PostgresStore:
         before = states.get(pending.agent_id, FRESH)
         try:
             decision, after = pending.decide(before, pending.agent_id, pending.action,
-                                             pending.fields, pending.code, pending.payload, None)
-            record = audit.decision_record(time.time(), decision)
+                                             pending.fields, pending.code, pending.payload, None,
+                                             pending.now)
+            record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
         except Exception as error:
@@ -353,22 +357,24 @@ class PostgresStore:
 
     # -- operators ----------------------------------------------------------------------------
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> Reset:
         every = agent_id is None
         locked = _ids([] if agent_id is None else [agent_id])
         with self._connection() as connection:
             rows = connection.execute(_BEGIN, (locked, every)).fetchall()
             agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
                 else [agent_id]
-            record = audit.reset_record(time.time(), policy_hash, agent_id, operator, agents)
+            record = audit.reset_record(time.time() if now is None else now, policy_hash,
+                                        agent_id, operator, agents)
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
                 "every" if every else "shared", locked,
                 [(record, None if every else FRESH)])).fetchall()
         self._remember(record, seq, prev, digest)
         return Reset(sorted(agents), seq)
 
-    def record_policy_load(self, policy: Policy) -> int:
-        record = audit.policy_load_record(time.time(), policy.hash, policy.name,
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int:
+        record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
@@ -402,9 +408,12 @@ class PostgresStore:
         return rows[0] if rows else None
 
     def state(self, agent_id: str) -> AgentState:
+        return AgentState.from_raw(self.raw_state(agent_id))
+
+    def raw_state(self, agent_id: str) -> RawState:
         row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down FROM "
                              "sentra_agents WHERE agent_id = %s", (_key(agent_id),))
-        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], row[2]))
+        return FRESH if row is None else (row[0], row[1], row[2])
 
     def count_agents(self) -> tuple[int, int]:
         """How many agents are active and how many shut down."""

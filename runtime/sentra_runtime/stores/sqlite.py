@@ -136,22 +136,25 @@ class SQLiteStore:
         return _Transaction(self._lock, self._connection, self._busy_timeout)
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
         return pending.outcome()
 
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
-                          code: int, payload: Any, *,
+                          code: int, payload: Any, now: float | None = None, *,
                           annotations: audit.Annotations | None = None) -> Decision:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on a
         commit or on another writer: decisions queue on the loop, and while no commit is under
         way the queue is decided on the loop in one transaction (one per decision without
         group commit) when the database is free at once, and committed in the store's commit
         thread (see :class:`_LoopCommit`). The decision is returned after its commit."""
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         loop = asyncio.get_running_loop()
         committer = self._loop_commit
         if committer is None or committer.loop is not loop:
@@ -223,8 +226,8 @@ class SQLiteStore:
         try:
             decision, new_state = pending.decide(state, pending.agent_id, pending.action,
                                                  pending.fields, pending.code, pending.payload,
-                                                 seq)
-            record = audit.decision_record(time.time(), decision)
+                                                 seq, pending.now)
+            record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
             body, digest = audit.seal_text(record, seq, None if head is None else head[1])
@@ -237,7 +240,8 @@ class SQLiteStore:
         pending.decided(decision)
         return seq, digest
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> Reset:
         with self._transaction() as connection:
             if agent_id is None:
                 agents = [row[0] for row in connection.execute("SELECT agent_id FROM agents")]
@@ -246,24 +250,27 @@ class SQLiteStore:
             else:
                 agents = [agent_id]
                 connection.execute(_UPSERT_STATE, (agent_id, *FRESH))
-            seq = self._append(connection, audit.reset_record(time.time(), policy_hash,
-                                                              agent_id, operator, agents))
+            seq = self._append(connection, audit.reset_record(
+                time.time() if now is None else now, policy_hash, agent_id, operator, agents))
         return Reset(sorted(agents), seq)
 
     def state(self, agent_id: str) -> AgentState:
+        return AgentState.from_raw(self.raw_state(agent_id))
+
+    def raw_state(self, agent_id: str) -> RawState:
         with self._lock:
             row = self._connection.execute(_SELECT_STATE, (agent_id,)).fetchone()
-        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], bool(row[2])))
+        return FRESH if row is None else (row[0], row[1], bool(row[2]))
 
     def agents(self) -> list[str]:
         with self._lock:
             rows = self._connection.execute("SELECT agent_id FROM agents ORDER BY agent_id")
             return [row[0] for row in rows]
 
-    def record_policy_load(self, policy: Policy) -> int:
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int:
         with self._transaction() as connection:
             return self._append(connection, audit.policy_load_record(
-                time.time(), policy.hash, policy.name, policy.version, policy.schema_version))
+                time.time() if now is None else now, policy.hash, policy.name, policy.version, policy.schema_version))
 
     @staticmethod
     def _append(connection: sqlite3.Connection, record: dict[str, Any]) -> int:
