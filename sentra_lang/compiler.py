@@ -19,9 +19,12 @@ from sentra_lang.checker import Model, RuleInfo, check
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
+    PLAIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
     ActionBlock,
     InputField,
     PolicyInfo,
+    RiskDecay,
     Row,
     Rule,
     Settings,
@@ -245,11 +248,15 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         for block in model.blocks
         if block.names
     ]
+    decay = None if model.risk_decay is None else RiskDecay(amount=model.risk_decay[0],
+                                                            period=model.risk_decay[1])
     table = Table(
+        schema_version=PLAIN_SCHEMA_VERSION if decay is None else SCHEMA_VERSION,
         policy=PolicyInfo(name=model.name, version=model.version, description=model.description),
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
                           action_normalize=model.action_normalize,  # type: ignore[arg-type]
-                          undeclared_fields=model.undeclared_fields),  # type: ignore[arg-type]
+                          undeclared_fields=model.undeclared_fields,  # type: ignore[arg-type]
+                          risk_decay=decay),
         input=inputs,
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,

@@ -38,7 +38,9 @@ from sentra_runtime.policy import Policy, RuleSpec, load_policy
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
-and returns it."""
+and returns it. Under a policy with ``risk_decay``, an agent whose cumulative risk is above 0
+has a fourth item, its decay anchor (whole microseconds since the epoch, UTC): see
+:func:`decay`."""
 FRESH: State = (0, 0, False)
 """The state of an agent never seen, or reset."""
 
@@ -79,6 +81,12 @@ class Decider:
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
         self._specials = _SpecialOutcomes(self)
+        decay = self.policy.risk_decay
+        self._decay = None if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        self.step: Callable[..., tuple[Decision, State]] = (
+            self.transition if decay is None else self.decaying_transition)
+        """The state step the engine hands the stores: :meth:`transition`, or, for a policy
+        with ``risk_decay``, :meth:`decaying_transition` (which calls it)."""
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
                state: State | AgentState = FRESH, *,
@@ -95,8 +103,37 @@ class Decider:
         if isinstance(state, AgentState):
             state = as_state(state)
         code, payload, action = self.match(action, fields)
-        return self.transition(state, agent_id, action, fields, code, payload, None,
-                               time.time() if now is None else now)
+        return self.step(state, agent_id, action, fields, code, payload, None,
+                         time.time() if now is None else now)
+
+    def decaying_transition(self, state: State, agent_id: str, action: str, fields: Any,
+                            code: int, payload: Any, seq: int | None = None,
+                            now: float = 0.0) -> tuple[Decision, State]:
+        """The state step of a policy with ``risk_decay``: decay the agent's risk to ``now``
+        (:func:`decay`), take :meth:`transition` on the decayed state, and keep the anchor
+        (set to ``now`` when the decision raises the risk from 0; none while the risk is 0).
+        The decision's ``decayed`` is how much decay took off before it."""
+        assert self._decay is not None
+        now_us = round(now * MICROSECONDS)
+        taken, cumulative, anchor = decay(state, now_us, *self._decay)
+        decision, after = self.transition((cumulative, state[1], state[2]), agent_id, action,
+                                          fields, code, payload, seq, now)
+        kept = decision.__dict__
+        kept["decayed"] = taken
+        if after[0] == 0:
+            kept["decay_anchor"] = None
+            return decision, after[:3]
+        anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
+        return decision, (*after[:3], anchor)
+
+    def decayed_state(self, state: State, now: float) -> State:
+        """``state`` as it reads at ``now``: with the policy's ``risk_decay`` applied (nothing
+        is written); ``state`` itself without decay."""
+        if self._decay is None:
+            return state
+        _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *self._decay)
+        return (cumulative, state[1], state[2]) if anchor is None else \
+            (cumulative, state[1], state[2], anchor)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
                    payload: Any, seq: int | None = None,
@@ -108,7 +145,10 @@ class Decider:
         gives the decision's audit record, if it keeps one; ``now`` is the decision's time (the
         engine's clock; the record's ``time``).
         """
-        cumulative, blocked, down = state
+        try:
+            cumulative, blocked, down = state
+        except ValueError:   # a state with a decay anchor, under a policy without decay
+            cumulative, blocked, down = state = state[:3]
         if down:
             decision = _new(self._specials.already)
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
@@ -261,6 +301,34 @@ class _SpecialOutcomes:
                                "has no `otherwise` rule.")
 
 
+MICROSECONDS = 1_000_000
+"""Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
+
+
+def decay(state: tuple[int, ...], now_us: int, amount: int,
+          period_us: int) -> tuple[int, int, int | None]:
+    """Risk decay at ``now_us`` (docs/language.md, "Risk decay"): ``(taken, risk, anchor)``.
+
+    With ``k`` whole periods since the anchor (``k = (now - anchor) // period``), the risk goes
+    down by ``k * amount`` (never below 0) and the anchor moves by ``k * period``, keeping the
+    remainder. A risk of 0 has no anchor (the decision that raises it sets one, at its time); a
+    risk above 0 without one (raised before the policy had decay) starts decaying now. A clock
+    that went back (``now`` before the anchor) decays nothing.
+    """
+    risk = state[0]
+    anchor: int | None = state[3] if len(state) > 3 else None
+    if risk <= 0:
+        return 0, risk, None
+    if anchor is None:
+        return 0, risk, now_us
+    periods = (now_us - anchor) // period_us
+    if periods <= 0:
+        return 0, risk, anchor
+    taken = min(periods * amount, risk)
+    risk -= taken
+    return taken, risk, None if risk == 0 else anchor + periods * period_us
+
+
 def _kept(fields: Any, code: int) -> Any:
     """What a decision keeps of its input: a JSON-safe copy of input the matcher rejected or
     found no block for (the audit log records it), nothing otherwise."""
@@ -284,5 +352,5 @@ def checked_fields(agent_id: Any, action: Any, fields: Any) -> dict[str, Any]:
 
 
 def as_state(state: AgentState) -> State:
-    """An :class:`AgentState` as the decider's state tuple."""
+    """An :class:`AgentState` as the decider's state tuple (without a decay anchor)."""
     return (state.cumulative_risk, state.blocked_attempts, state.status == SHUT_DOWN)

@@ -43,8 +43,9 @@ class Engine:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Callable[[], float] = time.time if clock is None else clock
         self._match = self.decider.match
-        self._transition = self.decider.transition
-        """The decider's state step, bound once (not once per decision)."""
+        self._transition = self.decider.step
+        """The decider's state step (:attr:`Decider.step`), bound once (not once per
+        decision)."""
         self.policy_load_seq: int | None = self.store.record_policy_load(self.policy,
                                                                           now=self.clock())
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
@@ -110,8 +111,13 @@ class Engine:
         return agents if isinstance(agents, Reset) else Reset(agents, None)
 
     def state(self, agent_id: str) -> AgentState:
-        """The agent's ``(cumulative_risk, blocked_attempts, status)``; fresh for unknown ids."""
-        return self.store.state(agent_id)
+        """The agent's ``(cumulative_risk, blocked_attempts, status)`` now (by the engine's
+        clock, after the policy's ``risk_decay``, which a read applies without writing);
+        fresh for unknown ids."""
+        if self.policy.risk_decay is None:
+            return self.store.state(agent_id)
+        raw = self.decider.decayed_state(self.store.raw_state(agent_id), self.clock())
+        return AgentState.from_raw((raw[0], raw[1], raw[2]))
 
     def agents(self) -> list[str]:
         """Ids of the agents the store has seen, sorted."""
