@@ -22,6 +22,7 @@ from sentra_lang.parser import read_source
 from sentra_lang.source import Span
 from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
+from sentra_lang.checker import duration_seconds
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
 from sentra_lang.testing.suite_checker import check_suite
@@ -32,7 +33,7 @@ _DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
 _ATTRIBUTE = {"rule": "rule_id", "reason": "reason", "reason_contains": "reason",
               "threat": "threat", "risk": "attempted_risk", "applied": "applied_risk",
               "projected": "projected_risk", "cumulative": "cumulative_risk",
-              "strikes": "blocked_attempts", "status": "status"}
+              "strikes": "blocked_attempts", "decayed": "decayed", "status": "status"}
 _STATE = {"cumulative": "cumulative_risk", "strikes": "blocked_attempts", "status": "status"}
 
 
@@ -340,11 +341,27 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
 
 # -------------------------------------------------------------------------------- running
 
+SUITE_START = 1_704_067_200.0
+"""Where every scenario's clock starts: 2024-01-01T00:00:00Z. It moves only with `after`, so
+a suite decides the same whenever it runs."""
+
+
+class SuiteClock:
+    """A scenario's clock: :data:`SUITE_START`, moved by `after` steps."""
+
+    def __init__(self) -> None:
+        self.now = SUITE_START
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class _PolicyRun:
     def __init__(self, put: PolicyUnderTest) -> None:
         assert put.policy is not None
         self.store = ScenarioStore()
-        self.engine = Engine(put.policy, self.store)
+        self.clock = SuiteClock()
+        self.engine = Engine(put.policy, self.store, clock=self.clock)
         self.coverage = PolicyCoverage(put, self.engine.matcher)
 
 
@@ -429,6 +446,7 @@ class Runner:
         assert item.loaded.policy is not None
         run = self.policy_run(item.loaded.policy)
         run.store.clear()
+        run.clock.now = SUITE_START
         start = time.perf_counter()
         method = None
         try:
@@ -484,6 +502,8 @@ class Runner:
                                            step.span, number, mismatches, decision)
             elif isinstance(step, s.ResetStep):
                 engine.reset(step.agent, operator=OPERATOR)
+            elif isinstance(step, s.AfterStep):
+                run.clock.now += duration_seconds(step.duration)   # checked: the suite runs
             else:
                 state = engine.state(step.agent)
                 mismatches = compare(step.expect, state, _STATE)
