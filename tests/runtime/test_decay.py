@@ -274,3 +274,21 @@ def test_decay_equals_the_reference_oracle(amount: int, period_s: int,
         decision = engine.evaluate("a", action)
         got.append((decision.allowed, decision.cumulative_risk, decision.decayed))
     assert got == oracle(events, amount, period_s * 1_000_000)
+
+
+def test_the_documented_example() -> None:
+    """docs/language.md, "Risk decay": its policy and its timeline, replayed."""
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "language.md").read_text()
+    source = text.split("```sentra\npolicy exports")[1].split("```")[0]
+    nine = 1_700_038_800.0   # 2023-11-15T09:00:00Z
+    clock = Clock(nine)
+    engine = Engine(table("policy exports" + source), clock=clock)
+    assert decided(engine.evaluate("a", "EXPORT_DATA")) == ("Allowed", 60, 0)
+    clock.now = nine + 59 * 60
+    assert engine.state("a").cumulative_risk == 60
+    clock.now = nine + 2.5 * HOUR
+    assert engine.state("a").cumulative_risk == 40
+    assert decided(engine.evaluate("a", "EXPORT_DATA")) == ("Allowed", 100, 20)
+    clock.now = nine + 12 * HOUR
+    assert engine.state("a").cumulative_risk == 0
+    assert timestamp(nine) == "2023-11-15T09:00:00.000000Z"
