@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
@@ -93,7 +93,7 @@ def timestamp_us(micros_total: int) -> str:
     return _second(whole) + f".{micros:06d}Z"
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_timestamp_us(text: Any) -> int | None:
@@ -102,7 +102,7 @@ def parse_timestamp_us(text: Any) -> int | None:
     if not isinstance(text, str) or not text.endswith("Z"):
         return None
     try:
-        moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError:
         return None
     return (moment - _EPOCH) // timedelta(microseconds=1)

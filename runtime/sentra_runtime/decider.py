@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sentra_runtime.codegen import INVALID_INPUT, NO_MATCH, UNKNOWN_ACTION, compile_matcher
 from sentra_runtime.decision import (
@@ -124,7 +124,7 @@ class Decider:
             kept["decay_anchor"] = None
             return decision, after[:3]
         anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
-        return decision, (*after[:3], anchor)
+        return decision, _anchored(after, anchor)
 
     def decayed_state(self, state: State, now: float) -> State:
         """``state`` as it reads at ``now``: with the policy's ``risk_decay`` applied (nothing
@@ -132,8 +132,8 @@ class Decider:
         if self._decay is None:
             return state
         _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *self._decay)
-        return (cumulative, state[1], state[2]) if anchor is None else \
-            (cumulative, state[1], state[2], anchor)
+        plain = (cumulative, state[1], state[2])
+        return plain if anchor is None else _anchored(plain, anchor)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
                    payload: Any, seq: int | None = None,
@@ -327,6 +327,11 @@ def decay(state: tuple[int, ...], now_us: int, amount: int,
     taken = min(periods * amount, risk)
     risk -= taken
     return taken, risk, None if risk == 0 else anchor + periods * period_us
+
+
+def _anchored(state: State, anchor: int) -> State:
+    """``state`` with its decay anchor as a fourth item (the form :data:`State` allows)."""
+    return cast(State, (state[0], state[1], state[2], anchor))
 
 
 def _kept(fields: Any, code: int) -> Any:

@@ -14,6 +14,7 @@ from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_record
 from sentra_runtime.audit import Annotations
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
+from sentra_lang.checker import duration_seconds
 from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files
@@ -22,7 +23,6 @@ from sentra_lang.parser import read_source
 from sentra_lang.source import Span
 from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
-from sentra_lang.checker import duration_seconds
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
 from sentra_lang.testing.suite_checker import check_suite

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sentra_runtime import Engine, MemoryStore, SQLiteStore
+
 from tests.runtime.helpers import sentra_table
 
 START = 1_700_000_000.25   # 2023-11-14T22:13:20.250000Z

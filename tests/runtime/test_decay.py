@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sentra_runtime import AgentState, Decider, Engine, MemoryStore, SQLiteStore, Store
 from sentra_runtime.audit import timestamp
+
 from tests.helpers import compile_ok
 from tests.pg_fixtures import store_factory, store_target
 
