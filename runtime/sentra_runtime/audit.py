@@ -108,7 +108,7 @@ def parse_timestamp_us(text: Any) -> int | None:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1024)
 def _second(whole: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 

@@ -82,7 +82,8 @@ class Decider:
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
         self._specials = _SpecialOutcomes(self)
         decay = self.policy.risk_decay
-        self._decay = None if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        self._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        """The decay's amount and period in microseconds (unused without decay)."""
         self.step: Callable[..., tuple[Decision, State]] = (
             self.transition if decay is None else self.decaying_transition)
         """The state step the engine hands the stores: :meth:`transition`, or, for a policy
@@ -113,9 +114,9 @@ class Decider:
         (:func:`decay`), take :meth:`transition` on the decayed state, and keep the anchor
         (set to ``now`` when the decision raises the risk from 0; none while the risk is 0).
         The decision's ``decayed`` is how much decay took off before it."""
-        assert self._decay is not None
-        now_us = round(now * MICROSECONDS)
-        taken, cumulative, anchor = decay(state, now_us, *self._decay)
+        amount, period_us = self._decay
+        now_us = round(now * 1_000_000)
+        taken, cumulative, anchor = decay(state, now_us, amount, period_us)
         decision, after = self.transition((cumulative, state[1], state[2]), agent_id, action,
                                           fields, code, payload, seq, now)
         kept = decision.__dict__
@@ -124,12 +125,12 @@ class Decider:
             kept["decay_anchor"] = None
             return decision, after[:3]
         anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
-        return decision, _anchored(after, anchor)
+        return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
 
     def decayed_state(self, state: State, now: float) -> State:
         """``state`` as it reads at ``now``: with the policy's ``risk_decay`` applied (nothing
         is written); ``state`` itself without decay."""
-        if self._decay is None:
+        if self.policy.risk_decay is None:
             return state
         _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *self._decay)
         plain = (cumulative, state[1], state[2])
