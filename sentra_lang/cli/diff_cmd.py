@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from sentra_runtime.policy import duration_text
-
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
@@ -360,6 +358,8 @@ def _equivalence(diff: PolicyDiff, output: str) -> int:
 
 
 def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
+    from sentra_runtime.policy import duration_text
+
     from sentra_lang.diagnostics import format_witness
 
     if found is None and not skipped:
