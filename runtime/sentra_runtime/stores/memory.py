@@ -96,10 +96,15 @@ class MemoryStore:
         return Reset(agents, seq)
 
     def set_state(self, agent_id: str, cumulative_risk: int, blocked_attempts: int,
-                  shut_down: bool = False) -> None:
-        """Seed an agent's state (for `explain --state` and tests); not an audited event."""
+                  shut_down: bool = False, *, decay_anchor: float | None = None) -> None:
+        """Seed an agent's state (for `explain --state` and tests); not an audited event.
+        ``decay_anchor`` (seconds since the epoch) is when its risk was raised from 0, for a
+        policy with ``risk_decay``."""
+        state: RawState = (cumulative_risk, blocked_attempts, shut_down)
+        if decay_anchor is not None and cumulative_risk > 0:
+            state = (*state, round(decay_anchor * 1_000_000))  # type: ignore[assignment]
         with self._lock:
-            self._states[agent_id] = (cumulative_risk, blocked_attempts, shut_down)
+            self._states[agent_id] = state
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self._states.get(agent_id, FRESH))
