@@ -147,3 +147,20 @@ def test_head_is_the_anchor_verify_checks(capsys: pytest.CaptureFixture[str],
     with pytest.raises(SystemExit) as exited:   # argparse's usage error
         main(["audit", "verify", store_target, "--anchor", "four"])
     assert exited.value.code == 2 and "expected SEQ:HASH" in capsys.readouterr().err
+
+
+def test_db_status_and_upgrade_of_a_version_2_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    """A store file of version 2 (before risk-decay anchors) is upgraded to 3 by `db upgrade`
+    and verifies before and after."""
+    from tests.stores.test_schema import LEGACY_V2
+
+    legacy = tmp_path / "legacy-v2.db"
+    shutil.copy(LEGACY_V2, legacy)
+    code, out, _ = run(capsys, "db", "status", str(legacy))
+    assert code == 1 and "store schema version 2; this sentra-lang uses version 3" in out
+    assert run(capsys, "audit", "verify", str(legacy))[0] == 0
+    code, out, _ = run(capsys, "db", "upgrade", str(legacy))
+    assert code == 0 and "upgraded the store schema from version 2 to 3" in out
+    code, out, _ = run(capsys, "audit", "verify", str(legacy))
+    assert code == 0 and "3 agent states match the log" in out, out
