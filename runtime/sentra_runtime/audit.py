@@ -488,15 +488,26 @@ def decision_state(decision: Any) -> StateTuple | None:
 def comparable(state: Any) -> StateTuple:
     """A stored state as the log's states are compared with it: ints and a bool, and the decay
     anchor only while the risk is above 0 (at 0 an anchor means nothing)."""
-    risk, blocked, down = int(state[0]), int(state[1]), bool(state[2])
-    if len(state) > 3 and state[3] is not None and risk > 0:
-        return risk, blocked, down, int(state[3])
+    try:
+        risk, blocked, down = int(state[0]), int(state[1]), bool(state[2])
+        if len(state) > 3 and state[3] is not None and risk > 0:
+            return risk, blocked, down, int(state[3])
+    except (TypeError, ValueError):   # a stored value edited into something else
+        return -1, -1, False          # a state no log leaves an agent in
     return risk, blocked, down
+
+
+def _anchor_text(micros: int) -> str:
+    """A decay anchor as a time, or as the number it is when it is no time (edited)."""
+    try:
+        return timestamp_us(micros)
+    except (OverflowError, OSError, ValueError):
+        return f"{micros} (no time)"
 
 
 def describe(state: StateTuple) -> str:
     risk, blocked, down = state[0], state[1], state[2]
-    anchor = f", decay anchor {timestamp_us(state[3])}" if len(state) > 3 else ""
+    anchor = f", decay anchor {_anchor_text(state[3])}" if len(state) > 3 else ""
     return (f"cumulative risk {risk}, blocked attempts {blocked}, "
             f"{'shut down' if down else 'active'}{anchor}")
 
@@ -534,7 +545,7 @@ def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
     line = {"kind": STATE, "agent": agent, "cumulative_risk": risk,
             "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
     if len(state) > 3 and state[3] is not None:
-        line["decay_anchor"] = timestamp_us(state[3])
+        line["decay_anchor"] = _anchor_text(state[3])
     return line
 
 

@@ -292,3 +292,29 @@ def test_the_documented_example() -> None:
     clock.now = nine + 12 * HOUR
     assert engine.state("a").cumulative_risk == 0
     assert timestamp(nine) == "2023-11-15T09:00:00.000000Z"
+
+
+@pytest.mark.parametrize("anchor", ["'yesterday'", "x'00'", "1.5e300"])
+def test_a_stored_anchor_edited_into_garbage_is_found_not_a_crash(tmp_path: Path,
+                                                                  anchor: str) -> None:
+    path = tmp_path / "s.db"
+    engine = Engine(table(), SQLiteStore(path), clock=Clock())
+    engine.evaluate("a", "A")
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE agents SET decay_anchor = {anchor}")
+    result = engine.verify_audit()
+    assert not result.ok and "edited state" in result.problem, str(result)
+
+
+def test_an_export_of_a_garbage_anchor_does_not_verify(tmp_path: Path) -> None:
+    from sentra_runtime.audit import read_jsonl, verify_export
+
+    path = tmp_path / "s.db"
+    engine = Engine(table(), SQLiteStore(path), clock=Clock())
+    engine.evaluate("a", "A")
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE agents SET decay_anchor = 1.5e300")
+    out = tmp_path / "audit.jsonl"
+    with out.open("w", encoding="utf-8") as file:
+        engine.export_audit(file)
+    assert not verify_export(read_jsonl(out)).ok
