@@ -172,8 +172,26 @@ class Normalize:
     span: Span = _span()
 
 
-SettingValue = Str | Num | Bool | Normalize | Name
-"""A setting's value: a literal, `normalize ...`, or a word (`undeclared_fields refuse`)."""
+@dataclass(frozen=True)
+class Duration:
+    """A duration as written (`30m`, `1h`, `7d`); the checker reads its unit."""
+
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`AMOUNT per DURATION` (`risk_decay 10 per 1h`)."""
+
+    amount: Num
+    period: Duration
+    span: Span = _span()
+
+
+SettingValue = Str | Num | Bool | Normalize | Name | Rate
+"""A setting's value: a literal, `normalize ...`, a word (`undeclared_fields refuse`), or a
+rate (`risk_decay 10 per 1h`)."""
 
 
 @dataclass(frozen=True)

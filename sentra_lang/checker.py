@@ -13,6 +13,7 @@ from typing import Any
 
 from sentra_runtime import arith
 from sentra_runtime.inputs import normalize
+from sentra_runtime.policy import DURATION_UNITS, duration_text
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
@@ -95,11 +96,59 @@ class Model:
     undeclared_fields: str = "refuse"
     undeclared_span: Span | None = None
     """Where the policy says `undeclared_fields` (``None``: it does not, and refuses)."""
+    risk_decay: tuple[int, int] | None = None
+    """`risk_decay AMOUNT per DURATION`: (amount, period in seconds); ``None``: no decay."""
     fields: dict[str, FieldInfo] = field(default_factory=dict)
     lets: dict[str, LetInfo] = field(default_factory=dict)
     blocks: list[BlockInfo] = field(default_factory=list)
     otherwise: RuleInfo | None = None
     header_span: Span = NO_SPAN
+
+
+_DURATION = re.compile(r"([0-9]+)(\.[0-9]+)?([A-Za-z_][A-Za-z0-9_]*)?")
+_UNIT_WORDS = {"sec": "s", "secs": "s", "second": "s", "seconds": "s", "min": "m", "mins": "m",
+               "minute": "m", "minutes": "m", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+               "day": "d", "days": "d"}
+"""Words people write for a unit, and the unit they mean (for "did you mean")."""
+MAX_DURATION = 36_500 * 86_400
+"""The longest duration a policy may give: 36500 days (about a century)."""
+
+
+def duration_seconds(text: str) -> int:
+    """The seconds of a valid duration (:func:`duration_problem` is ``None``)."""
+    sizes = dict(DURATION_UNITS)
+    return int(text[:-1]) * sizes[text[-1]]
+
+
+def duration_problem(text: str) -> tuple[str | None, str | None]:
+    """What is wrong with a duration as written, and a hint; ``(None, None)`` when it is one
+    (`30m`, `1h`, `7d`: a whole number and a unit)."""
+    if text.startswith("-"):
+        return f"duration `{text}` is negative", "a duration is at least `1s`"
+    match = _DURATION.fullmatch(text)
+    if match is None:   # a word (`hour`)
+        unit = _UNIT_WORDS.get(text.lower()) or (text if text in dict(DURATION_UNITS) else None)
+        return (f"`{text}` is not a duration",
+                f"did you mean `1{unit}`?" if unit else None)
+    whole, fraction, unit = match.groups()
+    if unit is None:
+        return f"duration `{text}` has no unit", f"did you mean `{text}s`?"
+    sizes = dict(DURATION_UNITS)
+    if unit not in sizes:
+        meant = _UNIT_WORDS.get(unit.lower()) or (unit.lower() if unit.lower() in sizes else None)
+        return (f"unknown duration unit `{unit}` in `{text}`",
+                f"did you mean `{whole}{fraction or ''}{meant}`?" if meant else None)
+    if fraction is not None:
+        seconds = float(whole + fraction) * sizes[unit]
+        exact = seconds == int(seconds) and seconds >= 1
+        return (f"duration `{text}` is not a whole number of `{unit}`",
+                f"write it in a smaller unit: `{duration_text(int(seconds))}`" if exact else None)
+    seconds = int(whole) * sizes[unit]
+    if seconds < 1:
+        return f"duration `{text}` is zero", "a duration is at least `1s`"
+    if seconds > MAX_DURATION:
+        return f"duration `{text}` is too long", "a duration is at most `36500d`"
+    return None, None
 
 
 def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
@@ -178,6 +227,8 @@ class Checker:
         model = self.model
         if name == "undeclared_fields":
             self._undeclared_fields(value)
+        elif name == "risk_decay":
+            self._risk_decay(value)
         elif name == "action_type":
             if not isinstance(value, ast.Normalize):
                 self.report("SL210", "`action_type` takes `normalize ...`", value.span,
@@ -212,6 +263,31 @@ class Checker:
         self.report("SL210", "`undeclared_fields` is `refuse` or `ignore`", value.span,
                     help=hint or "`refuse` blocks input with a field the policy does not "
                                  "declare; `ignore` reads past it")
+
+    def _risk_decay(self, value: ast.SettingValue) -> None:
+        if not isinstance(value, ast.Rate):
+            self.report("SL210", "`risk_decay` takes `AMOUNT per DURATION`", value.span,
+                        help="for example `risk_decay 10 per 1h`: cumulative risk goes down by "
+                             "10 for every hour")
+            return
+        amount = value.amount.value
+        if isinstance(amount, float) or amount < 1:
+            self.report("SL210", "the amount of `risk_decay` must be a positive integer",
+                        value.amount.span, help="for example `risk_decay 10 per 1h`")
+            return
+        seconds = self.duration(value.period)
+        if seconds is not None:
+            self.model.risk_decay = (amount, seconds)
+
+    def duration(self, duration: ast.Duration) -> int | None:
+        """A duration's whole seconds; SL224 (with a did-you-mean) when it is not one."""
+        problem, hint = duration_problem(duration.text)
+        if problem is None:
+            return duration_seconds(duration.text)
+        self.report("SL224", problem, duration.span,
+                    help=hint or "a duration is a whole number and a unit: `s`, `m`, `h` or "
+                                 "`d` (`30m`, `1h`, `7d`)")
+        return None
 
     def _normalize_steps(self, normalize: ast.Normalize) -> list[str]:
         steps = []

@@ -138,8 +138,8 @@ _ENTRIES = [
          "rules move. Give every rule a stable id.",
          _policy('action A {\n  allow "fine"\n}\n'), 'allow "fine"'),
     Code("SL110", "unknown setting", "error",
-         "The policy header accepts `risk_threshold`, `strikes`, `description` and "
-         "`action_type normalize ...`.",
+         "The policy header accepts `risk_threshold`, `strikes`, `description`, "
+         "`action_type normalize ...`, `undeclared_fields` and `risk_decay`.",
          'policy p version "1" {\n  risk_treshold 50\n}\n' + _OTHERWISE, "risk_treshold"),
     Code("SL111", "import not found", "error",
          "An imported file does not exist or cannot be read. Paths are relative to the "
@@ -205,7 +205,8 @@ _ENTRIES = [
     Code("SL210", "invalid setting value", "error",
          "`risk_threshold` is a positive integer, `strikes` an integer of at least 1, "
          "`description` a string, `action_type` takes `normalize ...`, `undeclared_fields` is "
-         "`refuse` or `ignore` (with a \"did you mean\" hint for a near miss).",
+         "`refuse` or `ignore` (with a \"did you mean\" hint for a near miss), `risk_decay` "
+         "takes `AMOUNT per DURATION` with a positive integer amount.",
          'policy p version "1" {\n  strikes 0\n}\n' + _OTHERWISE, "0"),
     Code("SL211", "normalisation needs a string", "error",
          "Only string, enum and set fields can be normalised.",
@@ -238,6 +239,11 @@ _ENTRIES = [
     Code("SL223", "constant comparison", "error",
          "A comparison with no field on either side is always true or always false.",
          _policy('action A {\n  when 2 * 3 > 5 allow as X\n}\n'), "2 * 3 > 5"),
+    Code("SL224", "invalid duration", "error",
+         "A duration is a whole number and a unit: `s`, `m`, `h` or `d` (`30m`, `1h`, `7d`), "
+         "from `1s` to `36500d`. `1.5h` is written `90m`; `hour` is `1h` (with a \"did you "
+         "mean\" hint for a near miss).",
+         'policy p version "1" {\n  risk_decay 10 per 1hr\n}\n' + _OTHERWISE, "1hr"),
     # ------------------------------------------------------------------ policy: SL3xx
     Code("SL301", "no otherwise", "warning",
          "The policy has no `otherwise`, so an action type that no block names is blocked "

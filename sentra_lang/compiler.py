@@ -15,7 +15,6 @@ from itertools import product
 from typing import Any
 
 from sentra_runtime import arith
-from sentra_runtime.policy import ARITHMETIC_VERSION
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
@@ -23,9 +22,12 @@ from sentra_lang.checker import Model, RuleInfo, check, interpolated_fields
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
+    PLAIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
     ActionBlock,
     InputField,
     PolicyInfo,
+    RiskDecay,
     Row,
     Rule,
     Settings,
@@ -275,12 +277,15 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         for block in model.blocks
         if block.names
     ]
+    decay = None if model.risk_decay is None else RiskDecay(amount=model.risk_decay[0],
+                                                            period=model.risk_decay[1])
     table = Table(
         schema_version=_schema_version(model, rows),
         policy=PolicyInfo(name=model.name, version=model.version, description=model.description),
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
                           action_normalize=model.action_normalize,  # type: ignore[arg-type]
-                          undeclared_fields=model.undeclared_fields),  # type: ignore[arg-type]
+                          undeclared_fields=model.undeclared_fields,  # type: ignore[arg-type]
+                          risk_decay=decay),
         input=inputs,
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,
@@ -290,10 +295,13 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
 
 
 def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
-    """3 for a table that computes or interpolates `{action}`/`{agent_id}` (an older runtime
-    refuses it rather than decide it otherwise), else 2, which every runtime since 2 reads."""
+    """3 for a table that computes, interpolates `{action}`/`{agent_id}` or decays risk (an
+    older runtime refuses it rather than decide it otherwise), else 2, which every runtime since
+    2 reads."""
     computes = any(atom.left is not None for table_rows in rows.values()
                    for row in table_rows for atom in row)
     names = {name for rule in _all_rules(model)
              for name, _start, _end in interpolated_fields(rule.reason)}
-    return ARITHMETIC_VERSION if computes or names & set(BUILT_IN_PLACEHOLDERS) else 2
+    uses_version_3 = (computes or bool(names & set(BUILT_IN_PLACEHOLDERS))
+                      or model.risk_decay is not None)
+    return SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION

@@ -93,6 +93,8 @@ def _setting(setting: ast.Setting) -> str:
         shown = _normalize(value)
     elif isinstance(value, ast.Name):
         shown = value.value
+    elif isinstance(value, ast.Rate):
+        shown = f"{format_literal(value.amount)} per {value.period.text}"
     else:
         shown = format_literal(value)
     return f"{setting.name.value} {shown}"

@@ -43,11 +43,12 @@ VSCODE_SYNTAXES = Path(__file__).resolve().parents[1] / "editors" / "vscode" / "
 # Scenario suites: the words of `testing/suite.lark` beyond the condition words they share
 # with policies (`keywords.OPERATOR_WORDS`, `keywords.CONSTANTS`).
 SUITE_DECLARATIONS = ("suite", "for", "defaults", "scenario", "cases", "property")
-SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "sequence")
+SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "sequence",
+               "after")
 SUITE_DECISIONS = ("allowed", "blocked", "shutdown")
 SUITE_QUANTIFIERS = ("never", "always")
 SUITE_CLAUSES = ("rule", "reason", "threat", "risk", "applied", "projected", "cumulative",
-                 "strikes", "status")
+                 "strikes", "decayed", "status")
 SUITE_CONSTANTS = ("none", "all")
 SUITE_STATUSES = ("active", "shut_down")
 """The values of `status` (names to the grammar, constants to a reader)."""
@@ -63,6 +64,9 @@ _ARITHMETIC = r"[+*/-]"  # after the arrow `->` and after negative numbers such 
 _ARROW = r"->"  # scenario suites: `agent "a" ACTION -> allowed`
 _ESCAPE = r'\\[\\"nt]'
 _INTERPOLATION = r"\{[A-Za-z_][A-Za-z0-9_.]*\}|\{\{|\}\}"
+_DURATION = r"[0-9]+[A-Za-z_][A-Za-z0-9_]*"
+"""A duration (`risk_decay 10 per 1h`, a suite's `after 30m`), or what the checker will call a
+bad one (`1hr`): one token either way, as the parser reads it."""
 
 
 def _words(group: tuple[str, ...]) -> Any:
@@ -75,6 +79,7 @@ _LEXICAL = [
     (r'"', String.Double, "string"),
     (r"-?[0-9]+\.[0-9]+" + _IDENT_END, Number.Float),
     (r"-?[0-9]+" + _IDENT_END, Number.Integer),
+    (_DURATION + _IDENT_END, Number.Integer),
 ]
 _STRING = [
     (r'"', String.Double, "#pop"),
@@ -111,7 +116,7 @@ class SentraLexer(RegexLexer):  # type: ignore[misc]
             (_words(keywords.OUTCOMES), Keyword.Reserved),
             (_words(keywords.OPERATOR_WORDS), Operator.Word),
             (_words(keywords.CONSTANTS), Keyword.Constant),
-            (_words(keywords.CLAUSES + keywords.TYPE_WORDS), Keyword),
+            (_words(keywords.CLAUSES + keywords.TYPE_WORDS + keywords.RATE_WORDS), Keyword),
             (_words(SIMPLE_TYPES), Keyword.Type),
             (_words(NORMALIZATIONS + SETTINGS), Name.Builtin),
             *_NAMES_AND_OPERATORS,
@@ -184,7 +189,7 @@ def _grammar(name: str, scope: str, file_type: str, label: str, strings: dict[st
             "string": {"name": "string.quoted.double" + suffix, "begin": '"', "end": '"|$',
                        **strings},
             "number": {"name": "constant.numeric" + suffix,
-                       "match": r"-?\b[0-9]+(?:\.[0-9]+)?\b"},
+                       "match": r"-?\b(?:[0-9]+(?:\.[0-9]+)?|" + _DURATION + r")\b"},
             "rule-id": {
                 "match": r"\b(" + label + r")\s+(" + _NAME + r")\b",
                 "captures": {"1": {"name": "keyword.other" + suffix},
@@ -209,7 +214,7 @@ def textmate_grammar() -> dict[str, Any]:
         ("keyword.control.outcome", keywords.OUTCOMES),
         ("keyword.operator.word", keywords.OPERATOR_WORDS),
         ("constant.language.boolean", keywords.CONSTANTS),
-        ("keyword.other", keywords.CLAUSES + keywords.TYPE_WORDS),
+        ("keyword.other", keywords.CLAUSES + keywords.TYPE_WORDS + keywords.RATE_WORDS),
         ("storage.type", SIMPLE_TYPES),
         ("support.function.builtin", NORMALIZATIONS + SETTINGS),
     ])

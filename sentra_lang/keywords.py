@@ -15,15 +15,18 @@ TYPE_WORDS = ("enum", "set")
 OUTCOMES = ("allow", "block", "shutdown")
 OPERATOR_WORDS = ("and", "or", "not", "in", "exists", "starts_with", "ends_with", "contains")
 CONSTANTS = ("true", "false")
+RATE_WORDS = ("per",)
+"""`N per DURATION` (`risk_decay 10 per 1h`)."""
 
 KEYWORDS: frozenset[str] = frozenset(
-    DECLARATIONS + CLAUSES + TYPE_WORDS + OUTCOMES + OPERATOR_WORDS + CONSTANTS
+    DECLARATIONS + CLAUSES + TYPE_WORDS + OUTCOMES + OPERATOR_WORDS + CONSTANTS + RATE_WORDS
 )
 
 
 # Built-in names: not reserved (they are NAME tokens), but the checker knows each of them.
 SIMPLE_TYPES = ("bool", "int", "number", "string")
 NORMALIZATIONS = ("lower", "upper", "trim")
-SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields")
+SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields",
+            "risk_decay")
 UNDECLARED_FIELDS = ("refuse", "ignore")
 """The values of `undeclared_fields` (sentra_runtime.inputs.UNDECLARED_MODES)."""

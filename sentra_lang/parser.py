@@ -32,6 +32,7 @@ _TERMINAL_WORDS = {
     "NAME": "a name",
     "STRING": "a string",
     "NUMBER": "a number",
+    "DURATION": "a duration (`30m`, `1h`, `7d`)",
     "BOOLEAN": "`true` or `false`",
     "OUTCOME": "an outcome (`allow`, `block` or `shutdown`)",
     "COMPARE": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
@@ -233,9 +234,20 @@ class TreeBuilder:
             value = self.name(value_tree)
         elif value_tree.data == "normalize":
             value = self.normalize(value_tree)
+        elif value_tree.data == "rate":
+            value = self.rate(value_tree)
         else:
             value = self.literal(value_tree)
         return ast.Setting(name, value, span=self.span(tree))
+
+    def rate(self, tree: Node) -> ast.Rate:
+        """`AMOUNT per DURATION`; a period written as a name or a bare number is kept as
+        written, for the checker to say what a duration is."""
+        number, period = tree.children[0].children[0], tree.children[1]
+        amount = ast.Num(self.number(str(number), self.span(number)), span=self.span(number))
+        token = period if isinstance(period, Token) else period.children[0]
+        return ast.Rate(amount, ast.Duration(str(token), span=self.span(token)),
+                        span=self.span(tree))
 
     def item_input_block(self, tree: Node) -> ast.InputBlock:
         return ast.InputBlock(tuple(self.field_decl(c) for c in tree.children), span=self.span(tree))

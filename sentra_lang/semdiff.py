@@ -8,7 +8,7 @@ differ (outcome, rule id, attempted risk or threat) is a changed region. Its wit
 to both versions' runtimes (`sentra_runtime.Engine`, a fresh agent each), and their decisions
 are what the report shows, so every change replays.
 
-Settings (`risk_threshold`, `strikes`, `action_type normalize`) are compared too; a change of
+Settings (`risk_threshold`, `strikes`, `risk_decay`, `action_type normalize`) are compared too; a change of
 threshold or strikes only shows over a sequence of actions, so `counterexample` searches the
 states an agent can reach under both versions for the first action they decide differently.
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 from sentra_runtime import Decision, Engine
 from sentra_runtime.inputs import normalize
+from sentra_runtime.policy import duration_text
 
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
@@ -28,7 +29,7 @@ from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
 from sentra_lang.space import NotExact, SpaceTooLarge, build_space
-from sentra_lang.table import ActionBlock, InputField, Table
+from sentra_lang.table import ActionBlock, InputField, RiskDecay, Table
 
 INVALID = -1
 """Label of the inputs a version rejects (`INVALID_INPUT`)."""
@@ -148,6 +149,8 @@ class Step:
     fields: dict[str, Any]
     old: Decision
     new: Decision
+    after: int = 0
+    """Seconds that pass before this step (a counterexample of a `risk_decay` change)."""
 
 
 @dataclass
@@ -159,6 +162,7 @@ class Counterexample:
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": [{"action": s.action, "fields": s.fields,
+                           **({"after_seconds": s.after} if s.after else {}),
                            "old_decision": _decision_dict(s.old),
                            "new_decision": _decision_dict(s.new)} for s in self.steps]}
 
@@ -210,7 +214,7 @@ def _observed(decision: Decision) -> tuple[Any, ...]:
     that matched (a shutdown after the last strike names no rule, its explanation does)."""
     trace = decision.trace
     return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
-            trace.matched_rule if trace is not None else None)
+            trace.matched_rule if trace is not None else None, decision.decayed)
 
 
 def _policy_info(comp: Compilation) -> dict[str, Any]:
@@ -373,6 +377,14 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "strikes", a.strikes, b.strikes,
             f"an agent is shut down at its {_ordinal(b.strikes)} blocked action "
             f"(was its {_ordinal(a.strikes)})"))
+    if a.risk_decay != b.risk_decay:
+        def rate(decay: RiskDecay | None) -> str:
+            return "none" if decay is None else f"{decay.amount} per {duration_text(decay.period)}"
+        out.append(SettingChange(
+            "risk_decay", rate(a.risk_decay), rate(b.risk_decay),
+            f"cumulative risk decays over time by {rate(b.risk_decay)} (was "
+            f"{rate(a.risk_decay)}): the same actions, made at other times, are decided "
+            "differently (the decisions below are those of a fresh agent, at one time)"))
     if a.action_normalize != b.action_normalize:
         def show(steps: list[str]) -> str:
             return ", ".join(steps) or "none"
@@ -430,11 +442,13 @@ class _SettingsProbe:
         assert old is not None and new is not None
         self.thresholds = (old.settings.risk_threshold, new.settings.risk_threshold)
         self.strikes = (old.settings.strikes, new.settings.strikes)
+        self.decays = (old.settings.risk_decay, new.settings.risk_decay)
         self.regions = [r for a in diff.actions for r in a.regions
                         if r.old is not None and r.new is not None]
 
     def search(self) -> Counterexample | None:
-        if self.thresholds[0] == self.thresholds[1] and self.strikes[0] == self.strikes[1]:
+        if (self.thresholds[0] == self.thresholds[1] and self.strikes[0] == self.strikes[1]
+                and self.decays[0] == self.decays[1]):
             return None
         for plan in (self._threshold_plan, self._strikes_plan):
             steps = plan()
@@ -442,6 +456,31 @@ class _SettingsProbe:
                 found = self._replay(steps)
                 if found is not None:
                     return found
+        timed = self._decay_plan()
+        return None if timed is None else self._replay(*timed)
+
+    def _decay_plan(self) -> tuple[list[Region], dict[int, int]] | None:
+        """Raise the risk with one allowing region as far as the lower threshold lets it, wait
+        the first time after which the versions' `risk_decay` take off different amounts, and
+        take the region once more: its `decayed` differs (and so may its outcome)."""
+        if self.decays[0] == self.decays[1]:
+            return None
+        allowing = sorted((r for r in self._allowing() if r.before.risk > 0),
+                          key=lambda r: -r.before.risk)
+        if not allowing:
+            return None
+        region, risk = allowing[0], allowing[0].before.risk
+        climb = max(min(self.thresholds) // risk, 1)
+        total = climb * risk
+
+        def taken(decay: RiskDecay | None, wait: int) -> int:
+            return 0 if decay is None else min(wait // decay.period * decay.amount, total)
+
+        waits = sorted({decay.period * k for decay in self.decays if decay is not None
+                        for k in range(1, total // decay.amount + 2)})
+        for wait in waits:
+            if taken(self.decays[0], wait) != taken(self.decays[1], wait):
+                return [region] * (climb + 1), {climb: wait}
         return None
 
     def _allowing(self) -> list[Region]:
@@ -497,15 +536,24 @@ class _SettingsProbe:
                                raw=self.regions[0].raw if self.regions else "")]
         return []
 
-    def _replay(self, plan: Sequence[Region]) -> Counterexample | None:
+    def _replay(self, plan: Sequence[Region],
+                waits: dict[int, int] | None = None) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
-        engines = (Engine(old.model_dump(mode="json")), Engine(new.model_dump(mode="json")))
+        now = [0.0]
+
+        def clock() -> float:
+            return now[0]
+
+        engines = (Engine(old.model_dump(mode="json"), clock=clock),
+                   Engine(new.model_dump(mode="json"), clock=clock))
         steps = []
-        for region in plan:
+        for index, region in enumerate(plan):
+            wait = (waits or {}).get(index, 0)
+            now[0] += wait
             before = engines[0].evaluate("sequence", region.raw, dict(region.witness))
             after = engines[1].evaluate("sequence", region.raw, dict(region.witness))
-            steps.append(Step(region.raw, region.witness, before, after))
+            steps.append(Step(region.raw, region.witness, before, after, wait))
             if _observed(before) != _observed(after):
                 return Counterexample(steps)
         return None

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
-__all__ = ["SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo", "Row", "Rule",
-           "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
+__all__ = ["PLAIN_SCHEMA_VERSION", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
+           "RiskDecay", "Row", "Rule", "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
            "dump_table", "json_schema", "seal"]
 
 Scalar = bool | int | float | str
@@ -46,6 +46,19 @@ class PolicyInfo(_Model):
     description: str | None = None
 
 
+PLAIN_SCHEMA_VERSION = 2
+"""The version of a table that uses no version-3 feature (``risk_decay``): written so that
+runtimes of version 2 still load it."""
+
+
+class RiskDecay(_Model):
+    """``risk_decay AMOUNT per DURATION``: cumulative risk goes down by ``amount`` for every whole
+    ``period`` since the agent's decay anchor. New in schema version 3."""
+
+    amount: int = Field(ge=1)
+    period: int = Field(ge=1, description="The period in whole seconds.")
+
+
 class Settings(_Model):
     risk_threshold: int = 100
     strikes: int = 3
@@ -59,6 +72,19 @@ class Settings(_Model):
                     "action (rule id UNDECLARED_FIELD), `ignore` reads past it. New in schema "
                     "version 2; a version-1 table ignores.",
     )
+    risk_decay: RiskDecay | None = Field(
+        default=None,
+        description="How cumulative risk decays over time; absent: it does not. New in schema "
+                    "version 3.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_decay(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A table without decay has no ``risk_decay`` key (a version-2 runtime loads it)."""
+        data: dict[str, Any] = handler(self)
+        if data.get("risk_decay", 0) is None:
+            del data["risk_decay"]
+        return data
 
 
 class InputField(_Model):

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
@@ -41,8 +42,9 @@ END_KINDS = frozenset({STATE, HEAD})
 
 Annotations: TypeAlias = "Mapping[str, Any] | Callable[[Decision], Mapping[str, Any]]"
 """Extra keys for a decision's audit record, or a function of the decision giving them."""
-StateTuple: TypeAlias = "tuple[int, int, bool]"
-"""An agent's ``(cumulative_risk, blocked_attempts, shut_down)``."""
+StateTuple: TypeAlias = "tuple[int, int, bool] | tuple[int, int, bool, int]"
+"""An agent's ``(cumulative_risk, blocked_attempts, shut_down)``, and its decay anchor (whole
+microseconds since the epoch) when its policy has ``risk_decay`` and its risk is above 0."""
 Head: TypeAlias = "tuple[int, str | None]"
 """The seq and hash of a log's last record; ``(0, None)`` for an empty log."""
 FRESH_STATE: StateTuple = (0, 0, False)
@@ -82,18 +84,51 @@ class VerifyResult:
 
 def timestamp(seconds: float) -> str:
     """UTC ISO 8601 with microseconds, e.g. ``2024-05-01T12:00:00.123456Z``."""
-    micros_total = round(seconds * 1_000_000)
+    return timestamp_us(round(seconds * 1_000_000))
+
+
+def timestamp_us(micros_total: int) -> str:
+    """:func:`timestamp` of a time in whole microseconds since the epoch (exact)."""
     whole, micros = divmod(micros_total, 1_000_000)
     return _second(whole) + f".{micros:06d}Z"
 
 
-@functools.lru_cache(maxsize=4)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp_us(text: Any) -> int | None:
+    """The whole microseconds since the epoch a :func:`timestamp` names (``None`` when ``text``
+    is not one)."""
+    if not isinstance(text, str) or not text.endswith("Z"):
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+@functools.lru_cache(maxsize=1024)
 def _second(whole: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
-    """The unsealed audit record of a decision (no seq, prev or hash yet)."""
+    """The unsealed audit record of a decision (no seq, prev or hash yet). Under a policy with
+    ``risk_decay``, its ``decision`` also keeps ``decayed`` and the agent's ``decay_anchor``
+    after it (a time; ``null`` while the risk is 0)."""
+    outcome = {
+        "outcome": decision.outcome, "label": decision.label, "allowed": decision.allowed,
+        "rule_id": decision.rule_id, "threat": decision.threat, "reason": decision.reason,
+        "attempted_risk": decision.attempted_risk, "applied_risk": decision.applied_risk,
+        "projected_risk": decision.projected_risk,
+        "cumulative_risk": decision.cumulative_risk,
+        "blocked_attempts": decision.blocked_attempts, "status": decision.status,
+    }
+    if "decayed" in decision.__dict__:
+        anchor = decision.decay_anchor
+        outcome["decayed"] = decision.decayed
+        outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
     return {
         "kind": DECISION,
         "time": timestamp(seconds),
@@ -101,14 +136,7 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
         "agent": decision.agent_id,
         "action": decision.action,
         "input": decision.audit_input,
-        "decision": {
-            "outcome": decision.outcome, "label": decision.label, "allowed": decision.allowed,
-            "rule_id": decision.rule_id, "threat": decision.threat, "reason": decision.reason,
-            "attempted_risk": decision.attempted_risk, "applied_risk": decision.applied_risk,
-            "projected_risk": decision.projected_risk,
-            "cumulative_risk": decision.cumulative_risk,
-            "blocked_attempts": decision.blocked_attempts, "status": decision.status,
-        },
+        "decision": outcome,
         "explanation": decision.explanation_summary,
     }
 
@@ -402,7 +430,7 @@ class LogVerifier:
         count = 0
         for agent, stored in states:
             count += 1
-            state = (int(stored[0]), int(stored[1]), bool(stored[2]))
+            state = comparable(stored)
             known = expected.pop(agent, None)
             if known is None:
                 if self.complete:
@@ -410,7 +438,7 @@ class LogVerifier:
                                     "but no record in the log: inserted state")
                     return count
                 continue
-            if known[0] != state:
+            if comparable(known[0]) != state:
                 self.fail(known[1], f"agent `{agent}`: the stored state ({describe(state)}) is "
                                     "not the one the log leaves it in "
                                     f"({describe(known[0])}): edited state")
@@ -442,7 +470,7 @@ def _head_problem(last: Head, head: Head) -> tuple[int, str] | None:
 
 def decision_state(decision: Any) -> StateTuple | None:
     """The agent's state after a decision, from its record's ``decision`` (``None`` when that
-    is not a decision's)."""
+    is not a decision's): with its decay anchor when the record keeps one."""
     if not isinstance(decision, dict):
         return None
     risk, blocked, status = (decision.get("cumulative_risk"), decision.get("blocked_attempts"),
@@ -450,13 +478,38 @@ def decision_state(decision: Any) -> StateTuple | None:
     if not (isinstance(risk, int) and isinstance(blocked, int)
             and status in ("active", "shut_down")):
         return None
-    return risk, blocked, status == "shut_down"
+    anchor = decision.get("decay_anchor")
+    if anchor is None:
+        return risk, blocked, status == "shut_down"
+    micros = parse_timestamp_us(anchor)
+    return None if micros is None else (risk, blocked, status == "shut_down", micros)
+
+
+def comparable(state: Any) -> StateTuple:
+    """A stored state as the log's states are compared with it: ints and a bool, and the decay
+    anchor only while the risk is above 0 (at 0 an anchor means nothing)."""
+    try:
+        risk, blocked, down = int(state[0]), int(state[1]), bool(state[2])
+        if len(state) > 3 and state[3] is not None and risk > 0:
+            return risk, blocked, down, int(state[3])
+    except (TypeError, ValueError):   # a stored value edited into something else
+        return -1, -1, False          # a state no log leaves an agent in
+    return risk, blocked, down
+
+
+def _anchor_text(micros: int) -> str:
+    """A decay anchor as a time, or as the number it is when it is no time (edited)."""
+    try:
+        return timestamp_us(micros)
+    except (OverflowError, OSError, ValueError):
+        return f"{micros} (no time)"
 
 
 def describe(state: StateTuple) -> str:
-    risk, blocked, down = state
+    risk, blocked, down = state[0], state[1], state[2]
+    anchor = f", decay anchor {_anchor_text(state[3])}" if len(state) > 3 else ""
     return (f"cumulative risk {risk}, blocked attempts {blocked}, "
-            f"{'shut down' if down else 'active'}")
+            f"{'shut down' if down else 'active'}{anchor}")
 
 
 class _ExportEnd:
@@ -486,10 +539,14 @@ class _ExportEnd:
 
 
 def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
-    """An export's end line holding one agent's stored state."""
-    risk, blocked, down = state
-    return {"kind": STATE, "agent": agent, "cumulative_risk": risk,
+    """An export's end line holding one agent's stored state (and its decay anchor, as a time,
+    when it has one)."""
+    risk, blocked, down = state[0], state[1], state[2]
+    line = {"kind": STATE, "agent": agent, "cumulative_risk": risk,
             "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
+    if len(state) > 3 and state[3] is not None:
+        line["decay_anchor"] = _anchor_text(state[3])
+    return line
 
 
 def head_line(head: Head) -> dict[str, Any]:

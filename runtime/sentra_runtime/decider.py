@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sentra_runtime.codegen import (
     ARITHMETIC_ERROR,
@@ -43,7 +44,9 @@ from sentra_runtime.policy import ARITHMETIC_VERSION, Policy, RuleSpec, load_pol
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
-and returns it."""
+and returns it. Under a policy with ``risk_decay``, an agent whose cumulative risk is above 0
+has a fourth item, its decay anchor (whole microseconds since the epoch, UTC): see
+:func:`decay`."""
 FRESH: State = (0, 0, False)
 """The state of an agent never seen, or reset."""
 
@@ -85,13 +88,22 @@ class Decider:
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
         self._specials = _SpecialOutcomes(self)
+        decay = self.policy.risk_decay
+        self._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        """The decay's amount and period in microseconds (unused without decay)."""
+        self.step: Callable[..., tuple[Decision, State]] = (
+            self.transition if decay is None else self.decaying_transition)
+        """The state step the engine hands the stores: :meth:`transition`, or, for a policy
+        with ``risk_decay``, :meth:`decaying_transition` (which calls it)."""
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
                state: State | AgentState = FRESH, *,
-               agent_id: str = "") -> tuple[Decision, State]:
+               agent_id: str = "", now: float | None = None) -> tuple[Decision, State]:
         """Decide one action for an agent in ``state``; return the decision and the agent's new
         state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
         log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
+        ``now`` (seconds since the epoch, UTC; the current time when ``None``) is the
+        decision's time, which only time-dependent settings (``risk_decay``) read.
         """
         if (fields.__class__ is not dict or agent_id.__class__ is not str
                 or action.__class__ is not str):
@@ -99,17 +111,52 @@ class Decider:
         if isinstance(state, AgentState):
             state = as_state(state)
         code, payload, action = self.match(action, fields)
-        return self.transition(state, agent_id, action, fields, code, payload)
+        return self.step(state, agent_id, action, fields, code, payload, None,
+                         time.time() if now is None else now)
+
+    def decaying_transition(self, state: State, agent_id: str, action: str, fields: Any,
+                            code: int, payload: Any, seq: int | None = None,
+                            now: float = 0.0) -> tuple[Decision, State]:
+        """The state step of a policy with ``risk_decay``: decay the agent's risk to ``now``
+        (:func:`decay`), take :meth:`transition` on the decayed state, and keep the anchor
+        (set to ``now`` when the decision raises the risk from 0; none while the risk is 0).
+        The decision's ``decayed`` is how much decay took off before it."""
+        amount, period_us = self._decay
+        now_us = round(now * 1_000_000)
+        taken, cumulative, anchor = decay(state, now_us, amount, period_us)
+        decision, after = self.transition((cumulative, state[1], state[2]), agent_id, action,
+                                          fields, code, payload, seq, now)
+        kept = decision.__dict__
+        kept["decayed"] = taken
+        if after[0] == 0:
+            kept["decay_anchor"] = None
+            return decision, after[:3]
+        anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
+        return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
+
+    def decayed_state(self, state: State, now: float) -> State:
+        """``state`` as it reads at ``now``: with the policy's ``risk_decay`` applied (nothing
+        is written); ``state`` itself without decay."""
+        if self.policy.risk_decay is None:
+            return state
+        _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *self._decay)
+        plain = (cumulative, state[1], state[2])
+        return plain if anchor is None else _anchored(plain, anchor)
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
-                   payload: Any, seq: int | None = None) -> tuple[Decision, State]:
+                   payload: Any, seq: int | None = None,
+                   now: float = 0.0) -> tuple[Decision, State]:
         """The state step of docs/runtime.md, for a matched action (``code``, ``payload``
         and the normalised ``action`` from :attr:`match`); what a store runs inside its lock
         or transaction. ``fields`` is the input as given: a decision on input the matcher
         rejected keeps a JSON-safe copy of it for the audit log. ``seq`` is the seq the store
-        gives the decision's audit record, if it keeps one.
+        gives the decision's audit record, if it keeps one; ``now`` is the decision's time (the
+        engine's clock; the record's ``time``).
         """
-        cumulative, blocked, down = state
+        try:
+            cumulative, blocked, down = state
+        except ValueError:   # a state with a decay anchor, under a policy without decay
+            cumulative, blocked, down = state = state[:3]
         if down:
             decision = _new(self._specials.already)
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
@@ -273,6 +320,39 @@ class _SpecialOutcomes:
                                "has no `otherwise` rule.")
 
 
+MICROSECONDS = 1_000_000
+"""Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
+
+
+def decay(state: tuple[int, ...], now_us: int, amount: int,
+          period_us: int) -> tuple[int, int, int | None]:
+    """Risk decay at ``now_us`` (docs/language.md, "Risk decay"): ``(taken, risk, anchor)``.
+
+    With ``k`` whole periods since the anchor (``k = (now - anchor) // period``), the risk goes
+    down by ``k * amount`` (never below 0) and the anchor moves by ``k * period``, keeping the
+    remainder. A risk of 0 has no anchor (the decision that raises it sets one, at its time); a
+    risk above 0 without one (raised before the policy had decay) starts decaying now. A clock
+    that went back (``now`` before the anchor) decays nothing.
+    """
+    risk = state[0]
+    anchor: int | None = state[3] if len(state) > 3 else None
+    if risk <= 0:
+        return 0, risk, None
+    if anchor is None:
+        return 0, risk, now_us
+    periods = (now_us - anchor) // period_us
+    if periods <= 0:
+        return 0, risk, anchor
+    taken = min(periods * amount, risk)
+    risk -= taken
+    return taken, risk, None if risk == 0 else anchor + periods * period_us
+
+
+def _anchored(state: State, anchor: int) -> State:
+    """``state`` with its decay anchor as a fourth item (the form :data:`State` allows)."""
+    return cast(State, (state[0], state[1], state[2], anchor))
+
+
 def _kept(fields: Any, code: int) -> Any:
     """What a decision keeps of its input: a JSON-safe copy of input the matcher rejected or
     found no block for (the audit log records it), nothing otherwise."""
@@ -296,5 +376,5 @@ def checked_fields(agent_id: Any, action: Any, fields: Any) -> dict[str, Any]:
 
 
 def as_state(state: AgentState) -> State:
-    """An :class:`AgentState` as the decider's state tuple."""
+    """An :class:`AgentState` as the decider's state tuple (without a decay anchor)."""
     return (state.cumulative_risk, state.blocked_attempts, state.status == SHUT_DOWN)

@@ -170,6 +170,14 @@ class Decision:
 
     _context: ClassVar[EvaluationContext | None] = None
     """Set on the engine's outcome classes (:func:`outcome_class`): how to explain."""
+    decayed: ClassVar[int] = 0
+    """How much the policy's ``risk_decay`` took off the agent's cumulative risk before this
+    decision (always 0 for a policy without decay; a decision of one with decay carries its
+    own, and :meth:`to_dict` and the audit record include it)."""
+    decay_anchor: ClassVar[int | None] = None
+    """The agent's decay anchor after this decision, in whole microseconds since the epoch
+    (``None`` while its risk is 0, and for a policy without decay); its audit record keeps it
+    as a time."""
 
     @property
     def seq(self) -> int | None:
@@ -237,6 +245,8 @@ class Decision:
 
     def to_dict(self, *, explanation: bool = False) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        if "decayed" in self.__dict__:
+            data["decayed"] = self.__dict__["decayed"]
         if explanation:
             data["explanation"] = self.explanation.to_dict()
         return data
@@ -263,7 +273,10 @@ def _varying(index: int) -> Any:
 
 def _rebuild(values: dict[str, Any], explanation: Explanation,
              seq: int | None = None) -> Decision:
+    decayed = values.pop("decayed", None)
     decision = Decision(**values)
+    if decayed is not None:
+        decision.__dict__["decayed"] = decayed
     decision.__dict__["_explanation"] = explanation
     decision.__dict__["_seq"] = seq
     return decision

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -27,19 +28,26 @@ class Engine:
     """Evaluate actions of agents against one policy, keeping state in a store.
 
     ``policy`` is a :class:`Decider`, a loaded :class:`Policy`, a table dict, JSON text, or a
-    path to a table file; ``store`` defaults to a fresh :class:`MemoryStore`.
+    path to a table file; ``store`` defaults to a fresh :class:`MemoryStore`. ``clock`` gives
+    the time (seconds since the epoch, UTC; :func:`time.time` by default): each decision's time, which
+    is its audit record's ``time`` and the ``now`` of time-dependent settings (``risk_decay``),
+    and the time of resets and policy loads. Tests and suites pass a clock they move.
     """
 
     def __init__(self, policy: Decider | Policy | Mapping[str, Any] | str | os.PathLike[str],
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, *,
+                 clock: Callable[[], float] | None = None) -> None:
         self.decider = policy if isinstance(policy, Decider) else Decider(policy)
         self.policy = self.decider.policy
         self.matcher = self.decider.matcher
         self.store: Store = store if store is not None else MemoryStore()
+        self.clock: Callable[[], float] = time.time if clock is None else clock
         self._match = self.decider.match
-        self._transition = self.decider.transition
-        """The decider's state step, bound once (not once per decision)."""
-        self.policy_load_seq: int | None = self.store.record_policy_load(self.policy)
+        self._transition = self.decider.step
+        """The decider's state step (:attr:`Decider.step`), bound once (not once per
+        decision)."""
+        self.policy_load_seq: int | None = self.store.record_policy_load(self.policy,
+                                                                          now=self.clock())
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
     @property
@@ -62,9 +70,10 @@ class Engine:
             fields = checked_fields(agent_id, action, fields)
         code, payload, action = self._match(action, fields)
         if annotations is None:
-            return self.store.apply(self._transition, agent_id, action, fields, code, payload)
+            return self.store.apply(self._transition, agent_id, action, fields, code, payload,
+                                    self.clock())
         return self.store.apply(self._transition, agent_id, action, fields, code, payload,
-                                annotations=annotations)
+                                self.clock(), annotations=annotations)
 
     async def evaluate_async(self, agent_id: str, action: str,
                              fields: Mapping[str, Any] | None = None, *,
@@ -78,13 +87,14 @@ class Engine:
                 or action.__class__ is not str):
             fields = checked_fields(agent_id, action, fields)
         code, payload, action = self._match(action, fields)
+        now = self.clock()
         apply_async = getattr(self.store, "apply_async", None)
         if apply_async is not None:
             decision: Decision = await apply_async(self._transition, agent_id, action, fields,
-                                                   code, payload, annotations=annotations)
+                                                   code, payload, now, annotations=annotations)
             return decision
         return await asyncio.to_thread(self.store.apply, self._transition, agent_id, action,
-                                       fields, code, payload, annotations=annotations)
+                                       fields, code, payload, now, annotations=annotations)
 
     # -- operators and introspection -------------------------------------------------------------
 
@@ -97,12 +107,17 @@ class Engine:
             raise TypeError(f"agent_id must be a string or None, not {type(agent_id).__name__}")
         if not isinstance(operator, str) or not operator:
             raise ValueError("reset needs the operator's name (operator=...)")
-        agents = self.store.reset(agent_id, operator, self.policy.hash)
+        agents = self.store.reset(agent_id, operator, self.policy.hash, now=self.clock())
         return agents if isinstance(agents, Reset) else Reset(agents, None)
 
     def state(self, agent_id: str) -> AgentState:
-        """The agent's ``(cumulative_risk, blocked_attempts, status)``; fresh for unknown ids."""
-        return self.store.state(agent_id)
+        """The agent's ``(cumulative_risk, blocked_attempts, status)`` now (by the engine's
+        clock, after the policy's ``risk_decay``, which a read applies without writing);
+        fresh for unknown ids."""
+        if self.policy.risk_decay is None:
+            return self.store.state(agent_id)
+        raw = self.decider.decayed_state(self.store.raw_state(agent_id), self.clock())
+        return AgentState.from_raw((raw[0], raw[1], raw[2]))
 
     def agents(self) -> list[str]:
         """Ids of the agents the store has seen, sorted."""

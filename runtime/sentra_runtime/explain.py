@@ -153,6 +153,9 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
     steps = [f"agent `{decision.agent_id}`: action `{action}`, state: cumulative risk "
              f"{cumulative}/{policy.risk_threshold}, blocked attempts {blocked}/{policy.strikes}"
              f"{', shut down' if down else ''}"]
+    if decision.decayed:
+        steps.append(f"risk decay ({policy.risk_decay}): {decision.decayed} taken off since the "
+                     f"last decision, from {cumulative + decision.decayed} to {cumulative}")
     if down:
         steps.append("the agent is already shut down: no rule is evaluated")
         steps.append(f"=> {decision.label}: {decision.reason}")
@@ -198,6 +201,15 @@ def summarize(context: EvaluationContext, decision: Decision, fields: Any, code:
     Cheap on purpose (it is written for every decision); the full explanation can always be
     rebuilt from the recorded input and policy with ``sentra-lang explain``.
     """
+    if decision.decayed:
+        return (f"risk decay took off {decision.decayed} ({state[0] + decision.decayed} to "
+                f"{state[0]}); " + _summary(context, decision, code, state))
+    return _summary(context, decision, code, state)
+
+
+def _summary(context: EvaluationContext, decision: Decision, code: int,
+             state: tuple[int, int, bool]) -> str:
+    """:func:`summarize` without risk decay."""
     cumulative, blocked, down = state
     if down:
         return "agent already shut down; no rule evaluated"

@@ -34,9 +34,9 @@ from sentra_runtime.inputs import (
 SCHEMA_VERSION = 3
 """The newest table schema this runtime reads. Version 2 added ``settings.undeclared_fields``;
 a version-1 table has no such setting and ignores undeclared fields, as runtimes did then.
-Version 3 added arithmetic tests (``left``/``right`` expression trees) and the reason
-placeholders ``{action}`` and ``{agent_id}``; the compiler writes 3 only for a table that uses
-them, so older runtimes keep loading every other table."""
+Version 3 added arithmetic tests (``left``/``right`` expression trees), the reason
+placeholders ``{action}`` and ``{agent_id}``, and ``settings.risk_decay``; the compiler writes 3
+only for a table that uses one of them, so older runtimes keep loading every other table."""
 ARITHMETIC_VERSION = 3
 """The first schema version with arithmetic tests and the ``{action}``/``{agent_id}``
 placeholders."""
@@ -239,6 +239,31 @@ class ActionSpec:
 
 
 @dataclass(frozen=True)
+class RiskDecay:
+    """``risk_decay AMOUNT per PERIOD``: cumulative risk goes down by ``amount`` for every whole
+    ``period`` (seconds) since the agent's decay anchor, never below 0."""
+
+    amount: int
+    period: int
+
+    def __str__(self) -> str:
+        return f"{self.amount} per {duration_text(self.period)}"
+
+
+DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+"""The units of a duration (``30m``, ``1h``, ``7d``), largest first, in seconds."""
+
+
+def duration_text(seconds: int) -> str:
+    """A whole number of seconds as the language writes it, in the largest unit that divides
+    it exactly (``3600`` is ``1h``, ``5400`` is ``90m``)."""
+    for unit, size in DURATION_UNITS:
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated, hash-verified decision table, ready to be compiled by the engine."""
 
@@ -251,6 +276,8 @@ class Policy:
     action_normalize: tuple[str, ...]
     undeclared_fields: str
     """``refuse`` or ``ignore``: what a key of the input that the policy does not declare does."""
+    risk_decay: RiskDecay | None
+    """How cumulative risk decays over time; ``None``: it does not (the default)."""
     inputs: tuple[InputSpec, ...]
     rules: tuple[RuleSpec, ...]
     actions: tuple[ActionSpec, ...]
@@ -362,7 +389,8 @@ def _is_string_list(value: Any) -> bool:
 _SETTINGS = {
     1: frozenset({"risk_threshold", "strikes", "action_normalize"}),
     2: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
-    3: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
+    3: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields",
+                  "risk_decay"}),
 }
 """The keys of ``settings``, by schema version."""
 _NONE: frozenset[str] = frozenset()
@@ -378,6 +406,7 @@ _ACTION = (frozenset({"names", "rows"}), _NONE)
 _ROW = (frozenset({"rule"}), frozenset({"tests"}))
 _TEST = (frozenset({"op"}), frozenset({"field", "value", "other", "negate", "left", "right"}))
 _ARITHMETIC_TEST = (frozenset({"op", "left", "right"}), frozenset({"negate"}))
+_DECAY = (frozenset({"amount", "period"}), _NONE)
 """Per object of the schema: its required and its optional keys."""
 
 
@@ -422,6 +451,7 @@ class _Validator:
                 "settings", "undeclared_fields",
                 settings.get("undeclared_fields", UNDECLARED_DEFAULT[schema_version]),
                 frozenset(UNDECLARED_MODES)),
+            risk_decay=self._decay(settings.get("risk_decay")),
             inputs=inputs,
             rules=rules,
             actions=actions,
@@ -432,6 +462,18 @@ class _Validator:
         )
         _References(policy).check()
         return policy
+
+    def _decay(self, data: Any) -> RiskDecay | None:
+        if data is None:
+            return None
+        path = "settings.risk_decay"
+        item = self._object(path, data, _DECAY)
+        amount, period = self._int(path, "amount", item["amount"]), \
+            self._int(path, "period", item["period"])
+        for key, value in (("amount", amount), ("period", period)):
+            if value < 1:
+                raise _fail(f"{path}.{key}", f"expected a positive integer, got {value}")
+        return RiskDecay(amount, period)
 
     def _input(self, path: str, data: Any) -> InputSpec:
         item = self._object(path, data, _INPUT)

@@ -85,7 +85,13 @@ def decision_from_wire(answer: Any) -> Decision:
     if values["allowed"] and (values["outcome"] != ALLOW or values["label"] != LABELS[ALLOW]):
         raise ValueError(f"the decision says allowed but its outcome is "
                          f"`{values['outcome']}` ({values['label']})")
-    return make_decision(values, _explanation(data.get("explanation")), seq)
+    decayed = data.get("decayed")
+    if decayed is not None and not _is_int(decayed):
+        raise ValueError("`decision.decayed` is not an integer")
+    decision = make_decision(values, _explanation(data.get("explanation")), seq)
+    if decayed is not None:   # a policy with risk decay
+        decision.__dict__["decayed"] = decayed
+    return decision
 
 
 def _explanation(data: Any) -> Explanation:

@@ -190,6 +190,8 @@ def _verdict_text(decision: Any) -> str:
         text += f", risk {decision.attempted_risk}"
     if decision.threat:
         text += f", threat {decision.threat}"
+    if decision.decayed:
+        text += f", decayed {decision.decayed}"
     return text + ")"
 
 
@@ -356,6 +358,8 @@ def _equivalence(diff: PolicyDiff, output: str) -> int:
 
 
 def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
+    from sentra_runtime.policy import duration_text
+
     from sentra_lang.diagnostics import format_witness
 
     if found is None and not skipped:
@@ -366,7 +370,8 @@ def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
     lines = ["not equivalent; counterexample (one agent, from a clean record):"]
     for number, step in enumerate(found.steps, start=1):
         action = step.action or '""'
-        lines.append(f"  {number}. {action} {format_witness(step.fields)}")
+        wait = f"after {duration_text(step.after)}: " if step.after else ""
+        lines.append(f"  {number}. {wait}{action} {format_witness(step.fields)}")
         lines.append(f"     old: {_verdict_text(step.old)}")
         lines.append(f"     new: {_verdict_text(step.new)}")
     return "\n".join(lines) + "\n"

@@ -36,6 +36,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--agent", default="agent", metavar="ID", help="the agent id")
     parser.add_argument("--state", metavar="RISK,STRIKES", default="0,0",
                         help="the agent's cumulative risk and blocked attempts before the action")
+    parser.add_argument("--after", metavar="DURATION",
+                        help="for a policy with `risk_decay`: the time since the agent's risk "
+                             "was raised from 0 (its decay anchor), so that the --state risk "
+                             "decays first, e.g. 2h")
     parser.add_argument("--format", choices=["human", "json"], default="human")
     add_root_option(parser)
     add_color_option(parser)
@@ -126,17 +130,37 @@ def to_json(decision: Decision, policy: Policy) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
+EXPLAINED_AT = 1_704_067_200.0
+"""The time of the explained decision (2024-01-01T00:00:00Z, as a suite's): `--after` puts the
+agent's decay anchor that long before it."""
+
+
+def parse_after(text: str | None) -> int | None:
+    """`--after DURATION` in seconds (``None`` when not given); a bad duration is a usage
+    error saying why."""
+    if text is None:
+        return None
+    from sentra_lang.checker import duration_problem, duration_seconds
+
+    problem, hint = duration_problem(text)
+    if problem is not None:
+        raise UsageError(f"--after: {problem}" + (f" ({hint})" if hint else ""))
+    return duration_seconds(text)
+
+
 def run(args: argparse.Namespace) -> int:
     fields = parse_fields(args.field)
     risk, strikes = parse_state(args.state)
+    after = parse_after(args.after)
     policy = load(args.policy, root_of(args), color=use_color(args.color, sys.stderr))
     if policy is None:
         return EXIT_FAILURE
     from sentra_runtime import Engine, MemoryStore
 
     store = MemoryStore(audit=False)
-    engine = Engine(policy, store)
-    store.set_state(args.agent, risk, strikes)
+    engine = Engine(policy, store, clock=lambda: EXPLAINED_AT)
+    store.set_state(args.agent, risk, strikes,
+                    decay_anchor=None if after is None else EXPLAINED_AT - after)
     decision = engine.evaluate(args.agent, args.action, fields)
     if args.format == "json":
         print(to_json(decision, policy))
@@ -148,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "
               f"projected {decision.projected_risk}, cumulative {decision.cumulative_risk}/"
               f"{policy.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
-              f"{policy.strikes}; status {decision.status}")
+              f"{policy.strikes}; status {decision.status}"
+              + (f"; risk decay took off {decision.decayed}" if decision.decayed else ""))
         print(f"policy: {policy.name} {policy.version} ({policy.hash})")
         print()
         print(decision.explanation)

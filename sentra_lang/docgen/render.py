@@ -23,6 +23,7 @@ import jinja2
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from sentra_runtime.policy import duration_text
 
 from sentra_lang.codes import CODES, Code
 from sentra_lang.compiler import compile_source
@@ -80,6 +81,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fence"] = fence
+    env.filters["duration"] = duration_text
     env.globals["line_anchor"] = line_anchor
     return env
 

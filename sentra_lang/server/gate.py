@@ -108,8 +108,10 @@ class Gate:
         self.reader = AuditReader(self.store)
         self.listeners: list[Listener] = []
         self._reload_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time
+        """The time of decisions, resets and loads (tests set a clock they move)."""
         self._save(table)
-        self._engine = Engine(table, self.store)
+        self._engine = Engine(table, self.store, clock=self._now)
         self.table = table
         self.loaded_at = time.time()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
@@ -117,6 +119,10 @@ class Gate:
         self.origin = "file"
         """Where the policy served came from: ``file`` (loaded here, at start or by a reload)
         or ``log`` (adopted: another process loaded it)."""
+
+    def _now(self) -> float:
+        """The gate's clock, read at each call (so a clock set later is used)."""
+        return self.clock()
 
     @property
     def engine(self) -> Engine:
@@ -197,7 +203,7 @@ class Gate:
 
     def _swap(self, table: dict[str, Any], origin: str) -> dict[str, Any]:
         """Serve ``table`` from now on (under the reload lock); its policy load's record."""
-        engine = Engine(table, self.store)
+        engine = Engine(table, self.store, clock=self._now)
         record = self._written(engine.policy_load_seq, "policy_load")
         self.table = table
         self.loaded_at = time.time()

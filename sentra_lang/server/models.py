@@ -88,6 +88,9 @@ class DecisionView(Answer):
     blocked_attempts: int
     status: Literal["active", "shut_down"]
     policy_hash: str
+    decayed: int | None = Field(default=None, description="How much the policy's `risk_decay` "
+                                "took off the agent's risk before this decision (only under a "
+                                "policy with `risk_decay`).")
     explanation: dict[str, Any] | None = None
 
 

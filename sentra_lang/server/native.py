@@ -52,7 +52,8 @@ def record_view(record: dict[str, Any], threshold: int) -> dict[str, Any]:
 
 
 def agent_view(gate: Gate, agent_id: str) -> dict[str, Any]:
-    state = gate.store.state(agent_id)
+    """An agent's state now: after the policy's ``risk_decay`` (read, not written)."""
+    state = gate.engine.state(agent_id)
     return {"agent_id": agent_id, "cumulative_risk": state.cumulative_risk,
             "blocked_attempts": state.blocked_attempts, "status": state.status}
 

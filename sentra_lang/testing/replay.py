@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sentra_runtime import Engine, load_policy
+from sentra_runtime.audit import parse_timestamp_us
+from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
 
 from sentra_lang.files import write_atomically
@@ -45,6 +47,9 @@ class ReplayResult:
     groups: dict[tuple[str, str, str, str, str], Group] = field(default_factory=dict)
     steps: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
     """(record, new decision or None for a reset), kept for --to-suite."""
+    timed: bool = False
+    """Whether the policy's decisions depend on time (``risk_decay``): --to-suite then writes
+    the recorded time between steps as `after` steps."""
 
 
 class AuditLogError(Exception):
@@ -133,12 +138,31 @@ def _kind(old: dict[str, Any], new: Any) -> str:
     return ""
 
 
+class RecordedClock:
+    """The time of the record being replayed (its ``time``), so that time-dependent settings
+    (``risk_decay``) see the times the log recorded; a record without a readable time keeps the
+    previous one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def follow(self, record: dict[str, Any]) -> None:
+        micros = parse_timestamp_us(record.get("time"))
+        if micros is not None:
+            self.now = micros / 1_000_000
+
+
 def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool = False) -> ReplayResult:
     store = ScenarioStore()
-    engine = Engine(load_policy(policy), store)
-    result = ReplayResult()
+    clock = RecordedClock()
+    engine = Engine(load_policy(policy), store, clock=clock)
+    result = ReplayResult(timed=engine.policy.risk_decay is not None)
     groups = result.groups
     for record in records:
+        clock.follow(record)
         kind = record.get("kind")
         if kind == "reset":
             engine.reset(record.get("agent"), operator=record.get("operator") or OPERATOR)
@@ -200,7 +224,14 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
     lines = ['# Recorded traffic, written by `sentra-lang replay --to-suite`.',
              f'suite "replayed traffic" for {_literal(str(relative))}', "",
              'scenario "recorded traffic" tags [replay] {']
+    seconds: int | None = None
     for record, new in result.steps:
+        micros = parse_timestamp_us(record.get("time"))
+        if result.timed and micros is not None:
+            now = micros // 1_000_000
+            if seconds is not None and now > seconds:
+                lines.append(f"  after {duration_text(now - seconds)}")
+            seconds = now if seconds is None else max(seconds, now)
         if new is None:
             agent = record.get("agent")
             lines.append(f"  reset {'all' if agent is None else _literal(agent)}")

@@ -14,6 +14,7 @@ from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_record
 from sentra_runtime.audit import Annotations
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
+from sentra_lang.checker import duration_seconds
 from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files
@@ -32,7 +33,7 @@ _DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
 _ATTRIBUTE = {"rule": "rule_id", "reason": "reason", "reason_contains": "reason",
               "threat": "threat", "risk": "attempted_risk", "applied": "applied_risk",
               "projected": "projected_risk", "cumulative": "cumulative_risk",
-              "strikes": "blocked_attempts", "status": "status"}
+              "strikes": "blocked_attempts", "decayed": "decayed", "status": "status"}
 _STATE = {"cumulative": "cumulative_risk", "strikes": "blocked_attempts", "status": "status"}
 
 
@@ -52,13 +53,16 @@ class ScenarioStore:
         self.states = {}
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: Annotations | None = None) -> Decision:
+              payload: Any, now: float | None = None, *,
+              annotations: Annotations | None = None) -> Decision:
         # no audit log, so annotations (which only go into audit records) are dropped
         decision, self.states[agent_id] = decide(self.states.get(agent_id, FRESH), agent_id,
-                                                 action, fields, code, payload)
+                                                 action, fields, code, payload, None,
+                                                 0.0 if now is None else now)
         return decision
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> list[str]:
         agents = sorted(self.states) if agent_id is None else [agent_id]
         for agent in agents:
             self.states[agent] = FRESH
@@ -67,10 +71,13 @@ class ScenarioStore:
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.states.get(agent_id, FRESH))
 
+    def raw_state(self, agent_id: str) -> RawState:
+        return self.states.get(agent_id, FRESH)
+
     def agents(self) -> list[str]:
         return sorted(self.states)
 
-    def record_policy_load(self, policy: Policy) -> None:
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> None:
         pass
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
@@ -334,11 +341,27 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
 
 # -------------------------------------------------------------------------------- running
 
+SUITE_START = 1_704_067_200.0
+"""Where every scenario's clock starts: 2024-01-01T00:00:00Z. It moves only with `after`, so
+a suite decides the same whenever it runs."""
+
+
+class SuiteClock:
+    """A scenario's clock: :data:`SUITE_START`, moved by `after` steps."""
+
+    def __init__(self) -> None:
+        self.now = SUITE_START
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class _PolicyRun:
     def __init__(self, put: PolicyUnderTest) -> None:
         assert put.policy is not None
         self.store = ScenarioStore()
-        self.engine = Engine(put.policy, self.store)
+        self.clock = SuiteClock()
+        self.engine = Engine(put.policy, self.store, clock=self.clock)
         self.coverage = PolicyCoverage(put, self.engine.matcher)
 
 
@@ -423,6 +446,7 @@ class Runner:
         assert item.loaded.policy is not None
         run = self.policy_run(item.loaded.policy)
         run.store.clear()
+        run.clock.now = SUITE_START
         start = time.perf_counter()
         method = None
         try:
@@ -478,6 +502,8 @@ class Runner:
                                            step.span, number, mismatches, decision)
             elif isinstance(step, s.ResetStep):
                 engine.reset(step.agent, operator=OPERATOR)
+            elif isinstance(step, s.AfterStep):
+                run.clock.now += duration_seconds(step.duration)   # checked: the suite runs
             else:
                 state = engine.state(step.agent)
                 mismatches = compare(step.expect, state, _STATE)

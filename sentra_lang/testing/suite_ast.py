@@ -32,7 +32,7 @@ class FieldValue:
 @dataclass(frozen=True)
 class Clause:
     """One expectation: `decision`, `rule`, `reason`, `reason_contains`, `threat`, `risk`,
-    `applied`, `projected`, `cumulative`, `strikes` or `status`."""
+    `applied`, `projected`, `cumulative`, `strikes`, `decayed` or `status`."""
 
     kind: str
     value: Any
@@ -77,7 +77,16 @@ class StateStep:
     span: Span
 
 
-Step = ActionStep | ResetStep | StateStep
+@dataclass(frozen=True)
+class AfterStep:
+    """`after 30m`: the scenario's clock moves on (the checker reads the duration)."""
+
+    duration: str
+    duration_span: Span
+    span: Span
+
+
+Step = ActionStep | ResetStep | StateStep | AfterStep
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sentra_runtime.decider import INVALID_INPUT_ID, UNDECLARED_FIELD_ID
 from sentra_runtime.inputs import Problem
 
 from sentra_lang import ast
-from sentra_lang.checker import expression_paths
+from sentra_lang.checker import duration_problem, expression_paths
 from sentra_lang.diagnostics import Diagnostic, diagnostic, did_you_mean
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, PolicyUnderTest
@@ -146,7 +146,7 @@ class _Checker:
 
     def clause(self, clause: s.Clause, decision: str | None, rule: str | None) -> None:
         kind, value = clause.kind, clause.value
-        if kind in ("risk", "applied", "projected", "cumulative", "strikes") and (
+        if kind in ("risk", "applied", "projected", "cumulative", "strikes", "decayed") and (
                 not isinstance(value, int) or value < 0):
             self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
             return
@@ -191,6 +191,12 @@ class _Checker:
             elif isinstance(step, s.StateStep):
                 for clause in step.expect.clauses:
                     self.clause(clause, None, None)
+            elif isinstance(step, s.AfterStep):
+                problem, hint = duration_problem(step.duration)
+                if problem is not None:
+                    self.report("SL224", problem, step.duration_span,
+                                help=hint or "a duration is a whole number and a unit: `s`, "
+                                             "`m`, `h` or `d` (`30m`, `1h`, `7d`)")
 
     def item_cases(self, item: s.Cases) -> None:
         self.action(item.action, item.action_span, item.action_quoted)

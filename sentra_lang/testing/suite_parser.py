@@ -43,7 +43,8 @@ _TERMINAL_WORDS = {
     "NUMBER": "a number",
     "BOOLEAN": "`true` or `false`",
     "DECISION": "a decision (`allowed`, `blocked` or `shutdown`)",
-    "NUMBER_KEY": "`risk`, `applied`, `projected`, `cumulative` or `strikes`",
+    "NUMBER_KEY": "`risk`, `applied`, `projected`, `cumulative`, `strikes` or `decayed`",
+    "DURATION": "a duration (`30m`, `1h`, `7d`)",
     "QUANTIFIER": "`never` or `always`",
     "COMPARE": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
     "STRING_TEST": "`starts_with`, `ends_with` or `contains`",
@@ -194,6 +195,10 @@ class _SuiteBuilder(TreeBuilder):
             elif child.data == "state_check":
                 agent = self.string(child.children[0]).value
                 steps.append(s.StateStep(agent, self.expectation(child.children[1:], span), span))
+            elif child.data == "after":
+                token = child.children[0]
+                token = token if isinstance(token, Token) else token.children[0]
+                steps.append(s.AfterStep(str(token), self.span(token), span))
             else:
                 agent = self.string(child.children[0]).value
                 action, action_span, quoted = self.action(child.children[1])
@@ -287,10 +292,10 @@ _KEYWORDS = frozenset({
     "threat", "status", "cases", "with", "property", "examples", "where", "or", "and", "not",
     "in", "exists", "allowed", "blocked", "shutdown", "risk", "applied", "projected",
     "cumulative", "strikes", "contains", "sequence", "never", "always", "none", "all",
-    "starts_with", "ends_with", "true", "false"
+    "starts_with", "ends_with", "true", "false", "after", "decayed"
 })
 _DECISIONS = frozenset({"allowed", "blocked", "shutdown"})
-_NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes"})
+_NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes", "decayed"})
 _VALUE_START = frozenset({_STRING, _NUMBER, "["})
 
 

@@ -382,3 +382,26 @@ def test_the_sparse_representation_diffs_alike(pair: tuple[SmallPolicy, SmallPol
         test_diff_regions_replay_and_equal_enumeration.hypothesis.inner_test(pair)  # type: ignore[attr-defined]
     finally:
         regions.DENSE_LIMIT = original
+
+
+DECAY_RULES = "action PAY {\n  allow risk 60 as PAY_OK\n}\n"
+
+
+@pytest.mark.parametrize(("old", "new", "wait", "old_decayed", "new_decayed"), [
+    ("", "risk_decay 10 per 1h", 3600, 0, 10),
+    ("risk_decay 10 per 1h", "risk_decay 20 per 2h", 3600, 10, 0),
+    ("risk_decay 10 per 1h", "risk_decay 50 per 1h", 3600, 10, 50),
+])
+def test_a_risk_decay_change_is_a_setting_change_with_a_timed_counterexample(
+        old: str, new: str, wait: int, old_decayed: int, new_decayed: int) -> None:
+    diff = diff_of(version(DECAY_RULES, settings=old), version(DECAY_RULES, settings=new))
+    assert [change.name for change in diff.settings] == ["risk_decay"]
+    found = diff.counterexample()
+    assert found is not None
+    last = found.steps[-1]
+    assert (last.after, last.old.decayed, last.new.decayed) == (wait, old_decayed, new_decayed)
+
+
+def test_the_same_risk_decay_is_equivalent() -> None:
+    same = version(DECAY_RULES, settings="risk_decay 10 per 1h")
+    assert diff_of(same, same).counterexample() is None

@@ -196,3 +196,22 @@ def test_a_field_value_json_cannot_read_is_a_string(value: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", SENTRA, "APPROVE_TRANSACTION", "-f", f"amount={value}"]) == 0
     assert "INVALID_INPUT" in capsys.readouterr().out  # a string where a number is declared
+
+
+def test_explain_after_decays_the_seeded_risk(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/cli.md, `explain --after`: the --state risk was raised that long before."""
+    policy = tmp_path / "d.sentra"
+    policy.write_text('policy d version "1" {\n  risk_decay 10 per 1h\n}\n'
+                      'action EXPORT {\n  allow risk 60 as EXPORT_OK "Export allowed."\n}\n'
+                      'otherwise block as UNKNOWN "Not covered."\n', encoding="utf-8")
+    assert main(["explain", str(policy), "EXPORT", "--state", "60,0", "--after", "2h",
+                 "--format", "json"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert (decision["label"], decision["cumulative_risk"], decision["decayed"]) == (
+        "Allowed", 100, 20)
+    assert main(["explain", str(policy), "EXPORT", "--state", "60,0"]) == 0
+    assert "Blocked (RISK_THRESHOLD_EXCEEDED)" in capsys.readouterr().out
+    assert main(["explain", str(policy), "EXPORT", "--state", "60,0", "--after", "2hr"]) == 2
+    assert "--after: unknown duration unit `hr` in `2hr` (did you mean `2h`?)" in \
+        capsys.readouterr().err

@@ -152,3 +152,17 @@ def test_output_that_is_a_file_is_a_usage_error(tmp_path: Path, output: str,
         assert main(["docs", str(policy), "-o", str(tmp_path / output), *extra]) == 2
         assert "is a file, not a folder" in capsys.readouterr().err
     assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_the_policy_reference_shows_risk_decay(tmp_path: Path) -> None:
+    """A policy with `risk_decay` has a settings row saying it (markdown, before mkdocs)."""
+    from sentra_lang.docgen import policy_docs, write_markdown
+    from sentra_lang.docgen.collect import compile_policies
+
+    source = tmp_path / "d.sentra"
+    source.write_text('policy decaying version "1" {\n  risk_decay 15 per 90m\n}\n'
+                      'otherwise allow risk 10 as OTHER "Other."\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([source]), None), tmp_path / "md")
+    page = (tmp_path / "md" / "docs" / "policies" / "decaying.md").read_text(encoding="utf-8")
+    assert ("<tr><th>risk decay</th><td><code>15 per 90m</code> (cumulative risk goes down by "
+            "15 for every whole 90m") in page

@@ -181,8 +181,8 @@ class StrictDecider(Decider):
     """A subclass that overrides the state step: nothing is ever allowed."""
 
     def transition(self, state: Any, agent_id: str, action: str, fields: Any, code: int,
-                   payload: Any, seq: int | None = None) -> Any:
-        return super().transition(state, agent_id, action, fields, NO_MATCH, payload, seq)
+                   payload: Any, seq: int | None = None, now: float = 0.0) -> Any:
+        return super().transition(state, agent_id, action, fields, NO_MATCH, payload, seq, now)
 
 
 def test_a_subclass_overriding_evaluate_gets_every_call(sentra_table: dict[str, Any]) -> None:

@@ -132,3 +132,45 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     assert_load_error(tmp_path / "bad.json", "not valid JSON")
     assert_load_error("[1, 2]" if False else json.loads("[1]"), "cannot load a policy from list")
+
+
+def with_decay(decay: Any, version: int = 3) -> Any:
+    def edit(table: dict[str, Any]) -> None:
+        table["schema_version"] = version
+        table["settings"]["risk_decay"] = decay
+    return edit
+
+
+def test_version_3_tables_take_risk_decay(sentra_table: dict[str, Any]) -> None:
+    loaded = load_policy(changed(sentra_table, with_decay({"amount": 10, "period": 3600})))
+    assert (loaded.risk_decay.amount, loaded.risk_decay.period) == (10, 3600)  # type: ignore[union-attr]
+    assert str(loaded.risk_decay) == "10 per 1h"
+    assert load_policy(changed(sentra_table, with_decay(None))).risk_decay is None
+    assert load_policy(sentra_table).risk_decay is None
+
+
+@pytest.mark.parametrize(("decay", "version", "message"), [
+    ({"amount": 10, "period": 3600}, 2, "settings: unknown key `risk_decay`"),
+    ({"amount": 0, "period": 3600}, 3, "settings.risk_decay.amount: expected a positive integer"),
+    ({"amount": 10, "period": -1}, 3, "settings.risk_decay.period: expected a positive integer"),
+    ({"amount": 10, "period": 1.5}, 3, "settings.risk_decay.period: expected integer"),
+    ({"amount": True, "period": 60}, 3, "settings.risk_decay.amount: expected integer"),
+    ({"amount": 10}, 3, "settings.risk_decay: missing required key `period`"),
+    ({"amount": 10, "period": 60, "unit": "s"}, 3, "settings.risk_decay: unknown key `unit`"),
+    ("10 per 1h", 3, "settings.risk_decay: expected object, got string"),
+])
+def test_a_bad_risk_decay_is_refused_with_its_path(sentra_table: dict[str, Any], decay: Any,
+                                                  version: int, message: str) -> None:
+    assert_load_error(changed(sentra_table, with_decay(decay, version)), message)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(1, "1s"), (59, "59s"), (60, "1m"), (90, "90s"),
+                                               (3600, "1h"), (5400, "90m"), (86400, "1d"),
+                                               (7 * 86400, "7d"), (90000, "25h")])
+def test_durations_are_written_in_the_largest_exact_unit(seconds: int, text: str) -> None:
+    from sentra_runtime.policy import duration_text
+
+    from sentra_lang.checker import duration_problem, duration_seconds
+
+    assert duration_text(seconds) == text
+    assert duration_problem(text) == (None, None) and duration_seconds(text) == seconds

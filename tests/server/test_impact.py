@@ -28,7 +28,7 @@ from tests.server.conftest import POLICY, TOKEN, Server
 
 
 class Clock:
-    """A stand-in for the store's ``time`` module: ``time()`` is whatever the test set."""
+    """The server's clock: ``time()`` is whatever the test set."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -41,9 +41,9 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(own_server: Server) -> Clock:
     fake = Clock()
-    monkeypatch.setattr("sentra_runtime.stores.sqlite.time", fake)
+    own_server.app.state.gate.clock = fake.time
     return fake
 
 

@@ -88,7 +88,8 @@ class SQLiteBackend:
         with sqlite3.connect(self.path) as connection:
             connection.execute("DELETE FROM agents WHERE agent_id = ?", (agent,))
             if state is not None:
-                connection.execute("INSERT INTO agents VALUES (?, ?, ?, ?)", (agent, *state))
+                connection.execute("INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, "
+                                   "shut_down) VALUES (?, ?, ?, ?)", (agent, *state))
 
     def verify(self, expected_head: str | None = None,
                anchor: tuple[int, str] | None = None) -> VerifyResult:

@@ -133,3 +133,39 @@ def test_unwritable_suite_is_a_usage_error(tmp_path: Path,
                  "--to-suite", str(tmp_path / "a_file" / "s.sentra-test")])
     assert code == 2 and "cannot write the suite" in capsys.readouterr().err
     assert (tmp_path / "a_file").read_text() == "mine"
+
+
+DECAYING = '''policy d version "1" {
+  risk_threshold 100
+  risk_decay 10 per 1h
+}
+action EXPORT {
+  allow risk 60 as EXPORT_OK "Export allowed."
+}
+otherwise block as UNKNOWN "Not covered."
+'''
+
+
+def test_replay_re_decides_with_the_recorded_times(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Recorded hours apart, the second export is allowed because the risk decayed: replayed
+    with the recorded times it still is (at the replay's own time it would be blocked), and
+    the suite written from it moves its clock as the log did."""
+    (tmp_path / "d.sentra").write_text(DECAYING)
+    now = [1_700_000_000.0]
+    engine = Engine(load(tmp_path / "d.sentra").policy, SQLiteStore(tmp_path / "audit.db"),
+                    clock=lambda: now[0])
+    engine.evaluate("a", "EXPORT")
+    now[0] += 3 * 3600 + 0.5
+    assert engine.evaluate("a", "EXPORT").decayed == 30
+    engine.close()
+    result = replay(read_records(tmp_path / "audit.db"), load(tmp_path / "d.sentra").policy,
+                    keep_steps=True)
+    assert (result.decisions, result.changed) == (2, 0)
+    assert [new.decayed for _, new in result.steps] == [0, 30]
+    suite = tmp_path / "replayed.sentra-test"
+    code = main(["replay", str(tmp_path / "audit.db"), "--policy", str(tmp_path / "d.sentra"),
+                 "--to-suite", str(suite)])
+    assert code == 0, capsys.readouterr()
+    assert "\n  after 3h\n" in suite.read_text()
+    assert main(["test", str(suite)]) == 0, capsys.readouterr().out

@@ -19,9 +19,9 @@ from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.policy import Policy
 
 Decide = Callable[..., tuple[Decision, RawState]]
-"""``decide(state, agent_id, action, fields, code, payload, seq=None) -> (decision, state)``:
+"""``decide(state, agent_id, action, fields, code, payload, seq, now) -> (decision, state)``:
 the decider's pure state step (:meth:`~sentra_runtime.Decider.transition`); ``seq`` is the seq
-of the decision's audit record."""
+of the decision's audit record (``None`` without a log), ``now`` the decision's time."""
 
 
 class Reset(list[str]):
@@ -35,26 +35,36 @@ class Reset(list[str]):
 
 class Store(Protocol):
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: Annotations | None = None) -> Decision:
+              payload: Any, now: float | None = None, *,
+              annotations: Annotations | None = None) -> Decision:
         """Decide for one agent atomically; the decision is returned once it is recorded.
 
         Under the store's lock (or in its transaction): read the agent's state, call
-        ``decide(state, agent_id, action, fields, code, payload, seq)`` (``seq`` only when the
-        store keeps a log), keep the state it returns and record the decision. ``fields``,
+        ``decide(state, agent_id, action, fields, code, payload, seq, now)`` (``seq`` ``None``
+        when the store keeps no log), keep the state it returns and record the decision with
+        ``now`` as its time (the engine's clock; the current time when ``None``). ``fields``,
         ``code`` and ``payload`` are the call's input and the matcher's answer, passed through.
         ``annotations`` (see :meth:`Engine.evaluate`) go into the decision's audit record.
         """
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> list[str]:
-        """Return one agent (or all, for ``None``) to ``(0, 0, active)``; audited. Stores with
-        a log return a :class:`Reset` carrying the record's seq."""
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> list[str]:
+        """Return one agent (or all, for ``None``) to ``(0, 0, active)`` (no decay anchor);
+        audited at ``now`` (the current time when ``None``). Stores with a log return a
+        :class:`Reset` carrying the record's seq."""
 
-    def state(self, agent_id: str) -> AgentState: ...
+    def state(self, agent_id: str) -> AgentState:
+        """The agent's stored state (no decay applied: :meth:`Engine.state` applies it)."""
+
+    def raw_state(self, agent_id: str) -> RawState:
+        """The agent's stored state as the decider reads it (:data:`RawState`: with its decay
+        anchor, when it has one); :data:`FRESH` for an unknown agent."""
 
     def agents(self) -> list[str]: ...
 
-    def record_policy_load(self, policy: Policy) -> int | None:
-        """Audit a policy load; return the record's seq (``None`` without a log)."""
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int | None:
+        """Audit a policy load at ``now`` (the current time when ``None``); return the record's
+        seq (``None`` without a log)."""
 
     def audit_records(self) -> Iterator[dict[str, Any]]: ...
 

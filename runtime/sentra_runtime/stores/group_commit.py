@@ -41,6 +41,8 @@ class Pending:
     code: int
     payload: Any
     annotations: audit.Annotations | None
+    now: float
+    """The decision's time (the engine's clock)."""
     decision: Decision | None = None
     error: BaseException | None = None
     wake: Any = field(default_factory=_thread.allocate_lock)

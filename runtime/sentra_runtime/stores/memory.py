@@ -51,18 +51,23 @@ class MemoryStore:
         self._sealed_hash: str | None = None
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        if now is None:
+            now = _clock()
         self._lock.acquire()   # the lock's methods, called directly: cheaper than `with` here
         try:
             state = self._states.get(agent_id, FRESH)
             if self._keep_audit:
                 seq = self._seq + 1
-                decision, new_state = decide(state, agent_id, action, fields, code, payload, seq)
+                decision, new_state = decide(state, agent_id, action, fields, code, payload, seq,
+                                             now)
                 extra = None if annotations is None else audit.annotation(annotations, decision)
-                self._log.append((_clock(), decision, extra))
+                self._log.append((now, decision, extra))
                 self._seq = seq
             else:
-                decision, new_state = decide(state, agent_id, action, fields, code, payload)
+                decision, new_state = decide(state, agent_id, action, fields, code, payload, None,
+                                             now)
             if new_state is not state or state is FRESH:
                 self._states[agent_id] = new_state
         finally:
@@ -70,14 +75,15 @@ class MemoryStore:
         return decision
 
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
-                          code: int, payload: Any, *,
+                          code: int, payload: Any, now: float | None = None, *,
                           annotations: audit.Annotations | None = None) -> Decision:
         """:meth:`apply`, called on the event loop: it holds the lock for microseconds and
         never waits for I/O."""
-        return self.apply(decide, agent_id, action, fields, code, payload,
+        return self.apply(decide, agent_id, action, fields, code, payload, now,
                           annotations=annotations)
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> Reset:
         with self._lock:
             if agent_id is None:
                 agents = sorted(self._states)
@@ -85,27 +91,35 @@ class MemoryStore:
             else:
                 agents = [agent_id]
                 self._states[agent_id] = FRESH
-            seq = self._append(audit.reset_record(time.time(), policy_hash, agent_id, operator,
-                                                  agents))
+            seq = self._append(audit.reset_record(_clock() if now is None else now, policy_hash,
+                                                  agent_id, operator, agents))
         return Reset(agents, seq)
 
     def set_state(self, agent_id: str, cumulative_risk: int, blocked_attempts: int,
-                  shut_down: bool = False) -> None:
-        """Seed an agent's state (for `explain --state` and tests); not an audited event."""
+                  shut_down: bool = False, *, decay_anchor: float | None = None) -> None:
+        """Seed an agent's state (for `explain --state` and tests); not an audited event.
+        ``decay_anchor`` (seconds since the epoch) is when its risk was raised from 0, for a
+        policy with ``risk_decay``."""
+        state: RawState = (cumulative_risk, blocked_attempts, shut_down)
+        if decay_anchor is not None and cumulative_risk > 0:
+            state = (*state, round(decay_anchor * 1_000_000))  # type: ignore[assignment]
         with self._lock:
-            self._states[agent_id] = (cumulative_risk, blocked_attempts, shut_down)
+            self._states[agent_id] = state
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self._states.get(agent_id, FRESH))
+
+    def raw_state(self, agent_id: str) -> RawState:
+        return self._states.get(agent_id, FRESH)
 
     def agents(self) -> list[str]:
         with self._lock:
             return sorted(self._states)
 
-    def record_policy_load(self, policy: Policy) -> int | None:
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int | None:
         with self._lock:
             return self._append(audit.policy_load_record(
-                time.time(), policy.hash, policy.name, policy.version, policy.schema_version))
+                _clock() if now is None else now, policy.hash, policy.name, policy.version, policy.schema_version))
 
     def _append(self, record: dict[str, Any]) -> int | None:
         if not self._keep_audit:

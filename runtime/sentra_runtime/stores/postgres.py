@@ -97,9 +97,18 @@ SCHEMA = (
     "hash text)",
     "INSERT INTO sentra_head (id, seq, hash) VALUES (1, 0, NULL)",
     "CREATE TABLE sentra_policies (hash text PRIMARY KEY, body text NOT NULL)",
-    f"""CREATE FUNCTION sentra_begin(agents text, every boolean)
+)
+"""The tables of schema version 2, the first of this store."""
+UPGRADE_TO_3 = (
+    "ALTER TABLE sentra_agents ADD COLUMN decay_anchor bigint",
+    "DROP FUNCTION IF EXISTS sentra_begin(text, boolean)",
+)
+"""Version 2 to 3: each agent's risk-decay anchor (whole microseconds since the epoch; NULL
+when it has none); ``sentra_begin`` returns it (so it is made again, by :data:`FUNCTIONS`)."""
+FUNCTIONS = (
+    f"""CREATE OR REPLACE FUNCTION sentra_begin(agents text, every boolean)
     RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
-                   shut_down boolean)
+                   shut_down boolean, decay_anchor bigint)
     LANGUAGE plpgsql AS $$
 DECLARE
     ids bytea[] := sentra_ids(agents);
@@ -111,21 +120,21 @@ BEGIN
         PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM sentra_keys(ids) AS key;
     END IF;
     -- a statement of its own: its snapshot is taken with the locks held
-    RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down
-        FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
+    RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
+        a.decay_anchor FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
 END
 $$""",
-    """CREATE FUNCTION sentra_ids(agents text) RETURNS bytea[]
+    """CREATE OR REPLACE FUNCTION sentra_ids(agents text) RETURNS bytea[]
     LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(array_agg(decode(id, 'hex')), '{}') FROM json_array_elements_text(
         agents::json) AS id
 $$""",
-    """CREATE FUNCTION sentra_keys(ids bytea[]) RETURNS SETOF integer
+    """CREATE OR REPLACE FUNCTION sentra_keys(ids bytea[]) RETURNS SETOF integer
     LANGUAGE sql IMMUTABLE AS $$
     SELECT DISTINCT ('x' || left(md5(id), 8))::bit(32)::integer FROM unnest(ids) AS id
     ORDER BY 1   -- every process locks in this order: no deadlock
 $$""",
-    f"""CREATE FUNCTION sentra_records(gate text, locked text, records text)
+    f"""CREATE OR REPLACE FUNCTION sentra_records(gate text, locked text, records text)
     RETURNS TABLE (seq bigint, hash text, prev text)
     LANGUAGE plpgsql AS $$
 DECLARE
@@ -136,7 +145,8 @@ BEGIN
     IF gate = 'every' THEN
         PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
         PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false;
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
+            decay_anchor = NULL;
     ELSIF gate = 'shared' THEN
         PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
         PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
@@ -144,15 +154,17 @@ BEGIN
             FROM sentra_keys(sentra_ids(locked)) AS key;
     END IF;
     -- records: [kind, agent (hex), label, before prev, before seq, after seq, state or null]
-    INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down)
+    INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
+                                    decay_anchor)
         SELECT DISTINCT ON (agent) decode(agent, 'hex'), (state->>0)::bigint,
-               (state->>1)::bigint, (state->>2)::boolean
+               (state->>1)::bigint, (state->>2)::boolean, (state->>3)::bigint
         FROM (SELECT r->>1 AS agent, r->6 AS state, position
               FROM json_array_elements(records::json) WITH ORDINALITY AS e(r, position)) AS s
         WHERE json_typeof(state) = 'array'
         ORDER BY agent, position DESC   -- each agent's last state
         ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
-            blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down;
+            blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
+            decay_anchor = excluded.decay_anchor;
     SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
     FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
                          r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq
@@ -171,7 +183,8 @@ BEGIN
 END
 $$""",
 )
-"""Schema version 2, the first of this store."""
+"""The functions of the current schema (``CREATE OR REPLACE``: made at creation and at every
+upgrade)."""
 
 _BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
 _RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
@@ -288,22 +301,25 @@ class PostgresStore:
     # -- decisions ----------------------------------------------------------------------------
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
         return pending.outcome()
 
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
-                          code: int, payload: Any, *,
+                          code: int, payload: Any, now: float | None = None, *,
                           annotations: audit.Annotations | None = None) -> Decision:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on the
         database: decisions queue on the loop, and while no transaction is under way the queue
         (one decision without group commit) is decided and committed in one transaction in the
         store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`). The
         decision is returned after its commit."""
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"postgres-commit {self.where}",
             lambda batch: functools.partial(self._commit_batch, batch),
@@ -330,7 +346,7 @@ class PostgresStore:
         agents = _ids(sorted({pending.agent_id for pending in batch}))
         rows = connection.execute(_BEGIN, (agents, False)).fetchall()
         states: dict[str, RawState] = {
-            bytes(row[0]).decode(): (row[1], row[2], row[3]) for row in rows}
+            bytes(row[0]).decode(): _raw(row[1], row[2], row[3], row[4]) for row in rows}
         stored = set(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
@@ -344,7 +360,8 @@ class PostgresStore:
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
             decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
-                                         pending.fields, pending.code, pending.payload, seq)
+                                         pending.fields, pending.code, pending.payload, seq,
+                                         pending.now)
             pending.decided(decision)
         return 1
 
@@ -364,8 +381,9 @@ class PostgresStore:
         before = states.get(pending.agent_id, FRESH)
         try:
             decision, after = pending.decide(before, pending.agent_id, pending.action,
-                                             pending.fields, pending.code, pending.payload, None)
-            record = audit.decision_record(time.time(), decision)
+                                             pending.fields, pending.code, pending.payload, None,
+                                             pending.now)
+            record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
         except Exception as error:
@@ -376,22 +394,24 @@ class PostgresStore:
 
     # -- operators ----------------------------------------------------------------------------
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> Reset:
         every = agent_id is None
         locked = _ids([] if agent_id is None else [agent_id])
         with self._connection() as connection:
             rows = connection.execute(_BEGIN, (locked, every)).fetchall()
             agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
                 else [agent_id]
-            record = audit.reset_record(time.time(), policy_hash, agent_id, operator, agents)
+            record = audit.reset_record(time.time() if now is None else now, policy_hash,
+                                        agent_id, operator, agents)
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
                 "every" if every else "shared", locked,
                 [(record, None if every else FRESH)])).fetchall()
         self._remember(record, seq, prev, digest)
         return Reset(sorted(agents), seq)
 
-    def record_policy_load(self, policy: Policy) -> int:
-        record = audit.policy_load_record(time.time(), policy.hash, policy.name,
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int:
+        record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
@@ -425,9 +445,12 @@ class PostgresStore:
         return rows[0] if rows else None
 
     def state(self, agent_id: str) -> AgentState:
-        row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down FROM "
-                             "sentra_agents WHERE agent_id = %s", (_key(agent_id),))
-        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], row[2]))
+        return AgentState.from_raw(self.raw_state(agent_id))
+
+    def raw_state(self, agent_id: str) -> RawState:
+        row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor "
+                             "FROM sentra_agents WHERE agent_id = %s", (_key(agent_id),))
+        return FRESH if row is None else _raw(*row)
 
     def count_agents(self) -> tuple[int, int]:
         """How many agents are active and how many shut down."""
@@ -587,10 +610,11 @@ class _Snapshot:
         return (-1, None) if row is None else (int(row[0]), row[1])
 
     def states(self) -> Iterator[tuple[str, RawState]]:
-        self.execute("SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM "
-                     "sentra_agents ORDER BY agent_id")
-        for agent, risk, blocked, down in self:
-            yield bytes(agent).decode(), (risk, blocked, down)
+        anchor = "decay_anchor" if schema_version(self.connection) >= 3 else "NULL"
+        self.execute(f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor} "
+                     "FROM sentra_agents ORDER BY agent_id")
+        for agent, risk, blocked, down, decay_anchor in self:
+            yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor)
 
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:
@@ -666,12 +690,15 @@ def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
         connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", SCHEMA_LOCK)
         found = schema_version(connection)
         if found == 0:
-            for statement in SCHEMA:
+            for statement in (*SCHEMA, *UPGRADE_TO_3, *FUNCTIONS):
                 connection.execute(statement)
             connection.execute("INSERT INTO sentra_meta (key, value) VALUES "
                                "('schema_version', %s)", (str(SCHEMA_VERSION),))
-        else:
-            checked_version(found, where, upgrade=upgrade)
+        elif checked_version(found, where, upgrade=upgrade) < SCHEMA_VERSION:
+            for statement in (*UPGRADE_TO_3, *FUNCTIONS):
+                connection.execute(statement)
+            connection.execute("UPDATE sentra_meta SET value = %s WHERE key = 'schema_version'",
+                               (str(SCHEMA_VERSION),))
 
 
 def schema_version(connection: Any) -> int:
@@ -729,6 +756,13 @@ def _storable(pending: Pending) -> bool:
         pending.fail(error)
         return False
     return True
+
+
+def _raw(risk: int, blocked: int, down: bool, anchor: int | None) -> RawState:
+    """A stored row as the decider's state: with the decay anchor when there is one."""
+    if anchor is None:
+        return risk, blocked, down
+    return risk, blocked, down, anchor  # type: ignore[return-value]
 
 
 def _first_line(error: BaseException) -> str:

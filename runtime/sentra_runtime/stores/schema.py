@@ -4,7 +4,8 @@ Both stores record the version of their schema in the database. Version 1 is the
 from before versions were recorded (``agents`` and ``audit``); version 2 adds the head (the
 seq and hash of the last audit record, written with every record in the same transaction, so
 that records deleted from the end of the log are found) and the compiled tables of the policies
-loaded (so that every process sharing the store can load the policy another one loaded).
+loaded (so that every process sharing the store can load the policy another one loaded);
+version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one).
 PostgreSQL stores start at version 2.
 
 A store opens a database with an older schema only to upgrade it (``upgrade=True``, the
@@ -14,7 +15,7 @@ keeps working), and refuses a newer one (:class:`SchemaError`).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this runtime creates and writes."""
 UNVERSIONED = 1
 """The version of a SQLite store file written before versions were recorded."""

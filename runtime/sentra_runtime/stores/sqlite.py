@@ -77,16 +77,22 @@ UPGRADE_TO_2 = (
     "CREATE TABLE policies (hash TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
 )
 """Version 1 to 2: the head beside the state, and the compiled tables of loaded policies."""
-_SELECT_STATE = "SELECT cumulative_risk, blocked_attempts, shut_down FROM agents WHERE agent_id = ?"
+UPGRADE_TO_3 = (
+    "ALTER TABLE agents ADD COLUMN decay_anchor INTEGER",
+)
+"""Version 2 to 3: each agent's risk-decay anchor (whole microseconds since the epoch; NULL
+when it has none)."""
+_SELECT_STATE = ("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor FROM agents "
+                 "WHERE agent_id = ?")
 _UPSERT_STATE = (
-    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down, decay_anchor) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
     "cumulative_risk = excluded.cumulative_risk, blocked_attempts = excluded.blocked_attempts, "
-    "shut_down = excluded.shut_down"
+    "shut_down = excluded.shut_down, decay_anchor = excluded.decay_anchor"
 )
 _LAST_AUDIT = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _STATE_AND_LAST_AUDIT = (
-    "SELECT a.cumulative_risk, a.blocked_attempts, a.shut_down, "
+    "SELECT a.cumulative_risk, a.blocked_attempts, a.shut_down, a.decay_anchor, "
     "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), "
     "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) "
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
@@ -135,15 +141,17 @@ class SQLiteStore:
         return _Transaction(self._lock, self._connection, self._busy_timeout)
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, *, annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         if self._group is not None:
             return self._group.submit(pending)
         self._commit_batch([pending])
         return pending.outcome()
 
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
-                          code: int, payload: Any, *,
+                          code: int, payload: Any, now: float | None = None, *,
                           annotations: audit.Annotations | None = None) -> Decision:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on a
         commit or on another writer: decisions queue on the loop, and while no commit is under
@@ -151,7 +159,8 @@ class SQLiteStore:
         group commit) when the database is free at once, and committed in the store's commit
         thread (see :class:`~sentra_runtime.stores.group_commit.LoopCommit`). The decision is
         returned after its commit."""
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations)
+        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
+                          time.time() if now is None else now)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"sqlite-commit {self.path}", self._prepare_batch,
             MAX_BATCH if self.group_commit else 1)
@@ -211,9 +220,9 @@ class SQLiteStore:
 
     def _decide_one(self, connection: sqlite3.Connection, pending: Pending) -> None:
         """One decision in its own transaction: the state and the log's head in one query."""
-        risk, blocked, down, last, prev = connection.execute(
+        risk, blocked, down, anchor, last, prev = connection.execute(
             _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
-        state: RawState = FRESH if risk is None else (risk, blocked, bool(down))
+        state = FRESH if risk is None else _raw(risk, blocked, down, anchor)
         self._write(connection, pending, state, risk is None, None if last is None
                     else (last, prev))
 
@@ -221,7 +230,7 @@ class SQLiteStore:
                    head: tuple[int, str] | None) -> tuple[int, str] | None:
         """One decision of a batch; returns the log's new head."""
         row = connection.execute(_SELECT_STATE, (pending.agent_id,)).fetchone()
-        state: RawState = FRESH if row is None else (row[0], row[1], bool(row[2]))
+        state = FRESH if row is None else _raw(*row)
         return self._write(connection, pending, state, row is None, head)
 
     def _write(self, connection: sqlite3.Connection, pending: Pending, state: RawState,
@@ -232,8 +241,8 @@ class SQLiteStore:
         try:
             decision, new_state = pending.decide(state, pending.agent_id, pending.action,
                                                  pending.fields, pending.code, pending.payload,
-                                                 seq)
-            record = audit.decision_record(time.time(), decision)
+                                                 seq, pending.now)
+            record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
             body, digest = audit.seal_text(record, seq, None if head is None else head[1])
@@ -241,38 +250,43 @@ class SQLiteStore:
             pending.fail(error)
             return head
         if new_agent or new_state != state:
-            connection.execute(_UPSERT_STATE, (pending.agent_id, *new_state))
+            connection.execute(_UPSERT_STATE, (pending.agent_id, *new_state) if len(new_state) > 3
+                               else (pending.agent_id, *new_state, None))
         connection.execute(_INSERT_AUDIT, (seq, digest, body))
         pending.decided(decision)
         return seq, digest
 
-    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None) -> Reset:
+    def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
+              now: float | None = None) -> Reset:
         with self._transaction() as connection:
             if agent_id is None:
                 agents = [row[0] for row in connection.execute("SELECT agent_id FROM agents")]
-                connection.execute(
-                    "UPDATE agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = 0")
+                connection.execute("UPDATE agents SET cumulative_risk = 0, blocked_attempts = 0, "
+                                   "shut_down = 0, decay_anchor = NULL")
             else:
                 agents = [agent_id]
-                connection.execute(_UPSERT_STATE, (agent_id, *FRESH))
-            seq = self._append(connection, audit.reset_record(time.time(), policy_hash,
-                                                              agent_id, operator, agents))
+                connection.execute(_UPSERT_STATE, (agent_id, *FRESH, None))
+            seq = self._append(connection, audit.reset_record(
+                time.time() if now is None else now, policy_hash, agent_id, operator, agents))
         return Reset(sorted(agents), seq)
 
     def state(self, agent_id: str) -> AgentState:
+        return AgentState.from_raw(self.raw_state(agent_id))
+
+    def raw_state(self, agent_id: str) -> RawState:
         with self._lock:
             row = self._connection.execute(_SELECT_STATE, (agent_id,)).fetchone()
-        return AgentState.from_raw(FRESH if row is None else (row[0], row[1], bool(row[2])))
+        return FRESH if row is None else _raw(*row)
 
     def agents(self) -> list[str]:
         with self._lock:
             rows = self._connection.execute("SELECT agent_id FROM agents ORDER BY agent_id")
             return [row[0] for row in rows]
 
-    def record_policy_load(self, policy: Policy) -> int:
+    def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int:
         with self._transaction() as connection:
             return self._append(connection, audit.policy_load_record(
-                time.time(), policy.hash, policy.name, policy.version, policy.schema_version))
+                time.time() if now is None else now, policy.hash, policy.name, policy.version, policy.schema_version))
 
     @staticmethod
     def _append(connection: sqlite3.Connection, record: dict[str, Any]) -> int:
@@ -456,12 +470,12 @@ def prepare_schema(connection: sqlite3.Connection, path: str, *, upgrade: bool) 
     """Create the schema in an empty file; check the version of an existing one and upgrade an
     older one (inside the caller's write transaction)."""
     found = schema_version(connection)
-    if found == 0:
-        for statement in (*VERSION_1, *UPGRADE_TO_2):
-            connection.execute(statement)
-    elif checked_version(found, path, upgrade=upgrade) == UNVERSIONED:
-        for statement in UPGRADE_TO_2:
-            connection.execute(statement)
+    upgrades = {0: (*VERSION_1, *UPGRADE_TO_2, *UPGRADE_TO_3),
+                UNVERSIONED: (*UPGRADE_TO_2, *UPGRADE_TO_3), 2: UPGRADE_TO_3}
+    if found != 0:
+        checked_version(found, path, upgrade=upgrade)
+    for statement in upgrades.get(found, ()):
+        connection.execute(statement)
     if found != SCHEMA_VERSION:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -565,10 +579,18 @@ def _log_end(connection: sqlite3.Connection) -> audit.Head:
 
 
 def _stored_states(connection: sqlite3.Connection) -> Iterator[tuple[str, RawState]]:
-    for agent, risk, blocked, down in connection.execute(
-            "SELECT agent_id, cumulative_risk, blocked_attempts, shut_down FROM agents "
-            "ORDER BY agent_id"):
-        yield agent, (risk, blocked, bool(down))
+    anchor = "decay_anchor" if schema_version(connection) >= 3 else "NULL"
+    for agent, risk, blocked, down, decay_anchor in connection.execute(
+            f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor} FROM "
+            "agents ORDER BY agent_id"):
+        yield agent, _raw(risk, blocked, down, decay_anchor)
+
+
+def _raw(risk: int, blocked: int, down: int, anchor: int | None) -> RawState:
+    """A stored row as the decider's state: with the decay anchor when there is one."""
+    if anchor is None:
+        return risk, blocked, bool(down)
+    return risk, blocked, bool(down), anchor  # type: ignore[return-value]
 
 
 def _table(text: str) -> dict[str, Any]:
