@@ -120,6 +120,11 @@ def duration_seconds(text: str) -> int:
     return int(text[:-1]) * sizes[text[-1]]
 
 
+def _shown(text: str) -> str:
+    """A duration as a message quotes it: cut when it is very long."""
+    return text if len(text) <= 40 else text[:20] + "..." + text[-10:]
+
+
 def duration_problem(text: str) -> tuple[str | None, str | None]:
     """What is wrong with a duration as written, and a hint; ``(None, None)`` when it is one
     (`30m`, `1h`, `7d`: a whole number and a unit)."""
@@ -131,6 +136,8 @@ def duration_problem(text: str) -> tuple[str | None, str | None]:
         return (f"`{text}` is not a duration",
                 f"did you mean `1{unit}`?" if unit else None)
     whole, fraction, unit = match.groups()
+    if len(whole.lstrip("0")) > len(str(MAX_DURATION)):   # before any conversion of its digits
+        return f"duration `{_shown(text)}` is too long", "a duration is at most `36500d`"
     if unit is None:
         return f"duration `{text}` has no unit", f"did you mean `{text}s`?"
     sizes = dict(DURATION_UNITS)

@@ -33,8 +33,11 @@ def test_a_rate_compiles_to_whole_seconds(written: str, seconds: int) -> None:
     ("10 per 0s", "0s", "duration `0s` is zero", "a duration is at least `1s`"),
     ("10 per -1h", "-1h", "duration `-1h` is negative", "a duration is at least `1s`"),
     ("10 per 36501d", "36501d", "duration `36501d` is too long", "a duration is at most `36500d`"),
+    ("10 per " + "9" * 5000 + "h", "9" * 5000 + "h", "duration `99999999999999999999...999999999h` "
+     "is too long", "a duration is at most `36500d`"),   # (found by the fuzzer: a traceback)
+    ("10 per " + "9" * 5000 + ".5h", "9" * 5000 + ".5h", "is too long", None),
 ])
-def test_a_bad_duration_is_sl220_at_its_place(written: str, underline: str, message: str,
+def test_a_bad_duration_is_sl224_at_its_place(written: str, underline: str, message: str,
                                               hint: str | None) -> None:
     found = assert_diagnostic(header(f"risk_decay {written}"), "SL224", underline=underline,
                               message=message)
