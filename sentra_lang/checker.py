@@ -13,12 +13,18 @@ from typing import Any
 
 from sentra_runtime import arith
 from sentra_runtime.inputs import normalize
-from sentra_runtime.policy import DURATION_UNITS, duration_text
+from sentra_runtime.policy import DURATION_UNITS, duration_text, pattern_holds
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
-from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES, UNDECLARED_FIELDS
+from sentra_lang.keywords import (
+    GROUP_SETTINGS,
+    NORMALIZATIONS,
+    SETTINGS,
+    SIMPLE_TYPES,
+    UNDECLARED_FIELDS,
+)
 from sentra_lang.loader import LoadedFile, Program
 from sentra_lang.parser import MAX_NESTING
 from sentra_lang.source import NO_SPAN, Span
@@ -83,6 +89,19 @@ class BlockInfo:
 
 
 @dataclass
+class GroupInfo:
+    """A checked `group`: its patterns (exact ids; a trailing `*` is a prefix) and the
+    settings it overrides (``None``: the header's)."""
+
+    name: str
+    span: Span
+    patterns: list[str] = field(default_factory=list)
+    risk_threshold: int | None = None
+    strikes: int | None = None
+    risk_decay: tuple[int, int] | None = None
+
+
+@dataclass
 class Model:
     """Everything the compiler needs, resolved and checked."""
 
@@ -103,6 +122,8 @@ class Model:
     blocks: list[BlockInfo] = field(default_factory=list)
     otherwise: RuleInfo | None = None
     header_span: Span = NO_SPAN
+    groups: list[GroupInfo] = field(default_factory=list)
+    """The declared groups, in declaration order (the first whose pattern matches wins)."""
 
 
 _DURATION = re.compile(r"([0-9]+)(\.[0-9]+)?([A-Za-z_][A-Za-z0-9_]*)?")
@@ -151,6 +172,12 @@ def duration_problem(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def matches_agent(pattern: str, agent_id: str) -> bool:
+    """Whether a group's pattern holds an agent: the exact id, or a prefix ending in `*`
+    (sentra_runtime.policy.GroupSpec.holds, the one rule)."""
+    return pattern_holds(pattern, agent_id)
+
+
 def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
     """(field or None for a lone brace, start, end) for every placeholder in a reason."""
     for match in _INTERPOLATION.finditer(reason):
@@ -172,7 +199,7 @@ class Checker:
         self.diagnostics.append(diagnostic(code, message, span, **kwargs))
 
     def run(self) -> Model:
-        for check in (self.structure, self.settings, self.declarations, self.lets_pass,
+        for check in (self.structure, self.settings, self.groups, self.declarations, self.lets_pass,
                       self.actions, self.usage):
             check()
         return self.model
@@ -223,12 +250,15 @@ class Checker:
                 continue
             self._setting(name, setting.value)
 
-    def _setting(self, name: str, value: ast.SettingValue) -> None:
+    def _setting(self, name: str, value: ast.SettingValue,
+                 target: Model | GroupInfo | None = None) -> None:
+        """Check one setting and keep its value in ``target`` (the model, or a group)."""
         model = self.model
+        kept: Model | GroupInfo = model if target is None else target
         if name == "undeclared_fields":
             self._undeclared_fields(value)
         elif name == "risk_decay":
-            self._risk_decay(value)
+            self._risk_decay(value, kept)
         elif name == "action_type":
             if not isinstance(value, ast.Normalize):
                 self.report("SL210", "`action_type` takes `normalize ...`", value.span,
@@ -246,7 +276,7 @@ class Checker:
                 what = "a positive integer" if name == "risk_threshold" else "an integer of at least 1"
                 self.report("SL210", f"`{name}` must be {what}", value.span)
                 return
-            setattr(model, name, value.value)
+            setattr(kept, name, value.value)
 
     def _undeclared_fields(self, value: ast.SettingValue) -> None:
         word = value.value if isinstance(value, (ast.Name, ast.Str)) else None
@@ -264,7 +294,7 @@ class Checker:
                     help=hint or "`refuse` blocks input with a field the policy does not "
                                  "declare; `ignore` reads past it")
 
-    def _risk_decay(self, value: ast.SettingValue) -> None:
+    def _risk_decay(self, value: ast.SettingValue, target: Model | GroupInfo) -> None:
         if not isinstance(value, ast.Rate):
             self.report("SL210", "`risk_decay` takes `AMOUNT per DURATION`", value.span,
                         help="for example `risk_decay 10 per 1h`: cumulative risk goes down by "
@@ -277,7 +307,63 @@ class Checker:
             return
         seconds = self.duration(value.period)
         if seconds is not None:
-            self.model.risk_decay = (amount, seconds)
+            target.risk_decay = (amount, seconds)
+
+    # -------------------------------------------------------------------- groups
+    def groups(self) -> None:
+        """Each `group`: a unique name, its patterns (SL131, SL132) and the settings a group
+        may give (SL110 for any other)."""
+        seen: dict[str, GroupInfo] = {}
+        earlier: list[tuple[str, str]] = []
+        """(pattern, group) of the groups before, in declaration order."""
+        for _loaded, decl in self._items(ast.GroupDecl):
+            name = decl.name.value
+            info = GroupInfo(name, decl.name.span)
+            if name in seen:
+                self.report("SL130", f"group `{name}` is declared twice", decl.name.span,
+                            related=[Related(seen[name].span, "first declaration")],
+                            help="give each group one `group` block")
+                continue
+            seen[name] = info
+            for pattern in decl.patterns:
+                self._group_pattern(pattern, name, earlier, info)
+            given: set[str] = set()
+            for setting in decl.settings:
+                key = setting.name.value
+                if key in given:
+                    self.report("SL115", f"setting `{key}` is given twice", setting.span)
+                    continue
+                given.add(key)
+                if key not in GROUP_SETTINGS:
+                    self.report("SL110", f"`{key}` is not a group setting", setting.name.span,
+                                help=did_you_mean(key, GROUP_SETTINGS)
+                                or "a group may give " + ", ".join(GROUP_SETTINGS))
+                    continue
+                self._setting(key, setting.value, info)
+            self.model.groups.append(info)
+
+    def _group_pattern(self, pattern: ast.Str, group: str, earlier: list[tuple[str, str]],
+                       info: GroupInfo) -> None:
+        text = pattern.value
+        star = text.find("*")
+        if not text or (star >= 0 and star != len(text) - 1):
+            self.report("SL131", f"`{text}` is not an agent pattern", pattern.span,
+                        help="an agent id (`\"ops-7\"`), or a prefix ending in `*` "
+                             "(`\"senior-*\"`); `*` only at the end")
+            return
+        for before, owner in earlier:
+            if matches_agent(before, text.rstrip("*")) and (before.endswith("*")
+                                                            or not text.endswith("*")):
+                where = "an earlier pattern" if owner == group else f"group `{owner}`"
+                self.report("SL132", f"agent pattern `{text}` of group `{group}` never "
+                            f"decides: {where} takes its agents first (`{before}`)",
+                            pattern.span,
+                            help="the first group, in declaration order, whose pattern matches "
+                                 "an agent's id holds it; move this group up or narrow the "
+                                 "earlier pattern")
+                break
+        earlier.append((text, group))
+        info.patterns.append(text)
 
     def duration(self, duration: ast.Duration) -> int | None:
         """A duration's whole seconds; SL224 (with a did-you-mean) when it is not one."""
