@@ -29,6 +29,8 @@ from sentra_lang.loader import LoadedFile, Program
 from sentra_lang.parser import MAX_NESTING
 from sentra_lang.source import NO_SPAN, Span
 
+STATE_PREFIX = "agent"
+"""The reserved first part of the agent's state fields (`agent.group`, ...)."""
 MAX_EXPANDED_TESTS = 10_000
 """The most tests a condition holds with its named conditions expanded (SL304)."""
 NUMERIC = ("int", "number")
@@ -124,6 +126,9 @@ class Model:
     header_span: Span = NO_SPAN
     groups: list[GroupInfo] = field(default_factory=list)
     """The declared groups, in declaration order (the first whose pattern matches wins)."""
+    state_fields: dict[str, FieldInfo] = field(default_factory=dict)
+    """`agent.group`, `agent.cumulative_risk`, `agent.blocked_attempts`: the agent's own state,
+    which conditions may read (never input)."""
 
 
 _DURATION = re.compile(r"([0-9]+)(\.[0-9]+)?([A-Za-z_][A-Za-z0-9_]*)?")
@@ -341,6 +346,19 @@ class Checker:
                     continue
                 self._setting(key, setting.value, info)
             self.model.groups.append(info)
+        self._state_fields()
+
+    def _state_fields(self) -> None:
+        """The agent's state as conditions read it: `agent.group` is one of the declared
+        group names or `""` (no group); the two counts are ints."""
+        names = [group.name for group in self.model.groups] + [""]
+        for name, type_name, values in (("agent.group", "enum", names),
+                                        ("agent.cumulative_risk", "int", None),
+                                        ("agent.blocked_attempts", "int", None)):
+            decl = ast.FieldDecl(ast.Path(tuple(name.split("."))),
+                                 ast.TypeRef("simple", ast.Name(type_name)))
+            self.model.state_fields[name] = FieldInfo(name, type_name, False, None, False, [],
+                                                      values, decl, False)
 
     def _group_pattern(self, pattern: ast.Str, group: str, earlier: list[tuple[str, str]],
                        info: GroupInfo) -> None:
@@ -403,6 +421,12 @@ class Checker:
             self.report("SL103", f"field `{name}` is declared twice", decl.span,
                         related=[Related(self.model.fields[name].decl.span, "first declaration")])
             return
+        if decl.path.parts[0] == STATE_PREFIX:
+            self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
+                        help="`agent` is the agent's own state (`agent.group`, "
+                             "`agent.cumulative_risk`, `agent.blocked_attempts`), which the "
+                             "runtime gives and an agent never does; name the field otherwise "
+                             f"(`context.{name}`)")
         if name in BUILT_IN_PLACEHOLDERS:
             self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
                         help=f"a reason's `{{{name}}}` is the "
@@ -686,6 +710,8 @@ class Checker:
             self._string_test(cond)
 
     def field(self, path: ast.Path) -> FieldInfo | None:
+        if path.parts[0] == STATE_PREFIX:
+            return self._state_field(path)
         info = self.model.fields.get(path.dotted)
         if info is None:
             self.report("SL101", f"undeclared field `{path.dotted}`", path.span,
@@ -694,6 +720,15 @@ class Checker:
             return None
         info.used = True
         return info if info.type != "?" else None
+
+    def _state_field(self, path: ast.Path) -> FieldInfo | None:
+        state = self.model.state_fields.get(path.dotted)
+        if state is None:
+            self.report("SL101", f"the agent's state has no `{path.dotted}`", path.span,
+                        help=did_you_mean(path.dotted, self.model.state_fields)
+                        or "conditions may read " + ", ".join(
+                            f"`{name}`" for name in self.model.state_fields))
+        return state
 
     def _ref(self, ref: ast.Ref) -> None:
         name = ref.path.dotted
@@ -704,7 +739,7 @@ class Checker:
                 self.report("SL212", f"`{name}` is a set, not a condition", ref.span,
                             help=f"test membership: `field in {name}`")
             return
-        if name not in self.model.fields:
+        if name not in self.model.fields and ref.path.parts[0] != STATE_PREFIX:
             conditions = [n for n, let in self.model.lets.items() if not let.is_set]
             bools = [n for n, f in self.model.fields.items() if f.type == "bool"]
             code = "SL101" if "." in name or not name.isupper() else "SL102"
@@ -785,7 +820,13 @@ class Checker:
         return arith.result_type(from_ast(expr), types) if ok else None
 
     def _string_value(self, info: FieldInfo, literal: ast.Str) -> None:
-        if info.type == "enum" and literal.value not in (info.values or []):
+        if info.name == "agent.group" and literal.value not in (info.values or []):
+            declared = [name for name in info.values or [] if name]
+            self.report("SL133", f"unknown group `{literal.value}`", literal.span,
+                        help=did_you_mean(literal.value, declared)
+                        or ("groups: " + ", ".join(f"`{n}`" for n in declared) + "; `\"\"` is "
+                            "no group" if declared else "declare it with `group NAME { ... }`"))
+        elif info.type == "enum" and literal.value not in (info.values or []):
             self.report("SL202", f"`{info.name}` can never be {_show(literal)}", literal.span,
                         help=did_you_mean(literal.value, info.values or [])
                         or "values: " + ", ".join(info.values or []))

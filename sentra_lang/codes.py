@@ -178,6 +178,11 @@ _ENTRIES = [
          "takes, so it never puts an agent in its group.",
          _policy('group all {\n  agents "ops-*"\n}\ngroup seniors {\n  agents "ops-senior-*"\n}\n'),
          '"ops-senior-*"'),
+    Code("SL133", "unknown group", "error",
+         "`agent.group` is compared with a name no `group` declares (with a \"did you mean\" "
+         "hint for a near miss). `\"\"` is the group of an agent no group holds.",
+         _policy('group trusted {\n  agents "ops-*"\n}\n'
+                 'action A {\n  when agent.group == "trustd" allow as X\n}\n'), '"trustd"'),
     # ------------------------------------------------------------------- types: SL2xx
     Code("SL201", "type mismatch", "error",
          "The two sides of a comparison have types that can never be equal or ordered.",
@@ -248,7 +253,9 @@ _ENTRIES = [
     Code("SL222", "reserved field name", "error",
          "A reason interpolates `{action}` (the action type) and `{agent_id}` (the agent's "
          "id), so no field may be declared with either name. A prefixed field "
-         "(`context.action`) is fine.",
+         "(`context.action`) is fine. `agent` and every field under it are the agent's own "
+         "state (`agent.group`, `agent.cumulative_risk`, `agent.blocked_attempts`), which the "
+         "runtime gives: no input field may be declared under it.",
          _policy('input { action: string }\n'
                  'action A {\n  when action == "x" allow as X\n}\n'), "action"),
     Code("SL223", "constant comparison", "error",

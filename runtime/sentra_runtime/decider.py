@@ -21,6 +21,7 @@ from typing import Any, cast
 from sentra_runtime.codegen import (
     ARITHMETIC_ERROR,
     INVALID_INPUT,
+    NEEDS_STATE,
     NO_MATCH,
     UNKNOWN_ACTION,
     compile_matcher,
@@ -93,6 +94,7 @@ class Decider:
         self.context = EvaluationContext(self.policy, self.matcher)
         self._threshold = self.policy.risk_threshold
         self._strikes = self.policy.strikes
+        self._finish = self.matcher.finish
         self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
@@ -223,6 +225,10 @@ class Decider:
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
                                     _kept(fields, code), code, payload, state))
             return decision, state
+        if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
+            block, values = payload
+            payload = (*values, self.group, cumulative, blocked)
+            code = self._finish(block, payload)
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk

@@ -116,7 +116,7 @@ class EvaluationContext:
         if code in (INVALID_INPUT, UNKNOWN_ACTION):
             return dict(fields or {})
         return {spec.name: sorted(value) if value.__class__ is frozenset else value
-                for spec, value in zip(self.matcher.fields, payload) if value is not None}
+                for spec, value in zip(self.matcher.schema.specs, payload) if value is not None}
 
     def explain(self, decision: Decision, fields: Any, code: int, payload: Any,
                 state: tuple[int, int, bool]) -> Explanation:

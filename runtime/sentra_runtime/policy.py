@@ -70,6 +70,18 @@ class InputSpec:
     values: tuple[str, ...] | None
 
 
+STATE_FIELDS: tuple[InputSpec, ...] = (
+    InputSpec("agent.group", "string", False, False, None, (), None),
+    InputSpec("agent.cumulative_risk", "int", False, False, None, (), None),
+    InputSpec("agent.blocked_attempts", "int", False, False, None, (), None),
+)
+"""What a condition may read of the agent's own state (schema version 3): its group (``""``
+for none), cumulative risk and blocked attempts before the decision, after decay. They are
+never read from the action's input: the state step fills them in (docs/table.md, "Agent
+state")."""
+STATE_NAMES = frozenset(spec.name for spec in STATE_FIELDS)
+
+
 @dataclass(frozen=True)
 class TestSpec:
     field: str
@@ -323,6 +335,15 @@ class Policy:
     inputs_by_name: Mapping[str, InputSpec]
     groups: tuple[GroupSpec, ...] = ()
     """The declared groups, in declaration order (docs/language.md, "Agent groups")."""
+    reads_state: bool = False
+    """Whether a test reads the agent's state (:data:`STATE_FIELDS`): the decision is then
+    matched inside the store's per-agent lock or transaction."""
+
+    @cached_property
+    def value_specs(self) -> tuple[InputSpec, ...]:
+        """The values a row reads, in order: the declared inputs, then the agent's state
+        fields when the policy reads them."""
+        return self.inputs + STATE_FIELDS if self.reads_state else self.inputs
 
     def group_of(self, agent_id: str) -> GroupSpec | None:
         """The agent's group: the first, in declaration order, one of whose patterns matches
@@ -519,9 +540,18 @@ class _Validator:
             rules_by_id={rule.id: rule for rule in rules},
             inputs_by_name={spec.name: spec for spec in inputs},
             groups=self._groups(data.get("groups")),
+            reads_state=self._reads_state(actions),
         )
         _References(policy).check()
         return policy
+
+    def _reads_state(self, actions: tuple[ActionSpec, ...]) -> bool:
+        """Whether a test reads ``agent.*`` (refused below schema version 3, where it was an
+        ordinary input field)."""
+        if self.schema_version < GROUPS_VERSION:
+            return False
+        return any(name in STATE_NAMES for action in actions for row in action.rows
+                   for test in row.tests for name in _test_fields(test))
 
     def _groups(self, data: Any) -> tuple[GroupSpec, ...]:
         if data is None:
@@ -710,12 +740,19 @@ class _Validator:
                      for i, item in enumerate(items))
 
 
+def _test_fields(test: TestSpec) -> list[str]:
+    """The fields a test reads."""
+    if test.left is not None and test.right is not None:
+        return [*arith.fields(test.left), *arith.fields(test.right)]
+    return [test.field] if test.other is None else [test.field, test.other]
+
+
 class _References:
     """Checks what the schema alone cannot: ids resolve, fields are declared, tests fit types."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.fields = {spec.name: spec for spec in policy.inputs}
+        self.fields = {spec.name: spec for spec in policy.value_specs}
         self.rule_ids = {rule.id for rule in policy.rules}
 
     def check(self) -> None:
@@ -724,6 +761,9 @@ class _References:
         for index, spec in enumerate(self.policy.inputs):
             self._default(f"input[{index}]", spec)
             self._readable(f"input[{index}].name", spec.name)
+            if self.policy.reads_state and spec.name.split(".")[0] == "agent":
+                raise _fail(f"input[{index}].name", f"field `{spec.name}`: `agent` is the "
+                                                    "agent's state, which the tests read")
         seen: dict[str, int] = {}
         for a_index, action in enumerate(self.policy.actions):
             for n_index, name in enumerate(action.names):
