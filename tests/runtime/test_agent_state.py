@@ -242,3 +242,20 @@ def test_law_concurrent_decisions_equal_a_serial_replay_in_durable_stores(
         assert sum(r["kind"] == "decision" and r["seq"] > last
                    for r in engine.audit_records()) == sum(len(agents) for agents in plan)
         engine.close()
+
+
+def test_the_documented_example_decides_as_the_docs_say() -> None:
+    """docs/language.md, "Agent state in conditions": the example and the walk under it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text("utf-8")
+    section = text[text.index("### Agent state in conditions"):]
+    source = section.split("```sentra\n")[1].split("```")[0]
+    clock = Clock()
+    engine = Engine(table(source), MemoryStore(), clock=clock)
+    rules = [engine.evaluate("new-1", "EXPORT_DATA", {"rows": 10}).rule_id for _ in range(4)]
+    assert rules == ["EXPORT_OK", "EXPORT_OK", "NEW_AGENT_CAP", "NO_MORE_EXPORTS"]
+    clock.now = T0 + 24 * HOUR
+    assert tuple(engine.state("new-1"))[:2] == (0, 2)          # decay never lowers strikes
+    assert engine.evaluate("new-1", "EXPORT_DATA", {"rows": 0}).rule_id == \
+        "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"                  # a third block: shut down
+    engine.reset("new-1", operator="ops")
+    assert engine.evaluate("new-1", "EXPORT_DATA", {"rows": 0}).rule_id == "EXPORT_OK"
