@@ -62,8 +62,9 @@ INVALID_INPUT = -3
 ARITHMETIC_ERROR = -4
 NEEDS_STATE = -5
 """The input is read and the action has a block, whose rows read the agent's state: the
-payload is ``(block, values)``, and :attr:`Matcher.finish` decides the row once the state
-step has appended the agent's state to the values (inside the store's lock)."""
+payload is ``(block, values)``, and the block (through :attr:`Matcher.finish` when rows
+compute) decides the row once the state step has appended the agent's state to the values
+(inside the store's lock)."""
 MIN_RUN = 4
 """The shortest run of rows compiled to a dict lookup or a bisection; shorter runs stay ``if``
 statements, which are as fast."""
@@ -103,8 +104,9 @@ class Matcher:
     """What the values of a payload are, in order: the declared inputs, then the agent's state
     fields for a policy that reads them (``Policy.value_specs``)."""
     finish: Callable[[Any, tuple[Any, ...]], int] | None = None
-    """For a policy whose rows read the agent's state: the row code of a ``NEEDS_STATE``
-    payload's block for the full values (inputs, then the state); ``None`` otherwise."""
+    """For a policy whose rows read the agent's state and compute: the row code of a
+    ``NEEDS_STATE`` payload's block for the full values (inputs, then the state), an arithmetic
+    failure decided by the definition; ``None`` otherwise (the block itself gives the row)."""
 
 
 def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
@@ -176,7 +178,7 @@ class _Generator:
         ]
         functions = [self._tables(), self._by_definition(), self._match_by_definition(),
                      self._match()]
-        if policy.reads_state:
+        if policy.reads_state and self.arithmetic:
             functions.append(self._finish())
         return "\n\n\n".join(["\n".join(header), *self.constants, *blocks, *functions]) + "\n"
 

@@ -153,7 +153,7 @@ class Decider:
                            now: float = 0.0) -> tuple[Decision, State]:
         """The state step of a policy with groups: the agent's group's step (its threshold,
         strikes and decay); the decision's ``group`` names the group (``""`` for none)."""
-        view = self.member(agent_id)
+        view = self._members.get(agent_id) or self.member(agent_id)
         decision, after = view.step(state, agent_id, action, fields, code, payload, seq, now)
         decision.__dict__["group"] = view.group
         return decision, after
@@ -228,7 +228,7 @@ class Decider:
         if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
             block, values = payload
             payload = (*values, self.group, cumulative, blocked)
-            code = self._finish(block, payload)
+            code = block(payload) if self._finish is None else self._finish(block, payload)
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
