@@ -72,13 +72,16 @@ def agent_ids(table_groups: list[Group]) -> dict[str, str]:
     return found
 
 
-def state_view(table: Table) -> tuple[Table, dict[str, str] | None]:
+def state_view(table: Table, groups: list[Group] | None = None
+               ) -> tuple[Table, dict[str, str] | None]:
     """The table with the agent's state as three more input fields, and an agent id per group
-    reachable (``None``, and the table as it is, when no test reads the state)."""
+    reachable (``None``, and the table as it is, when no test reads the state). ``groups``
+    (default: the table's) are the groups `agent.group` ranges over."""
     if not reads_state(table):
         return table, None
-    ids = agent_ids(table.groups)
-    names = [group.name for group in table.groups if group.name in ids]
+    groups = table.groups if groups is None else groups
+    ids = agent_ids(groups)
+    names = [group.name for group in groups if group.name in ids]
     names += [""] if "" in ids else []
     fields = [InputField(name="agent.group", type="enum", values=names),
               InputField(name="agent.cumulative_risk", type="int"),
