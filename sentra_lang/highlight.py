@@ -48,7 +48,7 @@ SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "
 SUITE_DECISIONS = ("allowed", "blocked", "shutdown")
 SUITE_QUANTIFIERS = ("never", "always")
 SUITE_CLAUSES = ("rule", "reason", "threat", "risk", "applied", "projected", "cumulative",
-                 "strikes", "decayed", "status")
+                 "strikes", "decayed", "status", "group")
 SUITE_CONSTANTS = ("none", "all")
 SUITE_STATUSES = ("active", "shut_down")
 """The values of `status` (names to the grammar, constants to a reader)."""
