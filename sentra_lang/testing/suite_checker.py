@@ -43,6 +43,7 @@ class _Checker:
                               *(g.risk_threshold or 0 for g in put.policy.groups)])
         """The highest threshold any agent has (a group's may be above the header's)."""
         self.strikes = put.policy.strikes
+        self.groups = [group.name for group in put.policy.groups]
 
     def report(self, code: str, message: str, span: Any, **kwargs: Any) -> None:
         self.diagnostics.append(diagnostic(code, message, span, **kwargs))
@@ -153,7 +154,7 @@ class _Checker:
             self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
             return
         if kind == "group":
-            groups = [g.name for g in self.put.policy.groups]
+            groups = self.groups
             if value not in groups and value != "":
                 self.report("SL509", f"the policy has no group `{value}`", clause.span,
                             help=did_you_mean(value, groups) or (

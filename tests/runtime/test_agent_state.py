@@ -259,3 +259,22 @@ def test_the_documented_example_decides_as_the_docs_say() -> None:
         "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"                  # a third block: shut down
     engine.reset("new-1", operator="ops")
     assert engine.evaluate("new-1", "EXPORT_DATA", {"rows": 0}).rule_id == "EXPORT_OK"
+
+
+def test_explain_seeds_the_state_the_conditions_read(tmp_path: Path) -> None:
+    """`explain --agent ID --state RISK,STRIKES` replays a witness's `agent` part."""
+    import io
+    from contextlib import redirect_stdout
+
+    from sentra_lang.cli import main
+
+    policy = tmp_path / "p.sentra"
+    policy.write_text(SOURCE, encoding="utf-8")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["explain", str(policy), "EXPORT_DATA", "--agent", "new-", "--state", "41,0",
+                     "--field", "rows=0"])
+    text = out.getvalue()
+    assert code == 0, text
+    assert "Blocked (NEW_AGENT_CAP)" in text and "group: new" in text
+    assert "`agent.blocked_attempts >= 1` is false, got 0" in text   # the seeded state
