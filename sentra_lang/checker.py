@@ -7,13 +7,13 @@ others, so every problem in a file is reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sentra_runtime import arith
 from sentra_runtime.inputs import normalize
-from sentra_runtime.policy import DURATION_UNITS, duration_text, pattern_holds
+from sentra_runtime.policy import DURATION_UNITS, duration_text
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
@@ -177,10 +177,18 @@ def duration_problem(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def matches_agent(pattern: str, agent_id: str) -> bool:
-    """Whether a group's pattern holds an agent: the exact id, or a prefix ending in `*`
-    (sentra_runtime.policy.GroupSpec.holds, the one rule)."""
-    return pattern_holds(pattern, agent_id)
+def _covering_pattern(text: str, earlier: Mapping[str, str]) -> str | None:
+    """An earlier pattern that holds every agent id `text` holds (`None`: there is none): the
+    same exact id, or a prefix of what `text` matches (looked up by each prefix of it, so a
+    policy of many patterns is checked in linear time)."""
+    core = text[:-1] if text.endswith("*") else text
+    if not text.endswith("*") and text in earlier:
+        return text
+    for end in range(len(core) + 1):
+        candidate = core[:end] + "*"
+        if candidate in earlier:
+            return candidate
+    return None
 
 
 def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
@@ -319,8 +327,8 @@ class Checker:
         """Each `group`: a unique name, its patterns (SL131, SL132) and the settings a group
         may give (SL110 for any other)."""
         seen: dict[str, GroupInfo] = {}
-        earlier: list[tuple[str, str]] = []
-        """(pattern, group) of the groups before, in declaration order."""
+        earlier: dict[str, str] = {}
+        """Pattern to the group that gave it first (earlier patterns, this group's included)."""
         for _loaded, decl in self._items(ast.GroupDecl):
             name = decl.name.value
             info = GroupInfo(name, decl.name.span)
@@ -360,7 +368,7 @@ class Checker:
             self.model.state_fields[name] = FieldInfo(name, type_name, False, None, False, [],
                                                       values, decl, False)
 
-    def _group_pattern(self, pattern: ast.Str, group: str, earlier: list[tuple[str, str]],
+    def _group_pattern(self, pattern: ast.Str, group: str, earlier: dict[str, str],
                        info: GroupInfo) -> None:
         text = pattern.value
         star = text.find("*")
@@ -369,18 +377,17 @@ class Checker:
                         help="an agent id (`\"ops-7\"`), or a prefix ending in `*` "
                              "(`\"senior-*\"`); `*` only at the end")
             return
-        for before, owner in earlier:
-            if matches_agent(before, text.rstrip("*")) and (before.endswith("*")
-                                                            or not text.endswith("*")):
-                where = "an earlier pattern" if owner == group else f"group `{owner}`"
-                self.report("SL132", f"agent pattern `{text}` of group `{group}` never "
-                            f"decides: {where} takes its agents first (`{before}`)",
-                            pattern.span,
-                            help="the first group, in declaration order, whose pattern matches "
-                                 "an agent's id holds it; move this group up or narrow the "
-                                 "earlier pattern")
-                break
-        earlier.append((text, group))
+        before = _covering_pattern(text, earlier)
+        if before is not None:
+            owner = earlier[before]
+            where = "an earlier pattern" if owner == group else f"group `{owner}`"
+            self.report("SL132", f"agent pattern `{text}` of group `{group}` never "
+                        f"decides: {where} takes its agents first (`{before}`)",
+                        pattern.span,
+                        help="the first group, in declaration order, whose pattern matches "
+                             "an agent's id holds it; move this group up or narrow the "
+                             "earlier pattern")
+        earlier.setdefault(text, group)
         info.patterns.append(text)
 
     def duration(self, duration: ast.Duration) -> int | None:

@@ -80,3 +80,14 @@ def test_a_setting_given_twice_in_a_group_is_sl115() -> None:
 def test_group_and_agents_stay_ordinary_names_elsewhere() -> None:
     compile_ok(HEADER + "input {\n  group: string\n  agents: int\n}\n"
                'action A {\n  when group == "x" and agents > 1 allow as Y\n}\n' + OTHERWISE)
+
+
+def test_many_patterns_are_checked_in_linear_time() -> None:
+    """The SL132 check looks each pattern's prefixes up: 20,000 patterns stay fast."""
+    import time
+
+    lines = "".join(f'  agents "agent-{n}-*"\n' for n in range(20_000))
+    started = time.perf_counter()
+    result = compile_ok(policy(f"group many {{\n{lines}}}\n"), analyse=False)
+    assert time.perf_counter() - started < 30
+    assert not [d for d in result.diagnostics if d.code == "SL132"]
