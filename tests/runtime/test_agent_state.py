@@ -231,17 +231,24 @@ def test_law_concurrent_decisions_equal_a_serial_replay_in_memory(plan: list[lis
 def test_law_concurrent_decisions_equal_a_serial_replay_in_durable_stores(
         kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     target = store_target(kind, request, tmp_path)
-    plans = [[["a", "b", "a", "a", "b"] * 3] * 4, [["a"] * 12, ["a"] * 12, ["b", "a"] * 6]]
-    for plan in plans:
+
+    @settings(max_examples=6, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(PLANS)
+    def law(plan: list[list[str]]) -> None:
         store = store_factory(kind, target)()
         engine = Engine(table(LAW_SOURCE), store)
-        engine.reset(operator="test")
-        run_concurrently(engine, plan)
-        assert_serial_replay_agrees(engine)
-        last = [r for r in engine.audit_records() if r["kind"] == "reset"][-1]["seq"]
-        assert sum(r["kind"] == "decision" and r["seq"] > last
-                   for r in engine.audit_records()) == sum(len(agents) for agents in plan)
-        engine.close()
+        try:
+            engine.reset(operator="test")   # the same database for every example
+            run_concurrently(engine, plan)
+            assert_serial_replay_agrees(engine)
+            last = [r for r in engine.audit_records() if r["kind"] == "reset"][-1]["seq"]
+            assert sum(r["kind"] == "decision" and r["seq"] > last
+                       for r in engine.audit_records()) == sum(len(agents) for agents in plan)
+        finally:
+            engine.close()
+
+    law()
 
 
 def test_the_documented_example_decides_as_the_docs_say() -> None:
