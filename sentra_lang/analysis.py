@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_lang.agent_state import state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
@@ -47,14 +48,14 @@ def analyse(table: Table, model: Model, options: AnalysisOptions | None = None) 
     options = options or AnalysisOptions()
     findings: list[Diagnostic] = []
     blocks = [b for b in model.blocks if b.names]
-    table = exact_view(table)
+    table, ids = state_view(exact_view(table))
     for number, (info, block) in enumerate(zip(blocks, table.actions), start=1):
         computed = computed_rule(block.rows)
         if computed is not None:
             findings.append(not_exact(", ".join(info.names), computed, info.span))
             continue
         reporter = _progress(options, info, number, len(blocks))
-        findings.extend(_analyse_block(table, model, info, block.rows, options, reporter))
+        findings.extend(_analyse_block(table, model, info, block.rows, options, reporter, ids))
     return findings
 
 
@@ -82,11 +83,13 @@ def action_rows(space: Space, rules: Sequence[RuleInfo], rows: Sequence[Any],
 
 def _analyse_block(table: Table, model: Model, info: BlockInfo, rows: list[Any],
                    options: AnalysisOptions,
-                   progress: Callable[[int, int], None] | None) -> list[Diagnostic]:
+                   progress: Callable[[int, int], None] | None,
+                   agent_ids: dict[str, str] | None = None) -> list[Diagnostic]:
     action = ", ".join(info.names)
     tests = [(0, t) for row in rows for t in row.tests]
     try:
         space = build_space([table.input], tests)
+        space.agent_ids = agent_ids
         boxes = action_rows(space, info.rules, rows)
         signatures = [(r.outcome, r.risk) if r.when is not None else None for r in info.rules]
         outcome = engine_for(space, boxes).first_match(boxes, signatures, progress,

@@ -210,6 +210,33 @@ class PolicyDecl:
 
 
 @dataclass(frozen=True)
+class GroupAgents:
+    """`agents "ops-7", "senior-*"`: exact agent ids; a trailing `*` makes a prefix."""
+
+    patterns: tuple[Str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class GroupDecl:
+    """`group NAME { agents ...  risk_threshold 200 ... }`: the agents it holds and the
+    settings it overrides, in source order."""
+
+    name: Name
+    lines: tuple[GroupAgents | Setting, ...]
+    span: Span = _span()
+
+    @property
+    def patterns(self) -> tuple[Str, ...]:
+        return tuple(p for line in self.lines if isinstance(line, GroupAgents)
+                     for p in line.patterns)
+
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        return tuple(line for line in self.lines if isinstance(line, Setting))
+
+
+@dataclass(frozen=True)
 class TypeRef:
     """`bool`, `int`, `number`, `string`; `enum {...}` with values; `set<string>`."""
 
@@ -288,7 +315,7 @@ class Otherwise:
     span: Span = _span()
 
 
-Item = Import | PolicyDecl | InputBlock | Let | ActionBlock | Otherwise
+Item = Import | PolicyDecl | InputBlock | Let | ActionBlock | Otherwise | GroupDecl
 
 
 @dataclass(frozen=True)

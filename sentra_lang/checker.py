@@ -7,7 +7,7 @@ others, so every problem in a file is reported at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +18,19 @@ from sentra_runtime.policy import DURATION_UNITS, duration_text
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, fold, from_ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
-from sentra_lang.keywords import NORMALIZATIONS, SETTINGS, SIMPLE_TYPES, UNDECLARED_FIELDS
+from sentra_lang.keywords import (
+    GROUP_SETTINGS,
+    NORMALIZATIONS,
+    SETTINGS,
+    SIMPLE_TYPES,
+    UNDECLARED_FIELDS,
+)
 from sentra_lang.loader import LoadedFile, Program
 from sentra_lang.parser import MAX_NESTING
 from sentra_lang.source import NO_SPAN, Span
 
+STATE_PREFIX = "agent"
+"""The reserved first part of the agent's state fields (`agent.group`, ...)."""
 MAX_EXPANDED_TESTS = 10_000
 """The most tests a condition holds with its named conditions expanded (SL304)."""
 NUMERIC = ("int", "number")
@@ -83,6 +91,19 @@ class BlockInfo:
 
 
 @dataclass
+class GroupInfo:
+    """A checked `group`: its patterns (exact ids; a trailing `*` is a prefix) and the
+    settings it overrides (``None``: the header's)."""
+
+    name: str
+    span: Span
+    patterns: list[str] = field(default_factory=list)
+    risk_threshold: int | None = None
+    strikes: int | None = None
+    risk_decay: tuple[int, int] | None = None
+
+
+@dataclass
 class Model:
     """Everything the compiler needs, resolved and checked."""
 
@@ -103,6 +124,11 @@ class Model:
     blocks: list[BlockInfo] = field(default_factory=list)
     otherwise: RuleInfo | None = None
     header_span: Span = NO_SPAN
+    groups: list[GroupInfo] = field(default_factory=list)
+    """The declared groups, in declaration order (the first whose pattern matches wins)."""
+    state_fields: dict[str, FieldInfo] = field(default_factory=dict)
+    """`agent.group`, `agent.cumulative_risk`, `agent.blocked_attempts`: the agent's own state,
+    which conditions may read (never input)."""
 
 
 _DURATION = re.compile(r"([0-9]+)(\.[0-9]+)?([A-Za-z_][A-Za-z0-9_]*)?")
@@ -158,6 +184,20 @@ def duration_problem(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _covering_pattern(text: str, earlier: Mapping[str, str]) -> str | None:
+    """An earlier pattern that holds every agent id `text` holds (`None`: there is none): the
+    same exact id, or a prefix of what `text` matches (looked up by each prefix of it, so a
+    policy of many patterns is checked in linear time)."""
+    core = text[:-1] if text.endswith("*") else text
+    if not text.endswith("*") and text in earlier:
+        return text
+    for end in range(len(core) + 1):
+        candidate = core[:end] + "*"
+        if candidate in earlier:
+            return candidate
+    return None
+
+
 def interpolated_fields(reason: str) -> Iterator[tuple[str | None, int, int]]:
     """(field or None for a lone brace, start, end) for every placeholder in a reason."""
     for match in _INTERPOLATION.finditer(reason):
@@ -179,7 +219,7 @@ class Checker:
         self.diagnostics.append(diagnostic(code, message, span, **kwargs))
 
     def run(self) -> Model:
-        for check in (self.structure, self.settings, self.declarations, self.lets_pass,
+        for check in (self.structure, self.settings, self.groups, self.declarations, self.lets_pass,
                       self.actions, self.usage):
             check()
         return self.model
@@ -230,12 +270,15 @@ class Checker:
                 continue
             self._setting(name, setting.value)
 
-    def _setting(self, name: str, value: ast.SettingValue) -> None:
+    def _setting(self, name: str, value: ast.SettingValue,
+                 target: Model | GroupInfo | None = None) -> None:
+        """Check one setting and keep its value in ``target`` (the model, or a group)."""
         model = self.model
+        kept: Model | GroupInfo = model if target is None else target
         if name == "undeclared_fields":
             self._undeclared_fields(value)
         elif name == "risk_decay":
-            self._risk_decay(value)
+            self._risk_decay(value, kept)
         elif name == "action_type":
             if not isinstance(value, ast.Normalize):
                 self.report("SL210", "`action_type` takes `normalize ...`", value.span,
@@ -253,7 +296,7 @@ class Checker:
                 what = "a positive integer" if name == "risk_threshold" else "an integer of at least 1"
                 self.report("SL210", f"`{name}` must be {what}", value.span)
                 return
-            setattr(model, name, value.value)
+            setattr(kept, name, value.value)
 
     def _undeclared_fields(self, value: ast.SettingValue) -> None:
         word = value.value if isinstance(value, (ast.Name, ast.Str)) else None
@@ -271,7 +314,7 @@ class Checker:
                     help=hint or "`refuse` blocks input with a field the policy does not "
                                  "declare; `ignore` reads past it")
 
-    def _risk_decay(self, value: ast.SettingValue) -> None:
+    def _risk_decay(self, value: ast.SettingValue, target: Model | GroupInfo) -> None:
         if not isinstance(value, ast.Rate):
             self.report("SL210", "`risk_decay` takes `AMOUNT per DURATION`", value.span,
                         help="for example `risk_decay 10 per 1h`: cumulative risk goes down by "
@@ -284,7 +327,75 @@ class Checker:
             return
         seconds = self.duration(value.period)
         if seconds is not None:
-            self.model.risk_decay = (amount, seconds)
+            target.risk_decay = (amount, seconds)
+
+    # -------------------------------------------------------------------- groups
+    def groups(self) -> None:
+        """Each `group`: a unique name, its patterns (SL131, SL132) and the settings a group
+        may give (SL110 for any other)."""
+        seen: dict[str, GroupInfo] = {}
+        earlier: dict[str, str] = {}
+        """Pattern to the group that gave it first (earlier patterns, this group's included)."""
+        for _loaded, decl in self._items(ast.GroupDecl):
+            name = decl.name.value
+            info = GroupInfo(name, decl.name.span)
+            if name in seen:
+                self.report("SL130", f"group `{name}` is declared twice", decl.name.span,
+                            related=[Related(seen[name].span, "first declaration")],
+                            help="give each group one `group` block")
+                continue
+            seen[name] = info
+            for pattern in decl.patterns:
+                self._group_pattern(pattern, name, earlier, info)
+            given: set[str] = set()
+            for setting in decl.settings:
+                key = setting.name.value
+                if key in given:
+                    self.report("SL115", f"setting `{key}` is given twice", setting.span)
+                    continue
+                given.add(key)
+                if key not in GROUP_SETTINGS:
+                    self.report("SL110", f"`{key}` is not a group setting", setting.name.span,
+                                help=did_you_mean(key, GROUP_SETTINGS)
+                                or "a group may give " + ", ".join(GROUP_SETTINGS))
+                    continue
+                self._setting(key, setting.value, info)
+            self.model.groups.append(info)
+        self._state_fields()
+
+    def _state_fields(self) -> None:
+        """The agent's state as conditions read it: `agent.group` is one of the declared
+        group names or `""` (no group); the two counts are ints."""
+        names = [group.name for group in self.model.groups] + [""]
+        for name, type_name, values in (("agent.group", "enum", names),
+                                        ("agent.cumulative_risk", "int", None),
+                                        ("agent.blocked_attempts", "int", None)):
+            decl = ast.FieldDecl(ast.Path(tuple(name.split("."))),
+                                 ast.TypeRef("simple", ast.Name(type_name)))
+            self.model.state_fields[name] = FieldInfo(name, type_name, False, None, False, [],
+                                                      values, decl, False)
+
+    def _group_pattern(self, pattern: ast.Str, group: str, earlier: dict[str, str],
+                       info: GroupInfo) -> None:
+        text = pattern.value
+        star = text.find("*")
+        if not text or (star >= 0 and star != len(text) - 1):
+            self.report("SL131", f"`{text}` is not an agent pattern", pattern.span,
+                        help="an agent id (`\"ops-7\"`), or a prefix ending in `*` "
+                             "(`\"senior-*\"`); `*` only at the end")
+            return
+        before = _covering_pattern(text, earlier)
+        if before is not None:
+            owner = earlier[before]
+            where = "an earlier pattern" if owner == group else f"group `{owner}`"
+            self.report("SL132", f"agent pattern `{text}` of group `{group}` never "
+                        f"decides: {where} takes its agents first (`{before}`)",
+                        pattern.span,
+                        help="the first group, in declaration order, whose pattern matches "
+                             "an agent's id holds it; move this group up or narrow the "
+                             "earlier pattern")
+        earlier.setdefault(text, group)
+        info.patterns.append(text)
 
     def duration(self, duration: ast.Duration) -> int | None:
         """A duration's whole seconds; SL224 (with a did-you-mean) when it is not one."""
@@ -324,6 +435,12 @@ class Checker:
             self.report("SL103", f"field `{name}` is declared twice", decl.span,
                         related=[Related(self.model.fields[name].decl.span, "first declaration")])
             return
+        if decl.path.parts[0] == STATE_PREFIX:
+            self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
+                        help="`agent` is the agent's own state (`agent.group`, "
+                             "`agent.cumulative_risk`, `agent.blocked_attempts`), which the "
+                             "runtime gives and an agent never does; name the field otherwise "
+                             f"(`context.{name}`)")
         if name in BUILT_IN_PLACEHOLDERS:
             self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
                         help=f"a reason's `{{{name}}}` is the "
@@ -607,6 +724,8 @@ class Checker:
             self._string_test(cond)
 
     def field(self, path: ast.Path) -> FieldInfo | None:
+        if path.parts[0] == STATE_PREFIX:
+            return self._state_field(path)
         info = self.model.fields.get(path.dotted)
         if info is None:
             self.report("SL101", f"undeclared field `{path.dotted}`", path.span,
@@ -615,6 +734,15 @@ class Checker:
             return None
         info.used = True
         return info if info.type != "?" else None
+
+    def _state_field(self, path: ast.Path) -> FieldInfo | None:
+        state = self.model.state_fields.get(path.dotted)
+        if state is None:
+            self.report("SL101", f"the agent's state has no `{path.dotted}`", path.span,
+                        help=did_you_mean(path.dotted, self.model.state_fields)
+                        or "conditions may read " + ", ".join(
+                            f"`{name}`" for name in self.model.state_fields))
+        return state
 
     def _ref(self, ref: ast.Ref) -> None:
         name = ref.path.dotted
@@ -625,7 +753,7 @@ class Checker:
                 self.report("SL212", f"`{name}` is a set, not a condition", ref.span,
                             help=f"test membership: `field in {name}`")
             return
-        if name not in self.model.fields:
+        if name not in self.model.fields and ref.path.parts[0] != STATE_PREFIX:
             conditions = [n for n, let in self.model.lets.items() if not let.is_set]
             bools = [n for n, f in self.model.fields.items() if f.type == "bool"]
             code = "SL101" if "." in name or not name.isupper() else "SL102"
@@ -706,7 +834,13 @@ class Checker:
         return arith.result_type(from_ast(expr), types) if ok else None
 
     def _string_value(self, info: FieldInfo, literal: ast.Str) -> None:
-        if info.type == "enum" and literal.value not in (info.values or []):
+        if info.name == "agent.group" and literal.value not in (info.values or []):
+            declared = [name for name in info.values or [] if name]
+            self.report("SL133", f"unknown group `{literal.value}`", literal.span,
+                        help=did_you_mean(literal.value, declared)
+                        or ("groups: " + ", ".join(f"`{n}`" for n in declared) + "; `\"\"` is "
+                            "no group" if declared else "declare it with `group NAME { ... }`"))
+        elif info.type == "enum" and literal.value not in (info.values or []):
             self.report("SL202", f"`{info.name}` can never be {_show(literal)}", literal.span,
                         help=did_you_mean(literal.value, info.values or [])
                         or "values: " + ", ".join(info.values or []))

@@ -139,7 +139,8 @@ _ENTRIES = [
          _policy('action A {\n  allow "fine"\n}\n'), 'allow "fine"'),
     Code("SL110", "unknown setting", "error",
          "The policy header accepts `risk_threshold`, `strikes`, `description`, "
-         "`action_type normalize ...`, `undeclared_fields` and `risk_decay`.",
+         "`action_type normalize ...`, `undeclared_fields` and `risk_decay`; a `group` "
+         "accepts `risk_threshold`, `strikes` and `risk_decay`.",
          'policy p version "1" {\n  risk_treshold 50\n}\n' + _OTHERWISE, "risk_treshold"),
     Code("SL111", "import not found", "error",
          "An imported file does not exist or cannot be read. Paths are relative to the "
@@ -163,6 +164,25 @@ _ENTRIES = [
          "A `let` has the same name as a declared field, so a reference would be ambiguous.",
          _policy('input { flag: bool }\nlet flag = {"a"}\naction A {\n  when flag allow as X\n}\n'),
          'let flag = {"a"}'),
+    Code("SL130", "duplicate group", "error",
+         "Two `group` blocks have the same name. Give each group one block.",
+         _policy('group trusted {\n  agents "ops-7"\n}\ngroup trusted {\n  agents "ops-8"\n}\n'),
+         "trusted"),
+    Code("SL131", "invalid agent pattern", "error",
+         "A group's `agents` are exact agent ids, or prefixes ending in `*` (`\"senior-*\"`; "
+         "`\"*\"` holds every agent). A pattern is not empty and has `*` only at its end.",
+         _policy('group trusted {\n  agents "ops-*-eu"\n}\n'), '"ops-*-eu"'),
+    Code("SL132", "agent pattern never decides", "warning",
+         "An agent belongs to the first group, in declaration order, one of whose patterns "
+         "matches its id. This pattern only matches agents that an earlier pattern already "
+         "takes, so it never puts an agent in its group.",
+         _policy('group all {\n  agents "ops-*"\n}\ngroup seniors {\n  agents "ops-senior-*"\n}\n'),
+         '"ops-senior-*"'),
+    Code("SL133", "unknown group", "error",
+         "`agent.group` is compared with a name no `group` declares (with a \"did you mean\" "
+         "hint for a near miss). `\"\"` is the group of an agent no group holds.",
+         _policy('group trusted {\n  agents "ops-*"\n}\n'
+                 'action A {\n  when agent.group == "trustd" allow as X\n}\n'), '"trustd"'),
     # ------------------------------------------------------------------- types: SL2xx
     Code("SL201", "type mismatch", "error",
          "The two sides of a comparison have types that can never be equal or ordered.",
@@ -233,7 +253,9 @@ _ENTRIES = [
     Code("SL222", "reserved field name", "error",
          "A reason interpolates `{action}` (the action type) and `{agent_id}` (the agent's "
          "id), so no field may be declared with either name. A prefixed field "
-         "(`context.action`) is fine.",
+         "(`context.action`) is fine. `agent` and every field under it are the agent's own "
+         "state (`agent.group`, `agent.cumulative_risk`, `agent.blocked_attempts`), which the "
+         "runtime gives: no input field may be declared under it.",
          _policy('input { action: string }\n'
                  'action A {\n  when action == "x" allow as X\n}\n'), "action"),
     Code("SL223", "constant comparison", "error",

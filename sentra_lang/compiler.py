@@ -18,13 +18,21 @@ from sentra_runtime import arith
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
-from sentra_lang.checker import Model, RuleInfo, check, interpolated_fields
+from sentra_lang.checker import (
+    STATE_PREFIX,
+    GroupInfo,
+    Model,
+    RuleInfo,
+    check,
+    interpolated_fields,
+)
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
     PLAIN_SCHEMA_VERSION,
     SCHEMA_VERSION,
     ActionBlock,
+    Group,
     InputField,
     PolicyInfo,
     RiskDecay,
@@ -290,12 +298,35 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,
         otherwise=model.otherwise.id if model.otherwise else None,
+        groups=[_table_group(group) for group in model.groups],
     )
     return seal(table)
 
 
+def _table_group(group: GroupInfo) -> Group:
+    decay = group.risk_decay
+    return Group(name=group.name, agents=group.patterns, risk_threshold=group.risk_threshold,
+                 strikes=group.strikes,
+                 risk_decay=None if decay is None else RiskDecay(amount=decay[0],
+                                                                 period=decay[1]))
+
+
+def reads_state(rows: dict[str, list[list[Atom]]]) -> bool:
+    """Whether a test reads the agent's state (`agent.*`)."""
+    return any(name.startswith(STATE_PREFIX + ".")
+               for table_rows in rows.values() for row in table_rows for atom in row
+               for name in atom_fields(atom))
+
+
+def atom_fields(atom: Atom) -> list[str]:
+    """The fields an atom reads."""
+    if atom.left is not None and atom.right is not None:
+        return [*arith.fields(atom.left), *arith.fields(atom.right)]
+    return [atom.field] if atom.other is None else [atom.field, atom.other]
+
+
 def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
-    """3 for a table that computes, interpolates `{action}`/`{agent_id}` or decays risk (an
+    """3 for a table that computes, interpolates `{action}`/`{agent_id}`, has groups or decays risk (an
     older runtime refuses it rather than decide it otherwise), else 2, which every runtime since
     2 reads."""
     computes = any(atom.left is not None for table_rows in rows.values()
@@ -303,5 +334,6 @@ def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
     names = {name for rule in _all_rules(model)
              for name, _start, _end in interpolated_fields(rule.reason)}
     uses_version_3 = (computes or bool(names & set(BUILT_IN_PLACEHOLDERS))
-                      or model.risk_decay is not None)
+                      or model.risk_decay is not None or bool(model.groups)
+                      or reads_state(rows))
     return SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION

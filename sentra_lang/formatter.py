@@ -87,6 +87,12 @@ def format_field(field: ast.FieldDecl) -> str:
     return text
 
 
+def _group_line(line: ast.GroupAgents | ast.Setting) -> str:
+    if isinstance(line, ast.Setting):
+        return _setting(line)
+    return "agents " + ", ".join(format_string(p.value) for p in line.patterns)
+
+
 def _setting(setting: ast.Setting) -> str:
     value = setting.value
     if isinstance(value, ast.Normalize):
@@ -262,6 +268,10 @@ class _Printer:
             after = item.version.span.end if item.version else item.name.span.end
             members = [_Unit(s.span.start, s.span.end, [INDENT + _setting(s)]) for s in item.settings]
             self.block(item, f"policy {item.name.value}{version}", after, members, separation)
+        elif isinstance(item, ast.GroupDecl):
+            members = [_Unit(line.span.start, line.span.end, [INDENT + _group_line(line)])
+                       for line in item.lines]
+            self.block(item, f"group {item.name.value}", item.name.span.end, members, separation)
         elif isinstance(item, ast.InputBlock):
             members = [_Unit(f.span.start, f.span.end, [INDENT + format_field(f)]) for f in item.fields]
             self.block(item, "input", item.span.start + len("input"), members, separation)

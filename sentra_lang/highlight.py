@@ -48,7 +48,7 @@ SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "
 SUITE_DECISIONS = ("allowed", "blocked", "shutdown")
 SUITE_QUANTIFIERS = ("never", "always")
 SUITE_CLAUSES = ("rule", "reason", "threat", "risk", "applied", "projected", "cumulative",
-                 "strikes", "decayed", "status")
+                 "strikes", "decayed", "status", "group")
 SUITE_CONSTANTS = ("none", "all")
 SUITE_STATUSES = ("active", "shut_down")
 """The values of `status` (names to the grammar, constants to a reader)."""
@@ -91,6 +91,9 @@ _STRING = [
 ]
 _SUITE_STRING = [rule for rule in _STRING if rule[0] != _INTERPOLATION]
 """A suite's strings are the text a decision carries: `{x}` in them is literal."""
+AGENT_STATE = r"\bagent\.(?:group|cumulative_risk|blocked_attempts)\b"
+"""The agent's own state as conditions read it (`sentra_runtime.policy.STATE_FIELDS`)."""
+
 _NAMES_AND_OPERATORS = [
     (_NAME, Name),
     (_ARROW + "|" + _COMPARE + r"|[=?]|" + _ARITHMETIC, Operator),
@@ -111,6 +114,7 @@ class SentraLexer(RegexLexer):  # type: ignore[misc]
         "root": [
             *_LEXICAL,
             (words(("action",), suffix=_IDENT_END), Keyword.Declaration, "action-names"),
+            (AGENT_STATE, Name.Builtin.Pseudo),
             (r"(as)(\s+)(" + _NAME + ")", bygroups(Keyword, Whitespace, Name.Label)),
             (_words(keywords.DECLARATIONS), Keyword.Declaration),
             (_words(keywords.OUTCOMES), Keyword.Reserved),
@@ -181,6 +185,7 @@ def _grammar(name: str, scope: str, file_type: str, label: str, strings: dict[st
             {"include": "#string"},
             {"include": "#number"},
             {"include": "#rule-id"},
+            {"include": "#agent-state"},
             {"include": "#keywords"},
             {"include": "#operator"},
         ],
@@ -195,6 +200,8 @@ def _grammar(name: str, scope: str, file_type: str, label: str, strings: dict[st
                 "captures": {"1": {"name": "keyword.other" + suffix},
                              "2": {"name": "entity.name.label" + suffix}},
             },
+            "agent-state": {"name": "variable.language.agent-state" + suffix,
+                            "match": AGENT_STATE},
             "keywords": _keyword_patterns([(scope_name + suffix, group)
                                            for scope_name, group in keyword_groups]),
             "operator": {"name": "keyword.operator.comparison" + suffix,

@@ -9,8 +9,8 @@ module imports nothing, so every stage can use it without an import cycle.
 
 from __future__ import annotations
 
-DECLARATIONS = ("policy", "version", "input", "let", "action", "otherwise", "import")
-CLAUSES = ("when", "as", "risk", "threat", "description", "normalize")
+DECLARATIONS = ("policy", "version", "input", "let", "action", "otherwise", "import", "group")
+CLAUSES = ("when", "as", "risk", "threat", "description", "normalize", "agents")
 TYPE_WORDS = ("enum", "set")
 OUTCOMES = ("allow", "block", "shutdown")
 OPERATOR_WORDS = ("and", "or", "not", "in", "exists", "starts_with", "ends_with", "contains")
@@ -28,5 +28,7 @@ SIMPLE_TYPES = ("bool", "int", "number", "string")
 NORMALIZATIONS = ("lower", "upper", "trim")
 SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields",
             "risk_decay")
+GROUP_SETTINGS = ("risk_threshold", "strikes", "risk_decay")
+"""The settings a `group` may give (the rest are the header's)."""
 UNDECLARED_FIELDS = ("refuse", "ignore")
 """The values of `undeclared_fields` (sentra_runtime.inputs.UNDECLARED_MODES)."""

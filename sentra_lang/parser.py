@@ -226,6 +226,16 @@ class TreeBuilder:
                 settings.append(self.setting(child))
         return ast.PolicyDecl(name, version, tuple(settings), span=self.span(tree))
 
+    def item_group_decl(self, tree: Node) -> ast.GroupDecl:
+        lines: list[ast.GroupAgents | ast.Setting] = []
+        for child in tree.children[1:]:
+            if child.data == "group_agents":
+                lines.append(ast.GroupAgents(tuple(self.string(c) for c in child.children),
+                                             span=self.span(child)))
+            else:
+                lines.append(self.setting(child))
+        return ast.GroupDecl(self.name(tree.children[0]), tuple(lines), span=self.span(tree))
+
     def setting(self, tree: Node) -> ast.Setting:
         name = self.name(tree.children[0].children[0])
         value_tree = tree.children[1]

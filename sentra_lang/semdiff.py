@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentra_runtime import Decision, Engine
+from sentra_runtime import Decision, Engine, MemoryStore
 from sentra_runtime.inputs import normalize
 from sentra_runtime.policy import duration_text
 
+from sentra_lang.agent_state import state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.compiler import Compilation
@@ -177,6 +178,10 @@ class PolicyDiff:
     approximate: list[str] = field(default_factory=list)
     """Fields whose normalisation differs: the regions compared there are not exhaustive."""
     actions: list[ActionDiff] = field(default_factory=list)
+    agent_ids: dict[str, str] | None = None
+    """For policies that read the agent's state: an agent id per group (witnesses' `agent`)."""
+    same_groups: bool = True
+    """Whether both versions put every agent in the same group."""
 
     @property
     def changes(self) -> list[Region]:
@@ -235,7 +240,12 @@ def diff_policies(old: Compilation, new: Compilation, *,
     result.settings = _settings(old.table, new.table)
     result.inputs = _inputs(old.table, new.table)
     engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
-    side = (_Side(exact_view(old.table), old.model), _Side(exact_view(new.table), new.model))
+    result.same_groups = _membership(old.table) == _membership(new.table)
+    # one `agent.group` dimension for both (actions reading it are skipped when it differs)
+    views = (state_view(exact_view(old.table), new.table.groups),
+             state_view(exact_view(new.table), new.table.groups))
+    side = (_Side(views[0][0], old.model), _Side(views[1][0], new.model))
+    result.agent_ids = views[1][1] or views[0][1]
     pairs = _dispatch_pairs(side[0], side[1])
     for number, ((old_block, new_block), raw) in enumerate(pairs.items(), start=1):
         action = OTHER_ACTION if (old_block, new_block) == (None, None) else raw
@@ -293,8 +303,13 @@ def _compare(side: tuple[_Side, _Side], old_block: int | None, new_block: int | 
     blocks = [s.blocks()[b] if b is not None else None for s, b in zip(side, (old_block, new_block))]
     tests = [(version, t) for version, found in enumerate(blocks) if found is not None
              for row in found[1].rows for t in row.tests]
+    if not result.same_groups and any("agent.group" in (t.field, t.other) for _, t in tests):
+        diff.skipped = ("not compared exactly: the groups' membership changed and a rule reads "
+                        "`agent.group`")
+        return diff
     try:
         space = build_space([side[0].table.input, side[1].table.input], tests)
+        space.agent_ids = result.agent_ids
         rows = [_rows(space, version, found) for version, found in enumerate(blocks)]
         crossed = engine_for(space, rows[0] + rows[1]).cross(rows[0], rows[1])
     except NotExact:
@@ -353,12 +368,29 @@ def _label_verdict_span(side: _Side, block: int | None,
 
 
 def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
-    """Each region's witness through both runtimes, as a fresh agent."""
+    """Each region's witness through both runtimes, as a fresh agent, or, for a witness with
+    an `agent` part, as that agent with its state seeded."""
     for number, region in enumerate(diff.regions):
-        agent = f"diff-{diff.action}-{number}"
+        fields, state = split_witness(region.witness)
+        agent = f"diff-{diff.action}-{number}" if state is None else state["id"]
         region.raw = diff.raw
-        region.old = engines[0].evaluate(agent, diff.raw, dict(region.witness))
-        region.new = engines[1].evaluate(agent, diff.raw, dict(region.witness))
+        for engine in engines:
+            store = engine.store
+            if state is not None and isinstance(store, MemoryStore):
+                store.set_state(agent, state["cumulative_risk"], state["blocked_attempts"])
+        region.old = engines[0].evaluate(agent, diff.raw, dict(fields))
+        region.new = engines[1].evaluate(agent, diff.raw, dict(fields))
+
+
+def split_witness(witness: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A witness's input, and its `agent` part (the state to seed; ``None`` when it has none)."""
+    fields = {name: value for name, value in witness.items() if name != "agent"}
+    return fields, witness.get("agent")
+
+
+def _membership(table: Table) -> list[tuple[str, list[str]]]:
+    """Which agents each group holds, in order (what decides an agent's `agent.group`)."""
+    return [(group.name, list(group.agents)) for group in table.groups]
 
 
 # ------------------------------------------------------------------------------ settings
@@ -385,6 +417,12 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             f"cumulative risk decays over time by {rate(b.risk_decay)} (was "
             f"{rate(a.risk_decay)}): the same actions, made at other times, are decided "
             "differently (the decisions below are those of a fresh agent, at one time)"))
+    if old.groups != new.groups:
+        out.append(SettingChange(
+            "groups", _groups_text(old), _groups_text(new),
+            "agents are grouped differently or their groups' settings changed: an agent's "
+            "threshold, strikes and decay are its group's, and rules that read `agent.group` "
+            "see its new group"))
     if a.action_normalize != b.action_normalize:
         def show(steps: list[str]) -> str:
             return ", ".join(steps) or "none"
@@ -394,6 +432,22 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "action types are matched to blocks differently; the actions below show which "
             "spellings reach which block"))
     return out
+
+
+def _groups_text(table: Table) -> str:
+    """The groups in order: name, patterns and the settings each gives."""
+    if not table.groups:
+        return "none"
+    shown = []
+    for group in table.groups:
+        given = [f"{key} {value}" for key, value in (("risk_threshold", group.risk_threshold),
+                                                     ("strikes", group.strikes))
+                 if value is not None]
+        if group.risk_decay is not None:
+            given.append(f"risk_decay {group.risk_decay.amount} per "
+                         f"{duration_text(group.risk_decay.period)}")
+        shown.append(f"{group.name} ({'; '.join([', '.join(group.agents), *given])})")
+    return ", ".join(shown)
 
 
 def _ordinal(number: int) -> str:
@@ -551,8 +605,9 @@ class _SettingsProbe:
         for index, region in enumerate(plan):
             wait = (waits or {}).get(index, 0)
             now[0] += wait
-            before = engines[0].evaluate("sequence", region.raw, dict(region.witness))
-            after = engines[1].evaluate("sequence", region.raw, dict(region.witness))
+            fields, _state = split_witness(region.witness)   # the steps make the state
+            before = engines[0].evaluate("sequence", region.raw, dict(fields))
+            after = engines[1].evaluate("sequence", region.raw, dict(fields))
             steps.append(Step(region.raw, region.witness, before, after, wait))
             if _observed(before) != _observed(after):
                 return Counterexample(steps)

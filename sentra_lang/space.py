@@ -40,7 +40,7 @@ from itertools import combinations, product
 from typing import Any
 
 from sentra_runtime.inputs import MISSING, normalize, normalizer
-from sentra_runtime.policy import test_result
+from sentra_runtime.policy import STATE_NAMES, test_result
 
 from sentra_lang.table import InputField, Test
 
@@ -154,6 +154,8 @@ def _coerce(spec: InputField, raw: Any) -> Any:
     if kind == "bool":
         return raw if isinstance(raw, bool) else INVALID
     if kind == "int":
+        if spec.name in STATE_NAMES and isinstance(raw, int) and raw < 0:
+            return INVALID   # the agent's risk and blocked attempts are never negative
         return raw if isinstance(raw, int) and not isinstance(raw, bool) else INVALID
     if kind == "number":
         whole = isinstance(raw, int) and not isinstance(raw, bool)
@@ -231,6 +233,9 @@ class Space:
     _indexes: dict[tuple[int, int], _KeyIndex] = field(default_factory=dict)
     _affixes: dict[int, _Sorted] = field(default_factory=dict)
     separators: dict[str, str] = field(default_factory=dict)
+    agent_ids: dict[str, str] | None = None
+    """For a policy that reads the agent's state: an agent id per reachable group; witnesses
+    then carry the state as their `agent` part (`sentra_lang.agent_state.fold_witness`)."""
 
     @property
     def sizes(self) -> list[int]:
@@ -354,6 +359,9 @@ class Space:
                   if raw is not ABSENT and not self._is_default(name, raw)}
         for name, value in self.fillers.items():
             result.setdefault(name, value)
+        if self.agent_ids is not None:
+            from sentra_lang.agent_state import fold_witness
+            result = fold_witness(result, self.agent_ids)
         return dict(sorted(result.items()))
 
     def _is_default(self, name: str, raw: Any) -> bool:

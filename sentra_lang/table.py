@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
 __all__ = ["PLAIN_SCHEMA_VERSION", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
-           "RiskDecay", "Row", "Rule", "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
+           "Group", "RiskDecay", "Row", "Rule", "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
            "dump_table", "json_schema", "seal"]
 
 Scalar = bool | int | float | str
@@ -158,6 +158,25 @@ class ActionBlock(_Model):
     rows: list[Row]
 
 
+class Group(_Model):
+    """A ``group``: the agents it holds and the settings it overrides (absent: the header's).
+    An agent belongs to the first group, in order, one of whose patterns matches its id. New in
+    schema version 3."""
+
+    name: str
+    agents: list[str] = Field(description="Exact agent ids; a pattern ending in `*` holds "
+                                          "every id that starts with what comes before it.")
+    risk_threshold: int | None = Field(default=None, ge=1)
+    strikes: int | None = Field(default=None, ge=1)
+    risk_decay: RiskDecay | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A setting the group does not override has no key."""
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+
 class Table(_Model):
     schema_version: int = SCHEMA_VERSION
     policy: PolicyInfo
@@ -168,7 +187,20 @@ class Table(_Model):
     otherwise: str | None = Field(
         default=None, description="Rule id for action types no block names; none: fail closed."
     )
+    groups: list[Group] = Field(
+        default_factory=list,
+        description="The agent groups, in declaration order; absent: none. New in schema "
+                    "version 3.",
+    )
     hash: str = Field(default="", description="sha256 of the canonical JSON without this key.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_groups(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A table without groups has no ``groups`` key (a version-2 runtime loads it)."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("groups", 1):
+            del data["groups"]
+        return data
 
 
 def seal(table: Table) -> Table:

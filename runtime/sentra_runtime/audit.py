@@ -116,7 +116,8 @@ def _second(whole: int) -> str:
 def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
     """The unsealed audit record of a decision (no seq, prev or hash yet). Under a policy with
     ``risk_decay``, its ``decision`` also keeps ``decayed`` and the agent's ``decay_anchor``
-    after it (a time; ``null`` while the risk is 0)."""
+    after it (a time; ``null`` while the risk is 0); under a policy with groups, the agent's
+    ``group`` (``""`` for none)."""
     outcome = {
         "outcome": decision.outcome, "label": decision.label, "allowed": decision.allowed,
         "rule_id": decision.rule_id, "threat": decision.threat, "reason": decision.reason,
@@ -129,6 +130,8 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
         anchor = decision.decay_anchor
         outcome["decayed"] = decision.decayed
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
+    if "group" in decision.__dict__:
+        outcome["group"] = decision.__dict__["group"]
     return {
         "kind": DECISION,
         "time": timestamp(seconds),

@@ -60,6 +60,11 @@ NO_MATCH = -1
 UNKNOWN_ACTION = -2
 INVALID_INPUT = -3
 ARITHMETIC_ERROR = -4
+NEEDS_STATE = -5
+"""The input is read and the action has a block, whose rows read the agent's state: the
+payload is ``(block, values)``, and the block (through :attr:`Matcher.finish` when rows
+compute) decides the row once the state step has appended the agent's state to the values
+(inside the store's lock)."""
 MIN_RUN = 4
 """The shortest run of rows compiled to a dict lookup or a bisection; shorter runs stay ``if``
 statements, which are as fast."""
@@ -95,10 +100,13 @@ class Matcher:
     block_of: Mapping[str, int]
     normalize_action: Callable[[str], str]
     source: str
-
-    @property
-    def fields(self) -> tuple[InputSpec, ...]:
-        return self.schema.specs
+    fields: tuple[InputSpec, ...]
+    """What the values of a payload are, in order: the declared inputs, then the agent's state
+    fields for a policy that reads them (``Policy.value_specs``)."""
+    finish: Callable[[Any, tuple[Any, ...]], int] | None = None
+    """For a policy whose rows read the agent's state and compute: the row code of a
+    ``NEEDS_STATE`` payload's block for the full values (inputs, then the state), an arithmetic
+    failure decided by the definition; ``None`` otherwise (the block itself gives the row)."""
 
 
 def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
@@ -121,6 +129,8 @@ def compile_matcher(policy: Policy, *, min_run: int = MIN_RUN) -> Matcher:
                   for name in action.names},
         normalize_action=normalizer(policy.action_normalize),
         source=source,
+        fields=policy.value_specs,
+        finish=namespace.get("finish"),
     )
 
 
@@ -129,9 +139,9 @@ class _Generator:
         self.policy = policy
         self.schema = schema
         self.min_run = max(1, min_run)
-        self.variables = {spec.name: f"v{index}" for index, spec in enumerate(policy.inputs)}
-        self.types = {spec.name: spec.type for spec in policy.inputs}
-        self.positions = {spec.name: index for index, spec in enumerate(policy.inputs)}
+        self.variables = {spec.name: f"v{index}" for index, spec in enumerate(policy.value_specs)}
+        self.types = {spec.name: spec.type for spec in policy.value_specs}
+        self.positions = {spec.name: index for index, spec in enumerate(policy.value_specs)}
         self.used: set[int] = set()
         """The values the row function being written reads (see :meth:`_var`)."""
         self.rows: list[RowRef] = []
@@ -168,10 +178,12 @@ class _Generator:
         ]
         functions = [self._tables(), self._by_definition(), self._match_by_definition(),
                      self._match()]
+        if policy.reads_state and self.arithmetic:
+            functions.append(self._finish())
         return "\n\n\n".join(["\n".join(header), *self.constants, *blocks, *functions]) + "\n"
 
     def _values(self) -> str:
-        names = list(self.variables.values())
+        names = list(self.variables.values())[:len(self.policy.inputs)]
         return f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
 
     def _literal(self, value: Any) -> str:
@@ -220,10 +232,21 @@ class _Generator:
     def _empty_input(self) -> bool:
         """Whether empty input is answered from a table made at load time (not when a field is
         required, nor when a row computes: that is decided per call)."""
-        return not self._required() and not self.arithmetic
+        return not self._required() and not self.arithmetic and not self.policy.reads_state
 
-    def _call_block(self, indent: str) -> list[str]:
-        """Return the block's row for ``values``; an arithmetic failure is ARITHMETIC_ERROR."""
+    def _finish(self) -> str:
+        """``finish(block, values)``: the block's row for the values with the agent's state."""
+        return "\n".join(["def finish(block, values):",
+                          "    # the values end with the agent's state (the state step adds it)",
+                          *[line.replace(", values, action", "")
+                            for line in self._call_block("    ", state_known=True)]])
+
+    def _call_block(self, indent: str, *, state_known: bool = False) -> list[str]:
+        """Return the block's row for ``values``; an arithmetic failure is ARITHMETIC_ERROR.
+        Under a policy whose rows read the agent's state, the row waits for it
+        (``NEEDS_STATE``)."""
+        if self.policy.reads_state and not state_known:
+            return [f"{indent}return {NEEDS_STATE}, (block, values), action"]
         if not self.arithmetic:
             return [f"{indent}return block(values), values, action"]
         return [f"{indent}try:", f"{indent}    return block(values), values, action",
@@ -564,7 +587,7 @@ def _rows_decider(policy: Policy, bases: Sequence[int],
     """The row code of a block for a values tuple by the definition
     (:func:`sentra_runtime.policy.first_match`): what the generated code falls back to when a
     computation fails, since a later row of the same rule may still hold."""
-    names = [spec.name for spec in policy.inputs]
+    names = [spec.name for spec in policy.value_specs]
 
     def by_rows(block: int, values: tuple[Any, ...]) -> int:
         try:

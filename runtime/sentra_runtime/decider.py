@@ -11,6 +11,7 @@ keep agent state themselves.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from typing import Any, cast
 from sentra_runtime.codegen import (
     ARITHMETIC_ERROR,
     INVALID_INPUT,
+    NEEDS_STATE,
     NO_MATCH,
     UNKNOWN_ACTION,
     compile_matcher,
@@ -40,7 +42,13 @@ from sentra_runtime.decision import new_decision as _new
 from sentra_runtime.decision import set_varying as _set_varying
 from sentra_runtime.explain import EvaluationContext, arithmetic_failure, jsonable, render_value
 from sentra_runtime.inputs import UNDECLARED, Problem
-from sentra_runtime.policy import ARITHMETIC_VERSION, Policy, RuleSpec, load_policy
+from sentra_runtime.policy import (
+    ARITHMETIC_VERSION,
+    GroupSpec,
+    Policy,
+    RuleSpec,
+    load_policy,
+)
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
@@ -64,6 +72,8 @@ BUILT_IN_BLOCKS = frozenset({THRESHOLD_EXCEEDED, INVALID_INPUT_ID, UNDECLARED_FI
 BUILT_IN_SHUTDOWNS = frozenset({SHUTDOWN_AFTER_BLOCKS, ALREADY_SHUT_DOWN})
 """The rule ids of the shutdowns the runtime decides itself."""
 
+_MEMBER_CACHE = 65_536
+"""The most agent ids whose group a decider keeps at once (then it starts again)."""
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 _NO_FIELDS: dict[str, Any] = {}
 """Shared empty input; the matcher only reads it."""
@@ -84,6 +94,7 @@ class Decider:
         self.context = EvaluationContext(self.policy, self.matcher)
         self._threshold = self.policy.risk_threshold
         self._strikes = self.policy.strikes
+        self._finish = self.matcher.finish
         self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
@@ -91,10 +102,61 @@ class Decider:
         decay = self.policy.risk_decay
         self._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
         """The decay's amount and period in microseconds (unused without decay)."""
+        self.decays = decay is not None or any(g.risk_decay is not None
+                                               for g in self.policy.groups)
+        """Whether any agent's risk decays (the header's or a group's ``risk_decay``)."""
+        self.group = ""
+        """The group whose settings this decider applies (``""``: the header's)."""
         self.step: Callable[..., tuple[Decision, State]] = (
             self.transition if decay is None else self.decaying_transition)
         """The state step the engine hands the stores: :meth:`transition`, or, for a policy
-        with ``risk_decay``, :meth:`decaying_transition` (which calls it)."""
+        with ``risk_decay``, :meth:`decaying_transition` (which calls it); for a policy with
+        groups, :meth:`grouped_transition` (which calls the agent's group's)."""
+        self._members: dict[str, Decider] = {}
+        """Agent id to its group's decider (a cache: membership is a function of the id)."""
+        if self.policy.groups:
+            self._ungrouped = self._for_group(None)
+            self._groups = tuple((group, self._for_group(group))
+                                 for group in self.policy.groups)
+            self.step = self.grouped_transition
+
+    def _for_group(self, group: GroupSpec | None) -> Decider:
+        """A view of this decider with a group's settings (the header's where the group gives
+        none); it shares the compiled rows and decision classes."""
+        view = copy.copy(self)
+        settings = self.policy.group_settings(group)
+        view.group, view._threshold, view._strikes = (settings.group, settings.risk_threshold,
+                                                      settings.strikes)
+        decay = settings.risk_decay
+        view._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        view.decays = decay is not None
+        view.step = view.transition if decay is None else view.decaying_transition
+        return view
+
+    def member(self, agent_id: str) -> Decider:
+        """The decider with the settings of the agent's group (docs/language.md, "Agent
+        groups": the first group, in declaration order, one of whose patterns matches the id;
+        the header's settings for none); this decider itself for a policy without groups."""
+        if not self.policy.groups:
+            return self
+        found = self._members.get(agent_id)
+        if found is None:
+            found = next((view for group, view in self._groups if group.holds(agent_id)),
+                         self._ungrouped)
+            if len(self._members) >= _MEMBER_CACHE:
+                self._members.clear()
+            self._members[agent_id] = found
+        return found
+
+    def grouped_transition(self, state: State, agent_id: str, action: str, fields: Any,
+                           code: int, payload: Any, seq: int | None = None,
+                           now: float = 0.0) -> tuple[Decision, State]:
+        """The state step of a policy with groups: the agent's group's step (its threshold,
+        strikes and decay); the decision's ``group`` names the group (``""`` for none)."""
+        view = self._members.get(agent_id) or self.member(agent_id)
+        decision, after = view.step(state, agent_id, action, fields, code, payload, seq, now)
+        decision.__dict__["group"] = view.group
+        return decision, after
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
                state: State | AgentState = FRESH, *,
@@ -134,12 +196,13 @@ class Decider:
         anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
         return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
 
-    def decayed_state(self, state: State, now: float) -> State:
-        """``state`` as it reads at ``now``: with the policy's ``risk_decay`` applied (nothing
-        is written); ``state`` itself without decay."""
-        if self.policy.risk_decay is None:
+    def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
+        """``state`` as it reads at ``now``: with the ``risk_decay`` of the agent's group or
+        the policy applied (nothing is written); ``state`` itself without decay."""
+        view = self.member(agent_id)
+        if not view.decays:
             return state
-        _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *self._decay)
+        _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *view._decay)
         plain = (cumulative, state[1], state[2])
         return plain if anchor is None else _anchored(plain, anchor)
 
@@ -162,6 +225,10 @@ class Decider:
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
                                     _kept(fields, code), code, payload, state))
             return decision, state
+        if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
+            block, values = payload
+            payload = (*values, self.group, cumulative, blocked)
+            code = block(payload) if self._finish is None else self._finish(block, payload)
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk

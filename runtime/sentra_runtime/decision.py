@@ -174,6 +174,10 @@ class Decision:
     """How much the policy's ``risk_decay`` took off the agent's cumulative risk before this
     decision (always 0 for a policy without decay; a decision of one with decay carries its
     own, and :meth:`to_dict` and the audit record include it)."""
+    group: ClassVar[str | None] = None
+    """The agent's group under a policy with groups (``""``: none of them holds the agent);
+    ``None`` for a policy without groups, whose decisions carry none (:meth:`to_dict` and the
+    audit record include it when there is one)."""
     decay_anchor: ClassVar[int | None] = None
     """The agent's decay anchor after this decision, in whole microseconds since the epoch
     (``None`` while its risk is 0, and for a policy without decay); its audit record keeps it
@@ -247,6 +251,8 @@ class Decision:
         data = {name: getattr(self, name) for name in _FIELD_NAMES}
         if "decayed" in self.__dict__:
             data["decayed"] = self.__dict__["decayed"]
+        if "group" in self.__dict__:
+            data["group"] = self.__dict__["group"]
         if explanation:
             data["explanation"] = self.explanation.to_dict()
         return data
@@ -274,9 +280,12 @@ def _varying(index: int) -> Any:
 def _rebuild(values: dict[str, Any], explanation: Explanation,
              seq: int | None = None) -> Decision:
     decayed = values.pop("decayed", None)
+    group = values.pop("group", None)
     decision = Decision(**values)
     if decayed is not None:
         decision.__dict__["decayed"] = decayed
+    if group is not None:
+        decision.__dict__["group"] = group
     decision.__dict__["_explanation"] = explanation
     decision.__dict__["_seq"] = seq
     return decision

@@ -114,9 +114,10 @@ class Engine:
         """The agent's ``(cumulative_risk, blocked_attempts, status)`` now (by the engine's
         clock, after the policy's ``risk_decay``, which a read applies without writing);
         fresh for unknown ids."""
-        if self.policy.risk_decay is None:
+        if not self.decider.decays:
             return self.store.state(agent_id)
-        raw = self.decider.decayed_state(self.store.raw_state(agent_id), self.clock())
+        raw = self.decider.decayed_state(self.store.raw_state(agent_id), self.clock(),
+                                         agent_id)
         return AgentState.from_raw((raw[0], raw[1], raw[2]))
 
     def agents(self) -> list[str]:

@@ -116,7 +116,7 @@ class EvaluationContext:
         if code in (INVALID_INPUT, UNKNOWN_ACTION):
             return dict(fields or {})
         return {spec.name: sorted(value) if value.__class__ is frozenset else value
-                for spec, value in zip(self.matcher.fields, payload) if value is not None}
+                for spec, value in zip(self.matcher.schema.specs, payload) if value is not None}
 
     def explain(self, decision: Decision, fields: Any, code: int, payload: Any,
                 state: tuple[int, int, bool]) -> Explanation:
@@ -150,11 +150,15 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
     cumulative, blocked, down = state
     policy = context.policy
     action = decision.action
-    steps = [f"agent `{decision.agent_id}`: action `{action}`, state: cumulative risk "
-             f"{cumulative}/{policy.risk_threshold}, blocked attempts {blocked}/{policy.strikes}"
-             f"{', shut down' if down else ''}"]
+    settings = policy.settings_of(decision.agent_id)
+    group = ""
+    if policy.groups:
+        group = f" (group `{settings.group}`)" if settings.group else " (no group)"
+    steps = [f"agent `{decision.agent_id}`{group}: action `{action}`, state: cumulative risk "
+             f"{cumulative}/{settings.risk_threshold}, blocked attempts {blocked}/"
+             f"{settings.strikes}{', shut down' if down else ''}"]
     if decision.decayed:
-        steps.append(f"risk decay ({policy.risk_decay}): {decision.decayed} taken off since the "
+        steps.append(f"risk decay ({settings.risk_decay}): {decision.decayed} taken off since the "
                      f"last decision, from {cumulative + decision.decayed} to {cumulative}")
     if down:
         steps.append("the agent is already shut down: no rule is evaluated")
@@ -303,7 +307,8 @@ def _actual(test: TestSpec, values: Mapping[str, Any]) -> str:
 
 def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, blocked: int,
                 matched: str | None) -> str:
-    threshold = policy.risk_threshold
+    settings = policy.settings_of(decision.agent_id)
+    threshold, strikes = settings.risk_threshold, settings.strikes
     risk = decision.attempted_risk
     projected = cumulative + risk
     if matched is None:
@@ -318,6 +323,6 @@ def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, 
         text = f"rule shuts the agent down: attempted risk {risk} not applied"
     if not decision.allowed:
         text += (f"; blocked attempts {blocked} + 1 = {decision.blocked_attempts}"
-                 f"{' >= ' if decision.blocked_attempts >= policy.strikes else ' < '}"
-                 f"{policy.strikes} strikes")
+                 f"{' >= ' if decision.blocked_attempts >= strikes else ' < '}"
+                 f"{strikes} strikes")
     return text

@@ -70,6 +70,18 @@ class InputSpec:
     values: tuple[str, ...] | None
 
 
+STATE_FIELDS: tuple[InputSpec, ...] = (
+    InputSpec("agent.group", "string", False, False, None, (), None),
+    InputSpec("agent.cumulative_risk", "int", False, False, None, (), None),
+    InputSpec("agent.blocked_attempts", "int", False, False, None, (), None),
+)
+"""What a condition may read of the agent's own state (schema version 3): its group (``""``
+for none), cumulative risk and blocked attempts before the decision, after decay. They are
+never read from the action's input: the state step fills them in (docs/table.md, "Agent
+state")."""
+STATE_NAMES = frozenset(spec.name for spec in STATE_FIELDS)
+
+
 @dataclass(frozen=True)
 class TestSpec:
     field: str
@@ -250,6 +262,41 @@ class RiskDecay:
         return f"{self.amount} per {duration_text(self.period)}"
 
 
+def pattern_holds(pattern: str, agent_id: str) -> bool:
+    """Whether a group's agent pattern holds an agent id: the exact id, or, for a pattern
+    ending in ``*``, every id that starts with what comes before it (``"*"`` holds all)."""
+    if pattern.endswith("*"):
+        return agent_id.startswith(pattern[:-1])
+    return agent_id == pattern
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A ``group`` of the policy: the agents it holds (exact ids; a trailing ``*`` is a
+    prefix) and the settings it overrides (``None``: the header's). New in schema version 3."""
+
+    name: str
+    agents: tuple[str, ...]
+    risk_threshold: int | None = None
+    strikes: int | None = None
+    risk_decay: RiskDecay | None = None
+
+    def holds(self, agent_id: str) -> bool:
+        """Whether one of the group's patterns matches the agent's id."""
+        return any(pattern_holds(pattern, agent_id) for pattern in self.agents)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """The settings that apply to an agent: its group's, the header's where the group gives
+    none (or for an agent in no group, whose ``group`` is ``""``)."""
+
+    group: str
+    risk_threshold: int
+    strikes: int
+    risk_decay: RiskDecay | None
+
+
 DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 """The units of a duration (``30m``, ``1h``, ``7d``), largest first, in seconds."""
 
@@ -286,6 +333,36 @@ class Policy:
     rules_by_id: Mapping[str, RuleSpec]
     """The rules by id (what :meth:`rule` reads)."""
     inputs_by_name: Mapping[str, InputSpec]
+    groups: tuple[GroupSpec, ...] = ()
+    """The declared groups, in declaration order (docs/language.md, "Agent groups")."""
+    reads_state: bool = False
+    """Whether a test reads the agent's state (:data:`STATE_FIELDS`): the decision is then
+    matched inside the store's per-agent lock or transaction."""
+
+    @cached_property
+    def value_specs(self) -> tuple[InputSpec, ...]:
+        """The values a row reads, in order: the declared inputs, then the agent's state
+        fields when the policy reads them."""
+        return self.inputs + STATE_FIELDS if self.reads_state else self.inputs
+
+    def group_of(self, agent_id: str) -> GroupSpec | None:
+        """The agent's group: the first, in declaration order, one of whose patterns matches
+        its id; ``None`` when none does (the header's settings apply)."""
+        for group in self.groups:
+            if group.holds(agent_id):
+                return group
+        return None
+
+    def group_settings(self, group: GroupSpec | None) -> AgentSettings:
+        """A group's settings, the header's where it gives none (``None``: the header's)."""
+        if group is None:
+            return AgentSettings("", self.risk_threshold, self.strikes, self.risk_decay)
+        return AgentSettings(group.name, group.risk_threshold or self.risk_threshold,
+                             group.strikes or self.strikes, group.risk_decay or self.risk_decay)
+
+    def settings_of(self, agent_id: str) -> AgentSettings:
+        """The settings that apply to this agent (its group's: :meth:`group_of`)."""
+        return self.group_settings(self.group_of(agent_id))
 
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id (``KeyError`` when there is none)."""
@@ -395,7 +472,7 @@ _SETTINGS = {
 """The keys of ``settings``, by schema version."""
 _NONE: frozenset[str] = frozenset()
 _TABLE = (frozenset({"policy", "settings", "input", "rules", "actions"}),
-          frozenset({"schema_version", "otherwise", "hash"}))
+          frozenset({"schema_version", "otherwise", "hash", "groups"}))
 _INFO = (frozenset({"name", "version"}), frozenset({"description"}))
 _INPUT = (frozenset({"name", "type"}),
           frozenset({"optional", "default", "has_default", "normalize", "values"}))
@@ -407,6 +484,9 @@ _ROW = (frozenset({"rule"}), frozenset({"tests"}))
 _TEST = (frozenset({"op"}), frozenset({"field", "value", "other", "negate", "left", "right"}))
 _ARITHMETIC_TEST = (frozenset({"op", "left", "right"}), frozenset({"negate"}))
 _DECAY = (frozenset({"amount", "period"}), _NONE)
+_GROUP = (frozenset({"name", "agents"}), frozenset({"risk_threshold", "strikes", "risk_decay"}))
+GROUPS_VERSION = 3
+"""The first table schema with ``groups``."""
 """Per object of the schema: its required and its optional keys."""
 
 
@@ -451,7 +531,7 @@ class _Validator:
                 "settings", "undeclared_fields",
                 settings.get("undeclared_fields", UNDECLARED_DEFAULT[schema_version]),
                 frozenset(UNDECLARED_MODES)),
-            risk_decay=self._decay(settings.get("risk_decay")),
+            risk_decay=self._decay("settings.risk_decay", settings.get("risk_decay")),
             inputs=inputs,
             rules=rules,
             actions=actions,
@@ -459,14 +539,58 @@ class _Validator:
             hash=self._str("", "hash", data.get("hash", "")),
             rules_by_id={rule.id: rule for rule in rules},
             inputs_by_name={spec.name: spec for spec in inputs},
+            groups=self._groups(data.get("groups")),
+            reads_state=self._reads_state(actions),
         )
         _References(policy).check()
         return policy
 
-    def _decay(self, data: Any) -> RiskDecay | None:
+    def _reads_state(self, actions: tuple[ActionSpec, ...]) -> bool:
+        """Whether a test reads ``agent.*`` (refused below schema version 3, where it was an
+        ordinary input field)."""
+        if self.schema_version < GROUPS_VERSION:
+            return False
+        return any(name in STATE_NAMES for action in actions for row in action.rows
+                   for test in row.tests for name in _test_fields(test))
+
+    def _groups(self, data: Any) -> tuple[GroupSpec, ...]:
+        if data is None:
+            return ()
+        if self.schema_version < GROUPS_VERSION:
+            raise _fail("groups", f"groups need table schema version {GROUPS_VERSION}, the "
+                                  f"table says {self.schema_version}")
+        groups = tuple(self._group(f"groups[{i}]", item)
+                       for i, item in enumerate(self._list("", "groups", data)))
+        names = [group.name for group in groups]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise _fail(f"groups[{index}].name", f"group `{name}` is declared twice")
+        return groups
+
+    def _group(self, path: str, data: Any) -> GroupSpec:
+        item = self._object(path, data, _GROUP)
+        agents = item["agents"]
+        if not _is_string_list(agents):
+            raise _fail(f"{path}.agents", f"expected array of strings, got {json_type(agents)}")
+        for index, pattern in enumerate(agents):
+            if not pattern or "*" in pattern[:-1]:
+                raise _fail(f"{path}.agents[{index}]", f"`{pattern}` is not an agent pattern "
+                                                       "(an id, or a prefix ending in `*`)")
+        limits: dict[str, int | None] = {}
+        for key in ("risk_threshold", "strikes"):
+            value = item.get(key)
+            if value is not None:
+                value = self._int(path, key, value)
+                if value < 1:
+                    raise _fail(f"{path}.{key}", f"expected a positive integer, got {value}")
+            limits[key] = value
+        return GroupSpec(self._str(path, "name", item["name"]), tuple(agents),
+                         limits["risk_threshold"], limits["strikes"],
+                         self._decay(f"{path}.risk_decay", item.get("risk_decay")))
+
+    def _decay(self, path: str, data: Any) -> RiskDecay | None:
         if data is None:
             return None
-        path = "settings.risk_decay"
         item = self._object(path, data, _DECAY)
         amount, period = self._int(path, "amount", item["amount"]), \
             self._int(path, "period", item["period"])
@@ -616,12 +740,19 @@ class _Validator:
                      for i, item in enumerate(items))
 
 
+def _test_fields(test: TestSpec) -> list[str]:
+    """The fields a test reads."""
+    if test.left is not None and test.right is not None:
+        return [*arith.fields(test.left), *arith.fields(test.right)]
+    return [test.field] if test.other is None else [test.field, test.other]
+
+
 class _References:
     """Checks what the schema alone cannot: ids resolve, fields are declared, tests fit types."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.fields = {spec.name: spec for spec in policy.inputs}
+        self.fields = {spec.name: spec for spec in policy.value_specs}
         self.rule_ids = {rule.id for rule in policy.rules}
 
     def check(self) -> None:
@@ -630,6 +761,9 @@ class _References:
         for index, spec in enumerate(self.policy.inputs):
             self._default(f"input[{index}]", spec)
             self._readable(f"input[{index}].name", spec.name)
+            if self.policy.reads_state and spec.name.split(".")[0] == "agent":
+                raise _fail(f"input[{index}].name", f"field `{spec.name}`: `agent` is the "
+                                                    "agent's state, which the tests read")
         seen: dict[str, int] = {}
         for a_index, action in enumerate(self.policy.actions):
             for n_index, name in enumerate(action.names):

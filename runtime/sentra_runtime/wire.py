@@ -88,9 +88,14 @@ def decision_from_wire(answer: Any) -> Decision:
     decayed = data.get("decayed")
     if decayed is not None and not _is_int(decayed):
         raise ValueError("`decision.decayed` is not an integer")
+    group = data.get("group")
+    if group is not None and not isinstance(group, str):
+        raise ValueError("`decision.group` is not a string")
     decision = make_decision(values, _explanation(data.get("explanation")), seq)
     if decayed is not None:   # a policy with risk decay
         decision.__dict__["decayed"] = decayed
+    if group is not None:   # a policy with groups
+        decision.__dict__["group"] = group
     return decision
 
 

@@ -169,10 +169,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"reason: {decision.reason}")
         if decision.threat:
             print(f"threat: {decision.threat}")
+        settings = policy.settings_of(args.agent)
+        if policy.groups:
+            print(f"group: {settings.group or '(none)'}")
         print(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "
               f"projected {decision.projected_risk}, cumulative {decision.cumulative_risk}/"
-              f"{policy.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
-              f"{policy.strikes}; status {decision.status}"
+              f"{settings.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
+              f"{settings.strikes}; status {decision.status}"
               + (f"; risk decay took off {decision.decayed}" if decision.decayed else ""))
         print(f"policy: {policy.name} {policy.version} ({policy.hash})")
         print()

@@ -91,6 +91,9 @@ class DecisionView(Answer):
     decayed: int | None = Field(default=None, description="How much the policy's `risk_decay` "
                                 "took off the agent's risk before this decision (only under a "
                                 "policy with `risk_decay`).")
+    group: str | None = Field(default=None, description="The agent's group under a policy with "
+                              "groups (`\"\"`: no group holds it); absent under a policy "
+                              "without groups.")
     explanation: dict[str, Any] | None = None
 
 

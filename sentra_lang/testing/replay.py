@@ -159,7 +159,7 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
     store = ScenarioStore()
     clock = RecordedClock()
     engine = Engine(load_policy(policy), store, clock=clock)
-    result = ReplayResult(timed=engine.policy.risk_decay is not None)
+    result = ReplayResult(timed=engine.decider.decays)
     groups = result.groups
     for record in records:
         clock.follow(record)

@@ -33,7 +33,8 @@ _DECISION_WORD = {outcome: word for word, outcome in s.DECISIONS.items()}
 _ATTRIBUTE = {"rule": "rule_id", "reason": "reason", "reason_contains": "reason",
               "threat": "threat", "risk": "attempted_risk", "applied": "applied_risk",
               "projected": "projected_risk", "cumulative": "cumulative_risk",
-              "strikes": "blocked_attempts", "decayed": "decayed", "status": "status"}
+              "strikes": "blocked_attempts", "decayed": "decayed", "status": "status",
+              "group": "group"}
 _STATE = {"cumulative": "cumulative_risk", "strikes": "blocked_attempts", "status": "status"}
 
 

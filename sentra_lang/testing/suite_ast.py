@@ -32,7 +32,7 @@ class FieldValue:
 @dataclass(frozen=True)
 class Clause:
     """One expectation: `decision`, `rule`, `reason`, `reason_contains`, `threat`, `risk`,
-    `applied`, `projected`, `cumulative`, `strikes`, `decayed` or `status`."""
+    `applied`, `projected`, `cumulative`, `strikes`, `decayed`, `status` or `group`."""
 
     kind: str
     value: Any

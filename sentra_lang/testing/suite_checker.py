@@ -39,8 +39,11 @@ class _Checker:
         self.put = put
         self.diagnostics: list[Diagnostic] = []
         assert put.policy is not None
-        self.threshold = put.policy.risk_threshold
+        self.threshold = max([put.policy.risk_threshold,
+                              *(g.risk_threshold or 0 for g in put.policy.groups)])
+        """The highest threshold any agent has (a group's may be above the header's)."""
         self.strikes = put.policy.strikes
+        self.groups = [group.name for group in put.policy.groups]
 
     def report(self, code: str, message: str, span: Any, **kwargs: Any) -> None:
         self.diagnostics.append(diagnostic(code, message, span, **kwargs))
@@ -149,6 +152,14 @@ class _Checker:
         if kind in ("risk", "applied", "projected", "cumulative", "strikes", "decayed") and (
                 not isinstance(value, int) or value < 0):
             self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
+            return
+        if kind == "group":
+            groups = self.groups
+            if value not in groups and value != "":
+                self.report("SL509", f"the policy has no group `{value}`", clause.span,
+                            help=did_you_mean(value, groups) or (
+                                "groups: " + ", ".join(groups) + "; `\"\"` is no group"
+                                if groups else "the policy declares no group"))
             return
         if kind == "status":
             if value not in STATUSES:

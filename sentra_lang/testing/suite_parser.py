@@ -171,6 +171,8 @@ class _SuiteBuilder(TreeBuilder):
                 clauses.append(s.Clause(str(child.children[0]), number, cspan))
             elif child.data == "exp_status":
                 clauses.append(s.Clause("status", str(child.children[0]), cspan))
+            elif child.data == "exp_group":
+                clauses.append(s.Clause("group", self.string(child.children[0]).value, cspan))
         return s.Expectation(tuple(clauses), span)
 
     def expect(self, tree: Node) -> s.Expectation:
@@ -292,7 +294,7 @@ _KEYWORDS = frozenset({
     "threat", "status", "cases", "with", "property", "examples", "where", "or", "and", "not",
     "in", "exists", "allowed", "blocked", "shutdown", "risk", "applied", "projected",
     "cumulative", "strikes", "contains", "sequence", "never", "always", "none", "all",
-    "starts_with", "ends_with", "true", "false", "after", "decayed"
+    "starts_with", "ends_with", "true", "false", "after", "decayed", "group"
 })
 _DECISIONS = frozenset({"allowed", "blocked", "shutdown"})
 _NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes", "decayed"})
@@ -523,6 +525,10 @@ class _FastParser:
             elif word == "status":
                 self.i += 1
                 clause = s.Clause("status", values[self.name(True)], self.span(first, self.i - 1))
+            elif word == "group":
+                self.i += 1
+                text, last = self.string()
+                clause = s.Clause("group", text, self.span(first, last))
             else:
                 break
             clauses.append(clause)

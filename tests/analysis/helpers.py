@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sentra_runtime import Decision, Engine
+from sentra_runtime import Decision, Engine, MemoryStore
 
 from sentra_lang.analysis import AnalysisOptions
 from sentra_lang.compiler import Compilation, compile_source
@@ -52,9 +52,18 @@ def engine_for(result: Compilation) -> Engine:
 
 
 def replay(result: Compilation, action: str, witness: dict[str, Any]) -> Decision:
-    """The real runtime's decision for the witness, for a fresh agent."""
-    engine = engine_for(result)
-    return engine.evaluate("witness", action, dict(witness))
+    """The real runtime's decision for the witness: for a fresh agent, or, when the witness
+    has an `agent` part (a policy that reads the agent's state), for that agent with its state
+    seeded."""
+    assert result.table is not None
+    fields = dict(witness)
+    agent = fields.pop("agent", None)
+    store = MemoryStore()
+    agent_id = "witness"
+    if agent is not None:
+        agent_id = agent["id"]
+        store.set_state(agent_id, agent["cumulative_risk"], agent["blocked_attempts"])
+    return Engine(result.table.model_dump(mode="json"), store).evaluate(agent_id, action, fields)
 
 
 def decided_by(result: Compilation, action: str, witness: dict[str, Any]) -> str | None:

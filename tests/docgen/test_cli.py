@@ -166,3 +166,28 @@ def test_the_policy_reference_shows_risk_decay(tmp_path: Path) -> None:
     page = (tmp_path / "md" / "docs" / "policies" / "decaying.md").read_text(encoding="utf-8")
     assert ("<tr><th>risk decay</th><td><code>15 per 90m</code> (cumulative risk goes down by "
             "15 for every whole 90m") in page
+
+
+def test_the_policy_reference_shows_groups_in_order(tmp_path: Path) -> None:
+    """A policy with groups has a Groups table: patterns and the settings each group gives."""
+    from sentra_lang.docgen import policy_docs, write_markdown
+    from sentra_lang.docgen.collect import compile_policies
+
+    source = tmp_path / "g.sentra"
+    source.write_text('policy grouped version "1" {}\n'
+                      'group trusted {\n  agents "ops-7", "senior-*"\n  risk_threshold 200\n'
+                      '  risk_decay 5 per 1h\n}\ngroup new {\n  agents "new-*"\n  strikes 1\n}\n'
+                      'otherwise allow risk 10 as OTHER "Other."\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([source]), None), tmp_path / "md")
+    page = (tmp_path / "md" / "docs" / "policies" / "grouped.md").read_text(encoding="utf-8")
+    assert "## Groups" in page
+    assert ('<tr id="group-trusted"><td><code>trusted</code></td><td><code>ops-7</code>, '
+            '<code>senior-*</code></td><td>200</td><td></td><td><code>5 per 1h</code></td></tr>'
+            ) in page
+    assert '<tr id="group-new"><td><code>new</code></td><td><code>new-*</code></td><td></td>' \
+           '<td>1</td><td></td></tr>' in page
+    assert page.index("group-trusted") < page.index("group-new")
+    plain = tmp_path / "p.sentra"
+    plain.write_text('policy plain version "1" {}\notherwise allow as OTHER\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([plain]), None), tmp_path / "md2")
+    assert "## Groups" not in (tmp_path / "md2" / "docs" / "policies" / "plain.md").read_text()

@@ -177,3 +177,12 @@ def test_the_policy_textmate_grammar_leaves_suite_words_alone() -> None:
     patterns = keyword_patterns(textmate_grammar())
     for word in SUITE_ONLY:
         assert not any(re.search(pattern, f" {word} ") for pattern in patterns), word
+
+
+def test_the_agents_state_is_highlighted_as_built_in() -> None:
+    from pygments.token import Name as PygName
+
+    tokens = list(SentraLexer().get_tokens('when agent.cumulative_risk > 5 and agent.group == ""'))
+    assert (PygName.Builtin.Pseudo, "agent.cumulative_risk") in tokens
+    assert (PygName.Builtin.Pseudo, "agent.group") in tokens
+    assert (PygName.Builtin.Pseudo, "agent.groupx") not in tokens

@@ -1,0 +1,64 @@
+"""A policy with agent groups behind the real server: `/v1/decide` carries the agent's `group`,
+the OpenAPI schema documents it, and the SDK reads it back (docs/server.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sentra_runtime.remote import RemoteEngine
+
+from tests.server.conftest import TOKEN, Server
+
+POLICY = '''policy grouped version "1" {
+  risk_threshold 100
+}
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+action EXPORT {
+  allow risk 60 as EXPORT_OK "Export allowed."
+}
+otherwise block as UNKNOWN "Not covered."
+'''
+
+
+@pytest.fixture
+def grouped(tmp_path: Path) -> Iterator[Server]:
+    policy = tmp_path / "grouped.sentra"
+    policy.write_text(POLICY, encoding="utf-8")
+    running = Server(policy, tmp_path / "sentra.db", TOKEN)
+    yield running
+    running.stop()
+
+
+def decide(server: Server, agent: str, fields: dict[str, object] | None = None
+           ) -> dict[str, object]:
+    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT",
+                                         "fields": fields or {}}, token=TOKEN)
+    assert answer.status == 200, answer.text
+    decision: dict[str, object] = answer.json()["decision"]
+    return decision
+
+
+def test_the_server_answers_with_the_group_and_applies_its_settings(grouped: Server) -> None:
+    assert [(d["label"], d["group"]) for d in (decide(grouped, "ops-1") for _ in range(4))] == [
+        ("Allowed", "trusted")] * 3 + [("Blocked", "trusted")]   # 180 of 200, then 240
+    assert [(d["label"], d["group"]) for d in (decide(grouped, "x") for _ in range(2))] == [
+        ("Allowed", ""), ("Blocked", "")]
+    schema = grouped.get("/openapi.json").json()
+    assert "group" in schema["components"]["schemas"]["DecisionView"]["properties"]
+    remote = RemoteEngine(grouped.url, token=TOKEN)
+    assert remote.evaluate("ops-2", "EXPORT").group == "trusted"
+    remote.close()
+
+
+def test_a_body_cannot_put_the_agent_in_a_group(grouped: Server) -> None:
+    answer = grouped.post("/v1/decide", {"agent_id": "x", "action": "EXPORT", "group": "trusted",
+                                         "fields": {"agent": {"group": "trusted"}}}, token=TOKEN)
+    assert answer.status in (200, 422), answer.text
+    if answer.status == 200:
+        decision = answer.json()["decision"]
+        assert (decision["group"], decision["rule_id"]) == ("", "UNDECLARED_FIELD")
