@@ -89,7 +89,7 @@ def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str
         return {"server": {"api": "v1", "request": {"action_type": request.action, **kept},
                            "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
-                           "risk_threshold": policy.risk_threshold}}
+                           "risk_threshold": policy.settings_of(decision.agent_id).risk_threshold}}
 
     return annotate
 

@@ -62,3 +62,15 @@ def test_a_body_cannot_put_the_agent_in_a_group(grouped: Server) -> None:
     if answer.status == 200:
         decision = answer.json()["decision"]
         assert (decision["group"], decision["rule_id"]) == ("", "UNDECLARED_FIELD")
+
+
+def test_events_show_the_threshold_of_the_agents_group(grouped: Server) -> None:
+    """The compatible event's `cumulative_risk` and trace read `N/threshold` with the threshold
+    that applied to the agent (its group's), never the header's: 180/200, not 180/100."""
+    events = [grouped.act("ops-9", "EXPORT") for _ in range(3)]
+    assert [event["cumulative_risk"] for event in events] == ["60/200", "120/200", "180/200"]
+    assert "Projected risk: 180/200" in events[2]["event_trace"]
+    assert grouped.act("plain-9", "EXPORT")["cumulative_risk"] == "60/100"
+    listed = grouped.get("/v1/events?agent=ops-9", token=TOKEN).json()["events"]
+    assert [record["event"]["cumulative_risk"] for record in listed] == [
+        "60/200", "120/200", "180/200"]
