@@ -13,21 +13,16 @@ at most 1.5x the plain decision in memory, 1.2x on SQLite.
 
 from __future__ import annotations
 
-import argparse
-import gc
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sentra_runtime import Engine, MemoryStore, SQLiteStore  # noqa: E402
 
 from sentra_lang.compiler import compile_source  # noqa: E402
+from tests.bench.pair import Step, run  # noqa: E402
 
 PLAIN = """policy bench version "1" {
   risk_threshold 1000000000
@@ -91,52 +86,10 @@ def tables() -> tuple[dict[str, Any], dict[str, Any]]:
     return out[0], out[1]
 
 
-def per_decision(engine: Engine, count: int) -> float:
-    """Seconds per decision over ``count`` decisions of the workload, agents in turn."""
-    steps = [(AGENTS[i % len(AGENTS)], *WORKLOAD[i % len(WORKLOAD)]) for i in range(count)]
-    evaluate = engine.evaluate
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for agent, action, fields in steps:
-            evaluate(agent, action, fields)
-        return (time.perf_counter() - start) / count
-    finally:
-        gc.enable()
-
-
-def compare(make_store: Any, count: int, rounds: int) -> tuple[float, float]:
-    """Median seconds per decision: (plain, grouped), rounds alternating."""
-    engines = [Engine(table, make_store()) for table in tables()]
-    for engine in engines:   # warm up: agents exist, code paths taken
-        per_decision(engine, min(count, 2000))
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(rounds):
-        for index, engine in enumerate(engines):
-            times[index].append(per_decision(engine, count))
-    for engine in engines:
-        engine.close()
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def report(name: str, plain: float, grouped: float, target: float) -> None:
-    print(f"{name:8} plain {plain * 1e6:8.2f} us/decision   groups + agent.* "
-          f"{grouped * 1e6:8.2f} us/decision   ratio {grouped / plain:.2f}x (target <= {target}x)")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20_000, help="decisions per round (memory)")
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    plain, grouped = compare(MemoryStore, args.count, args.rounds)
-    report("memory", plain, grouped, 1.5)
-    with tempfile.TemporaryDirectory() as folder:
-        files = iter(range(1000))
-        plain, grouped = compare(lambda: SQLiteStore(Path(folder) / f"{next(files)}.db"),
-                                 max(args.count // 10, 100), args.rounds)
-    report("sqlite", plain, grouped, 1.2)
+def steps(count: int) -> list[Step]:
+    """``count`` decisions of the workload, agents in turn."""
+    return [(AGENTS[i % len(AGENTS)], *WORKLOAD[i % len(WORKLOAD)]) for i in range(count)]
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__.splitlines()[0], "groups + agent.*", tables(), steps)

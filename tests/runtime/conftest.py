@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine, Store
 
-from tests.pg_fixtures import store_factory, store_target
+from tests.pg_fixtures import STORE_KINDS, store_factory, store_target
 from tests.runtime.helpers import CountingMemoryStore
 from tests.runtime.helpers import sentra_table as load_sentra_table
 
@@ -33,3 +33,12 @@ def engine(sentra_table: dict[str, Any], request: pytest.FixtureRequest,
     engine = Engine(sentra_table, store)
     yield engine
     engine.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each kind (memory, SQLite, PostgreSQL), closed after the test."""
+    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
+    yield made
+    made.close()
+

@@ -37,3 +37,27 @@ def assert_decision(decision: Decision, label: str, rule_id: str, *, cumulative:
     want = (label, rule_id, decision.cumulative_risk if cumulative is None else cumulative,
             decision.blocked_attempts if blocked is None else blocked)
     assert got == want, f"{decision.reason}"
+
+
+T0 = 1_700_000_000.0   # 2023-11-14T22:13:20Z
+"""The time the clock of the time-dependent runtime tests starts at."""
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 3600``): an engine's injectable clock."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def compiled_table(source: str) -> dict[str, Any]:
+    """The decision table of a policy source that compiles (as the runtime loads it)."""
+    from tests.helpers import compile_ok
+
+    compiled = compile_ok(source).table
+    assert compiled is not None
+    return compiled.model_dump(mode="json")
+

@@ -5,7 +5,6 @@ concurrently equal a serial replay of the same order, in every store."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from sentra_runtime import Decider, Engine, MemoryStore, Store
 
 from tests.helpers import assert_diagnostic, compile_ok
 from tests.pg_fixtures import store_factory, store_target
+from tests.runtime.helpers import T0, Clock, compiled_table
 
 HOUR = 3600.0
-T0 = 1_700_000_000.0
 
 SOURCE = """policy exports version "1" {
   risk_threshold 100
@@ -54,24 +53,9 @@ otherwise block as UNKNOWN "Not covered."
 
 
 def table(source: str = SOURCE) -> dict[str, Any]:
-    compiled = compile_ok(source).table
-    assert compiled is not None
-    return compiled.model_dump(mode="json")
+    return compiled_table(source)
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
-    yield made
-    made.close()
 
 
 def test_the_table_reads_state_and_is_version_3_without_agent_inputs() -> None:

@@ -3,8 +3,6 @@ audit reads, and the seq of resets and policy loads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,16 +17,8 @@ from sentra_runtime import (
 )
 from sentra_runtime.codegen import NO_MATCH
 
-from tests.pg_fixtures import STORE_KINDS, store_factory, store_target
-
 SENSITIVE_EXPORT = {"destination_type": "external", "data_classification": " Sensitive "}
 
-
-@pytest.fixture(params=STORE_KINDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
-    yield made
-    made.close()
 
 
 def record_at(store: Store, seq: int | None) -> dict[str, Any]:

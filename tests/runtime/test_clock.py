@@ -9,19 +9,10 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine, MemoryStore, SQLiteStore
 
-from tests.runtime.helpers import sentra_table
+from tests.runtime.helpers import Clock, sentra_table
 
 START = 1_700_000_000.25   # 2023-11-14T22:13:20.250000Z
 
-
-class FakeClock:
-    """A clock a test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def times(engine: Engine) -> list[tuple[str, str]]:
@@ -36,7 +27,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def test_every_record_takes_the_engines_clock(store: Any) -> None:
-    clock = FakeClock()
+    clock = Clock(START)
     engine = Engine(sentra_table(), store, clock=clock)
     clock.now += 60
     engine.evaluate("a", "FILE_READ")
@@ -51,7 +42,7 @@ def test_every_record_takes_the_engines_clock(store: Any) -> None:
 
 
 def test_a_clock_going_backwards_is_recorded_as_it_is(store: Any) -> None:
-    clock = FakeClock()
+    clock = Clock(START)
     engine = Engine(sentra_table(), store, clock=clock)
     clock.now -= 10
     engine.evaluate("a", "FILE_READ")
@@ -71,7 +62,7 @@ def test_the_default_clock_is_the_system_time() -> None:
 
 def test_decisions_do_not_depend_on_the_clock_without_time_settings() -> None:
     """A plain policy (the Sentra-compatible one) decides the same whatever the time."""
-    early, late = (Engine(sentra_table(), clock=FakeClock(now)) for now in (0.0, 4e9))
+    early, late = (Engine(sentra_table(), clock=Clock(now)) for now in (0.0, 4e9))
     for action, fields in [("EXPORT_DATA", {"destination_type": "external",
                                             "data_classification": "sensitive"}),
                            ("DELETE_RECORD", {}), ("DELETE_RECORD", {}), ("FILE_READ", {})]:

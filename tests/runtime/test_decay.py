@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from hypothesis import strategies as st
 from sentra_runtime import AgentState, Decider, Engine, MemoryStore, SQLiteStore, Store
 from sentra_runtime.audit import timestamp
 
-from tests.helpers import compile_ok
-from tests.pg_fixtures import store_factory, store_target
+from tests.runtime.helpers import T0, Clock, compiled_table
 
 HOUR = 3600.0
-T0 = 1_700_000_000.0   # 2023-11-14T22:13:20Z
 
 SOURCE = """policy decaying version "1" {
   risk_threshold 100
@@ -45,24 +42,9 @@ otherwise block as UNKNOWN "Not covered."
 
 
 def table(source: str = SOURCE) -> dict[str, Any]:
-    compiled = compile_ok(source).table
-    assert compiled is not None
-    return compiled.model_dump(mode="json")
+    return compiled_table(source)
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
-    yield made
-    made.close()
 
 
 def decided(decision: Any) -> tuple[str, int, int]:

@@ -8,7 +8,6 @@ import io
 import json
 import random
 import re
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ from sentra_runtime.policy import PolicyLoadError, load_policy
 from sentra_runtime.wire import decision_from_wire
 
 from sentra_lang.cli import main
-from tests.helpers import compile_ok
-from tests.pg_fixtures import store_factory, store_target
+from tests.runtime.helpers import T0, Clock, compiled_table
 
 HOUR = 3600.0
-T0 = 1_700_000_000.0
 
 SOURCE = """policy refunds version "1" {
   risk_threshold 100
@@ -63,24 +60,9 @@ HEADER = ("", (), 100, 3, None)
 
 
 def table(source: str = SOURCE) -> dict[str, Any]:
-    compiled = compile_ok(source).table
-    assert compiled is not None
-    return compiled.model_dump(mode="json")
+    return compiled_table(source)
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = store_factory(request.param, store_target(request.param, request, tmp_path))()
-    yield made
-    made.close()
 
 
 # -- the oracle, from the docs --------------------------------------------------------------
