@@ -218,12 +218,23 @@ class GroupAgents:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """`limit N per DURATION`: a rate limit, in an action block (the block's actions
+    together) or a group (every action of each agent in it); in a group, `limit ACTION N per
+    DURATION` limits one action. A rule's limit is its `limit` clause."""
+
+    rate: Rate
+    action: ActionName | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class GroupDecl:
     """`group NAME { agents ...  risk_threshold 200 ... }`: the agents it holds and the
     settings it overrides, in source order."""
 
     name: Name
-    lines: tuple[GroupAgents | Setting, ...]
+    lines: tuple[GroupAgents | Setting | Limit, ...]
     span: Span = _span()
 
     @property
@@ -234,6 +245,10 @@ class GroupDecl:
     @property
     def settings(self) -> tuple[Setting, ...]:
         return tuple(line for line in self.lines if isinstance(line, Setting))
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        return tuple(line for line in self.lines if isinstance(line, Limit))
 
 
 @dataclass(frozen=True)
@@ -271,10 +286,11 @@ class Let:
 
 @dataclass(frozen=True)
 class Clause:
-    """One clause of an outcome: `risk N`, `as ID`, `threat "T"`, a reason, `description "D"`."""
+    """One clause of an outcome: `risk N`, `as ID`, `threat "T"`, a reason, `description "D"`,
+    `limit N per DURATION`."""
 
-    kind: str  # risk | id | threat | reason | description
-    value: Num | Name | Str
+    kind: str  # risk | id | threat | reason | description | limit
+    value: Num | Name | Str | Rate
     span: Span = _span()
 
 
@@ -306,6 +322,8 @@ class ActionName:
 class ActionBlock:
     names: tuple[ActionName, ...]
     rules: tuple[Rule, ...]
+    limits: tuple[Limit, ...] = ()
+    """`limit N per DURATION` lines before the rules: the block's actions, counted together."""
     span: Span = _span()
 
 

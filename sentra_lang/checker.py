@@ -81,6 +81,8 @@ class RuleInfo:
     when: ast.Condition | None
     span: Span
     file: LoadedFile
+    limit: tuple[int, int] | None = None
+    """`limit N per DURATION` on the rule: (N, period in seconds); ``None``: none."""
 
 
 @dataclass
@@ -88,6 +90,8 @@ class BlockInfo:
     names: list[str]
     rules: list[RuleInfo]
     span: Span
+    limits: list[tuple[int, int]] = field(default_factory=list)
+    """The block's `limit N per DURATION` lines: (N, period in seconds), in source order."""
 
 
 @dataclass
@@ -101,6 +105,9 @@ class GroupInfo:
     risk_threshold: int | None = None
     strikes: int | None = None
     risk_decay: tuple[int, int] | None = None
+    limits: list[tuple[str | None, int, int]] = field(default_factory=list)
+    """`limit [ACTION] N per DURATION` lines: (the normalised action or ``None`` for every
+    action, N, period in seconds), in source order."""
 
 
 @dataclass
@@ -137,6 +144,8 @@ _UNIT_WORDS = {"sec": "s", "secs": "s", "second": "s", "seconds": "s", "min": "m
                "day": "d", "days": "d"}
 """Words people write for a unit, and the unit they mean (for "did you mean")."""
 MAX_DURATION = 36_500 * 86_400
+MAX_LIMIT = 10_000
+"""The largest N of a `limit N per DURATION` (a store keeps up to N times per agent)."""
 """The longest duration a policy may give: 36500 days (about a century)."""
 
 
@@ -212,6 +221,8 @@ class Checker:
         self.program = program
         self.model = Model()
         self.diagnostics: list[Diagnostic] = []
+        self._group_limits: list[tuple[GroupInfo, tuple[ast.Limit, ...]]] = []
+        """Each group's `limit` lines, checked once the actions are known."""
         self._expanded: dict[str, tuple[int, int]] = {}
         """Per named condition: (depth, size) with the named conditions it uses expanded."""
 
@@ -361,6 +372,7 @@ class Checker:
                     continue
                 self._setting(key, setting.value, info)
             self.model.groups.append(info)
+            self._group_limits.append((info, decl.limits))
         self._state_fields()
 
     def _state_fields(self) -> None:
@@ -621,11 +633,15 @@ class Checker:
             rules = [self._rule(rule.outcome, rule.when, rule.span, loaded,
                                 f"{_id_part(label)}_RULE_{index}", rule_ids)
                      for index, rule in enumerate(block.rules, start=1)]
-            self.model.blocks.append(BlockInfo(names, rules, first_line(block.span)))
+            limits = self._limits(block.limits, "block")
+            self.model.blocks.append(BlockInfo(names, rules, first_line(block.span),
+                                               [(n, d) for _a, n, d in limits]))
         for loaded, otherwise in self._items(ast.Otherwise):
             if self.model.otherwise is None:
                 self.model.otherwise = self._rule(otherwise.outcome, None, otherwise.span, loaded,
                                                   "OTHERWISE", rule_ids)
+        for info, limits in self._group_limits:
+            info.limits = self._limits(limits, f"group `{info.name}`", seen_names)
         if self.model.is_policy and self.model.otherwise is None:
             self.report("SL301", "no `otherwise`: action types that no block names are blocked",
                         self.model.header_span,
@@ -660,8 +676,65 @@ class Checker:
             id=rule_id, generated_id=id_clause is None, outcome=outcome.kind, risk=risk,
             threat=self._text(clauses.get("threat")) or None, reason=reason,
             description=self._text(clauses.get("description")) or None, when=when,
-            span=span, file=loaded,
+            span=span, file=loaded, limit=self._rule_limit(outcome, clauses.get("limit")),
         )
+
+    def _rule_limit(self, outcome: ast.Outcome, clause: ast.Clause | None) -> tuple[int, int] | None:
+        """A rule's `limit` clause: only an `allow` rule has one (limits count allows)."""
+        if clause is None:
+            return None
+        assert isinstance(clause.value, ast.Rate)
+        if outcome.kind != "allow":
+            self.report("SL225", f"a `{outcome.kind}` rule is never limited", clause.span,
+                        help="a limit counts the decisions a rule allows: put it on an "
+                             "`allow` rule")
+            return None
+        return self._rate_limit(clause.value)
+
+    def _rate_limit(self, rate: ast.Rate) -> tuple[int, int] | None:
+        """`N per DURATION` of a limit: N a whole number from 1 to `MAX_LIMIT` (SL225), the
+        duration a duration (SL224)."""
+        count = rate.amount.value
+        valid = not isinstance(count, float) and 1 <= count <= MAX_LIMIT
+        if not valid:
+            self.report("SL225", f"a limit allows from 1 to {MAX_LIMIT} decisions, not "
+                                 f"`{rate.amount.span.text}`", rate.amount.span,
+                        help="for example `limit 5 per 1h`: at most 5 allowed decisions in any "
+                             "hour")
+        seconds = self.duration(rate.period)
+        return (int(count), seconds) if valid and seconds is not None else None
+
+    def _limits(self, limits: tuple[ast.Limit, ...], where: str,
+                actions: Mapping[str, ast.ActionName] | None = None
+                ) -> list[tuple[str | None, int, int]]:
+        """The `limit` lines of a block or a group (``actions``: the actions the blocks name,
+        for a group's `limit ACTION N per D`). Two limits over the same actions and the same
+        period are SL225."""
+        kept: list[tuple[str | None, int, int]] = []
+        seen: dict[tuple[str | None, int], ast.Limit] = {}
+        for limit in limits:
+            action = None
+            if limit.action is not None and actions is not None:
+                action = normalize(limit.action.value, self.model.action_normalize)
+                if action not in actions:
+                    self.report("SL134", f"no block names action `{action}`", limit.action.span,
+                                help=did_you_mean(action, actions)
+                                or "a group's `limit ACTION N per D` limits an action an "
+                                   "`action` block names; `limit N per D` limits every action")
+                    continue
+            rate = self._rate_limit(limit.rate)
+            if rate is None:
+                continue
+            key = (action, rate[1])
+            if key in seen:
+                self.report("SL225", f"{where} has two limits per `{limit.rate.period.text}`"
+                            + ("" if action is None else f" for `{action}`"), limit.span,
+                            related=[Related(seen[key].span, "first limit")],
+                            help="keep the one you mean: the lower count decides anyway")
+                continue
+            seen[key] = limit
+            kept.append((action, *rate))
+        return kept
 
     @staticmethod
     def _text(clause: ast.Clause | None) -> str:

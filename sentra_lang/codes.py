@@ -184,6 +184,12 @@ _ENTRIES = [
          _policy('group trusted {\n  agents "ops-*"\n}\n'
                  'action A {\n  when agent.group == "trustd" allow as X\n}\n'), '"trustd"'),
     # ------------------------------------------------------------------- types: SL2xx
+    Code("SL134", "unknown action in a limit", "error",
+         "A group's `limit ACTION N per DURATION` limits one action type, which an `action` "
+         "block must name (after the policy's `action_type` normalisation). `limit N per "
+         "DURATION` limits every action of the group's agents.",
+         _policy('action ISSUE_REFUND {\n  allow as X\n}\ngroup trusted {\n  agents "ops-*"\n'
+                 '  limit ISSUE_REFUN 5 per 1h\n}\n'), "ISSUE_REFUN"),
     Code("SL201", "type mismatch", "error",
          "The two sides of a comparison have types that can never be equal or ordered.",
          _policy('input { verified: bool }\naction A {\n  when verified == 1 allow as X\n}\n'),
@@ -266,6 +272,13 @@ _ENTRIES = [
          "from `1s` to `36500d`. `1.5h` is written `90m`; `hour` is `1h` (with a \"did you "
          "mean\" hint for a near miss).",
          'policy p version "1" {\n  risk_decay 10 per 1hr\n}\n' + _OTHERWISE, "1hr"),
+    Code("SL225", "invalid limit", "error",
+         "A rate limit `limit N per DURATION` allows N decisions (a whole number from 1 to "
+         "10000) in any window of that duration. It goes on an `allow` rule (limits count "
+         "allowed decisions; a `block` or `shutdown` rule is never limited), before the rules "
+         "of an action block, or in a group; a block or a group has at most one limit per "
+         "duration (and action).",
+         _policy('action A {\n  limit 0 per 1h\n  allow as X\n}\n'), "0"),
     # ------------------------------------------------------------------ policy: SL3xx
     Code("SL301", "no otherwise", "warning",
          "The policy has no `otherwise`, so an action type that no block names is blocked "

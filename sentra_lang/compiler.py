@@ -29,11 +29,14 @@ from sentra_lang.checker import (
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
+    ARITHMETIC_SCHEMA_VERSION,
+    LIMITS_SCHEMA_VERSION,
     PLAIN_SCHEMA_VERSION,
-    SCHEMA_VERSION,
     ActionBlock,
     Group,
+    GroupLimit,
     InputField,
+    Limit,
     PolicyInfo,
     RiskDecay,
     Row,
@@ -267,7 +270,9 @@ def _condition_text(rule: RuleInfo) -> str | None:
 def _table_rule(rule: RuleInfo) -> Rule:
     return Rule(id=rule.id, outcome=rule.outcome, risk=rule.risk, threat=rule.threat,  # type: ignore[arg-type]
                 reason=rule.reason, description=rule.description,
-                condition=_condition_text(rule), generated_id=rule.generated_id, span=_span(rule))
+                condition=_condition_text(rule), generated_id=rule.generated_id, span=_span(rule),
+                limit=None if rule.limit is None else Limit(count=rule.limit[0],
+                                                            period=rule.limit[1]))
 
 
 def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
@@ -281,6 +286,7 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
             names=block.names,
             rows=[Row(rule=rule.id, tests=[a.to_test() for a in row])
                   for rule in block.rules for row in rows[rule.id]],
+            limits=[Limit(count=count, period=period) for count, period in block.limits],
         )
         for block in model.blocks
         if block.names
@@ -308,7 +314,9 @@ def _table_group(group: GroupInfo) -> Group:
     return Group(name=group.name, agents=group.patterns, risk_threshold=group.risk_threshold,
                  strikes=group.strikes,
                  risk_decay=None if decay is None else RiskDecay(amount=decay[0],
-                                                                 period=decay[1]))
+                                                                 period=decay[1]),
+                 limits=[GroupLimit(action=action, count=count, period=period)
+                         for action, count, period in group.limits])
 
 
 def reads_state(rows: dict[str, list[list[Atom]]]) -> bool:
@@ -326,7 +334,7 @@ def atom_fields(atom: Atom) -> list[str]:
 
 
 def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
-    """3 for a table that computes, interpolates `{action}`/`{agent_id}`, has groups or decays risk (an
+    """4 for a table with rate limits; 3 for a table that computes, interpolates `{action}`/`{agent_id}`, has groups or decays risk (an
     older runtime refuses it rather than decide it otherwise), else 2, which every runtime since
     2 reads."""
     computes = any(atom.left is not None for table_rows in rows.values()
@@ -336,4 +344,13 @@ def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
     uses_version_3 = (computes or bool(names & set(BUILT_IN_PLACEHOLDERS))
                       or model.risk_decay is not None or bool(model.groups)
                       or reads_state(rows))
-    return SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION
+    if has_limits(model):
+        return LIMITS_SCHEMA_VERSION
+    return ARITHMETIC_SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION
+
+
+def has_limits(model: Model) -> bool:
+    """Whether the policy has a rate limit (on a rule, a block or a group)."""
+    return (any(rule.limit is not None for rule in _all_rules(model))
+            or any(block.limits for block in model.blocks)
+            or any(group.limits for group in model.groups))

@@ -23,7 +23,7 @@ from sentra_lang.parser import parse
 
 MAX_WIDTH = 100
 INDENT = "  "
-CLAUSE_ORDER = ("risk", "id", "threat", "reason", "description")
+CLAUSE_ORDER = ("risk", "id", "limit", "threat", "reason", "description")
 _TAIL_CLAUSES = ("reason", "description")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
@@ -87,10 +87,22 @@ def format_field(field: ast.FieldDecl) -> str:
     return text
 
 
-def _group_line(line: ast.GroupAgents | ast.Setting) -> str:
+def _group_line(line: ast.GroupAgents | ast.Setting | ast.Limit) -> str:
     if isinstance(line, ast.Setting):
         return _setting(line)
+    if isinstance(line, ast.Limit):
+        return format_limit(line)
     return "agents " + ", ".join(format_string(p.value) for p in line.patterns)
+
+
+def _rate(rate: ast.Rate) -> str:
+    return f"{format_literal(rate.amount)} per {rate.period.text}"
+
+
+def format_limit(limit: ast.Limit) -> str:
+    """`limit N per D`, or in a group `limit ACTION N per D`."""
+    action = "" if limit.action is None else _action_name(limit.action) + " "
+    return f"limit {action}{_rate(limit.rate)}"
 
 
 def _setting(setting: ast.Setting) -> str:
@@ -100,7 +112,7 @@ def _setting(setting: ast.Setting) -> str:
     elif isinstance(value, ast.Name):
         shown = value.value
     elif isinstance(value, ast.Rate):
-        shown = f"{format_literal(value.amount)} per {value.period.text}"
+        shown = _rate(value)
     else:
         shown = format_literal(value)
     return f"{setting.name.value} {shown}"
@@ -194,6 +206,9 @@ def _clause(clause: ast.Clause) -> str:
     if clause.kind == "id":
         assert isinstance(value, ast.Name)
         return "as " + value.value
+    if clause.kind == "limit":
+        assert isinstance(value, ast.Rate)
+        return "limit " + _rate(value)
     assert isinstance(value, ast.Str)
     text = format_string(value.value)
     return text if clause.kind == "reason" else f"{clause.kind} {text}"
@@ -277,7 +292,9 @@ class _Printer:
             self.block(item, "input", item.span.start + len("input"), members, separation)
         elif isinstance(item, ast.ActionBlock):
             names = ", ".join(_action_name(name) for name in item.names)
-            members = [_Unit(r.span.start, r.span.end, rule_lines(r, INDENT)) for r in item.rules]
+            members = [_Unit(limit.span.start, limit.span.end, [INDENT + format_limit(limit)])
+                       for limit in item.limits]
+            members += [_Unit(r.span.start, r.span.end, rule_lines(r, INDENT)) for r in item.rules]
             self.block(item, f"action {names}", item.names[-1].span.end, members, separation)
         else:
             self.emit(_Unit(item.span.start, item.span.end, _simple_item_lines(item)), "",

@@ -10,7 +10,7 @@ module imports nothing, so every stage can use it without an import cycle.
 from __future__ import annotations
 
 DECLARATIONS = ("policy", "version", "input", "let", "action", "otherwise", "import", "group")
-CLAUSES = ("when", "as", "risk", "threat", "description", "normalize", "agents")
+CLAUSES = ("when", "as", "risk", "threat", "description", "normalize", "agents", "limit")
 TYPE_WORDS = ("enum", "set")
 OUTCOMES = ("allow", "block", "shutdown")
 OPERATOR_WORDS = ("and", "or", "not", "in", "exists", "starts_with", "ends_with", "contains")

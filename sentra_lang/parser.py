@@ -227,11 +227,13 @@ class TreeBuilder:
         return ast.PolicyDecl(name, version, tuple(settings), span=self.span(tree))
 
     def item_group_decl(self, tree: Node) -> ast.GroupDecl:
-        lines: list[ast.GroupAgents | ast.Setting] = []
+        lines: list[ast.GroupAgents | ast.Setting | ast.Limit] = []
         for child in tree.children[1:]:
             if child.data == "group_agents":
                 lines.append(ast.GroupAgents(tuple(self.string(c) for c in child.children),
                                              span=self.span(child)))
+            elif child.data == "group_limit":
+                lines.append(self.limit(child))
             else:
                 lines.append(self.setting(child))
         return ast.GroupDecl(self.name(tree.children[0]), tuple(lines), span=self.span(tree))
@@ -258,6 +260,20 @@ class TreeBuilder:
         token = period if isinstance(period, Token) else period.children[0]
         return ast.Rate(amount, ast.Duration(str(token), span=self.span(token)),
                         span=self.span(tree))
+
+    def limit(self, tree: Node) -> ast.Limit:
+        """`limit [ACTION] N per DURATION` (the action only in a group)."""
+        action = None
+        if tree.children[0].data == "action_name":
+            action = self.action_name(tree.children[0])
+        return ast.Limit(self.rate(tree.children[-1]), action, span=self.span(tree))
+
+    def action_name(self, tree: Node) -> ast.ActionName:
+        token = tree.children[0]
+        if isinstance(token, Token):
+            return ast.ActionName(str(token), False, span=self.span(token))
+        string = self.string(token)
+        return ast.ActionName(string.value, True, span=string.span)
 
     def item_input_block(self, tree: Node) -> ast.InputBlock:
         return ast.InputBlock(tuple(self.field_decl(c) for c in tree.children), span=self.span(tree))
@@ -300,17 +316,15 @@ class TreeBuilder:
     def item_action_block(self, tree: Node) -> ast.ActionBlock:
         names = []
         rules = []
+        limits = []
         for child in tree.children:
             if child.data == "action_name":
-                token = child.children[0]
-                if isinstance(token, Token):
-                    names.append(ast.ActionName(str(token), False, span=self.span(token)))
-                else:
-                    string = self.string(token)
-                    names.append(ast.ActionName(string.value, True, span=string.span))
+                names.append(self.action_name(child))
+            elif child.data == "block_limit":
+                limits.append(self.limit(child))
             else:
                 rules.append(self.rule(child))
-        return ast.ActionBlock(tuple(names), tuple(rules), span=self.span(tree))
+        return ast.ActionBlock(tuple(names), tuple(rules), tuple(limits), span=self.span(tree))
 
     def rule(self, tree: Node) -> ast.Rule:
         when = None
@@ -328,10 +342,12 @@ class TreeBuilder:
         for child in tree.children[1:]:
             value_node = child.children[0]
             if child.data == "risk":
-                value: ast.Num | ast.Name | ast.Str = self.literal(value_node)  # type: ignore[assignment]
+                value: ast.Num | ast.Name | ast.Str | ast.Rate = self.literal(value_node)  # type: ignore[assignment]
                 kind_name = "risk"
             elif child.data == "rule_id":
                 value, kind_name = self.name(value_node), "id"
+            elif child.data == "limit":
+                value, kind_name = self.rate(value_node), "limit"
             else:
                 value, kind_name = self.string(value_node), str(child.data)
             clauses.append(ast.Clause(kind_name, value, span=self.span(child)))

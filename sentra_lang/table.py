@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
-__all__ = ["PLAIN_SCHEMA_VERSION", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
+__all__ = ["ARITHMETIC_SCHEMA_VERSION", "LIMITS_SCHEMA_VERSION", "PLAIN_SCHEMA_VERSION", "GroupLimit", "Limit", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
            "Group", "RiskDecay", "Row", "Rule", "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
            "dump_table", "json_schema", "seal"]
 
@@ -46,6 +46,10 @@ class PolicyInfo(_Model):
     description: str | None = None
 
 
+ARITHMETIC_SCHEMA_VERSION = 3
+"""The version of a table with arithmetic, ``{action}``/``{agent_id}``, decay or groups."""
+LIMITS_SCHEMA_VERSION = 4
+"""The version of a table with rate limits (``limit``)."""
 PLAIN_SCHEMA_VERSION = 2
 """The version of a table that uses no version-3 feature (``risk_decay``): written so that
 runtimes of version 2 still load it."""
@@ -57,6 +61,30 @@ class RiskDecay(_Model):
 
     amount: int = Field(ge=1)
     period: int = Field(ge=1, description="The period in whole seconds.")
+
+
+class Limit(_Model):
+    """``limit COUNT per PERIOD``: at most ``count`` allowed decisions of an agent in any window
+    of ``period`` seconds (sliding: the ``count`` counted decisions in ``(now - period, now]``
+    block the next). New in schema version 4."""
+
+    count: int = Field(ge=1)
+    period: int = Field(ge=1, description="The window in whole seconds.")
+
+
+class GroupLimit(_Model):
+    """A group's limit: on one ``action`` type, or on every action when it has none. New in
+    schema version 4."""
+
+    action: str | None = Field(default=None, description="The normalised action type; "
+                                                          "absent: every action.")
+    count: int = Field(ge=1)
+    period: int = Field(ge=1, description="The window in whole seconds.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
 
 class Settings(_Model):
@@ -149,6 +177,17 @@ class Rule(_Model):
     condition: str | None = Field(default=None, description="The rule's `when`, as written.")
     generated_id: bool = False
     span: SourceSpan
+    limit: Limit | None = Field(default=None, description="The rule's rate limit (its allowed "
+                                                          "decisions); absent: none. New in "
+                                                          "schema version 4.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_limit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A rule without a limit has no ``limit`` key (older runtimes load it)."""
+        data: dict[str, Any] = handler(self)
+        if data.get("limit", 0) is None:
+            del data["limit"]
+        return data
 
 
 class ActionBlock(_Model):
@@ -156,6 +195,16 @@ class ActionBlock(_Model):
 
     names: list[str]
     rows: list[Row]
+    limits: list[Limit] = Field(default_factory=list,
+                                description="Rate limits on the block's actions, counted "
+                                            "together; absent: none. New in schema version 4.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_limits(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("limits", 1):
+            del data["limits"]
+        return data
 
 
 class Group(_Model):
@@ -169,12 +218,15 @@ class Group(_Model):
     risk_threshold: int | None = Field(default=None, ge=1)
     strikes: int | None = Field(default=None, ge=1)
     risk_decay: RiskDecay | None = None
+    limits: list[GroupLimit] = Field(default_factory=list,
+                                     description="Rate limits for each agent of the group; "
+                                                 "absent: none. New in schema version 4.")
 
     @model_serializer(mode="wrap")
     def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A setting the group does not override has no key."""
+        """A setting the group does not override has no key, nor do absent limits."""
         data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items() if value is not None}
+        return {key: value for key, value in data.items() if value is not None and value != []}
 
 
 class Table(_Model):

@@ -45,6 +45,7 @@ from sentra_runtime.inputs import UNDECLARED, Problem
 from sentra_runtime.policy import (
     ARITHMETIC_VERSION,
     GroupSpec,
+    LimitSpec,
     Policy,
     RuleSpec,
     load_policy,
@@ -54,7 +55,12 @@ State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
 and returns it. Under a policy with ``risk_decay``, an agent whose cumulative risk is above 0
 has a fourth item, its decay anchor (whole microseconds since the epoch, UTC): see
-:func:`decay`."""
+:func:`decay`. Under a policy with rate limits, an agent with counted decisions has a fifth
+item, its limit windows (:data:`Windows`), and the fourth is ``None`` when it has no anchor."""
+Windows = dict[str, tuple[int, ...]]
+"""An agent's rate-limit windows: per limit (its :attr:`LimitSpec.key`), the times of the last
+allowed decisions it counted (whole microseconds since the epoch, oldest first, at most the
+limit's count). Never changed in place: a decision that counts makes a new dict."""
 FRESH: State = (0, 0, False)
 """The state of an agent never seen, or reset."""
 
@@ -66,8 +72,10 @@ UNDECLARED_FIELD_ID = "UNDECLARED_FIELD"
 UNKNOWN_ACTION_ID = "UNKNOWN_ACTION"
 NO_RULE_MATCHED_ID = "NO_RULE_MATCHED"
 ARITHMETIC_ERROR_ID = "ARITHMETIC_ERROR"
+RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
 BUILT_IN_BLOCKS = frozenset({THRESHOLD_EXCEEDED, INVALID_INPUT_ID, UNDECLARED_FIELD_ID,
-                             UNKNOWN_ACTION_ID, NO_RULE_MATCHED_ID, ARITHMETIC_ERROR_ID})
+                             UNKNOWN_ACTION_ID, NO_RULE_MATCHED_ID, ARITHMETIC_ERROR_ID,
+                             RATE_LIMIT_EXCEEDED})
 """The rule ids of the blocks the runtime decides itself, no rule of the policy."""
 BUILT_IN_SHUTDOWNS = frozenset({SHUTDOWN_AFTER_BLOCKS, ALREADY_SHUT_DOWN})
 """The rule ids of the shutdowns the runtime decides itself."""
@@ -114,6 +122,17 @@ class Decider:
         groups, :meth:`grouped_transition` (which calls the agent's group's)."""
         self._members: dict[str, Decider] = {}
         """Agent id to its group's decider (a cache: membership is a function of the id)."""
+        self._limit_keys = limit_keys(self.policy)
+        self.limited = bool(self._limit_keys)
+        """Whether the policy has a rate limit (then :meth:`limited_transition` is the step)."""
+        self._group_limits: tuple[LimitSpec, ...] = ()
+        self._limits_by_action = {name: action.limits for action in self.policy.actions
+                                  for name in action.names}
+        self._applicable: dict[tuple[str, str], tuple[LimitSpec, ...]] = {}
+        self._limit_classes: dict[tuple[str, str], type[EvaluatedDecision]] = {}
+        if self.limited:
+            self._inner_step = self.step
+            self.step = self.limited_transition
         if self.policy.groups:
             self._ungrouped = self._for_group(None)
             self._groups = tuple((group, self._for_group(group))
@@ -131,6 +150,11 @@ class Decider:
         view._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
         view.decays = decay is not None
         view.step = view.transition if decay is None else view.decaying_transition
+        view._group_limits = () if group is None else group.limits
+        view._applicable = {}
+        if view.limited:
+            view._inner_step = view.step
+            view.step = view.limited_transition
         return view
 
     def member(self, agent_id: str) -> Decider:
@@ -186,7 +210,9 @@ class Decider:
         amount, period_us = self._decay
         now_us = round(now * 1_000_000)
         taken, cumulative, anchor = decay(state, now_us, amount, period_us)
-        decision, after = self.transition((cumulative, state[1], state[2]), agent_id, action,
+        inner = ((cumulative, state[1], state[2]) if len(state) < 5
+                 else (cumulative, state[1], state[2], None, state[4]))
+        decision, after = self.transition(inner, agent_id, action,  # type: ignore[arg-type]
                                           fields, code, payload, seq, now)
         kept = decision.__dict__
         kept["decayed"] = taken
@@ -218,7 +244,9 @@ class Decider:
         """
         try:
             cumulative, blocked, down = state
-        except ValueError:   # a state with a decay anchor, under a policy without decay
+            windows = None
+        except ValueError:   # a state with a decay anchor or limit windows (kept by the callers)
+            windows = state[4] if len(state) > 4 else None  # type: ignore[misc]
             cumulative, blocked, down = state = state[:3]
         if down:
             decision = _new(self._specials.already)
@@ -232,14 +260,17 @@ class Decider:
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
-            if row.allows and projected <= self._threshold:
+            over = self.limited and row.allows and self._over_limit(row, action, windows, now)
+            if over:
+                cls, reason = over
+            elif row.allows and projected <= self._threshold:
                 decision = _new(row.allowed_class)
                 reason = None if row.render is None else row.render(payload, action, agent_id)
                 _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                         reason, seq, None, code, payload, state))
                 return decision, (state if projected == cumulative
                                   else (projected, blocked, False))
-            if row.allows:
+            elif row.allows:
                 cls = row.threshold_class
                 reason = (f"Projected risk would reach {projected}/{self._threshold}. "
                           "Action blocked before execution.")
@@ -261,6 +292,82 @@ class Decider:
         _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason, seq,
                                 _kept(fields, code), code, payload, state))
         return decision, (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
+
+    # -- rate limits ---------------------------------------------------------------------------
+
+    def limits_of(self, rule_id: str, action: str) -> tuple[LimitSpec, ...]:
+        """The limits that count an allowed decision of ``rule_id`` on ``action`` for an agent
+        of this view's group, in the order they are checked (docs/language.md, "Rate limits"):
+        the rule's, the action block's, the group's on the action, the group's on all."""
+        found = self._applicable.get((rule_id, action))
+        if found is None:
+            rule_limit = self.policy.rule(rule_id).limit
+            found = (*(() if rule_limit is None else (rule_limit,)),
+                     *self._limits_by_action.get(action, ()),
+                     *(limit for limit in self._group_limits if limit.action == action),
+                     *(limit for limit in self._group_limits if limit.action is None))
+            if len(self._applicable) >= _MEMBER_CACHE:
+                self._applicable.clear()
+            self._applicable[(rule_id, action)] = found
+        return found
+
+    def _over_limit(self, row: _RuleOutcomes, action: str, windows: Windows | None,
+                    now: float) -> tuple[type[EvaluatedDecision], str] | None:
+        """The block of the first limit the decision would go over (its class and reason), or
+        ``None``: a limit of N per D is reached when N counted decisions are in
+        ``(now - D, now]``."""
+        limits = self.limits_of(row.rule.id, action)
+        if not limits or not windows:
+            return None
+        now_us = round(now * MICROSECONDS)
+        for limit in limits:
+            if counted_in_window(windows.get(limit.key, ()), now_us, limit) >= limit.count:
+                return (self._limit_class(row, limit),
+                        f"Rate limit reached: {limit} for {limit.target}. Action blocked before "
+                        "execution.")
+        return None
+
+    def _limit_class(self, row: _RuleOutcomes, limit: LimitSpec) -> type[EvaluatedDecision]:
+        rule = row.rule
+        found = self._limit_classes.get((rule.id, limit.key))
+        if found is None:
+            found = self._limit_classes[(rule.id, limit.key)] = self.decision_class(
+                BLOCK, RATE_LIMIT_EXCEEDED, rule.threat or "Rate Limit Exceeded",
+                rule.description, rule.risk, 0, ACTIVE, limit=str(limit),
+                limit_target=limit.target, limit_rule=rule.id)
+        return found
+
+    def limited_transition(self, state: State, agent_id: str, action: str, fields: Any,
+                           code: int, payload: Any, seq: int | None = None,
+                           now: float = 0.0) -> tuple[Decision, State]:
+        """The state step of a policy with rate limits: the step without them (which blocks a
+        decision over a limit), then an allowed decision counts in each limit that applies:
+        its time joins the limit's window, which keeps the last N times."""
+        decision, after = self._inner_step(state, agent_id, action, fields, code, payload, seq,
+                                           now)
+        windows: Windows | None = state[4] if len(state) > 4 else None  # type: ignore[misc]
+        if decision.allowed:
+            limits = self.limits_of(decision.rule_id, action)
+            if limits:
+                windows = count_decision(windows, limits, round(now * MICROSECONDS),
+                                         self._limit_keys)
+        if not windows:
+            return decision, after
+        anchor = after[3] if len(after) > 3 else None  # type: ignore[misc]
+        return decision, (after[0], after[1], after[2], anchor, windows)  # type: ignore[return-value]
+
+    def limit_usage(self, state: State, now: float,
+                    agent_id: str = "") -> list[tuple[LimitSpec, int]]:
+        """Every limit that applies to the agent (the rules', the blocks', its group's), each
+        with how many counted decisions its window holds at ``now``."""
+        view = self.member(agent_id)
+        windows: Windows = state[4] if len(state) > 4 else {}  # type: ignore[misc]
+        limits = [*(rule.limit for rule in self.policy.rules if rule.limit is not None),
+                  *(limit for action in self.policy.actions for limit in action.limits),
+                  *view._group_limits]
+        now_us = round(now * MICROSECONDS)
+        return [(limit, counted_in_window(windows.get(limit.key, ()), now_us, limit))
+                for limit in limits]
 
     # -- what decisions are made of ------------------------------------------------------------
 
@@ -413,6 +520,36 @@ def decay(state: tuple[int, ...], now_us: int, amount: int,
     taken = min(periods * amount, risk)
     risk -= taken
     return taken, risk, None if risk == 0 else anchor + periods * period_us
+
+
+def limit_keys(policy: Policy) -> frozenset[str]:
+    """The window keys of every limit of the policy (an agent's windows of other keys, left
+    by an earlier policy, are dropped when it next counts)."""
+    return frozenset(
+        [rule.limit.key for rule in policy.rules if rule.limit is not None]
+        + [limit.key for action in policy.actions for limit in action.limits]
+        + [limit.key for group in policy.groups for limit in group.limits])
+
+
+def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> int:
+    """How many of a window's times are in ``(now - period, now]`` (a time after ``now``, from a
+    clock that went back, counts too: the window never shrinks by a clock's mistake)."""
+    cutoff = now_us - limit.period * MICROSECONDS
+    return sum(1 for moment in times if moment > cutoff)
+
+
+def count_decision(windows: Windows | None, limits: tuple[LimitSpec, ...], now_us: int,
+                   keys: frozenset[str]) -> Windows:
+    """New windows with an allowed decision at ``now_us`` counted in each of ``limits``: each
+    keeps its times still in the window and this one, at most the limit's count."""
+    kept = {} if windows is None else {key: times for key, times in windows.items()
+                                       if key in keys}
+    for limit in limits:
+        cutoff = now_us - limit.period * MICROSECONDS
+        times = [moment for moment in kept.get(limit.key, ()) if moment > cutoff]
+        times.append(now_us)
+        kept[limit.key] = tuple(times[-limit.count:])
+    return kept
 
 
 def _anchored(state: State, anchor: int) -> State:

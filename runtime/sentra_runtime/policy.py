@@ -31,16 +31,19 @@ from sentra_runtime.inputs import (
     normalizer,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The newest table schema this runtime reads. Version 2 added ``settings.undeclared_fields``;
 a version-1 table has no such setting and ignores undeclared fields, as runtimes did then.
 Version 3 added arithmetic tests (``left``/``right`` expression trees), the reason
 placeholders ``{action}`` and ``{agent_id}``, and ``settings.risk_decay``; the compiler writes 3
-only for a table that uses one of them, so older runtimes keep loading every other table."""
+only for a table that uses one of them, so older runtimes keep loading every other table.
+Version 4 added rate limits (a rule's ``limit``, a block's and a group's ``limits``)."""
+LIMITS_VERSION = 4
+"""The first schema version with rate limits."""
 ARITHMETIC_VERSION = 3
 """The first schema version with arithmetic tests and the ``{action}``/``{agent_id}``
 placeholders."""
-UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE, 3: REFUSE}
+UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE, 3: REFUSE, 4: REFUSE}
 """What a table that does not say ``undeclared_fields`` does, by schema version."""
 
 FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
@@ -234,6 +237,24 @@ class RowSpec:
 
 
 @dataclass(frozen=True)
+class LimitSpec:
+    """A rate limit (docs/language.md, "Rate limits"): at most ``count`` allowed decisions of
+    an agent in any window of ``period`` seconds. ``key`` names the limit's window in the
+    agent's stored state; ``target`` is what it counts, as a reason names it. New in schema
+    version 4."""
+
+    key: str
+    count: int
+    period: int
+    target: str
+    action: str | None = None
+    """A group limit's action (``None``: every action); unused by other limits."""
+
+    def __str__(self) -> str:
+        return f"{self.count} per {duration_text(self.period)}"
+
+
+@dataclass(frozen=True)
 class RuleSpec:
     id: str
     outcome: str
@@ -242,12 +263,16 @@ class RuleSpec:
     reason: str
     description: str | None
     condition: str | None
+    limit: LimitSpec | None = None
+    """The rule's rate limit (its allowed decisions); ``None``: none."""
 
 
 @dataclass(frozen=True)
 class ActionSpec:
     names: tuple[str, ...]
     rows: tuple[RowSpec, ...]
+    limits: tuple[LimitSpec, ...] = ()
+    """The block's rate limits (its actions' allowed decisions, counted together)."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +305,8 @@ class GroupSpec:
     risk_threshold: int | None = None
     strikes: int | None = None
     risk_decay: RiskDecay | None = None
+    limits: tuple[LimitSpec, ...] = ()
+    """The group's rate limits, for each agent in it (on one action or every action)."""
 
     def holds(self, agent_id: str) -> bool:
         """Whether one of the group's patterns matches the agent's id."""
@@ -468,6 +495,8 @@ _SETTINGS = {
     2: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields"}),
     3: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields",
                   "risk_decay"}),
+    4: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields",
+                  "risk_decay"}),
 }
 """The keys of ``settings``, by schema version."""
 _NONE: frozenset[str] = frozenset()
@@ -477,17 +506,29 @@ _INFO = (frozenset({"name", "version"}), frozenset({"description"}))
 _INPUT = (frozenset({"name", "type"}),
           frozenset({"optional", "default", "has_default", "normalize", "values"}))
 _RULE = (frozenset({"id", "outcome", "span"}),
-         frozenset({"risk", "threat", "reason", "description", "condition", "generated_id"}))
+         frozenset({"risk", "threat", "reason", "description", "condition", "generated_id",
+                    "limit"}))
 _SPAN = (frozenset({"file", "line", "column", "end_line", "end_column"}), _NONE)
-_ACTION = (frozenset({"names", "rows"}), _NONE)
+_ACTION = (frozenset({"names", "rows"}), frozenset({"limits"}))
 _ROW = (frozenset({"rule"}), frozenset({"tests"}))
 _TEST = (frozenset({"op"}), frozenset({"field", "value", "other", "negate", "left", "right"}))
 _ARITHMETIC_TEST = (frozenset({"op", "left", "right"}), frozenset({"negate"}))
 _DECAY = (frozenset({"amount", "period"}), _NONE)
-_GROUP = (frozenset({"name", "agents"}), frozenset({"risk_threshold", "strikes", "risk_decay"}))
+_GROUP = (frozenset({"name", "agents"}), frozenset({"risk_threshold", "strikes", "risk_decay",
+                                                    "limits"}))
+_LIMIT = (frozenset({"count", "period"}), _NONE)
+_GROUP_LIMIT = (frozenset({"count", "period"}), frozenset({"action"}))
 GROUPS_VERSION = 3
 """The first table schema with ``groups``."""
 """Per object of the schema: its required and its optional keys."""
+
+
+def _group_limit_target(group: str, data: Any) -> tuple[str, str]:
+    """A group limit's window key prefix and what it counts (for one action, or all)."""
+    action = data.get("action") if isinstance(data, Mapping) else None
+    if isinstance(action, str):
+        return f"group {group} {action}", f"`{action}` in group `{group}`"
+    return f"group {group} *", f"all actions in group `{group}`"
 
 
 def _at(path: str, key: str) -> str:
@@ -512,9 +553,9 @@ class _Validator:
                                 (_NONE, _SETTINGS[min(schema_version, SCHEMA_VERSION)]))
         inputs = tuple(self._input(f"input[{i}]", item)
                        for i, item in enumerate(self._list("", "input", data["input"])))
+        self.schema_version = schema_version
         rules = tuple(self._rule(f"rules[{i}]", item)
                       for i, item in enumerate(self._list("", "rules", data["rules"])))
-        self.schema_version = schema_version
         actions = tuple(self._action(f"actions[{i}]", item)
                         for i, item in enumerate(self._list("", "actions", data["actions"])))
         policy = Policy(
@@ -584,9 +625,28 @@ class _Validator:
                 if value < 1:
                     raise _fail(f"{path}.{key}", f"expected a positive integer, got {value}")
             limits[key] = value
-        return GroupSpec(self._str(path, "name", item["name"]), tuple(agents),
-                         limits["risk_threshold"], limits["strikes"],
-                         self._decay(f"{path}.risk_decay", item.get("risk_decay")))
+        name = self._str(path, "name", item["name"])
+        rate_limits = tuple(
+            self._limit(f"{path}.limits[{i}]", limit, _group_limit_target(name, limit))
+            for i, limit in enumerate(self._list(path, "limits", item.get("limits", []))))
+        return GroupSpec(name, tuple(agents), limits["risk_threshold"], limits["strikes"],
+                         self._decay(f"{path}.risk_decay", item.get("risk_decay")), rate_limits)
+
+    def _limit(self, path: str, data: Any, target: tuple[str, str]) -> LimitSpec:
+        """A rate limit; ``target`` is its window's key prefix and what it counts."""
+        if self.schema_version < LIMITS_VERSION:
+            raise _fail(path, f"limits need table schema version {LIMITS_VERSION}, the table "
+                              f"says {self.schema_version}")
+        item = self._object(path, data, _GROUP_LIMIT if path.startswith("groups") else _LIMIT)
+        if "action" in item:
+            self._str(path, "action", item["action"])
+        count, period = self._int(path, "count", item["count"]), \
+            self._int(path, "period", item["period"])
+        for key, value in (("count", count), ("period", period)):
+            if value < 1:
+                raise _fail(f"{path}.{key}", f"expected a positive integer, got {value}")
+        action = item.get("action")
+        return LimitSpec(f"{target[0]} per {period}", count, period, target[1], action)
 
     def _decay(self, path: str, data: Any) -> RiskDecay | None:
         if data is None:
@@ -633,6 +693,8 @@ class _Validator:
             reason=self._str(path, "reason", item.get("reason", "")),
             description=self._optional_str(path, "description", item.get("description")),
             condition=self._optional_str(path, "condition", item.get("condition")),
+            limit=None if item.get("limit") is None else self._limit(
+                f"{path}.limit", item["limit"], (f"rule {item['id']}", f"`{item['id']}`")),
         )
 
     def _span(self, path: str, data: Any) -> None:
@@ -645,9 +707,16 @@ class _Validator:
         item = self._object(path, data, _ACTION)
         names = self._list(path, "names", item["names"])
         rows = self._list(path, "rows", item["rows"])
+        action_names = tuple(self._str(path, f"names[{i}]", name)
+                             for i, name in enumerate(names))
+        target = (f"action {','.join(action_names)}",
+                  ", ".join(f"`{name}`" for name in action_names))
         return ActionSpec(
-            names=tuple(self._str(path, f"names[{i}]", name) for i, name in enumerate(names)),
+            names=action_names,
             rows=tuple(self._row(f"{path}.rows[{i}]", row) for i, row in enumerate(rows)),
+            limits=tuple(self._limit(f"{path}.limits[{i}]", limit, target)
+                         for i, limit in enumerate(self._list(path, "limits",
+                                                              item.get("limits", [])))),
         )
 
     def _row(self, path: str, data: Any) -> RowSpec:
