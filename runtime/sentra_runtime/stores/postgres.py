@@ -77,6 +77,7 @@ from sentra_runtime.stores.schema import (
     SchemaError,
     StoreUnavailable,
     checked_version,
+    stored_state,
 )
 
 AGENT_LOCKS = 1936027252
@@ -105,10 +106,20 @@ UPGRADE_TO_3 = (
 )
 """Version 2 to 3: each agent's risk-decay anchor (whole microseconds since the epoch; NULL
 when it has none); ``sentra_begin`` returns it (so it is made again, by :data:`FUNCTIONS`)."""
+UPGRADE_TO_4_LIMITS = (
+    "ALTER TABLE sentra_agents ADD COLUMN limit_windows text",
+    "DROP FUNCTION IF EXISTS sentra_begin(text, boolean)",
+)
+"""Version 3 to 4, rate limits: each agent's limit windows (JSON; NULL when it has none);
+``sentra_begin`` returns them."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS,)
+"""Version 3 to 4."""
+UPGRADES = {2: (*UPGRADE_TO_3, *UPGRADE_TO_4), 3: UPGRADE_TO_4}
+"""The statements that upgrade a store of each older version (then :data:`FUNCTIONS`)."""
 FUNCTIONS = (
     f"""CREATE OR REPLACE FUNCTION sentra_begin(agents text, every boolean)
     RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
-                   shut_down boolean, decay_anchor bigint)
+                   shut_down boolean, decay_anchor bigint, limit_windows text)
     LANGUAGE plpgsql AS $$
 DECLARE
     ids bytea[] := sentra_ids(agents);
@@ -121,7 +132,7 @@ BEGIN
     END IF;
     -- a statement of its own: its snapshot is taken with the locks held
     RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
-        a.decay_anchor FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
+        a.decay_anchor, a.limit_windows FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
 END
 $$""",
     """CREATE OR REPLACE FUNCTION sentra_ids(agents text) RETURNS bytea[]
@@ -146,7 +157,7 @@ BEGIN
         PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
         PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
         UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
-            decay_anchor = NULL;
+            decay_anchor = NULL, limit_windows = NULL;
     ELSIF gate = 'shared' THEN
         PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
         PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
@@ -155,16 +166,16 @@ BEGIN
     END IF;
     -- records: [kind, agent (hex), label, before prev, before seq, after seq, state or null]
     INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
-                                    decay_anchor)
+                                    decay_anchor, limit_windows)
         SELECT DISTINCT ON (agent) decode(agent, 'hex'), (state->>0)::bigint,
-               (state->>1)::bigint, (state->>2)::boolean, (state->>3)::bigint
+               (state->>1)::bigint, (state->>2)::boolean, (state->>3)::bigint, state->>4
         FROM (SELECT r->>1 AS agent, r->6 AS state, position
               FROM json_array_elements(records::json) WITH ORDINALITY AS e(r, position)) AS s
         WHERE json_typeof(state) = 'array'
         ORDER BY agent, position DESC   -- each agent's last state
         ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
             blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
-            decay_anchor = excluded.decay_anchor;
+            decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
     SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
     FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
                          r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq
@@ -346,7 +357,7 @@ class PostgresStore:
         agents = _ids(sorted({pending.agent_id for pending in batch}))
         rows = connection.execute(_BEGIN, (agents, False)).fetchall()
         states: dict[str, RawState] = {
-            bytes(row[0]).decode(): _raw(row[1], row[2], row[3], row[4]) for row in rows}
+            bytes(row[0]).decode(): _raw(row[1], row[2], row[3], row[4], row[5]) for row in rows}
         stored = set(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
@@ -448,8 +459,9 @@ class PostgresStore:
         return AgentState.from_raw(self.raw_state(agent_id))
 
     def raw_state(self, agent_id: str) -> RawState:
-        row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor "
-                             "FROM sentra_agents WHERE agent_id = %s", (_key(agent_id),))
+        row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
+                             "limit_windows FROM sentra_agents WHERE agent_id = %s",
+                             (_key(agent_id),))
         return FRESH if row is None else _raw(*row)
 
     def count_agents(self) -> tuple[int, int]:
@@ -610,11 +622,13 @@ class _Snapshot:
         return (-1, None) if row is None else (int(row[0]), row[1])
 
     def states(self) -> Iterator[tuple[str, RawState]]:
-        anchor = "decay_anchor" if schema_version(self.connection) >= 3 else "NULL"
-        self.execute(f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor} "
-                     "FROM sentra_agents ORDER BY agent_id")
-        for agent, risk, blocked, down, decay_anchor in self:
-            yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor)
+        version = schema_version(self.connection)
+        anchor = "decay_anchor" if version >= 3 else "NULL"
+        windows = "limit_windows" if version >= 4 else "NULL"
+        self.execute(f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor}, "
+                     f"{windows} FROM sentra_agents ORDER BY agent_id")
+        for agent, risk, blocked, down, decay_anchor, limit_windows in self:
+            yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor, limit_windows)
 
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:
@@ -690,12 +704,12 @@ def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
         connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", SCHEMA_LOCK)
         found = schema_version(connection)
         if found == 0:
-            for statement in (*SCHEMA, *UPGRADE_TO_3, *FUNCTIONS):
+            for statement in (*SCHEMA, *UPGRADE_TO_3, *UPGRADE_TO_4, *FUNCTIONS):
                 connection.execute(statement)
             connection.execute("INSERT INTO sentra_meta (key, value) VALUES "
                                "('schema_version', %s)", (str(SCHEMA_VERSION),))
         elif checked_version(found, where, upgrade=upgrade) < SCHEMA_VERSION:
-            for statement in (*UPGRADE_TO_3, *FUNCTIONS):
+            for statement in (*UPGRADES[found], *FUNCTIONS):
                 connection.execute(statement)
             connection.execute("UPDATE sentra_meta SET value = %s WHERE key = 'schema_version'",
                                (str(SCHEMA_VERSION),))
@@ -758,11 +772,8 @@ def _storable(pending: Pending) -> bool:
     return True
 
 
-def _raw(risk: int, blocked: int, down: bool, anchor: int | None) -> RawState:
-    """A stored row as the decider's state: with the decay anchor when there is one."""
-    if anchor is None:
-        return risk, blocked, down
-    return risk, blocked, down, anchor  # type: ignore[return-value]
+_raw = stored_state
+"""A stored row as the decider's state (:func:`~sentra_runtime.stores.schema.stored_state`)."""
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,8 +5,9 @@ from before versions were recorded (``agents`` and ``audit``); version 2 adds th
 seq and hash of the last audit record, written with every record in the same transaction, so
 that records deleted from the end of the log are found) and the compiled tables of the policies
 loaded (so that every process sharing the store can load the policy another one loaded);
-version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one).
-PostgreSQL stores start at version 2.
+version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one);
+version 4 adds each agent's rate-limit windows (a column holding JSON, :func:`windows_text`, NULL
+for an agent without counted decisions). PostgreSQL stores start at version 2.
 
 A store opens a database with an older schema only to upgrade it (``upgrade=True``, the
 default: in one transaction, additive, so a process of an older runtime on the same database
@@ -15,7 +16,10 @@ keeps working), and refuses a newer one (:class:`SchemaError`).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+import json
+from typing import Any
+
+SCHEMA_VERSION = 4
 """The schema version this runtime creates and writes."""
 UNVERSIONED = 1
 """The version of a SQLite store file written before versions were recorded."""
@@ -44,3 +48,41 @@ def checked_version(found: int, where: str, *, upgrade: bool) -> int:
                           f"sentra-runtime's ({SCHEMA_VERSION}): upgrade it with `sentra-lang "
                           "db upgrade`")
     return found
+
+
+def windows_text(state: tuple[Any, ...]) -> str | None:
+    """An agent state's rate-limit windows as stored (JSON: each limit's key to its times, in
+    whole microseconds); ``None`` when it has none."""
+    if len(state) < 5 or not state[4]:
+        return None
+    return json.dumps({key: list(times) for key, times in state[4].items()},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def stored_state(risk: int, blocked: int, down: Any, anchor: int | None,
+                 windows: str | None = None) -> Any:
+    """A stored row as the decider's state: with the decay anchor when there is one, and the
+    limit windows when there are some (then the anchor's place holds ``None`` without one).
+    Windows edited into something that is no JSON of lists of times count as none."""
+    if windows is not None:
+        kept = _windows(windows)
+        if kept:
+            return risk, blocked, bool(down), anchor, kept
+    if anchor is None:
+        return risk, blocked, bool(down)
+    return risk, blocked, bool(down), anchor
+
+
+def _windows(text: str) -> dict[str, tuple[int, ...]] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kept: dict[str, tuple[int, ...]] = {}
+    for key, times in data.items():
+        if not isinstance(times, list) or not all(type(t) is int for t in times):
+            return None
+        kept[key] = tuple(times)
+    return kept

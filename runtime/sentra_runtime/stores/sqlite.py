@@ -59,7 +59,14 @@ from sentra_runtime.stores.group_commit import (
     Pending,
     fail_batch,
 )
-from sentra_runtime.stores.schema import SCHEMA_VERSION, UNVERSIONED, SchemaError, checked_version
+from sentra_runtime.stores.schema import (
+    SCHEMA_VERSION,
+    UNVERSIONED,
+    SchemaError,
+    checked_version,
+    stored_state,
+    windows_text,
+)
 
 VERSION_1 = (
     "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, cumulative_risk INTEGER NOT NULL, "
@@ -82,17 +89,25 @@ UPGRADE_TO_3 = (
 )
 """Version 2 to 3: each agent's risk-decay anchor (whole microseconds since the epoch; NULL
 when it has none)."""
-_SELECT_STATE = ("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor FROM agents "
-                 "WHERE agent_id = ?")
+UPGRADE_TO_4_LIMITS = (
+    "ALTER TABLE agents ADD COLUMN limit_windows TEXT",
+)
+"""Version 3 to 4, rate limits: each agent's limit windows (JSON; NULL when it has none)."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS,)
+"""Version 3 to 4."""
+_SELECT_STATE = ("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
+                 "limit_windows FROM agents WHERE agent_id = ?")
 _UPSERT_STATE = (
-    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down, decay_anchor) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
+    "limit_windows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
     "cumulative_risk = excluded.cumulative_risk, blocked_attempts = excluded.blocked_attempts, "
-    "shut_down = excluded.shut_down, decay_anchor = excluded.decay_anchor"
+    "shut_down = excluded.shut_down, decay_anchor = excluded.decay_anchor, "
+    "limit_windows = excluded.limit_windows"
 )
 _LAST_AUDIT = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _STATE_AND_LAST_AUDIT = (
     "SELECT a.cumulative_risk, a.blocked_attempts, a.shut_down, a.decay_anchor, "
+    "a.limit_windows, "
     "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), "
     "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) "
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
@@ -220,9 +235,9 @@ class SQLiteStore:
 
     def _decide_one(self, connection: sqlite3.Connection, pending: Pending) -> None:
         """One decision in its own transaction: the state and the log's head in one query."""
-        risk, blocked, down, anchor, last, prev = connection.execute(
+        risk, blocked, down, anchor, windows, last, prev = connection.execute(
             _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
-        state = FRESH if risk is None else _raw(risk, blocked, down, anchor)
+        state = FRESH if risk is None else _raw(risk, blocked, down, anchor, windows)
         self._write(connection, pending, state, risk is None, None if last is None
                     else (last, prev))
 
@@ -250,8 +265,7 @@ class SQLiteStore:
             pending.fail(error)
             return head
         if new_agent or new_state != state:
-            connection.execute(_UPSERT_STATE, (pending.agent_id, *new_state) if len(new_state) > 3
-                               else (pending.agent_id, *new_state, None))
+            connection.execute(_UPSERT_STATE, _row(pending.agent_id, new_state))
         connection.execute(_INSERT_AUDIT, (seq, digest, body))
         pending.decided(decision)
         return seq, digest
@@ -262,10 +276,10 @@ class SQLiteStore:
             if agent_id is None:
                 agents = [row[0] for row in connection.execute("SELECT agent_id FROM agents")]
                 connection.execute("UPDATE agents SET cumulative_risk = 0, blocked_attempts = 0, "
-                                   "shut_down = 0, decay_anchor = NULL")
+                                   "shut_down = 0, decay_anchor = NULL, limit_windows = NULL")
             else:
                 agents = [agent_id]
-                connection.execute(_UPSERT_STATE, (agent_id, *FRESH, None))
+                connection.execute(_UPSERT_STATE, _row(agent_id, FRESH))
             seq = self._append(connection, audit.reset_record(
                 time.time() if now is None else now, policy_hash, agent_id, operator, agents))
         return Reset(sorted(agents), seq)
@@ -470,8 +484,9 @@ def prepare_schema(connection: sqlite3.Connection, path: str, *, upgrade: bool) 
     """Create the schema in an empty file; check the version of an existing one and upgrade an
     older one (inside the caller's write transaction)."""
     found = schema_version(connection)
-    upgrades = {0: (*VERSION_1, *UPGRADE_TO_2, *UPGRADE_TO_3),
-                UNVERSIONED: (*UPGRADE_TO_2, *UPGRADE_TO_3), 2: UPGRADE_TO_3}
+    upgrades = {0: (*VERSION_1, *UPGRADE_TO_2, *UPGRADE_TO_3, *UPGRADE_TO_4),
+                UNVERSIONED: (*UPGRADE_TO_2, *UPGRADE_TO_3, *UPGRADE_TO_4),
+                2: (*UPGRADE_TO_3, *UPGRADE_TO_4), 3: UPGRADE_TO_4}
     if found != 0:
         checked_version(found, path, upgrade=upgrade)
     for statement in upgrades.get(found, ()):
@@ -579,18 +594,23 @@ def _log_end(connection: sqlite3.Connection) -> audit.Head:
 
 
 def _stored_states(connection: sqlite3.Connection) -> Iterator[tuple[str, RawState]]:
-    anchor = "decay_anchor" if schema_version(connection) >= 3 else "NULL"
-    for agent, risk, blocked, down, decay_anchor in connection.execute(
-            f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor} FROM "
-            "agents ORDER BY agent_id"):
-        yield agent, _raw(risk, blocked, down, decay_anchor)
+    version = schema_version(connection)
+    anchor = "decay_anchor" if version >= 3 else "NULL"
+    windows = "limit_windows" if version >= 4 else "NULL"
+    for agent, risk, blocked, down, decay_anchor, limit_windows in connection.execute(
+            f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor}, {windows} "
+            "FROM agents ORDER BY agent_id"):
+        yield agent, _raw(risk, blocked, down, decay_anchor, limit_windows)
 
 
-def _raw(risk: int, blocked: int, down: int, anchor: int | None) -> RawState:
-    """A stored row as the decider's state: with the decay anchor when there is one."""
-    if anchor is None:
-        return risk, blocked, bool(down)
-    return risk, blocked, bool(down), anchor  # type: ignore[return-value]
+_raw = stored_state
+"""A stored row as the decider's state (:func:`~sentra_runtime.stores.schema.stored_state`)."""
+
+
+def _row(agent_id: str, state: RawState) -> tuple[Any, ...]:
+    """The parameters of :data:`_UPSERT_STATE` for an agent's state."""
+    anchor = state[3] if len(state) > 3 else None  # type: ignore[misc]
+    return (agent_id, state[0], state[1], state[2], anchor, windows_text(state))
 
 
 def _table(text: str) -> dict[str, Any]:
