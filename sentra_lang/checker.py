@@ -687,7 +687,8 @@ class Checker:
         if outcome.kind != "allow":
             self.report("SL225", f"a `{outcome.kind}` rule is never limited", clause.span,
                         help="a limit counts the decisions a rule allows: put it on an "
-                             "`allow` rule")
+                             "`allow` rule, or before the rules of the action block to limit "
+                             "the block's actions")
             return None
         return self._rate_limit(clause.value)
 

@@ -119,7 +119,7 @@ def test_db_upgrade_creates_the_schema_of_an_empty_postgres_database(
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("UPDATE sentra_meta SET value = '9'")
     code, _, err = run(capsys, "db", "upgrade", postgres_url)
-    assert code == 2 and "version 9, newer than this sentra-runtime supports (3)" in err
+    assert code == 2 and "version 9, newer than this sentra-runtime supports (4)" in err
     code, _, err = run(capsys, "audit", "verify", postgres_url)
     assert code == 2 and "version 9, newer" in err
 

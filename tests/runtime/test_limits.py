@@ -1,0 +1,228 @@
+"""Rate limits (docs/language.md, "Rate limits"; docs/runtime.md, "Rate-limit windows"): known
+answers written from the docs, in every store; the sliding window against a brute-force oracle;
+durability across a restart and the store upgrade from version 3."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sentra_runtime import Decider, Engine, SQLiteStore, Store
+
+from tests.runtime.helpers import T0, Clock, assert_decision, compiled_table
+
+HOUR = 3600
+LIMITED = '''policy refunds version "1" {
+  risk_threshold 100
+  strikes 3
+}
+
+input {
+  amount: number
+}
+
+group trusted {
+  agents "ops-*"
+  limit 4 per 1h
+  limit ISSUE_REFUND 3 per 1h
+}
+
+action ISSUE_REFUND, REFUND_PART {
+  limit 6 per 1d
+  when amount > 100 block as BIG_REFUND threat "Financial Overreach" "Too big."
+  when amount > 50 allow risk 30 as LARGE_REFUND limit 2 per 1h
+  allow as SMALL_REFUND limit 5 per 1h
+}
+
+otherwise allow as OTHER
+'''
+TABLE = compiled_table(LIMITED)
+
+
+def engine_on(store: Store, clock: Clock) -> Engine:
+    return Engine(TABLE, store, clock=clock)
+
+
+def refund(engine: Engine, agent: str, amount: int = 10, action: str = "ISSUE_REFUND") -> Any:
+    return engine.evaluate(agent, action, {"amount": amount})
+
+
+def test_the_sixth_in_the_hour_is_blocked_and_at_exactly_one_hour_the_first_leaves(
+        store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for _ in range(5):
+        assert_decision(refund(engine, "a"), "Allowed", "SMALL_REFUND")
+        clock.now += 60
+    sixth = refund(engine, "a")
+    assert_decision(sixth, "Blocked", "RATE_LIMIT_EXCEEDED", blocked=1)
+    assert sixth.reason == ("Rate limit reached: 5 per 1h for `SMALL_REFUND`. Action blocked "
+                            "before execution.")
+    assert sixth.threat == "Rate Limit Exceeded"
+    clock.now = T0 + HOUR - 0.000001   # the first is still in (now - 1h, now]
+    assert_decision(refund(engine, "a"), "Blocked", "RATE_LIMIT_EXCEEDED", blocked=2)
+    clock.now = T0 + HOUR              # the first is at now - 1h: out of the window
+    assert_decision(refund(engine, "a"), "Allowed", "SMALL_REFUND", blocked=2)
+
+
+def test_a_limit_block_is_a_strike_and_the_third_shuts_the_agent_down(store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for _ in range(2):
+        assert_decision(refund(engine, "a", 60), "Allowed", "LARGE_REFUND")
+    assert_decision(refund(engine, "a", 60), "Blocked", "RATE_LIMIT_EXCEEDED", blocked=1)
+    assert_decision(refund(engine, "a", 60), "Blocked", "RATE_LIMIT_EXCEEDED", blocked=2)
+    last = refund(engine, "a", 60)
+    assert_decision(last, "Agent Shut Down", "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", blocked=3)
+    assert engine.state("a").status == "shut_down"
+
+
+def test_blocked_decisions_never_count_and_a_blocking_rule_never_reaches_limits(
+        store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    assert_decision(refund(engine, "a", 500), "Blocked", "BIG_REFUND", blocked=1)
+    for _ in range(5):
+        assert_decision(refund(engine, "a"), "Allowed", "SMALL_REFUND")
+    assert_decision(refund(engine, "a", 500), "Blocked", "BIG_REFUND", blocked=2)
+
+
+def test_limits_come_before_the_threshold() -> None:
+    decider = Decider(TABLE)
+    state: Any = (90, 0, False)
+    for _ in range(2):
+        decision, _ = decider.decide("ISSUE_REFUND", {"amount": 60}, (0, 0, False),
+                                     agent_id="a", now=T0)
+    decision, state = decider.decide("ISSUE_REFUND", {"amount": 60}, state, agent_id="a",
+                                     now=T0)
+    assert decision.rule_id == "RISK_THRESHOLD_EXCEEDED"   # a threshold block does not count
+    assert len(state) == 3
+    first, state = decider.decide("ISSUE_REFUND", {"amount": 60}, (0, 0, False), agent_id="a",
+                                  now=T0)
+    second, state = decider.decide("ISSUE_REFUND", {"amount": 60}, state, agent_id="a", now=T0)
+    risky = (90, state[1], state[2], None, state[4])
+    third, _ = decider.decide("ISSUE_REFUND", {"amount": 60}, risky, agent_id="a", now=T0)
+    assert (first.allowed, second.allowed, third.rule_id) == (True, True, "RATE_LIMIT_EXCEEDED")
+
+
+def test_an_action_block_limit_counts_its_actions_together(store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for index in range(6):
+        action = "ISSUE_REFUND" if index % 2 else "REFUND_PART"
+        assert refund(engine, "a", action=action).allowed
+        clock.now += 20 * 60    # 5 per 1h of SMALL_REFUND never reached
+    blocked = refund(engine, "a", action="REFUND_PART")
+    assert blocked.rule_id == "RATE_LIMIT_EXCEEDED"
+    assert blocked.reason == ("Rate limit reached: 6 per 1d for `ISSUE_REFUND`, `REFUND_PART`. "
+                              "Action blocked before execution.")
+
+
+def test_group_limits_apply_to_its_agents_only(store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for _ in range(3):
+        assert refund(engine, "ops-1").allowed
+    over = refund(engine, "ops-1")
+    assert over.reason == ("Rate limit reached: 3 per 1h for `ISSUE_REFUND` in group `trusted`. "
+                           "Action blocked before execution.")
+    assert refund(engine, "ops-1", action="REFUND_PART").allowed   # 4 of all actions
+    all_over = engine.evaluate("ops-1", "PING", {"amount": 1})
+    assert (all_over.rule_id, all_over.reason) == (
+        "RATE_LIMIT_EXCEEDED", "Rate limit reached: 4 per 1h for all actions in group "
+        "`trusted`. Action blocked before execution.")
+    for _ in range(4):
+        assert refund(engine, "someone").allowed   # not in the group
+
+
+def test_reset_clears_the_windows(store: Store) -> None:
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for _ in range(2):
+        refund(engine, "a", 60)
+    assert refund(engine, "a", 60).rule_id == "RATE_LIMIT_EXCEEDED"
+    engine.reset("a", operator="ops")
+    assert store.raw_state("a") == (0, 0, False)
+    assert_decision(refund(engine, "a", 60), "Allowed", "LARGE_REFUND", blocked=0)
+
+
+def test_the_usage_shows_each_limit_with_its_count() -> None:
+    clock = Clock()
+    from sentra_runtime import MemoryStore
+
+    engine = engine_on(MemoryStore(), clock)
+    refund(engine, "ops-1", 60)
+    usage = {limit.key: (str(limit), count) for limit, count in
+             engine.decider.limit_usage(engine.store.raw_state("ops-1"), clock.now, "ops-1")}
+    assert usage == {"rule LARGE_REFUND per 3600": ("2 per 1h", 1),
+                     "rule SMALL_REFUND per 3600": ("5 per 1h", 0),
+                     "action ISSUE_REFUND,REFUND_PART per 86400": ("6 per 1d", 1),
+                     "group trusted * per 3600": ("4 per 1h", 1),
+                     "group trusted ISSUE_REFUND per 3600": ("3 per 1h", 1)}
+
+
+def test_windows_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "s.db"
+    engine = engine_on(SQLiteStore(path), clock)
+    for _ in range(2):
+        refund(engine, "a", 60)
+    engine.close()
+    engine = engine_on(SQLiteStore(path), clock)
+    assert refund(engine, "a", 60).rule_id == "RATE_LIMIT_EXCEEDED"
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+def test_a_version_3_file_is_upgraded_and_keeps_its_agents(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy-v3.db"
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "stores" / "legacy-v3.db", legacy)
+    with sqlite3.connect(legacy) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+    clock = Clock(2e9)
+    engine = Engine(TABLE, SQLiteStore(legacy), clock=clock)
+    assert engine.store.raw_state("carol") == (80, 0, False, 2_000_000_000_000_000)
+    assert engine.state("mallory").status == "shut_down"
+    for _ in range(2):
+        assert refund(engine, "carol").allowed
+    assert engine.store.raw_state("carol")[:3] == (80, 0, False)
+    engine.close()
+    with sqlite3.connect(legacy) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (4,)
+        windows = connection.execute("SELECT limit_windows FROM agents WHERE agent_id = "
+                                     "'carol'").fetchone()[0]
+    assert '"rule SMALL_REFUND per 3600":[2000000000000000,2000000000000000]' in windows
+
+
+ORACLE_POLICY = compiled_table('''policy p version "1" {
+  strikes 1000000
+}
+
+action A {
+  allow as A limit 3 per 1m
+}
+
+otherwise block as NO
+''')
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=90_000_000), min_size=1, max_size=40))
+def test_the_window_is_the_brute_force_one(gaps_us: list[int]) -> None:
+    """Allowed exactly when fewer than 3 allowed decisions are in (now - 60 s, now]."""
+    decider = Decider(ORACLE_POLICY)
+    state: Any = (0, 0, False)
+    allowed: list[int] = []
+    now_us = 1_700_000_000_000_000
+    for gap in gaps_us:
+        now_us += gap
+        decision, state = decider.decide("A", {}, state, now=now_us / 1_000_000)
+        expected = sum(1 for moment in allowed if moment > now_us - 60_000_000) < 3
+        assert decision.allowed == expected, (allowed, now_us)
+        if expected:
+            allowed.append(now_us)
+        assert len(state) < 5 or len(state[4]["rule A per 60"]) <= 3   # bounded memory
