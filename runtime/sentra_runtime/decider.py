@@ -122,7 +122,8 @@ class Decider:
         groups, :meth:`grouped_transition` (which calls the agent's group's)."""
         self._members: dict[str, Decider] = {}
         """Agent id to its group's decider (a cache: membership is a function of the id)."""
-        self._limit_keys = limit_keys(self.policy)
+        self._limit_specs = all_limits(self.policy)
+        self._limit_keys = frozenset(self._limit_specs)
         self.limited = bool(self._limit_keys)
         """Whether the policy has a rate limit (then :meth:`limited_transition` is the step)."""
         self._group_limits: tuple[LimitSpec, ...] = ()
@@ -333,8 +334,7 @@ class Decider:
         if found is None:
             found = self._limit_classes[(rule.id, limit.key)] = self.decision_class(
                 BLOCK, RATE_LIMIT_EXCEEDED, rule.threat or "Rate Limit Exceeded",
-                rule.description, rule.risk, 0, ACTIVE, limit=str(limit),
-                limit_target=limit.target, limit_rule=rule.id)
+                rule.description, rule.risk, 0, ACTIVE, limit_key=limit.key)
         return found
 
     def limited_transition(self, state: State, agent_id: str, action: str, fields: Any,
@@ -346,7 +346,9 @@ class Decider:
         decision, after = self._inner_step(state, agent_id, action, fields, code, payload, seq,
                                            now)
         windows: Windows | None = state[4] if len(state) > 4 else None  # type: ignore[misc]
-        if decision.allowed:
+        if decision.rule_id == RATE_LIMIT_EXCEEDED:
+            decision.__dict__["limit"] = self._limit_report(decision, windows, now)
+        elif decision.allowed:
             limits = self.limits_of(decision.rule_id, action)
             if limits:
                 windows = count_decision(windows, limits, round(now * MICROSECONDS),
@@ -355,6 +357,15 @@ class Decider:
             return decision, after
         anchor = after[3] if len(after) > 3 else None  # type: ignore[misc]
         return decision, (after[0], after[1], after[2], anchor, windows)  # type: ignore[return-value]
+
+    def _limit_report(self, decision: Decision, windows: Windows | None,
+                      now: float) -> dict[str, Any]:
+        """What a decision over a limit carries as ``limit``: the limit, what it counts, how
+        many decisions its window held (at least its count)."""
+        spec = self._limit_specs[decision.limit_key]  # type: ignore[attr-defined]
+        count = counted_in_window((windows or {}).get(spec.key, ()),
+                                  round(now * MICROSECONDS), spec)
+        return {"limit": str(spec), "for": spec.target, "count": count}
 
     def limit_usage(self, state: State, now: float,
                     agent_id: str = "") -> list[tuple[LimitSpec, int]]:
@@ -522,13 +533,13 @@ def decay(state: tuple[int, ...], now_us: int, amount: int,
     return taken, risk, None if risk == 0 else anchor + periods * period_us
 
 
-def limit_keys(policy: Policy) -> frozenset[str]:
-    """The window keys of every limit of the policy (an agent's windows of other keys, left
+def all_limits(policy: Policy) -> dict[str, LimitSpec]:
+    """Every limit of the policy by its window's key (an agent's windows of other keys, left
     by an earlier policy, are dropped when it next counts)."""
-    return frozenset(
-        [rule.limit.key for rule in policy.rules if rule.limit is not None]
-        + [limit.key for action in policy.actions for limit in action.limits]
-        + [limit.key for group in policy.groups for limit in group.limits])
+    return {limit.key: limit for limit in (
+        *(rule.limit for rule in policy.rules if rule.limit is not None),
+        *(limit for action in policy.actions for limit in action.limits),
+        *(limit for group in policy.groups for limit in group.limits))}
 
 
 def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> int:

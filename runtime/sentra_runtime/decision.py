@@ -253,6 +253,8 @@ class Decision:
             data["decayed"] = self.__dict__["decayed"]
         if "group" in self.__dict__:
             data["group"] = self.__dict__["group"]
+        if "limit" in self.__dict__:
+            data["limit"] = self.__dict__["limit"]
         if explanation:
             data["explanation"] = self.explanation.to_dict()
         return data
@@ -281,7 +283,10 @@ def _rebuild(values: dict[str, Any], explanation: Explanation,
              seq: int | None = None) -> Decision:
     decayed = values.pop("decayed", None)
     group = values.pop("group", None)
+    limit = values.pop("limit", None)
     decision = Decision(**values)
+    if limit is not None:
+        decision.__dict__["limit"] = limit
     if decayed is not None:
         decision.__dict__["decayed"] = decayed
     if group is not None:

@@ -192,6 +192,11 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
         else:
             matched = context.matcher.rows[code].rule
             steps.append(f"rule {matched} decides: {policy.rule(matched).outcome}")
+            limit = decision.__dict__.get("limit")
+            if limit is not None:
+                steps.append(f"rate limit {limit['limit']} for {limit['for']}: {limit['count']} "
+                             "allowed decisions already in the window, so it is reached before "
+                             "the risk threshold")
     risk = _arithmetic(decision, policy, code, cumulative, blocked, matched)
     steps.append(f"risk: {risk}")
     steps.append(f"=> {decision.label} ({decision.rule_id}): {decision.reason}")
@@ -313,6 +318,9 @@ def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, 
     projected = cumulative + risk
     if matched is None:
         text = f"no risk attempted; cumulative risk stays {cumulative}/{threshold}"
+    elif "limit" in decision.__dict__:
+        text = (f"over a rate limit: attempted risk {risk} not applied, cumulative risk stays "
+                f"{cumulative}")
     elif policy.rule(matched).outcome == ALLOW and decision.allowed:
         text = f"{cumulative} + {risk} = {projected} <= {threshold}: applied"
     elif policy.rule(matched).outcome == ALLOW:

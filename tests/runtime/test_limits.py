@@ -226,3 +226,18 @@ def test_the_window_is_the_brute_force_one(gaps_us: list[int]) -> None:
         if expected:
             allowed.append(now_us)
         assert len(state) < 5 or len(state[4]["rule A per 60"]) <= 3   # bounded memory
+
+
+def test_the_decision_and_its_explanation_say_which_limit_and_its_count() -> None:
+    from sentra_runtime import MemoryStore
+
+    clock = Clock()
+    engine = engine_on(MemoryStore(), clock)
+    for _ in range(2):
+        refund(engine, "a", 60)
+    over = refund(engine, "a", 60)
+    assert over.to_dict()["limit"] == {"limit": "2 per 1h", "for": "`LARGE_REFUND`", "count": 2}
+    steps = over.explanation.steps
+    assert "rate limit 2 per 1h for `LARGE_REFUND`: 2 allowed decisions already in the window, " \
+           "so it is reached before the risk threshold" in steps
+    assert over.explanation.risk.startswith("over a rate limit: attempted risk 30 not applied")
