@@ -69,7 +69,7 @@ def test_the_documented_built_in_reasons_are_the_runtime_s() -> None:
     reasons = documented_reasons()
     assert set(reasons) == {"AGENT_ALREADY_SHUT_DOWN", "RISK_THRESHOLD_EXCEEDED",
                             "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", "UNKNOWN_ACTION",
-                            "NO_RULE_MATCHED", "ARITHMETIC_ERROR"}
+                            "NO_RULE_MATCHED", "ARITHMETIC_ERROR", "RATE_LIMIT_EXCEEDED"}
     compilation = compile_source(POLICY, "reasons.sentra")
     assert compilation.table is not None
     engine = Engine(compilation.table.model_dump(mode="json"))
@@ -97,6 +97,12 @@ def test_the_documented_built_in_reasons_are_the_runtime_s() -> None:
     assert failed.rule_id == "ARITHMETIC_ERROR"
     assert failed.reason == fill(reasons[failed.rule_id], rule="RISKY_PAY",
                                  computation="amount / amount", failure="divides by zero")
+    limited = Engine(compile_source(POLICY.replace('"Risky."', '"Risky." limit 1 per 90m'),
+                                    "reasons.sentra").table.model_dump(mode="json"))  # type: ignore[union-attr]
+    limited.evaluate("e", "PAY", {"amount": 11})
+    over_limit = limited.evaluate("e", "PAY", {"amount": 11})
+    assert over_limit.reason == fill(reasons["RATE_LIMIT_EXCEEDED"], count=1, duration="90m",
+                                     target="`RISKY_PAY`")
     already = engine.evaluate("a", "PAY", {"amount": 1})
     assert already.rule_id == "AGENT_ALREADY_SHUT_DOWN"
     assert already.reason == reasons[already.rule_id]

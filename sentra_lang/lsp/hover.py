@@ -25,6 +25,8 @@ RUNTIME_RULES = {
                        "`otherwise`.",
     "ARITHMETIC_ERROR": "Blocked: a rule's arithmetic divided by zero or overflowed, and the rest "
                         "of its condition did not decide it.",
+    "RATE_LIMIT_EXCEEDED": "Blocked: an `allow` rule's decision would go over a rate limit (the "
+                           "rule's, its block's or the agent's group's); a strike.",
     "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS": "Agent Shut Down: this block brought the agent's "
                                             "blocked attempts to the policy's `strikes`.",
     "AGENT_ALREADY_SHUT_DOWN": "Agent Shut Down: the agent was already shut down; no rule ran.",
