@@ -423,6 +423,12 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "agents are grouped differently or their groups' settings changed: an agent's "
             "threshold, strikes and decay are its group's, and rules that read `agent.group` "
             "see its new group"))
+    if _limits(old) != _limits(new):
+        out.append(SettingChange(
+            "limits", "; ".join(_limits(old)) or "none", "; ".join(_limits(new)) or "none",
+            "rate limits changed: an agent's allowed decisions are counted differently, so a "
+            "sequence of the same actions is blocked sooner or later (`RATE_LIMIT_EXCEEDED`; "
+            "the decisions below are those of a fresh agent)"))
     if a.action_normalize != b.action_normalize:
         def show(steps: list[str]) -> str:
             return ", ".join(steps) or "none"
@@ -432,6 +438,25 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "action types are matched to blocks differently; the actions below show which "
             "spellings reach which block"))
     return out
+
+
+def _limit_list(table: Table) -> list[tuple[str, int, int]]:
+    """Every rate limit of a table: what it counts, its count and period, in table order
+    (docs/language.md, "Rate limits")."""
+    found = [(f"rule `{rule.id}`", rule.limit.count, rule.limit.period)
+             for rule in table.rules if rule.limit is not None]
+    found += [(", ".join(f"`{name}`" for name in block.names), limit.count, limit.period)
+              for block in table.actions for limit in block.limits]
+    found += [(f"group `{group.name}` "
+               + ("all actions" if limit.action is None else f"`{limit.action}`"),
+               limit.count, limit.period) for group in table.groups for limit in group.limits]
+    return found
+
+
+def _limits(table: Table) -> list[str]:
+    """Every rate limit of a table, in words."""
+    return [f"{target}: {count} per {duration_text(period)}"
+            for target, count, period in _limit_list(table)]
 
 
 def _groups_text(table: Table) -> str:
@@ -482,6 +507,10 @@ def _describe(spec: InputField) -> str:
 
 # ------------------------------------------------------------- sequences of actions
 
+_LIMIT_TRIES = 16
+"""How many allowed regions the search for a rate-limit counterexample repeats at most."""
+
+
 class _SettingsProbe:
     """When every single decision agrees, the versions can still differ over a sequence, by
     their threshold or strikes. Before the first decision that differs, both versions have
@@ -501,6 +530,12 @@ class _SettingsProbe:
                         if r.old is not None and r.new is not None]
 
     def search(self) -> Counterexample | None:
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        if _limits(old) != _limits(new):
+            found = self._limit_search(old, new)
+            if found is not None:
+                return found
         if (self.thresholds[0] == self.thresholds[1] and self.strikes[0] == self.strikes[1]
                 and self.decays[0] == self.decays[1]):
             return None
@@ -539,6 +574,18 @@ class _SettingsProbe:
 
     def _allowing(self) -> list[Region]:
         return [r for r in self.regions if r.before.outcome == "allow"]
+
+    def _limit_search(self, old: Table, new: Table) -> Counterexample | None:
+        """Repeat an action both versions allow, at one time, one more time than the largest
+        count of a limit: a limit that only one version has, or that counts less in it,
+        blocks there first. Actions of lower risk first (the threshold blocks them later)."""
+        repeat = max(count for _target, count, _period in
+                     (*_limit_list(old), *_limit_list(new))) + 1
+        for region in sorted(self._allowing(), key=lambda r: r.before.risk)[:_LIMIT_TRIES]:
+            found = self._replay([region] * repeat)
+            if found is not None:
+                return found
+        return None
 
     def _threshold_plan(self) -> list[Region] | None:
         """Reach a cumulative risk c with c + r between the two thresholds."""

@@ -405,3 +405,32 @@ def test_a_risk_decay_change_is_a_setting_change_with_a_timed_counterexample(
 def test_the_same_risk_decay_is_equivalent() -> None:
     same = version(DECAY_RULES, settings="risk_decay 10 per 1h")
     assert diff_of(same, same).counterexample() is None
+
+
+LIMITED = ("action PAY {{\n  {block}when amount > 100 allow risk 10 as MEDIUM{rule}\n"
+           "  allow as SMALL\n}}\n")
+
+
+@pytest.mark.parametrize(("old", "new", "blocked_at", "blocked_by"), [
+    ({}, {"rule": " limit 3 per 1h"}, 4, "new"),
+    ({"rule": " limit 3 per 1h"}, {"rule": " limit 5 per 1h"}, 4, "old"),
+    ({"block": "limit 2 per 1d\n  "}, {}, 3, "old"),
+])
+def test_a_limit_change_is_a_setting_change_with_a_counterexample_that_replays(
+        old: dict[str, str], new: dict[str, str], blocked_at: int, blocked_by: str) -> None:
+    def source(parts: dict[str, str]) -> str:
+        return version(LIMITED.format(block=parts.get("block", ""), rule=parts.get("rule", "")))
+    diff = diff_of(source(old), source(new))
+    assert [change.name for change in diff.settings] == ["limits"]
+    assert not diff.changes   # a limit only turns an allow into a block over a sequence
+    found = diff.counterexample()
+    assert found is not None and len(found.steps) == blocked_at
+    last = found.steps[-1]
+    blocked = last.old if blocked_by == "old" else last.new
+    assert blocked.rule_id == "RATE_LIMIT_EXCEEDED"
+
+
+def test_the_same_limits_are_equivalent() -> None:
+    same = version(LIMITED.format(block="limit 2 per 1d\n  ", rule=" limit 3 per 1h"))
+    diff = diff_of(same, same)
+    assert not diff.settings and diff.counterexample() is None
