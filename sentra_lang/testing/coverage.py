@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentra_runtime.decider import RATE_LIMIT_EXCEEDED, all_limits
 from sentra_runtime.explain import describe_test
 
 from sentra_lang.testing.policies import PolicyUnderTest
@@ -44,6 +45,19 @@ class RuleCoverage:
         return self.hits > 0
 
 
+@dataclass
+class LimitCoverage:
+    """A rate limit: how many allowed decisions it counted, how many it blocked."""
+
+    key: str
+    limit: str
+    """``5 per 1h``."""
+    target: str
+    """What it counts, as its reason names it (`` `REFUND_OK` ``)."""
+    counted: int = 0
+    reached: int = 0
+
+
 class PolicyCoverage:
     """Collects decisions of one policy's engine; `finish()` computes the numbers."""
 
@@ -55,9 +69,14 @@ class PolicyCoverage:
         self._samples: dict[Any, list[Any]] = {}
         self.rules: dict[str, RuleCoverage] = {}
         self.rows: list[RowCoverage] = []
+        self.limits = {key: LimitCoverage(key, str(spec), spec.target)
+                       for key, spec in all_limits(self.policy).items()}
+        """Every rate limit of the policy, by its window's key, in table order."""
         self._finished = False
 
     def record(self, decision: Any, test: str) -> None:
+        if self.limits:
+            self._record_limits(decision)
         trace = decision.trace
         if trace is None or not trace.evaluated:
             return
@@ -73,6 +92,28 @@ class PolicyCoverage:
         else:
             sample[0] += 1
             sample[1].add(test)
+
+    def _record_limits(self, decision: Any) -> None:
+        """An allowed decision counts in the limits that apply to it (the rule's, its block's,
+        its agent's group's); a decision over a limit reached it."""
+        reached = getattr(decision, "limit_key", None)
+        if reached is not None and decision.rule_id == RATE_LIMIT_EXCEEDED:
+            self.limits[reached].reached += 1
+        if not decision.allowed:
+            return
+        policy = self.policy
+        rule = policy.rule(decision.rule_id).limit
+        group = next((g for g in policy.groups if g.name == decision.__dict__.get("group")), None)
+        block = next((a.limits for a in policy.actions if decision.action in a.names), ())
+        applying = [*(() if rule is None else (rule,)), *block,
+                    *(limit for limit in (() if group is None else group.limits)
+                      if limit.action in (None, decision.action))]
+        for limit in applying:
+            self.limits[limit.key].counted += 1
+
+    @property
+    def limits_reached(self) -> int:
+        return sum(1 for limit in self.limits.values() if limit.reached)
 
     def finish(self) -> PolicyCoverage:
         if self._finished:

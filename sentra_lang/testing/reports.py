@@ -71,11 +71,18 @@ def render_coverage(cov: PolicyCoverage, *, verbose: bool = False) -> str:
              f"rules {cov.rules_covered}/{cov.rules_total} ({cov.percent:.1f}%), "
              f"rows {cov.rows_covered}/{cov.rows_total}, "
              f"condition outcomes {cov.conditions_covered}/{cov.conditions_total}"]
+    if cov.limits:
+        lines[0] += f", limits reached {cov.limits_reached}/{len(cov.limits)}"
     uncovered = cov.uncovered_rules()
     if uncovered:
         lines.append("  rules no test matched:")
         lines.extend(f"    {rule.id} ({rule.outcome}) at {rule.file}:{rule.line}:{rule.column}"
                      for rule in uncovered)
+    unreached = [limit for limit in cov.limits.values() if not limit.reached]
+    if unreached:
+        lines.append("  limits no test reached:")
+        lines.extend(f"    {limit.limit} for {limit.target} (counted {limit.counted})"
+                     for limit in unreached)
     if verbose:
         for row in cov.rows:
             for test in row.tests:
@@ -170,6 +177,8 @@ def coverage_dict(cov: PolicyCoverage) -> dict[str, Any]:
                   "tests": [{"test": t.text, "seen_true": t.seen_true,
                              "seen_false": t.seen_false} for t in row.tests]}
                  for row in cov.rows],
+        "limits": [{"limit": limit.limit, "for": limit.target, "counted": limit.counted,
+                    "reached": limit.reached} for limit in cov.limits.values()],
     }
 
 

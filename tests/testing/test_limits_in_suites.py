@@ -1,0 +1,73 @@
+"""Rate limits in scenario suites: `after` moves the window, `RATE_LIMIT_EXCEEDED` is an
+expectation like any built-in id, and coverage counts every limit, reached or not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sentra_lang.cli import main
+
+POLICY = '''policy limited version "1" {
+  risk_threshold 100
+}
+
+group trusted {
+  agents "ops-*"
+  limit 10 per 1d
+}
+
+action ISSUE_REFUND {
+  allow risk 10 as REFUND_OK "Refund issued." limit 2 per 1h
+}
+
+otherwise block as UNKNOWN "Not covered."
+'''
+
+SUITE = '''suite "limits" for "p.sentra"
+scenario "two refunds an hour" {
+  agent "a" ISSUE_REFUND -> allowed rule REFUND_OK
+  after 10m
+  agent "a" ISSUE_REFUND -> allowed rule REFUND_OK
+  agent "a" ISSUE_REFUND -> blocked rule RATE_LIMIT_EXCEEDED cumulative 20 strikes 1
+  after 50m
+  agent "a" ISSUE_REFUND -> allowed rule REFUND_OK cumulative 30
+}
+'''
+
+
+def run(tmp_path: Path, suite: str, capsys: pytest.CaptureFixture[str],
+        *options: str) -> tuple[int, str]:
+    (tmp_path / "p.sentra").write_text(POLICY, encoding="utf-8")
+    (tmp_path / "p.sentra-test").write_text(suite, encoding="utf-8")
+    code = main(["test", str(tmp_path / "p.sentra-test"), "--color", "never", *options])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_a_limit_is_reached_and_the_window_slides(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(tmp_path, SUITE, capsys)
+    assert code == 0 and "1 passed" in out, out
+    assert "limits reached 1/2" in out, out
+    assert "limits no test reached:\n    10 per 1d for all actions in group `trusted` " \
+           "(counted 0)" in out, out
+
+
+def test_coverage_json_lists_each_limit_with_its_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    code, out = run(tmp_path, SUITE, capsys, "--json", str(report))
+    assert code == 0, out
+    [policy] = json.loads(report.read_text("utf-8"))["coverage"]["policies"]
+    assert policy["limits"] == [
+        {"limit": "2 per 1h", "for": "`REFUND_OK`", "counted": 3, "reached": 1},
+        {"limit": "10 per 1d", "for": "all actions in group `trusted`", "counted": 0,
+         "reached": 0}]
+
+
+def test_a_wrong_expectation_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(tmp_path, SUITE.replace("after 50m", "after 49m"), capsys)
+    assert code == 1 and "RATE_LIMIT_EXCEEDED" in out and "1 failed" in out, out
