@@ -191,3 +191,33 @@ def test_the_policy_reference_shows_groups_in_order(tmp_path: Path) -> None:
     plain.write_text('policy plain version "1" {}\notherwise allow as OTHER\n', encoding="utf-8")
     write_markdown(policy_docs(compile_policies([plain]), None), tmp_path / "md2")
     assert "## Groups" not in (tmp_path / "md2" / "docs" / "policies" / "plain.md").read_text()
+
+
+def test_the_policy_reference_shows_every_rate_limit(tmp_path: Path) -> None:
+    """A policy with limits has a Rate limits table: the rules', the blocks', the groups'."""
+    from sentra_lang.docgen import policy_docs, write_markdown
+    from sentra_lang.docgen.collect import compile_policies
+
+    source = tmp_path / "l.sentra"
+    source.write_text('policy limited version "1" {}\n'
+                      'group trusted {\n  agents "ops-*"\n  limit 100 per 1h\n'
+                      '  limit PAY 20 per 1d\n}\n'
+                      'action PAY, REFUND {\n  limit 10 per 1d\n  allow as PAY_OK limit 5 per 90m\n}\n'
+                      'otherwise allow risk 10 as OTHER "Other."\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([source]), None), tmp_path / "md")
+    page = (tmp_path / "md" / "docs" / "policies" / "limited.md").read_text(encoding="utf-8")
+    rows = ['<tr><td>the allowed decisions of rule <a href="#rule-PAY_OK"><code>PAY_OK</code></a>'
+            '</td><td>5</td><td><code>90m</code></td></tr>',
+            '<tr><td>the allowed decisions of <code>PAY</code>, <code>REFUND</code>, together</td>'
+            '<td>10</td><td><code>1d</code></td></tr>',
+            '<tr><td>for each agent of group <a href="#group-trusted"><code>trusted</code></a>: all '
+            'its allowed decisions</td><td>100</td><td><code>1h</code></td></tr>',
+            '<tr><td>for each agent of group <a href="#group-trusted"><code>trusted</code></a>: the '
+            'allowed decisions of <code>PAY</code></td><td>20</td><td><code>1d</code></td></tr>']
+    assert "## Rate limits" in page
+    positions = [page.index(row) for row in rows]
+    assert positions == sorted(positions)
+    plain = tmp_path / "p.sentra"
+    plain.write_text('policy plain version "1" {}\notherwise allow as OTHER\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([plain]), None), tmp_path / "md2")
+    assert "## Rate limits" not in (tmp_path / "md2" / "docs" / "policies" / "plain.md").read_text()
