@@ -120,6 +120,17 @@ class Engine:
                                          agent_id)
         return AgentState.from_raw((raw[0], raw[1], raw[2]))
 
+    def limits(self, agent_id: str) -> list[dict[str, Any]]:
+        """Every rate limit that applies to the agent now (the rules', the blocks', its
+        group's), each as ``{"limit": "5 per 1h", "for": "`REFUND_OK`", "count": N}``, N the
+        counted decisions its window holds by the engine's clock; ``[]`` for a policy without
+        limits."""
+        if not self.decider.limited:
+            return []
+        usage = self.decider.limit_usage(self.store.raw_state(agent_id), self.clock(), agent_id)
+        return [{"limit": str(limit), "for": limit.target, "count": count}
+                for limit, count in usage]
+
     def agents(self) -> list[str]:
         """Ids of the agents the store has seen, sorted."""
         return self.store.agents()

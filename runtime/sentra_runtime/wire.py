@@ -91,7 +91,15 @@ def decision_from_wire(answer: Any) -> Decision:
     group = data.get("group")
     if group is not None and not isinstance(group, str):
         raise ValueError("`decision.group` is not a string")
+    limit = data.get("limit")
+    if limit is not None and not (isinstance(limit, dict) and isinstance(limit.get("limit"), str)
+                                  and isinstance(limit.get("for"), str)
+                                  and _is_int(limit.get("count"))):
+        raise ValueError("`decision.limit` is not a rate limit (`limit`, `for`, `count`)")
     decision = make_decision(values, _explanation(data.get("explanation")), seq)
+    if limit is not None:   # a decision over a rate limit
+        decision.__dict__["limit"] = {"limit": limit["limit"], "for": limit["for"],
+                                      "count": limit["count"]}
     if decayed is not None:   # a policy with risk decay
         decision.__dict__["decayed"] = decayed
     if group is not None:   # a policy with groups

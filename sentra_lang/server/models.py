@@ -69,6 +69,12 @@ class ClaimAnswer(Answer):
     raw_event: SentraEvent
 
 
+class LimitCount(Answer):
+    limit: str = Field(description="`N per DURATION`, e.g. `5 per 1h`.")
+    for_: str = Field(alias="for", description="What it counts, as its reason names it.")
+    count: int = Field(description="The agent's counted decisions in the window now.")
+
+
 class DecisionView(Answer):
     """A decision; ``/v1/decide`` adds its ``explanation``."""
 
@@ -94,6 +100,9 @@ class DecisionView(Answer):
     group: str | None = Field(default=None, description="The agent's group under a policy with "
                               "groups (`\"\"`: no group holds it); absent under a policy "
                               "without groups.")
+    limit: LimitCount | None = Field(default=None, description="The rate limit a "
+                                     "`RATE_LIMIT_EXCEEDED` decision went over, with its count "
+                                     "(the decisions already in the window); absent otherwise.")
     explanation: dict[str, Any] | None = None
 
 
@@ -107,6 +116,9 @@ class AgentState(Answer):
     cumulative_risk: int
     blocked_attempts: int
     status: Literal["active", "shut_down"]
+    limits: list[LimitCount] | None = Field(
+        default=None, description="Under a policy with rate limits: every limit that applies "
+                                  "to the agent, with its count now; absent otherwise.")
 
 
 class KnownAgent(AgentState):

@@ -54,8 +54,11 @@ def record_view(record: dict[str, Any], threshold: int) -> dict[str, Any]:
 def agent_view(gate: Gate, agent_id: str) -> dict[str, Any]:
     """An agent's state now: after the policy's ``risk_decay`` (read, not written)."""
     state = gate.engine.state(agent_id)
-    return {"agent_id": agent_id, "cumulative_risk": state.cumulative_risk,
-            "blocked_attempts": state.blocked_attempts, "status": state.status}
+    view: dict[str, Any] = {"agent_id": agent_id, "cumulative_risk": state.cumulative_risk,
+                            "blocked_attempts": state.blocked_attempts, "status": state.status}
+    if gate.engine.decider.limited:
+        view["limits"] = gate.engine.limits(agent_id)
+    return view
 
 
 def agents_page(gate: Gate, after: str | None, limit: int) -> dict[str, Any]:

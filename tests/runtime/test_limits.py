@@ -158,6 +158,7 @@ def test_the_usage_shows_each_limit_with_its_count() -> None:
     refund(engine, "ops-1", 60)
     usage = {limit.key: (str(limit), count) for limit, count in
              engine.decider.limit_usage(engine.store.raw_state("ops-1"), clock.now, "ops-1")}
+    assert engine.limits("ops-1")[0] == {"limit": "2 per 1h", "for": "`LARGE_REFUND`", "count": 1}
     assert usage == {"rule LARGE_REFUND per 3600": ("2 per 1h", 1),
                      "rule SMALL_REFUND per 3600": ("5 per 1h", 0),
                      "action ISSUE_REFUND,REFUND_PART per 86400": ("6 per 1d", 1),
