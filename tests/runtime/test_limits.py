@@ -9,7 +9,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+import itertools
+
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Decider, Engine, SQLiteStore, Store
 
@@ -211,10 +213,18 @@ otherwise block as NO
 ''')
 
 
+GAPS = st.lists(st.integers(min_value=0, max_value=90_000_000), min_size=1, max_size=40)
+"""Microseconds between an agent's decisions (0 to 90 s, around the 60 s window)."""
+
+
+def oracle_allows(allowed: list[int], now_us: int) -> bool:
+    """The window by brute force: fewer than 3 allowed decisions in (now - 60 s, now]."""
+    return sum(1 for moment in allowed if now_us - 60_000_000 < moment <= now_us) < 3
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=90_000_000), min_size=1, max_size=40))
+@given(GAPS)
 def test_the_window_is_the_brute_force_one(gaps_us: list[int]) -> None:
-    """Allowed exactly when fewer than 3 allowed decisions are in (now - 60 s, now]."""
     decider = Decider(ORACLE_POLICY)
     state: Any = (0, 0, False)
     allowed: list[int] = []
@@ -222,11 +232,36 @@ def test_the_window_is_the_brute_force_one(gaps_us: list[int]) -> None:
     for gap in gaps_us:
         now_us += gap
         decision, state = decider.decide("A", {}, state, now=now_us / 1_000_000)
-        expected = sum(1 for moment in allowed if moment > now_us - 60_000_000) < 3
+        expected = oracle_allows(allowed, now_us)
         assert decision.allowed == expected, (allowed, now_us)
         if expected:
             allowed.append(now_us)
         assert len(state) < 5 or len(state[4]["rule A per 60"]) <= 3   # bounded memory
+
+
+def test_the_window_is_the_brute_force_one_in_every_store(store: Store) -> None:
+    """The same law through the engine and a store (each example its own agent)."""
+    agents = itertools.count()
+    clock = Clock(1_700_000_000.0)
+    engine = Engine(ORACLE_POLICY, store, clock=clock)
+
+    @settings(max_examples=25, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(GAPS)
+    def law(gaps_us: list[int]) -> None:
+        agent = f"agent-{next(agents)}"
+        allowed: list[int] = []
+        now_us = round(clock.now * 1_000_000)
+        for gap in gaps_us:
+            now_us += gap
+            clock.now = now_us / 1_000_000
+            expected = oracle_allows(allowed, round(clock.now * 1_000_000))
+            assert engine.evaluate(agent, "A").allowed == expected, (allowed, now_us)
+            if expected:
+                allowed.append(round(clock.now * 1_000_000))
+        clock.now += 3600
+
+    law()
 
 
 def test_the_decision_and_its_explanation_say_which_limit_and_its_count() -> None:
@@ -242,3 +277,39 @@ def test_the_decision_and_its_explanation_say_which_limit_and_its_count() -> Non
     assert "rate limit 2 per 1h for `LARGE_REFUND`: 2 allowed decisions already in the window, " \
            "so it is reached before the risk threshold" in steps
     assert over.explanation.risk.startswith("over a rate limit: attempted risk 30 not applied")
+
+
+def test_a_version_3_postgres_database_is_upgraded(postgres_url: str) -> None:
+    """A database of the version-3 layout (no windows column, the version-3 `sentra_begin`),
+    with agents in it, gets the windows column and the new function; its agents are kept."""
+    import psycopg
+    from sentra_runtime.stores import open_store, postgres
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        for statement in (*postgres.SCHEMA, *postgres.UPGRADE_TO_3, *postgres.FUNCTIONS):
+            connection.execute(statement)
+        connection.execute("DROP FUNCTION sentra_begin(text, boolean)")
+        connection.execute(V3_BEGIN)
+        connection.execute("INSERT INTO sentra_meta VALUES ('schema_version', '3')")
+        connection.execute("INSERT INTO sentra_agents VALUES ('carol', 80, 1, false, NULL)")
+    clock = Clock()
+    engine = Engine(TABLE, open_store(postgres_url), clock=clock)
+    try:
+        assert engine.state("carol").cumulative_risk == 80
+        for _ in range(5):
+            assert refund(engine, "carol").allowed
+        assert refund(engine, "carol").rule_id == "RATE_LIMIT_EXCEEDED"
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            assert connection.execute("SELECT value FROM sentra_meta WHERE key = "
+                                      "'schema_version'").fetchone() == ("4",)
+            assert connection.execute("SELECT blocked_attempts, limit_windows IS NOT NULL FROM "
+                                      "sentra_agents").fetchone() == (2, True)
+    finally:
+        engine.close()
+
+
+V3_BEGIN = """CREATE FUNCTION sentra_begin(agents text, every boolean)
+    RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
+                   shut_down boolean, decay_anchor bigint)
+    LANGUAGE sql AS $$ SELECT NULL::bytea, 0::bigint, 0::bigint, false, 0::bigint WHERE false $$"""
+"""The version-3 ``sentra_begin`` (its signature and result type; the upgrade replaces it)."""
