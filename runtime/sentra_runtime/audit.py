@@ -30,7 +30,9 @@ from sentra_runtime.policy import canonical_json
 DECISION = "decision"
 RESET = "reset"
 POLICY_LOAD = "policy_load"
-KINDS = frozenset({DECISION, RESET, POLICY_LOAD})
+GROUP = "group"
+"""An operator's assignment of an agent to a group (or its clearing)."""
+KINDS = frozenset({DECISION, RESET, POLICY_LOAD, GROUP})
 RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "input", "decision",
                          "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
 """The keys the runtime writes; annotations may not replace them."""
@@ -173,6 +175,14 @@ def reset_record(seconds: float, policy_hash: str | None, agent_id: str | None, 
     """An operator reset of one agent (``agent_id``) or all (``agent_id`` null)."""
     return {"kind": RESET, "time": timestamp(seconds), "policy_hash": policy_hash,
             "agent": agent_id, "operator": operator, "agents": sorted(agents)}
+
+
+def group_record(seconds: float, policy_hash: str | None, agent_id: str, group: str | None,
+                 operator: str) -> dict[str, Any]:
+    """The unsealed audit record of an operator's group assignment (``group`` ``None``: the
+    assignment is cleared, pattern membership applies again)."""
+    return {"kind": GROUP, "time": timestamp(seconds), "policy_hash": policy_hash,
+            "agent": agent_id, "group": group, "operator": operator}
 
 
 def policy_load_record(seconds: float, policy_hash: str, name: str, version: str,
@@ -382,6 +392,12 @@ class LogVerifier:
             if not isinstance(agent, str) or state is None:
                 return f"record seq {seq} is not a valid decision record"
             self.expected[agent] = (state, seq)
+            return None
+        if kind == GROUP:
+            agent, group = record.get("agent"), record.get("group")
+            if not isinstance(agent, str) or not isinstance(group, (str, type(None))):
+                return f"record seq {seq} is not a valid group record"
+            self.expected.setdefault(agent, (FRESH_STATE, seq))   # an assignment keeps the state
             return None
         agents = record.get("agents")
         if not isinstance(agents, list) or not all(isinstance(name, str) for name in agents):

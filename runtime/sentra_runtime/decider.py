@@ -56,7 +56,9 @@ State = tuple[int, int, bool]
 and returns it. Under a policy with ``risk_decay``, an agent whose cumulative risk is above 0
 has a fourth item, its decay anchor (whole microseconds since the epoch, UTC): see
 :func:`decay`. Under a policy with rate limits, an agent with counted decisions has a fifth
-item, its limit windows (:data:`Windows`), and the fourth is ``None`` when it has no anchor."""
+item, its limit windows (:data:`Windows`), and the fourth is ``None`` when it has no anchor. An
+agent an operator assigned to a group has a sixth, the group's name (the fourth and fifth
+``None`` when it has no anchor or windows): see :meth:`Decider.grouped_transition`."""
 Windows = dict[str, tuple[int, ...]]
 """An agent's rate-limit windows: per limit (its :attr:`LimitSpec.key`), the times of the last
 allowed decisions it counted (whole microseconds since the epoch, oldest first, at most the
@@ -138,6 +140,7 @@ class Decider:
             self._ungrouped = self._for_group(None)
             self._groups = tuple((group, self._for_group(group))
                                  for group in self.policy.groups)
+            self._named = {group.name: view for group, view in self._groups}
             self.step = self.grouped_transition
 
     def _for_group(self, group: GroupSpec | None) -> Decider:
@@ -158,12 +161,15 @@ class Decider:
             view.step = view.limited_transition
         return view
 
-    def member(self, agent_id: str) -> Decider:
+    def member(self, agent_id: str, assigned: str | None = None) -> Decider:
         """The decider with the settings of the agent's group (docs/language.md, "Agent
-        groups": the first group, in declaration order, one of whose patterns matches the id;
-        the header's settings for none); this decider itself for a policy without groups."""
+        groups": the group an operator ``assigned`` when the policy declares it; else the first
+        group, in declaration order, one of whose patterns matches the id; the header's
+        settings for none); this decider itself for a policy without groups."""
         if not self.policy.groups:
             return self
+        if assigned is not None and assigned in self._named:
+            return self._named[assigned]
         found = self._members.get(agent_id)
         if found is None:
             found = next((view for group, view in self._groups if group.holds(agent_id)),
@@ -177,10 +183,18 @@ class Decider:
                            code: int, payload: Any, seq: int | None = None,
                            now: float = 0.0) -> tuple[Decision, State]:
         """The state step of a policy with groups: the agent's group's step (its threshold,
-        strikes and decay); the decision's ``group`` names the group (``""`` for none)."""
-        view = self._members.get(agent_id) or self.member(agent_id)
+        strikes, decay and limits); the decision's ``group`` names the group (``""`` for none).
+        An operator's assignment (the state's sixth item) wins over the patterns while the
+        policy declares its group, and is kept in the new state."""
+        if len(state) > 5:
+            assigned: str = state[5]  # type: ignore[misc]
+            view = self.member(agent_id, assigned)
+        else:
+            view = self._members.get(agent_id) or self.member(agent_id)
         decision, after = view.step(state, agent_id, action, fields, code, payload, seq, now)
         decision.__dict__["group"] = view.group
+        if len(state) > 5:
+            after = with_assignment(after, assigned)
         return decision, after
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
@@ -226,7 +240,7 @@ class Decider:
     def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
         """``state`` as it reads at ``now``: with the ``risk_decay`` of the agent's group or
         the policy applied (nothing is written); ``state`` itself without decay."""
-        view = self.member(agent_id)
+        view = self.member(agent_id, assignment(state))
         if not view.decays:
             return state
         _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *view._decay)
@@ -371,8 +385,8 @@ class Decider:
                     agent_id: str = "") -> list[tuple[LimitSpec, int]]:
         """Every limit that applies to the agent (the rules', the blocks', its group's), each
         with how many counted decisions its window holds at ``now``."""
-        view = self.member(agent_id)
-        windows: Windows = state[4] if len(state) > 4 else {}  # type: ignore[misc]
+        view = self.member(agent_id, assignment(state))
+        windows: Windows = (state[4] if len(state) > 4 else None) or {}  # type: ignore[misc]
         limits = [*(rule.limit for rule in self.policy.rules if rule.limit is not None),
                   *(limit for action in self.policy.actions for limit in action.limits),
                   *view._group_limits]
@@ -561,6 +575,27 @@ def count_decision(windows: Windows | None, limits: tuple[LimitSpec, ...], now_u
         times.append(now_us)
         kept[limit.key] = tuple(times[-limit.count:])
     return kept
+
+
+def assignment(state: tuple[Any, ...]) -> str | None:
+    """The group an operator assigned the agent to (the state's sixth item), if any."""
+    return state[5] if len(state) > 5 else None
+
+
+def with_assignment(state: tuple[Any, ...], group: str | None) -> State:
+    """``state`` with an operator's group assignment (``None``: without one)."""
+    base = (*state[:5], *(None,) * (5 - len(state)))
+    if group is None:
+        return unassigned(base)
+    return cast(State, (*base, group))
+
+
+def unassigned(state: tuple[Any, ...]) -> State:
+    """``state`` without an assignment, in its shortest form (no trailing ``None``)."""
+    items = list(state[:5])
+    while len(items) > 3 and (items[-1] is None or items[-1] == {}):
+        items.pop()
+    return cast(State, tuple(items))
 
 
 def _anchored(state: State, anchor: int) -> State:

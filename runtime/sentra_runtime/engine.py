@@ -10,13 +10,14 @@ whatever the store: the one below.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from sentra_runtime.audit import Annotations, VerifyResult
-from sentra_runtime.decider import Decider, checked_fields
+from sentra_runtime.decider import Decider, assignment, checked_fields
 from sentra_runtime.decision import Decision
 from sentra_runtime.guard import ActionDenied as ActionDenied
 from sentra_runtime.guard import F, guard
@@ -110,6 +111,33 @@ class Engine:
         agents = self.store.reset(agent_id, operator, self.policy.hash, now=self.clock())
         return agents if isinstance(agents, Reset) else Reset(agents, None)
 
+    def assign_group(self, agent_id: str, group: str | None, *, operator: str) -> int | None:
+        """Put an agent in a group the policy declares, whatever its id's patterns say, or
+        (``group=None``) clear the assignment so that the patterns decide again; audited with
+        the operator. Returns the seq of the record (``None`` when the store keeps no log).
+        ``ValueError`` for a group the policy does not declare (an agent can never choose its
+        group: only an operator, through this call, assigns one)."""
+        if not isinstance(agent_id, str):
+            raise TypeError(f"agent_id must be a string, not {type(agent_id).__name__}")
+        if not isinstance(operator, str) or not operator:
+            raise ValueError("assigning a group needs the operator's name (operator=...)")
+        if group is not None:
+            names = [declared.name for declared in self.policy.groups]
+            if not isinstance(group, str) or group not in names:
+                raise ValueError(undeclared_group(group, names))
+        assign = getattr(self.store, "assign_group", None)
+        if assign is None:
+            raise TypeError(f"{type(self.store).__name__} does not keep group assignments")
+        seq: int | None = assign(agent_id, group, operator, self.policy.hash, now=self.clock())
+        return seq
+
+    def group(self, agent_id: str) -> tuple[str, str | None]:
+        """The agent's group now (``""``: none) and the group an operator assigned it to
+        (``None``: none). An assignment to a group the policy no longer declares is kept but
+        inert: the patterns decide, and the two differ."""
+        assigned = assignment(self.store.raw_state(agent_id))
+        return self.decider.member(agent_id, assigned).group, assigned
+
     def state(self, agent_id: str) -> AgentState:
         """The agent's ``(cumulative_risk, blocked_attempts, status)`` now (by the engine's
         clock, after the policy's ``risk_decay``, which a read applies without writing);
@@ -161,3 +189,12 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+
+def undeclared_group(group: object, names: list[str]) -> str:
+    """Why an assignment to ``group`` is refused, with the nearest declared name."""
+    if not names:
+        return f"the policy declares no groups: `{group}` cannot be assigned"
+    close = difflib.get_close_matches(str(group), names, n=1)
+    hint = f"; did you mean `{close[0]}`?" if close else f" (declared: {', '.join(names)})"
+    return f"the policy declares no group `{group}`{hint}"

@@ -150,7 +150,7 @@ def explain(context: EvaluationContext, decision: Decision, fields: Any, code: i
     cumulative, blocked, down = state
     policy = context.policy
     action = decision.action
-    settings = policy.settings_of(decision.agent_id)
+    settings = policy.settings_of(decision.agent_id, decision.group)
     group = ""
     if policy.groups:
         group = f" (group `{settings.group}`)" if settings.group else " (no group)"
@@ -312,7 +312,7 @@ def _actual(test: TestSpec, values: Mapping[str, Any]) -> str:
 
 def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, blocked: int,
                 matched: str | None) -> str:
-    settings = policy.settings_of(decision.agent_id)
+    settings = policy.settings_of(decision.agent_id, decision.group)
     threshold, strikes = settings.risk_threshold, settings.strikes
     risk = decision.attempted_risk
     projected = cumulative + risk

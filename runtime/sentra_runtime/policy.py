@@ -387,9 +387,17 @@ class Policy:
         return AgentSettings(group.name, group.risk_threshold or self.risk_threshold,
                              group.strikes or self.strikes, group.risk_decay or self.risk_decay)
 
-    def settings_of(self, agent_id: str) -> AgentSettings:
-        """The settings that apply to this agent (its group's: :meth:`group_of`)."""
-        return self.group_settings(self.group_of(agent_id))
+    def settings_of(self, agent_id: str, group: str | None = None) -> AgentSettings:
+        """The settings that apply to this agent: its group's (:meth:`group_of`), or, given
+        ``group`` (the group a decision names: an operator's assignment wins over patterns),
+        that group's (``""``: none)."""
+        if group is None:
+            return self.group_settings(self.group_of(agent_id))
+        return self.group_settings(self.group_named(group))
+
+    def group_named(self, name: str) -> GroupSpec | None:
+        """The declared group of this name; ``None`` when there is none."""
+        return next((group for group in self.groups if group.name == name), None)
 
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id (``KeyError`` when there is none)."""

@@ -388,6 +388,26 @@ class RemoteEngine(ServerClient):
                      seq if isinstance(seq, int) else None)
 
 
+    def assign_group(self, agent_id: str, group: str | None, *, operator: str) -> int | None:
+        """Put an agent in a group the policy declares (``None``: clear the assignment), with
+        the operator token, recorded with ``operator``; the seq of the audit record. Never sent
+        twice. :class:`SentraError` when the server refuses it (a group the policy does not
+        declare is a 422 saying so)."""
+        if not isinstance(operator, str) or not operator:
+            raise SentraError("assigning a group needs the operator's name (operator=...)")
+        if group is not None and not isinstance(group, str):
+            raise SentraError(f"group must be a string or None, not {type(group).__name__}")
+        path = f"/v1/agents/{agent_segment(agent_id)}/group"
+        try:
+            answer = self._json(self._send("PUT", path, {"group": group, "operator": operator},
+                                           idempotent=False,
+                                           headers=self._authorization(self.token)))
+        except (TransportError, ValueError) as error:
+            raise SentraError(f"group assignment of agent {agent_id!r} refused: {error}") from None
+        seq = answer.get("seq") if isinstance(answer, dict) else None
+        return seq if isinstance(seq, int) else None
+
+
 def agent_segment(agent_id: str) -> str:
     """An agent id as one URL path segment; :class:`SentraError` for a non-string or text
     that is not Unicode (a lone surrogate)."""

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"reason: {decision.reason}")
         if decision.threat:
             print(f"threat: {decision.threat}")
-        settings = policy.settings_of(args.agent)
+        settings = policy.settings_of(args.agent, decision.group)
         if policy.groups:
             print(f"group: {settings.group or '(none)'}")
         print(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "

@@ -194,7 +194,8 @@ def annotation(request: dict[str, Any]) -> Callable[[Policy, Decision], dict[str
         matched = decision.matched_rule
         return {"server": {"api": "sentra", "request": request, "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
-                           "risk_threshold": policy.settings_of(decision.agent_id).risk_threshold}}
+                           "risk_threshold": policy.settings_of(decision.agent_id,
+                                                                decision.group).risk_threshold}}
 
     return annotate
 

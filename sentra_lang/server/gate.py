@@ -159,6 +159,15 @@ class Gate:
         self._tell(record)
         return record
 
+    def assign_group(self, agent_id: str, group: str | None, operator: str) -> dict[str, Any]:
+        """An operator's group assignment (``None`` clears it); its audit record.
+        ``ValueError`` for a group the policy does not declare."""
+        with self._reload_lock:
+            seq = self._engine.assign_group(agent_id, group, operator=operator)
+        record = self._written(seq, "group")
+        self._tell(record)
+        return record
+
     def _written(self, seq: int | None, kind: str) -> dict[str, Any]:
         """The audit record the runtime just reported writing at ``seq``."""
         record = self.reader.record(seq)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
-Kind = Literal["decision", "reset", "policy_load"]
+Kind = Literal["decision", "reset", "policy_load", "group"]
 
 
 class Answer(BaseModel):
@@ -119,6 +119,12 @@ class AgentState(Answer):
     limits: list[LimitCount] | None = Field(
         default=None, description="Under a policy with rate limits: every limit that applies "
                                   "to the agent, with its count now; absent otherwise.")
+    group: str | None = Field(default=None, description="Under a policy with groups: the "
+                              "agent's group now (`\"\"`: none).")
+    assigned_group: str | None = Field(default=None, description="The group an operator "
+                                       "assigned the agent to (null: none); it differs from "
+                                       "`group` when the policy no longer declares it (the "
+                                       "assignment is then inert).")
 
 
 class KnownAgent(AgentState):
@@ -136,6 +142,11 @@ class AgentPage(Answer):
 class AgentReset(Answer):
     seq: int
     reset: list[str]
+    agent: AgentState
+
+
+class GroupAssigned(Answer):
+    seq: int
     agent: AgentState
 
 

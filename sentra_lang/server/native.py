@@ -44,6 +44,16 @@ class DecideRequest(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+class GroupRequest(BaseModel):
+    """An operator's group assignment: a group the policy declares, or ``null`` to clear the
+    assignment (the policy's patterns decide again), and who assigns it (audited)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    group: str | None
+    operator: str = Field(min_length=1, max_length=200)
+
+
 def record_view(record: dict[str, Any], threshold: int) -> dict[str, Any]:
     """An audit record as the API shows it; a decision also gets its Sentra event."""
     if record.get("kind") != "decision":
@@ -58,6 +68,9 @@ def agent_view(gate: Gate, agent_id: str) -> dict[str, Any]:
                             "blocked_attempts": state.blocked_attempts, "status": state.status}
     if gate.engine.decider.limited:
         view["limits"] = gate.engine.limits(agent_id)
+    group, assigned = gate.engine.group(agent_id)
+    if gate.policy.groups or assigned is not None:
+        view["group"], view["assigned_group"] = group, assigned
     return view
 
 
@@ -92,7 +105,8 @@ def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str
         return {"server": {"api": "v1", "request": {"action_type": request.action, **kept},
                            "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
-                           "risk_threshold": policy.settings_of(decision.agent_id).risk_threshold}}
+                           "risk_threshold": policy.settings_of(decision.agent_id,
+                                                                decision.group).risk_threshold}}
 
     return annotate
 
@@ -142,6 +156,17 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
         record = gate.reset(agent_id, who)
         return JSONResponse({"seq": record["seq"], "reset": record["agents"],
                              "agent": agent_view(gate, agent_id)})
+
+    @api.put("/agents/{agent_id:path}/group", summary="Assign an agent to a declared group, or "
+             "clear the assignment with null (operator token)", operation_id="assign_group",
+             response_model=models.GroupAssigned, responses=operated,
+             openapi_extra={"security": OPERATOR_SECURITY})
+    def assign_group(agent_id: str, request: GroupRequest, _: str = authorised) -> JSONResponse:
+        try:
+            record = gate.assign_group(agent_id, request.group, request.operator)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        return JSONResponse({"seq": record["seq"], "agent": agent_view(gate, agent_id)})
 
     @api.post("/reset", summary="Reset every agent (operator token)", operation_id="reset_all",
               response_model=models.ResetAll, responses=operated,

@@ -53,6 +53,13 @@ class Store(Protocol):
         audited at ``now`` (the current time when ``None``). Stores with a log return a
         :class:`Reset` carrying the record's seq."""
 
+    def assign_group(self, agent_id: str, group: str | None, operator: str,
+                     policy_hash: str | None, *, now: float | None = None) -> int | None:
+        """Keep an operator's group assignment beside the agent's state (``None`` clears it;
+        decisions and resets never change it) and audit it at ``now``, atomically; the seq of
+        its record (``None`` without a log). The state the decider reads then has it as its
+        sixth item."""
+
     def state(self, agent_id: str) -> AgentState:
         """The agent's stored state (no decay applied: :meth:`Engine.state` applies it)."""
 

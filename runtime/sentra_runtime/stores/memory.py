@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from sentra_runtime import audit
+from sentra_runtime.decider import assignment, with_assignment
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
@@ -69,6 +70,8 @@ class MemoryStore:
                 decision, new_state = decide(state, agent_id, action, fields, code, payload, None,
                                              now)
             if new_state is not state or state is FRESH:
+                if len(state) > 5 and len(new_state) < 6:   # a policy without groups
+                    new_state = with_assignment(new_state, state[5])  # type: ignore[misc]
                 self._states[agent_id] = new_state
         finally:
             self._lock.release()
@@ -85,15 +88,26 @@ class MemoryStore:
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
               now: float | None = None) -> Reset:
         with self._lock:
+            states = self._states
             if agent_id is None:
-                agents = sorted(self._states)
-                self._states = dict.fromkeys(agents, FRESH)
+                agents = sorted(states)
+                self._states = {agent: _fresh(states[agent]) for agent in agents}
             else:
                 agents = [agent_id]
-                self._states[agent_id] = FRESH
+                states[agent_id] = _fresh(states.get(agent_id, FRESH))
             seq = self._append(audit.reset_record(_clock() if now is None else now, policy_hash,
                                                   agent_id, operator, agents))
         return Reset(agents, seq)
+
+    def assign_group(self, agent_id: str, group: str | None, operator: str,
+                     policy_hash: str | None, *, now: float | None = None) -> int | None:
+        """Keep an operator's group assignment beside the agent's state (``None`` clears it)
+        and audit it; the seq of its record."""
+        with self._lock:
+            state = self._states.get(agent_id, FRESH)
+            self._states[agent_id] = with_assignment(state, group)
+            return self._append(audit.group_record(_clock() if now is None else now,
+                                                   policy_hash, agent_id, group, operator))
 
     def set_state(self, agent_id: str, cumulative_risk: int, blocked_attempts: int,
                   shut_down: bool = False, *, decay_anchor: float | None = None) -> None:
@@ -200,3 +214,8 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _fresh(state: RawState) -> RawState:
+    """A reset agent's state: fresh, keeping an operator's group assignment."""
+    return with_assignment(FRESH, assignment(state))

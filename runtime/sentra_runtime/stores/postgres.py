@@ -112,14 +112,21 @@ UPGRADE_TO_4_LIMITS = (
 )
 """Version 3 to 4, rate limits: each agent's limit windows (JSON; NULL when it has none);
 ``sentra_begin`` returns them."""
-UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS,)
+UPGRADE_TO_4_GROUPS = (
+    "ALTER TABLE sentra_agents ADD COLUMN assigned_group text",
+    "DROP FUNCTION IF EXISTS sentra_begin(text, boolean)",
+)
+"""Version 3 to 4, operator-assigned groups: the group an operator assigned the agent to (NULL
+for none); ``sentra_begin`` returns it."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS)
 """Version 3 to 4."""
 UPGRADES = {2: (*UPGRADE_TO_3, *UPGRADE_TO_4), 3: UPGRADE_TO_4}
 """The statements that upgrade a store of each older version (then :data:`FUNCTIONS`)."""
 FUNCTIONS = (
     f"""CREATE OR REPLACE FUNCTION sentra_begin(agents text, every boolean)
     RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
-                   shut_down boolean, decay_anchor bigint, limit_windows text)
+                   shut_down boolean, decay_anchor bigint, limit_windows text,
+                   assigned_group text)
     LANGUAGE plpgsql AS $$
 DECLARE
     ids bytea[] := sentra_ids(agents);
@@ -132,7 +139,8 @@ BEGIN
     END IF;
     -- a statement of its own: its snapshot is taken with the locks held
     RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
-        a.decay_anchor, a.limit_windows FROM sentra_agents a WHERE every OR a.agent_id = ANY(ids);
+        a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a
+        WHERE every OR a.agent_id = ANY(ids);
 END
 $$""",
     """CREATE OR REPLACE FUNCTION sentra_ids(agents text) RETURNS bytea[]
@@ -199,6 +207,10 @@ upgrade)."""
 
 _BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
 _RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
+_ASSIGN_GROUP = (
+    "INSERT INTO sentra_agents (agent_id, cumulative_risk, blocked_attempts, shut_down, "
+    "assigned_group) VALUES (%s, 0, 0, false, %s) ON CONFLICT (agent_id) DO UPDATE SET "
+    "assigned_group = excluded.assigned_group")
 WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
@@ -357,7 +369,7 @@ class PostgresStore:
         agents = _ids(sorted({pending.agent_id for pending in batch}))
         rows = connection.execute(_BEGIN, (agents, False)).fetchall()
         states: dict[str, RawState] = {
-            bytes(row[0]).decode(): _raw(row[1], row[2], row[3], row[4], row[5]) for row in rows}
+            bytes(row[0]).decode(): _raw(*row[1:]) for row in rows}
         stored = set(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
@@ -421,6 +433,21 @@ class PostgresStore:
         self._remember(record, seq, prev, digest)
         return Reset(sorted(agents), seq)
 
+    def assign_group(self, agent_id: str, group: str | None, operator: str,
+                     policy_hash: str | None, *, now: float | None = None) -> int:
+        """Keep an operator's group assignment in the agent's row (``None`` clears it) and
+        audit it, in one transaction under the agent's lock; the seq of its record."""
+        locked = _ids([agent_id])
+        record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
+                                    group, operator)
+        with self._connection() as connection:
+            connection.execute(_BEGIN, (locked, False)).fetchall()
+            connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "shared", locked, [(record, None)])).fetchall()
+        self._remember(record, seq, prev, digest)
+        return int(seq)
+
     def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int:
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
@@ -460,7 +487,7 @@ class PostgresStore:
 
     def raw_state(self, agent_id: str) -> RawState:
         row = self._read_one("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
-                             "limit_windows FROM sentra_agents WHERE agent_id = %s",
+                             "limit_windows, assigned_group FROM sentra_agents WHERE agent_id = %s",
                              (_key(agent_id),))
         return FRESH if row is None else _raw(*row)
 
@@ -624,11 +651,13 @@ class _Snapshot:
     def states(self) -> Iterator[tuple[str, RawState]]:
         version = schema_version(self.connection)
         anchor = "decay_anchor" if version >= 3 else "NULL"
-        windows = "limit_windows" if version >= 4 else "NULL"
+        windows, group = (("limit_windows", "assigned_group") if version >= 4
+                          else ("NULL", "NULL"))
         self.execute(f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor}, "
-                     f"{windows} FROM sentra_agents ORDER BY agent_id")
-        for agent, risk, blocked, down, decay_anchor, limit_windows in self:
-            yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor, limit_windows)
+                     f"{windows}, {group} FROM sentra_agents ORDER BY agent_id")
+        for agent, risk, blocked, down, decay_anchor, limit_windows, assigned in self:
+            yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor, limit_windows,
+                                              assigned)
 
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:

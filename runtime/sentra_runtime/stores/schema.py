@@ -7,7 +7,8 @@ that records deleted from the end of the log are found) and the compiled tables 
 loaded (so that every process sharing the store can load the policy another one loaded);
 version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one);
 version 4 adds each agent's rate-limit windows (a column holding JSON, :func:`windows_text`, NULL
-for an agent without counted decisions). PostgreSQL stores start at version 2.
+for an agent without counted decisions) and the group an operator assigned it to (a column,
+NULL for none; decisions and resets never write it). PostgreSQL stores start at version 2.
 
 A store opens a database with an older schema only to upgrade it (``upgrade=True``, the
 default: in one transaction, additive, so a process of an older runtime on the same database
@@ -60,14 +61,16 @@ def windows_text(state: tuple[Any, ...]) -> str | None:
 
 
 def stored_state(risk: int, blocked: int, down: Any, anchor: int | None,
-                 windows: str | None = None) -> Any:
-    """A stored row as the decider's state: with the decay anchor when there is one, and the
-    limit windows when there are some (then the anchor's place holds ``None`` without one).
-    Windows edited into something that is no JSON of lists of times count as none."""
-    if windows is not None:
-        kept = _windows(windows)
-        if kept:
-            return risk, blocked, bool(down), anchor, kept
+                 windows: str | None = None, group: str | None = None) -> Any:
+    """A stored row as the decider's state: with the decay anchor when there is one, the
+    limit windows when there are some and the operator's group assignment when there is one
+    (the places before it hold ``None`` when empty). Windows edited into something that is no
+    JSON of lists of times count as none."""
+    kept = None if windows is None else _windows(windows)
+    if group is not None:
+        return risk, blocked, bool(down), anchor, kept or None, group
+    if kept:
+        return risk, blocked, bool(down), anchor, kept
     if anchor is None:
         return risk, blocked, bool(down)
     return risk, blocked, bool(down), anchor

@@ -93,10 +93,15 @@ UPGRADE_TO_4_LIMITS = (
     "ALTER TABLE agents ADD COLUMN limit_windows TEXT",
 )
 """Version 3 to 4, rate limits: each agent's limit windows (JSON; NULL when it has none)."""
-UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS,)
+UPGRADE_TO_4_GROUPS = (
+    "ALTER TABLE agents ADD COLUMN assigned_group TEXT",
+)
+"""Version 3 to 4, operator-assigned groups: the group an operator assigned the agent to (NULL
+for none)."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS)
 """Version 3 to 4."""
 _SELECT_STATE = ("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
-                 "limit_windows FROM agents WHERE agent_id = ?")
+                 "limit_windows, assigned_group FROM agents WHERE agent_id = ?")
 _UPSERT_STATE = (
     "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
     "limit_windows) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET "
@@ -104,10 +109,15 @@ _UPSERT_STATE = (
     "shut_down = excluded.shut_down, decay_anchor = excluded.decay_anchor, "
     "limit_windows = excluded.limit_windows"
 )
+_ASSIGN_GROUP = (
+    "INSERT INTO agents (agent_id, cumulative_risk, blocked_attempts, shut_down, assigned_group) "
+    "VALUES (?, 0, 0, 0, ?) ON CONFLICT (agent_id) DO UPDATE SET "
+    "assigned_group = excluded.assigned_group"
+)
 _LAST_AUDIT = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _STATE_AND_LAST_AUDIT = (
     "SELECT a.cumulative_risk, a.blocked_attempts, a.shut_down, a.decay_anchor, "
-    "a.limit_windows, "
+    "a.limit_windows, a.assigned_group, "
     "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), "
     "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1) "
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
@@ -235,9 +245,9 @@ class SQLiteStore:
 
     def _decide_one(self, connection: sqlite3.Connection, pending: Pending) -> None:
         """One decision in its own transaction: the state and the log's head in one query."""
-        risk, blocked, down, anchor, windows, last, prev = connection.execute(
+        risk, blocked, down, anchor, windows, group, last, prev = connection.execute(
             _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
-        state = FRESH if risk is None else _raw(risk, blocked, down, anchor, windows)
+        state = FRESH if risk is None else _raw(risk, blocked, down, anchor, windows, group)
         self._write(connection, pending, state, risk is None, None if last is None
                     else (last, prev))
 
@@ -283,6 +293,15 @@ class SQLiteStore:
             seq = self._append(connection, audit.reset_record(
                 time.time() if now is None else now, policy_hash, agent_id, operator, agents))
         return Reset(sorted(agents), seq)
+
+    def assign_group(self, agent_id: str, group: str | None, operator: str,
+                     policy_hash: str | None, *, now: float | None = None) -> int:
+        """Keep an operator's group assignment in the agent's row (``None`` clears it) and
+        audit it, in one transaction; the seq of its record."""
+        with self._transaction() as connection:
+            connection.execute(_ASSIGN_GROUP, (agent_id, group))
+            return self._append(connection, audit.group_record(
+                time.time() if now is None else now, policy_hash, agent_id, group, operator))
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.raw_state(agent_id))
@@ -596,11 +615,11 @@ def _log_end(connection: sqlite3.Connection) -> audit.Head:
 def _stored_states(connection: sqlite3.Connection) -> Iterator[tuple[str, RawState]]:
     version = schema_version(connection)
     anchor = "decay_anchor" if version >= 3 else "NULL"
-    windows = "limit_windows" if version >= 4 else "NULL"
-    for agent, risk, blocked, down, decay_anchor, limit_windows in connection.execute(
-            f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor}, {windows} "
-            "FROM agents ORDER BY agent_id"):
-        yield agent, _raw(risk, blocked, down, decay_anchor, limit_windows)
+    windows, group = ("limit_windows", "assigned_group") if version >= 4 else ("NULL", "NULL")
+    for agent, risk, blocked, down, decay_anchor, limit_windows, assigned in connection.execute(
+            f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor}, {windows}, "
+            f"{group} FROM agents ORDER BY agent_id"):
+        yield agent, _raw(risk, blocked, down, decay_anchor, limit_windows, assigned)
 
 
 _raw = stored_state
