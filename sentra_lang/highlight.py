@@ -44,7 +44,7 @@ VSCODE_SYNTAXES = Path(__file__).resolve().parents[1] / "editors" / "vscode" / "
 # with policies (`keywords.OPERATOR_WORDS`, `keywords.CONSTANTS`).
 SUITE_DECLARATIONS = ("suite", "for", "defaults", "scenario", "cases", "property")
 SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "sequence",
-               "after")
+               "after", "assign")
 SUITE_DECISIONS = ("allowed", "blocked", "shutdown")
 SUITE_QUANTIFIERS = ("never", "always")
 SUITE_CLAUSES = ("rule", "reason", "threat", "risk", "applied", "projected", "cumulative",

@@ -50,6 +50,8 @@ class ReplayResult:
     timed: bool = False
     """Whether the policy's decisions depend on time (``risk_decay``): --to-suite then writes
     the recorded time between steps as `after` steps."""
+    groups_declared: tuple[str, ...] = ()
+    """The groups the replayed policy declares (a recorded assignment to another is inert)."""
 
 
 class AuditLogError(Exception):
@@ -159,7 +161,8 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
     store = ScenarioStore()
     clock = RecordedClock()
     engine = Engine(load_policy(policy), store, clock=clock)
-    result = ReplayResult(timed=engine.decider.decays)
+    result = ReplayResult(timed=engine.decider.decays or engine.decider.limited,
+                          groups_declared=tuple(g.name for g in engine.policy.groups))
     groups = result.groups
     for record in records:
         clock.follow(record)
@@ -167,6 +170,15 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
         if kind == "reset":
             engine.reset(record.get("agent"), operator=record.get("operator") or OPERATOR)
             result.resets += 1
+            if keep_steps:
+                result.steps.append((record, None))
+            continue
+        if kind == "group" and isinstance(record.get("agent"), str):
+            # the recorded assignment, as it was made (inert when the policy replayed
+            # does not declare its group, as after a reload)
+            group = record.get("group")
+            store.assign_group(record["agent"], group if isinstance(group, str) else None,
+                               str(record.get("operator") or OPERATOR), None)
             if keep_steps:
                 result.steps.append((record, None))
             continue
@@ -214,6 +226,17 @@ def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _assign_line(record: dict[str, Any], declared: set[str]) -> str:
+    """A recorded group assignment as a suite step; a comment when the policy replayed does
+    not declare the group (the assignment is inert there)."""
+    group = record.get("group")
+    step = (f"assign {_literal(record['agent'])} group "
+            f"{'none' if not isinstance(group, str) else _literal(group)}")
+    if isinstance(group, str) and group not in declared:
+        return f"  # {step}   (inert: the policy declares no group `{group}`)"
+    return f"  {step}"
+
+
 def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[str]) -> None:
     """The recorded traffic as one scenario whose expectations are the new policy's decisions;
     a step whose decision changed carries the recorded one in a comment."""
@@ -225,6 +248,7 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
              f'suite "replayed traffic" for {_literal(str(relative))}', "",
              'scenario "recorded traffic" tags [replay] {']
     seconds: int | None = None
+    declared = set(result.groups_declared)
     for record, new in result.steps:
         micros = parse_timestamp_us(record.get("time"))
         if result.timed and micros is not None:
@@ -232,6 +256,9 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
             if seconds is not None and now > seconds:
                 lines.append(f"  after {duration_text(now - seconds)}")
             seconds = now if seconds is None else max(seconds, now)
+        if record.get("kind") == "group":
+            lines.append(_assign_line(record, declared))
+            continue
         if new is None:
             agent = record.get("agent")
             lines.append(f"  reset {'all' if agent is None else _literal(agent)}")

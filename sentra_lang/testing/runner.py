@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_records
 from sentra_runtime.audit import Annotations
+from sentra_runtime.decider import assignment, with_assignment
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 
 from sentra_lang.checker import duration_seconds
@@ -66,8 +67,12 @@ class ScenarioStore:
               now: float | None = None) -> list[str]:
         agents = sorted(self.states) if agent_id is None else [agent_id]
         for agent in agents:
-            self.states[agent] = FRESH
+            self.states[agent] = with_assignment(FRESH, assignment(self.states.get(agent, FRESH)))
         return agents
+
+    def assign_group(self, agent_id: str, group: str | None, operator: str,
+                     policy_hash: str | None, *, now: float | None = None) -> None:
+        self.states[agent_id] = with_assignment(self.states.get(agent_id, FRESH), group)
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.states.get(agent_id, FRESH))
@@ -505,6 +510,8 @@ class Runner:
                 engine.reset(step.agent, operator=OPERATOR)
             elif isinstance(step, s.AfterStep):
                 run.clock.now += duration_seconds(step.duration)   # checked: the suite runs
+            elif isinstance(step, s.GroupStep):
+                engine.assign_group(step.agent, step.group, operator=OPERATOR)
             else:
                 state = engine.state(step.agent)
                 mismatches = compare(step.expect, state, _STATE)

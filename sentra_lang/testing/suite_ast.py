@@ -86,7 +86,18 @@ class AfterStep:
     span: Span
 
 
-Step = ActionStep | ResetStep | StateStep | AfterStep
+@dataclass(frozen=True)
+class GroupStep:
+    """`assign "agent-7" group "trusted"`: an operator assigns the agent to a group (`none`:
+    clears the assignment; the checker reads the group)."""
+
+    agent: str
+    group: str | None
+    group_span: Span
+    span: Span
+
+
+Step = ActionStep | ResetStep | StateStep | AfterStep | GroupStep
 
 
 @dataclass(frozen=True)

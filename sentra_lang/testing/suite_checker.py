@@ -202,6 +202,13 @@ class _Checker:
             elif isinstance(step, s.StateStep):
                 for clause in step.expect.clauses:
                     self.clause(clause, None, None)
+            elif isinstance(step, s.GroupStep):
+                if step.group is not None and step.group not in self.groups:
+                    self.report("SL509", f"the policy has no group `{step.group}`",
+                                step.group_span,
+                                help=did_you_mean(step.group, self.groups) or (
+                                    "groups: " + ", ".join(self.groups) if self.groups
+                                    else "the policy declares no group"))
             elif isinstance(step, s.AfterStep):
                 problem, hint = duration_problem(step.duration)
                 if problem is not None:

@@ -201,6 +201,11 @@ class _SuiteBuilder(TreeBuilder):
                 token = child.children[0]
                 token = token if isinstance(token, Token) else token.children[0]
                 steps.append(s.AfterStep(str(token), self.span(token), span))
+            elif child.data == "assign_group":
+                agent = self.string(child.children[0]).value
+                target = child.children[-1]
+                group = None if isinstance(target, Token) else self.string(target).value
+                steps.append(s.GroupStep(agent, group, self.span(target), span))
             else:
                 agent = self.string(child.children[0]).value
                 action, action_span, quoted = self.action(child.children[1])
@@ -290,7 +295,8 @@ _STRING, _NUMBER, _WORD = "s", "n", "w"
 # string, Lark's contextual lexer (LALR lookaheads merged across contexts) may read these as
 # keywords, so the fast path gives up on them there instead of guessing.
 _KEYWORDS = frozenset({
-    "suite", "for", "defaults", "tags", "scenario", "agent", "reset", "state", "rule", "reason",
+    "suite", "for", "defaults", "tags", "scenario", "agent", "reset", "state", "assign", "rule",
+    "reason",
     "threat", "status", "cases", "with", "property", "examples", "where", "or", "and", "not",
     "in", "exists", "allowed", "blocked", "shutdown", "risk", "applied", "projected",
     "cumulative", "strikes", "contains", "sequence", "never", "always", "none", "all",

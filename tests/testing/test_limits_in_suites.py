@@ -71,3 +71,54 @@ def test_coverage_json_lists_each_limit_with_its_counts(
 def test_a_wrong_expectation_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(tmp_path, SUITE.replace("after 50m", "after 49m"), capsys)
     assert code == 1 and "RATE_LIMIT_EXCEEDED" in out and "1 failed" in out, out
+
+
+GROUPED = '''policy grouped version "1" {
+  risk_threshold 100
+}
+
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+
+action EXPORT {
+  allow risk 60 as EXPORT_OK "Export allowed."
+}
+
+otherwise block as UNKNOWN "Not covered."
+'''
+
+GROUP_SUITE = '''suite "groups" for "g.sentra"
+scenario "an operator trusts an agent" {
+  agent "new-1" EXPORT -> allowed group ""
+  assign "new-1" group "trusted"
+  agent "new-1" EXPORT -> allowed group "trusted" cumulative 120
+  reset "new-1"
+  state "new-1" -> cumulative 0
+  agent "new-1" EXPORT -> allowed group "trusted"
+  assign "new-1" group none
+  agent "new-1" EXPORT -> blocked rule RISK_THRESHOLD_EXCEEDED group "" cumulative 60
+}
+'''
+
+
+def run_groups(tmp_path: Path, suite: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    (tmp_path / "g.sentra").write_text(GROUPED, encoding="utf-8")
+    (tmp_path / "g.sentra-test").write_text(suite, encoding="utf-8")
+    code = main(["test", str(tmp_path / "g.sentra-test"), "--color", "never"])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_a_group_step_assigns_and_a_reset_keeps_the_assignment(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_groups(tmp_path, GROUP_SUITE, capsys)
+    assert code == 0 and "1 passed" in out, out
+
+
+def test_a_group_step_with_an_undeclared_group_is_sl509(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_groups(tmp_path, GROUP_SUITE.replace('group "trusted"', 'group "trustd"'), capsys)
+    assert code != 0 and "g.sentra-test:4:24: error[SL509]: the policy has no group `trustd`" \
+        in out and "did you mean `trusted`" in out, out

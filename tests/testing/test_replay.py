@@ -169,3 +169,46 @@ def test_replay_re_decides_with_the_recorded_times(tmp_path: Path,
     assert code == 0, capsys.readouterr()
     assert "\n  after 3h\n" in suite.read_text()
     assert main(["test", str(suite)]) == 0, capsys.readouterr().out
+
+
+ASSIGNED = '''policy assigned version "1" {
+  risk_threshold 100
+}
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+action EXPORT {
+  allow risk 60 as EXPORT_OK "Export allowed." limit 3 per 1h
+}
+otherwise block as UNKNOWN "Not covered."
+'''
+
+
+def test_replay_applies_recorded_group_assignments_and_limit_windows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's assignment is a record: replayed, the agent decides in its group again
+    (without it, the second export would be blocked at 120/100), and the rate limit counts at
+    the recorded times; the suite written from it assigns the group and passes."""
+    (tmp_path / "g.sentra").write_text(ASSIGNED)
+    now = [1_700_000_000.0]
+    engine = Engine(load(tmp_path / "g.sentra").policy, SQLiteStore(tmp_path / "audit.db"),
+                    clock=lambda: now[0])
+    engine.assign_group("new-1", "trusted", operator="alice")
+    labels = []
+    for _ in range(4):
+        labels.append(engine.evaluate("new-1", "EXPORT").rule_id)
+        now[0] += 60
+    now[0] += 3600
+    labels.append(engine.evaluate("new-1", "EXPORT").rule_id)
+    engine.close()
+    assert labels == ["EXPORT_OK"] * 3 + ["RATE_LIMIT_EXCEEDED", "RISK_THRESHOLD_EXCEEDED"]
+    result = replay(read_records(tmp_path / "audit.db"), load(tmp_path / "g.sentra").policy,
+                    keep_steps=True)
+    assert (result.decisions, result.changed) == (5, 0)
+    suite = tmp_path / "replayed.sentra-test"
+    code = main(["replay", str(tmp_path / "audit.db"), "--policy", str(tmp_path / "g.sentra"),
+                 "--to-suite", str(suite)])
+    assert code == 0, capsys.readouterr()
+    assert '\n  assign "new-1" group "trusted"\n' in suite.read_text()
+    assert main(["test", str(suite)]) == 0, capsys.readouterr().out
