@@ -185,7 +185,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
 
     @api.get("/events/stream", summary="Live server-sent events", operation_id="stream_events",
              response_class=StreamingResponse, openapi_extra={"security": reading},
-             responses={200: {"description": "`id: seq`, `event: decision|reset|policy_load`, "
+             responses={200: {"description": "`id: seq`, `event: decision|reset|policy_load|group`, "
                                               "`data: record` messages",
                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                         **read})
