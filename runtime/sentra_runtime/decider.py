@@ -11,6 +11,7 @@ keep agent state themselves.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import os
 import re
@@ -331,12 +332,15 @@ class Decider:
         """The block of the first limit the decision would go over (its class and reason), or
         ``None``: a limit of N per D is reached when N counted decisions are in
         ``(now - D, now]``."""
-        limits = self.limits_of(row.rule.id, action)
-        if not limits or not windows:
+        if not windows:
             return None
+        limits = self.limits_of(row.rule.id, action)
         now_us = round(now * MICROSECONDS)
         for limit in limits:
-            if counted_in_window(windows.get(limit.key, ()), now_us, limit) >= limit.count:
+            times = windows.get(limit.key)
+            # the last N times are kept, sorted: N in the window when the N-th last is in it
+            if times and len(times) >= limit.count and \
+                    times[-limit.count] > now_us - limit.period * MICROSECONDS:
                 return (self._limit_class(row, limit),
                         f"Rate limit reached: {limit} for {limit.target}. Action blocked before "
                         "execution.")
@@ -557,23 +561,34 @@ def all_limits(policy: Policy) -> dict[str, LimitSpec]:
 
 
 def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> int:
-    """How many of a window's times are in ``(now - period, now]`` (a time after ``now``, from a
-    clock that went back, counts too: the window never shrinks by a clock's mistake)."""
-    cutoff = now_us - limit.period * MICROSECONDS
-    return sum(1 for moment in times if moment > cutoff)
+    """How many of a window's times (sorted) are in ``(now - period, now]`` (a time after
+    ``now``, from a clock that went back, counts too: the window never shrinks by a clock's
+    mistake). Logarithmic in the window's size."""
+    return len(times) - bisect.bisect_right(times, now_us - limit.period * MICROSECONDS)
 
 
 def count_decision(windows: Windows | None, limits: tuple[LimitSpec, ...], now_us: int,
                    keys: frozenset[str]) -> Windows:
     """New windows with an allowed decision at ``now_us`` counted in each of ``limits``: each
-    keeps its times still in the window and this one, at most the limit's count."""
-    kept = {} if windows is None else {key: times for key, times in windows.items()
-                                       if key in keys}
+    keeps its times still in the window and this one, sorted, at most the limit's count (the
+    latest). Cheap when the time is the latest (as it is unless a clock went back)."""
+    if windows is None:
+        kept: Windows = {}
+    elif windows.keys() <= keys:
+        kept = windows.copy()
+    else:
+        kept = {key: times for key, times in windows.items() if key in keys}
     for limit in limits:
-        cutoff = now_us - limit.period * MICROSECONDS
-        times = [moment for moment in kept.get(limit.key, ()) if moment > cutoff]
-        times.append(now_us)
-        kept[limit.key] = tuple(times[-limit.count:])
+        times = kept.get(limit.key)
+        if times and times[0] <= now_us - limit.period * MICROSECONDS:   # some left the window
+            times = times[bisect.bisect_right(times, now_us - limit.period * MICROSECONDS):]
+        if not times:
+            kept[limit.key] = (now_us,)
+        elif times[-1] <= now_us:
+            kept[limit.key] = (*times[1 - limit.count:], now_us) if limit.count > 1 else (now_us,)
+        else:   # a clock that went back: in its place, still the latest N
+            times = (*times, now_us)
+            kept[limit.key] = tuple(sorted(times))[-limit.count:]
     return kept
 
 

@@ -87,5 +87,5 @@ def _windows(text: str) -> dict[str, tuple[int, ...]] | None:
     for key, times in data.items():
         if not isinstance(times, list) or not all(type(t) is int for t in times):
             return None
-        kept[key] = tuple(times)
+        kept[key] = tuple(sorted(times))
     return kept

@@ -1,0 +1,78 @@
+"""Groups, rate limits and decay together: `python tests/bench/limits_bench.py`
+(docs/benchmarks.md, "Groups, rate limits and decay").
+
+A decision on a policy with agent groups (a threshold and strikes of their own, and group
+limits on all actions and on one action), rate limits on rules and on an action block, and
+`risk_decay`, next to the same decision on the same policy without any of them, in the same
+run, on the in-memory store (its default bounded log) and on a SQLite file (one transaction per
+decision). A clock moves 1 second per decision, so windows slide and risk decays; thresholds,
+strikes and limits are set so that agents keep deciding (limits are counted, rarely reached).
+Rounds alternate between the two policies; each figure is the median over rounds of the time
+per decision. Targets (issue 15): at most 1.5x the plain decision in memory, 1.2x on SQLite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+from sentra_lang.compiler import compile_source  # noqa: E402
+from tests.bench.groups_bench import AGENTS, PLAIN, WORKLOAD  # noqa: E402
+from tests.bench.pair import Step, run  # noqa: E402
+
+FEATURES = """group trusted {
+  agents "ops-*"
+  risk_threshold 2000000000
+  strikes 2000000000
+  limit 1000 per 1h
+  limit EXPORT_DATA 500 per 1h
+}
+
+group new {
+  agents "new-*"
+  risk_decay 5 per 1m
+  limit 800 per 1h
+}
+
+"""
+
+
+def tables() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The plain table (schema 2) and the one with groups, limits and decay (schema 4)."""
+    featured = (PLAIN.replace("input {", FEATURES + "input {")
+                .replace("  strikes 1000000000\n", "  strikes 1000000000\n  risk_decay 1 per 1m\n")
+                .replace("action EXPORT_DATA {\n", "action EXPORT_DATA {\n  limit 600 per 1h\n")
+                .replace('as EXPORT_OK "Export allowed."',
+                         'as EXPORT_OK "Export allowed." limit 300 per 1h'))
+    out = []
+    for source in (PLAIN, featured):
+        table = compile_source(source, "bench.sentra", analyse=False).table
+        assert table is not None
+        out.append(table.model_dump(mode="json"))
+    assert out[1]["schema_version"] == 4 and out[1]["groups"][0]["limits"]
+    return out[0], out[1]
+
+
+class Clock:
+    """One second per call."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def steps(count: int) -> list[Step]:
+    """``count`` decisions of the workload, agents in turn."""
+    return [(AGENTS[i % len(AGENTS)], *WORKLOAD[i % len(WORKLOAD)]) for i in range(count)]
+
+
+if __name__ == "__main__":
+    run(__doc__.splitlines()[0], "groups+limits+decay", tables(), steps, clock=Clock)
