@@ -128,15 +128,12 @@ class Decider:
         self._limit_specs = all_limits(self.policy)
         self._limit_keys = frozenset(self._limit_specs)
         self.limited = bool(self._limit_keys)
-        """Whether the policy has a rate limit (then :meth:`limited_transition` is the step)."""
+        """Whether the policy has a rate limit (then :meth:`transition` checks and counts)."""
         self._group_limits: tuple[LimitSpec, ...] = ()
         self._limits_by_action = {name: action.limits for action in self.policy.actions
                                   for name in action.names}
         self._applicable: dict[tuple[str, str], tuple[LimitSpec, ...]] = {}
         self._limit_classes: dict[tuple[str, str], type[EvaluatedDecision]] = {}
-        if self.limited:
-            self._inner_step = self.step
-            self.step = self.limited_transition
         if self.policy.groups:
             self._ungrouped = self._for_group(None)
             self._groups = tuple((group, self._for_group(group))
@@ -157,9 +154,6 @@ class Decider:
         view.step = view.transition if decay is None else view.decaying_transition
         view._group_limits = () if group is None else group.limits
         view._applicable = {}
-        if view.limited:
-            view._inner_step = view.step
-            view.step = view.limited_transition
         return view
 
     def member(self, agent_id: str, assigned: str | None = None) -> Decider:
@@ -234,8 +228,10 @@ class Decider:
         kept["decayed"] = taken
         if after[0] == 0:
             kept["decay_anchor"] = None
-            return decision, after[:3]
+            return decision, after if len(after) > 4 else after[:3]
         anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
+        if len(after) > 4:   # limit windows
+            return decision, (after[0], after[1], after[2], anchor, after[4])  # type: ignore[return-value]
         return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
 
     def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
@@ -261,14 +257,14 @@ class Decider:
         try:
             cumulative, blocked, down = state
             windows = None
-        except ValueError:   # a state with a decay anchor or limit windows (kept by the callers)
+        except ValueError:   # a state with a decay anchor (the caller keeps it) or limit windows
             windows = state[4] if len(state) > 4 else None  # type: ignore[misc]
             cumulative, blocked, down = state = state[:3]
         if down:
             decision = _new(self._specials.already)
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
                                     _kept(fields, code), code, payload, state))
-            return decision, state
+            return decision, state if not windows else _windowed(state, windows)
         if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
             block, values = payload
             payload = (*values, self.group, cumulative, blocked)
@@ -276,14 +272,18 @@ class Decider:
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
-            over = self.limited and row.allows and self._over_limit(row, action, windows, now)
+            limits = self.limited and row.allows and self.limits_of(row.rule.id, action)
+            over = limits and windows and self._over_limit(limits, windows, now)
             if over:
-                cls, reason = over
+                cls, reason = self._limit_class(row, over[0]), over[1]
             elif row.allows and projected <= self._threshold:
                 decision = _new(row.allowed_class)
                 reason = None if row.render is None else row.render(payload, action, agent_id)
                 _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                         reason, seq, None, code, payload, state))
+                if limits:   # the decision counts in each limit that applies
+                    return decision, _windowed((projected, blocked, False), count_decision(
+                        windows, limits, round(now * MICROSECONDS), self._limit_keys))
                 return decision, (state if projected == cumulative
                                   else (projected, blocked, False))
             elif row.allows:
@@ -307,7 +307,12 @@ class Decider:
         decision = _new(cls)
         _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason, seq,
                                 _kept(fields, code), code, payload, state))
-        return decision, (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
+        after = (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
+        if windows:
+            if over:
+                decision.__dict__["limit"] = over[2]
+            return decision, _windowed(after, windows)
+        return decision, after
 
     # -- rate limits ---------------------------------------------------------------------------
 
@@ -327,23 +332,22 @@ class Decider:
             self._applicable[(rule_id, action)] = found
         return found
 
-    def _over_limit(self, row: _RuleOutcomes, action: str, windows: Windows | None,
-                    now: float) -> tuple[type[EvaluatedDecision], str] | None:
-        """The block of the first limit the decision would go over (its class and reason), or
-        ``None``: a limit of N per D is reached when N counted decisions are in
-        ``(now - D, now]``."""
-        if not windows:
-            return None
-        limits = self.limits_of(row.rule.id, action)
+    @staticmethod
+    def _over_limit(limits: tuple[LimitSpec, ...], windows: Windows,
+                    now: float) -> tuple[LimitSpec, str, dict[str, Any]] | None:
+        """The first of ``limits`` the decision would go over, its reason and what the
+        decision reports as its ``limit``; ``None`` when none: a limit of N per D is reached
+        when N counted decisions are in ``(now - D, now]``."""
         now_us = round(now * MICROSECONDS)
         for limit in limits:
             times = windows.get(limit.key)
             # the last N times are kept, sorted: N in the window when the N-th last is in it
             if times and len(times) >= limit.count and \
                     times[-limit.count] > now_us - limit.period * MICROSECONDS:
-                return (self._limit_class(row, limit),
-                        f"Rate limit reached: {limit} for {limit.target}. Action blocked before "
-                        "execution.")
+                return (limit, f"Rate limit reached: {limit} for {limit.target}. Action "
+                               "blocked before execution.",
+                        {"limit": str(limit), "for": limit.target,
+                         "count": counted_in_window(times, now_us, limit)})
         return None
 
     def _limit_class(self, row: _RuleOutcomes, limit: LimitSpec) -> type[EvaluatedDecision]:
@@ -354,36 +358,6 @@ class Decider:
                 BLOCK, RATE_LIMIT_EXCEEDED, rule.threat or "Rate Limit Exceeded",
                 rule.description, rule.risk, 0, ACTIVE, limit_key=limit.key)
         return found
-
-    def limited_transition(self, state: State, agent_id: str, action: str, fields: Any,
-                           code: int, payload: Any, seq: int | None = None,
-                           now: float = 0.0) -> tuple[Decision, State]:
-        """The state step of a policy with rate limits: the step without them (which blocks a
-        decision over a limit), then an allowed decision counts in each limit that applies:
-        its time joins the limit's window, which keeps the last N times."""
-        decision, after = self._inner_step(state, agent_id, action, fields, code, payload, seq,
-                                           now)
-        windows: Windows | None = state[4] if len(state) > 4 else None  # type: ignore[misc]
-        if decision.rule_id == RATE_LIMIT_EXCEEDED:
-            decision.__dict__["limit"] = self._limit_report(decision, windows, now)
-        elif decision.allowed:
-            limits = self.limits_of(decision.rule_id, action)
-            if limits:
-                windows = count_decision(windows, limits, round(now * MICROSECONDS),
-                                         self._limit_keys)
-        if not windows:
-            return decision, after
-        anchor = after[3] if len(after) > 3 else None  # type: ignore[misc]
-        return decision, (after[0], after[1], after[2], anchor, windows)  # type: ignore[return-value]
-
-    def _limit_report(self, decision: Decision, windows: Windows | None,
-                      now: float) -> dict[str, Any]:
-        """What a decision over a limit carries as ``limit``: the limit, what it counts, how
-        many decisions its window held (at least its count)."""
-        spec = self._limit_specs[decision.limit_key]  # type: ignore[attr-defined]
-        count = counted_in_window((windows or {}).get(spec.key, ()),
-                                  round(now * MICROSECONDS), spec)
-        return {"limit": str(spec), "for": spec.target, "count": count}
 
     def limit_usage(self, state: State, now: float,
                     agent_id: str = "") -> list[tuple[LimitSpec, int]]:
@@ -590,6 +564,11 @@ def count_decision(windows: Windows | None, limits: tuple[LimitSpec, ...], now_u
             times = (*times, now_us)
             kept[limit.key] = tuple(sorted(times))[-limit.count:]
     return kept
+
+
+def _windowed(state: tuple[Any, ...], windows: Windows) -> State:
+    """A three-item state with limit windows (no decay anchor: the decaying step adds it)."""
+    return cast(State, (state[0], state[1], state[2], None, windows))
 
 
 def assignment(state: tuple[Any, ...]) -> str | None:
