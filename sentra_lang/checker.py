@@ -640,8 +640,8 @@ class Checker:
             if self.model.otherwise is None:
                 self.model.otherwise = self._rule(otherwise.outcome, None, otherwise.span, loaded,
                                                   "OTHERWISE", rule_ids)
-        for info, limits in self._group_limits:
-            info.limits = self._limits(limits, f"group `{info.name}`", seen_names)
+        for info, declared in self._group_limits:
+            info.limits = self._limits(declared, f"group `{info.name}`", seen_names)
         if self.model.is_policy and self.model.otherwise is None:
             self.report("SL301", "no `otherwise`: action types that no block names are blocked",
                         self.model.header_span,
@@ -661,7 +661,7 @@ class Checker:
             self.report("SL109", f"rule has no id; it is called `{generated}`", outcome.span,
                         help=f"add `as {generated}` or a better name")
         else:
-            rule_id = id_clause.value.value  # type: ignore[assignment]
+            rule_id = id_clause.value.value  # type: ignore[assignment,union-attr]
             if rule_id in rule_ids:
                 self.report("SL105", f"rule id `{rule_id}` is used twice", id_clause.value.span,
                             related=[Related(rule_ids[rule_id], "first used here")])
@@ -739,7 +739,7 @@ class Checker:
 
     @staticmethod
     def _text(clause: ast.Clause | None) -> str:
-        return clause.value.value if clause is not None else ""  # type: ignore[return-value]
+        return clause.value.value if clause is not None else ""  # type: ignore[return-value,union-attr]
 
     def _risk(self, outcome: ast.Outcome, clause: ast.Clause | None) -> int:
         if clause is None:

@@ -182,7 +182,7 @@ class Decider:
         An operator's assignment (the state's sixth item) wins over the patterns while the
         policy declares its group, and is kept in the new state."""
         if len(state) > 5:
-            assigned: str = state[5]  # type: ignore[misc]
+            assigned: str = state[5]
             view = self.member(agent_id, assigned)
         else:
             view = self._members.get(agent_id) or self.member(agent_id)
@@ -222,7 +222,7 @@ class Decider:
         taken, cumulative, anchor = decay(state, now_us, amount, period_us)
         inner = ((cumulative, state[1], state[2]) if len(state) < 5
                  else (cumulative, state[1], state[2], None, state[4]))
-        decision, after = self.transition(inner, agent_id, action,  # type: ignore[arg-type]
+        decision, after = self.transition(inner, agent_id, action,
                                           fields, code, payload, seq, now)
         kept = decision.__dict__
         kept["decayed"] = taken
@@ -231,7 +231,7 @@ class Decider:
             return decision, after if len(after) > 4 else after[:3]
         anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
         if len(after) > 4:   # limit windows
-            return decision, (after[0], after[1], after[2], anchor, after[4])  # type: ignore[return-value]
+            return decision, cast(State, (after[0], after[1], after[2], anchor, after[4]))
         return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
 
     def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
@@ -258,7 +258,7 @@ class Decider:
             cumulative, blocked, down = state
             windows = None
         except ValueError:   # a state with a decay anchor (the caller keeps it) or limit windows
-            windows = state[4] if len(state) > 4 else None  # type: ignore[misc]
+            windows = state[4] if len(state) > 4 else None
             cumulative, blocked, down = state = state[:3]
         if down:
             decision = _new(self._specials.already)
@@ -364,7 +364,7 @@ class Decider:
         """Every limit that applies to the agent (the rules', the blocks', its group's), each
         with how many counted decisions its window holds at ``now``."""
         view = self.member(agent_id, assignment(state))
-        windows: Windows = (state[4] if len(state) > 4 else None) or {}  # type: ignore[misc]
+        windows: Windows = (state[4] if len(state) > 4 else None) or {}
         limits = [*(rule.limit for rule in self.policy.rules if rule.limit is not None),
                   *(limit for action in self.policy.actions for limit in action.limits),
                   *view._group_limits]

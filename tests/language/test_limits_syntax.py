@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sentra_lang.compiler import compile_source
-
 from tests.helpers import assert_diagnostic, compile_ok
 
 HEAD = 'policy p version "1" {}\n'

@@ -4,12 +4,11 @@ durability across a restart and the store upgrade from version 3."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
-
-import itertools
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

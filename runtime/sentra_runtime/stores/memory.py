@@ -71,7 +71,7 @@ class MemoryStore:
                                              now)
             if new_state is not state or state is FRESH:
                 if len(state) > 5 and len(new_state) < 6:   # a policy without groups
-                    new_state = with_assignment(new_state, state[5])  # type: ignore[misc]
+                    new_state = with_assignment(new_state, state[5])
                 self._states[agent_id] = new_state
         finally:
             self._lock.release()

@@ -628,7 +628,7 @@ _raw = stored_state
 
 def _row(agent_id: str, state: RawState) -> tuple[Any, ...]:
     """The parameters of :data:`_UPSERT_STATE` for an agent's state."""
-    anchor = state[3] if len(state) > 3 else None  # type: ignore[misc]
+    anchor = state[3] if len(state) > 3 else None
     return (agent_id, state[0], state[1], state[2], anchor, windows_text(state))
 
 
