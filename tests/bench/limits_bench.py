@@ -29,14 +29,14 @@ FEATURES = """group trusted {
   agents "ops-*"
   risk_threshold 2000000000
   strikes 2000000000
-  limit 1000 per 1h
-  limit EXPORT_DATA 500 per 1h
+  limit 1000 per 10m
+  limit EXPORT_DATA 500 per 10m
 }
 
 group new {
   agents "new-*"
   risk_decay 5 per 1m
-  limit 800 per 1h
+  limit 800 per 10m
 }
 
 """
@@ -46,9 +46,9 @@ def tables() -> tuple[dict[str, Any], dict[str, Any]]:
     """The plain table (schema 2) and the one with groups, limits and decay (schema 4)."""
     featured = (PLAIN.replace("input {", FEATURES + "input {")
                 .replace("  strikes 1000000000\n", "  strikes 1000000000\n  risk_decay 1 per 1m\n")
-                .replace("action EXPORT_DATA {\n", "action EXPORT_DATA {\n  limit 600 per 1h\n")
+                .replace("action EXPORT_DATA {\n", "action EXPORT_DATA {\n  limit 600 per 10m\n")
                 .replace('as EXPORT_OK "Export allowed."',
-                         'as EXPORT_OK "Export allowed." limit 300 per 1h'))
+                         'as EXPORT_OK "Export allowed." limit 300 per 5m'))
     out = []
     for source in (PLAIN, featured):
         table = compile_source(source, "bench.sentra", analyse=False).table
