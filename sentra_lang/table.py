@@ -226,7 +226,8 @@ class Group(_Model):
     def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """A setting the group does not override has no key, nor do absent limits."""
         data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items() if value is not None and value != []}
+        return {key: value for key, value in data.items()
+                if value is not None and not (key == "limits" and not value)}
 
 
 class Table(_Model):

@@ -74,3 +74,13 @@ def test_a_limit_after_the_rules_of_a_block_is_the_last_rule_s_and_says_where_it
     result = compile_source(HEAD + "action A {\n  allow as X\n  limit 2 per 1h\n  block as Y\n"
                             "}\n" + OTHER, "t.sentra")
     assert "SL225" not in [d.code for d in result.diagnostics]   # the allow rule's limit
+
+
+def test_a_group_without_agents_keeps_its_empty_agents_in_the_table() -> None:
+    """The policy fuzzer's finding: a group of limits alone compiled to a table without
+    `agents`, which the runtime refused (a traceback in `explain`)."""
+    from sentra_runtime import Engine
+
+    data = table(HEAD + "group g {\n  limit 2 per 1h\n}\naction A {\n  allow as X\n}\n" + OTHER)
+    assert data["groups"][0]["agents"] == []
+    assert Engine(data).evaluate("a", "A").allowed

@@ -94,15 +94,15 @@ def test_db_status_and_upgrade_of_the_layout_before_versions(
     legacy = tmp_path / "legacy.db"
     shutil.copy(LEGACY, legacy)
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 1 and "store schema version 1; this sentra-lang uses version 3" in out
+    assert code == 1 and "store schema version 1; this sentra-lang uses version 4" in out
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "its end is not anchored" in out
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
-    assert code == 0 and "upgraded the store schema from version 1 to 3" in out
+    assert code == 0 and "upgraded the store schema from version 1 to 4" in out
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
     assert code == 0 and "current: nothing to do" in out
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 0 and out.endswith("store schema version 3, current\n")
+    assert code == 0 and out.endswith("store schema version 4, current\n")
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "ends at the stored head" in out
 
@@ -112,7 +112,7 @@ def test_db_upgrade_creates_the_schema_of_an_empty_postgres_database(
     code, out, _ = run(capsys, "db", "status", postgres_url)
     assert code == 1 and "no store yet" in out
     code, out, _ = run(capsys, "db", "upgrade", postgres_url)
-    assert code == 0 and "created the store schema, version 3" in out
+    assert code == 0 and "created the store schema, version 4" in out
     assert run(capsys, "db", "status", postgres_url)[0] == 0
     import psycopg
 
@@ -151,16 +151,31 @@ def test_head_is_the_anchor_verify_checks(capsys: pytest.CaptureFixture[str],
 
 def test_db_status_and_upgrade_of_a_version_2_file(capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
-    """A store file of version 2 (before risk-decay anchors) is upgraded to 3 by `db upgrade`
+    """A store file of version 2 (before risk-decay anchors) is upgraded to 4 by `db upgrade`
     and verifies before and after."""
     from tests.stores.test_schema import LEGACY_V2
 
     legacy = tmp_path / "legacy-v2.db"
     shutil.copy(LEGACY_V2, legacy)
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 1 and "store schema version 2; this sentra-lang uses version 3" in out
+    assert code == 1 and "store schema version 2; this sentra-lang uses version 4" in out
     assert run(capsys, "audit", "verify", str(legacy))[0] == 0
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
-    assert code == 0 and "upgraded the store schema from version 2 to 3" in out
+    assert code == 0 and "upgraded the store schema from version 2 to 4" in out
+    code, out, _ = run(capsys, "audit", "verify", str(legacy))
+    assert code == 0 and "3 agent states match the log" in out, out
+
+
+def test_db_status_and_upgrade_of_a_version_3_file(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """A store file of version 3 (before rate-limit windows and group assignments) is upgraded
+    to 4 by `db upgrade`, keeps its agents and verifies before and after."""
+    legacy = tmp_path / "legacy-v3.db"
+    shutil.copy(LEGACY.with_name("legacy-v3.db"), legacy)
+    code, out, _ = run(capsys, "db", "status", str(legacy))
+    assert code == 1 and "store schema version 3; this sentra-lang uses version 4" in out
+    assert run(capsys, "audit", "verify", str(legacy))[0] == 0
+    code, out, _ = run(capsys, "db", "upgrade", str(legacy))
+    assert code == 0 and "upgraded the store schema from version 3 to 4" in out
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "3 agent states match the log" in out, out
