@@ -15,6 +15,7 @@ from itertools import product
 from typing import Any
 
 from sentra_runtime import arith
+from sentra_runtime.policy import ARITHMETIC_VERSION as ARITHMETIC_SCHEMA_VERSION
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
@@ -30,7 +31,7 @@ from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_dia
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
     PLAIN_SCHEMA_VERSION,
-    SCHEMA_VERSION,
+    REVIEW_SCHEMA_VERSION,
     ActionBlock,
     Group,
     InputField,
@@ -267,7 +268,8 @@ def _condition_text(rule: RuleInfo) -> str | None:
 def _table_rule(rule: RuleInfo) -> Rule:
     return Rule(id=rule.id, outcome=rule.outcome, risk=rule.risk, threat=rule.threat,  # type: ignore[arg-type]
                 reason=rule.reason, description=rule.description,
-                condition=_condition_text(rule), generated_id=rule.generated_id, span=_span(rule))
+                condition=_condition_text(rule), generated_id=rule.generated_id, span=_span(rule),
+                expires=rule.expires)
 
 
 def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
@@ -293,7 +295,7 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
                           action_normalize=model.action_normalize,  # type: ignore[arg-type]
                           undeclared_fields=model.undeclared_fields,  # type: ignore[arg-type]
-                          risk_decay=decay),
+                          risk_decay=decay, review_timeout=model.review_timeout),
         input=inputs,
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,
@@ -336,4 +338,13 @@ def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
     uses_version_3 = (computes or bool(names & set(BUILT_IN_PLACEHOLDERS))
                       or model.risk_decay is not None or bool(model.groups)
                       or reads_state(rows))
-    return SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION
+    if uses_review(model):
+        return REVIEW_SCHEMA_VERSION
+    return ARITHMETIC_SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION
+
+
+def uses_review(model: Model) -> bool:
+    """Whether the policy holds decisions for an operator (a `review` rule or
+    `review_timeout`): its table has schema version 4."""
+    return (model.review_timeout is not None
+            or any(rule.outcome == "review" for rule in _all_rules(model)))
