@@ -30,9 +30,13 @@ from sentra_runtime.policy import canonical_json
 DECISION = "decision"
 RESET = "reset"
 POLICY_LOAD = "policy_load"
-KINDS = frozenset({DECISION, RESET, POLICY_LOAD})
+REVIEW = "review"
+"""A step of a review ticket after the review decision: approved, blocked, denied, expired or
+cancelled (:mod:`sentra_runtime.review`)."""
+KINDS = frozenset({DECISION, RESET, POLICY_LOAD, REVIEW})
 RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "input", "decision",
-                         "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
+                         "explanation", "seq", "prev", "hash", "operator", "agents", "policy",
+                         "ticket", "verdict", "note", "rule_id"})
 """The keys the runtime writes; annotations may not replace them."""
 
 STATE = "state"
@@ -117,7 +121,22 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
     """The unsealed audit record of a decision (no seq, prev or hash yet). Under a policy with
     ``risk_decay``, its ``decision`` also keeps ``decayed`` and the agent's ``decay_anchor``
     after it (a time; ``null`` while the risk is 0); under a policy with groups, the agent's
-    ``group`` (``""`` for none)."""
+    ``group`` (``""`` for none); a ``review`` decision its ``ticket`` and when it
+    ``expires``."""
+    return {
+        "kind": DECISION,
+        "time": timestamp(seconds),
+        "policy_hash": decision.policy_hash,
+        "agent": decision.agent_id,
+        "action": decision.action,
+        "input": decision.audit_input,
+        "decision": decision_outcome(decision),
+        "explanation": decision.explanation_summary,
+    }
+
+
+def decision_outcome(decision: Decision) -> dict[str, Any]:
+    """The ``decision`` part of an audit record: the outcome and the agent's state after it."""
     outcome = {
         "outcome": decision.outcome, "label": decision.label, "allowed": decision.allowed,
         "rule_id": decision.rule_id, "threat": decision.threat, "reason": decision.reason,
@@ -132,16 +151,11 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
     if "group" in decision.__dict__:
         outcome["group"] = decision.__dict__["group"]
-    return {
-        "kind": DECISION,
-        "time": timestamp(seconds),
-        "policy_hash": decision.policy_hash,
-        "agent": decision.agent_id,
-        "action": decision.action,
-        "input": decision.audit_input,
-        "decision": outcome,
-        "explanation": decision.explanation_summary,
-    }
+    if decision.ticket is not None:
+        outcome["ticket"] = decision.ticket
+        if decision.expires_at is not None:
+            outcome["expires"] = timestamp(decision.expires_at)
+    return outcome
 
 
 def annotation(annotations: Annotations, decision: Decision) -> dict[str, Any]:
@@ -382,6 +396,15 @@ class LogVerifier:
             if not isinstance(agent, str) or state is None:
                 return f"record seq {seq} is not a valid decision record"
             self.expected[agent] = (state, seq)
+            return None
+        if kind == REVIEW:   # a verdict's decision sets the state; expiry, cancel: none
+            agent, outcome = record.get("agent"), record.get("decision")
+            state = None if outcome is None else decision_state(outcome)
+            if (not isinstance(agent, str) or not isinstance(record.get("ticket"), str)
+                    or outcome is not None and state is None):
+                return f"record seq {seq} is not a valid review record"
+            if state is not None:
+                self.expected[agent] = (state, seq)
             return None
         agents = record.get("agents")
         if not isinstance(agents, list) or not all(isinstance(name, str) for name in agents):
