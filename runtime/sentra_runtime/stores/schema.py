@@ -5,8 +5,9 @@ from before versions were recorded (``agents`` and ``audit``); version 2 adds th
 seq and hash of the last audit record, written with every record in the same transaction, so
 that records deleted from the end of the log are found) and the compiled tables of the policies
 loaded (so that every process sharing the store can load the policy another one loaded);
-version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one).
-PostgreSQL stores start at version 2.
+version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one);
+version 4 adds the review tickets (a table of their own: id, agent, status, times and the ticket
+as JSON). PostgreSQL stores start at version 2.
 
 A store opens a database with an older schema only to upgrade it (``upgrade=True``, the
 default: in one transaction, additive, so a process of an older runtime on the same database
@@ -15,7 +16,7 @@ keeps working), and refuses a newer one (:class:`SchemaError`).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this runtime creates and writes."""
 UNVERSIONED = 1
 """The version of a SQLite store file written before versions were recorded."""
