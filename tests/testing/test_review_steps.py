@@ -135,3 +135,24 @@ def test_both_parsers_read_review_steps_alike() -> None:
         assert fast is not None and lark is not None
         assert (fast.name, fast.policy, fast.defaults, fast.items) == (
             lark.name, lark.policy, lark.defaults, lark.items)
+
+
+def test_the_documented_scenario_passes_on_the_documented_policy(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/testing.md's review scenario, run on docs/language.md's review example."""
+    import re
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    [policy] = [block for block in re.findall(r"```sentra\n(.*?)```",
+                                              (docs / "language.md").read_text("utf-8"), re.S)
+                if "policy refunds" in block and "review_timeout" in block]
+    [scenario] = [block for block in re.findall(r"  ```\n(.*?)  ```",
+                                                (docs / "testing.md").read_text("utf-8"), re.S)
+                  if "waits for a human" in block]
+    (tmp_path / "p.sentra").write_text(policy, encoding="utf-8")
+    suite = 'suite "docs" for "p.sentra"\n' + "\n".join(line[2:] for line in
+                                                        scenario.splitlines()) + "\n"
+    (tmp_path / "p.sentra-test").write_text(suite, encoding="utf-8")
+    code = main(["test", str(tmp_path / "p.sentra-test"), "--color", "never"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 passed" in out, out
