@@ -224,7 +224,7 @@ class Engine:
         return self.store.agents()
 
     def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
-              from_arguments: bool = True) -> Callable[[F], F]:
+              from_arguments: bool = True, wait: float | None = None) -> Callable[[F], F]:
         """Decorate a tool function so each call is evaluated first.
 
         The call proceeds only when the decision is allowed; otherwise :class:`ActionDenied` (a
@@ -233,8 +233,13 @@ class Engine:
         parameter name (positional ones too, defaults for those left out); the policy sees what
         the body gets (rules in :mod:`sentra_runtime.guard`). The decision of the last call is
         in ``wrapper.last_decision``.
+
+        A call the policy holds for review raises :class:`~sentra_runtime.ReviewPending`
+        (carrying the ticket) before the body runs; with ``wait`` (seconds) the guard first
+        waits that long for the operator's verdict, and runs the body once if it allows the
+        call (``ActionDenied`` if it does not).
         """
-        return guard(self, agent_id, action, fields, from_arguments)
+        return guard(self, agent_id, action, fields, from_arguments, wait)
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """The store's audit log: hash-chained records in seq order."""

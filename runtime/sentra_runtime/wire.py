@@ -91,11 +91,23 @@ def decision_from_wire(answer: Any) -> Decision:
     group = data.get("group")
     if group is not None and not isinstance(group, str):
         raise ValueError("`decision.group` is not a string")
-    decision = make_decision(values, _explanation(data.get("explanation")), seq)
+    ticket, expires = data.get("ticket"), data.get("expires_at")
+    if ticket is not None and not isinstance(ticket, str):
+        raise ValueError("`decision.ticket` is not a string")
+    if expires is not None and (isinstance(expires, bool)
+                                or not isinstance(expires, (int, float))):
+        raise ValueError("`decision.expires_at` is not a number")
+    explanation = data.get("explanation")   # a ticket's decision comes without one
+    decision = make_decision(values, None if explanation is None and "explanation" not in data
+                             else _explanation(explanation), seq)
     if decayed is not None:   # a policy with risk decay
         decision.__dict__["decayed"] = decayed
     if group is not None:   # a policy with groups
         decision.__dict__["group"] = group
+    if ticket is not None:   # a review decision, or an operator's verdict
+        decision.__dict__["ticket"] = ticket
+    if expires is not None:
+        decision.__dict__["expires_at"] = expires
     return decision
 
 
