@@ -667,7 +667,7 @@ class Checker:
             self.report("SL109", f"rule has no id; it is called `{generated}`", outcome.span,
                         help=f"add `as {generated}` or a better name")
         else:
-            rule_id = id_clause.value.value  # type: ignore[assignment]
+            rule_id = id_clause.value.value  # type: ignore[assignment,union-attr]
             if rule_id in rule_ids:
                 self.report("SL105", f"rule id `{rule_id}` is used twice", id_clause.value.span,
                             related=[Related(rule_ids[rule_id], "first used here")])

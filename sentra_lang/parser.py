@@ -330,7 +330,7 @@ class TreeBuilder:
         for child in tree.children[1:]:
             value_node = child.children[0]
             if child.data == "risk":
-                value: ast.Num | ast.Name | ast.Str = self.literal(value_node)  # type: ignore[assignment]
+                value: ast.Num | ast.Name | ast.Str | ast.Duration = self.literal(value_node)  # type: ignore[assignment]
                 kind_name = "risk"
             elif child.data == "rule_id":
                 value, kind_name = self.name(value_node), "id"

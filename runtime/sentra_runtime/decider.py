@@ -45,7 +45,6 @@ from sentra_runtime.decision import _rebuild as rebuild_decision
 from sentra_runtime.decision import new_decision as _new
 from sentra_runtime.decision import set_varying as _set_varying
 from sentra_runtime.explain import EvaluationContext, arithmetic_failure, jsonable, render_value
-from sentra_runtime.review import new_ticket_id
 from sentra_runtime.inputs import UNDECLARED, Problem
 from sentra_runtime.policy import (
     ARITHMETIC_VERSION,
@@ -54,6 +53,7 @@ from sentra_runtime.policy import (
     RuleSpec,
     load_policy,
 )
+from sentra_runtime.review import new_ticket_id
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sentra_lang.cli import main
-from sentra_lang.testing.suite_parser import _parse_with_lark, parse_suite
 from sentra_lang.source import Source
+from sentra_lang.testing.suite_parser import _parse_with_lark, parse_suite
 
 POLICY = '''policy refunds version "1" {
   risk_threshold 100

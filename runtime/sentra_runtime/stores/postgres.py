@@ -493,7 +493,7 @@ class PostgresStore:
                 _release(connection)
                 return ticket, None
             [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "shared", locked, [(settlement.record, settlement.state)],
+                "shared", locked, [(settlement.record, settlement.state)],  # type: ignore[list-item]
                 [settlement.ticket])).fetchall()
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
