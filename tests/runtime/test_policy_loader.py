@@ -47,8 +47,8 @@ def test_bad_hash_is_refused(sentra_table: dict[str, Any]) -> None:
 
 
 def test_future_schema_is_refused(sentra_table: dict[str, Any]) -> None:
-    future = changed(sentra_table, lambda t: t.update(schema_version=4, new_thing=1))
-    assert_load_error(future, "table schema_version 4 is newer than this runtime supports (3); "
+    future = changed(sentra_table, lambda t: t.update(schema_version=5, new_thing=1))
+    assert_load_error(future, "table schema_version 5 is newer than this runtime supports (4); "
                               "upgrade sentra-runtime to load it")
 
 

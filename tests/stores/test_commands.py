@@ -94,15 +94,15 @@ def test_db_status_and_upgrade_of_the_layout_before_versions(
     legacy = tmp_path / "legacy.db"
     shutil.copy(LEGACY, legacy)
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 1 and "store schema version 1; this sentra-lang uses version 3" in out
+    assert code == 1 and "store schema version 1; this sentra-lang uses version 4" in out
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "its end is not anchored" in out
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
-    assert code == 0 and "upgraded the store schema from version 1 to 3" in out
+    assert code == 0 and "upgraded the store schema from version 1 to 4" in out
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
     assert code == 0 and "current: nothing to do" in out
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 0 and out.endswith("store schema version 3, current\n")
+    assert code == 0 and out.endswith("store schema version 4, current\n")
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "ends at the stored head" in out
 
@@ -112,14 +112,14 @@ def test_db_upgrade_creates_the_schema_of_an_empty_postgres_database(
     code, out, _ = run(capsys, "db", "status", postgres_url)
     assert code == 1 and "no store yet" in out
     code, out, _ = run(capsys, "db", "upgrade", postgres_url)
-    assert code == 0 and "created the store schema, version 3" in out
+    assert code == 0 and "created the store schema, version 4" in out
     assert run(capsys, "db", "status", postgres_url)[0] == 0
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("UPDATE sentra_meta SET value = '9'")
     code, _, err = run(capsys, "db", "upgrade", postgres_url)
-    assert code == 2 and "version 9, newer than this sentra-runtime supports (3)" in err
+    assert code == 2 and "version 9, newer than this sentra-runtime supports (4)" in err
     code, _, err = run(capsys, "audit", "verify", postgres_url)
     assert code == 2 and "version 9, newer" in err
 
@@ -158,9 +158,9 @@ def test_db_status_and_upgrade_of_a_version_2_file(capsys: pytest.CaptureFixture
     legacy = tmp_path / "legacy-v2.db"
     shutil.copy(LEGACY_V2, legacy)
     code, out, _ = run(capsys, "db", "status", str(legacy))
-    assert code == 1 and "store schema version 2; this sentra-lang uses version 3" in out
+    assert code == 1 and "store schema version 2; this sentra-lang uses version 4" in out
     assert run(capsys, "audit", "verify", str(legacy))[0] == 0
     code, out, _ = run(capsys, "db", "upgrade", str(legacy))
-    assert code == 0 and "upgraded the store schema from version 2 to 3" in out
+    assert code == 0 and "upgraded the store schema from version 2 to 4" in out
     code, out, _ = run(capsys, "audit", "verify", str(legacy))
     assert code == 0 and "3 agent states match the log" in out, out
