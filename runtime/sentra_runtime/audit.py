@@ -35,9 +35,9 @@ REVIEW = "review"
 cancelled (:mod:`sentra_runtime.review`)."""
 KINDS = frozenset({DECISION, RESET, POLICY_LOAD, REVIEW})
 RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "input", "decision",
-                         "explanation", "seq", "prev", "hash", "operator", "agents", "policy",
-                         "ticket", "verdict", "note", "rule_id"})
-"""The keys the runtime writes; annotations may not replace them."""
+                         "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
+"""The keys the runtime writes in a decision record; annotations (which only decision records
+take) may not replace them."""
 
 STATE = "state"
 HEAD = "head"
