@@ -151,7 +151,8 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
         if found.decision is None:
             return found.status, None
         from sentra_runtime.wire import decision_from_wire
-        return found.status, decision_from_wire({"seq": None, "decision": found.decision})
+        return found.status, decision_from_wire({"seq": None, "decision": found.decision},
+                                                explained=False)
 
     asker: Asker[Decision] = Asker(declared=lambda: names, decide=engine.evaluate,
                                    refusal=denial, verdict=verdict)

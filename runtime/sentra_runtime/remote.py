@@ -288,8 +288,8 @@ class RemoteEngine(ServerClient):
         try:
             answer = self.ticket(ticket)
             decision = answer.get("decision")
-            return answer["status"], (None if decision is None else
-                                      decision_from_wire({"seq": None, "decision": decision}))
+            return answer["status"], (None if decision is None else decision_from_wire(
+                {"seq": None, "decision": decision}, explained=False))
         except (SentraError, ValueError) as error:
             logger.warning("sentra: cannot read review ticket %s: %s", ticket, error)
             return "pending", None

@@ -61,8 +61,10 @@ def fail_closed(agent_id: str, action: str, reason: str) -> Decision:
                           for field in dataclasses.fields(Decision)}, None, None)
 
 
-def decision_from_wire(answer: Any) -> Decision:
+def decision_from_wire(answer: Any, *, explained: bool = True) -> Decision:
     """The decision of a ``/v1/decide`` answer; ``ValueError`` naming what does not fit.
+    ``explained=False`` reads a decision that comes without its explanation (a review
+    ticket's verdict): it gets the plain one-line explanation.
 
     An answer that says ``allowed`` must say so consistently (outcome ``allow``, label
     ``Allowed``): any other outcome, a fourth one included, is not allowed.
@@ -97,9 +99,8 @@ def decision_from_wire(answer: Any) -> Decision:
     if expires is not None and (isinstance(expires, bool)
                                 or not isinstance(expires, (int, float))):
         raise ValueError("`decision.expires_at` is not a number")
-    explanation = data.get("explanation")   # a ticket's decision comes without one
-    decision = make_decision(values, None if explanation is None and "explanation" not in data
-                             else _explanation(explanation), seq)
+    decision = make_decision(values, _explanation(data.get("explanation")) if explained
+                             else None, seq)
     if decayed is not None:   # a policy with risk decay
         decision.__dict__["decayed"] = decayed
     if group is not None:   # a policy with groups

@@ -213,8 +213,8 @@ def test_a_new_postgres_database_gets_the_schema_and_a_newer_one_is_refused(
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         assert connection.execute("SELECT value FROM sentra_meta WHERE key = 'schema_version'"
                                   ).fetchone() == (str(SCHEMA_VERSION),)
-        connection.execute("UPDATE sentra_meta SET value = '4' WHERE key = 'schema_version'")
-    with pytest.raises(SchemaError, match=r"version 4, newer than this sentra-runtime"):
+        connection.execute("UPDATE sentra_meta SET value = '5' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaError, match=r"version 5, newer than this sentra-runtime"):
         open_store(postgres_url)
 
 
