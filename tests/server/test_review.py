@@ -96,7 +96,7 @@ def test_approve_needs_the_operator_token_and_is_given_once(
         "Allowed", "REVIEW_LARGE", 60, ticket)
     assert (body["ticket"]["status"], body["ticket"]["operator"], body["ticket"]["note"]) == (
         "approved", "alice", "verified")
-    from sentra_lang.server import models   # the answers fit the OpenAPI document's models
+    from sentra_lang.server import models  # the answers fit the OpenAPI document's models
     models.Reviewed.model_validate(body)
     models.TicketPage.model_validate(server.get("/v1/reviews", token=READ).json())
     models.Ticket.model_validate(server.get(f"/v1/reviews/{ticket}").json())
