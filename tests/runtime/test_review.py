@@ -498,3 +498,23 @@ def follow_the_oracle(engine: Engine, steps: list[tuple[Any, ...]]) -> None:
     assert {t.ticket: t.status for t in engine.tickets()} == {
         ticket: spec["status"] for ticket, spec in oracle.tickets.items()}
     assert engine.verify_audit().ok
+
+
+def test_async_decisions_keep_their_tickets_in_every_store(table: dict[str, Any],
+                                                           store: Store) -> None:
+    import asyncio
+
+    engine, _ = engine_on(table, store)
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(engine.evaluate_async(f"a{i}", "ISSUE_REFUND",
+                                                                 {"amount": 200 + i})
+                                           for i in range(8))))
+
+    decisions = asyncio.run(main())
+    tickets = {t.ticket: t for t in engine.tickets(status="pending")}
+    assert set(tickets) == {d.ticket for d in decisions}
+    for decision in decisions:
+        assert tickets[decision.ticket].seq == decision.seq
+        assert tickets[decision.ticket].input == {"amount": 200 + int(decision.agent_id[1:])}
+    assert engine.verify_audit().ok
