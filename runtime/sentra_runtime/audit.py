@@ -237,7 +237,8 @@ def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
 
 def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
                    after: Head = (0, None), states: Iterable[tuple[str, StateTuple]] | None = None,
-                   head: Head | None = None) -> VerifyResult:
+                   head: Head | None = None,
+                   tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
     """Check an audit log in one pass; report the first place it was tampered with.
 
     ``records`` are the log's records in the order the source keeps them (the end lines of an
@@ -246,10 +247,12 @@ def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | No
     records; ``(0, None)``: the log starts at seq 1). ``states`` are the agents' stored states,
     checked against the states the log leaves them in; ``head`` is the store's head (the seq and
     hash of the last record it wrote), checked against the log's last record; ``expected_head``
-    is a head anchored elsewhere. Time is linear in the log; memory grows with the number of
-    agents, not of records.
+    is a head anchored elsewhere; ``tickets`` are the stored review tickets' ids and statuses,
+    checked against the statuses the log leaves them in. Time is linear in the log; memory
+    grows with the number of agents and tickets, not of records.
     """
-    return _verify(records, after, expected_head, states, head, end_required=False)
+    return _verify(records, after, expected_head, states, head, end_required=False,
+                   tickets=tickets)
 
 
 def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None = None,
@@ -264,7 +267,8 @@ def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None 
 
 def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
             states: Iterable[tuple[str, StateTuple]] | None, head: Head | None, *,
-            end_required: bool, anchor: Head | None = None) -> VerifyResult:
+            end_required: bool, anchor: Head | None = None,
+            tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
     verifier = LogVerifier(after, anchor)
     ending = _ExportEnd()
     for line in lines:
@@ -282,7 +286,8 @@ def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
     if ending.started:
         states = ending.states if states is None else states
         head = ending.head if head is None else head
-    return verifier.result(head=head, expected_head=expected_head, states=states)
+    return verifier.result(head=head, expected_head=expected_head, states=states,
+                           tickets=tickets)
 
 
 class LogVerifier:
@@ -309,6 +314,9 @@ class LogVerifier:
         self.policies: set[str] = set()
         self.expected: dict[str, tuple[StateTuple, int]] = {}
         """Each agent's state as its last record leaves it, with that record's seq."""
+        self.tickets: dict[str, tuple[str, int]] = {}
+        """Each review ticket's status as its last record leaves it (``pending`` after the
+        review decision that made it), with that record's seq."""
         self._failure: VerifyResult | None = None
         self._missing: tuple[int, int] | None = None
         """``(expected seq, seq found instead)`` while the expected one is looked for."""
@@ -396,6 +404,9 @@ class LogVerifier:
             if not isinstance(agent, str) or state is None:
                 return f"record seq {seq} is not a valid decision record"
             self.expected[agent] = (state, seq)
+            ticket = record["decision"].get("ticket")
+            if isinstance(ticket, str) and record["decision"].get("outcome") == "review":
+                self.tickets[ticket] = ("pending", seq)
             return None
         if kind == REVIEW:   # a verdict's decision sets the state; expiry, cancel: none
             agent, outcome = record.get("agent"), record.get("decision")
@@ -405,6 +416,8 @@ class LogVerifier:
                 return f"record seq {seq} is not a valid review record"
             if state is not None:
                 self.expected[agent] = (state, seq)
+            verdict = record.get("verdict")
+            self.tickets[record["ticket"]] = (verdict if isinstance(verdict, str) else "", seq)
             return None
         agents = record.get("agents")
         if not isinstance(agents, list) or not all(isinstance(name, str) for name in agents):
@@ -414,9 +427,11 @@ class LogVerifier:
         return None
 
     def result(self, *, head: Head | None = None, expected_head: str | None = None,
-               states: Iterable[tuple[str, StateTuple]] | None = None) -> VerifyResult:
+               states: Iterable[tuple[str, StateTuple]] | None = None,
+               tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
         """The outcome: the first problem the records showed; else the log's end against the
-        stored ``head`` and the ``expected_head``; else ``states`` against the log."""
+        stored ``head`` and the ``expected_head``; else ``states`` against the log; else the
+        stored review ``tickets`` (id and status) against the log."""
         if self._missing is not None and self._failure is None:
             expected, found = self._missing
             missing = f"seq {expected}" if found == expected + 1 else f"seqs {expected}-{found - 1}"
@@ -448,7 +463,32 @@ class LogVerifier:
             agents = self._compare(states)
             if self._failure is not None:
                 return self._failure
+        if tickets is not None:
+            self._compare_tickets(tickets)
+            if self._failure is not None:
+                return self._failure
         return VerifyResult(True, self.records, agents=agents, end=end, anchored=anchored)
+
+    def _compare_tickets(self, tickets: Iterable[tuple[str, str]]) -> None:
+        """Compare the stored review tickets' statuses with the log's (a mismatch fails)."""
+        expected = self.tickets
+        for ticket, status in tickets:
+            known = expected.pop(ticket, None)
+            if known is None:
+                if self.complete:
+                    self.fail(None, f"review ticket {ticket} is stored ({status}) but no "
+                                    "record in the log made it: inserted ticket")
+                    return
+                continue
+            if known[0] != status:
+                self.fail(known[1], f"review ticket {ticket} is {status} in the store, but the "
+                                    f"log leaves it {known[0]}: edited ticket")
+                return
+        if expected:
+            ticket = min(expected)
+            status, seq = expected[ticket]
+            self.fail(seq, f"review ticket {ticket} ({status} in the log) is not stored: "
+                           "deleted ticket")
 
     def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
         """Compare the stored states with the log's; the number compared (a mismatch fails)."""

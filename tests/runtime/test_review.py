@@ -518,3 +518,40 @@ def test_async_decisions_keep_their_tickets_in_every_store(table: dict[str, Any]
         assert tickets[decision.ticket].seq == decision.seq
         assert tickets[decision.ticket].input == {"amount": 200 + int(decision.agent_id[1:])}
     assert engine.verify_audit().ok
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    ("UPDATE tickets SET status = 'denied' WHERE status = 'pending'", "edited ticket"),
+    ("DELETE FROM tickets WHERE status = 'approved'", "deleted ticket"),
+    ("INSERT INTO tickets VALUES ('rv_forged', 'a', 'pending', 0, 0, '{}')", "inserted ticket"),
+])
+def test_verification_finds_an_edited_ticket(table: dict[str, Any], tmp_path: Path,
+                                             edit: str, problem: str) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    engine, _ = engine_on(table, SQLiteStore(path))
+    approved = engine.evaluate("a", "ISSUE_REFUND", {"amount": 700})
+    engine.review(approved.ticket, True, operator="alice")  # type: ignore[arg-type]
+    engine.evaluate("b", "ISSUE_REFUND", {"amount": 200})
+    assert engine.verify_audit().ok
+    engine.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(edit)
+    result = SQLiteStore(path).verify_audit()
+    assert not result.ok and problem in result.problem, result
+
+
+def test_verification_checks_tickets_in_memory_and_postgres(table: dict[str, Any],
+                                                            store: Store) -> None:
+    engine, _ = engine_on(table, store)
+    held = engine.evaluate("a", "ISSUE_REFUND", {"amount": 700})
+    engine.evaluate("b", "ISSUE_REFUND", {"amount": 200})
+    engine.review(held.ticket, False, operator="bob")  # type: ignore[arg-type]
+    assert engine.verify_audit().ok
+    if isinstance(store, MemoryStore):
+        from dataclasses import replace
+        store._tickets[held.ticket] = replace(  # type: ignore[index]
+            store._tickets[held.ticket], status="approved")  # type: ignore[index]
+        result = engine.verify_audit()
+        assert not result.ok and "edited ticket" in result.problem

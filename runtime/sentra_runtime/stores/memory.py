@@ -227,10 +227,12 @@ class MemoryStore:
         """Verify the chain of the records the log holds (from its oldest one: the records
         before it are gone, see :attr:`dropped`), and the agents' states against it (each
         agent the held records name is in the state its newest record leaves it in)."""
+        with self._lock:
+            tickets = [(ticket.ticket, ticket.status) for ticket in self._tickets.values()]
         records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
         return audit.verify_records(records, expected_head=expected_head, after=after,
-                                    states=states)
+                                    states=states, tickets=tickets if self._keep_audit else None)
 
     def export_audit(self, out: IO[str]) -> int:
         """The records the log holds, then every agent's state and the head, as JSON Lines

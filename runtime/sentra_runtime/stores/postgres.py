@@ -709,6 +709,13 @@ class _Snapshot:
         for agent, risk, blocked, down, decay_anchor in self:
             yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor)
 
+    def tickets(self) -> list[tuple[str, str]] | None:
+        """Every stored review ticket's id and status (``None`` before version 4)."""
+        if schema_version(self.connection) < 4:
+            return None
+        self.execute("SELECT ticket, status FROM sentra_tickets ORDER BY ticket")
+        return [(ticket, status) for ticket, status in self]
+
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:
         head = self.head()
@@ -717,7 +724,8 @@ class _Snapshot:
         for seq, digest, text in self:
             if not verifier.add(audit.stored_record(seq, digest, text), text):
                 break
-        return verifier.result(head=head, expected_head=expected_head, states=self.states())
+        return verifier.result(head=head, expected_head=expected_head, states=self.states(),
+                               tickets=self.tickets())
 
     def export(self, out: IO[str]) -> int:
         head = self.head()

@@ -605,7 +605,8 @@ def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = Non
             if not verifier.add(_record(seq, digest, text), text):
                 break
         return verifier.result(head=_stored_head(connection), expected_head=expected_head,
-                               states=_stored_states(connection))
+                               states=_stored_states(connection),
+                               tickets=_stored_tickets(connection))
 
 
 def file_head(path: str | os.PathLike[str]) -> audit.Head:
@@ -660,6 +661,13 @@ def _stored_states(connection: sqlite3.Connection) -> Iterator[tuple[str, RawSta
             f"SELECT agent_id, cumulative_risk, blocked_attempts, shut_down, {anchor} FROM "
             "agents ORDER BY agent_id"):
         yield agent, _raw(risk, blocked, down, decay_anchor)
+
+
+def _stored_tickets(connection: sqlite3.Connection) -> list[tuple[str, str]] | None:
+    """Every stored review ticket's id and status (``None`` before version 4: no tickets)."""
+    if schema_version(connection) < 4:
+        return None
+    return list(connection.execute("SELECT ticket, status FROM tickets ORDER BY ticket"))
 
 
 def _raw(risk: int, blocked: int, down: int, anchor: int | None) -> RawState:
