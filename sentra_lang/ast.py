@@ -189,9 +189,9 @@ class Rate:
     span: Span = _span()
 
 
-SettingValue = Str | Num | Bool | Normalize | Name | Rate
+SettingValue = Str | Num | Bool | Normalize | Name | Rate | Duration
 """A setting's value: a literal, `normalize ...`, a word (`undeclared_fields refuse`), or a
-rate (`risk_decay 10 per 1h`)."""
+rate (`risk_decay 10 per 1h`), or a duration (`review_timeout 1h`)."""
 
 
 @dataclass(frozen=True)
@@ -289,14 +289,14 @@ class Clause:
     """One clause of an outcome: `risk N`, `as ID`, `threat "T"`, a reason, `description "D"`,
     `limit N per DURATION`."""
 
-    kind: str  # risk | id | threat | reason | description | limit
-    value: Num | Name | Str | Rate
+    kind: str  # risk | id | threat | reason | description | limit | expires
+    value: Num | Name | Str | Rate | Duration
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # allow | block | shutdown
+    kind: str  # allow | block | shutdown | review
     clauses: tuple[Clause, ...]
     span: Span = _span()
 

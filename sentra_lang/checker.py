@@ -83,6 +83,9 @@ class RuleInfo:
     file: LoadedFile
     limit: tuple[int, int] | None = None
     """`limit N per DURATION` on the rule: (N, period in seconds); ``None``: none."""
+    expires: int | None = None
+    """A `review` rule's `expires DURATION` in seconds (``None``: the policy's
+    `review_timeout`)."""
 
 
 @dataclass
@@ -126,6 +129,9 @@ class Model:
     """Where the policy says `undeclared_fields` (``None``: it does not, and refuses)."""
     risk_decay: tuple[int, int] | None = None
     """`risk_decay AMOUNT per DURATION`: (amount, period in seconds); ``None``: no decay."""
+    review_timeout: int | None = None
+    """`review_timeout DURATION` in seconds: how long a `review` ticket waits for an operator
+    when its rule gives no `expires` (``None``: not given; the runtime's default is 24h)."""
     fields: dict[str, FieldInfo] = field(default_factory=dict)
     lets: dict[str, LetInfo] = field(default_factory=dict)
     blocks: list[BlockInfo] = field(default_factory=list)
@@ -290,6 +296,8 @@ class Checker:
             self._undeclared_fields(value)
         elif name == "risk_decay":
             self._risk_decay(value, kept)
+        elif name == "review_timeout":
+            self._review_timeout(value)
         elif name == "action_type":
             if not isinstance(value, ast.Normalize):
                 self.report("SL210", "`action_type` takes `normalize ...`", value.span,
@@ -324,6 +332,20 @@ class Checker:
         self.report("SL210", "`undeclared_fields` is `refuse` or `ignore`", value.span,
                     help=hint or "`refuse` blocks input with a field the policy does not "
                                  "declare; `ignore` reads past it")
+
+    def _review_timeout(self, value: ast.SettingValue) -> None:
+        """`review_timeout DURATION`: SL210 for a value that is no duration, SL224 for a bad
+        one."""
+        if isinstance(value, ast.Name):   # `review_timeout hour`: a word for a duration
+            value = ast.Duration(value.value, span=value.span)
+        if not isinstance(value, ast.Duration):
+            hint = (f"did you mean `{value.value}s`?" if isinstance(value, ast.Num)
+                    and not isinstance(value.value, float) else None)
+            self.report("SL210", "`review_timeout` takes a duration", value.span,
+                        help=hint or "for example `review_timeout 1h`: a `review` ticket "
+                                     "expires after an hour without an operator's verdict")
+            return
+        self.model.review_timeout = self.duration(value)
 
     def _risk_decay(self, value: ast.SettingValue, target: Model | GroupInfo) -> None:
         if not isinstance(value, ast.Rate):
@@ -677,6 +699,7 @@ class Checker:
             threat=self._text(clauses.get("threat")) or None, reason=reason,
             description=self._text(clauses.get("description")) or None, when=when,
             span=span, file=loaded, limit=self._rule_limit(outcome, clauses.get("limit")),
+            expires=self._expires(outcome, clauses.get("expires")),
         )
 
     def _rule_limit(self, outcome: ast.Outcome, clause: ast.Clause | None) -> tuple[int, int] | None:
@@ -737,9 +760,22 @@ class Checker:
             kept.append((action, *rate))
         return kept
 
+    def _expires(self, outcome: ast.Outcome, clause: ast.Clause | None) -> int | None:
+        """A `review` rule's `expires DURATION` in seconds; SL310 on any other rule."""
+        if clause is None:
+            return None
+        if outcome.kind != "review":
+            self.report("SL310", f"a `{outcome.kind}` rule has no expiry", clause.span,
+                        help="`expires` is how long a `review` waits for an operator: make the "
+                             f"rule `review`, or remove `{' '.join(clause.span.text.split())}`")
+            return None
+        value = clause.value
+        assert isinstance(value, ast.Duration)
+        return self.duration(value)
+
     @staticmethod
     def _text(clause: ast.Clause | None) -> str:
-        return clause.value.value if clause is not None else ""  # type: ignore[return-value,union-attr]
+        return clause.value.value if clause is not None else ""  # type: ignore[union-attr,return-value]
 
     def _risk(self, outcome: ast.Outcome, clause: ast.Clause | None) -> int:
         if clause is None:

@@ -304,6 +304,11 @@ _ENTRIES = [
          "`UNDECLARED_FIELD`. Choose `ignore` for callers that send more than the policy reads.",
          _policy('input { amount: number? }\naction A {\n  allow as X\n}\n',
                  header='policy p version "1" {\n  undeclared_fields ignore\n}\n'), "ignore"),
+    Code("SL310", "expiry on a rule that does not review", "error",
+         "`expires DURATION` says how long a `review` rule's ticket waits for an operator "
+         "before it expires; an `allow`, `block` or `shutdown` rule decides at once, so it has "
+         "no expiry. Make the rule `review`, or remove the clause.",
+         _policy('action A {\n  block as X "No." expires 2h\n}\n'), "expires 2h"),
     # ---------------------------------------------------------------- analysis: SL4xx
     Code("SL401", "shadowed rule", "warning",
          "Every input that matches this rule matches an earlier rule first, so this rule "

@@ -15,6 +15,7 @@ from itertools import product
 from typing import Any
 
 from sentra_runtime import arith
+from sentra_runtime.policy import ARITHMETIC_VERSION as ARITHMETIC_SCHEMA_VERSION
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast
@@ -32,6 +33,7 @@ from sentra_lang.table import (
     ARITHMETIC_SCHEMA_VERSION,
     LIMITS_SCHEMA_VERSION,
     PLAIN_SCHEMA_VERSION,
+    REVIEW_SCHEMA_VERSION,
     ActionBlock,
     Group,
     GroupLimit,
@@ -272,7 +274,8 @@ def _table_rule(rule: RuleInfo) -> Rule:
                 reason=rule.reason, description=rule.description,
                 condition=_condition_text(rule), generated_id=rule.generated_id, span=_span(rule),
                 limit=None if rule.limit is None else Limit(count=rule.limit[0],
-                                                            period=rule.limit[1]))
+                                                            period=rule.limit[1]),
+                expires=rule.expires)
 
 
 def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
@@ -299,7 +302,7 @@ def build_table(model: Model, rows: dict[str, list[list[Atom]]]) -> Table:
         settings=Settings(risk_threshold=model.risk_threshold, strikes=model.strikes,
                           action_normalize=model.action_normalize,  # type: ignore[arg-type]
                           undeclared_fields=model.undeclared_fields,  # type: ignore[arg-type]
-                          risk_decay=decay),
+                          risk_decay=decay, review_timeout=model.review_timeout),
         input=inputs,
         rules=[_table_rule(rule) for rule in _all_rules(model)],
         actions=blocks,
@@ -346,6 +349,8 @@ def _schema_version(model: Model, rows: dict[str, list[list[Atom]]]) -> int:
                       or reads_state(rows))
     if has_limits(model):
         return LIMITS_SCHEMA_VERSION
+    if uses_review(model):
+        return REVIEW_SCHEMA_VERSION
     return ARITHMETIC_SCHEMA_VERSION if uses_version_3 else PLAIN_SCHEMA_VERSION
 
 
@@ -354,3 +359,10 @@ def has_limits(model: Model) -> bool:
     return (any(rule.limit is not None for rule in _all_rules(model))
             or any(block.limits for block in model.blocks)
             or any(group.limits for group in model.groups))
+
+
+def uses_review(model: Model) -> bool:
+    """Whether the policy holds decisions for an operator (a `review` rule or
+    `review_timeout`): its table has schema version 4."""
+    return (model.review_timeout is not None
+            or any(rule.outcome == "review" for rule in _all_rules(model)))

@@ -23,8 +23,8 @@ from sentra_lang.parser import parse
 
 MAX_WIDTH = 100
 INDENT = "  "
-CLAUSE_ORDER = ("risk", "id", "limit", "threat", "reason", "description")
-_TAIL_CLAUSES = ("reason", "description")
+CLAUSE_ORDER = ("risk", "id", "limit", "threat", "reason", "description", "expires")
+_TAIL_CLAUSES = ("reason", "description", "expires")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 # Binding strength, loosest first: or < and < not < atom.
@@ -113,6 +113,8 @@ def _setting(setting: ast.Setting) -> str:
         shown = value.value
     elif isinstance(value, ast.Rate):
         shown = _rate(value)
+    elif isinstance(value, ast.Duration):
+        shown = value.text
     else:
         shown = format_literal(value)
     return f"{setting.name.value} {shown}"
@@ -209,6 +211,9 @@ def _clause(clause: ast.Clause) -> str:
     if clause.kind == "limit":
         assert isinstance(value, ast.Rate)
         return "limit " + _rate(value)
+    if clause.kind == "expires":
+        assert isinstance(value, ast.Duration)
+        return "expires " + value.text
     assert isinstance(value, ast.Str)
     text = format_string(value.value)
     return text if clause.kind == "reason" else f"{clause.kind} {text}"

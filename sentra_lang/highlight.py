@@ -44,11 +44,11 @@ VSCODE_SYNTAXES = Path(__file__).resolve().parents[1] / "editors" / "vscode" / "
 # with policies (`keywords.OPERATOR_WORDS`, `keywords.CONSTANTS`).
 SUITE_DECLARATIONS = ("suite", "for", "defaults", "scenario", "cases", "property")
 SUITE_STEPS = ("agent", "reset", "state", "with", "tags", "examples", "where", "sequence",
-               "after", "assign")
-SUITE_DECISIONS = ("allowed", "blocked", "shutdown")
+               "after", "assign", "approve", "deny", "ticket", "last", "by", "note")
+SUITE_DECISIONS = ("allowed", "blocked", "shutdown", "review")
 SUITE_QUANTIFIERS = ("never", "always")
 SUITE_CLAUSES = ("rule", "reason", "threat", "risk", "applied", "projected", "cumulative",
-                 "strikes", "decayed", "status", "group")
+                 "strikes", "decayed", "status", "group", "as")
 SUITE_CONSTANTS = ("none", "all")
 SUITE_STATUSES = ("active", "shut_down")
 """The values of `status` (names to the grammar, constants to a reader)."""

@@ -10,9 +10,10 @@ module imports nothing, so every stage can use it without an import cycle.
 from __future__ import annotations
 
 DECLARATIONS = ("policy", "version", "input", "let", "action", "otherwise", "import", "group")
-CLAUSES = ("when", "as", "risk", "threat", "description", "normalize", "agents", "limit")
+CLAUSES = ("when", "as", "risk", "threat", "description", "normalize", "agents", "limit",
+           "expires")
 TYPE_WORDS = ("enum", "set")
-OUTCOMES = ("allow", "block", "shutdown")
+OUTCOMES = ("allow", "block", "shutdown", "review")
 OPERATOR_WORDS = ("and", "or", "not", "in", "exists", "starts_with", "ends_with", "contains")
 CONSTANTS = ("true", "false")
 RATE_WORDS = ("per",)
@@ -27,7 +28,7 @@ KEYWORDS: frozenset[str] = frozenset(
 SIMPLE_TYPES = ("bool", "int", "number", "string")
 NORMALIZATIONS = ("lower", "upper", "trim")
 SETTINGS = ("risk_threshold", "strikes", "description", "action_type", "undeclared_fields",
-            "risk_decay")
+            "risk_decay", "review_timeout")
 GROUP_SETTINGS = ("risk_threshold", "strikes", "risk_decay")
 """The settings a `group` may give (the rest are the header's)."""
 UNDECLARED_FIELDS = ("refuse", "ignore")

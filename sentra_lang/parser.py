@@ -34,7 +34,7 @@ _TERMINAL_WORDS = {
     "NUMBER": "a number",
     "DURATION": "a duration (`30m`, `1h`, `7d`)",
     "BOOLEAN": "`true` or `false`",
-    "OUTCOME": "an outcome (`allow`, `block` or `shutdown`)",
+    "OUTCOME": "an outcome (`allow`, `block`, `shutdown` or `review`)",
     "COMPARE": "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
     "STRING_TEST": "`starts_with`, `ends_with` or `contains`",
     "NOT": "`not`",
@@ -242,7 +242,9 @@ class TreeBuilder:
         name = self.name(tree.children[0].children[0])
         value_tree = tree.children[1]
         value: ast.SettingValue
-        if isinstance(value_tree, Token):
+        if isinstance(value_tree, Token) and value_tree.type == "DURATION":
+            value = ast.Duration(str(value_tree), span=self.span(value_tree))
+        elif isinstance(value_tree, Token):
             value = self.name(value_tree)
         elif value_tree.data == "normalize":
             value = self.normalize(value_tree)
@@ -342,12 +344,15 @@ class TreeBuilder:
         for child in tree.children[1:]:
             value_node = child.children[0]
             if child.data == "risk":
-                value: ast.Num | ast.Name | ast.Str | ast.Rate = self.literal(value_node)  # type: ignore[assignment]
+                value: ast.Num | ast.Name | ast.Str | ast.Rate | ast.Duration = self.literal(value_node)  # type: ignore[assignment]
                 kind_name = "risk"
             elif child.data == "rule_id":
                 value, kind_name = self.name(value_node), "id"
             elif child.data == "limit":
                 value, kind_name = self.rate(value_node), "limit"
+            elif child.data == "expires":   # a duration as written; the checker reads it
+                token = value_node if isinstance(value_node, Token) else value_node.children[0]
+                value, kind_name = ast.Duration(str(token), span=self.span(token)), "expires"
             else:
                 value, kind_name = self.string(value_node), str(child.data)
             clauses.append(ast.Clause(kind_name, value, span=self.span(child)))

@@ -27,7 +27,8 @@ from typing import Any
 import lark
 from lark import Lark
 
-from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
+from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
+from sentra_lang.keywords import OUTCOMES
 from sentra_lang.source import Source, Span
 
 MAX_SYNTAX_ERRORS = 20
@@ -143,6 +144,9 @@ class _Recovery:
             return diagnostic("SL004", "unexpected end of file", self._last_line(),
                               help=help), False
         span = self._span(position, position + len(value))
+        outcome = did_you_mean(value, OUTCOMES) if value not in OUTCOMES else None
+        if outcome is not None:   # a misspelt outcome (`reveiw`) where a rule starts
+            help = f"{outcome} (a rule's outcome is {_or(OUTCOMES)})"
         return (diagnostic("SL001", f"unexpected `{value}`", span, help=help),
                 self._blank_line(position))
 
@@ -340,3 +344,9 @@ def _comment_in(text: str, start: int, end: int) -> int | None:
         if match.group().startswith("#"):
             return match.start()
     return None
+
+
+def _or(words: tuple[str, ...]) -> str:
+    """`a`, `b` or `c`."""
+    quoted = [f"`{word}`" for word in words]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]

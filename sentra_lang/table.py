@@ -12,14 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
-__all__ = ["ARITHMETIC_SCHEMA_VERSION", "LIMITS_SCHEMA_VERSION", "PLAIN_SCHEMA_VERSION", "GroupLimit", "Limit", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
+__all__ = ["ARITHMETIC_SCHEMA_VERSION", "LIMITS_SCHEMA_VERSION", "PLAIN_SCHEMA_VERSION", "REVIEW_SCHEMA_VERSION", "GroupLimit", "Limit", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
            "Group", "RiskDecay", "Row", "Rule", "Settings", "SourceSpan", "Table", "Test", "canonical_json", "content_hash",
            "dump_table", "json_schema", "seal"]
 
 Scalar = bool | int | float | str
 FieldType = Literal["bool", "int", "number", "string", "enum", "set"]
 Normalization = Literal["lower", "upper", "trim"]
-Outcome = Literal["allow", "block", "shutdown"]
+Outcome = Literal["allow", "block", "shutdown", "review"]
 UndeclaredFields = Literal["refuse", "ignore"]
 Operator = Literal[
     "==", "!=", "<", "<=", ">", ">=", "in", "exists", "starts_with", "ends_with", "contains"
@@ -53,6 +53,9 @@ LIMITS_SCHEMA_VERSION = 4
 PLAIN_SCHEMA_VERSION = 2
 """The version of a table that uses no version-3 feature (``risk_decay``): written so that
 runtimes of version 2 still load it."""
+REVIEW_SCHEMA_VERSION = 4
+"""The version of a table with a ``review`` rule (or ``review_timeout``): older runtimes,
+which cannot hold a decision for an operator, refuse it."""
 
 
 class RiskDecay(_Model):
@@ -106,12 +109,20 @@ class Settings(_Model):
                     "version 3.",
     )
 
+    review_timeout: int | None = Field(
+        default=None, ge=1,
+        description="How long (whole seconds) a `review` ticket waits for an operator when its "
+                    "rule gives no `expires`; absent: 86400 (24h). New in schema version 4.",
+    )
+
     @model_serializer(mode="wrap")
     def _without_absent_decay(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A table without decay has no ``risk_decay`` key (a version-2 runtime loads it)."""
+        """A table without decay has no ``risk_decay`` key (a version-2 runtime loads it), and
+        one without ``review_timeout`` none of that."""
         data: dict[str, Any] = handler(self)
-        if data.get("risk_decay", 0) is None:
-            del data["risk_decay"]
+        for key in ("risk_decay", "review_timeout"):
+            if data.get(key, 0) is None:
+                del data[key]
         return data
 
 
@@ -180,13 +191,19 @@ class Rule(_Model):
     limit: Limit | None = Field(default=None, description="The rule's rate limit (its allowed "
                                                           "decisions); absent: none. New in "
                                                           "schema version 4.")
+    expires: int | None = Field(
+        default=None, ge=1,
+        description="A `review` rule's `expires`: how long (whole seconds) its ticket waits for "
+                    "an operator; absent: the policy's `review_timeout`. New in schema version 4.")
 
     @model_serializer(mode="wrap")
-    def _without_absent_limit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A rule without a limit has no ``limit`` key (older runtimes load it)."""
+    def _without_absent_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A rule without a limit or an expiry has no ``limit`` or ``expires`` key (older
+        runtimes load it; tables without them are unchanged)."""
         data: dict[str, Any] = handler(self)
-        if data.get("limit", 0) is None:
-            del data["limit"]
+        for key in ("limit", "expires"):
+            if key in data and data[key] is None:
+                del data[key]
         return data
 
 

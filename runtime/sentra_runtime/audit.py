@@ -32,10 +32,14 @@ RESET = "reset"
 POLICY_LOAD = "policy_load"
 GROUP = "group"
 """An operator's assignment of an agent to a group (or its clearing)."""
-KINDS = frozenset({DECISION, RESET, POLICY_LOAD, GROUP})
+REVIEW = "review"
+"""A step of a review ticket after the review decision: approved, blocked, denied, expired or
+cancelled (:mod:`sentra_runtime.review`)."""
+KINDS = frozenset({DECISION, RESET, POLICY_LOAD, GROUP, REVIEW})
 RECORD_KEYS = frozenset({"kind", "time", "policy_hash", "agent", "action", "input", "decision",
                          "explanation", "seq", "prev", "hash", "operator", "agents", "policy"})
-"""The keys the runtime writes; annotations may not replace them."""
+"""The keys the runtime writes in a decision record; annotations (which only decision records
+take) may not replace them."""
 
 STATE = "state"
 HEAD = "head"
@@ -119,7 +123,22 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
     """The unsealed audit record of a decision (no seq, prev or hash yet). Under a policy with
     ``risk_decay``, its ``decision`` also keeps ``decayed`` and the agent's ``decay_anchor``
     after it (a time; ``null`` while the risk is 0); under a policy with groups, the agent's
-    ``group`` (``""`` for none)."""
+    ``group`` (``""`` for none); a ``review`` decision its ``ticket`` and when it
+    ``expires``."""
+    return {
+        "kind": DECISION,
+        "time": timestamp(seconds),
+        "policy_hash": decision.policy_hash,
+        "agent": decision.agent_id,
+        "action": decision.action,
+        "input": decision.audit_input,
+        "decision": decision_outcome(decision),
+        "explanation": decision.explanation_summary,
+    }
+
+
+def decision_outcome(decision: Decision) -> dict[str, Any]:
+    """The ``decision`` part of an audit record: the outcome and the agent's state after it."""
     outcome = {
         "outcome": decision.outcome, "label": decision.label, "allowed": decision.allowed,
         "rule_id": decision.rule_id, "threat": decision.threat, "reason": decision.reason,
@@ -134,16 +153,11 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
     if "group" in decision.__dict__:
         outcome["group"] = decision.__dict__["group"]
-    return {
-        "kind": DECISION,
-        "time": timestamp(seconds),
-        "policy_hash": decision.policy_hash,
-        "agent": decision.agent_id,
-        "action": decision.action,
-        "input": decision.audit_input,
-        "decision": outcome,
-        "explanation": decision.explanation_summary,
-    }
+    if decision.ticket is not None:
+        outcome["ticket"] = decision.ticket
+        if decision.expires_at is not None:
+            outcome["expires"] = timestamp(decision.expires_at)
+    return outcome
 
 
 def annotation(annotations: Annotations, decision: Decision) -> dict[str, Any]:
@@ -233,7 +247,8 @@ def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
 
 def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
                    after: Head = (0, None), states: Iterable[tuple[str, StateTuple]] | None = None,
-                   head: Head | None = None) -> VerifyResult:
+                   head: Head | None = None,
+                   tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
     """Check an audit log in one pass; report the first place it was tampered with.
 
     ``records`` are the log's records in the order the source keeps them (the end lines of an
@@ -242,10 +257,12 @@ def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | No
     records; ``(0, None)``: the log starts at seq 1). ``states`` are the agents' stored states,
     checked against the states the log leaves them in; ``head`` is the store's head (the seq and
     hash of the last record it wrote), checked against the log's last record; ``expected_head``
-    is a head anchored elsewhere. Time is linear in the log; memory grows with the number of
-    agents, not of records.
+    is a head anchored elsewhere; ``tickets`` are the stored review tickets' ids and statuses,
+    checked against the statuses the log leaves them in. Time is linear in the log; memory
+    grows with the number of agents and tickets, not of records.
     """
-    return _verify(records, after, expected_head, states, head, end_required=False)
+    return _verify(records, after, expected_head, states, head, end_required=False,
+                   tickets=tickets)
 
 
 def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None = None,
@@ -260,7 +277,8 @@ def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None 
 
 def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
             states: Iterable[tuple[str, StateTuple]] | None, head: Head | None, *,
-            end_required: bool, anchor: Head | None = None) -> VerifyResult:
+            end_required: bool, anchor: Head | None = None,
+            tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
     verifier = LogVerifier(after, anchor)
     ending = _ExportEnd()
     for line in lines:
@@ -278,7 +296,8 @@ def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
     if ending.started:
         states = ending.states if states is None else states
         head = ending.head if head is None else head
-    return verifier.result(head=head, expected_head=expected_head, states=states)
+    return verifier.result(head=head, expected_head=expected_head, states=states,
+                           tickets=tickets)
 
 
 class LogVerifier:
@@ -305,6 +324,9 @@ class LogVerifier:
         self.policies: set[str] = set()
         self.expected: dict[str, tuple[StateTuple, int]] = {}
         """Each agent's state as its last record leaves it, with that record's seq."""
+        self.tickets: dict[str, tuple[str, int]] = {}
+        """Each review ticket's status as its last record leaves it (``pending`` after the
+        review decision that made it), with that record's seq."""
         self._failure: VerifyResult | None = None
         self._missing: tuple[int, int] | None = None
         """``(expected seq, seq found instead)`` while the expected one is looked for."""
@@ -392,6 +414,20 @@ class LogVerifier:
             if not isinstance(agent, str) or state is None:
                 return f"record seq {seq} is not a valid decision record"
             self.expected[agent] = (state, seq)
+            ticket = record["decision"].get("ticket")
+            if isinstance(ticket, str) and record["decision"].get("outcome") == "review":
+                self.tickets[ticket] = ("pending", seq)
+            return None
+        if kind == REVIEW:   # a verdict's decision sets the state; expiry, cancel: none
+            agent, outcome = record.get("agent"), record.get("decision")
+            state = None if outcome is None else decision_state(outcome)
+            if (not isinstance(agent, str) or not isinstance(record.get("ticket"), str)
+                    or outcome is not None and state is None):
+                return f"record seq {seq} is not a valid review record"
+            if state is not None:
+                self.expected[agent] = (state, seq)
+            verdict = record.get("verdict")
+            self.tickets[record["ticket"]] = (verdict if isinstance(verdict, str) else "", seq)
             return None
         if kind == GROUP:
             agent, group = record.get("agent"), record.get("group")
@@ -407,9 +443,11 @@ class LogVerifier:
         return None
 
     def result(self, *, head: Head | None = None, expected_head: str | None = None,
-               states: Iterable[tuple[str, StateTuple]] | None = None) -> VerifyResult:
+               states: Iterable[tuple[str, StateTuple]] | None = None,
+               tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
         """The outcome: the first problem the records showed; else the log's end against the
-        stored ``head`` and the ``expected_head``; else ``states`` against the log."""
+        stored ``head`` and the ``expected_head``; else ``states`` against the log; else the
+        stored review ``tickets`` (id and status) against the log."""
         if self._missing is not None and self._failure is None:
             expected, found = self._missing
             missing = f"seq {expected}" if found == expected + 1 else f"seqs {expected}-{found - 1}"
@@ -441,7 +479,32 @@ class LogVerifier:
             agents = self._compare(states)
             if self._failure is not None:
                 return self._failure
+        if tickets is not None:
+            self._compare_tickets(tickets)
+            if self._failure is not None:
+                return self._failure
         return VerifyResult(True, self.records, agents=agents, end=end, anchored=anchored)
+
+    def _compare_tickets(self, tickets: Iterable[tuple[str, str]]) -> None:
+        """Compare the stored review tickets' statuses with the log's (a mismatch fails)."""
+        expected = self.tickets
+        for ticket, status in tickets:
+            known = expected.pop(ticket, None)
+            if known is None:
+                if self.complete:
+                    self.fail(None, f"review ticket {ticket} is stored ({status}) but no "
+                                    "record in the log made it: inserted ticket")
+                    return
+                continue
+            if known[0] != status:
+                self.fail(known[1], f"review ticket {ticket} is {status} in the store, but the "
+                                    f"log leaves it {known[0]}: edited ticket")
+                return
+        if expected:
+            ticket = min(expected)
+            status, seq = expected[ticket]
+            self.fail(seq, f"review ticket {ticket} ({status} in the log) is not stored: "
+                           "deleted ticket")
 
     def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
         """Compare the stored states with the log's; the number compared (a mismatch fails)."""

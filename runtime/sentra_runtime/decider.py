@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import os
 import re
 import time
@@ -32,13 +33,16 @@ from sentra_runtime.decision import (
     ALLOW,
     BLOCK,
     LABELS,
+    REVIEW,
     SHUT_DOWN,
     SHUTDOWN,
     AgentState,
     Decision,
     EvaluatedDecision,
+    Explanation,
     outcome_class,
 )
+from sentra_runtime.decision import _rebuild as rebuild_decision
 from sentra_runtime.decision import new_decision as _new
 from sentra_runtime.decision import set_varying as _set_varying
 from sentra_runtime.explain import EvaluationContext, arithmetic_failure, jsonable, render_value
@@ -51,6 +55,7 @@ from sentra_runtime.policy import (
     RuleSpec,
     load_policy,
 )
+from sentra_runtime.review import new_ticket_id
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
@@ -108,7 +113,16 @@ class Decider:
         self._finish = self.matcher.finish
         self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
-        self._rows = tuple(by_rule[row.rule] for row in self.matcher.rows)
+        rows = [by_rule[row.rule] for row in self.matcher.rows]
+        self._verdicts: dict[str, tuple[int, int]] = {}
+        """A ``review`` rule's id to the codes of its approval and its denial: rows past the
+        matcher's, which only :meth:`verdict` hands the state step."""
+        for rule in self.policy.rules:
+            if rule.outcome == REVIEW:
+                self._verdicts[rule.id] = (len(rows), len(rows) + 1)
+                rows += [_RuleOutcomes(self, dataclasses.replace(rule, outcome=outcome),
+                                       given_reason=True) for outcome in (ALLOW, BLOCK)]
+        self._rows = tuple(rows)
         self._specials = _SpecialOutcomes(self)
         decay = self.policy.risk_decay
         self._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
@@ -290,6 +304,8 @@ class Decider:
                 cls = row.threshold_class
                 reason = (f"Projected risk would reach {projected}/{self._threshold}. "
                           "Action blocked before execution.")
+            elif row.reviews:   # held for an operator: no strike, the state unchanged
+                return self._hold(row, state, agent_id, action, payload, code, seq, now)
             else:
                 cls = row.ruled_class
                 reason = None if row.render is None else row.render(payload, action, agent_id)
@@ -372,6 +388,35 @@ class Decider:
         return [(limit, counted_in_window(windows.get(limit.key, ()), now_us, limit))
                 for limit in limits]
 
+    def _hold(self, row: _RuleOutcomes, state: State, agent_id: str, action: str,
+              payload: Any, code: int, seq: int | None,
+              now: float) -> tuple[Decision, State]:
+        """A ``review`` rule's decision: ``Review Required`` with a new ticket that expires
+        after the rule's (or the policy's) timeout; the agent's state is unchanged."""
+        cumulative, blocked = state[0], state[1]
+        decision = _new(row.review_class)
+        reason = None if row.render is None else row.render(payload, action, agent_id)
+        _set_varying(decision, (agent_id, action, cumulative + row.risk, cumulative, blocked,
+                                reason, seq, None, code, payload, state))
+        kept = decision.__dict__
+        kept["ticket"] = new_ticket_id()
+        kept["expires_at"] = now + row.lifetime
+        return decision, state
+
+    def verdict(self, rule_id: str, approve: bool, reason: str, state: State, agent_id: str,
+                action: str, seq: int | None, now: float) -> tuple[Decision, State]:
+        """An operator's verdict on a ticket of the ``review`` rule ``rule_id``, at ``now``, for
+        an agent in ``state`` (as stored: the agent's group, decay and threshold apply as for
+        any decision). Approval is the rule's allow, its risk applied now (a shut-down agent
+        stays shut down; a risk over the threshold is ``RISK_THRESHOLD_EXCEEDED``, a strike);
+        denial is a block with the rule's id, a strike. ``reason`` is the decision's reason.
+        ``KeyError`` when the policy has no such ``review`` rule."""
+        approval, denial = self._verdicts[rule_id]
+        decision, after = self.step(state, agent_id, action, None,
+                                    approval if approve else denial, reason, seq, now)
+        return _settled(decision, self.policy.settings_of(agent_id).risk_threshold, state,
+                        reason), after
+
     # -- what decisions are made of ------------------------------------------------------------
 
     def decision_class(self, outcome: str, rule_id: str, threat: str | None,
@@ -422,17 +467,22 @@ class _RuleOutcomes:
     """What a matched rule leads to. Its decision classes are made when first needed (see
     :meth:`__getattr__`), so a table of many rules loads in time linear in its size."""
 
-    __slots__ = ("decider", "rule", "allows", "risk", "render", "allowed_class",
-                 "threshold_class", "ruled_class", "strike_out_class")
+    __slots__ = ("decider", "rule", "allows", "reviews", "risk", "render", "lifetime",
+                 "allowed_class", "threshold_class", "ruled_class", "strike_out_class",
+                 "review_class")
 
-    def __init__(self, decider: Decider, rule: RuleSpec) -> None:
+    def __init__(self, decider: Decider, rule: RuleSpec, *, given_reason: bool = False) -> None:
         self.decider = decider
         self.rule = rule
         self.allows = rule.outcome == ALLOW
+        self.reviews = rule.outcome == REVIEW
         self.risk = rule.risk
-        self.render = decider.reason_renderer(rule.reason)
+        self.lifetime = decider.policy.review_lifetime(rule) if self.reviews else 0
+        """How long (seconds) a ``review`` rule's ticket waits for an operator."""
+        self.render = (_given_reason if given_reason
+                       else decider.reason_renderer(rule.reason))
         """Renders an interpolated reason; ``None`` when the reason is constant (a class
-        field)."""
+        field). A verdict's row (:meth:`Decider.verdict`) takes its reason as the payload."""
 
     allowed_class: type[EvaluatedDecision]
     threshold_class: type[EvaluatedDecision]
@@ -440,6 +490,8 @@ class _RuleOutcomes:
     """The rule's own block or shutdown decision."""
     strike_out_class: type[EvaluatedDecision]
     """The shutdown after repeated blocks, when this rule's block is the last strike."""
+    review_class: type[EvaluatedDecision]
+    """A ``review`` rule's decision (``Review Required``)."""
 
     def __getattr__(self, name: str) -> type[EvaluatedDecision]:
         """Make a decision class on first use (Python calls this only while its slot is
@@ -459,6 +511,9 @@ class _RuleOutcomes:
                        status, **reason)
         elif name == "strike_out_class":
             cls = self.decider.strike_out_class(rule.risk)
+        elif name == "review_class":
+            cls = made(REVIEW, rule.id, rule.threat, rule.description, rule.risk, 0, ACTIVE,
+                       **reason)
         else:
             raise AttributeError(name)
         setattr(self, name, cls)
@@ -495,6 +550,39 @@ class _SpecialOutcomes:
                                   "has no `otherwise` rule.")
         return self.no_match, (f"No rule for action type `{action}` matched and the policy "
                                "has no `otherwise` rule.")
+
+
+def _given_reason(payload: Any, action: str, agent_id: str) -> str:
+    """The reason of a verdict's decision: given as its payload."""
+    reason: str = payload
+    return reason
+
+
+def _settled(decision: Decision, threshold: int, before: State, reason: str) -> Decision:
+    """A verdict's decision as a plain :class:`Decision` that explains itself (its row is no
+    row of the matcher, so the matcher cannot explain it)."""
+    data = decision.to_dict()
+    kept = decision.__dict__
+    steps = [f"agent `{decision.agent_id}`: action `{decision.action}`, state before the "
+             f"verdict: cumulative risk {before[0]}/{threshold}, blocked attempts {before[1]}"
+             f"{', shut down' if before[2] else ''}"]
+    if kept.get("decayed"):
+        steps.append(f"risk decay: {kept['decayed']} taken off since the last decision")
+    steps.append(f"operator's verdict: {reason}")
+    if decision.outcome == ALLOW:
+        risk = (f"{decision.projected_risk - decision.applied_risk} + {decision.applied_risk} "
+                f"= {decision.projected_risk} <= {threshold}")
+    elif decision.rule_id == THRESHOLD_EXCEEDED:
+        risk = (f"{decision.cumulative_risk} + {decision.attempted_risk} = "
+                f"{decision.projected_risk} > {threshold}")
+    else:
+        risk = "no risk applied"
+    steps += [f"risk: {risk}", f"=> {decision.label} ({decision.rule_id}): {decision.reason}"]
+    explanation = Explanation(decision.action, None, (), decision.rule_id, risk, tuple(steps))
+    plain = rebuild_decision(data, explanation, decision.seq)
+    if "decay_anchor" in kept:
+        plain.__dict__["decay_anchor"] = kept["decay_anchor"]
+    return plain
 
 
 MICROSECONDS = 1_000_000

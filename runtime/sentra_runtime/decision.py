@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 ALLOW = "allow"
 BLOCK = "block"
 SHUTDOWN = "shutdown"
-LABELS = {ALLOW: "Allowed", BLOCK: "Blocked", SHUTDOWN: "Agent Shut Down"}
+REVIEW = "review"
+LABELS = {ALLOW: "Allowed", BLOCK: "Blocked", SHUTDOWN: "Agent Shut Down",
+          REVIEW: "Review Required"}
 ACTIVE = "active"
 SHUT_DOWN = "shut_down"
 
@@ -149,9 +151,9 @@ class Decision:
     agent_id: str
     action: str
     outcome: str
-    """``allow``, ``block`` or ``shutdown``."""
+    """``allow``, ``block``, ``shutdown`` or ``review`` (held for an operator)."""
     label: str
-    """The wire label: ``Allowed``, ``Blocked`` or ``Agent Shut Down``."""
+    """The wire label: ``Allowed``, ``Blocked``, ``Agent Shut Down`` or ``Review Required``."""
     allowed: bool
     reason: str
     rule_id: str
@@ -178,6 +180,14 @@ class Decision:
     """The agent's group under a policy with groups (``""``: none of them holds the agent);
     ``None`` for a policy without groups, whose decisions carry none (:meth:`to_dict` and the
     audit record include it when there is one)."""
+    ticket: ClassVar[str | None] = None
+    """The review ticket: for a ``review`` decision, the id an operator approves or denies it
+    by (``rv_`` and 22 random URL-safe characters); for the decision an operator's verdict
+    made, the ticket it settled; ``None`` otherwise (:meth:`to_dict` and the audit record
+    include it when there is one)."""
+    expires_at: ClassVar[float | None] = None
+    """When a ``review`` decision's ticket expires (seconds since the epoch, UTC); ``None`` for
+    every other decision."""
     decay_anchor: ClassVar[int | None] = None
     """The agent's decay anchor after this decision, in whole microseconds since the epoch
     (``None`` while its risk is 0, and for a policy without decay); its audit record keeps it
@@ -255,6 +265,9 @@ class Decision:
             data["group"] = self.__dict__["group"]
         if "limit" in self.__dict__:
             data["limit"] = self.__dict__["limit"]
+        for name in _REVIEW_NAMES:
+            if name in self.__dict__:
+                data[name] = self.__dict__[name]
         if explanation:
             data["explanation"] = self.explanation.to_dict()
         return data
@@ -272,6 +285,9 @@ class Decision:
 
 
 _FIELD_NAMES = tuple(item.name for item in fields(Decision))
+_REVIEW_NAMES = ("ticket", "expires_at")
+"""The review keys a decision carries when it has them (``ticket``, and ``expires_at`` for a
+``review`` decision)."""
 
 
 def _varying(index: int) -> Any:
@@ -284,7 +300,9 @@ def _rebuild(values: dict[str, Any], explanation: Explanation,
     decayed = values.pop("decayed", None)
     group = values.pop("group", None)
     limit = values.pop("limit", None)
+    review = {name: values.pop(name) for name in _REVIEW_NAMES if name in values}
     decision = Decision(**values)
+    decision.__dict__.update(review)
     if limit is not None:
         decision.__dict__["limit"] = limit
     if decayed is not None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
+from sentra_runtime import review as _review
 from sentra_runtime.audit import Annotations, VerifyResult
 from sentra_runtime.decider import Decider, assignment, checked_fields
 from sentra_runtime.decision import Decision
@@ -49,6 +50,9 @@ class Engine:
         decision)."""
         self.policy_load_seq: int | None = self.store.record_policy_load(self.policy,
                                                                           now=self.clock())
+        self._reviews = self.policy.reviews
+        """Whether the policy holds decisions for review (then a decision first expires the
+        agent's tickets whose time is up)."""
         """The seq of the audit record of this engine's policy load (``None`` without a log)."""
 
     @property
@@ -70,6 +74,8 @@ class Engine:
                 or action.__class__ is not str):
             fields = checked_fields(agent_id, action, fields)
         code, payload, action = self._match(action, fields)
+        if self._reviews:
+            self._expire_due(agent_id)
         if annotations is None:
             return self.store.apply(self._transition, agent_id, action, fields, code, payload,
                                     self.clock())
@@ -88,6 +94,8 @@ class Engine:
                 or action.__class__ is not str):
             fields = checked_fields(agent_id, action, fields)
         code, payload, action = self._match(action, fields)
+        if self._reviews:
+            await asyncio.to_thread(self._expire_due, agent_id)
         now = self.clock()
         apply_async = getattr(self.store, "apply_async", None)
         if apply_async is not None:
@@ -96,6 +104,97 @@ class Engine:
             return decision
         return await asyncio.to_thread(self.store.apply, self._transition, agent_id, action,
                                        fields, code, payload, now, annotations=annotations)
+
+    # -- review tickets ----------------------------------------------------------------------------
+
+    def review(self, ticket: str, approve: bool, *, operator: str,
+               note: str | None = None) -> Decision:
+        """An operator's verdict on a pending review ticket, decided now (docs/runtime.md,
+        "Review"); audited (a record of kind ``review``) with the operator and the note.
+
+        Approval is the review rule's allow, decided against the agent's state now: its risk
+        is applied now; over the threshold it is ``RISK_THRESHOLD_EXCEEDED`` (a strike), for a
+        shut-down agent ``AGENT_ALREADY_SHUT_DOWN`` (the ticket is then ``blocked``). Denial is
+        a block with the review rule's id and a strike. Returns the decision (its ``ticket``
+        names the ticket). Raises :class:`~sentra_runtime.review.UnknownTicket` for an unknown
+        id, :class:`~sentra_runtime.review.TicketClosed` for a ticket that is no longer pending
+        (one whose time is up is expired now, and recorded so, first).
+        """
+        if not isinstance(ticket, str):
+            raise TypeError(f"ticket must be a string, not {type(ticket).__name__}")
+        if not isinstance(approve, bool):
+            raise TypeError(f"approve must be a bool, not {type(approve).__name__}")
+        if not isinstance(operator, str) or not operator:
+            raise ValueError("a review needs the operator's name (operator=...)")
+        if note is not None and not isinstance(note, str):
+            raise TypeError(f"note must be a string or None, not {type(note).__name__}")
+        now = self.clock()
+        verdict = "Approved" if approve else "Denied"
+        reason = f"{verdict} by `{operator}` after review" + (f": {note}" if note else ".")
+
+        def step(held: _review.Ticket, state: tuple[int, ...],
+                 seq: int | None) -> _review.Settlement | None:
+            if held.status != _review.PENDING:
+                return None
+            if held.due(_review.micros(now)):
+                return _review.expiry(held, now)
+            try:
+                decision, after = self.decider.verdict(
+                    held.rule_id, approve, reason, state, held.agent_id,  # type: ignore[arg-type]
+                    held.action, seq, now)
+            except KeyError:
+                raise _review.TicketError(
+                    f"ticket {held.ticket}: the policy has no review rule `{held.rule_id}` "
+                    "(it was reloaded without it); deny it with a policy that has it, or "
+                    "reset the agent") from None
+            decision.__dict__["ticket"] = held.ticket
+            status = (_review.APPROVED if decision.allowed else
+                      _review.DENIED if not approve else _review.BLOCKED)
+            done = _review.closed(held, status, now, operator, note, decision)
+            return _review.Settlement(done, decision, after,
+                                      _review.review_record(now, done, decision))
+
+        held, decision = self.store.settle(ticket, step, now)
+        if decision is None:
+            raise _review.TicketClosed(held)
+        return decision
+
+    def ticket(self, ticket: str) -> _review.Ticket:
+        """The review ticket with this id, after expiring it if its time is up (recorded);
+        :class:`~sentra_runtime.review.UnknownTicket` when there is none."""
+        found = self.store.ticket(ticket)
+        if found is None:
+            raise _review.UnknownTicket(ticket)
+        if found.due(_review.micros(self.clock())):
+            found = self._expire(found.ticket)
+        return found
+
+    def tickets(self, status: str | None = None,
+                agent: str | None = None) -> list[_review.Ticket]:
+        """The review tickets with this status of this agent (``None``: any), oldest first,
+        after expiring those whose time is up (recorded)."""
+        if status is not None and status not in _review.STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_review.STATUSES)}, "
+                             f"not {status!r}")
+        self._expire_due(agent)
+        return self.store.tickets(status, agent)
+
+    def _expire_due(self, agent_id: str | None) -> None:
+        """Expire the pending tickets (of one agent, or all) whose time is up, each with its
+        audit record."""
+        now_us = _review.micros(self.clock())
+        for held in self.store.tickets(_review.PENDING, agent_id):
+            if held.due(now_us):
+                self._expire(held.ticket)
+
+    def _expire(self, ticket: str) -> _review.Ticket:
+        now = self.clock()
+
+        def step(held: _review.Ticket, state: tuple[int, ...],
+                 seq: int | None) -> _review.Settlement | None:
+            return _review.expiry(held, now) if held.due(_review.micros(now)) else None
+
+        return self.store.settle(ticket, step, now)[0]
 
     # -- operators and introspection -------------------------------------------------------------
 
@@ -164,7 +263,7 @@ class Engine:
         return self.store.agents()
 
     def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
-              from_arguments: bool = True) -> Callable[[F], F]:
+              from_arguments: bool = True, wait: float | None = None) -> Callable[[F], F]:
         """Decorate a tool function so each call is evaluated first.
 
         The call proceeds only when the decision is allowed; otherwise :class:`ActionDenied` (a
@@ -173,8 +272,13 @@ class Engine:
         parameter name (positional ones too, defaults for those left out); the policy sees what
         the body gets (rules in :mod:`sentra_runtime.guard`). The decision of the last call is
         in ``wrapper.last_decision``.
+
+        A call the policy holds for review raises :class:`~sentra_runtime.ReviewPending`
+        (carrying the ticket) before the body runs; with ``wait`` (seconds) the guard first
+        waits that long for the operator's verdict, and runs the body once if it allows the
+        call (``ActionDenied`` if it does not).
         """
-        return guard(self, agent_id, action, fields, from_arguments)
+        return guard(self, agent_id, action, fields, from_arguments, wait)
 
     def audit_records(self) -> Iterator[dict[str, Any]]:
         """The store's audit log: hash-chained records in seq order."""

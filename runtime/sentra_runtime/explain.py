@@ -22,6 +22,7 @@ from sentra_runtime.codegen import (
 from sentra_runtime.decision import (
     ALLOW,
     BLOCK,
+    REVIEW,
     AgentState,
     ConditionResult,
     Decision,
@@ -327,6 +328,10 @@ def _arithmetic(decision: Decision, policy: Policy, code: int, cumulative: int, 
         text = f"{cumulative} + {risk} = {projected} > {threshold}: not applied"
     elif policy.rule(matched).outcome == BLOCK:
         text = f"rule blocks: attempted risk {risk} not applied, cumulative risk stays {cumulative}"
+    elif decision.outcome == REVIEW:
+        return (f"held for review (ticket {decision.ticket}): risk {risk} is applied only if "
+                f"an operator approves; cumulative risk stays {cumulative}/{threshold}, no "
+                "strike")
     else:
         text = f"rule shuts the agent down: attempted risk {risk} not applied"
     if not decision.allowed:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -68,6 +69,30 @@ class ActionDenied(PermissionError):
         self.decision = decision
 
 
+class ReviewPending(ActionDenied):
+    """Raised by a guard (:meth:`Engine.guard`, a remote engine's ``guard``) when the policy
+    holds the call for review and no verdict came within the guard's ``wait`` (none without
+    one): the body has not run. ``ticket`` is the review ticket (an operator approves or
+    denies it; ``engine.ticket(ticket)`` or ``GET /v1/reviews/{ticket}`` says where it
+    stands); ``decision`` is the ``Review Required`` decision. The call may be made again
+    later: that is a new decision, which may be held again."""
+
+    def __init__(self, decision: Decision, status: str = "pending") -> None:
+        super().__init__(decision)
+        self.ticket: str = decision.ticket or ""
+        self.status = status
+        """``pending``; or ``expired`` / ``cancelled`` when the ticket ended without a
+        verdict while the guard waited."""
+        if status != "pending":
+            self.args = (f"{decision.label}: {decision.action} by agent "
+                         f"{decision.agent_id!r}: ticket {self.ticket} was {status} before "
+                         "an operator's verdict",)
+        else:
+            self.args = (f"{decision.label}: {decision.action} by agent "
+                         f"{decision.agent_id!r} ({decision.rule_id}) waits for review: "
+                         f"ticket {self.ticket}",)
+
+
 class PolicyUnavailable(Exception):
     """The declared field names cannot be known now (the message says why)."""
 
@@ -94,7 +119,13 @@ class Asker(Generic[R]):
     engine: decorating, often at import, must not wait for the network)."""
     attribute: str = "last_decision"
     """The wrapper's attribute that holds the result of the last call."""
+    verdict: Callable[[str], tuple[str, Decision | None]] | None = None
+    """Where a review ticket stands: ``(status, the verdict's decision or None)``; ``None``:
+    results are never held for review (the Sentra-compatible clients)."""
 
+
+POLL_SECONDS = 0.5
+"""How often a guard with ``wait`` asks whether a held call's ticket has its verdict."""
 
 def declared_names(policy: Policy) -> frozenset[str]:
     """A declared field's full name (a flat dotted key) and its top-level name (the object)."""
@@ -104,21 +135,59 @@ def declared_names(policy: Policy) -> frozenset[str]:
 
 def denial(decision: Decision, agent_id: str, action: str) -> ActionDenied | None:
     """The exception for a decision that is not allowed (``None`` when it is)."""
-    return None if decision.allowed else ActionDenied(decision)
+    if decision.allowed:
+        return None
+    return ReviewPending(decision) if decision.ticket is not None and \
+        decision.outcome == "review" else ActionDenied(decision)
 
 
 def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] | None,
-          from_arguments: bool) -> Callable[[F], F]:
+          from_arguments: bool, wait: float | None = None) -> Callable[[F], F]:
     """See :meth:`Engine.guard` and this module's rules."""
     names = declared_names(engine.policy)
+
+    def verdict(ticket: str) -> tuple[str, Decision | None]:
+        found = engine.ticket(ticket)
+        if found.decision is None:
+            return found.status, None
+        from sentra_runtime.wire import decision_from_wire
+        return found.status, decision_from_wire({"seq": None, "decision": found.decision},
+                                                explained=False)
+
     asker: Asker[Decision] = Asker(declared=lambda: names, decide=engine.evaluate,
-                                   refusal=denial)
-    return guard_with(asker, agent_id, action, fields, from_arguments)
+                                   refusal=denial, verdict=verdict)
+    return guard_with(asker, agent_id, action, fields, from_arguments, wait)
+
+
+def awaited(asker: Asker[Any], decision: Decision, wait: float | None) -> Decision:
+    """The decision a guarded call goes on with: ``decision``, or, for one held for review,
+    the operator's verdict once it came within ``wait`` seconds (polling every
+    :data:`POLL_SECONDS`). :class:`ReviewPending` when none came (or the ticket expired or was
+    cancelled first), :class:`ActionDenied` when the verdict does not allow the call."""
+    if decision.ticket is None or decision.outcome != "review" or asker.verdict is None:
+        return decision
+    if not wait or wait <= 0:
+        raise ReviewPending(decision)
+    deadline = time.monotonic() + wait
+    while True:
+        status, verdict = asker.verdict(decision.ticket)
+        if verdict is not None:
+            return verdict
+        if status != "pending":
+            raise ReviewPending(decision, status)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ReviewPending(decision)
+        time.sleep(min(POLL_SECONDS, left))
 
 
 def guard_with(asker: Asker[R], agent_id: str, action: str, fields: Mapping[str, Any] | None,
-               from_arguments: bool) -> Callable[[F], F]:
-    """The decorator that asks ``asker`` before each call (this module's rules)."""
+               from_arguments: bool, wait: float | None = None) -> Callable[[F], F]:
+    """The decorator that asks ``asker`` before each call (this module's rules); ``wait``: how
+    long (seconds) a call held for review waits for the operator's verdict."""
+    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
+                             or not wait >= 0):
+        raise ValueError("wait must be a number of seconds, at least 0")
     static = dict(fields or {})
 
     def decorate(function: F) -> F:
@@ -141,13 +210,16 @@ def guard_with(asker: Asker[R], agent_id: str, action: str, fields: Mapping[str,
                 result = asker.unavailable(agent_id, action, str(unknown))
             else:
                 result = asker.decide(agent_id, action, merged)
+            if wait and isinstance(result, Decision) and result.ticket is not None:
+                setattr(wrapper, asker.attribute, result)
+                result = awaited(asker, result, wait)  # type: ignore[assignment]
             setattr(wrapper, asker.attribute, result)
             refusal = asker.refusal(result, agent_id, action)
             if refusal is not None:
                 raise refusal
             return result
 
-        if _is_coroutine(function) and asker.offload:
+        if _is_coroutine(function) and (asker.offload or wait):   # asking may wait: a thread
             @functools.wraps(function)
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 await asyncio.to_thread(check, args, kwargs)

@@ -37,18 +37,24 @@ a version-1 table has no such setting and ignores undeclared fields, as runtimes
 Version 3 added arithmetic tests (``left``/``right`` expression trees), the reason
 placeholders ``{action}`` and ``{agent_id}``, and ``settings.risk_decay``; the compiler writes 3
 only for a table that uses one of them, so older runtimes keep loading every other table.
-Version 4 added rate limits (a rule's ``limit``, a block's and a group's ``limits``)."""
+Version 4 added rate limits (a rule's ``limit``, a block's and a group's ``limits``) and the
+``review`` outcome (a rule's ``expires``, ``settings.review_timeout``)."""
 LIMITS_VERSION = 4
 """The first schema version with rate limits."""
 ARITHMETIC_VERSION = 3
 """The first schema version with arithmetic tests and the ``{action}``/``{agent_id}``
 placeholders."""
+REVIEW_VERSION = 4
+"""The first schema version with the ``review`` outcome."""
+DEFAULT_REVIEW_TIMEOUT = 86_400
+"""How long a ``review`` ticket waits for an operator when neither its rule (``expires``) nor
+the policy (``review_timeout``) says: 24 hours."""
 UNDECLARED_DEFAULT = {1: IGNORE, 2: REFUSE, 3: REFUSE, 4: REFUSE}
 """What a table that does not say ``undeclared_fields`` does, by schema version."""
 
 FIELD_TYPES = frozenset({"bool", "int", "number", "string", "enum", "set"})
 NORMALIZATIONS = frozenset({"lower", "upper", "trim"})
-OUTCOMES = frozenset({"allow", "block", "shutdown"})
+OUTCOMES = frozenset({"allow", "block", "shutdown", "review"})
 OPERATORS = frozenset(
     {"==", "!=", "<", "<=", ">", ">=", "in", "exists", "starts_with", "ends_with", "contains"}
 )
@@ -265,6 +271,9 @@ class RuleSpec:
     condition: str | None
     limit: LimitSpec | None = None
     """The rule's rate limit (its allowed decisions); ``None``: none."""
+    expires: int | None = None
+    """A ``review`` rule's ticket lifetime in seconds (``None``: the policy's
+    ``review_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -365,6 +374,17 @@ class Policy:
     reads_state: bool = False
     """Whether a test reads the agent's state (:data:`STATE_FIELDS`): the decision is then
     matched inside the store's per-agent lock or transaction."""
+    review_timeout: int = DEFAULT_REVIEW_TIMEOUT
+    """How long (seconds) a ``review`` ticket waits when its rule gives no ``expires``."""
+
+    @cached_property
+    def reviews(self) -> bool:
+        """Whether a rule holds decisions for an operator (the ``review`` outcome)."""
+        return any(rule.outcome == "review" for rule in self.rules)
+
+    def review_lifetime(self, rule: RuleSpec) -> int:
+        """How long (seconds) a ticket of this ``review`` rule waits for an operator."""
+        return self.review_timeout if rule.expires is None else rule.expires
 
     @cached_property
     def value_specs(self) -> tuple[InputSpec, ...]:
@@ -504,7 +524,7 @@ _SETTINGS = {
     3: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields",
                   "risk_decay"}),
     4: frozenset({"risk_threshold", "strikes", "action_normalize", "undeclared_fields",
-                  "risk_decay"}),
+                  "risk_decay", "review_timeout"}),
 }
 """The keys of ``settings``, by schema version."""
 _NONE: frozenset[str] = frozenset()
@@ -515,7 +535,7 @@ _INPUT = (frozenset({"name", "type"}),
           frozenset({"optional", "default", "has_default", "normalize", "values"}))
 _RULE = (frozenset({"id", "outcome", "span"}),
          frozenset({"risk", "threat", "reason", "description", "condition", "generated_id",
-                    "limit"}))
+                    "limit", "expires"}))
 _SPAN = (frozenset({"file", "line", "column", "end_line", "end_column"}), _NONE)
 _ACTION = (frozenset({"names", "rows"}), frozenset({"limits"}))
 _ROW = (frozenset({"rule"}), frozenset({"tests"}))
@@ -590,6 +610,9 @@ class _Validator:
             inputs_by_name={spec.name: spec for spec in inputs},
             groups=self._groups(data.get("groups")),
             reads_state=self._reads_state(actions),
+            review_timeout=self._positive("settings", "review_timeout",
+                                          settings.get("review_timeout",
+                                                       DEFAULT_REVIEW_TIMEOUT)),
         )
         _References(policy).check()
         return policy
@@ -689,13 +712,29 @@ class _Validator:
             values=tuple(values) if values is not None else None,
         )
 
+    def _positive(self, path: str, key: str, value: Any) -> int:
+        number = self._int(path, key, value)
+        if number < 1:
+            raise _fail(_at(path, key), f"expected a positive integer, got {number}")
+        return number
+
     def _rule(self, path: str, data: Any) -> RuleSpec:
         item = self._object(path, data, _RULE)
         self._span(f"{path}.span", item["span"])
         self._bool(path, "generated_id", item.get("generated_id", False))
+        outcome = self._choice(path, "outcome", item["outcome"], OUTCOMES)
+        if outcome == "review" and self.schema_version < REVIEW_VERSION:
+            raise _fail(f"{path}.outcome", f"the `review` outcome needs table schema version "
+                                           f"{REVIEW_VERSION}, the table says "
+                                           f"{self.schema_version}")
+        expires = item.get("expires")
+        if expires is not None:
+            if outcome != "review":
+                raise _fail(f"{path}.expires", "only a `review` rule has an expiry")
+            expires = self._positive(path, "expires", expires)
         return RuleSpec(
             id=self._str(path, "id", item["id"]),
-            outcome=self._choice(path, "outcome", item["outcome"], OUTCOMES),
+            outcome=outcome,
             risk=self._int(path, "risk", item.get("risk", 0)),
             threat=self._optional_str(path, "threat", item.get("threat")),
             reason=self._str(path, "reason", item.get("reason", "")),
@@ -703,6 +742,7 @@ class _Validator:
             condition=self._optional_str(path, "condition", item.get("condition")),
             limit=None if item.get("limit") is None else self._limit(
                 f"{path}.limit", item["limit"], (f"rule {item['id']}", f"`{item['id']}`")),
+            expires=expires,
         )
 
     def _span(self, path: str, data: Any) -> None:

@@ -233,7 +233,7 @@ class RemoteEngine(ServerClient):
         self._policy: tuple[Policy, frozenset[str]] | None = None
         self._asker: Asker[Decision] = Asker(
             declared=self._declared, decide=self.decide, refusal=denial,
-            unavailable=self._fail, offload=True, lazy=True)
+            unavailable=self._fail, offload=True, lazy=True, verdict=self._verdict)
 
     def __enter__(self) -> RemoteEngine:
         return self
@@ -260,12 +260,39 @@ class RemoteEngine(ServerClient):
     interface)."""
 
     def guard(self, agent_id: str, action: str, fields: Mapping[str, Any] | None = None, *,
-              from_arguments: bool = True) -> Callable[[F], F]:
+              from_arguments: bool = True, wait: float | None = None) -> Callable[[F], F]:
         """:meth:`Engine.guard <sentra_runtime.Engine.guard>`, over the server: the same rules
         for reading the call's arguments (the policy's declared names are read from
         ``GET /v1/policy`` once), :class:`~sentra_runtime.ActionDenied` before the body runs
-        unless allowed. A coroutine function's check runs in a worker thread."""
-        return guard_with(self._asker, agent_id, action, fields, from_arguments)
+        unless allowed; a call held for review waits up to ``wait`` seconds for the verdict
+        (polling ``GET /v1/reviews/{ticket}``), else :class:`~sentra_runtime.ReviewPending`.
+        A coroutine function's check runs in a worker thread."""
+        return guard_with(self._asker, agent_id, action, fields, from_arguments, wait)
+
+    def ticket(self, ticket: str) -> dict[str, Any]:
+        """A review ticket as the server shows it (``GET /v1/reviews/{ticket}``: no token,
+        the ticket id is the secret): ``status`` and, once judged, ``decision``;
+        :class:`SentraError` when it cannot be read (an unknown ticket included)."""
+        if not isinstance(ticket, str):
+            raise SentraError(f"ticket must be a string, not {type(ticket).__name__}")
+        answer = self._read(f"/v1/reviews/{urllib.parse.quote(ticket, safe='')}",
+                            f"cannot read review ticket {ticket!r}")
+        if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+            raise SentraError(f"cannot read review ticket {ticket!r}: the answer has the "
+                              "wrong shape")
+        return answer
+
+    def _verdict(self, ticket: str) -> tuple[str, Decision | None]:
+        """Where a ticket stands, for a waiting guard: a ticket that cannot be read now is
+        still pending (the guard waits on, and at its deadline raises ReviewPending)."""
+        try:
+            answer = self.ticket(ticket)
+            decision = answer.get("decision")
+            return answer["status"], (None if decision is None else decision_from_wire(
+                {"seq": None, "decision": decision}, explained=False))
+        except (SentraError, ValueError) as error:
+            logger.warning("sentra: cannot read review ticket %s: %s", ticket, error)
+            return "pending", None
 
     def _decide(self, agent_id: Any, action: Any, fields: Any) -> Decision:
         for name, value in (("agent_id", agent_id), ("action", action)):

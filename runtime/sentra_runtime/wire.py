@@ -61,8 +61,10 @@ def fail_closed(agent_id: str, action: str, reason: str) -> Decision:
                           for field in dataclasses.fields(Decision)}, None, None)
 
 
-def decision_from_wire(answer: Any) -> Decision:
+def decision_from_wire(answer: Any, *, explained: bool = True) -> Decision:
     """The decision of a ``/v1/decide`` answer; ``ValueError`` naming what does not fit.
+    ``explained=False`` reads a decision that comes without its explanation (a review
+    ticket's verdict): it gets the plain one-line explanation.
 
     An answer that says ``allowed`` must say so consistently (outcome ``allow``, label
     ``Allowed``): any other outcome, a fourth one included, is not allowed.
@@ -96,7 +98,14 @@ def decision_from_wire(answer: Any) -> Decision:
                                   and isinstance(limit.get("for"), str)
                                   and _is_int(limit.get("count"))):
         raise ValueError("`decision.limit` is not a rate limit (`limit`, `for`, `count`)")
-    decision = make_decision(values, _explanation(data.get("explanation")), seq)
+    ticket, expires = data.get("ticket"), data.get("expires_at")
+    if ticket is not None and not isinstance(ticket, str):
+        raise ValueError("`decision.ticket` is not a string")
+    if expires is not None and (isinstance(expires, bool)
+                                or not isinstance(expires, (int, float))):
+        raise ValueError("`decision.expires_at` is not a number")
+    decision = make_decision(values, _explanation(data.get("explanation")) if explained
+                             else None, seq)
     if limit is not None:   # a decision over a rate limit
         decision.__dict__["limit"] = {"limit": limit["limit"], "for": limit["for"],
                                       "count": limit["count"]}
@@ -104,6 +113,10 @@ def decision_from_wire(answer: Any) -> Decision:
         decision.__dict__["decayed"] = decayed
     if group is not None:   # a policy with groups
         decision.__dict__["group"] = group
+    if ticket is not None:   # a review decision, or an operator's verdict
+        decision.__dict__["ticket"] = ticket
+    if expires is not None:
+        decision.__dict__["expires_at"] = expires
     return decision
 
 

@@ -148,6 +148,11 @@ class PolicyDoc:
         return len(self.table.rules)
 
     @property
+    def reviews(self) -> bool:
+        """Whether a rule holds actions for an operator (`review`)."""
+        return any(rule.outcome == "review" for rule in self.table.rules)
+
+    @property
     def action_count(self) -> int:
         return sum(len(action.names) for action in self.actions)
 

@@ -16,10 +16,18 @@ META_KEY = "sentra/decision"
 
 def refusal_text(decision: Decision) -> str:
     """The one line an agent (and whoever reads its transcript) gets for a refused call: the
-    decision, its reason and the rule, and the ticket of a decision that carries one."""
-    ticket = getattr(decision, "ticket", None)
+    decision, its reason and the rule; for a call held for review, its ticket and how to
+    follow it."""
+    ticket = decision.ticket
     text = f"{decision.label}: {decision.reason} (rule {decision.rule_id})"
-    return text if ticket is None else f"{text} Ticket: {ticket}."
+    if ticket is None:
+        return text
+    if decision.outcome != "review":
+        return f"{text} Ticket: {ticket}."
+    return (f"{text} Ticket: {ticket}. The call did not run: it waits for an operator to "
+            f"approve or deny the ticket; its status is at GET /v1/reviews/{ticket} on the "
+            "decision server. Once it is approved, call the tool again (a new call is decided "
+            "anew).")
 
 
 def refusal_result(decision: Decision) -> dict[str, Any]:

@@ -36,7 +36,8 @@ from sentra_lang.server.store import Reads
 
 ALREADY_SHUT_DOWN = "AGENT_ALREADY_SHUT_DOWN"
 OUTCOME_LINES = {"Allowed": "Action allowed", "Blocked": "Action blocked by policy",
-                 "Agent Shut Down": "Agent execution halted"}
+                 "Agent Shut Down": "Agent execution halted",
+                 "Review Required": "Action held for human review"}
 EVENTS_LIMIT = 1000
 """Events in one ``GET /events`` answer, by default and at most."""
 READ_BATCH = 200
@@ -297,6 +298,8 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
             OUTCOME_LINES[decision["label"]],
         ],
     })
+    if "ticket" in decision:   # a review: the ticket to follow at /v1/reviews/{ticket}
+        event["ticket"] = decision["ticket"]
     return event
 
 

@@ -38,8 +38,9 @@ EVENTS = 1000
 """Newest records the page keeps (its event table shows the newest 300 that pass its filter)."""
 AGENTS = PAGE_LIMIT
 """Agents the snapshot lists: one page of ``/v1/agents``, in id order."""
-RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash")
-DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk",
+RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash", "ticket",
+               "verdict", "rule_id")
+DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk", "ticket",
                  "cumulative_risk", "blocked_attempts", "status")
 
 
@@ -103,7 +104,9 @@ def showable(record: Any) -> bool:
     kind, decision = record.get("kind"), record.get("decision")
     return (kind == "decision" and isinstance(decision, dict)
             and isinstance(decision.get("label"), str)) or kind == "reset" \
-        or (kind == "policy_load" and isinstance(record.get("policy"), dict))
+        or (kind == "policy_load" and isinstance(record.get("policy"), dict)) \
+        or (kind == "review" and isinstance(record.get("verdict"), str)
+            and isinstance(decision, (dict, type(None))))
 
 
 @functools.cache
@@ -121,7 +124,7 @@ def page(gate: Gate, impact: Impact, guarded: bool) -> str:
     served = gate.policy
     first = None if guarded else snapshot(gate, impact)
     config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
-              "read_token": guarded, "snapshot": first,
+              "read_token": guarded, "snapshot": first, "reviews": served.reviews,
               "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
     return templates().get_template("dashboard.html").render(
         policy=served, version=__version__, snapshot=first,

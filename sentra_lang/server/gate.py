@@ -167,6 +167,15 @@ class Gate:
         record = self._written(seq, "group")
         self._tell(record)
         return record
+    def review(self, ticket: str, approve: bool, operator: str,
+               note: str | None) -> tuple[Decision, dict[str, Any]]:
+        """An operator's verdict on a review ticket (``Engine.review``: raises its
+        ``TicketError``s); the decision and the verdict's audit record."""
+        with self._reload_lock:
+            decision = self._engine.review(ticket, approve, operator=operator, note=note)
+        record = self._written(decision.seq, "review")
+        self._tell(record)
+        return decision, record
 
     def _written(self, seq: int | None, kind: str) -> dict[str, Any]:
         """The audit record the runtime just reported writing at ``seq``."""

@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-Label = Literal["Allowed", "Blocked", "Agent Shut Down"]
-Kind = Literal["decision", "reset", "policy_load", "group"]
+Label = Literal["Allowed", "Blocked", "Agent Shut Down", "Review Required"]
+Kind = Literal["decision", "reset", "policy_load", "group", "review"]
+TicketStatus = Literal["pending", "approved", "blocked", "denied", "expired", "cancelled"]
 
 
 class Answer(BaseModel):
@@ -51,6 +52,9 @@ class SentraEvent(Answer):
     decision: Label
     reason: str
     event_trace: list[str]
+    ticket: str | None = Field(default=None, description="A `Review Required` decision's "
+                               "review ticket (follow it at `/v1/reviews/{ticket}`); absent "
+                               "otherwise.")
 
 
 class SentraReset(Answer):
@@ -80,7 +84,7 @@ class DecisionView(Answer):
 
     agent_id: str
     action: str
-    outcome: Literal["allow", "block", "shutdown"]
+    outcome: Literal["allow", "block", "shutdown", "review"]
     label: Label
     allowed: bool
     reason: str
@@ -103,6 +107,11 @@ class DecisionView(Answer):
     limit: LimitCount | None = Field(default=None, description="The rate limit a "
                                      "`RATE_LIMIT_EXCEEDED` decision went over, with its count "
                                      "(the decisions already in the window); absent otherwise.")
+    ticket: str | None = Field(default=None, description="A `review` decision's ticket (an "
+                               "operator approves or denies it: `/v1/reviews/{ticket}`), or the "
+                               "ticket an operator's verdict settled; absent otherwise.")
+    expires_at: float | None = Field(default=None, description="When a `review` decision's "
+                                     "ticket expires (seconds since the epoch, UTC).")
     explanation: dict[str, Any] | None = None
 
 
@@ -155,9 +164,42 @@ class ResetAll(Answer):
     reset: list[str]
 
 
+class Ticket(Answer):
+    """A review ticket (docs/runtime.md, "Review"): a held decision and where it stands."""
+
+    ticket: str
+    agent_id: str
+    action: str
+    rule_id: str
+    risk: int
+    reason: str
+    threat: str | None
+    policy_hash: str
+    created: str
+    expires: str
+    seq: int | None = Field(description="the seq of the review decision's audit record")
+    input: dict[str, Any]
+    status: TicketStatus
+    settled: str | None
+    operator: str | None
+    note: str | None
+    decision: DecisionView | None = Field(description="the decision the verdict made "
+                                                      "(approved, blocked, denied)")
+
+
+class TicketPage(Answer):
+    tickets: list[Ticket]
+
+
+class Reviewed(Answer):
+    seq: int = Field(description="the seq of the verdict's `review` audit record")
+    ticket: Ticket
+    decision: DecisionView
+
+
 class AuditRecord(Answer):
-    """An audit record (``decision``, ``reset`` or ``policy_load``) as the log keeps it; a
-    decision also carries its Sentra ``event``."""
+    """An audit record (``decision``, ``reset``, ``policy_load`` or ``review``) as the log
+    keeps it; a decision also carries its Sentra ``event``."""
 
     seq: int
     kind: Kind
@@ -329,6 +371,8 @@ ERRORS: dict[int, dict[str, Any]] = {
     401: _answer(Problem, "token missing or wrong"),
     403: _answer(Problem, "operator actions are disabled (no operator token)"),
     404: _answer(Problem, "not found"),
+    409: _answer(Problem, "the review ticket is no longer pending (its `detail` says its "
+                          "status): a verdict is given once"),
     408: _answer(Problem, "the request did not arrive in time"),
     413: _answer(Problem, "the body is larger than --max-body-bytes"),
     415: _answer(Problem, "the body is not declared as JSON"),

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sentra_runtime import Policy
+from sentra_runtime import Policy, review
 from sentra_runtime.decision import Decision
 
 from sentra_lang.server import models
@@ -30,6 +30,24 @@ PAGE_LIMIT = 1000
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT)]
 REQUEST_KEYS = ("target", "amount", "notification_type", "data_classification",
                 "destination_type")
+
+
+MAX_TICKET = 64
+"""The longest ticket id the API looks up (ids are 25 characters); longer ones are not found."""
+
+
+class ReviewRequest(BaseModel):
+    """An operator's verdict: who gives it (default: the operator token's holder, `operator`)
+    and an optional note, both kept in the audit log. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    operator: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def ticket_view(ticket: review.Ticket) -> dict[str, Any]:
+    return ticket.to_dict()
 
 
 class DecideRequest(BaseModel):
@@ -175,6 +193,70 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
         record = gate.reset(None, who)
         return JSONResponse({"seq": record["seq"], "reset": record["agents"]})
 
+    @api.get("/reviews", summary="Review tickets, oldest first (expired ones marked so first)",
+             operation_id="list_reviews", response_model=models.TicketPage, responses=read,
+             openapi_extra={"security": reading})
+    async def reviews(status: models.TicketStatus | None = None, agent: str | None = None,
+                      _: str = readable) -> JSONResponse:
+        def listed() -> dict[str, Any]:
+            return {"tickets": [ticket_view(ticket)
+                                for ticket in gate.engine.tickets(status, agent)]}
+
+        return JSONResponse(await reads.run(listed))
+
+    @api.get("/reviews/{ticket}", summary="One review ticket: its status and, once judged, the "
+             "decision (no token: the ticket id is the agent's secret)",
+             operation_id="get_review", response_model=models.Ticket,
+             responses=models.errors(*models.EDGE, 404))
+    async def ticket(ticket: str) -> JSONResponse:
+        def found() -> dict[str, Any]:
+            if len(ticket) > MAX_TICKET:
+                raise review.UnknownTicket(ticket)
+            return ticket_view(gate.engine.ticket(ticket))
+
+        try:
+            return JSONResponse(await reads.run(found))
+        except review.UnknownTicket:
+            raise HTTPException(404, "no review ticket with this id") from None
+
+    def verdict(ticket: str, approve: bool, request: ReviewRequest | None,
+                who: str) -> JSONResponse:
+        request = request or ReviewRequest()
+        if len(ticket) > MAX_TICKET:
+            raise HTTPException(404, "no review ticket with this id")
+        try:
+            decision, record = gate.review(ticket, approve, request.operator or who,
+                                           request.note)
+        except review.UnknownTicket:
+            raise HTTPException(404, "no review ticket with this id") from None
+        except review.TicketClosed as closed:
+            raise HTTPException(409, {"message": f"the ticket is {closed.ticket.status}, not "
+                                                 "pending: a verdict is given once",
+                                      "ticket": ticket_view(closed.ticket)}) from None
+        except review.TicketError as error:
+            raise HTTPException(409, {"message": str(error)}) from None
+        return JSONResponse({"seq": record["seq"],
+                             "ticket": ticket_view(gate.engine.ticket(ticket)),
+                             "decision": decision.to_dict(explanation=True)})
+
+    reviewed = models.errors(*models.POSTED, 401, 403, 404, 409)
+
+    @api.post("/reviews/{ticket}/approve", summary="Approve a pending review ticket (operator "
+              "token): the review rule's allow, decided now", operation_id="approve_review",
+              response_model=models.Reviewed, responses=reviewed,
+              openapi_extra={"security": OPERATOR_SECURITY})
+    def approve(ticket: str, request: ReviewRequest | None = None,
+                who: str = authorised) -> JSONResponse:
+        return verdict(ticket, True, request, who)
+
+    @api.post("/reviews/{ticket}/deny", summary="Deny a pending review ticket (operator token): "
+              "a block with the review rule's id, and a strike", operation_id="deny_review",
+              response_model=models.Reviewed, responses=reviewed,
+              openapi_extra={"security": OPERATOR_SECURITY})
+    def deny(ticket: str, request: ReviewRequest | None = None,
+             who: str = authorised) -> JSONResponse:
+        return verdict(ticket, False, request, who)
+
     @api.get("/events", summary="Audit records, oldest first, paged by sequence number",
              operation_id="list_events", response_model=models.EventPage, responses=read,
              openapi_extra={"security": reading})
@@ -185,7 +267,8 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
 
     @api.get("/events/stream", summary="Live server-sent events", operation_id="stream_events",
              response_class=StreamingResponse, openapi_extra={"security": reading},
-             responses={200: {"description": "`id: seq`, `event: decision|reset|policy_load|group`, "
+             responses={200: {"description": "`id: seq`, `event: decision|reset|policy_load|"
+                                              "group|review`, "
                                               "`data: record` messages",
                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                         **read})

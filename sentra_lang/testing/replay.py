@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, load_policy
+from sentra_runtime import Engine, load_policy, review
 from sentra_runtime.audit import parse_timestamp_us
 from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
@@ -19,7 +19,9 @@ from sentra_lang.files import write_atomically
 from sentra_lang.testing.runner import OPERATOR, ScenarioStore
 
 EXAMPLES_PER_GROUP = 3
-_WORD = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown"}
+_WORD = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown", "review": "review"}
+_APPROVALS = frozenset({review.APPROVED, review.BLOCKED})
+"""The verdicts an approval leads to (a denial leads to ``denied``)."""
 
 
 @dataclass
@@ -43,10 +45,16 @@ class Group:
 class ReplayResult:
     decisions: int = 0
     resets: int = 0
+    verdicts: int = 0
+    """Operators' verdicts replayed (on the tickets the new policy's decisions made)."""
+    unreviewed: int = 0
+    """Recorded verdicts with nothing to judge now: the new policy did not hold that decision
+    for review, or its ticket was no longer pending (expired under another timeout)."""
     changed: int = 0
     groups: dict[tuple[str, str, str, str, str], Group] = field(default_factory=dict)
     steps: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
-    """(record, new decision or None for a reset), kept for --to-suite."""
+    """(record, new decision or None for a reset), kept for --to-suite; for a verdict, the
+    record and the new decision with the new ticket's name in the suite."""
     timed: bool = False
     """Whether the policy's decisions depend on time (``risk_decay``): --to-suite then writes
     the recorded time between steps as `after` steps."""
@@ -114,6 +122,14 @@ def _checked(record: Any, where: str) -> dict[str, Any]:
         raise AuditLogError(f"{where}: not an audit record (no `kind`)")
     if kind == "reset" and not isinstance(record.get("agent"), (str, type(None))):
         raise AuditLogError(f"{where}: reset record whose agent is not a string")
+    if kind == "review" and not (isinstance(record.get("ticket"), str)
+                                 and isinstance(record.get("verdict"), str)
+                                 and isinstance(record.get("decision"), (dict, type(None)))):
+        raise AuditLogError(f"{where}: review record without a ticket and a verdict")
+    if kind == "review" and record["decision"] is not None and any(
+            key not in record["decision"] for key in DECISION_KEYS):
+        raise AuditLogError(f"{where}: review record whose decision lacks "
+                            f"{', '.join(DECISION_KEYS)}")
     if kind != "decision":
         return record
     missing = [key for key in ("agent", "action", "decision") if key not in record]
@@ -161,9 +177,12 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
     store = ScenarioStore()
     clock = RecordedClock()
     engine = Engine(load_policy(policy), store, clock=clock)
-    result = ReplayResult(timed=engine.decider.decays or engine.decider.limited,
+    result = ReplayResult(timed=engine.decider.decays or engine.decider.limited
+                          or engine.policy.reviews,
                           groups_declared=tuple(g.name for g in engine.policy.groups))
     groups = result.groups
+    tickets: dict[str, str] = {}
+    """A recorded ticket's id to the ticket the new policy made for the same decision."""
     for record in records:
         clock.follow(record)
         kind = record.get("kind")
@@ -182,11 +201,19 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
             if keep_steps:
                 result.steps.append((record, None))
             continue
-        if kind != "decision":
+        if kind == "review":
+            new = _verdict(engine, record, tickets.get(record["ticket"]), result)
+            if new is None:
+                continue
+        elif kind == "decision":
+            result.decisions += 1
+            new = engine.evaluate(record["agent"], record["action"], record.get("input") or {})
+            recorded = record["decision"].get("ticket")
+            if isinstance(recorded, str) and new.ticket is not None:
+                tickets[recorded] = new.ticket
+        else:
             continue
-        result.decisions += 1
         old = record["decision"]
-        new = engine.evaluate(record["agent"], record["action"], record.get("input") or {})
         if keep_steps:
             result.steps.append((record, new))
         change = _kind(old, new)
@@ -204,9 +231,39 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
     return result
 
 
+def _verdict(engine: Engine, record: dict[str, Any], ticket: str | None,
+             result: ReplayResult) -> Any:
+    """Replay a recorded step of a review ticket on the ticket the new policy made: the
+    operator's verdict again (the new decision), or an expiry (applied when due: ``None``)."""
+    verdict = record["verdict"]
+    if verdict in (review.EXPIRED, review.CANCELLED):
+        if ticket is not None and verdict == review.EXPIRED:
+            engine.ticket(ticket)   # expires it, if it is due under the new policy too
+        return None
+    if record["decision"] is None:
+        return None
+    if ticket is None:
+        result.unreviewed += 1
+        return None
+    try:
+        decision = engine.review(ticket, verdict in _APPROVALS,
+                                 operator=record.get("operator") or OPERATOR,
+                                 note=record.get("note"))
+    except review.TicketError:
+        result.unreviewed += 1
+        return None
+    result.verdicts += 1
+    return decision
+
+
 def render(result: ReplayResult) -> str:
-    lines = [f"replayed {result.decisions} decisions and {result.resets} resets: "
+    verdicts = (f", {result.verdicts} operators' verdicts" if result.verdicts or result.unreviewed
+                else "")
+    lines = [f"replayed {result.decisions} decisions{verdicts} and {result.resets} resets: "
              f"{result.changed} changed"]
+    if result.unreviewed:
+        lines.append(f"  {result.unreviewed} recorded verdicts had no pending ticket to judge "
+                     "(the decision was not held for review, or its ticket expired first)")
     order = {"decision": 0, "rule": 1, "risk": 2}
     for group in sorted(result.groups.values(), key=lambda g: (order[g.key[0]], -g.count, g.key)):
         kind, old_label, old_rule, new_label, new_rule = group.key
@@ -220,6 +277,11 @@ def render(result: ReplayResult) -> str:
             lines.append(f"           seq {change.seq}: agent {change.agent!r} "
                          f"{change.action}{risk}")
     return "\n".join(lines) + "\n"
+
+
+def _ticket_name(ticket: str) -> str:
+    """A ticket's name in a written suite (a suite name: letters, digits and `_`)."""
+    return "t_" + "".join(char if char.isalnum() else "_" for char in ticket)
 
 
 def _literal(value: Any) -> str:
@@ -263,6 +325,14 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
             agent = record.get("agent")
             lines.append(f"  reset {'all' if agent is None else _literal(agent)}")
             continue
+        if record.get("kind") == "review":
+            verb = "approve" if record["verdict"] in _APPROVALS else "deny"
+            note = "" if not record.get("note") else f" note {_literal(record['note'])}"
+            lines.append(f"  {verb} {_ticket_name(new.ticket)} by "
+                         f"{_literal(record.get('operator') or OPERATOR)}{note} -> "
+                         f"{_WORD[new.outcome]} rule {new.rule_id} cumulative "
+                         f"{new.cumulative_risk} strikes {new.blocked_attempts}")
+            continue
         given = {k: v for k, v in (record.get("input") or {}).items() if k in fields}
         body = ", ".join(f"{k}: {_literal(v)}" for k, v in sorted(given.items()))
         word = _WORD[new.outcome]
@@ -272,6 +342,7 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
             note = f"   # recorded: {old['label']} ({old['rule_id']})"
         lines.append(f"  agent {_literal(record['agent'])} {_literal(record['action'])}"
                      f"{' { ' + body + ' }' if body else ''} -> {word} rule {new.rule_id} "
-                     f"cumulative {new.cumulative_risk} strikes {new.blocked_attempts}{note}")
+                     f"cumulative {new.cumulative_risk} strikes {new.blocked_attempts}"
+                     f"{'' if new.ticket is None else ' as ' + _ticket_name(new.ticket)}{note}")
     lines.append("}")
     write_atomically(out, "\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sentra_runtime import Decision, Engine, Policy, VerifyResult, verify_records
+from sentra_runtime import Decision, Engine, Policy, VerifyResult, review, verify_records
 from sentra_runtime.audit import Annotations
 from sentra_runtime.decider import assignment, with_assignment
 from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
@@ -46,21 +46,26 @@ class SelectionError(ValueError):
 # ----------------------------------------------------------------------------- state store
 
 class ScenarioStore:
-    """The smallest store: a dict of agent states, no audit log, cleared between tests."""
+    """The smallest store: a dict of agent states and one of review tickets, no audit log,
+    cleared between tests."""
 
     def __init__(self) -> None:
         self.states: dict[str, RawState] = {}
+        self.held: dict[str, review.Ticket] = {}
 
     def clear(self) -> None:
         self.states = {}
+        self.held = {}
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, now: float | None = None, *,
               annotations: Annotations | None = None) -> Decision:
         # no audit log, so annotations (which only go into audit records) are dropped
+        now = 0.0 if now is None else now
         decision, self.states[agent_id] = decide(self.states.get(agent_id, FRESH), agent_id,
-                                                 action, fields, code, payload, None,
-                                                 0.0 if now is None else now)
+                                                 action, fields, code, payload, None, now)
+        if decision.ticket is not None:
+            self.held[decision.ticket] = review.held(decision, now, None)
         return decision
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
@@ -68,11 +73,32 @@ class ScenarioStore:
         agents = sorted(self.states) if agent_id is None else [agent_id]
         for agent in agents:
             self.states[agent] = with_assignment(FRESH, assignment(self.states.get(agent, FRESH)))
+        for ticket in self.tickets(review.PENDING, agent_id):
+            self.held[ticket.ticket] = review.cancellation(ticket, now or 0.0, operator).ticket
         return agents
 
     def assign_group(self, agent_id: str, group: str | None, operator: str,
                      policy_hash: str | None, *, now: float | None = None) -> None:
         self.states[agent_id] = with_assignment(self.states.get(agent_id, FRESH), group)
+
+    def ticket(self, ticket_id: str) -> review.Ticket | None:
+        return self.held.get(ticket_id)
+
+    def tickets(self, status: str | None = None,
+                agent_id: str | None = None) -> list[review.Ticket]:
+        return [ticket for ticket in self.held.values()
+                if status in (None, ticket.status) and agent_id in (None, ticket.agent_id)]
+
+    def settle(self, ticket_id: str, step: review.Step,
+               now: float) -> tuple[review.Ticket, Decision | None]:
+        ticket = self.held[ticket_id]
+        settlement = step(ticket, self.states.get(ticket.agent_id, FRESH), None)
+        if settlement is None:
+            return ticket, None
+        self.held[ticket_id] = settlement.ticket
+        if settlement.state is not None:
+            self.states[ticket.agent_id] = settlement.state  # type: ignore[assignment]
+        return settlement.ticket, settlement.decision
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.states.get(agent_id, FRESH))
@@ -385,6 +411,8 @@ def _merge(*maps: Iterable[s.FieldValue]) -> dict[str, Any]:
 def compare(expect: s.Expectation, actual: Any, attributes: dict[str, str]) -> list[Mismatch]:
     mismatches = []
     for clause in expect.clauses:
+        if clause.kind == "ticket":   # `as NAME` names the ticket; nothing to compare
+            continue
         if clause.kind == "decision":
             got = _DECISION_WORD[actual.outcome]
             if got != clause.value:
@@ -498,10 +526,12 @@ class Runner:
         engine = run.engine
         record = run.coverage.record
         name = item.name
+        tickets = _Tickets()
         for number, (step, fields) in enumerate(self._plan(item), 1):
             if isinstance(step, s.ActionStep):
                 decision = engine.evaluate(step.agent, step.action, fields)
                 record(decision, name)
+                tickets.made(step, decision)
                 mismatches = compare(step.expect, decision, _ATTRIBUTE)
                 if mismatches:
                     return number, Failure(f"step {number}: " + _summary(mismatches),
@@ -512,6 +542,10 @@ class Runner:
                 run.clock.now += duration_seconds(step.duration)   # checked: the suite runs
             elif isinstance(step, s.GroupStep):
                 engine.assign_group(step.agent, step.group, operator=OPERATOR)
+            elif isinstance(step, (s.VerdictStep, s.TicketStep)):
+                failure = _ticket_step(engine, step, tickets.find(step.ticket), number)
+                if failure is not None:
+                    return number, failure
             else:
                 state = engine.state(step.agent)
                 mismatches = compare(step.expect, state, _STATE)
@@ -557,6 +591,53 @@ class Runner:
                             prop.target.span)
         return (outcome.examples, Failure(message, prop.span, None, [mismatch], decision, details),
                 outcome.method)
+
+
+class _Tickets:
+    """The review tickets a scenario made: each agent's newest, and those named `as NAME`."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, str] = {}
+        self.named: dict[str, str] = {}
+
+    def made(self, step: s.ActionStep, decision: Decision) -> None:
+        if decision.ticket is None:
+            return
+        self.last[step.agent] = decision.ticket
+        capture = step.expect.get("ticket")
+        if capture is not None:
+            self.named[capture.value] = decision.ticket
+
+    def find(self, ref: s.TicketRef) -> str | None:
+        if ref.name is not None:
+            return self.named.get(ref.name)
+        return self.last.get(ref.agent or "")
+
+
+def _ticket_step(engine: Engine, step: s.VerdictStep | s.TicketStep, ticket: str | None,
+                 number: int) -> Failure | None:
+    """Run a verdict or check a ticket's status; the failure, if the step does not hold."""
+    if ticket is None:
+        return Failure(f"step {number}: no review ticket: {step.ticket} (no `review` decision "
+                       "made one before this step)", step.span, number)
+    if isinstance(step, s.TicketStep):
+        status = engine.ticket(ticket).status
+        if status == step.status:
+            return None
+        mismatch = Mismatch("ticket", step.status, status, step.status_span)
+        return Failure(f"step {number}: " + _summary([mismatch]), step.span, number, [mismatch])
+    try:
+        decision = engine.review(ticket, step.approve, operator=step.operator, note=step.note)
+    except review.TicketClosed as closed:
+        return Failure(f"step {number}: {step.ticket} is {closed.ticket.status}, not pending",
+                       step.span, number)
+    if step.expect is None:
+        return None
+    mismatches = compare(step.expect, decision, _ATTRIBUTE)
+    if mismatches:
+        return Failure(f"step {number}: " + _summary(mismatches), step.span, number, mismatches,
+                       decision)
+    return None
 
 
 def _render(value: Any) -> str:

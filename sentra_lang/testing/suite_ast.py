@@ -8,7 +8,7 @@ from typing import Any
 from sentra_lang import ast
 from sentra_lang.source import Source, Span
 
-DECISIONS = {"allowed": "allow", "blocked": "block", "shutdown": "shutdown"}
+DECISIONS = {"allowed": "allow", "blocked": "block", "shutdown": "shutdown", "review": "review"}
 """Suite decision words and the runtime outcome each stands for."""
 
 
@@ -32,7 +32,8 @@ class FieldValue:
 @dataclass(frozen=True)
 class Clause:
     """One expectation: `decision`, `rule`, `reason`, `reason_contains`, `threat`, `risk`,
-    `applied`, `projected`, `cumulative`, `strikes`, `decayed`, `status` or `group`."""
+    `applied`, `projected`, `cumulative`, `strikes`, `decayed`, `status`, `group`, or `ticket`
+    (`as NAME`: the name a `review` decision's ticket is known by in later steps)."""
 
     kind: str
     value: Any
@@ -97,7 +98,45 @@ class GroupStep:
     span: Span
 
 
-Step = ActionStep | ResetStep | StateStep | AfterStep | GroupStep
+@dataclass(frozen=True)
+class TicketRef:
+    """A review ticket of the scenario: an agent's newest (`"a" last ticket`) or one named
+    with `as NAME` (`agent` is then ``None``)."""
+
+    agent: str | None
+    name: str | None
+    span: Span
+
+    def __str__(self) -> str:
+        if self.name is not None:
+            return f"ticket `{self.name}`"
+        return f"the last ticket of agent {self.agent!r}"
+
+
+@dataclass(frozen=True)
+class VerdictStep:
+    """`approve REF by "op" [note "..."] [-> EXPECT]` (or `deny ...`): an operator's verdict,
+    and what its decision must be."""
+
+    approve: bool
+    ticket: TicketRef
+    operator: str
+    note: str | None
+    expect: Expectation | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class TicketStep:
+    """`ticket REF -> STATUS`: the ticket's status now (after any expiry)."""
+
+    ticket: TicketRef
+    status: str
+    status_span: Span
+    span: Span
+
+
+Step = ActionStep | ResetStep | StateStep | AfterStep | GroupStep | VerdictStep | TicketStep
 
 
 @dataclass(frozen=True)

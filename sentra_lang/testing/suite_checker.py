@@ -19,7 +19,10 @@ from sentra_lang.testing.policies import SPECIAL_BLOCKS, SPECIAL_IDS, PolicyUnde
 
 STATUSES = ("active", "shut_down")
 MAX_EXAMPLES = 10_000
-_RULE_DECISION = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown"}
+_RULE_DECISION = {"allow": "allowed", "block": "blocked", "shutdown": "shutdown",
+                  "review": "review"}
+TICKET_STATUSES = ("pending", "approved", "blocked", "denied", "expired", "cancelled")
+"""What `ticket REF -> STATUS` may expect (sentra_runtime.review.STATUSES)."""
 
 
 def check_suite(suite: s.Suite, put: PolicyUnderTest) -> list[Diagnostic]:
@@ -108,8 +111,21 @@ class _Checker:
             self.report("SL505", f"no action block names `{action}`: the `otherwise` rule "
                         "decides it", span, help=hint + " (quote the name if this is intended)")
 
-    def expectation(self, expect: s.Expectation, action: str | None) -> None:
+    def expectation(self, expect: s.Expectation, action: str | None, *,
+                    verdict: bool = False) -> None:
+        """Check an expectation; ``verdict``: of an operator's verdict (whose decision names
+        the review rule, but is never `review`)."""
         decision = expect.decision
+        capture = expect.get("ticket")
+        if capture is not None and (decision != "review" or verdict):
+            self.report("SL509", "`as NAME` names a review ticket: only a `review` decision "
+                        "makes one", capture.span,
+                        help="expect `-> review ... as NAME`, or remove the `as` clause")
+        if verdict and decision == "review":
+            self.report("SL504", "an operator's verdict is never `review`", expect.span,
+                        help="an approval is `allowed` (or `blocked` / `shutdown` when the "
+                             "agent cannot take it now); a denial is `blocked` or `shutdown`")
+            return
         rule_clause = expect.get("rule")
         rule = None
         if rule_clause is not None:
@@ -119,6 +135,9 @@ class _Checker:
                             f"`{self.put.table['policy']['name']}`", rule_clause.span,
                             help=did_you_mean(rule, [*self.put.rules, *SPECIAL_IDS]))
                 rule = None
+        if (verdict and rule in self.put.rules
+                and self.put.rules[rule].outcome == "review"):
+            rule = None   # a verdict's decision carries the review rule's id, as any decision
         if rule is not None and rule_clause is not None and decision is not None:
             self.rule_fits(decision, rule, rule_clause, action)
         for clause in expect.clauses:
@@ -131,7 +150,9 @@ class _Checker:
                 becomes = {"allow": "it allows, or blocks as RISK_THRESHOLD_EXCEEDED",
                            "block": "it blocks, or shuts down as "
                                     "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS",
-                           "shutdown": "it shuts the agent down"}[outcome]
+                           "shutdown": "it shuts the agent down",
+                           "review": "it holds the action for review: `review`; an "
+                                     "operator's verdict on it is `allowed` or `blocked`"}[outcome]
                 self.report("SL504", f"`{rule}` is {'an' if outcome == 'allow' else 'a'} "
                             f"{outcome} rule: a decision by it is never `{decision}`",
                             clause.span, help=becomes)
@@ -194,11 +215,18 @@ class _Checker:
     # -- items
     def item_scenario(self, item: s.Scenario) -> None:
         self.fields(item.defaults)
+        named: list[str] = []
+        """The tickets named (`as NAME`) by the steps so far."""
         for step in item.steps:
             if isinstance(step, s.ActionStep):
                 self.action(step.action, step.action_span, step.action_quoted)
                 self.fields(step.fields, step.expect)
                 self.expectation(step.expect, step.action)
+                capture = step.expect.get("ticket")
+                if capture is not None:
+                    named.append(capture.value)
+            elif isinstance(step, (s.VerdictStep, s.TicketStep)):
+                self.ticket_step(step, named)
             elif isinstance(step, s.StateStep):
                 for clause in step.expect.clauses:
                     self.clause(clause, None, None)
@@ -215,6 +243,22 @@ class _Checker:
                     self.report("SL224", problem, step.duration_span,
                                 help=hint or "a duration is a whole number and a unit: `s`, "
                                              "`m`, `h` or `d` (`30m`, `1h`, `7d`)")
+
+    def ticket_step(self, step: s.VerdictStep | s.TicketStep, named: list[str]) -> None:
+        """A verdict or a ticket check: its ticket was named earlier, its expectation fits."""
+        ref = step.ticket
+        if ref.name is not None and ref.name not in named:
+            self.report("SL509", f"no ticket named `{ref.name}` before this step", ref.span,
+                        help=did_you_mean(ref.name, named) or
+                        "name a review decision's ticket with `-> review ... as NAME`, or say "
+                        '`"AGENT" last ticket`')
+        if isinstance(step, s.TicketStep):
+            if step.status not in TICKET_STATUSES:
+                self.report("SL509", f"`{step.status}` is no ticket status", step.status_span,
+                            help=did_you_mean(step.status, TICKET_STATUSES)
+                            or "statuses: " + ", ".join(TICKET_STATUSES))
+        elif step.expect is not None:
+            self.expectation(step.expect, None, verdict=True)
 
     def item_cases(self, item: s.Cases) -> None:
         self.action(item.action, item.action_span, item.action_quoted)

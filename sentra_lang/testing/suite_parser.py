@@ -42,7 +42,8 @@ _TERMINAL_WORDS = {
     "STRING": "a string",
     "NUMBER": "a number",
     "BOOLEAN": "`true` or `false`",
-    "DECISION": "a decision (`allowed`, `blocked` or `shutdown`)",
+    "DECISION": "a decision (`allowed`, `blocked`, `shutdown` or `review`)",
+    "VERDICT": "`approve` or `deny`",
     "NUMBER_KEY": "`risk`, `applied`, `projected`, `cumulative`, `strikes` or `decayed`",
     "DURATION": "a duration (`30m`, `1h`, `7d`)",
     "QUANTIFIER": "`never` or `always`",
@@ -173,7 +174,26 @@ class _SuiteBuilder(TreeBuilder):
                 clauses.append(s.Clause("status", str(child.children[0]), cspan))
             elif child.data == "exp_group":
                 clauses.append(s.Clause("group", self.string(child.children[0]).value, cspan))
+            elif child.data == "exp_ticket":
+                clauses.append(s.Clause("ticket", str(child.children[0]), cspan))
         return s.Expectation(tuple(clauses), span)
+
+    def ticket_ref(self, tree: Node) -> s.TicketRef:
+        if tree.data == "last_ticket":
+            return s.TicketRef(self.string(tree.children[0]).value, None, self.span(tree))
+        return s.TicketRef(None, str(tree.children[0]), self.span(tree))
+
+    def verdict(self, tree: Node) -> s.VerdictStep:
+        word, ref, operator, *rest = tree.children
+        note = self.string(rest[0]).value if rest and rest[0].data == "string" else None
+        expect = self.expect(rest[-1]) if rest and rest[-1].data == "expect" else None
+        return s.VerdictStep(str(word) == "approve", self.ticket_ref(ref),
+                             self.string(operator).value, note, expect, self.span(tree))
+
+    def ticket_check(self, tree: Node) -> s.TicketStep:
+        ref, status = tree.children
+        return s.TicketStep(self.ticket_ref(ref), str(status), self.span(status),
+                            self.span(tree))
 
     def expect(self, tree: Node) -> s.Expectation:
         return self.expectation(tree.children, self.span(tree))
@@ -206,6 +226,10 @@ class _SuiteBuilder(TreeBuilder):
                 target = child.children[-1]
                 group = None if isinstance(target, Token) else self.string(target).value
                 steps.append(s.GroupStep(agent, group, self.span(target), span))
+            elif child.data == "verdict":
+                steps.append(self.verdict(child))
+            elif child.data == "ticket_check":
+                steps.append(self.ticket_check(child))
             else:
                 agent = self.string(child.children[0]).value
                 action, action_span, quoted = self.action(child.children[1])
@@ -300,9 +324,10 @@ _KEYWORDS = frozenset({
     "threat", "status", "cases", "with", "property", "examples", "where", "or", "and", "not",
     "in", "exists", "allowed", "blocked", "shutdown", "risk", "applied", "projected",
     "cumulative", "strikes", "contains", "sequence", "never", "always", "none", "all",
-    "starts_with", "ends_with", "true", "false", "after", "decayed", "group"
+    "starts_with", "ends_with", "true", "false", "after", "decayed", "group", "review", "as",
+    "approve", "deny", "by", "note", "last", "ticket"
 })
-_DECISIONS = frozenset({"allowed", "blocked", "shutdown"})
+_DECISIONS = frozenset({"allowed", "blocked", "shutdown", "review"})
 _NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes", "decayed"})
 _VALUE_START = frozenset({_STRING, _NUMBER, "["})
 
@@ -535,6 +560,9 @@ class _FastParser:
                 self.i += 1
                 text, last = self.string()
                 clause = s.Clause("group", text, self.span(first, last))
+            elif word == "as":
+                self.i += 1
+                clause = s.Clause("ticket", values[self.name(True)], self.span(first, self.i - 1))
             else:
                 break
             clauses.append(clause)

@@ -221,3 +221,27 @@ def test_the_policy_reference_shows_every_rate_limit(tmp_path: Path) -> None:
     plain.write_text('policy plain version "1" {}\notherwise allow as OTHER\n', encoding="utf-8")
     write_markdown(policy_docs(compile_policies([plain]), None), tmp_path / "md2")
     assert "## Rate limits" not in (tmp_path / "md2" / "docs" / "policies" / "plain.md").read_text()
+
+
+def test_the_policy_reference_shows_review_rules_and_their_expiry(tmp_path: Path) -> None:
+    """A policy with `review` rules has a review-timeout row, and each review rule says when
+    its ticket expires (its own `expires`, else the policy's timeout)."""
+    from sentra_lang.docgen import policy_docs, write_markdown
+    from sentra_lang.docgen.collect import compile_policies
+
+    source = tmp_path / "r.sentra"
+    source.write_text('policy reviewed version "1" {\n  review_timeout 90m\n}\n'
+                      'input { amount: number }\naction PAY {\n'
+                      '  when amount > 500 review risk 30 as BIG "Big." expires 2h\n'
+                      '  review as ANY "Any."\n}\notherwise block as OTHER "Other."\n',
+                      encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([source]), None), tmp_path / "md")
+    page = (tmp_path / "md" / "docs" / "policies" / "reviewed.md").read_text(encoding="utf-8")
+    assert "<tr><th>review timeout</th><td><code>90m</code>" in page
+    assert '<td class="sentra-outcome">review<br><small>expires after 2h</small></td>' in page
+    assert '<td class="sentra-outcome">review<br><small>expires after 90m</small></td>' in page
+    assert "sentra-review" in page
+    plain = tmp_path / "p.sentra"
+    plain.write_text('policy plain version "1" {}\notherwise allow as OTHER\n', encoding="utf-8")
+    write_markdown(policy_docs(compile_policies([plain]), None), tmp_path / "md2")
+    assert "review timeout" not in (tmp_path / "md2" / "docs" / "policies" / "plain.md").read_text()

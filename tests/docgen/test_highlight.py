@@ -186,3 +186,15 @@ def test_the_agents_state_is_highlighted_as_built_in() -> None:
     assert (PygName.Builtin.Pseudo, "agent.cumulative_risk") in tokens
     assert (PygName.Builtin.Pseudo, "agent.group") in tokens
     assert (PygName.Builtin.Pseudo, "agent.groupx") not in tokens
+
+
+def test_review_its_expiry_and_timeout_are_highlighted() -> None:
+    source = 'policy p {\n  review_timeout 1h\n}\naction A {\n  review as R "x" expires 2h\n}\n'
+    tokens = [(t, v) for t, v in SentraLexer().get_tokens(source) if v.strip()]
+    from pygments.token import Number
+    assert (Name.Builtin, "review_timeout") in tokens
+    assert (Keyword.Reserved, "review") in tokens and (Keyword, "expires") in tokens
+    assert (Number.Integer, "1h") in tokens and (Number.Integer, "2h") in tokens
+    patterns = keyword_patterns(textmate_grammar())
+    for word in ("review", "expires"):
+        assert any(re.search(pattern, f" {word} x") for pattern in patterns), word

@@ -107,7 +107,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fold
 def test_the_pages_have_their_examples() -> None:
     found = programs()
     assert sum(program.page == "integrations.md" for program in found) >= 4
-    assert list(named_policies()) == ["refunds.sentra", "tools.sentra"]
+    assert list(named_policies()) == ["refunds.sentra", "held.sentra", "tools.sentra"]
     assert all(program.expected is not None for program in found)
     assert len(found) == len({(program.page, program.index) for program in found})
 

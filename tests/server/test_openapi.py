@@ -25,11 +25,15 @@ OPERATIONS = {
     ("post", "/v1/policy/reload"): "reload_policy", ("get", "/v1/metrics"): "v1_metrics",
     ("get", "/metrics"): "metrics", ("get", "/v1/impact"): "get_impact",
     ("get", "/v1/dashboard/snapshot"): "get_dashboard_snapshot",
+    ("get", "/v1/reviews"): "list_reviews", ("get", "/v1/reviews/{ticket}"): "get_review",
+    ("post", "/v1/reviews/{ticket}/approve"): "approve_review",
+    ("post", "/v1/reviews/{ticket}/deny"): "deny_review",
 }
-OPERATOR = {"sentra_reset", "reset_agent", "reset_all", "reload_policy"}
+OPERATOR = {"sentra_reset", "reset_agent", "reset_all", "reload_policy", "approve_review",
+            "deny_review"}
 READS = {"sentra_events", "list_agents", "get_agent", "list_events", "stream_events",
          "get_event", "get_policy", "v1_metrics", "metrics", "get_impact",
-         "get_dashboard_snapshot"}
+         "get_dashboard_snapshot", "list_reviews"}
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_the_layout_before_versions_is_version_1_and_verifies_without_a_head(
 
 def test_an_older_file_is_upgraded_when_opened(legacy: Path) -> None:
     engine = Engine(SENTRA_TABLE, SQLiteStore(legacy))
-    assert sqlite_version(legacy) == 4
+    assert sqlite_version(legacy) == SCHEMA_VERSION
     assert engine.state("mallory") == AgentState(0, 3, "shut_down")
     assert engine.state("bob") == AgentState(30, 0, "active")
     result = engine.verify_audit()
@@ -100,7 +100,7 @@ def test_a_version_2_file_verifies_read_only_and_is_upgraded_when_opened(
     assert verify_file(legacy_v2).ok   # read as it is: no decay anchors
     assert sqlite_version(legacy_v2) == 2
     engine = Engine(decaying_table(), SQLiteStore(legacy_v2), clock=lambda: 2e9)
-    assert sqlite_version(legacy_v2) == 4
+    assert sqlite_version(legacy_v2) == SCHEMA_VERSION
     assert engine.state("carol") == AgentState(80, 0, "active")   # no anchor: no decay yet
     assert engine.state("mallory") == AgentState(0, 3, "shut_down")
     engine.evaluate("carol", "FILE_READ")   # starts carol's decay: the anchor is now
@@ -139,7 +139,7 @@ def test_a_version_2_postgres_database_is_upgraded(postgres_url: str) -> None:
         assert (decision.cumulative_risk, decision.decayed) == (50, 30)
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             assert connection.execute("SELECT value FROM sentra_meta WHERE key = "
-                                      "'schema_version'").fetchone() == ("4",)
+                                      "'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
             assert connection.execute("SELECT decay_anchor FROM sentra_agents").fetchone() == (
                 round((2e9 + 3 * 3600) * 1e6),)
     finally:
@@ -212,7 +212,7 @@ def test_a_new_postgres_database_gets_the_schema_and_a_newer_one_is_refused(
     open_store(postgres_url).close()
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         assert connection.execute("SELECT value FROM sentra_meta WHERE key = 'schema_version'"
-                                  ).fetchone() == ("4",)
+                                  ).fetchone() == (str(SCHEMA_VERSION),)
         connection.execute("UPDATE sentra_meta SET value = '5' WHERE key = 'schema_version'")
     with pytest.raises(SchemaError, match=r"version 5, newer than this sentra-runtime"):
         open_store(postgres_url)

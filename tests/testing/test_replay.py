@@ -211,4 +211,68 @@ def test_replay_applies_recorded_group_assignments_and_limit_windows(
                  "--to-suite", str(suite)])
     assert code == 0, capsys.readouterr()
     assert '\n  assign "new-1" group "trusted"\n' in suite.read_text()
+
+
+REVIEWED = '''policy r version "1" {
+  review_timeout 1h
+}
+input { amount: number = 0 }
+action PAY {
+  when amount > 500 review risk 60 as HOLD_BIG "Big."
+  when amount > 100 review risk 30 as HOLD "Held."
+  allow as SMALL "Ok."
+}
+otherwise block as OTHER "Other."
+'''
+
+
+def _record_reviews(tmp_path: Path) -> Path:
+    """A log with an approval, a denial, an expiry and a cancelled ticket."""
+    (tmp_path / "r.sentra").write_text(REVIEWED)
+    now = [1_700_000_000.0]
+    db = tmp_path / "audit.db"
+    engine = Engine(load(tmp_path / "r.sentra").policy, SQLiteStore(db), clock=lambda: now[0])
+    approved = engine.evaluate("a", "PAY", {"amount": 700}).ticket
+    denied = engine.evaluate("a", "PAY", {"amount": 200}).ticket
+    engine.evaluate("b", "PAY", {"amount": 200})                       # expires
+    now[0] += 60
+    engine.review(approved, True, operator="alice", note="fine")
+    engine.review(denied, False, operator="bob")
+    now[0] += 3600
+    engine.tickets()
+    engine.evaluate("c", "PAY", {"amount": 900})                       # cancelled
+    engine.reset("c", operator="ops")
+    engine.close()
+    return db
+
+
+def test_replay_re_decides_recorded_verdicts_on_the_new_tickets(tmp_path: Path) -> None:
+    db = _record_reviews(tmp_path)
+    same = replay(read_records(db), load(tmp_path / "r.sentra").policy, keep_steps=True)
+    assert (same.decisions, same.verdicts, same.resets, same.changed, same.unreviewed) == (
+        4, 2, 1, 0, 0)
+    verdicts = [(new.label, new.rule_id, new.cumulative_risk, new.blocked_attempts)
+                for record, new in same.steps if record["kind"] == "review"]
+    assert verdicts == [("Allowed", "HOLD_BIG", 60, 0), ("Blocked", "HOLD", 60, 1)]
+    # the big refund no longer waits for review: its verdict has nothing to judge
+    changed = REVIEWED.replace("when amount > 500 review", "when amount > 500 allow")
+    (tmp_path / "n.sentra").write_text(changed)
+    result = replay(read_records(db), load(tmp_path / "n.sentra").policy)
+    assert (result.verdicts, result.unreviewed) == (1, 1)
+    counts = {key: group.count for key, group in result.groups.items()}
+    assert counts == {("decision", "Review Required", "HOLD_BIG", "Allowed", "HOLD_BIG"): 2}
+
+
+def test_replay_writes_review_steps_to_a_suite_that_passes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = _record_reviews(tmp_path)
+    suite = tmp_path / "replayed.sentra-test"
+    assert main(["replay", str(db), "--policy", str(tmp_path / "r.sentra"),
+                 "--to-suite", str(suite)]) == 0
+    out = capsys.readouterr().out
+    assert "replayed 4 decisions, 2 operators' verdicts and 1 resets: 0 changed" in out
+    text = suite.read_text()
+    assert ' -> review rule HOLD_BIG cumulative 0 strikes 0 as t_rv_' in text
+    assert '\n  approve t_rv_' in text and 'by "alice" note "fine" -> allowed rule HOLD_BIG' in text
+    assert '\n  deny t_rv_' in text and '\n  after 1h\n' in text
     assert main(["test", str(suite)]) == 0, capsys.readouterr().out

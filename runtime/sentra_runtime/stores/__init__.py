@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol, runtime_checkable
 
+from sentra_runtime import review
 from sentra_runtime.audit import Annotations, VerifyResult
 from sentra_runtime.decider import FRESH
 from sentra_runtime.decider import State as RawState
@@ -68,6 +69,22 @@ class Store(Protocol):
         anchor, when it has one); :data:`FRESH` for an unknown agent."""
 
     def agents(self) -> list[str]: ...
+
+    def ticket(self, ticket_id: str) -> review.Ticket | None:
+        """The review ticket with this id, as stored (``None``: the store holds none)."""
+
+    def tickets(self, status: str | None = None,
+                agent_id: str | None = None) -> list[review.Ticket]:
+        """The review tickets with this status of this agent (``None``: any), oldest first."""
+
+    def settle(self, ticket_id: str, step: review.Step,
+               now: float) -> tuple[review.Ticket, Decision | None]:
+        """Run ``step(ticket, agent state, seq)`` under the agent's lock (or in one
+        transaction) and keep what it settles: the ticket, the agent's new state and the audit
+        record of the step, all at once; ``(ticket, decision)``. The store also saves the
+        pending ticket of every ``review`` decision ``apply`` makes, and ``reset`` cancels the
+        pending tickets of the agents it resets. :class:`~sentra_runtime.review.UnknownTicket`
+        when there is no such ticket."""
 
     def record_policy_load(self, policy: Policy, *, now: float | None = None) -> int | None:
         """Audit a policy load at ``now`` (the current time when ``None``); return the record's

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sentra_runtime import audit
+from sentra_runtime import audit, review
 from sentra_runtime.decider import assignment, with_assignment
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy
@@ -50,6 +50,8 @@ class MemoryStore:
         self._seq = 0
         self._sealed_seq = 0
         self._sealed_hash: str | None = None
+        self._tickets: dict[str, review.Ticket] = {}
+        """Review tickets by id, in the order they were made (kept for the store's life)."""
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, now: float | None = None, *,
@@ -67,8 +69,11 @@ class MemoryStore:
                 self._log.append((now, decision, extra))
                 self._seq = seq
             else:
+                seq = None
                 decision, new_state = decide(state, agent_id, action, fields, code, payload, None,
                                              now)
+            if decision.ticket is not None:
+                self._tickets[decision.ticket] = review.held(decision, now, seq)
             if new_state is not state or state is FRESH:
                 if len(state) > 5 and len(new_state) < 6:   # a policy without groups
                     new_state = with_assignment(new_state, state[5])
@@ -95,8 +100,12 @@ class MemoryStore:
             else:
                 agents = [agent_id]
                 states[agent_id] = _fresh(states.get(agent_id, FRESH))
-            seq = self._append(audit.reset_record(_clock() if now is None else now, policy_hash,
-                                                  agent_id, operator, agents))
+            now = _clock() if now is None else now
+            seq = self._append(audit.reset_record(now, policy_hash, agent_id, operator, agents))
+            reset = set(agents)
+            for ticket in list(self._tickets.values()):
+                if ticket.status == review.PENDING and ticket.agent_id in reset:
+                    self._settled(review.cancellation(ticket, now, operator))
         return Reset(agents, seq)
 
     def assign_group(self, agent_id: str, group: str | None, operator: str,
@@ -108,6 +117,44 @@ class MemoryStore:
             self._states[agent_id] = with_assignment(state, group)
             return self._append(audit.group_record(_clock() if now is None else now,
                                                    policy_hash, agent_id, group, operator))
+
+    # -- review tickets ---------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> review.Ticket | None:
+        """The ticket with this id, as stored (``None``: no such ticket)."""
+        return self._tickets.get(ticket_id)
+
+    def tickets(self, status: str | None = None,
+                agent_id: str | None = None) -> list[review.Ticket]:
+        """The tickets with this status of this agent (``None``: any), oldest first."""
+        with self._lock:
+            return [ticket for ticket in self._tickets.values()
+                    if (status is None or ticket.status == status)
+                    and (agent_id is None or ticket.agent_id == agent_id)]
+
+    def settle(self, ticket_id: str, step: review.Step,
+               now: float) -> tuple[review.Ticket, Decision | None]:
+        """Run ``step`` on the ticket and its agent's state under the lock; keep what it
+        settles (the ticket, the agent's state, the audit record). ``UnknownTicket`` when
+        there is no such ticket."""
+        with self._lock:
+            ticket = self._tickets.get(ticket_id)
+            if ticket is None:
+                raise review.UnknownTicket(ticket_id)
+            seq = self._seq + 1 if self._keep_audit else None
+            settlement = step(ticket, self._states.get(ticket.agent_id, FRESH), seq)
+            if settlement is None:
+                return ticket, None
+            self._settled(settlement)
+            return settlement.ticket, settlement.decision
+
+    def _settled(self, settlement: review.Settlement) -> None:
+        """Keep a ticket's step (under the lock)."""
+        ticket = settlement.ticket
+        self._tickets[ticket.ticket] = ticket
+        if settlement.state is not None:
+            self._states[ticket.agent_id] = settlement.state  # type: ignore[assignment]
+        self._append(settlement.record)
 
     def set_state(self, agent_id: str, cumulative_risk: int, blocked_attempts: int,
                   shut_down: bool = False, *, decay_anchor: float | None = None) -> None:
@@ -194,10 +241,12 @@ class MemoryStore:
         """Verify the chain of the records the log holds (from its oldest one: the records
         before it are gone, see :attr:`dropped`), and the agents' states against it (each
         agent the held records name is in the state its newest record leaves it in)."""
+        with self._lock:
+            tickets = [(ticket.ticket, ticket.status) for ticket in self._tickets.values()]
         records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
         return audit.verify_records(records, expected_head=expected_head, after=after,
-                                    states=states)
+                                    states=states, tickets=tickets if self._keep_audit else None)
 
     def export_audit(self, out: IO[str]) -> int:
         """The records the log holds, then every agent's state and the head, as JSON Lines

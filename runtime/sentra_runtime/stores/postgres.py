@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sentra_runtime import audit
+from sentra_runtime import audit, review
 from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy, canonical_json
@@ -118,7 +118,17 @@ UPGRADE_TO_4_GROUPS = (
 )
 """Version 3 to 4, operator-assigned groups: the group an operator assigned the agent to (NULL
 for none); ``sentra_begin`` returns it."""
-UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS)
+UPGRADE_TO_4_TICKETS = (
+    # review tickets: one row per ticket, the ticket itself as JSON (sentra_runtime.review);
+    # written by sentra_records with the record of the ticket's step
+    "CREATE TABLE sentra_tickets (ticket text PRIMARY KEY, agent bytea NOT NULL, "
+    "status text NOT NULL, created bigint NOT NULL, expires bigint NOT NULL, "
+    "seq bigint, body text NOT NULL)",
+    "CREATE INDEX sentra_tickets_by_status ON sentra_tickets (status, agent, created)",
+)
+"""Version 3 to 4, review tickets (times in whole microseconds since the epoch; ``seq``: the
+review decision's record)."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS, *UPGRADE_TO_4_TICKETS)
 """Version 3 to 4."""
 UPGRADES = {2: (*UPGRADE_TO_3, *UPGRADE_TO_4), 3: UPGRADE_TO_4}
 """The statements that upgrade a store of each older version (then :data:`FUNCTIONS`)."""
@@ -186,7 +196,8 @@ BEGIN
             decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
     SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
     FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
-                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
+                         r->7 AS ticket
                   FROM json_array_elements(records::json) AS r LOOP
         prev := hash;
         seq := seq + 1;
@@ -195,6 +206,15 @@ BEGIN
         hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
         INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
             VALUES (seq, hash, body, record.kind, record.agent, record.label);
+        -- a review ticket made (its seq: this record's) or settled by this record
+        IF json_typeof(record.ticket) = 'object' THEN
+            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
+                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
+                        (record.ticket->>'created')::bigint,
+                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
+                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
+                    body = excluded.body;
+        END IF;
         RETURN NEXT;
     END LOOP;
     UPDATE sentra_head h SET seq = sentra_records.seq, hash = sentra_records.hash
@@ -378,13 +398,17 @@ class PostgresStore:
             return 0
         appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
             (entry.record, entry.after if entry.after != entry.before
-             or entry.pending.agent_id not in stored else None) for entry in made])).fetchall()
+             or entry.pending.agent_id not in stored else None) for entry in made],
+            [entry.ticket for entry in made])).fetchall()
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
             decision, _ = pending.decide(entry.before, pending.agent_id, pending.action,
                                          pending.fields, pending.code, pending.payload, seq,
                                          pending.now)
+            if entry.ticket is not None:   # the ticket recorded, not a second one
+                decision.__dict__["ticket"] = entry.ticket.ticket
+                decision.__dict__["expires_at"] = entry.ticket.expires / 1_000_000
             pending.decided(decision)
         return 1
 
@@ -409,11 +433,13 @@ class PostgresStore:
             record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
+            ticket = (None if decision.ticket is None
+                      else review.held(decision, pending.now, None))
         except Exception as error:
             pending.fail(error)
             return None
         states[pending.agent_id] = after
-        return _Made(pending, before, after, record)
+        return _Made(pending, before, after, record, ticket)
 
     # -- operators ----------------------------------------------------------------------------
 
@@ -425,13 +451,78 @@ class PostgresStore:
             rows = connection.execute(_BEGIN, (locked, every)).fetchall()
             agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
                 else [agent_id]
-            record = audit.reset_record(time.time() if now is None else now, policy_hash,
-                                        agent_id, operator, agents)
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+            now = time.time() if now is None else now
+            record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
+            cancelled = [review.cancellation(ticket, now, operator) for ticket in
+                         self._tickets_in(connection, review.PENDING, agent_id)]
+            appended = connection.execute(_RECORDS, _records_arguments(
                 "every" if every else "shared", locked,
-                [(record, None if every else FRESH)])).fetchall()
-        self._remember(record, seq, prev, digest)
-        return Reset(sorted(agents), seq)
+                [(record, None if every else FRESH),
+                 *((step.record, None) for step in cancelled)],
+                [None, *(step.ticket for step in cancelled)])).fetchall()
+        for written, (seq, digest, prev) in zip(
+                [record, *(step.record for step in cancelled)], appended):
+            self._remember(written, seq, prev, digest)
+        return Reset(sorted(agents), appended[0][0])
+
+    # -- review tickets -----------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> review.Ticket | None:
+        """The ticket with this id, as stored (``None``: no such ticket)."""
+        row = self._read_one("SELECT body, seq FROM sentra_tickets WHERE ticket = %s",
+                             (ticket_id,))
+        return None if row is None else _ticket(*row)
+
+    def tickets(self, status: str | None = None,
+                agent_id: str | None = None) -> list[review.Ticket]:
+        """The tickets with this status of this agent (``None``: any), oldest first."""
+        with self._connection() as connection:
+            return self._tickets_in(connection, status, agent_id)
+
+    @staticmethod
+    def _tickets_in(connection: Any, status: str | None,
+                    agent_id: str | None) -> list[review.Ticket]:
+        clauses, values = ["true"], []
+        for column, value in (("status", status),
+                              ("agent", None if agent_id is None else _key(agent_id))):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                values.append(value)
+        rows = connection.execute(f"SELECT body, seq FROM sentra_tickets WHERE "
+                                  f"{' AND '.join(clauses)} ORDER BY created, ticket",
+                                  tuple(values)).fetchall()
+        return [_ticket(*row) for row in rows]
+
+    def settle(self, ticket_id: str, step: review.Step,
+               now: float) -> tuple[review.Ticket, Decision | None]:
+        """Run ``step`` on the ticket and its agent's state with the agent locked (as a
+        decision locks it); write what it settles (the ticket, the agent's state, the audit
+        record) in one transaction. ``UnknownTicket`` when there is no such ticket."""
+        with self._connection() as connection:
+            row = connection.execute("SELECT agent FROM sentra_tickets WHERE ticket = %s",
+                                     (ticket_id,)).fetchone()
+            if row is None:
+                raise review.UnknownTicket(ticket_id)
+            agent_id = bytes(row[0]).decode()
+            locked = _ids([agent_id])
+            rows = connection.execute(_BEGIN, (locked, False)).fetchall()
+            state = FRESH if not rows else _raw(*rows[0][1:])
+            # read after the agent's lock is held: no other step of its tickets is under way
+            ticket = _ticket(*connection.execute(
+                "SELECT body, seq FROM sentra_tickets WHERE ticket = %s",
+                (ticket_id,)).fetchone())
+            settlement = step(ticket, state, None)
+            if settlement is None:
+                _release(connection)
+                return ticket, None
+            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
+                "shared", locked, [(settlement.record, settlement.state)],  # type: ignore[list-item]
+                [settlement.ticket])).fetchall()
+        self._remember(settlement.record, seq, prev, digest)
+        decision = settlement.decision
+        if decision is not None:   # the seq is known once the record is appended
+            decision.__dict__["_seq"] = seq
+        return settlement.ticket, decision
 
     def assign_group(self, agent_id: str, group: str | None, operator: str,
                      policy_hash: str | None, *, now: float | None = None) -> int:
@@ -555,6 +646,8 @@ class _Made:
     before: RawState
     after: RawState
     record: dict[str, Any]
+    ticket: review.Ticket | None = None
+    """The review ticket the decision makes (``None``: it makes none)."""
 
 
 class _Borrowed:
@@ -659,6 +752,13 @@ class _Snapshot:
             yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor, limit_windows,
                                               assigned)
 
+    def tickets(self) -> list[tuple[str, str]] | None:
+        """Every stored review ticket's id and status (``None`` before version 4)."""
+        if schema_version(self.connection) < 4:
+            return None
+        self.execute("SELECT ticket, status FROM sentra_tickets ORDER BY ticket")
+        return [(ticket, status) for ticket, status in self]
+
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:
         head = self.head()
@@ -667,7 +767,8 @@ class _Snapshot:
         for seq, digest, text in self:
             if not verifier.add(audit.stored_record(seq, digest, text), text):
                 break
-        return verifier.result(head=head, expected_head=expected_head, states=self.states())
+        return verifier.result(head=head, expected_head=expected_head, states=self.states(),
+                               tickets=self.tickets())
 
     def export(self, out: IO[str]) -> int:
         head = self.head()
@@ -761,21 +862,37 @@ def schema_version(connection: Any) -> int:
 
 
 def _records_arguments(gate: str, locked: str,
-                       records: list[tuple[dict[str, Any], RawState | None]]
+                       records: list[tuple[dict[str, Any], RawState | None]],
+                       tickets: list[review.Ticket | None] | None = None
                        ) -> tuple[str, str, str]:
     """What ``sentra_records`` takes: which session locks to turn into the transaction's
     (``gate``: ``shared`` with the agents ``locked``, ``every``, or ``none``), and the records
     as one JSON array (one parameter: cheaper to send than arrays), each ``[kind, agent's id in
     hex, label, its body around prev and seq (three texts), the agent's state to write or
-    null]``."""
+    null, and the review ticket the record makes or settles, or null]``."""
     rows = []
-    for record, state in records:
+    for index, (record, state) in enumerate(records):
         agent = record.get("agent")
         decision = record.get("decision")
+        ticket = None if tickets is None else tickets[index]
         rows.append([record["kind"], None if agent is None else _key(agent).hex(),
                      decision.get("label") if isinstance(decision, dict) else None,
-                     *audit.seal_parts(record), state])
+                     *audit.seal_parts(record), state,
+                     None if ticket is None else _ticket_argument(ticket)])
     return gate, locked, json.dumps(rows, ensure_ascii=False)
+
+
+def _ticket_argument(ticket: review.Ticket) -> dict[str, Any]:
+    return {"ticket": ticket.ticket, "status": ticket.status, "created": ticket.created,
+            "expires": ticket.expires, "body": canonical_json(ticket.to_row())}
+
+
+def _ticket(body: str, seq: int | None) -> review.Ticket:
+    """A stored ticket (its ``seq`` is the column's: known only once its record is
+    appended)."""
+    data = json.loads(body)
+    data["seq"] = seq
+    return review.Ticket.from_row(data)
 
 
 def _ids(agents: Iterable[str]) -> str:

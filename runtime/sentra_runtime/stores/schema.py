@@ -7,8 +7,9 @@ that records deleted from the end of the log are found) and the compiled tables 
 loaded (so that every process sharing the store can load the policy another one loaded);
 version 3 adds each agent's risk-decay anchor (a column that is NULL for an agent without one);
 version 4 adds each agent's rate-limit windows (a column holding JSON, :func:`windows_text`, NULL
-for an agent without counted decisions) and the group an operator assigned it to (a column,
-NULL for none; decisions and resets never write it). PostgreSQL stores start at version 2.
+for an agent without counted decisions), the group an operator assigned it to (a column, NULL
+for none; decisions and resets never write it) and the review tickets (a table of their own:
+id, agent, status, times and the ticket as JSON). PostgreSQL stores start at version 2.
 
 A store opens a database with an older schema only to upgrade it (``upgrade=True``, the
 default: in one transaction, additive, so a process of an older runtime on the same database

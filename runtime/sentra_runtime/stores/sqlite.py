@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from sentra_runtime import audit
+from sentra_runtime import audit, review
 from sentra_runtime.audit import VerifyResult
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import Policy, canonical_json
@@ -98,8 +98,19 @@ UPGRADE_TO_4_GROUPS = (
 )
 """Version 3 to 4, operator-assigned groups: the group an operator assigned the agent to (NULL
 for none)."""
-UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS)
+UPGRADE_TO_4_TICKETS = (
+    # review tickets: one row per ticket, the ticket itself as JSON (sentra_runtime.review)
+    "CREATE TABLE tickets (ticket TEXT PRIMARY KEY, agent_id TEXT NOT NULL, "
+    "status TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL, "
+    "body TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX tickets_by_status ON tickets (status, agent_id, created)",
+)
+"""Version 3 to 4, review tickets (times in whole microseconds since the epoch)."""
+UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS, *UPGRADE_TO_4_TICKETS)
 """Version 3 to 4."""
+_INSERT_TICKET = ("INSERT INTO tickets (ticket, agent_id, status, created, expires, body) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+_UPDATE_TICKET = "UPDATE tickets SET status = ?, body = ? WHERE ticket = ?"
 _SELECT_STATE = ("SELECT cumulative_risk, blocked_attempts, shut_down, decay_anchor, "
                  "limit_windows, assigned_group FROM agents WHERE agent_id = ?")
 _UPSERT_STATE = (
@@ -271,9 +282,13 @@ class SQLiteStore:
             if pending.annotations is not None:
                 record.update(audit.annotation(pending.annotations, decision))
             body, digest = audit.seal_text(record, seq, None if head is None else head[1])
+            ticket = (None if decision.ticket is None
+                      else review.held(decision, pending.now, seq))
         except Exception as error:
             pending.fail(error)
             return head
+        if ticket is not None:
+            _insert_ticket(connection, ticket)
         if new_agent or new_state != state:
             connection.execute(_UPSERT_STATE, _row(pending.agent_id, new_state))
         connection.execute(_INSERT_AUDIT, (seq, digest, body))
@@ -290,8 +305,17 @@ class SQLiteStore:
             else:
                 agents = [agent_id]
                 connection.execute(_UPSERT_STATE, _row(agent_id, FRESH))
-            seq = self._append(connection, audit.reset_record(
-                time.time() if now is None else now, policy_hash, agent_id, operator, agents))
+            now = time.time() if now is None else now
+            seq = self._append(connection, audit.reset_record(now, policy_hash, agent_id,
+                                                              operator, agents))
+            pending = connection.execute(
+                "SELECT body FROM tickets WHERE status = ? ORDER BY created, ticket"
+                if agent_id is None else
+                "SELECT body FROM tickets WHERE status = ? AND agent_id = ? "
+                "ORDER BY created, ticket",
+                (review.PENDING,) if agent_id is None else (review.PENDING, agent_id))
+            for (body,) in pending.fetchall():
+                self._settled(connection, review.cancellation(_ticket(body), now, operator))
         return Reset(sorted(agents), seq)
 
     def assign_group(self, agent_id: str, group: str | None, operator: str,
@@ -302,6 +326,56 @@ class SQLiteStore:
             connection.execute(_ASSIGN_GROUP, (agent_id, group))
             return self._append(connection, audit.group_record(
                 time.time() if now is None else now, policy_hash, agent_id, group, operator))
+
+    # -- review tickets ---------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> review.Ticket | None:
+        """The ticket with this id, as stored (``None``: no such ticket)."""
+        row = self._reader().execute("SELECT body FROM tickets WHERE ticket = ?",
+                                     (ticket_id,)).fetchone()
+        return None if row is None else _ticket(row[0])
+
+    def tickets(self, status: str | None = None,
+                agent_id: str | None = None) -> list[review.Ticket]:
+        """The tickets with this status of this agent (``None``: any), oldest first."""
+        clauses, values = ["1"], []
+        for column, value in (("status", status), ("agent_id", agent_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        rows = self._reader().execute(f"SELECT body FROM tickets WHERE {' AND '.join(clauses)} "
+                                      "ORDER BY created, ticket", values)
+        return [_ticket(body) for (body,) in rows]
+
+    def settle(self, ticket_id: str, step: review.Step,
+               now: float) -> tuple[review.Ticket, Decision | None]:
+        """Run ``step`` on the ticket and its agent's state in one transaction; write what it
+        settles (the ticket, the agent's state, the audit record). ``UnknownTicket`` when
+        there is no such ticket."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT body FROM tickets WHERE ticket = ?",
+                                     (ticket_id,)).fetchone()
+            if row is None:
+                raise review.UnknownTicket(ticket_id)
+            ticket = _ticket(row[0])
+            state_row = connection.execute(_SELECT_STATE, (ticket.agent_id,)).fetchone()
+            last = connection.execute(_LAST_AUDIT).fetchone()
+            settlement = step(ticket, FRESH if state_row is None else _raw(*state_row),
+                              1 if last is None else last[0] + 1)
+            if settlement is None:
+                return ticket, None
+            self._settled(connection, settlement)
+            return settlement.ticket, settlement.decision
+
+    def _settled(self, connection: sqlite3.Connection, settlement: review.Settlement) -> None:
+        """Write a ticket's step (in the caller's transaction)."""
+        ticket = settlement.ticket
+        connection.execute(_UPDATE_TICKET, (ticket.status, canonical_json(ticket.to_row()),
+                                            ticket.ticket))
+        state = settlement.state
+        if state is not None:
+            connection.execute(_UPSERT_STATE, _row(ticket.agent_id, state))
+        self._append(connection, settlement.record)
 
     def state(self, agent_id: str) -> AgentState:
         return AgentState.from_raw(self.raw_state(agent_id))
@@ -563,7 +637,8 @@ def verify_file(path: str | os.PathLike[str], *, expected_head: str | None = Non
             if not verifier.add(_record(seq, digest, text), text):
                 break
         return verifier.result(head=_stored_head(connection), expected_head=expected_head,
-                               states=_stored_states(connection))
+                               states=_stored_states(connection),
+                               tickets=_stored_tickets(connection))
 
 
 def file_head(path: str | os.PathLike[str]) -> audit.Head:
@@ -630,6 +705,24 @@ def _row(agent_id: str, state: RawState) -> tuple[Any, ...]:
     """The parameters of :data:`_UPSERT_STATE` for an agent's state."""
     anchor = state[3] if len(state) > 3 else None
     return (agent_id, state[0], state[1], state[2], anchor, windows_text(state))
+
+
+def _stored_tickets(connection: sqlite3.Connection) -> list[tuple[str, str]] | None:
+    """Every stored review ticket's id and status (``None`` before version 4: no tickets)."""
+    if schema_version(connection) < 4:
+        return None
+    return list(connection.execute("SELECT ticket, status FROM tickets ORDER BY ticket"))
+
+
+
+def _insert_ticket(connection: sqlite3.Connection, ticket: review.Ticket) -> None:
+    connection.execute(_INSERT_TICKET, (ticket.ticket, ticket.agent_id, ticket.status,
+                                        ticket.created, ticket.expires,
+                                        canonical_json(ticket.to_row())))
+
+
+def _ticket(text: str) -> review.Ticket:
+    return review.Ticket.from_row(json.loads(text))
 
 
 def _table(text: str) -> dict[str, Any]:

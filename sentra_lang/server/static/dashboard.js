@@ -3,6 +3,8 @@
 // renders the snapshot into the page; when it has a read token the page carries none, and the
 // script asks for the token and fetches the snapshot from /v1/dashboard/snapshot. Every read
 // sends the token. Impact: what the gate prevented, from GET /v1/impact (docs/server.md).
+// Reviews (a policy with `review` rules): the pending tickets, from GET /v1/reviews, reloaded
+// when the stream brings a review decision or step; approve and deny ask for the operator token.
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("config").textContent);
@@ -88,11 +90,13 @@
 
   function apply(record, counted) {
     state.lastSeq = Math.max(state.lastSeq, record.seq);
-    if (record.kind === "decision") {
+    if (record.kind === "decision" || (record.kind === "review" && record.decision)) {
       const d = record.decision;
       state.agents.set(record.agent, { agent_id: record.agent, cumulative_risk: d.cumulative_risk,
         blocked_attempts: d.blocked_attempts, status: d.status });
-      if (counted) { state.decisions += 1; if (!d.allowed) state.blocked += 1; }
+      if (counted && record.kind === "decision" && d.outcome !== "review") {   // as the Impact view counts
+        state.decisions += 1; if (!d.allowed) state.blocked += 1;
+      }
     } else if (record.kind === "reset") {
       const ids = record.agent === null ? [...state.agents.keys()] : [record.agent];
       for (const id of ids) state.agents.set(id, fresh(id));
@@ -159,6 +163,7 @@
       if (r.kind === "policy_load") return decision === "" && !agent;
       if (agent && r.agent !== agent) return false;
       if (decision === "reset") return r.kind === "reset";
+      if (decision === "review") return r.kind === "review";
       if (decision) return r.kind === "decision" && r.decision.label === decision;
       return true;
     }).slice(-SHOWN_EVENTS).reverse();
@@ -170,6 +175,7 @@
         r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${state.threshold}`];
     }
     if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
+    if (r.kind === "review") return [idCell(r.agent), r.action, `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
     return [idCell(""), "policy load", `${r.policy.name} ${r.policy.version}`, "", ""];
   }
 
@@ -415,6 +421,54 @@
     }
   }
 
+  // ------------------------------------------------------------------------------- reviews
+
+  async function loadReviews() {
+    if (!config.reviews) return;
+    try {
+      const page = await api("/v1/reviews?status=pending");
+      renderReviews(page.tickets);
+      $("reviews-status").textContent = "";
+    } catch (error) {
+      $("reviews-status").textContent = "cannot load the reviews: " + error.message;
+    }
+  }
+
+  let reviewsTimer = null;
+  function scheduleReviews() {
+    if (reviewsTimer !== null) return;
+    reviewsTimer = setTimeout(() => { reviewsTimer = null; loadReviews(); }, 100);
+  }
+
+  function renderReviews(tickets) {
+    $("reviews-empty").hidden = tickets.length > 0;
+    $("reviews").tBodies[0].replaceChildren(...tickets.map((t) => el("tr", { "data-ticket": t.ticket },
+      el("td", {}, el("code", { title: t.ticket }, t.ticket.slice(0, 11) + "…")), idCell(t.agent_id), el("td", {}, t.action),
+      el("td", { title: t.reason }, t.rule_id), el("td", {}, t.risk),
+      el("td", { class: "input" }, JSON.stringify(t.input)), el("td", {}, t.expires.slice(0, 19).replace("T", " ")),
+      el("td", {}, el("button", { type: "button", class: "approve", "data-verdict": "approve" }, "approve"),
+        el("button", { type: "button", class: "deny", "data-verdict": "deny" }, "deny")))));
+  }
+
+  async function judge(ticket, verdict) {
+    const token = window.prompt(`Operator token to ${verdict} ticket ${ticket}:`, sessionStorage.getItem("sentra-token") || "");
+    if (!token) return;
+    const operator = window.prompt("Your name, recorded as the operator:", sessionStorage.getItem("sentra-operator") || "");
+    if (!operator) return;
+    const note = window.prompt("A note for the audit log (optional):", "");
+    if (note === null) return;
+    try {
+      await answer(await fetch(`/v1/reviews/${encodeURIComponent(ticket)}/${verdict}`, {
+        method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ operator, note: note || null }) }));
+      sessionStorage.setItem("sentra-token", token);
+      sessionStorage.setItem("sentra-operator", operator);
+    } catch (error) {
+      window.alert(`Review refused: ${error.message}`);
+    }
+    loadReviews();
+  }
+
   // EventSource cannot send headers: the stream takes the read token as `access_token`.
   function connect() {
     const token = readToken(null);
@@ -426,13 +480,14 @@
       live.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting";
       live.className = "badge off";
     };
-    for (const kind of ["decision", "reset", "policy_load"]) {
+    for (const kind of ["decision", "reset", "policy_load", "review"]) {
       source.addEventListener(kind, (message) => {
         const record = JSON.parse(message.data);
         if (record.seq <= state.lastSeq) return;
         apply(record, true);
         render();
         if (kind === "decision") scheduleImpact();
+        if (kind === "review" || kind === "reset" || (kind === "decision" && record.decision.ticket)) scheduleReviews();
       });
     }
   }
@@ -458,6 +513,11 @@
     $("filter-agent").addEventListener("input", render);
     $("filter-decision").addEventListener("change", render);
     $("reset-all").addEventListener("click", () => resetAgents(null));
+    $("reviews").addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-verdict]");
+      if (button === null) return;
+      judge(button.closest("tr[data-ticket]").dataset.ticket, button.dataset.verdict);
+    });
     $("impact-settings").addEventListener("submit", (event) => { event.preventDefault(); loadImpact(); });
     $("view-impact").addEventListener("click", (event) => {
       const link = event.target.closest("a[download]");
@@ -508,6 +568,7 @@
     show(location.hash === "#impact" ? "impact" : "live");
     await loadAgents();   // before the stream, which replays every change after the snapshot
     connect();
+    await loadReviews();
   }
 
   start().catch((error) => { $("live").textContent = "error: " + error.message; });
