@@ -305,7 +305,8 @@ class Decider:
                 reason = (f"Projected risk would reach {projected}/{self._threshold}. "
                           "Action blocked before execution.")
             elif row.reviews:   # held for an operator: no strike, the state unchanged
-                return self._hold(row, state, agent_id, action, payload, code, seq, now)
+                decision = self._hold(row, state, agent_id, action, payload, code, seq, now)
+                return decision, state if not windows else _windowed(state, windows)
             else:
                 cls = row.ruled_class
                 reason = None if row.render is None else row.render(payload, action, agent_id)
@@ -390,9 +391,9 @@ class Decider:
 
     def _hold(self, row: _RuleOutcomes, state: State, agent_id: str, action: str,
               payload: Any, code: int, seq: int | None,
-              now: float) -> tuple[Decision, State]:
+              now: float) -> Decision:
         """A ``review`` rule's decision: ``Review Required`` with a new ticket that expires
-        after the rule's (or the policy's) timeout; the agent's state is unchanged."""
+        after the rule's (or the policy's) timeout (the agent's state stays as it is)."""
         cumulative, blocked = state[0], state[1]
         decision = _new(row.review_class)
         reason = None if row.render is None else row.render(payload, action, agent_id)
@@ -401,7 +402,7 @@ class Decider:
         kept = decision.__dict__
         kept["ticket"] = new_ticket_id()
         kept["expires_at"] = now + row.lifetime
-        return decision, state
+        return decision
 
     def verdict(self, rule_id: str, approve: bool, reason: str, state: State, agent_id: str,
                 action: str, seq: int | None, now: float) -> tuple[Decision, State]:

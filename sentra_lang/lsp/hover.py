@@ -37,6 +37,7 @@ _OUTCOME_RISK = {
     "allow": "risk {risk}, added to the agent's cumulative risk",
     "block": "risk {risk}, attempted and recorded, never applied",
     "shutdown": "risk {risk}, never applied",
+    "review": "risk {risk}, applied only when an operator approves the ticket",
 }
 
 

@@ -25,6 +25,7 @@ from sentra_lang.arithmetic import exact_view
 from sentra_lang.cli.extras import require
 from sentra_lang.compiler import Lowerer
 from sentra_lang.regions import TooManyPieces, engine_for
+from sentra_lang.agent_state import reads_state
 from sentra_lang.space import Box, SpaceTooLarge, build_space
 from sentra_lang.table import Test
 from sentra_lang.testing import suite_ast as s
@@ -80,9 +81,12 @@ def run_property(prop: s.Property, put: PolicyUnderTest, evaluate: Evaluate,
 
 def property_witnesses(prop: s.Property, put: PolicyUnderTest) -> list[tuple[str, dict[str, Any]]] | None:
     """One input per (action, rule that decides some input the `where` allows), or None when
-    an action's cells cannot be built."""
+    an action's cells cannot be built, or when the rows read the agent's state (`agent.*`: a
+    proof would have to seed every state a cell needs; such properties are sampled)."""
     comp = put.compilation
     assert comp.model is not None and comp.table is not None
+    if reads_state(comp.table):
+        return None
     where = [[atom.to_test() for atom in row] for row in Lowerer(comp.model).rows(prop.where)]
     blocks = [b for b in comp.model.blocks if b.names]
     out: list[tuple[str, dict[str, Any]]] = []

@@ -330,6 +330,8 @@ _KEYWORDS = frozenset({
 _DECISIONS = frozenset({"allowed", "blocked", "shutdown", "review"})
 _NUMBER_KEYS = frozenset({"risk", "applied", "projected", "cumulative", "strikes", "decayed"})
 _VALUE_START = frozenset({_STRING, _NUMBER, "["})
+_DURATION_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+"""The number part of grammar.lark's DURATION."""
 
 
 class _FastParser:
@@ -568,6 +570,29 @@ class _FastParser:
             clauses.append(clause)
         return clauses
 
+    def duration(self) -> int:
+        """A duration such as `30m`: a whole or decimal number and a name written together,
+        which the tokens split in two (the index of the number; the name follows it). Anything
+        else after `after` (a bare number or name, an exponent) is left to Lark."""
+        i = self.i
+        if (self.kinds[i] != _NUMBER or self.kinds[i + 1] != _WORD
+                or self.starts[i + 1] != self.starts[i] + len(self.values[i])
+                or not _DURATION_NUMBER.fullmatch(self.values[i])):
+            raise _GiveUp
+        self.i = i + 2
+        return i
+
+    def ticket_ref(self) -> s.TicketRef:
+        """`"agent" last ticket` or a ticket's NAME."""
+        first = self.i
+        if self.kinds[first] == _STRING:
+            agent, _ = self.string()
+            self.keyword("last")
+            last = self.keyword("ticket")
+            return s.TicketRef(agent, None, self.span(first, last))
+        name = self.name(False)
+        return s.TicketRef(None, self.values[name], self.span(name, name))
+
     def expectation(self) -> s.Expectation:
         first = self.i
         if self.kinds[first] != _WORD or self.values[first] not in _DECISIONS:
@@ -616,6 +641,42 @@ class _FastParser:
                     raise _GiveUp
                 span = self.span(start, self.i - 1)
                 steps.append(s.StateStep(agent, s.Expectation(tuple(clauses), span), span))
+            elif word == "after":
+                duration = self.duration()
+                steps.append(s.AfterStep(self.values[duration] + self.values[duration + 1],
+                                         self.span(duration, duration + 1),
+                                         self.span(start, self.i - 1)))
+            elif word == "assign":
+                agent, _ = self.string()
+                self.keyword("group")
+                if self.at_word("none"):
+                    target = self.i
+                    self.i += 1
+                    group = None
+                else:
+                    group, target = self.string()
+                steps.append(s.GroupStep(agent, group, self.span(target, target),
+                                         self.span(start, self.i - 1)))
+            elif word in ("approve", "deny"):
+                ref = self.ticket_ref()
+                self.keyword("by")
+                operator, _ = self.string()
+                note = None
+                if self.at_word("note"):
+                    self.i += 1
+                    note, _ = self.string()
+                verdict_expect = None
+                if kinds[self.i] == "->":
+                    self.i += 1
+                    verdict_expect = self.expectation()
+                steps.append(s.VerdictStep(word == "approve", ref, operator, note, verdict_expect,
+                                           self.span(start, self.i - 1)))
+            elif word == "ticket":
+                ref = self.ticket_ref()
+                self.expect("->")
+                status = self.name(True)   # only a NAME can follow `ticket REF ->`
+                steps.append(s.TicketStep(ref, values[status], self.span(status, status),
+                                          self.span(start, self.i - 1)))
             else:
                 raise _GiveUp
         self.i += 1

@@ -265,3 +265,35 @@ def test_every_review_step_is_in_the_chain(store: Any, clock: Clock) -> None:
     text = repr(list(engine.audit_records()))
     assert ticket in text and "alice" in text
     assert engine.verify_audit().ok
+
+
+REVIEWED_AND_LIMITED = """
+policy both version "1" {
+  risk_threshold 100
+}
+
+input {
+  amount: int = 0
+}
+
+action ISSUE_REFUND {
+  limit 2 per 1h
+  when amount > 100 review risk 10 as HOLD "Held."
+  allow risk 1 as SMALL "Small."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def test_an_approved_review_counts_in_the_limits_and_a_hold_keeps_them(store: Any,
+                                                                        clock: Clock) -> None:
+    """Limits count allowed decisions and approved reviews; a review decision itself counts
+    nothing and leaves the windows as they were."""
+    engine = engine_for(REVIEWED_AND_LIMITED, store, clock)
+    assert engine.evaluate("a", "ISSUE_REFUND", {"amount": 5}).rule_id == "SMALL"
+    ticket = engine.evaluate("a", "ISSUE_REFUND", {"amount": 500}).ticket
+    assert outcome(engine.review(ticket, True, operator="alice")) == ("Allowed", "HOLD", 11, 0)
+    assert engine.evaluate("a", "ISSUE_REFUND", {"amount": 5}).rule_id == "RATE_LIMIT_EXCEEDED"
+    late = engine.evaluate("a", "ISSUE_REFUND", {"amount": 500}).ticket
+    assert engine.review(late, True, operator="alice").rule_id == "RATE_LIMIT_EXCEEDED"

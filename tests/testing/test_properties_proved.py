@@ -104,3 +104,23 @@ def test_the_report_says_proved_or_sampled(tmp_path: Path,
     out = capsys.readouterr().out
     assert "p.sentra-test::verified pays (proved)" in out
     assert "properties: 1 proved, 0 sampled" in out
+
+
+STATEFUL = HEADER + (
+    "input {\n  amount: number?\n}\n"
+    "action PAY {\n"
+    "  when agent.blocked_attempts >= 1 and amount > 100 block as AFTER_STRIKE\n"
+    "  when amount > 500 allow risk 50 as BIG\n"
+    "  allow as SMALL\n}\notherwise block as OTHER\n")
+
+
+def test_a_property_of_a_policy_that_reads_agent_state_is_sampled(tmp_path: Path) -> None:
+    """Cells of `agent.*` need a seeded agent state, which a property's fresh agents do not
+    have: such properties are sampled (and say so), never a crash of the runner."""
+    pytest.importorskip("hypothesis")
+    results = run_suite(tmp_path, STATEFUL,
+                        'property "small pays" PAY where amount <= 100 -> never blocked\n'
+                        'property "big is big" PAY where amount > 500 -> always rule SMALL\n')
+    assert [(r.outcome, r.method) for r in results] == [("passed", "sampled"),
+                                                         ("failed", "sampled")]
+    assert results[1].failure is not None and results[1].failure.decision.rule_id == "BIG"
