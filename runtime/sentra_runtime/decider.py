@@ -139,8 +139,7 @@ class Decider:
         groups, :meth:`grouped_transition` (which calls the agent's group's)."""
         self._members: dict[str, Decider] = {}
         """Agent id to its group's decider (a cache: membership is a function of the id)."""
-        self._limit_specs = all_limits(self.policy)
-        self._limit_keys = frozenset(self._limit_specs)
+        self._limit_keys = frozenset(all_limits(self.policy))
         self.limited = bool(self._limit_keys)
         """Whether the policy has a rate limit (then :meth:`transition` checks and counts)."""
         self._group_limits: tuple[LimitSpec, ...] = ()

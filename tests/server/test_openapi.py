@@ -20,6 +20,7 @@ OPERATIONS = {
     ("post", "/v1/decide"): "decide", ("get", "/v1/agents"): "list_agents",
     ("get", "/v1/agents/{agent_id}"): "get_agent",
     ("post", "/v1/agents/{agent_id}/reset"): "reset_agent", ("post", "/v1/reset"): "reset_all",
+    ("put", "/v1/agents/{agent_id}/group"): "assign_group",
     ("get", "/v1/events"): "list_events", ("get", "/v1/events/stream"): "stream_events",
     ("get", "/v1/events/{seq}"): "get_event", ("get", "/v1/policy"): "get_policy",
     ("post", "/v1/policy/reload"): "reload_policy", ("get", "/v1/metrics"): "v1_metrics",
@@ -29,8 +30,8 @@ OPERATIONS = {
     ("post", "/v1/reviews/{ticket}/approve"): "approve_review",
     ("post", "/v1/reviews/{ticket}/deny"): "deny_review",
 }
-OPERATOR = {"sentra_reset", "reset_agent", "reset_all", "reload_policy", "approve_review",
-            "deny_review"}
+OPERATOR = {"sentra_reset", "reset_agent", "reset_all", "reload_policy", "assign_group",
+            "approve_review", "deny_review"}
 READS = {"sentra_events", "list_agents", "get_agent", "list_events", "stream_events",
          "get_event", "get_policy", "v1_metrics", "metrics", "get_impact",
          "get_dashboard_snapshot", "list_reviews"}
