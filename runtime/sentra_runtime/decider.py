@@ -414,8 +414,8 @@ class Decider:
         approval, denial = self._verdicts[rule_id]
         decision, after = self.step(state, agent_id, action, None,
                                     approval if approve else denial, reason, seq, now)
-        return _settled(decision, self.policy.settings_of(agent_id).risk_threshold, state,
-                        reason), after
+        threshold = self.policy.settings_of(agent_id, decision.group).risk_threshold
+        return _settled(decision, threshold, state, reason), after
 
     # -- what decisions are made of ------------------------------------------------------------
 
