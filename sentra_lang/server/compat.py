@@ -195,10 +195,16 @@ def annotation(request: dict[str, Any]) -> Callable[[Policy, Decision], dict[str
         matched = decision.matched_rule
         return {"server": {"api": "sentra", "request": request, "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
-                           "risk_threshold": policy.settings_of(decision.agent_id,
-                                                                decision.group).risk_threshold}}
+                           **agent_settings(policy, decision)}}
 
     return annotate
+
+
+def agent_settings(policy: Policy, decision: Decision) -> dict[str, int]:
+    """What a decision record's ``server`` key says of the settings that applied to the agent
+    (its group's, else the policy's): the dashboard and the Sentra events read them."""
+    settings = policy.settings_of(decision.agent_id, decision.group)
+    return {"risk_threshold": settings.risk_threshold, "strikes": settings.strikes}
 
 
 def policy_description(policy: Policy, decision: Decision, matched: str | None) -> str:

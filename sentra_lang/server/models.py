@@ -134,6 +134,12 @@ class AgentState(Answer):
                                        "assigned the agent to (null: none); it differs from "
                                        "`group` when the policy no longer declares it (the "
                                        "assignment is then inert).")
+    risk_threshold: int | None = Field(default=None, description="Under a policy with groups: "
+                                       "the threshold that applies to the agent (its group's, "
+                                       "else the policy's).")
+    strikes: int | None = Field(default=None, description="Under a policy with groups: the "
+                                "blocked attempts that shut the agent down (its group's, else "
+                                "the policy's).")
 
 
 class KnownAgent(AgentState):

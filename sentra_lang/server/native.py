@@ -17,7 +17,7 @@ from sentra_runtime.decision import Decision
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
-from sentra_lang.server.compat import policy_description, sentra_event
+from sentra_lang.server.compat import agent_settings, policy_description, sentra_event
 from sentra_lang.server.events import EventBroadcast
 from sentra_lang.server.gate import Gate, PolicyRefused, field_errors
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
@@ -89,6 +89,8 @@ def agent_view(gate: Gate, agent_id: str) -> dict[str, Any]:
     group, assigned = gate.engine.group(agent_id)
     if gate.policy.groups or assigned is not None:
         view["group"], view["assigned_group"] = group, assigned
+        settings = gate.policy.settings_of(agent_id, group)
+        view["risk_threshold"], view["strikes"] = settings.risk_threshold, settings.strikes
     return view
 
 
@@ -123,8 +125,7 @@ def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str
         return {"server": {"api": "v1", "request": {"action_type": request.action, **kept},
                            "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
-                           "risk_threshold": policy.settings_of(decision.agent_id,
-                                                                decision.group).risk_threshold}}
+                           **agent_settings(policy, decision)}}
 
     return annotate
 

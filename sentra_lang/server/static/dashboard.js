@@ -86,14 +86,22 @@
 
   // ------------------------------------------------------------------------------ live state
 
-  function fresh(id) { return { agent_id: id, cumulative_risk: 0, blocked_attempts: 0, status: "active" }; }
+  // an agent's own threshold and strikes (its group's, under a policy with groups) stay with it
+  function fresh(id) {
+    const known = state.agents.get(id) || {};
+    return { agent_id: id, cumulative_risk: 0, blocked_attempts: 0, status: "active",
+      risk_threshold: known.risk_threshold, strikes: known.strikes };
+  }
 
   function apply(record, counted) {
     state.lastSeq = Math.max(state.lastSeq, record.seq);
     if (record.kind === "decision" || (record.kind === "review" && record.decision)) {
       const d = record.decision;
+      const known = state.agents.get(record.agent) || {};
       state.agents.set(record.agent, { agent_id: record.agent, cumulative_risk: d.cumulative_risk,
-        blocked_attempts: d.blocked_attempts, status: d.status });
+        blocked_attempts: d.blocked_attempts, status: d.status,
+        risk_threshold: (record.server && record.server.risk_threshold) || known.risk_threshold,
+        strikes: (record.server && record.server.strikes) || known.strikes });
       if (counted && record.kind === "decision" && d.outcome !== "review") {   // as the Impact view counts
         state.decisions += 1; if (!d.allowed) state.blocked += 1;
       }
@@ -132,12 +140,12 @@
     $("count-shutdown").textContent = down;
   }
 
-  function riskBar(risk) {
-    const share = Math.min(100, (100 * risk) / state.threshold);
+  function riskBar(risk, threshold) {
+    const share = Math.min(100, (100 * risk) / threshold);
     const level = share >= 90 ? "bad" : share >= 60 ? "warn" : "";
-    const bar = el("span", { class: "bar", title: `${risk}/${state.threshold}` }, el("i", { class: level }));
+    const bar = el("span", { class: "bar", title: `${risk}/${threshold}` }, el("i", { class: level }));
     bar.firstChild.style.width = share + "%";
-    return el("span", {}, bar, ` ${risk}/${state.threshold}`);
+    return el("span", {}, bar, ` ${risk}/${threshold}`);
   }
 
   const idCell = (text) => el("td", {}, el("span", { class: "id" }, text));
@@ -149,8 +157,8 @@
     body.replaceChildren(...rows.map((agent) => {
       const reset = el("button", { type: "button", title: "reset this agent (operator token)" }, "reset");
       const row = el("tr", { "data-agent": agent.agent_id, class: [agent.status === "shut_down" ? "shut-down" : "", agent.agent_id === state.selectedAgent ? "selected" : ""].join(" ").trim() },
-        idCell(agent.agent_id === "" ? "(empty id)" : agent.agent_id), el("td", {}, riskBar(agent.cumulative_risk)),
-        el("td", {}, `${agent.blocked_attempts}/${state.strikes}`),
+        idCell(agent.agent_id === "" ? "(empty id)" : agent.agent_id), el("td", {}, riskBar(agent.cumulative_risk, agent.risk_threshold || state.threshold)),
+        el("td", {}, `${agent.blocked_attempts}/${agent.strikes || state.strikes}`),
         el("td", { class: "status" }, agent.status === "shut_down" ? "shut down" : "active"), el("td", {}, reset));
       return row;
     }));
@@ -172,7 +180,7 @@
   function eventCells(r) {
     if (r.kind === "decision") {
       return [idCell(r.agent), r.action, el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
-        r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${state.threshold}`];
+        r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${(r.server && r.server.risk_threshold) || state.threshold}`];
     }
     if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
     if (r.kind === "review") return [idCell(r.agent), r.action, `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];

@@ -1,0 +1,82 @@
+"""Agents of a group are shown against their group's settings (docs/server.md): the agent
+views carry each agent's own threshold and strikes, and the dashboard's risk bars, strike
+counts and event lines use them, for agents listed at load and for those that arrive live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.playwright_fixtures import Pages
+from tests.server.conftest import TOKEN, Server
+
+POLICY = '''policy grouped version "1" {
+  risk_threshold 100
+  strikes 3
+}
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+  strikes 5
+}
+action EXPORT {
+  allow risk 60 as EXPORT_OK "Export allowed."
+}
+otherwise block as OTHER "Not covered."
+'''
+
+
+@pytest.fixture
+def grouped(tmp_path: Path) -> Iterator[Server]:
+    policy = tmp_path / "grouped.sentra"
+    policy.write_text(POLICY, encoding="utf-8")
+    running = Server(policy, tmp_path / "sentra.db", TOKEN)
+    yield running
+    running.stop()
+
+
+def export(server: Server, agent: str) -> None:
+    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT", "fields": {}},
+                         token=TOKEN)
+    assert answer.status == 200, answer.text
+
+
+def test_agent_views_carry_their_groups_settings(grouped: Server) -> None:
+    for agent in ("ops-1", "web-1"):
+        export(grouped, agent)
+    page = grouped.get("/v1/agents", token=TOKEN).json()
+    assert (page["risk_threshold"], page["strikes"]) == (100, 3)   # the policy's own
+    seen = {a["agent_id"]: (a["group"], a["risk_threshold"], a["strikes"]) for a in page["agents"]}
+    assert seen == {"ops-1": ("trusted", 200, 5), "web-1": ("", 100, 3)}
+    assigned = grouped.request("PUT", "/v1/agents/web-1/group",
+                               {"group": "trusted", "operator": "alice"}, token=TOKEN)
+    assert assigned.status == 200, assigned.text
+    one = grouped.get("/v1/agents/web-1", token=TOKEN).json()
+    assert (one["group"], one["risk_threshold"], one["strikes"]) == ("trusted", 200, 5)
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_each_agent_against_its_groups_threshold(
+        grouped: Server, pages: Pages) -> None:
+    export(grouped, "ops-1")
+    export(grouped, "web-1")
+    page = pages.open(grouped.url + "/dashboard", width=1400, height=1000)
+    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+                           timeout=10_000)
+
+    def cells(agent: str) -> list[str]:
+        found: list[str] = page.evaluate(
+            f"[...document.querySelector(\"#agents tr[data-agent='{agent}']\").cells]"
+            ".map(c => c.textContent.trim())")
+        return found
+
+    assert cells("ops-1")[1:3] == ["60/200", "0/5"]
+    assert cells("web-1")[1:3] == ["60/100", "0/3"]
+    export(grouped, "ops-2")                                 # arrives live, by the stream
+    page.wait_for_function("document.querySelector(\"#agents tr[data-agent='ops-2']\") !== null")
+    assert cells("ops-2")[1:3] == ["60/200", "0/5"]
+    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+                           "r.cells[2].textContent === 'ops-2' && "
+                           "r.cells[6].textContent === '60 → 60/200')")
