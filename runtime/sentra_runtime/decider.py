@@ -304,8 +304,8 @@ class Decider:
                 reason = (f"Projected risk would reach {projected}/{self._threshold}. "
                           "Action blocked before execution.")
             elif row.reviews:   # held for an operator: no strike, the state unchanged
-                decision = self._hold(row, state, agent_id, action, payload, code, seq, now)
-                return decision, state if not windows else _windowed(state, windows)
+                held = self._hold(row, state, agent_id, action, payload, code, seq, now)
+                return held, state if not windows else _windowed(state, windows)
             else:
                 cls = row.ruled_class
                 reason = None if row.render is None else row.render(payload, action, agent_id)

@@ -649,13 +649,13 @@ class _FastParser:
             elif word == "assign":
                 agent, _ = self.string()
                 self.keyword("group")
+                assigned: str | None = None
                 if self.at_word("none"):
-                    target = self.i
+                    group_at = self.i
                     self.i += 1
-                    group = None
                 else:
-                    group, target = self.string()
-                steps.append(s.GroupStep(agent, group, self.span(target, target),
+                    assigned, group_at = self.string()
+                steps.append(s.GroupStep(agent, assigned, self.span(group_at, group_at),
                                          self.span(start, self.i - 1)))
             elif word in ("approve", "deny"):
                 ref = self.ticket_ref()

@@ -54,7 +54,7 @@ def rows(page: Page) -> list[str]:
     return found
 
 
-def wait_until(check: Any, timeout: float = 5.0) -> None:
+def wait_until(check: Any, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"

@@ -374,7 +374,7 @@ class SQLiteStore:
                                             ticket.ticket))
         state = settlement.state
         if state is not None:
-            connection.execute(_UPSERT_STATE, _row(ticket.agent_id, state))
+            connection.execute(_UPSERT_STATE, _row(ticket.agent_id, cast(RawState, state)))
         self._append(connection, settlement.record)
 
     def state(self, agent_id: str) -> AgentState:
