@@ -4,6 +4,7 @@ is an ``xfail(strict=True)`` test that fails today and passes once the defect is
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +47,103 @@ def test_refused_input_after_a_counted_decision_is_blocked_not_a_crash(
     decision = engine.evaluate("a", "PAY", fields)     # docs/runtime.md, "Evaluate": a block
     assert (decision.label, decision.rule_id, decision.blocked_attempts) == \
         ("Blocked", rule_id, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="the same crash through the pure Decider: a refused "
+                   "input with limit windows in the state raises UnboundLocalError")
+def test_decider_refuses_bad_input_with_windows_in_the_state() -> None:
+    from sentra_runtime import FRESH, Decider
+
+    decider = Decider(compiled_table(LIMITED))
+    _, state = decider.decide("PAY", {"amount": 1}, FRESH, agent_id="a", now=1_700_000_000.0)
+    decision, _ = decider.decide("PAY", {"amount": "x"}, state, agent_id="a",
+                                 now=1_700_000_001.0)
+    assert (decision.label, decision.rule_id) == ("Blocked", "INVALID_INPUT")
+
+
+@pytest.mark.xfail(strict=True, reason="the crash reaches `sentra-lang test`: a suite step "
+                   "with a wrong-typed field after a counted refund errors with "
+                   "UnboundLocalError instead of checking the INVALID_INPUT expectation")
+def test_suite_step_with_invalid_input_after_a_counted_decision(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_suite(tmp_path, capsys, LIMITED, """suite "probe" for "p.sentra"
+
+scenario "bad input after a refund" {
+  agent "a" PAY { amount: 1 } -> allowed
+  agent "a" PAY { amount: "x" } -> blocked rule INVALID_INPUT strikes 1
+}
+""")
+    assert code == 0 and "1 passed" in out, out
+
+
+REVIEWED = """policy p version "1" {
+  risk_threshold 100
+}
+
+input {
+  amount: int
+}
+
+action PAY {
+  when amount > 500 review risk 50 as REVIEW_BIG "Big {amount}."
+  allow risk 1 as PAY_OK "ok"
+}
+
+otherwise block as UNKNOWN "no"
+"""
+
+
+def run_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str,
+              suite: str) -> tuple[int, str]:
+    from sentra_lang.cli import main
+
+    (tmp_path / "p.sentra").write_text(policy, encoding="utf-8")
+    (tmp_path / "p.sentra-test").write_text(suite, encoding="utf-8")
+    code = main(["test", str(tmp_path / "p.sentra-test"), "--color", "never"])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.xfail(strict=True, reason="`deny t by \"\"` is accepted by the suite checker and "
+                   "fails at run time as `ValueError: a review needs the operator's name`, "
+                   "located at the scenario's name, not the step (docs/testing.md: malformed "
+                   "steps get located diagnostics; the server refuses an empty operator)")
+def test_empty_operator_in_a_verdict_step_is_a_located_diagnostic(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_suite(tmp_path, capsys, REVIEWED, """suite "probe" for "p.sentra"
+
+scenario "empty operator" {
+  agent "a" PAY { amount: 900 } -> review as t
+  deny t by "" -> blocked
+}
+""")
+    assert code != 0, out
+    assert "ValueError" not in out, out
+    assert "p.sentra-test:5:" in out, out
+
+
+def test_an_approval_over_a_rate_limit_is_blocked_there() -> None:
+    """docs/runtime.md says limits are checked at approval, and the runtime blocks such an
+    approval as RATE_LIMIT_EXCEEDED; the ticket table there and docs/language.md "Review"
+    ("Otherwise the decision is Allowed") only name the threshold and shutdown."""
+    engine = Engine(compiled_table(REVIEWED.replace(
+        "action PAY {\n", "action PAY {\n  limit 1 per 1h\n")), MemoryStore(), clock=Clock())
+    assert engine.evaluate("a", "PAY", {"amount": 1}).allowed
+    ticket = engine.evaluate("a", "PAY", {"amount": 900}).ticket
+    assert ticket is not None
+    engine.review(ticket, True, operator="alice")
+    held = engine.ticket(ticket)
+    assert (held.status, held.decision and held.decision["rule_id"]) == \
+        ("blocked", "RATE_LIMIT_EXCEEDED")
+
+
+@pytest.mark.xfail(strict=True, reason="docs/runtime.md's ticket-status table and "
+                   "docs/language.md `Review` do not name an approval blocked at a rate limit "
+                   "(`RATE_LIMIT_EXCEEDED`), which the runtime decides")
+def test_docs_name_an_approval_blocked_at_a_rate_limit() -> None:
+    root = Path(__file__).resolve().parents[2] / "docs"
+    review = (root / "language.md").read_text("utf-8").split("### Review", 1)[1]
+    review = review.split("\n## ", 1)[0]
+    table = (root / "runtime.md").read_text("utf-8").split(
+        "## Review: decisions held for an operator", 1)[1].split("\n## ", 1)[0]
+    assert "RATE_LIMIT_EXCEEDED" in table and "limit" in review.split("**approved**", 1)[1]
