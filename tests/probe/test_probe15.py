@@ -147,3 +147,45 @@ def test_docs_name_an_approval_blocked_at_a_rate_limit() -> None:
     table = (root / "runtime.md").read_text("utf-8").split(
         "## Review: decisions held for an operator", 1)[1].split("\n## ", 1)[0]
     assert "RATE_LIMIT_EXCEEDED" in table and "limit" in review.split("**approved**", 1)[1]
+
+
+GROUPED = """policy p version "1" {
+  risk_threshold 100
+}
+
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+
+action PAY {
+  allow risk 60 as PAY_OK "ok"
+}
+
+otherwise block as UNKNOWN "no"
+"""
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE agents SET assigned_group = 'trusted' WHERE agent_id = 'a'",   # promoted silently
+    "UPDATE agents SET assigned_group = NULL WHERE agent_id = 'b'",        # demotion undone
+])
+@pytest.mark.xfail(strict=True, reason="an operator's group assignment is part of the agent's "
+                   "state (docs/runtime.md: the decider state's sixth item, kept beside the "
+                   "state, audited as a `group` record), yet `audit verify` does not compare "
+                   "it: an agent moved into `trusted` by editing the database verifies ok")
+def test_an_assignment_edited_in_the_store_is_found(tmp_path: Path, edit: str) -> None:
+    import sqlite3
+
+    from sentra_runtime.stores import open_store
+
+    path = tmp_path / "s.db"
+    engine = Engine(compiled_table(GROUPED), open_store(str(path)), clock=Clock())
+    engine.evaluate("a", "PAY", {})
+    engine.assign_group("b", "trusted", operator="alice")
+    engine.evaluate("b", "PAY", {})
+    assert engine.verify_audit().ok
+    with sqlite3.connect(path) as db:
+        db.execute(edit)
+    reopened = Engine(compiled_table(GROUPED), open_store(str(path)), clock=Clock())
+    assert not reopened.verify_audit().ok
