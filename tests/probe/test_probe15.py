@@ -189,3 +189,32 @@ def test_an_assignment_edited_in_the_store_is_found(tmp_path: Path, edit: str) -
         db.execute(edit)
     reopened = Engine(compiled_table(GROUPED), open_store(str(path)), clock=Clock())
     assert not reopened.verify_audit().ok
+
+
+REVIEW_IDS = ["rv_\x00", "rv_abc\x00def"]
+
+
+@pytest.mark.parametrize("ticket", REVIEW_IDS)
+@pytest.mark.xfail(strict=True, reason="PostgreSQL store: a ticket id holding a NUL raises "
+                   "StoreUnavailable (the server answers 503 to an unauthenticated GET "
+                   "/v1/reviews/rv_%00), where docs/runtime.md says UnknownTicket and "
+                   "docs/server.md a 404 (memory and SQLite do that)")
+def test_a_ticket_id_with_a_nul_is_unknown_on_postgres(postgres_url: str, ticket: str) -> None:
+    from sentra_runtime.review import UnknownTicket
+    from sentra_runtime.stores import open_store
+
+    engine = Engine(compiled_table(REVIEWED), open_store(postgres_url), clock=Clock())
+    with pytest.raises(UnknownTicket):
+        engine.ticket(ticket)
+    with pytest.raises(UnknownTicket):
+        engine.review(ticket, True, operator="alice")
+
+
+@pytest.mark.parametrize("ticket", REVIEW_IDS)
+def test_a_ticket_id_with_a_nul_is_unknown_on_sqlite(tmp_path: Path, ticket: str) -> None:
+    from sentra_runtime.review import UnknownTicket
+    from sentra_runtime.stores import open_store
+
+    engine = Engine(compiled_table(REVIEWED), open_store(str(tmp_path / "s.db")), clock=Clock())
+    with pytest.raises(UnknownTicket):
+        engine.review(ticket, True, operator="alice")
