@@ -218,3 +218,50 @@ def test_a_ticket_id_with_a_nul_is_unknown_on_sqlite(tmp_path: Path, ticket: str
     engine = Engine(compiled_table(REVIEWED), open_store(str(tmp_path / "s.db")), clock=Clock())
     with pytest.raises(UnknownTicket):
         engine.review(ticket, True, operator="alice")
+
+
+@pytest.fixture(scope="module")
+def grouped_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.server.conftest import Server
+
+    folder = tmp_path_factory.mktemp("probe15-server")
+    policy = folder / "p.sentra"
+    policy.write_text(GROUPED, encoding="utf-8")
+    running = Server(policy, folder / "s.db", "optok", max_body_bytes=1024)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"group": "trusted\\ud800", "operator": "alice"}',
+    b'{"group": null, "operator": "al\\udc00ice"}',
+])
+@pytest.mark.xfail(strict=True, reason="the edge checks only POST bodies: a lone surrogate in "
+                   "a PUT /v1/agents/{id}/group body reaches the route and answers 500 "
+                   "(UnicodeEncodeError), where docs/server.md `The edge` says 422 naming the "
+                   "field and docs/threat-model.md `no request answers 500`")
+def test_put_group_with_a_lone_surrogate_is_a_422(grouped_server: Any, raw: bytes) -> None:
+    response = grouped_server.request("PUT", "/v1/agents/probe-a/group", raw=raw,
+                                      token="optok")
+    assert response.status == 422, response.text
+
+
+@pytest.mark.xfail(strict=True, reason="the edge checks only POST bodies: a PUT body over "
+                   "--max-body-bytes is read whole and answered 422, not 413 (docs/server.md "
+                   "`The edge`: the body is at most --max-body-bytes, declared or chunked)")
+def test_put_group_over_the_body_limit_is_a_413(grouped_server: Any) -> None:
+    body = {"group": "t" * 5000, "operator": "alice"}
+    response = grouped_server.request("PUT", "/v1/agents/probe-b/group", body, token="optok")
+    assert response.status == 413, response.text[:200]
+
+
+def test_put_group_refuses_bad_bodies_and_tokens(grouped_server: Any) -> None:
+    put = grouped_server.request
+    path = "/v1/agents/probe-c/group"
+    for body in ({"group": "trustd", "operator": "a"}, {"group": 5, "operator": "a"},
+                 {"group": "trusted", "operator": "a", "x": 1}, {"group": "trusted"},
+                 {"group": "trusted", "operator": ""}, [], None):
+        assert put("PUT", path, body, token="optok").status == 422, body
+    assert put("PUT", path, {"group": "trusted", "operator": "a"}).status == 401
+    assert put("PUT", path, {"group": "trusted", "operator": "a"}, token="x").status == 401
+    assert put("PUT", path, {"group": "trusted", "operator": "a"}, token="optok").status == 200
