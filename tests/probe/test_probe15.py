@@ -265,3 +265,25 @@ def test_put_group_refuses_bad_bodies_and_tokens(grouped_server: Any) -> None:
     assert put("PUT", path, {"group": "trusted", "operator": "a"}).status == 401
     assert put("PUT", path, {"group": "trusted", "operator": "a"}, token="x").status == 401
     assert put("PUT", path, {"group": "trusted", "operator": "a"}, token="optok").status == 200
+
+
+@pytest.mark.xfail(strict=True, reason="`sentra-lang replay --policy NEW` where NEW adds a rate "
+                   "limit: a recorded INVALID_INPUT decision after a counted one crashes the "
+                   "decider and a traceback reaches the user (the UnboundLocalError above)")
+def test_replay_with_a_policy_that_adds_a_limit(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from sentra_runtime.stores import open_store
+
+    from sentra_lang.cli import main
+
+    unlimited = LIMITED.replace(" limit 5 per 1h", "")
+    engine = Engine(compiled_table(unlimited), open_store(str(tmp_path / "log.db")),
+                    clock=Clock())
+    assert engine.evaluate("a", "PAY", {"amount": 1}).allowed
+    assert engine.evaluate("a", "PAY", {"amount": "x"}).rule_id == "INVALID_INPUT"
+    engine.store.close()
+    (tmp_path / "new.sentra").write_text(LIMITED, encoding="utf-8")
+    code = main(["replay", "--policy", str(tmp_path / "new.sentra"), str(tmp_path / "log.db"),
+                 "--color", "never"])
+    out = capsys.readouterr().out
+    assert code == 0 and "0 changed" in out, out
