@@ -15,7 +15,6 @@ from itertools import product
 from typing import Any
 
 from sentra_runtime import arith
-from sentra_runtime.policy import ARITHMETIC_VERSION as ARITHMETIC_SCHEMA_VERSION
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS, FLIPPED, fold, from_ast

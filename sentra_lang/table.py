@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from sentra_runtime.policy import ARITHMETIC_VERSION as ARITHMETIC_SCHEMA_VERSION
+from sentra_runtime.policy import LIMITS_VERSION as LIMITS_SCHEMA_VERSION
+from sentra_runtime.policy import REVIEW_VERSION as REVIEW_SCHEMA_VERSION
 from sentra_runtime.policy import SCHEMA_VERSION, canonical_json, content_hash
 
 __all__ = ["ARITHMETIC_SCHEMA_VERSION", "LIMITS_SCHEMA_VERSION", "PLAIN_SCHEMA_VERSION", "REVIEW_SCHEMA_VERSION", "GroupLimit", "Limit", "SCHEMA_VERSION", "ActionBlock", "InputField", "PolicyInfo",
@@ -46,16 +49,9 @@ class PolicyInfo(_Model):
     description: str | None = None
 
 
-ARITHMETIC_SCHEMA_VERSION = 3
-"""The version of a table with arithmetic, ``{action}``/``{agent_id}``, decay or groups."""
-LIMITS_SCHEMA_VERSION = 4
-"""The version of a table with rate limits (``limit``)."""
 PLAIN_SCHEMA_VERSION = 2
 """The version of a table that uses no version-3 feature (``risk_decay``): written so that
 runtimes of version 2 still load it."""
-REVIEW_SCHEMA_VERSION = 4
-"""The version of a table with a ``review`` rule (or ``review_timeout``): older runtimes,
-which cannot hold a decision for an operator, refuse it."""
 
 
 class RiskDecay(_Model):

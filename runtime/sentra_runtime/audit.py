@@ -327,6 +327,8 @@ class LogVerifier:
         self.tickets: dict[str, tuple[str, int]] = {}
         """Each review ticket's status as its last record leaves it (``pending`` after the
         review decision that made it), with that record's seq."""
+        self.assigned: dict[str, tuple[str | None, int]] = {}
+        """Each agent's group assignment as the log's newest `group` record leaves it."""
         self._failure: VerifyResult | None = None
         self._missing: tuple[int, int] | None = None
         """``(expected seq, seq found instead)`` while the expected one is looked for."""
@@ -434,6 +436,7 @@ class LogVerifier:
             if not isinstance(agent, str) or not isinstance(group, (str, type(None))):
                 return f"record seq {seq} is not a valid group record"
             self.expected.setdefault(agent, (FRESH_STATE, seq))   # an assignment keeps the state
+            self.assigned[agent] = (group, seq)
             return None
         agents = record.get("agents")
         if not isinstance(agents, list) or not all(isinstance(name, str) for name in agents):
@@ -506,6 +509,26 @@ class LogVerifier:
             self.fail(seq, f"review ticket {ticket} ({status} in the log) is not stored: "
                            "deleted ticket")
 
+    def _assignment_holds(self, agent: str, stored: Any) -> bool:
+        """Whether the agent's stored group assignment (a state's sixth item) is the one the
+        log's newest `group` record for it leaves (none without one, when the log is whole);
+        a mismatch fails."""
+        group = stored[5] if len(stored) > 5 else None
+        logged = self.assigned.get(agent)
+        if logged is None:
+            if group is None or not self.complete:
+                return True
+            self.fail(None, f"agent `{agent}` is assigned to group `{group}` in the store, but "
+                            "no record in the log assigned it: edited assignment")
+            return False
+        if logged[0] != group:
+            said = "none" if logged[0] is None else f"`{logged[0]}`"
+            found = "none" if group is None else f"`{group}`"
+            self.fail(logged[1], f"agent `{agent}` has the group assignment {found} in the "
+                                 f"store, but the log leaves it {said}: edited assignment")
+            return False
+        return True
+
     def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
         """Compare the stored states with the log's; the number compared (a mismatch fails)."""
         expected = self.expected
@@ -524,6 +547,8 @@ class LogVerifier:
                 self.fail(known[1], f"agent `{agent}`: the stored state ({describe(state)}) is "
                                     "not the one the log leaves it in "
                                     f"({describe(known[0])}): edited state")
+                return count
+            if not self._assignment_holds(agent, stored):
                 return count
         if expected:
             agent = min(expected)

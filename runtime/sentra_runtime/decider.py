@@ -210,9 +210,11 @@ class Decider:
                agent_id: str = "", now: float | None = None) -> tuple[Decision, State]:
         """Decide one action for an agent in ``state``; return the decision and the agent's new
         state. Keeps nothing: the caller stores the new state (and the decision, if it keeps a
-        log). ``agent_id`` is only copied into the decision. The decision's ``seq`` is ``None``.
+        log). ``agent_id`` is copied into the decision (and picks the agent's group under a policy
+        with groups). The decision's ``seq`` is ``None``.
         ``now`` (seconds since the epoch, UTC; the current time when ``None``) is the
-        decision's time, which only time-dependent settings (``risk_decay``) read.
+        decision's time, which only time-dependent settings (``risk_decay``, rate limits, a
+        review ticket's expiry) read.
         """
         if (fields.__class__ is not dict or agent_id.__class__ is not str
                 or action.__class__ is not str):
@@ -312,6 +314,7 @@ class Decider:
             strike_out = row.strike_out_class
         else:
             projected = cumulative
+            over = None
             cls, reason = self._specials.refused(code, action, payload)
             strike_out = self._specials.strike_out
         blocked += 1

@@ -128,6 +128,8 @@ class Engine:
             raise ValueError("a review needs the operator's name (operator=...)")
         if note is not None and not isinstance(note, str):
             raise TypeError(f"note must be a string or None, not {type(note).__name__}")
+        if not _review.well_formed(ticket):
+            raise _review.UnknownTicket(ticket)
         now = self.clock()
         verdict = "Approved" if approve else "Denied"
         reason = f"{verdict} by `{operator}` after review" + (f": {note}" if note else ".")
@@ -162,7 +164,7 @@ class Engine:
     def ticket(self, ticket: str) -> _review.Ticket:
         """The review ticket with this id, after expiring it if its time is up (recorded);
         :class:`~sentra_runtime.review.UnknownTicket` when there is none."""
-        found = self.store.ticket(ticket)
+        found = self.store.ticket(ticket) if _review.well_formed(ticket) else None
         if found is None:
             raise _review.UnknownTicket(ticket)
         if found.due(_review.micros(self.clock())):

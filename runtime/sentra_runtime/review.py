@@ -18,6 +18,7 @@ chain. This module holds what every store shares: the ticket, and the records of
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +42,16 @@ TICKET_PREFIX = "rv_"
 def new_ticket_id() -> str:
     """A random, unguessable ticket id: ``rv_`` and 22 URL-safe characters (128 bits)."""
     return TICKET_PREFIX + secrets.token_urlsafe(16)
+
+
+_TICKET_ID = re.compile(r"rv_[A-Za-z0-9_-]{22}")
+
+
+def well_formed(ticket_id: str) -> bool:
+    """Whether ``ticket_id`` has the form :func:`new_ticket_id` gives: any other text names no
+    ticket in any store, and is answered as unknown before a store is asked (a NUL, which
+    PostgreSQL's text cannot hold, included)."""
+    return _TICKET_ID.fullmatch(ticket_id) is not None
 
 
 class TicketError(Exception):

@@ -268,9 +268,7 @@ def _suite_item_references(item: s.Item, index: PolicyIndex) -> Iterator[Referen
             if isinstance(step, s.ActionStep):
                 yield _ref(step.action_span, ACTION, step.action)
                 yield from _field_values(step.fields)
-            if isinstance(step, (s.ActionStep, s.StateStep)):
-                yield from _expectation_references(step.expect)
-            elif isinstance(step, s.VerdictStep) and step.expect is not None:
+            if isinstance(step, (s.ActionStep, s.StateStep)) or isinstance(step, s.VerdictStep) and step.expect is not None:
                 yield from _expectation_references(step.expect)
     elif isinstance(item, s.Cases):
         yield _ref(item.action_span, ACTION, item.action)

@@ -4,9 +4,10 @@
 
 1. a ``Host`` header that names no allowed host (DNS rebinding): 400;
 2. a path or query string that is not UTF-8 once percent-decoded: 422;
-3. for ``POST``: a body that is not declared as JSON (``application/json`` or
-   ``application/*+json``; a ``POST`` without a body may omit the type): 415, so a web page
-   cannot post a "simple" cross-site request (``text/plain``, a form);
+3. for a method with a body (``POST``, ``PUT``, ``PATCH``): a body that is not declared as JSON
+   (``application/json`` or ``application/*+json``; a request without a body may omit the
+   type): 415, so a web page cannot post a "simple" cross-site request (``text/plain``, a
+   form);
 4. a body over the limit, declared or chunked: 413;
 5. a body that is not UTF-8 or not JSON: 422; JSON whose strings hold lone surrogates (``"\\ud800"``
    cannot be stored or answered as UTF-8) or whose numbers are not finite (``NaN``, ``1e999``):
@@ -31,7 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 ANY_HOST = "*"
 PARSED = "sentra.json"
-"""The ``scope`` key under which the edge leaves a POST body's parsed JSON."""
+"""The ``scope`` key under which the edge leaves a request body's parsed JSON."""
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+"""The methods whose bodies the edge reads and checks (the others carry none here)."""
 MAX_REPORTED = 10
 """At most this many field errors in one 422 (a hostile body may hold thousands)."""
 
@@ -61,7 +64,7 @@ class RequestEdge:
         if problems:
             await answer(send, 422, {"detail": problems})
             return
-        if scope["method"] != "POST":
+        if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = header(headers, b"content-length")
@@ -208,8 +211,8 @@ def is_json_type(value: bytes | None) -> bool:
 
 def _type_refusal(kind: bytes | None) -> str:
     said = "no content type" if kind is None else f"`{kind.decode('latin-1')}`"
-    return (f"a POST body must be JSON (`Content-Type: application/json`), not {said}: other "
-            "types are what a web page can post across sites")
+    return (f"a request body must be JSON (`Content-Type: application/json`), not {said}: "
+            "other types are what a web page can post across sites")
 
 
 # -- text and numbers ---------------------------------------------------------------------------

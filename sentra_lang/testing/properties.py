@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_lang.agent_state import reads_state
 from sentra_lang.arithmetic import exact_view
 from sentra_lang.cli.extras import require
 from sentra_lang.compiler import Lowerer
 from sentra_lang.regions import TooManyPieces, engine_for
-from sentra_lang.agent_state import reads_state
 from sentra_lang.space import Box, SpaceTooLarge, build_space
 from sentra_lang.table import Test
 from sentra_lang.testing import suite_ast as s

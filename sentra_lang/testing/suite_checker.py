@@ -257,8 +257,13 @@ class _Checker:
                 self.report("SL509", f"`{step.status}` is no ticket status", step.status_span,
                             help=did_you_mean(step.status, TICKET_STATUSES)
                             or "statuses: " + ", ".join(TICKET_STATUSES))
-        elif step.expect is not None:
-            self.expectation(step.expect, None, verdict=True)
+        else:
+            if not step.operator.strip():
+                self.report("SL509", "a verdict needs the operator's name", step.span,
+                            help='say who judges, e.g. `approve t by "alice"`: the name is '
+                                 "recorded in the audit log")
+            if step.expect is not None:
+                self.expectation(step.expect, None, verdict=True)
 
     def item_cases(self, item: s.Cases) -> None:
         self.action(item.action, item.action_span, item.action_quoted)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from sentra_runtime import Engine
+
 from tests.runtime.helpers import T0, Clock, compiled_table
 
 MINUTE = 60.0

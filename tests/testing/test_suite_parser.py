@@ -98,7 +98,7 @@ def _tokens(text: str) -> list[str]:
     """The suite's tokens as the mutants move them; a duration (`30m`: a number and a name
     written together) stays one token, as Lark reads it."""
     tokens: list[str] = []
-    glued = False
+    glued, end = False, 0
     for m in sp._token_pattern().finditer(text):
         if not m.lastgroup:
             continue

@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from sentra_runtime import audit, review
 from sentra_runtime.audit import VerifyResult

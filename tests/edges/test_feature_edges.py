@@ -1,6 +1,8 @@
-"""Probe 15: rate limits, review tickets and operator-assigned groups together and at their
-edges, checked against docs/runtime.md, docs/language.md and docs/server.md. Each known defect
-is an ``xfail(strict=True)`` test that fails today and passes once the defect is fixed."""
+"""Rate limits, review tickets and operator-assigned groups together and at their edges,
+checked against docs/runtime.md, docs/language.md and docs/server.md. Each test is a defect an
+adversarial probe found (a crash on refused input once an agent had limit windows, PUT bodies
+past the edge, an edited assignment passing `audit verify`, a NUL ticket id on PostgreSQL, an
+empty operator in a suite, undocumented approvals over a limit), kept so it stays fixed."""
 
 from __future__ import annotations
 
@@ -32,9 +34,6 @@ def limited_engine() -> Engine:
     return Engine(compiled_table(LIMITED), MemoryStore(), clock=Clock())
 
 
-@pytest.mark.xfail(strict=True, reason="decider.transition: `over` unbound for a refused "
-                   "decision (code < 0) of an agent whose limit windows are not empty: "
-                   "UnboundLocalError instead of INVALID_INPUT/UNDECLARED_FIELD")
 @pytest.mark.parametrize("fields, rule_id", [
     ({}, "INVALID_INPUT"),
     ({"amount": "x"}, "INVALID_INPUT"),
@@ -49,8 +48,6 @@ def test_refused_input_after_a_counted_decision_is_blocked_not_a_crash(
         ("Blocked", rule_id, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="the same crash through the pure Decider: a refused "
-                   "input with limit windows in the state raises UnboundLocalError")
 def test_decider_refuses_bad_input_with_windows_in_the_state() -> None:
     from sentra_runtime import FRESH, Decider
 
@@ -61,9 +58,6 @@ def test_decider_refuses_bad_input_with_windows_in_the_state() -> None:
     assert (decision.label, decision.rule_id) == ("Blocked", "INVALID_INPUT")
 
 
-@pytest.mark.xfail(strict=True, reason="the crash reaches `sentra-lang test`: a suite step "
-                   "with a wrong-typed field after a counted refund errors with "
-                   "UnboundLocalError instead of checking the INVALID_INPUT expectation")
 def test_suite_step_with_invalid_input_after_a_counted_decision(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_suite(tmp_path, capsys, LIMITED, """suite "probe" for "p.sentra"
@@ -104,10 +98,6 @@ def run_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str,
     return code, captured.out + captured.err
 
 
-@pytest.mark.xfail(strict=True, reason="`deny t by \"\"` is accepted by the suite checker and "
-                   "fails at run time as `ValueError: a review needs the operator's name`, "
-                   "located at the scenario's name, not the step (docs/testing.md: malformed "
-                   "steps get located diagnostics; the server refuses an empty operator)")
 def test_empty_operator_in_a_verdict_step_is_a_located_diagnostic(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_suite(tmp_path, capsys, REVIEWED, """suite "probe" for "p.sentra"
@@ -137,9 +127,6 @@ def test_an_approval_over_a_rate_limit_is_blocked_there() -> None:
         ("blocked", "RATE_LIMIT_EXCEEDED")
 
 
-@pytest.mark.xfail(strict=True, reason="docs/runtime.md's ticket-status table and "
-                   "docs/language.md `Review` do not name an approval blocked at a rate limit "
-                   "(`RATE_LIMIT_EXCEEDED`), which the runtime decides")
 def test_docs_name_an_approval_blocked_at_a_rate_limit() -> None:
     root = Path(__file__).resolve().parents[2] / "docs"
     review = (root / "language.md").read_text("utf-8").split("### Review", 1)[1]
@@ -170,10 +157,6 @@ otherwise block as UNKNOWN "no"
     "UPDATE agents SET assigned_group = 'trusted' WHERE agent_id = 'a'",   # promoted silently
     "UPDATE agents SET assigned_group = NULL WHERE agent_id = 'b'",        # demotion undone
 ])
-@pytest.mark.xfail(strict=True, reason="an operator's group assignment is part of the agent's "
-                   "state (docs/runtime.md: the decider state's sixth item, kept beside the "
-                   "state, audited as a `group` record), yet `audit verify` does not compare "
-                   "it: an agent moved into `trusted` by editing the database verifies ok")
 def test_an_assignment_edited_in_the_store_is_found(tmp_path: Path, edit: str) -> None:
     import sqlite3
 
@@ -195,10 +178,6 @@ REVIEW_IDS = ["rv_\x00", "rv_abc\x00def"]
 
 
 @pytest.mark.parametrize("ticket", REVIEW_IDS)
-@pytest.mark.xfail(strict=True, reason="PostgreSQL store: a ticket id holding a NUL raises "
-                   "StoreUnavailable (the server answers 503 to an unauthenticated GET "
-                   "/v1/reviews/rv_%00), where docs/runtime.md says UnknownTicket and "
-                   "docs/server.md a 404 (memory and SQLite do that)")
 def test_a_ticket_id_with_a_nul_is_unknown_on_postgres(postgres_url: str, ticket: str) -> None:
     from sentra_runtime.review import UnknownTicket
     from sentra_runtime.stores import open_store
@@ -236,19 +215,12 @@ def grouped_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     b'{"group": "trusted\\ud800", "operator": "alice"}',
     b'{"group": null, "operator": "al\\udc00ice"}',
 ])
-@pytest.mark.xfail(strict=True, reason="the edge checks only POST bodies: a lone surrogate in "
-                   "a PUT /v1/agents/{id}/group body reaches the route and answers 500 "
-                   "(UnicodeEncodeError), where docs/server.md `The edge` says 422 naming the "
-                   "field and docs/threat-model.md `no request answers 500`")
 def test_put_group_with_a_lone_surrogate_is_a_422(grouped_server: Any, raw: bytes) -> None:
     response = grouped_server.request("PUT", "/v1/agents/probe-a/group", raw=raw,
                                       token="optok")
     assert response.status == 422, response.text
 
 
-@pytest.mark.xfail(strict=True, reason="the edge checks only POST bodies: a PUT body over "
-                   "--max-body-bytes is read whole and answered 422, not 413 (docs/server.md "
-                   "`The edge`: the body is at most --max-body-bytes, declared or chunked)")
 def test_put_group_over_the_body_limit_is_a_413(grouped_server: Any) -> None:
     body = {"group": "t" * 5000, "operator": "alice"}
     response = grouped_server.request("PUT", "/v1/agents/probe-b/group", body, token="optok")
@@ -267,9 +239,6 @@ def test_put_group_refuses_bad_bodies_and_tokens(grouped_server: Any) -> None:
     assert put("PUT", path, {"group": "trusted", "operator": "a"}, token="optok").status == 200
 
 
-@pytest.mark.xfail(strict=True, reason="`sentra-lang replay --policy NEW` where NEW adds a rate "
-                   "limit: a recorded INVALID_INPUT decision after a counted one crashes the "
-                   "decider and a traceback reaches the user (the UnboundLocalError above)")
 def test_replay_with_a_policy_that_adds_a_limit(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from sentra_runtime.stores import open_store
