@@ -268,8 +268,10 @@ def _suite_item_references(item: s.Item, index: PolicyIndex) -> Iterator[Referen
             if isinstance(step, s.ActionStep):
                 yield _ref(step.action_span, ACTION, step.action)
                 yield from _field_values(step.fields)
-            if isinstance(step, (s.ActionStep, s.StateStep)) or isinstance(step, s.VerdictStep) and step.expect is not None:
-                yield from _expectation_references(step.expect)
+            expect = (step.expect if isinstance(step, (s.ActionStep, s.StateStep, s.VerdictStep))
+                      else None)   # a verdict's expectation is optional
+            if expect is not None:
+                yield from _expectation_references(expect)
     elif isinstance(item, s.Cases):
         yield _ref(item.action_span, ACTION, item.action)
         yield from _field_values(item.defaults)

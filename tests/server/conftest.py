@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,27 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
     running = Server(POLICY, tmp_path / "sentra.db", TOKEN)
     yield running
     running.stop()
+
+
+Serve = Callable[..., Server]
+"""``serve(SOURCE, NAME="policy.sentra", DB="sentra.db")``: a server of the test's own on a
+policy source (the ``serve`` fixture)."""
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Start servers of the test's own on policy sources; each is stopped after the test."""
+    started: list[Server] = []
+
+    def start(source: str, name: str = "policy.sentra", db: str = "sentra.db") -> Server:
+        policy = tmp_path / name
+        policy.write_text(source, encoding="utf-8")
+        started.append(Server(policy, tmp_path / db, TOKEN))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture

@@ -4,13 +4,10 @@ counts and event lines use them, for agents listed at load and for those that ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.playwright_fixtures import Pages
-from tests.server.conftest import TOKEN, Server
+from tests.server.conftest import TOKEN, Serve, Server
 
 POLICY = '''policy grouped version "1" {
   risk_threshold 100
@@ -29,12 +26,8 @@ otherwise block as OTHER "Not covered."
 
 
 @pytest.fixture
-def grouped(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "grouped.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
-    yield running
-    running.stop()
+def grouped(serve: Serve) -> Server:
+    return serve(POLICY, "grouped.sentra")
 
 
 def export(server: Server, agent: str) -> None:

@@ -5,14 +5,13 @@ note, and the server's verdict follows (the ticket leaves the list, its step is 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.playwright_fixtures import Pages, screenshot
-from tests.server.conftest import TOKEN, Server
+from tests.server.conftest import TOKEN, Serve, Server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -32,12 +31,8 @@ otherwise block as OTHER "Not covered."
 
 
 @pytest.fixture
-def reviewing(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "refunds.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
-    yield running
-    running.stop()
+def reviewing(serve: Serve) -> Server:
+    return serve(POLICY, "refunds.sentra")
 
 
 def hold(server: Server, agent: str, amount: int) -> str:
@@ -54,11 +49,13 @@ def rows(page: Page) -> list[str]:
     return found
 
 
-def wait_until(check: Any, timeout: float = 15.0) -> None:
+def wait_until(page: Page, check: Any, timeout: float = 15.0) -> None:
+    """Wait for ``check`` while the page runs: Playwright's sync API hands dialogs to their
+    handler only inside its own calls, so the wait is one (not a sleep)."""
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
 
 
 @pytest.mark.slow
@@ -97,7 +94,7 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
 
     page.on("dialog", dialog)
     page.click(f"#reviews tr[data-ticket='{first}'] button.approve")
-    wait_until(lambda: bool(alerts))
+    wait_until(page, lambda: bool(alerts))
     assert "Review refused" in alerts[0] and "token" in alerts[0], alerts
     assert prompts == [f"Operator token to approve ticket {first}:",
                        "Your name, recorded as the operator:",
@@ -107,7 +104,7 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
     answers = iter([TOKEN, "alice", "looks right"])
     alerts.clear()
     page.click(f"#reviews tr[data-ticket='{first}'] button.approve")
-    wait_until(lambda: server.get(f"/v1/reviews/{first}").json()["status"] == "approved")
+    wait_until(page, lambda: server.get(f"/v1/reviews/{first}").json()["status"] == "approved")
     ticket = server.get(f"/v1/reviews/{first}").json()
     assert (ticket["operator"], ticket["note"]) == ("alice", "looks right")
     page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 1")

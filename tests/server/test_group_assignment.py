@@ -5,35 +5,16 @@ without the operator token nothing is assigned; the SDK does the same."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sentra_runtime.remote import RemoteEngine, SentraError
 
-from tests.server.conftest import TOKEN, Server
-
-POLICY = '''policy grouped version "1" {
-  risk_threshold 100
-}
-group trusted {
-  agents "ops-*"
-  risk_threshold 200
-}
-action EXPORT {
-  allow risk 60 as EXPORT_OK "Export allowed."
-}
-otherwise block as UNKNOWN "Not covered."
-'''
+from tests.server.conftest import TOKEN, Serve, Server
+from tests.server.test_groups import POLICY
 
 
 @pytest.fixture
-def grouped(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "grouped.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
-    yield running
-    running.stop()
+def grouped(serve: Serve) -> Server:
+    return serve(POLICY, "grouped.sentra")
 
 
 def assign(server: Server, agent: str, body: object, token: str | None = TOKEN) -> object:

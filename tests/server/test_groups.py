@@ -3,13 +3,10 @@ the OpenAPI schema documents it, and the SDK reads it back (docs/server.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sentra_runtime.remote import RemoteEngine
 
-from tests.server.conftest import TOKEN, Server
+from tests.server.conftest import TOKEN, Serve, Server
 
 POLICY = '''policy grouped version "1" {
   risk_threshold 100
@@ -26,12 +23,8 @@ otherwise block as UNKNOWN "Not covered."
 
 
 @pytest.fixture
-def grouped(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "grouped.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
-    yield running
-    running.stop()
+def grouped(serve: Serve) -> Server:
+    return serve(POLICY, "grouped.sentra")
 
 
 def decide(server: Server, agent: str, fields: dict[str, object] | None = None

@@ -4,13 +4,10 @@ with their counts, and the windows survive a restart of the server on its store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sentra_runtime.remote import RemoteEngine
 
-from tests.server.conftest import TOKEN, Server
+from tests.server.conftest import TOKEN, Serve, Server
 
 POLICY = '''policy limited version "1" {
   risk_threshold 100
@@ -27,12 +24,8 @@ otherwise block as UNKNOWN "Not covered."
 
 
 @pytest.fixture
-def limited(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "limited.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
-    yield running
-    running.stop()
+def limited(serve: Serve) -> Server:
+    return serve(POLICY, "limited.sentra")
 
 
 def decide(server: Server, agent: str) -> dict[str, object]:

@@ -4,12 +4,9 @@ server does, so its API stays compatible."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.server.conftest import TOKEN, Server
+from tests.server.conftest import Serve, Server
 
 POLICY = """policy fraud version "1" {}
 input {
@@ -25,12 +22,8 @@ otherwise block as UNKNOWN "Unknown action."
 
 
 @pytest.fixture
-def refusing_server(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "fraud.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "fraud.db", TOKEN)
-    yield running
-    running.stop()
+def refusing_server(serve: Serve) -> Server:
+    return serve(POLICY, "fraud.sentra", "fraud.db")
 
 
 def test_a_misspelt_field_is_a_422_naming_it_and_nothing_is_written(
@@ -72,12 +65,8 @@ otherwise block as UNKNOWN "Unknown action."
 
 
 @pytest.fixture
-def no_context_server(tmp_path: Path) -> Iterator[Server]:
-    policy = tmp_path / "refunds.sentra"
-    policy.write_text(NO_CONTEXT, encoding="utf-8")
-    running = Server(policy, tmp_path / "refunds.db", TOKEN)
-    yield running
-    running.stop()
+def no_context_server(serve: Serve) -> Server:
+    return serve(NO_CONTEXT, "refunds.sentra", "refunds.db")
 
 
 @pytest.mark.parametrize("body", [
