@@ -195,6 +195,8 @@ class Ticket(Answer):
 
 class TicketPage(Answer):
     tickets: list[Ticket]
+    next_after: str | None = Field(description="pass as `after` for the next page; null on the "
+                                               "last page")
 
 
 class Reviewed(Answer):

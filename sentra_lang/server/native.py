@@ -101,6 +101,18 @@ def agents_page(gate: Gate, after: str | None, limit: int) -> dict[str, Any]:
             "next_after": page[-1] if page and start + limit < len(known) else None}
 
 
+def tickets_page(tickets: list[review.Ticket], after: str | None,
+                 limit: int) -> dict[str, Any]:
+    """The tickets (oldest first) after the one whose id is ``after``, at most ``limit``; an
+    ``after`` no ticket of the list has starts at the first."""
+    start = next((index + 1 for index, ticket in enumerate(tickets) if ticket.ticket == after),
+                 0)
+    page = tickets[start:start + limit]
+    more = start + limit < len(tickets)
+    return {"tickets": [ticket_view(ticket) for ticket in page],
+            "next_after": page[-1].ticket if page and more else None}
+
+
 def events_page(gate: Gate, after: int, limit: int, agent: str | None, label: str | None,
                 kind: str | None) -> JSONResponse:
     records = gate.reader.records(after=after, limit=limit, agent=agent, label=label, kind=kind)
@@ -194,10 +206,10 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
              operation_id="list_reviews", response_model=models.TicketPage, responses=read,
              openapi_extra={"security": reading})
     async def reviews(status: models.TicketStatus | None = None, agent: str | None = None,
+                      after: str | None = None, limit: Limit = PAGE_LIMIT,
                       _: str = readable) -> JSONResponse:
         def listed() -> dict[str, Any]:
-            return {"tickets": [ticket_view(ticket)
-                                for ticket in gate.engine.tickets(status, agent)]}
+            return tickets_page(gate.engine.tickets(status, agent), after, limit)
 
         return JSONResponse(await reads.run(listed))
 

@@ -205,3 +205,25 @@ def test_verdicts_reach_the_live_stream(reviewing: tuple[Server, Clock]) -> None
     record = json.loads(data[6:])
     assert (record["kind"], record["ticket"], record["verdict"]) == ("review", ticket, "approved")
     connection.close()
+
+
+def test_the_queue_is_paged_oldest_first(reviewing: tuple[Server, Clock]) -> None:
+    server, clock = reviewing
+    made = []
+    for number in range(5):
+        made.append(held(server, agent=f"agent-{number}")["ticket"])
+        clock.now += 1
+    seen, after, pages = [], None, 0
+    while True:
+        query = "/v1/reviews?status=pending&limit=2" + ("" if after is None else f"&after={after}")
+        page = server.get(query, token=READ).json()
+        seen += [ticket["ticket"] for ticket in page["tickets"]]
+        pages += 1
+        after = page["next_after"]
+        if after is None:
+            break
+    assert (seen, pages) == (made, 3)
+    assert server.get("/v1/reviews?limit=0", token=READ).status == 422
+    assert server.get("/v1/reviews?limit=1001", token=READ).status == 422
+    unknown = server.get("/v1/reviews?after=rv_gone&limit=1", token=READ).json()
+    assert [t["ticket"] for t in unknown["tickets"]] == made[:1]   # an unknown `after`: the start
