@@ -17,6 +17,7 @@ group trusted {
   agents "ops-*"
   risk_threshold 200
   strikes 5
+  limit 10 per 1h
 }
 action EXPORT {
   allow risk 60 as EXPORT_OK "Export allowed."
@@ -48,6 +49,11 @@ def test_agent_views_carry_their_groups_settings(grouped: Server) -> None:
     assert assigned.status == 200, assigned.text
     one = grouped.get("/v1/agents/web-1", token=TOKEN).json()
     assert (one["group"], one["risk_threshold"], one["strikes"]) == ("trusted", 200, 5)
+    # the page as the server renders it (before any script) says the same
+    html = grouped.get("/dashboard", token=TOKEN).text
+    assert '<span class="id">ops-1</span> <span class="group">trusted</span>' in html
+    assert " 60/200" in html and "0/5" in html and " 60/100" in html
+    assert 'title="10 per 1h for all actions in group `trusted`: 1"' in html
 
 
 @pytest.mark.slow
@@ -65,11 +71,13 @@ def test_the_dashboard_shows_each_agent_against_its_groups_threshold(
             ".map(c => c.textContent.trim())")
         return found
 
-    assert cells("ops-1")[1:3] == ["60/200", "0/5"]
-    assert cells("web-1")[1:3] == ["60/100", "0/3"]
+    assert cells("ops-1")[:3] == ["ops-1 trusted", "60/200", "0/5"]
+    assert cells("web-1")[:3] == ["web-1", "60/100", "0/3"]
+    title = page.get_attribute("#agents tr[data-agent='ops-1']", "title")
+    assert title == "10 per 1h for all actions in group `trusted`: 1"
     export(grouped, "ops-2")                                 # arrives live, by the stream
     page.wait_for_function("document.querySelector(\"#agents tr[data-agent='ops-2']\") !== null")
-    assert cells("ops-2")[1:3] == ["60/200", "0/5"]
+    assert cells("ops-2")[:3] == ["ops-2 trusted", "60/200", "0/5"]
     page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[2].textContent === 'ops-2' && "
                            "r.cells[6].textContent === '60 → 60/200')")

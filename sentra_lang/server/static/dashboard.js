@@ -90,7 +90,7 @@
   function fresh(id) {
     const known = state.agents.get(id) || {};
     return { agent_id: id, cumulative_risk: 0, blocked_attempts: 0, status: "active",
-      risk_threshold: known.risk_threshold, strikes: known.strikes };
+      risk_threshold: known.risk_threshold, strikes: known.strikes, group: known.group };
   }
 
   function apply(record, counted) {
@@ -101,7 +101,8 @@
       state.agents.set(record.agent, { agent_id: record.agent, cumulative_risk: d.cumulative_risk,
         blocked_attempts: d.blocked_attempts, status: d.status,
         risk_threshold: (record.server && record.server.risk_threshold) || known.risk_threshold,
-        strikes: (record.server && record.server.strikes) || known.strikes });
+        strikes: (record.server && record.server.strikes) || known.strikes,
+        group: d.group !== undefined ? d.group : known.group });   // limit counts: as the agents list reads them
       if (counted && record.kind === "decision" && d.outcome !== "review") {   // as the Impact view counts
         state.decisions += 1; if (!d.allowed) state.blocked += 1;
       }
@@ -149,6 +150,14 @@
   }
 
   const idCell = (text) => el("td", {}, el("span", { class: "id" }, text));
+  // an agent's id, with its group under a policy with groups
+  const agentCell = (agent) => {
+    const cell = idCell(agent.agent_id === "" ? "(empty id)" : agent.agent_id);
+    if (agent.group) cell.append(" ", el("span", { class: "group" }, agent.group));
+    return cell;
+  };
+  // what a row's tooltip says of the agent's rate limits: each one's count now
+  const limitsTitle = (limits) => limits.map((l) => `${l.limit} for ${l.for}: ${l.count}`).join("; ");
 
   function renderAgents() {
     const body = $("agents").tBodies[0];
@@ -156,8 +165,8 @@
       (b.status === "shut_down") - (a.status === "shut_down") || (a.agent_id < b.agent_id ? -1 : a.agent_id > b.agent_id ? 1 : 0));
     body.replaceChildren(...rows.map((agent) => {
       const reset = el("button", { type: "button", title: "reset this agent (operator token)" }, "reset");
-      const row = el("tr", { "data-agent": agent.agent_id, class: [agent.status === "shut_down" ? "shut-down" : "", agent.agent_id === state.selectedAgent ? "selected" : ""].join(" ").trim() },
-        idCell(agent.agent_id === "" ? "(empty id)" : agent.agent_id), el("td", {}, riskBar(agent.cumulative_risk, agent.risk_threshold || state.threshold)),
+      const row = el("tr", { "data-agent": agent.agent_id, ...(agent.limits && agent.limits.length ? { title: limitsTitle(agent.limits) } : {}), class: [agent.status === "shut_down" ? "shut-down" : "", agent.agent_id === state.selectedAgent ? "selected" : ""].join(" ").trim() },
+        agentCell(agent), el("td", {}, riskBar(agent.cumulative_risk, agent.risk_threshold || state.threshold)),
         el("td", {}, `${agent.blocked_attempts}/${agent.strikes || state.strikes}`),
         el("td", { class: "status" }, agent.status === "shut_down" ? "shut down" : "active"), el("td", {}, reset));
       return row;
