@@ -207,6 +207,12 @@ class Metrics:
                      f'version="{_escape(policy.version)}",hash="{policy.hash}"}} 1')
         family("sentra_risk_threshold", "gauge", "The policy's risk threshold.")
         lines.append(f"sentra_risk_threshold {policy.risk_threshold}")
+        if policy.groups:
+            family("sentra_group_risk_threshold", "gauge",
+                   "The risk threshold of each agent group (its own, else the policy's).")
+            lines.extend(f'sentra_group_risk_threshold{{group="{_escape(group.name)}"}} '
+                         f"{policy.group_settings(group).risk_threshold}"
+                         for group in policy.groups)
         return "\n".join(lines) + "\n"
 
     def _store_lines(self, family: Any) -> list[str]:

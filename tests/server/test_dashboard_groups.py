@@ -81,3 +81,9 @@ def test_the_dashboard_shows_each_agent_against_its_groups_threshold(
     page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[2].textContent === 'ops-2' && "
                            "r.cells[6].textContent === '60 → 60/200')")
+
+
+def test_metrics_give_each_groups_threshold(grouped: Server) -> None:
+    text = grouped.get("/metrics", token=TOKEN).text
+    assert "\nsentra_risk_threshold 100\n" in text
+    assert '\nsentra_group_risk_threshold{group="trusted"} 200\n' in text
