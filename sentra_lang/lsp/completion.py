@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from sentra_runtime.policy import STATE_FIELDS
+
 from sentra_lang import ast, keywords
 from sentra_lang.highlight import (
     SUITE_CLAUSES,
@@ -102,11 +104,19 @@ def _in_string(content: str, offset: int, index: PolicyIndex) -> Completions:
 
 
 def _field_segments(word: Word, index: PolicyIndex) -> Completions:
-    """After `context.`: the rest of every declared field under that prefix."""
+    """After `context.`: the rest of every declared field under that prefix (after `agent.`:
+    the agent's state, which conditions may read)."""
     head = word.prefix.rpartition(".")[0] + "."
     found = [Candidate(name[len(head):], FIELD, _type_text(decl))
              for name, decl in index.fields.items() if name.startswith(head)]
+    found += [Candidate(c.label[len(head):], c.kind, c.detail) for c in _AGENT_STATE
+              if c.label.startswith(head)]
     return Completions(word.start + len(head), found)
+
+
+_AGENT_STATE = [Candidate(spec.name, FIELD, f"{spec.type}: the agent's state before the decision")
+                for spec in STATE_FIELDS]
+"""The agent's state as conditions read it (docs/language.md, "Agent state in conditions")."""
 
 
 # ------------------------------------------------------------------------------- policies
@@ -132,6 +142,7 @@ def _policy_candidates(tokens: list[str], index: PolicyIndex) -> Iterator[Candid
         return
     else:
         yield from _fields(index)
+        yield from _AGENT_STATE
         yield from _lets(index, sets=False)
         yield from _words(sorted(keywords.KEYWORDS), KEYWORD)
 

@@ -420,6 +420,22 @@ def test_completion_after_context_dot_offers_the_rest_of_the_path(lsp: LspSessio
                and i.text_edit.range.start.character == character for i in items)
 
 
+def test_completion_offers_the_agents_state_in_conditions(lsp: LspSession,
+                                                         tmp_path: Path) -> None:
+    """`agent.` completes to the state a condition may read (docs/language.md, "Agent state in
+    conditions"), and a condition's names include it."""
+    address = lsp.open(tmp_path / "p.sentra", POLICY)
+    typed = POLICY.replace("otherwise block", "action NEW {\n  when agent.\n\notherwise block")
+    version = lsp.change(address, typed)
+    assert lsp.diagnostics(address, version=version)
+    items = lsp.completion(address, *at(typed, "when agent.", shift=len("when agent.")))
+    assert labels(items) == {"group", "cumulative_risk", "blocked_attempts"}
+    typed = POLICY.replace("otherwise block", "action NEW {\n  when \n\notherwise block")
+    version = lsp.change(address, typed)
+    items = lsp.completion(address, *at(typed, "when \n", shift=5))
+    assert {"agent.group", "agent.blocked_attempts", "amount"} <= labels(items)
+
+
 def test_a_file_that_no_longer_parses_keeps_its_names(lsp: LspSession, tmp_path: Path) -> None:
     """One broken line: the rest still hovers; an unclosed block: completion falls back to the
     names of the last version that parsed."""
