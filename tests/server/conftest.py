@@ -122,8 +122,8 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
 
 
 Serve = Callable[..., Server]
-"""``serve(SOURCE, NAME="policy.sentra", DB="sentra.db")``: a server of the test's own on a
-policy source (the ``serve`` fixture)."""
+"""``serve(SOURCE, NAME="policy.sentra", DB="sentra.db", **Server options)``: a server of the
+test's own on a policy source (the ``serve`` fixture)."""
 
 
 @pytest.fixture
@@ -131,10 +131,11 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     """Start servers of the test's own on policy sources; each is stopped after the test."""
     started: list[Server] = []
 
-    def start(source: str, name: str = "policy.sentra", db: str = "sentra.db") -> Server:
+    def start(source: str, name: str = "policy.sentra", db: str = "sentra.db",
+              **options: Any) -> Server:
         policy = tmp_path / name
         policy.write_text(source, encoding="utf-8")
-        started.append(Server(policy, tmp_path / db, TOKEN))
+        started.append(Server(policy, tmp_path / db, TOKEN, **options))
         return started[-1]
 
     yield start

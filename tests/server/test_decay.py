@@ -3,15 +3,13 @@ state is read decayed (without writing), the SDK reads both, and the store verif
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sentra_runtime import AgentState
 from sentra_runtime.remote import RemoteEngine
 from sentra_runtime.stores.sqlite import verify_file
 
-from tests.server.conftest import TOKEN, Server
+from tests.runtime.helpers import Clock
+from tests.server.conftest import TOKEN, Serve, Server
 
 POLICY = '''policy decaying version "1" {
   risk_threshold 100
@@ -22,26 +20,14 @@ action EXPORT {
 }
 otherwise block as UNKNOWN "Not covered."
 '''
-T0 = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def decaying(tmp_path: Path) -> Iterator[tuple[Server, Clock]]:
-    policy = tmp_path / "decaying.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN)
+def decaying(serve: Serve) -> tuple[Server, Clock]:
+    running = serve(POLICY, "decaying.sentra")
     clock = Clock()
     running.app.state.gate.clock = clock
-    yield running, clock
-    running.stop()
+    return running, clock
 
 
 def decide(server: Server, agent: str) -> dict[str, object]:

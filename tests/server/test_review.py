@@ -7,14 +7,13 @@ audit records on the stream, and the store verifies."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sentra_runtime.stores.sqlite import verify_file
 
-from tests.server.conftest import TOKEN, Server
+from tests.runtime.helpers import T0, Clock
+from tests.server.conftest import TOKEN, Serve, Server
 
 READ = "test-read-token"
 POLICY = '''policy refunds version "1" {
@@ -31,26 +30,14 @@ action ISSUE_REFUND {
 }
 otherwise block as OTHER "Not covered."
 '''
-T0 = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def reviewing(tmp_path: Path) -> Iterator[tuple[Server, Clock]]:
-    policy = tmp_path / "refunds.sentra"
-    policy.write_text(POLICY, encoding="utf-8")
-    running = Server(policy, tmp_path / "sentra.db", TOKEN, read_token=READ)
+def reviewing(serve: Serve) -> tuple[Server, Clock]:
+    running = serve(POLICY, "refunds.sentra", read_token=READ)
     clock = Clock()
     running.app.state.gate.clock = clock
-    yield running, clock
-    running.stop()
+    return running, clock
 
 
 def held(server: Server, agent: str = "a", amount: int = 700) -> dict[str, Any]:
