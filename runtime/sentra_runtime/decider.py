@@ -69,6 +69,9 @@ Windows = dict[str, tuple[int, ...]]
 """An agent's rate-limit windows: per limit (its :attr:`LimitSpec.key`), the times of the last
 allowed decisions it counted (whole microseconds since the epoch, oldest first, at most the
 limit's count). Never changed in place: a decision that counts makes a new dict."""
+_Window = tuple[str, int, int, LimitSpec]
+"""A limit as the state step counts it: its window's key, its count, its period in
+microseconds, and the limit."""
 FRESH: State = (0, 0, False)
 """The state of an agent never seen, or reset."""
 
@@ -132,11 +135,11 @@ class Decider:
         """Whether any agent's risk decays (the header's or a group's ``risk_decay``)."""
         self.group = ""
         """The group whose settings this decider applies (``""``: the header's)."""
-        self.step: Callable[..., tuple[Decision, State]] = (
-            self.transition if decay is None else self.decaying_transition)
-        """The state step the engine hands the stores: :meth:`transition`, or, for a policy
-        with ``risk_decay``, :meth:`decaying_transition` (which calls it); for a policy with
-        groups, :meth:`grouped_transition` (which calls the agent's group's)."""
+        self._decaying = decay is not None
+        """Whether this decider's own settings decay risk (a view's: its group's)."""
+        self.step: Callable[..., tuple[Decision, State]] = self.transition
+        """The state step the engine hands the stores: :meth:`transition`; for a policy with
+        groups, :meth:`grouped_transition` (which takes the agent's group's)."""
         self._members: dict[str, Decider] = {}
         """Agent id to its group's decider (a cache: membership is a function of the id)."""
         self._limit_keys = frozenset(all_limits(self.policy))
@@ -145,7 +148,9 @@ class Decider:
         self._group_limits: tuple[LimitSpec, ...] = ()
         self._limits_by_action = {name: action.limits for action in self.policy.actions
                                   for name in action.names}
-        self._applicable: dict[tuple[str, str], tuple[LimitSpec, ...]] = {}
+        self._applicable: dict[tuple[int, str], tuple[_Window, ...]] = {}
+        """Per matched row and action, the windows that count its allowed decision (a cache:
+        see :meth:`limits_of`)."""
         self._limit_classes: dict[tuple[str, str], type[EvaluatedDecision]] = {}
         if self.policy.groups:
             self._ungrouped = self._for_group(None)
@@ -163,8 +168,8 @@ class Decider:
                                                       settings.strikes)
         decay = settings.risk_decay
         view._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
-        view.decays = decay is not None
-        view.step = view.transition if decay is None else view.decaying_transition
+        view.decays = view._decaying = decay is not None
+        view.step = view.transition
         view._group_limits = () if group is None else group.limits
         view._applicable = {}
         return view
@@ -225,37 +230,14 @@ class Decider:
         return self.step(state, agent_id, action, fields, code, payload, None,
                          time.time() if now is None else now)
 
-    def decaying_transition(self, state: State, agent_id: str, action: str, fields: Any,
-                            code: int, payload: Any, seq: int | None = None,
-                            now: float = 0.0) -> tuple[Decision, State]:
-        """The state step of a policy with ``risk_decay``: decay the agent's risk to ``now``
-        (:func:`decay`), take :meth:`transition` on the decayed state, and keep the anchor
-        (set to ``now`` when the decision raises the risk from 0; none while the risk is 0).
-        The decision's ``decayed`` is how much decay took off before it."""
-        amount, period_us = self._decay
-        now_us = round(now * 1_000_000)
-        taken, cumulative, anchor = decay(state, now_us, amount, period_us)
-        inner = ((cumulative, state[1], state[2]) if len(state) < 5
-                 else (cumulative, state[1], state[2], None, state[4]))
-        decision, after = self.transition(inner, agent_id, action,
-                                          fields, code, payload, seq, now)
-        kept = decision.__dict__
-        kept["decayed"] = taken
-        if after[0] == 0:
-            kept["decay_anchor"] = None
-            return decision, after if len(after) > 4 else after[:3]
-        anchor = kept["decay_anchor"] = now_us if anchor is None else anchor
-        if len(after) > 4:   # limit windows
-            return decision, cast(State, (after[0], after[1], after[2], anchor, after[4]))
-        return decision, (after[0], after[1], after[2], anchor)  # type: ignore[return-value]
-
     def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
         """``state`` as it reads at ``now``: with the ``risk_decay`` of the agent's group or
         the policy applied (nothing is written); ``state`` itself without decay."""
         view = self.member(agent_id, assignment(state))
         if not view.decays:
             return state
-        _, cumulative, anchor = decay(state, round(now * MICROSECONDS), *view._decay)
+        _, cumulative, anchor = decay(state[0], state[3] if len(state) > 3 else None,
+                                      round(now * MICROSECONDS), *view._decay)
         plain = (cumulative, state[1], state[2])
         return plain if anchor is None else _anchored(plain, anchor)
 
@@ -268,53 +250,87 @@ class Decider:
         rejected keeps a JSON-safe copy of it for the audit log. ``seq`` is the seq the store
         gives the decision's audit record, if it keeps one; ``now`` is the decision's time (the
         engine's clock; the record's ``time``).
+
+        One step for every setting, in this order: the agent's risk decays to ``now`` (under
+        ``risk_decay``: :func:`decay`; the decision's ``decayed`` is how much it took off), rows
+        that read the agent's state match on it, then the outcome: an ``allow`` is checked
+        against its rate limits (:func:`counted`), then the threshold. The new state keeps the
+        decay anchor (set to ``now`` when the decision raises the risk from 0; none while the
+        risk is 0) and the limit windows (:data:`State`).
         """
-        try:
+        if len(state) == 3:
             cumulative, blocked, down = state
-            windows = None
-        except ValueError:   # a state with a decay anchor (the caller keeps it) or limit windows
+            anchor = windows = None
+        else:   # a decay anchor, limit windows or an operator's group assignment follow
+            cumulative, blocked, down = state[0], state[1], state[2]
+            anchor = state[3]
             windows = state[4] if len(state) > 4 else None
-            cumulative, blocked, down = state = state[:3]
-        if down:
-            decision = _new(self._specials.already)
-            _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
-                                    _kept(fields, code), code, payload, state))
-            return decision, state if not windows else _windowed(state, windows)
+            state = (cumulative, blocked, down)
+        decaying = self._decaying
+        if decaying:
+            now_us = round(now * MICROSECONDS)
+            taken, cumulative, anchor = decay(cumulative, anchor, now_us, *self._decay)
+            if taken:
+                state = (cumulative, blocked, down)
         if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
             block, values = payload
             payload = (*values, self.group, cumulative, blocked)
             code = block(payload) if self._finish is None else self._finish(block, payload)
+        if down:
+            decision = _new(self._specials.already)
+            _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
+                                    _kept(fields, code), code, payload, state))
+            if decaying:
+                return self._decayed(decision, state, anchor, windows, taken, now_us)
+            return decision, state if not windows else (*state, None, windows)
+        over = None
+        reason: str | None
         if code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
-            limits = self.limited and row.allows and self.limits_of(row.rule.id, action)
-            over = limits and windows and self._over_limit(limits, windows, now)
-            if over:
-                cls, reason = self._limit_class(row, over[0]), over[1]
-            elif row.allows and projected <= self._threshold:
-                decision = _new(row.allowed_class)
-                reason = None if row.render is None else row.render(payload, action, agent_id)
-                _set_varying(decision, (agent_id, action, projected, projected, blocked,
-                                        reason, seq, None, code, payload, state))
-                if limits:   # the decision counts in each limit that applies
-                    return decision, _windowed((projected, blocked, False), count_decision(
-                        windows, limits, round(now * MICROSECONDS), self._limit_keys))
-                return decision, (state if projected == cumulative
-                                  else (projected, blocked, False))
-            elif row.allows:
-                cls = row.threshold_class
-                reason = (f"Projected risk would reach {projected}/{self._threshold}. "
-                          "Action blocked before execution.")
+            if row.allows:
+                limits = self._applicable.get((code, action)) if self.limited else ()
+                if limits is None:
+                    limits = self.limits_of(code, action)
+                if limits:   # the decision would count in each limit that applies
+                    if not decaying:
+                        now_us = round(now * MICROSECONDS)
+                    after_windows = counted(windows, limits, now_us, self._limit_keys)
+                    if after_windows is None:
+                        over = self._over_limit(limits, windows, now_us)
+                else:
+                    after_windows = windows
+                if over is not None:
+                    cls, reason = self._limit_class(row, over[0]), over[1]
+                elif projected <= self._threshold:
+                    decision = _new(row.allowed_class)
+                    reason = None if row.render is None else row.render(payload, action,
+                                                                         agent_id)
+                    _set_varying(decision, (agent_id, action, projected, projected, blocked,
+                                            reason, seq, None, code, payload, state))
+                    if decaying:
+                        return self._decayed(decision, (projected, blocked, False), anchor,
+                                             after_windows, taken, now_us)
+                    if after_windows:
+                        return decision, cast(State, (projected, blocked, False, None,
+                                                      after_windows))
+                    return decision, (state if projected == cumulative
+                                      else (projected, blocked, False))
+                else:
+                    cls = row.threshold_class
+                    reason = (f"Projected risk would reach {projected}/{self._threshold}. "
+                              "Action blocked before execution.")
             elif row.reviews:   # held for an operator: no strike, the state unchanged
                 held = self._hold(row, state, agent_id, action, payload, code, seq, now)
-                return held, state if not windows else _windowed(state, windows)
+                if decaying:
+                    return self._decayed(held, state, anchor, windows, taken, now_us)
+                return held, state if not windows else cast(State, (*state, None, windows))
             else:
                 cls = row.ruled_class
                 reason = None if row.render is None else row.render(payload, action, agent_id)
             strike_out = row.strike_out_class
         else:
             projected = cumulative
-            over = None
             cls, reason = self._specials.refused(code, action, payload)
             strike_out = self._specials.strike_out
         blocked += 1
@@ -327,47 +343,61 @@ class Decider:
         _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason, seq,
                                 _kept(fields, code), code, payload, state))
         after = (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
+        if over is not None:
+            decision.__dict__["limit"] = over[2]
+        if decaying:
+            return self._decayed(decision, after, anchor, windows, taken, now_us)
+        return decision, after if not windows else (*after, None, windows)
+
+    @staticmethod
+    def _decayed(decision: Decision, after: tuple[int, int, bool], anchor: int | None,
+                 windows: Windows | None, taken: int, now_us: int) -> tuple[Decision, State]:
+        """The decision and new state of a step under ``risk_decay``: the decision keeps how
+        much decay took off and the anchor; the state keeps the anchor (``now`` for a risk just
+        raised from 0; none for a risk of 0) and the windows."""
+        kept = decision.__dict__
+        kept["decayed"] = taken
+        if after[0] == 0:
+            anchor = None
+        elif anchor is None:
+            anchor = now_us
+        kept["decay_anchor"] = anchor
         if windows:
-            if over:
-                decision.__dict__["limit"] = over[2]
-            return decision, _windowed(after, windows)
-        return decision, after
+            return decision, cast(State, (*after, anchor, windows))
+        return decision, after if anchor is None else cast(State, (*after, anchor))
 
     # -- rate limits ---------------------------------------------------------------------------
 
-    def limits_of(self, rule_id: str, action: str) -> tuple[LimitSpec, ...]:
-        """The limits that count an allowed decision of ``rule_id`` on ``action`` for an agent
-        of this view's group, in the order they are checked (docs/language.md, "Rate limits"):
-        the rule's, the action block's, the group's on the action, the group's on all."""
-        found = self._applicable.get((rule_id, action))
+    def limits_of(self, code: int, action: str) -> tuple[_Window, ...]:
+        """The windows that count an allowed decision of row ``code`` on ``action`` for an
+        agent of this view's group, in the order they are checked (docs/language.md, "Rate
+        limits"): the rule's limit, the action block's, the group's on the action, the group's
+        on all."""
+        found = self._applicable.get((code, action))
         if found is None:
-            rule_limit = self.policy.rule(rule_id).limit
-            found = (*(() if rule_limit is None else (rule_limit,)),
-                     *self._limits_by_action.get(action, ()),
-                     *(limit for limit in self._group_limits if limit.action == action),
-                     *(limit for limit in self._group_limits if limit.action is None))
+            rule_limit = self._rows[code].rule.limit
+            found = tuple((limit.key, limit.count, limit.period * MICROSECONDS, limit) for limit in (
+                *(() if rule_limit is None else (rule_limit,)),
+                *self._limits_by_action.get(action, ()),
+                *(limit for limit in self._group_limits if limit.action == action),
+                *(limit for limit in self._group_limits if limit.action is None)))
             if len(self._applicable) >= _MEMBER_CACHE:
                 self._applicable.clear()
-            self._applicable[(rule_id, action)] = found
+            self._applicable[(code, action)] = found
         return found
 
     @staticmethod
-    def _over_limit(limits: tuple[LimitSpec, ...], windows: Windows,
-                    now: float) -> tuple[LimitSpec, str, dict[str, Any]] | None:
-        """The first of ``limits`` the decision would go over, its reason and what the
-        decision reports as its ``limit``; ``None`` when none: a limit of N per D is reached
-        when N counted decisions are in ``(now - D, now]``."""
-        now_us = round(now * MICROSECONDS)
-        for limit in limits:
-            times = windows.get(limit.key)
-            # the last N times are kept, sorted: N in the window when the N-th last is in it
-            if times and len(times) >= limit.count and \
-                    times[-limit.count] > now_us - limit.period * MICROSECONDS:
+    def _over_limit(limits: tuple[_Window, ...], windows: Windows | None,
+                    now_us: int) -> tuple[LimitSpec, str, dict[str, Any]]:
+        """The first of ``limits`` the decision would go over (there is one: :func:`counted`
+        said so), its reason and what the decision reports as its ``limit``."""
+        for key, _, _, limit in limits:
+            count = counted_in_window((windows or {}).get(key, ()), now_us, limit)
+            if count >= limit.count:
                 return (limit, f"Rate limit reached: {limit} for {limit.target}. Action "
                                "blocked before execution.",
-                        {"limit": str(limit), "for": limit.target,
-                         "count": counted_in_window(times, now_us, limit)})
-        return None
+                        {"limit": str(limit), "for": limit.target, "count": count})
+        raise AssertionError("no limit is reached")
 
     def _limit_class(self, row: _RuleOutcomes, limit: LimitSpec) -> type[EvaluatedDecision]:
         rule = row.rule
@@ -592,7 +622,7 @@ MICROSECONDS = 1_000_000
 """Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
 
 
-def decay(state: tuple[int, ...], now_us: int, amount: int,
+def decay(risk: int, anchor: int | None, now_us: int, amount: int,
           period_us: int) -> tuple[int, int, int | None]:
     """Risk decay at ``now_us`` (docs/language.md, "Risk decay"): ``(taken, risk, anchor)``.
 
@@ -602,8 +632,6 @@ def decay(state: tuple[int, ...], now_us: int, amount: int,
     risk above 0 without one (raised before the policy had decay) starts decaying now. A clock
     that went back (``now`` before the anchor) decays nothing.
     """
-    risk = state[0]
-    anchor: int | None = state[3] if len(state) > 3 else None
     if risk <= 0:
         return 0, risk, None
     if anchor is None:
@@ -632,34 +660,34 @@ def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> 
     return len(times) - bisect.bisect_right(times, now_us - limit.period * MICROSECONDS)
 
 
-def count_decision(windows: Windows | None, limits: tuple[LimitSpec, ...], now_us: int,
-                   keys: frozenset[str]) -> Windows:
-    """New windows with an allowed decision at ``now_us`` counted in each of ``limits``: each
-    keeps its times still in the window and this one, sorted, at most the limit's count (the
-    latest). Cheap when the time is the latest (as it is unless a clock went back)."""
+def counted(windows: Windows | None, limits: tuple[_Window, ...], now_us: int,
+            keys: frozenset[str]) -> Windows | None:
+    """New windows with an allowed decision at ``now_us`` counted in each of ``limits``, or
+    ``None`` when one of them is reached (N counted decisions of a limit of N per D in
+    ``(now - D, now]``). Each window keeps its times still in it and this one, sorted: at most
+    the limit's count. Windows of keys no limit of the policy has (left by an earlier policy)
+    are dropped. Constant time per limit when the time is the latest (as it is unless a clock
+    went back)."""
     if windows is None:
         kept: Windows = {}
     elif windows.keys() <= keys:
         kept = windows.copy()
     else:
         kept = {key: times for key, times in windows.items() if key in keys}
-    for limit in limits:
-        times = kept.get(limit.key)
-        if times and times[0] <= now_us - limit.period * MICROSECONDS:   # some left the window
-            times = times[bisect.bisect_right(times, now_us - limit.period * MICROSECONDS):]
+    for key, count, period_us, _ in limits:
+        times = kept.get(key)
         if not times:
-            kept[limit.key] = (now_us,)
-        elif times[-1] <= now_us:
-            kept[limit.key] = (*times[1 - limit.count:], now_us) if limit.count > 1 else (now_us,)
-        else:   # a clock that went back: in its place, still the latest N
-            times = (*times, now_us)
-            kept[limit.key] = tuple(sorted(times))[-limit.count:]
+            kept[key] = (now_us,)
+            continue
+        if times[0] <= now_us - period_us:   # some left the window
+            times = times[bisect.bisect_right(times, now_us - period_us):]
+        if len(times) >= count:
+            return None
+        if not times or times[-1] <= now_us:
+            kept[key] = (*times, now_us)
+        else:   # a clock that went back: in its place
+            kept[key] = tuple(sorted((*times, now_us)))
     return kept
-
-
-def _windowed(state: tuple[Any, ...], windows: Windows) -> State:
-    """A three-item state with limit windows (no decay anchor: the decaying step adds it)."""
-    return cast(State, (state[0], state[1], state[2], None, windows))
 
 
 def assignment(state: tuple[Any, ...]) -> str | None:

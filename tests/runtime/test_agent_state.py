@@ -84,6 +84,21 @@ def test_known_answers(store: Store) -> None:
     assert rule("y", rows=0) == "NO_MORE_EXPORTS"
 
 
+def test_a_shut_down_agent_on_rows_that_read_state_is_logged_with_its_input(
+        store: Store) -> None:
+    """A shut-down agent's action whose rows read the agent's state is decided without them,
+    and its record keeps the input as sent (it once kept the unmatched rows, which no log could
+    hold: the decision failed, and the in-memory log could no longer be read)."""
+    engine = Engine(table(), store, clock=Clock())
+    for _ in range(3):
+        engine.evaluate("y", "BAD")
+    decision = engine.evaluate("y", "EXPORT_DATA", {"rows": 5})
+    assert decision.rule_id == "AGENT_ALREADY_SHUT_DOWN"
+    last = list(engine.audit_records())[-1]
+    assert (last["agent"], last["input"]) == ("y", {"rows": 5})
+    assert engine.verify_audit().ok
+
+
 def test_the_state_is_read_after_decay() -> None:
     clock = Clock()
     engine = Engine(table(), MemoryStore(), clock=clock)

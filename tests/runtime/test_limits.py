@@ -140,6 +140,21 @@ def test_group_limits_apply_to_its_agents_only(store: Store) -> None:
         assert refund(engine, "someone").allowed   # not in the group
 
 
+def test_an_allowed_decision_no_limit_counts_keeps_the_windows(store: Store) -> None:
+    """A decision that no limit counts (here `otherwise allow`) leaves the agent's windows as
+    they were: refunds past the limit stay blocked (they were allowed again before the fix;
+    the window law below covers an unlimited rule with risk)."""
+    clock = Clock()
+    engine = engine_on(store, clock)
+    for _ in range(2):
+        assert_decision(refund(engine, "a", 60), "Allowed", "LARGE_REFUND")
+        clock.now += 60
+    assert_decision(engine.evaluate("a", "SEND_NOTICE", {"amount": 1}), "Allowed", "OTHER")
+    assert_decision(refund(engine, "a", 60), "Blocked", "RATE_LIMIT_EXCEEDED", blocked=1)
+    assert [usage["count"] for usage in engine.limits("a")
+            if usage["for"] == "`LARGE_REFUND`"] == [2]
+
+
 def test_reset_clears_the_windows(store: Store) -> None:
     clock = Clock()
     engine = engine_on(store, clock)
@@ -208,12 +223,18 @@ action A {
   allow as A limit 3 per 1m
 }
 
+action B {
+  allow risk 1 as B
+}
+
 otherwise block as NO
 ''')
 
 
-GAPS = st.lists(st.integers(min_value=0, max_value=90_000_000), min_size=1, max_size=40)
-"""Microseconds between an agent's decisions (0 to 90 s, around the 60 s window)."""
+STEPS = st.lists(st.tuples(st.integers(min_value=0, max_value=90_000_000),
+                           st.sampled_from("AAB")), min_size=1, max_size=40)
+"""An agent's decisions: microseconds since its last (0 to 90 s, around the 60 s window) and
+the action, `A` (limited) or `B` (allowed, no limit: it must leave A's window as it is)."""
 
 
 def oracle_allows(allowed: list[int], now_us: int) -> bool:
@@ -222,18 +243,18 @@ def oracle_allows(allowed: list[int], now_us: int) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(GAPS)
-def test_the_window_is_the_brute_force_one(gaps_us: list[int]) -> None:
+@given(STEPS)
+def test_the_window_is_the_brute_force_one(steps: list[tuple[int, str]]) -> None:
     decider = Decider(ORACLE_POLICY)
     state: Any = (0, 0, False)
     allowed: list[int] = []
     now_us = 1_700_000_000_000_000
-    for gap in gaps_us:
+    for gap, action in steps:
         now_us += gap
-        decision, state = decider.decide("A", {}, state, now=now_us / 1_000_000)
-        expected = oracle_allows(allowed, now_us)
-        assert decision.allowed == expected, (allowed, now_us)
-        if expected:
+        decision, state = decider.decide(action, {}, state, now=now_us / 1_000_000)
+        expected = action == "B" or oracle_allows(allowed, now_us)
+        assert decision.allowed == expected, (allowed, now_us, action)
+        if expected and action == "A":
             allowed.append(now_us)
         assert len(state) < 5 or len(state[4]["rule A per 60"]) <= 3   # bounded memory
 
@@ -246,17 +267,17 @@ def test_the_window_is_the_brute_force_one_in_every_store(store: Store) -> None:
 
     @settings(max_examples=25, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
-    @given(GAPS)
-    def law(gaps_us: list[int]) -> None:
+    @given(STEPS)
+    def law(steps: list[tuple[int, str]]) -> None:
         agent = f"agent-{next(agents)}"
         allowed: list[int] = []
         now_us = round(clock.now * 1_000_000)
-        for gap in gaps_us:
+        for gap, action in steps:
             now_us += gap
             clock.now = now_us / 1_000_000
-            expected = oracle_allows(allowed, round(clock.now * 1_000_000))
-            assert engine.evaluate(agent, "A").allowed == expected, (allowed, now_us)
-            if expected:
+            expected = action == "B" or oracle_allows(allowed, round(clock.now * 1_000_000))
+            assert engine.evaluate(agent, action).allowed == expected, (allowed, now_us, action)
+            if expected and action == "A":
                 allowed.append(round(clock.now * 1_000_000))
         clock.now += 3600
 
