@@ -195,6 +195,31 @@ def test_windows_survive_a_restart(tmp_path: Path) -> None:
     engine.close()
 
 
+def test_windows_edited_in_the_file_are_read_as_edited(tmp_path: Path) -> None:
+    """The store decodes a windows text once and keeps it for the next read of the same text;
+    an edited text is another text, read as edited (and text that is no windows counts as
+    none), so the cache never hides a change to the file."""
+    path = tmp_path / "limits.db"
+    clock = Clock()
+    engine = engine_on(SQLiteStore(path), clock)
+    for _ in range(2):
+        assert_decision(refund(engine, "a", 60), "Allowed", "LARGE_REFUND")
+    key = "rule LARGE_REFUND per 3600"
+
+    def edit(text: str) -> None:
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE agents SET limit_windows = ? WHERE agent_id = 'a'",
+                               (text,))
+
+    edit(f'{{"{key}":[{round(T0 * 1_000_000)}]}}')   # one of the two taken out
+    assert_decision(refund(engine, "a", 60), "Allowed", "LARGE_REFUND")
+    assert_decision(refund(engine, "a", 60), "Blocked", "RATE_LIMIT_EXCEEDED", blocked=1)
+    edit("not windows")
+    assert [usage["count"] for usage in engine.limits("a")
+            if usage["for"] == "`LARGE_REFUND`"] == [0]
+    engine.close()
+
+
 def test_a_version_3_file_is_upgraded_and_keeps_its_agents(tmp_path: Path) -> None:
     legacy = tmp_path / "legacy-v3.db"
     shutil.copy(Path(__file__).parents[1] / "fixtures" / "stores" / "legacy-v3.db", legacy)

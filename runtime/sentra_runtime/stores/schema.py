@@ -57,8 +57,33 @@ def windows_text(state: tuple[Any, ...]) -> str | None:
     whole microseconds); ``None`` when it has none."""
     if len(state) < 5 or not state[4]:
         return None
-    return json.dumps({key: list(times) for key, times in state[4].items()},
-                      sort_keys=True, separators=(",", ":"))
+    windows = state[4]
+    known = _TEXTS.get(id(windows))
+    if known is not None and known[0] is windows:   # read from the store, unchanged since
+        return known[1]
+    text = _encode({key: list(times) for key, times in windows.items()})
+    _remember(text, windows)
+    return text
+
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_CACHE_SIZE = 8192
+"""How many windows texts a process keeps decoded (then it starts again)."""
+_DECODED: dict[str, dict[str, tuple[int, ...]]] = {}
+"""Windows text to the windows it decodes to: a store reads back what it wrote at the agent's
+last decision, and decodes it once. The windows are never changed in place (the decider makes
+new ones), so one value serves every read of its text."""
+_TEXTS: dict[int, tuple[dict[str, tuple[int, ...]], str]] = {}
+"""``id(windows)`` to the windows and their text, for the windows in :data:`_DECODED`: a
+decision that leaves them as they were writes the same text without encoding it again."""
+
+
+def _remember(text: str, windows: dict[str, tuple[int, ...]]) -> None:
+    if len(_DECODED) >= _CACHE_SIZE:
+        _DECODED.clear()
+        _TEXTS.clear()
+    _DECODED[text] = windows
+    _TEXTS[id(windows)] = (windows, text)
 
 
 def stored_state(risk: int, blocked: int, down: Any, anchor: int | None,
@@ -78,6 +103,9 @@ def stored_state(risk: int, blocked: int, down: Any, anchor: int | None,
 
 
 def _windows(text: str) -> dict[str, tuple[int, ...]] | None:
+    known = _DECODED.get(text)
+    if known is not None:
+        return known
     try:
         data = json.loads(text)
     except ValueError:
@@ -89,4 +117,6 @@ def _windows(text: str) -> dict[str, tuple[int, ...]] | None:
         if not isinstance(times, list) or not all(type(t) is int for t in times):
             return None
         kept[key] = tuple(sorted(times))
+    if kept:
+        _remember(text, kept)
     return kept
