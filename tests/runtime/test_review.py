@@ -555,3 +555,31 @@ def test_verification_checks_tickets_in_memory_and_postgres(table: dict[str, Any
             store._tickets[held.ticket], status="approved")  # type: ignore[index]
         result = engine.verify_audit()
         assert not result.ok and "edited ticket" in result.problem
+
+
+@pytest.mark.parametrize("audit", [True, False])
+def test_the_memory_store_forgets_settled_tickets_and_keeps_pending_ones(
+        table: dict[str, Any], audit: bool) -> None:
+    """A long-running in-memory store stays bounded: a settled ticket is kept while its log
+    holds the record of its last step (without a log: the last `audit_limit` settled tickets);
+    a pending ticket is kept until it is settled, however old."""
+    engine, _ = engine_on(table, MemoryStore(audit=audit, audit_limit=4))
+    waiting = engine.evaluate("a", "ISSUE_REFUND", {"amount": 200}).ticket
+    settled = []
+    for number in range(6):
+        ticket = engine.evaluate(f"b{number}", "ISSUE_REFUND", {"amount": 200}).ticket
+        engine.review(ticket, approve=True, operator="alice")
+        settled.append(ticket)
+    for _ in range(4):
+        engine.evaluate("c", "READ")
+    kept = {ticket.ticket for ticket in engine.tickets()}
+    assert waiting in kept and engine.ticket(waiting).status == "pending"
+    if audit:   # the last verdicts' records have left the 4-record log too
+        assert not kept & set(settled)
+        assert engine.verify_audit().ok
+    else:
+        assert kept & set(settled) == set(settled[-4:])
+    with pytest.raises(UnknownTicket):
+        engine.ticket(settled[0])
+    engine.review(waiting, approve=False, operator="bob")
+    assert engine.state("a").blocked_attempts == 1

@@ -34,6 +34,10 @@ class MemoryStore:
 
     ``audit=False`` keeps no log at all; ``audit_limit=None`` keeps every record (memory grows
     with every decision: for short runs and tests that need the whole log).
+
+    Review tickets: a pending one is kept until it is settled; a settled one (approved, blocked,
+    denied, expired, cancelled) while the log holds the record of its last step (without a
+    log: the last ``audit_limit`` settled tickets), so a long-running store stays bounded.
     """
 
     def __init__(self, *, audit: bool = True,
@@ -51,7 +55,11 @@ class MemoryStore:
         self._sealed_seq = 0
         self._sealed_hash: str | None = None
         self._tickets: dict[str, review.Ticket] = {}
-        """Review tickets by id, in the order they were made (kept for the store's life)."""
+        """Review tickets by id, in the order they were made."""
+        self._audit_limit = audit_limit
+        self._settled_order: deque[tuple[int | None, str]] = deque()
+        """Settled tickets, oldest step first: the seq of the record of their last step and
+        their id (see :meth:`_forget_settled`)."""
 
     def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
               payload: Any, now: float | None = None, *,
@@ -122,12 +130,15 @@ class MemoryStore:
 
     def ticket(self, ticket_id: str) -> review.Ticket | None:
         """The ticket with this id, as stored (``None``: no such ticket)."""
-        return self._tickets.get(ticket_id)
+        with self._lock:
+            self._forget_settled()
+            return self._tickets.get(ticket_id)
 
     def tickets(self, status: str | None = None,
                 agent_id: str | None = None) -> list[review.Ticket]:
         """The tickets with this status of this agent (``None``: any), oldest first."""
         with self._lock:
+            self._forget_settled()
             return [ticket for ticket in self._tickets.values()
                     if (status is None or ticket.status == status)
                     and (agent_id is None or ticket.agent_id == agent_id)]
@@ -154,7 +165,25 @@ class MemoryStore:
         self._tickets[ticket.ticket] = ticket
         if settlement.state is not None:
             self._states[ticket.agent_id] = settlement.state  # type: ignore[assignment]
-        self._append(settlement.record)
+        seq = self._append(settlement.record)
+        if ticket.status != review.PENDING:
+            self._settled_order.append((seq, ticket.ticket))
+            self._forget_settled()
+
+    def _forget_settled(self) -> None:
+        """Drop the settled tickets whose last record the log no longer holds (without a log:
+        past the newest ``audit_limit``), oldest first (under the lock)."""
+        order = self._settled_order
+        if self._keep_audit:
+            if self._audit_limit is None:
+                order.clear()   # every record is held: so is every ticket
+                return
+            gone = self._seq - len(self._log)   # the records up to this seq left the log
+            while order and order[0][0] is not None and order[0][0] <= gone:
+                self._tickets.pop(order.popleft()[1], None)
+        elif self._audit_limit is not None:
+            while len(order) > self._audit_limit:
+                self._tickets.pop(order.popleft()[1], None)
 
     def set_state(self, agent_id: str, cumulative_risk: int, blocked_attempts: int,
                   shut_down: bool = False, *, decay_anchor: float | None = None) -> None:
@@ -242,6 +271,7 @@ class MemoryStore:
         before it are gone, see :attr:`dropped`), and the agents' states against it (each
         agent the held records name is in the state its newest record leaves it in)."""
         with self._lock:
+            self._forget_settled()
             tickets = [(ticket.ticket, ticket.status) for ticket in self._tickets.values()]
         records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
