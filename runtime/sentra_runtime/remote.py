@@ -221,6 +221,9 @@ class RemoteEngine(ServerClient):
     raise :class:`SentraError`. Safe to share between threads; connections are kept alive.
     """
 
+    page_size = 1000
+    """How many items one request of a listing (:meth:`tickets`) asks for."""
+
     def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
                  read_token: str | None = None, timeout: float = 5.0,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -281,6 +284,57 @@ class RemoteEngine(ServerClient):
             raise SentraError(f"cannot read review ticket {ticket!r}: the answer has the "
                               "wrong shape")
         return answer
+
+    def tickets(self, status: str | None = None, agent_id: str | None = None) -> list[dict[str, Any]]:
+        """The review tickets with this status of this agent (``None``: any), oldest first, as
+        the server shows them (every page of ``GET /v1/reviews``, with the read token);
+        :class:`SentraError` when they cannot be read."""
+        for name, value in (("status", status), ("agent_id", agent_id)):
+            if value is not None and not isinstance(value, str):
+                raise SentraError(f"{name} must be a string or None, not {type(value).__name__}")
+        query = {"limit": str(self.page_size),
+                 **({"status": status} if status is not None else {}),
+                 **({"agent": agent_id} if agent_id is not None else {})}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._read("/v1/reviews?" + urllib.parse.urlencode(query),
+                              "cannot list the review tickets")
+            if not isinstance(page, dict) or not isinstance(page.get("tickets"), list):
+                raise SentraError("cannot list the review tickets: the answer has the wrong "
+                                  "shape")
+            found += [item for item in page["tickets"] if isinstance(item, dict)]
+            after = page.get("next_after")
+            if not isinstance(after, str):
+                return found
+            query["after"] = after
+
+    def review(self, ticket: str, approve: bool, *, operator: str,
+               note: str | None = None) -> Decision:
+        """:meth:`Engine.review <sentra_runtime.Engine.review>` over the server: approve (or
+        deny) a pending ticket with the operator token, recorded with ``operator`` and
+        ``note``; the verdict's decision (its ``seq`` the verdict's record). Never sent twice.
+        :class:`SentraError` when the server refuses it: an unknown ticket (404), a ticket no
+        longer pending (409: a verdict is given once), a missing or wrong token (401/403)."""
+        if not isinstance(ticket, str):
+            raise SentraError(f"ticket must be a string, not {type(ticket).__name__}")
+        if not isinstance(approve, bool):
+            raise SentraError(f"approve must be True or False, not {approve!r}")
+        if not isinstance(operator, str) or not operator:
+            raise SentraError("a verdict needs the operator's name (operator=...)")
+        if note is not None and not isinstance(note, str):
+            raise SentraError(f"note must be a string or None, not {type(note).__name__}")
+        verb = "approve" if approve else "deny"
+        path = f"/v1/reviews/{urllib.parse.quote(ticket, safe='')}/{verb}"
+        body = {"operator": operator, **({"note": note} if note is not None else {})}
+        try:
+            answer = self._json(self._send("POST", path, body, idempotent=False,
+                                           headers=self._authorization(self.token)))
+            return decision_from_wire({"seq": answer.get("seq") if isinstance(answer, dict)
+                                       else None,
+                                       "decision": answer.get("decision")
+                                       if isinstance(answer, dict) else None})
+        except (TransportError, ValueError) as error:
+            raise SentraError(f"{verb} of review ticket {ticket!r} refused: {error}") from None
 
     def _verdict(self, ticket: str) -> tuple[str, Decision | None]:
         """Where a ticket stands, for a waiting guard: a ticket that cannot be read now is

@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a process the closed pipe stopped
 
 COMMANDS = ["check", "compile", "fmt", "explain", "audit", "test", "replay", "docs", "serve",
-            "lsp", "diff", "mcp-proxy", "db"]
+            "lsp", "diff", "mcp-proxy", "db", "review"]
 
 
 class UsageError(Exception):
