@@ -301,6 +301,8 @@ def undeclared_group(group: object, names: list[str]) -> str:
     """Why an assignment to ``group`` is refused, with the nearest declared name."""
     if not names:
         return f"the policy declares no groups: `{group}` cannot be assigned"
-    close = difflib.get_close_matches(str(group), names, n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else f" (declared: {', '.join(names)})"
+    by_case = {name.casefold(): name for name in names}
+    close = difflib.get_close_matches(str(group).casefold(), list(by_case), n=1)
+    hint = (f"; did you mean `{by_case[close[0]]}`?" if close
+            else f" (declared: {', '.join(f'`{name}`' for name in names)})")
     return f"the policy declares no group `{group}`{hint}"

@@ -19,7 +19,7 @@ from sentra_lang.server import models
 from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
 from sentra_lang.server.compat import agent_settings, policy_description, sentra_event
 from sentra_lang.server.events import EventBroadcast
-from sentra_lang.server.gate import Gate, PolicyRefused, field_errors
+from sentra_lang.server.gate import FieldError, Gate, PolicyRefused, field_errors
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
 from sentra_lang.server.store import Reads
 
@@ -191,8 +191,9 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
     def assign_group(agent_id: str, request: GroupRequest, _: str = authorised) -> JSONResponse:
         try:
             record = gate.assign_group(agent_id, request.group, request.operator)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
+        except ValueError as error:   # a group the policy does not declare: located
+            problem = FieldError(("body", "group"), "value_error", str(error), request.group)
+            return JSONResponse(status_code=422, content={"detail": [problem.to_dict()]})
         return JSONResponse({"seq": record["seq"], "agent": agent_view(gate, agent_id)})
 
     @api.post("/reset", summary="Reset every agent (operator token)", operation_id="reset_all",

@@ -808,9 +808,6 @@ def test_hostile_group_bodies_are_clear_4xx_and_assign_nothing(
     assert hostile.head() == head
 
 
-@pytest.mark.xfail(strict=True, reason="PUT /v1/agents/{id}/group answers an undeclared group "
-                   "with {\"detail\": \"...\"} (a string, no loc), not the documented 422 shape "
-                   "(sentra_lang/server/native.py:195)")
 @pytest.mark.parametrize("group", ["TRUSTED", "trusted\u0000", "trustd"])
 def test_an_undeclared_group_is_a_422_of_the_documented_shape(hostile: Server,
                                                                 group: str) -> None:

@@ -84,6 +84,10 @@ def test_only_a_declared_group_is_assigned(store: Store) -> None:
     with pytest.raises(ValueError, match="the policy declares no group `trustd`; did you mean "
                                          "`trusted`?"):
         engine.assign_group("a", "trustd", operator="alice")
+    with pytest.raises(ValueError, match="declares no group `TRUSTED`; did you mean `trusted`"):
+        engine.assign_group("a", "TRUSTED", operator="alice")   # names differ in case
+    with pytest.raises(ValueError, match=r"declares no group `zzz` \(declared: `trusted`, "):
+        engine.assign_group("a", "zzz", operator="alice")
     with pytest.raises(ValueError, match="operator"):
         engine.assign_group("a", "trusted", operator="")
     assert engine.group("a") == ("", None)
