@@ -368,25 +368,11 @@ STEPS = st.lists(st.sampled_from(AGENTS), min_size=1, max_size=3, unique=True).f
 """A sequence of steps among two or three of the agents (so each is seen often)."""
 
 
-# Two runtime bugs this oracle found (each an xfail(strict=True) known answer below). Until they
-# are fixed the laws step around them, so that they keep checking everything else; when a fix
-# lands, its xfail passes, strict makes that a failure, and these two go with it.
-STEP_AROUND_UNCOUNTED_ALLOW = True
-"""An allowed decision that counts in no limit (`PING` by an agent in no group) empties the
-agent's windows: the laws send `LOOKUP` instead (test_an_allow_counted_in_no_limit_...)."""
-STEP_AROUND_SHUT_DOWN_RECORD = True
-"""The audit record of a shut-down agent's decision under a policy reading `agent.*` holds a
-function, not JSON: the SQL stores raise `TypeError` from `evaluate`, the in-memory store from
-verifying or reading its log later. The durable law skips such decisions; the memory law makes
-them and then verifies no log (test_a_shut_down_agents_decision_is_recorded_in_every_store)."""
-
-
 class Run:
     """One engine and the oracle, fed the same steps; the engine may be reopened on its store."""
 
-    def __init__(self, make_store: Any, clock: Clock, *, durable: bool = False) -> None:
-        self.make_store, self.clock, self.durable = make_store, clock, durable
-        self.verifiable = True
+    def __init__(self, make_store: Any, clock: Clock) -> None:
+        self.make_store, self.clock = make_store, clock
         self.engine = Engine(TABLE, make_store(), clock=clock)
         self.oracle = Oracle()
 
@@ -410,13 +396,6 @@ class Run:
         else:
             self.clock.now += wait
             action = "WIPE" if kind == 12 else action
-            if STEP_AROUND_UNCOUNTED_ALLOW and action == "PING" and not self.oracle.group(agent).name:
-                action = "LOOKUP"
-            known = self.oracle.agents.get(agent)
-            if STEP_AROUND_SHUT_DOWN_RECORD and known is not None and known.down:
-                if self.durable:
-                    return
-                self.verifiable = False
             got = observed(self.engine.evaluate(agent, action, {"amount": amount}))
             assert got == self.oracle.decide(agent, action, amount, self.now()), step
 
@@ -428,8 +407,7 @@ class Run:
             assert limits == self.oracle.limits(agent, self.now()), agent
             assigned = self.oracle.assigned.get(agent)
             assert self.engine.group(agent) == (self.oracle.group(agent).name, assigned), agent
-        if self.verifiable:                    # the stored states, anchors included, = the log's
-            assert self.engine.verify_audit().ok
+        assert self.engine.verify_audit().ok   # the stored states, anchors included, = the log's
 
 
 @settings(max_examples=120, deadline=None)
@@ -449,7 +427,7 @@ def test_law_every_decision_equals_the_oracle_in_a_reopened_database(
     assignments are all in the database."""
     make_store = store_factory(kind, store_target(kind, request, tmp_path))
     clock = Clock()
-    run = Run(make_store, clock, durable=True)
+    run = Run(make_store, clock)
 
     @settings(max_examples=20, deadline=None, database=None, phases=(Phase.generate,),
               suppress_health_check=[HealthCheck.too_slow])   # the memory law shrinks
@@ -550,9 +528,7 @@ def test_an_assigned_group_has_its_limits_and_threshold_not_the_patterns(store: 
     assert back.reason.endswith("Cumulative risk remains 100/90.")
 
 
-# -- where the runtime disagrees with the docs (see STEP_AROUND_... above) ----------------------
-@pytest.mark.xfail(strict=True, reason="runtime bug: an allowed decision that counts in no limit "
-                   "empties the agent's rate-limit windows, so a limit is bypassed")
+# -- two bugs this oracle found (both fixed; each failed before its fix) -----------------------
 def test_an_allow_counted_in_no_limit_keeps_the_windows(store: Store) -> None:
     """docs/language.md, "Rate limits": a limit of N per D blocks a decision when the agent
     already has N counted decisions in (now - D, now]. `x` (no group) has 3 refunds in this
@@ -564,9 +540,6 @@ def test_an_allow_counted_in_no_limit_keeps_the_windows(store: Store) -> None:
     assert rules == ["SMALL_REFUND"] * 3 + ["PING_OK", "RATE_LIMIT_EXCEEDED"]
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="runtime bug: under a policy whose conditions read `agent.*`, the audit "
-                          "record of a shut-down agent's decision holds a function (not JSON)")
 def test_a_shut_down_agents_decision_is_recorded_in_every_store(store: Store) -> None:
     """docs/runtime.md, "Evaluate": a shut-down agent gets Agent Shut Down,
     `AGENT_ALREADY_SHUT_DOWN`, state unchanged; "Audit log": every decision is recorded, in
