@@ -413,7 +413,14 @@ class Policy:
         that group's (``""``: none)."""
         if group is None:
             return self.group_settings(self.group_of(agent_id))
-        return self.group_settings(self.group_named(group))
+        found = self._settings_by_name.get(group)
+        return found if found is not None else self.group_settings(None)
+
+    @cached_property
+    def _settings_by_name(self) -> dict[str, AgentSettings]:
+        """Each declared group's settings by its name (every decision's explanation reads
+        them)."""
+        return {group.name: self.group_settings(group) for group in self.groups}
 
     def group_named(self, name: str) -> GroupSpec | None:
         """The declared group of this name; ``None`` when there is none."""
