@@ -270,3 +270,23 @@ def test_the_record_of_an_async_decision_is_kept_once_as_read_back(tmp_path: Pat
     assert sync.seq is not None and store.committed_record(sync.seq) is None
     assert store.committed_record(seq - 1) is None
     engine.close()
+
+
+def test_the_store_keeps_only_the_latest_records(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records nobody takes do not pile up: past `KEPT_RECORDS` the oldest are dropped (and
+    read back from the database as before)."""
+    from sentra_runtime.stores import sqlite
+
+    monkeypatch.setattr(sqlite, "KEPT_RECORDS", 2)
+    store = SQLiteStore(tmp_path / "bounded.db", group_commit=True)
+    engine = Engine(SENTRA_TABLE, store)
+
+    async def three() -> list[Decision]:
+        return [await engine.evaluate_async("agent-1", "READ_FILE") for _ in range(3)]
+
+    seqs = [decision.seq for decision in asyncio.run(three())]
+    assert all(isinstance(seq, int) for seq in seqs)
+    assert [store.committed_record(seq) is not None for seq in seqs if seq] == [
+        False, True, True]
+    engine.close()

@@ -42,6 +42,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,7 @@ class SQLiteStore:
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: LoopCommit | None = None
-        self._kept: dict[int, tuple[str, str]] = {}
+        self._kept: OrderedDict[int, tuple[str, str]] = OrderedDict()
         self._kept_lock = threading.Lock()
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
@@ -217,7 +218,7 @@ class SQLiteStore:
             kept = self._kept
             kept[seq] = digest, body
             if len(kept) > KEPT_RECORDS:
-                del kept[next(iter(kept))]
+                kept.popitem(last=False)
 
     def committed_record(self, seq: int) -> dict[str, Any] | None:
         """The audit record of a decision :meth:`apply_async` returned lately, at ``seq``, as
