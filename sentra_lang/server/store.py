@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sentra_runtime import Store
+from sentra_runtime.stores.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from sentra_lang.server.gate import Gate
@@ -57,9 +58,15 @@ class AuditReader:
         return self.store.read_records(after, limit, agent=agent, label=label, kind=kind)
 
     def record(self, seq: int | None) -> dict[str, Any] | None:
-        """The record with this seq (``None`` when there is none)."""
+        """The record with this seq (``None`` when there is none). A decision the SQLite store
+        just committed for this process comes from memory (the store's
+        ``committed_record``), without a query."""
         if seq is None or seq < 1:
             return None
+        if isinstance(self.store, SQLiteStore):
+            kept = self.store.committed_record(seq)
+            if kept is not None:
+                return kept
         found = self.store.read_records(seq - 1, 1)
         return found[0] if found and found[0].get("seq") == seq else None
 

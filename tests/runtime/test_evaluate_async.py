@@ -8,6 +8,7 @@ by a commit or by another writer."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sqlite3
 import time
@@ -220,4 +221,72 @@ def test_a_caller_that_stops_waiting_does_not_stop_the_others(tmp_path: Path) ->
         f"agent-{number}" for number in range(8) if number != 3]
     assert {record["agent"] for record in decisions(engine)} == {
         f"agent-{number}" for number in range(8)}
+    engine.close()
+
+
+def test_a_batch_writes_each_agents_last_state_and_nothing_for_a_failed_new_agent(
+        tmp_path: Path) -> None:
+    """One transaction of many decisions (the same agents several times, and a new agent whose
+    only decision fails): each agent's row holds the state its last decision left, the failed
+    agent gets no row and no record, and the log replays to the stored states."""
+    store = SQLiteStore(tmp_path / "batch.db", group_commit=True)
+    engine = Engine(SENTRA_TABLE, store)
+    commits = store.commits
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(
+            engine.evaluate_async("doomed", "DELETE_RECORD", annotations={"seq": "refused"})
+            if number == 5 else engine.evaluate_async(f"agent-{number % 3}", "DELETE_RECORD")
+            for number in range(12)), return_exceptions=True)
+
+    made = asyncio.run(main())
+    assert store.commits - commits == 1   # all twelve waited together: one transaction
+    assert isinstance(made[5], ValueError)
+    assert "doomed" not in engine.agents() and engine.agents() == ["agent-0", "agent-1",
+                                                                   "agent-2"]
+    records = decisions(engine)
+    assert [record["agent"] for record in records] == [
+        f"agent-{number % 3}" for number in range(12) if number != 5]
+    replayed = replay(records)
+    for agent in engine.agents():
+        assert engine.state(agent) == replayed.state(agent), agent
+    assert engine.state("agent-0").cumulative_risk == 90   # three blocks of 30 (shut down)
+    engine.close()
+
+
+def test_the_record_of_an_async_decision_is_kept_once_as_read_back(tmp_path: Path) -> None:
+    """`committed_record(seq)` gives the record of a decision `apply_async` committed exactly
+    as `read_records` reads it back, once; a seq it did not keep gives `None`."""
+    store = SQLiteStore(tmp_path / "kept.db", group_commit=True)
+    engine = Engine(SENTRA_TABLE, store, clock=lambda: 1_700_000_000.5)
+    decision = asyncio.run(engine.evaluate_async("agent-1", "DELETE_RECORD",
+                                                 annotations={"server": {"note": [1, 2.5]}}))
+    seq = decision.seq
+    assert seq is not None
+    kept, read_back = store.committed_record(seq), store.read_records(seq - 1, 1)[0]
+    assert json.dumps(kept) == json.dumps(read_back)   # the same keys, in the same order
+    assert store.committed_record(seq) is None   # given once
+    sync = engine.evaluate("agent-1", "DELETE_RECORD")   # not through apply_async: not kept
+    assert sync.seq is not None and store.committed_record(sync.seq) is None
+    assert store.committed_record(seq - 1) is None
+    engine.close()
+
+
+def test_the_store_keeps_only_the_latest_records(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records nobody takes do not pile up: past `KEPT_RECORDS` the oldest are dropped (and
+    read back from the database as before)."""
+    from sentra_runtime.stores import sqlite
+
+    monkeypatch.setattr(sqlite, "KEPT_RECORDS", 2)
+    store = SQLiteStore(tmp_path / "bounded.db", group_commit=True)
+    engine = Engine(SENTRA_TABLE, store)
+
+    async def three() -> list[Decision]:
+        return [await engine.evaluate_async("agent-1", "READ_FILE") for _ in range(3)]
+
+    seqs = [decision.seq for decision in asyncio.run(three())]
+    assert all(isinstance(seq, int) for seq in seqs)
+    assert [store.committed_record(seq) is not None for seq in seqs if seq] == [
+        False, True, True]
     engine.close()

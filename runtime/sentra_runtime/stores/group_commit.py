@@ -45,6 +45,8 @@ class Pending:
     """The decision's time (the engine's clock)."""
     decision: Decision | None = None
     error: BaseException | None = None
+    sealed: tuple[int, str, str] | None = None
+    """The seq, hash and body text of the audit record the store wrote for the decision."""
     wake: Any = field(default_factory=_thread.allocate_lock)
     """Held until the decision's transaction ended, or until this thread is to lead the next
     group commit (then ``finished`` is false)."""

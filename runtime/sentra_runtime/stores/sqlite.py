@@ -42,7 +42,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -134,7 +136,9 @@ _STATE_AND_LAST_AUDIT = (
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
 )
 _INSERT_AUDIT = "INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)"
-"""The most decisions one group commit takes; the rest wait for the next."""
+KEPT_RECORDS = 1024
+"""How many records of committed :meth:`SQLiteStore.apply_async` decisions the store keeps for
+:meth:`SQLiteStore.committed_record` (the oldest go first)."""
 
 
 class SQLiteStore:
@@ -166,6 +170,8 @@ class SQLiteStore:
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: LoopCommit | None = None
+        self._kept: OrderedDict[int, tuple[str, str]] = OrderedDict()
+        self._kept_lock = threading.Lock()
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
@@ -200,7 +206,27 @@ class SQLiteStore:
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"sqlite-commit {self.path}", self._prepare_batch,
             MAX_BATCH if self.group_commit else 1)
-        return await committer.submit(pending)
+        decision = await committer.submit(pending)
+        if pending.sealed is not None:
+            self._keep(*pending.sealed)
+        return decision
+
+    def _keep(self, seq: int, digest: str, body: str) -> None:
+        """Keep a committed record for :meth:`committed_record` (at most
+        :data:`KEPT_RECORDS`)."""
+        with self._kept_lock:
+            kept = self._kept
+            kept[seq] = digest, body
+            if len(kept) > KEPT_RECORDS:
+                kept.popitem(last=False)
+
+    def committed_record(self, seq: int) -> dict[str, Any] | None:
+        """The audit record of a decision :meth:`apply_async` returned lately, at ``seq``, as
+        :meth:`read_records` would read it back (``None``: not kept, or taken already). Each
+        is given once: the caller that awaited the decision reads its record without a query."""
+        with self._kept_lock:
+            found = self._kept.pop(seq, None)
+        return None if found is None else _record(seq, *found)
 
     def _prepare_batch(self, batch: list[Pending]) -> Callable[[], None]:
         """On the loop: when the store and the database are free at once, decide ``batch``
@@ -234,9 +260,7 @@ class SQLiteStore:
             if len(batch) == 1:
                 self._decide_one(connection, batch[0])
             else:
-                head = connection.execute(_LAST_AUDIT).fetchone()
-                for pending in batch:
-                    head = self._decide_in(connection, pending, head)
+                self._decide_many(connection, batch)
         except BaseException as error:
             return error
         return None
@@ -259,20 +283,42 @@ class SQLiteStore:
         risk, blocked, down, anchor, windows, group, last, prev = connection.execute(
             _STATE_AND_LAST_AUDIT, (pending.agent_id,)).fetchone()
         state = FRESH if risk is None else _raw(risk, blocked, down, anchor, windows, group)
-        self._write(connection, pending, state, risk is None, None if last is None
-                    else (last, prev))
+        made = self._made(connection, pending, state, None if last is None else (last, prev))
+        if made is not None:
+            if risk is None or made != state:
+                connection.execute(_UPSERT_STATE, _row(pending.agent_id, made))
+            assert pending.sealed is not None
+            connection.execute(_INSERT_AUDIT, pending.sealed)
 
-    def _decide_in(self, connection: sqlite3.Connection, pending: Pending,
-                   head: tuple[int, str] | None) -> tuple[int, str] | None:
-        """One decision of a batch; returns the log's new head."""
-        row = connection.execute(_SELECT_STATE, (pending.agent_id,)).fetchone()
-        state = FRESH if row is None else _raw(*row)
-        return self._write(connection, pending, state, row is None, head)
+    def _decide_many(self, connection: sqlite3.Connection, batch: list[Pending]) -> None:
+        """The decisions of a batch, in order, each on the state the one before it left: each
+        agent's state is read once, and the states and records are written together at the end
+        (each agent's last state, every record in order)."""
+        head = connection.execute(_LAST_AUDIT).fetchone()
+        states: dict[str, _BatchState] = {}
+        for pending in batch:
+            known = states.get(pending.agent_id)
+            if known is None:
+                row = connection.execute(_SELECT_STATE, (pending.agent_id,)).fetchone()
+                known = states[pending.agent_id] = _BatchState(
+                    FRESH if row is None else _raw(*row), row is None)
+            made = self._made(connection, pending, known.state, head)
+            if made is not None:
+                known.changed = known.changed or known.new or made != known.state
+                known.state = made
+                assert pending.sealed is not None
+                head = pending.sealed[:2]
+        connection.executemany(_UPSERT_STATE, [_row(agent, known.state)
+                                               for agent, known in states.items()
+                                               if known.changed])
+        connection.executemany(_INSERT_AUDIT, [pending.sealed for pending in batch
+                                               if pending.sealed is not None])
 
-    def _write(self, connection: sqlite3.Connection, pending: Pending, state: RawState,
-               new_agent: bool, head: tuple[int, str] | None) -> tuple[int, str] | None:
-        """Decide, then write the state and the audit record; a decision (or annotation) that
-        raises fails this pending decision alone, before anything of it is written."""
+    def _made(self, connection: sqlite3.Connection, pending: Pending, state: RawState,
+              head: tuple[int, str] | None) -> RawState | None:
+        """Decide and seal the record (``pending.sealed``); write its review ticket, if any;
+        the agent's new state. A decision (or annotation) that raises fails this pending
+        decision alone, before anything of it is written (``None``)."""
         seq = 1 if head is None else head[0] + 1
         try:
             decision, new_state = pending.decide(state, pending.agent_id, pending.action,
@@ -286,14 +332,12 @@ class SQLiteStore:
                       else review.held(decision, pending.now, seq))
         except Exception as error:
             pending.fail(error)
-            return head
+            return None
         if ticket is not None:
             _insert_ticket(connection, ticket)
-        if new_agent or new_state != state:
-            connection.execute(_UPSERT_STATE, _row(pending.agent_id, new_state))
-        connection.execute(_INSERT_AUDIT, (seq, digest, body))
         pending.decided(decision)
-        return seq, digest
+        pending.sealed = seq, digest, body
+        return new_state
 
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
               now: float | None = None) -> Reset:
@@ -473,6 +517,16 @@ class SQLiteStore:
                 reader.close()
             self._readers.clear()
             self._connection.close()
+
+
+@dataclass(eq=False)
+class _BatchState:
+    """An agent's state within a batch: as its last decision left it, whether the agent was
+    new, and whether its row must be written."""
+
+    state: RawState
+    new: bool
+    changed: bool = False
 
 
 class _Checkpointer(threading.Thread):
