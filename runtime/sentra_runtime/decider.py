@@ -312,8 +312,8 @@ class Decider:
                         return self._decayed(decision, (projected, blocked, False), anchor,
                                              after_windows, taken, now_us)
                     if after_windows:
-                        return decision, cast(State, (projected, blocked, False, None,
-                                                      after_windows))
+                        return decision, (projected, blocked, False,  # type: ignore[return-value]
+                                          None, after_windows)
                     return decision, (state if projected == cumulative
                                       else (projected, blocked, False))
                 else:
@@ -363,8 +363,8 @@ class Decider:
             anchor = now_us
         kept["decay_anchor"] = anchor
         if windows:
-            return decision, cast(State, (*after, anchor, windows))
-        return decision, after if anchor is None else cast(State, (*after, anchor))
+            return decision, (*after, anchor, windows)  # type: ignore[return-value]
+        return decision, after if anchor is None else (*after, anchor)  # type: ignore[return-value]
 
     # -- rate limits ---------------------------------------------------------------------------
 

@@ -74,5 +74,48 @@ def steps(count: int) -> list[Step]:
     return [(AGENTS[i % len(AGENTS)], *WORKLOAD[i % len(WORKLOAD)]) for i in range(count)]
 
 
+def breakdown(count: int = 200_000) -> None:
+    """Where the featured step's time goes, each part timed alone in the same run (best of 5):
+    the plain policy's state step, the featured one (an agent of the group `trusted` deciding an
+    allowed export counted in four limits, its windows holding 6 to 11 times), counting the four
+    windows alone, and the decay arithmetic alone."""
+    import timeit
+
+    from sentra_runtime.decider import Decider, counted, decay
+
+    plain, featured = (Decider(table) for table in tables())
+    agent, action, fields, now = "ops-3", "EXPORT_DATA", {"amount": 10}, 1_700_000_000.0
+
+    def settled(decider: Decider) -> tuple[Any, ...]:
+        code, payload, matched = decider.match(action, fields)
+        state: Any = (0, 0, False)
+        for i in range(11):   # one decision every 51 s, as in the workload
+            _, state = decider.step(state, agent, matched, fields, code, payload, 1, now + 51 * i)
+        return (state, matched, code, payload)
+
+    def best(call: Any) -> float:
+        return min(timeit.repeat(call, number=count, repeat=5)) / count * 1e6
+
+    def step_of(decider: Decider) -> float:
+        state, matched, code, payload = settled(decider)
+        step = decider.step
+        return best(lambda: step(state, agent, matched, fields, code, payload, 1, now + 561))
+
+    figures = {"plain step": step_of(plain), "featured step": step_of(featured)}
+    state, matched, code, payload = settled(featured)
+    view = featured.member(agent)
+    limits = view.limits_of(code, matched)
+    now_us = round((now + 561) * 1e6)
+    keys = view._limit_keys
+    figures[f"counting {len(limits)} windows"] = best(lambda: counted(state[4], limits, now_us,
+                                                                      keys))
+    figures["decay"] = best(lambda: decay(state[0], state[3], now_us, 1, 60_000_000))
+    for name, micros in figures.items():
+        print(f"{name:22} {micros:6.2f} us   {micros / figures['plain step']:5.2f}x the plain step")
+
+
 if __name__ == "__main__":
-    run(__doc__.splitlines()[0], "groups+limits+decay", tables(), steps, clock=Clock)
+    if "--breakdown" in sys.argv:
+        breakdown()
+    else:
+        run(__doc__.splitlines()[0], "groups+limits+decay", tables(), steps, clock=Clock)

@@ -242,15 +242,16 @@ raise SystemExit(main(sys.argv[3:]))
 """`sentra-lang serve` with the gate's commit settings as the benchmark asks."""
 
 
-def start_server(folder: str, commit: str,
-                 synchronous: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: str, commit: str, synchronous: str | None,
+                 workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, commit, synchronous or "default",
          "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port)],
+         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port),
+         "--workers", str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -523,7 +524,7 @@ def compare(args: argparse.Namespace, endpoint: str) -> None:
         try:
             for mode in modes:
                 for commit in commits:
-                    process, url = start_server(folder, commit, mode)
+                    process, url = start_server(folder, commit, mode, args.workers)
                     name = SERVER_NAMES[commit] + (f", {mode}" if mode else "")
                     targets[commit, mode] = Target(args, url, endpoint, name, process, folder)
             median, slow = fsync_milliseconds(folder)
@@ -597,6 +598,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="sample the started server with py-spy during the first "
                              "concurrent run and split its CPU per request by layer")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes of each server started (`serve --workers N`)")
     parser.add_argument("--time-limit", type=float, default=120.0,
                         help="stop each run after this many seconds")
     args = parser.parse_args()
