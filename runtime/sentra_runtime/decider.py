@@ -258,20 +258,18 @@ class Decider:
         decay anchor (set to ``now`` when the decision raises the risk from 0; none while the
         risk is 0) and the limit windows (:data:`State`).
         """
-        if len(state) == 3:
-            cumulative, blocked, down = state
-            anchor = windows = None
-        else:   # a decay anchor, limit windows or an operator's group assignment follow
-            cumulative, blocked, down = state[0], state[1], state[2]
-            anchor = state[3]
-            windows = state[4] if len(state) > 4 else None
-            state = (cumulative, blocked, down)
         decaying = self._decaying
-        if decaying:
-            now_us = round(now * MICROSECONDS)
-            taken, cumulative, anchor = decay(cumulative, anchor, now_us, *self._decay)
-            if taken:
-                state = (cumulative, blocked, down)
+        if len(state) == 3 and not decaying:
+            cumulative, blocked, down = state
+            windows = None
+        else:   # a decay anchor, limit windows or an operator's group assignment may follow
+            cumulative, blocked, down = state[0], state[1], state[2]
+            anchor = state[3] if len(state) > 3 else None
+            windows = state[4] if len(state) > 4 else None
+            if decaying:
+                now_us = round(now * MICROSECONDS)
+                taken, cumulative, anchor = decay(cumulative, anchor, now_us, *self._decay)
+            state = (cumulative, blocked, down)
         if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
             block, values = payload
             payload = (*values, self.group, cumulative, blocked)
@@ -281,7 +279,8 @@ class Decider:
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
                                     _kept(fields, code), code, payload, state))
             if decaying:
-                return self._decayed(decision, state, anchor, windows, taken, now_us)
+                return _decayed(decision, cumulative, blocked, down, anchor, windows, taken,
+                                now_us)
             return decision, state if not windows else (*state, None, windows)
         over = None
         reason: str | None
@@ -289,17 +288,17 @@ class Decider:
             row = self._rows[code]
             projected = cumulative + row.risk
             if row.allows:
-                limits = self._applicable.get((code, action)) if self.limited else ()
-                if limits is None:
-                    limits = self.limits_of(code, action)
-                if limits:   # the decision would count in each limit that applies
-                    if not decaying:
-                        now_us = round(now * MICROSECONDS)
-                    after_windows = counted(windows, limits, now_us, self._limit_keys)
-                    if after_windows is None:
-                        over = self._over_limit(limits, windows, now_us)
-                else:
-                    after_windows = windows
+                after_windows = windows
+                if self.limited:
+                    limits = self._applicable.get((code, action))
+                    if limits is None:
+                        limits = self.limits_of(code, action)
+                    if limits:   # the decision would count in each limit that applies
+                        if not decaying:
+                            now_us = round(now * MICROSECONDS)
+                        after_windows = counted(windows, limits, now_us, self._limit_keys)
+                        if after_windows is None:
+                            over = self._over_limit(limits, windows, now_us)
                 if over is not None:
                     cls, reason = self._limit_class(row, over[0]), over[1]
                 elif projected <= self._threshold:
@@ -309,8 +308,8 @@ class Decider:
                     _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                             reason, seq, None, code, payload, state))
                     if decaying:
-                        return self._decayed(decision, (projected, blocked, False), anchor,
-                                             after_windows, taken, now_us)
+                        return _decayed(decision, projected, blocked, False, anchor,
+                                        after_windows, taken, now_us)
                     if after_windows:
                         return decision, (projected, blocked, False,  # type: ignore[return-value]
                                           None, after_windows)
@@ -323,7 +322,8 @@ class Decider:
             elif row.reviews:   # held for an operator: no strike, the state unchanged
                 held = self._hold(row, state, agent_id, action, payload, code, seq, now)
                 if decaying:
-                    return self._decayed(held, state, anchor, windows, taken, now_us)
+                    return _decayed(held, cumulative, blocked, down, anchor, windows, taken,
+                                    now_us)
                 return held, state if not windows else cast(State, (*state, None, windows))
             else:
                 cls = row.ruled_class
@@ -346,25 +346,8 @@ class Decider:
         if over is not None:
             decision.__dict__["limit"] = over[2]
         if decaying:
-            return self._decayed(decision, after, anchor, windows, taken, now_us)
+            return _decayed(decision, *after, anchor, windows, taken, now_us)
         return decision, after if not windows else (*after, None, windows)
-
-    @staticmethod
-    def _decayed(decision: Decision, after: tuple[int, int, bool], anchor: int | None,
-                 windows: Windows | None, taken: int, now_us: int) -> tuple[Decision, State]:
-        """The decision and new state of a step under ``risk_decay``: the decision keeps how
-        much decay took off and the anchor; the state keeps the anchor (``now`` for a risk just
-        raised from 0; none for a risk of 0) and the windows."""
-        kept = decision.__dict__
-        kept["decayed"] = taken
-        if after[0] == 0:
-            anchor = None
-        elif anchor is None:
-            anchor = now_us
-        kept["decay_anchor"] = anchor
-        if windows:
-            return decision, (*after, anchor, windows)  # type: ignore[return-value]
-        return decision, after if anchor is None else (*after, anchor)  # type: ignore[return-value]
 
     # -- rate limits ---------------------------------------------------------------------------
 
@@ -620,6 +603,25 @@ def _settled(decision: Decision, threshold: int, before: State, reason: str) -> 
 
 MICROSECONDS = 1_000_000
 """Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
+
+
+def _decayed(decision: Decision, risk: int, blocked: int, down: bool, anchor: int | None,
+             windows: Windows | None, taken: int, now_us: int) -> tuple[Decision, State]:
+    """The decision and new state of a step under ``risk_decay``: the decision keeps how much
+    decay took off and the anchor; the state keeps the anchor (``now`` for a risk just raised
+    from 0; none for a risk of 0) and the windows."""
+    kept = decision.__dict__
+    kept["decayed"] = taken
+    if risk == 0:
+        anchor = None
+    elif anchor is None:
+        anchor = now_us
+    kept["decay_anchor"] = anchor
+    if windows:
+        return decision, (risk, blocked, down, anchor, windows)  # type: ignore[return-value]
+    if anchor is None:
+        return decision, (risk, blocked, down)
+    return decision, (risk, blocked, down, anchor)  # type: ignore[return-value]
 
 
 def decay(risk: int, anchor: int | None, now_us: int, amount: int,

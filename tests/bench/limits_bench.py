@@ -42,13 +42,16 @@ group new {
 """
 
 
-def tables() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The plain table (schema 2) and the one with groups, limits and decay (schema 4)."""
+def tables(wide: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The plain table (schema 2) and the one with groups, limits and decay (schema 4);
+    ``wide``: every limit's period is 1h (each window holds about 70 times, not 6 to 12)."""
     featured = (PLAIN.replace("input {", FEATURES + "input {")
                 .replace("  strikes 1000000000\n", "  strikes 1000000000\n  risk_decay 1 per 1m\n")
                 .replace("action EXPORT_DATA {\n", "action EXPORT_DATA {\n  limit 600 per 10m\n")
                 .replace('as EXPORT_OK "Export allowed."',
                          'as EXPORT_OK "Export allowed." limit 300 per 5m'))
+    if wide:
+        featured = featured.replace("per 10m", "per 1h").replace("per 5m", "per 1h")
     out = []
     for source in (PLAIN, featured):
         table = compile_source(source, "bench.sentra", analyse=False).table
@@ -118,4 +121,7 @@ if __name__ == "__main__":
     if "--breakdown" in sys.argv:
         breakdown()
     else:
-        run(__doc__.splitlines()[0], "groups+limits+decay", tables(), steps, clock=Clock)
+        wide = "--wide" in sys.argv
+        if wide:
+            sys.argv.remove("--wide")
+        run(__doc__.splitlines()[0], "groups+limits+decay", tables(wide), steps, clock=Clock)
