@@ -67,10 +67,14 @@ def gate(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Polic
 
 
 def judge_later(engine: Engine, approve: bool, delay: float = 0.3) -> threading.Thread:
-    """An operator who approves (or denies) the agent's pending ticket after ``delay``."""
+    """An operator who approves (or denies) the agent's pending ticket after ``delay``, or as
+    soon as there is one after that (on a loaded machine the agent's call may come later)."""
     def run() -> None:
         time.sleep(delay)
-        [ticket] = engine.tickets(status="pending")
+        deadline = time.monotonic() + 10
+        while not (pending := engine.tickets(status="pending")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [ticket] = pending
         engine.review(ticket.ticket, approve, operator="alice", note="checked")
 
     thread = threading.Thread(target=run)
