@@ -97,6 +97,14 @@ class Server:
         assert response.status == 200, response.text
         return dict(response.json())
 
+    def decide(self, agent: str, action: str = "EXPORT",
+               fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``POST /v1/decide`` (with the operator token), answered 200; its decision."""
+        response = self.post("/v1/decide", {"agent_id": agent, "action": action,
+                                            "fields": fields or {}}, token=self.token)
+        assert response.status == 200, response.text
+        return dict(response.json()["decision"])
+
     def head(self, token: str | None = None) -> int:
         return int(self.get("/v1/events?limit=1", token=token).json()["head"])
 

@@ -30,24 +30,17 @@ def decaying(serve: Serve) -> tuple[Server, Clock]:
     return running, clock
 
 
-def decide(server: Server, agent: str) -> dict[str, object]:
-    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT", "fields": {}},
-                         token=TOKEN)
-    assert answer.status == 200, answer.text
-    decision: dict[str, object] = answer.json()["decision"]
-    return decision
-
 
 def test_decisions_and_states_decay_behind_the_server(
         decaying: tuple[Server, Clock]) -> None:
     server, clock = decaying
-    assert decide(server, "a")["decayed"] == 0
+    assert server.decide("a")["decayed"] == 0
     clock.now += 2.5 * 3600
     assert server.get("/v1/agents/a", token=TOKEN).json()["cumulative_risk"] == 40
     first = server.get("/v1/events?limit=100", token=TOKEN).json()["head"]
     assert server.get("/v1/agents/a", token=TOKEN).json()["cumulative_risk"] == 40
     assert server.get("/v1/events?limit=100", token=TOKEN).json()["head"] == first  # no write
-    decision = decide(server, "a")
+    decision = server.decide("a")
     assert (decision["label"], decision["cumulative_risk"], decision["decayed"]) == (
         "Allowed", 100, 20)
     assert any("risk decay (10 per 1h): 20 taken off" in step

@@ -21,21 +21,14 @@ def assign(server: Server, agent: str, body: object, token: str | None = TOKEN) 
     return server.request("PUT", f"/v1/agents/{agent}/group", body, token=token)
 
 
-def decide(server: Server, agent: str) -> dict[str, object]:
-    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT", "fields": {}},
-                         token=TOKEN)
-    assert answer.status == 200, answer.text
-    decision: dict[str, object] = answer.json()["decision"]
-    return decision
-
 
 def test_an_operator_assigns_a_group_that_wins_over_the_patterns(grouped: Server) -> None:
     answer = assign(grouped, "new-1", {"group": "trusted", "operator": "alice"})
     assert answer.status == 200, answer.text   # type: ignore[attr-defined]
     body = answer.json()   # type: ignore[attr-defined]
     assert (body["agent"]["group"], body["agent"]["assigned_group"]) == ("trusted", "trusted")
-    assert [decide(grouped, "new-1")["group"] for _ in range(3)] == ["trusted"] * 3
-    assert decide(grouped, "new-1")["label"] == "Blocked"   # 240 > 200
+    assert [grouped.decide("new-1")["group"] for _ in range(3)] == ["trusted"] * 3
+    assert grouped.decide("new-1")["label"] == "Blocked"   # 240 > 200
     [record] = grouped.get("/v1/events?kind=group", token=TOKEN).json()["events"]
     assert (record["agent"], record["group"], record["operator"]) == ("new-1", "trusted",
                                                                       "alice")
@@ -80,6 +73,6 @@ def test_the_sdk_assigns_and_the_assignment_survives_a_restart(grouped: Server) 
     grouped.stop()
     again = Server(grouped.policy, grouped.db, TOKEN)
     try:
-        assert decide(again, "plain-1")["group"] == "trusted"
+        assert again.decide("plain-1")["group"] == "trusted"
     finally:
         again.stop()

@@ -27,19 +27,11 @@ def grouped(serve: Serve) -> Server:
     return serve(POLICY, "grouped.sentra")
 
 
-def decide(server: Server, agent: str, fields: dict[str, object] | None = None
-           ) -> dict[str, object]:
-    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT",
-                                         "fields": fields or {}}, token=TOKEN)
-    assert answer.status == 200, answer.text
-    decision: dict[str, object] = answer.json()["decision"]
-    return decision
-
 
 def test_the_server_answers_with_the_group_and_applies_its_settings(grouped: Server) -> None:
-    assert [(d["label"], d["group"]) for d in (decide(grouped, "ops-1") for _ in range(4))] == [
+    assert [(d["label"], d["group"]) for d in (grouped.decide("ops-1") for _ in range(4))] == [
         ("Allowed", "trusted")] * 3 + [("Blocked", "trusted")]   # 180 of 200, then 240
-    assert [(d["label"], d["group"]) for d in (decide(grouped, "x") for _ in range(2))] == [
+    assert [(d["label"], d["group"]) for d in (grouped.decide("x") for _ in range(2))] == [
         ("Allowed", ""), ("Blocked", "")]
     schema = grouped.get("/openapi.json").json()
     assert "group" in schema["components"]["schemas"]["DecisionView"]["properties"]

@@ -28,18 +28,11 @@ def limited(serve: Serve) -> Server:
     return serve(POLICY, "limited.sentra")
 
 
-def decide(server: Server, agent: str) -> dict[str, object]:
-    answer = server.post("/v1/decide", {"agent_id": agent, "action": "EXPORT", "fields": {}},
-                         token=TOKEN)
-    assert answer.status == 200, answer.text
-    decision: dict[str, object] = answer.json()["decision"]
-    return decision
-
 
 def test_over_a_limit_the_server_says_which_and_the_state_lists_the_counts(
         limited: Server) -> None:
-    assert [decide(limited, "ops-1")["label"] for _ in range(2)] == ["Allowed"] * 2
-    over = decide(limited, "ops-1")
+    assert [limited.decide("ops-1")["label"] for _ in range(2)] == ["Allowed"] * 2
+    over = limited.decide("ops-1")
     assert (over["rule_id"], over["limit"]) == (
         "RATE_LIMIT_EXCEEDED", {"limit": "2 per 1h", "for": "`EXPORT_OK`", "count": 2})
     state = limited.get("/v1/agents/ops-1", token=TOKEN).json()
@@ -59,10 +52,10 @@ def test_over_a_limit_the_server_says_which_and_the_state_lists_the_counts(
 
 def test_the_windows_survive_a_restart(limited: Server) -> None:
     for _ in range(2):
-        decide(limited, "a")
+        limited.decide("a")
     limited.stop()
     again = Server(limited.policy, limited.db, TOKEN)
     try:
-        assert decide(again, "a")["rule_id"] == "RATE_LIMIT_EXCEEDED"
+        assert again.decide("a")["rule_id"] == "RATE_LIMIT_EXCEEDED"
     finally:
         again.stop()
