@@ -18,10 +18,11 @@ import sys
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.serve_cmd import OPERATOR_VARIABLE, READ_VARIABLE, read_token_file
 
 STATUSES = ("pending", "approved", "blocked", "denied", "expired", "cancelled")
-OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
-READ_VARIABLE = "SENTRA_READ_TOKEN"
+"""``sentra_runtime.review.STATUSES``, spelled out so that building the command line imports no
+runtime (start-up); a test checks the two agree."""
 COLUMNS = ("ticket", "status", "agent_id", "action", "rule_id", "risk", "expires")
 
 
@@ -133,8 +134,6 @@ def run_verdict(args: argparse.Namespace) -> int:
 
 def _engine(args: argparse.Namespace) -> Any:
     from sentra_runtime.client import RemoteEngine
-
-    from sentra_lang.cli.serve_cmd import read_token_file
 
     token = (read_token_file(args.token_file, "operator") if args.token_file
              else os.environ.get(OPERATOR_VARIABLE) or None)

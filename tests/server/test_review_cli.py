@@ -103,6 +103,14 @@ def test_usage_errors_exit_2(server: Server, capsys: pytest.CaptureFixture[str],
     assert code == 2 and "Traceback" not in err
 
 
+def test_the_command_offers_the_runtimes_statuses() -> None:
+    from sentra_runtime import review as runtime_review
+
+    from sentra_lang.cli import review_cmd
+
+    assert review_cmd.STATUSES == runtime_review.STATUSES
+
+
 def test_no_server_is_a_clear_refusal(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = review(capsys, "list", "--server", "http://127.0.0.1:9", "--timeout", "2")
     assert (code, out) == (1, "") and err.startswith("sentra-lang review: cannot list")
