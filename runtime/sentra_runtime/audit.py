@@ -151,8 +151,8 @@ def decision_outcome(decision: Decision) -> dict[str, Any]:
         anchor = decision.decay_anchor
         outcome["decayed"] = decision.decayed
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
-    if "group" in decision.__dict__:
-        outcome["group"] = decision.__dict__["group"]
+    if decision.group is not None:
+        outcome["group"] = decision.group
     if decision.ticket is not None:
         outcome["ticket"] = decision.ticket
         if decision.expires_at is not None:

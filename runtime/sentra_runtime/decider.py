@@ -114,6 +114,8 @@ class Decider:
         self._threshold = self.policy.risk_threshold
         self._strikes = self.policy.strikes
         self._finish = self.matcher.finish
+        self.group = ""
+        """The group whose settings this decider applies (``""``: the header's)."""
         self._positions = {spec.name: index for index, spec in enumerate(self.matcher.fields)}
         by_rule = {rule.id: _RuleOutcomes(self, rule) for rule in self.policy.rules}
         rows = [by_rule[row.rule] for row in self.matcher.rows]
@@ -133,8 +135,6 @@ class Decider:
         self.decays = decay is not None or any(g.risk_decay is not None
                                                for g in self.policy.groups)
         """Whether any agent's risk decays (the header's or a group's ``risk_decay``)."""
-        self.group = ""
-        """The group whose settings this decider applies (``""``: the header's)."""
         self._decaying = decay is not None
         """Whether this decider's own settings decay risk (a view's: its group's)."""
         self.step: Callable[..., tuple[Decision, State]] = self.transition
@@ -172,6 +172,10 @@ class Decider:
         view.step = view.transition
         view._group_limits = () if group is None else group.limits
         view._applicable = {}
+        view._limit_classes = {}
+        # the view's own decision classes, which carry its group as a constant
+        view._rows = tuple(row.for_view(view) for row in self._rows)
+        view._specials = _SpecialOutcomes(view)
         return view
 
     def member(self, agent_id: str, assigned: str | None = None) -> Decider:
@@ -202,13 +206,11 @@ class Decider:
         if len(state) > 5:
             assigned: str = state[5]
             view = self.member(agent_id, assigned)
-        else:
-            view = self._members.get(agent_id) or self.member(agent_id)
-        decision, after = view.step(state, agent_id, action, fields, code, payload, seq, now)
-        decision.__dict__["group"] = view.group
-        if len(state) > 5:
-            after = with_assignment(after, assigned)
-        return decision, after
+            decision, after = view.transition(state, agent_id, action, fields, code, payload,
+                                              seq, now)
+            return decision, with_assignment(after, assigned)
+        view = self._members.get(agent_id) or self.member(agent_id)
+        return view.transition(state, agent_id, action, fields, code, payload, seq, now)
 
     def decide(self, action: str, fields: Mapping[str, Any] | None = None,
                state: State | AgentState = FRESH, *,
@@ -443,6 +445,8 @@ class Decider:
                      "rule_id": rule_id, "threat": threat, "description": description,
                      "attempted_risk": attempted, "applied_risk": applied, "status": status,
                      "policy_hash": self.policy.hash, **more}
+        if self.policy.groups:   # the group is a constant of a group's view (see _for_group)
+            constants["group"] = self.group
         return outcome_class(constants, self.context)
 
     def strike_out_class(self, attempted: int) -> type[EvaluatedDecision]:
@@ -508,6 +512,15 @@ class _RuleOutcomes:
     """The shutdown after repeated blocks, when this rule's block is the last strike."""
     review_class: type[EvaluatedDecision]
     """A ``review`` rule's decision (``Review Required``)."""
+
+    def for_view(self, view: Decider) -> _RuleOutcomes:
+        """The same rule's outcomes for a group's view of the decider (its decision classes
+        carry the view's group)."""
+        outcomes = _RuleOutcomes.__new__(_RuleOutcomes)
+        for name in ("rule", "allows", "reviews", "risk", "render", "lifetime"):
+            setattr(outcomes, name, getattr(self, name))
+        outcomes.decider = view
+        return outcomes
 
     def __getattr__(self, name: str) -> type[EvaluatedDecision]:
         """Make a decision class on first use (Python calls this only while its slot is

@@ -261,8 +261,8 @@ class Decision:
         data = {name: getattr(self, name) for name in _FIELD_NAMES}
         if "decayed" in self.__dict__:
             data["decayed"] = self.__dict__["decayed"]
-        if "group" in self.__dict__:
-            data["group"] = self.__dict__["group"]
+        if self.group is not None:
+            data["group"] = self.group
         if "limit" in self.__dict__:
             data["limit"] = self.__dict__["limit"]
         for name in _REVIEW_NAMES:
