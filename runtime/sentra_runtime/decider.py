@@ -234,14 +234,16 @@ class Decider:
 
     def decayed_state(self, state: State, now: float, agent_id: str = "") -> State:
         """``state`` as it reads at ``now``: with the ``risk_decay`` of the agent's group or
-        the policy applied (nothing is written); ``state`` itself without decay."""
+        the policy applied (nothing is written); its limit windows and group assignment kept;
+        ``state`` itself without decay."""
         view = self.member(agent_id, assignment(state))
         if not view.decays:
             return state
         _, cumulative, anchor = decay(state[0], state[3] if len(state) > 3 else None,
                                       round(now * MICROSECONDS), *view._decay)
-        plain = (cumulative, state[1], state[2])
-        return plain if anchor is None else _anchored(plain, anchor)
+        windows = state[4] if len(state) > 4 else None
+        return with_assignment((cumulative, state[1], state[2], anchor, windows),
+                               assignment(state))
 
     def transition(self, state: State, agent_id: str, action: str, fields: Any, code: int,
                    payload: Any, seq: int | None = None,
@@ -724,11 +726,6 @@ def unassigned(state: tuple[Any, ...]) -> State:
     while len(items) > 3 and (items[-1] is None or items[-1] == {}):
         items.pop()
     return cast(State, tuple(items))
-
-
-def _anchored(state: State, anchor: int) -> State:
-    """``state`` with its decay anchor as a fourth item (the form :data:`State` allows)."""
-    return cast(State, (state[0], state[1], state[2], anchor))
 
 
 def _kept(fields: Any, code: int) -> Any:

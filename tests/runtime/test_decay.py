@@ -300,3 +300,17 @@ def test_an_export_of_a_garbage_anchor_does_not_verify(tmp_path: Path) -> None:
     with out.open("w", encoding="utf-8") as file:
         engine.export_audit(file)
     assert not verify_export(read_jsonl(out)).ok
+
+
+def test_the_decayed_state_keeps_the_windows_and_the_assignment() -> None:
+    decider = Decider(table(SOURCE.replace("action C {", "group ops {\n  agents \"ops-*\"\n}\n\n"
+                                           "action C {\n  limit 3 per 1h")))
+    _, state = decider.decide("A", agent_id="a", now=T0)
+    _, state = decider.decide("C", state=state, agent_id="a", now=T0 + 60)
+    assigned = (*state, "ops")
+    later = decider.decayed_state(assigned, T0 + 2 * HOUR + 60, "a")
+    assert later == (40, 0, False, round(T0 * 1e6) + round(2 * HOUR * 1e6),
+                     {"action C per 3600": (round((T0 + 60) * 1e6),)}, "ops")
+    assert decider.decayed_state(state, T0 + 7 * HOUR, "a") == (
+        0, 0, False, None, {"action C per 3600": (round((T0 + 60) * 1e6),)})
+    assert decider.decayed_state(state[:4], T0 + 7 * HOUR, "a") == (0, 0, False)
