@@ -113,8 +113,57 @@ def breakdown(count: int = 200_000) -> None:
     figures[f"counting {len(limits)} windows"] = best(lambda: counted(state[4], limits, now_us,
                                                                       keys))
     figures["decay"] = best(lambda: decay(state[0], state[3], now_us, 1, 60_000_000))
+    hand = hand_written(view, code, matched)
+    figures["hand-written step"] = best(lambda: hand(state, agent, matched, fields, code,
+                                                     payload, 1, now + 561))
     for name, micros in figures.items():
         print(f"{name:22} {micros:6.2f} us   {micros / figures['plain step']:5.2f}x the plain step")
+
+
+def hand_written(view: Any, code: int, action: str) -> Any:
+    """The featured step written by hand for the one case :func:`breakdown` times (an allowed
+    decision of a group's agent whose risk decays, counted in that case's four windows): no
+    dispatch on the row, the outcome or the settings, the limits and decay constants bound in
+    advance; the same decision and state as the runtime's step. A floor for the general step,
+    not a step the runtime could use."""
+    import bisect
+
+    from sentra_runtime.decision import new_decision, set_varying
+
+    row = view._rows[code]
+    cls, risk = row.allowed_class, row.risk
+    limits = [(key, count, period) for key, count, period, _ in view.limits_of(code, action)]
+    amount, period_us = view._decay
+
+    def step(state: Any, agent_id: str, action: str, fields: Any, code: int, payload: Any,
+             seq: int, now: float) -> Any:
+        cumulative, blocked, down, anchor, windows = state
+        now_us = round(now * 1_000_000)
+        taken = 0
+        if cumulative > 0:
+            periods = (now_us - anchor) // period_us
+            if periods > 0:
+                taken = min(periods * amount, cumulative)
+                cumulative -= taken
+                anchor = None if cumulative == 0 else anchor + periods * period_us
+        projected = cumulative + risk
+        kept = windows.copy()
+        for key, count, period in limits:
+            times = kept[key]
+            if times[0] <= now_us - period:
+                times = times[bisect.bisect_right(times, now_us - period):]
+            if len(times) >= count:
+                return None
+            kept[key] = (*times, now_us)
+        decision = new_decision(cls)
+        set_varying(decision, (agent_id, action, projected, projected, blocked, None, seq, None,
+                               code, payload, (cumulative, blocked, down)))
+        extra = decision.__dict__
+        extra["decayed"] = taken
+        extra["decay_anchor"] = anchor or now_us
+        return decision, (projected, blocked, False, anchor or now_us, kept)
+
+    return step
 
 
 if __name__ == "__main__":
