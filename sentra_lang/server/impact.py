@@ -28,9 +28,10 @@ from typing import Annotated, Any, Literal, TypeGuard
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sentra_runtime.audit import DECISION
+from sentra_runtime.audit import DECISION, REVIEW
 from sentra_runtime.decider import ALREADY_SHUT_DOWN
 from sentra_runtime.decision import ALLOW, BLOCK, SHUTDOWN
+from sentra_runtime.decision import REVIEW as HELD
 from sentra_runtime.inputs import lookup
 
 from sentra_lang.server import models
@@ -137,6 +138,9 @@ class Tally:
     allowed: int = 0
     blocked: int = 0
     shut_down: int = 0
+    held: int = 0
+    """Actions held for an operator's review (``Review Required``): not prevented, not run;
+    the verdict is a decision of its own."""
     exposure: Decimal = Decimal(0)
     exposure_actions: int = 0
     """Prevented actions whose record carried a number in the exposure field."""
@@ -152,6 +156,9 @@ class Tally:
         if outcome == ALLOW:
             self.allowed += 1
             return
+        if outcome == HELD:
+            self.held += 1
+            return
         if outcome == SHUTDOWN:
             self.shut_down += 1
         else:
@@ -164,7 +171,7 @@ class Tally:
     def counts(self) -> dict[str, Any]:
         return {"blocked": self.blocked, "shut_down": self.shut_down,
                 "prevented": self.prevented, "exposure_prevented": as_number(self.exposure),
-                "exposure_actions": self.exposure_actions}
+                "exposure_actions": self.exposure_actions, "held": self.held}
 
 
 @dataclass
@@ -190,29 +197,45 @@ class Aggregate:
     by_rule: dict[str, Tally] = field(default_factory=dict)
     buckets: dict[str, Tally] = field(default_factory=dict)
     agents: dict[str, AgentShutdowns] = field(default_factory=dict)
+    pending: dict[str, Decimal | None] = field(default_factory=dict)
+    """The exposure of each action held for review whose ticket has no verdict yet (in the log
+    read so far, whatever the window): its verdict's record carries no input."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def consume(self, records: Iterable[dict[str, Any]]) -> None:
         """Count the decisions among ``records`` (in seq order) that fall in the window, each
-        once; a record that is not a well-formed decision (an edited log: `sentra-lang audit
-        verify` finds it) is passed over."""
+        once: the decisions made at a request, and those an operator's verdict on a held
+        action made (a denial is a block; its exposure is the held action's). A record that is
+        not a well-formed decision (an edited log: `sentra-lang audit verify` finds it) is
+        passed over."""
         for record in records:
             seq = record_seq(record)
             if seq <= self.last_seq:   # counted already, or no record at all
                 continue
             self.last_seq = seq
-            time, decision = record.get("time"), record.get("decision")
-            if record.get("kind") == DECISION and is_audit_time(time) \
-                    and isinstance(decision, dict) \
-                    and decision.get("outcome") in (ALLOW, BLOCK, SHUTDOWN) \
+            kind, time, decision = record.get("kind"), record.get("time"), record.get("decision")
+            amount = None
+            if kind == REVIEW:   # a ticket's step: the held action's exposure is its own
+                amount = self.pending.pop(str(record.get("ticket")), None)
+            elif kind != DECISION or not isinstance(decision, dict):
+                continue
+            elif decision.get("outcome") == HELD:
+                self.pending[str(decision.get("ticket"))] = exposure_value(record,
+                                                                           self.settings.field)
+            else:
+                amount = exposure_value(record, self.settings.field)
+            if is_audit_time(time) and isinstance(decision, dict) \
+                    and decision.get("outcome") in (ALLOW, BLOCK, SHUTDOWN, HELD) \
                     and self.settings.includes(time):
-                self._decision(record, time, decision)
+                self._decision(record, time, decision, amount)
 
-    def _decision(self, record: dict[str, Any], time: str, decision: dict[str, Any]) -> None:
+    def _decision(self, record: dict[str, Any], time: str, decision: dict[str, Any],
+                  amount: Decimal | None) -> None:
         outcome, rule = decision["outcome"], str(decision.get("rule_id"))
         already = outcome == SHUTDOWN and rule == ALREADY_SHUT_DOWN
         shutdown = outcome == SHUTDOWN and not already
-        amount = None if outcome == ALLOW else exposure_value(record, self.settings.field)
+        if outcome == ALLOW:
+            amount = None
         tallies = [self.totals, self.buckets.setdefault(bucket_start(time, self.settings.bucket),
                                                         Tally())]
         if outcome != ALLOW:
@@ -348,11 +371,11 @@ def csv_rows(report: dict[str, Any], table: Table) -> tuple[list[str], list[list
 
 EMPTY_HEADERS: dict[str, tuple[str, ...]] = {
     "over_time": ("bucket_start", "decisions", "allowed", "blocked", "shut_down", "prevented",
-                  "exposure_prevented", "exposure_actions", "shutdowns"),
+                  "exposure_prevented", "exposure_actions", "held", "shutdowns"),
     "by_threat": ("threat", "blocked", "shut_down", "prevented", "exposure_prevented",
-                  "exposure_actions"),
+                  "exposure_actions", "held"),
     "by_rule": ("rule_id", "blocked", "shut_down", "prevented", "exposure_prevented",
-                "exposure_actions"),
+                "exposure_actions", "held"),
 }
 
 

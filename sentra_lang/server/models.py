@@ -266,6 +266,7 @@ class ImpactCounts(Answer):
     prevented: int
     exposure_prevented: float
     exposure_actions: int
+    held: int = Field(description="actions held for an operator's review (Review Required)")
 
 
 class ImpactTotals(ImpactCounts):

@@ -75,8 +75,8 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
     second = hold(server, "agent-2", 900)                  # arrives live, by the stream
     page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 2")
     assert rows(page) == [first, second]
-    # held actions are neither decided nor prevented yet (as the Impact view counts)
-    assert page.text_content("#count-events") == "0"
+    # held actions are decisions, not prevented ones (as the Impact view counts)
+    assert page.text_content("#count-events") == "2"
     assert page.text_content("#count-blocked") == "0"
     screenshot(page, tmp_path / "reviews-pending.png")
 
@@ -119,6 +119,9 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
     page.wait_for_function(
         "document.querySelector(\"#agents tr[data-agent='agent-2']\").cells[2].textContent "
         "=== '1/3'")
+    # the approval and the denial are decisions; the denial is a prevented one
+    page.wait_for_function("document.getElementById('count-events').textContent === '4'")
+    assert page.text_content("#count-blocked") == "1"
     assert alerts == []
     screenshot(page, tmp_path / "reviews-judged.png")
     assert pages.errors(page) == ["console: Failed to load resource: the server responded with a "

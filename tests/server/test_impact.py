@@ -24,7 +24,7 @@ import pytest
 from sentra_lang.server import impact
 from sentra_lang.server.gate import Gate
 from sentra_lang.server.impact import Impact, Settings
-from tests.server.conftest import POLICY, TOKEN, Server
+from tests.server.conftest import POLICY, TOKEN, Serve, Server
 
 
 class Clock:
@@ -79,15 +79,16 @@ def report(server: Server, query: str = "") -> dict[str, Any]:
     return dict(response.json())
 
 
-def tally(blocked: int, shut_down: int, exposure: float, actions: int) -> dict[str, Any]:
+def tally(blocked: int, shut_down: int, exposure: float, actions: int,
+          held: int = 0) -> dict[str, Any]:
     return {"blocked": blocked, "shut_down": shut_down, "prevented": blocked + shut_down,
-            "exposure_prevented": exposure, "exposure_actions": actions}
+            "exposure_prevented": exposure, "exposure_actions": actions, "held": held}
 
 
 def bucket(start: str, decisions: int, allowed: int, blocked: int, shut_down: int,
-           exposure: float, actions: int, shutdowns: int) -> dict[str, Any]:
+           exposure: float, actions: int, shutdowns: int, held: int = 0) -> dict[str, Any]:
     return {"bucket_start": start, "decisions": decisions, "allowed": allowed,
-            **tally(blocked, shut_down, exposure, actions), "shutdowns": shutdowns}
+            **tally(blocked, shut_down, exposure, actions, held), "shutdowns": shutdowns}
 
 
 @pytest.mark.parametrize("page", [1, 3, 1000])
@@ -218,7 +219,8 @@ def test_an_empty_log(own_server: Server) -> None:
     assert answer["by_threat"] == answer["by_rule"] == answer["agents_shut_down"] == []
     assert answer["over_time"] == []
     text = own_server.get("/v1/impact?format=csv&table=by_rule").text
-    assert text == "rule_id,blocked,shut_down,prevented,exposure_prevented,exposure_actions\r\n"
+    assert text == ("rule_id,blocked,shut_down,prevented,exposure_prevented,exposure_actions,"
+                    "held\r\n")
 
 
 # ------------------------------------------------------------------------------------ CSV
@@ -237,10 +239,10 @@ def test_each_table_as_csv(own_server: Server, clock: Clock) -> None:
     assert over_time == [
         {"bucket_start": "2024-03-01T00:00:00Z", "decisions": "9", "allowed": "2",
          "blocked": "4", "shut_down": "3", "prevented": "7", "exposure_prevented": "5362.8",
-         "exposure_actions": "6", "shutdowns": "2"},
+         "exposure_actions": "6", "held": "0", "shutdowns": "2"},
         {"bucket_start": "2024-04-01T00:00:00Z", "decisions": "2", "allowed": "0",
          "blocked": "2", "shut_down": "0", "prevented": "2", "exposure_prevented": "8",
-         "exposure_actions": "2", "shutdowns": "0"}]
+         "exposure_actions": "2", "held": "0", "shutdowns": "0"}]
     threats = read_csv(own_server, "table=by_threat")
     assert [(t["threat"], t["prevented"], t["exposure_prevented"]) for t in threats] == [
         ("Privilege Escalation", "4", "108.1"), ("Agent Shutdown", "3", "5000.2"),
@@ -388,3 +390,46 @@ def test_records_that_are_not_well_formed_decisions_are_passed_over(own_server: 
         assert answer["totals"]["decisions"] == 4, (bucket_size, answer)
         assert answer["totals"]["exposure_prevented"] == 5
         assert {t["threat"] for t in answer["by_threat"]} == {"Privilege Escalation", "T", None}
+
+
+REVIEWED = '''policy refunds version "1" {
+  risk_threshold 100
+  strikes 2
+  review_timeout 1h
+}
+input {
+  amount: number?
+}
+action ISSUE_REFUND {
+  when amount > 500 review risk 60 as REVIEW_LARGE threat "Financial Overreach" "Needs a human."
+  allow risk 10 as SMALL "Small refund."
+}
+otherwise block as OTHER "Not covered."
+'''
+
+
+def test_held_actions_and_verdicts(serve: Serve) -> None:
+    """Worked out from docs/server.md ("GET /v1/impact"): three refunds held, one approved
+    (allowed), one denied as agent a's second strike (Agent Shut Down, with the held refund's
+    exposure), one cancelled by a reset (no decision)."""
+    server = serve(REVIEWED, "refunds.sentra")
+    tickets = [server.decide(agent, "ISSUE_REFUND", {"amount": amount})["ticket"]
+               for agent, amount in (("a", 700), ("a", 800), ("b", 900))]
+    verdict = server.post(f"/v1/reviews/{tickets[0]}/approve", {"operator": "ops"}, token=TOKEN)
+    assert verdict.json()["decision"]["label"] == "Allowed", verdict.text
+    assert server.decide("a", "FOO")["label"] == "Blocked"                # strike 1, no amount
+    verdict = server.post(f"/v1/reviews/{tickets[1]}/deny", {"operator": "ops"}, token=TOKEN)
+    assert verdict.json()["decision"]["label"] == "Agent Shut Down", verdict.text
+    assert server.post("/v1/agents/b/reset", token=TOKEN).status == 200   # cancels b's ticket
+    answer = report(server)
+    assert answer["totals"] == {"decisions": 6, "allowed": 1, **tally(1, 1, 800, 1, held=3),
+                                "agents_shut_down": 1, "shutdowns": 1}
+    assert answer["by_rule"] == [
+        {"rule_id": "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS", **tally(0, 1, 800, 1)},
+        {"rule_id": "OTHER", **tally(1, 0, 0, 0)},
+        {"rule_id": "REVIEW_LARGE", **tally(0, 0, 0, 0, held=3)}]
+    [down] = answer["agents_shut_down"]
+    assert (down["agent"], down["shutdowns"], down["last_rule_id"]) == (
+        "a", 1, "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS")
+    counts = server.get("/v1/dashboard/snapshot").json()["counts"]
+    assert (counts["events"], counts["blocked"]) == (6, 2)

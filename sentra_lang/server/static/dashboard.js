@@ -103,8 +103,8 @@
         risk_threshold: (record.server && record.server.risk_threshold) || known.risk_threshold,
         strikes: (record.server && record.server.strikes) || known.strikes,
         group: d.group !== undefined ? d.group : known.group });   // limit counts: as the agents list reads them
-      if (counted && record.kind === "decision" && d.outcome !== "review") {   // as the Impact view counts
-        state.decisions += 1; if (!d.allowed) state.blocked += 1;
+      if (counted) {   // as the Impact view counts: held actions are decisions, verdicts too
+        state.decisions += 1; if (!d.allowed && d.outcome !== "review") state.blocked += 1;
       }
     } else if (record.kind === "reset") {
       const ids = record.agent === null ? [...state.agents.keys()] : [record.agent];
@@ -342,6 +342,7 @@
     setCount("impact-shut-down", totals.shut_down);
     setCount("impact-exposure", totals.exposure_prevented);
     setCount("impact-agents", totals.agents_shut_down);
+    setCount("impact-held", totals.held);
     $("impact-exposure-label").textContent = `exposure prevented (${settings.field}, ${totals.exposure_actions} actions)` +
       (settings.field_declared ? "" : " · not a field of the policy");
     $("impact-json").href = impactQuery({ format: "json" });
@@ -351,7 +352,7 @@
     }
     const rows = (id, items, cells) => $(id).tBodies[0].replaceChildren(...items.map((item) => el("tr", {}, ...cells(item).map((c) => c instanceof HTMLTableCellElement ? c : el("td", {}, c)))));
     rows("impact-threats", report.by_threat, (t) => [t.threat ?? "(none)", NUMBER.format(t.blocked), NUMBER.format(t.shut_down), NUMBER.format(t.exposure_prevented)]);
-    rows("impact-rules", report.by_rule, (r) => [r.rule_id, NUMBER.format(r.blocked), NUMBER.format(r.shut_down), NUMBER.format(r.exposure_prevented)]);
+    rows("impact-rules", report.by_rule, (r) => [r.rule_id, NUMBER.format(r.blocked), NUMBER.format(r.shut_down), NUMBER.format(r.exposure_prevented), NUMBER.format(r.held)]);
     rows("impact-agents-table", report.agents_shut_down, (a) => [idCell(a.agent === "" ? "(empty id)" : a.agent), a.shutdowns, a.last_shutdown.slice(0, 19).replace("T", " "), a.last_rule_id, a.denied_after]);
     const buckets = filledBuckets(report.over_time, settings.bucket);
     barChart($("impact-chart-actions"), buckets, settings.bucket, [["blocked", "blocked"], ["shut_down", "shut down"]], "actions prevented");
