@@ -7,7 +7,7 @@ and the runtime checks tables with a small hand-written validator that follows t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sentra_runtime.policy import ARITHMETIC_VERSION as ARITHMETIC_SCHEMA_VERSION
@@ -31,6 +31,18 @@ Operator = Literal[
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optional_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys left out of the model's JSON when absent (``None`` or an empty list), so that a
+    table which uses no newer feature is written as before it and older runtimes load it."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.optional_keys:
+            if key in data and data[key] in (None, []):
+                del data[key]
+        return data
 
 
 class SourceSpan(_Model):
@@ -80,10 +92,7 @@ class GroupLimit(_Model):
     count: int = Field(ge=1)
     period: int = Field(ge=1, description="The window in whole seconds.")
 
-    @model_serializer(mode="wrap")
-    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items() if value is not None}
+    optional_keys = ("action",)
 
 
 class Settings(_Model):
@@ -111,15 +120,7 @@ class Settings(_Model):
                     "rule gives no `expires`; absent: 86400 (24h). New in schema version 4.",
     )
 
-    @model_serializer(mode="wrap")
-    def _without_absent_decay(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A table without decay has no ``risk_decay`` key (a version-2 runtime loads it), and
-        one without ``review_timeout`` none of that."""
-        data: dict[str, Any] = handler(self)
-        for key in ("risk_decay", "review_timeout"):
-            if data.get(key, 0) is None:
-                del data[key]
-        return data
+    optional_keys = ("risk_decay", "review_timeout")
 
 
 class InputField(_Model):
@@ -157,7 +158,7 @@ class Test(_Model):
                                          description="An arithmetic test's right side.")
 
     @model_serializer(mode="wrap")
-    def _keys_in_use(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """An ordinary test has no ``left``/``right`` keys (so tables without arithmetic are
         what they were); an arithmetic test has no ``field``/``value``/``other``."""
         data: dict[str, Any] = handler(self)
@@ -192,15 +193,7 @@ class Rule(_Model):
         description="A `review` rule's `expires`: how long (whole seconds) its ticket waits for "
                     "an operator; absent: the policy's `review_timeout`. New in schema version 4.")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A rule without a limit or an expiry has no ``limit`` or ``expires`` key (older
-        runtimes load it; tables without them are unchanged)."""
-        data: dict[str, Any] = handler(self)
-        for key in ("limit", "expires"):
-            if key in data and data[key] is None:
-                del data[key]
-        return data
+    optional_keys = ("limit", "expires")
 
 
 class ActionBlock(_Model):
@@ -212,12 +205,7 @@ class ActionBlock(_Model):
                                 description="Rate limits on the block's actions, counted "
                                             "together; absent: none. New in schema version 4.")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_limits(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if not data.get("limits", 1):
-            del data["limits"]
-        return data
+    optional_keys = ("limits",)
 
 
 class Group(_Model):
@@ -235,12 +223,8 @@ class Group(_Model):
                                      description="Rate limits for each agent of the group; "
                                                  "absent: none. New in schema version 4.")
 
-    @model_serializer(mode="wrap")
-    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A setting the group does not override has no key, nor do absent limits."""
-        data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items()
-                if value is not None and not (key == "limits" and not value)}
+    optional_keys = ("risk_threshold", "strikes", "risk_decay", "limits")
+    """A setting the group does not override has no key, nor do absent limits."""
 
 
 class Table(_Model):
@@ -260,13 +244,7 @@ class Table(_Model):
     )
     hash: str = Field(default="", description="sha256 of the canonical JSON without this key.")
 
-    @model_serializer(mode="wrap")
-    def _without_absent_groups(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A table without groups has no ``groups`` key (a version-2 runtime loads it)."""
-        data: dict[str, Any] = handler(self)
-        if not data.get("groups", 1):
-            del data["groups"]
-        return data
+    optional_keys = ("groups",)
 
 
 def seal(table: Table) -> Table:
