@@ -6,8 +6,8 @@ of it over time in buckets of an hour, a day, a week or a month. ``GET /v1/impac
 or one of its tables as CSV (docs/server.md).
 
 The log is read page by page through the store's ``read_records`` and only the tallies are kept,
-so memory grows with the number of rules, threats, buckets and shut-down agents, never with the
-number of records. Records are only ever appended, so the tallies of the last few settings are
+so memory grows with the number of rules, threats, buckets, shut-down agents and held actions
+awaiting a verdict, never with the number of records. Records are only ever appended, so the tallies of the last few settings are
 kept and the next request for the same settings reads only the records written since.
 """
 
