@@ -61,9 +61,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         "call is refused (default: 5)")
     parser.add_argument("--review-wait", default="0", metavar="SECONDS",
                         help="how long a call the policy holds for review waits for the "
-                        "operator's verdict (polling its ticket every 0.5 s): approved, the "
-                        "call is forwarded once; denied, refused (default: 0, answered at once "
-                        "with the ticket)")
+                        "operator's verdict, polling its ticket as the SDK's guard does: "
+                        "approved, the call is forwarded once; denied, it is refused (default: "
+                        "0, answered at once with the ticket)")
     parser.add_argument("--hide-never-allowed", action="store_true",
                         help="leave out of tools/list the tools the policy can never allow")
     parser.add_argument("--log-level", default="warning",

@@ -232,8 +232,9 @@ def test_a_cancelled_wait_is_never_answered(setup: Setup, tmp_path: Path) -> Non
     """MCP's cancellation: the client's `notifications/cancelled` for the waiting call ends
     the wait; no answer for its id, nothing forwarded, the ticket stays pending."""
     policy = reviewing_policy(tmp_path)
-    raw = RawClient(setup, "--db", str(setup.db), "--review-wait", "1", policy=policy)
+    raw = RawClient(setup, "--db", str(setup.db), "--review-wait", "3", policy=policy)
     try:
+        sent = time.monotonic()
         raw.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                   "params": {"name": "change_permission", "arguments": EVE}})
         [ticket] = Operator(setup.db, policy).pending()
@@ -242,7 +243,8 @@ def test_a_cancelled_wait_is_never_answered(setup: Setup, tmp_path: Path) -> Non
         assert raw.answer(5)["error"]["code"] == -32600
         raw.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
                   "params": {"requestId": 5, "reason": "the user gave up"}})
-        time.sleep(2)   # past the 1 s wait: a wait still running would have answered by now
+        time.sleep(max(0.0, sent + 4 - time.monotonic()))   # past the 3 s wait: a wait
+        # still running would have answered by now
         assert raw.alive()
         [refusal] = [message for message in raw.seen if message.get("id") == 5]
         assert "error" in refusal   # the refusal of the second call, and nothing else
@@ -309,3 +311,14 @@ def test_a_wait_that_is_not_a_number_of_seconds_is_a_usage_error(value: str) -> 
     assert result.returncode == 2
     assert result.stderr == ("sentra-lang mcp-proxy: error: --review-wait must be a number of "
                              f"seconds, at least 0, not `{value}`\n")
+
+
+def test_a_wait_on_a_store_in_memory_is_warned_of() -> None:
+    """Nobody can judge tickets kept in the gateway's memory: the wait would always run out."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sentra_lang", "mcp-proxy", str(ROOT / "tests" / "mcp" /
+                                                               "tools.sentra"),
+         "--review-wait", "5", "--", "true"], capture_output=True, text=True, timeout=60,
+        cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert "warning: no operator can judge the review tickets of a store in memory" in \
+        result.stderr
