@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="with --server: the longest one decision may take; past it the "
                         "call is refused (default: 5)")
+    parser.add_argument("--review-wait", default="0", metavar="SECONDS",
+                        help="how long a call the policy holds for review waits for the "
+                        "operator's verdict, polling its ticket as the SDK's guard does: "
+                        "approved, the call is forwarded once; denied, it is refused (default: "
+                        "0, answered at once with the ticket)")
     parser.add_argument("--hide-never-allowed", action="store_true",
                         help="leave out of tools/list the tools the policy can never allow")
     parser.add_argument("--log-level", default="warning",
@@ -97,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     policy = loaded.policy
     decider: PolicyEngine = remote(args, policy.hash) if args.server else embedded(args, loaded.table)
     hidden = (lambda tool: never_allowed(policy, tool)) if args.hide_never_allowed else None
-    gateway = Gateway(decider, args.agent_id, hidden, offload=args.server is not None)
+    gateway = Gateway(decider, args.agent_id, hidden, offload=args.server is not None,
+                      review_wait=args.review_wait)
     server = StdioServerParameters(command=command[0], args=command[1:], env={
         key: value for key, value in os.environ.items() if key not in SECRET_VARIABLES})
     try:
@@ -126,7 +133,19 @@ def split_command(args: argparse.Namespace) -> list[str]:
                          "the MCP server's command")
     if args.timeout <= 0 or args.timeout > 3600:
         raise UsageError(f"--timeout must be between 0 and 3600 seconds, not {args.timeout}")
+    args.review_wait = review_wait(args.review_wait)
     return command
+
+
+def review_wait(text: str) -> float:
+    """``--review-wait``: a finite number of seconds, at least 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"--review-wait must be a number of seconds, at least 0, not `{text}`")
+    return seconds
 
 
 def embedded(args: argparse.Namespace, table: dict[str, Any]) -> Engine:
@@ -138,6 +157,10 @@ def embedded(args: argparse.Namespace, table: dict[str, Any]) -> Engine:
     if args.db is None:
         print("sentra-lang mcp-proxy: agent state and the audit log are kept in memory and lost "
               "when the gateway exits; give --db FILE to keep them", file=sys.stderr)
+        if args.review_wait:
+            print("sentra-lang mcp-proxy: warning: no operator can judge the review tickets of "
+                  "a store in memory, so a held call waits out --review-wait; give --db FILE "
+                  "(shared with `sentra-lang serve`) or --server URL", file=sys.stderr)
         return Engine(table, MemoryStore())
     try:
         return Engine(table, SQLiteStore(args.db))

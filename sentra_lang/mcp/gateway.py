@@ -6,13 +6,18 @@ the tool calls a decision refuses.
   type, the arguments are the fields. A call that is not allowed is answered here with an MCP
   tool error (`isError`) carrying the reason, and never reaches the server. A call whose
   parameters are not a tool call's is refused with a JSON-RPC error, never forwarded.
+* A call held for review is answered at once with its ticket; with a review wait, it waits in
+  a task of its own for the operator's verdict (polling the ticket as the SDK's guard does),
+  then goes on if the verdict allows it, else is answered here. A client's cancellation of it
+  ends the wait, unanswered.
 * `tools/list` answers lose the tools the policy can never allow, when asked to hide them.
 * Everything else (initialisation, resources, prompts, completions, logging, notifications,
   ping, progress, the server's own requests and the client's answers) passes unchanged, in
   order. A cancellation of a call answered here is not forwarded (the server never saw it).
 
 Messages from the client are handled one at a time, in order, so a call is forwarded only
-after its decision and nothing overtakes it. Standard input is read by a daemon thread, so the
+after its decision and nothing overtakes it, except that a call waiting for its verdict is
+overtaken by the messages that follow it. Standard input is read by a daemon thread, so the
 gateway stops at once when the wrapped server ends, without waiting for the client's next line.
 """
 
@@ -20,23 +25,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import math
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import anyio
 import mcp.types as types
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
-from sentra_runtime import Decision
-from sentra_runtime.client import PolicyEngine
+from sentra_runtime import Decision, Engine
+from sentra_runtime.client import PolicyEngine, RemoteEngine
+from sentra_runtime.guard import POLL_SECONDS, ticket_verdict
+from sentra_runtime.review import PENDING
 from sentra_runtime.wire import fail_closed
 
 from sentra_lang.mcp.verdicts import refusal_result
@@ -52,15 +62,36 @@ QUEUED_LINES = 64
 
 Message = types.JSONRPCRequest | types.JSONRPCNotification | types.JSONRPCResponse | \
     types.JSONRPCError
+VerdictLookup = Callable[[str], tuple[str, Decision | None]]
+"""Where a review ticket stands: ``(status, the verdict's decision or None)``."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """A call held for review that waits for its verdict (the gateway's review wait)."""
+
+    request: types.JSONRPCRequest
+    decision: Decision
+    wait: anyio.CancelScope
+    """Cancelled by the client's cancellation of the call."""
 
 
 class Gateway:
     """Decides each tool call of one agent with ``decider`` (an engine or a remote one), and
-    hides from tool lists the tools ``hidden`` names (``None``: hide nothing). ``run`` needs
-    asyncio's event loop (``asyncio.run``)."""
+    hides from tool lists the tools ``hidden`` names (``None``: hide nothing). A call held for
+    review waits up to ``review_wait`` seconds for the operator's verdict, asking every
+    ``poll_seconds`` (0: answered at once). ``run`` needs asyncio's event loop
+    (``asyncio.run``)."""
 
     def __init__(self, decider: PolicyEngine, agent_id: str,
-                 hidden: Callable[[str], bool] | None = None, *, offload: bool = True) -> None:
+                 hidden: Callable[[str], bool] | None = None, *, offload: bool = True,
+                 review_wait: float = 0.0, poll_seconds: float = POLL_SECONDS) -> None:
+        if not (math.isfinite(review_wait) and review_wait >= 0):
+            raise ValueError(f"review_wait must be a finite number of seconds, at least 0, "
+                             f"not {review_wait}")
+        if not (math.isfinite(poll_seconds) and poll_seconds > 0):
+            raise ValueError(f"poll_seconds must be a finite number of seconds above 0, not "
+                             f"{poll_seconds}")
         self.decider = decider
         self.agent_id = agent_id
         self.hidden = hidden
@@ -68,8 +99,14 @@ class Gateway:
         """Decide in a worker thread (a remote engine, which may wait for its deadline), so that
         the server's messages keep flowing meanwhile. An embedded engine decides in the event
         loop: a decision takes about 0.1 ms on SQLite, less than handing it to a thread."""
+        self.verdict_lookup = verdict_lookup(decider) if review_wait > 0 else None
+        """The runtime's own lookup of a ticket's verdict (the one a guard's ``wait`` polls);
+        None: held calls are answered at once."""
+        self.review_wait = review_wait if self.verdict_lookup is not None else 0.0
+        self.poll_seconds = poll_seconds
         self._lists: set[types.RequestId] = set()
         self._answered: deque[types.RequestId] = deque(maxlen=ANSWERED_REMEMBERED)
+        self._waiting: dict[types.RequestId, anyio.CancelScope] = {}
 
     async def run(self, server: StdioServerParameters) -> bool:
         """Serve until the client or the server ends the session; whether the client did."""
@@ -79,7 +116,7 @@ class Gateway:
                 anyio.create_task_group() as tasks:
             async def from_client() -> None:
                 nonlocal client_ended
-                client_ended = await self._from_client(upstream, server_write)
+                client_ended = await self._from_client(upstream, server_write, tasks)
                 tasks.cancel_scope.cancel()
 
             async def from_server() -> None:
@@ -90,13 +127,14 @@ class Gateway:
 
             tasks.start_soon(from_client)
             tasks.start_soon(from_server)
-        return client_ended
+        return client_ended or upstream.gone
 
     # -- client to server ------------------------------------------------------------------------
 
-    async def _from_client(self, upstream: _Upstream,
-                           server: ObjectSendStream[SessionMessage]) -> bool:
-        """Pass the client's messages on until one side ends; whether it was the client."""
+    async def _from_client(self, upstream: _Upstream, server: ObjectSendStream[SessionMessage],
+                           tasks: TaskGroup) -> bool:
+        """Pass the client's messages on until one side ends; whether it was the client. A call
+        that waits for its verdict waits in a task of ``tasks``."""
         while (line := await upstream.read()) is not None:
             try:
                 parsed = types.JSONRPCMessage.model_validate_json(line)
@@ -104,7 +142,10 @@ class Gateway:
                 await self._unreadable(upstream, line, error)
                 continue
             answer = await self._handle(parsed.root)
-            if answer is not None:
+            if isinstance(answer, Held):
+                self._waiting[answer.request.id] = answer.wait
+                tasks.start_soon(self._await_verdict, answer, upstream, server, tasks)
+            elif answer is not None:
                 await upstream.write(answer)
             elif not self._dropped(parsed.root):
                 try:
@@ -115,10 +156,14 @@ class Gateway:
                 return True
         return True
 
-    async def _handle(self, message: Message) -> Message | None:
-        """The answer to give the client here (the message then goes no further), or None."""
+    async def _handle(self, message: Message) -> Message | Held | None:
+        """The answer to give the client here (the message then goes no further), a call to
+        hold until its verdict, or None (the message goes on)."""
         if isinstance(message, types.JSONRPCRequest):
             if message.method == TOOLS_CALL:
+                if message.id in self._waiting:
+                    return _error(message.id, types.INVALID_REQUEST, f"request id {message.id!r} "
+                                  "is in use by a call that waits for its review verdict")
                 return await self._decide(message)
             if _looks_like_a_tool_call(message.method):
                 return _error(message.id, types.METHOD_NOT_FOUND,
@@ -129,18 +174,26 @@ class Gateway:
 
     def _dropped(self, message: Message) -> bool:
         """A tool call sent as a notification (it would run undecided), or the cancellation of
-        a call the server never saw."""
+        a call the server never saw (that of a call waiting for its verdict ends the wait)."""
         if not isinstance(message, types.JSONRPCNotification):
             return False
         if _looks_like_a_tool_call(message.method):
             logger.warning("sentra-lang mcp-proxy: dropped `%s` sent as a notification: a tool "
                            "call must be a request", message.method)
             return True
-        params = message.params or {}
-        return message.method == CANCELLED and params.get("requestId") in self._answered
+        if message.method != CANCELLED:
+            return False
+        request_id = (message.params or {}).get("requestId")
+        waiting = None if isinstance(request_id, bool) or not isinstance(request_id, (str, int)) \
+            else self._waiting.pop(request_id, None)
+        if waiting is not None:
+            waiting.cancel()
+            return True
+        return request_id in self._answered
 
-    async def _decide(self, request: types.JSONRPCRequest) -> Message | None:
-        """None when the call may go on; otherwise the answer that refuses it."""
+    async def _decide(self, request: types.JSONRPCRequest) -> Message | Held | None:
+        """None when the call may go on; a call held for review to wait for its verdict;
+        otherwise the answer that refuses it."""
         try:
             params = types.CallToolRequestParams.model_validate(request.params or {})
         except ValidationError as error:
@@ -153,9 +206,72 @@ class Gateway:
             return None
         logger.info("sentra-lang mcp-proxy: %s %s of agent %r: %s", decision.label, params.name,
                     self.agent_id, decision.reason)
-        self._answered.append(request.id)
-        return types.JSONRPCResponse(jsonrpc="2.0", id=request.id,
-                                     result=refusal_result(decision))
+        if self.review_wait and decision.outcome == "review" and decision.ticket is not None:
+            return Held(request, decision, anyio.CancelScope())
+        return self._refuse(request.id, decision)
+
+    def _refuse(self, request_id: types.RequestId, decision: Decision,
+                status: str = PENDING) -> types.JSONRPCResponse:
+        self._answered.append(request_id)
+        return types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=refusal_result(
+            decision, self.review_wait, status))
+
+    async def _await_verdict(self, held: Held, upstream: _Upstream,
+                             server: ObjectSendStream[SessionMessage],
+                             tasks: TaskGroup) -> None:
+        """Wait for the verdict on ``held``'s ticket; then forward the call if the verdict
+        allows it, else answer it here. Nothing when the client cancelled the call."""
+        request = held.request
+        try:
+            with held.wait:
+                status, verdict = await self._verdict_within(held.decision.ticket or "")
+        finally:
+            if self._waiting.get(request.id) is held.wait:
+                del self._waiting[request.id]
+        if held.wait.cancel_called:
+            logger.info("sentra-lang mcp-proxy: the client cancelled call %r, which waited for "
+                        "the verdict on ticket %s", request.id, held.decision.ticket)
+            return
+        if verdict is not None and verdict.allowed:
+            logger.info("sentra-lang mcp-proxy: ticket %s approved: forwarding call %r",
+                        held.decision.ticket, request.id)
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await server.send(SessionMessage(types.JSONRPCMessage(request)))
+            return
+        if verdict is not None:
+            logger.info("sentra-lang mcp-proxy: ticket %s: %s", held.decision.ticket,
+                        verdict.reason)
+        await upstream.write(self._refuse(request.id, verdict or held.decision, status))
+        if upstream.gone:
+            tasks.cancel_scope.cancel()
+
+    async def _verdict_within(self, ticket: str) -> tuple[str, Decision | None]:
+        """The ticket's status and verdict once it has one (or ended without one), or
+        ``pending`` and None at the end of the review wait; polled every
+        :attr:`poll_seconds`, as a guard's ``wait`` polls (sentra_runtime.guard.awaited)."""
+        deadline = anyio.current_time() + self.review_wait
+        while True:
+            status, verdict = await self._lookup(ticket)
+            if verdict is not None or status != PENDING:
+                return status, verdict
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                return PENDING, None
+            await anyio.sleep(min(self.poll_seconds, left))
+
+    async def _lookup(self, ticket: str) -> tuple[str, Decision | None]:
+        """Where the ticket stands; still pending when it cannot be read now (the wait goes
+        on, and at its end the call gets the review answer)."""
+        lookup = self.verdict_lookup
+        assert lookup is not None
+        try:
+            if self.offload:
+                return await anyio.to_thread.run_sync(lookup, ticket, abandon_on_cancel=True)
+            return lookup(ticket)
+        except Exception as error:   # an embedded store that fails: wait on
+            logger.warning("sentra-lang mcp-proxy: cannot read review ticket %s (%s: %s)",
+                           ticket, type(error).__name__, error)
+            return PENDING, None
 
     def _evaluate(self, tool: str, arguments: dict[str, Any]) -> Decision:
         try:
@@ -204,6 +320,16 @@ class Gateway:
         return {**result, "tools": [tool for tool in tools if not (
             isinstance(tool, dict) and isinstance(tool.get("name"), str)
             and hidden(tool["name"]))]}
+
+
+def verdict_lookup(decider: PolicyEngine) -> VerdictLookup | None:
+    """The runtime's lookup of a review ticket's verdict for ``decider``: the same one its
+    guard polls (``Asker.verdict``); None for an engine the runtime does not know."""
+    if isinstance(decider, Engine):
+        return functools.partial(ticket_verdict, decider)
+    if isinstance(decider, RemoteEngine):
+        return decider._verdict   # the remote engine guard's own lookup
+    return None
 
 
 def _looks_like_a_tool_call(method: str) -> bool:

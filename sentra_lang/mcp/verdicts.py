@@ -14,23 +14,36 @@ META_KEY = "sentra/decision"
 """The key of the decision in a refused call's ``_meta``."""
 
 
-def refusal_text(decision: Decision) -> str:
+def refusal_text(decision: Decision, wait: float = 0.0, status: str = "pending") -> str:
     """The one line an agent (and whoever reads its transcript) gets for a refused call: the
-    decision, its reason and the rule; for a call held for review, its ticket and how to
-    follow it."""
+    decision, its reason and the rule; for a call held for review, its ticket and why the call
+    did not run: the gateway did not wait for the verdict (``wait`` 0), none came within its
+    ``wait`` seconds, or the ticket ended without one (``status`` ``expired`` or
+    ``cancelled``)."""
     ticket = decision.ticket
     text = f"{decision.label}: {decision.reason} (rule {decision.rule_id})"
     if ticket is None:
         return text
     if decision.outcome != "review":
         return f"{text} Ticket: {ticket}."
-    return (f"{text} Ticket: {ticket}. The call did not run: it waits for an operator to "
-            f"approve or deny the ticket; its status is at GET /v1/reviews/{ticket} on the "
-            "decision server. Once it is approved, call the tool again (a new call is decided "
-            "anew).")
+    ended = TICKET_ENDED.get(status)
+    if ended is not None:
+        why = f"the ticket {ended} before an operator's verdict"
+    elif wait > 0:
+        why = (f"no operator's verdict came within the gateway's {wait:g} s wait, and a later "
+               "approval will not run it")
+    else:
+        why = ("this gateway answers without waiting for an operator's verdict (it waits with "
+               "--review-wait), so an approval will not run it")
+    return f"{text} Ticket: {ticket}. The call did not run: {why}. A new call is decided anew."
 
 
-def refusal_result(decision: Decision) -> dict[str, Any]:
+TICKET_ENDED = {"expired": "expired", "cancelled": "was cancelled (the agent was reset)"}
+"""How a ticket ended without a verdict, by its status."""
+
+
+def refusal_result(decision: Decision, wait: float = 0.0,
+                   status: str = "pending") -> dict[str, Any]:
     """The ``tools/call`` result of a refused call: an MCP tool error (``isError``) whose text
     is :func:`refusal_text`, with the decision itself under ``_meta`` for programs."""
     summary = {key: getattr(decision, key) for key in (
@@ -39,8 +52,8 @@ def refusal_result(decision: Decision) -> dict[str, Any]:
     ticket = getattr(decision, "ticket", None)
     if ticket is not None:
         summary["ticket"] = ticket
-    return {"content": [{"type": "text", "text": refusal_text(decision)}], "isError": True,
-            "_meta": {META_KEY: {**summary, "seq": decision.seq}}}
+    return {"content": [{"type": "text", "text": refusal_text(decision, wait, status)}],
+            "isError": True, "_meta": {META_KEY: {**summary, "seq": decision.seq}}}
 
 
 def never_allowed(policy: Policy, tool: str) -> bool:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,18 @@ def setup(tmp_path: Path) -> Setup:
     return Setup(tmp_path)
 
 
+def reviewing_policy(folder: Path, expires: str | None = None) -> Path:
+    """The gateway tests' policy, with permission changes held for review (tickets that
+    expire after ``expires``, a duration, when given)."""
+    policy = folder / "reviewing.sentra"
+    reason = '"Giving {user} the role {role} needs a human."'
+    policy.write_text(TOOLS_POLICY.read_text().replace(
+        "  block risk 60 as BLOCK_PERMISSION_CHANGE",
+        "  review risk 60 as BLOCK_PERMISSION_CHANGE").replace(
+        reason, reason + (f"\n    expires {expires}" if expires else "")), encoding="utf-8")
+    return policy
+
+
 @asynccontextmanager
 async def session(params: StdioServerParameters) -> AsyncIterator[ClientSession]:
     """An initialised MCP client session with the process ``params`` start."""
@@ -92,20 +106,31 @@ class Served:
     process: subprocess.Popen[bytes]
 
 
+OPERATOR_TOKEN = "operator-secret"
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     """A real `sentra-lang serve` process on the tools policy (loopback, a free port)."""
+    with serve(tmp_path, TOOLS_POLICY) as server:
+        yield server
+
+
+@contextmanager
+def serve(folder: Path, policy: Path, db: Path | None = None) -> Iterator[Served]:
+    """A real `sentra-lang serve` process on ``policy`` and the SQLite file ``db`` (default:
+    a new one in ``folder``), its operator token :data:`OPERATOR_TOKEN`."""
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    token = tmp_path / "operator.token"
-    token.write_text("operator-secret\n")
+    token = folder / "operator.token"
+    token.write_text(OPERATOR_TOKEN + "\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "sentra_lang", "serve", str(TOOLS_POLICY), "--db",
-         str(tmp_path / "server.db"), "--port", str(port), "--operator-token-file", str(token)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "sentra_lang", "serve", str(policy), "--db",
+         str(db or folder / "server.db"), "--port", str(port), "--operator-token-file",
+         str(token)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -117,6 +142,59 @@ def served(tmp_path: Path) -> Iterator[Served]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("sentra-lang serve did not start") from None
             time.sleep(0.1)
-    yield Served(url, process)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield Served(url, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class RawClient:
+    """JSON-RPC lines to a real gateway's standard input (agent `mcp`, wrapping the fake
+    server; ``options`` before `--`); its answers read by id."""
+
+    def __init__(self, setup: Setup, *options: str, policy: Path = TOOLS_POLICY) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sentra_lang", "mcp-proxy", str(policy), *options, "--",
+             sys.executable, str(FAKE_SERVER)], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "FAKE_TOOLS_LOG": str(setup.log)})
+        self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        """Every message read so far, in order."""
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"}}})
+        assert "result" in self.answer("init")
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = json.loads(line)
+            self.seen.append(message)
+            self.answers.put(message)
+
+    def send(self, message: Any) -> None:
+        self.line(json.dumps(message).encode())
+
+    def line(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data + b"\n")
+        self.process.stdin.flush()
+
+    def answer(self, request_id: Any, timeout: float = 20) -> dict[str, Any]:
+        while True:
+            message = self.answers.get(timeout=timeout)
+            if message.get("id") == request_id:
+                return message
+
+    def alive(self) -> bool:
+        self.send({"jsonrpc": "2.0", "id": "ping", "method": "ping"})
+        return self.answer("ping").get("result") == {}
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=20)

@@ -4,14 +4,17 @@ goes on, and what is dropped."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import mcp.types as types
+import pytest
 from sentra_runtime import Engine, SQLiteStore
 
-from sentra_lang.mcp.gateway import Gateway
+from sentra_lang.mcp.gateway import Gateway, Held
 from tests.helpers import compile_ok
 from tests.mcp.conftest import TOOLS_POLICY
 
@@ -77,3 +80,47 @@ def test_a_client_that_stops_reading_ends_the_session_quietly() -> None:
         return upstream.gone
 
     assert asyncio.run(scenario()) is True
+
+
+def reviewing_engine(store: SQLiteStore | None = None) -> Engine:
+    source = TOOLS_POLICY.read_text().replace("  block risk 60 as BLOCK_PERMISSION_CHANGE",
+                                              "  review risk 60 as BLOCK_PERMISSION_CHANGE")
+    table = compile_ok(source).table
+    assert table is not None
+    return Engine(table.model_dump(mode="json"), *([store] if store else []))
+
+
+def test_a_held_call_waits_only_with_a_review_wait() -> None:
+    arguments = {"name": "change_permission", "arguments": {"user": "eve", "role": "admin"}}
+    at_once = asyncio.run(Gateway(reviewing_engine(), "agent")._handle(
+        request(1, "tools/call", arguments)))
+    assert isinstance(at_once, types.JSONRPCResponse) and at_once.result["isError"] is True
+    held = asyncio.run(Gateway(reviewing_engine(), "agent", review_wait=5)._handle(
+        request(1, "tools/call", arguments)))
+    assert isinstance(held, Held) and held.decision.label == "Review Required"
+
+
+def test_the_wait_reads_the_runtime_verdict_and_survives_a_failing_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    engine = reviewing_engine(store)
+    gate = Gateway(engine, "agent", review_wait=5)
+    ticket = engine.evaluate("agent", "change_permission", {"user": "eve", "role": "x"}).ticket
+    assert ticket is not None
+    assert asyncio.run(gate._lookup(ticket)) == ("pending", None)
+    engine.review(ticket, True, operator="alice")
+    status, verdict = asyncio.run(gate._lookup(ticket))
+    assert (status, verdict is not None and verdict.allowed) == ("approved", True)
+
+    def locked(ticket: str) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(engine, "ticket", locked)   # the store fails: the call waits on
+    assert asyncio.run(gate._lookup(ticket)) == ("pending", None)
+    store.close()
+
+
+@pytest.mark.parametrize("wait", [-1.0, math.nan, math.inf])
+def test_a_review_wait_is_a_finite_number_of_seconds(wait: float) -> None:
+    with pytest.raises(ValueError, match="review_wait must be a finite number of seconds"):
+        Gateway(reviewing_engine(), "agent", review_wait=wait)

@@ -4,65 +4,14 @@ and the gateway keeps serving."""
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.mcp.conftest import FAKE_SERVER, ROOT, TOOLS_POLICY, Setup
+from tests.mcp.conftest import RawClient, Setup
 
 pytestmark = pytest.mark.slow
-
-
-class RawClient:
-    """JSON-RPC lines to the gateway's standard input; its answers read by id."""
-
-    def __init__(self, setup: Setup) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sentra_lang", "mcp-proxy", str(TOOLS_POLICY), "--", sys.executable,
-             str(FAKE_SERVER)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env={**os.environ, "FAKE_TOOLS_LOG": str(setup.log)})
-        self.answers: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "probe", "version": "1"}}})
-        assert "result" in self.answer("init")
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.answers.put(json.loads(line))
-
-    def send(self, message: Any) -> None:
-        self.line(json.dumps(message).encode())
-
-    def line(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(data + b"\n")
-        self.process.stdin.flush()
-
-    def answer(self, request_id: Any, timeout: float = 20) -> dict[str, Any]:
-        while True:
-            message = self.answers.get(timeout=timeout)
-            if message.get("id") == request_id:
-                return message
-
-    def alive(self) -> bool:
-        self.send({"jsonrpc": "2.0", "id": "ping", "method": "ping"})
-        return self.answer("ping").get("result") == {}
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=20)
 
 
 @pytest.fixture

@@ -11,18 +11,9 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine, SQLiteStore
 
-from tests.mcp.conftest import TOOLS_POLICY, Setup, session, text_of
+from tests.mcp.conftest import Setup, reviewing_policy, session, text_of
 
 pytestmark = pytest.mark.slow
-
-
-def reviewing_policy(tmp_path: Path) -> Path:
-    """The gateway tests' policy, with permission changes held for review."""
-    policy = tmp_path / "reviewing.sentra"
-    policy.write_text(TOOLS_POLICY.read_text().replace(
-        "  block risk 60 as BLOCK_PERMISSION_CHANGE",
-        "  review risk 60 as BLOCK_PERMISSION_CHANGE"), encoding="utf-8")
-    return policy
 
 
 def test_a_held_call_is_a_tool_error_with_its_ticket(setup: Setup, tmp_path: Path) -> None:
@@ -38,10 +29,9 @@ def test_a_held_call_is_a_tool_error_with_its_ticket(setup: Setup, tmp_path: Pat
     assert held.isError and meta["label"] == "Review Required" and ticket.startswith("rv_")
     assert text_of(held) == (
         "Review Required: Giving eve the role admin needs a human. (rule "
-        f"BLOCK_PERMISSION_CHANGE) Ticket: {ticket}. The call did not run: it waits for an "
-        "operator to approve or deny the ticket; its status is at GET /v1/reviews/"
-        f"{ticket} on the decision server. Once it is approved, call the tool again (a new "
-        "call is decided anew).")
+        f"BLOCK_PERMISSION_CHANGE) Ticket: {ticket}. The call did not run: this gateway answers "
+        "without waiting for an operator's verdict (it waits with --review-wait), so an "
+        "approval will not run it. A new call is decided anew.")
     assert setup.calls() == []
     store = SQLiteStore(setup.db)
     [pending] = store.tickets(status="pending")

@@ -59,3 +59,28 @@ def test_a_refusal_carries_the_decision() -> None:
     assert result["isError"] is True and result["content"][0]["text"] == refusal_text(decision)
     assert result["_meta"][META_KEY]["seq"] == decision.seq
     assert result["_meta"][META_KEY]["threat"] == "Privilege Escalation"
+
+
+@pytest.mark.parametrize(("wait", "status", "why"), [
+    (0.0, "pending", "this gateway answers without waiting for an operator's verdict (it waits "
+                     "with --review-wait), so an approval will not run it"),
+    (2.5, "pending", "no operator's verdict came within the gateway's 2.5 s wait, and a later "
+                     "approval will not run it"),
+    (30.0, "expired", "the ticket expired before an operator's verdict"),
+    (30.0, "cancelled", "the ticket was cancelled (the agent was reset) before an operator's "
+                        "verdict"),
+])
+def test_a_held_call_says_why_it_did_not_run(wait: float, status: str, why: str) -> None:
+    source = TOOLS_POLICY.read_text().replace("  block risk 60 as BLOCK_PERMISSION_CHANGE",
+                                              "  review risk 60 as BLOCK_PERMISSION_CHANGE")
+    engine = Engine(compile_ok(source).table.model_dump(mode="json"))  # type: ignore[union-attr]
+    held = engine.evaluate("a", "change_permission", {"user": "eve", "role": "admin"})
+    assert refusal_text(held, wait, status) == (
+        "Review Required: Giving eve the role admin needs a human. (rule "
+        f"BLOCK_PERMISSION_CHANGE) Ticket: {held.ticket}. The call did not run: {why}. A new "
+        "call is decided anew.")
+    assert refusal_result(held, wait, status)["_meta"][META_KEY]["ticket"] == held.ticket
+    denied = engine.review(held.ticket or "", False, operator="alice")
+    assert refusal_text(denied, wait, status) == (   # a verdict's decision: wait, status unused
+        f"Blocked: Denied by `alice` after review. (rule BLOCK_PERMISSION_CHANGE) Ticket: "
+        f"{held.ticket}.")
