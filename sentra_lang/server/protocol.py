@@ -130,11 +130,13 @@ class OneWrite:
             self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send the held write, if any."""
+        """Send the held write, if any (unless the connection closed meanwhile: it had nowhere
+        to go)."""
         held = self.held
         if held is not None:
             self.held = None
-            self.transport.write(held)
+            if not self.transport.is_closing():
+                self.transport.write(held)
 
     def close(self) -> None:
         self.flush()

@@ -9,6 +9,7 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,24 @@ def test_a_lone_write_leaves_on_the_next_turn_and_before_a_close() -> None:
         assert peer.data == b"headlast"
 
     asyncio.run(run())
+
+
+def test_a_write_held_when_the_connection_is_lost_goes_nowhere() -> None:
+    async def run() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        writer, counted, peer = await connected()
+        writer.write(b"head")
+        counted.transport.close()   # the client left before the loop's next turn
+        await asyncio.wait_for(peer.ended, 5)
+        await asyncio.sleep(0)
+        assert counted.writes == [] and peer.data == b""
+        return errors
+
+    assert asyncio.run(run()) == []
+    uvloop = pytest.importorskip("uvloop")   # the server's loop: a write after close raises
+    assert uvloop.run(run()) == []
 
 
 @settings(max_examples=60, deadline=None)
