@@ -135,10 +135,7 @@ class LoopCommit:
     become ready together share it) and handed to ``prepare``, whose work runs in the commit
     thread, where the loop does not wait for it. The batch's decisions are answered when that
     work ended (one wake-up of the loop per batch), and the decisions that queued meanwhile are
-    taken next, in arrival order: with group commit (``limit`` above 1) before the batch's
-    callers are answered, so that the next commit (its fsync) runs while the loop answers
-    them; with one decision per transaction after them, as that mode always did (it is the
-    comparison baseline of docs/benchmarks.md, "Load and group commit").
+    taken next, in arrival order.
     """
 
     def __init__(self, name: str, loop: asyncio.AbstractEventLoop, prepare: Prepare,
@@ -187,30 +184,19 @@ class LoopCommit:
         self.thread.jobs.put((work, lambda: self._answer(waiting)))
 
     def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
-        if self.limit > 1 and self.queue:
+        for pending, answer in waiting:
+            if answer.done():   # its caller stopped waiting (the decision stands)
+                continue
             try:
-                self._take()   # the next batch commits while this one is answered
-            finally:
-                _settle(waiting)
-            return
-        _settle(waiting)
+                answer.set_result(pending.outcome())
+            except BaseException as error:
+                answer.set_exception(error)
         self.busy = False
         if self.queue:
             self._take_soon()
 
     def close(self) -> None:
         self.thread.stop()
-
-
-def _settle(waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
-    """Answer each waiting caller with its decision's outcome."""
-    for pending, answer in waiting:
-        if answer.done():   # its caller stopped waiting (the decision stands)
-            continue
-        try:
-            answer.set_result(pending.outcome())
-        except BaseException as error:
-            answer.set_exception(error)
 
 
 class _CommitThread(threading.Thread):
