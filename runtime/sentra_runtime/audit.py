@@ -160,14 +160,18 @@ def decision_outcome(decision: Decision) -> dict[str, Any]:
     return outcome
 
 
-def annotation(annotations: Annotations, decision: Decision) -> dict[str, Any]:
-    """The extra keys for ``decision``'s record, checked: JSON values, no runtime key replaced."""
+def annotation(annotations: Annotations, decision: Decision, *,
+               encodable: bool = True) -> dict[str, Any]:
+    """The extra keys for ``decision``'s record, checked: JSON values, no runtime key replaced.
+    ``encodable=False`` leaves the JSON check to the caller, which seals the record next (the
+    record's encoding raises the same error)."""
     extra = dict(annotations(decision) if callable(annotations) else annotations)
     clash = sorted(RECORD_KEYS.intersection(extra))
     if clash:
         raise ValueError(f"annotations may not replace the audit record's own keys: "
                          f"{', '.join(clash)}")
-    canonical_json(extra)
+    if encodable:
+        canonical_json(extra)
     return extra
 
 
@@ -227,8 +231,13 @@ def seal_text(record: dict[str, Any], seq: int, prev: str | None) -> tuple[str, 
     """Like :func:`seal`, returning ``(body_text, hash)``: one serialisation, for stores."""
     record["seq"] = seq
     record["prev"] = prev
-    body = canonical_json(record)
+    body = _canonical(record)
     return body, text_hash(body)
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+""":func:`~sentra_runtime.policy.canonical_json` (the same encoder settings, built once rather
+than at every call: it encodes every record a store writes; a test keeps the two equal)."""
 
 
 def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:

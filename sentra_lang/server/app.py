@@ -1,5 +1,10 @@
 """The FastAPI application: the Sentra-compatible API, ``/v1``, ``/metrics`` and the dashboard,
-behind the edge (host, content type, body limit and text checks) and the lean decision path."""
+behind the edge (host, content type, body limit and text checks) and the lean decision path.
+
+The edge, the store-fault answers and the lean ``POST /agent-action`` path run in front of
+FastAPI's own middleware stack (:class:`DecisionApp`), so a plain decision request does not pass
+through FastAPI's and Starlette's layers at all; every other request goes on through them as
+before, with the store-fault answers again around the routes."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sentra_runtime.explain import jsonable
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sentra_lang import __version__
 from sentra_lang.server import compat, dashboard, impact, models, native
@@ -78,7 +84,7 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
             await broadcast.close()
             gate.close()
 
-    app = FastAPI(title="sentra-lang decision server", version=__version__, lifespan=lifespan,
+    app = DecisionApp(title="sentra-lang decision server", version=__version__, lifespan=lifespan,
                   description="The Sentra-compatible API, the native `/v1` API, metrics and a "
                               "live dashboard over one compiled policy. See docs/server.md.",
                   generate_unique_id_function=_operation_id)
@@ -106,11 +112,28 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(LeanAgentAction, gate=gate)
-    app.add_middleware(StoreFaults, tally=faults)   # 503 while the database is unavailable
-    app.add_middleware(RequestEdge, max_body_bytes=max_body_bytes,   # outermost
-                       allowed_hosts=allowed_hosts)
+    app.add_middleware(StoreFaults, tally=faults)   # the routes: 503 while the database is down
+    app.front = RequestEdge(StoreFaults(LeanAgentAction(app.stack, gate=gate), tally=faults),
+                            max_body_bytes=max_body_bytes, allowed_hosts=allowed_hosts)
     return app
+
+
+class DecisionApp(FastAPI):
+    """FastAPI behind :attr:`front`: the edge (outermost), the store-fault answers and the lean
+    path, which hand every request they do not answer to FastAPI's own stack
+    (:meth:`stack`)."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await self.stack(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
+
+    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's application: its middleware stack and routes."""
+        await super().__call__(scope, receive, send)
 
 
 def _operation_id(route: APIRoute) -> str:

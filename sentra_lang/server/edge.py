@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -260,7 +261,16 @@ def parse_body(body: bytes) -> tuple[Any, list[dict[str, Any]]]:
         return None, [_invalid_json(["body"], "nested too deeply")]
     except ValueError as error:   # e.g. an integer of more than 4300 digits
         return None, [_invalid_json(["body"], str(error).split(";")[0])]
+    if _SUSPECT.search(text) is None:
+        return parsed, []
     return parsed, list(_value_problems(parsed))[:MAX_REPORTED]
+
+
+_SUSPECT = re.compile(r"\\u|NaN|Infinity|[0-9][eE]|[0-9]{300}")
+"""What JSON text needs to hold for its parsed value to have a lone surrogate (only an escape
+gives one: the text itself is UTF-8) or a number that is not finite (``NaN``, ``Infinity``, or
+a magnitude past 1e308, which takes an exponent or some 309 digits). Text without any of them
+is not walked (:func:`_value_problems`); text with them is, and may still be fine."""
 
 
 def _invalid_json(loc: list[str | int], problem: str) -> dict[str, Any]:

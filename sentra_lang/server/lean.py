@@ -1,14 +1,15 @@
-"""The lean path of ``POST /agent-action``: plain requests decided without FastAPI's routing,
-dependency solving and pydantic models.
+"""The lean path of ``POST /agent-action`` and ``POST /v1/decide``: plain requests decided
+without FastAPI's routing, dependency solving and pydantic models.
 
 :class:`LeanAgentAction` is ASGI middleware behind the edge (:mod:`sentra_lang.server.edge`),
-which has read the body, checked it and parsed its JSON. For ``POST /agent-action`` with
+which has read the body, checked it and parsed its JSON. For either path with
 ``Content-Type: application/json`` the lean path takes the request only when every value already
-has the request model's type (strings, a finite number or null for ``amount``, an object for
-``policy_context``) and fits the policy's declared types; it decides and answers with the
-pre-encoded event, byte for byte what the FastAPI route answers. Anything else (a wrong type, a
-numeric string, a value the policy refuses) goes on to the FastAPI route, so every 422 is the
-route's own. Nothing is written for a request the lean path hands on.
+has the request model's type (``/agent-action``: strings, a finite number or null for
+``amount``, an object for ``policy_context``; ``/v1/decide``: string ``agent_id`` and ``action``,
+an object for ``fields``, no other key) and fits the policy's declared types; it decides and
+answers byte for byte what the FastAPI route answers. Anything else (a wrong type, a numeric
+string, a value the policy refuses) goes on to the FastAPI route, so every 422 is the route's
+own. Nothing is written for a request the lean path hands on.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sentra_lang.server.compat import NotANumber, decide_values, read_number
 from sentra_lang.server.edge import PARSED, header
 from sentra_lang.server.gate import Gate
+from sentra_lang.server.native import decide_request
 
 PATH = "/agent-action"
+V1_PATH = "/v1/decide"
 _NUMBER_FIELDS = ("amount",)
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
                            separators=(",", ":")).encode
@@ -70,6 +73,28 @@ async def plain_event(gate: Gate, data: Any) -> bytes | None:
     return _encode(event).encode("utf-8")
 
 
+async def plain_decision(gate: Gate, data: Any) -> bytes | None:
+    """The encoded answer for a plain ``/v1/decide`` request (its parsed JSON, already checked
+    by the edge); ``None`` when the route must answer it (nothing was written then)."""
+    if data.__class__ is not dict:
+        return None
+    agent_id = data.get("agent_id")
+    action = data.get("action")
+    fields = data.get("fields", _ABSENT)
+    if fields is _ABSENT:
+        fields = {}
+    elif fields.__class__ is not dict:
+        return None
+    if agent_id.__class__ is not str or action.__class__ is not str \
+            or len(data) != 2 + ("fields" in data):   # another key: the route refuses it
+        return None
+    try:
+        answer = await decide_request(gate, agent_id, action, fields)
+    except RequestValidationError:
+        return None
+    return _encode(answer).encode("utf-8")
+
+
 _ABSENT: Any = object()
 _REQUEST_KEYS = frozenset(("agent_id", "action_type", "policy_context", *REQUEST_FIELDS))
 
@@ -83,18 +108,20 @@ def _finite(number: int | float) -> bool:
 
 
 class LeanAgentAction:
-    """ASGI middleware: the lean path of ``POST /agent-action`` (see the module docstring)."""
+    """ASGI middleware: the lean path of ``POST /agent-action`` and ``POST /v1/decide`` (see
+    the module docstring)."""
 
     def __init__(self, app: ASGIApp, gate: Gate) -> None:
         self.app = app
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" \
-                or PARSED not in scope or not _plain_json(scope["headers"]):
+        lean = _LEAN.get(scope["path"]) if scope["type"] == "http" else None
+        if lean is None or scope["method"] != "POST" or PARSED not in scope \
+                or not _plain_json(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        answer = await plain_event(self.gate, scope[PARSED])
+        answer = await lean(self.gate, scope[PARSED])
         if answer is None:
             await self.app(scope, receive, send)
             return
@@ -102,6 +129,10 @@ class LeanAgentAction:
                     "headers": [(b"content-length", str(len(answer)).encode()),
                                 (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": answer})
+
+
+_LEAN = {PATH: plain_event, V1_PATH: plain_decision}
+"""The lean path of each path it serves."""
 
 
 def _plain_json(headers: list[tuple[bytes, bytes]]) -> bool:

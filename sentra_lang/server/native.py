@@ -125,12 +125,29 @@ def events_page(gate: Gate, after: int, limit: int, agent: str | None, label: st
     })
 
 
-def _annotation(request: DecideRequest) -> Callable[[Policy, Decision], dict[str, Any]]:
-    kept = {key: request.fields[key] for key in REQUEST_KEYS if key in request.fields}
+async def decide_request(gate: Gate, agent_id: str, action: str,
+                         fields: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v1/decide`` on a request's values, already of the request model's types: the
+    answer's content. Raises :class:`RequestValidationError`, having written nothing, when a
+    field does not fit the policy (the lean path hands such a request on to the route)."""
+    errors = field_errors(gate.policy, fields, _locate)
+    if errors:
+        raise RequestValidationError([error.to_dict() for error in errors])
+    decision, record = await gate.decide(agent_id, action, fields, _annotation(action, fields))
+    return {"seq": record["seq"], "decision": decision.to_dict(explanation=True)}
+
+
+def _locate(name: str) -> tuple[str | int, ...]:
+    return ("body", "fields", *name.split("."))
+
+
+def _annotation(action: str,
+                fields: dict[str, Any]) -> Callable[[Policy, Decision], dict[str, Any]]:
+    kept = {key: fields[key] for key in REQUEST_KEYS if key in fields}
 
     def annotate(policy: Policy, decision: Decision) -> dict[str, Any]:
         matched = decision.matched_rule
-        return {"server": {"api": "v1", "request": {"action_type": request.action, **kept},
+        return {"server": {"api": "v1", "request": {"action_type": action, **kept},
                            "matched_rule": matched,
                            "policy_description": policy_description(policy, decision, matched),
                            **agent_settings(policy, decision)}}
@@ -151,14 +168,8 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
               operation_id="decide", response_model=models.Decided,
               responses=models.errors(*models.POSTED))
     async def decide(request: DecideRequest) -> JSONResponse:
-        errors = field_errors(gate.policy, request.fields,
-                              lambda name: ("body", "fields", *name.split(".")))
-        if errors:
-            raise RequestValidationError([error.to_dict() for error in errors])
-        decision, record = await gate.decide(request.agent_id, request.action, request.fields,
-                                       _annotation(request))
-        return JSONResponse({"seq": record["seq"],
-                             "decision": decision.to_dict(explanation=True)})
+        return JSONResponse(await decide_request(gate, request.agent_id, request.action,
+                                                 request.fields))
 
     @api.get("/agents", summary="Agents the store knows, in id order, with their state, in "
              "pages", operation_id="list_agents", response_model=models.AgentPage,

@@ -45,7 +45,9 @@ class _ReadDeadlines:
     transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+        writer = OneWrite(cast(asyncio.Transport, transport),
+                          asyncio.get_running_loop())
+        super().connection_made(writer)  # type: ignore[misc]
         self._watch(("head", None))
 
     def data_received(self, data: bytes) -> None:
@@ -97,6 +99,60 @@ class _ReadDeadlines:
             self.transport.write(_timeout_answer(f"the {what} did not arrive within "
                                                  f"{seconds:g} seconds"))
         self.transport.close()
+
+
+class OneWrite:
+    """A connection's transport that sends an answer's head and body in one write.
+
+    uvicorn writes a response's status line and headers when the application starts the answer,
+    and its body when the application sends it: two sends on the socket, and often two wake-ups
+    of the client, per answer. Here a write is held until the next one, which goes out joined
+    with it, or until the event loop's next turn (a streamed answer's head is not delayed
+    further); so a plain answer is one send. Everything else is the wrapped transport's.
+    """
+
+    __slots__ = ("transport", "loop", "held")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.loop = loop
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held + data)
+        elif self.transport.is_closing():
+            self.transport.write(data)   # as the transport would have it
+        else:
+            self.held = bytes(data)
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send the held write, if any (unless the connection closed meanwhile: it had nowhere
+        to go)."""
+        held = self.held
+        if held is not None:
+            self.held = None
+            if not self.transport.is_closing():
+                self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 def _timeout_answer(message: str) -> bytes:

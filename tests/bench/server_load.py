@@ -3,7 +3,7 @@
     python tests/bench/server_load.py [URL] [--requests 20000] [--sequential 2000] [--clients 8]
                                       [--client asyncio|threads] [--endpoint agent-action|v1|both]
                                       [--commit group|each|both] [--synchronous FULL|NORMAL]
-                                      [--rounds K] [--streams N] [--profile]
+                                      [--rounds K] [--streams N] [--profile] [--before DIR]
 
 Without URL it starts `sentra-lang serve policies/sentra.sentra` on a free loopback port with a
 fresh SQLite file in a temporary folder, in a separate process, and also reports the CPU time the
@@ -18,6 +18,10 @@ turns ``--rounds`` times (the best round of each is kept: other jobs on the mach
 time), and prints the ratio of their concurrent decisions/s. ``--synchronous`` is the SQLite
 durability both run with (default: the server's own). ``--endpoint both`` does all of that for
 ``POST /agent-action`` and then for ``POST /v1/decide``.
+
+``--before DIR`` also starts the same servers from another checkout (its packages first on
+``PYTHONPATH``; e.g. ``git worktree add /tmp/before main``), loads them in the same turns and
+prints now / before for each server, beside each checkout's group / each ratio.
 
 ``--streams N`` then runs the sequential and the concurrent load again while N clients follow the
 live event stream (``/v1/events/stream``, each reading everything), against the runs without
@@ -243,16 +247,22 @@ raise SystemExit(main(sys.argv[3:]))
 
 
 def start_server(folder: str, commit: str, synchronous: str | None,
-                 workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+                 workers: int = 1, tree: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``sentra-lang serve`` from this checkout, or from the checkout ``tree`` (its packages
+    first on ``PYTHONPATH``: the code before a change, for ``--before``)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    environment = dict(os.environ)
+    if tree is not None:
+        environment["PYTHONPATH"] = os.pathsep.join([str(tree), str(tree / "runtime")])
+    name = f"bench-{commit}{'' if tree is None else '-before'}-{synchronous or 'default'}.db"
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, commit, synchronous or "default",
          "serve", str(ROOT / "policies" / "sentra.sentra"),
-         "--db", os.path.join(folder, f"bench-{commit}.db"), "--port", str(port),
+         "--db", os.path.join(folder, name), "--port", str(port),
          "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree or ROOT, env=environment)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -512,27 +522,32 @@ SERVER_NAMES = {"group": "group commit", "each": "one transaction per decision"}
 
 
 def compare(args: argparse.Namespace, endpoint: str) -> None:
-    """Start a server per commit and durability setting, side by side, and load them taking
-    turns."""
+    """Start a server per commit and durability setting (and, with ``--before DIR``, the same
+    from that checkout), side by side, and load them taking turns."""
     commits = ["group", "each"] if args.commit == "both" else [args.commit]
     modes: list[str | None] = (["FULL", "NORMAL"] if args.synchronous == "both" else
                                [args.synchronous])
+    trees: list[Path | None] = [None] if args.before is None else [None, Path(args.before)]
     print(f"POST {endpoint}, {args.client} client, {AGENTS} agents, {args.clients} clients, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as folder:
-        targets: dict[tuple[str, str | None], Target] = {}
+        targets: dict[tuple[str, str, str | None], Target] = {}
         try:
-            for mode in modes:
-                for commit in commits:
-                    process, url = start_server(folder, commit, mode, args.workers)
-                    name = SERVER_NAMES[commit] + (f", {mode}" if mode else "")
-                    targets[commit, mode] = Target(args, url, endpoint, name, process, folder)
+            for tree in trees:
+                side = "" if tree is None else "before"
+                for mode in modes:
+                    for commit in commits:
+                        process, url = start_server(folder, commit, mode, args.workers, tree)
+                        name = (f"{side}: " if side else "") + SERVER_NAMES[commit] + \
+                            (f", {mode}" if mode else "")
+                        targets[side, commit, mode] = Target(args, url, endpoint, name, process,
+                                                             folder)
             median, slow = fsync_milliseconds(folder)
             print(f"fsync of a 4 KiB append in the servers' folder: median {median:.2f} ms, "
                   f"90th percentile {slow:.2f} ms (before the runs)")
             for target in targets.values():
                 target.measured(args.sequential, 1, 1)
-            rates: list[dict[tuple[str, str | None], float]] = []
+            rates: list[dict[tuple[str, str, str | None], float]] = []
             for round_number in range(args.rounds):
                 order = list(targets.items())
                 rates.append({key: target.concurrent(2 + round_number,
@@ -544,18 +559,27 @@ def compare(args: argparse.Namespace, endpoint: str) -> None:
                   f"90th percentile {slow:.2f} ms (after the runs)")
             for target in targets.values():
                 target.growth()
-            for mode in modes:
-                if ("group", mode) in targets and ("each", mode) in targets:
-                    ratio(f"group commit / one transaction per decision"
-                          f"{f', {mode}' if mode else ''}", targets["group", mode],
-                          targets["each", mode], [(rate["group", mode], rate["each", mode])
-                                                  for rate in rates])
-            for commit in commits:
+
+            def compared(name: str, top: tuple[str, str, str | None],
+                         bottom: tuple[str, str, str | None]) -> None:
+                if top in targets and bottom in targets:
+                    ratio(name, targets[top], targets[bottom],
+                          [(rate[top], rate[bottom]) for rate in rates])
+
+            for side in ("", "before"):
+                prefix = f"{side}: " if side else ""
+                for mode in modes:
+                    compared(f"{prefix}group commit / one transaction per decision"
+                             f"{f', {mode}' if mode else ''}", (side, "group", mode),
+                             (side, "each", mode))
                 if len(modes) == 2:
-                    ratio(f"{SERVER_NAMES[commit]}: FULL / NORMAL", targets[commit, "FULL"],
-                          targets[commit, "NORMAL"], [(rate[commit, "FULL"],
-                                                       rate[commit, "NORMAL"])
-                                                      for rate in rates])
+                    for commit in commits:
+                        compared(f"{prefix}{SERVER_NAMES[commit]}: FULL / NORMAL",
+                                 (side, commit, "FULL"), (side, commit, "NORMAL"))
+            for mode in modes:
+                for commit in commits:
+                    compared(f"{SERVER_NAMES[commit]}{f', {mode}' if mode else ''}: now / "
+                             "before", ("", commit, mode), ("before", commit, mode))
             if args.streams:
                 for target in targets.values():
                     target.with_streams(args.streams)
@@ -598,6 +622,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="sample the started server with py-spy during the first "
                              "concurrent run and split its CPU per request by layer")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also start the same servers from the checkout DIR (e.g. `git "
+                             "worktree add /tmp/before main`) and compare now / before")
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes of each server started (`serve --workers N`)")
     parser.add_argument("--time-limit", type=float, default=120.0,

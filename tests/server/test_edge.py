@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sentra_lang.server import edge
 from tests.server.conftest import (
     POLICY,
     TOKEN,
@@ -263,3 +266,32 @@ def test_many_problems_are_reported_in_a_bounded_answer(server: Server) -> None:
     assert len(answer["detail"]) == 10
     assert answer["detail"][0]["loc"] == ["body", "policy_context", "k0"]
 
+
+
+# -- the shortcut past the walk ----------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+    | st.sampled_from(["\ud800", "a\udfffb", "\U0001f600", "é"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3) | st.just("\udc00"), inner, max_size=3),
+    max_leaves=10)
+NUMBER_TEXT = st.sampled_from(["1e999", "-1E400", "1e308", "2.5e-400", "1" + "0" * 310 + ".5",
+                               "9" * 320, "NaN", "-Infinity", "0.5", "12"])
+
+
+@settings(max_examples=400)
+@given(JSON_VALUES, st.booleans(), st.lists(NUMBER_TEXT, max_size=3))
+def test_the_edge_walks_every_body_that_can_hold_a_problem(value: Any, ascii_only: bool,
+                                                           numbers: list[str]) -> None:
+    """`parse_body` skips walking text that cannot hold a lone surrogate or a number that is not
+    finite; its problems are always the full walk's, for any JSON text: escaped or raw text,
+    NaN, infinities, numbers past 1e308 written with exponents or digits."""
+    text = json.dumps({"value": value, "numbers": None}, ensure_ascii=ascii_only)
+    text = text.replace('"numbers": null', f'"numbers": [{", ".join(numbers)}]')
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:   # a raw lone surrogate: the body would not be UTF-8 at all
+        return
+    parsed, problems = edge.parse_body(body)
+    assert problems == list(edge._value_problems(json.loads(text)))[:edge.MAX_REPORTED]

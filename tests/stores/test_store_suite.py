@@ -155,18 +155,20 @@ def test_async_callers_share_transactions_and_keep_their_order(
 
 
 def test_a_decision_that_fails_alone_fails_alone(make_sql_store: StoreFactory) -> None:
-    """An annotation that raises fails its own decision (nothing recorded for it, the state
-    unchanged); the decisions committed with it are not affected."""
+    """An annotation that raises, replaces a record key or is not JSON fails its own decision
+    (nothing recorded for it, the state unchanged); the decisions committed with it are not
+    affected."""
     engine = Engine(SENTRA_TABLE, make_sql_store(group_commit=True))
     failures: list[BaseException] = []
+    poisons = ({"seq": "not allowed"}, {"note": object()}, {"note": {"nested": {1j}}})
 
     def work(number: int) -> None:
         for index in range(30):
             poisoned = number == 0 and index % 2 == 0
             try:
                 engine.evaluate(f"agent-{number}", "DELETE_RECORD", annotations=(
-                    {"seq": "not allowed"} if poisoned else {"note": index}))
-            except ValueError as error:
+                    poisons[index % 3] if poisoned else {"note": index}))
+            except (ValueError, TypeError) as error:
                 failures.append(error)
 
     in_threads(6, work)

@@ -326,7 +326,7 @@ class SQLiteStore:
                                                  seq, pending.now)
             record = audit.decision_record(pending.now, decision)
             if pending.annotations is not None:
-                record.update(audit.annotation(pending.annotations, decision))
+                record.update(audit.annotation(pending.annotations, decision, encodable=False))
             body, digest = audit.seal_text(record, seq, None if head is None else head[1])
             ticket = (None if decision.ticket is None
                       else review.held(decision, pending.now, seq))
