@@ -266,7 +266,7 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
         "agent_id": record["agent"],
         "action_type": action_type,
         "action_label": action_type.replace("_", " ").title(),
-        "target": request.get("target"),
+        "target": _text(request.get("target")),
     }
     if decision["rule_id"] == ALREADY_SHUT_DOWN:
         event.update({
@@ -309,16 +309,23 @@ def sentra_event(record: dict[str, Any], default_threshold: int) -> dict[str, An
     return event
 
 
-def _reference_amount(amount: Any) -> Any:
-    """The event's ``amount`` as the reference's model echoes it: a float."""
-    if isinstance(amount, int) and not isinstance(amount, bool):
+def _reference_amount(amount: Any) -> float | None:
+    """The event's ``amount`` as the reference's model echoes it: a float; ``None`` for
+    anything but a number (a ``/v1`` decision's fields may hold any JSON value)."""
+    if isinstance(amount, (int, float)) and not isinstance(amount, bool):
         return float(amount)
-    return amount
+    return None
 
 
-def _normalised(value: Any) -> Any:
+def _text(value: Any) -> str | None:
+    """A text field of the event: ``None`` for anything but a string (a ``/v1`` decision's
+    fields may hold any JSON value, and the event's fields are strings)."""
+    return value if isinstance(value, str) else None
+
+
+def _normalised(value: Any) -> str | None:
     """A string field as the reference server matches it: trimmed and lower-cased."""
-    return value.strip().lower() if isinstance(value, str) else value
+    return value.strip().lower() if isinstance(value, str) else None
 
 
 def events_page(gate: Gate, after: int, limit: int) -> tuple[bytes, int | None]:

@@ -148,3 +148,26 @@ def test_real_answers_fit_the_declared_models(server: Server, agent: str) -> Non
         model.model_validate(answer)
     for event in server.get("/events").json():
         models.SentraEvent.model_validate(event)
+
+
+def test_sentra_events_of_v1_decisions_fit_the_model_whatever_the_fields_held(
+        own_server: Server) -> None:
+    """A `/v1/decide` request's fields go to the policy as they are: the Sentra event of its
+    decision shows only the values that fit the event's fields (strings, a number)."""
+    from sentra_lang.server import models
+
+    fine = {"target": "bob", "amount": 7, "notification_type": "Email",
+            "data_classification": " Public ", "destination_type": "internal"}
+    for fields in ({"target": {"a": 1}}, fine, {"target": 5}, {"amount": 2.5}):
+        answer = own_server.post("/v1/decide", {"agent_id": "v1", "action": "FILE_READ",
+                                                "fields": fields})
+        assert answer.status == 200, answer.text
+    events = own_server.get("/events").json()
+    for event in events:
+        models.SentraEvent.model_validate(event, strict=True)
+    shown = [(e["target"], e["amount"], e["notification_type"], e["data_classification"],
+              e["destination_type"]) for e in events]
+    assert shown == [(None, None, None, "internal", "internal"),
+                     ("bob", 7.0, "email", "public", "internal"),
+                     (None, None, None, "internal", "internal"),
+                     (None, 2.5, None, "internal", "internal")]
