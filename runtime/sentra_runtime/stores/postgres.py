@@ -51,6 +51,7 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -78,6 +79,7 @@ from sentra_runtime.stores.schema import (
     StoreUnavailable,
     checked_version,
     stored_state,
+    windows_text,
 )
 
 AGENT_LOCKS = 1936027252
@@ -223,10 +225,100 @@ END
 $$""",
 )
 """The functions of the current schema (``CREATE OR REPLACE``: made at creation and at every
-upgrade)."""
+upgrade). This runtime calls :data:`SESSION_FUNCTIONS` instead; these stay for the processes of
+older runtimes of the same schema version on the database (a rolling upgrade), whose locks are
+the same advisory locks (:func:`_lock_keys` computes the keys ``sentra_keys`` does)."""
 
-_BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
-_RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
+SESSION_FUNCTIONS = (
+    f"""CREATE FUNCTION pg_temp.sentra_lock(ids bytea[], keys integer[], every boolean)
+    RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
+                   shut_down boolean, decay_anchor bigint, limit_windows text,
+                   assigned_group text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF every THEN
+        PERFORM pg_advisory_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        -- a statement of its own: its snapshot is taken with the locks held
+        RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
+            a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a;
+    ELSE
+        PERFORM pg_advisory_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM unnest(keys) AS key;   -- in order
+        RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
+            a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a
+            WHERE a.agent_id = ANY(ids);
+    END IF;
+END
+$$""",
+    f"""CREATE FUNCTION pg_temp.sentra_append(gate text, keys integer[], states text,
+                                         records text)
+    RETURNS TABLE (seq bigint, hash text, prev text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    record record;
+    body text;
+BEGIN
+    -- the session's locks (sentra_lock) become this transaction's: held until commit
+    IF gate = 'every' THEN
+        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
+            decay_anchor = NULL, limit_windows = NULL;
+    ELSIF gate = 'shared' THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
+            FROM unnest(keys) AS key;
+    END IF;
+    -- states: [[agent (hex), risk, blocked attempts, shut down, decay anchor, windows], ...]
+    IF states IS NOT NULL THEN
+        INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
+                                        decay_anchor, limit_windows)
+            SELECT decode(s->>0, 'hex'), (s->>1)::bigint, (s->>2)::bigint, (s->>3)::boolean,
+                   (s->>4)::bigint, s->>5
+            FROM json_array_elements(states::json) AS s
+            ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
+                blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
+                decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
+    END IF;
+    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
+    -- records: [[kind, agent (hex), label, before prev, before seq, after seq, ticket], ...]
+    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
+                         r->6 AS ticket
+                  FROM json_array_elements(records::json) AS r LOOP
+        prev := hash;
+        seq := seq + 1;
+        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
+                || seq::text || record.after_seq;
+        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
+        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
+            VALUES (seq, hash, body, record.kind, record.agent, record.label);
+        -- a review ticket made (its seq: this record's) or settled by this record
+        IF json_typeof(record.ticket) = 'object' THEN
+            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
+                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
+                        (record.ticket->>'created')::bigint,
+                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
+                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
+                    body = excluded.body;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE sentra_head h SET seq = sentra_append.seq, hash = sentra_append.hash WHERE h.id = 1;
+END
+$$""",
+)
+"""The functions a decision, reset, review step, group assignment and policy load call: each
+connection defines them for its own session (``pg_temp``), so they are always this runtime's and
+change with no schema upgrade. ``sentra_lock`` is step 1 above: it takes the gate and the
+agents' locks (``keys`` sorted, :func:`_lock_keys`) and reads the states; ``sentra_append`` is
+step 2: it turns the session's locks into the transaction's, writes the agents' new ``states``
+(each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain.
+Both are called as prepared statements with their ids and keys given: the only work the database
+does per call is the locks, the rows and the records."""
+_LOCK = "SELECT * FROM pg_temp.sentra_lock(%s::bytea[], %s::integer[], %s)"
+_APPEND = "SELECT * FROM pg_temp.sentra_append(%s, %s::integer[], %s, %s)"
 _ASSIGN_GROUP = (
     "INSERT INTO sentra_agents (agent_id, cumulative_risk, blocked_attempts, shut_down, "
     "assigned_group) VALUES (%s, 0, 0, false, %s) ON CONFLICT (agent_id) DO UPDATE SET "
@@ -322,7 +414,8 @@ class PostgresStore:
         """Each pooled connection: autocommit (every statement its own transaction, see
         above); a bounded wait for any lock (an agent held by a process that went silent makes
         the call fail, not hang); server-side TCP keepalives, so that the locks of a client
-        whose machine died are released within about 25 s."""
+        whose machine died are released within about 25 s; the session's functions
+        (:data:`SESSION_FUNCTIONS`)."""
         connection.autocommit = True
         connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         for setting, value in (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5),
@@ -330,6 +423,8 @@ class PostgresStore:
             connection.execute(f"SET {setting} = {value}")
         if self.synchronous == "NORMAL":
             connection.execute("SET synchronous_commit = off")
+        for function in SESSION_FUNCTIONS:
+            connection.execute(function)
 
     # -- connections and faults -------------------------------------------------------------
 
@@ -382,24 +477,25 @@ class PostgresStore:
                 raise
 
     def _decide_batch(self, connection: Any, batch: list[Pending]) -> int:
-        """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
+        """Lock and read (``sentra_lock``), decide, record (``sentra_append``): two round
         trips. The records and states are one transaction, committed before anything is
         returned. How many transactions committed (0 when every decision failed alone)."""
         batch = [pending for pending in batch if _storable(pending)]
-        agents = _ids(sorted({pending.agent_id for pending in batch}))
-        rows = connection.execute(_BEGIN, (agents, False)).fetchall()
+        ids, keys = _locks({pending.agent_id for pending in batch})
+        rows = connection.execute(_LOCK, (ids, keys, False), prepare=True).fetchall()
         states: dict[str, RawState] = {
             bytes(row[0]).decode(): _raw(*row[1:]) for row in rows}
-        stored = set(states)
+        stored = dict(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
         if not made:
             _release(connection)
             return 0
-        appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
-            (entry.record, entry.after if entry.after != entry.before
-             or entry.pending.agent_id not in stored else None) for entry in made],
-            [entry.ticket for entry in made])).fetchall()
+        changed = {agent: state for agent, state in states.items()
+                   if agent not in stored or stored[agent] != state}
+        appended = connection.execute(_APPEND, _append_arguments(
+            "shared", keys, changed, [(entry.record, entry.ticket) for entry in made]),
+            prepare=True).fetchall()
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
@@ -446,20 +542,20 @@ class PostgresStore:
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
               now: float | None = None) -> Reset:
         every = agent_id is None
-        locked = _ids([] if agent_id is None else [agent_id])
+        ids, keys = _locks([] if agent_id is None else [agent_id])
         with self._connection() as connection:
-            rows = connection.execute(_BEGIN, (locked, every)).fetchall()
+            rows = connection.execute(_LOCK, (ids, keys, every)).fetchall()
             agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
                 else [agent_id]
             now = time.time() if now is None else now
             record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
             cancelled = [review.cancellation(ticket, now, operator) for ticket in
                          self._tickets_in(connection, review.PENDING, agent_id)]
-            appended = connection.execute(_RECORDS, _records_arguments(
-                "every" if every else "shared", locked,
-                [(record, None if every else FRESH),
-                 *((step.record, None) for step in cancelled)],
-                [None, *(step.ticket for step in cancelled)])).fetchall()
+            appended = connection.execute(_APPEND, _append_arguments(
+                "every" if every else "shared", keys,
+                {} if agent_id is None else {agent_id: FRESH},
+                [(record, None), *((step.record, step.ticket) for step in cancelled)])
+                ).fetchall()
         for written, (seq, digest, prev) in zip(
                 [record, *(step.record for step in cancelled)], appended):
             self._remember(written, seq, prev, digest)
@@ -504,8 +600,8 @@ class PostgresStore:
             if row is None:
                 raise review.UnknownTicket(ticket_id)
             agent_id = bytes(row[0]).decode()
-            locked = _ids([agent_id])
-            rows = connection.execute(_BEGIN, (locked, False)).fetchall()
+            ids, keys = _locks([agent_id])
+            rows = connection.execute(_LOCK, (ids, keys, False)).fetchall()
             state = FRESH if not rows else _raw(*rows[0][1:])
             # read after the agent's lock is held: no other step of its tickets is under way
             ticket = _ticket(*connection.execute(
@@ -515,9 +611,10 @@ class PostgresStore:
             if settlement is None:
                 _release(connection)
                 return ticket, None
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "shared", locked, [(settlement.record, settlement.state)],  # type: ignore[list-item]
-                [settlement.ticket])).fetchall()
+            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
+                "shared", keys,
+                {} if settlement.state is None else {agent_id: settlement.state},
+                [(settlement.record, settlement.ticket)])).fetchall()
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
         if decision is not None:   # the seq is known once the record is appended
@@ -528,14 +625,14 @@ class PostgresStore:
                      policy_hash: str | None, *, now: float | None = None) -> int:
         """Keep an operator's group assignment in the agent's row (``None`` clears it) and
         audit it, in one transaction under the agent's lock; the seq of its record."""
-        locked = _ids([agent_id])
+        ids, keys = _locks([agent_id])
         record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
                                     group, operator)
         with self._connection() as connection:
-            connection.execute(_BEGIN, (locked, False)).fetchall()
+            connection.execute(_LOCK, (ids, keys, False)).fetchall()
             connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "shared", locked, [(record, None)])).fetchall()
+            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
+                "shared", keys, {}, [(record, None)])).fetchall()
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -543,8 +640,8 @@ class PostgresStore:
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "none", "[]", [(record, None)])).fetchall()
+            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
+                "none", "{}", {}, [(record, None)])).fetchall()
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -861,25 +958,33 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _records_arguments(gate: str, locked: str,
-                       records: list[tuple[dict[str, Any], RawState | None]],
-                       tickets: list[review.Ticket | None] | None = None
-                       ) -> tuple[str, str, str]:
-    """What ``sentra_records`` takes: which session locks to turn into the transaction's
-    (``gate``: ``shared`` with the agents ``locked``, ``every``, or ``none``), and the records
-    as one JSON array (one parameter: cheaper to send than arrays), each ``[kind, agent's id in
-    hex, label, its body around prev and seq (three texts), the agent's state to write or
-    null, and the review ticket the record makes or settles, or null]``."""
+def _append_arguments(gate: str, keys: str, states: dict[str, RawState],
+                      records: list[tuple[dict[str, Any], review.Ticket | None]]
+                      ) -> tuple[str, str, str | None, str]:
+    """What ``sentra_append`` takes: which session locks to turn into the transaction's
+    (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), the agents'
+    states to write (``None``: none) and the records, each as one JSON array (one parameter:
+    cheaper to send than arrays): a state ``[agent's id in hex, risk, blocked attempts, shut
+    down, decay anchor, windows (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a
+    record ``[kind, agent's id in hex, label, its body around prev and seq (three texts), the
+    review ticket the record makes or settles, or null]``."""
     rows = []
-    for index, (record, state) in enumerate(records):
+    for record, ticket in records:
         agent = record.get("agent")
         decision = record.get("decision")
-        ticket = None if tickets is None else tickets[index]
         rows.append([record["kind"], None if agent is None else _key(agent).hex(),
                      decision.get("label") if isinstance(decision, dict) else None,
-                     *audit.seal_parts(record), state,
+                     *audit.seal_parts(record),
                      None if ticket is None else _ticket_argument(ticket)])
-    return gate, locked, json.dumps(rows, ensure_ascii=False)
+    written = None if not states else _encode([
+        [_key(agent).hex(), state[0], state[1], bool(state[2]),
+         state[3] if len(state) > 3 else None, windows_text(state)]
+        for agent, state in sorted(states.items())])
+    return gate, keys, written, _encode(rows)
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""JSON for the database's parameters (compact; any text as it is: the parameters are UTF-8)."""
 
 
 def _ticket_argument(ticket: review.Ticket) -> dict[str, Any]:
@@ -895,10 +1000,21 @@ def _ticket(body: str, seq: int | None) -> review.Ticket:
     return review.Ticket.from_row(data)
 
 
-def _ids(agents: Iterable[str]) -> str:
-    """Agent ids as ``sentra_begin`` and ``sentra_records`` take them: a JSON array of their
-    UTF-8 bytes in hex."""
-    return json.dumps([_key(agent).hex() for agent in agents])
+def _locks(agents: Iterable[str]) -> tuple[str, str]:
+    """Agent ids as ``sentra_lock`` takes them: their UTF-8 bytes (a ``bytea[]`` literal) and
+    their distinct lock keys in the order every process locks them (an ``integer[]``
+    literal)."""
+    ids = [_key(agent) for agent in agents]
+    return ("{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}",
+            "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}")
+
+
+def _lock_key(agent: bytes) -> int:
+    """An agent's advisory lock key: the first 32 bits of the MD5 of its id's bytes, signed
+    (what ``sentra_keys`` computes, ``('x' || left(md5(id), 8))::bit(32)::integer``, so that
+    processes of older runtimes on the same database take the same locks)."""
+    return int.from_bytes(hashlib.md5(agent, usedforsecurity=False).digest()[:4], "big",
+                          signed=True)
 
 
 def _key(agent_id: str) -> bytes:
