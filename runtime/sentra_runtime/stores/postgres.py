@@ -231,7 +231,7 @@ the same advisory locks (:func:`_lock_keys` computes the keys ``sentra_keys`` do
 
 SESSION_FUNCTIONS = (
     f"""CREATE FUNCTION pg_temp.sentra_lock(ids bytea[], keys integer[], every boolean)
-    RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
+    RETURNS TABLE (agent_id text, cumulative_risk bigint, blocked_attempts bigint,
                    shut_down boolean, decay_anchor bigint, limit_windows text,
                    assigned_group text)
     LANGUAGE plpgsql AS $$
@@ -239,13 +239,13 @@ BEGIN
     IF every THEN
         PERFORM pg_advisory_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
         -- a statement of its own: its snapshot is taken with the locks held
-        RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
-            a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a;
+        RETURN QUERY SELECT encode(a.agent_id, 'hex'), a.cumulative_risk, a.blocked_attempts,
+            a.shut_down, a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a;
     ELSE
         PERFORM pg_advisory_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
         PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM unnest(keys) AS key;   -- in order
-        RETURN QUERY SELECT a.agent_id, a.cumulative_risk, a.blocked_attempts, a.shut_down,
-            a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a
+        RETURN QUERY SELECT encode(a.agent_id, 'hex'), a.cumulative_risk, a.blocked_attempts,
+            a.shut_down, a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a
             WHERE a.agent_id = ANY(ids);
     END IF;
 END
@@ -315,10 +315,16 @@ change with no schema upgrade. ``sentra_lock`` is step 1 above: it takes the gat
 agents' locks (``keys`` sorted, :func:`_lock_keys`) and reads the states; ``sentra_append`` is
 step 2: it turns the session's locks into the transaction's, writes the agents' new ``states``
 (each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain.
-Both are called as prepared statements with their ids and keys given: the only work the database
-does per call is the locks, the rows and the records."""
-_LOCK = "SELECT * FROM pg_temp.sentra_lock(%s::bytea[], %s::integer[], %s)"
-_APPEND = "SELECT * FROM pg_temp.sentra_append(%s, %s::integer[], %s, %s)"
+Both are called as prepared statements (:data:`STATEMENTS`) with their ids and keys given: the
+only work the database does per call is the locks, the rows and the records."""
+STATEMENTS = (
+    "PREPARE sentra_lock (bytea[], integer[], boolean) AS "
+    "SELECT * FROM pg_temp.sentra_lock($1, $2, $3)",
+    "PREPARE sentra_append (text, integer[], text, text) AS "
+    "SELECT * FROM pg_temp.sentra_append($1, $2, $3, $4)",
+)
+"""The two statements of every decision, prepared once per connection and run through libpq
+itself (:func:`_run`)."""
 _ASSIGN_GROUP = (
     "INSERT INTO sentra_agents (agent_id, cumulative_risk, blocked_attempts, shut_down, "
     "assigned_group) VALUES (%s, 0, 0, false, %s) ON CONFLICT (agent_id) DO UPDATE SET "
@@ -414,17 +420,20 @@ class PostgresStore:
         """Each pooled connection: autocommit (every statement its own transaction, see
         above); a bounded wait for any lock (an agent held by a process that went silent makes
         the call fail, not hang); server-side TCP keepalives, so that the locks of a client
-        whose machine died are released within about 25 s; the session's functions
-        (:data:`SESSION_FUNCTIONS`)."""
+        whose machine died are released within about 25 s; the session's functions and
+        statements (:data:`SESSION_FUNCTIONS`, :data:`STATEMENTS`). psycopg prepares nothing
+        of its own here: it would deallocate every prepared statement, the store's too, after
+        a rollback."""
         connection.autocommit = True
+        connection.prepare_threshold = None
         connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         for setting, value in (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5),
                                ("tcp_keepalives_count", 3)):
             connection.execute(f"SET {setting} = {value}")
         if self.synchronous == "NORMAL":
             connection.execute("SET synchronous_commit = off")
-        for function in SESSION_FUNCTIONS:
-            connection.execute(function)
+        for statement in (*SESSION_FUNCTIONS, *STATEMENTS):
+            connection.execute(statement)
 
     # -- connections and faults -------------------------------------------------------------
 
@@ -481,10 +490,7 @@ class PostgresStore:
         trips. The records and states are one transaction, committed before anything is
         returned. How many transactions committed (0 when every decision failed alone)."""
         batch = [pending for pending in batch if _storable(pending)]
-        ids, keys = _locks({pending.agent_id for pending in batch})
-        rows = connection.execute(_LOCK, (ids, keys, False), prepare=True).fetchall()
-        states: dict[str, RawState] = {
-            bytes(row[0]).decode(): _raw(*row[1:]) for row in rows}
+        keys, states = _lock(connection, {pending.agent_id for pending in batch})
         stored = dict(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
@@ -493,9 +499,8 @@ class PostgresStore:
             return 0
         changed = {agent: state for agent, state in states.items()
                    if agent not in stored or stored[agent] != state}
-        appended = connection.execute(_APPEND, _append_arguments(
-            "shared", keys, changed, [(entry.record, entry.ticket) for entry in made]),
-            prepare=True).fetchall()
+        appended = _append(connection, "shared", keys, changed,
+                           [(entry.record, entry.ticket) for entry in made])
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
@@ -542,20 +547,17 @@ class PostgresStore:
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
               now: float | None = None) -> Reset:
         every = agent_id is None
-        ids, keys = _locks([] if agent_id is None else [agent_id])
         with self._connection() as connection:
-            rows = connection.execute(_LOCK, (ids, keys, every)).fetchall()
-            agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
-                else [agent_id]
+            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every)
+            agents = list(states) if agent_id is None else [agent_id]
             now = time.time() if now is None else now
             record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
             cancelled = [review.cancellation(ticket, now, operator) for ticket in
                          self._tickets_in(connection, review.PENDING, agent_id)]
-            appended = connection.execute(_APPEND, _append_arguments(
-                "every" if every else "shared", keys,
-                {} if agent_id is None else {agent_id: FRESH},
-                [(record, None), *((step.record, step.ticket) for step in cancelled)])
-                ).fetchall()
+            appended = _append(connection, "every" if every else "shared", keys,
+                               {} if agent_id is None else {agent_id: FRESH},
+                               [(record, None),
+                                *((step.record, step.ticket) for step in cancelled)])
         for written, (seq, digest, prev) in zip(
                 [record, *(step.record for step in cancelled)], appended):
             self._remember(written, seq, prev, digest)
@@ -600,9 +602,8 @@ class PostgresStore:
             if row is None:
                 raise review.UnknownTicket(ticket_id)
             agent_id = bytes(row[0]).decode()
-            ids, keys = _locks([agent_id])
-            rows = connection.execute(_LOCK, (ids, keys, False)).fetchall()
-            state = FRESH if not rows else _raw(*rows[0][1:])
+            keys, states = _lock(connection, [agent_id])
+            state = states.get(agent_id, FRESH)
             # read after the agent's lock is held: no other step of its tickets is under way
             ticket = _ticket(*connection.execute(
                 "SELECT body, seq FROM sentra_tickets WHERE ticket = %s",
@@ -611,10 +612,10 @@ class PostgresStore:
             if settlement is None:
                 _release(connection)
                 return ticket, None
-            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
-                "shared", keys,
+            [(seq, digest, prev)] = _append(
+                connection, "shared", keys,
                 {} if settlement.state is None else {agent_id: settlement.state},
-                [(settlement.record, settlement.ticket)])).fetchall()
+                [(settlement.record, settlement.ticket)])
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
         if decision is not None:   # the seq is known once the record is appended
@@ -625,14 +626,12 @@ class PostgresStore:
                      policy_hash: str | None, *, now: float | None = None) -> int:
         """Keep an operator's group assignment in the agent's row (``None`` clears it) and
         audit it, in one transaction under the agent's lock; the seq of its record."""
-        ids, keys = _locks([agent_id])
         record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
                                     group, operator)
         with self._connection() as connection:
-            connection.execute(_LOCK, (ids, keys, False)).fetchall()
+            keys, _ = _lock(connection, [agent_id])
             connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
-            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
-                "shared", keys, {}, [(record, None)])).fetchall()
+            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)])
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -640,8 +639,7 @@ class PostgresStore:
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
-            [(seq, digest, prev)] = connection.execute(_APPEND, _append_arguments(
-                "none", "{}", {}, [(record, None)])).fetchall()
+            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)])
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -958,16 +956,32 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _append_arguments(gate: str, keys: str, states: dict[str, RawState],
-                      records: list[tuple[dict[str, Any], review.Ticket | None]]
-                      ) -> tuple[str, str, str | None, str]:
-    """What ``sentra_append`` takes: which session locks to turn into the transaction's
-    (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), the agents'
-    states to write (``None``: none) and the records, each as one JSON array (one parameter:
-    cheaper to send than arrays): a state ``[agent's id in hex, risk, blocked attempts, shut
-    down, decay anchor, windows (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a
-    record ``[kind, agent's id in hex, label, its body around prev and seq (three texts), the
-    review ticket the record makes or settles, or null]``."""
+def _lock(connection: Any, agents: Iterable[str], every: bool = False
+          ) -> tuple[str, dict[str, RawState]]:
+    """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
+    for the session and read their stored states (``every``: every agent's). The agents' lock
+    keys (for :func:`_append`) and the states, by agent id."""
+    ids = [_key(agent) for agent in agents]
+    keys = "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}"
+    rows = _run(connection, b"sentra_lock", (
+        "{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
+        "t" if every else "f"))
+    return keys, {bytes.fromhex(agent).decode(): _raw(
+        int(risk), int(blocked), down == "t", None if anchor is None else int(anchor), windows,
+        group) for agent, risk, blocked, down, anchor, windows, group in rows}
+
+
+def _append(connection: Any, gate: str, keys: str, states: dict[str, RawState],
+            records: list[tuple[dict[str, Any], review.Ticket | None]]
+            ) -> list[tuple[int, str, str | None]]:
+    """``sentra_append``, in one transaction: turn the session's locks into the transaction's
+    (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
+    agents' ``states`` and append the ``records`` (each with the review ticket it makes or
+    settles, or ``None``); each record's seq, hash and prev, once committed. The states and
+    records go as two JSON arrays (one parameter each: cheaper to send than arrays): a state
+    ``[agent's id in hex, risk, blocked attempts, shut down, decay anchor, windows
+    (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a record ``[kind, agent's id in
+    hex, label, its body around prev and seq (three texts), ticket or null]``."""
     rows = []
     for record, ticket in records:
         agent = record.get("agent")
@@ -980,9 +994,31 @@ def _append_arguments(gate: str, keys: str, states: dict[str, RawState],
         [_key(agent).hex(), state[0], state[1], bool(state[2]),
          state[3] if len(state) > 3 else None, windows_text(state)]
         for agent, state in sorted(states.items())])
-    return gate, keys, written, _encode(rows)
+    return [(int(seq), digest, prev) for seq, digest, prev in _run(
+        connection, b"sentra_append", (gate, keys, written, _encode(rows)))]
 
 
+def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
+         ) -> list[tuple[Any, ...]]:
+    """Run a statement of :data:`STATEMENTS` on a connection of the store: through libpq itself
+    (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
+    call costs the client a few microseconds instead of a cursor's adaptation; its rows as
+    text (``None`` for NULL). A failure raises the error psycopg would."""
+    result = connection.pgconn.exec_prepared(
+        statement, [None if value is None else value.encode() for value in values])
+    if result.status != _TUPLES_OK:
+        from psycopg.errors import error_from_result
+
+        raise error_from_result(result, encoding="utf-8")
+    width = result.nfields
+    return [tuple(None if value is None else value.decode() for value in
+                  (result.get_value(row, column) for column in range(width)))
+            for row in range(result.ntuples)]
+
+
+_TUPLES_OK = 2
+"""libpq's ``PGRES_TUPLES_OK`` (``psycopg.pq.ExecStatus.TUPLES_OK``): a statement returned
+rows."""
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """JSON for the database's parameters (compact; any text as it is: the parameters are UTF-8)."""
 
@@ -998,15 +1034,6 @@ def _ticket(body: str, seq: int | None) -> review.Ticket:
     data = json.loads(body)
     data["seq"] = seq
     return review.Ticket.from_row(data)
-
-
-def _locks(agents: Iterable[str]) -> tuple[str, str]:
-    """Agent ids as ``sentra_lock`` takes them: their UTF-8 bytes (a ``bytea[]`` literal) and
-    their distinct lock keys in the order every process locks them (an ``integer[]``
-    literal)."""
-    ids = [_key(agent) for agent in agents]
-    return ("{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}",
-            "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}")
 
 
 def _lock_key(agent: bytes) -> int:
