@@ -3,12 +3,13 @@ and agent ids as any text."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
-from sentra_runtime import AgentState, Engine
+from sentra_runtime import AgentState, Engine, audit
 from sentra_runtime.stores import StoreUnavailable, open_store
-from sentra_runtime.stores.postgres import PostgresStore, redacted
+from sentra_runtime.stores.postgres import PostgresStore, _lock_key, redacted
 
 from tests.pg_cluster import Cluster
 from tests.runtime.helpers import SENTRA_TABLE
@@ -116,5 +117,59 @@ def test_an_agent_held_by_a_silent_process_fails_the_call_not_hangs(postgres_url
         assert time.perf_counter() - started < 3
         assert engine.evaluate("other", "FILE_READ").allowed   # other agents go on
     assert engine.evaluate("held", "FILE_READ").allowed        # its session ended: released
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+IDS = ["a", "", "a\x00z", "Ä", "😀", "bench-17", "x" * 300, "\U0010ffff", "Z"]
+
+
+def test_lock_keys_are_the_ones_older_runtimes_take(postgres_url: str) -> None:
+    """The store computes each agent's advisory lock key itself; a process of an older runtime
+    on the same database (a rolling upgrade) takes its locks with the schema's `sentra_keys`:
+    the same keys, in the same order, or the two would not serialise (or could deadlock)."""
+    import psycopg
+
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        theirs = [row[0] for row in connection.execute(
+            "SELECT * FROM sentra_keys(sentra_ids(%s))",
+            (json.dumps([name.encode().hex() for name in IDS]),))]
+    assert theirs == sorted({_lock_key(name.encode()) for name in IDS})
+
+
+def test_an_older_runtimes_writes_and_this_ones_make_one_chain(postgres_url: str) -> None:
+    """The schema's own functions (what an older runtime of this schema version calls) and this
+    runtime's per-session ones append to one chain and keep one agent state."""
+    import psycopg
+
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url))
+    engine.evaluate("a", "DELETE_RECORD")
+    before = engine.store.last_seq()
+    record = audit.policy_load_record(time.time(), "sha256:" + "0" * 64, "old", "1", 4)
+    with psycopg.connect(postgres_url, autocommit=True) as older:
+        agents = json.dumps([b"a".hex()])
+        older.execute("SELECT * FROM sentra_begin(%s, false)", (agents,)).fetchall()
+        [(seq, _, _)] = older.execute("SELECT * FROM sentra_records('shared', %s, %s)", (
+            agents, json.dumps([["policy_load", None, None, *audit.seal_parts(record), None,
+                                 None]]))).fetchall()
+    assert seq == before + 1
+    assert engine.evaluate("a", "DELETE_RECORD").cumulative_risk == 60
+    assert [r["kind"] for r in engine.audit_records()][-3:] == ["decision", "policy_load",
+                                                                "decision"]
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+def test_a_rollback_keeps_the_stores_prepared_statements(postgres_url: str) -> None:
+    """A snapshot read (`verify_audit`) ends with a ROLLBACK; psycopg then deallocates every
+    prepared statement of the connection (once it prepared a query of its own), which would
+    take the store's with them."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, pool_size=1))
+    for _ in range(8):   # more than psycopg's threshold for preparing a query itself
+        engine.evaluate("a", "FILE_READ")
+        engine.state("a")
+    assert engine.verify_audit().ok
+    assert engine.evaluate("a", "FILE_READ").allowed
     assert engine.verify_audit().ok
     engine.close()
