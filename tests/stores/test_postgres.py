@@ -3,13 +3,15 @@ and agent ids as any text."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
-from sentra_runtime import AgentState, Engine, audit
+from sentra_runtime import AgentState, Decision, Engine, audit
 from sentra_runtime.stores import StoreUnavailable, open_store
-from sentra_runtime.stores.postgres import PostgresStore, _lock_key, redacted
+from sentra_runtime.stores.postgres import AGENT_LOCKS, PostgresStore, _lock_key, redacted
 
 from tests.pg_cluster import Cluster
 from tests.runtime.helpers import SENTRA_TABLE
@@ -173,3 +175,59 @@ def test_a_rollback_keeps_the_stores_prepared_statements(postgres_url: str) -> N
     assert engine.evaluate("a", "FILE_READ").allowed
     assert engine.verify_audit().ok
     engine.close()
+
+
+def test_the_loop_is_not_held_while_another_session_has_the_agent(postgres_url: str) -> None:
+    """`evaluate_async` waits for an agent's lock on the event loop without blocking it (the
+    loop's own connection, read as its socket becomes ready), then decides once it is free."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, group_commit=True))
+    with psycopg_connection(postgres_url) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", (AGENT_LOCKS, _lock_key(b"waiting")))
+
+        async def main() -> tuple[Decision, int, float]:
+            ticks = 0
+            started = time.monotonic()
+            decision = asyncio.ensure_future(engine.evaluate_async("waiting", "DELETE_RECORD"))
+            asyncio.get_running_loop().call_later(0.5, other.execute,
+                                                  "SELECT pg_advisory_unlock_all()")
+            while not decision.done():
+                await asyncio.sleep(0.01)
+                ticks += 1
+            return decision.result(), ticks, time.monotonic() - started
+
+        decision, ticks, seconds = asyncio.run(main())
+    assert decision.allowed and decision.cumulative_risk == 30
+    assert seconds >= 0.45 and ticks >= 20   # the loop ran on while the decision waited
+    engine.close()
+
+
+def test_an_async_batch_that_fails_leaves_no_agent_locked(postgres_url: str) -> None:
+    """A batch whose decisions all fail alone (an annotation refused), and a batch the
+    database refuses (a lock wait past `lock_timeout`): the agents they locked are free at once
+    for another process, and the loop's next batches go through."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, lock_timeout=0.3))
+    other = Engine(SENTRA_TABLE, PostgresStore(postgres_url, lock_timeout=0.3))
+
+    async def main() -> None:
+        with pytest.raises(ValueError):
+            await engine.evaluate_async("a", "DELETE_RECORD", annotations={"seq": "no"})
+        assert other.evaluate("a", "DELETE_RECORD").cumulative_risk == 30   # not locked
+        with psycopg_connection(postgres_url) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", (AGENT_LOCKS, _lock_key(b"b")))
+            with pytest.raises(StoreUnavailable, match="lock timeout"):
+                await engine.evaluate_async("b", "DELETE_RECORD")
+        assert other.evaluate("b", "DELETE_RECORD").cumulative_risk == 30
+        assert (await engine.evaluate_async("a", "DELETE_RECORD")).cumulative_risk == 60
+        assert (await engine.evaluate_async("b", "DELETE_RECORD")).cumulative_risk == 60
+
+    asyncio.run(main())
+    assert engine.verify_audit().ok
+    other.close()
+    engine.close()
+
+
+def psycopg_connection(url: str) -> Any:
+    """A connection of its own (another process's, as far as the store can tell)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)

@@ -10,12 +10,12 @@ loads are records of the same chain.
 How a decision runs, and why (two round trips to the database, one statement each, on a
 connection in autocommit mode):
 
-1. ``sentra_begin(agents)`` locks the agents and reads their states: an advisory lock on each
-   agent's id, in key order (it also covers an agent that has no row yet, so two first
+1. ``sentra_lock(ids, keys)`` locks the agents and reads their states: an advisory lock on
+   each agent's id, in key order (it also covers an agent that has no row yet, so two first
    decisions of a new agent serialise), after a shared lock on the gate, which a reset of every
    agent takes exclusively. The locks are the session's, so they outlast this statement; the
    states are read after they are held.
-2. Decide in Python, then ``sentra_records(...)``: one transaction that turns the session's locks
+2. Decide in Python, then ``sentra_append(...)``: one transaction that turns the session's locks
    into locks of this transaction (held until it commits, then gone), writes the agents' new
    states, locks the head row (the seq and hash of the last record), chains the records
    (``sha256`` over the canonical JSON the runtime split around ``prev`` and ``seq``,
@@ -24,6 +24,10 @@ connection in autocommit mode):
    a client decides or the network carries an answer: decisions of different agents, from any
    instance, overlap everywhere else. A failure in between releases the session's locks (or
    closes the connection, which releases them).
+
+Both are functions of the session (:data:`SESSION_FUNCTIONS`), called through prepared
+statements run by libpq itself (:func:`_run`); on an event loop (``apply_async``, the server's
+path) the loop runs them on a connection of its own without blocking (:func:`_run_async`).
 
 The seq of a record is known only once it is appended, so the store decides twice: once to
 build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
