@@ -3,7 +3,7 @@
 Decisions are made on the event loop and serialised by the store. With a SQLite file, decisions
 that arrive while a commit is under way share the next transaction (group commit), which commits
 in the store's commit thread, so the loop never waits for a commit; with PostgreSQL the queue is
-decided and committed on the loop, which awaits the database without blocking. Each decision is answered only after its commit (SQLite:
+decided and committed in the store's commit thread. Each decision is answered only after its commit (SQLite:
 ``synchronous=FULL``, after its fsync). A reload compiles the policy file again and swaps in a
 new :class:`Engine` over the same store, so agent state is kept; a policy that does not compile
 is refused and the old engine keeps serving.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -178,8 +179,8 @@ def test_a_rollback_keeps_the_stores_prepared_statements(postgres_url: str) -> N
 
 
 def test_the_loop_is_not_held_while_another_session_has_the_agent(postgres_url: str) -> None:
-    """`evaluate_async` waits for an agent's lock on the event loop without blocking it (the
-    loop's own connection, read as its socket becomes ready), then decides once it is free."""
+    """`evaluate_async` waits for an agent's lock without blocking the event loop (in the
+    store's commit thread), then decides once it is free."""
     engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, group_commit=True))
     with psycopg_connection(postgres_url) as other:
         other.execute("SELECT pg_advisory_lock(%s, %s)", (AGENT_LOCKS, _lock_key(b"waiting")))
@@ -231,3 +232,24 @@ def psycopg_connection(url: str) -> Any:
     import psycopg
 
     return psycopg.connect(url, autocommit=True)
+
+
+def test_async_decisions_from_two_event_loops_at_once(postgres_url: str) -> None:
+    """Two threads, each with its own event loop, deciding on one store at once: every
+    decision is recorded once, in one chain."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, group_commit=True))
+
+    def loop(number: int) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(engine.evaluate_async(f"agent-{number}-{task}", "FILE_READ")
+                                   for task in range(4) for _ in range(10)))
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=loop, args=(number,)) for number in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(record["kind"] == "decision" for record in engine.audit_records()) == 80
+    assert engine.verify_audit().ok
+    engine.close()

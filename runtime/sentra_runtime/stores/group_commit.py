@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +122,9 @@ class GroupCommit:
                 successor.wake.release()
 
 
-Prepare = Callable[[list[Pending]], Callable[[], None] | Coroutine[Any, Any, None]]
+Prepare = Callable[[list[Pending]], Callable[[], None]]
 """Called on the loop with a batch: does what may be done there and returns the work left for
-the commit thread (which records each decision's outcome or error on its :class:`Pending`), or
-a coroutine that does that work on the loop itself (a store whose database calls do not block:
-the PostgreSQL store's)."""
+the commit thread (which records each decision's outcome or error on its :class:`Pending`)."""
 
 
 class LoopCommit:
@@ -147,7 +145,6 @@ class LoopCommit:
         self.limit = limit
         self.queue: list[tuple[Pending, asyncio.Future[Decision]]] = []
         self.busy = False
-        self.task: asyncio.Task[None] | None = None
         self.thread = _CommitThread(name, loop)
 
     @classmethod
@@ -184,10 +181,6 @@ class LoopCommit:
             self.busy = False
             fail_batch(batch, error)
             raise   # (not reached: fail_batch re-raised it)
-        if asyncio.iscoroutine(work):   # (kept: the loop holds its tasks weakly)
-            self.task = self.loop.create_task(work)
-            self.task.add_done_callback(lambda _: self._answer(waiting))
-            return
         self.thread.jobs.put((work, lambda: self._answer(waiting)))
 
     def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:

@@ -26,8 +26,7 @@ connection in autocommit mode):
    closes the connection, which releases them).
 
 Both are functions of the session (:data:`SESSION_FUNCTIONS`), called through prepared
-statements run by libpq itself (:func:`_run`); on an event loop (``apply_async``, the server's
-path) the loop runs them on a connection of its own without blocking (:func:`_run_async`).
+statements that libpq runs itself (:func:`_run`).
 
 The seq of a record is known only once it is appended, so the store decides twice: once to
 build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
@@ -54,13 +53,13 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -76,7 +75,6 @@ from sentra_runtime.stores.group_commit import (
     GroupCommit,
     LoopCommit,
     Pending,
-    fail_batch,
 )
 from sentra_runtime.stores.schema import (
     SCHEMA_VERSION,
@@ -327,7 +325,6 @@ STATEMENTS = (
     "SELECT * FROM pg_temp.sentra_lock($1, $2, $3)",
     "PREPARE sentra_append (text, integer[], text, text) AS "
     "SELECT * FROM pg_temp.sentra_append($1, $2, $3, $4)",
-    "PREPARE sentra_unlock AS SELECT pg_advisory_unlock_all()",
 )
 """The two statements of every decision, prepared once per connection and run through libpq
 itself (:func:`_run`)."""
@@ -413,9 +410,6 @@ class PostgresStore:
         self._pool.open(wait=True, timeout=connect_timeout)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: LoopCommit | None = None
-        self._loop_connection: Any = None
-        """The connection of the decisions made on an event loop (``apply_async``), while one
-        is held."""
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
         self.commits = 0
@@ -471,16 +465,14 @@ class PostgresStore:
                           annotations: audit.Annotations | None = None) -> Decision:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on the
         database: decisions queue on the loop, and while no transaction is under way the queue
-        (one decision without group commit) is decided and committed in one transaction
-        (:class:`~sentra_runtime.stores.group_commit.LoopCommit`), on the loop itself, on a
-        connection the loop keeps, whose statements it sends and whose answers it awaits
-        without blocking (:func:`_run_async`): no thread to hand the batch to and back, no
-        wait for the interpreter lock between the two. The decision is returned after its
-        commit."""
+        (one decision without group commit) is decided and committed in one transaction in the
+        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`). The
+        decision is returned after its commit."""
         pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
                           time.time() if now is None else now)
         committer = self._loop_commit = LoopCommit.for_running_loop(
-            self._loop_commit, f"postgres-commit {self.where}", self._commit_batch_async,
+            self._loop_commit, f"postgres-commit {self.where}",
+            lambda batch: functools.partial(self._commit_batch, batch),
             MAX_BATCH if self._group is not None else 1)
         return await committer.submit(pending)
 
@@ -489,71 +481,29 @@ class PostgresStore:
         one's decision or error on it."""
         try:
             with self._connection() as connection:
-                steps = self._batch_steps(batch)
-                try:
-                    statement = next(steps)
-                    while True:
-                        statement = steps.send(_run(connection, *statement))
-                except StopIteration as done:
-                    self.commits += done.value
+                self.commits += self._decide_batch(connection, batch)
         except BaseException as error:
-            fail_batch(batch, error)
-
-    async def _commit_batch_async(self, batch: list[Pending]) -> None:
-        """:meth:`_commit_batch` on the loop's own connection, awaiting the database. After a
-        failure the connection is closed (which releases the session's locks) and the next
-        batch takes another one from the pool."""
-        try:
-            connection = self._loop_connection or await self._loop_checkout()
-            try:
-                steps = self._batch_steps(batch)
-                try:
-                    statement = next(steps)
-                    while True:
-                        statement = steps.send(await _run_async(connection, *statement))
-                except StopIteration as done:
-                    self.commits += done.value
-            except BaseException:
-                self._loop_checkin(close=True)
+            for pending in batch:
+                pending.fail(error)
+            if not isinstance(error, Exception):
                 raise
-            self._down.clear()
-        except BaseException as error:
-            fail_batch(batch, self._unavailable(error) if isinstance(error, self._errors)
-                       else error)
 
-    async def _loop_checkout(self) -> Any:
-        """A connection from the pool for the loop's batches (taken in a thread: the pool may
-        wait for one)."""
-        wait = self._retry_wait if self._down.is_set() else self._wait_timeout
-        self._loop_connection = await asyncio.to_thread(self._pool.getconn, wait)
-        return self._loop_connection
-
-    def _loop_checkin(self, *, close: bool = False) -> None:
-        """Give the loop's connection back to the pool (``close``: closed first)."""
-        connection, self._loop_connection = self._loop_connection, None
-        if connection is not None:
-            if close:
-                connection.close()
-            self._pool.putconn(connection)
-
-    def _batch_steps(self, batch: list[Pending]) -> Steps:
+    def _decide_batch(self, connection: Any, batch: list[Pending]) -> int:
         """Lock and read (``sentra_lock``), decide, record (``sentra_append``): two round
-        trips, as the statements this generator yields (and is sent the rows of). The records
-        and states are one transaction, committed before anything is returned. Returns how
-        many transactions committed (0 when every decision failed alone)."""
+        trips. The records and states are one transaction, committed before anything is
+        returned. How many transactions committed (0 when every decision failed alone)."""
         batch = [pending for pending in batch if _storable(pending)]
-        keys, values = _lock_arguments({pending.agent_id for pending in batch})
-        states = _states((yield b"sentra_lock", values))
+        keys, states = _lock(connection, {pending.agent_id for pending in batch})
         stored = dict(states)
         made = [entry for entry in (self._made(pending, states) for pending in batch)
                 if entry is not None]
         if not made:
-            yield b"sentra_unlock", ()
+            _release(connection)
             return 0
         changed = {agent: state for agent, state in states.items()
                    if agent not in stored or stored[agent] != state}
-        appended = _appended((yield b"sentra_append", _append_arguments(
-            "shared", keys, changed, [(entry.record, entry.ticket) for entry in made])))
+        appended = _append(connection, "shared", keys, changed,
+                           [(entry.record, entry.ticket) for entry in made])
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
@@ -782,7 +732,6 @@ class PostgresStore:
     def close(self) -> None:
         if self._loop_commit is not None:
             self._loop_commit.close()
-        self._loop_checkin()
         self._pool.close()
 
 
@@ -1010,35 +959,17 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-Steps = Generator[tuple[bytes, tuple[str | None, ...]], list[tuple[Any, ...]], int]
-"""The statements of a batch (:meth:`PostgresStore._batch_steps`): each a statement of
-:data:`STATEMENTS` and its values, sent back its rows; its value, how many transactions
-committed. Run the same on a thread (:func:`_run`) or on an event loop (:func:`_run_async`)."""
-
-
 def _lock(connection: Any, agents: Iterable[str], every: bool = False
           ) -> tuple[str, dict[str, RawState]]:
     """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
     for the session and read their stored states (``every``: every agent's). The agents' lock
     keys (for :func:`_append`) and the states, by agent id."""
-    keys, values = _lock_arguments(agents, every)
-    return keys, _states(_run(connection, b"sentra_lock", values))
-
-
-def _lock_arguments(agents: Iterable[str], every: bool = False
-                    ) -> tuple[str, tuple[str, str, str]]:
-    """The agents' lock keys (an ``integer[]`` literal: distinct, in the order every process
-    locks them) and what ``sentra_lock`` takes: their ids' UTF-8 bytes (a ``bytea[]``
-    literal), the keys, and ``every``."""
     ids = [_key(agent) for agent in agents]
     keys = "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}"
-    return keys, ("{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
-                  "t" if every else "f")
-
-
-def _states(rows: list[tuple[Any, ...]]) -> dict[str, RawState]:
-    """The rows ``sentra_lock`` returned as states, by agent id."""
-    return {bytes.fromhex(agent).decode(): _raw(
+    rows = _run(connection, b"sentra_lock", (
+        "{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
+        "t" if every else "f"))
+    return keys, {bytes.fromhex(agent).decode(): _raw(
         int(risk), int(blocked), down == "t", None if anchor is None else int(anchor), windows,
         group) for agent, risk, blocked, down, anchor, windows, group in rows}
 
@@ -1049,17 +980,9 @@ def _append(connection: Any, gate: str, keys: str, states: dict[str, RawState],
     """``sentra_append``, in one transaction: turn the session's locks into the transaction's
     (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
     agents' ``states`` and append the ``records`` (each with the review ticket it makes or
-    settles, or ``None``); each record's seq, hash and prev, once committed."""
-    return _appended(_run(connection, b"sentra_append",
-                          _append_arguments(gate, keys, states, records)))
-
-
-def _append_arguments(gate: str, keys: str, states: dict[str, RawState],
-                      records: list[tuple[dict[str, Any], review.Ticket | None]]
-                      ) -> tuple[str, str, str | None, str]:
-    """What ``sentra_append`` takes (see :func:`_append`). The states and records go as two
-    JSON arrays (one parameter each: cheaper to send than arrays): a state ``[agent's id in
-    hex, risk, blocked attempts, shut down, decay anchor, windows
+    settles, or ``None``); each record's seq, hash and prev, once committed. The states and
+    records go as two JSON arrays (one parameter each: cheaper to send than arrays): a state
+    ``[agent's id in hex, risk, blocked attempts, shut down, decay anchor, windows
     (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a record ``[kind, agent's id in
     hex, label, its body around prev and seq (three texts), ticket or null]``."""
     rows = []
@@ -1074,12 +997,8 @@ def _append_arguments(gate: str, keys: str, states: dict[str, RawState],
         [_key(agent).hex(), state[0], state[1], bool(state[2]),
          state[3] if len(state) > 3 else None, windows_text(state)]
         for agent, state in sorted(states.items())])
-    return gate, keys, written, _encode(rows)
-
-
-def _appended(rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str | None]]:
-    """The rows ``sentra_append`` returned: each record's seq, hash and prev."""
-    return [(int(seq), digest, prev) for seq, digest, prev in rows]
+    return [(int(seq), digest, prev) for seq, digest, prev in _run(
+        connection, b"sentra_append", (gate, keys, written, _encode(rows)))]
 
 
 def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
@@ -1088,48 +1007,8 @@ def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
     (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
     call costs the client a few microseconds instead of a cursor's adaptation; its rows as
     text (``None`` for NULL). A failure raises the error psycopg would."""
-    return _rows(connection.pgconn.exec_prepared(statement, _encoded(values)))
-
-
-async def _run_async(connection: Any, statement: bytes, values: tuple[str | None, ...]
-                     ) -> list[tuple[Any, ...]]:
-    """:func:`_run` on the running event loop: the statement is sent, and its answer read,
-    as the connection's socket becomes ready (libpq in non-blocking mode, as psycopg keeps
-    it), never blocking the loop."""
-    pgconn = connection.pgconn
-    loop = asyncio.get_running_loop()
-    pgconn.send_query_prepared(statement, _encoded(values))
-    while pgconn.flush():
-        await _ready(loop, pgconn.socket, loop.add_writer, loop.remove_writer)
-    result = None
-    while True:
-        pgconn.consume_input()
-        while pgconn.is_busy():
-            await _ready(loop, pgconn.socket, loop.add_reader, loop.remove_reader)
-            pgconn.consume_input()
-        last = pgconn.get_result()
-        if last is None:   # the statement's answers are read: the first is its outcome
-            return _rows(result)
-        result = last if result is None else result
-
-
-async def _ready(loop: asyncio.AbstractEventLoop, socket: int, add: Any, remove: Any) -> None:
-    """Wait until ``socket`` is ready (``add``/``remove``: the loop's reader or writer)."""
-    ready = loop.create_future()
-    add(socket, lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        remove(socket)
-
-
-def _encoded(values: tuple[str | None, ...]) -> list[bytes | None]:
-    return [None if value is None else value.encode() for value in values]
-
-
-def _rows(result: Any) -> list[tuple[Any, ...]]:
-    """A statement's rows as text (``None`` for NULL); a failure raises the error psycopg
-    would."""
+    result = connection.pgconn.exec_prepared(
+        statement, [None if value is None else value.encode() for value in values])
     if result.status != _TUPLES_OK:
         from psycopg.errors import error_from_result
 
