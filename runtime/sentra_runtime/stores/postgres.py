@@ -279,7 +279,7 @@ BEGIN
                                         decay_anchor, limit_windows)
             SELECT decode(s->>0, 'hex'), (s->>1)::bigint, (s->>2)::bigint, (s->>3)::boolean,
                    (s->>4)::bigint, s->>5
-            FROM json_array_elements(states::json) AS s
+            FROM jsonb_array_elements(states::jsonb) AS s
             ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
                 blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
                 decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
@@ -289,7 +289,7 @@ BEGIN
     FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
                          r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
                          r->6 AS ticket
-                  FROM json_array_elements(records::json) AS r LOOP
+                  FROM jsonb_array_elements(records::jsonb) AS r LOOP
         prev := hash;
         seq := seq + 1;
         body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
@@ -298,7 +298,7 @@ BEGIN
         INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
             VALUES (seq, hash, body, record.kind, record.agent, record.label);
         -- a review ticket made (its seq: this record's) or settled by this record
-        IF json_typeof(record.ticket) = 'object' THEN
+        IF jsonb_typeof(record.ticket) = 'object' THEN
             INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
                 VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
                         (record.ticket->>'created')::bigint,
@@ -317,7 +317,9 @@ connection defines them for its own session (``pg_temp``), so they are always th
 change with no schema upgrade. ``sentra_lock`` is step 1 above: it takes the gate and the
 agents' locks (``keys`` sorted, :func:`_lock_keys`) and reads the states; ``sentra_append`` is
 step 2: it turns the session's locks into the transaction's, writes the agents' new ``states``
-(each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain.
+(each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain;
+both are read as ``jsonb``, parsed once (a ``json`` value is parsed again by every ``->>``,
+and each record holds its body three times).
 Both are called as prepared statements (:data:`STATEMENTS`) with their ids and keys given: the
 only work the database does per call is the locks, the rows and the records."""
 STATEMENTS = (
