@@ -59,7 +59,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -230,7 +230,7 @@ $$""",
 """The functions of the current schema (``CREATE OR REPLACE``: made at creation and at every
 upgrade). This runtime calls :data:`SESSION_FUNCTIONS` instead; these stay for the processes of
 older runtimes of the same schema version on the database (a rolling upgrade), whose locks are
-the same advisory locks (:func:`_lock_keys` computes the keys ``sentra_keys`` does)."""
+the same advisory locks (:func:`_lock_key` computes the keys ``sentra_keys`` does)."""
 
 SESSION_FUNCTIONS = (
     f"""CREATE FUNCTION pg_temp.sentra_lock(ids bytea[], keys integer[], every boolean)
@@ -315,7 +315,7 @@ $$""",
 """The functions a decision, reset, review step, group assignment and policy load call: each
 connection defines them for its own session (``pg_temp``), so they are always this runtime's and
 change with no schema upgrade. ``sentra_lock`` is step 1 above: it takes the gate and the
-agents' locks (``keys`` sorted, :func:`_lock_keys`) and reads the states; ``sentra_append`` is
+agents' locks (``keys`` sorted, :func:`_lock_key`) and reads the states; ``sentra_append`` is
 step 2: it turns the session's locks into the transaction's, writes the agents' new ``states``
 (each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain;
 both are read as ``jsonb``, parsed once (a ``json`` value is parsed again by every ``->>``,
@@ -976,7 +976,7 @@ def _lock(connection: Any, agents: Iterable[str], every: bool = False
         group) for agent, risk, blocked, down, anchor, windows, group in rows}
 
 
-def _append(connection: Any, gate: str, keys: str, states: dict[str, RawState],
+def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
             records: list[tuple[dict[str, Any], review.Ticket | None]]
             ) -> list[tuple[int, str, str | None]]:
     """``sentra_append``, in one transaction: turn the session's locks into the transaction's
