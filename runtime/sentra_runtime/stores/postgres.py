@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import select
 import threading
 import time
 from collections import OrderedDict
@@ -75,6 +76,7 @@ from sentra_runtime.stores.group_commit import (
     GroupCommit,
     LoopCommit,
     Pending,
+    fail_batch,
 )
 from sentra_runtime.stores.schema import (
     SCHEMA_VERSION,
@@ -468,44 +470,74 @@ class PostgresStore:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on the
         database: decisions queue on the loop, and while no transaction is under way the queue
         (one decision without group commit) is decided and committed in one transaction in the
-        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`). The
+        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`), which
+        goes on with the decisions that queued meanwhile (see :meth:`_commit_batch`). The
         decision is returned after its commit."""
         pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
                           time.time() if now is None else now)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"postgres-commit {self.where}",
-            lambda batch: functools.partial(self._commit_batch, batch),
-            MAX_BATCH if self._group is not None else 1)
+            lambda batch, committer: functools.partial(self._commit_batch, batch, committer),
+            MAX_BATCH if self._group is not None else 1, follow=True)
         return await committer.submit(pending)
 
-    def _commit_batch(self, batch: list[Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending], committer: LoopCommit | None = None) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order; record each
-        one's decision or error on it."""
+        one's decision or error on it: lock and read (``sentra_lock``), decide, record
+        (``sentra_append``), two round trips, the records and states committed before anything
+        is returned.
+
+        With the ``committer`` of an event loop, the decisions that queued meanwhile are the
+        next batch, and its ``sentra_lock`` goes with this batch's ``sentra_append`` (libpq's
+        pipeline: two statements, each its own transaction, in one round trip): one round trip
+        per batch while decisions keep coming. Each batch is answered once committed; a failure
+        fails the batches not committed yet (and closes their locks' session)."""
+        waiting = [batch]   # the batches not answered yet
         try:
             with self._connection() as connection:
-                self.commits += self._decide_batch(connection, batch)
+                locked: tuple[str, dict[str, RawState]] | None = None
+                while waiting:
+                    batch = [pending for pending in waiting[0] if _storable(pending)]
+                    keys, states = locked or _lock(connection, {
+                        pending.agent_id for pending in batch})
+                    stored = dict(states)
+                    made = [entry for entry in (self._made(pending, states) for pending in batch)
+                            if entry is not None]
+                    following = [] if committer is None else committer.more()
+                    if following:
+                        waiting.append(following)
+                    locked, failed = None, None
+                    if not made:
+                        _release(connection)
+                    else:
+                        changed = {agent: state for agent, state in states.items()
+                                   if agent not in stored or stored[agent] != state}
+                        append = _append_values("shared", keys, changed, [
+                            (entry.record, entry.ticket) for entry in made])
+                        if following:
+                            next_keys, lock = _lock_values(
+                                {pending.agent_id for pending in following})
+                            rows, next_rows = _pipeline(connection, (b"sentra_append", append),
+                                                        (b"sentra_lock", lock))
+                            if isinstance(next_rows, BaseException):
+                                failed = next_rows   # after this batch is answered
+                            else:
+                                locked = next_keys, _states(next_rows)
+                            rows = _raising(rows)
+                        else:
+                            rows = _run(connection, b"sentra_append", append)
+                        self._decided(made, _appended(rows))
+                        self.commits += 1
+                    waiting.pop(0)
+                    if committer is not None:
+                        committer.answered()
+                    if failed is not None:
+                        raise failed
         except BaseException as error:
-            for pending in batch:
-                pending.fail(error)
-            if not isinstance(error, Exception):
-                raise
+            fail_batch([pending for batch in waiting for pending in batch], error)
 
-    def _decide_batch(self, connection: Any, batch: list[Pending]) -> int:
-        """Lock and read (``sentra_lock``), decide, record (``sentra_append``): two round
-        trips. The records and states are one transaction, committed before anything is
-        returned. How many transactions committed (0 when every decision failed alone)."""
-        batch = [pending for pending in batch if _storable(pending)]
-        keys, states = _lock(connection, {pending.agent_id for pending in batch})
-        stored = dict(states)
-        made = [entry for entry in (self._made(pending, states) for pending in batch)
-                if entry is not None]
-        if not made:
-            _release(connection)
-            return 0
-        changed = {agent: state for agent, state in states.items()
-                   if agent not in stored or stored[agent] != state}
-        appended = _append(connection, "shared", keys, changed,
-                           [(entry.record, entry.ticket) for entry in made])
+    def _decided(self, made: list[_Made], appended: list[tuple[int, str, str | None]]) -> None:
+        """The decisions of a batch, once their records are appended (with their seqs)."""
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
@@ -516,7 +548,6 @@ class PostgresStore:
                 decision.__dict__["ticket"] = entry.ticket.ticket
                 decision.__dict__["expires_at"] = entry.ticket.expires / 1_000_000
             pending.decided(decision)
-        return 1
 
     def _remember(self, record: dict[str, Any], seq: int, prev: str | None, digest: str
                   ) -> None:
@@ -966,12 +997,24 @@ def _lock(connection: Any, agents: Iterable[str], every: bool = False
     """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
     for the session and read their stored states (``every``: every agent's). The agents' lock
     keys (for :func:`_append`) and the states, by agent id."""
+    keys, values = _lock_values(agents, every)
+    return keys, _states(_run(connection, b"sentra_lock", values))
+
+
+def _lock_values(agents: Iterable[str], every: bool = False
+                 ) -> tuple[str, tuple[str, str, str]]:
+    """The agents' lock keys (an ``integer[]`` literal: distinct, in the order every process
+    locks them) and what ``sentra_lock`` takes: their ids' UTF-8 bytes (a ``bytea[]``
+    literal), the keys, and ``every``."""
     ids = [_key(agent) for agent in agents]
     keys = "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}"
-    rows = _run(connection, b"sentra_lock", (
-        "{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
-        "t" if every else "f"))
-    return keys, {bytes.fromhex(agent).decode(): _raw(
+    return keys, ("{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
+                  "t" if every else "f")
+
+
+def _states(rows: list[tuple[Any, ...]]) -> dict[str, RawState]:
+    """The rows ``sentra_lock`` returned, as states by agent id."""
+    return {bytes.fromhex(agent).decode(): _raw(
         int(risk), int(blocked), down == "t", None if anchor is None else int(anchor), windows,
         group) for agent, risk, blocked, down, anchor, windows, group in rows}
 
@@ -982,9 +1025,17 @@ def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[An
     """``sentra_append``, in one transaction: turn the session's locks into the transaction's
     (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
     agents' ``states`` and append the ``records`` (each with the review ticket it makes or
-    settles, or ``None``); each record's seq, hash and prev, once committed. The states and
-    records go as two JSON arrays (one parameter each: cheaper to send than arrays): a state
-    ``[agent's id in hex, risk, blocked attempts, shut down, decay anchor, windows
+    settles, or ``None``); each record's seq, hash and prev, once committed."""
+    return _appended(_run(connection, b"sentra_append",
+                          _append_values(gate, keys, states, records)))
+
+
+def _append_values(gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
+                   records: list[tuple[dict[str, Any], review.Ticket | None]]
+                   ) -> tuple[str, str, str | None, str]:
+    """What ``sentra_append`` takes (see :func:`_append`). The states and records go as two
+    JSON arrays (one parameter each: cheaper to send than arrays): a state ``[agent's id in
+    hex, risk, blocked attempts, shut down, decay anchor, windows
     (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a record ``[kind, agent's id in
     hex, label, its body around prev and seq (three texts), ticket or null]``."""
     rows = []
@@ -999,8 +1050,12 @@ def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[An
         [_key(agent).hex(), state[0], state[1], bool(state[2]),
          state[3] if len(state) > 3 else None, windows_text(state)]
         for agent, state in sorted(states.items())])
-    return [(int(seq), digest, prev) for seq, digest, prev in _run(
-        connection, b"sentra_append", (gate, keys, written, _encode(rows)))]
+    return gate, keys, written, _encode(rows)
+
+
+def _appended(rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str | None]]:
+    """The rows ``sentra_append`` returned: each record's seq, hash and prev."""
+    return [(int(seq), digest, prev) for seq, digest, prev in rows]
 
 
 def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
@@ -1009,8 +1064,64 @@ def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
     (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
     call costs the client a few microseconds instead of a cursor's adaptation; its rows as
     text (``None`` for NULL). A failure raises the error psycopg would."""
-    result = connection.pgconn.exec_prepared(
-        statement, [None if value is None else value.encode() for value in values])
+    return _rows(connection.pgconn.exec_prepared(statement, _encoded(values)))
+
+
+def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
+              ) -> list[list[tuple[Any, ...]] | BaseException]:
+    """Run statements of :data:`STATEMENTS` in one round trip (libpq's pipeline mode), each
+    its own transaction (a sync after each: one that fails does not stop the next); each one's
+    rows, or the error it raised. A failure of the connection itself raises."""
+    from psycopg import Error
+
+    pgconn = connection.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        for statement, values in statements:
+            pgconn.send_query_prepared(statement, _encoded(values))
+            pgconn.pipeline_sync()
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [])
+        outcomes: list[list[tuple[Any, ...]] | BaseException] = []
+        for _ in statements:
+            result = _next_result(pgconn)
+            while _next_result(pgconn) is not None:   # the end of the statement's results
+                pass
+            _next_result(pgconn)   # its sync
+            try:
+                outcomes.append(_rows(result))
+            except Error as error:
+                outcomes.append(error)
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        connection.close()   # in the middle of a pipeline: of no further use
+        raise
+    return outcomes
+
+
+def _next_result(pgconn: Any) -> Any:
+    """The next result of a pipeline, once it arrived (waiting on the socket without holding
+    the GIL)."""
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            return pgconn.get_result()
+        select.select([pgconn.socket], [], [])
+
+
+def _raising(rows: list[tuple[Any, ...]] | BaseException) -> list[tuple[Any, ...]]:
+    if isinstance(rows, BaseException):
+        raise rows
+    return rows
+
+
+def _encoded(values: tuple[str | None, ...]) -> list[bytes | None]:
+    return [None if value is None else value.encode() for value in values]
+
+
+def _rows(result: Any) -> list[tuple[Any, ...]]:
+    """A statement's rows as text (``None`` for NULL); a failure raises the error psycopg
+    would."""
     if result.status != _TUPLES_OK:
         from psycopg.errors import error_from_result
 
