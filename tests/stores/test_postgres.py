@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 from typing import Any
 
 import pytest
 from sentra_runtime import AgentState, Decision, Engine, audit
-from sentra_runtime.stores import StoreUnavailable, open_store
+from sentra_runtime.stores import StoreUnavailable, open_store, postgres
 from sentra_runtime.stores.postgres import AGENT_LOCKS, PostgresStore, _lock_key, redacted
 
 from tests.pg_cluster import Cluster
 from tests.runtime.helpers import SENTRA_TABLE
+from tests.stores.helpers import replay
 
 
 def test_an_outage_fails_calls_at_once_and_the_store_recovers(own_cluster: Cluster) -> None:
@@ -253,3 +255,90 @@ def test_async_decisions_from_two_event_loops_at_once(postgres_url: str) -> None
     assert sum(record["kind"] == "decision" for record in engine.audit_records()) == 80
     assert engine.verify_audit().ok
     engine.close()
+
+
+def staggered(engine: Engine, callers: int, per_caller: int, agent: Any,
+              ) -> list[list[tuple[str, Decision | StoreUnavailable]]]:
+    """``callers`` tasks on one loop, each deciding in turn after a short random pause, so that
+    decisions arrive while a batch is under way (and go with its append, pipelined)."""
+
+    async def caller(number: int) -> list[tuple[str, Decision | StoreUnavailable]]:
+        rng = random.Random(number)
+        outcomes: list[tuple[str, Decision | StoreUnavailable]] = []
+        for index in range(per_caller):
+            await asyncio.sleep(rng.random() * 0.002)
+            name = agent(number, index)
+            try:
+                outcomes.append((name, await engine.evaluate_async(
+                    name, rng.choice(["FILE_READ", "DELETE_RECORD", "EXPORT_DATA"]))))
+            except StoreUnavailable as error:
+                outcomes.append((name, error))
+        return outcomes
+
+    async def main() -> list[list[tuple[str, Decision | StoreUnavailable]]]:
+        return await asyncio.gather(*(caller(number) for number in range(callers)))
+
+    return asyncio.run(main())
+
+
+def test_pipelined_batches_are_the_serial_decisions(postgres_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decisions that arrive while a batch is under way are the next batch, locked in the same
+    round trip as the batch's append: every decision is recorded once, each caller's in its
+    order, and replaying the log serially gives the same decisions and states."""
+    pipelined = counting(monkeypatch, "_pipeline")
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, group_commit=True))
+    outcomes = staggered(engine, 8, 40, lambda number, index: f"agent-{(number + index) % 5}")
+    assert pipelined.count > 0
+    records = [record for record in engine.audit_records() if record["kind"] == "decision"]
+    assert len(records) == 8 * 40
+    seqs = {id(decision): decision.seq for caller in outcomes for _, decision in caller}
+    for caller in outcomes:
+        mine = [seqs[id(decision)] for _, decision in caller]
+        assert mine == sorted(mine)
+    replayed = replay(records)
+    for agent in engine.agents():
+        assert engine.state(agent) == replayed.state(agent), agent
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+def test_a_pipelined_batch_that_cannot_lock_fails_alone(postgres_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent held by another session: the batches that wait for it fail (503, nothing
+    recorded), the batches before them stand; nothing answered is missing from the log."""
+    pipelined = counting(monkeypatch, "_pipeline")
+    engine = Engine(SENTRA_TABLE, PostgresStore(postgres_url, group_commit=True,
+                                                lock_timeout=0.2))
+    with psycopg_connection(postgres_url) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", (AGENT_LOCKS, _lock_key(b"held")))
+        outcomes = staggered(engine, 6, 25, lambda number, index: (
+            "held" if number == 0 and index % 5 == 4 else f"agent-{number}"))
+    assert pipelined.count > 0
+    answered = [decision for caller in outcomes for _, decision in caller
+                if isinstance(decision, Decision)]
+    failed = [name for caller in outcomes for name, decision in caller
+              if isinstance(decision, StoreUnavailable)]
+    assert "held" in failed and all(decision.agent_id != "held" for decision in answered)
+    records = {record["seq"]: record for record in engine.audit_records()
+               if record["kind"] == "decision"}
+    assert sorted(records) == sorted(decision.seq for decision in answered)
+    replayed = replay(sorted(records.values(), key=lambda record: record["seq"]))
+    for agent in engine.agents():
+        assert engine.state(agent) == replayed.state(agent), agent
+    assert engine.verify_audit().ok
+    engine.close()
+
+
+class counting:
+    """A spy on a function of the PostgreSQL store module: calls go through, counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.count = 0
+        original = getattr(postgres, name)
+
+        def spy(*args: Any) -> Any:
+            self.count += 1
+            return original(*args)
+
+        monkeypatch.setattr(postgres, name, spy)
