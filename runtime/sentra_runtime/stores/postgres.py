@@ -26,7 +26,9 @@ connection in autocommit mode):
    closes the connection, which releases them).
 
 Both are functions of the session (:data:`SESSION_FUNCTIONS`), called through prepared
-statements that libpq runs itself (:func:`_run`).
+statements that libpq runs itself (:func:`_run`). On an event loop, the decisions that queued
+while a batch was under way are the next batch, whose ``sentra_lock`` goes in one round trip
+with the batch's ``sentra_append`` (:meth:`PostgresStore._commit_batch`, :func:`_pipeline`).
 
 The seq of a record is known only once it is appended, so the store decides twice: once to
 build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
