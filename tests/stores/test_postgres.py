@@ -8,11 +8,13 @@ import json
 import random
 import threading
 import time
+import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sentra_runtime import AgentState, Decision, Engine, audit
-from sentra_runtime.stores import StoreUnavailable, open_store, postgres
+from sentra_runtime.stores import SchemaError, StoreUnavailable, open_store, postgres
 from sentra_runtime.stores.postgres import AGENT_LOCKS, PostgresStore, _lock_key, redacted
 
 from tests.pg_cluster import Cluster
@@ -342,3 +344,29 @@ class counting:
             return original(*args)
 
         monkeypatch.setattr(postgres, name, spy)
+
+
+def test_a_role_without_the_temporary_privilege_is_told_what_to_grant(
+        postgres_server: str) -> None:
+    """The store's functions are the session's own (`pg_temp`): a role that may not create
+    temporary objects gets a clear error naming the privilege, not a pool that never opens."""
+    import psycopg
+
+    name = f"notemp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+    parts = urlsplit(postgres_server)
+    try:
+        with psycopg.connect(urlunsplit(parts._replace(path=f"/{name}")),
+                             autocommit=True) as admin:
+            admin.execute(f"GRANT ALL ON SCHEMA public TO {name}")
+        url = urlunsplit(parts._replace(netloc=f"{name}@{parts.hostname}:{parts.port}",
+                                        path=f"/{name}"))
+        with pytest.raises(SchemaError, match="the TEMPORARY privilege on the database"):
+            PostgresStore(url)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {name}")

@@ -406,6 +406,12 @@ class PostgresStore:
         try:
             with psycopg.connect(url, autocommit=True, **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
+                self._configure(connection)   # what every pooled connection does, once here
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise SchemaError(f"{self.where}: the role may not create the store's session "
+                              f"functions ({_first_line(error)}): it needs the TEMPORARY "
+                              "privilege on the database (GRANT TEMPORARY ON DATABASE ... TO "
+                              "...)") from error
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"cannot connect to {self.where}: "
                                    f"{_first_line(error)}") from error
