@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import collections
 import contextlib
 import queue
 import threading
@@ -122,9 +123,10 @@ class GroupCommit:
                 successor.wake.release()
 
 
-Prepare = Callable[[list[Pending]], Callable[[], None]]
+Prepare = Callable[..., Callable[[], None]]
 """Called on the loop with a batch: does what may be done there and returns the work left for
-the commit thread (which records each decision's outcome or error on its :class:`Pending`)."""
+the commit thread (which records each decision's outcome or error on its :class:`Pending`);
+with ``follow=True`` it is also given the :class:`LoopCommit`."""
 
 
 class LoopCommit:
@@ -136,20 +138,31 @@ class LoopCommit:
     thread, where the loop does not wait for it. The batch's decisions are answered when that
     work ended (one wake-up of the loop per batch), and the decisions that queued meanwhile are
     taken next, in arrival order.
+
+    With ``follow=True``, ``prepare`` is also given this LoopCommit, and its work may go on with
+    the decisions that queued meanwhile itself (:meth:`more`), answering each batch as it is
+    committed (:meth:`answered`): a store that sends the next batch's first statement with the
+    last statement of a batch (the PostgreSQL store) saves a round trip per batch.
     """
 
     def __init__(self, name: str, loop: asyncio.AbstractEventLoop, prepare: Prepare,
-                 limit: int) -> None:
+                 limit: int, *, follow: bool = False) -> None:
         self.loop = loop
         self.prepare = prepare
         self.limit = limit
+        self.follow = follow
         self.queue: list[tuple[Pending, asyncio.Future[Decision]]] = []
+        self._queue_lock = threading.Lock()
+        """The queue, which :meth:`more` takes from the commit thread."""
         self.busy = False
+        self._batches: collections.deque[list[tuple[Pending, asyncio.Future[Decision]]]] = \
+            collections.deque()
+        """The batches of the work under way not answered yet, oldest first."""
         self.thread = _CommitThread(name, loop)
 
     @classmethod
     def for_running_loop(cls, current: LoopCommit | None, name: str, prepare: Prepare,
-                         limit: int) -> LoopCommit:
+                         limit: int, *, follow: bool = False) -> LoopCommit:
         """``current`` when it serves the running loop, else a new one (an earlier loop's
         commit thread finishes what it was handed, then ends)."""
         loop = asyncio.get_running_loop()
@@ -157,14 +170,32 @@ class LoopCommit:
             return current
         if current is not None:
             current.thread.jobs.put(None)
-        return cls(name, loop, prepare, limit)
+        return cls(name, loop, prepare, limit, follow=follow)
 
     async def submit(self, pending: Pending) -> Decision:
         answer: asyncio.Future[Decision] = self.loop.create_future()
-        self.queue.append((pending, answer))
+        with self._queue_lock:
+            self.queue.append((pending, answer))
         if not self.busy:
             self._take_soon()
         return await answer
+
+    def more(self) -> list[Pending]:
+        """(In the commit thread, from the work under way, ``follow=True``.) The decisions
+        queued since the work's last batch was taken (up to ``limit``; none: ``[]``), as its
+        next batch."""
+        with self._queue_lock:
+            taken, self.queue = self.queue[:self.limit], self.queue[self.limit:]
+        if taken:
+            self._batches.append(taken)
+        return [pending for pending, _ in taken]
+
+    def answered(self) -> None:
+        """(In the commit thread, from the work under way.) The oldest batch of the work is
+        committed (or failed): answer its decisions now."""
+        batch = self._batches.popleft()
+        with contextlib.suppress(RuntimeError):   # a closed loop: no one is waiting any more
+            self.loop.call_soon_threadsafe(self._settle, batch)
 
     def _take_soon(self) -> None:
         """Take the queue once the loop has run what is ready now: decisions that become
@@ -173,27 +204,35 @@ class LoopCommit:
         self.loop.call_soon(self._take)
 
     def _take(self) -> None:
-        waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
+        with self._queue_lock:
+            waiting, self.queue = self.queue[:self.limit], self.queue[self.limit:]
         batch = [pending for pending, _ in waiting]
         try:
-            work = self.prepare(batch)
+            work = self.prepare(batch, self) if self.follow else self.prepare(batch)
         except BaseException as error:   # an interrupt: nothing of the batch was written
             self.busy = False
             fail_batch(batch, error)
             raise   # (not reached: fail_batch re-raised it)
-        self.thread.jobs.put((work, lambda: self._answer(waiting)))
+        self._batches.append(waiting)
+        self.thread.jobs.put((work, self._answer))
 
-    def _answer(self, waiting: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
-        for pending, answer in waiting:
+    def _answer(self) -> None:
+        """The work ended: answer its batches not answered yet, and take the queue."""
+        while self._batches:
+            self._settle(self._batches.popleft())
+        self.busy = False
+        if self.queue:
+            self._take_soon()
+
+    @staticmethod
+    def _settle(batch: list[tuple[Pending, asyncio.Future[Decision]]]) -> None:
+        for pending, answer in batch:
             if answer.done():   # its caller stopped waiting (the decision stands)
                 continue
             try:
                 answer.set_result(pending.outcome())
             except BaseException as error:
                 answer.set_exception(error)
-        self.busy = False
-        if self.queue:
-            self._take_soon()
 
     def close(self) -> None:
         self.thread.stop()

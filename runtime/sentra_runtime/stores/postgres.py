@@ -10,12 +10,12 @@ loads are records of the same chain.
 How a decision runs, and why (two round trips to the database, one statement each, on a
 connection in autocommit mode):
 
-1. ``sentra_begin(agents)`` locks the agents and reads their states: an advisory lock on each
-   agent's id, in key order (it also covers an agent that has no row yet, so two first
+1. ``sentra_lock(ids, keys)`` locks the agents and reads their states: an advisory lock on
+   each agent's id, in key order (it also covers an agent that has no row yet, so two first
    decisions of a new agent serialise), after a shared lock on the gate, which a reset of every
    agent takes exclusively. The locks are the session's, so they outlast this statement; the
    states are read after they are held.
-2. Decide in Python, then ``sentra_records(...)``: one transaction that turns the session's locks
+2. Decide in Python, then ``sentra_append(...)``: one transaction that turns the session's locks
    into locks of this transaction (held until it commits, then gone), writes the agents' new
    states, locks the head row (the seq and hash of the last record), chains the records
    (``sha256`` over the canonical JSON the runtime split around ``prev`` and ``seq``,
@@ -24,6 +24,11 @@ connection in autocommit mode):
    a client decides or the network carries an answer: decisions of different agents, from any
    instance, overlap everywhere else. A failure in between releases the session's locks (or
    closes the connection, which releases them).
+
+Both are functions of the session (:data:`SESSION_FUNCTIONS`), called through prepared
+statements that libpq runs itself (:func:`_run`). On an event loop, the decisions that queued
+while a batch was under way are the next batch, whose ``sentra_lock`` goes in one round trip
+with the batch's ``sentra_append`` (:meth:`PostgresStore._commit_batch`, :func:`_pipeline`).
 
 The seq of a record is known only once it is appended, so the store decides twice: once to
 build the record (an annotation function sees ``decision.seq`` as ``None`` here), and once
@@ -51,11 +56,13 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import select
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +78,7 @@ from sentra_runtime.stores.group_commit import (
     GroupCommit,
     LoopCommit,
     Pending,
+    fail_batch,
 )
 from sentra_runtime.stores.schema import (
     SCHEMA_VERSION,
@@ -78,6 +86,7 @@ from sentra_runtime.stores.schema import (
     StoreUnavailable,
     checked_version,
     stored_state,
+    windows_text,
 )
 
 AGENT_LOCKS = 1936027252
@@ -223,10 +232,108 @@ END
 $$""",
 )
 """The functions of the current schema (``CREATE OR REPLACE``: made at creation and at every
-upgrade)."""
+upgrade). This runtime calls :data:`SESSION_FUNCTIONS` instead; these stay for the processes of
+older runtimes of the same schema version on the database (a rolling upgrade), whose locks are
+the same advisory locks (:func:`_lock_key` computes the keys ``sentra_keys`` does)."""
 
-_BEGIN = "SELECT * FROM sentra_begin(%s, %s)"
-_RECORDS = "SELECT * FROM sentra_records(%s, %s, %s)"
+SESSION_FUNCTIONS = (
+    f"""CREATE FUNCTION pg_temp.sentra_lock(ids bytea[], keys integer[], every boolean)
+    RETURNS TABLE (agent_id text, cumulative_risk bigint, blocked_attempts bigint,
+                   shut_down boolean, decay_anchor bigint, limit_windows text,
+                   assigned_group text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF every THEN
+        PERFORM pg_advisory_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        -- a statement of its own: its snapshot is taken with the locks held
+        RETURN QUERY SELECT encode(a.agent_id, 'hex'), a.cumulative_risk, a.blocked_attempts,
+            a.shut_down, a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a;
+    ELSE
+        PERFORM pg_advisory_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_lock({AGENT_LOCKS}, key) FROM unnest(keys) AS key;   -- in order
+        RETURN QUERY SELECT encode(a.agent_id, 'hex'), a.cumulative_risk, a.blocked_attempts,
+            a.shut_down, a.decay_anchor, a.limit_windows, a.assigned_group FROM sentra_agents a
+            WHERE a.agent_id = ANY(ids);
+    END IF;
+END
+$$""",
+    f"""CREATE FUNCTION pg_temp.sentra_append(gate text, keys integer[], states text,
+                                         records text)
+    RETURNS TABLE (seq bigint, hash text, prev text)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    record record;
+    body text;
+BEGIN
+    -- the session's locks (sentra_lock) become this transaction's: held until commit
+    IF gate = 'every' THEN
+        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
+            decay_anchor = NULL, limit_windows = NULL;
+    ELSIF gate = 'shared' THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
+            FROM unnest(keys) AS key;
+    END IF;
+    -- states: [[agent (hex), risk, blocked attempts, shut down, decay anchor, windows], ...]
+    IF states IS NOT NULL THEN
+        INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
+                                        decay_anchor, limit_windows)
+            SELECT decode(s->>0, 'hex'), (s->>1)::bigint, (s->>2)::bigint, (s->>3)::boolean,
+                   (s->>4)::bigint, s->>5
+            FROM jsonb_array_elements(states::jsonb) AS s
+            ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
+                blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
+                decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
+    END IF;
+    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
+    -- records: [[kind, agent (hex), label, before prev, before seq, after seq, ticket], ...]
+    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
+                         r->6 AS ticket
+                  FROM jsonb_array_elements(records::jsonb) AS r LOOP
+        prev := hash;
+        seq := seq + 1;
+        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
+                || seq::text || record.after_seq;
+        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
+        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
+            VALUES (seq, hash, body, record.kind, record.agent, record.label);
+        -- a review ticket made (its seq: this record's) or settled by this record
+        IF jsonb_typeof(record.ticket) = 'object' THEN
+            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
+                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
+                        (record.ticket->>'created')::bigint,
+                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
+                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
+                    body = excluded.body;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE sentra_head h SET seq = sentra_append.seq, hash = sentra_append.hash WHERE h.id = 1;
+END
+$$""",
+)
+"""The functions a decision, reset, review step, group assignment and policy load call: each
+connection defines them for its own session (``pg_temp``), so they are always this runtime's and
+change with no schema upgrade. ``sentra_lock`` is step 1 above: it takes the gate and the
+agents' locks (``keys`` sorted, :func:`_lock_key`) and reads the states; ``sentra_append`` is
+step 2: it turns the session's locks into the transaction's, writes the agents' new ``states``
+(each agent's last state of the batch, JSON) and appends the ``records`` (JSON) to the chain;
+both are read as ``jsonb``, parsed once (a ``json`` value is parsed again by every ``->>``,
+and each record holds its body three times).
+Both are called as prepared statements (:data:`STATEMENTS`) with their ids and keys given: the
+only work the database does per call is the locks, the rows and the records."""
+STATEMENTS = (
+    "PREPARE sentra_lock (bytea[], integer[], boolean) AS "
+    "SELECT * FROM pg_temp.sentra_lock($1, $2, $3)",
+    "PREPARE sentra_append (text, integer[], text, text) AS "
+    "SELECT * FROM pg_temp.sentra_append($1, $2, $3, $4)",
+)
+"""The two statements of every decision, prepared once per connection and run through libpq
+itself (:func:`_run`)."""
 _ASSIGN_GROUP = (
     "INSERT INTO sentra_agents (agent_id, cumulative_risk, blocked_attempts, shut_down, "
     "assigned_group) VALUES (%s, 0, 0, false, %s) ON CONFLICT (agent_id) DO UPDATE SET "
@@ -299,6 +406,12 @@ class PostgresStore:
         try:
             with psycopg.connect(url, autocommit=True, **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
+                self._configure(connection)   # what every pooled connection does, once here
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise SchemaError(f"{self.where}: the role may not create the store's session "
+                              f"functions ({_first_line(error)}): it needs the TEMPORARY "
+                              "privilege on the database (GRANT TEMPORARY ON DATABASE ... TO "
+                              "...)") from error
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"cannot connect to {self.where}: "
                                    f"{_first_line(error)}") from error
@@ -322,14 +435,20 @@ class PostgresStore:
         """Each pooled connection: autocommit (every statement its own transaction, see
         above); a bounded wait for any lock (an agent held by a process that went silent makes
         the call fail, not hang); server-side TCP keepalives, so that the locks of a client
-        whose machine died are released within about 25 s."""
+        whose machine died are released within about 25 s; the session's functions and
+        statements (:data:`SESSION_FUNCTIONS`, :data:`STATEMENTS`). psycopg prepares nothing
+        of its own here: it would deallocate every prepared statement, the store's too, after
+        a rollback."""
         connection.autocommit = True
+        connection.prepare_threshold = None
         connection.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         for setting, value in (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5),
                                ("tcp_keepalives_count", 3)):
             connection.execute(f"SET {setting} = {value}")
         if self.synchronous == "NORMAL":
             connection.execute("SET synchronous_commit = off")
+        for statement in (*SESSION_FUNCTIONS, *STATEMENTS):
+            connection.execute(statement)
 
     # -- connections and faults -------------------------------------------------------------
 
@@ -359,47 +478,74 @@ class PostgresStore:
         """:meth:`apply` for a caller on an asyncio event loop, which it never blocks on the
         database: decisions queue on the loop, and while no transaction is under way the queue
         (one decision without group commit) is decided and committed in one transaction in the
-        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`). The
+        store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`), which
+        goes on with the decisions that queued meanwhile (see :meth:`_commit_batch`). The
         decision is returned after its commit."""
         pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
                           time.time() if now is None else now)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"postgres-commit {self.where}",
-            lambda batch: functools.partial(self._commit_batch, batch),
-            MAX_BATCH if self._group is not None else 1)
+            lambda batch, committer: functools.partial(self._commit_batch, batch, committer),
+            MAX_BATCH if self._group is not None else 1, follow=True)
         return await committer.submit(pending)
 
-    def _commit_batch(self, batch: list[Pending]) -> None:
+    def _commit_batch(self, batch: list[Pending], committer: LoopCommit | None = None) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order; record each
-        one's decision or error on it."""
+        one's decision or error on it: lock and read (``sentra_lock``), decide, record
+        (``sentra_append``), two round trips, the records and states committed before anything
+        is returned.
+
+        With the ``committer`` of an event loop, the decisions that queued meanwhile are the
+        next batch, and its ``sentra_lock`` goes with this batch's ``sentra_append`` (libpq's
+        pipeline: two statements, each its own transaction, in one round trip): one round trip
+        per batch while decisions keep coming. Each batch is answered once committed; a failure
+        fails the batches not committed yet (and closes their locks' session)."""
+        waiting = [batch]   # the batches not answered yet
         try:
             with self._connection() as connection:
-                self.commits += self._decide_batch(connection, batch)
+                locked: tuple[str, dict[str, RawState]] | None = None
+                while waiting:
+                    batch = [pending for pending in waiting[0] if _storable(pending)]
+                    keys, states = locked or _lock(connection, {
+                        pending.agent_id for pending in batch})
+                    stored = dict(states)
+                    made = [entry for entry in (self._made(pending, states) for pending in batch)
+                            if entry is not None]
+                    following = [] if committer is None else committer.more()
+                    if following:
+                        waiting.append(following)
+                    locked, failed = None, None
+                    if not made:
+                        _release(connection)
+                    else:
+                        changed = {agent: state for agent, state in states.items()
+                                   if agent not in stored or stored[agent] != state}
+                        append = _append_values("shared", keys, changed, [
+                            (entry.record, entry.ticket) for entry in made])
+                        if following:
+                            next_keys, lock = _lock_values(
+                                {pending.agent_id for pending in following})
+                            rows, next_rows = _pipeline(connection, (b"sentra_append", append),
+                                                        (b"sentra_lock", lock))
+                            if isinstance(next_rows, BaseException):
+                                failed = next_rows   # after this batch is answered
+                            else:
+                                locked = next_keys, _states(next_rows)
+                            rows = _raising(rows)
+                        else:
+                            rows = _run(connection, b"sentra_append", append)
+                        self._decided(made, _appended(rows))
+                        self.commits += 1
+                    waiting.pop(0)
+                    if committer is not None:
+                        committer.answered()
+                    if failed is not None:
+                        raise failed
         except BaseException as error:
-            for pending in batch:
-                pending.fail(error)
-            if not isinstance(error, Exception):
-                raise
+            fail_batch([pending for batch in waiting for pending in batch], error)
 
-    def _decide_batch(self, connection: Any, batch: list[Pending]) -> int:
-        """Lock and read (``sentra_begin``), decide, record (``sentra_records``): two round
-        trips. The records and states are one transaction, committed before anything is
-        returned. How many transactions committed (0 when every decision failed alone)."""
-        batch = [pending for pending in batch if _storable(pending)]
-        agents = _ids(sorted({pending.agent_id for pending in batch}))
-        rows = connection.execute(_BEGIN, (agents, False)).fetchall()
-        states: dict[str, RawState] = {
-            bytes(row[0]).decode(): _raw(*row[1:]) for row in rows}
-        stored = set(states)
-        made = [entry for entry in (self._made(pending, states) for pending in batch)
-                if entry is not None]
-        if not made:
-            _release(connection)
-            return 0
-        appended = connection.execute(_RECORDS, _records_arguments("shared", agents, [
-            (entry.record, entry.after if entry.after != entry.before
-             or entry.pending.agent_id not in stored else None) for entry in made],
-            [entry.ticket for entry in made])).fetchall()
+    def _decided(self, made: list[_Made], appended: list[tuple[int, str, str | None]]) -> None:
+        """The decisions of a batch, once their records are appended (with their seqs)."""
         for entry, (seq, digest, prev) in zip(made, appended):
             self._remember(entry.record, seq, prev, digest)
             pending = entry.pending
@@ -410,7 +556,6 @@ class PostgresStore:
                 decision.__dict__["ticket"] = entry.ticket.ticket
                 decision.__dict__["expires_at"] = entry.ticket.expires / 1_000_000
             pending.decided(decision)
-        return 1
 
     def _remember(self, record: dict[str, Any], seq: int, prev: str | None, digest: str
                   ) -> None:
@@ -446,20 +591,17 @@ class PostgresStore:
     def reset(self, agent_id: str | None, operator: str, policy_hash: str | None, *,
               now: float | None = None) -> Reset:
         every = agent_id is None
-        locked = _ids([] if agent_id is None else [agent_id])
         with self._connection() as connection:
-            rows = connection.execute(_BEGIN, (locked, every)).fetchall()
-            agents = [bytes(row[0]).decode() for row in rows] if agent_id is None \
-                else [agent_id]
+            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every)
+            agents = list(states) if agent_id is None else [agent_id]
             now = time.time() if now is None else now
             record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
             cancelled = [review.cancellation(ticket, now, operator) for ticket in
                          self._tickets_in(connection, review.PENDING, agent_id)]
-            appended = connection.execute(_RECORDS, _records_arguments(
-                "every" if every else "shared", locked,
-                [(record, None if every else FRESH),
-                 *((step.record, None) for step in cancelled)],
-                [None, *(step.ticket for step in cancelled)])).fetchall()
+            appended = _append(connection, "every" if every else "shared", keys,
+                               {} if agent_id is None else {agent_id: FRESH},
+                               [(record, None),
+                                *((step.record, step.ticket) for step in cancelled)])
         for written, (seq, digest, prev) in zip(
                 [record, *(step.record for step in cancelled)], appended):
             self._remember(written, seq, prev, digest)
@@ -504,9 +646,8 @@ class PostgresStore:
             if row is None:
                 raise review.UnknownTicket(ticket_id)
             agent_id = bytes(row[0]).decode()
-            locked = _ids([agent_id])
-            rows = connection.execute(_BEGIN, (locked, False)).fetchall()
-            state = FRESH if not rows else _raw(*rows[0][1:])
+            keys, states = _lock(connection, [agent_id])
+            state = states.get(agent_id, FRESH)
             # read after the agent's lock is held: no other step of its tickets is under way
             ticket = _ticket(*connection.execute(
                 "SELECT body, seq FROM sentra_tickets WHERE ticket = %s",
@@ -515,9 +656,10 @@ class PostgresStore:
             if settlement is None:
                 _release(connection)
                 return ticket, None
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "shared", locked, [(settlement.record, settlement.state)],  # type: ignore[list-item]
-                [settlement.ticket])).fetchall()
+            [(seq, digest, prev)] = _append(
+                connection, "shared", keys,
+                {} if settlement.state is None else {agent_id: settlement.state},
+                [(settlement.record, settlement.ticket)])
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
         if decision is not None:   # the seq is known once the record is appended
@@ -528,14 +670,12 @@ class PostgresStore:
                      policy_hash: str | None, *, now: float | None = None) -> int:
         """Keep an operator's group assignment in the agent's row (``None`` clears it) and
         audit it, in one transaction under the agent's lock; the seq of its record."""
-        locked = _ids([agent_id])
         record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
                                     group, operator)
         with self._connection() as connection:
-            connection.execute(_BEGIN, (locked, False)).fetchall()
+            keys, _ = _lock(connection, [agent_id])
             connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "shared", locked, [(record, None)])).fetchall()
+            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)])
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -543,8 +683,7 @@ class PostgresStore:
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
-            [(seq, digest, prev)] = connection.execute(_RECORDS, _records_arguments(
-                "none", "[]", [(record, None)])).fetchall()
+            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)])
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -861,25 +1000,151 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _records_arguments(gate: str, locked: str,
-                       records: list[tuple[dict[str, Any], RawState | None]],
-                       tickets: list[review.Ticket | None] | None = None
-                       ) -> tuple[str, str, str]:
-    """What ``sentra_records`` takes: which session locks to turn into the transaction's
-    (``gate``: ``shared`` with the agents ``locked``, ``every``, or ``none``), and the records
-    as one JSON array (one parameter: cheaper to send than arrays), each ``[kind, agent's id in
-    hex, label, its body around prev and seq (three texts), the agent's state to write or
-    null, and the review ticket the record makes or settles, or null]``."""
+def _lock(connection: Any, agents: Iterable[str], every: bool = False
+          ) -> tuple[str, dict[str, RawState]]:
+    """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
+    for the session and read their stored states (``every``: every agent's). The agents' lock
+    keys (for :func:`_append`) and the states, by agent id."""
+    keys, values = _lock_values(agents, every)
+    return keys, _states(_run(connection, b"sentra_lock", values))
+
+
+def _lock_values(agents: Iterable[str], every: bool = False
+                 ) -> tuple[str, tuple[str, str, str]]:
+    """The agents' lock keys (an ``integer[]`` literal: distinct, in the order every process
+    locks them) and what ``sentra_lock`` takes: their ids' UTF-8 bytes (a ``bytea[]``
+    literal), the keys, and ``every``."""
+    ids = [_key(agent) for agent in agents]
+    keys = "{" + ",".join(map(str, sorted({_lock_key(agent) for agent in ids}))) + "}"
+    return keys, ("{" + ",".join(f'"\\\\x{agent.hex()}"' for agent in ids) + "}", keys,
+                  "t" if every else "f")
+
+
+def _states(rows: list[tuple[Any, ...]]) -> dict[str, RawState]:
+    """The rows ``sentra_lock`` returned, as states by agent id."""
+    return {bytes.fromhex(agent).decode(): _raw(
+        int(risk), int(blocked), down == "t", None if anchor is None else int(anchor), windows,
+        group) for agent, risk, blocked, down, anchor, windows, group in rows}
+
+
+def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
+            records: list[tuple[dict[str, Any], review.Ticket | None]]
+            ) -> list[tuple[int, str, str | None]]:
+    """``sentra_append``, in one transaction: turn the session's locks into the transaction's
+    (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
+    agents' ``states`` and append the ``records`` (each with the review ticket it makes or
+    settles, or ``None``); each record's seq, hash and prev, once committed."""
+    return _appended(_run(connection, b"sentra_append",
+                          _append_values(gate, keys, states, records)))
+
+
+def _append_values(gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
+                   records: list[tuple[dict[str, Any], review.Ticket | None]]
+                   ) -> tuple[str, str, str | None, str]:
+    """What ``sentra_append`` takes (see :func:`_append`). The states and records go as two
+    JSON arrays (one parameter each: cheaper to send than arrays): a state ``[agent's id in
+    hex, risk, blocked attempts, shut down, decay anchor, windows
+    (:func:`~sentra_runtime.stores.schema.windows_text`)]``, a record ``[kind, agent's id in
+    hex, label, its body around prev and seq (three texts), ticket or null]``."""
     rows = []
-    for index, (record, state) in enumerate(records):
+    for record, ticket in records:
         agent = record.get("agent")
         decision = record.get("decision")
-        ticket = None if tickets is None else tickets[index]
         rows.append([record["kind"], None if agent is None else _key(agent).hex(),
                      decision.get("label") if isinstance(decision, dict) else None,
-                     *audit.seal_parts(record), state,
+                     *audit.seal_parts(record),
                      None if ticket is None else _ticket_argument(ticket)])
-    return gate, locked, json.dumps(rows, ensure_ascii=False)
+    written = None if not states else _encode([
+        [_key(agent).hex(), state[0], state[1], bool(state[2]),
+         state[3] if len(state) > 3 else None, windows_text(state)]
+        for agent, state in sorted(states.items())])
+    return gate, keys, written, _encode(rows)
+
+
+def _appended(rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str | None]]:
+    """The rows ``sentra_append`` returned: each record's seq, hash and prev."""
+    return [(int(seq), digest, prev) for seq, digest, prev in rows]
+
+
+def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
+         ) -> list[tuple[Any, ...]]:
+    """Run a statement of :data:`STATEMENTS` on a connection of the store: through libpq itself
+    (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
+    call costs the client a few microseconds instead of a cursor's adaptation; its rows as
+    text (``None`` for NULL). A failure raises the error psycopg would."""
+    return _rows(connection.pgconn.exec_prepared(statement, _encoded(values)))
+
+
+def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
+              ) -> list[list[tuple[Any, ...]] | BaseException]:
+    """Run statements of :data:`STATEMENTS` in one round trip (libpq's pipeline mode), each
+    its own transaction (a sync after each: one that fails does not stop the next); each one's
+    rows, or the error it raised. A failure of the connection itself raises."""
+    from psycopg import Error
+
+    pgconn = connection.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        for statement, values in statements:
+            pgconn.send_query_prepared(statement, _encoded(values))
+            pgconn.pipeline_sync()
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [])
+        outcomes: list[list[tuple[Any, ...]] | BaseException] = []
+        for _ in statements:
+            result = _next_result(pgconn)
+            while _next_result(pgconn) is not None:   # the end of the statement's results
+                pass
+            _next_result(pgconn)   # its sync
+            try:
+                outcomes.append(_rows(result))
+            except Error as error:
+                outcomes.append(error)
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        connection.close()   # in the middle of a pipeline: of no further use
+        raise
+    return outcomes
+
+
+def _next_result(pgconn: Any) -> Any:
+    """The next result of a pipeline, once it arrived (waiting on the socket without holding
+    the GIL)."""
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            return pgconn.get_result()
+        select.select([pgconn.socket], [], [])
+
+
+def _raising(rows: list[tuple[Any, ...]] | BaseException) -> list[tuple[Any, ...]]:
+    if isinstance(rows, BaseException):
+        raise rows
+    return rows
+
+
+def _encoded(values: tuple[str | None, ...]) -> list[bytes | None]:
+    return [None if value is None else value.encode() for value in values]
+
+
+def _rows(result: Any) -> list[tuple[Any, ...]]:
+    """A statement's rows as text (``None`` for NULL); a failure raises the error psycopg
+    would."""
+    if result.status != _TUPLES_OK:
+        from psycopg.errors import error_from_result
+
+        raise error_from_result(result, encoding="utf-8")
+    width = result.nfields
+    return [tuple(None if value is None else value.decode() for value in
+                  (result.get_value(row, column) for column in range(width)))
+            for row in range(result.ntuples)]
+
+
+_TUPLES_OK = 2
+"""libpq's ``PGRES_TUPLES_OK`` (``psycopg.pq.ExecStatus.TUPLES_OK``): a statement returned
+rows."""
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""JSON for the database's parameters (compact; any text as it is: the parameters are UTF-8)."""
 
 
 def _ticket_argument(ticket: review.Ticket) -> dict[str, Any]:
@@ -895,10 +1160,12 @@ def _ticket(body: str, seq: int | None) -> review.Ticket:
     return review.Ticket.from_row(data)
 
 
-def _ids(agents: Iterable[str]) -> str:
-    """Agent ids as ``sentra_begin`` and ``sentra_records`` take them: a JSON array of their
-    UTF-8 bytes in hex."""
-    return json.dumps([_key(agent).hex() for agent in agents])
+def _lock_key(agent: bytes) -> int:
+    """An agent's advisory lock key: the first 32 bits of the MD5 of its id's bytes, signed
+    (what ``sentra_keys`` computes, ``('x' || left(md5(id), 8))::bit(32)::integer``, so that
+    processes of older runtimes on the same database take the same locks)."""
+    return int.from_bytes(hashlib.md5(agent, usedforsecurity=False).digest()[:4], "big",
+                          signed=True)
 
 
 def _key(agent_id: str) -> bytes:
