@@ -12,8 +12,9 @@ How the regions are built, type by type (docs/diagnostics.md, "What exact means"
 
 - `bool`: false and true. `enum`: the declared values that normalisation can produce.
 - `int` and `number`: every constant the rows compare the field with, and points between and
-  beyond them; fields compared with each other share their constants and get enough points in
-  every gap for any order among them, integral and fractional where their types differ.
+  beyond them; fields compared with each other share their constants (their defaults among
+  them: an absent field is its default) and get enough points in every gap for any order
+  among them, integral and fractional where their types differ.
 - `string`: a *key* dimension (each constant of an `==`/`in` test, and one *free* region for
   every other string) and, for free strings, one dimension per kind of affix test: the longest
   prefix the rows test that the string starts with, the longest suffix, and for every
@@ -683,6 +684,7 @@ class _Builder:
         subset of the group's text fields gets full-partition representatives that all its
         normalisations keep, so any pattern of equality among them has a representative."""
         text_members = [m for m in members if self.plans[m].types() & {"string", "enum", "set"}]
+        defaults = _group_defaults(self.plans, members, ("string", "enum"))
         own = members.index(plan.name)
         out: list[Any] = []
         for size in range(1, len(text_members) + 1):
@@ -692,7 +694,7 @@ class _Builder:
                 steps = [list(v.spec.normalize) for m in block for v in self.plans[m].declared()]
                 tests = [t for m in block for _, t in self.plans[m].tests if t.other is None]
                 enums = [v for m in block for view in self.plans[m].declared()
-                         for v in view.spec.values or []]
+                         for v in view.spec.values or []] + defaults
                 sep = separators[members.index(block[0])] if size > 1 else separators[own]
                 out += _string_reps(tests, steps, sep, enums,
                                     variants=len(plan.normalizations()) > 1)
@@ -917,11 +919,26 @@ def _string_reps(tests: Sequence[Test], steps: Sequence[Sequence[str]], sep: str
 
 # ------------------------------------------------------------------------------ numbers
 
+def _group_defaults(plans: Mapping[str, _FieldPlan], members: Sequence[str],
+                    kinds: tuple[str, ...]) -> list[Any]:
+    """The defaults of a comparison group's fields of ``kinds`` (every version's): an absent
+    field is its default, which the other fields of its group are compared with, so each is a
+    constant of their regions too. None for a field alone (its own tests read its default)."""
+    if len(members) < 2:
+        return []
+    return [_number(value) if isinstance(value, (int, float)) else value
+            for name in members for view in plans[name].declared()
+            if view.spec.has_default and view.spec.type in kinds
+            for value in (default_value(view.spec),)
+            if not isinstance(value, bool)]
+
+
 def _numeric_raws(pooled: Sequence[tuple[int, Test]], plan: _FieldPlan,
                   plans: Mapping[str, _FieldPlan], members: Sequence[str],
                   width: int) -> list[int | float]:
     constants = sorted({_number(t.value) for _, t in pooled
-                        if isinstance(t.value, (int, float)) and not isinstance(t.value, bool)})
+                        if isinstance(t.value, (int, float)) and not isinstance(t.value, bool)}
+                       | set(_group_defaults(plans, members, ("int", "number"))))
     types = {view.spec.type for name in members for view in plans[name].declared()
              if view.spec.type in ("int", "number")}
     own = {view.spec.type for view in plan.declared() if view.spec.type in ("int", "number")}

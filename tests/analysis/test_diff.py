@@ -434,3 +434,36 @@ def test_the_same_limits_are_equivalent() -> None:
     same = version(LIMITED.format(block="limit 2 per 1d\n  ", rule=" limit 3 per 1h"))
     diff = diff_of(same, same)
     assert not diff.settings and diff.counterexample() is None
+
+
+ABSENT_THEN_DEFAULT = [
+    # `a` is absent from the input: in the old version it is missing (no test on it holds), in
+    # the new one it is its default, which `b` is compared with
+    ("a: number?", "a: number = 2.5", "b: number = 2.5", "when a < b allow as LESS",
+     {("OTHERWISE", "LESS")}),
+    ("a: string?", 'a: string = "x"', 'b: string = ""', "when a == b allow as SAME",
+     {("OTHERWISE", "SAME")}),
+    ("a: int?", "a: int = 3", "b: int = 0", "when b > a allow as MORE",
+     {("OTHERWISE", "MORE")}),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "other", "rule", "changes"), ABSENT_THEN_DEFAULT)
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_default_is_compared_with_the_fields_of_its_group(
+        old: str, new: str, other: str, rule: str, changes: set[tuple[str, str]],
+        dense: bool) -> None:
+    """Found by Hypothesis: an absent field compared with another field is its default in one
+    version only; the other field's regions must hold that default's side of the comparison, or
+    the change is missed."""
+    source = ('policy p version "1" {}\ninput {\n  FIELD\n  ' + other + '\n}\naction ACT {\n  '
+              + rule + '\n  block as OTHERWISE\n}\notherwise block as OTHER\n')
+    original = regions.DENSE_LIMIT
+    regions.DENSE_LIMIT = original if dense else 1
+    try:
+        diff = diff_policies(compiled(source.replace("FIELD", old)),
+                             compiled(source.replace("FIELD", new)))
+    finally:
+        regions.DENSE_LIMIT = original
+    assert {(c.before.rule, c.after.rule) for c in diff.changes} == changes
+    assert_regions_replay(diff)
