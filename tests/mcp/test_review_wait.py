@@ -93,18 +93,25 @@ def embedded(setup: Setup, policy: Path, wait: float) -> Any:
     return setup.proxy("--db", str(setup.db), "--review-wait", str(wait), policy=policy)
 
 
-def test_an_approval_within_the_wait_runs_the_call_once(setup: Setup, tmp_path: Path) -> None:
-    policy = reviewing_policy(tmp_path)
-    operator = Operator(setup.db, policy)
-
+def judged_while_waiting(setup: Setup, policy: Path, operator: Operator,
+                         approve: bool) -> tuple[str, Any]:
+    """A held call through a gateway that waits 30 s, judged by ``operator`` meanwhile: the
+    ticket and the call's result."""
     async def scenario() -> tuple[str, Any]:
         async with session(embedded(setup, policy, 30)) as client:
             call = asyncio.create_task(client.call_tool("change_permission", EVE))
             [ticket] = await asyncio.to_thread(operator.pending)
-            await asyncio.to_thread(operator.judge, ticket, True)
+            await asyncio.to_thread(operator.judge, ticket, approve)
             return ticket, await call
 
-    ticket, result = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_an_approval_within_the_wait_runs_the_call_once(setup: Setup, tmp_path: Path) -> None:
+    policy = reviewing_policy(tmp_path)
+    operator = Operator(setup.db, policy)
+
+    ticket, result = judged_while_waiting(setup, policy, operator, True)
     assert (result.isError, text_of(result)) == (False, "eve is now admin")
     assert setup.calls() == [("change_permission", EVE)]
     store = SQLiteStore(setup.db)
@@ -124,14 +131,7 @@ def test_a_denial_within_the_wait_is_the_block_of_the_review_rule(setup: Setup,
     policy = reviewing_policy(tmp_path)
     operator = Operator(setup.db, policy)
 
-    async def scenario() -> tuple[str, Any]:
-        async with session(embedded(setup, policy, 30)) as client:
-            call = asyncio.create_task(client.call_tool("change_permission", EVE))
-            [ticket] = await asyncio.to_thread(operator.pending)
-            await asyncio.to_thread(operator.judge, ticket, False)
-            return ticket, await call
-
-    ticket, result = asyncio.run(scenario())
+    ticket, result = judged_while_waiting(setup, policy, operator, False)
     assert result.isError and text_of(result) == (
         f"Blocked: Denied by `alice` after review. (rule BLOCK_PERMISSION_CHANGE) "
         f"Ticket: {ticket}.")
