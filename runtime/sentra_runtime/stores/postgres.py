@@ -141,6 +141,60 @@ UPGRADE_TO_4 = (*UPGRADE_TO_4_LIMITS, *UPGRADE_TO_4_GROUPS, *UPGRADE_TO_4_TICKET
 """Version 3 to 4."""
 UPGRADES = {2: (*UPGRADE_TO_3, *UPGRADE_TO_4), 3: UPGRADE_TO_4}
 """The statements that upgrade a store of each older version (then :data:`FUNCTIONS`)."""
+
+
+def _gate_sql(keys: str) -> str:
+    """The second step's locks (PL/pgSQL, shared by :data:`FUNCTIONS` and
+    :data:`SESSION_FUNCTIONS`): the session's locks that the first step took (the gate: shared,
+    or exclusive for a reset of every agent; the agents' ``keys``, an SQL set of lock keys)
+    become this transaction's, held until commit; a reset of every agent clears every state."""
+    return f"""    -- the session's locks (the first step's) become this transaction's: held until commit
+    IF gate = 'every' THEN
+        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
+            decay_anchor = NULL, limit_windows = NULL;
+    ELSIF gate = 'shared' THEN
+        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
+        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
+            FROM {keys} AS key;
+    END IF;"""
+
+
+def _chain_sql(function: str, json: str, ticket: int) -> str:
+    """The hash chain's append (PL/pgSQL, shared by :data:`FUNCTIONS` and
+    :data:`SESSION_FUNCTIONS`, in ``function`` whose result columns are ``seq``, ``hash`` and
+    ``prev``): each of the ``records`` (a ``json`` or ``jsonb`` array: kind, agent (hex),
+    label, the body before ``prev``, between ``prev`` and ``seq``, after ``seq``; the review
+    ticket at index ``ticket``) gets the next seq and its body's sha256 chained to the head's,
+    with its ticket's row; then the head moves. The same chain as :func:`audit.seal_text`."""
+    return f"""    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
+    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
+                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
+                         r->{ticket} AS ticket
+                  FROM {json}_array_elements(records::{json}) AS r LOOP
+        prev := hash;
+        seq := seq + 1;
+        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
+                || seq::text || record.after_seq;
+        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
+        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
+            VALUES (seq, hash, body, record.kind, record.agent, record.label);
+        -- a review ticket made (its seq: this record's) or settled by this record
+        IF {json}_typeof(record.ticket) = 'object' THEN
+            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
+                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
+                        (record.ticket->>'created')::bigint,
+                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
+                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
+                    body = excluded.body;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE sentra_head h SET seq = {function}.seq, hash = {function}.hash WHERE h.id = 1;"""
+
+
 FUNCTIONS = (
     f"""CREATE OR REPLACE FUNCTION sentra_begin(agents text, every boolean)
     RETURNS TABLE (agent_id bytea, cumulative_risk bigint, blocked_attempts bigint,
@@ -179,18 +233,7 @@ DECLARE
     record record;
     body text;
 BEGIN
-    -- the session's locks (sentra_begin) become this transaction's: held until commit
-    IF gate = 'every' THEN
-        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
-            decay_anchor = NULL, limit_windows = NULL;
-    ELSIF gate = 'shared' THEN
-        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
-            FROM sentra_keys(sentra_ids(locked)) AS key;
-    END IF;
+{_gate_sql("sentra_keys(sentra_ids(locked))")}
     -- records: [kind, agent (hex), label, before prev, before seq, after seq, state or null]
     INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
                                     decay_anchor, limit_windows)
@@ -203,31 +246,7 @@ BEGIN
         ON CONFLICT (agent_id) DO UPDATE SET cumulative_risk = excluded.cumulative_risk,
             blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
             decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
-    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
-    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
-                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
-                         r->7 AS ticket
-                  FROM json_array_elements(records::json) AS r LOOP
-        prev := hash;
-        seq := seq + 1;
-        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
-                || seq::text || record.after_seq;
-        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
-        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
-            VALUES (seq, hash, body, record.kind, record.agent, record.label);
-        -- a review ticket made (its seq: this record's) or settled by this record
-        IF json_typeof(record.ticket) = 'object' THEN
-            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
-                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
-                        (record.ticket->>'created')::bigint,
-                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
-                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
-                    body = excluded.body;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-    UPDATE sentra_head h SET seq = sentra_records.seq, hash = sentra_records.hash
-        WHERE h.id = 1;
+{_chain_sql("sentra_records", "json", 7)}
 END
 $$""",
 )
@@ -265,18 +284,7 @@ DECLARE
     record record;
     body text;
 BEGIN
-    -- the session's locks (sentra_lock) become this transaction's: held until commit
-    IF gate = 'every' THEN
-        PERFORM pg_advisory_xact_lock({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_unlock({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        UPDATE sentra_agents SET cumulative_risk = 0, blocked_attempts = 0, shut_down = false,
-            decay_anchor = NULL, limit_windows = NULL;
-    ELSIF gate = 'shared' THEN
-        PERFORM pg_advisory_xact_lock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_unlock_shared({GATE_LOCK[0]}, {GATE_LOCK[1]});
-        PERFORM pg_advisory_xact_lock({AGENT_LOCKS}, key), pg_advisory_unlock({AGENT_LOCKS}, key)
-            FROM unnest(keys) AS key;
-    END IF;
+{_gate_sql("unnest(keys)")}
     -- states: [[agent (hex), risk, blocked attempts, shut down, decay anchor, windows], ...]
     IF states IS NOT NULL THEN
         INSERT INTO sentra_agents AS a (agent_id, cumulative_risk, blocked_attempts, shut_down,
@@ -288,31 +296,7 @@ BEGIN
                 blocked_attempts = excluded.blocked_attempts, shut_down = excluded.shut_down,
                 decay_anchor = excluded.decay_anchor, limit_windows = excluded.limit_windows;
     END IF;
-    SELECT h.seq, h.hash INTO STRICT seq, hash FROM sentra_head h WHERE h.id = 1 FOR UPDATE;
-    -- records: [[kind, agent (hex), label, before prev, before seq, after seq, ticket], ...]
-    FOR record IN SELECT r->>0 AS kind, decode(r->>1, 'hex') AS agent, r->>2 AS label,
-                         r->>3 AS before_prev, r->>4 AS before_seq, r->>5 AS after_seq,
-                         r->6 AS ticket
-                  FROM jsonb_array_elements(records::jsonb) AS r LOOP
-        prev := hash;
-        seq := seq + 1;
-        body := record.before_prev || COALESCE('"' || prev || '"', 'null') || record.before_seq
-                || seq::text || record.after_seq;
-        hash := 'sha256:' || encode(sha256(convert_to(body, 'UTF8')), 'hex');
-        INSERT INTO sentra_audit (seq, hash, body, kind, agent, label)
-            VALUES (seq, hash, body, record.kind, record.agent, record.label);
-        -- a review ticket made (its seq: this record's) or settled by this record
-        IF jsonb_typeof(record.ticket) = 'object' THEN
-            INSERT INTO sentra_tickets AS t (ticket, agent, status, created, expires, seq, body)
-                VALUES (record.ticket->>'ticket', record.agent, record.ticket->>'status',
-                        (record.ticket->>'created')::bigint,
-                        (record.ticket->>'expires')::bigint, seq, record.ticket->>'body')
-                ON CONFLICT (ticket) DO UPDATE SET status = excluded.status,
-                    body = excluded.body;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-    UPDATE sentra_head h SET seq = sentra_append.seq, hash = sentra_append.hash WHERE h.id = 1;
+{_chain_sql("sentra_append", "jsonb", 6)}
 END
 $$""",
 )
