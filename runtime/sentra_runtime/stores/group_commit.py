@@ -17,6 +17,7 @@ import collections
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,14 @@ class Pending:
     def fail(self, error: BaseException) -> None:
         if self.error is None:
             self.decision, self.error = None, error
+
+    @classmethod
+    def of(cls, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
+           payload: Any, now: float | None, annotations: audit.Annotations | None) -> Pending:
+        """A store's ``apply`` arguments as a pending decision (``now``: the current time when
+        ``None``)."""
+        return cls(decide, agent_id, action, fields, code, payload, annotations,
+                   time.time() if now is None else now)
 
     def outcome(self) -> Decision:
         """The decision, once its transaction committed; or the error that stopped it."""
@@ -121,6 +130,30 @@ class GroupCommit:
                     pending.wake.release()
             if successor is not None:
                 successor.wake.release()
+
+
+class BatchedStore:
+    """What the SQL stores share: a decision is a :class:`Pending` that their
+    ``_commit_batch`` decides and commits in a transaction of its own, or, with group commit,
+    in the batch of the decisions waiting together (:class:`GroupCommit`)."""
+
+    _group: GroupCommit | None
+
+    def _commit_batch(self, batch: list[Pending]) -> None:
+        raise NotImplementedError
+
+    @property
+    def group_commit(self) -> bool:
+        return self._group is not None
+
+    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
+              payload: Any, now: float | None = None, *,
+              annotations: audit.Annotations | None = None) -> Decision:
+        pending = Pending.of(decide, agent_id, action, fields, code, payload, now, annotations)
+        if self._group is not None:
+            return self._group.submit(pending)
+        self._commit_batch([pending])
+        return pending.outcome()
 
 
 Prepare = Callable[..., Callable[[], None]]

@@ -75,6 +75,7 @@ from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
 from sentra_runtime.stores.group_commit import (
     MAX_BATCH,
     SYNCHRONOUS_MODES,
+    BatchedStore,
     GroupCommit,
     LoopCommit,
     Pending,
@@ -354,7 +355,7 @@ def _driver() -> tuple[Any, Any]:
     return psycopg, psycopg_pool
 
 
-class PostgresStore:
+class PostgresStore(BatchedStore):
     """State and audit log in a PostgreSQL database, shared by any number of processes.
 
     ``url`` is a libpq connection URL (``postgresql://user:password@host:5432/db``). The schema
@@ -411,10 +412,6 @@ class PostgresStore:
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
-    @property
-    def group_commit(self) -> bool:
-        return self._group is not None
-
     def _configure(self, connection: Any) -> None:
         """Each pooled connection: autocommit (every statement its own transaction, see
         above); a bounded wait for any lock (an agent held by a process that went silent makes
@@ -446,16 +443,6 @@ class PostgresStore:
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, now: float | None = None, *,
-              annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
-                          time.time() if now is None else now)
-        if self._group is not None:
-            return self._group.submit(pending)
-        self._commit_batch([pending])
-        return pending.outcome()
-
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
                           code: int, payload: Any, now: float | None = None, *,
                           annotations: audit.Annotations | None = None) -> Decision:
@@ -465,8 +452,7 @@ class PostgresStore:
         store's commit thread (:class:`~sentra_runtime.stores.group_commit.LoopCommit`), which
         goes on with the decisions that queued meanwhile (see :meth:`_commit_batch`). The
         decision is returned after its commit."""
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
-                          time.time() if now is None else now)
+        pending = Pending.of(decide, agent_id, action, fields, code, payload, now, annotations)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"postgres-commit {self.where}",
             lambda batch, committer: functools.partial(self._commit_batch, batch, committer),

@@ -56,6 +56,7 @@ from sentra_runtime.stores import FRESH, AgentState, Decide, RawState, Reset
 from sentra_runtime.stores.group_commit import (
     MAX_BATCH,
     SYNCHRONOUS_MODES,
+    BatchedStore,
     GroupCommit,
     LoopCommit,
     Pending,
@@ -141,7 +142,7 @@ KEPT_RECORDS = 1024
 :meth:`SQLiteStore.committed_record` (the oldest go first)."""
 
 
-class SQLiteStore:
+class SQLiteStore(BatchedStore):
     """State and audit log in a SQLite file (WAL). Open one store per process; threads share it."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
@@ -175,22 +176,8 @@ class SQLiteStore:
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
 
-    @property
-    def group_commit(self) -> bool:
-        return self._group is not None
-
     def _transaction(self) -> _Transaction:
         return _Transaction(self._lock, self._connection, self._busy_timeout)
-
-    def apply(self, decide: Decide, agent_id: str, action: str, fields: Any, code: int,
-              payload: Any, now: float | None = None, *,
-              annotations: audit.Annotations | None = None) -> Decision:
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
-                          time.time() if now is None else now)
-        if self._group is not None:
-            return self._group.submit(pending)
-        self._commit_batch([pending])
-        return pending.outcome()
 
     async def apply_async(self, decide: Decide, agent_id: str, action: str, fields: Any,
                           code: int, payload: Any, now: float | None = None, *,
@@ -201,8 +188,7 @@ class SQLiteStore:
         group commit) when the database is free at once, and committed in the store's commit
         thread (see :class:`~sentra_runtime.stores.group_commit.LoopCommit`). The decision is
         returned after its commit."""
-        pending = Pending(decide, agent_id, action, fields, code, payload, annotations,
-                          time.time() if now is None else now)
+        pending = Pending.of(decide, agent_id, action, fields, code, payload, now, annotations)
         committer = self._loop_commit = LoopCommit.for_running_loop(
             self._loop_commit, f"sqlite-commit {self.path}", self._prepare_batch,
             MAX_BATCH if self.group_commit else 1)
