@@ -171,6 +171,18 @@ class Engine:
             found = self._expire(found.ticket)
         return found
 
+    def verdict(self, ticket: str) -> tuple[str, Decision | None]:
+        """Where a review ticket stands (:meth:`ticket`, after expiring it if its time is up)
+        and the decision its verdict made: ``None`` while it is pending, and when it expired
+        or was cancelled. What a guard that waits for a verdict polls (the MCP gateway's
+        ``--review-wait`` too)."""
+        found = self.ticket(ticket)
+        if found.decision is None:
+            return found.status, None
+        from sentra_runtime.wire import decision_from_wire
+        return found.status, decision_from_wire({"seq": None, "decision": found.decision},
+                                                explained=False)
+
     def tickets(self, status: str | None = None,
                 agent: str | None = None) -> list[_review.Ticket]:
         """The review tickets with this status of this agent (``None``: any), oldest first,

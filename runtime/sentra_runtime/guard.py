@@ -146,19 +146,8 @@ def guard(engine: Engine, agent_id: str, action: str, fields: Mapping[str, Any] 
     """See :meth:`Engine.guard` and this module's rules."""
     names = declared_names(engine.policy)
     asker: Asker[Decision] = Asker(declared=lambda: names, decide=engine.evaluate, refusal=denial,
-                                   verdict=functools.partial(ticket_verdict, engine))
+                                   verdict=engine.verdict)
     return guard_with(asker, agent_id, action, fields, from_arguments, wait)
-
-
-def ticket_verdict(engine: Engine, ticket: str) -> tuple[str, Decision | None]:
-    """Where ``engine``'s review ticket ``ticket`` stands (:attr:`Asker.verdict` of the
-    embedded engine; the MCP gateway polls it too)."""
-    found = engine.ticket(ticket)
-    if found.decision is None:
-        return found.status, None
-    from sentra_runtime.wire import decision_from_wire
-    return found.status, decision_from_wire({"seq": None, "decision": found.decision},
-                                            explained=False)
 
 
 def awaited(asker: Asker[Any], decision: Decision, wait: float | None) -> Decision:

@@ -236,7 +236,7 @@ class RemoteEngine(ServerClient):
         self._policy: tuple[Policy, frozenset[str]] | None = None
         self._asker: Asker[Decision] = Asker(
             declared=self._declared, decide=self.decide, refusal=denial,
-            unavailable=self._fail, offload=True, lazy=True, verdict=self._verdict)
+            unavailable=self._fail, offload=True, lazy=True, verdict=self.verdict)
 
     def __enter__(self) -> RemoteEngine:
         return self
@@ -336,9 +336,12 @@ class RemoteEngine(ServerClient):
         except (TransportError, ValueError) as error:
             raise SentraError(f"{verb} of review ticket {ticket!r} refused: {error}") from None
 
-    def _verdict(self, ticket: str) -> tuple[str, Decision | None]:
-        """Where a ticket stands, for a waiting guard: a ticket that cannot be read now is
-        still pending (the guard waits on, and at its deadline raises ReviewPending)."""
+    def verdict(self, ticket: str) -> tuple[str, Decision | None]:
+        """Where a review ticket stands and the decision its verdict made (``None`` while it
+        is pending, and when it expired or was cancelled), as :meth:`Engine.verdict
+        <sentra_runtime.Engine.verdict>`; what a guard that waits for a verdict polls. A
+        ticket that cannot be read now is still pending (the guard waits on, and at its
+        deadline raises ReviewPending)."""
         try:
             answer = self.ticket(ticket)
             decision = answer.get("decision")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -45,7 +44,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 from sentra_runtime import Decision, Engine
 from sentra_runtime.client import PolicyEngine, RemoteEngine
-from sentra_runtime.guard import POLL_SECONDS, ticket_verdict
+from sentra_runtime.guard import POLL_SECONDS
 from sentra_runtime.review import PENDING
 from sentra_runtime.wire import fail_closed
 
@@ -325,10 +324,8 @@ class Gateway:
 def verdict_lookup(decider: PolicyEngine) -> VerdictLookup | None:
     """The runtime's lookup of a review ticket's verdict for ``decider``: the same one its
     guard polls (``Asker.verdict``); None for an engine the runtime does not know."""
-    if isinstance(decider, Engine):
-        return functools.partial(ticket_verdict, decider)
-    if isinstance(decider, RemoteEngine):
-        return decider._verdict   # the remote engine guard's own lookup
+    if isinstance(decider, (Engine, RemoteEngine)):
+        return decider.verdict
     return None
 
 

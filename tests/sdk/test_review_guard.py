@@ -202,3 +202,20 @@ def test_a_bad_wait_is_refused(gate: Any, wait: Any) -> None:
     engine, _ = gate
     with pytest.raises(ValueError, match="wait"):
         engine.guard("a", "ISSUE_REFUND", wait=wait)
+
+
+def test_verdict_says_where_a_ticket_stands_on_either_engine(gate: Any) -> None:
+    """docs/integrations.md: `engine.verdict(ticket)` is the status and the decision the
+    verdict made, `None` while pending and after an expiry."""
+    engine, (operator, clock) = gate
+    held = [engine.evaluate("bot", "ISSUE_REFUND", {"amount": 700 + n}).ticket for n in range(3)]
+    assert engine.verdict(held[0]) == ("pending", None)
+    operator.review(held[0], True, operator="alice")
+    operator.review(held[1], False, operator="bob")
+    approved, denied = engine.verdict(held[0]), engine.verdict(held[1])
+    assert (approved[0], approved[1].label, approved[1].rule_id) == (
+        "approved", "Allowed", "REVIEW_LARGE")
+    assert (denied[0], denied[1].label, denied[1].rule_id) == ("denied", "Blocked",
+                                                               "REVIEW_LARGE")
+    clock.now += 3601
+    assert engine.verdict(held[2]) == ("expired", None)
