@@ -39,7 +39,7 @@ EVENTS = 1000
 AGENTS = PAGE_LIMIT
 """Agents the snapshot lists: one page of ``/v1/agents``, in id order."""
 RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash", "ticket",
-               "verdict", "rule_id")
+               "verdict", "rule_id", "group")
 DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk", "ticket",
                  "cumulative_risk", "blocked_attempts", "status")
 
@@ -106,7 +106,10 @@ def showable(record: Any) -> bool:
             and isinstance(decision.get("label"), str)) or kind == "reset" \
         or (kind == "policy_load" and isinstance(record.get("policy"), dict)) \
         or (kind == "review" and isinstance(record.get("verdict"), str)
-            and isinstance(decision, (dict, type(None))))
+            and isinstance(decision, (dict, type(None)))) \
+        or (kind == "group" and isinstance(record.get("agent"), str)
+            and isinstance(record.get("operator"), str)
+            and isinstance(record.get("group"), (str, type(None))))
 
 
 @functools.cache
@@ -125,6 +128,7 @@ def page(gate: Gate, impact: Impact, guarded: bool) -> str:
     first = None if guarded else snapshot(gate, impact)
     config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
               "read_token": guarded, "snapshot": first, "reviews": served.reviews,
+              "groups": [group.name for group in served.groups],
               "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
     return templates().get_template("dashboard.html").render(
         policy=served, version=__version__, snapshot=first,

@@ -4,9 +4,13 @@ counts and event lines use them, for agents listed at load and for those that ar
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from tests.playwright_fixtures import Pages
+from tests.playwright_fixtures import Pages, screenshot
 from tests.server.conftest import TOKEN, Serve, Server
 
 POLICY = '''policy grouped version "1" {
@@ -87,3 +91,90 @@ def test_metrics_give_each_groups_threshold(grouped: Server) -> None:
     text = grouped.get("/metrics", token=TOKEN).text
     assert "\nsentra_risk_threshold 100\n" in text
     assert '\nsentra_group_risk_threshold{group="trusted"} 200\n' in text
+
+
+def assign(server: Server, agent: str, group: str | None, operator: str) -> None:
+    answer = server.request("PUT", f"/v1/agents/{agent}/group",
+                            {"group": group, "operator": operator}, token=TOKEN)
+    assert answer.status == 200, answer.text
+
+
+def test_a_group_assignment_is_an_event_row_of_its_own(grouped: Server) -> None:
+    """docs/server.md, "Live": an operator's assignment is a `group` row (agent, `group`, the
+    group and the operator), not taken for a policy load."""
+    export(grouped, "web-1")
+    assign(grouped, "web-1", "trusted", "alice")
+    assign(grouped, "web-1", None, "bob")
+    html = grouped.get("/dashboard", token=TOKEN).text
+    assert ('<td><span class="id">web-1</span></td><td>group</td>'
+            '<td>assigned to trusted by alice</td>') in html
+    assert ('<td><span class="id">web-1</span></td><td>group</td>'
+            '<td>assignment cleared by bob</td>') in html
+    assert html.count("<td>policy load</td>") == 1   # the policy loaded at start only
+
+
+@pytest.mark.slow
+def test_the_dashboard_assigns_an_agents_group(grouped: Server, pages: Pages,
+                                               tmp_path: Path) -> None:
+    """docs/server.md, "Live": the `group` button of an agent's row asks for the group (one the
+    policy declares; empty clears the operator's assignment), the operator token and the
+    operator's name; the row then follows the live stream's `group` record."""
+    export(grouped, "web-1")
+    page = pages.open(grouped.url + "/dashboard", width=1400, height=1000)
+    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+                           timeout=10_000)
+    prompts: list[str] = []
+    alerts: list[str] = []
+    answers: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        if dialog.type == "prompt":
+            prompts.append(dialog.message)
+            dialog.accept(answers.pop(0))
+        else:
+            alerts.append(dialog.message)
+            dialog.accept()
+
+    page.on("dialog", answer)
+    row = "#agents tr[data-agent='web-1']"
+
+    def cells() -> list[str]:
+        found: list[str] = page.evaluate(
+            f"[...document.querySelector(\"{row}\").cells].map(c => c.textContent.trim())")
+        return found
+
+    def agent() -> dict[str, Any]:
+        state: dict[str, Any] = grouped.get("/v1/agents/web-1", token=TOKEN).json()
+        return state
+
+    answers[:] = ["trustd", TOKEN, "alice"]          # a typo: refused with "did you mean"
+    page.click(f"{row} button.assign-group")
+    deadline = time.monotonic() + 5
+    while not alerts and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert alerts and "Group assignment refused" in alerts[0] and "trusted" in alerts[0], alerts
+    assert prompts[0] == 'Group for agent "web-1" (trusted; empty: the policy decides):'
+    assert agent()["assigned_group"] is None
+
+    alerts.clear()
+    answers[:] = ["trusted", TOKEN, "alice"]
+    page.click(f"{row} button.assign-group")
+    page.wait_for_function(f"document.querySelector(\"{row}\").cells[0].textContent"
+                           " === 'web-1 trusted'")
+    assert cells()[:3] == ["web-1 trusted", "60/200", "0/5"]
+    page.wait_for_function("document.querySelector('#chart .threshold-label').textContent"
+                           " === 'threshold 200'")   # the chart's line: the agent's group's
+    screenshot(page, tmp_path / "dashboard-group-assigned.png")
+    assert (agent()["group"], agent()["assigned_group"]) == ("trusted", "trusted")
+    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+                           "r.cells[3].textContent === 'group' && "
+                           "r.cells[4].textContent === 'assigned to trusted by alice')")
+
+    answers[:] = ["", TOKEN, "bob"]                   # cleared: the policy's patterns decide
+    page.click(f"{row} button.assign-group")
+    page.wait_for_function(f"document.querySelector(\"{row}\").cells[0].textContent"
+                           " === 'web-1'")
+    assert cells()[:3] == ["web-1", "60/100", "0/3"]
+    assert agent()["assigned_group"] is None
+    assert not alerts
+    assert [error for error in pages.errors(page) if "status of 422" not in error] == []

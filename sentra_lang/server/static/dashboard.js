@@ -62,7 +62,12 @@
 
   async function answer(response) {
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail : response.status + " " + JSON.stringify(body.detail));
+    if (!response.ok) {
+      const detail = body.detail;
+      throw new Error(typeof detail === "string" ? detail
+        : Array.isArray(detail) && detail.every((d) => typeof d.msg === "string") ? detail.map((d) => d.msg).join("; ")
+          : response.status + " " + JSON.stringify(detail));
+    }
     return body;
   }
 
@@ -109,6 +114,8 @@
     } else if (record.kind === "reset") {
       const ids = record.agent === null ? [...state.agents.keys()] : [record.agent];
       for (const id of ids) state.agents.set(id, fresh(id));
+    } else if (record.kind === "group") {   // a live assignment: the agent's view says what it changes
+      if (counted && state.agents.has(record.agent)) refreshAgent(record.agent);
     } else if (record.kind === "policy_load") {
       $("policy-name").textContent = `${record.policy.name} ${record.policy.version}`;
       $("policy-hash").textContent = record.policy_hash.slice(0, 19) + "…";
@@ -116,6 +123,15 @@
     }
     state.events.push(record);
     if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
+  }
+
+  // One agent's state as the server reads it now (its group, that group's threshold, strikes and
+  // limits), after an operator's group assignment.
+  async function refreshAgent(id) {
+    try {
+      const agent = await api(`/v1/agents/${encodeURIComponent(id)}`);
+      if (agent.known) { state.agents.set(id, agent); render(); }
+    } catch (error) { /* the next decision of the agent brings its state */ }
   }
 
   let pending = false;
@@ -164,11 +180,12 @@
     const rows = [...state.agents.values()].sort((a, b) =>
       (b.status === "shut_down") - (a.status === "shut_down") || (a.agent_id < b.agent_id ? -1 : a.agent_id > b.agent_id ? 1 : 0));
     body.replaceChildren(...rows.map((agent) => {
-      const reset = el("button", { type: "button", title: "reset this agent (operator token)" }, "reset");
+      const reset = el("button", { type: "button", class: "reset", title: "reset this agent (operator token)" }, "reset");
+      const buttons = config.groups.length ? [reset, el("button", { type: "button", class: "assign-group", title: "assign this agent to a group (operator token)" }, "group")] : [reset];
       const row = el("tr", { "data-agent": agent.agent_id, ...(agent.limits && agent.limits.length ? { title: limitsTitle(agent.limits) } : {}), class: [agent.status === "shut_down" ? "shut-down" : "", agent.agent_id === state.selectedAgent ? "selected" : ""].join(" ").trim() },
         agentCell(agent), el("td", {}, riskBar(agent.cumulative_risk, agent.risk_threshold || state.threshold)),
         el("td", {}, `${agent.blocked_attempts}/${agent.strikes || state.strikes}`),
-        el("td", { class: "status" }, agent.status === "shut_down" ? "shut down" : "active"), el("td", {}, reset));
+        el("td", { class: "status" }, agent.status === "shut_down" ? "shut down" : "active"), el("td", {}, ...buttons));
       return row;
     }));
   }
@@ -181,6 +198,7 @@
       if (agent && r.agent !== agent) return false;
       if (decision === "reset") return r.kind === "reset";
       if (decision === "review") return r.kind === "review";
+      if (decision === "group") return r.kind === "group";
       if (decision) return r.kind === "decision" && r.decision.label === decision;
       return true;
     }).slice(-SHOWN_EVENTS).reverse();
@@ -193,6 +211,7 @@
     }
     if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
     if (r.kind === "review") return [idCell(r.agent), r.action, `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
+    if (r.kind === "group") return [idCell(r.agent), "group", r.group === null ? `assignment cleared by ${r.operator}` : `assigned to ${r.group} by ${r.operator}`, "", ""];
     return [idCell(""), "policy load", `${r.policy.name} ${r.policy.version}`, "", ""];
   }
 
@@ -289,12 +308,13 @@
       if (r.kind === "decision" && r.agent === agent) points.push({ seq: r.seq, risk: r.decision.cumulative_risk, down: r.decision.status === "shut_down" });
       else if (r.kind === "reset" && (r.agent === null || r.agent === agent) && points.length) points.push({ seq: r.seq, risk: 0 });
     }
-    const chart = frame(svg, Math.max(state.threshold, ...points.map((p) => p.risk)), "audit sequence number", "cumulative risk");
+    const threshold = (state.agents.get(agent) || {}).risk_threshold || state.threshold;   // its group's, if any
+    const chart = frame(svg, Math.max(threshold, ...points.map((p) => p.risk)), "audit sequence number", "cumulative risk");
     const { box, y } = chart;
     const x = (i) => box.left + 10 + ((box.right - box.left - 20) * i) / Math.max(1, points.length - 1);
-    const limit = y(state.threshold);
+    const limit = y(threshold);
     svg.append(shape("line", { x1: box.left, x2: box.right, y1: limit, y2: limit, class: "threshold" }));
-    svg.append(shape("text", { x: box.right - 4, y: limit - 4, "text-anchor": "end", class: "threshold-label" }, `threshold ${state.threshold}`));
+    svg.append(shape("text", { x: box.right - 4, y: limit - 4, "text-anchor": "end", class: "threshold-label" }, `threshold ${threshold}`));
     if (!points.length) return;
     xTicks(chart, points.length, x, (i) => `#${points[i].seq}`);
     svg.append(shape("polyline", { points: points.map((p, i) => `${x(i)},${y(p.risk)}`).join(" "), class: "series", id: "chart-line" }));
@@ -439,6 +459,26 @@
     }
   }
 
+  // An operator's group assignment (PUT /v1/agents/{id}/group): a group the policy declares, or
+  // empty to clear the assignment (the policy's patterns decide again).
+  async function assignGroup(agentId) {
+    const group = window.prompt(`Group for agent "${agentId}" (${config.groups.join(", ")}; empty: the policy decides):`, "");
+    if (group === null) return;
+    const token = window.prompt(`Operator token to assign agent "${agentId}":`, sessionStorage.getItem("sentra-token") || "");
+    if (!token) return;
+    const operator = window.prompt("Your name, recorded as the operator:", sessionStorage.getItem("sentra-operator") || "");
+    if (!operator) return;
+    try {
+      await answer(await fetch(`/v1/agents/${encodeURIComponent(agentId)}/group`, {
+        method: "PUT", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ group: group.trim() || null, operator }) }));
+      sessionStorage.setItem("sentra-token", token);
+      sessionStorage.setItem("sentra-operator", operator);
+    } catch (error) {
+      window.alert(`Group assignment refused: ${error.message}`);
+    }
+  }
+
   // ------------------------------------------------------------------------------- reviews
 
   async function loadReviews() {
@@ -498,7 +538,7 @@
       live.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting";
       live.className = "badge off";
     };
-    for (const kind of ["decision", "reset", "policy_load", "review"]) {
+    for (const kind of ["decision", "reset", "policy_load", "review", "group"]) {
       source.addEventListener(kind, (message) => {
         const record = JSON.parse(message.data);
         if (record.seq <= state.lastSeq) return;
@@ -514,7 +554,8 @@
     $("agents").addEventListener("click", (event) => {
       const row = event.target.closest("tr[data-agent]");
       if (row === null) return;
-      if (event.target.closest("button")) { resetAgents(row.dataset.agent); return; }
+      const button = event.target.closest("button");
+      if (button) { if (button.classList.contains("assign-group")) assignGroup(row.dataset.agent); else resetAgents(row.dataset.agent); return; }
       state.selectedAgent = row.dataset.agent;
       $("filter-agent").value = row.dataset.agent;
       render();
