@@ -153,10 +153,25 @@ def test_denial_is_a_block_and_a_strike_under_the_review_rule(engine: Engine) ->
 
 
 def test_the_third_denial_shuts_the_agent_down(engine: Engine) -> None:
-    decisions = [engine.review(held(engine).ticket or "", False, operator="bob")
+    decisions = [engine.review(held(engine).ticket or "", False, operator="bob", note="no")
                  for _ in range(3)]
     assert [d.status for d in decisions] == ["active", "active", "shut_down"]
-    assert decisions[-1].label == "Agent Shut Down"
+    assert (decisions[-1].label, decisions[-1].rule_id) == \
+        ("Agent Shut Down", "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS")
+    assert decisions[-1].reason.startswith("Agent shut down after 3 blocked attempts")
+    assert review_records(engine)[-1]["operator"] == "bob"           # the operator is recorded
+
+
+def test_a_blocked_approval_gives_the_blocks_reason_and_carries_the_ticket(
+        engine: Engine) -> None:
+    ticket = held(engine).ticket or ""
+    engine.evaluate("a", "TAKE_RISK", {"amount": 0})
+    engine.evaluate("a", "TAKE_RISK", {"amount": 0})
+    decision = engine.review(ticket, True, operator="alice", note="ok")
+    assert (decision.ticket, decision.reason) == \
+        (ticket, "Projected risk would reach 110/100. Action blocked before execution.")
+    assert (review_records(engine)[-1]["operator"], review_records(engine)[-1]["note"]) == \
+        ("alice", "ok")
 
 
 def test_approval_over_the_threshold_is_blocked_and_a_strike(engine: Engine) -> None:

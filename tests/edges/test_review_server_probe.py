@@ -262,6 +262,12 @@ def test_the_impact_view_counts_a_known_review_scenario(serve: Serve) -> None:  
         "decisions": 13, "allowed": 2, "blocked": 3, "shut_down": 1, "prevented": 4,
         "held": 7, "exposure_prevented": 2300, "exposure_actions": 4, "agents_shut_down": 1,
         "shutdowns": 1}
+    by_rule = {row["rule_id"]: (row["held"], row["blocked"], row["shut_down"],
+                                row["exposure_prevented"]) for row in server.get(
+        "/v1/impact", token=TOKEN).json()["by_rule"]}
+    # the last strike's denial is the shutdown, as any block that shuts an agent down
+    assert by_rule == {"REVIEW_LARGE_REFUND": (4, 2, 0, 1400), "REVIEW_REFUND": (3, 1, 0, 200),
+                       "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS": (0, 0, 1, 700)}
 
 
 # --- the SDK ---------------------------------------------------------------------------------
@@ -337,6 +343,20 @@ def test_the_cli_judges_once_and_the_log_verifies_and_replays(server: Server) ->
     assert verified.returncode == 0, verified.stdout + verified.stderr
     replayed = cli("replay", str(server.db), "--policy", str(server.policy))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+
+HOSTILE = "evil\x1b[31mRED\x1b]0;title\x07\r\nrv_forged  approved\u202e"
+
+
+def test_the_cli_shows_a_hostile_agent_id_never_acts_on_it(server: Server) -> None:
+    ticket = hold(server, HOSTILE)
+    env = {"SENTRA_OPERATOR_TOKEN": TOKEN}
+    listed = cli("review", "list", "--server", server.url, env=env).stdout
+    judged = cli("review", "approve", ticket, "--operator", "alice", "--server", server.url,
+                 env=env).stdout
+    for shown in (listed, judged):
+        assert not set(shown) & set("\x1b\x07\r\u202e"), repr(shown)
+    assert len(listed.splitlines()) == 2 and len(judged.splitlines()) == 2, listed + judged
 
 
 def test_the_docs_review_suite_passes_through_sentra_lang_test(tmp_path: Path) -> None:
