@@ -257,7 +257,7 @@ def seal_parts(record: dict[str, Any]) -> tuple[str, str, str]:
 def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | None = None,
                    after: Head = (0, None), states: Iterable[tuple[str, StateTuple]] | None = None,
                    head: Head | None = None,
-                   tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
+                   tickets: Iterable[StoredTicket] | None = None) -> VerifyResult:
     """Check an audit log in one pass; report the first place it was tampered with.
 
     ``records`` are the log's records in the order the source keeps them (the end lines of an
@@ -266,8 +266,8 @@ def verify_records(records: Iterable[dict[str, Any]], *, expected_head: str | No
     records; ``(0, None)``: the log starts at seq 1). ``states`` are the agents' stored states,
     checked against the states the log leaves them in; ``head`` is the store's head (the seq and
     hash of the last record it wrote), checked against the log's last record; ``expected_head``
-    is a head anchored elsewhere; ``tickets`` are the stored review tickets' ids and statuses,
-    checked against the statuses the log leaves them in. Time is linear in the log; memory
+    is a head anchored elsewhere; ``tickets`` are the stored review tickets' ids and statuses (and
+    bodies, when the store gives them), checked against what the log leaves them. Time is linear in the log; memory
     grows with the number of agents and tickets, not of records.
     """
     return _verify(records, after, expected_head, states, head, end_required=False,
@@ -287,7 +287,7 @@ def verify_export(lines: Iterable[dict[str, Any]], *, expected_head: str | None 
 def _verify(lines: Iterable[Any], after: Head, expected_head: str | None,
             states: Iterable[tuple[str, StateTuple]] | None, head: Head | None, *,
             end_required: bool, anchor: Head | None = None,
-            tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
+            tickets: Iterable[StoredTicket] | None = None) -> VerifyResult:
     verifier = LogVerifier(after, anchor)
     ending = _ExportEnd()
     for line in lines:
@@ -333,9 +333,10 @@ class LogVerifier:
         self.policies: set[str] = set()
         self.expected: dict[str, tuple[StateTuple, int]] = {}
         """Each agent's state as its last record leaves it, with that record's seq."""
-        self.tickets: dict[str, tuple[str, int]] = {}
-        """Each review ticket's status as its last record leaves it (``pending`` after the
-        review decision that made it), with that record's seq."""
+        self.tickets: dict[str, LoggedTicket] = {}
+        """Each review ticket as the log leaves it: its status after its last record
+        (``pending`` after the review decision that made it), that record's seq, and digests of
+        what the review decision and the last step say the stored ticket holds."""
         self.assigned: dict[str, tuple[str | None, int]] = {}
         """Each agent's group assignment as the log's newest `group` record leaves it."""
         self._failure: VerifyResult | None = None
@@ -427,7 +428,8 @@ class LogVerifier:
             self.expected[agent] = (state, seq)
             ticket = record["decision"].get("ticket")
             if isinstance(ticket, str) and record["decision"].get("outcome") == "review":
-                self.tickets[ticket] = ("pending", seq)
+                self.tickets[ticket] = LoggedTicket("pending", seq, _held_digest(record, seq),
+                                                    _settled_digest("pending", None))
             return None
         if kind == REVIEW:   # a verdict's decision sets the state; expiry, cancel: none
             agent, outcome = record.get("agent"), record.get("decision")
@@ -438,7 +440,10 @@ class LogVerifier:
             if state is not None:
                 self.expected[agent] = (state, seq)
             verdict = record.get("verdict")
-            self.tickets[record["ticket"]] = (verdict if isinstance(verdict, str) else "", seq)
+            status = verdict if isinstance(verdict, str) else ""
+            made = self.tickets.get(record["ticket"])
+            self.tickets[record["ticket"]] = LoggedTicket(
+                status, seq, None if made is None else made.held, _settled_digest(status, record))
             return None
         if kind == GROUP:
             agent, group = record.get("agent"), record.get("group")
@@ -456,7 +461,7 @@ class LogVerifier:
 
     def result(self, *, head: Head | None = None, expected_head: str | None = None,
                states: Iterable[tuple[str, StateTuple]] | None = None,
-               tickets: Iterable[tuple[str, str]] | None = None) -> VerifyResult:
+               tickets: Iterable[StoredTicket] | None = None) -> VerifyResult:
         """The outcome: the first problem the records showed; else the log's end against the
         stored ``head`` and the ``expected_head``; else ``states`` against the log; else the
         stored review ``tickets`` (id and status) against the log."""
@@ -497,10 +502,14 @@ class LogVerifier:
                 return self._failure
         return VerifyResult(True, self.records, agents=agents, end=end, anchored=anchored)
 
-    def _compare_tickets(self, tickets: Iterable[tuple[str, str]]) -> None:
-        """Compare the stored review tickets' statuses with the log's (a mismatch fails)."""
+    def _compare_tickets(self, tickets: Iterable[StoredTicket]) -> None:
+        """Compare the stored review tickets with the log's (a mismatch fails): each one's
+        status, and, when the store gives its body too, everything the log says of it (what
+        was held, by which rule, with what risk and input, until when; the verdict, its
+        operator, note and decision), so that a ticket edited in the store is found even when
+        its status was left alone."""
         expected = self.tickets
-        for ticket, status in tickets:
+        for ticket, status, *body in tickets:
             known = expected.pop(ticket, None)
             if known is None:
                 if self.complete:
@@ -508,15 +517,20 @@ class LogVerifier:
                                     "record in the log made it: inserted ticket")
                     return
                 continue
-            if known[0] != status:
-                self.fail(known[1], f"review ticket {ticket} is {status} in the store, but the "
-                                    f"log leaves it {known[0]}: edited ticket")
+            if known.status != status:
+                self.fail(known.seq, f"review ticket {ticket} is {status} in the store, but "
+                                     f"the log leaves it {known.status}: edited ticket")
+                return
+            edited = None if not body else known.edited(_ticket_row(body[0]))
+            if edited is not None:
+                self.fail(known.seq, f"review ticket {ticket} holds {edited} other than its "
+                                     "records in the log: edited ticket")
                 return
         if expected:
             ticket = min(expected)
-            status, seq = expected[ticket]
-            self.fail(seq, f"review ticket {ticket} ({status} in the log) is not stored: "
-                           "deleted ticket")
+            self.fail(expected[ticket].seq, f"review ticket {ticket} "
+                                            f"({expected[ticket].status} in the log) is not "
+                                            "stored: deleted ticket")
 
     def _assignment_holds(self, agent: str, stored: Any) -> bool:
         """Whether the agent's stored group assignment (a state's sixth item) is the one the
@@ -565,6 +579,77 @@ class LogVerifier:
             self.fail(seq, f"agent `{agent}` has no stored state, but the log leaves it in "
                            f"({describe(state)}): deleted state")
         return count
+
+
+StoredTicket: TypeAlias = "tuple[str, str] | tuple[str, str, Mapping[str, Any] | str]"
+"""A stored review ticket as a store gives it to verification: its id and status, and its body
+when the store gives it (``Ticket.to_row()``, or that as JSON text)."""
+
+_HELD = ("agent_id", "action", "rule_id", "risk", "reason", "threat", "policy_hash", "created",
+         "expires", "seq", "input")
+"""What a ticket holds from the review decision that made it."""
+_VERDICT = ("outcome", "label", "allowed", "rule_id", "threat", "reason", "attempted_risk",
+            "applied_risk", "projected_risk", "cumulative_risk", "blocked_attempts", "status")
+"""The keys of a verdict's decision that both the ticket and the step's record keep."""
+
+
+@dataclass(frozen=True)
+class LoggedTicket:
+    """A review ticket as the log leaves it (digests, so memory stays a few bytes a ticket)."""
+
+    status: str
+    seq: int
+    held: str | None
+    """Digest of what the review decision's record says the ticket holds (``None`` when that
+    record is older than the log's first one)."""
+    settled: str
+    """Digest of the status, time, operator, note and decision its last step gives it."""
+
+    def edited(self, row: Mapping[str, Any] | None) -> str | None:
+        """What of the stored ticket ``row`` differs from the log (``None``: nothing)."""
+        if row is None:
+            return "a body that is not a ticket"
+        if self.held is not None and _digest([row.get(key) for key in _HELD]) != self.held:
+            return "what was held"
+        decision = row.get("decision")
+        stored = _digest([row.get("status"), row.get("settled"), row.get("operator"),
+                          row.get("note"), _verdict(decision)])
+        return None if stored == self.settled else "the verdict"
+
+
+def _held_digest(record: Mapping[str, Any], seq: int) -> str:
+    decision = record["decision"]
+    return _digest([record.get("agent"), record.get("action"), decision.get("rule_id"),
+                    decision.get("attempted_risk"), decision.get("reason"),
+                    decision.get("threat"), record.get("policy_hash"),
+                    parse_timestamp_us(record.get("time")),
+                    parse_timestamp_us(decision.get("expires")), seq, record.get("input")])
+
+
+def _settled_digest(status: str, record: Mapping[str, Any] | None) -> str:
+    if record is None:
+        return _digest([status, None, None, None, None])
+    return _digest([status, parse_timestamp_us(record.get("time")), record.get("operator"),
+                    record.get("note"), _verdict(record.get("decision"))])
+
+
+def _verdict(decision: Any) -> Any:
+    return [decision.get(key) for key in _VERDICT] if isinstance(decision, Mapping) else None
+
+
+def _ticket_row(body: Mapping[str, Any] | str) -> Mapping[str, Any] | None:
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    return body if isinstance(body, Mapping) else None
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _head_problem(last: Head, head: Head) -> tuple[int, str] | None:

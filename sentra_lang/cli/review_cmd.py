@@ -19,6 +19,7 @@ from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.serve_cmd import OPERATOR_VARIABLE, READ_VARIABLE, read_token_file
+from sentra_lang.diagnostics import visible
 
 STATUSES = ("pending", "approved", "blocked", "denied", "expired", "cancelled")
 """``sentra_runtime.review.STATUSES``, spelled out so that building the command line imports no
@@ -126,9 +127,11 @@ def run_verdict(args: argparse.Namespace) -> int:
         print(json.dumps({"seq": decision.seq, "decision": decision.to_dict()},
                          ensure_ascii=False, sort_keys=True))
     else:
-        print(f"{args.ticket}: {decision.label} ({decision.rule_id}): {decision.reason}")
-        print(f"agent {decision.agent_id}: cumulative risk {decision.cumulative_risk}, "
-              f"blocked attempts {decision.blocked_attempts}, {decision.status}")
+        print(visible(f"{args.ticket}: {decision.label} ({decision.rule_id}): "
+                      f"{decision.reason}"))
+        print(f"agent {visible(decision.agent_id)}: cumulative risk "
+              f"{decision.cumulative_risk}, blocked attempts {decision.blocked_attempts}, "
+              f"{decision.status}")
     return EXIT_OK
 
 
@@ -152,4 +155,7 @@ def _refused(error: Exception) -> int:
 
 
 def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """A table cell: what an agent sent (its id, a reason built from its fields) is shown with
+    control and bidirectional characters escaped, so it can neither forge a row nor drive the
+    operator's terminal."""
+    return "-" if value is None else visible(str(value))

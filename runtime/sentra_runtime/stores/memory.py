@@ -272,7 +272,8 @@ class MemoryStore:
         agent the held records name is in the state its newest record leaves it in)."""
         with self._lock:
             self._forget_settled()
-            tickets = [(ticket.ticket, ticket.status) for ticket in self._tickets.values()]
+            tickets = [(ticket.ticket, ticket.status, ticket.to_row())
+                       for ticket in self._tickets.values()]
         records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
         return audit.verify_records(records, expected_head=expected_head, after=after,
