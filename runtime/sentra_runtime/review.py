@@ -18,6 +18,7 @@ chain. This module holds what every store shares: the ticket, and the records of
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -125,6 +126,28 @@ class Ticket:
     @classmethod
     def from_row(cls, data: Mapping[str, Any]) -> Ticket:
         return cls(**data)
+
+
+def stored_view(ticket: str, status: str, body: str, filled: Mapping[str, Any] | None = None,
+                **columns: Any) -> tuple[str, str, dict[str, Any] | str]:
+    """A ticket a SQL store keeps as `audit verify` compares it with the log: its id, its
+    status and its body. The store also keeps some of the body's values in ``columns`` of
+    their own (its agent, its times), which it finds and settles tickets by: where a column
+    disagrees with the body, the value is given as both, which no record matches (an edit of
+    the body or of the column alone is an edited ticket). ``filled``: values only a column
+    holds (PostgreSQL's ``seq``, known once the record is appended), which the body takes. A
+    body that is not a JSON object is given as it is (verification says so)."""
+    try:
+        row = json.loads(body)
+    except ValueError:
+        return ticket, status, body
+    if not isinstance(row, dict):
+        return ticket, status, body
+    row.update(filled or {})
+    for key, value in {**columns, "ticket": ticket, "status": status}.items():
+        if row.get(key) != value:
+            row[key] = {"body": row.get(key), "column": value}
+    return ticket, status, row
 
 
 def held(decision: Decision, now: float, seq: int | None) -> Ticket:

@@ -367,8 +367,6 @@ def test_verify_finds_a_ticket_body_edited_in_the_memory_store(
     assert "edited ticket" in edited_verify(engine)
 
 
-@pytest.mark.xfail(strict=True, reason="SQLite gives verification the ticket's status only: "
-                   "stores/sqlite.py `_stored_tickets` must select the body too (see the report)")
 @pytest.mark.parametrize("which, key, value", BODY_EDITS)
 def test_verify_finds_a_ticket_body_edited_in_the_sqlite_store(
         tmp_path: Path, clock: Clock, which: str, key: str, value: Any) -> None:

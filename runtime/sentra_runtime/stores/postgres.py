@@ -861,12 +861,17 @@ class _Snapshot:
             yield bytes(agent).decode(), _raw(risk, blocked, down, decay_anchor, limit_windows,
                                               assigned)
 
-    def tickets(self) -> list[tuple[str, str]] | None:
-        """Every stored review ticket's id and status (``None`` before version 4)."""
+    def tickets(self) -> list[tuple[str, str, dict[str, Any] | str]] | None:
+        """Every stored review ticket as verification compares it (:func:`review.stored_view`:
+        its body with its columns' values; ``None`` before version 4)."""
         if schema_version(self.connection) < 4:
             return None
-        self.execute("SELECT ticket, status FROM sentra_tickets ORDER BY ticket")
-        return [(ticket, status) for ticket, status in self]
+        self.execute("SELECT ticket, agent, status, created, expires, seq, body "
+                     "FROM sentra_tickets ORDER BY ticket")
+        return [review.stored_view(ticket, status, body,
+                                   agent_id=bytes(agent).decode("utf-8", "replace"),
+                                   created=created, expires=expires, filled={"seq": seq})
+                for ticket, agent, status, created, expires, seq, body in self]
 
     def verify(self, expected_head: str | None, anchor: audit.Head | None = None
                ) -> VerifyResult:

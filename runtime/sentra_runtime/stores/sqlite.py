@@ -747,11 +747,17 @@ def _row(agent_id: str, state: RawState) -> tuple[Any, ...]:
     return (agent_id, state[0], state[1], state[2], anchor, windows_text(state))
 
 
-def _stored_tickets(connection: sqlite3.Connection) -> list[tuple[str, str]] | None:
-    """Every stored review ticket's id and status (``None`` before version 4: no tickets)."""
+def _stored_tickets(connection: sqlite3.Connection,
+                    ) -> list[tuple[str, str, dict[str, Any] | str]] | None:
+    """Every stored review ticket as verification compares it (:func:`review.stored_view`:
+    its body with its columns' values; ``None`` before version 4: no tickets)."""
     if schema_version(connection) < 4:
         return None
-    return list(connection.execute("SELECT ticket, status FROM tickets ORDER BY ticket"))
+    return [review.stored_view(ticket, status, body, agent_id=agent, created=created,
+                               expires=expires)
+            for ticket, agent, status, created, expires, body in connection.execute(
+                "SELECT ticket, agent_id, status, created, expires, body FROM tickets "
+                "ORDER BY ticket")]
 
 
 
