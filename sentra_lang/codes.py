@@ -52,7 +52,10 @@ _ENTRIES = [
          "The file has no declarations at all.",
          "# nothing here\n", "# nothing here"),
     Code("SL008", "invalid escape", "error",
-         "Strings accept the escapes `\\\\`, `\\\"`, `\\n` and `\\t`.",
+         "Strings take JSON's escapes: `\\\\`, `\\\"`, `\\/`, `\\b`, `\\f`, `\\n`, `\\r`, "
+         "`\\t` and `\\uXXXX` (four hex digits; a pair of them for a character above "
+         "U+FFFF). Any other escape, fewer than four hex digits and half of a pair are "
+         "refused.",
          _policy('action A {\n  allow as X "tab\\q"\n}\n'), '"tab\\q"'),
     Code("SL009", "invalid interpolation", "error",
          "A reason interpolates fields as `{field}`; a lone `{` or `}` must be doubled.",

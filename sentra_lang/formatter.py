@@ -11,6 +11,7 @@ kinds are always one blank line apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,11 @@ MAX_WIDTH = 100
 INDENT = "  "
 CLAUSE_ORDER = ("risk", "id", "limit", "threat", "reason", "description", "expires")
 _TAIL_CLAUSES = ("reason", "description", "expires")
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_TO_ESCAPE = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]')
+"""What a string is written with an escape for: the quote and the backslash, and every character
+a terminal or an editor would act on or hide (control characters, zero-width characters and
+bidirectional overrides: Trojan Source), so that the formatted text shows what it holds."""
 
 # Binding strength, loosest first: or < and < not < atom.
 _PRECEDENCE_OR, _PRECEDENCE_AND, _PRECEDENCE_NOT, _PRECEDENCE_ATOM = 1, 2, 3, 4
@@ -49,7 +54,13 @@ def format_module(module: ast.Module) -> str:
 # -------------------------------------------------------------------------------- leaves
 
 def format_string(value: str) -> str:
-    return '"' + "".join(_ESCAPES.get(char, char) for char in value) + '"'
+    """``value`` as a string literal, read back as ``value`` (docs/language.md, "Strings")."""
+    return '"' + _TO_ESCAPE.sub(_escaped, value) + '"'
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def format_number(value: int | float) -> str:

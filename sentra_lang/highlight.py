@@ -62,7 +62,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _COMPARE = r"==|!=|<=|>=|<|>"
 _ARITHMETIC = r"[+*/-]"  # after the arrow `->` and after negative numbers such as `-5`
 _ARROW = r"->"  # scenario suites: `agent "a" ACTION -> allowed`
-_ESCAPE = r'\\[\\"nt]'
+_ESCAPE = r'\\(?:[\\"/bfnrt]|u[0-9A-Fa-f]{4})'
 _INTERPOLATION = r"\{[A-Za-z_][A-Za-z0-9_.]*\}|\{\{|\}\}"
 _DURATION = r"[0-9]+[A-Za-z_][A-Za-z0-9_]*"
 """A duration (`risk_decay 10 per 1h`, a suite's `after 30m`), or what the checker will call a

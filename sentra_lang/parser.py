@@ -23,7 +23,15 @@ MAX_NESTING = 100
 """The deepest a condition nests (`not`, `and`, `or`, arithmetic; docs/language.md, "Limits")."""
 MAX_NUMBER_DIGITS = 100
 """The most digits a number literal has (docs/language.md, "Limits")."""
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+_ESCAPES = {"\\": "\\", '"': '"', "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+            "t": "\t"}
+"""A string's escapes: JSON's (with ``\\uXXXX``, :meth:`TreeBuilder.unescape`), so that any
+JSON string is a string of the language (``replay --to-suite`` writes values that way)."""
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]*")
+ESCAPES_HELP = ("strings take JSON's escapes: `\\\\`, `\\\"`, `\\/`, `\\b`, `\\f`, `\\n`, "
+                "`\\r`, `\\t` and `\\uXXXX` (four hex digits; a pair for a character above "
+                "U+FFFF)")
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 _CONDITION_NESTING = frozenset({"or_cond", "and_cond", "not_cond", "sum", "product", "neg"})
 _EXPRESSIONS = frozenset({"sum", "product", "neg", "number", "path"})
@@ -496,18 +504,45 @@ class TreeBuilder:
         index = 0
         while index < len(body):
             char = body[index]
-            if char == "\\":
-                escaped = body[index + 1]
-                if escaped not in _ESCAPES:
-                    self.diagnostics.append(diagnostic(
-                        "SL008", f"invalid escape `\\{escaped}` in string", span,
-                        help="strings accept `\\\\`, `\\\"`, `\\n` and `\\t`"))
-                out.append(_ESCAPES.get(escaped, escaped))
-                index += 2
-            else:
+            if char != "\\":
                 out.append(char)
                 index += 1
+                continue
+            escaped = body[index + 1]
+            if escaped == "u":
+                code, index = self._code_point(body, index, span)
+                out.append(code)
+                continue
+            if escaped not in _ESCAPES:
+                self.diagnostics.append(diagnostic(
+                    "SL008", f"invalid escape `\\{escaped}` in string", span,
+                    help=ESCAPES_HELP))
+            out.append(_ESCAPES.get(escaped, escaped))
+            index += 2
         return "".join(out)
+
+    def _code_point(self, body: str, index: int, span: Span) -> tuple[str, int]:
+        """The character of the ``\\uXXXX`` escape at ``index`` (two of them for a character
+        above U+FFFF, as JSON writes it), and the index after it; SL008 for fewer than four
+        hex digits or half a pair."""
+        digits = body[index + 2:index + 6]
+        if not _HEX4.fullmatch(digits):
+            given = _HEX_RUN.match(digits)
+            self.diagnostics.append(diagnostic(
+                "SL008", f"invalid escape `\\u{given.group() if given else ''}` in string", span,
+                help=ESCAPES_HELP))
+            return "", index + 2
+        code = int(digits, 16)
+        if 0xD800 <= code < 0xDC00 and body[index + 6:index + 8] == "\\u" \
+                and _HEX4.fullmatch(low := body[index + 8:index + 12]) \
+                and 0xDC00 <= int(low, 16) < 0xE000:
+            return chr(0x10000 + ((code - 0xD800) << 10) + int(low, 16) - 0xDC00), index + 12
+        if 0xD800 <= code < 0xE000:
+            self.diagnostics.append(diagnostic(
+                "SL008", f"invalid escape `\\u{digits}` in string: half of a surrogate pair",
+                span, help=ESCAPES_HELP))
+            return "", index + 6
+        return chr(code), index + 6
 
 
 def deepest(tree: Node, kinds: frozenset[str], limit: int) -> Node | None:

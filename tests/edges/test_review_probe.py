@@ -633,9 +633,6 @@ def test_a_reset_racing_an_approval_leaves_one_consistent_story(tmp_path: Path,
     assert operator.verify_audit().ok
 
 
-@pytest.mark.xfail(strict=True, reason="suite strings have no escape for a control character "
-                   "other than \\n and \\t, and `replay --to-suite` writes JSON's `\\u0000`, "
-                   "which the suite refuses (SL008): needs a string escape in the language")
 def test_replay_writes_a_suite_it_can_read_for_any_recorded_operator(tmp_path: Path) -> None:
     path, clock = tmp_path / "t.db", Clock()
     engine = sqlite_engine(path, clock)
