@@ -133,7 +133,7 @@ def hand_written(view: Any, code: int, action: str) -> Any:
     row = view._rows[code]
     cls, risk = row.allowed_class, row.risk
     limits = [(key, count, period) for key, count, period, _ in view.limits_of(code, action)]
-    amount, period_us = view._decay
+    amount, period_us = view._decay_amount, view._decay_period
 
     def step(state: Any, agent_id: str, action: str, fields: Any, code: int, payload: Any,
              seq: int, now: float) -> Any:
