@@ -265,9 +265,8 @@ class Decider:
             cumulative, blocked, down = state
             windows = None
         else:   # a decay anchor, limit windows or an operator's group assignment may follow
-            cumulative, blocked, down = state[0], state[1], state[2]
-            anchor = state[3] if len(state) > 3 else None
-            windows = state[4] if len(state) > 4 else None
+            cumulative, blocked, down, anchor, windows = (
+                state if len(state) == 5 else (*state, None, None)[:5])
             if decaying:
                 now_us = round(now * MICROSECONDS)
                 taken, cumulative, anchor = decay(cumulative, anchor, now_us, self._decay_amount,
