@@ -650,10 +650,10 @@ def decay(risk: int, anchor: int | None, now_us: int, amount: int,
     return taken, risk, None if risk == 0 else anchor + periods * period_us
 
 
-def decay_constants(decay: RiskDecay | None) -> tuple[int, int]:
+def decay_constants(setting: RiskDecay | None) -> tuple[int, int]:
     """A ``risk_decay``'s amount and period in microseconds, as :func:`decay` takes them
     (``(0, 1)`` without decay: never read)."""
-    return (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+    return (0, 1) if setting is None else (setting.amount, setting.period * MICROSECONDS)
 
 
 def all_limits(policy: Policy) -> dict[str, LimitSpec]:

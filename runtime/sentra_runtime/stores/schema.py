@@ -90,7 +90,7 @@ class _Digits(dict[int, str]):
 
 
 _DIGITS = _Digits()
-_DIGITS_SIZE = 65_536
+_DIGITS_SIZE = 16_384
 """How many times' digits a process keeps (then it starts again)."""
 _KEY_TEXTS: dict[str, str] = {}
 
