@@ -11,12 +11,12 @@ keep agent state themselves.
 
 from __future__ import annotations
 
-import bisect
 import copy
 import dataclasses
 import os
 import re
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -52,6 +52,7 @@ from sentra_runtime.policy import (
     GroupSpec,
     LimitSpec,
     Policy,
+    RiskDecay,
     RuleSpec,
     load_policy,
 )
@@ -130,7 +131,7 @@ class Decider:
         self._rows = tuple(rows)
         self._specials = _SpecialOutcomes(self)
         decay = self.policy.risk_decay
-        self._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        self._decay_amount, self._decay_period = decay_constants(decay)
         """The decay's amount and period in microseconds (unused without decay)."""
         self.decays = decay is not None or any(g.risk_decay is not None
                                                for g in self.policy.groups)
@@ -148,9 +149,6 @@ class Decider:
         self._group_limits: tuple[LimitSpec, ...] = ()
         self._limits_by_action = {name: action.limits for action in self.policy.actions
                                   for name in action.names}
-        self._applicable: dict[tuple[int, str], tuple[_Window, ...]] = {}
-        """Per matched row and action, the windows that count its allowed decision (a cache:
-        see :meth:`limits_of`)."""
         self._limit_classes: dict[tuple[str, str], type[EvaluatedDecision]] = {}
         if self.policy.groups:
             self._ungrouped = self._for_group(None)
@@ -167,11 +165,10 @@ class Decider:
         view.group, view._threshold, view._strikes = (settings.group, settings.risk_threshold,
                                                       settings.strikes)
         decay = settings.risk_decay
-        view._decay = (0, 1) if decay is None else (decay.amount, decay.period * MICROSECONDS)
+        view._decay_amount, view._decay_period = decay_constants(decay)
         view.decays = view._decaying = decay is not None
         view.step = view.transition
         view._group_limits = () if group is None else group.limits
-        view._applicable = {}
         view._limit_classes = {}
         # the view's own decision classes, which carry its group as a constant
         view._rows = tuple(row.for_view(view) for row in self._rows)
@@ -240,7 +237,8 @@ class Decider:
         if not view.decays:
             return state
         _, cumulative, anchor = decay(state[0], state[3] if len(state) > 3 else None,
-                                      round(now * MICROSECONDS), *view._decay)
+                                      round(now * MICROSECONDS), view._decay_amount,
+                                      view._decay_period)
         windows = state[4] if len(state) > 4 else None
         return with_assignment((cumulative, state[1], state[2], anchor, windows),
                                assignment(state))
@@ -267,34 +265,34 @@ class Decider:
             cumulative, blocked, down = state
             windows = None
         else:   # a decay anchor, limit windows or an operator's group assignment may follow
-            cumulative, blocked, down = state[0], state[1], state[2]
-            anchor = state[3] if len(state) > 3 else None
-            windows = state[4] if len(state) > 4 else None
+            cumulative, blocked, down, anchor, windows = (
+                state if len(state) == 5 else (*state, None, None)[:5])
             if decaying:
                 now_us = round(now * MICROSECONDS)
-                taken, cumulative, anchor = decay(cumulative, anchor, now_us, *self._decay)
+                taken, cumulative, anchor = decay(cumulative, anchor, now_us, self._decay_amount,
+                                                  self._decay_period)
             state = (cumulative, blocked, down)
         if code == NEEDS_STATE:   # the rows read the agent's state: match with it, here
             block, values = payload
             payload = (*values, self.group, cumulative, blocked)
             code = block(payload) if self._finish is None else self._finish(block, payload)
+        # the outcome: ``decision`` and the agent's ``risk``, ``blocked``, ``down`` and
+        # ``windows`` after it; a block or shutdown leaves ``decision`` None and sets ``cls``
+        decision: Decision | None = None
+        over = None
+        reason: str | None
+        risk = cumulative
         if down:
             decision = _new(self._specials.already)
             _set_varying(decision, (agent_id, action, cumulative, cumulative, blocked, None, seq,
                                     _kept(fields, code), code, payload, state))
-            if decaying:
-                return _decayed(decision, cumulative, blocked, down, anchor, windows, taken,
-                                now_us)
-            return decision, state if not windows else (*state, None, windows)
-        over = None
-        reason: str | None
-        if code >= 0:
+        elif code >= 0:
             row = self._rows[code]
             projected = cumulative + row.risk
             if row.allows:
                 after_windows = windows
                 if self.limited:
-                    limits = self._applicable.get((code, action))
+                    limits = row.windows.get(action)
                     if limits is None:
                         limits = self.limits_of(code, action)
                     if limits:   # the decision would count in each limit that applies
@@ -311,24 +309,16 @@ class Decider:
                                                                          agent_id)
                     _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                             reason, seq, None, code, payload, state))
-                    if decaying:
-                        return _decayed(decision, projected, blocked, False, anchor,
-                                        after_windows, taken, now_us)
-                    if after_windows:
-                        return decision, (projected, blocked, False,  # type: ignore[return-value]
-                                          None, after_windows)
-                    return decision, (state if projected == cumulative
-                                      else (projected, blocked, False))
+                    if not (decaying or after_windows):   # nothing else to keep
+                        return decision, (state if projected == cumulative
+                                          else (projected, blocked, False))
+                    risk, windows = projected, after_windows
                 else:
                     cls = row.threshold_class
                     reason = (f"Projected risk would reach {projected}/{self._threshold}. "
                               "Action blocked before execution.")
             elif row.reviews:   # held for an operator: no strike, the state unchanged
-                held = self._hold(row, state, agent_id, action, payload, code, seq, now)
-                if decaying:
-                    return _decayed(held, cumulative, blocked, down, anchor, windows, taken,
-                                    now_us)
-                return held, state if not windows else cast(State, (*state, None, windows))
+                decision = self._hold(row, state, agent_id, action, payload, code, seq, now)
             else:
                 cls = row.ruled_class
                 reason = None if row.render is None else row.render(payload, action, agent_id)
@@ -337,21 +327,34 @@ class Decider:
             projected = cumulative
             cls, reason = self._specials.refused(code, action, payload)
             strike_out = self._specials.strike_out
-        blocked += 1
-        ruled_shutdown = cls.__dict__["outcome"] == SHUTDOWN
-        if not ruled_shutdown and blocked >= self._strikes:
-            cls = strike_out
-            reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "
-                      f"remains {cumulative}/{self._threshold}.")
-        decision = _new(cls)
-        _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason, seq,
-                                _kept(fields, code), code, payload, state))
-        after = (cumulative, blocked, ruled_shutdown or blocked >= self._strikes)
-        if over is not None:
-            decision.__dict__["limit"] = over[2]
-        if decaying:
-            return _decayed(decision, *after, anchor, windows, taken, now_us)
-        return decision, after if not windows else (*after, None, windows)
+        if decision is None:   # a block or shutdown: a strike
+            blocked += 1
+            down = cls.__dict__["outcome"] == SHUTDOWN
+            if not down and blocked >= self._strikes:
+                cls, down = strike_out, True
+                reason = (f"Agent shut down after {blocked} blocked attempts. Cumulative risk "
+                          f"remains {cumulative}/{self._threshold}.")
+            decision = _new(cls)
+            _set_varying(decision, (agent_id, action, projected, cumulative, blocked, reason,
+                                    seq, _kept(fields, code), code, payload, state))
+            if over is not None:
+                decision.__dict__["limit"] = over[2]
+        if not decaying:
+            if windows:
+                return decision, (risk, blocked, down, None, windows)  # type: ignore[return-value]
+            return decision, (risk, blocked, down)
+        kept = decision.__dict__   # the decision keeps what decay took off and the anchor
+        kept["decayed"] = taken
+        if risk == 0:
+            anchor = None
+        elif anchor is None:   # the risk was just raised from 0
+            anchor = now_us
+        kept["decay_anchor"] = anchor
+        if windows:
+            return decision, (risk, blocked, down, anchor, windows)  # type: ignore[return-value]
+        if anchor is None:
+            return decision, (risk, blocked, down)
+        return decision, (risk, blocked, down, anchor)  # type: ignore[return-value]
 
     # -- rate limits ---------------------------------------------------------------------------
 
@@ -360,17 +363,18 @@ class Decider:
         agent of this view's group, in the order they are checked (docs/language.md, "Rate
         limits"): the rule's limit, the action block's, the group's on the action, the group's
         on all."""
-        found = self._applicable.get((code, action))
+        row = self._rows[code]
+        found = row.windows.get(action)
         if found is None:
-            rule_limit = self._rows[code].rule.limit
+            rule_limit = row.rule.limit
             found = tuple((limit.key, limit.count, limit.period * MICROSECONDS, limit) for limit in (
                 *(() if rule_limit is None else (rule_limit,)),
                 *self._limits_by_action.get(action, ()),
                 *(limit for limit in self._group_limits if limit.action == action),
                 *(limit for limit in self._group_limits if limit.action is None)))
-            if len(self._applicable) >= _MEMBER_CACHE:
-                self._applicable.clear()
-            self._applicable[(code, action)] = found
+            if len(row.windows) >= _MEMBER_CACHE:
+                row.windows.clear()
+            row.windows[action] = found
         return found
 
     @staticmethod
@@ -489,7 +493,7 @@ class _RuleOutcomes:
     """What a matched rule leads to. Its decision classes are made when first needed (see
     :meth:`__getattr__`), so a table of many rules loads in time linear in its size."""
 
-    __slots__ = ("decider", "rule", "allows", "reviews", "risk", "render", "lifetime",
+    __slots__ = ("decider", "rule", "allows", "reviews", "risk", "render", "lifetime", "windows",
                  "allowed_class", "threshold_class", "ruled_class", "strike_out_class",
                  "review_class")
 
@@ -505,6 +509,9 @@ class _RuleOutcomes:
                        else decider.reason_renderer(rule.reason))
         """Renders an interpolated reason; ``None`` when the reason is constant (a class
         field). A verdict's row (:meth:`Decider.verdict`) takes its reason as the payload."""
+        self.windows: dict[str, tuple[_Window, ...]] = {}
+        """Per action, the windows that count the rule's allowed decision for an agent of the
+        decider's group (a cache: see :meth:`Decider.limits_of`)."""
 
     allowed_class: type[EvaluatedDecision]
     threshold_class: type[EvaluatedDecision]
@@ -522,6 +529,7 @@ class _RuleOutcomes:
         for name in ("rule", "allows", "reviews", "risk", "render", "lifetime"):
             setattr(outcomes, name, getattr(self, name))
         outcomes.decider = view
+        outcomes.windows = {}
         return outcomes
 
     def __getattr__(self, name: str) -> type[EvaluatedDecision]:
@@ -620,25 +628,6 @@ MICROSECONDS = 1_000_000
 """Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
 
 
-def _decayed(decision: Decision, risk: int, blocked: int, down: bool, anchor: int | None,
-             windows: Windows | None, taken: int, now_us: int) -> tuple[Decision, State]:
-    """The decision and new state of a step under ``risk_decay``: the decision keeps how much
-    decay took off and the anchor; the state keeps the anchor (``now`` for a risk just raised
-    from 0; none for a risk of 0) and the windows."""
-    kept = decision.__dict__
-    kept["decayed"] = taken
-    if risk == 0:
-        anchor = None
-    elif anchor is None:
-        anchor = now_us
-    kept["decay_anchor"] = anchor
-    if windows:
-        return decision, (risk, blocked, down, anchor, windows)  # type: ignore[return-value]
-    if anchor is None:
-        return decision, (risk, blocked, down)
-    return decision, (risk, blocked, down, anchor)  # type: ignore[return-value]
-
-
 def decay(risk: int, anchor: int | None, now_us: int, amount: int,
           period_us: int) -> tuple[int, int, int | None]:
     """Risk decay at ``now_us`` (docs/language.md, "Risk decay"): ``(taken, risk, anchor)``.
@@ -661,6 +650,12 @@ def decay(risk: int, anchor: int | None, now_us: int, amount: int,
     return taken, risk, None if risk == 0 else anchor + periods * period_us
 
 
+def decay_constants(setting: RiskDecay | None) -> tuple[int, int]:
+    """A ``risk_decay``'s amount and period in microseconds, as :func:`decay` takes them
+    (``(0, 1)`` without decay: never read)."""
+    return (0, 1) if setting is None else (setting.amount, setting.period * MICROSECONDS)
+
+
 def all_limits(policy: Policy) -> dict[str, LimitSpec]:
     """Every limit of the policy by its window's key (an agent's windows of other keys, left
     by an earlier policy, are dropped when it next counts)."""
@@ -674,7 +669,7 @@ def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> 
     """How many of a window's times (sorted) are in ``(now - period, now]`` (a time after
     ``now``, from a clock that went back, counts too: the window never shrinks by a clock's
     mistake). Logarithmic in the window's size."""
-    return len(times) - bisect.bisect_right(times, now_us - limit.period * MICROSECONDS)
+    return len(times) - bisect_right(times, now_us - limit.period * MICROSECONDS)
 
 
 def counted(windows: Windows | None, limits: tuple[_Window, ...], now_us: int,
@@ -687,7 +682,7 @@ def counted(windows: Windows | None, limits: tuple[_Window, ...], now_us: int,
     went back)."""
     if windows is None:
         kept: Windows = {}
-    elif windows.keys() <= keys:
+    elif keys.issuperset(windows):
         kept = windows.copy()
     else:
         kept = {key: times for key, times in windows.items() if key in keys}
@@ -696,14 +691,15 @@ def counted(windows: Windows | None, limits: tuple[_Window, ...], now_us: int,
         if not times:
             kept[key] = (now_us,)
             continue
-        if times[0] <= now_us - period_us:   # some left the window
-            times = times[bisect.bisect_right(times, now_us - period_us):]
+        left = now_us - period_us   # the latest time that has left the window
+        if times[0] <= left:
+            times = times[bisect_right(times, left):]
         if len(times) >= count:
             return None
-        if not times or times[-1] <= now_us:
-            kept[key] = (*times, now_us)
-        else:   # a clock that went back: in its place
+        if times and times[-1] > now_us:   # a clock that went back: in its place
             kept[key] = tuple(sorted((*times, now_us)))
+        else:
+            kept[key] = times + (now_us,)
     return kept
 
 

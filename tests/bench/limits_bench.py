@@ -114,6 +114,10 @@ def breakdown(count: int = 200_000) -> None:
                                                                       keys))
     figures["decay"] = best(lambda: decay(state[0], state[3], now_us, 1, 60_000_000))
     hand = hand_written(view, code, matched)
+    made = [call(state, agent, matched, fields, code, payload, 1, now + 561)
+            for call in (hand, featured.step)]
+    assert [(decision.to_dict(), decision.decay_anchor, after) for decision, after in made] == [
+        (made[1][0].to_dict(), made[1][0].decay_anchor, made[1][1])] * 2, "not the same step"
     figures["hand-written step"] = best(lambda: hand(state, agent, matched, fields, code,
                                                      payload, 1, now + 561))
     for name, micros in figures.items():
@@ -126,14 +130,14 @@ def hand_written(view: Any, code: int, action: str) -> Any:
     dispatch on the row, the outcome or the settings, the limits and decay constants bound in
     advance; the same decision and state as the runtime's step. A floor for the general step,
     not a step the runtime could use."""
-    import bisect
+    from bisect import bisect_right
 
     from sentra_runtime.decision import new_decision, set_varying
 
     row = view._rows[code]
     cls, risk = row.allowed_class, row.risk
     limits = [(key, count, period) for key, count, period, _ in view.limits_of(code, action)]
-    amount, period_us = view._decay
+    amount, period_us = view._decay_amount, view._decay_period
 
     def step(state: Any, agent_id: str, action: str, fields: Any, code: int, payload: Any,
              seq: int, now: float) -> Any:
@@ -150,11 +154,12 @@ def hand_written(view: Any, code: int, action: str) -> Any:
         kept = windows.copy()
         for key, count, period in limits:
             times = kept[key]
-            if times[0] <= now_us - period:
-                times = times[bisect.bisect_right(times, now_us - period):]
+            left = now_us - period
+            if times[0] <= left:
+                times = times[bisect_right(times, left):]
             if len(times) >= count:
                 return None
-            kept[key] = (*times, now_us)
+            kept[key] = times + (now_us,)
         decision = new_decision(cls)
         set_varying(decision, (agent_id, action, projected, projected, blocked, None, seq, None,
                                code, payload, (cumulative, blocked, down)))
