@@ -67,3 +67,15 @@ def test_an_unbounded_log_keeps_everything_and_no_log_keeps_nothing() -> None:
     assert list(nothing.audit_records()) == [] and nothing.state("a").cumulative_risk == 0
     with pytest.raises(ValueError, match="audit_limit"):
         MemoryStore(audit_limit=0)
+
+
+def test_without_a_log_verify_and_export_say_there_is_none() -> None:
+    """docs/runtime.md: `audit=False` keeps no log; verifying or exporting it is a ValueError,
+    not a tampered verdict over states no log names."""
+    import io
+
+    engine = Engine(SENTRA_TABLE, MemoryStore(audit=False))
+    engine.evaluate("a", "FILE_READ")
+    for call in (engine.verify_audit, lambda: engine.export_audit(io.StringIO())):
+        with pytest.raises(ValueError, match="keeps no audit log"):
+            call()

@@ -269,7 +269,9 @@ class MemoryStore:
     def verify_audit(self, *, expected_head: str | None = None) -> audit.VerifyResult:
         """Verify the chain of the records the log holds (from its oldest one: the records
         before it are gone, see :attr:`dropped`), and the agents' states against it (each
-        agent the held records name is in the state its newest record leaves it in)."""
+        agent the held records name is in the state its newest record leaves it in).
+        ``ValueError`` when the store keeps no log (``audit=False``): nothing to verify."""
+        self._has_log()
         with self._lock:
             self._forget_settled()
             tickets = [(ticket.ticket, ticket.status, ticket.to_row())
@@ -277,14 +279,20 @@ class MemoryStore:
         records, states = self._snapshot()
         after = (0, None) if not records else (records[0]["seq"] - 1, records[0]["prev"])
         return audit.verify_records(records, expected_head=expected_head, after=after,
-                                    states=states, tickets=tickets if self._keep_audit else None)
+                                    states=states, tickets=tickets)
 
     def export_audit(self, out: IO[str]) -> int:
         """The records the log holds, then every agent's state and the head, as JSON Lines
-        (:func:`sentra_runtime.audit.write_export`)."""
+        (:func:`sentra_runtime.audit.write_export`); ``ValueError`` without a log."""
+        self._has_log()
         records, states = self._snapshot()
         head = (0, None) if not records else (records[-1]["seq"], records[-1]["hash"])
         return audit.write_export(records, states, head, out)
+
+    def _has_log(self) -> None:
+        if not self._keep_audit:
+            raise ValueError("this MemoryStore keeps no audit log (audit=False): there is no log "
+                             "to verify or export")
 
     def _snapshot(self) -> tuple[list[dict[str, Any]], list[tuple[str, RawState]]]:
         """The records held and the agents' states, at one moment."""
