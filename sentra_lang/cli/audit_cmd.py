@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.extras import require
+from sentra_lang.diagnostics import visible
 
 
 def register(subparsers: Any) -> None:
@@ -71,7 +72,8 @@ def run_verify(args: argparse.Namespace) -> int:
         else:
             result = verify_export(read_jsonl(target), expected_head=args.expected_head,
                                    anchor=args.anchor)
-    print(f"{redacted(args.log)}: {result}")
+    # a problem quotes agent ids, which an agent chose: escaped, never acted on by the terminal
+    print(f"{redacted(args.log)}: {visible(str(result))}")
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 

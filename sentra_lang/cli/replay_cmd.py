@@ -73,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
                          "to replay")
     sys.stdout.write(render(result))
     if args.to_suite:
+        # a suite moves its clock in whole seconds and never back: its expectations are the
+        # decisions made at those times (they differ from the report's only at the edge of a
+        # window or a decay period, or where the recorded clock went back)
+        written = result if not result.timed else replay(
+            read_records(audit), policy, keep_steps=True, suite_timeline=True)
         try:
-            write_suite(result, Path(args.to_suite), policy_path, fields)
+            write_suite(written, Path(args.to_suite), policy_path, fields)
         except OSError as error:
             raise UsageError(f"cannot write the suite {args.to_suite}: "
                              f"{error.strerror or error}") from error

@@ -15,6 +15,7 @@ from sentra_runtime.audit import parse_timestamp_us
 from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
 
+from sentra_lang.diagnostics import visible
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.runner import OPERATOR, ScenarioStore
 
@@ -161,21 +162,32 @@ class RecordedClock:
     (``risk_decay``) see the times the log recorded; a record without a readable time keeps the
     previous one."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, suite_timeline: bool = False) -> None:
         self.now = 0.0
+        self.suite_timeline = suite_timeline
+        """Follow the times a written suite gives the steps instead: whole seconds, and a clock
+        that went back stands still (as `write_suite` writes its `after` steps)."""
 
     def __call__(self) -> float:
         return self.now
 
     def follow(self, record: dict[str, Any]) -> None:
         micros = parse_timestamp_us(record.get("time"))
-        if micros is not None:
+        if micros is None:
+            return
+        if self.suite_timeline:
+            self.now = max(self.now, float(micros // 1_000_000))
+        else:
             self.now = micros / 1_000_000
 
 
-def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool = False) -> ReplayResult:
+def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool = False,
+           suite_timeline: bool = False) -> ReplayResult:
+    """Re-decide ``records`` with ``policy`` at their recorded times, or (``suite_timeline``)
+    at the times the suite `write_suite` writes gives them, so that its expectations are the
+    decisions `sentra-lang test` makes."""
     store = ScenarioStore()
-    clock = RecordedClock()
+    clock = RecordedClock(suite_timeline=suite_timeline)
     engine = Engine(load_policy(policy), store, clock=clock)
     result = ReplayResult(timed=engine.decider.decays or engine.decider.limited
                           or engine.policy.reviews,
@@ -274,8 +286,10 @@ def render(result: ReplayResult) -> str:
             if kind == "risk":
                 risk = (f", risk {change.old['attempted_risk']} -> "
                         f"{change.new.attempted_risk}")
-            lines.append(f"           seq {change.seq}: agent {change.agent!r} "
-                         f"{change.action}{risk}")
+            # the agent id and the action are what an agent sent: escaped, so that they can
+            # neither forge a line nor drive the terminal
+            lines.append(f"           seq {change.seq}: agent {visible(repr(change.agent))} "
+                         f"{visible(change.action)}{risk}")
     return "\n".join(lines) + "\n"
 
 

@@ -45,7 +45,9 @@ class _Checker:
         self.threshold = max([put.policy.risk_threshold,
                               *(g.risk_threshold or 0 for g in put.policy.groups)])
         """The highest threshold any agent has (a group's may be above the header's)."""
-        self.strikes = put.policy.strikes
+        self.strikes = max([put.policy.strikes, *(g.strikes or 0 for g in put.policy.groups)])
+        """The most strikes any agent has before its shutdown (a group's may be above the
+        header's)."""
         self.groups = [group.name for group in put.policy.groups]
 
     def report(self, code: str, message: str, span: Any, **kwargs: Any) -> None:
