@@ -15,6 +15,7 @@ from sentra_runtime.audit import parse_timestamp_us
 from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
 
+from sentra_lang.checker import MAX_DURATION
 from sentra_lang.diagnostics import visible
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.runner import OPERATOR, ScenarioStore
@@ -313,6 +314,15 @@ def _assign_line(record: dict[str, Any], declared: set[str]) -> str:
     return f"  {step}"
 
 
+def _gaps(seconds: int) -> Iterator[int]:
+    """``seconds`` as the `after` steps that take it: none longer than a duration may be (a
+    recorded clock that jumped more than a century ahead takes several)."""
+    while seconds > MAX_DURATION:
+        yield MAX_DURATION
+        seconds -= MAX_DURATION
+    yield seconds
+
+
 def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[str]) -> None:
     """The recorded traffic as one scenario whose expectations are the new policy's decisions;
     a step whose decision changed carries the recorded one in a comment."""
@@ -330,7 +340,7 @@ def write_suite(result: ReplayResult, out: Path, policy_file: Path, fields: set[
         if result.timed and micros is not None:
             now = micros // 1_000_000
             if seconds is not None and now > seconds:
-                lines.append(f"  after {duration_text(now - seconds)}")
+                lines.extend(f"  after {duration_text(gap)}" for gap in _gaps(now - seconds))
             seconds = now if seconds is None else max(seconds, now)
         if record.get("kind") == "group":
             lines.append(_assign_line(record, declared))

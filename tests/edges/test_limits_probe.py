@@ -451,3 +451,67 @@ def test_a_suite_may_expect_the_strikes_of_a_group_above_the_headers(tmp_path: P
         '  state "ops-7" -> strikes 5 status shut_down\n}\n', "utf-8")
     tested = cli("test", str(tmp_path / "groups.sentra-test"))
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_replay_suite_of_a_clock_that_jumped_a_century_ahead_passes(tmp_path: Path) -> None:
+    clock = Clock()
+    engine = sqlite_engine(tmp_path / "r.db", EXPORTS, clock)
+    engine.evaluate("a", "EXPORT_DATA", {})
+    clock.now += 40_000 * 86_400                     # more than the longest duration, 36500d
+    engine.evaluate("a", "EXPORT_DATA", {})
+    engine.store.close()
+    replay_round_trip(tmp_path, EXPORTS, tmp_path / "r.db")
+
+
+def test_an_export_with_assignments_decay_and_limits_verifies_and_replays(tmp_path: Path) -> None:
+    source = STATEFUL.replace('  allow risk 30 as EXPORT_OK "Export allowed."',
+                              '  allow risk 30 as EXPORT_OK limit 2 per 1h "Export allowed."')
+    clock = Clock(T0 + 0.5)
+    engine = sqlite_engine(tmp_path / "r.db", source, clock)
+    engine.assign_group("old-1", "new", operator="alice")
+    for index in range(6):
+        for agent in ("old-1", "new-1", "x"):
+            engine.evaluate(agent, "EXPORT_DATA", {"rows": 5})
+        clock.now += 1799.9
+    engine.assign_group("old-1", None, operator="bob")
+    engine.evaluate("old-1", "EXPORT_DATA", {"rows": 5})
+    engine.store.close()
+    export = tmp_path / "log.jsonl"
+    exported = cli("audit", "export", str(tmp_path / "r.db"), "-o", str(export))
+    assert exported.returncode == 0, exported.stderr
+    verified = cli("audit", "verify", str(export))
+    assert verified.returncode == 0 and "ends at the stored head" in verified.stdout, verified
+    replay_round_trip(tmp_path, source, export)
+
+
+def test_assignments_racing_decisions_on_one_file(tmp_path: Path) -> None:
+    """docs/runtime.md: an assignment is kept beside the state, in the same transaction, and
+    decisions never change it: every decision carries the group assigned before it."""
+    import threading
+
+    table = compiled_table(GROUPS.replace("strikes 5", "strikes 1000"))
+    deciding = Engine(table, SQLiteStore(tmp_path / "race.db"), clock=Clock())
+    assigning = Engine(table, SQLiteStore(tmp_path / "race.db"), clock=Clock())
+
+    def decide() -> None:
+        for index in range(120):
+            deciding.evaluate("x-1", "ISSUE_REFUND", {"amount": 1 if index % 7 else 5000})
+
+    def assign() -> None:
+        for index in range(60):
+            assigning.assign_group("x-1", "trusted" if index % 2 == 0 else None, operator="op")
+
+    threads = [threading.Thread(target=decide), threading.Thread(target=assign)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert deciding.group("x-1") == ("", None)          # the last assignment cleared it
+    assigned, seen = None, []
+    for record in deciding.audit_records():
+        if record["kind"] == "group":
+            assigned = record["group"]
+        elif record["kind"] == "decision":
+            seen.append(record["decision"]["group"] == (assigned or ""))
+    assert len(seen) == 120 and all(seen)
+    assert deciding.verify_audit().ok
