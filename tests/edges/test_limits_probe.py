@@ -469,7 +469,7 @@ def test_an_export_with_assignments_decay_and_limits_verifies_and_replays(tmp_pa
     clock = Clock(T0 + 0.5)
     engine = sqlite_engine(tmp_path / "r.db", source, clock)
     engine.assign_group("old-1", "new", operator="alice")
-    for index in range(6):
+    for _ in range(6):
         for agent in ("old-1", "new-1", "x"):
             engine.evaluate(agent, "EXPORT_DATA", {"rows": 5})
         clock.now += 1799.9

@@ -5,11 +5,15 @@ docs/language.md alone, on a real server (uvicorn on a loopback port, a real SQL
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.server.conftest import Serve, serve  # noqa: F401 (the fixture)
+from tests.server.conftest import TOKEN, Server
+
+Serve = Callable[[str], Server]
 
 POLICY = """policy refunds version "1" {
   risk_threshold 100
@@ -33,6 +37,22 @@ action ISSUE_REFUND {
 
 otherwise block as UNKNOWN "Not covered."
 """
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Start a server of the test's own on a policy source (stopped after the test)."""
+    started: list[Server] = []
+
+    def start(source: str) -> Server:
+        policy = tmp_path / "policy.sentra"
+        policy.write_text(source, encoding="utf-8")
+        started.append(Server(policy, tmp_path / "sentra.db", TOKEN))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 def agent(server: Any, agent_id: str) -> dict[str, Any]:
