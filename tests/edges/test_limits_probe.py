@@ -11,14 +11,13 @@ docs' own examples, computed by hand, never read from the code.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sentra_runtime import FRESH, Decider, Engine, SQLiteStore
 
+from tests.edges.probe_helpers import cli, replay_round_trip
 from tests.runtime.helpers import T0, Clock, compiled_table
 
 # docs/language.md, "Risk decay"
@@ -160,12 +159,6 @@ def at(hour: int, minute: int = 0, second: float = 0.0) -> float:
 
 def sqlite_engine(path: Path, source: str, clock: Clock) -> Engine:
     return Engine(compiled_table(source), SQLiteStore(path), clock=clock)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real `sentra-lang` command, in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "sentra_lang", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def step(engine: Engine, agent: str, action: str, fields: dict[str, Any] | None = None
@@ -353,18 +346,6 @@ def test_a_number_field_decides_alike_whether_sent_as_10_or_10_0() -> None:
 
 
 # --- replay and its suite -------------------------------------------------------------------
-
-def replay_round_trip(tmp_path: Path, source: str, log: Path) -> None:
-    """`replay` with the recording's own policy changes nothing, and the suite it writes
-    passes `sentra-lang test`."""
-    policy = tmp_path / "policy.sentra"
-    policy.write_text(source, "utf-8")
-    suite = tmp_path / "replayed.sentra-test"
-    replayed = cli("replay", str(log), "--policy", str(policy), "--to-suite", str(suite))
-    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    tested = cli("test", str(suite))
-    assert tested.returncode == 0, tested.stdout + tested.stderr + suite.read_text("utf-8")
-
 
 @pytest.mark.parametrize("offsets", [
     (0.6, 3600.2),                     # 59m59.6s apart: blocked, though whole seconds say 1h

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from sentra_runtime import (
     UnknownTicket,
 )
 
+from tests.edges.probe_helpers import cli, replay_round_trip
 from tests.runtime.helpers import T0, Clock, compiled_table
 
 # docs/language.md, "Review" (with the strikes and an action that takes risk without review)
@@ -95,11 +94,6 @@ def summary(decision: Decision) -> tuple[Any, ...]:
     return (decision.label, decision.rule_id, decision.applied_risk, decision.cumulative_risk,
             decision.blocked_attempts, decision.status)
 
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real `sentra-lang` command, in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "sentra_lang", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
 
 
 def review_records(engine: Engine) -> list[dict[str, Any]]:
@@ -533,14 +527,7 @@ def lifecycle_log(tmp_path: Path) -> Path:
 
 def test_replay_of_a_whole_lifecycle_changes_nothing_and_its_suite_passes(
         tmp_path: Path) -> None:
-    log = lifecycle_log(tmp_path)
-    policy = tmp_path / "refunds.sentra"
-    policy.write_text(REFUNDS, "utf-8")
-    suite = tmp_path / "replayed.sentra-test"
-    replayed = cli("replay", str(log), "--policy", str(policy), "--to-suite", str(suite))
-    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    tested = cli("test", str(suite))
-    assert tested.returncode == 0, tested.stdout + tested.stderr + suite.read_text("utf-8")
+    replay_round_trip(tmp_path, REFUNDS, lifecycle_log(tmp_path))
 
 
 # --- the embedded guard waiting for a verdict ----------------------------------------------

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.edges.probe_helpers import cli
 from tests.edges.test_review_probe import REFUNDS, TICKET_ID
 from tests.runtime.helpers import T0, Clock
 from tests.server.conftest import TOKEN, Serve, Server, serve  # noqa: F401 (the fixture)
@@ -320,11 +318,6 @@ def test_the_sdk_refuses_a_verdict_with_the_read_token_or_twice(server: Server) 
 
 
 # --- the CLI on a real server: review, audit verify, replay --------------------------------
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sentra_lang", *args], capture_output=True,
-                          text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
 
 
 def test_the_cli_judges_once_and_the_log_verifies_and_replays(server: Server) -> None:
