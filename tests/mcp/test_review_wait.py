@@ -169,16 +169,21 @@ def test_an_approval_over_the_threshold_is_refused(setup: Setup, tmp_path: Path)
     assert Operator(setup.db, policy).status(second) == "blocked"
 
 
-def test_no_verdict_within_the_wait_is_the_review_answer(setup: Setup, tmp_path: Path) -> None:
-    policy = reviewing_policy(tmp_path)
-
+def timed_call(setup: Setup, policy: Path, wait: float) -> tuple[Any, float]:
+    """One held `change_permission` call through an embedded gateway waiting ``wait`` seconds
+    for a verdict nobody gives: its result, and how long the call took."""
     async def scenario() -> tuple[Any, float]:
-        async with session(embedded(setup, policy, 1)) as client:
+        async with session(embedded(setup, policy, wait)) as client:
             started = time.monotonic()
             result = await client.call_tool("change_permission", EVE)
             return result, time.monotonic() - started
 
-    result, took = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_no_verdict_within_the_wait_is_the_review_answer(setup: Setup, tmp_path: Path) -> None:
+    policy = reviewing_policy(tmp_path)
+    result, took = timed_call(setup, policy, 1)
     ticket = meta(result)["ticket"]
     assert result.isError and text_of(result) == held_text(
         ticket, "no operator's verdict came within the gateway's 1 s wait, and a later "
@@ -189,14 +194,7 @@ def test_no_verdict_within_the_wait_is_the_review_answer(setup: Setup, tmp_path:
 
 def test_a_ticket_that_expires_during_the_wait_ends_it(setup: Setup, tmp_path: Path) -> None:
     policy = reviewing_policy(tmp_path, expires="1s")
-
-    async def scenario() -> tuple[Any, float]:
-        async with session(embedded(setup, policy, 30)) as client:
-            started = time.monotonic()
-            result = await client.call_tool("change_permission", EVE)
-            return result, time.monotonic() - started
-
-    result, took = asyncio.run(scenario())
+    result, took = timed_call(setup, policy, 30)
     ticket = meta(result)["ticket"]
     assert result.isError and text_of(result) == held_text(
         ticket, "the ticket expired before an operator's verdict")
