@@ -58,6 +58,8 @@ class Interpreter:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.schema = input_schema(model)
+        self.numbers = frozenset(name for name, info in model.fields.items()
+                                 if info.type == "number")
 
     def values(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The declared fields' values (MISSING when absent), read as the runtime reads them;
@@ -110,7 +112,7 @@ class Interpreter:
             inner = self.truth(cond.operand, values)
             return UNKNOWN if inner is UNKNOWN else not inner
         if isinstance(cond, ast.ArithCompare):
-            return _arith_compare(cond, values)
+            return _arith_compare(cond, values, self.numbers)
         if isinstance(cond, ast.Ref):
             let = self.model.lets.get(cond.path.dotted)
             if let is not None:
@@ -146,17 +148,19 @@ class Interpreter:
         return bool(COMPARISONS[cond.op](left, right))
 
 
-def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any]) -> bool | None:
+def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any],
+                   numbers: frozenset[str]) -> bool | None:
     """A comparison with arithmetic, computed here independently of `sentra_runtime.arith`
     (docs/language.md, "Arithmetic"): false when an operand is missing (`!=`: true), UNKNOWN
-    when a side
-    divides by zero or is not a finite number."""
+    when a side divides by zero or is not a finite number; a `number` field (in `numbers`) is
+    a float in it, however it was sent."""
     assert not isinstance(cond.right, (ast.Str, ast.Bool))
     if any(values[path.dotted] is MISSING for side in (cond.left, cond.right)
            for path in expression_paths(side)):
         return cond.op == "!="  # the negation of `==`, false for a missing operand
     try:
-        left, right = _value(cond.left, values), _value(cond.right, values)
+        left = _value(cond.left, values, numbers)
+        right = _value(cond.right, values, numbers)
     except (ZeroDivisionError, OverflowError, _NotFinite):
         return UNKNOWN
     if cond.op == "!=":
@@ -168,14 +172,15 @@ class _NotFinite(Exception):
     pass
 
 
-def _value(expr: ast.Expr, values: dict[str, Any]) -> Any:
+def _value(expr: ast.Expr, values: dict[str, Any], numbers: frozenset[str]) -> Any:
     if isinstance(expr, ast.Path):
-        return values[expr.dotted]
+        value = values[expr.dotted]
+        return float(value) if expr.dotted in numbers else value
     if isinstance(expr, ast.Num):
         return expr.value
     if isinstance(expr, ast.Neg):
-        return -_value(expr.operand, values)
-    left, right = _value(expr.left, values), _value(expr.right, values)
+        return -_value(expr.operand, values, numbers)
+    left, right = _value(expr.left, values, numbers), _value(expr.right, values, numbers)
     result = {"+": operator.add, "-": operator.sub, "*": operator.mul,
               "/": operator.truediv}[expr.op](left, right)
     if isinstance(result, float) and not math.isfinite(result):

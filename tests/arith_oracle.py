@@ -30,7 +30,8 @@ class Undetermined(Exception):
 def value(node: Node, env: Mapping[str, Any]) -> Any:
     kind = node[0]
     if kind == "f":
-        return env[node[1]]
+        # a `number` field is a number (64-bit float) in a computation, however it was sent
+        return float(env[node[1]]) if FIELDS[node[1]].startswith("number") else env[node[1]]
     if kind == "c":
         return node[1]
     if kind == "neg":
@@ -69,7 +70,7 @@ def comparison(op: str, left: Node, right: Node, env: Mapping[str, Any]) -> bool
         return op == "!="
     try:
         a, b = value(left, env), value(right, env)
-    except Undetermined:
+    except (Undetermined, OverflowError):
         return UNDETERMINED
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 

@@ -6,6 +6,9 @@ folding and its analysis), so they cannot disagree:
 
 - ``+ - *`` on two ints give an int (exact, Python integers); ``/`` always gives a number (true
   division); an int meeting a number is converted to a number first.
+- A ``number`` field is a number (a float) in a computation even when it was sent as a JSON
+  integer (:attr:`Field.number`): ``amount`` sent as ``10`` computes as ``10.0``, so a value
+  decides alike however it was written; one too large to be a float cannot be computed.
 - Dividing by zero, and a result or intermediate result that is not a finite number (an
   overflow to infinity; an int too large to become a number), is an
   :class:`ArithmeticFailure`: the decision is Blocked as ``ARITHMETIC_ERROR``, never a test that
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +40,10 @@ MAX_EXPRESSION_DEPTH = 100
 @dataclass(frozen=True)
 class Field:
     name: str
+    number: bool = field(default=False, compare=False)
+    """Whether the field is declared ``number``: its value is then a float in a computation
+    (:func:`operand`). Set when a table is loaded (:func:`from_json`'s ``numbers``); the same
+    field with or without it is the same expression."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,17 @@ def apply(op: str, left: Number, right: Number) -> Number:
     return result
 
 
+def operand(node: Field, value: Number) -> Number:
+    """A field's value as a computation uses it: a ``number`` field's int as a float
+    (:class:`ArithmeticFailure` when it is too large to be one), any other value as it is."""
+    if node.number and value.__class__ is int:
+        try:
+            return float(value)
+        except OverflowError:
+            raise ArithmeticFailure(NOT_FINITE, node) from None
+    return value
+
+
 def evaluate(expr: Expr, values: Mapping[str, Any]) -> Number:
     """The value of ``expr`` with every field it reads present in ``values``.
 
@@ -102,7 +120,7 @@ def evaluate(expr: Expr, values: Mapping[str, Any]) -> Number:
     while stack:
         node, ready = stack.pop()
         if isinstance(node, Field):
-            results.append(values[node.name])
+            results.append(operand(node, values[node.name]))
         elif isinstance(node, Const):
             results.append(node.value)
         elif isinstance(node, Neg):
@@ -199,8 +217,10 @@ def to_json(expr: Expr) -> dict[str, Any]:
     return {"op": expr.op, "args": [to_json(expr.left), to_json(expr.right)]}
 
 
-def from_json(data: Any, path: str, depth: int = 0) -> Expr:
-    """An expression read from a table, checked; :class:`ExpressionError` names the path."""
+def from_json(data: Any, path: str, depth: int = 0,
+              numbers: frozenset[str] = frozenset()) -> Expr:
+    """An expression read from a table, checked; :class:`ExpressionError` names the path.
+    ``numbers``: the fields declared ``number`` (:attr:`Field.number`)."""
     if depth > MAX_EXPRESSION_DEPTH:
         raise ExpressionError(f"{path}: expression nests more than {MAX_EXPRESSION_DEPTH} "
                               "levels deep")
@@ -210,7 +230,7 @@ def from_json(data: Any, path: str, depth: int = 0) -> Expr:
     if keys == {"field"}:
         if not isinstance(data["field"], str):
             raise ExpressionError(f"{path}.field: expected string")
-        return Field(data["field"])
+        return Field(data["field"], number=data["field"] in numbers)
     if keys == {"const"}:
         value = data["const"]
         if value.__class__ not in (int, float) or (isinstance(value, float)
@@ -228,7 +248,8 @@ def from_json(data: Any, path: str, depth: int = 0) -> Expr:
     if len(args) != arity:
         raise ExpressionError(f"{path}.args: `{op}` takes {arity} argument"
                               f"{'s' if arity > 1 else ''}, got {len(args)}")
-    parts = [from_json(arg, f"{path}.args[{i}]", depth + 1) for i, arg in enumerate(args)]
+    parts = [from_json(arg, f"{path}.args[{i}]", depth + 1, numbers)
+             for i, arg in enumerate(args)]
     return Neg(parts[0]) if op == "neg" else BinOp(op, parts[0], parts[1])
 
 

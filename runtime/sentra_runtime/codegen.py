@@ -29,8 +29,9 @@ none of whose tests was false had an arithmetic test that could not be computed,
 
 An arithmetic test (:mod:`sentra_runtime.arith`) is code too: its fields' presence, then the
 comparison of the two sides, each side's final value checked to be finite inline (so is a divisor
-that is itself computed: ``x / inf`` would hide an overflow). Python raises ``ZeroDivisionError``
-and ``OverflowError`` itself. A row's arithmetic tests come after its other tests, so a false
+that is itself computed: ``x / inf`` would hide an overflow); a ``number`` field is
+``float(...)`` in it (``arith.operand``). Python raises ``ZeroDivisionError`` and
+``OverflowError`` itself. A row's arithmetic tests come after its other tests, so a false
 ordinary test decides first; two or more go through ``_all_or_fail``, which tries them all
 before raising (the row semantics of ``row_holds``). When a computation fails, the block is
 decided again by the definition (``_by_rows``: ``policy.first_match``), since another row of
@@ -565,7 +566,9 @@ class _Generator:
         """Python for ``expr``, parenthesised throughout (Python's operators and precedence are
         the language's); a computed divisor is checked finite."""
         if isinstance(expr, arith.Field):
-            return self._var(expr.name)
+            # a `number` field sent as an int computes as a float (arith.operand); float()
+            # of an int too large to be one raises OverflowError, a failure like any other
+            return f"float({self._var(expr.name)})" if expr.number else self._var(expr.name)
         if isinstance(expr, arith.Const):
             return repr(expr.value)
         if isinstance(expr, arith.Neg):

@@ -577,6 +577,9 @@ class _Validator:
     written out only in an error message (a large table has hundreds of thousands of values).
     """
 
+    numbers: frozenset[str] = frozenset()
+    """The input fields declared ``number`` (an expression's :attr:`arith.Field.number`)."""
+
     def table(self, data: Mapping[str, Any]) -> Policy:
         self._object("table", data, _TABLE)
         schema_version = self._int("", "schema_version",
@@ -589,6 +592,7 @@ class _Validator:
         inputs = tuple(self._input(f"input[{i}]", item)
                        for i, item in enumerate(self._list("", "input", data["input"])))
         self.schema_version = schema_version
+        self.numbers = frozenset(spec.name for spec in inputs if spec.type == "number")
         rules = tuple(self._rule(f"rules[{i}]", item)
                       for i, item in enumerate(self._list("", "rules", data["rules"])))
         actions = tuple(self._action(f"actions[{i}]", item)
@@ -806,8 +810,8 @@ class _Validator:
             raise _fail(path, f"arithmetic tests need schema_version {ARITHMETIC_VERSION} "
                               f"(the table says {self.schema_version})")
         try:
-            left = arith.from_json(item["left"], f"{path}.left")
-            right = arith.from_json(item["right"], f"{path}.right")
+            left = arith.from_json(item["left"], f"{path}.left", numbers=self.numbers)
+            right = arith.from_json(item["right"], f"{path}.right", numbers=self.numbers)
         except arith.ExpressionError as error:
             raise PolicyLoadError(str(error)) from None
         return TestSpec(field="", op=self._choice(path, "op", item["op"], ARITHMETIC_OPERATORS),

@@ -336,8 +336,6 @@ def test_division_by_zero_is_blocked_in_either_order_of_the_guard() -> None:
         "Blocked", "ARITHMETIC_ERROR", "Rule `PER_ITEM_HIGH`: `amount / items` divides by zero.")
 
 
-@pytest.mark.xfail(strict=True, reason="a `number` field sent as a JSON integer is computed as "
-                   "an int: `10 / 10**400` is exact (0.0) where `10.0 / 10**400` is undetermined")
 def test_a_number_field_decides_alike_whether_sent_as_10_or_10_0() -> None:
     # docs/language.md, "Arithmetic": `amount` is a `number`; an int meeting a number becomes a
     # number first, and an int too large to become one makes the comparison undetermined

@@ -351,6 +351,47 @@ def test_int_arithmetic_is_exact_and_division_is_true_division() -> None:
     assert decide(src, {"amount": 1, "items": 10**400, "total": 1}).rule_id == "ARITHMETIC_ERROR"
 
 
+TWO_53 = 2**53
+
+
+@pytest.mark.parametrize(("rule", "fields", "expected"), [
+    # docs/language.md, "Arithmetic": a `number` field is a number in a computation, however it
+    # was sent: 2**53 + 1 sent as a JSON integer computes as the number 2**53
+    ("when amount - 9007199254740992 > 0 allow as ABOVE", {"amount": TWO_53 + 1}, "OK"),
+    ("when amount * 1 == 9007199254740992 allow as SAME", {"amount": TWO_53 + 1}, "SAME"),
+    # a comparison compares its two sides exactly, as an ordinary test does
+    ("when amount * 1 == 9007199254740993 allow as SAME", {"amount": TWO_53 + 1}, "OK"),
+    # a bare `number` field beside a computation is a number too
+    ("when amount > items * 1 allow as ABOVE", {"amount": TWO_53 + 1, "items": TWO_53}, "OK"),
+    ("when amount > items * 1 allow as ABOVE", {"amount": TWO_53 + 2, "items": TWO_53}, "ABOVE"),
+    # an int too large to be a number cannot be computed, as a `number` field or in an `int`
+    # computation meeting a number
+    ("when amount / items > 0 allow as POSITIVE", {"amount": 10, "items": 10**400},
+     "ARITHMETIC_ERROR"),
+    ("when amount / items > 0 allow as POSITIVE", {"amount": 10.0, "items": 10**400},
+     "ARITHMETIC_ERROR"),
+    ("when amount / 2 > 0 allow as POSITIVE", {"amount": 10**400}, "ARITHMETIC_ERROR"),
+    ("when amount > items * 2 allow as ABOVE", {"amount": 10**400, "items": 1},
+     "ARITHMETIC_ERROR"),
+    # `int` arithmetic stays exact
+    ("when items - 9007199254740992 > 0 allow as ABOVE", {"items": TWO_53 + 1}, "ABOVE"),
+])
+def test_a_number_field_is_a_number_in_a_computation(rule: str, fields: dict[str, Any],
+                                                     expected: str) -> None:
+    assert decide(policy(rule), {"amount": 1, "items": 1, "total": 1, **fields}).rule_id == \
+        expected
+
+
+def test_a_number_field_too_large_to_compute_names_itself_and_reasons_show_it_as_sent() -> None:
+    src = policy("when amount / 2 > 0 allow as POSITIVE",
+                 'when amount > total * 0.5 block as HALF "A refund of {amount} is too much."')
+    assert decide(src, {"amount": 10**400, "items": 1, "total": 1}).reason == \
+        "Rule `POSITIVE`: `amount` is not a finite number."
+    src = policy('when amount > total * 0.5 block as HALF "A refund of {amount} is too much."')
+    assert decide(src, {"amount": 10, "items": 1, "total": 1}).reason == \
+        "A refund of 10 is too much."
+
+
 def test_reasons_interpolate_the_action_and_the_agent_as_documented() -> None:
     src = "policy reasons version" + REASONS
     decision = decide(src, {"amount": 900}, action=" refund ", agent="support-7")
@@ -434,7 +475,8 @@ def test_generated_python_shows_the_computation(tmp_path: Path) -> None:
     path.write_text(policy("when amount > total * 0.5 block as HALF"), "utf-8")
     run = subprocess.run([sys.executable, "-m", "sentra_lang", "compile", str(path), "--emit",
                           "python"], capture_output=True, text=True, check=True)
-    assert "(_n0 if (_n0 := (v3 * 0.5)) - _n0 == 0 else _not_finite())" in run.stdout and "_by_rows(" in run.stdout, run.stdout
+    assert "(_n0 if (_n0 := (float(v3) * 0.5)) - _n0 == 0 else _not_finite())" in run.stdout \
+        and "_by_rows(" in run.stdout, run.stdout
 
 
 # ------------------------------------------------------------------ suites and the docs

@@ -56,6 +56,28 @@ def test_runtime_decides_as_the_documentation_says(rules: list[tuple[str, oracle
 
 
 @LAWS
+@given(oracle.rule_lists, st.lists(oracle.environments, min_size=1, max_size=6))
+def test_a_number_field_decides_alike_sent_as_an_integer_or_a_number(
+        rules: list[tuple[str, oracle.Node]], envs: list[dict[str, Any]]) -> None:
+    """`10` and `10.0` are one value of a `number` field (docs/language.md, "Arithmetic"):
+    whichever way the number fields are sent, the decision is the same, whenever the integer is
+    a number exactly."""
+    decider = Decider(_compiled(rules).table.model_dump(mode="json"))
+    numbers = [name for name, kind in oracle.FIELDS.items() if kind.startswith("number")]
+    for env in envs:
+        as_ints = dict(env)
+        for name in numbers:
+            value = env[name]
+            if isinstance(value, float) and value.is_integer():
+                as_ints[name] = int(value)
+            elif isinstance(value, int) and abs(value) <= 2**53:
+                env = {**env, name: float(value)}
+        first, _ = decider.decide("X", _fields(env), agent_id="a1")
+        second, _ = decider.decide("X", _fields(as_ints), agent_id="a1")
+        assert (first.rule_id, first.label) == (second.rule_id, second.label), (env, as_ints)
+
+
+@LAWS
 @given(oracle.rule_lists, st.lists(oracle.environments, min_size=1, max_size=6),
        st.integers(1, 4))
 def test_generated_code_equals_the_definition(rules: list[tuple[str, oracle.Node]],
