@@ -831,11 +831,14 @@ class _ExportEnd:
         if kind == STATE:
             agent, state = line.get("agent"), decision_state(line)
             windows = _line_windows(line.get("limit_windows"))
-            if state is not None and windows:
-                state = (*state, *(None,) * (4 - len(state)), windows)  # type: ignore[assignment]
+            group = line.get("assigned_group")
+            if state is not None and (windows or group is not None):
+                state = (*state, *(None,) * (4 - len(state)),  # type: ignore[assignment]
+                         windows, *(() if group is None else (group,)))
             # a malformed state line is kept as a state no log leaves an agent in
             self.states.append((agent, state) if isinstance(agent, str) and state is not None
-                               and windows is not None else (str(agent), (-1, -1, False)))
+                               and windows is not None and isinstance(group, (str, type(None)))
+                               else (str(agent), (-1, -1, False)))
         else:
             seq, digest = line.get("seq"), line.get("hash")
             valid = isinstance(seq, int) and isinstance(digest, (str, type(None)))
@@ -845,7 +848,8 @@ class _ExportEnd:
 
 def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
     """An export's end line holding one agent's stored state (and its decay anchor, as a time,
-    when it has one; its rate-limit windows, each time as a time, when it has some)."""
+    when it has one; its rate-limit windows, each time as a time, when it has some; the group
+    an operator assigned it to, when there is one)."""
     risk, blocked, down = state[0], state[1], state[2]
     line = {"kind": STATE, "agent": agent, "cumulative_risk": risk,
             "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
@@ -855,6 +859,8 @@ def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
     if windows:
         line["limit_windows"] = {key: [_anchor_text(time) for time in times]
                                  for key, times in sorted(windows.items())}
+    if len(state) > 5:  # type: ignore[misc]
+        line["assigned_group"] = state[5]  # type: ignore[misc]
     return line
 
 
