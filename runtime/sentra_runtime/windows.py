@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from bisect import bisect_right
 from collections.abc import Collection, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sentra_runtime.policy import LimitSpec, key_period
@@ -99,12 +100,13 @@ def counting_fields(counting: Counting) -> dict[str, list[str]]:
     windows of limits its policy no longer has, which it dropped; only when there are
     some)."""
     limits, before, after = counting
-    fields = {COUNTED: [limit[0] for limit in limits]}
-    dropped = [] if not before or after is None else sorted(
-        key for key in before if key not in after)
-    if dropped:
-        fields[DROPPED] = dropped
+    fields = {COUNTED: list(map(_key, limits))}
+    if before and after is not None and not after.keys() >= before.keys():
+        fields[DROPPED] = sorted(key for key in before if key not in after)
     return fields
+
+
+_key = itemgetter(0)
 
 
 def replayed(windows: Windows, outcome: Mapping[str, Any], now_us: int) -> Windows | None:
