@@ -156,9 +156,7 @@ def decision_outcome(decision: Decision) -> dict[str, Any]:
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
     if decision.group is not None:
         outcome["group"] = decision.group
-    counting = decision.__dict__.get("_counted")
-    if counting is not None:   # an allowed decision under a policy with rate limits
-        outcome.update(counting_fields(counting))
+    outcome.update(counting_fields(decision.__dict__))   # under limits: the windows counted in
     if decision.ticket is not None:
         outcome["ticket"] = decision.ticket
         if decision.expires_at is not None:
@@ -456,7 +454,7 @@ class LogVerifier:
             if (not isinstance(agent, str) or not isinstance(record.get("ticket"), str)
                     or outcome is not None and state is None):
                 return f"record seq {seq} is not a valid review record"
-            if state is not None:
+            if state is not None and isinstance(outcome, dict):
                 self.expected[agent] = (state, seq)
                 if not self._count(agent, record, outcome):
                     return f"record seq {seq} is not a valid review record"
@@ -726,7 +724,7 @@ def _window_difference(stored: Any, logged: Windows) -> str | None:
     for key in sorted({*stored, *logged}, key=str):
         times, expected = stored.get(key), logged.get(key)
         if times is None:
-            return f"the window `{key}` ({_times(expected)} in the log) is not stored"
+            return f"the window `{key}` ({_times(expected or ())} in the log) is not stored"
         if expected is None:
             return f"the window `{key}` ({_times(times)}) is stored, but not in the log"
         times = tuple(times)
@@ -833,7 +831,7 @@ class _ExportEnd:
             windows = _line_windows(line.get("limit_windows"))
             group = line.get("assigned_group")
             if state is not None and (windows or group is not None):
-                state = (*state, *(None,) * (4 - len(state)),  # type: ignore[assignment]
+                state = (*state, *(None,) * (4 - len(state)),
                          windows, *(() if group is None else (group,)))
             # a malformed state line is kept as a state no log leaves an agent in
             self.states.append((agent, state) if isinstance(agent, str) and state is not None
@@ -855,12 +853,12 @@ def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
             "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
     if len(state) > 3 and state[3] is not None:
         line["decay_anchor"] = _anchor_text(state[3])
-    windows = state[4] if len(state) > 4 else None  # type: ignore[misc]
+    windows = state[4] if len(state) > 4 else None
     if windows:
         line["limit_windows"] = {key: [_anchor_text(time) for time in times]
                                  for key, times in sorted(windows.items())}
-    if len(state) > 5:  # type: ignore[misc]
-        line["assigned_group"] = state[5]  # type: ignore[misc]
+    if len(state) > 5:
+        line["assigned_group"] = state[5]
     return line
 
 

@@ -62,6 +62,8 @@ from sentra_runtime.windows import (
     Windows,
     counted,
     counted_in_window,
+    dropped,
+    keep_counting,
 )
 
 State = tuple[int, int, bool]
@@ -308,8 +310,10 @@ class Decider:
                                                                          agent_id)
                     _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                             reason, seq, None, code, payload, state))
-                    if self.limited:   # what its record keeps (windows.counting_fields)
-                        decision.__dict__["_counted"] = (limits, windows, after_windows)
+                    if self.limited:   # what its audit record keeps
+                        keep_counting(decision.__dict__, limits or (),
+                                      dropped(windows, after_windows)
+                                      if windows and limits else [])
                     if not (decaying or after_windows):   # nothing else to keep
                         return decision, (state if projected == cumulative
                                           else (projected, blocked, False))
@@ -620,7 +624,7 @@ def _settled(decision: Decision, threshold: int, before: State, reason: str) -> 
     steps += [f"risk: {risk}", f"=> {decision.label} ({decision.rule_id}): {decision.reason}"]
     explanation = Explanation(decision.action, None, (), decision.rule_id, risk, tuple(steps))
     plain = rebuild_decision(data, explanation, decision.seq)
-    for name in ("decay_anchor", "_counted"):   # what its audit record keeps besides
+    for name in ("decay_anchor", "_counted", "_dropped"):   # what its audit record keeps
         if name in kept:
             plain.__dict__[name] = kept[name]
     return plain

@@ -89,20 +89,38 @@ COUNTED = "counted"
 counted in."""
 DROPPED = "dropped"
 """The key that lists the windows it dropped (only when it dropped some)."""
-Counting = tuple[tuple[Window, ...], Windows | None, Windows | None]
-"""What an allowed decision under a policy with limits keeps for its audit record: the limits
-it counted in (none when no limit applies to it), and the agent's windows before and after."""
 
 
-def counting_fields(counting: Counting) -> dict[str, list[str]]:
-    """The keys a counting decision's audit record keeps: ``counted`` (the windows it counted
-    in, in the order they were checked; ``[]`` when no limit applied) and ``dropped`` (the
-    windows of limits its policy no longer has, which it dropped; only when there are
-    some)."""
-    limits, before, after = counting
+def dropped(before: Windows, after: Windows) -> list[str]:
+    """The keys of the windows a counting decision dropped (limits its policy no longer has),
+    sorted; ``[]`` for none (as usual: a keys-view comparison)."""
+    if after.keys() >= before.keys():
+        return []
+    return sorted(key for key in before if key not in after)
+
+
+def keep_counting(kept: dict[str, Any], limits: tuple[Window, ...],
+                  dropped_keys: list[str]) -> None:
+    """Note on an allowed decision under a policy with limits (``kept``: its ``__dict__``) what
+    its audit record keeps (:func:`counting_fields`): the limits it counted in (none when no
+    limit applies to it) and the windows it dropped."""
+    kept["_counted"] = limits
+    if dropped_keys:
+        kept["_dropped"] = dropped_keys
+
+
+def counting_fields(kept: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The keys the audit record of a decision (``kept``: its ``__dict__``) keeps about its
+    windows: for an allowed decision under a policy with limits, ``counted`` (the windows it
+    counted in, in the order they were checked; ``[]`` when no limit applied) and ``dropped``
+    (the windows of limits its policy no longer has, which it dropped; only when there are
+    some); nothing for other decisions."""
+    limits = kept.get("_counted")
+    if limits is None:
+        return {}
     fields = {COUNTED: list(map(_key, limits))}
-    if before and after is not None and not after.keys() >= before.keys():
-        fields[DROPPED] = sorted(key for key in before if key not in after)
+    if "_dropped" in kept:
+        fields[DROPPED] = list(kept["_dropped"])
     return fields
 
 

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Decider, Engine, MemoryStore, Store
-from sentra_runtime.audit import read_jsonl, verify_export
+from sentra_runtime.audit import verify_export
 from sentra_runtime.decision import Decision
 from sentra_runtime.review import TicketError
 from sentra_runtime.stores import open_store
@@ -351,11 +351,13 @@ class OlderDecider(Decider):
     def transition(self, *args: Any, **kwargs: Any) -> Any:
         decision, state = super().transition(*args, **kwargs)
         decision.__dict__.pop("_counted", None)
+        decision.__dict__.pop("_dropped", None)
         return decision, state
 
     def grouped_transition(self, *args: Any, **kwargs: Any) -> Any:
         decision, state = super().grouped_transition(*args, **kwargs)
         decision.__dict__.pop("_counted", None)
+        decision.__dict__.pop("_dropped", None)
         return decision, state
 
 
