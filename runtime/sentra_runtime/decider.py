@@ -57,13 +57,14 @@ from sentra_runtime.policy import (
 )
 from sentra_runtime.review import new_ticket_id
 from sentra_runtime.windows import (
+    COUNTED_LIMITS,
+    DROPPED_KEYS,
     MICROSECONDS,
     Window,
     Windows,
     counted,
     counted_in_window,
     dropped,
-    keep_counting,
 )
 
 State = tuple[int, int, bool]
@@ -310,10 +311,11 @@ class Decider:
                                                                          agent_id)
                     _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                             reason, seq, None, code, payload, state))
-                    if self.limited:   # what its audit record keeps
-                        keep_counting(decision.__dict__, limits or (),
-                                      dropped(windows, after_windows)
-                                      if windows and limits else [])
+                    if self.limited:   # what its audit record keeps (counting_fields)
+                        kept = decision.__dict__
+                        kept[COUNTED_LIMITS] = limits
+                        if windows and limits and not after_windows.keys() >= windows.keys():
+                            kept[DROPPED_KEYS] = dropped(windows, after_windows)
                     if not (decaying or after_windows):   # nothing else to keep
                         return decision, (state if projected == cumulative
                                           else (projected, blocked, False))
@@ -624,7 +626,7 @@ def _settled(decision: Decision, threshold: int, before: State, reason: str) -> 
     steps += [f"risk: {risk}", f"=> {decision.label} ({decision.rule_id}): {decision.reason}"]
     explanation = Explanation(decision.action, None, (), decision.rule_id, risk, tuple(steps))
     plain = rebuild_decision(data, explanation, decision.seq)
-    for name in ("decay_anchor", "_counted", "_dropped"):   # what its audit record keeps
+    for name in ("decay_anchor", COUNTED_LIMITS, DROPPED_KEYS):   # what its record keeps
         if name in kept:
             plain.__dict__[name] = kept[name]
     return plain

@@ -91,22 +91,18 @@ DROPPED = "dropped"
 """The key that lists the windows it dropped (only when it dropped some)."""
 
 
+COUNTED_LIMITS = "_counted"
+"""Where an allowed decision under a policy with limits keeps (in its ``__dict__``) the limits
+it counted in (``()`` when none applies to it), for its audit record (:func:`counting_fields`)."""
+DROPPED_KEYS = "_dropped"
+"""Where such a decision keeps the keys of the windows it dropped, when it dropped some
+(:func:`dropped`)."""
+
+
 def dropped(before: Windows, after: Windows) -> list[str]:
     """The keys of the windows a counting decision dropped (limits its policy no longer has),
-    sorted; ``[]`` for none (as usual: a keys-view comparison)."""
-    if after.keys() >= before.keys():
-        return []
+    sorted. The state step asks only when ``after``'s keys do not include ``before``'s."""
     return sorted(key for key in before if key not in after)
-
-
-def keep_counting(kept: dict[str, Any], limits: tuple[Window, ...],
-                  dropped_keys: list[str]) -> None:
-    """Note on an allowed decision under a policy with limits (``kept``: its ``__dict__``) what
-    its audit record keeps (:func:`counting_fields`): the limits it counted in (none when no
-    limit applies to it) and the windows it dropped."""
-    kept["_counted"] = limits
-    if dropped_keys:
-        kept["_dropped"] = dropped_keys
 
 
 def counting_fields(kept: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -115,12 +111,12 @@ def counting_fields(kept: Mapping[str, Any]) -> dict[str, list[str]]:
     counted in, in the order they were checked; ``[]`` when no limit applied) and ``dropped``
     (the windows of limits its policy no longer has, which it dropped; only when there are
     some); nothing for other decisions."""
-    limits = kept.get("_counted")
+    limits = kept.get(COUNTED_LIMITS)
     if limits is None:
         return {}
     fields = {COUNTED: list(map(_key, limits))}
-    if "_dropped" in kept:
-        fields[DROPPED] = list(kept["_dropped"])
+    if DROPPED_KEYS in kept:
+        fields[DROPPED] = list(kept[DROPPED_KEYS])
     return fields
 
 

@@ -31,6 +31,7 @@ from sentra_runtime.decision import Decision
 from sentra_runtime.review import TicketError
 from sentra_runtime.stores import open_store
 from sentra_runtime.stores.sqlite import verify_file
+from sentra_runtime.windows import COUNTED_LIMITS, DROPPED_KEYS
 
 from sentra_lang.cli import main
 from tests.pg_fixtures import STORE_KINDS, store_factory, store_target
@@ -350,14 +351,14 @@ class OlderDecider(Decider):
 
     def transition(self, *args: Any, **kwargs: Any) -> Any:
         decision, state = super().transition(*args, **kwargs)
-        decision.__dict__.pop("_counted", None)
-        decision.__dict__.pop("_dropped", None)
+        decision.__dict__.pop(COUNTED_LIMITS, None)
+        decision.__dict__.pop(DROPPED_KEYS, None)
         return decision, state
 
     def grouped_transition(self, *args: Any, **kwargs: Any) -> Any:
         decision, state = super().grouped_transition(*args, **kwargs)
-        decision.__dict__.pop("_counted", None)
-        decision.__dict__.pop("_dropped", None)
+        decision.__dict__.pop(COUNTED_LIMITS, None)
+        decision.__dict__.pop(DROPPED_KEYS, None)
         return decision, state
 
 
