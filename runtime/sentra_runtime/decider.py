@@ -314,7 +314,7 @@ class Decider:
                     if self.limited:   # what its audit record keeps (counting_fields)
                         kept = decision.__dict__
                         kept[COUNTED_LIMITS] = limits
-                        if windows and limits and not after_windows.keys() >= windows.keys():
+                        if windows and limits and not self._limit_keys.issuperset(windows):
                             kept[DROPPED_KEYS] = dropped(windows, after_windows)
                     if not (decaying or after_windows):   # nothing else to keep
                         return decision, (state if projected == cumulative

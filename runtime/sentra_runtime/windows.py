@@ -101,7 +101,7 @@ DROPPED_KEYS = "_dropped"
 
 def dropped(before: Windows, after: Windows) -> list[str]:
     """The keys of the windows a counting decision dropped (limits its policy no longer has),
-    sorted. The state step asks only when ``after``'s keys do not include ``before``'s."""
+    sorted. The state step asks only when ``before`` holds a key its policy has no limit of."""
     return sorted(key for key in before if key not in after)
 
 
