@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any, TypeAlias
 
 from sentra_runtime.decision import Decision
-from sentra_runtime.policy import canonical_json
+from sentra_runtime.policy import LIMITS_VERSION, canonical_json
+from sentra_runtime.windows import COUNTED, Windows, counting_fields, replayed
 
 DECISION = "decision"
 RESET = "reset"
@@ -123,8 +124,10 @@ def decision_record(seconds: float, decision: Decision) -> dict[str, Any]:
     """The unsealed audit record of a decision (no seq, prev or hash yet). Under a policy with
     ``risk_decay``, its ``decision`` also keeps ``decayed`` and the agent's ``decay_anchor``
     after it (a time; ``null`` while the risk is 0); under a policy with groups, the agent's
-    ``group`` (``""`` for none); a ``review`` decision its ``ticket`` and when it
-    ``expires``."""
+    ``group`` (``""`` for none); an allowed decision under a policy with rate limits the
+    windows it counted in and dropped (:func:`~sentra_runtime.windows.counting_fields`), from
+    which verification rebuilds the agent's windows; a ``review`` decision its ``ticket`` and
+    when it ``expires``."""
     return {
         "kind": DECISION,
         "time": timestamp(seconds),
@@ -153,6 +156,7 @@ def decision_outcome(decision: Decision) -> dict[str, Any]:
         outcome["decay_anchor"] = None if anchor is None else timestamp_us(anchor)
     if decision.group is not None:
         outcome["group"] = decision.group
+    outcome.update(counting_fields(decision.__dict__))   # under limits: the windows counted in
     if decision.ticket is not None:
         outcome["ticket"] = decision.ticket
         if decision.expires_at is not None:
@@ -339,6 +343,13 @@ class LogVerifier:
         what the review decision and the last step say the stored ticket holds."""
         self.assigned: dict[str, tuple[str | None, int]] = {}
         """Each agent's group assignment as the log's newest `group` record leaves it."""
+        self.windows: dict[str, Windows | None] = {}
+        """Each agent's rate-limit windows as the log leaves them, replayed record by record
+        (:func:`~sentra_runtime.windows.replayed`); ``None`` while the log does not determine
+        them (see :meth:`_count`)."""
+        self.limitless: set[str] = set()
+        """The policies the log loaded whose tables cannot have rate limits (table schema
+        version below 4)."""
         self._failure: VerifyResult | None = None
         self._missing: tuple[int, int] | None = None
         """``(expected seq, seq found instead)`` while the expected one is looked for."""
@@ -397,6 +408,10 @@ class LogVerifier:
         if kind == POLICY_LOAD:
             if isinstance(policy, str):
                 self.policies.add(policy)
+                loaded = record.get("policy")
+                version = loaded.get("schema_version") if isinstance(loaded, dict) else None
+                if isinstance(version, int) and version < LIMITS_VERSION:
+                    self.limitless.add(policy)
             return None
         if self.complete and policy is not None and policy not in self.policies:
             return (f"record seq {seq} names the policy {policy}, which the log never loaded: "
@@ -426,6 +441,8 @@ class LogVerifier:
             if not isinstance(agent, str) or state is None:
                 return f"record seq {seq} is not a valid decision record"
             self.expected[agent] = (state, seq)
+            if not self._count(agent, record, record["decision"]):
+                return f"record seq {seq} is not a valid decision record"
             ticket = record["decision"].get("ticket")
             if isinstance(ticket, str) and record["decision"].get("outcome") == "review":
                 self.tickets[ticket] = LoggedTicket("pending", seq, _held_digest(record, seq),
@@ -437,8 +454,10 @@ class LogVerifier:
             if (not isinstance(agent, str) or not isinstance(record.get("ticket"), str)
                     or outcome is not None and state is None):
                 return f"record seq {seq} is not a valid review record"
-            if state is not None:
+            if state is not None and isinstance(outcome, dict):
                 self.expected[agent] = (state, seq)
+                if not self._count(agent, record, outcome):
+                    return f"record seq {seq} is not a valid review record"
             verdict = record.get("verdict")
             status = verdict if isinstance(verdict, str) else ""
             made = self.tickets.get(record["ticket"])
@@ -450,6 +469,7 @@ class LogVerifier:
             if not isinstance(agent, str) or not isinstance(group, (str, type(None))):
                 return f"record seq {seq} is not a valid group record"
             self.expected.setdefault(agent, (FRESH_STATE, seq))   # an assignment keeps the state
+            self.windows.setdefault(agent, {} if self.complete else None)
             self.assigned[agent] = (group, seq)
             return None
         agents = record.get("agents")
@@ -457,7 +477,35 @@ class LogVerifier:
             return f"record seq {seq} is not a valid reset record"
         for agent in agents:
             self.expected[agent] = (FRESH_STATE, seq)
+            self.windows[agent] = {}   # a reset clears the windows
         return None
+
+    def _count(self, agent: str, record: dict[str, Any], outcome: dict[str, Any]) -> bool:
+        """Replay the agent's rate-limit windows through a decision (or a verdict's decision);
+        ``False`` when the record's window keys are malformed.
+
+        A decision whose record lists the windows it counted in (``counted``) is replayed with
+        the state step's own rule at the record's time. Any other decision leaves the windows
+        as they were, except an allowed one under a policy that may have limits (not loaded in
+        the log with a table schema below 4): written before records kept their windows (by an
+        older runtime, perhaps on the same chain), it may have counted, and the agent's
+        windows are unknown until its next reset (``None``: not compared). So are the windows
+        of an agent whose first record in a log that does not start at seq 1 is no reset."""
+        windows = self.windows.get(agent, {} if self.complete else None)
+        if COUNTED in outcome:
+            now_us = parse_timestamp_us(record.get("time"))
+            if now_us is None:
+                return False
+            if windows is not None:
+                windows = replayed(windows, outcome, now_us)
+                if windows is None:
+                    return False
+            elif replayed({}, outcome, now_us) is None:
+                return False
+        elif outcome.get("allowed") is True and record.get("policy_hash") not in self.limitless:
+            windows = None
+        self.windows[agent] = windows
+        return True
 
     def result(self, *, head: Head | None = None, expected_head: str | None = None,
                states: Iterable[tuple[str, StateTuple]] | None = None,
@@ -552,6 +600,21 @@ class LogVerifier:
             return False
         return True
 
+    def _windows_hold(self, agent: str, stored: Any, seq: int) -> bool:
+        """Whether the agent's stored rate-limit windows (a state's fifth item) are the ones
+        the log leaves it with, when the log determines them (:meth:`_count`); a mismatch
+        fails, at the agent's last record."""
+        logged = self.windows.get(agent)
+        if logged is None:
+            return True
+        windows = (stored[4] if len(stored) > 4 else None) or {}
+        difference = _window_difference(windows, logged)
+        if difference is None:
+            return True
+        self.fail(seq, f"agent `{agent}`: the stored rate-limit windows are not the ones the "
+                       f"log leaves it with: {difference}: edited windows")
+        return False
+
     def _compare(self, states: Iterable[tuple[str, StateTuple]]) -> int:
         """Compare the stored states with the log's; the number compared (a mismatch fails)."""
         expected = self.expected
@@ -572,6 +635,8 @@ class LogVerifier:
                                     f"({describe(known[0])}): edited state")
                 return count
             if not self._assignment_holds(agent, stored):
+                return count
+            if not self._windows_hold(agent, stored, known[1]):
                 return count
         if expected:
             agent = min(expected)
@@ -652,6 +717,40 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _window_difference(stored: Any, logged: Windows) -> str | None:
+    """How stored windows differ from the log's (the first difference, by key), or ``None``."""
+    if not isinstance(stored, Mapping):
+        return "they are no windows"
+    for key in sorted({*stored, *logged}, key=str):
+        times, expected = stored.get(key), logged.get(key)
+        if times is None:
+            return f"the window `{key}` ({_times(expected or ())} in the log) is not stored"
+        if expected is None:
+            return f"the window `{key}` ({_times(times)}) is stored, but not in the log"
+        times = tuple(times)
+        if times == expected:
+            continue
+        if len(times) != len(expected):
+            return (f"the window `{key}` holds {_times(times)} in the store, "
+                    f"{_times(expected)} in the log")
+        found, wanted = next((a, b) for a, b in zip(times, expected, strict=True) if a != b)
+        return (f"the window `{key}` holds the time {_time_text(found)} where the log has "
+                f"{_time_text(wanted)}")
+    return None
+
+
+def _times(times: tuple[Any, ...]) -> str:
+    """A window's times for a problem line: how many, and the newest (they may be many)."""
+    if not times:
+        return "no times"
+    count = "1 time" if len(times) == 1 else f"{len(times)} times"
+    return f"{count}, the newest {_time_text(times[-1])}"
+
+
+def _time_text(time: Any) -> str:
+    return _anchor_text(time) if isinstance(time, int) else repr(time)
+
+
 def _head_problem(last: Head, head: Head) -> tuple[int, str] | None:
     """How the log's last record ``last`` disagrees with the store's ``head``, if it does."""
     (last_seq, last_hash), (head_seq, head_hash) = last, head
@@ -729,8 +828,14 @@ class _ExportEnd:
         self.started = True
         if kind == STATE:
             agent, state = line.get("agent"), decision_state(line)
+            windows = _line_windows(line.get("limit_windows"))
+            group = line.get("assigned_group")
+            if state is not None and (windows or group is not None):
+                state = (*state, *(None,) * (4 - len(state)),
+                         windows, *(() if group is None else (group,)))
             # a malformed state line is kept as a state no log leaves an agent in
             self.states.append((agent, state) if isinstance(agent, str) and state is not None
+                               and windows is not None and isinstance(group, (str, type(None)))
                                else (str(agent), (-1, -1, False)))
         else:
             seq, digest = line.get("seq"), line.get("hash")
@@ -741,13 +846,36 @@ class _ExportEnd:
 
 def state_line(agent: str, state: StateTuple) -> dict[str, Any]:
     """An export's end line holding one agent's stored state (and its decay anchor, as a time,
-    when it has one)."""
+    when it has one; its rate-limit windows, each time as a time, when it has some; the group
+    an operator assigned it to, when there is one)."""
     risk, blocked, down = state[0], state[1], state[2]
     line = {"kind": STATE, "agent": agent, "cumulative_risk": risk,
             "blocked_attempts": blocked, "status": "shut_down" if down else "active"}
     if len(state) > 3 and state[3] is not None:
         line["decay_anchor"] = _anchor_text(state[3])
+    windows = state[4] if len(state) > 4 else None
+    if windows:
+        line["limit_windows"] = {key: [_anchor_text(time) for time in times]
+                                 for key, times in sorted(windows.items())}
+    if len(state) > 5:
+        line["assigned_group"] = state[5]
     return line
+
+
+def _line_windows(data: Any) -> Windows | None:
+    """The rate-limit windows of an export's state line (``{}`` without them; ``None`` when
+    they are malformed)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        return None
+    windows: Windows = {}
+    for key, texts in data.items():
+        times = [parse_timestamp_us(text) for text in texts] if isinstance(texts, list) else None
+        if times is None or None in times:
+            return None
+        windows[key] = tuple(sorted(time for time in times if time is not None))
+    return windows
 
 
 def head_line(head: Head) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import dataclasses
 import os
 import re
 import time
-from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -57,6 +56,16 @@ from sentra_runtime.policy import (
     load_policy,
 )
 from sentra_runtime.review import new_ticket_id
+from sentra_runtime.windows import (
+    COUNTED_LIMITS,
+    DROPPED_KEYS,
+    MICROSECONDS,
+    Window,
+    Windows,
+    counted,
+    counted_in_window,
+    dropped,
+)
 
 State = tuple[int, int, bool]
 """``(cumulative_risk, blocked_attempts, shut_down)``: an agent's state as the decider reads
@@ -66,13 +75,6 @@ has a fourth item, its decay anchor (whole microseconds since the epoch, UTC): s
 item, its limit windows (:data:`Windows`), and the fourth is ``None`` when it has no anchor. An
 agent an operator assigned to a group has a sixth, the group's name (the fourth and fifth
 ``None`` when it has no anchor or windows): see :meth:`Decider.grouped_transition`."""
-Windows = dict[str, tuple[int, ...]]
-"""An agent's rate-limit windows: per limit (its :attr:`LimitSpec.key`), the times of the last
-allowed decisions it counted (whole microseconds since the epoch, oldest first, at most the
-limit's count). Never changed in place: a decision that counts makes a new dict."""
-_Window = tuple[str, int, int, LimitSpec]
-"""A limit as the state step counts it: its window's key, its count, its period in
-microseconds, and the limit."""
 FRESH: State = (0, 0, False)
 """The state of an agent never seen, or reset."""
 
@@ -309,6 +311,11 @@ class Decider:
                                                                          agent_id)
                     _set_varying(decision, (agent_id, action, projected, projected, blocked,
                                             reason, seq, None, code, payload, state))
+                    if self.limited:   # what its audit record keeps (counting_fields)
+                        kept = decision.__dict__
+                        kept[COUNTED_LIMITS] = limits
+                        if windows and limits and not self._limit_keys.issuperset(windows):
+                            kept[DROPPED_KEYS] = dropped(windows, after_windows)
                     if not (decaying or after_windows):   # nothing else to keep
                         return decision, (state if projected == cumulative
                                           else (projected, blocked, False))
@@ -358,7 +365,7 @@ class Decider:
 
     # -- rate limits ---------------------------------------------------------------------------
 
-    def limits_of(self, code: int, action: str) -> tuple[_Window, ...]:
+    def limits_of(self, code: int, action: str) -> tuple[Window, ...]:
         """The windows that count an allowed decision of row ``code`` on ``action`` for an
         agent of this view's group, in the order they are checked (docs/language.md, "Rate
         limits"): the rule's limit, the action block's, the group's on the action, the group's
@@ -378,7 +385,7 @@ class Decider:
         return found
 
     @staticmethod
-    def _over_limit(limits: tuple[_Window, ...], windows: Windows | None,
+    def _over_limit(limits: tuple[Window, ...], windows: Windows | None,
                     now_us: int) -> tuple[LimitSpec, str, dict[str, Any]]:
         """The first of ``limits`` the decision would go over (there is one: :func:`counted`
         said so), its reason and what the decision reports as its ``limit``."""
@@ -509,7 +516,7 @@ class _RuleOutcomes:
                        else decider.reason_renderer(rule.reason))
         """Renders an interpolated reason; ``None`` when the reason is constant (a class
         field). A verdict's row (:meth:`Decider.verdict`) takes its reason as the payload."""
-        self.windows: dict[str, tuple[_Window, ...]] = {}
+        self.windows: dict[str, tuple[Window, ...]] = {}
         """Per action, the windows that count the rule's allowed decision for an agent of the
         decider's group (a cache: see :meth:`Decider.limits_of`)."""
 
@@ -619,13 +626,10 @@ def _settled(decision: Decision, threshold: int, before: State, reason: str) -> 
     steps += [f"risk: {risk}", f"=> {decision.label} ({decision.rule_id}): {decision.reason}"]
     explanation = Explanation(decision.action, None, (), decision.rule_id, risk, tuple(steps))
     plain = rebuild_decision(data, explanation, decision.seq)
-    if "decay_anchor" in kept:
-        plain.__dict__["decay_anchor"] = kept["decay_anchor"]
+    for name in ("decay_anchor", COUNTED_LIMITS, DROPPED_KEYS):   # what its record keeps
+        if name in kept:
+            plain.__dict__[name] = kept[name]
     return plain
-
-
-MICROSECONDS = 1_000_000
-"""Times in a decay anchor are whole microseconds (as an audit record's ``time``)."""
 
 
 def decay(risk: int, anchor: int | None, now_us: int, amount: int,
@@ -663,44 +667,6 @@ def all_limits(policy: Policy) -> dict[str, LimitSpec]:
         *(rule.limit for rule in policy.rules if rule.limit is not None),
         *(limit for action in policy.actions for limit in action.limits),
         *(limit for group in policy.groups for limit in group.limits))}
-
-
-def counted_in_window(times: tuple[int, ...], now_us: int, limit: LimitSpec) -> int:
-    """How many of a window's times (sorted) are in ``(now - period, now]`` (a time after
-    ``now``, from a clock that went back, counts too: the window never shrinks by a clock's
-    mistake). Logarithmic in the window's size."""
-    return len(times) - bisect_right(times, now_us - limit.period * MICROSECONDS)
-
-
-def counted(windows: Windows | None, limits: tuple[_Window, ...], now_us: int,
-            keys: frozenset[str]) -> Windows | None:
-    """New windows with an allowed decision at ``now_us`` counted in each of ``limits``, or
-    ``None`` when one of them is reached (N counted decisions of a limit of N per D in
-    ``(now - D, now]``). Each window keeps its times still in it and this one, sorted: at most
-    the limit's count. Windows of keys no limit of the policy has (left by an earlier policy)
-    are dropped. Constant time per limit when the time is the latest (as it is unless a clock
-    went back)."""
-    if windows is None:
-        kept: Windows = {}
-    elif keys.issuperset(windows):
-        kept = windows.copy()
-    else:
-        kept = {key: times for key, times in windows.items() if key in keys}
-    for key, count, period_us, _ in limits:
-        times = kept.get(key)
-        if not times:
-            kept[key] = (now_us,)
-            continue
-        left = now_us - period_us   # the latest time that has left the window
-        if times[0] <= left:
-            times = times[bisect_right(times, left):]
-        if len(times) >= count:
-            return None
-        if times and times[-1] > now_us:   # a clock that went back: in its place
-            kept[key] = tuple(sorted((*times, now_us)))
-        else:
-            kept[key] = times + (now_us,)
-    return kept
 
 
 def assignment(state: tuple[Any, ...]) -> str | None:

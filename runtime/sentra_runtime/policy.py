@@ -296,6 +296,22 @@ class RiskDecay:
         return f"{self.amount} per {duration_text(self.period)}"
 
 
+def limit_key(prefix: str, period: int) -> str:
+    """A limit's window key: what it counts (the rule, the block or the group's target) and its
+    period in seconds, so a limit whose count changes keeps its window (docs/runtime.md,
+    "Rate-limit windows")."""
+    return f"{prefix} per {period}"
+
+
+def key_period(key: str) -> int | None:
+    """The period (seconds) a window key names (:func:`limit_key`); ``None`` for a text that
+    is no window key."""
+    _, per, period = key.rpartition(" per ")
+    if not per or not period.isdigit() or not period.isascii() or int(period) < 1:
+        return None
+    return int(period)
+
+
 def pattern_holds(pattern: str, agent_id: str) -> bool:
     """Whether a group's agent pattern holds an agent id: the exact id, or, for a pattern
     ending in ``*``, every id that starts with what comes before it (``"*"`` holds all)."""
@@ -688,7 +704,7 @@ class _Validator:
             if value < 1:
                 raise _fail(f"{path}.{key}", f"expected a positive integer, got {value}")
         action = item.get("action")
-        return LimitSpec(f"{target[0]} per {period}", count, period, target[1], action)
+        return LimitSpec(limit_key(target[0], period), count, period, target[1], action)
 
     def _decay(self, path: str, data: Any) -> RiskDecay | None:
         if data is None:
