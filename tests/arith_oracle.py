@@ -27,11 +27,13 @@ class Undetermined(Exception):
     pass
 
 
-def value(node: Node, env: Mapping[str, Any]) -> Any:
+def value(node: Node, env: Mapping[str, Any], computing: bool = True) -> Any:
+    """A side's value; in a comparison that computes (``computing``), a `number` field is a
+    number (64-bit float) however it was sent."""
     kind = node[0]
     if kind == "f":
-        # a `number` field is a number (64-bit float) in a computation, however it was sent
-        return float(env[node[1]]) if FIELDS[node[1]].startswith("number") else env[node[1]]
+        number = computing and FIELDS[node[1]].startswith("number")
+        return float(env[node[1]]) if number else env[node[1]]
     if kind == "c":
         return node[1]
     if kind == "neg":
@@ -68,8 +70,11 @@ def comparison(op: str, left: Node, right: Node, env: Mapping[str, Any]) -> bool
     UNDETERMINED when a side fails."""
     if any(env.get(name) is None for name in names(left) + names(right)):
         return op == "!="
+    # a comparison computes when a side has an operator and a field (constants alone fold);
+    # otherwise it is an ordinary test: the values as sent, compared exactly
+    computing = any(side[0] not in ("f", "c") and names(side) for side in (left, right))
     try:
-        a, b = value(left, env), value(right, env)
+        a, b = value(left, env, computing), value(right, env, computing)
     except (Undetermined, OverflowError):
         return UNDETERMINED
     return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
