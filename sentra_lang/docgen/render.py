@@ -16,11 +16,12 @@ which needs `use_directory_urls: false`; the generated config sets it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from sentra_runtime.policy import duration_text
@@ -42,6 +43,18 @@ def fence(text: str, language: str = "sentra") -> Markup:
     longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
     marks = "`" * max(3, longest + 1)
     return Markup(f"{marks}{language}\n{text.rstrip()}\n{marks}")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|])")
+"""The characters Markdown (with the `attr_list` and `tables` extensions) reads as syntax and
+takes back as text after a backslash; `<`, `>` and `&` are left to HTML escaping."""
+
+
+def markdown_text(text: object) -> Markup:
+    """Text of a policy (a version, a description, an action name) placed in Markdown, shown as
+    it is: links, attribute lists (`{onclick=...}`) and emphasis in it stay text, so a policy
+    can never add markup or script to its reference page."""
+    return Markup(escape(_MARKDOWN_SPECIAL.sub(r"\\\1", str(text))))
 
 
 def _backtick_runs(line: str) -> list[str]:
@@ -81,6 +94,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fence"] = fence
+    env.filters["markdown_text"] = markdown_text
     env.filters["duration"] = duration_text
     env.globals["line_anchor"] = line_anchor
     return env
