@@ -84,7 +84,9 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         code: int = args.run(args)
     except (UsageError, MissingExtra) as error:
-        print(f"sentra-lang {args.command}: error: {error}", file=sys.stderr)
+        from sentra_lang.diagnostics import visible
+
+        print(f"sentra-lang {args.command}: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     return code
 

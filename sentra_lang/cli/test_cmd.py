@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--min-coverage is a percentage between 0 and 100")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    from sentra_lang.diagnostics import visible
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.testing import reports
     from sentra_lang.testing.runner import Runner, SelectionError
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             for item_result in result.results:
                 method = f" ({item_result.method})" if item_result.method else ""
-                print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}{method}")
+                print(visible(f"{item_result.outcome.upper():7} {item_result.item.nodeid}{method}"))
         sys.stdout.write(reports.render_human(result, color=use_color(args.color, sys.stdout),
                                               verbose=args.verbose))
     problems = []
@@ -92,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _progress(line: ProgressLine) -> Callable[[int, int, TestItem], None]:
     """`[ 12/140] file::name` for each test as it starts, on stderr when it is a terminal."""
+    from sentra_lang.diagnostics import visible
+
     def show(index: int, total: int, item: TestItem) -> None:
         width = len(str(total))
-        line.show(f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100])
+        line.show(visible(f"[{index + 1:>{width}}/{total}] {item.nodeid}")[:100])
 
     return show

@@ -102,3 +102,71 @@ def test_docs_hostile_page_runs_no_script_in_a_browser(hostile_site: Path, pages
     assert page.evaluate("window.__alerts") == []
     assert page.evaluate("document.querySelectorAll('[onmouseover], [onclick], [onfocus], "
                          "[href^=javascript], [src^=javascript]').length") == 0
+
+
+# ------------------------------------------------------------------------- terminal output
+
+ESC = "\x1b"
+TERMINAL_POLICY = f"""\
+policy p version "1{ESC}]0;title\x07" {{
+  description "d{ESC}[2J"
+}}
+
+input {{
+  s: string = ""
+}}
+
+action "A{ESC}[2J", B {{
+  when s == "x{ESC}[1m" block as R threat "t{ESC}[8m" "reason {{s}} \u202e{ESC}[5m"
+  allow as OK "ok \u2066"
+}}
+
+otherwise block as O  # comment {ESC}[41m
+"""
+CHANGED_POLICY = TERMINAL_POLICY.replace('when s == "x', 'when s == "y')
+TERMINAL_SUITE = f"""\
+suite "s{ESC}[31m" for "policy.sentra"
+
+scenario "sc {ESC}[2J" {{
+  agent "a{ESC}[1m" "A{ESC}[2J" {{ s: "x{ESC}[1m" }} -> allowed reason "no {ESC}[7m"
+}}
+"""
+ACTS_ON_A_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture()
+def terminal_files(tmp_path: Path) -> Path:
+    (tmp_path / "policy.sentra").write_text(TERMINAL_POLICY, "utf-8")
+    (tmp_path / "changed.sentra").write_text(CHANGED_POLICY, "utf-8")
+    (tmp_path / "suite.sentra-test").write_text(TERMINAL_SUITE, "utf-8")
+    (tmp_path / f"named{ESC}[2J.sentra").write_text(TERMINAL_POLICY, "utf-8")
+    return tmp_path
+
+
+TERMINAL_COMMANDS = {
+    "explain": ["explain", "{d}/policy.sentra", f"A{ESC}[2J", "--field", f"s=x{ESC}[1m"],
+    "explain-unknown": ["explain", "{d}/policy.sentra", f"Z{ESC}[2J", "--agent", f"a{ESC}[3m"],
+    "test": ["test", "{d}/suite.sentra-test"],
+    "test-verbose": ["test", "-v", "{d}/suite.sentra-test"],
+    "test-github": ["test", "--format", "github", "{d}/suite.sentra-test"],
+    "diff": ["diff", "{d}/policy.sentra", "{d}/changed.sentra"],
+    "diff-markdown": ["diff", "--format", "markdown", "{d}/policy.sentra", "{d}/changed.sentra"],
+    "diff-github": ["diff", "--format", "github", "{d}/policy.sentra", "{d}/changed.sentra"],
+    "diff-equivalent": ["diff", "--equivalent", "{d}/policy.sentra", "{d}/changed.sentra"],
+    "fmt-diff": ["fmt", "--diff", "{d}/policy.sentra"],
+    "fmt-check": ["fmt", "--check", f"{{d}}/named{ESC}[2J.sentra"],
+    "fmt": ["fmt", f"{{d}}/named{ESC}[2J.sentra"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(TERMINAL_COMMANDS))
+def test_commands_never_print_terminal_controls_raw(terminal_files: Path, command: str) -> None:
+    """Ids, reasons, versions, field values, comments and names from a policy, a suite or the
+    command line are printed with their control characters and bidirectional overrides
+    escaped (`\\x1b`, `\\u202e`), as `check` prints them: the terminal never acts on them."""
+    args = [arg.replace("{d}", str(terminal_files)) for arg in TERMINAL_COMMANDS[command]]
+    done = cli(*args, env={"NO_COLOR": "1"})
+    assert done.returncode in (0, 1), done.stderr
+    output = done.stdout + done.stderr
+    assert not ACTS_ON_A_TERMINAL.findall(output), output
+    assert "\\x1b" in output or "\\u001b" in output, output
