@@ -170,3 +170,59 @@ def test_commands_never_print_terminal_controls_raw(terminal_files: Path, comman
     output = done.stdout + done.stderr
     assert not ACTS_ON_A_TERMINAL.findall(output), output
     assert "\\x1b" in output or "\\u001b" in output, output
+
+
+# ---------------------------------------------------------------------------- line breaks
+
+def _check(tmp_path: Path, text: str, *args: str) -> str:
+    policy = tmp_path / "policy.sentra"
+    policy.write_bytes(text.encode("utf-8"))
+    done = cli("check", str(policy), *args)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+UNDECLARED = 'policy p {}NLinput { a: number }NLotherwise allow as A "{b}"NL'
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_check_counts_lines_as_an_editor_does(tmp_path: Path, newline: str) -> None:
+    """`\\n`, `\\r\\n` and a lone `\\r` each end a line (as in editors and LSP): the error is
+    at line 3, its snippet is line 3 and the carets are under `{b}`."""
+    output = _check(tmp_path, UNDECLARED.replace("NL", newline))
+    assert "policy.sentra:3:23: error[SL101]" in output, output
+    assert '3 | otherwise allow as A "{b}"\n  |                       ^^^\n' in output, output
+
+
+def test_a_comment_ends_at_a_lone_carriage_return(tmp_path: Path) -> None:
+    """What an editor shows on the next line is code, not the rest of the comment: the rule
+    after `# note\\r` exists (here it reads an undeclared field, so check finds it)."""
+    text = 'policy p {}\r# note\rotherwise allow as A "{b}"\r'
+    output = _check(tmp_path, text)
+    assert "policy.sentra:3:23: error[SL101]: undeclared field `b`" in output, output
+
+
+def test_a_raw_carriage_return_ends_a_string(tmp_path: Path) -> None:
+    """A string is written on one line: a raw `\\r` inside quotes is a line break, so the
+    string is unterminated (write `\\r` for the character)."""
+    output = _check(tmp_path, 'policy p {}\notherwise allow as A "a\rb"\n')
+    assert "policy.sentra:2:22: error[SL003]: unterminated string" in output, output
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x0c", "\x0b", "\x85", "\x1c"])
+def test_other_separators_break_no_line(tmp_path: Path, separator: str) -> None:
+    """U+2028, a form feed and the other breaks `str.splitlines` knows are not line breaks of
+    the language (nor of LSP): a comment holding one leaves the line numbers and snippets
+    right, and the snippet shows it escaped."""
+    output = _check(tmp_path, "policy p {}  # a" + separator + "b\n"
+                    + UNDECLARED.replace("NL", "\n").removeprefix("policy p {}\n"))
+    assert "policy.sentra:3:23: error[SL101]" in output, output
+    assert '3 | otherwise allow as A "{b}"\n  |                       ^^^\n' in output, output
+    assert "policy.sentra:2:9: warning[SL107]" in output and "2 | input { a: number }" in output
+
+
+def test_the_position_of_a_bad_byte_counts_lone_carriage_returns(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.sentra"
+    policy.write_bytes(b"policy p {}\r# x\r  \xff\r")
+    done = cli("check", str(policy))
+    assert "policy.sentra:3:3: error[SL005]" in done.stdout, done.stdout
