@@ -379,7 +379,10 @@ _ENTRIES = [
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
     Code("SL501", "suite policy does not compile", "error",
          "The policy a suite names with `for` is missing or has errors; the suite cannot run. "
-         "The policy's own diagnostics are reported with it.",
+         "The policy's own diagnostics are reported with it. A path that is not a `.sentra` "
+         "file (its symbolic links followed) or not a regular file (a FIFO, a device) is "
+         "refused before it is opened, so a suite can never make `sentra-lang test` show the "
+         "lines of another file or wait on a pipe.",
          "", ""),
     Code("SL502", "undeclared field in suite", "error",
          "A suite sets or tests a field the policy's `input` block does not declare. The "

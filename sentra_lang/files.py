@@ -73,6 +73,16 @@ def read_bounded(path: str | os.PathLike[str], limit: int, *,
     return b"".join(chunks), (info.st_size if regular and info.st_size else None)
 
 
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What `path` (its symbolic links followed) is when it exists and is neither a regular
+    file nor a folder (``a FIFO``, ``a device``, ...); None otherwise. Nothing is opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else _kind(mode)
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"

@@ -25,7 +25,7 @@ from sentra_lang.source import Span
 from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
-from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
+from sentra_lang.testing.policies import PolicyCache, PolicyRefused, PolicyUnderTest
 from sentra_lang.testing.suite_checker import check_suite
 from sentra_lang.testing.suite_parser import parse_suite
 
@@ -270,6 +270,11 @@ def collect_suite(text: str, path: Path, policy_of: Callable[[Path], PolicyUnder
     policy_path = path.parent / suite.policy
     try:
         put = policy_of(policy_path)
+    except PolicyRefused as refused:
+        diagnostics.append(diagnostic("SL501", f"policy `{suite.policy}` refused: {refused}",
+                                      suite.policy_span,
+                                      help="a suite names the `.sentra` file of its policy"))
+        return loaded, diagnostics
     except FileUnreadable:
         diagnostics.append(diagnostic("SL501", f"cannot read policy `{suite.policy}`",
                                       suite.policy_span,

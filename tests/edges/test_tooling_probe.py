@@ -8,7 +8,9 @@ docs/editors.md) that an earlier version broke.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -226,3 +228,40 @@ def test_the_position_of_a_bad_byte_counts_lone_carriage_returns(tmp_path: Path)
     policy.write_bytes(b"policy p {}\r# x\r  \xff\r")
     done = cli("check", str(policy))
     assert "policy.sentra:3:3: error[SL005]" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------------------ the policy a suite names
+
+SECRET = "TOPSECRET=hunter2\nroot:x:0:0:root:/root:/bin/sh\n"
+
+
+def _suite_for(tmp_path: Path, target: str) -> subprocess.CompletedProcess[str]:
+    suite = tmp_path / "hostile.sentra-test"
+    suite.write_text(f'suite "s" for "{target}"\n\nscenario "x" {{\n'
+                     '  agent "a" A -> allowed\n}\n', "utf-8")
+    return cli("test", str(suite))
+
+
+@pytest.mark.parametrize("target", ["secret.txt", "link.sentra", "../outside/secret.txt"])
+def test_a_suite_cannot_make_test_print_another_file(tmp_path: Path, target: str) -> None:
+    """A suite from a pull request names its policy; a path that is not a `.sentra` file
+    (after links are followed) is refused and nothing of it is read or shown."""
+    work = tmp_path / "work"
+    (tmp_path / "outside").mkdir()
+    work.mkdir()
+    for folder in (work, tmp_path / "outside"):
+        (folder / "secret.txt").write_text(SECRET, "utf-8")
+    (work / "link.sentra").symlink_to(work / "secret.txt")
+    done = _suite_for(work, target)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error[SL501]: policy `" in done.stdout and "refused: it is not a `.sentra` file" \
+        in done.stdout, done.stdout
+    assert "TOPSECRET" not in done.stdout + done.stderr
+    assert "root:x" not in done.stdout + done.stderr
+
+
+def test_a_suite_naming_a_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.sentra")
+    done = _suite_for(tmp_path, "pipe.sentra")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "refused: it is a FIFO, not a regular file" in done.stdout, done.stdout
