@@ -265,3 +265,73 @@ def test_a_suite_naming_a_fifo_is_refused_without_hanging(tmp_path: Path) -> Non
     done = _suite_for(tmp_path, "pipe.sentra")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "refused: it is a FIFO, not a regular file" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------------------- fmt keeps the meaning
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC_BLOCK = re.compile(r"```sentra\n(.*?)```", re.S)
+
+
+def _shipped_sources() -> list[tuple[str, str, Path]]:
+    """Every shipped policy and library, and every `sentra` example of the docs (a fragment
+    given a header), with the folder its imports resolve from."""
+    found = [(str(path.relative_to(ROOT)), path.read_text("utf-8"), path.parent)
+             for path in sorted((ROOT / "policies").rglob("*.sentra"))]
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for index, match in enumerate(DOC_BLOCK.finditer(page.read_text("utf-8"))):
+            source = match.group(1)
+            if "policy " not in source and ("action " in source or "otherwise " in source):
+                source = 'policy fragment version "1" {}\n' + source
+            found.append((f"{page.name}#{index}", source, ROOT / "policies"))
+    return found
+
+
+def _meaning(source: str, folder: Path) -> object:
+    """The compiled table without its spans and hash (which the layout moves), or the sorted
+    diagnostic codes when it does not compile."""
+    from sentra_lang.compiler import compile_source
+
+    result = compile_source(source, str(folder / "probe.sentra"), analyse=False)
+    if result.table is None:
+        return sorted(d.code for d in result.diagnostics)
+    return _without_positions(result.table.model_dump(mode="json"))
+
+
+def _without_positions(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_positions(v) for k, v in value.items() if k not in ("span", "hash")}
+    if isinstance(value, list):
+        return [_without_positions(v) for v in value]
+    return value
+
+
+SHIPPED = _shipped_sources()
+
+
+@pytest.mark.parametrize(("name", "source", "folder"), SHIPPED, ids=[s[0] for s in SHIPPED])
+def test_fmt_is_idempotent_and_keeps_the_table_of_every_shipped_source(
+        name: str, source: str, folder: Path) -> None:
+    from sentra_lang.formatter import format_source
+
+    once, problems = format_source(source, name)
+    if once is None:    # an example of a syntax error (docs/diagnostics.md): left alone
+        assert any(d.severity.value == "error" for d in problems), name
+        return
+    twice, _ = format_source(once, name)
+    assert twice == once
+    assert _meaning(once, folder) == _meaning(source, folder)
+
+
+def test_the_table_shows_a_condition_without_its_comments() -> None:
+    """A comment inside a multi-line condition is not part of the condition the table (and so
+    `docs`, `explain` and the server) shows, where it read as if it commented out the rest;
+    a string keeps its spaces."""
+    from sentra_lang.compiler import compile_source
+
+    source = ('policy p {}\ninput {\n  amount: number\n  ok: bool = false\n  s: string = ""\n}\n'
+              'action A {\n  when amount > 10000   # large\n    and not ok and s == "a  b"\n'
+              '    block as BIG\n  allow as OK\n}\notherwise block as O\n')
+    table = compile_source(source).table
+    assert table is not None
+    assert table.rules[0].condition == 'amount > 10000 and not ok and s == "a  b"'
