@@ -178,7 +178,7 @@ def _snippet(span: Span, *, color: bool = False) -> list[str]:
     # the carets under the escaped text: an escape takes the columns it is shown in
     before = len(visible(text[:span.column - 1]))
     width = max(1, len(visible(text[span.column - 1:end_column - 1])))
-    shown = visible(text)
+    shown, before, width = _window(visible(text), before, width)
     if color:
         shown = _highlight(shown)
     return [
@@ -186,6 +186,22 @@ def _snippet(span: Span, *, color: bool = False) -> list[str]:
         f"{span.line} | {shown}",
         f"{' ' * gutter} | {' ' * before}{'^' * width}",
     ]
+
+
+SNIPPET_WIDTH = 160
+"""The most columns of a source line a snippet shows: a longer line is cut around the span."""
+
+
+def _window(line: str, before: int, width: int) -> tuple[str, int, int]:
+    """At most `SNIPPET_WIDTH` columns of `line` around the span that starts `before` columns
+    in and is `width` wide, `…` where it was cut; the span's start and width in the window."""
+    if len(line) <= SNIPPET_WIDTH:
+        return line, before, width
+    start = max(0, min(before - SNIPPET_WIDTH // 4, len(line) - SNIPPET_WIDTH))
+    end = start + SNIPPET_WIDTH
+    head, tail = ("…" if start else ""), ("…" if end < len(line) else "")
+    return (head + line[start:end] + tail, before - start + len(head),
+            max(1, min(width, end - before)))
 
 
 def _highlight(line: str) -> str:

@@ -335,3 +335,20 @@ def test_the_table_shows_a_condition_without_its_comments() -> None:
     table = compile_source(source).table
     assert table is not None
     assert table.rules[0].condition == 'amount > 10000 and not ok and s == "a  b"'
+
+
+# ------------------------------------------------------------------------- long lines
+
+def test_a_snippet_of_a_long_line_shows_the_span_not_the_whole_line(tmp_path: Path) -> None:
+    """A diagnostic on a line of a megabyte prints a window of the line around its span,
+    carets under the span, instead of the megabyte (once per diagnostic)."""
+    text = 'policy p { description "' + "x" * 1_000_000 + '" strikez 3 }\notherwise block as O\n'
+    output = _check(tmp_path, text)
+    assert len(output) < 2000, len(output)
+    lines = output.splitlines()
+    source = next(line for line in lines if line.startswith("1 | "))
+    carets = lines[lines.index(source) + 1]
+    start = carets.index("^")
+    assert source[start:start + len("strikez")] == "strikez"
+    assert carets[start:].rstrip() == "^" * len("strikez")
+    assert source.startswith("1 | …") and source.endswith("strikez 3 }")
