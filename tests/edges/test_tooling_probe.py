@@ -352,3 +352,12 @@ def test_a_snippet_of_a_long_line_shows_the_span_not_the_whole_line(tmp_path: Pa
     assert source[start:start + len("strikez")] == "strikez"
     assert carets[start:].rstrip() == "^" * len("strikez")
     assert source.startswith("1 | …") and source.endswith("strikez 3 }")
+
+
+@pytest.mark.parametrize(("terms", "errors"), [(101, 0), (102, 1)])
+def test_a_sum_nests_one_level_per_operation(tmp_path: Path, terms: int, errors: int) -> None:
+    """docs/language.md, Limits: `a + b + c` is `(a + b) + c`; 100 operations are allowed."""
+    text = ("policy p {}\ninput { a: number }\naction A { when " + " + ".join(["a"] * terms)
+            + " > 1 block as X\n allow as Y }\notherwise block as O\n")
+    output = _check(tmp_path, text)
+    assert output.count("error[SL013]") == errors, output[:500]
