@@ -20,11 +20,18 @@ def find_files(paths: Iterable[str | os.PathLike[str]], suffix: str) -> list[Pat
         path = Path(raw)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob(f"*{suffix}") if p.is_file()))
-        elif path.exists():
+        elif path.exists() or path.is_symlink():   # a dangling or looping link: its reader says
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
     return list(dict.fromkeys(found))
+
+
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """`path` absolute, its symbolic links followed as far as they go: `Path.resolve` without
+    its RuntimeError on a link loop (Python before 3.13), which a hostile import, suite or
+    folder can hold. Never raises for a path that does not exist or loops."""
+    return Path(os.path.realpath(path))
 
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024

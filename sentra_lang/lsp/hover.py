@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from sentra_lang import ast
+from sentra_lang.files import real_path
 from sentra_lang.formatter import format_condition, format_field, format_literal, rule_lines
 from sentra_lang.lsp.symbols import ActionDef, PolicyIndex, RuleDef, field_type
 from sentra_lang.source import Span
@@ -147,7 +148,7 @@ def import_hover(target: Path, index: PolicyIndex) -> str:
 
 
 def _is(span: Span, path: Path) -> bool:
-    return Path(span.path).resolve() == path
+    return real_path(span.path) == path
 
 
 def runtime_rule_hover(rule_id: str) -> str:

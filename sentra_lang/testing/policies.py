@@ -12,7 +12,7 @@ from sentra_runtime.decider import BUILT_IN_BLOCKS, BUILT_IN_SHUTDOWNS
 from sentra_runtime.inputs import normalize
 
 from sentra_lang.compiler import Compilation
-from sentra_lang.files import special_kind
+from sentra_lang.files import real_path, special_kind
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.policy_file import load_policy_file
 from sentra_lang.table import Rule
@@ -61,7 +61,7 @@ class PolicyCache:
         self.root = root
 
     def get(self, path: Path) -> PolicyUnderTest:
-        key = path.resolve()
+        key = real_path(path)
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = load(path, self.root)
@@ -77,7 +77,7 @@ def refuse_unless_policy_file(path: Path) -> None:
     that is regular (or missing, which the loader reports): a suite from a pull request names
     its policy, and must not make `sentra-lang test` print the lines of another file
     (`/etc/shadow`, a link to a credentials file) or hang reading a FIFO."""
-    real = path.resolve()
+    real = real_path(path)
     if real.suffix != ".sentra":
         raise PolicyRefused(f"it is not a `.sentra` file ({real.name})" if real.name != path.name
                             else "it is not a `.sentra` file")

@@ -18,7 +18,7 @@ from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 from sentra_lang.checker import duration_seconds
 from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
-from sentra_lang.files import find_files
+from sentra_lang.files import find_files, real_path
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import read_source
 from sentra_lang.source import Span
@@ -475,7 +475,7 @@ class Runner:
                          collected - len(items), time.perf_counter() - start, min_coverage)
 
     def policy_run(self, put: PolicyUnderTest) -> _PolicyRun:
-        key = put.path.resolve()
+        key = real_path(put.path)
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = _PolicyRun(put)

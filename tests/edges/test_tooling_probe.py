@@ -361,3 +361,52 @@ def test_a_sum_nests_one_level_per_operation(tmp_path: Path, terms: int, errors:
             + " > 1 block as X\n allow as Y }\notherwise block as O\n")
     output = _check(tmp_path, text)
     assert output.count("error[SL013]") == errors, output[:500]
+
+
+# ----------------------------------------------------------------------- symbolic link loops
+
+LOOPING_IMPORT = 'import "loop.sentra"\n\npolicy p {}\n\notherwise allow as A\n'
+
+
+@pytest.fixture()
+def link_loop(tmp_path: Path) -> Path:
+    (tmp_path / "loop.sentra").symlink_to(tmp_path / "loop.sentra")
+    return tmp_path
+
+
+def test_an_import_of_a_link_loop_is_a_diagnostic(link_loop: Path) -> None:
+    (link_loop / "policy.sentra").write_text(LOOPING_IMPORT, "utf-8")
+    done = cli("check", str(link_loop / "policy.sentra"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "policy.sentra:1:8: error[SL111]: cannot import `loop.sentra`" in done.stdout
+
+
+def test_a_suite_naming_a_link_loop_is_a_diagnostic(link_loop: Path) -> None:
+    done = _suite_for(link_loop, "loop.sentra")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "error[SL501]: cannot read policy `loop.sentra`" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "fmt", "compile"])
+def test_a_link_loop_given_on_the_command_line_says_what_it_is(link_loop: Path,
+                                                                command: str) -> None:
+    done = cli(command, str(link_loop / "loop.sentra"))
+    assert done.returncode == 2, done.stderr
+    assert "Too many levels of symbolic links" in done.stderr, done.stderr
+
+
+def test_the_language_server_reports_an_import_of_a_link_loop(link_loop: Path) -> None:
+    pytest.importorskip("pygls", reason="the language server needs the `lsp` extra")
+    from tests.editors.lsp_client import LspSession
+
+    session = LspSession()
+    try:
+        address = session.open(link_loop / "policy.sentra", LOOPING_IMPORT)
+        codes = [d.code for d in session.diagnostics(address, version=1)]
+        assert "SL111" in codes, codes
+        assert session.hover(address, 0, 10) is not None
+        session.definition(address, 0, 10)     # no file to open: answered, never a failure
+        assert not [log for log in session.logs if "failed" in log], session.logs
+    finally:
+        assert session.close() == 0
+    assert "Traceback" not in "".join(session.stderr), "".join(session.stderr)[-2000:]
