@@ -410,3 +410,16 @@ def test_the_language_server_reports_an_import_of_a_link_loop(link_loop: Path) -
     finally:
         assert session.close() == 0
     assert "Traceback" not in "".join(session.stderr), "".join(session.stderr)[-2000:]
+
+
+@pytest.mark.parametrize("where", ["output", "policy", "coverage"])
+def test_docs_reports_a_link_loop_as_a_usage_error(link_loop: Path, where: str) -> None:
+    policy = link_loop / "policy.sentra"
+    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
+    loop = str(link_loop / "loop.sentra")
+    args = {"output": [str(policy), "-o", loop],
+            "policy": [loop, "-o", str(link_loop / "site")],
+            "coverage": [str(policy), "--coverage", loop, "-o", str(link_loop / "site")]}[where]
+    done = cli("docs", *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "loop" in done.stderr
