@@ -350,7 +350,9 @@ def sarif_artifact(path: str, root: Path) -> dict[str, str]:
     absolute = Path(os.path.abspath(root / path))
     if absolute.is_relative_to(root):
         relative = absolute.relative_to(root).as_posix()
-        return {"uri": urllib.parse.quote(relative, safe="/"), "uriBaseId": _SARIF_ROOT}
+        # a name that is not UTF-8 (bytes kept as surrogates) is encoded byte for byte
+        return {"uri": urllib.parse.quote(relative, safe="/", errors="surrogateescape"),
+                "uriBaseId": _SARIF_ROOT}
     return {"uri": absolute.as_uri()}
 
 
