@@ -4,13 +4,21 @@ annotations. One failure renderer serves the CLI and the pytest plugin."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from sentra_lang import __version__
 from sentra_lang import diagnostics as diags
-from sentra_lang.diagnostics import Severity, escape_github, render_github, to_dict, visible
+from sentra_lang.diagnostics import (
+    Severity,
+    escape_github,
+    render_github,
+    to_dict,
+    visible,
+    visible_lines,
+)
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.runner import Failure, Result, RunResult
@@ -288,8 +296,29 @@ def to_junit(run: RunResult) -> ET.Element:
     return root
 
 
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+"""What XML 1.0 cannot hold beyond the control characters `visible` escapes: surrogates (of a
+file name that is not UTF-8) and the two non-characters."""
+
+
+def _xml_text(text: str) -> str:
+    """`text` as XML 1.0 can hold it: control characters (a tab and line breaks kept) and the
+    characters XML forbids written as escapes (`\\x1b`), so that a hostile scenario name or
+    reason leaves the report well-formed."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", visible_lines(text))
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, _xml_text(value))
+        if element.text:
+            element.text = _xml_text(element.text)
+
+
 def junit_text(run: RunResult) -> str:
     root = to_junit(run)
+    _xml_safe(root)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return f"<?xml version='1.0' encoding='utf-8'?>\n{body}\n"

@@ -440,3 +440,16 @@ def test_a_file_name_that_is_not_utf8_never_breaks_check(tmp_path: Path, output:
     assert b"SL101" in done.stdout
     if output == "sarif":
         assert b'"uri": "bad%FF.sentra"' in done.stdout
+
+
+def test_the_junit_report_stays_well_formed_xml(terminal_files: Path) -> None:
+    """Scenario names, reasons and values holding control characters (XML 1.0 forbids them)
+    are written as escapes, so CI can read the report."""
+    import xml.etree.ElementTree as ET
+
+    report = terminal_files / "junit.xml"
+    done = cli("test", str(terminal_files / "suite.sentra-test"), "--junit-xml", str(report))
+    assert done.returncode == 1, done.stderr
+    root = ET.parse(report).getroot()
+    [case] = root.iter("testcase")
+    assert case.get("name") == "sc \\x1b[2J"
