@@ -7,11 +7,19 @@ Declarations are shown as the formatter prints them, so a hover reads like the c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from sentra_lang import ast
+from sentra_lang.diagnostics import visible
 from sentra_lang.files import real_path
-from sentra_lang.formatter import format_condition, format_field, format_literal, rule_lines
+from sentra_lang.formatter import (
+    format_condition,
+    format_field,
+    format_literal,
+    format_string,
+    rule_lines,
+)
 from sentra_lang.lsp.symbols import ActionDef, PolicyIndex, RuleDef, field_type
 from sentra_lang.source import Span
 
@@ -43,14 +51,30 @@ _OUTCOME_RISK = {
 
 
 def _code(text: str) -> str:
-    return f"```sentra\n{text}\n```"
+    """A `sentra` code block that no backtick run inside `text` can close."""
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    return f"{fence}sentra\n{text}\n{fence}"
+
+
+def _inline(text: str) -> str:
+    """`text` of the policy (a name, a string, a path) as a Markdown code span it cannot
+    leave: a backtick inside takes a longer fence, control characters and line breaks are
+    escapes, so no link, heading or emphasis in a policy reaches the editor's hover."""
+    shown = visible(text)
+    fence = "`" * (_longest_backtick_run(shown) + 1)
+    pad = " " if shown[:1] in ("`", " ") or shown[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
 def _where(span: Span, here: str) -> str | None:
     """"declared in FILE, line N" for a declaration in another file than `here`."""
     if span.path == here:
         return None
-    return f"*declared in `{os.path.basename(span.path)}`, line {span.line}*"
+    return f"*declared in {_inline(os.path.basename(span.path))}, line {span.line}*"
 
 
 def _join(parts: list[str | None]) -> str:
@@ -61,14 +85,14 @@ def field_hover(decl: ast.FieldDecl, here: str) -> str:
     kind = decl.type.kind
     type_name = field_type(decl)
     if decl.default is not None:
-        presence = f"default `{format_literal(decl.default)}` when the input leaves it out"
+        presence = f"default {_inline(format_literal(decl.default))} when the input leaves it out"
     elif decl.optional:
         presence = "optional: may be missing (test it with `exists`)"
     else:
         presence = "required: an action without it is blocked as `INVALID_INPUT`"
     lines = [f"**field** `{decl.path.dotted}`: `{type_name}`, {presence}"]
     if kind == "enum":
-        lines.append("values: " + ", ".join(f"`{format_literal(v)}`" for v in decl.type.values))
+        lines.append("values: " + ", ".join(_inline(format_literal(v)) for v in decl.type.values))
     if decl.normalize is not None:
         steps = ", ".join(step.value for step in decl.normalize.steps)
         lines.append(f"normalised before matching: {steps}")
@@ -93,8 +117,8 @@ def rule_hover(rule: RuleDef, here: str) -> str:
     summary = [f"**rule** `{rule.id or '(no id)'}`: **{outcome.kind}**",
                _OUTCOME_RISK[outcome.kind].format(risk=risk) if risk or outcome.kind == "allow"
                else None,
-               f"threat \"{threat}\"" if threat else None]
-    scope = ("action " + ", ".join(f"`{name}`" for name in rule.actions) if rule.actions
+               f"threat {_inline(format_string(threat))}" if threat else None]
+    scope = ("action " + ", ".join(_inline(name) for name in rule.actions) if rule.actions
              else "`otherwise`: every action type no block names")
     lines = [", ".join(part for part in summary if part), scope]
     if rule.generated and rule.id:
@@ -116,30 +140,38 @@ def _text(outcome: ast.Outcome, kind: str) -> str | None:
 
 
 def action_hover(action: ActionDef, index: PolicyIndex, here: str) -> str:
-    names = ", ".join(name.value for name in action.block.names)
+    names = ", ".join(_action_name(name.value) for name in action.block.names)
     starts = {rule.span.start for rule in action.block.rules}
     rules = [rule for rule in index.rules if rule.span.start in starts]
     lines = [f"- `{rule.id or '(no id)'}`: {rule.outcome.kind}"
              + (f", risk {rule_risk(rule.outcome)}" if rule_risk(rule.outcome) else "")
              for rule in rules]
-    head = f"**action** `{action.name}`, decided by the block `action {names}` (first match wins)"
+    head = (f"**action** {_inline(action.name)}, decided by the block {_inline('action ' + names)}"
+            " (first match wins)")
     return _join([head, "\n".join(lines), _where(action.span, here)])
+
+
+def _action_name(name: str) -> str:
+    """An action name as the source writes it: bare when it is a name, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else format_string(name)
 
 
 def unknown_action_hover(name: str, index: PolicyIndex) -> str:
     fallback = next((rule for rule in index.rules if not rule.actions), None)
     if fallback is None:
-        return (f"**action** `{name}` is named by no block and the policy has no `otherwise`: "
+        return (f"**action** {_inline(name)} is named by no block and the policy has no "
+                "`otherwise`: "
                 "it is blocked as `UNKNOWN_ACTION`")
-    return f"**action** `{name}` is named by no block: `otherwise` decides it (`{fallback.id}`)"
+    return (f"**action** {_inline(name)} is named by no block: `otherwise` decides it "
+            f"(`{fallback.id}`)")
 
 
 def import_hover(target: Path, index: PolicyIndex) -> str:
     if not target.is_file():
-        return f"**import** `{target}`: no such file"
+        return f"**import** {_inline(str(target))}: no such file"
     fields = [name for name, decl in index.fields.items() if _is(decl.span, target)]
     lets = [name for name, let in index.lets.items() if _is(let.span, target)]
-    lines = [f"**import** `{target}`"]
+    lines = [f"**import** {_inline(str(target))}"]
     if fields:
         lines.append("fields: " + ", ".join(f"`{name}`" for name in fields))
     if lets:
@@ -157,6 +189,6 @@ def runtime_rule_hover(rule_id: str) -> str:
 
 def policy_file_hover(path: Path, index: PolicyIndex | None) -> str:
     if index is None:
-        return f"**policy** `{path}`: cannot be read or does not compile"
-    return (f"**policy** `{path}`: {len(index.rules)} rules, {len(index.actions)} action names, "
+        return f"**policy** {_inline(str(path))}: cannot be read or does not compile"
+    return (f"**policy** {_inline(str(path))}: {len(index.rules)} rules, {len(index.actions)} action names, "
             f"{len(index.fields)} fields")

@@ -453,3 +453,43 @@ def test_the_junit_report_stays_well_formed_xml(terminal_files: Path) -> None:
     root = ET.parse(report).getroot()
     [case] = root.iter("testcase")
     assert case.get("name") == "sc \\x1b[2J"
+
+
+# ------------------------------------------------------------------------- hover Markdown
+
+HOVER_POLICY = """\
+policy p {}
+
+input {
+  s: string = "`[f](https://evil.example)`"
+}
+
+action "`[a](https://evil.example)`\\n# H" {
+  when s == "x" block as R threat "[t](https://evil.example)"
+  allow as OK
+}
+
+otherwise block as O
+"""
+
+
+def test_hover_shows_policy_text_as_code_never_as_markdown(tmp_path: Path) -> None:
+    """Hovers are Markdown: a threat, a default, an action name or a file name from the policy
+    is a code span it cannot leave, so it adds no link (or heading) to the editor's hover."""
+    pytest.importorskip("pygls", reason="the language server needs the `lsp` extra")
+    markdown = pytest.importorskip("markdown")
+    from tests.editors.lsp_client import LspSession
+
+    lines = HOVER_POLICY.split("\n")
+    positions = [(3, 3), (6, 9), (7, lines[7].index("as R") + 3), (8, 3)]
+    session = LspSession()
+    try:
+        address = session.open(tmp_path / "policy.sentra", HOVER_POLICY)
+        session.diagnostics(address, version=1)
+        for line, character in positions:
+            hover = session.hover(address, line, character)
+            assert hover is not None, (line, character)
+            html = markdown.markdown(hover.contents.value, extensions=["fenced_code"])
+            assert "<a " not in html and "<h1" not in html, hover.contents.value
+    finally:
+        assert session.close() == 0
