@@ -122,10 +122,11 @@ _LABEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 
 
 INVISIBLE_CHARACTERS = ("\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
-                        "\u202a-\u202e\u2060-\u2069\ufeff")
+                        "\u202a-\u202e\u2060-\u2069\ud800-\udfff\ufeff")
 """Characters a terminal, a CI log or an editor would act on or hide (a regular-expression
 class body): control characters but the tab, zero-width characters, line and paragraph
-separators and bidirectional controls (Trojan Source). Diagnostics and every command's text
+separators and bidirectional controls (Trojan Source); and lone surrogates, which stand for
+the bytes of a file name that is not UTF-8 and which a UTF-8 stream cannot write. Diagnostics and every command's text
 output escape them (:func:`visible`); `fmt` writes them in strings as escapes."""
 _INVISIBLE = re.compile(f"[{INVISIBLE_CHARACTERS}]")
 

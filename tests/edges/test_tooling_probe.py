@@ -431,11 +431,13 @@ def test_docs_reports_a_link_loop_as_a_usage_error(link_loop: Path, where: str) 
 @pytest.mark.parametrize("output", ["human", "json", "sarif", "github"])
 def test_a_file_name_that_is_not_utf8_never_breaks_check(tmp_path: Path, output: str) -> None:
     """A file name's bytes need not be UTF-8 (a checkout can hold any): every format reports
-    the file, and SARIF percent-encodes the byte (`%FF`)."""
+    the file, on a strict UTF-8 output too (as in a UTF-8 locale), as an escape (`\\udcff`);
+    SARIF percent-encodes the byte (`%FF`)."""
     name = os.fsdecode(b"bad\xff.sentra")
     (tmp_path / name).write_text('policy p {}\n\notherwise allow as A "{b}"\n', "utf-8")
     done = subprocess.run([sys.executable, "-m", "sentra_lang", "check", "--format", output,
-                           "."], cwd=tmp_path, capture_output=True, timeout=120, check=False)
+                           "."], cwd=tmp_path, capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
     assert done.returncode == 1, done.stderr.decode("utf-8", "replace")[-2000:]
     assert b"SL101" in done.stdout
     if output == "sarif":
