@@ -495,3 +495,37 @@ def test_hover_shows_policy_text_as_code_never_as_markdown(tmp_path: Path) -> No
             assert "<a " not in html and "<h1" not in html, hover.contents.value
     finally:
         assert session.close() == 0
+
+
+# -------------------------------------------------------------- JSON nested without end
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("command", ["explain", "replay", "docs-coverage"])
+def test_json_nested_too_deeply_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """A compiled table, an audit export or a coverage report nested deeper than Python's JSON
+    decoder goes (RecursionError) is refused with one line saying why: never a traceback, and
+    never the file's text echoed back (a table that was not JSON was taken for a path)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text(DEEP_JSON, "utf-8")
+    policy = tmp_path / "policy.sentra"
+    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
+    args = {"explain": ["explain", str(deep), "A"],
+            "replay": ["replay", str(deep), "--policy", str(policy)],
+            "docs-coverage": ["docs", str(policy), "--coverage", str(deep), "-o",
+                              str(tmp_path / "site")]}[command]
+    done = cli(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "nests too deeply" in done.stderr and len(done.stderr) < 500, done.stderr[:500]
+
+
+@pytest.mark.xfail(strict=True, reason="runtime (sentra_runtime.audit.read_jsonl): a line "
+                   "nested deeper than the JSON decoder goes raises RecursionError, a traceback "
+                   "from `audit verify` instead of a tampered or unreadable line")
+def test_audit_verify_of_an_export_nested_too_deeply(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(DEEP_JSON + "\n", "utf-8")
+    done = cli("audit", "verify", str(deep))
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.returncode in (1, 2)
