@@ -103,8 +103,10 @@ def _kind(mode: int) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so readers see the old file or the new one, never half.
 
-    The file keeps its permissions; a new file gets the usual ones (0666 less the umask).
+    The file keeps its permissions; a new file gets the usual ones (0666 less the umask). A
+    symbolic link is written through, as editors do: its target is replaced and the link stays.
     """
+    path = real_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777

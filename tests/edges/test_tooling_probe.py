@@ -529,3 +529,18 @@ def test_audit_verify_of_an_export_nested_too_deeply(tmp_path: Path) -> None:
     done = cli("audit", "verify", str(deep))
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.returncode in (1, 2)
+
+
+# ----------------------------------------------------------------------- writing through links
+
+def test_fmt_writes_through_a_symbolic_link(tmp_path: Path) -> None:
+    """`fmt link.sentra` formats the file the link names and keeps the link: it replaced the
+    link with a formatted copy and left the policy itself unformatted."""
+    real = tmp_path / "real.sentra"
+    real.write_text("policy p {strikes 2}\notherwise block as NO\n", "utf-8")
+    link = tmp_path / "link.sentra"
+    link.symlink_to("real.sentra")
+    done = cli("fmt", str(link))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert real.read_text("utf-8") == "policy p {\n  strikes 2\n}\n\notherwise block as NO\n"
