@@ -279,39 +279,55 @@ def render_json(diff: PolicyDiff) -> str:
     return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _text(text: object) -> str:
+    """Policy text in a Markdown table cell or line, shown as written (`markdown.escape`; an
+    `@` escaped too, so that it mentions no one on GitHub)."""
+    from sentra_lang.markdown import escape
+
+    return escape(visible_lines(str(text)).replace("\n", " ")).replace("@", "\\@")
+
+
+def _code(text: str) -> str:
+    """Policy text as a code span in a Markdown table cell (a `|` in it escaped, as GitHub's
+    tables require even inside code)."""
+    from sentra_lang.markdown import code_span
+
+    return code_span(text).replace("|", "\\|")
 
 
 def render_markdown(diff: PolicyDiff) -> str:
+    """A pull-request comment: every text of the policies (names, versions, values, reasons,
+    threats) is a code span or escaped, so a policy cannot put a link, an image or a mention
+    into the comment."""
     info = diff.to_dict()
     old, new = info["old"], info["new"]
-    lines = [f"### Policy diff: `{old['name']}` {old['version']} → {new['version']}", "",
-             f"**{_summary(diff)}** (`{old['file']}` → `{new['file']}`)", ""]
+    lines = [f"### Policy diff: {_code(old['name'])} {_text(old['version'])} → "
+             f"{_text(new['version'])}", "",
+             f"**{_summary(diff)}** ({_code(old['file'])} → {_code(new['file'])})", ""]
     if diff.settings:
         lines += ["| setting | before | after | what it means |", "|---|---|---|---|"]
-        lines += [f"| `{s.name}` | {s.before} | {s.after} | {_cell(s.meaning)} |"
+        lines += [f"| {_code(s.name)} | {_text(s.before)} | {_text(s.after)} | {_text(s.meaning)} |"
                   for s in diff.settings]
         lines.append("")
     if diff.inputs:
-        lines += [f"- {_cell(line)}" for line in diff.inputs] + [""]
+        lines += [f"- {_code(line)}" for line in diff.inputs] + [""]
     for action in diff.actions:
         if action.skipped:
-            lines += [f"**`{action.action}`**: not compared ({_cell(action.skipped)})", ""]
+            lines += [f"**{_code(action.action)}**: not compared ({_text(action.skipped)})", ""]
         if not action.changes:
             continue
         status = f" ({action.status})" if action.status in ("added", "removed") else ""
-        lines += [f"#### `{action.action}`{status}", "",
+        lines += [f"#### {_code(action.action)}{status}", "",
                   "| input (witness) | before | after |", "|---|---|---|"]
         for region in action.changes[:MARKDOWN_ROWS]:
-            lines.append(f"| `{_cell(_witness_text(region))}` | "
-                         f"{_cell(_verdict_text(region.old))} | {_cell(_verdict_text(region.new))} |")
+            lines.append(f"| {_code(_witness_text(region))} | "
+                         f"{_text(_verdict_text(region.old))} | {_text(_verdict_text(region.new))} |")
         hidden = len(action.changes) - MARKDOWN_ROWS
         if hidden > 0:
             lines.append(f"| … and {hidden} more (`sentra-lang diff --format json`) | | |")
         lines.append("")
     if diff.approximate:
-        lines += [f"> The normalisation of {', '.join(f'`{n}`' for n in diff.approximate)} "
+        lines += [f"> The normalisation of {', '.join(_code(n) for n in diff.approximate)} "
                   "changes: inputs of those fields were compared by variants, not exhaustively.",
                   ""]
     return "\n".join(lines)

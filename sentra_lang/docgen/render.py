@@ -16,7 +16,6 @@ which needs `use_directory_urls: false`; the generated config sets it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from sentra_runtime.policy import duration_text
 
+from sentra_lang import markdown
 from sentra_lang.codes import CODES, Code
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import render_human
@@ -40,29 +40,14 @@ DEFAULT_SITE_NAME = "Policy reference"
 
 def fence(text: str, language: str = "sentra") -> Markup:
     """A fenced code block that no backtick run inside `text` can close early."""
-    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
-    marks = "`" * max(3, longest + 1)
-    return Markup(f"{marks}{language}\n{text.rstrip()}\n{marks}")
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|])")
-"""The characters Markdown (with the `attr_list` and `tables` extensions) reads as syntax and
-takes back as text after a backslash; `<`, `>` and `&` are left to HTML escaping."""
+    return Markup(markdown.code_block(text, language))
 
 
 def markdown_text(text: object) -> Markup:
     """Text of a policy (a version, a description, an action name) placed in Markdown, shown as
     it is: links, attribute lists (`{onclick=...}`) and emphasis in it stay text, so a policy
     can never add markup or script to its reference page."""
-    return Markup(escape(_MARKDOWN_SPECIAL.sub(r"\\\1", str(text))))
-
-
-def _backtick_runs(line: str) -> list[str]:
-    runs, current = [], ""
-    for char in line:
-        current = current + char if char == "`" else ""
-        runs.append(current)
-    return runs
+    return Markup(escape(markdown.escape(str(text))))
 
 
 def highlighted_source(text: str) -> Markup:

@@ -544,3 +544,36 @@ def test_fmt_writes_through_a_symbolic_link(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert real.read_text("utf-8") == "policy p {\n  strikes 2\n}\n\notherwise block as NO\n"
+
+
+DIFF_OLD = """\
+policy p version "1 @octo-org/team" {}
+
+input {
+  s: string = "x`y"
+}
+
+action "A`[a](https://evil.example)`" {
+  when s == "q`[l](https://evil.example)" block as R threat "![i](https://evil.example/p.png)"
+  allow as OK
+}
+
+otherwise block as O
+"""
+DIFF_NEW = (DIFF_OLD.replace('"1 @', '"2 [v](https://evil.example) @')
+            .replace('"x`y"', '"z`[d](https://evil.example)"').replace('"q`[l]', '"w`[l]'))
+
+
+def test_diff_markdown_shows_policy_text_never_markup(tmp_path: Path) -> None:
+    """`diff --format markdown` is posted as a pull-request comment: versions, names, values and
+    threats of the policies are code spans or escaped, so they add no link, image, heading or
+    mention to it."""
+    markdown = pytest.importorskip("markdown")
+    old, new = tmp_path / "old.sentra", tmp_path / "new.sentra"
+    old.write_text(DIFF_OLD, "utf-8")
+    new.write_text(DIFF_NEW, "utf-8")
+    done = cli("diff", "--format", "markdown", str(old), str(new))
+    assert done.returncode == 0, done.stderr
+    html = markdown.markdown(done.stdout, extensions=["tables"])
+    assert "<a " not in html and "<img" not in html, html
+    assert "evil.example" in html and " @octo-org" not in done.stdout
