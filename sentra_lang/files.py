@@ -34,6 +34,18 @@ def real_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(path))
 
 
+def refuse_overwriting(output: str | os.PathLike[str],
+                       inputs: Iterable[str | os.PathLike[str]], what: str) -> None:
+    """Raise ValueError (its message says why) when writing `output` would replace one of the
+    files the command read (the same file, through symbolic links too): `compile p.sentra -o
+    p.sentra` must not replace the policy with its table. `what` names the output."""
+    target = real_path(output)
+    for given in inputs:
+        if real_path(given) == target:
+            raise ValueError(f"refusing to write the {what} to {os.fspath(output)}: it is "
+                             f"{os.fspath(given)}, an input of this command")
+
+
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 """The largest policy or suite file read (larger ones are refused before parsing, SL006)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import UsageError
@@ -17,7 +18,7 @@ from sentra_lang.cli.paths import add_root_option, root_of
 from sentra_lang.cli.progress import ProgressLine
 
 if TYPE_CHECKING:
-    from sentra_lang.testing.runner import TestItem
+    from sentra_lang.testing.runner import LoadedSuite, TestItem
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
     from sentra_lang.diagnostics import visible
+    from sentra_lang.files import refuse_overwriting
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.testing import reports
     from sentra_lang.testing.runner import Runner, SelectionError
@@ -78,17 +80,29 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(reports.render_human(result, color=use_color(args.color, sys.stdout),
                                               verbose=args.verbose))
     problems = []
+    read = [file for loaded in result.suites for file in _files_read(loaded)]
     for path, kind, write in ((args.junit_xml, "JUnit XML", reports.write_junit),
                               (args.json_file, "JSON", reports.write_json)):
         if path:
             try:
+                refuse_overwriting(path, read, f"{kind} report")
                 write(result, path)
+            except ValueError as error:
+                problems.append(str(error))
             except OSError as error:
                 problems.append(f"cannot write the {kind} report {path}: "
                                 f"{error.strerror or error}")
     if problems:
         raise UsageError("; ".join(problems))
     return result.exit_code
+
+
+def _files_read(loaded: LoadedSuite) -> list[Path]:
+    """The suite file, the policy it names and the policy's imports."""
+    named = [] if loaded.suite is None else [loaded.path.parent / loaded.suite.policy]
+    imports = [] if loaded.policy is None else [
+        file.real for file in loaded.policy.compilation.program.files]
+    return [loaded.path, *named, *imports]
 
 
 def _progress(line: ProgressLine) -> Callable[[int, int, TestItem], None]:

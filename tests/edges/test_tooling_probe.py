@@ -577,3 +577,52 @@ def test_diff_markdown_shows_policy_text_never_markup(tmp_path: Path) -> None:
     html = markdown.markdown(done.stdout, extensions=["tables"])
     assert "<a " not in html and "<img" not in html, html
     assert "evil.example" in html and " @octo-org" not in done.stdout
+
+
+# ------------------------------------------------------------------- outputs over inputs
+
+def test_compile_refuses_to_write_the_table_over_its_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.sentra"
+    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
+    link = tmp_path / "table.json"
+    link.symlink_to(policy)
+    for output in (policy, link):
+        done = cli("compile", str(policy), "-o", str(output))
+        assert done.returncode == 2, done.stderr
+        assert "an input of this command" in done.stderr
+    assert policy.read_text("utf-8").startswith("policy p {}")
+
+
+@pytest.mark.parametrize("report", ["--json", "--junit-xml"])
+@pytest.mark.parametrize("target", ["suite.sentra-test", "policy.sentra"])
+def test_test_refuses_to_write_a_report_over_a_file_it_read(terminal_files: Path, report: str,
+                                                            target: str) -> None:
+    before = (terminal_files / target).read_text("utf-8")
+    done = cli("test", str(terminal_files / "suite.sentra-test"), report,
+               str(terminal_files / target))
+    assert done.returncode == 2, done.stderr
+    assert "an input of this command" in done.stderr
+    assert (terminal_files / target).read_text("utf-8") == before
+
+
+def test_replay_refuses_to_write_the_suite_over_its_inputs(tmp_path: Path) -> None:
+    from sentra_runtime import Engine, SQLiteStore
+
+    from sentra_lang.testing.policies import load
+
+    policy = tmp_path / "policy.sentra"
+    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
+    compiled = load(policy).policy
+    assert compiled is not None
+    engine = Engine(compiled, SQLiteStore(tmp_path / "audit.db"))
+    engine.evaluate("a", "X", {})
+    log = tmp_path / "audit.jsonl"
+    with open(log, "w", encoding="utf-8") as out:
+        engine.store.export_audit(out)
+    engine.close()
+    for target in (policy, log):
+        before = target.read_text("utf-8")
+        done = cli("replay", str(log), "--policy", str(policy), "--to-suite", str(target))
+        assert done.returncode == 2, done.stderr
+        assert "an input of this command" in done.stderr
+        assert target.read_text("utf-8") == before
