@@ -96,7 +96,7 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
     if too_deep:
         return None, too_deep
     module = builder.module(tree)
-    return module, builder.diagnostics
+    return module, builder.diagnostics + bidirectional_controls(source)
 
 
 def parse_condition(source: Source, start: int,
@@ -119,6 +119,26 @@ def parse_condition(source: Source, start: int,
 def grammar_terminals() -> list[lark.lexer.TerminalDef]:
     """The policy grammar's terminals (the suite parser builds its tokens from them)."""
     return list(_lark().terminals)
+
+
+_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_BIDI_WARNINGS = 20
+
+
+def bidirectional_controls(source: Source) -> list[Diagnostic]:
+    """SL016 for each bidirectional control written as it is in the source (at most
+    `MAX_BIDI_WARNINGS`): it makes editors show the rest of its line reordered (Trojan Source)."""
+    found = []
+    for match in _BIDI_CONTROL.finditer(source.text):
+        if len(found) == MAX_BIDI_WARNINGS:
+            break
+        code = f"\\u{ord(match.group()):04x}"
+        found.append(diagnostic(
+            "SL016", f"bidirectional control character `{code}` written as it is",
+            Span.of_offsets(source, match.start(), match.end()),
+            help=f"editors show the rest of the line reordered; in a string write `{code}`, "
+                 "and remove it from a comment"))
+    return found
 
 
 def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Source, list[Diagnostic]]:

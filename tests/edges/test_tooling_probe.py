@@ -626,3 +626,28 @@ def test_replay_refuses_to_write_the_suite_over_its_inputs(tmp_path: Path) -> No
         assert done.returncode == 2, done.stderr
         assert "an input of this command" in done.stderr
         assert target.read_text("utf-8") == before
+
+
+# ------------------------------------------------------------------------- Trojan Source
+
+def test_check_warns_about_raw_bidirectional_controls(tmp_path: Path) -> None:
+    """A right-to-left override written as it is in a string or a comment makes editors and
+    review tools show the rest of the line reordered: SL016 at each, shown escaped."""
+    text = ('policy p {}\ninput { s: string = "" }\naction A {\n'
+            '  when s == "x\u202e" block as R  # \u2066 note\n  allow as OK\n}\n'
+            'otherwise block as O\n')
+    output = _check(tmp_path, text)
+    assert "policy.sentra:4:15: warning[SL016]: bidirectional control character `\\u202e`" \
+        in output, output
+    assert "policy.sentra:4:32: warning[SL016]" in output, output
+    assert "\u202e" not in output and "\u2066" not in output
+
+
+def test_a_suite_with_a_raw_bidirectional_control_is_warned_about(terminal_files: Path) -> None:
+    done = cli("test", str(terminal_files / "suite.sentra-test"))
+    assert "warning[SL016]" not in done.stdout     # the terminal suite has none
+    suite = terminal_files / "bidi.sentra-test"
+    suite.write_text('suite "s" for "policy.sentra"\n\nscenario "x\u2067" {\n'
+                     '  agent "a" B -> allowed\n}\n', "utf-8")
+    done = cli("test", str(suite))
+    assert "bidi.sentra-test:3:12: warning[SL016]" in done.stdout, done.stdout
