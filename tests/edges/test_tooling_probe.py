@@ -651,3 +651,17 @@ def test_a_suite_with_a_raw_bidirectional_control_is_warned_about(terminal_files
                      '  agent "a" B -> allowed\n}\n', "utf-8")
     done = cli("test", str(suite))
     assert "bidi.sentra-test:3:12: warning[SL016]" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------------------- language server input
+
+def test_the_language_server_refuses_a_message_too_large_to_read() -> None:
+    """A `Content-Length` of 100 GB made pygls allocate it (MemoryError in its reader thread);
+    the server logs that the message is over its limit and stops, without a traceback."""
+    pytest.importorskip("pygls", reason="the language server needs the `lsp` extra")
+    done = subprocess.run([sys.executable, "-m", "sentra_lang", "lsp"],
+                          input=b"Content-Length: 99999999999\r\n\r\n{}", capture_output=True,
+                          timeout=60, check=False)
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in stderr and "MemoryError" not in stderr, stderr[-2000:]
+    assert "over the limit of 256 MiB" in stderr, stderr
