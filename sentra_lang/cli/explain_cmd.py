@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError, require_text
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 
@@ -168,6 +168,9 @@ def to_human(decision: Decision, policy: Policy, agent: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for value, what in ((args.action, "ACTION"), (args.agent, "--agent"),
+                        *((item, "--field") for item in args.field)):
+        require_text(value, what)
     fields = parse_fields(args.field)
     risk, strikes = parse_state(args.state)
     after = parse_after(args.after)

@@ -665,3 +665,24 @@ def test_the_language_server_refuses_a_message_too_large_to_read() -> None:
     stderr = done.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr and "MemoryError" not in stderr, stderr[-2000:]
     assert "over the limit of 256 MiB" in stderr, stderr
+
+
+@pytest.mark.parametrize("args", [["explain", "{p}", "A\udcff", "--format", "json"],
+                                  ["explain", "{p}", "A", "--field", "s=\udcff"],
+                                  ["docs", "{p}", "-o", "{d}/site", "--markdown-only",
+                                   "--title", "T\udcff"]], ids=["action", "field", "title"])
+def test_command_line_text_that_is_not_utf8_is_a_usage_error(tmp_path: Path,
+                                                            args: list[str]) -> None:
+    """Bytes on the command line that are not UTF-8 (an argument Python keeps as surrogates)
+    reached a JSON output or a written page and failed there with UnicodeEncodeError."""
+    policy = tmp_path / "policy.sentra"
+    policy.write_text('policy p {}\n\ninput {\n  s: string = ""\n}\n\notherwise allow as A '
+                      '"{s}"\n', "utf-8")
+    argv = [os.fsencode(arg.replace("{p}", str(policy)).replace("{d}", str(tmp_path)))
+            for arg in args]
+    done = subprocess.run([os.fsencode(sys.executable), b"-m", b"sentra_lang", *argv],
+                          capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert "is not UTF-8 text" in stderr
