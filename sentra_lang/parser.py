@@ -128,7 +128,7 @@ MAX_BIDI_WARNINGS = 20
 def bidirectional_controls(source: Source) -> list[Diagnostic]:
     """SL016 for each bidirectional control written as it is in the source (at most
     `MAX_BIDI_WARNINGS`): it makes editors show the rest of its line reordered (Trojan Source)."""
-    found = []
+    found: list[Diagnostic] = []
     for match in _BIDI_CONTROL.finditer(source.text):
         if len(found) == MAX_BIDI_WARNINGS:
             break

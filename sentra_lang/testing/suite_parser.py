@@ -88,6 +88,7 @@ def parse_suite(text: str, path: str = "<string>") -> tuple[s.Suite | None, list
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help='a suite starts with `suite "NAME" for "POLICY.sentra"`')]
+    suite: s.Suite | None
     try:
         fast = _FastParser(source)
         suite, diagnostics = fast.suite(), fast.builder.diagnostics
