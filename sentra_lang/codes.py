@@ -91,6 +91,14 @@ _ENTRIES = [
          "Imports are followed at most 64 files deep (main file, library, library of the "
          "library, ...).",
          "", ""),
+    Code("SL016", "bidirectional control character", "warning",
+         "The source holds a bidirectional control character (U+202A to U+202E, U+2066 to "
+         "U+2069, U+200E, U+200F or U+061C) as it is, in a string or a comment. Editors and code "
+         "review tools reorder the text after it on the line, so the line shows other code than "
+         "the code that runs (the \"Trojan Source\" attack). Write it in a string as an escape "
+         "(`\\u202e`; `sentra-lang fmt` does), and remove it from a comment. Diagnostics show it "
+         "escaped. At most 20 are reported per file.",
+         "", ""),
     # --------------------------------------------------------------- structure: SL05x
     Code("SL050", "missing policy header", "error",
          "A file with action blocks or an `otherwise` must start with a `policy` header; a "
@@ -379,7 +387,10 @@ _ENTRIES = [
     # Suite-only codes (examples are `.sentra-test` text, tested in tests/testing/).
     Code("SL501", "suite policy does not compile", "error",
          "The policy a suite names with `for` is missing or has errors; the suite cannot run. "
-         "The policy's own diagnostics are reported with it.",
+         "The policy's own diagnostics are reported with it. A path that is not a `.sentra` "
+         "file (its symbolic links followed) or not a regular file (a FIFO, a device) is "
+         "refused before it is opened, so a suite can never make `sentra-lang test` show the "
+         "lines of another file or wait on a pipe.",
          "", ""),
     Code("SL502", "undeclared field in suite", "error",
          "A suite sets or tests a field the policy's `input` block does not declare. The "

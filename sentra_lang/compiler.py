@@ -27,6 +27,7 @@ from sentra_lang.checker import (
     interpolated_fields,
 )
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
+from sentra_lang.formatter import format_condition
 from sentra_lang.loader import Program, load_file, load_text
 from sentra_lang.table import (
     ARITHMETIC_SCHEMA_VERSION,
@@ -263,9 +264,9 @@ def _span(rule: RuleInfo) -> SourceSpan:
 
 
 def _condition_text(rule: RuleInfo) -> str | None:
-    if rule.when is None:
-        return None
-    return " ".join(rule.when.span.text.split())
+    """The rule's condition as `fmt` prints it: on one line, without the comments written
+    inside it, its strings exactly as they are (escaped where a terminal would act on them)."""
+    return None if rule.when is None else format_condition(rule.when)
 
 
 def _table_rule(rule: RuleInfo) -> Rule:

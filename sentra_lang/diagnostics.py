@@ -121,16 +121,26 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 _LABEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-_INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
-                        "\u2060-\u2069\ufeff]")
-"""Characters a terminal or a CI log would act on or hide: control characters (a tab is
-shown as a space), zero-width characters and bidirectional overrides (Trojan Source)."""
+INVISIBLE_CHARACTERS = ("\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
+                        "\u202a-\u202e\u2060-\u2069\ud800-\udfff\ufeff")
+"""Characters a terminal, a CI log or an editor would act on or hide (a regular-expression
+class body): control characters but the tab, zero-width characters, line and paragraph
+separators and bidirectional controls (Trojan Source); and lone surrogates, which stand for
+the bytes of a file name that is not UTF-8 and which a UTF-8 stream cannot write. Diagnostics and every command's text
+output escape them (:func:`visible`); `fmt` writes them in strings as escapes."""
+_INVISIBLE = re.compile(f"[{INVISIBLE_CHARACTERS}]")
 
 
 def visible(text: str) -> str:
-    """``text`` with every :data:`_INVISIBLE` character written as an escape (``\\x1b``,
-    ``\\u202e``): what a policy file holds is shown, never acted on by the terminal."""
+    """``text`` with every invisible character (:data:`INVISIBLE_CHARACTERS`, a line break
+    too) written as an escape (``\\x1b``, ``\\u202e``): what a policy file holds is shown,
+    never acted on by the terminal."""
     return _INVISIBLE.sub(_escape, text)
+
+
+def visible_lines(text: str) -> str:
+    """:func:`visible` for text of several lines: its line breaks (``\\n``) are kept."""
+    return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -169,7 +179,7 @@ def _snippet(span: Span, *, color: bool = False) -> list[str]:
     # the carets under the escaped text: an escape takes the columns it is shown in
     before = len(visible(text[:span.column - 1]))
     width = max(1, len(visible(text[span.column - 1:end_column - 1])))
-    shown = visible(text)
+    shown, before, width = _window(visible(text), before, width)
     if color:
         shown = _highlight(shown)
     return [
@@ -177,6 +187,22 @@ def _snippet(span: Span, *, color: bool = False) -> list[str]:
         f"{span.line} | {shown}",
         f"{' ' * gutter} | {' ' * before}{'^' * width}",
     ]
+
+
+SNIPPET_WIDTH = 160
+"""The most columns of a source line a snippet shows: a longer line is cut around the span."""
+
+
+def _window(line: str, before: int, width: int) -> tuple[str, int, int]:
+    """At most `SNIPPET_WIDTH` columns of `line` around the span that starts `before` columns
+    in and is `width` wide, `…` where it was cut; the span's start and width in the window."""
+    if len(line) <= SNIPPET_WIDTH:
+        return line, before, width
+    start = max(0, min(before - SNIPPET_WIDTH // 4, len(line) - SNIPPET_WIDTH))
+    end = start + SNIPPET_WIDTH
+    head, tail = ("…" if start else ""), ("…" if end < len(line) else "")
+    return (head + line[start:end] + tail, before - start + len(head),
+            max(1, min(width, end - before)))
 
 
 def _highlight(line: str) -> str:
@@ -325,7 +351,9 @@ def sarif_artifact(path: str, root: Path) -> dict[str, str]:
     absolute = Path(os.path.abspath(root / path))
     if absolute.is_relative_to(root):
         relative = absolute.relative_to(root).as_posix()
-        return {"uri": urllib.parse.quote(relative, safe="/"), "uriBaseId": _SARIF_ROOT}
+        # a name that is not UTF-8 (bytes kept as surrogates) is encoded byte for byte
+        return {"uri": urllib.parse.quote(relative, safe="/", errors="surrogateescape"),
+                "uriBaseId": _SARIF_ROOT}
     return {"uri": absolute.as_uri()}
 
 
@@ -333,8 +361,10 @@ _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.
 
 
 def escape_github(text: str, *, property_value: bool = False) -> str:
-    """Escape a workflow command's message, or (`property_value`) one of its `key=value`s."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Escape a workflow command's message, or (`property_value`) one of its `key=value`s; its
+    invisible characters are escaped first (:func:`visible_lines`), since CI logs show ANSI
+    escapes."""
+    text = visible_lines(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if property_value:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text
@@ -353,5 +383,4 @@ def render_github(diag: Diagnostic) -> str:
     title = escape_github(diag.code + " " + diag.title, property_value=True)
     props = ",".join([*location, f"title={title}"])
     message = diag.message + (f" ({diag.help})" if diag.help else "")
-    shown = "\n".join(visible(line) for line in message.split("\n"))   # lines: escape_github's
-    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{escape_github(shown)}"
+    return f"::{_GITHUB_LEVEL[diag.severity]} {props}::{escape_github(message)}"

@@ -20,11 +20,30 @@ def find_files(paths: Iterable[str | os.PathLike[str]], suffix: str) -> list[Pat
         path = Path(raw)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob(f"*{suffix}") if p.is_file()))
-        elif path.exists():
+        elif path.exists() or path.is_symlink():   # a dangling or looping link: its reader says
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {raw}")
     return list(dict.fromkeys(found))
+
+
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """`path` absolute, its symbolic links followed as far as they go: `Path.resolve` without
+    its RuntimeError on a link loop (Python before 3.13), which a hostile import, suite or
+    folder can hold. Never raises for a path that does not exist or loops."""
+    return Path(os.path.realpath(path))
+
+
+def refuse_overwriting(output: str | os.PathLike[str],
+                       inputs: Iterable[str | os.PathLike[str]], what: str) -> None:
+    """Raise ValueError (its message says why) when writing `output` would replace one of the
+    files the command read (the same file, through symbolic links too): `compile p.sentra -o
+    p.sentra` must not replace the policy with its table. `what` names the output."""
+    target = real_path(output)
+    for given in inputs:
+        if real_path(given) == target:
+            raise ValueError(f"refusing to write the {what} to {os.fspath(output)}: it is "
+                             f"{os.fspath(given)}, an input of this command")
 
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
@@ -73,6 +92,16 @@ def read_bounded(path: str | os.PathLike[str], limit: int, *,
     return b"".join(chunks), (info.st_size if regular and info.st_size else None)
 
 
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What `path` (its symbolic links followed) is when it exists and is neither a regular
+    file nor a folder (``a FIFO``, ``a device``, ...); None otherwise. Nothing is opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else _kind(mode)
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
@@ -86,8 +115,10 @@ def _kind(mode: int) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so readers see the old file or the new one, never half.
 
-    The file keeps its permissions; a new file gets the usual ones (0666 less the umask).
+    The file keeps its permissions; a new file gets the usual ones (0666 less the umask). A
+    symbolic link is written through, as editors do: its target is replaced and the link stays.
     """
+    path = real_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777

@@ -19,7 +19,7 @@ from sentra_runtime.arith import expression_text, number_text
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import from_ast
-from sentra_lang.diagnostics import Diagnostic, has_errors
+from sentra_lang.diagnostics import INVISIBLE_CHARACTERS, Diagnostic, has_errors
 from sentra_lang.parser import parse
 
 MAX_WIDTH = 100
@@ -27,10 +27,11 @@ INDENT = "  "
 CLAUSE_ORDER = ("risk", "id", "limit", "threat", "reason", "description", "expires")
 _TAIL_CLAUSES = ("reason", "description", "expires")
 _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-_TO_ESCAPE = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]')
+_TO_ESCAPE = re.compile(f'[\\\\"\t{INVISIBLE_CHARACTERS}]')
 """What a string is written with an escape for: the quote and the backslash, and every character
-a terminal or an editor would act on or hide (control characters, zero-width characters and
-bidirectional overrides: Trojan Source), so that the formatted text shows what it holds."""
+a terminal or an editor would act on or hide (`INVISIBLE_CHARACTERS`: control characters,
+zero-width characters, line separators and bidirectional controls: Trojan Source), so that the
+formatted text shows what it holds."""
 
 # Binding strength, loosest first: or < and < not < atom.
 _PRECEDENCE_OR, _PRECEDENCE_AND, _PRECEDENCE_NOT, _PRECEDENCE_ATOM = 1, 2, 3, 4

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic
-from sentra_lang.files import NotARegularFile
+from sentra_lang.files import NotARegularFile, real_path
 from sentra_lang.parser import parse, read_source
 from sentra_lang.source import Source
 
@@ -59,7 +59,7 @@ def load_text(text: str, path: str = "<string>", *,
               root: str | os.PathLike[str] | None = None) -> Program:
     """A program from source text; imports resolve relative to the current folder."""
     module, diagnostics = parse(text, path)
-    real = Path(path).resolve() if path != "<string>" else Path.cwd() / "<string>"
+    real = real_path(path) if path != "<string>" else Path.cwd() / "<string>"
     loaded = LoadedFile(path, os.path.basename(path), real, Source(path, text), module)
     return _program(loaded, diagnostics, root)
 
@@ -76,14 +76,14 @@ def load_file(path: str | os.PathLike[str], *,
     except (OSError, ValueError) as error:
         raise FileUnreadable(f"cannot read `{display}`: {_reason(error)}") from error
     module, diagnostics = (None, problems) if problems else parse(source.text, display)
-    loaded = LoadedFile(display, os.path.basename(display), Path(display).resolve(), source,
+    loaded = LoadedFile(display, os.path.basename(display), real_path(display), source,
                         module)
     return _program(loaded, diagnostics, root)
 
 
 def _program(main: LoadedFile, diagnostics: list[Diagnostic],
              root: str | os.PathLike[str] | None) -> Program:
-    program = Program(Path(root).resolve() if root is not None else main.real.parent, [main],
+    program = Program(real_path(root) if root is not None else main.real.parent, [main],
                       list(diagnostics))
     _load_imports(program, main, [main.real])
     return program
@@ -136,7 +136,7 @@ def _allowed_target(program: Program, importer: LoadedFile, item: ast.Import,
         _refuse(program, item, f"`{written}` is not a `.sentra` file",
                 "only `.sentra` libraries can be imported")
         return None
-    target = (importer.real.parent / written).resolve()
+    target = real_path(importer.real.parent / written)
     if not target.is_relative_to(program.root):
         _refuse(program, item, f"`{written}` is outside the policy's root `{program.root}`",
                 "imports stay inside the folder of the policy being compiled; "

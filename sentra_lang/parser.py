@@ -83,7 +83,8 @@ def grammar_keywords() -> set[str]:
 def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Diagnostic]]:
     """Parse source text. Returns the module (None on a syntax error) and the diagnostics."""
     source = Source(path, text)
-    if not text.strip() or _only_comments(text):
+    text = source.text
+    if not text.strip() or only_comments(text):
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help="a policy starts with `policy NAME version \"1\" { }`")]
@@ -95,7 +96,7 @@ def parse(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Di
     if too_deep:
         return None, too_deep
     module = builder.module(tree)
-    return module, builder.diagnostics
+    return module, builder.diagnostics + bidirectional_controls(source)
 
 
 def parse_condition(source: Source, start: int,
@@ -120,6 +121,26 @@ def grammar_terminals() -> list[lark.lexer.TerminalDef]:
     return list(_lark().terminals)
 
 
+_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_BIDI_WARNINGS = 20
+
+
+def bidirectional_controls(source: Source) -> list[Diagnostic]:
+    """SL016 for each bidirectional control written as it is in the source (at most
+    `MAX_BIDI_WARNINGS`): it makes editors show the rest of its line reordered (Trojan Source)."""
+    found: list[Diagnostic] = []
+    for match in _BIDI_CONTROL.finditer(source.text):
+        if len(found) == MAX_BIDI_WARNINGS:
+            break
+        code = f"\\u{ord(match.group()):04x}"
+        found.append(diagnostic(
+            "SL016", f"bidirectional control character `{code}` written as it is",
+            Span.of_offsets(source, match.start(), match.end()),
+            help=f"editors show the rest of the line reordered; in a string write `{code}`, "
+                 "and remove it from a comment"))
+    return found
+
+
 def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Source, list[Diagnostic]]:
     """A file's bytes as source text, or why they are none: what a policy or suite file may hold.
 
@@ -137,10 +158,10 @@ def decode_source(data: bytes, path: str, size: int | None = None) -> tuple[Sour
                                    help="split the policy into libraries joined with `import`")]
     bad = _first_bad_byte(data)
     if bad is not None:
-        prefix = data[:bad].decode("utf-8").removeprefix("\ufeff")
-        line = prefix.count("\n") + 1
-        column = len(prefix) - (prefix.rfind("\n") + 1) + 1
-        span = Span(Source(path, ""), line, column, line, column + 1, len(prefix), len(prefix) + 1)
+        prefix = Source(path, data[:bad].decode("utf-8").removeprefix("\ufeff"))
+        line, column = prefix.position(len(prefix.text))
+        offset = len(prefix.text)
+        span = Span(Source(path, ""), line, column, line, column + 1, offset, offset + 1)
         return span.source, [diagnostic("SL005", f"file is not UTF-8 text (byte {bad})", span,
                                         help="policy and suite files are UTF-8 text")]
     return Source(path, data.decode("utf-8").removeprefix("\ufeff")), []
@@ -168,8 +189,10 @@ def read_source(path: str | os.PathLike[str], display: str | None = None, *,
     return decode_source(data, os.fspath(path) if display is None else display, size)
 
 
-def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+def only_comments(text: str) -> bool:
+    """Whether the text (of a `Source`: its lines end at `\\n`) holds nothing but comments and
+    white space."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.split("\n"))
 
 
 class TreeBuilder:

@@ -75,7 +75,17 @@ def _load_table(path: Path) -> LoadedPolicy:
     except (OSError, UnicodeDecodeError) as error:
         raise FileUnreadable(f"cannot read `{path}`: {error}") from error
     try:
-        policy = load_policy(text)
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return LoadedPolicy(path, problems=[f"{path}: the table is not valid JSON: {error.msg} "
+                                            f"(line {error.lineno}, column {error.colno})"])
+    except RecursionError:
+        return LoadedPolicy(path, problems=[f"{path}: the table is not valid JSON: it nests "
+                                            "too deeply"])
+    if not isinstance(data, dict):
+        return LoadedPolicy(path, problems=[f"{path}: a table is a JSON object"])
+    try:
+        policy = load_policy(data)
     except PolicyLoadError as error:
         return LoadedPolicy(path, problems=[f"{path}: {error}"])
-    return LoadedPolicy(path, table=json.loads(text), policy=policy)
+    return LoadedPolicy(path, table=data, policy=policy)

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
+
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 @dataclass(frozen=True, eq=False)
 class Source:
-    """A file's text, kept so that any diagnostic can render the lines it points at."""
+    """A file's text, kept so that any diagnostic can render the lines it points at.
+
+    Lines end at `\\n`, `\\r\\n` or a lone `\\r`, as editors and LSP break them: a lone `\\r`
+    is made a `\\n` (one character for one, so offsets do not move), so that a comment or a
+    string ends where the editor shows its line end and every position counts the lines the
+    editor shows. Other characters (U+2028, a form feed) break no line.
+    """
 
     path: str
     text: str
 
+    def __post_init__(self) -> None:
+        if "\r" in self.text:
+            object.__setattr__(self, "text", _LONE_CR.sub("\n", self.text))
+
     @cached_property
     def lines(self) -> list[str]:
-        return self.text.splitlines() or [""]
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
 
     def line(self, number: int) -> str:
         """The 1-based line `number`, or "" past the end."""

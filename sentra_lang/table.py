@@ -182,7 +182,8 @@ class Rule(_Model):
     threat: str | None = None
     reason: str = ""
     description: str | None = None
-    condition: str | None = Field(default=None, description="The rule's `when`, as written.")
+    condition: str | None = Field(
+        default=None, description="The rule's `when`, as `fmt` prints it (one line, no comments).")
     generated_id: bool = False
     span: SourceSpan
     limit: Limit | None = Field(default=None, description="The rule's rate limit (its allowed "

@@ -35,6 +35,18 @@ class UsageError(Exception):
     """A problem with how the command was called (exit code 2)."""
 
 
+def require_text(value: str, what: str) -> str:
+    """`value` from the command line, which must be UTF-8 text: bytes that are not (kept by
+    Python as lone surrogates) could reach neither a policy nor a UTF-8 output or file."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        from sentra_lang.diagnostics import visible
+
+        raise UsageError(f"{what} `{visible(value)}` is not UTF-8 text") from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sentra-lang",
@@ -84,7 +96,9 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         code: int = args.run(args)
     except (UsageError, MissingExtra) as error:
-        print(f"sentra-lang {args.command}: error: {error}", file=sys.stderr)
+        from sentra_lang.diagnostics import visible
+
+        print(f"sentra-lang {args.command}: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     return code
 

@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from sentra_lang.compiler import compile_file
     from sentra_lang.diagnostics import Severity, render_human
-    from sentra_lang.files import write_atomically
+    from sentra_lang.files import refuse_overwriting, write_atomically
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.table import dump_table
 
@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
         text = compile_matcher(load_policy(result.table.model_dump(mode="json"))).source
     if args.output:
+        try:
+            refuse_overwriting(args.output, [f.real for f in result.program.files], "table")
+        except ValueError as error:
+            raise UsageError(str(error)) from error
         try:
             write_atomically(Path(args.output), text)
         except OSError as error:

@@ -23,6 +23,7 @@ from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 from sentra_lang.cli.progress import ProgressLine
+from sentra_lang.diagnostics import escape_github, visible_lines
 
 if TYPE_CHECKING:
     from sentra_lang.compiler import Compilation
@@ -73,8 +74,14 @@ def run(args: argparse.Namespace) -> int:
         line.clear()
     if args.equivalent:
         return _equivalence(diff, args.format)
-    sys.stdout.write(RENDERERS[args.format](diff))
+    sys.stdout.write(_shown(args.format, RENDERERS[args.format](diff)))
     return EXIT_FAILURE if args.fail_on_change and diff.changed else EXIT_OK
+
+
+def _shown(output: str, text: str) -> str:
+    """The rendered diff as written: the policies' text (ids, reasons, versions, witness
+    values) with its invisible characters escaped, except in JSON, which escapes its own."""
+    return text if output == "json" else visible_lines(text)
 
 
 def _compile(spec: str, root: Path | None, color: bool) -> Compilation | None:
@@ -96,10 +103,10 @@ def _compile(spec: str, root: Path | None, color: bool) -> Compilation | None:
         print(render_human(diag, color=color), file=sys.stderr)
         print(file=sys.stderr)
     if errors:
-        print(f"sentra-lang diff: `{spec}` does not compile", file=sys.stderr)
+        print(f"sentra-lang diff: `{visible_lines(spec)}` does not compile", file=sys.stderr)
         return None
     if result.table is None:
-        print(f"sentra-lang diff: `{spec}` is a library (no `policy` header): nothing to "
+        print(f"sentra-lang diff: `{visible_lines(spec)}` is a library (no `policy` header): nothing to "
               "compare", file=sys.stderr)
         return None
     return result
@@ -272,56 +279,67 @@ def render_json(diff: PolicyDiff) -> str:
     return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _text(text: object) -> str:
+    """Policy text in a Markdown table cell or line, shown as written (`markdown.escape`; an
+    `@` escaped too, so that it mentions no one on GitHub)."""
+    from sentra_lang.markdown import escape
+
+    return escape(visible_lines(str(text)).replace("\n", " ")).replace("@", "\\@")
+
+
+def _code(text: str) -> str:
+    """Policy text as a code span in a Markdown table cell (a `|` in it escaped, as GitHub's
+    tables require even inside code)."""
+    from sentra_lang.markdown import code_span
+
+    return code_span(text).replace("|", "\\|")
 
 
 def render_markdown(diff: PolicyDiff) -> str:
+    """A pull-request comment: every text of the policies (names, versions, values, reasons,
+    threats) is a code span or escaped, so a policy cannot put a link, an image or a mention
+    into the comment."""
     info = diff.to_dict()
     old, new = info["old"], info["new"]
-    lines = [f"### Policy diff: `{old['name']}` {old['version']} → {new['version']}", "",
-             f"**{_summary(diff)}** (`{old['file']}` → `{new['file']}`)", ""]
+    lines = [f"### Policy diff: {_code(old['name'])} {_text(old['version'])} → "
+             f"{_text(new['version'])}", "",
+             f"**{_summary(diff)}** ({_code(old['file'])} → {_code(new['file'])})", ""]
     if diff.settings:
         lines += ["| setting | before | after | what it means |", "|---|---|---|---|"]
-        lines += [f"| `{s.name}` | {s.before} | {s.after} | {_cell(s.meaning)} |"
+        lines += [f"| {_code(s.name)} | {_text(s.before)} | {_text(s.after)} | {_text(s.meaning)} |"
                   for s in diff.settings]
         lines.append("")
     if diff.inputs:
-        lines += [f"- {_cell(line)}" for line in diff.inputs] + [""]
+        lines += [f"- {_code(line)}" for line in diff.inputs] + [""]
     for action in diff.actions:
         if action.skipped:
-            lines += [f"**`{action.action}`**: not compared ({_cell(action.skipped)})", ""]
+            lines += [f"**{_code(action.action)}**: not compared ({_text(action.skipped)})", ""]
         if not action.changes:
             continue
         status = f" ({action.status})" if action.status in ("added", "removed") else ""
-        lines += [f"#### `{action.action}`{status}", "",
+        lines += [f"#### {_code(action.action)}{status}", "",
                   "| input (witness) | before | after |", "|---|---|---|"]
         for region in action.changes[:MARKDOWN_ROWS]:
-            lines.append(f"| `{_cell(_witness_text(region))}` | "
-                         f"{_cell(_verdict_text(region.old))} | {_cell(_verdict_text(region.new))} |")
+            lines.append(f"| {_code(_witness_text(region))} | "
+                         f"{_text(_verdict_text(region.old))} | {_text(_verdict_text(region.new))} |")
         hidden = len(action.changes) - MARKDOWN_ROWS
         if hidden > 0:
             lines.append(f"| … and {hidden} more (`sentra-lang diff --format json`) | | |")
         lines.append("")
     if diff.approximate:
-        lines += [f"> The normalisation of {', '.join(f'`{n}`' for n in diff.approximate)} "
+        lines += [f"> The normalisation of {', '.join(_code(n) for n in diff.approximate)} "
                   "changes: inputs of those fields were compared by variants, not exhaustively.",
                   ""]
     return "\n".join(lines)
 
 
-def _escape(text: str, *, value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if value else text
-
-
 def _annotation(span: Span | None, title: str, message: str) -> str:
-    props = [f"title={_escape(title, value=True)}"]
+    props = [f"title={escape_github(title, property_value=True)}"]
     if span is not None:
-        props = [f"file={_escape(span.path, value=True)}", f"line={span.line}",
+        props = [f"file={escape_github(span.path, property_value=True)}", f"line={span.line}",
                  f"col={span.column}", f"endLine={span.end_line}",
                  f"endColumn={span.end_column}"] + props
-    return f"::notice {','.join(props)}::{_escape(message)}"
+    return f"::notice {','.join(props)}::{escape_github(message)}"
 
 
 def render_github(diff: PolicyDiff) -> str:
@@ -353,7 +371,7 @@ def _equivalence(diff: PolicyDiff, output: str) -> int:
                                 "not_compared": skipped}
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(_equivalence_text(found, skipped))
+        sys.stdout.write(visible_lines(_equivalence_text(found, skipped)))
     return EXIT_OK if found is None and not skipped else EXIT_FAILURE
 
 

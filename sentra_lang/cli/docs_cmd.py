@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError, require_text
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.extras import require
 from sentra_lang.cli.paths import add_root_option, expand, root_of
@@ -83,6 +83,7 @@ def _output(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_text(args.title, "--title")
     require("docs", "jinja2", "pygments")  # the Markdown tree's templates and highlighting
     if not args.markdown_only:
         require("docs", "mkdocs", "material")

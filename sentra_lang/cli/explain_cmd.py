@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError, require_text
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 
@@ -148,7 +148,29 @@ def parse_after(text: str | None) -> int | None:
     return duration_seconds(text)
 
 
+def to_human(decision: Decision, policy: Policy, agent: str) -> str:
+    """The decision, the agent's state after it, and the explanation, as text (its ids,
+    reasons and values raw: the caller escapes them for the terminal)."""
+    settings = policy.settings_of(agent, decision.group)
+    lines = [f"{decision.label} ({decision.rule_id})", f"reason: {decision.reason}"]
+    if decision.threat:
+        lines.append(f"threat: {decision.threat}")
+    if policy.groups:
+        lines.append(f"group: {settings.group or '(none)'}")
+    lines.append(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "
+                 f"projected {decision.projected_risk}, cumulative {decision.cumulative_risk}/"
+                 f"{settings.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
+                 f"{settings.strikes}; status {decision.status}"
+                 + (f"; risk decay took off {decision.decayed}" if decision.decayed else ""))
+    lines += [f"policy: {policy.name} {policy.version} ({policy.hash})", "",
+              str(decision.explanation)]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    for value, what in ((args.action, "ACTION"), (args.agent, "--agent"),
+                        *((item, "--field") for item in args.field)):
+        require_text(value, what)
     fields = parse_fields(args.field)
     risk, strikes = parse_state(args.state)
     after = parse_after(args.after)
@@ -165,19 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(decision, policy))
     else:
-        print(f"{decision.label} ({decision.rule_id})")
-        print(f"reason: {decision.reason}")
-        if decision.threat:
-            print(f"threat: {decision.threat}")
-        settings = policy.settings_of(args.agent, decision.group)
-        if policy.groups:
-            print(f"group: {settings.group or '(none)'}")
-        print(f"risk: attempted {decision.attempted_risk}, applied {decision.applied_risk}, "
-              f"projected {decision.projected_risk}, cumulative {decision.cumulative_risk}/"
-              f"{settings.risk_threshold}; blocked attempts {decision.blocked_attempts}/"
-              f"{settings.strikes}; status {decision.status}"
-              + (f"; risk decay took off {decision.decayed}" if decision.decayed else ""))
-        print(f"policy: {policy.name} {policy.version} ({policy.hash})")
-        print()
-        print(decision.explanation)
+        from sentra_lang.diagnostics import visible_lines
+
+        print(visible_lines(to_human(decision, policy, args.agent)))
     return EXIT_OK

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import expand
+from sentra_lang.diagnostics import visible
 
 if TYPE_CHECKING:
     from sentra_lang.diagnostics import Diagnostic
@@ -104,13 +105,13 @@ def format_file(path: Path, args: argparse.Namespace) -> int:
         sys.stdout.write(_diff(written, formatted, str(path)))
     if args.check:
         if not args.diff:
-            print(f"would reformat {path}")
+            print(f"would reformat {visible(str(path))}")
         return EXIT_FAILURE
     if not args.diff:
         from sentra_lang.files import write_atomically
 
         write_atomically(path, formatted)
-        print(f"reformatted {path}", file=sys.stderr)
+        print(f"reformatted {visible(str(path))}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -141,10 +142,12 @@ def _report(diagnostics: list[Diagnostic], path: str) -> None:
 
     for diag in sort_diagnostics(diagnostics):
         print(render_human(diag, color=_color), file=sys.stderr)
-    print(f"sentra-lang fmt: {path} not formatted: it does not parse", file=sys.stderr)
+    print(f"sentra-lang fmt: {visible(path)} not formatted: it does not parse", file=sys.stderr)
 
 
 def _diff(before: str, after: str, path: str) -> str:
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 fromfile=path, tofile=path)
-    return "".join(lines)
+    """A unified diff for the terminal: lines split at `\\n` only (a `\\r` left at the end of a
+    line shows that its line break changes), invisible characters escaped (`visible`)."""
+    lines = difflib.unified_diff(before.split("\n"), after.split("\n"), fromfile=path,
+                                 tofile=path, lineterm="")
+    return "".join(visible(line) + "\n" for line in lines)

@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentra_lang.files import refuse_overwriting
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.policy_file import load_policy_file
     from sentra_lang.testing.replay import (
@@ -61,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if loaded.policy is None:
         raise UsageError(f"policy {policy_path} cannot be used")
     policy = loaded.policy
+    if args.to_suite:
+        program = [] if loaded.compilation is None else [
+            file.real for file in loaded.compilation.program.files]
+        try:
+            refuse_overwriting(args.to_suite, [audit, policy_path, *program], "suite")
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     fields = {spec.name for spec in policy.inputs}
     try:
         result = replay(read_records(audit), policy, keep_steps=bool(args.to_suite))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentra_lang.cli import UsageError
@@ -17,7 +18,7 @@ from sentra_lang.cli.paths import add_root_option, root_of
 from sentra_lang.cli.progress import ProgressLine
 
 if TYPE_CHECKING:
-    from sentra_lang.testing.runner import TestItem
+    from sentra_lang.testing.runner import LoadedSuite, TestItem
 
 
 def register(subparsers: Any) -> None:
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--min-coverage is a percentage between 0 and 100")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    from sentra_lang.diagnostics import visible
+    from sentra_lang.files import refuse_overwriting
     from sentra_lang.loader import FileUnreadable
     from sentra_lang.testing import reports
     from sentra_lang.testing.runner import Runner, SelectionError
@@ -73,15 +76,19 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             for item_result in result.results:
                 method = f" ({item_result.method})" if item_result.method else ""
-                print(f"{item_result.outcome.upper():7} {item_result.item.nodeid}{method}")
+                print(visible(f"{item_result.outcome.upper():7} {item_result.item.nodeid}{method}"))
         sys.stdout.write(reports.render_human(result, color=use_color(args.color, sys.stdout),
                                               verbose=args.verbose))
     problems = []
+    read = [file for loaded in result.suites for file in _files_read(loaded)]
     for path, kind, write in ((args.junit_xml, "JUnit XML", reports.write_junit),
                               (args.json_file, "JSON", reports.write_json)):
         if path:
             try:
+                refuse_overwriting(path, read, f"{kind} report")
                 write(result, path)
+            except ValueError as error:
+                problems.append(str(error))
             except OSError as error:
                 problems.append(f"cannot write the {kind} report {path}: "
                                 f"{error.strerror or error}")
@@ -90,10 +97,20 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _files_read(loaded: LoadedSuite) -> list[Path]:
+    """The suite file, the policy it names and the policy's imports."""
+    named = [] if loaded.suite is None else [loaded.path.parent / loaded.suite.policy]
+    imports = [] if loaded.policy is None else [
+        file.real for file in loaded.policy.compilation.program.files]
+    return [loaded.path, *named, *imports]
+
+
 def _progress(line: ProgressLine) -> Callable[[int, int, TestItem], None]:
     """`[ 12/140] file::name` for each test as it starts, on stderr when it is a terminal."""
+    from sentra_lang.diagnostics import visible
+
     def show(index: int, total: int, item: TestItem) -> None:
         width = len(str(total))
-        line.show(f"[{index + 1:>{width}}/{total}] {item.nodeid}"[:100])
+        line.show(visible(f"[{index + 1:>{width}}/{total}] {item.nodeid}")[:100])
 
     return show

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from sentra_lang.files import real_path
+
 
 class DocsBuildError(Exception):
     """The site could not be built; the message lists mkdocs' warnings and errors."""
@@ -58,7 +60,7 @@ def build_site(config_file: str | Path, site_dir: str | Path) -> Path:
                              "'sentra-lang[docs]' (or use --markdown-only)") from error
     with _captured_mkdocs_log() as log:
         try:
-            config = load_config(str(config_file), strict=True, site_dir=str(Path(site_dir).resolve()))
+            config = load_config(str(config_file), strict=True, site_dir=str(real_path(site_dir)))
             build(config)
         except (MkDocsException, SystemExit) as error:
             details = "\n".join(f"  {message}" for message in log.messages) or f"  {error}"
@@ -84,14 +86,16 @@ def check_output(target: str | Path, *, force: bool = False,
     marker of a previous build; with `force`, any folder but the current one or one holding it.
     Never a file, nor a folder holding one of `inputs` (the policies being documented, the
     coverage report)."""
-    path = Path(target).resolve()
+    path = real_path(target)
+    if path.is_symlink():   # still a link once followed: a loop
+        raise OutputRefused(f"cannot write {target}: it is a symbolic link that loops")
     if path.exists() and not path.is_dir():
         raise OutputRefused(f"{target} is a file, not a folder: give -o a folder for the site")
     above = next((parent for parent in path.parents if parent.exists()), None)
     if above is not None and not above.is_dir():
         raise OutputRefused(f"cannot write {target}: {above} is a file, not a folder")
     for given in inputs:
-        if Path(given).resolve().is_relative_to(path):
+        if real_path(given).is_relative_to(path):
             raise OutputRefused(f"refusing to replace {target}: it holds {given}, an input of "
                                 "this build; write the site to another folder")
     if not path.exists() or (path / MARKER).is_file() or not any(path.iterdir()):
@@ -100,7 +104,7 @@ def check_output(target: str | Path, *, force: bool = False,
         raise OutputRefused(f"refusing to replace {target}: the folder holds files that "
                             f"`sentra-lang docs` did not write (no {MARKER} marker); choose "
                             "an empty or new folder, or pass --force to delete its contents")
-    if Path.cwd().resolve().is_relative_to(path):
+    if real_path(Path.cwd()).is_relative_to(path):
         raise OutputRefused(f"refusing to replace {target}, even with --force: it holds the "
                             "current folder; write the site to a folder of its own, such as "
                             "-o site")

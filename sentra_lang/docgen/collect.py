@@ -77,6 +77,9 @@ def load_coverage(path: str | Path) -> Coverage:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CoverageError(f"cannot read coverage report {path}: {error}") from error
+    except RecursionError:
+        raise CoverageError(f"cannot read coverage report {path}: it nests too deeply to be "
+                            "a report") from None
     coverage = data.get("coverage") if isinstance(data, dict) else None
     if not isinstance(coverage, dict):
         raise CoverageError(f"{path} has no `coverage` object (is it `sentra-lang test --json`?)")

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from sentra_runtime.policy import duration_text
 
+from sentra_lang import markdown
 from sentra_lang.codes import CODES, Code
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import render_human
@@ -39,17 +40,14 @@ DEFAULT_SITE_NAME = "Policy reference"
 
 def fence(text: str, language: str = "sentra") -> Markup:
     """A fenced code block that no backtick run inside `text` can close early."""
-    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
-    marks = "`" * max(3, longest + 1)
-    return Markup(f"{marks}{language}\n{text.rstrip()}\n{marks}")
+    return Markup(markdown.code_block(text, language))
 
 
-def _backtick_runs(line: str) -> list[str]:
-    runs, current = [], ""
-    for char in line:
-        current = current + char if char == "`" else ""
-        runs.append(current)
-    return runs
+def markdown_text(text: object) -> Markup:
+    """Text of a policy (a version, a description, an action name) placed in Markdown, shown as
+    it is: links, attribute lists (`{onclick=...}`) and emphasis in it stay text, so a policy
+    can never add markup or script to its reference page."""
+    return Markup(escape(markdown.escape(str(text))))
 
 
 def highlighted_source(text: str) -> Markup:
@@ -81,6 +79,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fence"] = fence
+    env.filters["markdown_text"] = markdown_text
     env.filters["duration"] = duration_text
     env.globals["line_anchor"] = line_anchor
     return env

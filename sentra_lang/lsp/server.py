@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -473,6 +473,32 @@ def warm_up() -> None:
     gc.freeze()
 
 
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+"""The largest message the server reads (documents over 8 MiB are already refused, SL006): a
+`Content-Length` above it closes the connection instead of allocating that much."""
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+class BoundedInput:
+    """Standard input as pygls reads it, bounded: a header line is read at most 64 KiB at a
+    time, and a body over `MAX_MESSAGE_BYTES` reads as the end of input (the server stops,
+    logging why) instead of a MemoryError."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def readline(self) -> bytes:
+        return self.stream.readline(_MAX_HEADER_BYTES)
+
+    def read(self, size: int) -> bytes:
+        if size > MAX_MESSAGE_BYTES:
+            logging.getLogger(__name__).error(
+                "a message of %d bytes is over the limit of %d MiB: closing the connection",
+                size, MAX_MESSAGE_BYTES // 1024 // 1024)
+            return b""
+        return self.stream.read(size)
+
+
 def serve(log_level: str = "WARNING") -> None:
     """Run the server on standard input and output until the client says `exit`.
 
@@ -484,4 +510,4 @@ def serve(log_level: str = "WARNING") -> None:
     sys.stdout = sys.stderr
     server = build_server()
     warm_up()
-    server.start_io(sys.stdin.buffer, protocol_out)
+    server.start_io(cast(BinaryIO, BoundedInput(sys.stdin.buffer)), protocol_out)

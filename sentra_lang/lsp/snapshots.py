@@ -17,7 +17,7 @@ from pathlib import Path
 from sentra_lang import ast
 from sentra_lang.compiler import compile_source
 from sentra_lang.diagnostics import Diagnostic, Severity
-from sentra_lang.files import MAX_SOURCE_BYTES
+from sentra_lang.files import MAX_SOURCE_BYTES, real_path
 from sentra_lang.loader import FileUnreadable, Program
 from sentra_lang.lsp.symbols import PolicyIndex, References, index_program, suite_references
 from sentra_lang.lsp.text import Document, LineIndex
@@ -119,14 +119,14 @@ def import_anchors(program: Program) -> dict[str, Span]:
     by_real = {loaded.real: loaded for loaded in program.files}
     anchors: dict[str, Span] = {}
     for item in main.module.of_type(ast.Import):
-        pending = [(main.real.parent / item.path.value).resolve()]
+        pending = [real_path(main.real.parent / item.path.value)]
         while pending:
             loaded = by_real.get(pending.pop())
             if loaded is None or loaded.display in anchors or loaded is main:
                 continue
             anchors[loaded.display] = item.span
             if loaded.module is not None:
-                pending.extend((loaded.real.parent / i.path.value).resolve()
+                pending.extend(real_path(loaded.real.parent / i.path.value)
                                for i in loaded.module.of_type(ast.Import))
     return anchors
 
@@ -151,7 +151,7 @@ class PolicyStore:
 
     def get(self, path: Path) -> tuple[PolicyUnderTest, PolicyIndex]:
         """The policy at `path` and its index. Raises `FileUnreadable`."""
-        key = path.resolve()
+        key = real_path(path)
         entry = self._entries.get(key)
         if entry is None or entry.stamps != _stamps(_files(entry.policy)):
             policy = load(key)

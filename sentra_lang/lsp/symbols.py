@@ -18,6 +18,7 @@ from sentra_runtime.inputs import normalize
 from sentra_lang import ast
 from sentra_lang.arithmetic import BUILT_IN_PLACEHOLDERS
 from sentra_lang.checker import Model, expression_paths, interpolated_fields
+from sentra_lang.files import real_path
 from sentra_lang.loader import Program
 from sentra_lang.source import Span
 from sentra_lang.testing import suite_ast as s
@@ -124,7 +125,7 @@ def index_program(program: Program, model: Model | None) -> PolicyIndex:
     generated = _generated_ids(model)
     for item in main.module.items:
         if isinstance(item, ast.Import):
-            index.imports[item.path.value] = (main.real.parent / item.path.value).resolve()
+            index.imports[item.path.value] = real_path(main.real.parent / item.path.value)
         elif isinstance(item, ast.ActionBlock):
             names = tuple(action.value for action in item.names)
             for action in item.names:

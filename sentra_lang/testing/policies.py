@@ -12,6 +12,8 @@ from sentra_runtime.decider import BUILT_IN_BLOCKS, BUILT_IN_SHUTDOWNS
 from sentra_runtime.inputs import normalize
 
 from sentra_lang.compiler import Compilation
+from sentra_lang.files import real_path, special_kind
+from sentra_lang.loader import FileUnreadable
 from sentra_lang.policy_file import load_policy_file
 from sentra_lang.table import Rule
 
@@ -59,14 +61,35 @@ class PolicyCache:
         self.root = root
 
     def get(self, path: Path) -> PolicyUnderTest:
-        key = path.resolve()
+        key = real_path(path)
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = load(path, self.root)
         return cached
 
 
+class PolicyRefused(FileUnreadable):
+    """The path a suite names is not a policy file: nothing of it is read or shown."""
+
+
+def refuse_unless_policy_file(path: Path) -> None:
+    """Raise PolicyRefused unless `path`, its symbolic links followed, is a `.sentra` file
+    that is regular (or missing, which the loader reports): a suite from a pull request names
+    its policy, and must not make `sentra-lang test` print the lines of another file
+    (`/etc/shadow`, a link to a credentials file) or hang reading a FIFO."""
+    real = real_path(path)
+    if real.suffix != ".sentra":
+        raise PolicyRefused(f"it is not a `.sentra` file ({real.name})" if real.name != path.name
+                            else "it is not a `.sentra` file")
+    kind = special_kind(real)
+    if kind is not None:
+        raise PolicyRefused(f"it is {kind}, not a regular file")
+
+
 def load(path: Path, root: Path | None = None) -> PolicyUnderTest:
+    """The policy at `path`, compiled from source. Raises FileUnreadable (PolicyRefused for a
+    path that is not a policy file)."""
+    refuse_unless_policy_file(path)
     loaded = load_policy_file(path, source_only=True, root=root)
     assert loaded.compilation is not None
     put = PolicyUnderTest(path, str(path), loaded.compilation)

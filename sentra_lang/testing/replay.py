@@ -106,6 +106,9 @@ def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 except json.JSONDecodeError as error:
                     raise AuditLogError(f"{where}: not a JSON audit record ({error.msg}); is "
                                         "the file truncated?") from error
+                except RecursionError:
+                    raise AuditLogError(f"{where}: not a JSON audit record (it nests too "
+                                        "deeply)") from None
                 yield _checked(record, where)
     except UnicodeDecodeError as error:
         raise AuditLogError(f"{path} is neither an SQLite audit database nor a JSON Lines "

@@ -4,13 +4,21 @@ annotations. One failure renderer serves the CLI and the pytest plugin."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from sentra_lang import __version__
 from sentra_lang import diagnostics as diags
-from sentra_lang.diagnostics import Severity, escape_github, render_github, to_dict
+from sentra_lang.diagnostics import (
+    Severity,
+    escape_github,
+    render_github,
+    to_dict,
+    visible,
+    visible_lines,
+)
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.runner import Failure, Result, RunResult
@@ -25,7 +33,8 @@ def _value(value: Any) -> str:
 def render_failure(result: Result, *, header: bool = True) -> str:
     """The failing step with its source lines and carets, expected against actual, the
     decision and its explanation; first `FAILED nodeid - message`, or (no `header`) the
-    message alone, for pytest, which names the test itself."""
+    message alone, for pytest, which names the test itself. The suite's and the policy's text
+    is shown with its invisible characters escaped (`diagnostics.visible`)."""
     failure = result.failure
     assert failure is not None
     item = result.item
@@ -39,14 +48,16 @@ def render_failure(result: Result, *, header: bool = True) -> str:
     lines.append(f"{' ' * gutter} |")
     for number in shown:
         text = source.line(number)
-        lines.append(f"{number:>{gutter}} | {text}")
-        marks = [" "] * (len(text) + 1)
+        lines.append(f"{number:>{gutter}} | {visible(text)}")
+        marks = [" "] * (len(visible(text)) + 1)
         for sp in spans:
             if sp.line == number:
                 end = sp.end_column if sp.end_line == number else len(text) + 1
-                for col in range(sp.column, max(end, sp.column + 1)):
-                    if col - 1 < len(marks):
-                        marks[col - 1] = "^"
+                # the carets under the escaped text: an escape takes the columns it is shown in
+                first = len(visible(text[:sp.column - 1]))
+                width = max(1, len(visible(text[sp.column - 1:end - 1])))
+                for col in range(first, min(first + width, len(marks))):
+                    marks[col] = "^"
         if "^" in marks:
             lines.append(f"{' ' * gutter} | {''.join(marks).rstrip()}")
     for mismatch in failure.mismatches:
@@ -62,7 +73,7 @@ def render_failure(result: Result, *, header: bool = True) -> str:
                      f"attempts {decision.blocked_attempts}, status {decision.status}")
         lines.append("  explanation:")
         lines.extend(f"    {step}" for step in decision.explanation.steps)
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)
 
 
 def render_coverage(cov: PolicyCoverage, *, verbose: bool = False) -> str:
@@ -91,7 +102,7 @@ def render_coverage(cov: PolicyCoverage, *, verbose: bool = False) -> str:
                 if missing:
                     lines.append(f"    {row.rule} row {row.index}: `{test.text}` never "
                                  f"{' or '.join(missing)}")
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)
 
 
 def render_human(run: RunResult, *, timing: bool = True, color: bool = False,
@@ -285,8 +296,29 @@ def to_junit(run: RunResult) -> ET.Element:
     return root
 
 
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+"""What XML 1.0 cannot hold beyond the control characters `visible` escapes: surrogates (of a
+file name that is not UTF-8) and the two non-characters."""
+
+
+def _xml_text(text: str) -> str:
+    """`text` as XML 1.0 can hold it: control characters (a tab and line breaks kept) and the
+    characters XML forbids written as escapes (`\\x1b`), so that a hostile scenario name or
+    reason leaves the report well-formed."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", visible_lines(text))
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, _xml_text(value))
+        if element.text:
+            element.text = _xml_text(element.text)
+
+
 def junit_text(run: RunResult) -> str:
     root = to_junit(run)
+    _xml_safe(root)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return f"<?xml version='1.0' encoding='utf-8'?>\n{body}\n"

@@ -18,14 +18,14 @@ from sentra_runtime.stores import FRESH, AgentState, Decide, RawState
 from sentra_lang.checker import duration_seconds
 from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
-from sentra_lang.files import find_files
+from sentra_lang.files import find_files, real_path
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import read_source
 from sentra_lang.source import Span
 from sentra_lang.testing import SUFFIX
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
-from sentra_lang.testing.policies import PolicyCache, PolicyUnderTest
+from sentra_lang.testing.policies import PolicyCache, PolicyRefused, PolicyUnderTest
 from sentra_lang.testing.suite_checker import check_suite
 from sentra_lang.testing.suite_parser import parse_suite
 
@@ -270,6 +270,11 @@ def collect_suite(text: str, path: Path, policy_of: Callable[[Path], PolicyUnder
     policy_path = path.parent / suite.policy
     try:
         put = policy_of(policy_path)
+    except PolicyRefused as refused:
+        diagnostics.append(diagnostic("SL501", f"policy `{suite.policy}` refused: {refused}",
+                                      suite.policy_span,
+                                      help="a suite names the `.sentra` file of its policy"))
+        return loaded, diagnostics
     except FileUnreadable:
         diagnostics.append(diagnostic("SL501", f"cannot read policy `{suite.policy}`",
                                       suite.policy_span,
@@ -470,7 +475,7 @@ class Runner:
                          collected - len(items), time.perf_counter() - start, min_coverage)
 
     def policy_run(self, put: PolicyUnderTest) -> _PolicyRun:
-        key = put.path.resolve()
+        key = real_path(put.path)
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = _PolicyRun(put)

@@ -32,7 +32,13 @@ from lark.load_grammar import FromPackageLoader
 from sentra_lang import ast
 from sentra_lang import parser as policy_parser
 from sentra_lang.diagnostics import Diagnostic, diagnostic
-from sentra_lang.parser import TreeBuilder, deepest, parse_condition
+from sentra_lang.parser import (
+    TreeBuilder,
+    bidirectional_controls,
+    deepest,
+    only_comments,
+    parse_condition,
+)
 from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 from sentra_lang.testing import suite_ast as s
@@ -77,16 +83,18 @@ def suite_syntax() -> Syntax:
 def parse_suite(text: str, path: str = "<string>") -> tuple[s.Suite | None, list[Diagnostic]]:
     """Parse suite text: the suite (None on a syntax error) and the diagnostics. Never raises."""
     source = Source(path, text)
-    if not text.strip() or all(not line.strip() or line.lstrip().startswith("#")
-                               for line in text.splitlines()):
+    text = source.text
+    if not text.strip() or only_comments(text):
         span = Span.of_offsets(source, 0, len(text.rstrip("\n")))
         return None, [diagnostic("SL007", "file is empty: it declares nothing", span,
                                  help='a suite starts with `suite "NAME" for "POLICY.sentra"`')]
+    suite: s.Suite | None
     try:
         fast = _FastParser(source)
-        return fast.suite(), fast.builder.diagnostics
+        suite, diagnostics = fast.suite(), fast.builder.diagnostics
     except _GiveUp:
-        return _parse_with_lark(source)
+        suite, diagnostics = _parse_with_lark(source)
+    return suite, diagnostics + (bidirectional_controls(source) if suite is not None else [])
 
 
 def _parse_with_lark(source: Source) -> tuple[s.Suite | None, list[Diagnostic]]:
