@@ -6,13 +6,12 @@ they accept the same files and report a broken one the same way.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Policy, PolicyLoadError, load_policy
+from sentra_runtime import Policy, PolicyLoadError, jsontext, load_policy
 
 from sentra_lang.compiler import Compilation, compile_file
 from sentra_lang.diagnostics import Severity, render_human
@@ -75,13 +74,9 @@ def _load_table(path: Path) -> LoadedPolicy:
     except (OSError, UnicodeDecodeError) as error:
         raise FileUnreadable(f"cannot read `{path}`: {error}") from error
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        return LoadedPolicy(path, problems=[f"{path}: the table is not valid JSON: {error.msg} "
-                                            f"(line {error.lineno}, column {error.colno})"])
-    except RecursionError:
-        return LoadedPolicy(path, problems=[f"{path}: the table is not valid JSON: it nests "
-                                            "too deeply"])
+        data = jsontext.loads(text)
+    except jsontext.JSONTextError as error:
+        return LoadedPolicy(path, problems=[f"{path}: the table is not valid JSON: {error}"])
     if not isinstance(data, dict):
         return LoadedPolicy(path, problems=[f"{path}: a table is a JSON object"])
     try:

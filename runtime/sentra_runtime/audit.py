@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
+from sentra_runtime import jsontext
 from sentra_runtime.decision import Decision
 from sentra_runtime.policy import LIMITS_VERSION, canonical_json
 from sentra_runtime.windows import COUNTED, Windows, counting_fields, replayed
@@ -705,8 +706,8 @@ def _verdict(decision: Any) -> Any:
 def _ticket_row(body: Mapping[str, Any] | str) -> Mapping[str, Any] | None:
     if isinstance(body, str):
         try:
-            body = json.loads(body)
-        except ValueError:
+            body = jsontext.loads(body)
+        except jsontext.JSONTextError:
             return None
     return body if isinstance(body, Mapping) else None
 
@@ -899,8 +900,8 @@ def stored_record(seq: int, digest: str, body: str) -> dict[str, Any]:
     body's record with the hash. A body that is not a JSON object becomes a non-record, which the
     verifier reports at ``seq``."""
     try:
-        record = json.loads(body)
-    except json.JSONDecodeError:
+        record = jsontext.loads(body)
+    except jsontext.JSONTextError:
         return {"seq": seq, "unparsable": body}
     if not isinstance(record, dict):
         return {"seq": seq, "unparsable": body}
@@ -925,8 +926,8 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
         for line in lines:
             if line.strip():
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
+                    record = jsontext.loads(line)
+                except jsontext.JSONTextError:
                     yield {"unparsable": line}
                     continue
                 yield _Line(record, line.rstrip("\r\n")) if isinstance(record, dict) else record

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from sentra_runtime import arith
+from sentra_runtime import arith, jsontext
 from sentra_runtime.inputs import (
     IGNORE,
     REFUSE,
@@ -494,11 +494,9 @@ def policy_from_file(path: str | os.PathLike[str], *, verify_hash: bool = True) 
 
 def policy_from_json(text: str, *, verify_hash: bool = True) -> Policy:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PolicyLoadError(
-            f"policy table is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
+        data = jsontext.loads(text)
+    except jsontext.JSONTextError as error:
+        raise PolicyLoadError(f"policy table is not valid JSON: {error}") from None
     return policy_from_dict(data, verify_hash=verify_hash)
 
 

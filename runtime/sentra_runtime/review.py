@@ -18,14 +18,13 @@ chain. This module holds what every store shares: the ticket, and the records of
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
-from sentra_runtime import audit
+from sentra_runtime import audit, jsontext
 from sentra_runtime.decision import Decision
 
 PENDING = "pending"
@@ -138,8 +137,8 @@ def stored_view(ticket: str, status: str, body: str, filled: Mapping[str, Any] |
     holds (PostgreSQL's ``seq``, known once the record is appended), which the body takes. A
     body that is not a JSON object is given as it is (verification says so)."""
     try:
-        row = json.loads(body)
-    except ValueError:
+        row = jsontext.loads(body)
+    except jsontext.JSONTextError:
         return ticket, status, body
     if not isinstance(row, dict):
         return ticket, status, body

@@ -6,13 +6,14 @@ never reach into the checker or the table models themselves.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sentra_runtime import jsontext
 
 from sentra_lang.checker import LetInfo, Model
 from sentra_lang.compiler import Compilation, compile_file
@@ -74,12 +75,9 @@ def _per_policy(entries: Any) -> dict[str, dict[str, list[str]]]:
 def load_coverage(path: str | Path) -> Coverage:
     """Read the `coverage` object of a `sentra-lang test --json` report (docs/testing.md)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CoverageError(f"cannot read coverage report {path}: {error}") from error
-    except RecursionError:
-        raise CoverageError(f"cannot read coverage report {path}: it nests too deeply to be "
-                            "a report") from None
+        data = jsontext.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, jsontext.JSONTextError) as error:
+        raise CoverageError(f"cannot read coverage report {path}: {error}") from None
     coverage = data.get("coverage") if isinstance(data, dict) else None
     if not isinstance(coverage, dict):
         raise CoverageError(f"{path} has no `coverage` object (is it `sentra-lang test --json`?)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentra_runtime import Engine, load_policy, review
+from sentra_runtime import Engine, jsontext, load_policy, review
 from sentra_runtime.audit import parse_timestamp_us
 from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
@@ -102,13 +102,10 @@ def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                     continue
                 where = f"{path}:{number}"
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise AuditLogError(f"{where}: not a JSON audit record ({error.msg}); is "
-                                        "the file truncated?") from error
-                except RecursionError:
-                    raise AuditLogError(f"{where}: not a JSON audit record (it nests too "
-                                        "deeply)") from None
+                    record = jsontext.loads(line)
+                except jsontext.JSONTextError as error:
+                    raise AuditLogError(f"{where}: not a JSON audit record ({error}); is the "
+                                        "file truncated?") from None
                 yield _checked(record, where)
     except UnicodeDecodeError as error:
         raise AuditLogError(f"{path} is neither an SQLite audit database nor a JSON Lines "

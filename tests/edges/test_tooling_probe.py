@@ -502,6 +502,25 @@ def test_hover_shows_policy_text_as_code_never_as_markdown(tmp_path: Path) -> No
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 
 
+LONG_INTEGER_JSON = '{"n": ' + "9" * 5000 + "}"
+"""JSON whose integer has more digits than Python converts (ValueError, not JSONDecodeError)."""
+
+
+@pytest.mark.parametrize("command", ["explain", "replay", "docs-coverage"])
+def test_json_with_too_long_an_integer_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    long = tmp_path / "long.json"
+    long.write_text(LONG_INTEGER_JSON, "utf-8")
+    policy = tmp_path / "policy.sentra"
+    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
+    args = {"explain": ["explain", str(long), "A"],
+            "replay": ["replay", str(long), "--policy", str(policy)],
+            "docs-coverage": ["docs", str(policy), "--coverage", str(long), "-o",
+                              str(tmp_path / "site")]}[command]
+    done = cli(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "digits" in done.stderr and len(done.stderr) < 500, done.stderr[:500]
+
+
 @pytest.mark.parametrize("command", ["explain", "replay", "docs-coverage"])
 def test_json_nested_too_deeply_is_a_usage_error(tmp_path: Path, command: str) -> None:
     """A compiled table, an audit export or a coverage report nested deeper than Python's JSON
@@ -520,15 +539,16 @@ def test_json_nested_too_deeply_is_a_usage_error(tmp_path: Path, command: str) -
     assert "nests too deeply" in done.stderr and len(done.stderr) < 500, done.stderr[:500]
 
 
-@pytest.mark.xfail(strict=True, reason="runtime (sentra_runtime.audit.read_jsonl): a line "
-                   "nested deeper than the JSON decoder goes raises RecursionError, a traceback "
-                   "from `audit verify` instead of a tampered or unreadable line")
-def test_audit_verify_of_an_export_nested_too_deeply(tmp_path: Path) -> None:
+@pytest.mark.parametrize("line", [DEEP_JSON, '{"n": ' + "9" * 5000 + "}"],
+                         ids=["nested too deeply", "too many digits"])
+def test_audit_verify_of_an_export_python_cannot_decode(tmp_path: Path, line: str) -> None:
+    """A line the JSON decoder refuses (too deep: RecursionError; an integer too long:
+    ValueError) is an unreadable line of a tampered log, never a traceback."""
     deep = tmp_path / "deep.jsonl"
-    deep.write_text(DEEP_JSON + "\n", "utf-8")
+    deep.write_text(line + "\n", "utf-8")
     done = cli("audit", "verify", str(deep))
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert done.returncode in (1, 2)
+    assert done.returncode == 1, (done.stdout, done.stderr[-500:])
 
 
 # ----------------------------------------------------------------------- writing through links

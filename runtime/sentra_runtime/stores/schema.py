@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sentra_runtime import jsontext
+
 SCHEMA_VERSION = 4
 """The schema version this runtime creates and writes."""
 UNVERSIONED = 1
@@ -145,8 +147,8 @@ def _windows(text: str) -> dict[str, tuple[int, ...]] | None:
     if known is not None:
         return known
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = jsontext.loads(text)
+    except jsontext.JSONTextError:
         return None
     if not isinstance(data, dict):
         return None
