@@ -152,12 +152,15 @@ def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any],
                    numbers: frozenset[str]) -> bool | None:
     """A comparison with arithmetic, computed here independently of `sentra_runtime.arith`
     (docs/language.md, "Arithmetic"): false when an operand is missing (`!=`: true), UNKNOWN
-    when a side divides by zero or is not a finite number; a `number` field (in `numbers`) is
-    a float in it, however it was sent."""
+    when a side divides by zero or is not a finite number. In a comparison that computes (a
+    side with an operator and a field), a `number` field (in `numbers`) is a float, however it
+    was sent; one whose constants alone fold is a test of the values as sent."""
     assert not isinstance(cond.right, (ast.Str, ast.Bool))
     if any(values[path.dotted] is MISSING for side in (cond.left, cond.right)
            for path in expression_paths(side)):
         return cond.op == "!="  # the negation of `==`, false for a missing operand
+    if not _computes(cond):
+        numbers = frozenset()
     try:
         left = _value(cond.left, values, numbers)
         right = _value(cond.right, values, numbers)
@@ -166,6 +169,13 @@ def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any],
     if cond.op == "!=":
         return bool(left != right)
     return bool(COMPARISONS[cond.op](left, right))
+
+
+def _computes(cond: ast.ArithCompare) -> bool:
+    """Whether a side has an operator and a field: otherwise the compiler folds the constants
+    and the comparison is an ordinary test."""
+    return any(not isinstance(side, (ast.Path, ast.Num))
+               and any(True for _ in expression_paths(side)) for side in (cond.left, cond.right))
 
 
 class _NotFinite(Exception):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Decider
@@ -156,3 +157,35 @@ def test_rewritten_threshold_decides_like_the_computation(
             env = {"a": 0, "b": number}
             expected = oracle.comparison(op, expr, ("c", bound), env)
             assert test_holds(plain, env) == expected, (test, plain, number)
+
+
+_BEYOND_FLOATS = 9007199254740993   # 2^53 + 1: no 64-bit float is this integer
+
+
+@pytest.mark.parametrize(("condition", "sent", "expected"), [
+    # constants alone fold: an ordinary test of the value as sent, compared exactly
+    ("amount > 9007199254740992 * 1", _BEYOND_FLOATS, "HIT"),
+    ("9007199254740992 < amount", _BEYOND_FLOATS, "HIT"),
+    ("amount > 100 * 2", 10**400, "HIT"),
+    # a side with an operator and a field computes: the number field is a float
+    ("amount * 1 > 9007199254740992", _BEYOND_FLOATS, "NO"),
+    ("-amount < -9007199254740992", _BEYOND_FLOATS, "NO"),
+    ("amount * 1 > 200", 10**400, "ARITHMETIC_ERROR"),
+], ids=["folded", "folded, flipped", "folded, 400 digits", "computed", "negated",
+        "computed, 400 digits"])
+def test_the_interpreter_computes_only_where_the_comparison_computes(
+        condition: str, sent: int, expected: str) -> None:
+    """docs/language.md, "Arithmetic": a `number` field is a float only in a comparison that
+    computes; one whose constants fold is an ordinary test of the value as sent. The reference
+    interpreter and the runtime both give the documented answer."""
+    source = (f'policy p version "1" {{}}\ninput {{ amount: number }}\n'
+              f"action X {{\n  when {condition} allow as HIT\n}}\notherwise block as NO\n")
+    comp = compile_source(source, "p.sentra", analyse=False)
+    assert comp.table is not None, comp.diagnostics
+    decision, _ = Decider(comp.table.model_dump(mode="json")).decide("X", {"amount": sent})
+    try:
+        rule = Interpreter(comp.model).match("X", {"amount": sent})
+        interpreted = rule.id if rule is not None else "NO"
+    except ArithmeticFailed:
+        interpreted = "ARITHMETIC_ERROR"
+    assert (decision.rule_id, interpreted) == (expected, expected)
