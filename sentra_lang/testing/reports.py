@@ -296,9 +296,9 @@ def to_junit(run: RunResult) -> ET.Element:
     return root
 
 
-_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
-"""What XML 1.0 cannot hold beyond the control characters `visible` escapes: surrogates (of a
-file name that is not UTF-8) and the two non-characters."""
+_NOT_XML = re.compile("[\ufffe\uffff]")
+"""What XML 1.0 cannot hold beyond what `visible` escapes (control characters, and the lone
+surrogates of a file name that is not UTF-8): the two non-characters."""
 
 
 def _xml_text(text: str) -> str:
