@@ -506,46 +506,39 @@ LONG_INTEGER_JSON = '{"n": ' + "9" * 5000 + "}"
 """JSON whose integer has more digits than Python converts (ValueError, not JSONDecodeError)."""
 
 
-@pytest.mark.parametrize("command", ["explain", "replay", "docs-coverage"])
-def test_json_with_too_long_an_integer_is_a_usage_error(tmp_path: Path, command: str) -> None:
-    long = tmp_path / "long.json"
-    long.write_text(LONG_INTEGER_JSON, "utf-8")
-    policy = tmp_path / "policy.sentra"
-    policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
-    args = {"explain": ["explain", str(long), "A"],
-            "replay": ["replay", str(long), "--policy", str(policy)],
-            "docs-coverage": ["docs", str(policy), "--coverage", str(long), "-o",
-                              str(tmp_path / "site")]}[command]
-    done = cli(*args)
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert "digits" in done.stderr and len(done.stderr) < 500, done.stderr[:500]
+UNDECODABLE_JSON = {"nested too deeply": (DEEP_JSON, "nests too deeply"),
+                    "too many digits": (LONG_INTEGER_JSON, "digits")}
+"""JSON text Python's decoder refuses, and what the one-line error says of it."""
 
 
+@pytest.mark.parametrize("case", UNDECODABLE_JSON)
 @pytest.mark.parametrize("command", ["explain", "replay", "docs-coverage"])
-def test_json_nested_too_deeply_is_a_usage_error(tmp_path: Path, command: str) -> None:
+def test_json_python_cannot_decode_is_a_usage_error(tmp_path: Path, command: str,
+                                                     case: str) -> None:
     """A compiled table, an audit export or a coverage report nested deeper than Python's JSON
-    decoder goes (RecursionError) is refused with one line saying why: never a traceback, and
-    never the file's text echoed back (a table that was not JSON was taken for a path)."""
-    deep = tmp_path / "deep.json"
-    deep.write_text(DEEP_JSON, "utf-8")
+    decoder goes (RecursionError), or with an integer of more digits than it converts
+    (ValueError), is refused with one line saying why: never a traceback, and never the file's
+    text echoed back (a table that was not JSON was taken for a path)."""
+    text, why = UNDECODABLE_JSON[case]
+    bad = tmp_path / "bad.json"
+    bad.write_text(text, "utf-8")
     policy = tmp_path / "policy.sentra"
     policy.write_text("policy p {}\n\notherwise allow as A\n", "utf-8")
-    args = {"explain": ["explain", str(deep), "A"],
-            "replay": ["replay", str(deep), "--policy", str(policy)],
-            "docs-coverage": ["docs", str(policy), "--coverage", str(deep), "-o",
+    args = {"explain": ["explain", str(bad), "A"],
+            "replay": ["replay", str(bad), "--policy", str(policy)],
+            "docs-coverage": ["docs", str(policy), "--coverage", str(bad), "-o",
                               str(tmp_path / "site")]}[command]
     done = cli(*args)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert "nests too deeply" in done.stderr and len(done.stderr) < 500, done.stderr[:500]
+    assert why in done.stderr and len(done.stderr) < 500, done.stderr[:500]
 
 
-@pytest.mark.parametrize("line", [DEEP_JSON, '{"n": ' + "9" * 5000 + "}"],
-                         ids=["nested too deeply", "too many digits"])
-def test_audit_verify_of_an_export_python_cannot_decode(tmp_path: Path, line: str) -> None:
+@pytest.mark.parametrize("case", UNDECODABLE_JSON)
+def test_audit_verify_of_an_export_python_cannot_decode(tmp_path: Path, case: str) -> None:
     """A line the JSON decoder refuses (too deep: RecursionError; an integer too long:
     ValueError) is an unreadable line of a tampered log, never a traceback."""
     deep = tmp_path / "deep.jsonl"
-    deep.write_text(line + "\n", "utf-8")
+    deep.write_text(UNDECODABLE_JSON[case][0] + "\n", "utf-8")
     done = cli("audit", "verify", str(deep))
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.returncode == 1, (done.stdout, done.stderr[-500:])
