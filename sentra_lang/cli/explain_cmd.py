@@ -47,14 +47,16 @@ def register(subparsers: Any) -> None:
 
 
 def parse_fields(items: list[str]) -> dict[str, Any]:
+    from sentra_runtime import jsontext
+
     fields: dict[str, Any] = {}
     for item in items:
         name, separator, raw = item.partition("=")
         if not separator or not name.strip():
             raise UsageError(f"--field expects NAME=VALUE, got `{item}`")
         try:
-            value: Any = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON (or too long a number, too deep)
+            value: Any = jsontext.loads(raw)
+        except jsontext.JSONTextError:   # not JSON Python reads: the text as it is
             value = raw
         fields[name.strip()] = value
     return fields
