@@ -113,7 +113,7 @@ def _rate(rate: ast.Rate) -> str:
 
 def format_limit(limit: ast.Limit) -> str:
     """`limit N per D`, or in a group `limit ACTION N per D`."""
-    action = "" if limit.action is None else _action_name(limit.action) + " "
+    action = "" if limit.action is None else format_action_name(limit.action) + " "
     return f"limit {action}{_rate(limit.rate)}"
 
 
@@ -132,7 +132,8 @@ def _setting(setting: ast.Setting) -> str:
     return f"{setting.name.value} {shown}"
 
 
-def _action_name(name: ast.ActionName) -> str:
+def format_action_name(name: ast.ActionName) -> str:
+    """An action name as the source writes it: quoted when it was quoted."""
     return format_string(name.value) if name.quoted else name.value
 
 
@@ -308,7 +309,7 @@ class _Printer:
             members = [_Unit(f.span.start, f.span.end, [INDENT + format_field(f)]) for f in item.fields]
             self.block(item, "input", item.span.start + len("input"), members, separation)
         elif isinstance(item, ast.ActionBlock):
-            names = ", ".join(_action_name(name) for name in item.names)
+            names = ", ".join(format_action_name(name) for name in item.names)
             members = [_Unit(limit.span.start, limit.span.end, [INDENT + format_limit(limit)])
                        for limit in item.limits]
             members += [_Unit(r.span.start, r.span.end, rule_lines(r, INDENT)) for r in item.rules]

@@ -7,12 +7,12 @@ Declarations are shown as the formatter prints them, so a hover reads like the c
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from sentra_lang import ast
 from sentra_lang.files import real_path
 from sentra_lang.formatter import (
+    format_action_name,
     format_condition,
     format_field,
     format_literal,
@@ -120,7 +120,7 @@ def _text(outcome: ast.Outcome, kind: str) -> str | None:
 
 
 def action_hover(action: ActionDef, index: PolicyIndex, here: str) -> str:
-    names = ", ".join(_action_name(name.value) for name in action.block.names)
+    names = ", ".join(format_action_name(name) for name in action.block.names)
     starts = {rule.span.start for rule in action.block.rules}
     rules = [rule for rule in index.rules if rule.span.start in starts]
     lines = [f"- `{rule.id or '(no id)'}`: {rule.outcome.kind}"
@@ -129,11 +129,6 @@ def action_hover(action: ActionDef, index: PolicyIndex, here: str) -> str:
     head = (f"**action** {code_span(action.name)}, decided by the block {code_span('action ' + names)}"
             " (first match wins)")
     return _join([head, "\n".join(lines), _where(action.span, here)])
-
-
-def _action_name(name: str) -> str:
-    """An action name as the source writes it: bare when it is a name, else quoted."""
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else format_string(name)
 
 
 def unknown_action_hover(name: str, index: PolicyIndex) -> str:

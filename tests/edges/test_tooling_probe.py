@@ -497,6 +497,25 @@ def test_hover_shows_policy_text_as_code_never_as_markdown(tmp_path: Path) -> No
         assert session.close() == 0
 
 
+def test_an_action_hover_writes_the_block_as_the_source_does(tmp_path: Path) -> None:
+    """The block's names are written as `fmt` writes them: a quoted name stays quoted, even
+    one that would be a name (a reserved word unquoted is not the same source)."""
+    pytest.importorskip("pygls", reason="the language server needs the `lsp` extra")
+    from tests.editors.lsp_client import LspSession
+
+    source = ('policy p {}\n\naction "when", "PAY", "a b" {\n  allow as OK\n}\n\n'
+              "otherwise block as O\n")
+    session = LspSession()
+    try:
+        address = session.open(tmp_path / "policy.sentra", source)
+        session.diagnostics(address, version=1)
+        hover = session.hover(address, 2, source.split("\n")[2].index("PAY"))
+        assert hover is not None
+        assert '`action "when", "PAY", "a b"`' in hover.contents.value, hover.contents.value
+    finally:
+        assert session.close() == 0
+
+
 # -------------------------------------------------------------- JSON nested without end
 
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
