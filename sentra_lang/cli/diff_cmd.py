@@ -281,10 +281,14 @@ def render_json(diff: PolicyDiff) -> str:
 
 def _text(text: object) -> str:
     """Policy text in a Markdown table cell or line, shown as written (`markdown.escape`; an
-    `@` escaped too, so that it mentions no one on GitHub)."""
+    `@` escaped too, so that it mentions no one on GitHub; `<` and `&` as HTML entities, since
+    GitHub renders the HTML of a comment)."""
+    import html
+
     from sentra_lang.markdown import escape
 
-    return escape(visible_lines(str(text)).replace("\n", " ")).replace("@", "\\@")
+    shown = escape(visible_lines(str(text)).replace("\n", " ")).replace("@", "\\@")
+    return html.escape(shown, quote=False)
 
 
 def _code(text: str) -> str:

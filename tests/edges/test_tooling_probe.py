@@ -611,6 +611,22 @@ def test_diff_markdown_shows_policy_text_never_markup(tmp_path: Path) -> None:
     assert "evil.example" in html and " @octo-org" not in done.stdout
 
 
+def test_diff_markdown_shows_raw_html_in_policy_text_as_text(tmp_path: Path) -> None:
+    """Raw HTML in a version (GitHub renders `<img>` and `<a>` in a comment) is shown as the
+    text it is, and an entity as written, not as the character it names."""
+    markdown = pytest.importorskip("markdown")
+    old, new = tmp_path / "old.sentra", tmp_path / "new.sentra"
+    old.write_text('policy p version "1 <img src=https://evil.example/t.png> &lt;" {}\n\n'
+                   "otherwise allow as A\n", "utf-8")
+    new.write_text('policy p version "2 <a href=https://evil.example>x</a>" {}\n\n'
+                   "otherwise block as A\n", "utf-8")
+    done = cli("diff", "--format", "markdown", str(old), str(new))
+    assert done.returncode == 0, done.stderr
+    html = markdown.markdown(done.stdout, extensions=["tables"])
+    assert "<a " not in html and "<img" not in html, html
+    assert "&lt;img src=https://evil.example/t.png&gt; &amp;lt;" in html, html
+
+
 # ------------------------------------------------------------------- outputs over inputs
 
 def test_compile_refuses_to_write_the_table_over_its_policy(tmp_path: Path) -> None:
