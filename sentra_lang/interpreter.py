@@ -174,7 +174,7 @@ def _arith_compare(cond: ast.ArithCompare, values: dict[str, Any],
 def _computes(cond: ast.ArithCompare) -> bool:
     """Whether a side has an operator and a field: otherwise the compiler folds the constants
     and the comparison is an ordinary test."""
-    return any(not isinstance(side, (ast.Path, ast.Num))
+    return any(isinstance(side, (ast.BinOp, ast.Neg))
                and any(True for _ in expression_paths(side)) for side in (cond.left, cond.right))
 
 
