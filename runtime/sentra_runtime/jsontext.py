@@ -3,9 +3,11 @@ can refuse a text into one error.
 
 ``json.loads`` refuses a text in three ways: ``json.JSONDecodeError`` (not JSON, with a
 position), ``ValueError`` (an integer of more digits than Python converts) and
-``RecursionError`` (arrays or objects nested deeper than the decoder goes). Stored records,
-tickets, windows, tables and exported logs are read with :func:`loads`, so an edited or
-hostile text is reported as unreadable, never a traceback.
+``RecursionError`` (arrays or objects nested deeper than the decoder goes). Audit records
+(stored and exported), stored windows, tickets as verification reads them, and compiled tables
+loaded from text are read with :func:`loads`, so an edited or hostile text is reported as
+unreadable, never a traceback. (The SQL stores' own reads of a ticket or a saved table still
+use ``json.loads``.)
 """
 
 from __future__ import annotations
