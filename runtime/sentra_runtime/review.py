@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from sentra_runtime import audit, jsontext
@@ -123,8 +123,50 @@ class Ticket:
         return data
 
     @classmethod
-    def from_row(cls, data: Mapping[str, Any]) -> Ticket:
+    def from_body(cls, body: str, **filled: Any) -> Ticket:
+        """The ticket a SQL store keeps as ``body`` (the JSON of :meth:`to_row`), with
+        ``filled``: values only a column holds (PostgreSQL's ``seq``).
+        :class:`TicketDamaged` when the body is no ticket (someone edited the store)."""
+        try:
+            data = jsontext.loads(body)
+        except jsontext.JSONTextError as error:
+            raise TicketDamaged(str(error)) from None
+        if not isinstance(data, dict):
+            raise TicketDamaged("it is not a JSON object")
+        data.update(filled)
+        missing = [item.name for item in fields(cls)
+                   if item.default is MISSING and item.name not in data]
+        unknown = sorted(set(data) - _ROW_TYPES.keys())
+        if missing or unknown:
+            raise TicketDamaged(f"its keys are not a ticket's (missing {missing[:3]}, unknown "
+                                f"{unknown[:3]})")
+        for name, value in data.items():
+            if value is None and name in _NULLABLE:
+                continue
+            if not isinstance(value, _ROW_TYPES[name]) or isinstance(value, bool):
+                raise TicketDamaged(f"its `{name}` is not what a ticket holds")
         return cls(**data)
+
+
+class TicketDamaged(ValueError):
+    """A ticket a store holds whose body is no ticket: the store was edited outside the
+    runtime. Reads and settlements that meet it refuse (the server answers 503, fail closed);
+    ``audit verify`` names the ticket."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"a stored review ticket cannot be read ({reason}): the store was "
+                         "edited; run `sentra-lang audit verify`")
+
+
+_ROW_TYPES: dict[str, type] = {
+    "ticket": str, "agent_id": str, "action": str, "rule_id": str, "risk": int, "reason": str,
+    "threat": str, "policy_hash": str, "created": int, "expires": int, "seq": int,
+    "input": dict, "status": str, "settled": int, "operator": str, "note": str,
+    "decision": dict}
+"""What each key of a stored ticket holds (:meth:`Ticket.from_body`): :class:`Ticket`'s
+fields, in order."""
+_NULLABLE = frozenset({"threat", "seq", "settled", "operator", "note", "decision"})
+"""The keys whose value may be null."""
 
 
 def stored_view(ticket: str, status: str, body: str, filled: Mapping[str, Any] | None = None,

@@ -1,5 +1,9 @@
 """What the server answers while its store cannot be reached: 503, at once, never 500.
 
+A store someone edited so that a review ticket is no ticket (:class:`TicketDamaged`) is
+answered 503 too, for the requests that meet that ticket, with a detail that says so and no
+``Retry-After`` (it lasts until the store is repaired).
+
 :class:`StoreFaults` is ASGI middleware around the lean path and every route. A request whose
 store call fails because the database is unreachable (``StoreUnavailable``: PostgreSQL refused,
 lost or timed out; a SQLite file locked past its busy timeout, unwritable or failing) gets
@@ -16,6 +20,7 @@ import sqlite3
 import threading
 import time
 
+from sentra_runtime.review import TicketDamaged
 from sentra_runtime.stores import StoreUnavailable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,3 +80,13 @@ class StoreFaults:
                 raise
             await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": _ANSWER})
+        except TicketDamaged as error:   # an edited store: no retry helps until it is repaired
+            LOG.error("%s", error)
+            if started:
+                raise
+            body = json.dumps({"detail": f"{error}; nothing was decided or recorded (fail "
+                                         "closed)"}).encode()
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

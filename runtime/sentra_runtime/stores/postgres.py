@@ -1130,9 +1130,7 @@ def _ticket_argument(ticket: review.Ticket) -> dict[str, Any]:
 def _ticket(body: str, seq: int | None) -> review.Ticket:
     """A stored ticket (its ``seq`` is the column's: known only once its record is
     appended)."""
-    data = json.loads(body)
-    data["seq"] = seq
-    return review.Ticket.from_row(data)
+    return review.Ticket.from_body(body, seq=seq)
 
 
 def _lock_key(agent: bytes) -> int:

@@ -768,7 +768,7 @@ def _insert_ticket(connection: sqlite3.Connection, ticket: review.Ticket) -> Non
 
 
 def _ticket(text: str) -> review.Ticket:
-    return review.Ticket.from_row(json.loads(text))
+    return review.Ticket.from_body(text)
 
 
 def _table(text: str) -> dict[str, Any]:
