@@ -4,10 +4,9 @@ can refuse a text into one error.
 ``json.loads`` refuses a text in three ways: ``json.JSONDecodeError`` (not JSON, with a
 position), ``ValueError`` (an integer of more digits than Python converts) and
 ``RecursionError`` (arrays or objects nested deeper than the decoder goes). Audit records
-(stored and exported), stored windows, tickets as verification reads them, and compiled tables
-loaded from text are read with :func:`loads`, so an edited or hostile text is reported as
-unreadable, never a traceback. (The SQL stores' own reads of a ticket or a saved table still
-use ``json.loads``.)
+(stored and exported), stored windows, tickets, compiled tables (loaded from text or saved in a
+shared store), the server's request bodies and the SDK's answers are read with :func:`loads`,
+so an edited or hostile text is reported as unreadable, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,17 +17,30 @@ from typing import Any
 
 class JSONTextError(ValueError):
     """A text that is not JSON Python can read; the message says why (and where, when the
-    decoder says)."""
+    decoder says). :attr:`problem` is the reason alone and :attr:`position` the offset in the
+    text where the decoder stopped, when it says."""
+
+    def __init__(self, problem: str, position: int | None = None,
+                 line: int | None = None, column: int | None = None) -> None:
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(problem + where)
+        self.problem = problem
+        self.position = position
 
 
-def loads(text: str | bytes) -> Any:
-    """``json.loads(text)``, or :class:`JSONTextError` saying why the text cannot be read."""
+def loads(text: str | bytes, *, constants: bool = True) -> Any:
+    """``json.loads(text)``, or :class:`JSONTextError` saying why the text cannot be read.
+    With ``constants=False`` the ``NaN``, ``Infinity`` and ``-Infinity`` that ``json.loads``
+    accepts (they are not JSON) are refused too."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=None if constants else _refuse_constant)
     except json.JSONDecodeError as error:
-        raise JSONTextError(f"{error.msg} (line {error.lineno}, column {error.colno})") \
-            from None
+        raise JSONTextError(error.msg, error.pos, error.lineno, error.colno) from None
     except RecursionError:
         raise JSONTextError("it nests too deeply") from None
     except ValueError as error:   # an integer of more digits than Python converts
         raise JSONTextError(str(error).split(";")[0]) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not JSON")

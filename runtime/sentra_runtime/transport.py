@@ -41,6 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sentra_runtime import jsontext
+
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_IDLE = 8
@@ -80,10 +82,9 @@ def read_json(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     except UnicodeDecodeError as error:
         raise ValueError(f"the answer is not UTF-8 (byte {error.start})") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"the answer is not JSON ({error.msg} at line {error.lineno}, column "
-                         f"{error.colno})") from None
+        return jsontext.loads(text, constants=False)
+    except jsontext.JSONTextError as error:
+        raise ValueError(f"the answer is not JSON ({error})") from None
 
 
 def check_depth(body: bytes, max_depth: int) -> None:
@@ -100,10 +101,6 @@ def check_depth(body: bytes, max_depth: int) -> None:
                 raise ValueError(f"the answer is nested deeper than {max_depth} levels")
         elif token in (b"]", b"}"):
             depth -= 1
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"the answer holds `{name}`, which is not JSON")
 
 
 class _DeadlineReader(io.RawIOBase):

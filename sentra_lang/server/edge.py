@@ -28,6 +28,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from sentra_runtime import jsontext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -254,13 +255,10 @@ def parse_body(body: bytes) -> tuple[Any, list[dict[str, Any]]]:
         return None, [{"type": "utf8", "loc": ["body"], "input": None,
                        "msg": f"the body is not UTF-8 (invalid byte at offset {error.start})"}]
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, [_invalid_json(["body", error.pos], error.msg)]
-    except RecursionError:
-        return None, [_invalid_json(["body"], "nested too deeply")]
-    except ValueError as error:   # e.g. an integer of more than 4300 digits
-        return None, [_invalid_json(["body"], str(error).split(";")[0])]
+        parsed = jsontext.loads(text)
+    except jsontext.JSONTextError as error:
+        where: list[str | int] = ["body"] if error.position is None else ["body", error.position]
+        return None, [_invalid_json(where, error.problem)]
     if _SUSPECT.search(text) is None:
         return parsed, []
     return parsed, list(_value_problems(parsed))[:MAX_REPORTED]

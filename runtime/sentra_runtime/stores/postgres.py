@@ -86,6 +86,7 @@ from sentra_runtime.stores.schema import (
     SchemaError,
     StoreUnavailable,
     checked_version,
+    saved_table,
     stored_state,
     windows_text,
 )
@@ -669,8 +670,7 @@ class PostgresStore(BatchedStore):
         row = self._read_one("SELECT body FROM sentra_policies WHERE hash = %s", (policy_hash,))
         if row is None:
             return None
-        table: dict[str, Any] = json.loads(row[0])
-        return table
+        return saved_table(row[0], policy_hash)
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from sentra_runtime import jsontext
+from sentra_runtime.policy import PolicyLoadError
 
 SCHEMA_VERSION = 4
 """The schema version this runtime creates and writes."""
@@ -140,6 +141,20 @@ def stored_state(risk: int, blocked: int, down: Any, anchor: int | None,
     if anchor is None:
         return risk, blocked, bool(down)
     return risk, blocked, bool(down), anchor
+
+
+def saved_table(text: str, policy_hash: str) -> dict[str, Any]:
+    """The compiled table a process saved in the store (its body as stored); a
+    :class:`PolicyLoadError` naming the policy when the body is not a JSON object (edited in the
+    database). The loader then checks the table and its hash."""
+    try:
+        table = jsontext.loads(text)
+    except jsontext.JSONTextError as error:
+        raise PolicyLoadError(f"the saved table of policy {policy_hash} is not JSON: "
+                              f"{error}") from None
+    if not isinstance(table, dict):
+        raise PolicyLoadError(f"the saved table of policy {policy_hash} is not a JSON object")
+    return table
 
 
 def _windows(text: str) -> dict[str, tuple[int, ...]] | None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -67,6 +66,7 @@ from sentra_runtime.stores.schema import (
     UNVERSIONED,
     SchemaError,
     checked_version,
+    saved_table,
     stored_state,
     windows_text,
 )
@@ -484,7 +484,7 @@ class SQLiteStore(BatchedStore):
         """The compiled table with this hash, if a process saved it."""
         row = self._reader().execute("SELECT body FROM policies WHERE hash = ?",
                                      (policy_hash,)).fetchone()
-        return None if row is None else _table(row[0])
+        return None if row is None else saved_table(row[0], policy_hash)
 
     def count_agents(self) -> tuple[int, int]:
         """How many agents are active and how many shut down."""
@@ -769,11 +769,6 @@ def _insert_ticket(connection: sqlite3.Connection, ticket: review.Ticket) -> Non
 
 def _ticket(text: str) -> review.Ticket:
     return review.Ticket.from_body(text)
-
-
-def _table(text: str) -> dict[str, Any]:
-    table: dict[str, Any] = json.loads(text)
-    return table
 
 
 def read_audit(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
