@@ -224,12 +224,14 @@ def test_any_unexpected_character_is_a_diagnostic(char: str) -> None:
 
 
 def test_every_character_anywhere_never_raises() -> None:
-    # every code point below 0x250 plus a few beyond, at every place of a small suite
+    # every ASCII character, every fifth code point up to 0x250 and a few beyond, at every
+    # seventh place of a small suite: a suite or a diagnostic, never an exception
     text = MINIMAL + 'property "p" A where a and not (b == "x") -> never allowed\n'
     places = range(0, len(text) + 1, 7)
-    for code in [*range(0x250), 0x2028, 0xFEFF, 0x1F600]:
+    for code in [*range(0x80), *range(0x80, 0x250, 5), 0x2028, 0xFEFF, 0x1F600]:
         for where in places:
-            sp.parse_suite(text[:where] + chr(code) + text[where:])
+            suite, diagnostics = sp.parse_suite(text[:where] + chr(code) + text[where:])
+            assert suite is not None or diagnostics, (code, where)
 
 
 def test_suite_files_are_read_like_policies(tmp_path: Path) -> None:
