@@ -210,7 +210,7 @@ def quick_start() -> list[str]:
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
     install, tests = quick_start()
     assert install.startswith("python3 -m pip install ./runtime . && sentra-lang check policies/")
-    assert tests == "python3 -m pip install -e ./runtime -e '.[test]' && python3 -m pytest -q"
+    assert tests == "python3 -m pip install -e ./runtime -e '.[test]' && python3 -m pytest -q -n 2"
     assert tests in (ROOT / ".ci" / "run").read_text("utf-8")
     getting_started = (ROOT / "docs" / "getting-started.md").read_text("utf-8")
     assert f"{install}\n{tests}\n" in getting_started
