@@ -5,12 +5,14 @@ traceback, and a table edited into another policy under the same hash is refused
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sentra_runtime import Engine, PolicyLoadError
 
 from tests.edges.test_review_probe import REFUNDS, compiled_table
 from tests.pg_fixtures import StoreFactory
+from tests.server.conftest import POLICY
 
 
 def set_saved_table(kind: str, target: str, policy_hash: str, body: str) -> None:
@@ -60,3 +62,35 @@ def test_a_saved_table_edited_into_another_policy_is_refused_by_its_hash(
     saved = make_sql_store().policy_table(table["hash"])
     with pytest.raises(PolicyLoadError, match="content hash mismatch"):
         Engine(saved)
+
+
+def test_a_process_that_meets_an_edited_saved_table_keeps_its_policy_and_says_why(
+        make_sql_store: StoreFactory, sql_target: str, tmp_path: Path) -> None:
+    """docs/server.md, "Policy reload": two servers' gates on one store; B starts with another
+    policy (saving its table), the saved table is edited, and A's log follower refuses it with
+    the reason (which its thread logs) and keeps serving its own policy."""
+    from sentra_lang.server.gate import Gate
+    from sentra_lang.server.store import LogFollower
+
+    other = tmp_path / "other.sentra"
+    other.write_text(POLICY.read_text("utf-8").replace('version "', 'version "edited-', 1),
+                     encoding="utf-8")
+    first = Gate(POLICY, sql_target)
+    follower = LogFollower(first)
+    follower.seen = first.reader.head()   # as start() does, without the thread
+    served = first.engine.policy.hash
+    second = Gate(other, sql_target)
+    try:
+        assert second.engine.policy.hash != served
+        set_saved_table(make_sql_store.kind, sql_target,  # type: ignore[attr-defined]
+                        second.engine.policy.hash, "[" * 100_000)
+        with pytest.raises(PolicyLoadError) as raised:
+            follower.step()
+        assert str(raised.value) == (f"the saved table of policy {second.engine.policy.hash} "
+                                     "is not JSON: it nests too deeply")
+        follower.step()
+        assert first.engine.policy.hash == served
+        assert first.engine.evaluate("a", "FILE_READ", {}).allowed
+    finally:
+        second.close()
+        first.close()
