@@ -78,6 +78,15 @@ def test_runs_from_a_subfolder(project: pytest.Pytester, monkeypatch: pytest.Mon
     result.stdout.fnmatch_lines(["*--> ../suites/bad.sentra-test:4:3"])
 
 
+@pytest.mark.slow
+def test_runs_in_worker_processes(project: pytest.Pytester) -> None:
+    """pytest-xdist (`-n 2`): every worker collects the same items, tags included, and the
+    outcomes are those of one process."""
+    result = project.runpytest_subprocess("-n", "2", "-m", "risk or table")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*--> suites/bad.sentra-test:4:3"])
+
+
 def test_tags_are_markers_under_strict_markers(project: pytest.Pytester) -> None:
     result = project.runpytest("-m", "risk")
     result.assert_outcomes(passed=1, failed=1, deselected=1)
