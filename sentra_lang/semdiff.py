@@ -369,7 +369,8 @@ def _label_verdict_span(side: _Side, block: int | None,
 
 def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
     """Each region's witness through both runtimes, as a fresh agent, or, for a witness with
-    an `agent` part, as that agent with its state seeded."""
+    an `agent` part, as that agent with its state seeded (and put in its group by an operator
+    when the witness says `assigned` and the version declares the group)."""
     for number, region in enumerate(diff.regions):
         fields, state = split_witness(region.witness)
         agent = f"diff-{diff.action}-{number}" if state is None else state["id"]
@@ -378,6 +379,9 @@ def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
             store = engine.store
             if state is not None and isinstance(store, MemoryStore):
                 store.set_state(agent, state["cumulative_risk"], state["blocked_attempts"])
+            if state is not None and state.get("assigned") and state["group"] in {
+                    group.name for group in engine.policy.groups}:
+                engine.assign_group(agent, state["group"], operator="sentra-lang diff")
         region.old = engines[0].evaluate(agent, diff.raw, dict(fields))
         region.new = engines[1].evaluate(agent, diff.raw, dict(fields))
 
@@ -471,7 +475,8 @@ def _groups_text(table: Table) -> str:
         if group.risk_decay is not None:
             given.append(f"risk_decay {group.risk_decay.amount} per "
                          f"{duration_text(group.risk_decay.period)}")
-        shown.append(f"{group.name} ({'; '.join([', '.join(group.agents), *given])})")
+        parts = [", ".join(group.agents)] if group.agents else []
+        shown.append(f"{group.name} ({'; '.join([*parts, *given]) or 'assigned only'})")
     return ", ".join(shown)
 
 

@@ -1,0 +1,139 @@
+"""Adversarial probes of the exact analysis (`check`'s SL401 to SL405, `diff`'s regions): known
+answers worked out from docs/language.md ("Exact analysis", "Agent state in conditions") and
+docs/diff.md, every witness replayed through the real runtime (`sentra_runtime.Engine`), and laws
+on the inputs the existing generators do not draw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sentra_runtime import Engine, MemoryStore
+
+from sentra_lang.compiler import compile_source
+from sentra_lang.semdiff import diff_policies
+from tests.analysis.helpers import compiled, decided_by, findings
+
+HEADER = 'policy p version "1" {}\n'
+QUARANTINE = 'group quarantine {\n  strikes 1\n}\n'
+
+
+def policy(rules: str, groups: str = "", action: str = "A") -> str:
+    return HEADER + groups + f"action {action} {{\n{rules}}}\notherwise allow as OTHER\n"
+
+
+def decide(src: str, action: str, fields: dict[str, Any], *, agent: str = "probe",
+           group: str | None = None, state: tuple[int, int] = (0, 0)) -> str | None:
+    """The rule the runtime matches for one agent (assigned to `group` by an operator)."""
+    result = compiled(src)
+    assert result.table is not None
+    store = MemoryStore()
+    store.set_state(agent, *state)
+    engine = Engine(result.table.model_dump(mode="json"), store)
+    if group is not None:
+        engine.assign_group(agent, group, operator="probe")
+    return engine.evaluate(agent, action, fields).trace.matched_rule
+
+
+# ----------------------------------------------- agent.group: groups only an operator assigns
+
+def test_a_rule_on_a_group_without_patterns_matches_an_assigned_agent() -> None:
+    """A group with no `agents` is for operators to put agents in (a quarantine): the analysis
+    called its rule never matching (SL402), yet the runtime decides by it."""
+    src = policy('  when agent.group == "quarantine" block as Q\n  allow as REST\n', QUARANTINE)
+    assert decide(src, "A", {}, group="quarantine") == "Q"
+    assert not findings(src, "SL402", "SL401")
+
+
+def test_a_rule_on_a_group_whose_patterns_are_taken_earlier_matches_an_assigned_agent() -> None:
+    groups = 'group all {\n  agents "*"\n}\ngroup new {\n  agents "new-*"\n}\n'
+    src = policy('  when agent.group == "new" block as NEW\n  allow as REST\n', groups)
+    assert decide(src, "A", {}, agent="new-1", group="new") == "NEW"
+    assert not findings(src, "SL402", "SL401")
+
+
+def test_a_witness_in_an_assigned_only_group_says_so_and_replays() -> None:
+    src = policy('  when agent.group == "quarantine" block as Q\n'
+                 '  when agent.group == "quarantine" allow as Q2\n  allow as REST\n', QUARANTINE)
+    shadowed = findings(src, "SL401")
+    assert [f.ids[0] for f in shadowed] == ["Q2"]
+    witness = shadowed[0].witness
+    assert witness is not None and witness["agent"]["assigned"] is True
+    assert decided_by(compiled(src), "A", witness) == "Q"
+
+
+def test_diff_sees_a_change_for_assigned_agents() -> None:
+    """`diff` used the same regions: it said nothing changed when only an assigned agent's
+    decision did."""
+    old = compile_source(policy('  when agent.group == "quarantine" allow risk 3 as Q\n'
+                                '  allow as REST\n', QUARANTINE))
+    new = compile_source(policy('  when agent.group == "quarantine" block as Q\n'
+                                '  allow as REST\n', QUARANTINE))
+    regions = [r for a in diff_policies(old, new).actions for r in a.regions if r.changed]
+    assert len(regions) == 1
+    region = regions[0]
+    assert region.witness["agent"]["assigned"] is True
+    assert region.old is not None and region.new is not None
+    assert (region.old.outcome, region.new.outcome) == ("allow", "shutdown")  # strikes 1
+
+
+def test_diff_against_a_version_without_the_group_replays_without_assigning() -> None:
+    old = compile_source(policy("  when agent.cumulative_risk > 5 block as HI\n  allow as R\n"))
+    new = compile_source(policy("  when agent.cumulative_risk > 6 block as HI\n  allow as R\n",
+                                QUARANTINE))
+    for a, b in ((old, new), (new, old)):
+        changed = [r for d in diff_policies(a, b).actions for r in d.regions if r.changed]
+        assert changed and all(r.old is not None and r.new is not None for r in changed)
+
+
+def test_a_group_reached_only_by_an_id_outside_a_z_gets_an_id_not_an_assignment() -> None:
+    """The search for an id in a group tried ids of up to two characters of a-z, 0-9, `-` and
+    `_` after a pattern's prefix; `p` and every `pX*` taken earlier leave `p` with any other
+    character (`pZ`) to the later `p*`."""
+    readable = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+    agents = ", ".join(['"p"', *(f'"p{c}*"' for c in readable)])
+    groups = f"group early {{\n  agents {agents}\n}}\ngroup late {{\n  agents \"p*\"\n}}\n"
+    src = policy('  when agent.group == "late" block as LATE\n'
+                 '  when agent.group == "late" allow as LATE2\n  allow as REST\n', groups)
+    shadowed = findings(src, "SL401")
+    assert [f.ids[0] for f in shadowed] == ["LATE2"]
+    witness = shadowed[0].witness
+    assert witness is not None and "assigned" not in witness["agent"]
+    assert decided_by(compiled(src), "A", witness) == "LATE"
+
+
+GROUPS = ('group all {\n  agents "*"\n}\ngroup late {\n  agents "late-*"\n}\n' + QUARANTINE)
+GROUP_TESTS = st.sampled_from(['agent.group == "late"', 'agent.group != "quarantine"',
+                               'agent.group == "all"', 'agent.group in {"late", "quarantine"}',
+                               "agent.blocked_attempts >= 1", "agent.cumulative_risk < 2"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(GROUP_TESTS, min_size=1, max_size=2), min_size=1, max_size=4))
+def test_law_findings_hold_for_every_group_an_operator_can_assign(conds: list[list[str]]) -> None:
+    """SL401/SL402 exactly when no agent, in any declared group (by its id or assigned),
+    in any state the constants tell apart, is decided by the rule."""
+    rules = "".join(f"  when {' and '.join(c)} allow as R{i}\n" for i, c in enumerate(conds))
+    src = policy(rules, GROUPS)
+    result = compiled(src)
+    assert result.table is not None
+    table = result.table.model_dump(mode="json")
+    matched: set[str | None] = set()
+    for group in ("all", "late", "quarantine"):
+        for risk in range(3):
+            for blocked in range(3):
+                store = MemoryStore(audit=False)
+                store.set_state("late-1", risk, blocked)
+                engine = Engine(table, store)
+                engine.assign_group("late-1", group, operator="probe")
+                matched.add(engine.evaluate("late-1", "A", {}).trace.matched_rule)
+    never = {f.ids[0] for f in findings(src, "SL402", "SL401")}
+    assert never == {f"R{i}" for i in range(len(conds))} - matched, src
+
+
+def test_diff_shows_a_group_without_patterns_without_an_empty_pattern_list() -> None:
+    old = compile_source(policy("  allow as R\n"))
+    new = compile_source(policy("  allow as R\n", QUARANTINE))
+    groups = [s for s in diff_policies(old, new).settings if s.name == "groups"]
+    assert groups and groups[0].after == "quarantine (strikes 1)"
