@@ -30,6 +30,7 @@ from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
 from sentra_lang.space import NotExact, SpaceTooLarge, build_space
+from sentra_lang.spellings import crossing_spellings
 from sentra_lang.table import ActionBlock, InputField, RiskDecay, Table
 
 INVALID = -1
@@ -290,6 +291,10 @@ def _dispatch_pairs(old: _Side, new: _Side) -> dict[tuple[int | None, int | None
               for v in (fresh, fresh.lower(), f" {fresh} ")):
         fresh += "_"
     pairs: dict[tuple[int | None, int | None], str] = {(None, None): fresh}
+    spellings += crossing_spellings(
+        [n for b in old.table.actions for n in b.names], old.table.settings.action_normalize,
+        [n for b in new.table.actions for n in b.names], new.table.settings.action_normalize,
+        (old.dispatch, new.dispatch))
     for raw in dict.fromkeys(spellings):
         pairs.setdefault((old.dispatch(raw), new.dispatch(raw)), raw)
     return pairs

@@ -109,7 +109,7 @@ GROUP_TESTS = st.sampled_from(['agent.group == "late"', 'agent.group != "quarant
                                "agent.blocked_attempts >= 1", "agent.cumulative_risk < 2"])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(GROUP_TESTS, min_size=1, max_size=2), min_size=1, max_size=4))
 def test_law_findings_hold_for_every_group_an_operator_can_assign(conds: list[list[str]]) -> None:
     """SL401/SL402 exactly when no agent, in any declared group (by its id or assigned),
@@ -137,3 +137,63 @@ def test_diff_shows_a_group_without_patterns_without_an_empty_pattern_list() -> 
     new = compile_source(policy("  allow as R\n", QUARANTINE))
     groups = [s for s in diff_policies(old, new).settings if s.name == "groups"]
     assert groups and groups[0].after == "quarantine (strikes 1)"
+
+
+# ------------------------------------------------- diff: action types under two normalisations
+
+def normalised(steps: str, name: str) -> str:
+    return (f'policy p version "1" {{\n  action_type normalize {steps}\n}}\n'
+            f'action "{name}" {{\n  allow as NAMED\n}}\notherwise allow risk 5 as OTHER\n')
+
+
+def test_diff_finds_an_action_type_only_a_case_mapping_sends_to_another_block() -> None:
+    """`"ß"` upper-cases to `"SS"` but lower-cases to itself: the lower-casing version sends it
+    to `otherwise`, the upper-casing one to its `"SS"` block. `diff` tried only the names as
+    written, lower- and upper-cased and with spaces, found no change, and `--equivalent`
+    answered "equivalent"."""
+    old = compile_source(normalised("lower", "ss"))
+    new = compile_source(normalised("upper", "SS"))
+    diff = diff_policies(old, new)
+    changes = [(c.raw, c.old.rule_id if c.old else None, c.new.rule_id if c.new else None)
+               for c in diff.changes]
+    assert changes == [("ß", "OTHER", "NAMED")]
+    counterexample = diff.counterexample()
+    assert counterexample is not None and counterexample.steps[0].action == "ß"
+
+
+SPELLING_ALPHABET = ("a", "A", "s", "S", "ß", " ", "k", "K", "ı", "I", "i", "İ", "Σ", "ς", "σ")
+STEP_CHOICES = st.sampled_from(("", "lower", "upper", "trim", "trim, lower", "upper, trim",
+                                "lower, upper"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(st.sampled_from(SPELLING_ALPHABET), min_size=1, max_size=2),
+                min_size=1, max_size=2, unique=True),
+       STEP_CHOICES,
+       st.lists(st.text(st.sampled_from(SPELLING_ALPHABET), min_size=1, max_size=2),
+                min_size=1, max_size=2, unique=True),
+       STEP_CHOICES)
+def test_law_diff_compares_every_action_type_of_two_letters(old_names: list[str], old_steps: str,
+                                                            new_names: list[str],
+                                                            new_steps: str) -> None:
+    """Every action type of up to two characters of a case-rich alphabet that the versions
+    decide differently is in a changed region of `diff` (one block per name)."""
+    def source(names: list[str], steps: str) -> str:
+        header = f"  action_type normalize {steps}\n" if steps else ""
+        blocks = "".join(f'action "{n}" {{\n  allow risk {i + 1} as R{i}\n}}\n'
+                         for i, n in enumerate(names))
+        return f'policy p version "1" {{\n{header}}}\n{blocks}otherwise allow as OTHER\n'
+
+    old, new = compile_source(source(old_names, old_steps)), compile_source(source(new_names,
+                                                                                  new_steps))
+    if not (old.ok and new.ok):  # a name its own normalisation changes is refused
+        return
+    assert old.table is not None and new.table is not None
+    engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
+    changed = {(c.old.rule_id, c.new.rule_id) for c in diff_policies(old, new).changes
+               if c.old is not None and c.new is not None}
+    words = [""] + list(SPELLING_ALPHABET) + [a + b for a in SPELLING_ALPHABET
+                                              for b in SPELLING_ALPHABET]
+    for number, word in enumerate(words):
+        pair = tuple(engine.evaluate(f"probe-{number}", word, {}).rule_id for engine in engines)
+        assert pair[0] == pair[1] or pair in changed, (word, pair)
