@@ -18,19 +18,26 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
+from sentra_runtime import arith
 from sentra_runtime.policy import STATE_NAMES, GroupSpec, RiskDecay
 
-from sentra_lang.table import Group, InputField, Table
+from sentra_lang.table import Group, InputField, Table, Test
 
 _READABLE = "abcdefghijklmnopqrstuvwxyz0123456789-_"
 """Characters an agent id found for a group is extended with, tried first (ids stay readable)."""
 
 
 def reads_state(table: Table) -> bool:
-    """Whether a test of the table reads the agent's state."""
+    """Whether a test of the table reads the agent's state (also inside a computation)."""
     return any(name in STATE_NAMES for action in table.actions for row in action.rows
-               for test in row.tests
-               for name in ([test.field] if test.other is None else [test.field, test.other]))
+               for test in row.tests for name in test_fields(test))
+
+
+def test_fields(test: Test) -> list[str]:
+    """The fields a table test reads: its field and the other one, or a computation's."""
+    if test.left is not None and test.right is not None:
+        return [*arith.fields(arith.as_expr(test.left)), *arith.fields(arith.as_expr(test.right))]
+    return [test.field] if test.other is None else [test.field, test.other]
 
 
 def runtime_groups(groups: list[Group]) -> tuple[GroupSpec, ...]:

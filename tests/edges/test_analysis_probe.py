@@ -197,3 +197,34 @@ def test_law_diff_compares_every_action_type_of_two_letters(old_names: list[str]
     for number, word in enumerate(words):
         pair = tuple(engine.evaluate(f"probe-{number}", word, {}).rule_id for engine in engines)
         assert pair[0] == pair[1] or pair in changed, (word, pair)
+
+
+# ------------------------------------------------------- agent state inside an exact computation
+
+STATE_SUM = ("  when agent.cumulative_risk + 30 > 100 block as HIGH\n"
+             "  when agent.cumulative_risk > 60 allow risk 3 as MID\n"
+             "  when agent.blocked_attempts * 2 >= 3 allow risk 2 as STRUCK\n  allow as LAST\n")
+
+
+def test_a_state_count_with_int_constants_is_analysed_exactly() -> None:
+    """`agent.cumulative_risk + 30 > 100` is the threshold `agent.cumulative_risk > 70` (the
+    counts are `int`s, docs/language.md): it got SL408 and no finding at all."""
+    src = policy(STATE_SUM)
+    assert not findings(src, "SL408")
+    overlaps = {f.ids[:2]: f.witness for f in findings(src, "SL404")}
+    assert set(overlaps) == {("HIGH", "MID"), ("MID", "STRUCK")}
+    high = overlaps[("HIGH", "MID")]
+    assert high is not None and high["agent"]["cumulative_risk"] == 71
+    for (earlier, _), witness in overlaps.items():
+        assert witness is not None and decided_by(compiled(src), "A", witness) == earlier
+
+
+def test_diff_compares_a_state_count_with_int_constants_exactly() -> None:
+    old = compile_source(policy(STATE_SUM))
+    new = compile_source(policy(STATE_SUM.replace("+ 30 > 100", "+ 31 > 100")))
+    diff = diff_policies(old, new)
+    assert not [a for a in diff.actions if a.skipped]
+    changes = diff.changes
+    assert len(changes) == 1 and changes[0].witness["agent"]["cumulative_risk"] == 70
+    assert changes[0].old is not None and changes[0].new is not None
+    assert (changes[0].old.rule_id, changes[0].new.rule_id) == ("MID", "HIGH")
