@@ -14,7 +14,7 @@ in such a group says so (`"assigned": true`): its agent is put in the group befo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -80,6 +80,16 @@ def agent_ids(table_groups: list[Group]) -> dict[str, str]:
                 found[name] = agent
                 break
     return found
+
+
+def distinct_ids(*versions: Sequence[Group]) -> list[str]:
+    """Agent ids that, between them, meet every combination of groups the versions' patterns
+    put one agent id in (an id held by no exact pattern is held by the same prefix patterns
+    as its longest held prefix followed by a character no pattern has there)."""
+    patterns = [p for groups in versions for g in groups for p in g.agents] + ["*"]
+    ids = [p for p in patterns if not p.endswith("*")]
+    ids += [agent for p in patterns if p.endswith("*") for agent in _candidates(p[:-1], patterns)]
+    return list(dict.fromkeys(ids))
 
 
 def state_view(table: Table, groups: list[Group] | None = None

@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentra_runtime import Decision, Engine, MemoryStore
+from sentra_runtime import Decision, Engine, MemoryStore, load_policy
 from sentra_runtime.inputs import normalize
+from sentra_runtime.policy import RiskDecay as AgentDecay
 from sentra_runtime.policy import duration_text
 
-from sentra_lang.agent_state import state_view
+from sentra_lang.agent_state import assigned_id, distinct_ids, state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.compiler import Compilation
@@ -161,9 +162,16 @@ class Counterexample:
     differently (each step replayed through both runtimes)."""
 
     steps: list[Step]
+    agent: str | None = None
+    """The agent's id, when a version puts it in a group (its settings are the group's)."""
+    assigned: str | None = None
+    """The group an operator assigns the agent to first, if any."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": [{"action": s.action, "fields": s.fields,
+        agent = {} if self.agent is None else {"agent": self.agent,
+                                               "assigned_group": self.assigned}
+        return {**agent,
+                "steps": [{"action": s.action, "fields": s.fields,
                            **({"after_seconds": s.after} if s.after else {}),
                            "old_decision": _decision_dict(s.old),
                            "new_decision": _decision_dict(s.new)} for s in self.steps]}
@@ -521,6 +529,22 @@ _LIMIT_TRIES = 16
 """How many allowed regions the search for a rate-limit counterexample repeats at most."""
 
 
+@dataclass(frozen=True)
+class _ProbeAgent:
+    """An agent a sequence counterexample is tried with."""
+
+    id: str
+    assigned: str | None
+    """The group an operator puts it in (one both versions declare), or None."""
+
+
+def _probe_agents(old: Table, new: Table) -> list[_ProbeAgent]:
+    ids = ["sequence", *distinct_ids(old.groups, new.groups)]
+    both = [g.name for g in new.groups if g.name in {h.name for h in old.groups}]
+    return ([_ProbeAgent(agent, None) for agent in dict.fromkeys(ids)]
+            + [_ProbeAgent(assigned_id(name, {}), name) for name in both])
+
+
 class _SettingsProbe:
     """When every single decision agrees, the versions can still differ over a sequence, by
     their threshold or strikes. Before the first decision that differs, both versions have
@@ -533,13 +557,40 @@ class _SettingsProbe:
         self.diff = diff
         old, new = diff.old.table, diff.new.table
         assert old is not None and new is not None
-        self.thresholds = (old.settings.risk_threshold, new.settings.risk_threshold)
-        self.strikes = (old.settings.strikes, new.settings.strikes)
-        self.decays = (old.settings.risk_decay, new.settings.risk_decay)
+        self.policies = (load_policy(old.model_dump(mode="json")),
+                         load_policy(new.model_dump(mode="json")))
         self.regions = [r for a in diff.actions for r in a.regions
                         if r.old is not None and r.new is not None]
+        self._settle(_ProbeAgent("sequence", None))
+
+    def _settle(self, agent: _ProbeAgent) -> tuple[object, ...]:
+        """Search as `agent`, with the settings each version gives it (its group's); returns
+        what the search depends on of the agent."""
+        self.agent = agent
+        given = [policy.settings_of(agent.id, agent.assigned) for policy in self.policies]
+        self.thresholds = (given[0].risk_threshold, given[1].risk_threshold)
+        self.strikes = (given[0].strikes, given[1].strikes)
+        self.decays = (given[0].risk_decay, given[1].risk_decay)
+        return (self.thresholds, self.strikes, self.decays, given[0].group, given[1].group)
 
     def search(self) -> Counterexample | None:
+        """The first agent (the plain `sequence` first, then one per combination of groups the
+        versions put agents in, by their ids or an operator's assignment) whose sequence of
+        actions the versions decide differently."""
+        seen: set[tuple[Any, ...]] = set()
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        for agent in _probe_agents(old, new):
+            key = self._settle(agent)
+            if key in seen:
+                continue
+            seen.add(key)
+            found = self._search_as_agent()
+            if found is not None:
+                return found
+        return None
+
+    def _search_as_agent(self) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
         if _limits(old) != _limits(new):
@@ -572,7 +623,7 @@ class _SettingsProbe:
         climb = max(min(self.thresholds) // risk, 1)
         total = climb * risk
 
-        def taken(decay: RiskDecay | None, wait: int) -> int:
+        def taken(decay: AgentDecay | None, wait: int) -> int:
             return 0 if decay is None else min(wait // decay.period * decay.amount, total)
 
         waits = sorted({decay.period * k for decay in self.decays if decay is not None
@@ -656,16 +707,21 @@ class _SettingsProbe:
         def clock() -> float:
             return now[0]
 
-        engines = (Engine(old.model_dump(mode="json"), clock=clock),
-                   Engine(new.model_dump(mode="json"), clock=clock))
+        engines = (Engine(self.policies[0], clock=clock), Engine(self.policies[1], clock=clock))
+        if self.agent.assigned is not None:
+            for engine in engines:
+                engine.assign_group(self.agent.id, self.agent.assigned, operator="sentra-lang diff")
         steps = []
         for index, region in enumerate(plan):
             wait = (waits or {}).get(index, 0)
             now[0] += wait
             fields, _state = split_witness(region.witness)   # the steps make the state
-            before = engines[0].evaluate("sequence", region.raw, dict(fields))
-            after = engines[1].evaluate("sequence", region.raw, dict(fields))
+            before = engines[0].evaluate(self.agent.id, region.raw, dict(fields))
+            after = engines[1].evaluate(self.agent.id, region.raw, dict(fields))
             steps.append(Step(region.raw, region.witness, before, after, wait))
             if _observed(before) != _observed(after):
-                return Counterexample(steps)
+                grouped = any(policy.settings_of(self.agent.id, self.agent.assigned).group
+                              for policy in self.policies)
+                return Counterexample(steps, self.agent.id if grouped else None,
+                                      self.agent.assigned)
         return None

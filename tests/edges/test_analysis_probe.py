@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Engine, MemoryStore
@@ -228,3 +229,45 @@ def test_diff_compares_a_state_count_with_int_constants_exactly() -> None:
     assert len(changes) == 1 and changes[0].witness["agent"]["cumulative_risk"] == 70
     assert changes[0].old is not None and changes[0].new is not None
     assert (changes[0].old.rule_id, changes[0].new.rule_id) == ("MID", "HIGH")
+
+
+# ------------------------------------------------------- diff --equivalent and groups' settings
+
+def grouped(setting: str, rules: str = "  allow risk 30 as OK\n", agents: str = '"g-*"') -> str:
+    members = f"  agents {agents}\n" if agents else ""
+    return HEADER + f"group g {{\n{members}  {setting}\n}}\n" + \
+        f"action A {{\n{rules}}}\notherwise block as O\n"
+
+
+@pytest.mark.parametrize(("old", "new", "rules"), [
+    ("risk_threshold 50", "risk_threshold 60", "  allow risk 30 as OK\n"),
+    ("strikes 2", "strikes 3", "  block as NO\n"),
+    ("risk_decay 10 per 1h", "risk_decay 20 per 1h", "  allow risk 30 as OK\n"),
+    ("limit 2 per 1h", "limit 3 per 1h", "  allow as OK\n"),
+])
+def test_equivalent_sees_a_change_of_a_groups_setting(old: str, new: str, rules: str) -> None:
+    """`--equivalent` searched sequences with the header's settings and an agent in no group
+    only, and called versions that differ in a group's threshold, strikes, decay or limit
+    equivalent."""
+    diff = diff_policies(compile_source(grouped(old, rules)), compile_source(grouped(new, rules)))
+    found = diff.counterexample()
+    assert found is not None and found.agent is not None and found.agent.startswith("g-")
+    last = found.steps[-1]
+    assert last.old.outcome != last.new.outcome or last.old.decayed != last.new.decayed
+
+
+def test_equivalent_sees_a_group_only_an_operator_assigns() -> None:
+    diff = diff_policies(compile_source(grouped("strikes 1", "  block as NO\n", agents="")),
+                         compile_source(grouped("strikes 2", "  block as NO\n", agents="")))
+    found = diff.counterexample()
+    assert found is not None and found.assigned == "g"
+    assert [s.old.outcome for s in found.steps] == ["shutdown"]
+    assert [s.new.outcome for s in found.steps] == ["block"]
+
+
+def test_equivalent_sees_an_agent_moved_out_of_its_group() -> None:
+    diff = diff_policies(compile_source(grouped("risk_threshold 50")),
+                         compile_source(grouped("risk_threshold 50", agents='"h-*"')))
+    found = diff.counterexample()
+    assert found is not None and found.agent is not None
+    assert found.agent.startswith(("g-", "h-"))
