@@ -35,6 +35,9 @@ from sentra_lang.spellings import crossing_spellings
 from sentra_lang.table import ActionBlock, InputField, RiskDecay, Table
 
 INVALID = -1
+UNDECLARED = -2
+"""Labels of the inputs a version rejects: a declared field's value (`INVALID_INPUT`), a key
+it does not declare (`UNDECLARED_FIELD`)."""
 """Label of the inputs a version rejects (`INVALID_INPUT`)."""
 OTHER_ACTION = "any other action"
 
@@ -63,6 +66,7 @@ class Verdict:
 
 SPECIAL = {
     "INVALID_INPUT": Verdict("block", "INVALID_INPUT", 0, "Invalid Input"),
+    "UNDECLARED_FIELD": Verdict("block", "UNDECLARED_FIELD", 0, "Invalid Input"),
     "UNKNOWN_ACTION": Verdict("block", "UNKNOWN_ACTION", 0, "Unknown Behavior"),
     "NO_RULE_MATCHED": Verdict("block", "NO_RULE_MATCHED", 0, "Unknown Behavior"),
 }
@@ -321,9 +325,11 @@ def _compare(side: tuple[_Side, _Side], old_block: int | None, new_block: int | 
                         "`agent.group`")
         return diff
     try:
-        space = build_space([side[0].table.input, side[1].table.input], tests)
+        space = build_space([side[0].table.input, side[1].table.input], tests,
+                            refuses=[s.table.settings.undeclared_fields == "refuse" for s in side])
         space.agent_ids = result.agent_ids
-        rows = [_rows(space, version, found) for version, found in enumerate(blocks)]
+        rows = [_rows(space, version, found, side[version].model.otherwise is not None)
+                for version, found in enumerate(blocks)]
         crossed = engine_for(space, rows[0] + rows[1]).cross(rows[0], rows[1])
     except NotExact:
         rules = [computed_rule(found[1].rows) for found in blocks if found is not None]
@@ -351,8 +357,15 @@ def _order(item: tuple[tuple[int | None, int | None], Any]) -> tuple[int, int]:
     return (10**9 if before is None else before, 10**9 if after is None else after)
 
 
-def _rows(space: Any, version: int, found: tuple[BlockInfo, ActionBlock] | None) -> list[Row]:
-    rows: list[Row] = [(INVALID, box) for box in space.rejected[version]]
+def _rows(space: Any, version: int, found: tuple[BlockInfo, ActionBlock] | None,
+          otherwise: bool) -> list[Row]:
+    """A version's rows over the space: the inputs it refuses first (a key it does not declare,
+    then a value that does not fit), then its block's rows. An action no block names and no
+    `otherwise` covers is `UNKNOWN_ACTION` whatever its input: the runtime reads no input."""
+    if found is None and not otherwise:
+        return []
+    rows: list[Row] = [(UNDECLARED, box) for box in space.undeclared[version]]
+    rows += [(INVALID, box) for box in space.rejected[version]]
     if found is None:
         return rows
     info, block = found
@@ -370,6 +383,8 @@ def _label_verdict_span(side: _Side, block: int | None,
                         label: int | None) -> tuple[Verdict, Span | None]:
     if label == INVALID:
         return SPECIAL["INVALID_INPUT"], side.model.header_span
+    if label == UNDECLARED:
+        return SPECIAL["UNDECLARED_FIELD"], side.model.header_span
     if label is None:
         verdict, rule = side.fallthrough(block)
         if rule is not None:
@@ -446,6 +461,12 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "rate limits changed: an agent's allowed decisions are counted differently, so a "
             "sequence of the same actions is blocked sooner or later (`RATE_LIMIT_EXCEEDED`; "
             "the decisions below are those of a fresh agent)"))
+    if a.undeclared_fields != b.undeclared_fields:
+        out.append(SettingChange(
+            "undeclared_fields", a.undeclared_fields, b.undeclared_fields,
+            "an input key the policy does not declare " + (
+                "now blocks the action (`UNDECLARED_FIELD`)" if b.undeclared_fields == "refuse"
+                else "is now read past (it blocked the action as `UNDECLARED_FIELD`)")))
     if a.action_normalize != b.action_normalize:
         def show(steps: list[str]) -> str:
             return ", ".join(steps) or "none"

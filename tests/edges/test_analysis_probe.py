@@ -271,3 +271,103 @@ def test_equivalent_sees_an_agent_moved_out_of_its_group() -> None:
     found = diff.counterexample()
     assert found is not None and found.agent is not None
     assert found.agent.startswith(("g-", "h-"))
+
+
+# ------------------------------------------- diff: fields one version declares, undeclared keys
+
+def undeclared_pair(old_fields: str, new_fields: str, old_setting: str = "",
+                    otherwise: bool = True) -> tuple[Any, Any]:
+    def source(fields: str, setting: str) -> str:
+        header = f"  undeclared_fields {setting}\n" if setting else ""
+        rules = "".join(f"  when {name} > 1 block as BIG_{name.upper()}\n"
+                        for name in fields.split() if name)
+        tail = "otherwise block as O\n" if otherwise else ""
+        return (f'policy p version "1" {{\n{header}}}\ninput {{\n'
+                + "".join(f"  {name}: int = 0\n" for name in fields.split())
+                + f"}}\naction A {{\n{rules}  allow as OK\n}}\n" + tail)
+    return (compile_source(source(old_fields, old_setting)),
+            compile_source(source(new_fields, "")))
+
+
+def region_rules(diff: Any) -> set[tuple[str, str, str]]:
+    return {(r.action, r.before.rule, r.after.rule) for r in diff.changes}
+
+
+def test_diff_sees_that_a_field_no_longer_declared_is_refused() -> None:
+    """Under `undeclared_fields refuse` (the default) a field the new version no longer
+    declares blocks the action when sent; the diff modelled it as ignored: it labelled the
+    region `block BIGB -> allow OK` while the runtime said `UNDECLARED_FIELD`, and missed the
+    inputs that send the field with a harmless value."""
+    old, new = undeclared_pair("a b", "a")
+    diff = diff_policies(old, new)
+    assert ("A", "OK", "UNDECLARED_FIELD") in region_rules(diff)
+    assert ("A", "BIG_B", "UNDECLARED_FIELD") in region_rules(diff)
+    assert_labels_are_the_runtimes(diff)
+
+
+def test_diff_sees_a_change_of_undeclared_fields() -> None:
+    """`undeclared_fields ignore` -> `refuse` blocks every input with a stray key; the diff
+    listed no setting, no region, and `--equivalent` answered "equivalent"."""
+    old, new = undeclared_pair("a", "a", old_setting="ignore")
+    diff = diff_policies(old, new)
+    assert [s.name for s in diff.settings] == ["undeclared_fields"]
+    assert ("A", "OK", "UNDECLARED_FIELD") in region_rules(diff)
+    assert diff.counterexample() is not None
+    assert_labels_are_the_runtimes(diff)
+
+
+def test_diff_without_otherwise_reads_no_input_of_an_unknown_action() -> None:
+    """An action no block names, in a policy without `otherwise`, is `UNKNOWN_ACTION` before
+    any input is read; the diff labelled a region of it `INVALID_INPUT` (a field became
+    required), a change the runtime does not make."""
+    old = compile_source(HEADER + "input {\n  a: int = 0\n}\naction A {\n  allow as OK\n}\n")
+    new = compile_source(HEADER + "input {\n  a: int\n}\naction A {\n  allow as OK\n}\n")
+    diff = diff_policies(old, new)
+    assert region_rules(diff) == {("A", "OK", "INVALID_INPUT")}
+    assert_labels_are_the_runtimes(diff)
+
+
+def assert_labels_are_the_runtimes(diff: Any) -> None:
+    """Every region's two rules are the ones the runtimes decide its witness by."""
+    for action in diff.actions:
+        for region in action.regions:
+            assert region.old is not None and region.new is not None
+            for verdict, decision in ((region.before, region.old), (region.after, region.new)):
+                matched = decision.trace.matched_rule if decision.trace else None
+                assert (matched or decision.rule_id) == verdict.rule, (region.to_dict(),
+                                                                       decision.rule_id)
+
+
+FIELD_SETS = st.sampled_from(("", "a", "b", "a b"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(FIELD_SETS, FIELD_SETS, st.sampled_from(("", "ignore", "refuse")),
+       st.sampled_from(("", "ignore")), st.booleans(), st.booleans())
+def test_law_diff_regions_cover_every_changed_decision_over_declared_and_stray_keys(
+        old_fields: str, new_fields: str, old_setting: str, new_setting: str,
+        old_otherwise: bool, new_otherwise: bool) -> None:
+    def source(fields: str, setting: str, otherwise: bool) -> str:
+        header = f"  undeclared_fields {setting}\n" if setting else ""
+        rules = "".join(f"  when {n} > 1 block as BIG_{n.upper()}\n" for n in fields.split())
+        return (f'policy p version "1" {{\n{header}}}\ninput {{\n'
+                + "".join(f"  {n}: int = 0\n" for n in fields.split())
+                + f"}}\naction A {{\n{rules}  allow as OK\n}}\n"
+                + ("otherwise allow as O\n" if otherwise else ""))
+
+    old = compile_source(source(old_fields, old_setting, old_otherwise))
+    new = compile_source(source(new_fields, new_setting, new_otherwise))
+    assert old.ok and new.ok and old.table is not None and new.table is not None
+    diff = diff_policies(old, new)
+    assert_labels_are_the_runtimes(diff)
+    claimed = {(r.raw, r.old.rule_id, r.new.rule_id) for r in diff.changes
+               if r.old is not None and r.new is not None}
+    engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
+    values = ({}, {"a": 0}, {"a": 2}, {"b": 0}, {"b": 2}, {"a": 2, "b": 0}, {"c": 1},
+              {"a": "x"})
+    for number, fields in enumerate(values):
+        for action in ("A", diff.actions[-1].raw if diff.actions else "A"):
+            pair = tuple(e.evaluate(f"p-{number}-{action}", action, dict(fields)).rule_id
+                         for e in engines)
+            changed = [c for c in claimed if (c[1], c[2]) == pair]
+            assert pair[0] == pair[1] or changed, (fields, action, pair, claimed)
