@@ -710,7 +710,8 @@ class _Builder:
             self.space.approximate.append(plan.name)
         raws = list(dict.fromkeys(_hashable(r) for r in raws))
         kept = {(type(r), r) for r in raws}
-        raws += [m for m in map(_hashable, self._misfits(plan)) if (type(m), m) not in kept]
+        extra = [_hashable(r) for r in self._misfits(plan) + _integral_floats(plan, raws)]
+        raws += list({(type(r), r): r for r in extra if (type(r), r) not in kept}.values())
         if self._absent_matters(plan):
             raws.append(ABSENT)
         return raws
@@ -872,6 +873,14 @@ class _Builder:
                 # required, and no value is valid (a field another field lives under): no input
                 # is valid at all, which a dimension without regions says
                 self._dim(Dim((name,), [], "value"), (name,))
+
+
+def _integral_floats(plan: _FieldPlan, raws: list[Any]) -> list[Any]:
+    """For a field one version declares `int` and another `number`: each integer also as the
+    `number` it equals (`1.0`), which the `int` version rejects and the other reads as `1`."""
+    if not {"int", "number"} <= plan.types():
+        return []
+    return [float(raw) for raw in raws if type(raw) is int and float(raw) == raw]
 
 
 _MISFITS: tuple[Any, ...] = (True, 1, 0.5, "x", ("x",))

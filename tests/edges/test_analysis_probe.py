@@ -371,3 +371,16 @@ def test_law_diff_regions_cover_every_changed_decision_over_declared_and_stray_k
                          for e in engines)
             changed = [c for c in claimed if (c[1], c[2]) == pair]
             assert pair[0] == pair[1] or changed, (fields, action, pair, claimed)
+
+
+def test_diff_sees_a_whole_number_sent_as_a_decimal_when_int_becomes_number() -> None:
+    """`1.0` is no `int` (refused) but is the `number` 1: with `a: int` -> `a: number` and a
+    rule `a == 1`, the input `a=1.0` goes from INVALID_INPUT to that rule; the diff's values
+    kept `1` and dropped `1.0` as equal, and missed the region."""
+    old = compile_source(HEADER + "input {\n  a: int\n}\naction A {\n  when a == 1 block as ONE\n"
+                         "  allow as OK\n}\notherwise block as O\n")
+    new = compile_source(HEADER + "input {\n  a: number\n}\naction A {\n  when a == 1 block as "
+                         "ONE\n  allow as OK\n}\notherwise block as O\n")
+    diff = diff_policies(old, new)
+    assert ("A", "INVALID_INPUT", "ONE") in region_rules(diff)
+    assert_labels_are_the_runtimes(diff)
