@@ -708,7 +708,10 @@ class _Builder:
                 raws += self._text_raws(plan, members, separators, kind)
         if len(plan.normalizations()) > 1 and plan.types() & {"string", "enum", "set"}:
             self.space.approximate.append(plan.name)
-        raws = list(dict.fromkeys(_hashable(r) for r in raws))
+        if len(plan.types()) > 1:  # `true` is not `1` (an int field's) nor `1.0`
+            raws = list({(type(r), r): r for r in map(_hashable, raws)}.values())
+        else:
+            raws = list(dict.fromkeys(_hashable(r) for r in raws))
         kept = {(type(r), r) for r in raws}
         extra = [_hashable(r) for r in self._misfits(plan) + _integral_floats(plan, raws)]
         raws += list({(type(r), r): r for r in extra if (type(r), r) not in kept}.values())

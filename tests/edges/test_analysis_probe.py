@@ -384,3 +384,14 @@ def test_diff_sees_a_whole_number_sent_as_a_decimal_when_int_becomes_number() ->
     diff = diff_policies(old, new)
     assert ("A", "INVALID_INPUT", "ONE") in region_rules(diff)
     assert_labels_are_the_runtimes(diff)
+
+
+def test_diff_keeps_0_and_1_apart_from_false_and_true_when_bool_becomes_int() -> None:
+    old = compile_source(HEADER + "input {\n  a: bool\n}\naction A {\n  when a block as ON\n"
+                         "  allow as OK\n}\notherwise block as O\n")
+    new = compile_source(HEADER + "input {\n  a: int\n}\naction A {\n  when a == 0 block as "
+                         "ZERO\n  when a == 1 block as ONE\n  allow as OK\n}\notherwise block as O\n")
+    diff = diff_policies(old, new)
+    assert {("A", "INVALID_INPUT", "ZERO"), ("A", "INVALID_INPUT", "ONE"),
+            ("A", "ON", "INVALID_INPUT")} <= region_rules(diff)
+    assert_labels_are_the_runtimes(diff)
