@@ -5,6 +5,7 @@ on the inputs the existing generators do not draw."""
 
 from __future__ import annotations
 
+from itertools import product
 from typing import Any
 
 import pytest
@@ -12,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sentra_runtime import Engine, MemoryStore
 
+from sentra_lang.agent_state import distinct_ids, group_of, runtime_groups
 from sentra_lang.compiler import compile_source
 from sentra_lang.semdiff import diff_policies
+from sentra_lang.table import Group
 from tests.analysis.helpers import compiled, decided_by, findings
 
 HEADER = 'policy p version "1" {}\n'
@@ -110,6 +113,7 @@ GROUP_TESTS = st.sampled_from(['agent.group == "late"', 'agent.group != "quarant
                                "agent.blocked_attempts >= 1", "agent.cumulative_risk < 2"])
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(GROUP_TESTS, min_size=1, max_size=2), min_size=1, max_size=4))
 def test_law_findings_hold_for_every_group_an_operator_can_assign(conds: list[list[str]]) -> None:
@@ -341,6 +345,7 @@ def assert_labels_are_the_runtimes(diff: Any) -> None:
 FIELD_SETS = st.sampled_from(("", "a", "b", "a b"))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(FIELD_SETS, FIELD_SETS, st.sampled_from(("", "ignore", "refuse")),
        st.sampled_from(("", "ignore")), st.booleans(), st.booleans())
@@ -395,3 +400,25 @@ def test_diff_keeps_0_and_1_apart_from_false_and_true_when_bool_becomes_int() ->
     assert {("A", "INVALID_INPUT", "ZERO"), ("A", "INVALID_INPUT", "ONE"),
             ("A", "ON", "INVALID_INPUT")} <= region_rules(diff)
     assert_labels_are_the_runtimes(diff)
+
+
+PATTERN = st.builds(lambda text, star: text + ("*" if star else ""),
+                    st.text(st.sampled_from("ab"), max_size=2), st.booleans()).filter(bool)
+GROUP_LISTS = st.lists(st.lists(PATTERN, max_size=3), max_size=3)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(GROUP_LISTS, GROUP_LISTS)
+def test_law_distinct_ids_meet_every_pair_of_groups_an_id_can_be_in(old: list[list[str]],
+                                                                    new: list[list[str]]) -> None:
+    """`diff --equivalent` tries one agent per pair (old group, new group) of an id: every
+    id of up to three characters of `a`, `b`, `c` is in a pair some tried id is in."""
+    def groups(patterns: list[list[str]]) -> list[Group]:
+        return [Group(name=f"g{i}", agents=p) for i, p in enumerate(patterns)]
+
+    versions = (runtime_groups(groups(old)), runtime_groups(groups(new)))
+    tried = {(group_of(versions[0], i), group_of(versions[1], i))
+             for i in distinct_ids(groups(old), groups(new))}
+    words = [""] + ["".join(p) for n in range(1, 4) for p in product("abc", repeat=n)]
+    assert {(group_of(versions[0], i), group_of(versions[1], i)) for i in words} <= tried
