@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 from sentra_runtime import arith
+from sentra_runtime.policy import STATE_FIELDS
 
 from sentra_lang import ast
 from sentra_lang.table import Row, Table, Test
@@ -22,6 +23,8 @@ BUILT_IN_PLACEHOLDERS = ("action", "agent_id")
 (docs/language.md, "Reasons"). No field may be declared with one of these names."""
 
 
+STATE_TYPES = {spec.name: spec.type for spec in STATE_FIELDS}
+"""The types of the agent's state as conditions read it (`agent.cumulative_risk` is an `int`)."""
 FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 """Each comparison with its sides swapped: `a < b` is `b > a`."""
 
@@ -132,7 +135,7 @@ def _integer_bound(op: str, bound: Fraction) -> int | None:
 def exact_view(table: Table) -> Table:
     """The table with every arithmetic test that `threshold` rewrites rewritten: what the
     analysis and `diff` reason about (the runtime runs the table as compiled)."""
-    types = {spec.name: spec.type for spec in table.input}
+    types = {**STATE_TYPES, **{spec.name: spec.type for spec in table.input}}
     if not any(test.left is not None for block in table.actions for row in block.rows
                for test in row.tests):
         return table

@@ -19,20 +19,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentra_runtime import Decision, Engine, MemoryStore
+from sentra_runtime import Decision, Engine, MemoryStore, load_policy
 from sentra_runtime.inputs import normalize
+from sentra_runtime.policy import RiskDecay as AgentDecay
 from sentra_runtime.policy import duration_text
 
-from sentra_lang.agent_state import state_view
+from sentra_lang.agent_state import assigned_id, distinct_ids, state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
 from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
 from sentra_lang.space import NotExact, SpaceTooLarge, build_space
+from sentra_lang.spellings import crossing_spellings
 from sentra_lang.table import ActionBlock, InputField, RiskDecay, Table
 
 INVALID = -1
+UNDECLARED = -2
+"""Labels of the inputs a version rejects: a declared field's value (`INVALID_INPUT`), a key
+it does not declare (`UNDECLARED_FIELD`)."""
 """Label of the inputs a version rejects (`INVALID_INPUT`)."""
 OTHER_ACTION = "any other action"
 
@@ -61,6 +66,7 @@ class Verdict:
 
 SPECIAL = {
     "INVALID_INPUT": Verdict("block", "INVALID_INPUT", 0, "Invalid Input"),
+    "UNDECLARED_FIELD": Verdict("block", "UNDECLARED_FIELD", 0, "Invalid Input"),
     "UNKNOWN_ACTION": Verdict("block", "UNKNOWN_ACTION", 0, "Unknown Behavior"),
     "NO_RULE_MATCHED": Verdict("block", "NO_RULE_MATCHED", 0, "Unknown Behavior"),
 }
@@ -160,9 +166,16 @@ class Counterexample:
     differently (each step replayed through both runtimes)."""
 
     steps: list[Step]
+    agent: str | None = None
+    """The agent's id, when a version puts it in a group (its settings are the group's)."""
+    assigned: str | None = None
+    """The group an operator assigns the agent to first, if any."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": [{"action": s.action, "fields": s.fields,
+        agent = {} if self.agent is None else {"agent": self.agent,
+                                               "assigned_group": self.assigned}
+        return {**agent,
+                "steps": [{"action": s.action, "fields": s.fields,
                            **({"after_seconds": s.after} if s.after else {}),
                            "old_decision": _decision_dict(s.old),
                            "new_decision": _decision_dict(s.new)} for s in self.steps]}
@@ -290,6 +303,10 @@ def _dispatch_pairs(old: _Side, new: _Side) -> dict[tuple[int | None, int | None
               for v in (fresh, fresh.lower(), f" {fresh} ")):
         fresh += "_"
     pairs: dict[tuple[int | None, int | None], str] = {(None, None): fresh}
+    spellings += crossing_spellings(
+        [n for b in old.table.actions for n in b.names], old.table.settings.action_normalize,
+        [n for b in new.table.actions for n in b.names], new.table.settings.action_normalize,
+        (old.dispatch, new.dispatch))
     for raw in dict.fromkeys(spellings):
         pairs.setdefault((old.dispatch(raw), new.dispatch(raw)), raw)
     return pairs
@@ -308,9 +325,11 @@ def _compare(side: tuple[_Side, _Side], old_block: int | None, new_block: int | 
                         "`agent.group`")
         return diff
     try:
-        space = build_space([side[0].table.input, side[1].table.input], tests)
+        space = build_space([side[0].table.input, side[1].table.input], tests,
+                            refuses=[s.table.settings.undeclared_fields == "refuse" for s in side])
         space.agent_ids = result.agent_ids
-        rows = [_rows(space, version, found) for version, found in enumerate(blocks)]
+        rows = [_rows(space, version, found, side[version].model.otherwise is not None)
+                for version, found in enumerate(blocks)]
         crossed = engine_for(space, rows[0] + rows[1]).cross(rows[0], rows[1])
     except NotExact:
         rules = [computed_rule(found[1].rows) for found in blocks if found is not None]
@@ -338,8 +357,15 @@ def _order(item: tuple[tuple[int | None, int | None], Any]) -> tuple[int, int]:
     return (10**9 if before is None else before, 10**9 if after is None else after)
 
 
-def _rows(space: Any, version: int, found: tuple[BlockInfo, ActionBlock] | None) -> list[Row]:
-    rows: list[Row] = [(INVALID, box) for box in space.rejected[version]]
+def _rows(space: Any, version: int, found: tuple[BlockInfo, ActionBlock] | None,
+          otherwise: bool) -> list[Row]:
+    """A version's rows over the space: the inputs it refuses first (a key it does not declare,
+    then a value that does not fit), then its block's rows. An action no block names and no
+    `otherwise` covers is `UNKNOWN_ACTION` whatever its input: the runtime reads no input."""
+    if found is None and not otherwise:
+        return []
+    rows: list[Row] = [(UNDECLARED, box) for box in space.undeclared[version]]
+    rows += [(INVALID, box) for box in space.rejected[version]]
     if found is None:
         return rows
     info, block = found
@@ -357,6 +383,8 @@ def _label_verdict_span(side: _Side, block: int | None,
                         label: int | None) -> tuple[Verdict, Span | None]:
     if label == INVALID:
         return SPECIAL["INVALID_INPUT"], side.model.header_span
+    if label == UNDECLARED:
+        return SPECIAL["UNDECLARED_FIELD"], side.model.header_span
     if label is None:
         verdict, rule = side.fallthrough(block)
         if rule is not None:
@@ -369,7 +397,8 @@ def _label_verdict_span(side: _Side, block: int | None,
 
 def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
     """Each region's witness through both runtimes, as a fresh agent, or, for a witness with
-    an `agent` part, as that agent with its state seeded."""
+    an `agent` part, as that agent with its state seeded (and put in its group by an operator
+    when the witness says `assigned` and the version declares the group)."""
     for number, region in enumerate(diff.regions):
         fields, state = split_witness(region.witness)
         agent = f"diff-{diff.action}-{number}" if state is None else state["id"]
@@ -378,6 +407,9 @@ def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
             store = engine.store
             if state is not None and isinstance(store, MemoryStore):
                 store.set_state(agent, state["cumulative_risk"], state["blocked_attempts"])
+            if state is not None and state.get("assigned") and state["group"] in {
+                    group.name for group in engine.policy.groups}:
+                engine.assign_group(agent, state["group"], operator="sentra-lang diff")
         region.old = engines[0].evaluate(agent, diff.raw, dict(fields))
         region.new = engines[1].evaluate(agent, diff.raw, dict(fields))
 
@@ -429,6 +461,12 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "rate limits changed: an agent's allowed decisions are counted differently, so a "
             "sequence of the same actions is blocked sooner or later (`RATE_LIMIT_EXCEEDED`; "
             "the decisions below are those of a fresh agent)"))
+    if a.undeclared_fields != b.undeclared_fields:
+        out.append(SettingChange(
+            "undeclared_fields", a.undeclared_fields, b.undeclared_fields,
+            "an input key the policy does not declare " + (
+                "now blocks the action (`UNDECLARED_FIELD`)" if b.undeclared_fields == "refuse"
+                else "is now read past (it blocked the action as `UNDECLARED_FIELD`)")))
     if a.action_normalize != b.action_normalize:
         def show(steps: list[str]) -> str:
             return ", ".join(steps) or "none"
@@ -471,7 +509,8 @@ def _groups_text(table: Table) -> str:
         if group.risk_decay is not None:
             given.append(f"risk_decay {group.risk_decay.amount} per "
                          f"{duration_text(group.risk_decay.period)}")
-        shown.append(f"{group.name} ({'; '.join([', '.join(group.agents), *given])})")
+        parts = [", ".join(group.agents)] if group.agents else []
+        shown.append(f"{group.name} ({'; '.join([*parts, *given]) or 'assigned only'})")
     return ", ".join(shown)
 
 
@@ -511,6 +550,22 @@ _LIMIT_TRIES = 16
 """How many allowed regions the search for a rate-limit counterexample repeats at most."""
 
 
+@dataclass(frozen=True)
+class _ProbeAgent:
+    """An agent a sequence counterexample is tried with."""
+
+    id: str
+    assigned: str | None
+    """The group an operator puts it in (one both versions declare), or None."""
+
+
+def _probe_agents(old: Table, new: Table) -> list[_ProbeAgent]:
+    ids = ["sequence", *distinct_ids(old.groups, new.groups)]
+    both = [g.name for g in new.groups if g.name in {h.name for h in old.groups}]
+    return ([_ProbeAgent(agent, None) for agent in dict.fromkeys(ids)]
+            + [_ProbeAgent(assigned_id(name, {}), name) for name in both])
+
+
 class _SettingsProbe:
     """When every single decision agrees, the versions can still differ over a sequence, by
     their threshold or strikes. Before the first decision that differs, both versions have
@@ -523,13 +578,40 @@ class _SettingsProbe:
         self.diff = diff
         old, new = diff.old.table, diff.new.table
         assert old is not None and new is not None
-        self.thresholds = (old.settings.risk_threshold, new.settings.risk_threshold)
-        self.strikes = (old.settings.strikes, new.settings.strikes)
-        self.decays = (old.settings.risk_decay, new.settings.risk_decay)
+        self.policies = (load_policy(old.model_dump(mode="json")),
+                         load_policy(new.model_dump(mode="json")))
         self.regions = [r for a in diff.actions for r in a.regions
                         if r.old is not None and r.new is not None]
+        self._settle(_ProbeAgent("sequence", None))
+
+    def _settle(self, agent: _ProbeAgent) -> tuple[object, ...]:
+        """Search as `agent`, with the settings each version gives it (its group's); returns
+        what the search depends on of the agent."""
+        self.agent = agent
+        given = [policy.settings_of(agent.id, agent.assigned) for policy in self.policies]
+        self.thresholds = (given[0].risk_threshold, given[1].risk_threshold)
+        self.strikes = (given[0].strikes, given[1].strikes)
+        self.decays = (given[0].risk_decay, given[1].risk_decay)
+        return (self.thresholds, self.strikes, self.decays, given[0].group, given[1].group)
 
     def search(self) -> Counterexample | None:
+        """The first agent (the plain `sequence` first, then one per combination of groups the
+        versions put agents in, by their ids or an operator's assignment) whose sequence of
+        actions the versions decide differently."""
+        seen: set[tuple[Any, ...]] = set()
+        old, new = self.diff.old.table, self.diff.new.table
+        assert old is not None and new is not None
+        for agent in _probe_agents(old, new):
+            key = self._settle(agent)
+            if key in seen:
+                continue
+            seen.add(key)
+            found = self._search_as_agent()
+            if found is not None:
+                return found
+        return None
+
+    def _search_as_agent(self) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
         if _limits(old) != _limits(new):
@@ -562,7 +644,7 @@ class _SettingsProbe:
         climb = max(min(self.thresholds) // risk, 1)
         total = climb * risk
 
-        def taken(decay: RiskDecay | None, wait: int) -> int:
+        def taken(decay: AgentDecay | None, wait: int) -> int:
             return 0 if decay is None else min(wait // decay.period * decay.amount, total)
 
         waits = sorted({decay.period * k for decay in self.decays if decay is not None
@@ -646,16 +728,21 @@ class _SettingsProbe:
         def clock() -> float:
             return now[0]
 
-        engines = (Engine(old.model_dump(mode="json"), clock=clock),
-                   Engine(new.model_dump(mode="json"), clock=clock))
+        engines = (Engine(self.policies[0], clock=clock), Engine(self.policies[1], clock=clock))
+        if self.agent.assigned is not None:
+            for engine in engines:
+                engine.assign_group(self.agent.id, self.agent.assigned, operator="sentra-lang diff")
         steps = []
         for index, region in enumerate(plan):
             wait = (waits or {}).get(index, 0)
             now[0] += wait
             fields, _state = split_witness(region.witness)   # the steps make the state
-            before = engines[0].evaluate("sequence", region.raw, dict(fields))
-            after = engines[1].evaluate("sequence", region.raw, dict(fields))
+            before = engines[0].evaluate(self.agent.id, region.raw, dict(fields))
+            after = engines[1].evaluate(self.agent.id, region.raw, dict(fields))
             steps.append(Step(region.raw, region.witness, before, after, wait))
             if _observed(before) != _observed(after):
-                return Counterexample(steps)
+                grouped = any(policy.settings_of(self.agent.id, self.agent.assigned).group
+                              for policy in self.policies)
+                return Counterexample(steps, self.agent.id if grouped else None,
+                                      self.agent.assigned)
         return None

@@ -234,6 +234,9 @@ class Space:
     _indexes: dict[tuple[int, int], _KeyIndex] = field(default_factory=dict)
     _affixes: dict[int, _Sorted] = field(default_factory=dict)
     separators: dict[str, str] = field(default_factory=dict)
+    undeclared: list[list[Box]] = field(default_factory=list)
+    """Per version, boxes of inputs with a key that version does not declare and refuses
+    (`UNDECLARED_FIELD`, which the runtime decides before `INVALID_INPUT`)."""
     agent_ids: dict[str, str] | None = None
     """For a policy that reads the agent's state: an agent id per reachable group; witnesses
     then carry the state as their `agent` part (`sentra_lang.agent_state.fold_witness`)."""
@@ -549,15 +552,22 @@ def _affix_holds(dim: Dim, test: Test, value: Any) -> bool:
 # -------------------------------------------------------------------------------- build
 
 def build_space(versions: Sequence[Sequence[InputField]], tests: Iterable[tuple[int, Test]], *,
-                reject_invalid: bool = False) -> Space:
+                reject_invalid: bool = False, refuses: Sequence[bool] = ()) -> Space:
     """The space of the given tests (each with the index of the version it belongs to).
 
     `versions` are the declared inputs of each version (one for `check`, two for `diff`).
     With one version, raw values the version rejects are left out; with several, every value
     at least one version accepts is kept, and `Space.rejected` says where each version rejects.
+    `refuses` says which versions refuse undeclared keys (`undeclared_fields refuse`; none by
+    default): a field only some versions declare is then present or absent, and
+    `Space.undeclared` says where a version refuses it; when the versions differ in this, one
+    key that no version declares stands for every such key.
     """
     declared = [{spec.name: spec for spec in specs} for specs in versions]
     names = sorted({name for specs in declared for name in specs})
+    refusing = list(refuses) or [False] * len(versions)
+    if len(set(refusing)) > 1:
+        names.append(_stray_key(names))
     plans = {name: _FieldPlan(name, [_view(specs, name) for specs in declared]) for name in names}
     groups = _Groups()
     for version, test in tests:
@@ -569,13 +579,23 @@ def build_space(versions: Sequence[Sequence[InputField]], tests: Iterable[tuple[
             plans[test.other].tests.append((version, test))
             groups.union(test.field, test.other)
     for name in names:
-        if len({_signature(v) for v in plans[name].views if v is not None}) > 1:
+        views = plans[name].views
+        if len({_signature(v) for v in views if v is not None}) > 1 or any(
+                view is None and refuse for view, refuse in zip(views, refusing)):
             groups.add(name)  # declarations differ: its validity is part of the diff
-    builder = _Builder(plans, len(versions), reject_invalid or len(versions) == 1)
+    builder = _Builder(plans, len(versions), reject_invalid or len(versions) == 1, refusing)
     for members in groups.sets():
         builder.add(members)
     builder.finish()
     return builder.space
+
+
+def _stray_key(names: Sequence[str]) -> str:
+    """A top-level key no version declares (nor any field under it)."""
+    key = "undeclared_key"
+    while any(name == key or name.startswith(key + ".") for name in names):
+        key += "_"
+    return key
 
 
 def _view(specs: Mapping[str, InputField], name: str) -> View | None:
@@ -620,14 +640,17 @@ class _Groups:
 
 
 class _Builder:
-    def __init__(self, plans: dict[str, _FieldPlan], versions: int, reject: bool) -> None:
+    def __init__(self, plans: dict[str, _FieldPlan], versions: int, reject: bool,
+                 refusing: Sequence[bool]) -> None:
         self.plans = plans
         self.versions = versions
         self.reject = reject
-        self.space = Space([], versions, plans, {}, [], [[] for _ in range(versions)], {})
+        self.refusing = refusing
+        self.space = Space([], versions, plans, {}, [], [[] for _ in range(versions)], {},
+                           undeclared=[[] for _ in range(versions)])
 
     def add(self, members: tuple[str, ...]) -> None:
-        if len(members) == 1:
+        if len(members) == 1 and None not in self.plans[members[0]].views:
             plan = self.plans[members[0]]
             kinds = plan.types()
             same_norm = len(plan.normalizations()) == 1
@@ -652,16 +675,28 @@ class _Builder:
         self._dim(Dim(members, tuples, "value"), members)
 
     def _accepted(self, members: tuple[str, ...], raws: tuple[Any, ...]) -> bool:
+        """Whether the raw values are worth a region: some version accepts them, or the
+        versions refuse them differently (a key one does not declare, a misfit in another)."""
         verdicts = [self._valid(self.plans[name], raw) for name, raw in zip(members, raws)]
-        return any(all(v[version] for v in verdicts) for version in range(self.versions))
+        strays = [self._stray(self.plans[name], raw) for name, raw in zip(members, raws)]
+        status = {"undeclared" if any(s[version] for s in strays) else
+                  "ok" if all(v[version] for v in verdicts) else "invalid"
+                  for version in range(self.versions)}
+        return "ok" in status or len(status) > 1
 
     def _valid(self, plan: _FieldPlan, raw: Any) -> list[bool]:
         return [view is None or view.effective(raw) is not INVALID for view in plan.views]
 
+    def _stray(self, plan: _FieldPlan, raw: Any) -> list[bool]:
+        """Per version, whether the raw value is a key that version does not declare and
+        refuses."""
+        return [view is None and refuse and raw is not ABSENT
+                for view, refuse in zip(plan.views, self.refusing)]
+
     def _raws(self, plan: _FieldPlan, members: tuple[str, ...], separators: list[str]) -> list[Any]:
         width = len(members)
         pooled = [t for name in members for t in self.plans[name].tests]
-        raws: list[Any] = []
+        raws: list[Any] = [] if plan.types() else [True]  # a key no version declares
         for kind in sorted(plan.types()):
             if kind == "bool":
                 raws += [False, True]
@@ -673,7 +708,13 @@ class _Builder:
                 raws += self._text_raws(plan, members, separators, kind)
         if len(plan.normalizations()) > 1 and plan.types() & {"string", "enum", "set"}:
             self.space.approximate.append(plan.name)
-        raws = list(dict.fromkeys(_hashable(r) for r in raws))
+        if len(plan.types()) > 1:  # `true` is not `1` (an int field's) nor `1.0`
+            raws = list({(type(r), r): r for r in map(_hashable, raws)}.values())
+        else:
+            raws = list(dict.fromkeys(_hashable(r) for r in raws))
+        kept = {(type(r), r) for r in raws}
+        extra = [_hashable(r) for r in self._misfits(plan) + _integral_floats(plan, raws)]
+        raws += list({(type(r), r): r for r in extra if (type(r), r) not in kept}.values())
         if self._absent_matters(plan):
             raws.append(ABSENT)
         return raws
@@ -704,7 +745,19 @@ class _Builder:
                     for c in combinations(members_tested, n)] + [(separators[own],)]
         return out
 
+    def _misfits(self, plan: _FieldPlan) -> list[Any]:
+        """For a field the versions declare differently (or only some declare): values of
+        the wrong type for some of them, one per pattern of which versions reject it."""
+        if len({None if v is None else _signature(v) for v in plan.views}) == 1:
+            return []
+        found: dict[tuple[bool, ...], Any] = {}
+        for raw in _MISFITS:
+            found.setdefault(tuple(self._valid(plan, raw)), raw)
+        return list(found.values())
+
     def _absent_matters(self, plan: _FieldPlan) -> bool:
+        if any(view is None and refuse for view, refuse in zip(plan.views, self.refusing)):
+            return True  # the only value a version that does not declare it takes
         outcomes = {_absent_outcome(view) for view in plan.declared()}
         if len(outcomes) > 1:
             return True
@@ -805,6 +858,11 @@ class _Builder:
                 for name, raw in zip(main.fields, raws)))
             if rejected:
                 space.rejected[version].append({start: rejected})
+            stray = _scan(main, lambda raws: any(  # noqa: B023
+                self._stray(self.plans[name], raw)[version]  # noqa: B023
+                for name, raw in zip(main.fields, raws)))
+            if stray:
+                space.undeclared[version].append({start: stray})
 
     def finish(self) -> None:
         space = self.space
@@ -818,6 +876,18 @@ class _Builder:
                 # required, and no value is valid (a field another field lives under): no input
                 # is valid at all, which a dimension without regions says
                 self._dim(Dim((name,), [], "value"), (name,))
+
+
+def _integral_floats(plan: _FieldPlan, raws: list[Any]) -> list[Any]:
+    """For a field one version declares `int` and another `number`: each integer also as the
+    `number` it equals (`1.0`), which the `int` version rejects and the other reads as `1`."""
+    if not {"int", "number"} <= plan.types():
+        return []
+    return [float(raw) for raw in raws if type(raw) is int and float(raw) == raw]
+
+
+_MISFITS: tuple[Any, ...] = (True, 1, 0.5, "x", ("x",))
+"""Raw values of every type: at least one is of the wrong type for any declared field."""
 
 
 def _absent_outcome(view: View) -> str:

@@ -389,7 +389,10 @@ def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
     if found is None:
         return (f"not known to be equivalent: {', '.join(f'`{a}`' for a in skipped)} could "
                 "not be compared exactly\n")
-    lines = ["not equivalent; counterexample (one agent, from a clean record):"]
+    agent = "one agent" if found.agent is None else f"agent `{found.agent}`"
+    if found.assigned is not None:
+        agent += f", assigned to group `{found.assigned}` by an operator"
+    lines = [f"not equivalent; counterexample ({agent}, from a clean record):"]
     for number, step in enumerate(found.steps, start=1):
         action = step.action or '""'
         wait = f"after {duration_text(step.after)}: " if step.after else ""

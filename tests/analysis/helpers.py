@@ -54,7 +54,7 @@ def engine_for(result: Compilation) -> Engine:
 def replay(result: Compilation, action: str, witness: dict[str, Any]) -> Decision:
     """The real runtime's decision for the witness: for a fresh agent, or, when the witness
     has an `agent` part (a policy that reads the agent's state), for that agent with its state
-    seeded."""
+    seeded (and assigned to its group when the part says `assigned`)."""
     assert result.table is not None
     fields = dict(witness)
     agent = fields.pop("agent", None)
@@ -63,7 +63,10 @@ def replay(result: Compilation, action: str, witness: dict[str, Any]) -> Decisio
     if agent is not None:
         agent_id = agent["id"]
         store.set_state(agent_id, agent["cumulative_risk"], agent["blocked_attempts"])
-    return Engine(result.table.model_dump(mode="json"), store).evaluate(agent_id, action, fields)
+    engine = Engine(result.table.model_dump(mode="json"), store)
+    if agent is not None and agent.get("assigned"):
+        engine.assign_group(agent_id, agent["group"], operator="witness")
+    return engine.evaluate(agent_id, action, fields)
 
 
 def decided_by(result: Compilation, action: str, witness: dict[str, Any]) -> str | None:

@@ -41,11 +41,12 @@ def test_every_group_and_no_group_cover_the_group_dimension() -> None:
     assert gap[0].witness["agent"]["group"] == ""
 
 
-def test_a_group_no_agent_can_be_in_is_no_region() -> None:
+def test_a_group_only_an_operator_puts_agents_in_is_a_region_and_no_group_may_be_none() -> None:
     shadowed = 'group all {\n  agents "*"\n}\ngroup late {\n  agents "x"\n}\n'
-    found = findings(policy('  when agent.group == "late" allow as LATE\n  allow as REST\n',
-                            groups=shadowed), "SL402", "SL405")
-    assert [(f.code, f.ids[0]) for f in found] == [("SL402", "LATE")]
+    src = policy('  when agent.group == "late" allow as LATE\n  when agent.group == "" allow as NONE'
+                 '\n  allow as REST\n', groups=shadowed)
+    found = findings(src, "SL402", "SL405")
+    assert [(f.code, f.ids[0]) for f in found] == [("SL402", "NONE")]
 
 
 def test_witnesses_carry_an_agent_part_with_an_id_in_its_group_and_replay() -> None:

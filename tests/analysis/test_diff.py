@@ -51,7 +51,8 @@ def assert_regions_replay(diff: PolicyDiff) -> None:
             assert region.old is not None and region.new is not None
             for verdict, decision in ((region.before, region.old), (region.after, region.new)):
                 matched = decision.trace.matched_rule
-                if verdict.rule in ("INVALID_INPUT", "UNKNOWN_ACTION", "NO_RULE_MATCHED"):
+                if verdict.rule in ("INVALID_INPUT", "UNDECLARED_FIELD", "UNKNOWN_ACTION",
+                                    "NO_RULE_MATCHED"):
                     assert matched is None and decision.rule_id in (
                         verdict.rule, "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"), (region, decision)
                 else:
