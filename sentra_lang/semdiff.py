@@ -35,10 +35,9 @@ from sentra_lang.spellings import crossing_spellings
 from sentra_lang.table import ActionBlock, InputField, RiskDecay, Table
 
 INVALID = -1
+"""Label of the inputs a version rejects by a declared field's value (`INVALID_INPUT`)."""
 UNDECLARED = -2
-"""Labels of the inputs a version rejects: a declared field's value (`INVALID_INPUT`), a key
-it does not declare (`UNDECLARED_FIELD`)."""
-"""Label of the inputs a version rejects (`INVALID_INPUT`)."""
+"""Label of the inputs a version rejects by a key it does not declare (`UNDECLARED_FIELD`)."""
 OTHER_ACTION = "any other action"
 
 
