@@ -292,20 +292,32 @@ class RemoteEngine(ServerClient):
         for name, value in (("status", status), ("agent_id", agent_id)):
             if value is not None and not isinstance(value, str):
                 raise SentraError(f"{name} must be a string or None, not {type(value).__name__}")
-        query = {"limit": str(self.page_size),
-                 **({"status": status} if status is not None else {}),
+        query = {**({"status": status} if status is not None else {}),
                  **({"agent": agent_id} if agent_id is not None else {})}
+        return self._listing("/v1/reviews", query, "tickets", "the review tickets")
+
+    def _listing(self, path: str, query: dict[str, str], key: str,
+                 what: str) -> list[dict[str, Any]]:
+        """The objects under ``key`` on every page of ``path`` (a read), following
+        ``next_after``; :class:`SentraError` when a page has the wrong shape, or when its
+        ``next_after`` would not move on (an empty page, or a cursor already followed: the
+        listing would never end)."""
         found: list[dict[str, Any]] = []
+        followed: set[str] = set()
+        query = {"limit": str(self.page_size), **query}
         while True:
-            page = self._read("/v1/reviews?" + urllib.parse.urlencode(query),
-                              "cannot list the review tickets")
-            if not isinstance(page, dict) or not isinstance(page.get("tickets"), list):
-                raise SentraError("cannot list the review tickets: the answer has the wrong "
-                                  "shape")
-            found += [item for item in page["tickets"] if isinstance(item, dict)]
+            page = self._read(f"{path}?{urllib.parse.urlencode(query)}", f"cannot list {what}")
+            if not isinstance(page, dict) or not isinstance(page.get(key), list):
+                raise SentraError(f"cannot list {what}: the answer has the wrong shape")
+            found += [item for item in page[key] if isinstance(item, dict)]
             after = page.get("next_after")
             if not isinstance(after, str):
                 return found
+            if not page[key] or after in followed:
+                raise SentraError(f"cannot list {what}: the server's pages do not move on "
+                                  f"(`next_after` {printable(repr(after))} after "
+                                  f"{len(page[key])} items)")
+            followed.add(after)
             query["after"] = after
 
     def review(self, ticket: str, approve: bool, *, operator: str,
@@ -445,18 +457,9 @@ class RemoteEngine(ServerClient):
     def agents(self) -> list[str]:
         """The ids of the agents the server's store knows, in id order (every page of
         ``GET /v1/agents``)."""
-        ids: list[str] = []
-        after: str | None = None
-        while True:
-            query = "" if after is None else "&after=" + urllib.parse.quote(after, safe="")
-            page = self._read(f"/v1/agents?limit=1000{query}", "cannot list the agents")
-            if not isinstance(page, dict) or not isinstance(page.get("agents"), list):
-                raise SentraError("cannot list the agents: the answer has the wrong shape")
-            ids += [item["agent_id"] for item in page["agents"]
-                    if isinstance(item, dict) and isinstance(item.get("agent_id"), str)]
-            after = page.get("next_after")
-            if not isinstance(after, str):
-                return ids
+        return [item["agent_id"] for item in self._listing("/v1/agents", {}, "agents",
+                                                            "the agents")
+                if isinstance(item.get("agent_id"), str)]
 
     def reset(self, agent_id: str | None = None) -> Reset:
         """Return one agent (or every agent, for ``None``) to ``(0, 0, active)``, with the
