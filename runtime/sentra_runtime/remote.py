@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.guard import Asker, PolicyUnavailable, declared_names, denial, guard_with
 from sentra_runtime.policy import Policy, PolicyLoadError, load_policy
+from sentra_runtime.review import APPROVED, BLOCKED, DENIED
 from sentra_runtime.stores import Reset
 from sentra_runtime.transport import (
     DEFAULT_MAX_DEPTH,
@@ -357,8 +358,12 @@ class RemoteEngine(ServerClient):
         try:
             answer = self.ticket(ticket)
             decision = answer.get("decision")
-            return answer["status"], (None if decision is None else decision_from_wire(
-                {"seq": None, "decision": decision}, explained=False))
+            verdict = None if decision is None else decision_from_wire(
+                {"seq": None, "decision": decision}, explained=False)
+            unclear = _unclear_verdict(ticket, answer, verdict)
+            if unclear is not None:
+                raise ValueError(unclear)
+            return answer["status"], verdict
         except (SentraError, ValueError) as error:
             logger.warning("sentra: cannot read review ticket %s: %s", ticket, error)
             return "pending", None
@@ -493,6 +498,28 @@ class RemoteEngine(ServerClient):
             raise SentraError(f"group assignment of agent {agent_id!r} refused: {error}") from None
         seq = answer.get("seq") if isinstance(answer, dict) else None
         return seq if isinstance(seq, int) else None
+
+
+_VERDICT_ALLOWS = {APPROVED: True, BLOCKED: False, DENIED: False}
+"""The statuses of a ticket that carries its verdict's decision, and whether that decision
+allows the held call."""
+
+
+def _unclear_verdict(ticket: str, answer: dict[str, Any], verdict: Decision | None) -> str | None:
+    """Why a ticket as the server showed it is no verdict one can act on (``None``: it is
+    one): its status and its decision disagree, or the decision is another ticket's or
+    another agent's. A guard must not run a call on such an answer."""
+    status = answer["status"]
+    if verdict is None:
+        return f"it is {status} but carries no decision" if status in _VERDICT_ALLOWS else None
+    if status not in _VERDICT_ALLOWS:
+        return f"it is {printable(repr(status))} but carries a verdict's decision"
+    if verdict.allowed != _VERDICT_ALLOWS[status]:
+        return f"it is {status} but its decision is {printable(repr(verdict.label))}"
+    if verdict.ticket != ticket or verdict.agent_id != answer.get("agent_id"):
+        return (f"its decision is ticket {printable(repr(verdict.ticket))}'s of agent "
+                f"{printable(repr(verdict.agent_id))}, not this ticket's")
+    return None
 
 
 def agent_segment(agent_id: str) -> str:

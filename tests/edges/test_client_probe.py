@@ -11,13 +11,14 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sentra_runtime import Engine
+from sentra_runtime import ActionDenied, Engine, ReviewPending
 from sentra_runtime.client import RemoteEngine, SentraError
 from tests.sdk.conftest import SENTRA_POLICY, table_of
 
@@ -116,3 +117,74 @@ def test_a_listing_whose_pages_do_not_advance_is_an_error_not_a_hang(
     assert len(server.requests) <= 3
     engine.close()
 
+
+# --- a verdict the guard cannot make sense of is no verdict --------------------------------
+
+TICKET = "rv_" + "A" * 22
+
+
+def held_then(allowed: dict[str, Any], status: str, verdict: dict[str, Any] | None) -> Respond:
+    """Decides FILE_READ as held for review (ticket TICKET); the ticket reads as
+    ``status`` with ``verdict``."""
+    held = {**allowed, "outcome": "review", "label": "Review Required", "allowed": False,
+            "ticket": TICKET, "expires_at": time.time() + 3600}
+
+    def respond(method: str, path: str, body: bytes) -> Answer:
+        if path == "/v1/decide":
+            return json_answer({"seq": 3, "decision": held})
+        if path == f"/v1/reviews/{TICKET}":
+            return json_answer({"ticket": TICKET, "agent_id": "a", "status": status,
+                                "decision": verdict})
+        return json_answer({"detail": "Not Found"}, 404)
+    return respond
+
+
+def guarded_call(url: str) -> tuple[str, list[int]]:
+    """What a remote guard with ``wait`` does with the held call: ran, or how it refused."""
+    engine = RemoteEngine(url, timeout=2.0)
+    ran: list[int] = []
+
+    @engine.guard("a", "FILE_READ", from_arguments=False, wait=0.8)
+    def body() -> None:
+        ran.append(1)
+
+    try:
+        body()
+        outcome = "ran"
+    except ReviewPending as held:
+        outcome = f"pending:{held.status}"
+    except ActionDenied as denied:
+        outcome = f"denied:{denied.decision.rule_id}"
+    finally:
+        engine.close()
+    return outcome, ran
+
+
+def test_an_approved_verdict_runs_the_body(adversary: Callable[[Respond], Adversary],
+                                           allowed: dict[str, Any]) -> None:
+    """The known answer the refusals below are measured against."""
+    server = adversary(held_then(allowed, "approved", {**allowed, "ticket": TICKET}))
+    assert guarded_call(server.url) == ("ran", [1])
+
+
+@pytest.mark.parametrize(("status", "change"), [
+    ("denied", {}),                       # the status says denied, the decision says allowed
+    ("pending", {}),
+    ("expired", {}),
+    ("cancelled", {}),
+    ("approved", {"ticket": "rv_" + "B" * 22}),   # another ticket's approval
+    ("approved", {"ticket": None}),               # an approval that names no ticket
+    ("approved", {"agent_id": "someone-else"}),   # another agent's approval
+])
+def test_a_verdict_that_contradicts_itself_never_runs_the_body(
+        adversary: Callable[[Respond], Adversary], allowed: dict[str, Any], status: str,
+        change: dict[str, Any]) -> None:
+    """docs/integrations.md: "On approval the body runs once"; a ticket whose status and
+    decision disagree, or whose allowed decision is another ticket's or another agent's, is
+    not an approval of this call: the guard waits on and raises ReviewPending."""
+    verdict = {**allowed, "ticket": TICKET, **change}
+    if change.get("ticket", TICKET) is None:
+        del verdict["ticket"]
+    server = adversary(held_then(allowed, status, verdict))
+    outcome, ran = guarded_call(server.url)
+    assert ran == [] and outcome.startswith("pending"), outcome
