@@ -20,6 +20,7 @@ import pytest
 
 from sentra_runtime import ActionDenied, Engine, ReviewPending
 from sentra_runtime.client import RemoteEngine, SentraError
+from sentra_runtime.remote import agent_segment
 from tests.sdk.conftest import SENTRA_POLICY, table_of
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -188,3 +189,42 @@ def test_a_verdict_that_contradicts_itself_never_runs_the_body(
     server = adversary(held_then(allowed, status, verdict))
     outcome, ran = guarded_call(server.url)
     assert ran == [] and outcome.startswith("pending"), outcome
+
+
+# --- the server's path parameters: any agent id can be read, reset and assigned -------------
+
+REFUNDS = Path(__file__).resolve().parents[2] / "policies" / "refunds.sentra"
+
+
+@pytest.fixture(scope="module")
+def refunds_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.server.conftest import TOKEN, Server
+
+    running = Server(REFUNDS, tmp_path_factory.mktemp("edge") / "s.db", TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("agent", ["a\nb", "\n", "bob\n", "two\n\nlines"])
+def test_an_agent_id_with_a_line_break_is_read_reset_and_assigned(refunds_server: Any,
+                                                                  agent: str) -> None:
+    """Agents are "keyed by the exact agent id string", and a decision accepts any string as
+    an id: an agent whose id holds a line break is shut down like any other, so the operator
+    must be able to read, reset and assign it by its id. Before, the path convertor stopped
+    at a line break: `GET /v1/agents/bob%0A` answered agent `bob`'s state, and the reset was
+    a 404, so that agent stayed shut down until a reset of every agent."""
+    from tests.server.conftest import TOKEN
+
+    engine = RemoteEngine(refunds_server.url, token=TOKEN, timeout=5.0)
+    try:
+        assert engine.decide(agent, "DELETE_CUSTOMER", {}).label == "Agent Shut Down"
+        assert engine.state(agent).status == "shut_down"
+        if agent.endswith("\n"):
+            assert engine.state(agent.rstrip("\n")).status == "active"   # another agent
+        assert list(engine.reset(agent)) == [agent]
+        assert engine.state(agent).status == "active"
+        assert isinstance(engine.assign_group(agent, "trusted", operator="alice"), int)
+        assert refunds_server.get(f"/v1/agents/{agent_segment(agent)}").json()["group"] \
+            == "trusted"
+    finally:
+        engine.close()
