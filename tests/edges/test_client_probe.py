@@ -228,3 +228,36 @@ def test_an_agent_id_with_a_line_break_is_read_reset_and_assigned(refunds_server
             == "trusted"
     finally:
         engine.close()
+
+
+# --- the MCP gateway answers every request it cannot read --------------------------------
+
+def tool_call_line(request_id: int, arguments: bytes) -> bytes:
+    return (b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "echo", '
+            b'"arguments": %s}}' % (request_id, arguments))
+
+
+@pytest.mark.slow
+def test_a_tool_call_the_gateway_cannot_read_is_answered_not_left_waiting(tmp_path: Path) -> None:
+    """docs/integrations.md: a line that is not JSON-RPC is refused with `-32600` "when it has
+    an id", never forwarded. Before, a request whose id was plain but whose arguments held an
+    integer of 5,000 digits, nesting 3,000 deep or a byte that is not UTF-8 got no answer at
+    all (finding its id failed the same way), so the client waited for its own timeout."""
+    pytest.importorskip("mcp")
+    from tests.mcp.conftest import RawClient, Setup
+
+    setup = Setup(tmp_path)
+    raw = RawClient(setup)
+    try:
+        lines = {
+            1: tool_call_line(1, b'{"text": "x", "n": ' + b"9" * 5000 + b"}"),
+            2: tool_call_line(2, b'{"text": ' + b"[" * 3000 + b"]" * 3000 + b"}"),
+            3: tool_call_line(3, b'{"text": "caf\xe9"}'),
+            4: tool_call_line(4, b'{"text": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3000 + b"}"),
+        }
+        for request_id, line in lines.items():
+            raw.line(line)
+            assert raw.answer(request_id, timeout=10)["error"]["code"] == -32600
+        assert raw.alive() and setup.calls() == []
+    finally:
+        raw.close()
