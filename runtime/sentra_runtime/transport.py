@@ -73,14 +73,15 @@ def printable(text: str, limit: int = 300) -> str:
 
 def read_json(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """The JSON value of ``body`` (UTF-8); ``ValueError`` saying why when it is not JSON, is
-    nested deeper than ``max_depth`` or holds ``NaN``/``Infinity``."""
+    nested deeper than ``max_depth``, holds ``NaN``/``Infinity`` or an integer too long to
+    read."""
     check_depth(body, max_depth)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"the answer is not UTF-8 (byte {error.start})") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_integer)
     except json.JSONDecodeError as error:
         raise ValueError(f"the answer is not JSON ({error.msg} at line {error.lineno}, column "
                          f"{error.colno})") from None
@@ -104,6 +105,16 @@ def check_depth(body: bytes, max_depth: int) -> None:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"the answer holds `{name}`, which is not JSON")
+
+
+def _integer(digits: str) -> int:
+    """A JSON integer; past Python's limit on converting digits (4,300 by default), a
+    ``ValueError`` that says so in plain words rather than Python's advice to raise it."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise ValueError(f"the answer holds an integer of {len(digits.lstrip('-'))} digits, "
+                         "too long to read") from None
 
 
 class _DeadlineReader(io.RawIOBase):

@@ -119,6 +119,25 @@ def test_a_listing_whose_pages_do_not_advance_is_an_error_not_a_hang(
     engine.close()
 
 
+# --- an integer too long to read -----------------------------------------------------------
+
+def test_an_integer_of_thousands_of_digits_fails_closed_in_plain_words(
+        adversary: Callable[[Respond], Adversary], allowed: dict[str, Any]) -> None:
+    """The reason of a fail-closed decision "names the failure"; an answer holding an integer
+    of 5,000 digits gave Python's advice to call `sys.set_int_max_str_digits()` instead."""
+    body = (b'{"seq": ' + b"9" * 5000 + b', "decision": ' + json.dumps(allowed).encode() + b"}")
+    server = adversary(lambda method, path, sent: (200, {}, body))
+    with RemoteEngine(server.url, timeout=2.0) as engine:
+        decision = engine.decide("a", "FILE_READ", {})
+        assert (decision.allowed, decision.rule_id) == (False, "FAIL_CLOSED")
+        assert decision.reason.endswith("sent an unusable answer: the answer holds an integer "
+                                        "of 5000 digits, too long to read"), decision.reason
+        with pytest.raises(SentraError, match="an integer of 5000 digits, too long to read$"):
+            engine.state("a")
+        assert engine.health()["error"] == "the answer holds an integer of 5000 digits, too " \
+                                           "long to read"
+
+
 # --- a verdict the guard cannot make sense of is no verdict --------------------------------
 
 TICKET = "rv_" + "A" * 22
