@@ -98,6 +98,28 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
     raise Unsendable(f"`{path}` has type {type(value).__name__}, which JSON cannot carry")
 
 
+def checked_token(name: str, token: str | None) -> str | None:
+    """``token`` when an HTTP header can carry it as the server compares it (its UTF-8
+    bytes, with nothing HTTP would trim or refuse); else ``TypeError`` or ``ValueError`` at
+    once, naming the problem but never showing the token (messages end up in logs)."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise TypeError(f"{name} must be a string or None, not {type(token).__name__}")
+    if token != token.strip(" \t"):
+        raise ValueError(f"{name} has white space at its start or end, which HTTP drops from "
+                         "a header: the server would never see this token")
+    if any(ord(character) < 32 or ord(character) == 127 for character in token):
+        raise ValueError(f"{name} holds a line break or another control character, which no "
+                         "HTTP header carries (a token read from a file: strip its final "
+                         "line break)")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode text (a lone surrogate)") from None
+    return token
+
+
 class ServerClient:
     """What both HTTP clients share: the transport, the tokens, and reading answers."""
 
@@ -112,8 +134,8 @@ class ServerClient:
                                    max_depth=max_depth, ssl_context=ssl_context,
                                    user_agent=f"sentra-runtime/{sentra_runtime.__version__}")
         self.url = self.transport.url
-        self.token = token
-        self.read_token = read_token
+        self.token = checked_token("token", token)
+        self.read_token = checked_token("read_token", read_token)
         self.timeout = float(timeout)
 
     def _authorization(self, *tokens: str | None) -> dict[str, str | bytes]:

@@ -138,6 +138,39 @@ def test_an_integer_of_thousands_of_digits_fails_closed_in_plain_words(
                                            "long to read"
 
 
+# --- tokens: refused when the engine is made, never echoed -----------------------------------
+
+SECRET = "s3cret-operator-token"
+
+
+@pytest.mark.parametrize("token", [SECRET + "\n", SECRET + "\r\nX-Evil: 1", " " + SECRET,
+                                   SECRET + "\x00", SECRET + "\ud800"])
+@pytest.mark.parametrize("client", ["RemoteEngine token", "RemoteEngine read_token",
+                                    "Sentra token"])
+def test_a_token_no_header_can_carry_is_refused_when_made_and_never_shown(
+        adversary: Callable[[Respond], Adversary], client: str, token: str) -> None:
+    """A token read from a file with its final line break (`Path(...).read_text()`) could
+    never be sent: every reset or read raised `SentraError: ... Invalid header value b'Bearer
+    s3cret-operator-token\\n'`, the secret in a message that ends up in logs. Such a token is
+    refused when the client is made (ValueError), without showing it."""
+    from sentra_runtime.client import Sentra
+
+    server = adversary(lambda method, path, body: json_answer({"reset": [], "seq": 1}))
+    kind, _, keyword = client.partition(" ")
+    with pytest.raises(ValueError) as refused:
+        engine = (RemoteEngine if kind == "RemoteEngine" else Sentra)(server.url,
+                                                                      **{keyword: token})
+        engine.reset()
+    assert SECRET not in str(refused.value) and "token" in str(refused.value)
+    assert server.requests == []
+
+
+def test_a_token_that_is_not_text_is_a_type_error(adversary: Callable[[Respond], Adversary]) -> None:
+    server = adversary(lambda method, path, body: json_answer({}))
+    with pytest.raises(TypeError, match="read_token must be a string or None, not int"):
+        RemoteEngine(server.url, read_token=5)  # type: ignore[arg-type]
+
+
 # --- a verdict the guard cannot make sense of is no verdict --------------------------------
 
 TICKET = "rv_" + "A" * 22
