@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import ssl
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -70,6 +71,31 @@ def log_fail_closed(action: object, agent_id: object, reason: str) -> None:
     logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id, reason)
 
 
+_LONGEST_INT_BITS = 14_000
+"""Integers of at most this many bits have fewer than 4,300 digits, Python's default limit on
+writing one as text: only longer ones are tried."""
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text UTF-8 can carry (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _writable(value: int) -> bool:
+    """Whether Python writes ``value`` as text (``sys.get_int_max_str_digits``)."""
+    try:
+        str(value)
+    except ValueError:
+        return False
+    return True
+
+
 class Unsendable(Exception):
     """A value JSON cannot carry as it is (the message names where)."""
 
@@ -78,7 +104,17 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
     """A copy of ``value`` made of JSON types only, so what is sent is what was checked;
     :class:`Unsendable` naming the value's path when JSON cannot carry it unchanged (``NaN``,
     infinities, keys that are not strings, other types)."""
-    if value is None or isinstance(value, (bool, str, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not is_text(value):
+            raise Unsendable(f"`{path}` is not valid Unicode text (a lone surrogate)")
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _LONGEST_INT_BITS and not _writable(value):
+            raise Unsendable(f"`{path}` is an integer of more than "
+                             f"{sys.get_int_max_str_digits()} digits, which Python will not "
+                             "write as text")
         return value
     if isinstance(value, float):
         if math.isfinite(value):
@@ -91,6 +127,9 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise Unsendable(f"`{path}` has a key that is not a string ({key!r})")
+            if not is_text(key):
+                raise Unsendable(f"`{path}` has a key that is not valid Unicode text "
+                                 f"({printable(repr(key))}: a lone surrogate)")
             copy[key] = jsonable(item, f"{path}.{key}", depth + 1)
         return copy
     if isinstance(value, (list, tuple)):
@@ -395,6 +434,9 @@ class RemoteEngine(ServerClient):
             if not isinstance(value, str):
                 return self._fail(agent_id, action, f"`{name}` must be a string, not "
                                                     f"{type(value).__name__}")
+            if not is_text(value):
+                return self._fail(agent_id, action, f"`{name}` is not valid Unicode text (a "
+                                                    "lone surrogate)")
         if fields is not None and not isinstance(fields, Mapping):
             return self._fail(agent_id, action, f"`fields` must be a mapping, not "
                                                 f"{type(fields).__name__}")
@@ -549,10 +591,9 @@ def agent_segment(agent_id: str) -> str:
     that is not Unicode (a lone surrogate)."""
     if not isinstance(agent_id, str):
         raise SentraError(f"agent_id must be a string, not {type(agent_id).__name__}")
-    try:
-        return urllib.parse.quote(agent_id, safe="")
-    except UnicodeEncodeError:
-        raise SentraError(f"agent id {agent_id!r} is not valid Unicode text") from None
+    if not is_text(agent_id):
+        raise SentraError(f"agent id {agent_id!r} is not valid Unicode text")
+    return urllib.parse.quote(agent_id, safe="")
 
 
 class AsyncEngine:

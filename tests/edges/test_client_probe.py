@@ -171,6 +171,30 @@ def test_a_token_that_is_not_text_is_a_type_error(adversary: Callable[[Respond],
         RemoteEngine(server.url, read_token=5)  # type: ignore[arg-type]
 
 
+# --- values that cannot travel: refused before anything is sent, named -----------------------
+
+@pytest.mark.parametrize(("agent", "fields", "named"), [
+    ("a", {"n": 10 ** 5000}, "`fields.n` is an integer of more than 4300 digits"),
+    ("a", {"v": ["ok", "\ud800"]}, "`fields.v[1]` is not valid Unicode text (a lone surrogate)"),
+    ("a", {"k\udfff": 1}, "`fields` has a key that is not valid Unicode text"),
+    ("\ud800", {}, "`agent_id` is not valid Unicode text (a lone surrogate)"),
+])
+def test_a_value_json_text_cannot_carry_fails_closed_before_sending(
+        adversary: Callable[[Respond], Adversary], agent: str, fields: dict[str, Any],
+        named: str) -> None:
+    """docs/runtime.md: "Before anything is sent, the call fails closed ... when a value cannot
+    travel as JSON unchanged: the reason names the field". An integer past Python's 4,300
+    digits gave `the request cannot be sent as JSON (Exceeds the limit ...; use
+    sys.set_int_max_str_digits() ...)`, naming nothing; a lone surrogate was sent, for the
+    server to refuse."""
+    server = adversary(lambda method, path, body: json_answer({"detail": "refused"}, 422))
+    with RemoteEngine(server.url, timeout=2.0) as engine:
+        decision = engine.decide(agent, "FILE_READ", fields)
+    assert decision.rule_id == "FAIL_CLOSED" and named in decision.reason, decision.reason
+    assert "sys.set_int_max_str_digits" not in decision.reason
+    assert server.requests == []
+
+
 # --- a verdict the guard cannot make sense of is no verdict --------------------------------
 
 TICKET = "rv_" + "A" * 22
