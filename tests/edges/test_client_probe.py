@@ -267,6 +267,32 @@ def test_a_verdict_that_contradicts_itself_never_runs_the_body(
     assert ran == [] and outcome.startswith("pending"), outcome
 
 
+@pytest.mark.slow
+def test_a_remote_wait_ends_within_the_wait_plus_one_timeout(
+        adversary: Callable[[Respond], Adversary], allowed: dict[str, Any]) -> None:
+    """docs/integrations.md: a remote poll the server does not answer lasts up to the engine's
+    `timeout`, so a remote guard gives up at most that long after its deadline."""
+    answer = held_then(allowed, "pending", None)
+
+    def hanging(method: str, path: str, body: bytes) -> Answer:
+        if path.startswith("/v1/reviews/"):
+            time.sleep(6)
+        return answer(method, path, body)
+
+    server = adversary(hanging)
+    engine = RemoteEngine(server.url, timeout=1.5)
+
+    @engine.guard("a", "FILE_READ", from_arguments=False, wait=1.0)
+    def body() -> None:
+        raise AssertionError("ran without a verdict")
+
+    started = time.monotonic()
+    with pytest.raises(ReviewPending):
+        body()
+    assert 1.0 <= time.monotonic() - started < 1.0 + 1.5 + 1.0
+    engine.close()
+
+
 # --- the server's path parameters: any agent id can be read, reset and assigned -------------
 
 REFUNDS = Path(__file__).resolve().parents[2] / "policies" / "refunds.sentra"
