@@ -75,9 +75,9 @@ class RequestEdge:
             await answer(send, 413, self._too_large())
             return
         has_body = chunked or (declared is not None and int(declared) > 0)
-        kind = header(headers, b"content-type")
-        if (has_body or kind is not None) and not is_json_type(kind):
-            await answer(send, 415, {"detail": _type_refusal(kind)})
+        kinds = header_values(headers, b"content-type")   # one, and JSON: both sides see it
+        if (has_body or kinds) and (len(kinds) != 1 or not is_json_type(kinds[0])):
+            await answer(send, 415, {"detail": _type_refusal(kinds)})
             return
         try:
             body = await self._body(receive)
@@ -218,8 +218,9 @@ def is_json_type(value: bytes | None) -> bool:
     return True
 
 
-def _type_refusal(kind: bytes | None) -> str:
-    said = "no content type" if kind is None else f"`{kind.decode('latin-1')}`"
+def _type_refusal(kinds: list[bytes]) -> str:
+    said = "no content type" if not kinds else " and ".join(
+        f"`{kind.decode('latin-1')}`" for kind in kinds)
     return (f"a request body must be JSON (`Content-Type: application/json`), not {said}: "
             "other types are what a web page can post across sites")
 

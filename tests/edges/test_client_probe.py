@@ -363,3 +363,52 @@ def test_a_tool_call_the_gateway_cannot_read_is_answered_not_left_waiting(tmp_pa
         assert raw.alive() and setup.calls() == []
     finally:
         raw.close()
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """One request written as it is (duplicate headers included); the status line back."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                           % len(body) + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer.partition(b"\r\n")[0]
+
+
+@pytest.mark.parametrize("hosts", [(b"127.0.0.1", b"evil.example"),
+                                   (b"evil.example", b"127.0.0.1"),
+                                   (b"127.0.0.1", b"127.0.0.1")])
+def test_a_request_with_two_host_headers_is_refused(refunds_server: Any,
+                                                    hosts: tuple[bytes, bytes]) -> None:
+    """HTTP/1.1 (RFC 9112, section 3.2): a server MUST answer 400 to a request with more than
+    one Host header. The edge read the first one only, so `Host: 127.0.0.1` then `Host:
+    evil.example` was decided, while a proxy in front that reads the last one would have taken
+    it for evil.example's."""
+    from tests.server.conftest import TOKEN
+
+    before = refunds_server.head(token=TOKEN)
+    head = b"POST /v1/decide HTTP/1.1\r\n" + b"".join(b"Host: %s\r\n" % host for host in hosts) \
+        + b"Content-Type: application/json\r\n"
+    body = b'{"agent_id": "two-hosts", "action": "LOOKUP_ORDER", "fields": {}}'
+    assert raw_request(refunds_server.port, head, body) == b"HTTP/1.1 400 Bad Request"
+    assert refunds_server.head(token=TOKEN) == before
+
+
+@pytest.mark.parametrize("kinds", [(b"application/json", b"text/plain"),
+                                   (b"text/plain", b"application/json")])
+def test_a_body_with_two_content_types_is_refused(refunds_server: Any,
+                                                  kinds: tuple[bytes, bytes]) -> None:
+    """A body must be declared as JSON (the defence against cross-site posts); one declared
+    both as JSON and as `text/plain` is not, whichever comes first: 415, nothing written."""
+    from tests.server.conftest import TOKEN
+
+    before = refunds_server.head(token=TOKEN)
+    head = b"POST /v1/decide HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(
+        b"Content-Type: %s\r\n" % kind for kind in kinds)
+    body = b'{"agent_id": "two-types", "action": "LOOKUP_ORDER", "fields": {}}'
+    assert raw_request(refunds_server.port, head, body) \
+        == b"HTTP/1.1 415 Unsupported Media Type"
+    assert refunds_server.head(token=TOKEN) == before
