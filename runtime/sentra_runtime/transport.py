@@ -377,7 +377,9 @@ class Transport:
         if response.length:   # http.client's read(n) ends quietly where the connection did
             raise http.client.IncompleteRead(bytes(body), response.length)
         headers = {name.lower(): value for name, value in response.getheaders()}
-        if response.will_close:
+        if response.will_close or response.status < 200:
+            # an informational answer (http.client reads none but 100) is not the request's
+            # last: its real answer may still come, and must never be read as the next one's
             connection.close()
         else:
             self._give(connection)

@@ -293,6 +293,64 @@ def test_a_remote_wait_ends_within_the_wait_plus_one_timeout(
     engine.close()
 
 
+# --- informational answers --------------------------------------------------------------------
+
+def test_an_early_hints_answer_fails_closed_and_its_connection_is_not_reused(
+        allowed: dict[str, Any]) -> None:
+    """docs/runtime.md: an informational answer other than `100 Continue` (`103 Early Hints`,
+    which some proxies add) fails closed (`answered 103`). Its connection was kept for the
+    next call, with the real answer still on its way: the next decision, for another action,
+    read the first one's allowed answer as its own and ran. Now such a connection is closed."""
+    import socket
+
+    def answer_of(decision: dict[str, Any]) -> bytes:
+        body = json.dumps({"seq": 1, "decision": decision}).encode()
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"\r\n" % len(body)) + body
+
+    blocked = {**allowed, "allowed": False, "outcome": "block", "label": "Blocked",
+               "rule_id": "BLOCK_PERMISSION_CHANGE"}
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def requests(connection: socket.socket) -> Iterator[bytes]:
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(head.lower().partition(b"content-length:")[2].split(b"\r\n")[0])
+                if len(rest) < length:
+                    break
+                data = rest[length:]
+                yield rest[:length]
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            for number, _ in enumerate(requests(connection)):
+                if number == 0:   # the first request: 103, then, a moment later, its answer
+                    connection.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+                    time.sleep(0.3)
+                    connection.sendall(answer_of(allowed))
+                else:
+                    connection.sendall(answer_of(blocked))
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    with RemoteEngine(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=3.0) as engine:
+        first = engine.decide("a", "FILE_READ", {})
+        assert (first.rule_id, "answered 103" in first.reason) == ("FAIL_CLOSED", True)
+        second = engine.decide("a", "CHANGE_PERMISSION", {})
+        assert not second.allowed, "the second call ran on the first call's answer"
+    listener.close()
+
+
 # --- the server's path parameters: any agent id can be read, reset and assigned -------------
 
 REFUNDS = Path(__file__).resolve().parents[2] / "policies" / "refunds.sentra"
