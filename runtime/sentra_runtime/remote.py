@@ -519,9 +519,13 @@ class RemoteEngine(ServerClient):
         answer = self._read(f"/v1/agents/{agent_segment(agent_id)}", f"cannot read agent "
                                                                 f"{agent_id!r}")
         try:
-            return state_from_wire(answer)
+            state = state_from_wire(answer)
         except ValueError as error:
             raise SentraError(f"cannot read agent {agent_id!r}: {error}") from None
+        if answer.get("agent_id") != agent_id:   # as a decision must be the agent's own
+            raise SentraError(f"cannot read agent {agent_id!r}: the server answered for agent "
+                              f"{printable(repr(answer.get('agent_id')))}")
+        return state
 
     def agents(self) -> list[str]:
         """The ids of the agents the server's store knows, in id order (every page of

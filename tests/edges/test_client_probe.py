@@ -195,6 +195,21 @@ def test_a_value_json_text_cannot_carry_fails_closed_before_sending(
     assert server.requests == []
 
 
+# --- a state is the agent's own ---------------------------------------------------------------
+
+def test_a_state_answered_for_another_agent_is_an_error(
+        adversary: Callable[[Respond], Adversary]) -> None:
+    """`state(id)` read whatever agent the answer was for: the server's path bug above made
+    `state("bob\\n")` return agent `bob`'s state without a word. As a decision must be the
+    agent's own, so must a state."""
+    answer = {"agent_id": "bob", "cumulative_risk": 0, "blocked_attempts": 0, "status": "active"}
+    server = adversary(lambda method, path, body: json_answer(answer))
+    with RemoteEngine(server.url, timeout=2.0) as engine:
+        assert engine.state("bob").status == "active"
+        with pytest.raises(SentraError, match="the server answered for agent 'bob'$"):
+            engine.state("bob\n")
+
+
 # --- a verdict the guard cannot make sense of is no verdict --------------------------------
 
 TICKET = "rv_" + "A" * 22
