@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.convertors import Convertor, register_url_convertor
 from sentra_runtime import Policy, review
 from sentra_runtime.decision import Decision
+from starlette.convertors import Convertor, register_url_convertor
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security

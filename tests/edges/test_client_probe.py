@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sentra_runtime import ActionDenied, Engine, ReviewPending
 from sentra_runtime.client import RemoteEngine, SentraError
 from sentra_runtime.remote import agent_segment
+
 from tests.sdk.conftest import SENTRA_POLICY, table_of
 
 Answer = tuple[int, dict[str, str], bytes]
