@@ -12,6 +12,7 @@ so an edited or hostile text is reported as unreadable, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -31,16 +32,29 @@ class JSONTextError(ValueError):
 def loads(text: str | bytes, *, constants: bool = True) -> Any:
     """``json.loads(text)``, or :class:`JSONTextError` saying why the text cannot be read.
     With ``constants=False`` the ``NaN``, ``Infinity`` and ``-Infinity`` that ``json.loads``
-    accepts (they are not JSON) are refused too."""
+    accepts (they are not JSON) are refused too. A refusal without a position (a constant, an
+    integer of too many digits, too deep a nesting) is of a text that is JSON in its syntax."""
     try:
         return json.loads(text, parse_constant=None if constants else _refuse_constant)
     except json.JSONDecodeError as error:
         raise JSONTextError(error.msg, error.pos, error.lineno, error.colno) from None
     except RecursionError:
         raise JSONTextError("it nests too deeply") from None
-    except ValueError as error:   # an integer of more digits than Python converts
-        raise JSONTextError(str(error).split(";")[0]) from None
+    except ValueError as error:   # an integer of more digits than Python converts, a constant
+        raise JSONTextError(_plain(str(error))) from None
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not JSON")
+    raise ValueError(f"`{name}`, which is not JSON")
+
+
+_TOO_LONG = re.compile(r"integer string conversion: value has (\d+) digits")
+
+
+def _plain(message: str) -> str:
+    """The decoder's refusal in plain words: Python's advice to raise its limit on integer
+    digits (``sys.set_int_max_str_digits``) is not for the reader of a hostile text."""
+    too_long = _TOO_LONG.search(message)
+    if too_long is not None:
+        return f"an integer of {too_long.group(1)} digits, too long to read"
+    return message

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import ssl
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from sentra_runtime.decision import AgentState, Decision
 from sentra_runtime.guard import Asker, PolicyUnavailable, declared_names, denial, guard_with
 from sentra_runtime.policy import Policy, PolicyLoadError, load_policy
+from sentra_runtime.review import APPROVED, BLOCKED, DENIED
 from sentra_runtime.stores import Reset
 from sentra_runtime.transport import (
     DEFAULT_MAX_DEPTH,
@@ -69,6 +71,31 @@ def log_fail_closed(action: object, agent_id: object, reason: str) -> None:
     logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id, reason)
 
 
+_LONGEST_INT_BITS = 14_000
+"""Integers of at most this many bits have fewer than 4,300 digits, Python's default limit on
+writing one as text: only longer ones are tried."""
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text UTF-8 can carry (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _writable(value: int) -> bool:
+    """Whether Python writes ``value`` as text (``sys.get_int_max_str_digits``)."""
+    try:
+        str(value)
+    except ValueError:
+        return False
+    return True
+
+
 class Unsendable(Exception):
     """A value JSON cannot carry as it is (the message names where)."""
 
@@ -77,7 +104,17 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
     """A copy of ``value`` made of JSON types only, so what is sent is what was checked;
     :class:`Unsendable` naming the value's path when JSON cannot carry it unchanged (``NaN``,
     infinities, keys that are not strings, other types)."""
-    if value is None or isinstance(value, (bool, str, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not is_text(value):
+            raise Unsendable(f"`{path}` is not valid Unicode text (a lone surrogate)")
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _LONGEST_INT_BITS and not _writable(value):
+            raise Unsendable(f"`{path}` is an integer of more than "
+                             f"{sys.get_int_max_str_digits()} digits, which Python will not "
+                             "write as text")
         return value
     if isinstance(value, float):
         if math.isfinite(value):
@@ -90,11 +127,36 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise Unsendable(f"`{path}` has a key that is not a string ({key!r})")
+            if not is_text(key):
+                raise Unsendable(f"`{path}` has a key that is not valid Unicode text "
+                                 f"({printable(repr(key))}: a lone surrogate)")
             copy[key] = jsonable(item, f"{path}.{key}", depth + 1)
         return copy
     if isinstance(value, (list, tuple)):
         return [jsonable(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
     raise Unsendable(f"`{path}` has type {type(value).__name__}, which JSON cannot carry")
+
+
+def checked_token(name: str, token: str | None) -> str | None:
+    """``token`` when an HTTP header can carry it as the server compares it (its UTF-8
+    bytes, with nothing HTTP would trim or refuse); else ``TypeError`` or ``ValueError`` at
+    once, naming the problem but never showing the token (messages end up in logs)."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise TypeError(f"{name} must be a string or None, not {type(token).__name__}")
+    if token != token.strip(" \t"):
+        raise ValueError(f"{name} has white space at its start or end, which HTTP drops from "
+                         "a header: the server would never see this token")
+    if any(ord(character) < 32 or ord(character) == 127 for character in token):
+        raise ValueError(f"{name} holds a line break or another control character, which no "
+                         "HTTP header carries (a token read from a file: strip its final "
+                         "line break)")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode text (a lone surrogate)") from None
+    return token
 
 
 class ServerClient:
@@ -111,8 +173,8 @@ class ServerClient:
                                    max_depth=max_depth, ssl_context=ssl_context,
                                    user_agent=f"sentra-runtime/{sentra_runtime.__version__}")
         self.url = self.transport.url
-        self.token = token
-        self.read_token = read_token
+        self.token = checked_token("token", token)
+        self.read_token = checked_token("read_token", read_token)
         self.timeout = float(timeout)
 
     def _authorization(self, *tokens: str | None) -> dict[str, str | bytes]:
@@ -292,20 +354,32 @@ class RemoteEngine(ServerClient):
         for name, value in (("status", status), ("agent_id", agent_id)):
             if value is not None and not isinstance(value, str):
                 raise SentraError(f"{name} must be a string or None, not {type(value).__name__}")
-        query = {"limit": str(self.page_size),
-                 **({"status": status} if status is not None else {}),
+        query = {**({"status": status} if status is not None else {}),
                  **({"agent": agent_id} if agent_id is not None else {})}
+        return self._listing("/v1/reviews", query, "tickets", "the review tickets")
+
+    def _listing(self, path: str, query: dict[str, str], key: str,
+                 what: str) -> list[dict[str, Any]]:
+        """The objects under ``key`` on every page of ``path`` (a read), following
+        ``next_after``; :class:`SentraError` when a page has the wrong shape, or when its
+        ``next_after`` would not move on (an empty page, or a cursor already followed: the
+        listing would never end)."""
         found: list[dict[str, Any]] = []
+        followed: set[str] = set()
+        query = {"limit": str(self.page_size), **query}
         while True:
-            page = self._read("/v1/reviews?" + urllib.parse.urlencode(query),
-                              "cannot list the review tickets")
-            if not isinstance(page, dict) or not isinstance(page.get("tickets"), list):
-                raise SentraError("cannot list the review tickets: the answer has the wrong "
-                                  "shape")
-            found += [item for item in page["tickets"] if isinstance(item, dict)]
+            page = self._read(f"{path}?{urllib.parse.urlencode(query)}", f"cannot list {what}")
+            if not isinstance(page, dict) or not isinstance(page.get(key), list):
+                raise SentraError(f"cannot list {what}: the answer has the wrong shape")
+            found += [item for item in page[key] if isinstance(item, dict)]
             after = page.get("next_after")
             if not isinstance(after, str):
                 return found
+            if not page[key] or after in followed:
+                raise SentraError(f"cannot list {what}: the server's pages do not move on "
+                                  f"(`next_after` {printable(repr(after))} after "
+                                  f"{len(page[key])} items)")
+            followed.add(after)
             query["after"] = after
 
     def review(self, ticket: str, approve: bool, *, operator: str,
@@ -345,8 +419,12 @@ class RemoteEngine(ServerClient):
         try:
             answer = self.ticket(ticket)
             decision = answer.get("decision")
-            return answer["status"], (None if decision is None else decision_from_wire(
-                {"seq": None, "decision": decision}, explained=False))
+            verdict = None if decision is None else decision_from_wire(
+                {"seq": None, "decision": decision}, explained=False)
+            unclear = _unclear_verdict(ticket, answer, verdict)
+            if unclear is not None:
+                raise ValueError(unclear)
+            return answer["status"], verdict
         except (SentraError, ValueError) as error:
             logger.warning("sentra: cannot read review ticket %s: %s", ticket, error)
             return "pending", None
@@ -356,6 +434,9 @@ class RemoteEngine(ServerClient):
             if not isinstance(value, str):
                 return self._fail(agent_id, action, f"`{name}` must be a string, not "
                                                     f"{type(value).__name__}")
+            if not is_text(value):
+                return self._fail(agent_id, action, f"`{name}` is not valid Unicode text (a "
+                                                    "lone surrogate)")
         if fields is not None and not isinstance(fields, Mapping):
             return self._fail(agent_id, action, f"`fields` must be a mapping, not "
                                                 f"{type(fields).__name__}")
@@ -438,25 +519,20 @@ class RemoteEngine(ServerClient):
         answer = self._read(f"/v1/agents/{agent_segment(agent_id)}", f"cannot read agent "
                                                                 f"{agent_id!r}")
         try:
-            return state_from_wire(answer)
+            state = state_from_wire(answer)
         except ValueError as error:
             raise SentraError(f"cannot read agent {agent_id!r}: {error}") from None
+        if answer.get("agent_id") != agent_id:   # as a decision must be the agent's own
+            raise SentraError(f"cannot read agent {agent_id!r}: the server answered for agent "
+                              f"{printable(repr(answer.get('agent_id')))}")
+        return state
 
     def agents(self) -> list[str]:
         """The ids of the agents the server's store knows, in id order (every page of
         ``GET /v1/agents``)."""
-        ids: list[str] = []
-        after: str | None = None
-        while True:
-            query = "" if after is None else "&after=" + urllib.parse.quote(after, safe="")
-            page = self._read(f"/v1/agents?limit=1000{query}", "cannot list the agents")
-            if not isinstance(page, dict) or not isinstance(page.get("agents"), list):
-                raise SentraError("cannot list the agents: the answer has the wrong shape")
-            ids += [item["agent_id"] for item in page["agents"]
-                    if isinstance(item, dict) and isinstance(item.get("agent_id"), str)]
-            after = page.get("next_after")
-            if not isinstance(after, str):
-                return ids
+        return [item["agent_id"] for item in self._listing("/v1/agents", {}, "agents",
+                                                            "the agents")
+                if isinstance(item.get("agent_id"), str)]
 
     def reset(self, agent_id: str | None = None) -> Reset:
         """Return one agent (or every agent, for ``None``) to ``(0, 0, active)``, with the
@@ -492,15 +568,36 @@ class RemoteEngine(ServerClient):
         return seq if isinstance(seq, int) else None
 
 
+_VERDICT_ALLOWS = {APPROVED: True, BLOCKED: False, DENIED: False}
+"""The statuses of a ticket that carries its verdict's decision, and whether that decision
+allows the held call."""
+
+
+def _unclear_verdict(ticket: str, answer: dict[str, Any], verdict: Decision | None) -> str | None:
+    """Why a ticket as the server showed it is no verdict one can act on (``None``: it is
+    one): its status and its decision disagree, or the decision is another ticket's or
+    another agent's. A guard must not run a call on such an answer."""
+    status = answer["status"]
+    if verdict is None:
+        return f"it is {status} but carries no decision" if status in _VERDICT_ALLOWS else None
+    if status not in _VERDICT_ALLOWS:
+        return f"it is {printable(repr(status))} but carries a verdict's decision"
+    if verdict.allowed != _VERDICT_ALLOWS[status]:
+        return f"it is {status} but its decision is {printable(repr(verdict.label))}"
+    if verdict.ticket != ticket or verdict.agent_id != answer.get("agent_id"):
+        return (f"its decision is ticket {printable(repr(verdict.ticket))}'s of agent "
+                f"{printable(repr(verdict.agent_id))}, not this ticket's")
+    return None
+
+
 def agent_segment(agent_id: str) -> str:
     """An agent id as one URL path segment; :class:`SentraError` for a non-string or text
     that is not Unicode (a lone surrogate)."""
     if not isinstance(agent_id, str):
         raise SentraError(f"agent_id must be a string, not {type(agent_id).__name__}")
-    try:
-        return urllib.parse.quote(agent_id, safe="")
-    except UnicodeEncodeError:
-        raise SentraError(f"agent id {agent_id!r} is not valid Unicode text") from None
+    if not is_text(agent_id):
+        raise SentraError(f"agent id {agent_id!r} is not valid Unicode text")
+    return urllib.parse.quote(agent_id, safe="")
 
 
 class AsyncEngine:

@@ -75,7 +75,8 @@ def printable(text: str, limit: int = 300) -> str:
 
 def read_json(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """The JSON value of ``body`` (UTF-8); ``ValueError`` saying why when it is not JSON, is
-    nested deeper than ``max_depth`` or holds ``NaN``/``Infinity``."""
+    nested deeper than ``max_depth``, holds ``NaN``/``Infinity`` or an integer too long to
+    read."""
     check_depth(body, max_depth)
     try:
         text = body.decode("utf-8")
@@ -84,6 +85,8 @@ def read_json(body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     try:
         return jsontext.loads(text, constants=False)
     except jsontext.JSONTextError as error:
+        if error.position is None:   # JSON, but holding what Python will not read
+            raise ValueError(f"the answer holds {error.problem}") from None
         raise ValueError(f"the answer is not JSON ({error})") from None
 
 
@@ -363,7 +366,9 @@ class Transport:
         if response.length:   # http.client's read(n) ends quietly where the connection did
             raise http.client.IncompleteRead(bytes(body), response.length)
         headers = {name.lower(): value for name, value in response.getheaders()}
-        if response.will_close:
+        if response.will_close or response.status < 200:
+            # an informational answer (http.client reads none but 100) is not the request's
+            # last: its real answer may still come, and must never be read as the next one's
             connection.close()
         else:
             self._give(connection)

@@ -145,7 +145,7 @@ def _engine(args: argparse.Namespace) -> Any:
     try:
         return RemoteEngine(args.server, token=token, read_token=read_token,
                             timeout=args.timeout)
-    except ValueError as error:   # a URL that is no http(s) URL, a timeout out of range
+    except ValueError as error:   # no http(s) URL, a timeout out of range, a bad token
         raise UsageError(str(error)) from error
 
 

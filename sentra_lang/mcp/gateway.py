@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 from collections import deque
@@ -285,12 +286,10 @@ class Gateway:
         (so the client does not wait forever), never forwarded."""
         logger.warning("sentra-lang mcp-proxy: a message from the client is not JSON-RPC, not "
                        "forwarded: %s", _first_problem(error))
-        with contextlib.suppress(ValueError, RecursionError):
-            value = json.loads(line)
-            if isinstance(value, dict) and isinstance(value.get("id"), (str, int)) \
-                    and not isinstance(value.get("id"), bool):
-                await upstream.write(_error(value["id"], types.INVALID_REQUEST,
-                                            "not a JSON-RPC 2.0 message"))
+        request_id = _request_id(line)
+        if request_id is not None:
+            await upstream.write(_error(request_id, types.INVALID_REQUEST,
+                                        "not a JSON-RPC 2.0 message"))
 
     # -- server to client ------------------------------------------------------------------------
 
@@ -327,6 +326,40 @@ def verdict_lookup(decider: PolicyEngine) -> VerdictLookup | None:
     if isinstance(decider, (Engine, RemoteEngine)):
         return decider.verdict
     return None
+
+
+_STRUCTURE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+"""A JSON string (skipped whole, whatever brackets it holds) or a bracket."""
+
+
+def _request_id(line: bytes) -> types.RequestId | None:
+    """The id of the JSON object ``line``, read from its top level only: what its nested
+    values hold (nesting thousands deep, integers of thousands of digits) and bytes that are
+    not UTF-8 must not keep a request that the gateway refuses from being answered. None when
+    it has no string or integer id."""
+    text = line.decode("utf-8", "replace")
+    flat, kept, depth = [], 0, 0
+    for token in _STRUCTURE.finditer(text):
+        if token.group() in ("[", "{"):
+            depth += 1
+            if depth == 2:   # a nested value: written as null, its content skipped
+                flat.append(text[kept:token.start()] + "null")
+        elif token.group() in ("]", "}"):
+            depth -= 1
+            if depth == 1:
+                kept = token.end()
+    try:
+        value = json.loads("".join(flat) + text[kept:], parse_int=_short_int)
+    except (ValueError, RecursionError):   # not JSON; or a nested value left open
+        return None
+    request_id = value.get("id") if isinstance(value, dict) else None
+    return request_id if isinstance(request_id, (str, int)) \
+        and not isinstance(request_id, bool) else None
+
+
+def _short_int(digits: str) -> int | None:
+    """An integer of JSON text, or None past what Python converts (4,300 digits)."""
+    return int(digits) if len(digits.lstrip("-")) <= 4300 else None
 
 
 def _looks_like_a_tool_call(method: str) -> bool:

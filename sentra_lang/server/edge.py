@@ -2,7 +2,7 @@
 
 :class:`RequestEdge` is the outermost ASGI middleware. In order, it refuses:
 
-1. a ``Host`` header that names no allowed host (DNS rebinding): 400;
+1. a ``Host`` header that names no allowed host (DNS rebinding), none, or more than one: 400;
 2. a path or query string that is not UTF-8 once percent-decoded: 422;
 3. for a method with a body (``POST``, ``PUT``, ``PATCH``): a body that is not declared as JSON
    (``application/json`` or ``application/*+json``; a request without a body may omit the
@@ -58,9 +58,10 @@ class RequestEdge:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        host = header(headers, b"host")
-        if not self.any_host and (host is None or host_name(host) not in self.hosts):
-            await answer(send, 400, {"detail": _host_refusal(host)})
+        hosts = header_values(headers, b"host")
+        if len(hosts) > 1 or not self.any_host and (
+                not hosts or host_name(hosts[0]) not in self.hosts):
+            await answer(send, 400, {"detail": _host_refusal(hosts)})
             return
         problems = address_problems(scope)
         if problems:
@@ -75,9 +76,9 @@ class RequestEdge:
             await answer(send, 413, self._too_large())
             return
         has_body = chunked or (declared is not None and int(declared) > 0)
-        kind = header(headers, b"content-type")
-        if (has_body or kind is not None) and not is_json_type(kind):
-            await answer(send, 415, {"detail": _type_refusal(kind)})
+        kinds = header_values(headers, b"content-type")   # one, and JSON: both sides see it
+        if (has_body or kinds) and (len(kinds) != 1 or not is_json_type(kinds[0])):
+            await answer(send, 415, {"detail": _type_refusal(kinds)})
             return
         try:
             body = await self._body(receive)
@@ -149,6 +150,11 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return None
 
 
+def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Every value of the header ``name``, in order."""
+    return [value for key, value in headers if key == name]
+
+
 # -- hosts --------------------------------------------------------------------------------------
 
 def is_loopback(host: str) -> bool:
@@ -184,10 +190,12 @@ def host_name(value: bytes) -> str:
     return text.rpartition(":")[0] if text.count(":") == 1 else text
 
 
-def _host_refusal(host: bytes | None) -> str:
-    if host is None:
+def _host_refusal(hosts: list[bytes]) -> str:
+    if not hosts:
         return "the request has no Host header"
-    shown = host.decode("latin-1")
+    if len(hosts) > 1:   # RFC 9112, 3.2: a server must refuse it (a proxy may read another)
+        return f"the request has {len(hosts)} Host headers; HTTP allows one"
+    shown = hosts[0].decode("latin-1")
     return (f"host `{shown}` is not allowed: the server answers only the hosts it was told "
             "(sentra-lang serve --allowed-host NAME), against DNS rebinding")
 
@@ -211,8 +219,9 @@ def is_json_type(value: bytes | None) -> bool:
     return True
 
 
-def _type_refusal(kind: bytes | None) -> str:
-    said = "no content type" if kind is None else f"`{kind.decode('latin-1')}`"
+def _type_refusal(kinds: list[bytes]) -> str:
+    said = "no content type" if not kinds else " and ".join(
+        f"`{kind.decode('latin-1')}`" for kind in kinds)
     return (f"a request body must be JSON (`Content-Type: application/json`), not {said}: "
             "other types are what a web page can post across sites")
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sentra_runtime import Policy, review
 from sentra_runtime.decision import Decision
+from starlette.convertors import Convertor, register_url_convertor
 
 from sentra_lang.server import models
 from sentra_lang.server.auth import OPERATOR_SECURITY, OperatorAuth, ReadAuth, read_security
@@ -30,6 +31,24 @@ PAGE_LIMIT = 1000
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT)]
 REQUEST_KEYS = ("target", "amount", "notification_type", "data_classification",
                 "destination_type")
+
+
+class AgentIdConvertor(Convertor[str]):
+    """An agent id in a path: any text, ``/`` and line breaks included. Starlette's ``path``
+    convertor (``.*``) stops at a line break, and its route's ``$`` also matches before a final
+    one, so `/v1/agents/bob%0A` read agent `bob` and the reset of `a%0Ab` was a 404; agents
+    are keyed by the exact id string, and any string is an id."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("agent_id", AgentIdConvertor())
 
 
 class ReviewRequest(BaseModel):
@@ -178,7 +197,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
                      _: str = readable) -> JSONResponse:
         return JSONResponse(await reads.run(agents_page, gate, after, limit))
 
-    @api.get("/agents/{agent_id:path}", summary="One agent's state (fresh for an unknown id)",
+    @api.get("/agents/{agent_id:agent_id}", summary="One agent's state (fresh for an unknown id)",
              operation_id="get_agent", response_model=models.KnownAgent, responses=read,
              openapi_extra={"security": reading})
     async def agent(agent_id: str, _: str = readable) -> JSONResponse:
@@ -187,7 +206,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
 
         return JSONResponse(await reads.run(view))
 
-    @api.post("/agents/{agent_id:path}/reset", summary="Reset one agent (operator token)",
+    @api.post("/agents/{agent_id:agent_id}/reset", summary="Reset one agent (operator token)",
               operation_id="reset_agent", response_model=models.AgentReset, responses=operated,
               openapi_extra={"security": OPERATOR_SECURITY})
     def reset_agent(agent_id: str, who: str = authorised) -> JSONResponse:
@@ -195,7 +214,7 @@ def router(gate: Gate, operator: OperatorAuth, reader: ReadAuth, broadcast: Even
         return JSONResponse({"seq": record["seq"], "reset": record["agents"],
                              "agent": agent_view(gate, agent_id)})
 
-    @api.put("/agents/{agent_id:path}/group", summary="Assign an agent to a declared group, or "
+    @api.put("/agents/{agent_id:agent_id}/group", summary="Assign an agent to a declared group, or "
              "clear the assignment with null (operator token)", operation_id="assign_group",
              response_model=models.GroupAssigned, responses=operated,
              openapi_extra={"security": OPERATOR_SECURITY})

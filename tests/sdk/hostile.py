@@ -233,7 +233,7 @@ MODES: dict[str, tuple[Callable[[Answers], Respond], str]] = {
     "503 without a body": (fixed(answer(503, b"")), "answered 503: no body"),
     "not JSON": (fixed(answer(200, b"<html>not a decision</html>")), "is not JSON"),
     "not UTF-8": (fixed(answer(200, b'{"reason": "\xff\xfe"}')), "not UTF-8"),
-    "NaN in JSON": (fixed(answer(200, b'{"seq": NaN}')), "`NaN` is not JSON"),
+    "NaN in JSON": (fixed(answer(200, b'{"seq": NaN}')), "holds `NaN`, which is not JSON"),
     "wrong JSON shape": (fixed(wrong_shape), "decision"),
     "another agent's decision": (wrong_agent, "someone-else"),
     "redirect": (fixed(answer(307, b"", {"Location": "http://evil.example/steal"})),
