@@ -5,7 +5,8 @@ enough to enumerate: booleans, an enum, ints and numbers around a few constants,
 three members, and short strings. `brute_domain` lists, for each field, raw values an
 independent enumeration tries; for every type but `string` the list meets every region the
 tests of these policies can tell apart (constants, the values between and beyond them, with
-room for two fields in one gap), so the enumeration is complete there.
+room for two fields in one gap, and numbers reaching past the ints at both ends, so that a number
+can lie beyond any int), so the enumeration is complete there.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def _strings() -> list[str]:
     return out + ["aba", "bab", " ab ", "a b", "b a", "AB", " ba", "ab ", *ENUM, "MID", " low "]
 
 
-_SIZES = {"bool": 3, "int": 10, "number": 30, "string": 34, "enum": 4, "set": 33}
+_SIZES = {"bool": 3, "int": 10, "number": 42, "string": 34, "enum": 4, "set": 33}
 
 
 def _small_enough(types: list[str]) -> bool:
@@ -244,8 +245,8 @@ def brute_domain(target: SmallField) -> list[Any]:
         values = [False, True]
     elif target.type == "int":
         values = list(range(-2, 7))
-    elif target.type == "number":
-        values = [x / 4 for x in range(-8, 21)]
+    elif target.type == "number":   # one past the ints at each end: `i > 4 and n > i`
+        values = [x / 4 for x in range(-12, 29)]
     elif target.type == "enum":
         values = list(ENUM)
     elif target.type == "string":

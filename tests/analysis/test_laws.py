@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from sentra_runtime import Engine
 
 from sentra_lang import regions
@@ -28,6 +28,7 @@ from sentra_lang.regions import engine_for
 from sentra_lang.space import build_space
 from tests.analysis.helpers import backticked
 from tests.analysis.strategies import (
+    SmallField,
     SmallPolicy,
     brute_inputs,
     chain_inputs,
@@ -198,8 +199,21 @@ def test_by_default_each_overlapping_rule_is_named_once(policy: SmallPolicy) -> 
         assert sorted(later) == sorted({b for _, b in every})
 
 
+BEYOND_THE_INTS = SmallPolicy(
+    'policy small version "1" {\n  strikes 3\n  risk_threshold 100\n}\ninput {\n'
+    '  int_0: int = 1\n  ctx.number_1: number = 2.5\n}\naction ACT_0 {\n'
+    '  when (int_0 <= ctx.number_1) and (int_0 > 4) allow as R1\n'
+    '  when int_0 < ctx.number_1 allow risk 5 as R3\n}\notherwise block as OTHER\n',
+    [SmallField("int_0", "int", "default", (), "1"),
+     SmallField("ctx.number_1", "number", "default", (), "2.5")], ["ACT_0"])
+"""R1 and R3 overlap only where the number is above 5 (`int_0 = 5, ctx.number_1 = 6`): the
+enumeration's numbers once stopped at 5.0, and the law took the analysis' true SL404 for a
+false one."""
+
+
 @LAWS
 @given(small_policies())
+@example(BEYOND_THE_INTS)
 def test_findings_equal_brute_force_enumeration(policy: SmallPolicy) -> None:
     result = _compile(policy.source)
     assert not [d for d in result.diagnostics if d.code == "SL406"]
