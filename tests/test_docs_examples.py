@@ -28,10 +28,8 @@ import json
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,3 +160,206 @@ def test_a_documented_command_prints_what_the_page_shows(
     code, printed = run_cli(capsys, *shlex.split(command.line)[1:])
     assert code == command.exit_code, printed
     assert_lines(command.output, printed)
+
+
+# ------------------------------------------------------------------------------- programs
+
+@dataclass
+class Program:
+    page: str
+    index: int
+    code: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}#{self.index}"
+
+    def expected_output(self) -> str | None:
+        """The `# ` comment lines right after the program's last `print(...)` line."""
+        lines = self.code.splitlines()
+        printing = [number for number, line in enumerate(lines) if line.startswith("print(")]
+        if not printing:
+            return None
+        shown = []
+        for line in lines[printing[-1] + 1:]:
+            if not line.startswith("# "):
+                break
+            shown.append(line[2:] + "\n")
+        return "".join(shown) if shown else None
+
+
+def unbound_names(code: str) -> set[str]:
+    """The names a block reads that it neither imports, assigns nor defines (nor builtins)."""
+    tree = ast.parse(code)
+    bound = set(dir(builtins))
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return read - bound
+
+
+def programs() -> list[Program]:
+    """The complete programs of the pages (blocks that need names from elsewhere are fragments,
+    checked by the known-answer tests below)."""
+    return [Program(page_name(page), index, text)
+            for page in PAGES if page.name not in REPLAYED_ELSEWHERE
+            for index, (language, text, _) in enumerate(fences(page))
+            if language == "python" and not unbound_names(text)]
+
+
+PROGRAMS = programs()
+
+
+@pytest.fixture(scope="module")
+def sentra_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the Sentra-compatible policy compiled, as `sentra.json` (README's quick
+    start) and `policy.json` (docs/runtime.md's name for a compiled table)."""
+    folder = tmp_path_factory.mktemp("programs")
+    loaded = load_policy_file(ROOT / "policies" / "sentra.sentra")
+    assert loaded.table is not None, loaded.problems
+    for name in ("sentra.json", "policy.json"):
+        (folder / name).write_text(json.dumps(loaded.table), "utf-8")
+    return folder
+
+
+def test_the_programs_are_found() -> None:
+    assert {program.page for program in PROGRAMS} >= {"README.md", "runtime/README.md",
+                                                      "docs/runtime.md"}
+    assert any(program.expected_output() for program in PROGRAMS)
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda program: program.id)
+def test_a_documented_program_runs_and_prints_what_the_page_shows(
+        program: Program, sentra_folder: Path, tmp_path: Path) -> None:
+    for name in ("sentra.json", "policy.json"):
+        shutil.copy(sentra_folder / name, tmp_path / name)
+    ran = subprocess.run([sys.executable, "-c", program.code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    expected = program.expected_output()
+    if expected is not None:
+        assert ran.stdout == expected
+
+
+# ----------------------------------------------------- docs/runtime.md: fragments and output
+
+RUNTIME = ROOT / "docs" / "runtime.md"
+SHOP = '''policy shop version "1" {
+  risk_threshold 100
+  strikes 3
+}
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+input {
+  amount: number = 0
+}
+action ISSUE_REFUND {
+  when amount > 500 review risk 30 as REVIEW_LARGE "Refund of {amount} needs a human." expires 2h
+  allow as X limit 5 per 1h "Refund allowed."
+}
+'''
+
+
+def fragment(page: Path, first_line: str) -> str:
+    (text,) = [text for language, text, _ in fences(page)
+               if language == "python" and text.startswith(first_line)]
+    return text
+
+
+def replay(code: str, namespace: dict[str, Any]) -> dict[int, Any]:
+    """Run a fragment statement by statement, as written; the value of each expression
+    statement by its line in the fragment (1-based)."""
+    values = {}
+    for statement in ast.parse(code).body:
+        if isinstance(statement, ast.Expr):
+            values[statement.lineno] = eval(compile(ast.Expression(statement.value), "<docs>",
+                                                    "eval"), namespace)
+        else:
+            exec(compile(ast.Module([statement], []), "<docs>", "exec"), namespace)
+    return values
+
+
+def shop_engine() -> Any:
+    from sentra_runtime import Engine
+
+    from sentra_lang.compiler import compile_source
+
+    compilation = compile_source(SHOP, "shop.sentra")
+    assert compilation.table is not None, compilation.diagnostics
+    return Engine(compilation.table.model_dump(mode="json"))
+
+
+def test_the_review_fragment_answers_as_its_comments_say() -> None:
+    engine = shop_engine()
+    other = engine.evaluate("agent-8", "ISSUE_REFUND", {"amount": 900}).ticket
+    namespace = {"engine": engine, "other_ticket": other}
+    values = replay(fragment(RUNTIME, 'decision = engine.evaluate("agent-7", "ISSUE_REFUND"'),
+                    namespace)
+    label, ticket = values[2]
+    assert label == "Review Required" and re.fullmatch(r"rv_[\w-]{22}", ticket)
+    assert [t.ticket for t in values[3]] == [other, ticket]          # oldest first
+    assert values[4].status == "pending" and values[4].ticket == ticket
+    assert values[5] == ("pending", None)
+    assert values[6].label == "Allowed" and values[7].label == "Blocked"
+    status, decision = engine.verdict(ticket)
+    assert (status, decision.rule_id) == ("approved", "REVIEW_LARGE")
+
+
+def test_the_reset_and_state_fragment_answers_as_its_comments_say() -> None:
+    from sentra_runtime import AgentState
+
+    engine = shop_engine()
+    engine.evaluate("agent-8", "ISSUE_REFUND", {"amount": 1})
+    code = fragment(RUNTIME, 'engine.reset("agent-7", operator="alice")')
+    lines = code.splitlines()
+    limits_line = next(n for n, line in enumerate(lines, 1) if line.startswith("engine.limits"))
+    before = "\n".join(lines[:limits_line - 1])
+    after = "\n".join([""] * (limits_line - 1) + lines[limits_line - 1:])
+    values = replay(before, {"engine": engine})
+    assert values[1] == ["agent-7"] and values[2] == ["agent-7", "agent-8"]
+    assert values[2].seq > values[1].seq > 0
+    assert values[3] == AgentState(0, 0, "active")
+    for _ in range(2):
+        assert engine.evaluate("agent-7", "ISSUE_REFUND", {"amount": 1}).rule_id == "X"
+    values = replay(after, {"engine": engine})
+    assert values[limits_line] == [{"limit": "5 per 1h", "for": "`X`", "count": 2}]
+    assert values[limits_line + 2] == ("trusted", "trusted")
+    assert values[limits_line + 3] == ["agent-7", "agent-8"]
+
+
+def test_the_guard_fragment_evaluates_before_the_body(sentra_folder: Path) -> None:
+    from sentra_runtime import ActionDenied, Engine
+
+    code = fragment(RUNTIME, '@engine.guard("agent-7", "EXPORT_DATA"')
+    engine = Engine(str(sentra_folder / "policy.json"))
+    replay(code, {"engine": engine})       # allowed: the body (`...`) ran
+    spent = Engine(str(sentra_folder / "policy.json"))
+    for _ in range(2):                      # DELETE_RECORD adds 30: the agent is at 60/100
+        spent.evaluate("agent-7", "DELETE_RECORD", {})
+    with pytest.raises(ActionDenied) as denied:
+        replay(code.replace('"internal"', '"sensitive"'), {"engine": spent})
+    assert denied.value.decision.rule_id == "RISK_THRESHOLD_EXCEEDED"
+
+
+def test_the_explanation_is_the_runtime_s(sentra_folder: Path) -> None:
+    """docs/runtime.md, "Explanation": the Sentra policy, an agent at 40/100 exporting
+    sensitive data outside; `explain --state 40,0` prints the same lines."""
+    from sentra_runtime import Decider
+
+    (shown,) = [text for language, text, before in fences(RUNTIME) if language == "text"
+                and text.startswith("agent `agent`: action `EXPORT_DATA`")]
+    fields = {"destination_type": "external", "data_classification": "sensitive"}
+    decision, _ = Decider(str(sentra_folder / "policy.json")).decide(
+        "EXPORT_DATA", fields, (40, 0, False), agent_id="agent")
+    assert str(decision.explanation) + "\n" == shown
