@@ -290,14 +290,19 @@ def replay(code: str, namespace: dict[str, Any]) -> dict[int, Any]:
     return values
 
 
+def compiled(source: str) -> dict[str, Any]:
+    """The decision table of a policy text, as the runtime reads it."""
+    from sentra_lang.compiler import compile_source
+
+    compilation = compile_source(source, "policy.sentra")
+    assert compilation.table is not None, compilation.diagnostics
+    return compilation.table.model_dump(mode="json")
+
+
 def shop_engine() -> Any:
     from sentra_runtime import Engine
 
-    from sentra_lang.compiler import compile_source
-
-    compilation = compile_source(SHOP, "shop.sentra")
-    assert compilation.table is not None, compilation.diagnostics
-    return Engine(compilation.table.model_dump(mode="json"))
+    return Engine(compiled(SHOP))
 
 
 def test_the_review_fragment_answers_as_its_comments_say() -> None:
@@ -363,3 +368,100 @@ def test_the_explanation_is_the_runtime_s(sentra_folder: Path) -> None:
     decision, _ = Decider(str(sentra_folder / "policy.json")).decide(
         "EXPORT_DATA", fields, (40, 0, False), agent_id="agent")
     assert str(decision.explanation) + "\n" == shown
+
+
+# ------------------------------------------------------------------ docs/cli.md: exit codes
+
+CLI = ROOT / "docs" / "cli.md"
+PAY = '''policy pay version "1" {
+  risk_threshold 100
+  strikes 3
+}
+input {
+  amount: number
+}
+action PAY {
+  when amount > 100 block risk 10 as LARGE "Too large."
+  allow as SMALL "Small."
+}
+'''
+
+
+def documented_exit_codes() -> set[int]:
+    section = CLI.read_text("utf-8").split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    return {int(code) for code in re.findall(r"^\| (\d+) \|", section, re.M)}
+
+
+def write(folder: Path, name: str, text: str) -> str:
+    (folder / name).write_text(text, "utf-8")
+    return name
+
+
+def tampered_export(folder: Path) -> str:
+    """An audit export with one decision record edited after it was sealed."""
+    from sentra_runtime import Engine
+
+    engine = Engine(compiled(PAY))
+    engine.evaluate("a", "PAY", {"amount": 5})
+    with (folder / "audit.jsonl").open("w", encoding="utf-8") as export:
+        engine.export_audit(export)
+    lines = (folder / "audit.jsonl").read_text("utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].replace('"amount":5', '"amount":6')
+    (folder / "audit.jsonl").write_text("".join(lines), "utf-8")
+    return "audit.jsonl"
+
+
+def exit_cases(folder: Path) -> dict[int, list[tuple[list[str], str]]]:
+    """Per documented code, commands that must exit with it and a text their output holds."""
+    pay = write(folder, "pay.sentra", PAY)
+    changed = write(folder, "changed.sentra", PAY.replace("amount > 100", "amount > 50"))
+    broken = write(folder, "broken.sentra", PAY.replace("amount > 100", "amont > 100"))
+    uneven = write(folder, "uneven.sentra", PAY.replace("  strikes 3", "strikes   3"))
+    refunds = str(ROOT / "policies" / "refunds.sentra")
+    suite = write(folder, "pay.sentra-test", 'suite "pay" for "pay.sentra"\nscenario "s" {\n'
+                  '  agent "a" PAY { amount: 500 } -> allowed\n}\n')
+    (folder / "empty").mkdir()
+    return {
+        0: [(["check", refunds], "1 warning"), (["diff", pay, pay], "")],
+        1: [(["check", broken], "error[SL101]"), (["check", "--strict", refunds], "1 warning"),
+            (["test", suite], "1 failed"), (["audit", "verify", tampered_export(folder)],
+                                            "tampered at seq 2"),
+            (["fmt", "--check", uneven], uneven),
+            (["diff", "--fail-on-change", pay, changed], "changed region"),
+            (["diff", "--equivalent", pay, changed], "not equivalent")],
+        2: [(["check", "--no-such-option", pay], "unrecognized arguments: --no-such-option"),
+            (["check", "missing.sentra"], "error: no such file or folder: missing.sentra"),
+            (["docs", pay, "-o", "site", "--coverage", pay], "sentra-lang docs: error:"),
+            (["diff", broken, pay], "error[SL101]")],
+        5: [(["test", "empty"], "no tests ran")],
+    }
+
+
+def test_every_documented_exit_code_is_provoked_here() -> None:
+    assert documented_exit_codes() == {0, 1, 2, 5, 130, 141}
+    # 141 (a closed pipe) is tests/cli/test_cli_edges.py's; 130 is the test below
+
+
+def test_each_documented_exit_code_is_what_the_cli_exits_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    for expected, cases in exit_cases(tmp_path).items():
+        for arguments, shown in cases:
+            code, printed = run_cli(capsys, *arguments)
+            assert (code, shown in printed) == (expected, True), (arguments, printed)
+
+
+def test_an_interrupted_command_exits_130_quietly(tmp_path: Path) -> None:
+    """Ctrl-C while `fmt -` waits for its standard input: 130, and no traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "sentra_lang", "fmt", "-"], cwd=tmp_path,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)                      # the interpreter has started and reads stdin
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, "Traceback" in err) == (130, "", False)
