@@ -465,3 +465,39 @@ def test_an_interrupted_command_exits_130_quietly(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out, "Traceback" in err) == (130, "", False)
+
+
+# ---------------------------------------------------------------- excerpts of real outputs
+
+def part_of(shown: Any, real: Any) -> bool:
+    """Whether a documented excerpt is part of a real value: an object has the real object's
+    keys and each value part of the real one, a list's items are part of real items in the
+    same order (some may be left out), a string with `...` stands for any text there, and
+    anything else is equal."""
+    if isinstance(shown, dict):
+        return isinstance(real, dict) and shown.keys() == real.keys() and all(
+            part_of(value, real[key]) for key, value in shown.items())
+    if isinstance(shown, list):
+        if not isinstance(real, list):
+            return False
+        items = iter(real)
+        return all(any(part_of(item, candidate) for candidate in items) for item in shown)
+    if isinstance(shown, str) and ELLIPSIS in shown:
+        pattern = ".*".join(re.escape(piece) for piece in shown.split(ELLIPSIS))
+        return isinstance(real, str) and re.fullmatch(pattern, real, re.S) is not None
+    return type(shown) is type(real) and bool(shown == real)
+
+
+def test_part_of_is_strict_where_it_should_be() -> None:
+    assert part_of({"a": [1, 3], "b": "x...z"}, {"a": [1, 2, 3], "b": "xyz"})
+    assert not part_of({"a": [3, 1]}, {"a": [1, 3]})
+    assert not part_of({"a": 1}, {"a": 1, "b": 2})
+    assert not part_of({"a": 1}, {"a": 1.0}) and not part_of({"a": "x..."}, {"a": "y"})
+
+
+def test_the_table_excerpt_is_part_of_the_compiled_sentra_table(sentra_folder: Path) -> None:
+    """docs/table.md, "Shape": an excerpt of `policies/sentra.sentra` compiled."""
+    (shown,) = [json.loads(text) for language, text, _ in fences(ROOT / "docs" / "table.md")
+                if language == "json" and '"schema_version"' in text]
+    real = json.loads((sentra_folder / "policy.json").read_text("utf-8"))
+    assert part_of(shown, real), json.dumps(real, indent=1)[:4000]
