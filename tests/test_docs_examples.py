@@ -501,3 +501,97 @@ def test_the_table_excerpt_is_part_of_the_compiled_sentra_table(sentra_folder: P
                 if language == "json" and '"schema_version"' in text]
     real = json.loads((sentra_folder / "policy.json").read_text("utf-8"))
     assert part_of(shown, real), json.dumps(real, indent=1)[:4000]
+
+
+TESTING = ROOT / "docs" / "testing.md"
+FAILING_SUITE = '''suite "fail" for "pay.sentra"
+scenario "wrong expectation" {
+  agent "a" PAY { amount: 60 } -> allowed
+  agent "a" PAY { amount: 60 } -> allowed rule RISKY_PAY cumulative 100
+}
+'''
+RISKY_PAY = '''policy pay version "1" {
+  risk_threshold 100
+  strikes 2
+}
+input {
+  amount: number
+}
+action PAY {
+  when amount > 10 allow risk 60 as RISKY_PAY "Risky."
+}
+'''
+BY_USER = ("rules",)           # objects keyed by rule ids, not by the report's own names
+OPAQUE = ("decision", "diagnostics")   # documented as "Decision.to_dict()" and "as check's"
+
+
+def report_excerpt() -> str:
+    (shown,) = [text for language, text, _ in fences(TESTING)
+                if language == "json" and '"schema_version"' in text]
+    return shown
+
+
+def report_keys(value: Any, into: set[str]) -> set[str]:
+    """The names a report uses for its own keys (not rule ids, not opaque parts)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            into.add(key)
+            if key in BY_USER and isinstance(item, dict):
+                for rule in item.values():
+                    report_keys(rule, into)
+            elif key not in OPAQUE:
+                report_keys(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            report_keys(item, into)
+    return into
+
+
+def json_report(capsys: pytest.CaptureFixture[str], *paths: str) -> dict[str, Any]:
+    code, printed = run_cli(capsys, "test", *paths, "--json", "report.json")
+    assert code in (0, 1), printed
+    report: dict[str, Any] = json.loads(Path("report.json").read_text("utf-8"))
+    return report
+
+
+def test_the_report_excerpt_names_every_key_of_the_report_and_no_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pay.sentra", RISKY_PAY)
+    write(tmp_path, "fail.sentra-test", FAILING_SUITE)
+    diagnostics = r'\{"code": "SL\d+", "\.\.\.": "as sentra-lang check --format json"\}'
+    shown = set(re.findall(r'"(\w+)":', re.sub(diagnostics, "", report_excerpt()))) - {"RULE_ID"}
+    real = report_keys(json_report(capsys, "policies", "fail.sentra-test"), set())
+    assert (sorted(real - shown), sorted(shown - real)) == ([], [])
+
+
+def test_the_report_excerpt_shows_the_numbers_of_the_sentra_suite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    report = json_report(capsys, "policies/sentra.sentra-test")
+    real = {**report["summary"], **report["coverage"]["policies"][0]}
+    shown: dict[str, Any] = {}
+    for key, value in re.findall(r'"(\w+)": (\d+(?:\.\d+)?)[,\s}]', report_excerpt()):
+        shown.setdefault(key, json.loads(value))     # the first: the summary's, the policy's
+    numbers = {"collected", "selected", "deselected", "ran", "passed", "failed", "errors",
+               "steps", "rules_total", "rules_covered", "rows_total", "rows_covered",
+               "conditions_total", "conditions_covered"}
+    assert numbers <= shown.keys()
+    assert {key: shown[key] for key in numbers} == {key: real[key] for key in numbers}
+
+
+def test_the_failure_report_is_the_runner_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/testing.md, "The runner": a step expecting `allowed` where the threshold blocks."""
+    (shown,) = [text for language, text, _ in fences(TESTING) if text.startswith("FAILED ")]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    write(tmp_path, "pay.sentra", RISKY_PAY)
+    write(tmp_path, "fail.sentra-test", FAILING_SUITE)
+    code, printed = run_cli(capsys, "test", "fail.sentra-test")
+    assert code == 1
+    assert_lines(shown + ELLIPSIS + "\n", printed)     # the coverage and summary lines follow
