@@ -595,3 +595,38 @@ def test_the_failure_report_is_the_runner_s(tmp_path: Path, monkeypatch: pytest.
     code, printed = run_cli(capsys, "test", "fail.sentra-test")
     assert code == 1
     assert_lines(shown + ELLIPSIS + "\n", printed)     # the coverage and summary lines follow
+
+
+# ---------------------------------------------------------------- messages the pages quote
+
+def test_the_diagnostics_page_opens_with_what_check_prints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/diagnostics.md: `amont` on line 12, column 8 of `policy.sentra`."""
+    (shown,) = [text for language, text, _ in fences(ROOT / "docs" / "diagnostics.md")
+                if language == "text"]
+    policy = ('policy p version "1" {}\ninput {\n  amount: number\n}\n' + "\n" * 6
+              + "action A {\n  when amont > 3 allow as X\n  when amount > 3 allow as Y\n}\n"
+              + "otherwise allow as OTHER\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, printed = run_cli(capsys, "check", write(tmp_path, "policy.sentra", policy))
+    assert code == 1
+    assert_lines(shown + "\n" + ELLIPSIS + "\n", printed)
+
+
+def test_the_undeclared_field_reason_is_the_runtime_s() -> None:
+    """docs/language.md, "Undeclared fields": the reason of a misspelt `context` key."""
+    from sentra_runtime import Engine
+
+    language = (ROOT / "docs" / "language.md").read_text("utf-8")
+    section = language.split("### Undeclared fields", 1)[1]
+    (shown,) = [text for name, text, _ in fences(ROOT / "docs" / "language.md")
+                if name == "text" and text in section and "not declared" in text]
+    engine = Engine(compiled('policy p version "1" {}\ninput {\n  context.account_flag: string?\n'
+                             '}\nact' 'ion PAY {\n  when context.account_flag == "fraud" block as '
+                             'FRAUD "Flagged."\n  allow as OK "Paid."\n}\n'))
+    decision = engine.evaluate("a", "PAY", {"context": {"acount_flag": "fraud"}})
+    assert (decision.label, decision.rule_id, decision.threat) == (
+        "Blocked", "UNDECLARED_FIELD", "Invalid Input")
+    assert decision.reason + "\n" == shown
