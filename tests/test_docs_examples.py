@@ -630,3 +630,53 @@ def test_the_undeclared_field_reason_is_the_runtime_s() -> None:
     assert (decision.label, decision.rule_id, decision.threat) == (
         "Blocked", "UNDECLARED_FIELD", "Invalid Input")
     assert decision.reason + "\n" == shown
+
+
+# ------------------------------------------------------------------- docs/diff.md's session
+
+PAY_BEFORE = '''policy pay version "1" {
+  risk_threshold 100
+  strikes 3
+}
+
+input {
+  amount: number
+  kind: string = "card"
+}
+
+action PAY {
+  when amount > 100 allow risk 10 as MEDIUM "Medium payment."
+  allow as SMALL "Small payment."
+}
+
+otherwise block as UNKNOWN "Unknown action."
+'''
+PAY_AFTER = PAY_BEFORE.replace('version "1"', 'version "2"').replace(
+    "strikes 3", "strikes 2").replace(
+    "action PAY {\n", 'action PAY {\n  when kind == "crypto" block as CRYPTO "No crypto payments."\n'
+).replace("allow as SMALL", "allow risk 5 as SMALL").replace(
+    "otherwise", 'action EXPORT {\n  block as NO_EXPORT "No exports."\n}\n\notherwise')
+
+
+def test_the_diff_session_is_what_diff_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/diff.md's first example, on a change worked out to match it: `main` holds version
+    1 of `policies/pay.sentra`, the working copy version 2 (strikes 3 -> 2, a `CRYPTO` rule at
+    line 12, `SMALL` now risk 5, an `EXPORT` block)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is needed for a `main:` revision")
+    (text,) = [text for language, text, _ in fences(ROOT / "docs" / "diff.md")
+               if text.startswith("$ sentra-lang diff main:")]
+    ((command, shown, exit_code),) = parse_session(text)
+    (tmp_path / "policies").mkdir()
+    write(tmp_path, "policies/pay.sentra", PAY_BEFORE)
+    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.org"]
+    for step in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "pay 1"]):
+        subprocess.run([*git, *step], cwd=tmp_path, check=True, capture_output=True)
+    write(tmp_path, "policies/pay.sentra", PAY_AFTER)
+    assert PAY_AFTER.splitlines()[11].strip().startswith('when kind == "crypto"')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, printed = run_cli(capsys, *shlex.split(command)[1:])
+    assert code == exit_code
+    assert_lines(shown, printed)
