@@ -680,3 +680,27 @@ def test_the_diff_session_is_what_diff_prints(tmp_path: Path, monkeypatch: pytes
     code, printed = run_cli(capsys, *shlex.split(command)[1:])
     assert code == exit_code
     assert_lines(shown, printed)
+
+
+# ------------------------------------------------------------- docs/server.md: an answer
+
+@pytest.mark.slow
+def test_a_damaged_ticket_is_answered_as_the_page_shows(tmp_path: Path) -> None:
+    """docs/server.md, "A damaged review ticket": the exact 503 body, from a real server whose
+    SQLite store had a ticket's body overwritten with a JSON array."""
+    pytest.importorskip("fastapi")
+    from tests.server.conftest import TOKEN, Server
+    from tests.server.test_damaged_ticket import damaged
+    from tests.server.test_review import POLICY
+
+    (shown,) = [json.loads(text) for language, text, _ in fences(ROOT / "docs" / "server.md")
+                if language == "json" and "review ticket cannot be read" in text]
+    policy = tmp_path / "refunds.sentra"
+    policy.write_text(POLICY, "utf-8")
+    server = Server(policy, tmp_path / "sentra.db", TOKEN)
+    try:
+        ticket = damaged(server, "[]")
+        answer = server.get(f"/v1/reviews/{ticket}", token=TOKEN)
+        assert (answer.status, answer.json()) == (503, shown)
+    finally:
+        server.stop()
