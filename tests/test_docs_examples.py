@@ -22,6 +22,7 @@ tests/language/test_docs_examples.py and docs/diagnostics.md's examples by its g
 
 from __future__ import annotations
 
+import argparse
 import ast
 import builtins
 import json
@@ -37,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from sentra_lang.cli import main
+from sentra_lang.cli import build_parser, main
 from sentra_lang.policy_file import load_policy_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -704,3 +705,85 @@ def test_a_damaged_ticket_is_answered_as_the_page_shows(tmp_path: Path) -> None:
         assert (answer.status, answer.json()) == (503, shown)
     finally:
         server.stop()
+
+
+# --------------------------------------------------------- command lines the pages write
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:   # argparse offers no public walk of subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+PARSER = build_parser()
+
+
+def written_command_lines() -> list[tuple[str, str]]:
+    """(page, text) of every `sentra-lang ...` the pages write: in code spans, and as lines of
+    shell blocks and synopses (continuation lines joined)."""
+    found = []
+    for page in PAGES:
+        text = page.read_text("utf-8")
+        found += [(page_name(page), span) for span in re.findall(r"`(sentra-lang [^`]+)`", text)]
+        for language, block, _ in fences(page):
+            if language in ("sentra", "json", "python"):
+                continue
+            joined = re.sub(r"\\\n\s*|\n\s+(?=\[)", " ", block)
+            found += [(page_name(page), line.removeprefix("$ ")) for line in joined.splitlines()
+                      if line.startswith(("sentra-lang ", "$ sentra-lang "))]
+    return found
+
+
+def unknown_options(line: str) -> list[str]:
+    """The options a command line names that its command does not take (none after `--`)."""
+    words = line.split()
+    commands = subcommands(PARSER)
+    if words[1] not in commands:    # `--version`, an error line (`serve:`), a placeholder
+        return [] if words[1] in ("--version", "COMMAND") or words[1].endswith(":") else [
+            words[1]]
+    parser = commands[words[1]]
+    nested = subcommands(parser)
+    if len(words) > 2 and words[2] in nested:
+        parser = nested[words[2]]
+    accepted = {option for action in parser._actions for option in action.option_strings}
+    named = []
+    for word in words[2:]:
+        if word == "--":
+            break
+        named += re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", word)
+    return [option for option in named if option not in accepted]
+
+
+def test_the_command_lines_are_found() -> None:
+    lines = [line for _, line in written_command_lines()]
+    assert len(lines) > 60
+    assert any(line.startswith("sentra-lang serve POLICY [--db") for line in lines)
+    assert unknown_options("sentra-lang check --strictly p.sentra") == ["--strictly"]
+    assert unknown_options("sentra-lang review approve T --operator a") == []
+    assert unknown_options("sentra-lang mcp-proxy p -- npx -y server") == []
+
+
+def test_every_option_a_page_writes_is_one_its_command_takes() -> None:
+    wrong = [(page, line, unknown) for page, line in written_command_lines()
+             if (unknown := unknown_options(line))]
+    assert not wrong
+
+
+def test_the_quick_start_commands_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """README's and getting-started's first command, past its install: check every policy of
+    `policies/` and compile the Sentra one (each exits 0, and the table is written)."""
+    (first,) = {text.splitlines()[0] for page in (ROOT / "README.md",
+                                                   ROOT / "docs" / "getting-started.md")
+                for language, text, _ in fences(page)
+                if language == "bash" and text.startswith("python3 -m pip install ./runtime .")}
+    commands = [part.strip() for part in first.split("&&")][1:]
+    assert [command.split()[:2] for command in commands] == [["sentra-lang", "check"],
+                                                             ["sentra-lang", "compile"]]
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        code, printed = run_cli(capsys, *shlex.split(command)[1:])
+        assert code == 0, (command, printed)
+    assert json.loads((tmp_path / "sentra.json").read_text("utf-8"))["policy"]["name"] == "sentra"
