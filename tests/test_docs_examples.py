@@ -787,3 +787,26 @@ def test_the_quick_start_commands_succeed(tmp_path: Path, monkeypatch: pytest.Mo
         code, printed = run_cli(capsys, *shlex.split(command)[1:])
         assert code == 0, (command, printed)
     assert json.loads((tmp_path / "sentra.json").read_text("utf-8"))["policy"]["name"] == "sentra"
+
+
+# ------------------------------------------------------------ docs/testing.md: its suites
+
+def documented_suite() -> str:
+    """docs/testing.md's suite examples as one suite for the Sentra policy (a block that is not
+    a whole suite gets the suite line)."""
+    blocks = [text for language, text, _ in fences(TESTING) if language == ""
+              and text.split(maxsplit=1)[0] in ("suite", "scenario", "cases", "property")]
+    assert blocks[0].startswith('suite "sentra reference walkthroughs" for "sentra.sentra"')
+    return "".join([blocks[0], *blocks[1:]])
+
+
+def test_the_documented_suites_pass_on_the_sentra_policy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(ROOT / "policies" / "sentra.sentra", tmp_path / "sentra.sentra")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    write(tmp_path, "docs.sentra-test", documented_suite())
+    code, printed = run_cli(capsys, "test", "docs.sentra-test")
+    assert code == 0, printed
+    assert re.search(r"^6 passed, \d+ steps, properties: 3 proved", printed, re.M), printed
