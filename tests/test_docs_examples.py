@@ -12,10 +12,12 @@ Mechanical where the page allows it:
   policy, compiled), and what it prints must equal the `# ` comment lines right after its last
   `print`.
 - **Excerpts**: the table excerpt of docs/table.md is part of the real compiled table; the
-  report excerpt of docs/testing.md names the keys the real report has.
+  report excerpt of docs/testing.md names the keys the real report has, and its numbers.
+- **Command lines**: every option a page writes after `sentra-lang CMD` is one CMD takes;
+  docs/testing.md's suite examples run and pass.
 
-The rest (the explanation, the failure report, the diff, the exit codes, messages) are
-known-answer tests, one per documented claim. docs/integrations.md and docs/troubleshooting.md
+The rest (fragments of docs/runtime.md, the explanation, the failure report, the diff, the exit
+codes, quoted messages and answers) are known-answer tests, one per documented claim. docs/integrations.md and docs/troubleshooting.md
 are replayed by tests/sdk/test_docs_examples.py, the `sentra` blocks compiled by
 tests/language/test_docs_examples.py and docs/diagnostics.md's examples by its generator's test.
 """
