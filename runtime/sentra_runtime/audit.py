@@ -80,13 +80,14 @@ class VerifyResult:
         if not self.ok:
             where = "" if self.seq is None else f" at seq {self.seq}"
             return f"tampered{where}: {self.problem}"
-        parts = [f"ok: {self.records} records, hash chain intact"]
+        parts = [f"ok: {self.records} record{'' if self.records == 1 else 's'}, hash chain intact"]
         parts.append(f"ends at the {self.end}" if self.end else
                      "its end is not anchored (records deleted from the end would go unnoticed)")
         if self.anchored is not None:
             parts.append(f"holds the anchored record seq {self.anchored}")
         if self.agents is not None:
-            parts.append(f"{self.agents} agent states match the log")
+            parts.append("1 agent state matches the log" if self.agents == 1 else
+                         f"{self.agents} agent states match the log")
         return "; ".join(parts)
 
 

@@ -37,12 +37,12 @@ def test_verify_export_and_verify_the_export(capsys: pytest.CaptureFixture[str],
                                              store_target: str, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "audit", "verify", store_target)
     assert code == 0 and out.endswith("ok: 4 records, hash chain intact; ends at the stored "
-                                      "head; 1 agent states match the log\n")
+                                      "head; 1 agent state matches the log\n")
     export = tmp_path / "log.jsonl"
     code, _, err = run(capsys, "audit", "export", store_target, "-o", str(export))
     assert (code, err) == (0, f"wrote 4 records to {export}\n")
     code, out, _ = run(capsys, "audit", "verify", str(export))
-    assert code == 0 and "ends at the stored head; 1 agent states match" in out
+    assert code == 0 and "ends at the stored head; 1 agent state matches" in out
     code, stdout_export, _ = run(capsys, "audit", "export", store_target)
     assert stdout_export == export.read_text()
 
