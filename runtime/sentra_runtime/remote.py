@@ -71,11 +71,6 @@ def log_fail_closed(action: object, agent_id: object, reason: str) -> None:
     logger.warning("sentra: blocking %s of agent %r (fail closed): %s", action, agent_id, reason)
 
 
-_LONGEST_INT_BITS = 14_000
-"""Integers of at most this many bits have fewer than 4,300 digits, Python's default limit on
-writing one as text: only longer ones are tried."""
-
-
 def is_text(value: str) -> bool:
     """Whether ``value`` is Unicode text UTF-8 can carry (no lone surrogate)."""
     if value.isascii():
@@ -88,7 +83,12 @@ def is_text(value: str) -> bool:
 
 
 def _writable(value: int) -> bool:
-    """Whether Python writes ``value`` as text (``sys.get_int_max_str_digits``)."""
+    """Whether Python writes ``value`` as text (``sys.get_int_max_str_digits``, which a
+    program may have changed): an integer of at most ``3 * (limit - 1)`` bits has no more digits
+    than the limit; only longer ones are tried."""
+    limit = sys.get_int_max_str_digits()
+    if limit == 0 or value.bit_length() <= 3 * (limit - 1):
+        return True
     try:
         str(value)
     except ValueError:
@@ -111,7 +111,7 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
             raise Unsendable(f"`{path}` is not valid Unicode text (a lone surrogate)")
         return value
     if isinstance(value, int):
-        if value.bit_length() > _LONGEST_INT_BITS and not _writable(value):
+        if not _writable(value):
             raise Unsendable(f"`{path}` is an integer of more than "
                              f"{sys.get_int_max_str_digits()} digits, which Python will not "
                              "write as text")

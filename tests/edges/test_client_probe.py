@@ -485,3 +485,23 @@ def test_a_body_with_two_content_types_is_refused(refunds_server: Any,
     assert raw_request(refunds_server.port, head, body) \
         == b"HTTP/1.1 415 Unsupported Media Type"
     assert refunds_server.head(token=TOKEN) == before
+
+
+def test_an_integer_past_a_lowered_digit_limit_fails_closed_naming_the_field(
+        adversary: Callable[[Respond], Adversary]) -> None:
+    """The check of an integer's digits read Python's default limit (4,300) as fixed: in a
+    process that lowered it (`sys.set_int_max_str_digits(1000)`), an integer of 2,000 digits
+    passed the check, and `json.dumps` failed with Python's advice, naming no field."""
+    import sys
+
+    server = adversary(lambda method, path, body: json_answer({"detail": "refused"}, 422))
+    default = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(1000)
+    try:
+        with RemoteEngine(server.url, timeout=2.0) as engine:
+            decision = engine.decide("a", "FILE_READ", {"n": 10 ** 2000})
+    finally:
+        sys.set_int_max_str_digits(default)
+    assert decision.rule_id == "FAIL_CLOSED", decision.reason
+    assert "`fields.n` is an integer of more than 1000 digits" in decision.reason, decision.reason
+    assert server.requests == []
