@@ -358,8 +358,12 @@ def _request_id(line: bytes) -> types.RequestId | None:
 
 
 def _short_int(digits: str) -> int | None:
-    """An integer of JSON text, or None past what Python converts (4,300 digits)."""
-    return int(digits) if len(digits.lstrip("-")) <= 4300 else None
+    """An integer of JSON text, or None past what Python converts
+    (``sys.get_int_max_str_digits``)."""
+    try:
+        return int(digits)
+    except ValueError:
+        return None
 
 
 def _looks_like_a_tool_call(method: str) -> bool:

@@ -505,3 +505,22 @@ def test_an_integer_past_a_lowered_digit_limit_fails_closed_naming_the_field(
     assert decision.rule_id == "FAIL_CLOSED", decision.reason
     assert "`fields.n` is an integer of more than 1000 digits" in decision.reason, decision.reason
     assert server.requests == []
+
+
+def test_the_id_of_an_unreadable_request_is_found_under_a_lowered_digit_limit() -> None:
+    """The gateway's search for the id of a request it refuses passed over integers longer
+    than Python's default limit (4,300 digits) as fixed: in a process that lowered it, a
+    request holding an integer of 2,000 digits beside its id had no id, and was never
+    answered."""
+    import sys
+
+    pytest.importorskip("mcp")
+    from sentra_lang.mcp.gateway import _request_id
+
+    line = b'{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "n": ' + b"9" * 2000 + b"}"
+    default = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(1000)
+    try:
+        assert _request_id(line) == 7
+    finally:
+        sys.set_int_max_str_digits(default)
