@@ -583,28 +583,28 @@ class _SettingsProbe:
                         if r.old is not None and r.new is not None]
         self._settle(_ProbeAgent("sequence", None))
 
-    def _settle(self, agent: _ProbeAgent) -> tuple[object, ...]:
-        """Search as `agent`, with the settings each version gives it (its group's); returns
-        what the search depends on of the agent."""
+    def _settle(self, agent: _ProbeAgent) -> None:
+        """Search as `agent`, with the settings each version gives it (its group's, which
+        `groups` names: all the search depends on of the agent)."""
         self.agent = agent
         given = [policy.settings_of(agent.id, agent.assigned) for policy in self.policies]
+        self.groups = (given[0].group, given[1].group)
         self.thresholds = (given[0].risk_threshold, given[1].risk_threshold)
         self.strikes = (given[0].strikes, given[1].strikes)
         self.decays = (given[0].risk_decay, given[1].risk_decay)
-        return (self.thresholds, self.strikes, self.decays, given[0].group, given[1].group)
 
     def search(self) -> Counterexample | None:
         """The first agent (the plain `sequence` first, then one per combination of groups the
         versions put agents in, by their ids or an operator's assignment) whose sequence of
         actions the versions decide differently."""
-        seen: set[tuple[Any, ...]] = set()
+        seen: set[tuple[str, str]] = set()
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
         for agent in _probe_agents(old, new):
-            key = self._settle(agent)
-            if key in seen:
+            self._settle(agent)
+            if self.groups in seen:
                 continue
-            seen.add(key)
+            seen.add(self.groups)
             found = self._search_as_agent()
             if found is not None:
                 return found
@@ -740,8 +740,6 @@ class _SettingsProbe:
             after = engines[1].evaluate(self.agent.id, region.raw, dict(fields))
             steps.append(Step(region.raw, region.witness, before, after, wait))
             if _observed(before) != _observed(after):
-                grouped = any(policy.settings_of(self.agent.id, self.agent.assigned).group
-                              for policy in self.policies)
-                return Counterexample(steps, self.agent.id if grouped else None,
+                return Counterexample(steps, self.agent.id if any(self.groups) else None,
                                       self.agent.assigned)
         return None
