@@ -459,15 +459,30 @@ def test_each_documented_exit_code_is_what_the_cli_exits_with(
 def test_an_interrupted_command_exits_130_quietly(tmp_path: Path) -> None:
     """Ctrl-C while `fmt -` waits for its standard input: 130, and no traceback."""
     import signal
-    import time
 
     process = subprocess.Popen([sys.executable, "-m", "sentra_lang", "fmt", "-"], cwd=tmp_path,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)                      # the interpreter has started and reads stdin
+    wait_until_reading_stdin(process.pid)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out, "Traceback" in err) == (130, "", False)
+
+
+def wait_until_reading_stdin(pid: int, timeout: float = 30.0) -> None:
+    """Until the process waits in `read(0, ...)` (Linux's /proc/PID/syscall), so that a signal
+    meets the command and not the interpreter's start or its imports (which a loaded machine
+    can stretch past any fixed sleep); elsewhere a second's sleep."""
+    import time
+
+    syscall = Path(f"/proc/{pid}/syscall")
+    if not syscall.exists():
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + timeout
+    while not syscall.read_text().startswith("0 0x0 "):
+        assert time.monotonic() < deadline, "the command never read its standard input"
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- excerpts of real outputs
