@@ -32,8 +32,9 @@ class JSONTextError(ValueError):
 def loads(text: str | bytes, *, constants: bool = True) -> Any:
     """``json.loads(text)``, or :class:`JSONTextError` saying why the text cannot be read.
     With ``constants=False`` the ``NaN``, ``Infinity`` and ``-Infinity`` that ``json.loads``
-    accepts (they are not JSON) are refused too. A refusal without a position (a constant, an
-    integer of too many digits, too deep a nesting) is of a text that is JSON in its syntax."""
+    accepts (they are not JSON) are refused too. A refusal of a ``str`` without a position (a
+    constant, an integer of too many digits, too deep a nesting) is of a text that is JSON in
+    its syntax; ``bytes`` that are not UTF-8 are refused without one too."""
     try:
         return json.loads(text, parse_constant=None if constants else _refuse_constant)
     except json.JSONDecodeError as error:
