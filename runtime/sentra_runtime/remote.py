@@ -137,25 +137,30 @@ def jsonable(value: Any, path: str, depth: int = 0) -> Any:
     raise Unsendable(f"`{path}` has type {type(value).__name__}, which JSON cannot carry")
 
 
+def token_problem(token: str) -> str | None:
+    """Why ``token`` can never be sent in an HTTP header and matched as the server compares
+    it (its UTF-8 bytes), or ``None``: the one rule for the server's tokens and the clients'.
+    The reason never shows the token (messages end up in logs)."""
+    if any(ord(character) < 32 or ord(character) == 127 for character in token):
+        return "holds a line break or another control character, which no HTTP header carries"
+    if token != token.strip():
+        return "has white space at its start or end, which HTTP drops from a header"
+    if not is_text(token):
+        return "is not valid Unicode text (a lone surrogate)"
+    return None
+
+
 def checked_token(name: str, token: str | None) -> str | None:
-    """``token`` when an HTTP header can carry it as the server compares it (its UTF-8
-    bytes, with nothing HTTP would trim or refuse); else ``TypeError`` or ``ValueError`` at
-    once, naming the problem but never showing the token (messages end up in logs)."""
+    """``token`` when an HTTP header can carry it as the server compares it
+    (:func:`token_problem`); else ``TypeError`` or ``ValueError`` at once, naming the problem
+    but never showing the token."""
     if token is None:
         return None
     if not isinstance(token, str):
         raise TypeError(f"{name} must be a string or None, not {type(token).__name__}")
-    if token != token.strip(" \t"):
-        raise ValueError(f"{name} has white space at its start or end, which HTTP drops from "
-                         "a header: the server would never see this token")
-    if any(ord(character) < 32 or ord(character) == 127 for character in token):
-        raise ValueError(f"{name} holds a line break or another control character, which no "
-                         "HTTP header carries (a token read from a file: strip its final "
-                         "line break)")
-    try:
-        token.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid Unicode text (a lone surrogate)") from None
+    problem = token_problem(token)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
     return token
 
 

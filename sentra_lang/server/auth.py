@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import HTTPException, Request
+from sentra_runtime.remote import token_problem
 
 OPERATOR = "operator"
 """The operator name written to the audit log for token-authenticated resets."""
@@ -39,16 +40,9 @@ def checked_token(token: str, source: str) -> str:
     """
     if not token:
         raise TokenRefused(f"the token from {source} is empty")
-    if token != token.strip():
-        raise TokenRefused(f"the token from {source} has white space around it, so no client "
-                           "could ever send it: remove the white space")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
-        raise TokenRefused(f"the token from {source} contains control characters, which an HTTP "
-                           "header cannot carry")
-    try:
-        token.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise TokenRefused(f"the token from {source} is not valid Unicode text") from error
+    problem = token_problem(token)
+    if problem is not None:
+        raise TokenRefused(f"the token from {source} {problem}")
     return token
 
 
