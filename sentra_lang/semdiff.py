@@ -21,8 +21,8 @@ from typing import Any
 
 from sentra_runtime import Decision, Engine, MemoryStore, load_policy
 from sentra_runtime.inputs import normalize
+from sentra_runtime.policy import Policy, duration_text
 from sentra_runtime.policy import RiskDecay as AgentDecay
-from sentra_runtime.policy import duration_text
 
 from sentra_lang.agent_state import assigned_id, distinct_ids, state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
@@ -194,6 +194,8 @@ class PolicyDiff:
     """For policies that read the agent's state: an agent id per group (witnesses' `agent`)."""
     same_groups: bool = True
     """Whether both versions put every agent in the same group."""
+    policies: tuple[Policy, ...] = ()
+    """The two versions' tables as the runtime loads them (old, new)."""
 
     @property
     def changes(self) -> list[Region]:
@@ -251,7 +253,9 @@ def diff_policies(old: Compilation, new: Compilation, *,
     result = PolicyDiff(old, new)
     result.settings = _settings(old.table, new.table)
     result.inputs = _inputs(old.table, new.table)
-    engines = (Engine(old.table.model_dump(mode="json")), Engine(new.table.model_dump(mode="json")))
+    result.policies = (load_policy(old.table.model_dump(mode="json")),
+                       load_policy(new.table.model_dump(mode="json")))
+    engines = (Engine(result.policies[0]), Engine(result.policies[1]))
     result.same_groups = _membership(old.table) == _membership(new.table)
     # one `agent.group` dimension for both (actions reading it are skipped when it differs)
     views = (state_view(exact_view(old.table), new.table.groups),
@@ -575,10 +579,7 @@ class _SettingsProbe:
 
     def __init__(self, diff: PolicyDiff) -> None:
         self.diff = diff
-        old, new = diff.old.table, diff.new.table
-        assert old is not None and new is not None
-        self.policies = (load_policy(old.model_dump(mode="json")),
-                         load_policy(new.model_dump(mode="json")))
+        self.policies = diff.policies
         self.regions = [r for a in diff.actions for r in a.regions
                         if r.old is not None and r.new is not None]
         self._settle(_ProbeAgent("sequence", None))
