@@ -1,0 +1,202 @@
+"""An adversarial probe of what the server shows a human (docs/server.md, "The dashboard" and
+"Security headers"; docs/threat-model.md): agents are untrusted, and their ids, action types
+and field values (which reasons interpolate) reach an operator's screen and the files an
+operator opens. Each test here failed before the fix it names, or pins a defence that held.
+
+The browser tests drive Debian's Chromium (tests/playwright_fixtures.py) against one server per
+module, seeded with hostile text before the page loads (the server-rendered first paint) and
+again while it is open (the live stream)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.playwright_fixtures import Pages
+from tests.server.conftest import TOKEN, Server, http_request, raw_request
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+POLICY = '''policy probe version "1" {
+  risk_threshold 100
+  strikes 3
+}
+input {
+  amount: number?
+  note: string?
+}
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+  limit 50 per 1h
+}
+action ISSUE_REFUND {
+  when amount > 500 review risk 60 as REVIEW_LARGE "{agent_id} asks {action} of {amount}: {note}."
+  allow risk 10 as SMALL "Small refund by {agent_id}: {note}."
+}
+otherwise block risk 10 as OTHER "{action} by {agent_id} is not covered: {note}."
+'''
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module, on a policy with reviews, groups, limits and reasons that
+    interpolate everything an agent sends."""
+    folder = tmp_path_factory.mktemp("web-probe")
+    policy = folder / "probe.sentra"
+    policy.write_text(POLICY, "utf-8")
+    running = Server(policy, folder / "sentra.db", TOKEN)
+    yield running
+    running.stop()
+
+
+def decide(server: Server, agent: str, action: str, **fields: object) -> None:
+    answer = server.post("/v1/decide", {"agent_id": agent, "action": action, "fields": fields},
+                         token=TOKEN)
+    assert answer.status == 200, answer.text
+
+
+# ---------------------------------------------------------------------------- headers
+
+DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                 "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+                 "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def assert_guarded(headers: dict[str, str], csp: str, *, cached: bool = False) -> None:
+    """The security headers of docs/server.md ("Security headers")."""
+    assert headers.get("x-content-type-options") == "nosniff", headers
+    assert headers.get("x-frame-options") == "DENY", headers
+    assert headers.get("referrer-policy") == "no-referrer", headers
+    assert headers.get("content-security-policy") == csp, headers
+    if not cached:
+        assert "no-store" in headers.get("cache-control", "") or \
+            headers.get("content-type", "").startswith("text/event-stream"), headers
+
+
+def test_every_answer_carries_the_security_headers(probed: Server) -> None:
+    """Before: no answer had any of them, so the dashboard could be framed (its approve, deny
+    and reset buttons clickjacked), answers sniffed, and operator data cached on disk."""
+    data = "default-src 'none'; frame-ancestors 'none'"
+    decide(probed, "header-agent", "ISSUE_REFUND", amount=5)
+    assert_guarded(probed.get("/dashboard").headers, DASHBOARD_CSP)
+    for path in ("/v1/events", "/v1/agents", "/v1/impact?format=csv", "/v1/dashboard/snapshot",
+                 "/v1/reviews?status=pending", "/health", "/events", "/metrics", "/nowhere",
+                 "/v1/impact?format=xml"):
+        assert_guarded(probed.get(path, token=TOKEN).headers, data)
+    # the lean decision path, an operator action, and the edge's own refusals
+    lean = probed.post("/agent-action", {"agent_id": "header-agent", "action_type": "X"})
+    assert lean.status == 200
+    assert_guarded(lean.headers, data)
+    assert_guarded(probed.post("/v1/agents/header-agent/reset", token=TOKEN).headers, data)
+    assert_guarded(probed.post("/v1/reset").headers, data)            # 401/403
+    refused = raw_request(probed.port, http_request(
+        "POST", "/v1/reset", probed.port, body=b"a=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    assert refused.status == 415
+    assert_guarded(refused.headers, data)
+    foreign = raw_request(probed.port, b"GET /v1/agents HTTP/1.1\r\nHost: evil.example\r\n"
+                                       b"Connection: close\r\n\r\n")
+    assert foreign.status == 400
+    assert_guarded(foreign.headers, data)
+    # static assets may be cached (they change only with the package); the stream keeps its own
+    script = probed.get("/static/dashboard.js")
+    assert_guarded(script.headers, data, cached=True)
+    assert "no-store" not in script.headers.get("cache-control", "")
+    # FastAPI's /docs loads Swagger UI from a CDN: only framing is refused there
+    assert_guarded(probed.get("/docs").headers, "frame-ancestors 'none'")
+
+
+# ------------------------------------------------------------------ framing and the policy
+
+OWNED = "window.__owned"
+"""Every payload that runs sets this."""
+MARKUP = ['</script><script>window.__owned="script"</script>',
+          '<img src=x onerror="window.__owned=\'img\'">',
+          '<svg onload="window.__owned=\'svg\'"><circle r=9 /></svg>',
+          '"\' onmouseover="window.__owned=\'attr\'" x="',
+          'javascript:window.__owned="url"',
+          '${window.__owned="template"}{{7*7}}']
+"""Text that is markup or code somewhere: each must be shown exactly as it was sent."""
+BIDI = "\u202eevil\u202c"
+"""Shown as itself, this reads `live`: the override reverses `evil`."""
+HIDDEN = {BIDI: "U+202EevilU+202C", "ad\u200bmin": "adU+200Bmin",
+          "line\nbreak\x00": "lineU+000AbreakU+0000", "tag\U000e0041s": "tagU+E0041s"}
+"""Text with control or format characters, and how the page must show it."""
+LONG = "L" * 3000
+PAYLOADS = [*MARKUP, *HIDDEN, LONG]
+ATTRIBUTES_THAT_RUN = """() => [...document.querySelectorAll('*')].flatMap((e) =>
+    [...e.attributes].filter((a) => a.name.startsWith('on') || a.value.trim().toLowerCase()
+      .startsWith('javascript:')).map((a) => e.tagName + ' ' + a.name))"""
+SHOWN = {**{text: text for text in MARKUP}, **HIDDEN, LONG: LONG}
+"""What each payload's cell must read (textContent)."""
+
+
+class EvilSite:
+    """Another origin on loopback (``localhost`` and a port of its own, where the server is
+    ``127.0.0.1``): a page an operator opens, serving the HTML of ``pages`` by path."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, str] = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                body = site.pages.get(self.path, "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://localhost:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+
+@pytest.fixture(scope="module")
+def evil_site() -> Iterator[EvilSite]:
+    site = EvilSite()
+    yield site
+    site.httpd.shutdown()
+
+
+def live(page: Page) -> None:
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
+                           timeout=15_000)
+
+
+@pytest.mark.slow
+def test_the_dashboard_cannot_be_framed_and_its_policy_is_enforced(
+        probed: Server, pages: Pages, evil_site: EvilSite) -> None:
+    """A page of another origin that frames the dashboard gets an empty frame (clickjacking);
+    and markup that reached the page anyway could not run: the policy refuses inline handlers
+    (before, the dashboard had no policy and could be framed)."""
+    evil_site.pages["/frame.html"] = f'<iframe id="target" src="{probed.url}/dashboard"></iframe>'
+    page = pages.open()
+    with page.expect_response(f"{probed.url}/dashboard") as framed:
+        page.goto(evil_site.url + "/frame.html")
+    assert framed.value.status == 200          # the server answered; the browser refused it
+    page.wait_for_timeout(300)
+    frame = page.frame_locator("#target")
+    assert frame.locator("#live").count() == 0
+    dashboard = pages.open(probed.url + "/dashboard")
+    live(dashboard)
+    dashboard.evaluate("""() => {
+        document.body.insertAdjacentHTML('beforeend', '<img src=x onerror="window.__owned = 1">');
+        const script = document.createElement('script');
+        script.textContent = 'window.__owned = 2';
+        document.body.append(script);
+    }""")
+    dashboard.wait_for_timeout(300)
+    assert dashboard.evaluate(f"() => typeof {OWNED}") == "undefined"
+    assert any("Content Security Policy" in error for error in pages.errors(dashboard))
