@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from sentra_lang.server.store import Reads
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from markupsafe import Markup
 
 TEMPLATES = Path(__file__).parent / "templates"
 EVENTS = 1000
@@ -40,6 +42,14 @@ AGENTS = PAGE_LIMIT
 """Agents the snapshot lists: one page of ``/v1/agents``, in id order."""
 RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash", "ticket",
                "verdict", "rule_id", "group")
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+"""Unicode categories the page shows as a marked code point (``U+202E``) rather than as
+themselves: control characters (line breaks and tabs included), format characters (bidi
+overrides and isolates, zero-width spaces and joiners, tag characters) and line and paragraph
+separators. An agent's id or text could otherwise reorder what an operator reads (``\u202e``
+shows `evil` as `live`), hide characters that tell two ids apart, or break a line. The script
+receives the categories in its configuration, so the server's first paint and the script's
+rows mark the same characters."""
 DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk", "ticket",
                  "cumulative_risk", "blocked_attempts", "status")
 
@@ -112,13 +122,35 @@ def showable(record: Any) -> bool:
             and isinstance(record.get("group"), (str, type(None))))
 
 
+def hidden(character: str) -> bool:
+    return unicodedata.category(character) in HIDDEN_CATEGORIES
+
+
+def code_point(character: str) -> str:
+    return f"U+{ord(character):04X}"
+
+
+def visible(text: object) -> Markup:
+    """``text`` as HTML, each :data:`HIDDEN_CATEGORIES` character a marked ``U+XXXX``."""
+    from markupsafe import Markup, escape
+
+    shown = str(text)
+    if not any(hidden(character) for character in shown):
+        return escape(shown)
+    return Markup("").join(Markup('<span class="ctl">{}</span>').format(code_point(character))
+                           if hidden(character) else escape(character) for character in shown)
+
+
 @functools.cache
 def templates() -> Environment:
     """The page's Jinja2 environment, made at the first page (Jinja2 is not imported at
-    start-up)."""
+    start-up), with the :func:`visible` filter for agents' text."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    environment = Environment(loader=FileSystemLoader(TEMPLATES),
+                              autoescape=select_autoescape(["html"]))
+    environment.filters["visible"] = visible
+    return environment
 
 
 def page(gate: Gate, impact: Impact, guarded: bool) -> str:
@@ -129,6 +161,7 @@ def page(gate: Gate, impact: Impact, guarded: bool) -> str:
     config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
               "read_token": guarded, "snapshot": first, "reviews": served.reviews,
               "groups": [group.name for group in served.groups],
+              "hidden_categories": HIDDEN_CATEGORIES,
               "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
     return templates().get_template("dashboard.html").render(
         policy=served, version=__version__, snapshot=first,

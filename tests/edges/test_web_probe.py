@@ -9,10 +9,12 @@ again while it is open (the live stream)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 
@@ -20,7 +22,7 @@ from tests.playwright_fixtures import Pages
 from tests.server.conftest import TOKEN, Server, http_request, raw_request
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Dialog, Page
 
 POLICY = '''policy probe version "1" {
   risk_threshold 100
@@ -112,7 +114,7 @@ def test_every_answer_carries_the_security_headers(probed: Server) -> None:
     assert_guarded(probed.get("/docs").headers, "frame-ancestors 'none'")
 
 
-# ------------------------------------------------------------------ framing and the policy
+# ---------------------------------------------------------------------- hostile text, shown
 
 OWNED = "window.__owned"
 """Every payload that runs sets this."""
@@ -131,10 +133,36 @@ HIDDEN = {BIDI: "U+202EevilU+202C", "ad\u200bmin": "adU+200Bmin",
 LONG = "L" * 3000
 PAYLOADS = [*MARKUP, *HIDDEN, LONG]
 ATTRIBUTES_THAT_RUN = """() => [...document.querySelectorAll('*')].flatMap((e) =>
-    [...e.attributes].filter((a) => a.name.startsWith('on') || a.value.trim().toLowerCase()
-      .startsWith('javascript:')).map((a) => e.tagName + ' ' + a.name))"""
+    [...e.attributes].filter((a) => a.name.startsWith('on') || ['href', 'src', 'action',
+      'formaction', 'xlink:href'].includes(a.name) && !/^(#|\\/|blob:|data:,$)/.test(a.value))
+    .map((a) => e.tagName + ' ' + a.name + '=' + a.value))"""
+"""Event handler attributes anywhere, and links or sources that are not the page's own."""
 SHOWN = {**{text: text for text in MARKUP}, **HIDDEN, LONG: LONG}
 """What each payload's cell must read (textContent)."""
+
+
+def hostile(server: Server, prefix: str) -> None:
+    """Each payload as an agent id, an action type, a field every reason interpolates, a group
+    badge's agent and an operator's name; each id blocked three times (shut down, so the Impact
+    view's agents table lists it) and one action held for review."""
+    for text in PAYLOADS:
+        agent = prefix + text
+        decide(server, agent, "ISSUE_REFUND", amount=700, note=text)        # a review ticket
+        for _ in range(3):
+            decide(server, agent, text, note=text)                           # OTHER, shut down
+        answer = server.post("/agent-action", {"agent_id": "ops-" + agent, "action_type": text,
+                                               "target": text, "policy_context": {}})
+        assert answer.status == 200, answer.text
+        assigned = server.request("PUT", "/v1/agents/" + quote("ops-" + agent, safe="") + "/group",
+                                  {"group": "trusted", "operator": text[:200]}, token=TOKEN)
+        assert assigned.status == 200, assigned.text
+
+
+@pytest.fixture(scope="module")
+def seeded(probed: Server) -> Server:
+    """The module's server with every payload in its log before any page loads."""
+    hostile(probed, "")
+    return probed
 
 
 class EvilSite:
@@ -170,9 +198,87 @@ def evil_site() -> Iterator[EvilSite]:
     site.httpd.shutdown()
 
 
+class Watched:
+    """A dashboard page with every dialog recorded (and dismissed, or answered from
+    ``answers``) and every request it made."""
+
+    def __init__(self, pages: Pages, url: str, *, javascript: bool = True,
+                 answers: list[str] | None = None) -> None:
+        self.dialogs: list[str] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.answers = list(answers or [])
+        self.pages = pages
+        self.page = pages.open(javascript=javascript, width=1400, height=1000)
+        self.page.on("dialog", self._dialog)
+        self.page.on("request", lambda request: self.requests.append(
+            (request.url, request.headers)))
+        self.page.goto(url)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        if self.answers:
+            dialog.accept(self.answers.pop(0))
+        else:
+            dialog.dismiss()
+
+    def assert_nothing_ran(self) -> None:
+        """No payload ran, no element or attribute came from one, nothing was logged."""
+        page = self.page
+        assert page.evaluate(f"() => typeof {OWNED}") == "undefined"
+        assert page.evaluate(ATTRIBUTES_THAT_RUN) == []
+        assert page.evaluate("() => document.querySelectorAll('img, iframe, object, embed, "
+                             "script:not(#config):not([src])').length") == 0
+        assert page.evaluate("() => [...document.querySelectorAll('svg')].map((s) => s.id)") \
+            == ["chart", "impact-chart-actions", "impact-chart-exposure"]
+        assert self.pages.errors(page) == []
+
+
 def live(page: Page) -> None:
     page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=15_000)
+
+
+def column(page: Page, table: str, index: int) -> list[str]:
+    texts: list[str] = page.evaluate(
+        f"() => [...document.querySelectorAll('#{table} tbody tr')].map((r) => "
+        f"r.cells[{index}] ? r.cells[{index}].textContent : '')")
+    return texts
+
+
+@pytest.mark.slow
+def test_hostile_text_is_shown_as_text_in_every_view(seeded: Server, pages: Pages) -> None:
+    """Markup, script, quotes, ``javascript:`` and template syntax from agents, on the first
+    paint, through the live stream, in the review panel, the inspector, the chart and the Impact
+    view: nothing runs and each reads exactly as sent."""
+    watched = Watched(pages, seeded.url + "/dashboard")
+    page = watched.page
+    live(page)
+    hostile(seeded, "live ")                                   # through the live stream
+    page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr')]"
+                           ".some((r) => r.cells[2].textContent === 'live ' + "
+                           + json.dumps(LONG) + ")", timeout=15_000)
+    agents = column(page, "events", 2)
+    for prefix in ("", "live "):
+        for text in PAYLOADS:
+            assert prefix + SHOWN[text] in agents or "ops-" + prefix + SHOWN[text] in agents
+    assert set(SHOWN.values()) <= set(column(page, "events", 3))      # action types
+    page.wait_for_function("() => document.querySelectorAll('#reviews tbody tr').length >= 20")
+    assert {SHOWN[text] for text in PAYLOADS} <= set(column(page, "reviews", 1))
+    for row in range(page.locator("#events tbody tr").count() // 4):  # every hover handler
+        page.locator("#events tbody tr").nth(row).hover()
+    for text in MARKUP:                                                 # the inspector
+        page.evaluate("(agent) => [...document.querySelectorAll('#events tbody tr')].find((r) =>"
+                      " r.cells[2].textContent === agent && r.cells[4].textContent === 'Blocked')"
+                      ".click()", "live " + text)
+        page.wait_for_function("(text) => document.querySelector('#inspector p + p')"
+                               "?.textContent.includes(text)", arg=text)
+        assert page.text_content("#chart-agent") == "live " + text
+    page.goto(seeded.url + "/dashboard#impact")
+    page.wait_for_function("() => document.getElementById('impact-status').textContent"
+                           ".startsWith('as of')", timeout=15_000)
+    assert {SHOWN[text] for text in PAYLOADS} <= set(column(page, "impact-agents-table", 0))
+    watched.assert_nothing_ran()
+    assert watched.dialogs == []
 
 
 @pytest.mark.slow
@@ -200,3 +306,37 @@ def test_the_dashboard_cannot_be_framed_and_its_policy_is_enforced(
     dashboard.wait_for_timeout(300)
     assert dashboard.evaluate(f"() => typeof {OWNED}") == "undefined"
     assert any("Content Security Policy" in error for error in pages.errors(dashboard))
+
+
+ROWS = """(selector) => [...document.querySelectorAll(selector)].map((row) =>
+    [...row.cells].map((cell) => [cell.textContent, cell.querySelectorAll('.ctl').length]))"""
+
+
+@pytest.mark.slow
+def test_control_characters_are_marked_on_the_first_paint_and_by_the_script(
+        seeded: Server, pages: Pages) -> None:
+    """Before, ``\\u202eevil\\u202c`` read `live` (the override reversed it), a zero-width space
+    hid in `admin`, and a prompt to reset such an agent named another one. Now each such
+    character is a marked ``U+XXXX`` on the server's first paint and in the script's rows
+    alike, and ``[U+XXXX]`` in a prompt."""
+    rendered = []
+    for javascript in (False, True):
+        page = pages.open(javascript=javascript, width=1400)
+        page.route("**/v1/events/stream*", lambda route: None)   # the snapshot only
+        page.goto(seeded.url + "/dashboard")
+        rendered.append((page.evaluate(ROWS, "#agents tbody tr"),
+                         page.evaluate(ROWS, "#events tbody tr")))
+        agents = {row[0][0]: row[0][1] for row in rendered[-1][0]}
+        for shown in HIDDEN.values():
+            assert agents[shown] == len(shown.split("U+")) - 1, (javascript, shown)
+        assert pages.errors(page) == []
+    assert rendered[0] == rendered[1]
+    watched = Watched(pages, seeded.url + "/dashboard")
+    live(watched.page)
+    watched.page.click(f"#agents tr[data-agent={json.dumps(BIDI, ensure_ascii=False)}] button.reset")
+    watched.page.wait_for_timeout(200)
+    assert watched.dialogs == ['Operator token to reset agent "[U+202E]evil[U+202C]":']
+    watched.page.click(f"#agents tr[data-agent={json.dumps(BIDI, ensure_ascii=False)}] td")
+    assert watched.page.text_content("#chart-agent") == HIDDEN[BIDI]
+    watched.assert_nothing_ran()
+
