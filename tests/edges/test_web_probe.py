@@ -337,6 +337,29 @@ def test_control_characters_are_marked_on_the_first_paint_and_by_the_script(
     watched.page.wait_for_timeout(200)
     assert watched.dialogs == ['Operator token to reset agent "[U+202E]evil[U+202C]":']
     watched.page.click(f"#agents tr[data-agent={json.dumps(BIDI, ensure_ascii=False)}] td")
-    assert watched.page.text_content("#chart-agent") == HIDDEN[BIDI]
+    watched.page.wait_for_function("(shown) => document.getElementById('chart-agent')"
+                                   ".textContent === shown", arg=HIDDEN[BIDI])
+    assert watched.page.locator("#chart-agent .ctl").count() == 2
     watched.assert_nothing_ran()
+
+
+@pytest.mark.slow
+def test_a_long_id_or_action_does_not_widen_the_page(seeded: Server, pages: Pages) -> None:
+    """A 3,000-character agent id and action type wrap inside their cells: before, selecting
+    such an agent made the chart's heading (and so the page) 35,000 px wide, and its action
+    pushed the event table's decision and rule columns out of sight."""
+    page = pages.open(seeded.url + "/dashboard", width=1400)
+    live(page)
+    page.click(f"#agents tr[data-agent={json.dumps(LONG)}] td")
+    page.evaluate("(agent) => [...document.querySelectorAll('#events tbody tr')].find((r) =>"
+                  " r.cells[2].textContent === agent && r.cells[4].textContent === 'Blocked')"
+                  ".click()", LONG)
+    page.wait_for_function("(text) => document.querySelector('#inspector p + p')"
+                           "?.textContent.includes(text)", arg=LONG)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    for table in ("agents", "events", "reviews"):
+        overflow = page.evaluate(f"""() => {{ const table = document.getElementById('{table}');
+            return table.offsetWidth - table.parentElement.clientWidth; }}""")
+        assert overflow <= 1, (table, overflow)
+    assert pages.errors(page) == []
 

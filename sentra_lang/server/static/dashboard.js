@@ -179,6 +179,7 @@
     return el("span", {}, bar, ` ${risk}/${threshold}`);
   }
 
+  // an agent id or action type: whatever a client sent, so a long one wraps inside its cell
   const idCell = (text) => el("td", {}, el("span", { class: "id" }, text));
   // an agent's id, with its group under a policy with groups
   const agentCell = (agent) => {
@@ -220,11 +221,11 @@
 
   function eventCells(r) {
     if (r.kind === "decision") {
-      return [idCell(r.agent), r.action, el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
+      return [idCell(r.agent), idCell(r.action), el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
         r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${(r.server && r.server.risk_threshold) || state.threshold}`];
     }
     if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
-    if (r.kind === "review") return [idCell(r.agent), r.action, `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
+    if (r.kind === "review") return [idCell(r.agent), idCell(r.action), `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
     if (r.kind === "group") return [idCell(r.agent), "group", r.group === null ? `assignment cleared by ${r.operator}` : `assigned to ${r.group} by ${r.operator}`, "", ""];
     return [idCell(""), "policy load", `${r.policy.name} ${r.policy.version}`, "", ""];
   }
