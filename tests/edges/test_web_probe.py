@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -387,3 +387,92 @@ def test_no_csv_cell_starts_a_formula(probed: Server, start: str) -> None:
     assert not [cell for row in rows.values() for cell in row.values()
                 if cell[:1] in ("=", "+", "@", "\t", "\r", "\n", "\x00") or
                 cell.startswith("-") and not cell.lstrip("-").replace(".", "").isdigit()]
+
+
+# ------------------------------------------------------------------------------------ CSRF
+
+def cross_site_page(server: Server, ticket: str) -> str:
+    """A page of another origin that tries every operator action without the token, as forms
+    (which a browser sends across sites without asking) and as scripts."""
+    url = server.url
+    forms = [("/v1/agents/victim/reset", "application/x-www-form-urlencoded", "x", "1"),
+             ("/v1/reset", "multipart/form-data", "x", "1"),
+             (f"/v1/reviews/{ticket}/approve", "text/plain", '{"operator": "evil", "x": "', '"}'),
+             ("/agent-action", "text/plain", '{"agent_id": "victim2", "action_type": "X", "x": "',
+              '"}'),
+             ("/v1/agents/victim/group", "text/plain", '{"group": "trusted", "x": "', '"}')]
+    parts = []
+    for index, (path, kind, name, value) in enumerate(forms):
+        parts.append(f'<iframe name="f{index}"></iframe><form id="form{index}" method="post" '
+                     f'target="f{index}" enctype="{kind}" action="{url}{path}">'
+                     f"<input name='{name}' value='{value}'></form>")
+    script = f"""<script>
+      for (const form of document.forms) form.submit();
+      const url = {json.dumps(url)};
+      window.results = [];
+      const note = (p) => p.then((r) => results.push(r.type), (e) => results.push(String(e)));
+      note(fetch(url + "/v1/reset", {{method: "POST", mode: "no-cors"}}));
+      note(fetch(url + "/v1/agents/victim/reset", {{method: "POST", mode: "no-cors",
+        headers: {{"Content-Type": "text/plain"}}, body: "{{}}"}}));
+      note(fetch(url + "/v1/agents/victim/group", {{method: "PUT",
+        headers: {{"Content-Type": "application/json", "Authorization": "Bearer guess"}},
+        body: JSON.stringify({{group: "trusted", operator: "evil"}})}}));
+      navigator.sendBeacon(url + "/v1/reset", "x");
+    </script>"""
+    return "<!doctype html><body>" + "".join(parts) + script + "</body>"
+
+
+@pytest.mark.slow
+def test_a_cross_site_page_triggers_no_operator_action(probed: Server, pages: Pages,
+                                                       evil_site: EvilSite) -> None:
+    """Reset, approve, deny, assign and decide need the bearer token, which no cross-site
+    request can carry (the server reads no cookie), and a body declared as JSON, which a form
+    cannot send: every request the page makes reaches the server and is refused, and nothing
+    is written. (This held.)"""
+    for _ in range(3):
+        decide(probed, "victim", "DELETE_ALL")
+    answer = probed.post("/v1/decide", {"agent_id": "victim-review", "action": "ISSUE_REFUND",
+                                        "fields": {"amount": 900}}, token=TOKEN)
+    ticket = answer.json()["decision"]["ticket"]
+    head = probed.head(TOKEN)
+    evil_site.pages["/csrf.html"] = cross_site_page(probed, ticket)
+    page = pages.open()
+    statuses: list[tuple[str, int]] = []
+    page.on("response", lambda response: statuses.append((response.request.method,
+                                                          response.status))
+            if response.url.startswith(probed.url) else None)
+    page.goto(evil_site.url + "/csrf.html")
+    page.wait_for_function("() => window.results && window.results.length === 3")
+    page.wait_for_timeout(500)
+    assert len(statuses) >= 6, statuses                       # they reached the server
+    assert {status for _, status in statuses} <= {401, 403, 405, 415}, statuses
+    assert probed.get("/v1/agents/victim").json()["status"] == "shut_down"
+    assert probed.get(f"/v1/reviews/{ticket}").json()["status"] == "pending"
+    assert probed.get("/v1/agents/victim2").json()["known"] is False
+    assert probed.head(TOKEN) == head
+
+
+@pytest.mark.slow
+def test_the_dashboard_keeps_the_operator_token_to_itself(probed: Server, pages: Pages) -> None:
+    """The operator token goes only to the dashboard's own origin, in the `Authorization`
+    header, never in an address or a link, and is kept in the tab's `sessionStorage`, never
+    in `localStorage` (docs/server.md). (This held.)"""
+    for _ in range(3):
+        decide(probed, "token-victim", "DELETE_ALL")
+    watched = Watched(pages, probed.url + "/dashboard", answers=[TOKEN])
+    page = watched.page
+    live(page)
+    page.click("#agents tr[data-agent='token-victim'] button.reset")
+    page.wait_for_function("() => !document.querySelector(\"#agents tr[data-agent="
+                           "'token-victim']\").classList.contains('shut-down')")
+    assert watched.dialogs == ['Operator token to reset agent "token-victim":']
+    origin = urlsplit(probed.url)
+    sent = [(url, headers.get("authorization")) for url, headers in watched.requests]
+    assert [url for url, _ in sent if urlsplit(url)[:2] != origin[:2]
+            and not url.startswith("data:")] == []
+    assert [url for url, _ in sent if TOKEN in url] == []
+    assert [auth for _, auth in sent if auth] == [f"Bearer {TOKEN}"]     # the reset alone
+    assert page.evaluate("() => localStorage.length") == 0
+    assert page.evaluate("() => sessionStorage.getItem('sentra-token')") == TOKEN
+    assert TOKEN not in page.content()
+    watched.assert_nothing_ran()
