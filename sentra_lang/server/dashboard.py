@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from sentra_lang import __version__
+from sentra_lang.diagnostics import INVISIBLE_CHARACTERS
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security
 from sentra_lang.server.gate import Gate
@@ -42,14 +43,13 @@ AGENTS = PAGE_LIMIT
 """Agents the snapshot lists: one page of ``/v1/agents``, in id order."""
 RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash", "ticket",
                "verdict", "rule_id", "group")
-HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
-"""Unicode categories the page shows as a marked code point (``U+202E``) rather than as
-themselves: control characters (line breaks and tabs included), format characters (bidi
-overrides and isolates, zero-width spaces and joiners, tag characters) and line and paragraph
-separators. An agent's id or text could otherwise reorder what an operator reads (``\u202e``
-shows `evil` as `live`), hide characters that tell two ids apart, or break a line. The script
-receives the categories in its configuration, so the server's first paint and the script's
-rows mark the same characters."""
+INVISIBLE = re.compile(f"([{INVISIBLE_CHARACTERS}])")
+"""What the page shows as a marked code point (``U+202E``) rather than as itself: the
+characters every command's output escapes (control characters but the tab, zero-width
+characters, line and paragraph separators, bidi controls). An agent's id or text could otherwise
+reorder what an operator reads (``\\u202e`` shows `evil` as `live`), hide what tells two ids
+apart, or break a line. The script gets the same class in its configuration, so the server's
+first paint and the script's rows mark the same characters."""
 DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk", "ticket",
                  "cumulative_risk", "blocked_attempts", "status")
 
@@ -122,23 +122,16 @@ def showable(record: Any) -> bool:
             and isinstance(record.get("group"), (str, type(None))))
 
 
-def hidden(character: str) -> bool:
-    return unicodedata.category(character) in HIDDEN_CATEGORIES
-
-
-def code_point(character: str) -> str:
-    return f"U+{ord(character):04X}"
-
-
 def visible(text: object) -> Markup:
-    """``text`` as HTML, each :data:`HIDDEN_CATEGORIES` character a marked ``U+XXXX``."""
+    """``text`` as HTML, each :data:`INVISIBLE` character a marked ``U+XXXX``."""
     from markupsafe import Markup, escape
 
-    shown = str(text)
-    if not any(hidden(character) for character in shown):
-        return escape(shown)
-    return Markup("").join(Markup('<span class="ctl">{}</span>').format(code_point(character))
-                           if hidden(character) else escape(character) for character in shown)
+    parts = INVISIBLE.split(str(text))
+    if len(parts) == 1:
+        return escape(parts[0])
+    return Markup("").join(  # the odd parts are the characters split on
+        Markup('<span class="ctl">U+{:04X}</span>').format(ord(part)) if index % 2
+        else escape(part) for index, part in enumerate(parts) if part)
 
 
 @functools.cache
@@ -161,7 +154,7 @@ def page(gate: Gate, impact: Impact, guarded: bool) -> str:
     config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
               "read_token": guarded, "snapshot": first, "reviews": served.reviews,
               "groups": [group.name for group in served.groups],
-              "hidden_categories": HIDDEN_CATEGORIES,
+              "invisible": INVISIBLE_CHARACTERS,
               "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
     return templates().get_template("dashboard.html").render(
         policy=served, version=__version__, snapshot=first,

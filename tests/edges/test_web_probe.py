@@ -130,7 +130,7 @@ MARKUP = ['</script><script>window.__owned="script"</script>',
 BIDI = "\u202eevil\u202c"
 """Shown as itself, this reads `live`: the override reverses `evil`."""
 HIDDEN = {BIDI: "U+202EevilU+202C", "ad\u200bmin": "adU+200Bmin",
-          "line\nbreak\x00": "lineU+000AbreakU+0000", "tag\U000e0041s": "tagU+E0041s"}
+          "line\nbreak\x00": "lineU+000AbreakU+0000", "\x1b[2Jclear": "U+001B[2Jclear"}
 """Text with control or format characters, and how the page must show it."""
 LONG = "L" * 3000
 PAYLOADS = [*MARKUP, *HIDDEN, LONG]

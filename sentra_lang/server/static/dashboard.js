@@ -18,10 +18,11 @@
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
 
-  // Control and format characters (bidi overrides, zero-width characters, line breaks) in what
-  // agents send are shown as marked code points, never as themselves: the categories are the
-  // server's (config.hidden_categories), so the first paint and these rows mark the same ones.
-  const HIDDEN = new RegExp(`([${config.hidden_categories.map((c) => `\\p{${c}}`).join("")}])`, "u");
+  // Control characters, zero-width characters, line breaks and bidi controls in what agents send
+  // are shown as marked code points, never as themselves: the class is the server's
+  // (config.invisible, the one every command's output escapes), so the first paint and these
+  // rows mark the same characters.
+  const HIDDEN = new RegExp(`([${config.invisible}])`, "u");
   const codePoint = (c) => "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
   // `text` as nodes to append: its hidden characters as <span class="ctl">U+XXXX</span>
   const visible = (text) => text.split(HIDDEN).filter((part) => part !== "")
