@@ -15,11 +15,13 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests.edges.probe_helpers import cli
 from tests.playwright_fixtures import Pages
 from tests.server.conftest import TOKEN, Server, http_request, raw_request
 
@@ -476,3 +478,53 @@ def test_the_dashboard_keeps_the_operator_token_to_itself(probed: Server, pages:
     assert page.evaluate("() => sessionStorage.getItem('sentra-token')") == TOKEN
     assert TOKEN not in page.content()
     watched.assert_nothing_ran()
+
+
+# ------------------------------------------------------------------- the operator's terminal
+
+TERMINAL = "x\u009b2J\u202eevil\x1b]0;owned\x07"
+"""An agent id with a C1 CSI (U+009B: "clear the screen" to a terminal that reads C1 codes), a
+bidi override and an OSC sequence (which sets the terminal's title)."""
+RAW = ("\u009b", "\u202e", "\x1b", "\x07")
+
+
+def test_review_json_output_cannot_drive_the_operators_terminal(probed: Server) -> None:
+    """`review show` and `review list --json` printed an agent's U+009B and U+202E as they were
+    (JSON escapes only the characters below U+0020). Now they are JSON escapes: the same JSON,
+    read back whole."""
+    answer = probed.post("/v1/decide", {"agent_id": TERMINAL, "action": "ISSUE_REFUND",
+                                        "fields": {"amount": 900, "note": TERMINAL}},
+                         token=TOKEN)
+    ticket = answer.json()["decision"]["ticket"]
+    shown = cli("review", "show", ticket, "--server", probed.url)
+    listed = cli("review", "list", "--json", "--agent", TERMINAL, "--server", probed.url)
+    for done in (shown, listed):
+        assert done.returncode == 0, done.stderr
+        assert not [raw for raw in RAW if raw in done.stdout], done.stdout
+    assert json.loads(shown.stdout)["agent_id"] == TERMINAL
+    assert json.loads(shown.stdout)["input"]["note"] == TERMINAL
+    assert [json.loads(line)["ticket"] for line in listed.stdout.splitlines()] == [ticket]
+
+
+def test_a_replayed_suite_holds_no_raw_control_character(tmp_path: Path) -> None:
+    """`replay --to-suite` wrote an agent's id and values as they were, so the suite a reviewer
+    opens showed its lines reordered (and `check` warned SL016). Now they are escapes, and the
+    suite still passes."""
+    policy = tmp_path / "probe.sentra"
+    policy.write_text(POLICY, "utf-8")
+    server = Server(policy, tmp_path / "sentra.db", TOKEN)
+    try:
+        decide(server, TERMINAL, "ISSUE_REFUND", amount=5, note=TERMINAL)
+        decide(server, TERMINAL, TERMINAL, note=TERMINAL)
+    finally:
+        server.stop()
+    suite = tmp_path / "replayed.sentra-test"
+    replayed = cli("replay", str(tmp_path / "sentra.db"), "--policy", str(policy),
+                   "--to-suite", str(suite))
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    text = suite.read_text("utf-8")
+    assert not [raw for raw in RAW if raw in text], text
+    assert "\\u202e" in text
+    tested = cli("test", str(suite))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SL016" not in tested.stdout + tested.stderr
