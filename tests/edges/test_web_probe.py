@@ -277,6 +277,11 @@ def test_hostile_text_is_shown_as_text_in_every_view(seeded: Server, pages: Page
         page.wait_for_function("(text) => document.querySelector('#inspector p + p')"
                                "?.textContent.includes(text)", arg=text)
         assert page.text_content("#chart-agent") == "live " + text
+    for text in MARKUP:                                  # the filter box, typed or chosen
+        page.fill("#filter-agent", text)
+        page.wait_for_function("(agent) => [...document.querySelectorAll('#events tbody tr')]"
+                               ".every((r) => r.cells[2].textContent === agent)", arg=text)
+        assert page.locator("#events tbody tr").count() == 4     # held, blocked thrice
     page.goto(seeded.url + "/dashboard#impact")
     page.wait_for_function("() => document.getElementById('impact-status').textContent"
                            ".startsWith('as of')", timeout=15_000)
