@@ -44,12 +44,23 @@ def content_security_policy(path: str) -> str:
     return DATA_POLICY
 
 
-def security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    """The headers every answer to ``path`` carries (unless it sets one of them itself)."""
-    headers = [*COMMON, (b"content-security-policy", content_security_policy(path).encode())]
-    if not path.startswith(STATIC_PREFIX):
-        headers.append((b"cache-control", b"no-store"))
-    return headers
+def _headers(policy: str, *, store: bool) -> tuple[tuple[bytes, bytes], ...]:
+    cache = ((b"cache-control", b"no-store"),) if store else ()
+    return (*COMMON, (b"content-security-policy", policy.encode()), *cache)
+
+
+DATA_HEADERS = _headers(DATA_POLICY, store=True)
+STATIC_HEADERS = _headers(DATA_POLICY, store=False)
+HEADERS_BY_PATH = {path: _headers(content_security_policy(path), store=True)
+                   for path in DASHBOARD_PATHS | API_DOC_PATHS}
+
+
+def security_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every answer to ``path`` carries (unless it sets one of them itself); made
+    once, not per request (a decision's answer passes here too)."""
+    if path.startswith(STATIC_PREFIX):
+        return STATIC_HEADERS
+    return HEADERS_BY_PATH.get(path, DATA_HEADERS)
 
 
 class SecurityHeaders:
