@@ -143,6 +143,21 @@ def visible_lines(text: str) -> str:
     return "\n".join(visible(line) for line in text.split("\n"))
 
 
+def visible_json(value: Any, **options: Any) -> str:
+    """``value`` as JSON text (``json.dumps`` options), non-ASCII text as it is but every
+    invisible character (:data:`INVISIBLE_CHARACTERS`) a JSON escape (``\\u202e``,
+    ``\\u009b``): the same JSON, which can neither drive the terminal it is printed on nor
+    reorder the line an editor shows (what agents send reaches `review show` and replayed
+    suites). JSON escapes the control characters below U+0020 itself; a line break outside a
+    string is the layout's (``indent``)."""
+    return _INVISIBLE.sub(_json_escape, json.dumps(value, ensure_ascii=False, **options))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    character = match.group()
+    return character if character == "\n" else f"\\u{ord(character):04x}"
+
+
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -12,14 +12,13 @@ ticket, a ticket no longer pending, a wrong token, no server); 2 usage errors.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.serve_cmd import OPERATOR_VARIABLE, READ_VARIABLE, read_token_file
-from sentra_lang.diagnostics import visible
+from sentra_lang.diagnostics import visible, visible_json
 
 STATUSES = ("pending", "approved", "blocked", "denied", "expired", "cancelled")
 """``sentra_runtime.review.STATUSES``, spelled out so that building the command line imports no
@@ -78,7 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
         engine.close()
     if args.json:
         for ticket in tickets:
-            print(json.dumps(ticket, ensure_ascii=False, sort_keys=True))
+            print(visible_json(ticket, sort_keys=True))
         return EXIT_OK
     if not tickets:
         print("no review tickets" + (f" with status {args.status}" if args.status else ""))
@@ -103,8 +102,7 @@ def run_show(args: argparse.Namespace) -> int:
         return _refused(error)
     finally:
         engine.close()
-    print(json.dumps(ticket, ensure_ascii=False, sort_keys=True,
-                     indent=None if args.json else 2))
+    print(visible_json(ticket, sort_keys=True, indent=None if args.json else 2))
     return EXIT_OK
 
 
@@ -124,8 +122,8 @@ def run_verdict(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     if args.json:
-        print(json.dumps({"seq": decision.seq, "decision": decision.to_dict()},
-                         ensure_ascii=False, sort_keys=True))
+        print(visible_json({"seq": decision.seq, "decision": decision.to_dict()},
+                           sort_keys=True))
     else:
         print(visible(f"{args.ticket}: {decision.label} ({decision.rule_id}): "
                       f"{decision.reason}"))

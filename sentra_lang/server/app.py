@@ -1,10 +1,11 @@
 """The FastAPI application: the Sentra-compatible API, ``/v1``, ``/metrics`` and the dashboard,
 behind the edge (host, content type, body limit and text checks) and the lean decision path.
 
-The edge, the store-fault answers and the lean ``POST /agent-action`` path run in front of
-FastAPI's own middleware stack (:class:`DecisionApp`), so a plain decision request does not pass
-through FastAPI's and Starlette's layers at all; every other request goes on through them as
-before, with the store-fault answers again around the routes."""
+The security headers (outermost), the edge, the store-fault answers and the lean
+``POST /agent-action`` path run in front of FastAPI's own middleware stack
+(:class:`DecisionApp`), so a plain decision request does not pass through FastAPI's and
+Starlette's layers at all; every other request goes on through them as before, with the
+store-fault answers again around the routes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from sentra_lang.server.edge import LOOPBACK_HOSTS, RequestEdge
 from sentra_lang.server.events import EventBroadcast
 from sentra_lang.server.faults import FaultTally, StoreFaults
 from sentra_lang.server.gate import Gate
+from sentra_lang.server.headers import SecurityHeaders
 from sentra_lang.server.lean import LeanAgentAction
 from sentra_lang.server.metrics import CONTENT_TYPE, Metrics
 from sentra_lang.server.store import LogFollower, Reads
@@ -113,15 +115,16 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(StoreFaults, tally=faults)   # the routes: 503 while the database is down
-    app.front = RequestEdge(StoreFaults(LeanAgentAction(app.stack, gate=gate), tally=faults),
-                            max_body_bytes=max_body_bytes, allowed_hosts=allowed_hosts)
+    app.front = SecurityHeaders(RequestEdge(
+        StoreFaults(LeanAgentAction(app.stack, gate=gate), tally=faults),
+        max_body_bytes=max_body_bytes, allowed_hosts=allowed_hosts))
     return app
 
 
 class DecisionApp(FastAPI):
-    """FastAPI behind :attr:`front`: the edge (outermost), the store-fault answers and the lean
-    path, which hand every request they do not answer to FastAPI's own stack
-    (:meth:`stack`)."""
+    """FastAPI behind :attr:`front`: the security headers (outermost), the edge, the
+    store-fault answers and the lean path, which hand every request they do not answer to
+    FastAPI's own stack (:meth:`stack`)."""
 
     front: ASGIApp | None = None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from sentra_lang import __version__
+from sentra_lang.diagnostics import INVISIBLE_CHARACTERS
 from sentra_lang.server import models
 from sentra_lang.server.auth import ReadAuth, read_security
 from sentra_lang.server.gate import Gate
@@ -32,6 +34,7 @@ from sentra_lang.server.store import Reads
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from markupsafe import Markup
 
 TEMPLATES = Path(__file__).parent / "templates"
 EVENTS = 1000
@@ -40,6 +43,13 @@ AGENTS = PAGE_LIMIT
 """Agents the snapshot lists: one page of ``/v1/agents``, in id order."""
 RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_hash", "ticket",
                "verdict", "rule_id", "group")
+INVISIBLE = re.compile(f"([{INVISIBLE_CHARACTERS}])")
+"""What the page shows as a marked code point (``U+202E``) rather than as itself: the
+characters every command's output escapes (control characters but the tab, zero-width
+characters, line and paragraph separators, bidi controls). An agent's id or text could otherwise
+reorder what an operator reads (``\\u202e`` shows `evil` as `live`), hide what tells two ids
+apart, or break a line. The script gets the same class in its configuration, so the server's
+first paint and the script's rows mark the same characters."""
 DECISION_KEYS = ("label", "outcome", "allowed", "rule_id", "threat", "attempted_risk", "ticket",
                  "cumulative_risk", "blocked_attempts", "status")
 
@@ -112,13 +122,28 @@ def showable(record: Any) -> bool:
             and isinstance(record.get("group"), (str, type(None))))
 
 
+def visible(text: object) -> Markup:
+    """``text`` as HTML, each :data:`INVISIBLE` character a marked ``U+XXXX``."""
+    from markupsafe import Markup, escape
+
+    parts = INVISIBLE.split(str(text))
+    if len(parts) == 1:
+        return escape(parts[0])
+    return Markup("").join(  # the odd parts are the characters split on
+        Markup('<span class="ctl">U+{:04X}</span>').format(ord(part)) if index % 2
+        else escape(part) for index, part in enumerate(parts) if part)
+
+
 @functools.cache
 def templates() -> Environment:
     """The page's Jinja2 environment, made at the first page (Jinja2 is not imported at
-    start-up)."""
+    start-up), with the :func:`visible` filter for agents' text."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    environment = Environment(loader=FileSystemLoader(TEMPLATES),
+                              autoescape=select_autoescape(["html"]))
+    environment.filters["visible"] = visible
+    return environment
 
 
 def page(gate: Gate, impact: Impact, guarded: bool) -> str:
@@ -129,6 +154,7 @@ def page(gate: Gate, impact: Impact, guarded: bool) -> str:
     config = {"risk_threshold": served.risk_threshold, "strikes": served.strikes,
               "read_token": guarded, "snapshot": first, "reviews": served.reviews,
               "groups": [group.name for group in served.groups],
+              "invisible": INVISIBLE_CHARACTERS,
               "policy": {"name": served.name, "version": served.version, "hash": served.hash}}
     return templates().get_template("dashboard.html").render(
         policy=served, version=__version__, snapshot=first,

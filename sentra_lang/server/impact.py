@@ -49,8 +49,9 @@ CACHED_SETTINGS = 8
 """Tallies kept for this many distinct settings, the least recently used dropped first."""
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 AUDIT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""A CSV cell starting with one of these is read as a formula by spreadsheets."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+"""A CSV cell starting with one of these is read as a formula by spreadsheets (OWASP's list and
+ASVS 1.2.10's, which adds NUL; a line feed as a carriage return)."""
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,7 @@ EMPTY_HEADERS: dict[str, tuple[str, ...]] = {
 
 def csv_cell(value: Any) -> str:
     """A value as CSV text: numbers as JSON writes them, ``None`` empty, and text that a
-    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...) prefixed with ``'``."""
+    spreadsheet would run as a formula (:data:`FORMULA_STARTS`) prefixed with ``'``."""
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -3,7 +3,6 @@ fresh state, and report the decisions that change, grouped and counted."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from sentra_runtime.policy import duration_text
 from sentra_runtime.stores.sqlite import is_sqlite_file, read_audit
 
 from sentra_lang.checker import MAX_DURATION
-from sentra_lang.diagnostics import visible
+from sentra_lang.diagnostics import visible, visible_json
 from sentra_lang.files import write_atomically
 from sentra_lang.testing.runner import OPERATOR, ScenarioStore
 
@@ -300,7 +299,9 @@ def _ticket_name(ticket: str) -> str:
 
 
 def _literal(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """A value as the suite writes it: JSON, with what an agent sent that an editor or a
+    terminal would act on or hide escaped (``\\u202e``)."""
+    return visible_json(value)
 
 
 def _assign_line(record: dict[str, Any], declared: set[str]) -> str:

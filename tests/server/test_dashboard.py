@@ -171,9 +171,9 @@ def dashboard(own_server: Server, pages: Pages, tmp_path: Path) -> Iterator[Page
     """The live dashboard (event stream on) of a fresh server."""
     own_server.act("calm-agent", "DELETE_RECORD")
     page = pages.open(own_server.url + "/dashboard", width=1400, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=10_000)
-    page.wait_for_function(agent_row("calm-agent") + " !== null")
+    page.wait_for_function("() => " + agent_row("calm-agent") + " !== null")
     yield page
     screenshot(page, tmp_path / "dashboard-final.png")
 
@@ -187,14 +187,14 @@ def test_dashboard_updates_live_and_highlights_shut_down_agents(
 
     event = own_server.act("fresh-agent", "CHANGE_PERMISSION")  # posted by the test, over HTTP
     assert event["decision"] == "Blocked"
-    page.wait_for_function(agent_row("fresh-agent") + " !== null", timeout=5_000)
-    page.wait_for_function(f"document.querySelectorAll('#events tbody tr').length === "
+    page.wait_for_function("() => " + agent_row("fresh-agent") + " !== null", timeout=5_000)
+    page.wait_for_function(f"() => document.querySelectorAll('#events tbody tr').length === "
                            f"{before + 1}", timeout=5_000)
     newest = page.evaluate("[...document.querySelectorAll('#events tbody tr')[0].cells]"
                            ".map(c => c.textContent)")
     assert newest[2:5] == ["fresh-agent", "CHANGE_PERMISSION", "Blocked"]
     assert newest[5] == "BLOCK_PERMISSION_CHANGE"
-    page.wait_for_function("document.getElementById('count-events').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('count-events').textContent === '2'")
     assert page.evaluate(agent_row("fresh-agent") + ".cells[2].textContent") == "1/3"
     screenshot(page, tmp_path / "dashboard-live.png")
 
@@ -202,7 +202,7 @@ def test_dashboard_updates_live_and_highlights_shut_down_agents(
     for _ in range(2):
         own_server.act("fresh-agent", "CHANGE_PERMISSION")
     assert server_agent(own_server, "fresh-agent")["status"] == "shut_down"
-    page.wait_for_function(agent_row("fresh-agent") + ".classList.contains('shut-down')",
+    page.wait_for_function("() => " + agent_row("fresh-agent") + ".classList.contains('shut-down')",
                            timeout=5_000)
     row = agent_row("fresh-agent")
     assert page.evaluate(f"{row}.querySelector('.status').textContent") == "shut down"
@@ -211,7 +211,7 @@ def test_dashboard_updates_live_and_highlights_shut_down_agents(
     # shut-down agents are listed first, and counted
     assert page.evaluate("document.querySelector('#agents tbody tr').dataset.agent") == \
         "fresh-agent"
-    page.wait_for_function("document.getElementById('count-shutdown').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('count-shutdown').textContent === '1'")
     assert page.text_content("#count-active") == "1"
     assert page.text_content("#count-blocked") == "3"
     png = screenshot(page, tmp_path / "dashboard-shutdown.png")
@@ -232,7 +232,7 @@ def test_dashboard_reset_button_asks_for_the_operator_token(
     for agent in ("rogue-agent", "other-agent"):
         shut_down(own_server, agent)
     for agent in ("rogue-agent", "other-agent"):
-        page.wait_for_function(agent_row(agent) + "?.classList.contains('shut-down')")
+        page.wait_for_function("() => " + agent_row(agent) + "?.classList.contains('shut-down')")
     head = own_server.head()
     prompts: list[str] = []
     alerts: list[str] = []
@@ -273,18 +273,18 @@ def test_dashboard_reset_button_asks_for_the_operator_token(
     assert state == {"agent_id": "rogue-agent", "cumulative_risk": 0, "blocked_attempts": 0,
                      "status": "active", "known": True}
     assert prompts == ['Operator token to reset agent "rogue-agent":']
-    page.wait_for_function(f"!{agent_row('rogue-agent')}.classList.contains('shut-down')")
+    page.wait_for_function(f"() => !{agent_row('rogue-agent')}.classList.contains('shut-down')")
     row = agent_row("rogue-agent")
     assert page.evaluate(f"{row}.cells[2].textContent") == "0/3"
     assert page.evaluate(f"{row}.querySelector('.status').textContent") == "active"
-    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+    page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[2].textContent === 'rogue-agent' && "
                            "r.cells[3].textContent === 'reset')")
     assert alerts == []
     # only that agent: the other one is still shut down, on the server and on the page
     assert server_agent(own_server, "other-agent")["status"] == "shut_down"
     assert page.evaluate(agent_row("other-agent") + ".classList.contains('shut-down')")
-    page.wait_for_function("document.getElementById('count-shutdown').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('count-shutdown').textContent === '1'")
     screenshot(page, tmp_path / "dashboard-reset.png")
     assert pages.errors(page) == ["console: Failed to load resource: the server responded with a "
                                   "status of 401 (Unauthorized)"]   # the refused reset, only
@@ -327,12 +327,12 @@ def test_layout_holds_at_desktop_and_phone_widths(own_server: Server, pages: Pag
     for _ in range(30):
         own_server.act("payer", "APPROVE_TRANSACTION", amount=10)  # a long event table
     page = pages.open(own_server.url + "/dashboard", width=width, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'")
     page.click(f"#agents tr[data-agent='{LONG_AGENT}'] td:first-child")   # the chart too
     for view in ("live", "impact"):
         if view == "impact":
             page.click("#tab-impact")
-            page.wait_for_function("document.getElementById('impact-status').textContent"
+            page.wait_for_function("() => document.getElementById('impact-status').textContent"
                                    ".startsWith('as of')")
         page.wait_for_timeout(150)
         screenshot(page, tmp_path / f"{view}-{width}.png", full_page=True)
@@ -372,7 +372,7 @@ def test_risk_chart_has_axes_and_labels(own_server: Server, pages: Pages,
         own_server.act("deleter", action)      # 30, 60, 90, then blocked at 120 > 100
     page = pages.open(own_server.url + "/dashboard", width=1280, height=900)
     page.click("#agents tr[data-agent='deleter'] td:first-child")
-    page.wait_for_function("document.getElementById('chart-agent').textContent === 'deleter'")
+    page.wait_for_function("() => document.getElementById('chart-agent').textContent === 'deleter'")
     page.wait_for_timeout(100)
     chart = page.evaluate("""() => {
         const svg = document.getElementById('chart'), box = svg.getBoundingClientRect();
@@ -407,7 +407,7 @@ def test_impact_tab_shows_what_was_prevented_and_exports_it(own_server: Server, 
     page = pages.open(own_server.url + "/dashboard", width=1400, downloads=True)
     assert page.is_hidden("#view-impact")
     page.click("#tab-impact")
-    page.wait_for_function("document.getElementById('impact-status').textContent"
+    page.wait_for_function("() => document.getElementById('impact-status').textContent"
                            ".startsWith('as of')")
     assert page.is_visible("#view-impact") and page.is_hidden("#view-live")
     assert page.get_attribute("#tab-impact", "aria-selected") == "true"
@@ -446,13 +446,13 @@ def test_impact_tab_shows_what_was_prevented_and_exports_it(own_server: Server, 
     page.fill("#impact-field", "context.max_approval_amount")
     page.select_option("#impact-bucket", "hour")
     page.click("#impact-settings button[type=submit]")
-    page.wait_for_function("document.getElementById('impact-exposure-label').textContent"
+    page.wait_for_function("() => document.getElementById('impact-exposure-label').textContent"
                            ".includes('context.max_approval_amount')")
     assert page.get_attribute("#impact-exposure", "data-value") == "0"
     assert "bucket=hour" in (page.get_attribute("#impact-csv", "href") or "")
     # a decision while the tab is open refreshes it
     own_server.act("rogue", "DELETE_RECORD", amount=5)
-    page.wait_for_function("document.getElementById('impact-prevented').dataset.value === '5'",
+    page.wait_for_function("() => document.getElementById('impact-prevented').dataset.value === '5'",
                            timeout=10_000)
     # back to the live view
     page.click("#tab-live")
@@ -466,7 +466,7 @@ def test_impact_opens_from_its_address_with_its_settings(own_server: Server,
                                                          pages: Pages) -> None:
     own_server.act("rogue", "CHANGE_PERMISSION", amount=3)
     page = pages.open(own_server.url + "/dashboard?field=amount&bucket=week#impact")
-    page.wait_for_function("document.getElementById('impact-status').textContent"
+    page.wait_for_function("() => document.getElementById('impact-status').textContent"
                            ".startsWith('as of')")
     assert page.input_value("#impact-bucket") == "week"
     assert page.get_attribute("#impact-exposure", "data-value") == "3"

@@ -66,7 +66,7 @@ def test_the_dashboard_shows_each_agent_against_its_groups_threshold(
     export(grouped, "ops-1")
     export(grouped, "web-1")
     page = pages.open(grouped.url + "/dashboard", width=1400, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=10_000)
 
     def cells(agent: str) -> list[str]:
@@ -80,9 +80,9 @@ def test_the_dashboard_shows_each_agent_against_its_groups_threshold(
     title = page.get_attribute("#agents tr[data-agent='ops-1']", "title")
     assert title == "10 per 1h for all actions in group `trusted`: 1"
     export(grouped, "ops-2")                                 # arrives live, by the stream
-    page.wait_for_function("document.querySelector(\"#agents tr[data-agent='ops-2']\") !== null")
+    page.wait_for_function("() => document.querySelector(\"#agents tr[data-agent='ops-2']\") !== null")
     assert cells("ops-2")[:3] == ["ops-2 trusted", "60/200", "0/5"]
-    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+    page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[2].textContent === 'ops-2' && "
                            "r.cells[6].textContent === '60 → 60/200')")
 
@@ -121,7 +121,7 @@ def test_the_dashboard_assigns_an_agents_group(grouped: Server, pages: Pages,
     operator's name; the row then follows the live stream's `group` record."""
     export(grouped, "web-1")
     page = pages.open(grouped.url + "/dashboard", width=1400, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=10_000)
     prompts: list[str] = []
     alerts: list[str] = []
@@ -159,20 +159,20 @@ def test_the_dashboard_assigns_an_agents_group(grouped: Server, pages: Pages,
     alerts.clear()
     answers[:] = ["trusted", TOKEN, "alice"]
     page.click(f"{row} button.assign-group")
-    page.wait_for_function(f"document.querySelector(\"{row}\").cells[0].textContent"
+    page.wait_for_function(f"() => document.querySelector(\"{row}\").cells[0].textContent"
                            " === 'web-1 trusted'")
     assert cells()[:3] == ["web-1 trusted", "60/200", "0/5"]
-    page.wait_for_function("document.querySelector('#chart .threshold-label').textContent"
+    page.wait_for_function("() => document.querySelector('#chart .threshold-label').textContent"
                            " === 'threshold 200'")   # the chart's line: the agent's group's
     screenshot(page, tmp_path / "dashboard-group-assigned.png")
     assert (agent()["group"], agent()["assigned_group"]) == ("trusted", "trusted")
-    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+    page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[3].textContent === 'group' && "
                            "r.cells[4].textContent === 'assigned to trusted by alice')")
 
     answers[:] = ["", TOKEN, "bob"]                   # cleared: the policy's patterns decide
     page.click(f"{row} button.assign-group")
-    page.wait_for_function(f"document.querySelector(\"{row}\").cells[0].textContent"
+    page.wait_for_function(f"() => document.querySelector(\"{row}\").cells[0].textContent"
                            " === 'web-1'")
     assert cells()[:3] == ["web-1", "60/100", "0/3"]
     assert agent()["assigned_group"] is None

@@ -192,7 +192,7 @@ def test_dashboard_reads_run_in_the_read_thread(own_server: Server, agent: str, 
 
 # ---------------------------------------------------------------------------- in the browser
 
-LOADED = ("document.getElementById('live').textContent === 'live' && "
+LOADED = ("() => document.getElementById('live').textContent === 'live' && "
           "document.getElementById('agents-more').hidden")
 
 
@@ -252,7 +252,7 @@ def test_a_guarded_dashboard_asks_for_the_token_then_shows_what_an_open_one_show
     page.wait_for_selector("#inspector-trace li")
     # the Impact tab and its exports, with the token
     page.click("#tab-impact")
-    page.wait_for_function("document.getElementById('impact-status').textContent"
+    page.wait_for_function("() => document.getElementById('impact-status').textContent"
                            ".startsWith('as of')")
     totals = guarded.get("/v1/impact", token=READ_TOKEN).json()["totals"]
     assert page.get_attribute("#impact-prevented", "data-value") == str(totals["prevented"])
@@ -274,7 +274,7 @@ def test_a_guarded_dashboard_asks_for_the_token_then_shows_what_an_open_one_show
     # live, through the stream's access_token: a decision written by the other server arrives
     page.click("#tab-live")
     opened.act("fresh-agent", "CHANGE_PERMISSION")
-    page.wait_for_function("document.querySelector('#agents tr[data-agent=\"fresh-agent\"]')"
+    page.wait_for_function("() => document.querySelector('#agents tr[data-agent=\"fresh-agent\"]')"
                            " !== null", timeout=10_000)
 
     reads = [(url, sent) for url, sent in requests if "/v1/" in url]
@@ -302,7 +302,7 @@ def test_a_guarded_dashboard_without_a_token_shows_nothing(twins: tuple[Server, 
     page = pages.open()
     prompts = answering(page, [None])
     page.goto(guarded.url + "/dashboard")
-    page.wait_for_function("document.getElementById('live').textContent.startsWith('error')")
+    page.wait_for_function("() => document.getElementById('live').textContent.startsWith('error')")
     assert prompts == [FIRST_PROMPT]
     assert "no read token given" in (page.text_content("#live") or "")
     assert page.locator("#agents tbody tr, #events tbody tr").count() == 0
@@ -326,7 +326,7 @@ def test_agents_past_the_snapshot_are_paged_in(own_server: Server, pages: Pages,
     paging = re.compile(r"/v1/agents\?after=")
     page.route(paging, lambda route: held.append(route) if holding else route.continue_())
     page.goto(own_server.url + "/dashboard")
-    page.wait_for_function("document.getElementById('agents-more').textContent"
+    page.wait_for_function("() => document.getElementById('agents-more').textContent"
                            ".includes('loading')")
     assert page.text_content("#agents-more") == \
         "The first 3 of 7 agents, by id; loading the rest…"

@@ -64,16 +64,16 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
     server = reviewing
     first = hold(server, "agent-1", 700)
     page = pages.open(server.url + "/dashboard", width=1400, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=10_000)
-    page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#reviews tbody tr').length === 1")
     assert rows(page) == [first]
     cells = page.evaluate("[...document.querySelector('#reviews tbody tr').cells]"
                           ".map(c => c.textContent)")
     assert cells[1:6] == ["agent-1", "ISSUE_REFUND", "REVIEW_LARGE", "60", '{"amount":700}']
     assert page.is_hidden("#reviews-empty")
     second = hold(server, "agent-2", 900)                  # arrives live, by the stream
-    page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#reviews tbody tr').length === 2")
     assert rows(page) == [first, second]
     # held actions are decisions, not prevented ones (as the Impact view counts)
     assert page.text_content("#count-events") == "2"
@@ -107,20 +107,20 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
     wait_until(page, lambda: server.get(f"/v1/reviews/{first}").json()["status"] == "approved")
     ticket = server.get(f"/v1/reviews/{first}").json()
     assert (ticket["operator"], ticket["note"]) == ("alice", "looks right")
-    page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#reviews tbody tr').length === 1")
     assert rows(page) == [second]
-    page.wait_for_function("[...document.querySelectorAll('#events tbody tr')].some(r => "
+    page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr')].some(r => "
                            "r.cells[4].textContent === 'review approved by alice')")
     answers = iter([TOKEN, "bob", ""])
     page.click(f"#reviews tr[data-ticket='{second}'] button.deny")
-    page.wait_for_function("document.querySelectorAll('#reviews tbody tr').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#reviews tbody tr').length === 0")
     assert page.is_visible("#reviews-empty")
     assert server.get(f"/v1/reviews/{second}").json()["status"] == "denied"
     page.wait_for_function(
-        "document.querySelector(\"#agents tr[data-agent='agent-2']\").cells[2].textContent "
+        "() => document.querySelector(\"#agents tr[data-agent='agent-2']\").cells[2].textContent "
         "=== '1/3'")
     # the approval and the denial are decisions; the denial is a prevented one
-    page.wait_for_function("document.getElementById('count-events').textContent === '4'")
+    page.wait_for_function("() => document.getElementById('count-events').textContent === '4'")
     assert page.text_content("#count-blocked") == "1"
     assert alerts == []
     screenshot(page, tmp_path / "reviews-judged.png")
@@ -131,7 +131,7 @@ def test_the_review_panel_lists_pending_tickets_and_judges_them(
 @pytest.mark.slow
 def test_a_policy_without_review_has_no_review_panel(own_server: Server, pages: Pages) -> None:
     page = pages.open(own_server.url + "/dashboard", width=1400, height=1000)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'",
                            timeout=10_000)
     assert page.is_hidden("#reviews-panel")
     assert not pages.errors(page)

@@ -18,14 +18,29 @@
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
 
+  // Control characters, zero-width characters, line breaks and bidi controls in what agents send
+  // are shown as marked code points, never as themselves: the class is the server's
+  // (config.invisible, the one every command's output escapes), so the first paint and these
+  // rows mark the same characters.
+  const HIDDEN = new RegExp(`([${config.invisible}])`, "u");
+  const codePoint = (c) => "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  // `text` as nodes to append: its hidden characters as <span class="ctl">U+XXXX</span>
+  const visible = (text) => text.split(HIDDEN).filter((part) => part !== "")
+    .map((part) => HIDDEN.test(part) ? el("span", { class: "ctl" }, codePoint(part)) : part);
+  // the same for plain text (a tooltip, a prompt): hidden characters as [U+XXXX]
+  const plain = (text) => String(text).split(HIDDEN).map((part) => HIDDEN.test(part) ? `[${codePoint(part)}]` : part).join("");
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") { if (value) node.className = value; } else node.setAttribute(key, value);
+      if (key === "class") { if (value) node.className = value; } else node.setAttribute(key, key === "title" ? plain(value) : value);
     }
-    for (const child of children) node.append(child instanceof Node ? child : String(child));
+    for (const child of children) node.append(...(child instanceof Node ? [child] : visible(String(child))));
     return node;
   }
+
+  // multi-line text (a <pre>): its line breaks kept, every other hidden character marked
+  const lines = (text) => text.split("\n").flatMap((line, i) => i ? [document.createTextNode("\n"), ...visible(line)] : visible(line));
 
   function shape(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -165,6 +180,7 @@
     return el("span", {}, bar, ` ${risk}/${threshold}`);
   }
 
+  // an agent id or action type: whatever a client sent, so a long one wraps inside its cell
   const idCell = (text) => el("td", {}, el("span", { class: "id" }, text));
   // an agent's id, with its group under a policy with groups
   const agentCell = (agent) => {
@@ -206,11 +222,11 @@
 
   function eventCells(r) {
     if (r.kind === "decision") {
-      return [idCell(r.agent), r.action, el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
+      return [idCell(r.agent), idCell(r.action), el("span", { class: "d-" + r.decision.label.split(" ")[0] }, r.decision.label),
         r.decision.rule_id, `${r.decision.attempted_risk} → ${r.decision.cumulative_risk}/${(r.server && r.server.risk_threshold) || state.threshold}`];
     }
     if (r.kind === "reset") return [idCell(r.agent === null ? "(all)" : r.agent), "reset", `by ${r.operator}`, "", ""];
-    if (r.kind === "review") return [idCell(r.agent), r.action, `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
+    if (r.kind === "review") return [idCell(r.agent), idCell(r.action), `review ${r.verdict}` + (r.operator ? ` by ${r.operator}` : ""), r.rule_id || "", ""];
     if (r.kind === "group") return [idCell(r.agent), "group", r.group === null ? `assignment cleared by ${r.operator}` : `assigned to ${r.group} by ${r.operator}`, "", ""];
     return [idCell(""), "policy load", `${r.policy.name} ${r.policy.version}`, "", ""];
   }
@@ -237,11 +253,11 @@
       const d = record.decision;
       parts.push(el("p", {}, el("b", { class: "d-" + d.label.split(" ")[0] }, d.label), ` ${d.rule_id}`, d.threat ? ` · ${d.threat}` : ""));
       parts.push(el("p", {}, d.reason));
-      parts.push(el("h3", {}, "Explanation"), el("pre", { id: "inspector-explanation" }, record.explanation.split(" | ").join("\n")));
+      parts.push(el("h3", {}, "Explanation"), el("pre", { id: "inspector-explanation" }, ...lines(record.explanation.split(" | ").join("\n"))));
       parts.push(el("h3", {}, "Trace"), el("ol", { id: "inspector-trace" }, ...record.event.event_trace.map((line) => el("li", {}, line))));
-      parts.push(el("h3", {}, "Input"), el("pre", {}, JSON.stringify(record.input, null, 2)));
+      parts.push(el("h3", {}, "Input"), el("pre", {}, ...lines(JSON.stringify(record.input, null, 2))));
     } else {
-      parts.push(el("pre", {}, JSON.stringify(record, null, 2)));
+      parts.push(el("pre", {}, ...lines(JSON.stringify(record, null, 2))));
     }
     parts.push(el("p", { class: "muted" }, `${record.time} · policy ${record.policy_hash ? record.policy_hash.slice(0, 19) : ""}… · hash ${record.hash.slice(0, 19)}…`));
     panel.replaceChildren(...parts);
@@ -302,7 +318,7 @@
     const svg = $("chart");
     const agent = state.selectedAgent ?? defaultAgent();
     const name = agent === "" ? "(empty id)" : agent;
-    $("chart-agent").textContent = agent === null ? "(no decisions yet)" : state.selectedAgent === null ? `${name} (latest; select an agent)` : name;
+    $("chart-agent").replaceChildren(...visible(agent === null ? "(no decisions yet)" : state.selectedAgent === null ? `${name} (latest; select an agent)` : name));
     const points = [];
     for (const r of state.events) {
       if (r.kind === "decision" && r.agent === agent) points.push({ seq: r.seq, risk: r.decision.cumulative_risk, down: r.decision.status === "shut_down" });
@@ -447,7 +463,7 @@
   }
 
   async function resetAgents(agentId) {
-    const what = agentId === null ? "every agent" : `agent "${agentId}"`;
+    const what = agentId === null ? "every agent" : `agent "${plain(agentId)}"`;
     const token = window.prompt(`Operator token to reset ${what}:`, sessionStorage.getItem("sentra-token") || "");
     if (!token) return;
     const path = agentId === null ? "/v1/reset" : `/v1/agents/${encodeURIComponent(agentId)}/reset`;
@@ -455,16 +471,16 @@
       await answer(await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } }));
       sessionStorage.setItem("sentra-token", token);
     } catch (error) {
-      window.alert(`Reset refused: ${error.message}`);
+      window.alert(plain(`Reset refused: ${error.message}`));
     }
   }
 
   // An operator's group assignment (PUT /v1/agents/{id}/group): a group the policy declares, or
   // empty to clear the assignment (the policy's patterns decide again).
   async function assignGroup(agentId) {
-    const group = window.prompt(`Group for agent "${agentId}" (${config.groups.join(", ")}; empty: the policy decides):`, "");
+    const group = window.prompt(`Group for agent "${plain(agentId)}" (${config.groups.join(", ")}; empty: the policy decides):`, "");
     if (group === null) return;
-    const token = window.prompt(`Operator token to assign agent "${agentId}":`, sessionStorage.getItem("sentra-token") || "");
+    const token = window.prompt(`Operator token to assign agent "${plain(agentId)}":`, sessionStorage.getItem("sentra-token") || "");
     if (!token) return;
     const operator = window.prompt("Your name, recorded as the operator:", sessionStorage.getItem("sentra-operator") || "");
     if (!operator) return;
@@ -475,7 +491,7 @@
       sessionStorage.setItem("sentra-token", token);
       sessionStorage.setItem("sentra-operator", operator);
     } catch (error) {
-      window.alert(`Group assignment refused: ${error.message}`);
+      window.alert(plain(`Group assignment refused: ${error.message}`));
     }
   }
 
@@ -522,7 +538,7 @@
       sessionStorage.setItem("sentra-token", token);
       sessionStorage.setItem("sentra-operator", operator);
     } catch (error) {
-      window.alert(`Review refused: ${error.message}`);
+      window.alert(plain(`Review refused: ${error.message}`));
     }
     loadReviews();
   }
