@@ -48,6 +48,8 @@ When the database cannot be reached, every call raises
 :class:`~sentra_runtime.stores.schema.StoreUnavailable` at once (after the first failure, calls
 wait at most ``retry_wait`` seconds for a connection instead of ``wait_timeout``), and the pool
 reconnects in the background: the store recovers when the database is back, without a restart.
+A database that stops answering without closing the connection fails a decision after
+``answer_timeout`` seconds (:class:`_Answer`).
 
 psycopg 3 and psycopg-pool are imported when a store is made: ``sentra_runtime`` itself stays
 standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
@@ -328,6 +330,9 @@ WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
+ONE_SHOT_ANSWER_SECONDS = 60.0
+"""How long what a command that reads once (``audit verify``, ``db status``) sent may go
+unacknowledged before its connection is given up (:func:`_client_keepalives`)."""
 RECONNECT_SECONDS = 2.0
 """How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
 over with the next call: short, so that the store is back within about two seconds of the
@@ -342,6 +347,16 @@ def redacted(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _client_keepalives(answer_timeout: float) -> dict[str, int]:
+    """libpq's options that make the client find a connection whose database machine died or
+    whose network was cut (no reset ever arrives): TCP keepalives while it waits for an
+    answer (about 25 s), and at most ``answer_timeout`` for what it sent to be acknowledged.
+    For every statement, reads included; a database process that froze on a live machine is
+    found by the decisions' own deadline only (:class:`_Answer`)."""
+    return {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+            "keepalives_count": 3, "tcp_user_timeout": max(1, round(answer_timeout * 1000))}
 
 
 def _driver() -> tuple[Any, Any]:
@@ -370,12 +385,16 @@ class PostgresStore(BatchedStore):
     def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
                  pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
                  wait_timeout: float = 5.0, retry_wait: float = 0.05,
-                 lock_timeout: float = 5.0, upgrade: bool = True) -> None:
+                 lock_timeout: float = 5.0, answer_timeout: float = 15.0,
+                 upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if answer_timeout <= lock_timeout:
+            raise ValueError("answer_timeout must be longer than lock_timeout (a statement "
+                             "may wait that long for a lock)")
         psycopg, psycopg_pool = _driver()
         self.url = url
         self.synchronous = mode
@@ -385,10 +404,11 @@ class PostgresStore(BatchedStore):
         self._wait_timeout = wait_timeout
         self._retry_wait = retry_wait
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._answer_timeout = answer_timeout
         self._down = threading.Event()
         """Set after a failure to reach the database, until a call succeeds again."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
-                   "application_name": "sentra"}
+                   "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
             with psycopg.connect(url, autocommit=True, **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
@@ -472,13 +492,14 @@ class PostgresStore(BatchedStore):
         per batch while decisions keep coming. Each batch is answered once committed; a failure
         fails the batches not committed yet (and closes their locks' session)."""
         waiting = [batch]   # the batches not answered yet
+        timeout = self._answer_timeout
         try:
             with self._connection() as connection:
                 locked: tuple[str, dict[str, RawState]] | None = None
                 while waiting:
                     batch = [pending for pending in waiting[0] if _storable(pending)]
                     keys, states = locked or _lock(connection, {
-                        pending.agent_id for pending in batch})
+                        pending.agent_id for pending in batch}, timeout=timeout)
                     stored = dict(states)
                     made = [entry for entry in (self._made(pending, states) for pending in batch)
                             if entry is not None]
@@ -496,7 +517,8 @@ class PostgresStore(BatchedStore):
                         if following:
                             next_keys, lock = _lock_values(
                                 {pending.agent_id for pending in following})
-                            rows, next_rows = _pipeline(connection, (b"sentra_append", append),
+                            rows, next_rows = _pipeline(connection, timeout,
+                                                        (b"sentra_append", append),
                                                         (b"sentra_lock", lock))
                             if isinstance(next_rows, BaseException):
                                 failed = next_rows   # after this batch is answered
@@ -504,7 +526,7 @@ class PostgresStore(BatchedStore):
                                 locked = next_keys, _states(next_rows)
                             rows = _raising(rows)
                         else:
-                            rows = _run(connection, b"sentra_append", append)
+                            rows = _run(connection, b"sentra_append", append, timeout)
                         self._decided(made, _appended(rows))
                         self.commits += 1
                     waiting.pop(0)
@@ -563,7 +585,8 @@ class PostgresStore(BatchedStore):
               now: float | None = None) -> Reset:
         every = agent_id is None
         with self._connection() as connection:
-            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every)
+            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every,
+                                 timeout=self._answer_timeout)
             agents = list(states) if agent_id is None else [agent_id]
             now = time.time() if now is None else now
             record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
@@ -572,7 +595,8 @@ class PostgresStore(BatchedStore):
             appended = _append(connection, "every" if every else "shared", keys,
                                {} if agent_id is None else {agent_id: FRESH},
                                [(record, None),
-                                *((step.record, step.ticket) for step in cancelled)])
+                                *((step.record, step.ticket) for step in cancelled)],
+                               timeout=self._answer_timeout)
         for written, (seq, digest, prev) in zip(
                 [record, *(step.record for step in cancelled)], appended):
             self._remember(written, seq, prev, digest)
@@ -617,7 +641,7 @@ class PostgresStore(BatchedStore):
             if row is None:
                 raise review.UnknownTicket(ticket_id)
             agent_id = bytes(row[0]).decode()
-            keys, states = _lock(connection, [agent_id])
+            keys, states = _lock(connection, [agent_id], timeout=self._answer_timeout)
             state = states.get(agent_id, FRESH)
             # read after the agent's lock is held: no other step of its tickets is under way
             ticket = _ticket(*connection.execute(
@@ -630,7 +654,7 @@ class PostgresStore(BatchedStore):
             [(seq, digest, prev)] = _append(
                 connection, "shared", keys,
                 {} if settlement.state is None else {agent_id: settlement.state},
-                [(settlement.record, settlement.ticket)])
+                [(settlement.record, settlement.ticket)], timeout=self._answer_timeout)
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
         if decision is not None:   # the seq is known once the record is appended
@@ -644,9 +668,10 @@ class PostgresStore(BatchedStore):
         record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
                                     group, operator)
         with self._connection() as connection:
-            keys, _ = _lock(connection, [agent_id])
+            keys, _ = _lock(connection, [agent_id], timeout=self._answer_timeout)
             connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
-            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)])
+            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)],
+                                            timeout=self._answer_timeout)
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -654,7 +679,8 @@ class PostgresStore(BatchedStore):
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
-            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)])
+            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)],
+                                            timeout=self._answer_timeout)
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -930,7 +956,8 @@ def _connect(url: str, timeout: float = 10.0) -> Any:
     psycopg, _ = _driver()
     try:
         return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
-                               application_name="sentra", autocommit=True)
+                               application_name="sentra", autocommit=True,
+                               **_client_keepalives(ONE_SHOT_ANSWER_SECONDS))
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
                                f"{_first_line(error)}") from error
@@ -975,13 +1002,13 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _lock(connection: Any, agents: Iterable[str], every: bool = False
+def _lock(connection: Any, agents: Iterable[str], every: bool = False, *, timeout: float
           ) -> tuple[str, dict[str, RawState]]:
     """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
     for the session and read their stored states (``every``: every agent's). The agents' lock
     keys (for :func:`_append`) and the states, by agent id."""
     keys, values = _lock_values(agents, every)
-    return keys, _states(_run(connection, b"sentra_lock", values))
+    return keys, _states(_run(connection, b"sentra_lock", values, timeout))
 
 
 def _lock_values(agents: Iterable[str], every: bool = False
@@ -1003,14 +1030,14 @@ def _states(rows: list[tuple[Any, ...]]) -> dict[str, RawState]:
 
 
 def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
-            records: list[tuple[dict[str, Any], review.Ticket | None]]
+            records: list[tuple[dict[str, Any], review.Ticket | None]], *, timeout: float
             ) -> list[tuple[int, str, str | None]]:
     """``sentra_append``, in one transaction: turn the session's locks into the transaction's
     (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
     agents' ``states`` and append the ``records`` (each with the review ticket it makes or
     settles, or ``None``); each record's seq, hash and prev, once committed."""
     return _appended(_run(connection, b"sentra_append",
-                          _append_values(gate, keys, states, records)))
+                          _append_values(gate, keys, states, records), timeout))
 
 
 def _append_values(gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
@@ -1041,36 +1068,48 @@ def _appended(rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str | None]]:
     return [(int(seq), digest, prev) for seq, digest, prev in rows]
 
 
-def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
+def _run(connection: Any, statement: bytes, values: tuple[str | None, ...], timeout: float
          ) -> list[tuple[Any, ...]]:
     """Run a statement of :data:`STATEMENTS` on a connection of the store: through libpq itself
-    (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
-    call costs the client a few microseconds instead of a cursor's adaptation; its rows as
-    text (``None`` for NULL). A failure raises the error psycopg would."""
-    return _rows(connection.pgconn.exec_prepared(statement, _encoded(values)))
+    (psycopg's ``pgconn``; the wait for the answer does not hold the GIL), text in and out, so
+    that a call costs the client a few microseconds instead of a cursor's adaptation; its rows
+    as text (``None`` for NULL). A failure raises the error psycopg would; no answer within
+    ``timeout`` seconds closes the connection and raises (:class:`_Answer`)."""
+    answer = _Answer(connection, timeout)
+    try:
+        connection.pgconn.send_query_prepared(statement, _encoded(values))
+        answer.flush()
+        result = answer.next_result()
+        while answer.next_result() is not None:   # the end of the statement's results
+            pass
+    except BaseException:
+        connection.close()   # an answer may be on its way: of no further use
+        raise
+    return _rows(result)
 
 
-def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
+def _pipeline(connection: Any, timeout: float, *statements: tuple[bytes, tuple[str | None, ...]]
               ) -> list[list[tuple[Any, ...]] | BaseException]:
     """Run statements of :data:`STATEMENTS` in one round trip (libpq's pipeline mode), each
     its own transaction (a sync after each: one that fails does not stop the next); each one's
-    rows, or the error it raised. A failure of the connection itself raises."""
+    rows, or the error it raised. A failure of the connection itself raises, and so does no
+    answer within ``timeout`` seconds (:class:`_Answer`)."""
     from psycopg import Error
 
     pgconn = connection.pgconn
+    answer = _Answer(connection, timeout)
     pgconn.enter_pipeline_mode()
     try:
         for statement, values in statements:
             pgconn.send_query_prepared(statement, _encoded(values))
             pgconn.pipeline_sync()
-        while pgconn.flush():
-            select.select([], [pgconn.socket], [])
+        answer.flush()
         outcomes: list[list[tuple[Any, ...]] | BaseException] = []
         for _ in statements:
-            result = _next_result(pgconn)
-            while _next_result(pgconn) is not None:   # the end of the statement's results
+            result = answer.next_result()
+            while answer.next_result() is not None:   # the end of the statement's results
                 pass
-            _next_result(pgconn)   # its sync
+            answer.next_result()   # its sync
             try:
                 outcomes.append(_rows(result))
             except Error as error:
@@ -1082,14 +1121,41 @@ def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
     return outcomes
 
 
-def _next_result(pgconn: Any) -> Any:
-    """The next result of a pipeline, once it arrived (waiting on the socket without holding
-    the GIL)."""
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            return pgconn.get_result()
-        select.select([pgconn.socket], [], [])
+class _Answer:
+    """The wait for a statement's answer on a connection, bounded: a database that stops
+    answering (its process frozen, its machine gone, the network dropping packets without a
+    reset) fails the statement after ``timeout`` seconds instead of holding the caller (on an
+    event loop, the store's commit thread, which every decision of the process waits for)
+    until the operating system gives up on the connection, if ever."""
+
+    def __init__(self, connection: Any, timeout: float) -> None:
+        self.pgconn = connection.pgconn
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def flush(self) -> None:
+        """Send what libpq holds."""
+        while self.pgconn.flush():
+            self._wait(writing=True)
+
+    def next_result(self) -> Any:
+        """The next result, once it arrived (waiting on the socket without holding the
+        GIL)."""
+        pgconn = self.pgconn
+        while pgconn.is_busy():   # what libpq read so far does not finish a result
+            self._wait(writing=False)
+            pgconn.consume_input()
+        return pgconn.get_result()
+
+    def _wait(self, *, writing: bool) -> None:
+        remaining = self.deadline - time.monotonic()
+        socket = [self.pgconn.socket]
+        ready = remaining > 0 and any(select.select([] if writing else socket,
+                                                    socket if writing else [], [], remaining))
+        if not ready:
+            from psycopg import OperationalError
+
+            raise OperationalError(f"no answer from the database within {self.timeout:g} s")
 
 
 def _raising(rows: list[tuple[Any, ...]] | BaseException) -> list[tuple[Any, ...]]:
