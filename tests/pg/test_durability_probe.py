@@ -10,6 +10,8 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,13 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
 from sentra_runtime import Engine
 from sentra_runtime.stores import StoreUnavailable
 from sentra_runtime.stores.postgres import PostgresStore
 
+from tests.pg.helpers import POLICY, ROOT
 from tests.runtime.helpers import SENTRA_TABLE
 from tests.stores.helpers import replay
 from tests.stores.store_worker import ACTIONS, AGENTS
@@ -234,3 +237,66 @@ def test_a_database_that_stops_answering_fails_the_call_instead_of_hanging(
 def test_answer_timeout_is_checked(postgres_url: str) -> None:
     with pytest.raises(ValueError, match="answer_timeout must be longer than lock_timeout"):
         PostgresStore(postgres_url, answer_timeout=2, lock_timeout=2)
+
+
+def sentra_lang(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sentra_lang", *arguments], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def assert_refused_plainly(done: subprocess.CompletedProcess[str], command: str,
+                           reason: str) -> None:
+    """Exit 2 with one `sentra-lang COMMAND: error: ...` naming the database's reason; no
+    traceback."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "psycopg" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"sentra-lang {command}: error: "), done.stderr
+    assert reason in done.stderr, done.stderr
+
+
+def test_a_read_only_database_is_refused_with_its_reason(role: Role, tmp_path: Any) -> None:
+    """A role whose transactions are read-only (`default_transaction_read_only`, as on a hot
+    standby a failover left the URL pointing at): opening a store raises `StoreUnavailable`,
+    and `serve` and `db upgrade` say why, never with a psycopg traceback."""
+    Engine(SENTRA_TABLE, PostgresStore(role.url)).close()   # the schema, made writable
+    role.alter("SET default_transaction_read_only = on")
+    with pytest.raises(StoreUnavailable, match="read-only transaction"):
+        PostgresStore(role.url)
+    served = sentra_lang("serve", str(POLICY), "--db", role.url, "--port", "9")
+    assert_refused_plainly(served, "serve", "read-only transaction")
+    with admin(role.server) as connection:
+        empty = f"e_{uuid.uuid4().hex[:10]}"
+        connection.execute(f"CREATE SCHEMA {empty}")
+    try:
+        upgraded = sentra_lang("db", "upgrade", role.url.replace(
+            urlsplit(role.url).query, f"options=-csearch_path%3D{empty}"))
+        assert_refused_plainly(upgraded, "db", "read-only transaction")
+    finally:
+        with admin(role.server) as connection:
+            connection.execute(f"DROP SCHEMA {empty} CASCADE")
+    assert sentra_lang("audit", "verify", role.url).returncode == 0   # reading still works
+
+
+def test_a_statement_timeout_mid_command_is_refused_with_its_reason(role: Role) -> None:
+    """A `statement_timeout` the role was given cancels a read in the middle of a one-shot
+    command (the agents' table held by another session): `audit verify` and `audit export`
+    say so, never with a psycopg traceback; a decision raises `StoreUnavailable` and records
+    nothing."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(role.url))
+    engine.evaluate("a", "DELETE_RECORD")
+    role.alter("SET statement_timeout = 300")
+    next_decision_works(engine)   # on a connection that has the role's setting
+    schema = parse_qs(urlsplit(role.url).query)["options"][0].split("=", 1)[1]
+    with admin(role.server) as holder, holder.transaction():
+        holder.execute(f"LOCK TABLE {schema}.sentra_agents IN ACCESS EXCLUSIVE MODE")
+        for command in ("verify", "export"):
+            assert_refused_plainly(sentra_lang("audit", command, role.url), "audit",
+                                   "statement timeout")
+        with pytest.raises(StoreUnavailable, match="statement timeout"):
+            engine.evaluate("a", "DELETE_RECORD")
+    role.alter("RESET statement_timeout")
+    next_decision_works(engine)
+    # nothing was recorded for the refused call: this is the agent's second decision
+    assert engine.evaluate("a", "DELETE_RECORD").cumulative_risk == 60
+    engine.close()

@@ -57,6 +57,7 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -421,11 +422,18 @@ class PostgresStore(BatchedStore):
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"cannot connect to {self.where}: "
                                    f"{_first_line(error)}") from error
+        except psycopg.Error as error:   # refused: read-only, a statement timeout, ...
+            raise StoreUnavailable(f"cannot use {self.where}: {_first_line(error)}") from error
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs=options, configure=self._configure,
             timeout=wait_timeout, name="sentra", open=False,
             reconnect_timeout=RECONNECT_SECONDS)
-        self._pool.open(wait=True, timeout=connect_timeout)
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except self._errors as error:   # the database went away since the first connection
+            self._pool.close()
+            raise StoreUnavailable(f"cannot connect to {self.where}: "
+                                   f"{_first_line(error)}") from error
         self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: LoopCommit | None = None
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
@@ -921,46 +929,55 @@ def verify_database(url: str, *, expected_head: str | None = None,
                     anchor: audit.Head | None = None) -> VerifyResult:
     """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
     the chain, its end against the stored head, every agent's state against the log."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.verify(expected_head, anchor)
 
 
 def database_head(url: str) -> audit.Head:
     """The store's head in a PostgreSQL database: the seq and hash of its last record."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.head()
 
 
 def export_database(url: str, out: IO[str]) -> int:
     """Export the store in a PostgreSQL database as JSON Lines, reading only."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.export(out)
 
 
 def database_schema_version(url: str) -> int:
     """The store schema version of a database (0: no store yet)."""
-    with _connect(url) as connection:
+    with _one_shot(url) as connection:
         return schema_version(connection)
 
 
 def upgrade_database(url: str) -> tuple[int, int]:
     """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
-    with _connect(url) as connection:
+    with _one_shot(url) as connection:
         before = schema_version(connection)
         prepare_schema(connection, redacted(url), upgrade=True)
         return before, SCHEMA_VERSION
 
 
-def _connect(url: str, timeout: float = 10.0) -> Any:
-    """One connection of its own (no pool), for a command that reads once."""
+@contextlib.contextmanager
+def _one_shot(url: str, timeout: float = 10.0) -> Iterator[Any]:
+    """One connection of its own (no pool), for a command that reads (or upgrades) once; what
+    the database refuses or loses on it (a statement cancelled, a read-only transaction, the
+    connection ended) is :class:`StoreUnavailable` with the database's reason."""
     psycopg, _ = _driver()
     try:
-        return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
-                               application_name="sentra", autocommit=True,
-                               **_client_keepalives(ONE_SHOT_ANSWER_SECONDS))
+        connection = psycopg.connect(url, connect_timeout=max(1, round(timeout)),
+                                     application_name="sentra", autocommit=True,
+                                     **_client_keepalives(ONE_SHOT_ANSWER_SECONDS))
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
                                f"{_first_line(error)}") from error
+    try:
+        with connection:
+            yield connection
+    except psycopg.Error as error:
+        raise StoreUnavailable(f"the database ended the command: {_first_line(error)}"
+                               ) from error
 
 
 def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
