@@ -69,19 +69,39 @@ class Role:
 
 @pytest.fixture
 def role(postgres_url: str, postgres_server: str) -> Iterator[Role]:
+    """A superuser of the test's own."""
+    with made_role(postgres_url, postgres_server, "SUPERUSER") as made:
+        yield made
+
+
+@pytest.fixture
+def plain_role(postgres_url: str, postgres_server: str) -> Iterator[Role]:
+    """A role of the test's own that is no superuser (limits apply to it), with every
+    privilege on the test's schema."""
+    with made_role(postgres_url, postgres_server, "NOSUPERUSER") as made:
+        yield made
+
+
+@contextmanager
+def made_role(postgres_url: str, postgres_server: str, kind: str) -> Iterator[Role]:
     name = f"probe_{uuid.uuid4().hex[:10]}"
-    with admin(postgres_server) as connection:
-        connection.execute(f"CREATE ROLE {name} LOGIN SUPERUSER")
     parts = urlsplit(postgres_url)
+    schema = parse_qs(parts.query)["options"][0].split("=", 1)[1]
+    with admin(postgres_server) as connection:
+        connection.execute(f"CREATE ROLE {name} LOGIN {kind}")
+        connection.execute(f"GRANT ALL ON SCHEMA {schema} TO {name}")
     url = urlunsplit(parts._replace(netloc=f"{name}@{parts.hostname}:{parts.port}"))
     made = Role(name, url, postgres_server)
-    yield made
-    for pid in made.backends():   # a test that failed may have left one stopped
-        os.kill(pid, signal.SIGCONT)
-    made.terminate()
-    with admin(postgres_server) as connection:
-        connection.execute(f"REASSIGN OWNED BY {name} TO CURRENT_USER")
-        connection.execute(f"DROP ROLE {name}")
+    try:
+        yield made
+    finally:
+        for pid in made.backends():   # a test that failed may have left one stopped
+            os.kill(pid, signal.SIGCONT)
+        made.terminate()
+        with admin(postgres_server) as connection:
+            connection.execute(f"REASSIGN OWNED BY {name} TO CURRENT_USER")
+            connection.execute(f"DROP OWNED BY {name}")
+            connection.execute(f"DROP ROLE {name}")
 
 
 def assert_acknowledged_and_replayed(engine: Engine, acknowledged: list[int]) -> None:
@@ -299,4 +319,28 @@ def test_a_statement_timeout_mid_command_is_refused_with_its_reason(role: Role) 
     next_decision_works(engine)
     # nothing was recorded for the refused call: this is the agent's second decision
     assert engine.evaluate("a", "DELETE_RECORD").cumulative_risk == 60
+    engine.close()
+
+
+def test_a_connection_limit_is_refused_with_the_databases_reason(plain_role: Role) -> None:
+    """The role's `CONNECTION LIMIT` reached (`ALTER ROLE ... CONNECTION LIMIT 0`): every
+    decision raises `StoreUnavailable` at once and says why (the database's reason, not only
+    that the pool had no connection: the server logs this message once per outage); the store
+    decides again as soon as the limit allows, and nothing was recorded meanwhile."""
+    engine = Engine(SENTRA_TABLE, PostgresStore(plain_role.url))
+    engine.evaluate("a", "DELETE_RECORD")
+    plain_role.alter("CONNECTION LIMIT 0")
+    refusals = []
+    for _ in range(4):
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as refused:
+            engine.evaluate("a", "DELETE_RECORD")
+        assert time.monotonic() - started < 1
+        refusals.append(str(refused.value))
+        time.sleep(0.3)
+    assert "too many connections for role" in refusals[-1], refusals
+    plain_role.alter("CONNECTION LIMIT -1")
+    next_decision_works(engine)
+    assert engine.evaluate("a", "DELETE_RECORD").cumulative_risk == 60
+    assert engine.verify_audit().ok
     engine.close()

@@ -360,6 +360,23 @@ def _client_keepalives(answer_timeout: float) -> dict[str, int]:
             "keepalives_count": 3, "tcp_user_timeout": max(1, round(answer_timeout * 1000))}
 
 
+def _noting_refusals(psycopg: Any, store: PostgresStore) -> type:
+    """The pool's connection class: psycopg's, noting on ``store`` why an attempt to open one
+    failed (``too many connections for role ...``, the server starting up, ...), which the
+    pool itself only logs."""
+
+    class Noting(psycopg.Connection):  # type: ignore[misc]
+        @classmethod
+        def connect(cls, *arguments: Any, **options: Any) -> Any:
+            try:
+                return super().connect(*arguments, **options)
+            except psycopg.Error as error:
+                store._refusal = _first_line(error)
+                raise
+
+    return Noting
+
+
 def _driver() -> tuple[Any, Any]:
     """psycopg and psycopg_pool, imported on first use (never by ``import sentra_runtime``)."""
     try:
@@ -408,6 +425,9 @@ class PostgresStore(BatchedStore):
         self._answer_timeout = answer_timeout
         self._down = threading.Event()
         """Set after a failure to reach the database, until a call succeeds again."""
+        self._refusal: str | None = None
+        """Why the pool's last attempt to open a connection failed (the database's reason;
+        ``None`` once one opened): what a call that found no connection reports."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
                    "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
@@ -425,9 +445,9 @@ class PostgresStore(BatchedStore):
         except psycopg.Error as error:   # refused: read-only, a statement timeout, ...
             raise StoreUnavailable(f"cannot use {self.where}: {_first_line(error)}") from error
         self._pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs=options, configure=self._configure,
-            timeout=wait_timeout, name="sentra", open=False,
-            reconnect_timeout=RECONNECT_SECONDS)
+            url, min_size=1, max_size=pool_size, kwargs=options, configure=self._opened,
+            connection_class=_noting_refusals(psycopg, self), timeout=wait_timeout,
+            name="sentra", open=False, reconnect_timeout=RECONNECT_SECONDS)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except self._errors as error:   # the database went away since the first connection
@@ -440,6 +460,15 @@ class PostgresStore(BatchedStore):
         self._written_lock = threading.Lock()
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
+
+    def _opened(self, connection: Any) -> None:
+        """A connection the pool opened: configured, or its refusal noted."""
+        try:
+            self._configure(connection)
+        except Exception as error:
+            self._refusal = _first_line(error)
+            raise
+        self._refusal = None
 
     def _configure(self, connection: Any) -> None:
         """Each pooled connection: autocommit (every statement its own transaction, see
@@ -467,8 +496,11 @@ class PostgresStore(BatchedStore):
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
         self._down.set()
-        return StoreUnavailable(f"the database at {self.where} is unavailable: "
-                                f"{_first_line(error)}")
+        reason = _first_line(error)
+        refusal = self._refusal
+        if refusal is not None and isinstance(error, self._errors[1:]):   # no connection
+            reason = f"{reason}; the last attempt to connect: {refusal}"
+        return StoreUnavailable(f"the database at {self.where} is unavailable: {reason}")
 
     # -- decisions ----------------------------------------------------------------------------
 
