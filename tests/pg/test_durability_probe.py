@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from sentra_runtime import Engine
 from sentra_runtime.stores import StoreUnavailable
 from sentra_runtime.stores.postgres import PostgresStore
 
-from tests.pg.helpers import POLICY, ROOT
+from tests.pg.helpers import POLICY, ROOT, Answer, Instance, Persistent, decide_body
+from tests.pg.test_instances import AGENTS as INSTANCE_AGENTS
+from tests.pg.test_instances import assert_answers_logged, assert_the_rules_held, logged
 from tests.runtime.helpers import SENTRA_TABLE
 from tests.stores.helpers import replay
 from tests.stores.store_worker import ACTIONS, AGENTS
@@ -343,4 +346,69 @@ def test_a_connection_limit_is_refused_with_the_databases_reason(plain_role: Rol
     next_decision_works(engine)
     assert engine.evaluate("a", "DELETE_RECORD").cumulative_risk == 60
     assert engine.verify_audit().ok
+    engine.close()
+
+
+@pytest.mark.slow
+def test_two_instances_whose_connections_are_terminated_answer_200_or_503_and_lose_nothing(
+        role: Role) -> None:
+    """Two `serve` instances on one database, 6 clients deciding for the same agents through
+    both, and every store connection terminated every few milliseconds: each answer is 200 or
+    503 (never a 500), every decision answered 200 is in the log at its seq, the log verifies
+    and replays to the stored states, the rules held across the processes (no risk above the
+    threshold, exactly the third block shutting an agent down), and both decide again."""
+    running = [Instance(POLICY, role.url, name=name) for name in ("A", "B")]
+    answers: list[Answer] = []
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        rng = random.Random(number)
+        connections = [Persistent(instance.port) for instance in running]
+        while not stop.is_set():
+            action = rng.choice(["FILE_READ", "DELETE_RECORD", "SEND_EMAIL", "DROP_TABLE"])
+            answers.append(rng.choice(connections).post("/v1/decide", decide_body(
+                rng.choice(INSTANCE_AGENTS), {"action_type": action})))
+
+    try:
+        for instance in running:
+            instance.start()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 4
+        rng = random.Random(3)
+        while time.monotonic() < deadline:
+            time.sleep(rng.random() * 0.05)
+            role.terminate()
+        time.sleep(1.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for instance in running:
+            assert instance.post("/v1/decide", decide_body(
+                "after", {"action_type": "FILE_READ"})).status == 200
+    finally:
+        for instance in running:
+            instance.stop()
+    statuses = Counter(answer.status for answer in answers)
+    assert set(statuses) == {200, 503}, statuses
+    records = logged(role.url)
+    assert_the_rules_held(records)
+    assert_answers_logged([answer for answer in answers if answer.status == 200], records)
+
+
+def test_connections_the_database_ended_while_idle_are_not_a_refusal(role: Role) -> None:
+    """The database ends the store's idle connections (`idle_session_timeout`, as a proxy
+    or a firewall that drops idle connections does, or a DBA's `pg_terminate_backend`) while
+    it is up: the next decisions get fresh connections instead of failing closed on the dead
+    ones (which made every decision of an agent that acts less often than the timeout fail)."""
+    role.alter("SET idle_session_timeout = 300")
+    engine = Engine(SENTRA_TABLE, PostgresStore(role.url))
+    seqs = []
+    for _ in range(3):
+        seqs.append(engine.evaluate("a", "FILE_READ").seq)
+        time.sleep(0.6)   # every connection of the pool ended meanwhile
+    role.alter("RESET idle_session_timeout")   # and terminated once more
+    seqs.append(engine.evaluate("a", "FILE_READ").seq)
+    assert_acknowledged_and_replayed(engine, seqs)
     engine.close()

@@ -334,6 +334,10 @@ DEFAULT_POOL_SIZE = 10
 ONE_SHOT_ANSWER_SECONDS = 60.0
 """How long what a command that reads once (``audit verify``, ``db status``) sent may go
 unacknowledged before its connection is given up (:func:`_client_keepalives`)."""
+REPLACEMENT_WAIT = 1.0
+"""How long at most a call waits for a new connection after the database ended the pooled one
+it was given (:func:`_ended`): long enough to connect to a database that is up; a database that
+is down refuses the pool's attempt sooner, and that fails the call at once."""
 RECONNECT_SECONDS = 2.0
 """How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
 over with the next call: short, so that the store is back within about two seconds of the
@@ -371,7 +375,7 @@ def _noting_refusals(psycopg: Any, store: PostgresStore) -> type:
             try:
                 return super().connect(*arguments, **options)
             except psycopg.Error as error:
-                store._refusal = _first_line(error)
+                store._refused(error)
                 raise
 
     return Noting
@@ -428,6 +432,8 @@ class PostgresStore(BatchedStore):
         self._refusal: str | None = None
         """Why the pool's last attempt to open a connection failed (the database's reason;
         ``None`` once one opened): what a call that found no connection reports."""
+        self._refused_at = float("-inf")
+        """When (``time.monotonic()``) an attempt to open a connection last failed."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
                    "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
@@ -466,9 +472,14 @@ class PostgresStore(BatchedStore):
         try:
             self._configure(connection)
         except Exception as error:
-            self._refusal = _first_line(error)
+            self._refused(error)
             raise
         self._refusal = None
+
+    def _refused(self, error: BaseException) -> None:
+        """An attempt to open a connection failed (the pool tries again by itself)."""
+        self._refusal = _first_line(error)
+        self._refused_at = time.monotonic()
 
     def _configure(self, connection: Any) -> None:
         """Each pooled connection: autocommit (every statement its own transaction, see
@@ -840,12 +851,24 @@ class _Borrowed:
     def __enter__(self) -> Any:
         store = self.store
         wait = store._retry_wait if store._down.is_set() else store._wait_timeout
-        self.context = store._pool.connection(timeout=wait)
-        try:
-            self.connection = self.context.__enter__()
-        except store._errors as error:
-            raise store._unavailable(error) from error
-        return self.connection
+        replacing: float | None = None   # since when it waits for a replacement
+        while True:
+            self.context = store._pool.connection(
+                timeout=wait if replacing is None else store._retry_wait)
+            try:
+                self.connection = self.context.__enter__()
+            except store._errors as error:
+                if replacing is None or store._refused_at > replacing or (
+                        time.monotonic() - replacing > REPLACEMENT_WAIT):
+                    raise store._unavailable(error) from error
+                continue
+            if not _ended(self.connection):
+                return self.connection
+            # the database ended it while it was idle: the pool opens another, which this
+            # call waits for, unless an attempt to open one fails (the database is down)
+            self.connection.close()
+            self.context.__exit__(None, None, None)
+            replacing = time.monotonic() if replacing is None else replacing
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         store = self.store
@@ -860,6 +883,19 @@ class _Borrowed:
             store._down.clear()
         elif isinstance(error, store._errors):
             raise store._unavailable(error) from error
+
+
+def _ended(connection: Any) -> bool:
+    """Whether the database ended this idle connection (an idle-session timeout, a proxy's or
+    firewall's idle limit, ``pg_terminate_backend``, a restart): at rest a connection of the
+    store has nothing to read, so anything readable is the database's goodbye (or its end of
+    file). One system call, no round trip."""
+    if connection.closed:
+        return True
+    try:
+        return bool(select.select([connection.pgconn.socket], [], [], 0)[0])
+    except Exception:   # no socket any more: psycopg's OperationalError
+        return True
 
 
 def _release(connection: Any) -> None:
