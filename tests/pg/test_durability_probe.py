@@ -101,6 +101,9 @@ def made_role(postgres_url: str, postgres_server: str, kind: str) -> Iterator[Ro
         for pid in made.backends():   # a test that failed may have left one stopped
             os.kill(pid, signal.SIGCONT)
         made.terminate()
+        deadline = time.monotonic() + 10   # gone, with their session functions
+        while made.backends() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with admin(postgres_server) as connection:
             connection.execute(f"REASSIGN OWNED BY {name} TO CURRENT_USER")
             connection.execute(f"DROP OWNED BY {name}")

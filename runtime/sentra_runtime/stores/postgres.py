@@ -334,10 +334,6 @@ DEFAULT_POOL_SIZE = 10
 ONE_SHOT_ANSWER_SECONDS = 60.0
 """How long what a command that reads once (``audit verify``, ``db status``) sent may go
 unacknowledged before its connection is given up (:func:`_client_keepalives`)."""
-REPLACEMENT_WAIT = 1.0
-"""How long at most a call waits for a new connection after the database ended the pooled one
-it was given (:func:`_ended`): long enough to connect to a database that is up; a database that
-is down refuses the pool's attempt sooner, and that fails the call at once."""
 RECONNECT_SECONDS = 2.0
 """How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
 over with the next call: short, so that the store is back within about two seconds of the
@@ -859,13 +855,14 @@ class _Borrowed:
                 self.connection = self.context.__enter__()
             except store._errors as error:
                 if replacing is None or store._refused_at > replacing or (
-                        time.monotonic() - replacing > REPLACEMENT_WAIT):
+                        time.monotonic() - replacing > wait):
                     raise store._unavailable(error) from error
                 continue
             if not _ended(self.connection):
                 return self.connection
             # the database ended it while it was idle: the pool opens another, which this
-            # call waits for, unless an attempt to open one fails (the database is down)
+            # call waits for (as long as for any), unless an attempt to open one fails (the
+            # database is down: then at once)
             self.connection.close()
             self.context.__exit__(None, None, None)
             replacing = time.monotonic() if replacing is None else replacing
