@@ -48,6 +48,8 @@ When the database cannot be reached, every call raises
 :class:`~sentra_runtime.stores.schema.StoreUnavailable` at once (after the first failure, calls
 wait at most ``retry_wait`` seconds for a connection instead of ``wait_timeout``), and the pool
 reconnects in the background: the store recovers when the database is back, without a restart.
+A database that stops answering without closing the connection fails a decision after
+``answer_timeout`` seconds (:class:`_Answer`).
 
 psycopg 3 and psycopg-pool are imported when a store is made: ``sentra_runtime`` itself stays
 standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
@@ -55,6 +57,7 @@ standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -328,6 +331,9 @@ WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
+ONE_SHOT_ANSWER_SECONDS = 60.0
+"""How long what a command that reads once (``audit verify``, ``db status``) sent may go
+unacknowledged before its connection is given up (:func:`_client_keepalives`)."""
 RECONNECT_SECONDS = 2.0
 """How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
 over with the next call: short, so that the store is back within about two seconds of the
@@ -342,6 +348,33 @@ def redacted(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _client_keepalives(answer_timeout: float) -> dict[str, int]:
+    """libpq's options that make the client find a connection whose database machine died or
+    whose network was cut (no reset ever arrives): TCP keepalives while it waits for an
+    answer (about 25 s), and at most ``answer_timeout`` for what it sent to be acknowledged.
+    For every statement, reads included; a database process that froze on a live machine is
+    found by the decisions' own deadline only (:class:`_Answer`)."""
+    return {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+            "keepalives_count": 3, "tcp_user_timeout": max(1, round(answer_timeout * 1000))}
+
+
+def _noting_refusals(psycopg: Any, store: PostgresStore) -> type:
+    """The pool's connection class: psycopg's, noting on ``store`` why an attempt to open one
+    failed (``too many connections for role ...``, the server starting up, ...), which the
+    pool itself only logs."""
+
+    class Noting(psycopg.Connection):  # type: ignore[misc]
+        @classmethod
+        def connect(cls, *arguments: Any, **options: Any) -> Any:
+            try:
+                return super().connect(*arguments, **options)
+            except psycopg.Error as error:
+                store._refused(error)
+                raise
+
+    return Noting
 
 
 def _driver() -> tuple[Any, Any]:
@@ -370,12 +403,16 @@ class PostgresStore(BatchedStore):
     def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
                  pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
                  wait_timeout: float = 5.0, retry_wait: float = 0.05,
-                 lock_timeout: float = 5.0, upgrade: bool = True) -> None:
+                 lock_timeout: float = 5.0, answer_timeout: float = 15.0,
+                 upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if answer_timeout <= lock_timeout:
+            raise ValueError("answer_timeout must be longer than lock_timeout (a statement "
+                             "may wait that long for a lock)")
         psycopg, psycopg_pool = _driver()
         self.url = url
         self.synchronous = mode
@@ -385,10 +422,16 @@ class PostgresStore(BatchedStore):
         self._wait_timeout = wait_timeout
         self._retry_wait = retry_wait
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._answer_timeout = answer_timeout
         self._down = threading.Event()
         """Set after a failure to reach the database, until a call succeeds again."""
+        self._refusal: str | None = None
+        """Why the pool's last attempt to open a connection failed (the database's reason;
+        ``None`` once one opened): what a call that found no connection reports."""
+        self._refused_at = float("-inf")
+        """When (``time.monotonic()``) an attempt to open a connection last failed."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
-                   "application_name": "sentra"}
+                   "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
             with psycopg.connect(url, autocommit=True, **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
@@ -401,17 +444,38 @@ class PostgresStore(BatchedStore):
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"cannot connect to {self.where}: "
                                    f"{_first_line(error)}") from error
+        except psycopg.Error as error:   # refused: read-only, a statement timeout, ...
+            raise StoreUnavailable(f"cannot use {self.where}: {_first_line(error)}") from error
         self._pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs=options, configure=self._configure,
-            timeout=wait_timeout, name="sentra", open=False,
-            reconnect_timeout=RECONNECT_SECONDS)
-        self._pool.open(wait=True, timeout=connect_timeout)
+            url, min_size=1, max_size=pool_size, kwargs=options, configure=self._opened,
+            connection_class=_noting_refusals(psycopg, self), timeout=wait_timeout,
+            name="sentra", open=False, reconnect_timeout=RECONNECT_SECONDS)
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except self._errors as error:   # the database went away since the first connection
+            self._pool.close()
+            raise StoreUnavailable(f"cannot connect to {self.where}: "
+                                   f"{_first_line(error)}") from error
         self._group = GroupCommit(self._commit_batch) if group_commit else None
         self._loop_commit: LoopCommit | None = None
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
         self.commits = 0
         """How many decision transactions committed (fewer than decisions with group commit)."""
+
+    def _opened(self, connection: Any) -> None:
+        """A connection the pool opened: configured, or its refusal noted."""
+        try:
+            self._configure(connection)
+        except Exception as error:
+            self._refused(error)
+            raise
+        self._refusal = None
+
+    def _refused(self, error: BaseException) -> None:
+        """An attempt to open a connection failed (the pool tries again by itself)."""
+        self._refusal = _first_line(error)
+        self._refused_at = time.monotonic()
 
     def _configure(self, connection: Any) -> None:
         """Each pooled connection: autocommit (every statement its own transaction, see
@@ -439,8 +503,11 @@ class PostgresStore(BatchedStore):
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
         self._down.set()
-        return StoreUnavailable(f"the database at {self.where} is unavailable: "
-                                f"{_first_line(error)}")
+        reason = _first_line(error)
+        refusal = self._refusal
+        if refusal is not None and isinstance(error, self._errors[1:]):   # no connection
+            reason = f"{reason}; the last attempt to connect: {refusal}"
+        return StoreUnavailable(f"the database at {self.where} is unavailable: {reason}")
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -472,13 +539,14 @@ class PostgresStore(BatchedStore):
         per batch while decisions keep coming. Each batch is answered once committed; a failure
         fails the batches not committed yet (and closes their locks' session)."""
         waiting = [batch]   # the batches not answered yet
+        timeout = self._answer_timeout
         try:
             with self._connection() as connection:
                 locked: tuple[str, dict[str, RawState]] | None = None
                 while waiting:
                     batch = [pending for pending in waiting[0] if _storable(pending)]
                     keys, states = locked or _lock(connection, {
-                        pending.agent_id for pending in batch})
+                        pending.agent_id for pending in batch}, timeout=timeout)
                     stored = dict(states)
                     made = [entry for entry in (self._made(pending, states) for pending in batch)
                             if entry is not None]
@@ -496,7 +564,8 @@ class PostgresStore(BatchedStore):
                         if following:
                             next_keys, lock = _lock_values(
                                 {pending.agent_id for pending in following})
-                            rows, next_rows = _pipeline(connection, (b"sentra_append", append),
+                            rows, next_rows = _pipeline(connection, timeout,
+                                                        (b"sentra_append", append),
                                                         (b"sentra_lock", lock))
                             if isinstance(next_rows, BaseException):
                                 failed = next_rows   # after this batch is answered
@@ -504,7 +573,7 @@ class PostgresStore(BatchedStore):
                                 locked = next_keys, _states(next_rows)
                             rows = _raising(rows)
                         else:
-                            rows = _run(connection, b"sentra_append", append)
+                            rows = _run(connection, b"sentra_append", append, timeout)
                         self._decided(made, _appended(rows))
                         self.commits += 1
                     waiting.pop(0)
@@ -563,7 +632,8 @@ class PostgresStore(BatchedStore):
               now: float | None = None) -> Reset:
         every = agent_id is None
         with self._connection() as connection:
-            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every)
+            keys, states = _lock(connection, [] if agent_id is None else [agent_id], every,
+                                 timeout=self._answer_timeout)
             agents = list(states) if agent_id is None else [agent_id]
             now = time.time() if now is None else now
             record = audit.reset_record(now, policy_hash, agent_id, operator, agents)
@@ -572,7 +642,8 @@ class PostgresStore(BatchedStore):
             appended = _append(connection, "every" if every else "shared", keys,
                                {} if agent_id is None else {agent_id: FRESH},
                                [(record, None),
-                                *((step.record, step.ticket) for step in cancelled)])
+                                *((step.record, step.ticket) for step in cancelled)],
+                               timeout=self._answer_timeout)
         for written, (seq, digest, prev) in zip(
                 [record, *(step.record for step in cancelled)], appended):
             self._remember(written, seq, prev, digest)
@@ -617,7 +688,7 @@ class PostgresStore(BatchedStore):
             if row is None:
                 raise review.UnknownTicket(ticket_id)
             agent_id = bytes(row[0]).decode()
-            keys, states = _lock(connection, [agent_id])
+            keys, states = _lock(connection, [agent_id], timeout=self._answer_timeout)
             state = states.get(agent_id, FRESH)
             # read after the agent's lock is held: no other step of its tickets is under way
             ticket = _ticket(*connection.execute(
@@ -630,7 +701,7 @@ class PostgresStore(BatchedStore):
             [(seq, digest, prev)] = _append(
                 connection, "shared", keys,
                 {} if settlement.state is None else {agent_id: settlement.state},
-                [(settlement.record, settlement.ticket)])
+                [(settlement.record, settlement.ticket)], timeout=self._answer_timeout)
         self._remember(settlement.record, seq, prev, digest)
         decision = settlement.decision
         if decision is not None:   # the seq is known once the record is appended
@@ -644,9 +715,10 @@ class PostgresStore(BatchedStore):
         record = audit.group_record(time.time() if now is None else now, policy_hash, agent_id,
                                     group, operator)
         with self._connection() as connection:
-            keys, _ = _lock(connection, [agent_id])
+            keys, _ = _lock(connection, [agent_id], timeout=self._answer_timeout)
             connection.execute(_ASSIGN_GROUP, (_key(agent_id), group))
-            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)])
+            [(seq, digest, prev)] = _append(connection, "shared", keys, {}, [(record, None)],
+                                            timeout=self._answer_timeout)
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -654,7 +726,8 @@ class PostgresStore(BatchedStore):
         record = audit.policy_load_record(time.time() if now is None else now, policy.hash, policy.name,
                                           policy.version, policy.schema_version)
         with self._connection() as connection:
-            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)])
+            [(seq, digest, prev)] = _append(connection, "none", "{}", {}, [(record, None)],
+                                            timeout=self._answer_timeout)
         self._remember(record, seq, prev, digest)
         return int(seq)
 
@@ -774,12 +847,25 @@ class _Borrowed:
     def __enter__(self) -> Any:
         store = self.store
         wait = store._retry_wait if store._down.is_set() else store._wait_timeout
-        self.context = store._pool.connection(timeout=wait)
-        try:
-            self.connection = self.context.__enter__()
-        except store._errors as error:
-            raise store._unavailable(error) from error
-        return self.connection
+        replacing: float | None = None   # since when it waits for a replacement
+        while True:
+            self.context = store._pool.connection(
+                timeout=wait if replacing is None else store._retry_wait)
+            try:
+                self.connection = self.context.__enter__()
+            except store._errors as error:
+                if replacing is None or store._refused_at > replacing or (
+                        time.monotonic() - replacing > wait):
+                    raise store._unavailable(error) from error
+                continue
+            if not _ended(self.connection):
+                return self.connection
+            # the database ended it while it was idle: the pool opens another, which this
+            # call waits for (as long as for any), unless an attempt to open one fails (the
+            # database is down: then at once)
+            self.connection.close()
+            self.context.__exit__(None, None, None)
+            replacing = time.monotonic() if replacing is None else replacing
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         store = self.store
@@ -794,6 +880,19 @@ class _Borrowed:
             store._down.clear()
         elif isinstance(error, store._errors):
             raise store._unavailable(error) from error
+
+
+def _ended(connection: Any) -> bool:
+    """Whether the database ended this idle connection (an idle-session timeout, a proxy's or
+    firewall's idle limit, ``pg_terminate_backend``, a restart): at rest a connection of the
+    store has nothing to read, so anything readable is the database's goodbye (or its end of
+    file). One system call, no round trip."""
+    if connection.closed:
+        return True
+    try:
+        return bool(select.select([connection.pgconn.socket], [], [], 0)[0])
+    except Exception:   # no socket any more: psycopg's OperationalError
+        return True
 
 
 def _release(connection: Any) -> None:
@@ -895,45 +994,55 @@ def verify_database(url: str, *, expected_head: str | None = None,
                     anchor: audit.Head | None = None) -> VerifyResult:
     """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
     the chain, its end against the stored head, every agent's state against the log."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.verify(expected_head, anchor)
 
 
 def database_head(url: str) -> audit.Head:
     """The store's head in a PostgreSQL database: the seq and hash of its last record."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.head()
 
 
 def export_database(url: str, out: IO[str]) -> int:
     """Export the store in a PostgreSQL database as JSON Lines, reading only."""
-    with _connect(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.export(out)
 
 
 def database_schema_version(url: str) -> int:
     """The store schema version of a database (0: no store yet)."""
-    with _connect(url) as connection:
+    with _one_shot(url) as connection:
         return schema_version(connection)
 
 
 def upgrade_database(url: str) -> tuple[int, int]:
     """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
-    with _connect(url) as connection:
+    with _one_shot(url) as connection:
         before = schema_version(connection)
         prepare_schema(connection, redacted(url), upgrade=True)
         return before, SCHEMA_VERSION
 
 
-def _connect(url: str, timeout: float = 10.0) -> Any:
-    """One connection of its own (no pool), for a command that reads once."""
+@contextlib.contextmanager
+def _one_shot(url: str, timeout: float = 10.0) -> Iterator[Any]:
+    """One connection of its own (no pool), for a command that reads (or upgrades) once; what
+    the database refuses or loses on it (a statement cancelled, a read-only transaction, the
+    connection ended) is :class:`StoreUnavailable` with the database's reason."""
     psycopg, _ = _driver()
     try:
-        return psycopg.connect(url, connect_timeout=max(1, round(timeout)),
-                               application_name="sentra", autocommit=True)
+        connection = psycopg.connect(url, connect_timeout=max(1, round(timeout)),
+                                     application_name="sentra", autocommit=True,
+                                     **_client_keepalives(ONE_SHOT_ANSWER_SECONDS))
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
                                f"{_first_line(error)}") from error
+    try:
+        with connection:
+            yield connection
+    except psycopg.Error as error:
+        raise StoreUnavailable(f"the database ended the command: {_first_line(error)}"
+                               ) from error
 
 
 def prepare_schema(connection: Any, where: str, *, upgrade: bool) -> None:
@@ -975,13 +1084,13 @@ def schema_version(connection: Any) -> int:
     return int(row[0])
 
 
-def _lock(connection: Any, agents: Iterable[str], every: bool = False
+def _lock(connection: Any, agents: Iterable[str], every: bool = False, *, timeout: float
           ) -> tuple[str, dict[str, RawState]]:
     """``sentra_lock``: lock the ``agents`` (``every``: the gate, for a reset of every agent)
     for the session and read their stored states (``every``: every agent's). The agents' lock
     keys (for :func:`_append`) and the states, by agent id."""
     keys, values = _lock_values(agents, every)
-    return keys, _states(_run(connection, b"sentra_lock", values))
+    return keys, _states(_run(connection, b"sentra_lock", values, timeout))
 
 
 def _lock_values(agents: Iterable[str], every: bool = False
@@ -1003,14 +1112,14 @@ def _states(rows: list[tuple[Any, ...]]) -> dict[str, RawState]:
 
 
 def _append(connection: Any, gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
-            records: list[tuple[dict[str, Any], review.Ticket | None]]
+            records: list[tuple[dict[str, Any], review.Ticket | None]], *, timeout: float
             ) -> list[tuple[int, str, str | None]]:
     """``sentra_append``, in one transaction: turn the session's locks into the transaction's
     (``gate``: ``shared`` with the agents' lock ``keys``, ``every``, or ``none``), write the
     agents' ``states`` and append the ``records`` (each with the review ticket it makes or
     settles, or ``None``); each record's seq, hash and prev, once committed."""
     return _appended(_run(connection, b"sentra_append",
-                          _append_values(gate, keys, states, records)))
+                          _append_values(gate, keys, states, records), timeout))
 
 
 def _append_values(gate: str, keys: str, states: Mapping[str, tuple[Any, ...]],
@@ -1041,36 +1150,48 @@ def _appended(rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str | None]]:
     return [(int(seq), digest, prev) for seq, digest, prev in rows]
 
 
-def _run(connection: Any, statement: bytes, values: tuple[str | None, ...]
+def _run(connection: Any, statement: bytes, values: tuple[str | None, ...], timeout: float
          ) -> list[tuple[Any, ...]]:
     """Run a statement of :data:`STATEMENTS` on a connection of the store: through libpq itself
-    (psycopg's ``pgconn``, which releases the GIL while it waits), text in and out, so that a
-    call costs the client a few microseconds instead of a cursor's adaptation; its rows as
-    text (``None`` for NULL). A failure raises the error psycopg would."""
-    return _rows(connection.pgconn.exec_prepared(statement, _encoded(values)))
+    (psycopg's ``pgconn``; the wait for the answer does not hold the GIL), text in and out, so
+    that a call costs the client a few microseconds instead of a cursor's adaptation; its rows
+    as text (``None`` for NULL). A failure raises the error psycopg would; no answer within
+    ``timeout`` seconds closes the connection and raises (:class:`_Answer`)."""
+    answer = _Answer(connection, timeout)
+    try:
+        connection.pgconn.send_query_prepared(statement, _encoded(values))
+        answer.flush()
+        result = answer.next_result()
+        while answer.next_result() is not None:   # the end of the statement's results
+            pass
+    except BaseException:
+        connection.close()   # an answer may be on its way: of no further use
+        raise
+    return _rows(result)
 
 
-def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
+def _pipeline(connection: Any, timeout: float, *statements: tuple[bytes, tuple[str | None, ...]]
               ) -> list[list[tuple[Any, ...]] | BaseException]:
     """Run statements of :data:`STATEMENTS` in one round trip (libpq's pipeline mode), each
     its own transaction (a sync after each: one that fails does not stop the next); each one's
-    rows, or the error it raised. A failure of the connection itself raises."""
+    rows, or the error it raised. A failure of the connection itself raises, and so does no
+    answer within ``timeout`` seconds (:class:`_Answer`)."""
     from psycopg import Error
 
     pgconn = connection.pgconn
+    answer = _Answer(connection, timeout)
     pgconn.enter_pipeline_mode()
     try:
         for statement, values in statements:
             pgconn.send_query_prepared(statement, _encoded(values))
             pgconn.pipeline_sync()
-        while pgconn.flush():
-            select.select([], [pgconn.socket], [])
+        answer.flush()
         outcomes: list[list[tuple[Any, ...]] | BaseException] = []
         for _ in statements:
-            result = _next_result(pgconn)
-            while _next_result(pgconn) is not None:   # the end of the statement's results
+            result = answer.next_result()
+            while answer.next_result() is not None:   # the end of the statement's results
                 pass
-            _next_result(pgconn)   # its sync
+            answer.next_result()   # its sync
             try:
                 outcomes.append(_rows(result))
             except Error as error:
@@ -1082,14 +1203,41 @@ def _pipeline(connection: Any, *statements: tuple[bytes, tuple[str | None, ...]]
     return outcomes
 
 
-def _next_result(pgconn: Any) -> Any:
-    """The next result of a pipeline, once it arrived (waiting on the socket without holding
-    the GIL)."""
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            return pgconn.get_result()
-        select.select([pgconn.socket], [], [])
+class _Answer:
+    """The wait for a statement's answer on a connection, bounded: a database that stops
+    answering (its process frozen, its machine gone, the network dropping packets without a
+    reset) fails the statement after ``timeout`` seconds instead of holding the caller (on an
+    event loop, the store's commit thread, which every decision of the process waits for)
+    until the operating system gives up on the connection, if ever."""
+
+    def __init__(self, connection: Any, timeout: float) -> None:
+        self.pgconn = connection.pgconn
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def flush(self) -> None:
+        """Send what libpq holds."""
+        while self.pgconn.flush():
+            self._wait(writing=True)
+
+    def next_result(self) -> Any:
+        """The next result, once it arrived (waiting on the socket without holding the
+        GIL)."""
+        pgconn = self.pgconn
+        while pgconn.is_busy():   # what libpq read so far does not finish a result
+            self._wait(writing=False)
+            pgconn.consume_input()
+        return pgconn.get_result()
+
+    def _wait(self, *, writing: bool) -> None:
+        remaining = self.deadline - time.monotonic()
+        socket = [self.pgconn.socket]
+        ready = remaining > 0 and any(select.select([] if writing else socket,
+                                                    socket if writing else [], [], remaining))
+        if not ready:
+            from psycopg import OperationalError
+
+            raise OperationalError(f"no answer from the database within {self.timeout:g} s")
 
 
 def _raising(rows: list[tuple[Any, ...]] | BaseException) -> list[tuple[Any, ...]]:
