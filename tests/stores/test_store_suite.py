@@ -154,6 +154,39 @@ def test_async_callers_share_transactions_and_keep_their_order(
     assert_replays(engine)
 
 
+def test_event_loops_deciding_at_once_each_get_every_answer(
+        make_sql_store: StoreFactory) -> None:
+    """Two threads, each with its own event loop, deciding in rounds at once on one store (the
+    commit thread of a loop still deciding was once retired when the other loop decided, and
+    that loop's next batch waited forever): every decision is answered, within a bound, and
+    recorded once."""
+    engine = Engine(SENTRA_TABLE, make_sql_store(group_commit=True))
+    rounds, tasks = 30, 4
+    failures: list[BaseException] = []
+
+    def loop(number: int) -> None:
+        async def main() -> None:
+            for index in range(rounds):
+                await asyncio.gather(*(engine.evaluate_async(
+                    f"loop-{number}-{task}", ("FILE_READ", "EXPORT_DATA")[index % 2])
+                    for task in range(tasks)))
+        try:
+            asyncio.run(main())
+        except BaseException as error:   # reported by the test thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=loop, args=(number,), daemon=True) for number in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a decision was never answered"
+    assert not failures, failures[0]
+    decided = sum(record["kind"] == "decision" for record in engine.audit_records())
+    assert decided == 2 * rounds * tasks
+    assert engine.verify_audit().ok
+
+
 def test_a_decision_that_fails_alone_fails_alone(make_sql_store: StoreFactory) -> None:
     """An annotation that raises, replaces a record key or is not JSON fails its own decision
     (nothing recorded for it, the state unchanged); the decisions committed with it are not

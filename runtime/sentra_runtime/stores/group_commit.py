@@ -193,18 +193,6 @@ class LoopCommit:
         """The batches of the work under way not answered yet, oldest first."""
         self.thread = _CommitThread(name, loop)
 
-    @classmethod
-    def for_running_loop(cls, current: LoopCommit | None, name: str, prepare: Prepare,
-                         limit: int, *, follow: bool = False) -> LoopCommit:
-        """``current`` when it serves the running loop, else a new one (an earlier loop's
-        commit thread finishes what it was handed, then ends)."""
-        loop = asyncio.get_running_loop()
-        if current is not None and current.loop is loop:
-            return current
-        if current is not None:
-            current.thread.jobs.put(None)
-        return cls(name, loop, prepare, limit, follow=follow)
-
     async def submit(self, pending: Pending) -> Decision:
         answer: asyncio.Future[Decision] = self.loop.create_future()
         with self._queue_lock:
@@ -269,6 +257,42 @@ class LoopCommit:
 
     def close(self) -> None:
         self.thread.stop()
+
+
+class LoopCommits:
+    """A store's :class:`LoopCommit`, one per event loop that decides on it: loops running at
+    the same time (one per thread) each have their own queue and commit thread, and the commit
+    thread of a loop that was closed finishes what it was handed, then ends (when another loop
+    first decides, or at :meth:`close`). A single slot for the latest loop once retired the
+    commit thread of a loop still deciding, whose next batch then waited forever."""
+
+    def __init__(self, name: str, prepare: Prepare, limit: int, *, follow: bool = False) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.limit = limit
+        self.follow = follow
+        self._by_loop: dict[asyncio.AbstractEventLoop, LoopCommit] = {}
+        self._lock = threading.Lock()
+
+    def for_running_loop(self) -> LoopCommit:
+        """The running loop's LoopCommit (made at its first decision)."""
+        loop = asyncio.get_running_loop()
+        committer = self._by_loop.get(loop)
+        if committer is not None:
+            return committer
+        with self._lock:
+            for closed in [other for other in self._by_loop if other.is_closed()]:
+                self._by_loop.pop(closed).thread.jobs.put(None)
+            committer = self._by_loop[loop] = LoopCommit(self.name, loop, self.prepare,
+                                                         self.limit, follow=self.follow)
+        return committer
+
+    def close(self) -> None:
+        """Finish the work handed to every commit thread, then end them."""
+        with self._lock:
+            committers, self._by_loop = list(self._by_loop.values()), {}
+        for committer in committers:
+            committer.close()
 
 
 class _CommitThread(threading.Thread):

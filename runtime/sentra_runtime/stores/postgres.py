@@ -81,6 +81,7 @@ from sentra_runtime.stores.group_commit import (
     BatchedStore,
     GroupCommit,
     LoopCommit,
+    LoopCommits,
     Pending,
     fail_batch,
 )
@@ -457,7 +458,10 @@ class PostgresStore(BatchedStore):
             raise StoreUnavailable(f"cannot connect to {self.where}: "
                                    f"{_first_line(error)}") from error
         self._group = GroupCommit(self._commit_batch) if group_commit else None
-        self._loop_commit: LoopCommit | None = None
+        self._loop_commits = LoopCommits(
+            f"postgres-commit {self.where}",
+            lambda batch, committer: functools.partial(self._commit_batch, batch, committer),
+            MAX_BATCH if group_commit else 1, follow=True)
         self._written: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._written_lock = threading.Lock()
         self.commits = 0
@@ -521,11 +525,7 @@ class PostgresStore(BatchedStore):
         goes on with the decisions that queued meanwhile (see :meth:`_commit_batch`). The
         decision is returned after its commit."""
         pending = Pending.of(decide, agent_id, action, fields, code, payload, now, annotations)
-        committer = self._loop_commit = LoopCommit.for_running_loop(
-            self._loop_commit, f"postgres-commit {self.where}",
-            lambda batch, committer: functools.partial(self._commit_batch, batch, committer),
-            MAX_BATCH if self._group is not None else 1, follow=True)
-        return await committer.submit(pending)
+        return await self._loop_commits.for_running_loop().submit(pending)
 
     def _commit_batch(self, batch: list[Pending], committer: LoopCommit | None = None) -> None:
         """Decide every pending decision of ``batch`` in one transaction, in order; record each
@@ -814,8 +814,7 @@ class PostgresStore(BatchedStore):
             return snapshot.export(out)
 
     def close(self) -> None:
-        if self._loop_commit is not None:
-            self._loop_commit.close()
+        self._loop_commits.close()
         self._pool.close()
 
 

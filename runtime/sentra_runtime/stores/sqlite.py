@@ -57,7 +57,7 @@ from sentra_runtime.stores.group_commit import (
     SYNCHRONOUS_MODES,
     BatchedStore,
     GroupCommit,
-    LoopCommit,
+    LoopCommits,
     Pending,
     fail_batch,
 )
@@ -170,7 +170,8 @@ class SQLiteStore(BatchedStore):
             self._connection.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
         self._group = GroupCommit(self._commit_batch) if group_commit else None
-        self._loop_commit: LoopCommit | None = None
+        self._loop_commits = LoopCommits(f"sqlite-commit {self.path}", self._prepare_batch,
+                                         MAX_BATCH if group_commit else 1)
         self._kept: OrderedDict[int, tuple[str, str]] = OrderedDict()
         self._kept_lock = threading.Lock()
         self.commits = 0
@@ -189,10 +190,7 @@ class SQLiteStore(BatchedStore):
         thread (see :class:`~sentra_runtime.stores.group_commit.LoopCommit`). The decision is
         returned after its commit."""
         pending = Pending.of(decide, agent_id, action, fields, code, payload, now, annotations)
-        committer = self._loop_commit = LoopCommit.for_running_loop(
-            self._loop_commit, f"sqlite-commit {self.path}", self._prepare_batch,
-            MAX_BATCH if self.group_commit else 1)
-        decision = await committer.submit(pending)
+        decision = await self._loop_commits.for_running_loop().submit(pending)
         if pending.sealed is not None:
             self._keep(*pending.sealed)
         return decision
@@ -496,8 +494,7 @@ class SQLiteStore(BatchedStore):
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        if self._loop_commit is not None:
-            self._loop_commit.close()
+        self._loop_commits.close()
         with self._lock:
             for reader in self._readers:
                 reader.close()
