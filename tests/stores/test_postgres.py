@@ -123,9 +123,22 @@ def test_an_agent_held_by_a_silent_process_fails_the_call_not_hangs(postgres_url
             engine.evaluate("held", "FILE_READ")
         assert time.perf_counter() - started < 3
         assert engine.evaluate("other", "FILE_READ").allowed   # other agents go on
+        silent_pid = silent.info.backend_pid
+    wait_until_gone(postgres_url, silent_pid)   # the server ends a closed session's backend
     assert engine.evaluate("held", "FILE_READ").allowed        # its session ended: released
     assert engine.verify_audit().ok
     engine.close()
+
+
+def wait_until_gone(url: str, pid: int, timeout: float = 10.0) -> None:
+    """Until the backend ``pid`` has ended (closing a connection returns before the server has
+    ended its session and released the session's locks)."""
+    deadline = time.monotonic() + timeout
+    with psycopg_connection(url) as watcher:
+        while watcher.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                              (pid,)).fetchone() is not None:
+            assert time.monotonic() < deadline, f"backend {pid} did not end"
+            time.sleep(0.02)
 
 
 IDS = ["a", "", "a\x00z", "Ä", "😀", "bench-17", "x" * 300, "\U0010ffff", "Z"]
