@@ -429,8 +429,6 @@ class PostgresStore(BatchedStore):
         self._refusal: str | None = None
         """Why the pool's last attempt to open a connection failed (the database's reason;
         ``None`` once one opened): what a call that found no connection reports."""
-        self._refused_at = float("-inf")
-        """When (``time.monotonic()``) an attempt to open a connection last failed."""
         options = {"connect_timeout": max(1, round(connect_timeout)),
                    "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
@@ -479,7 +477,6 @@ class PostgresStore(BatchedStore):
     def _refused(self, error: BaseException) -> None:
         """An attempt to open a connection failed (the pool tries again by itself)."""
         self._refusal = _first_line(error)
-        self._refused_at = time.monotonic()
 
     def _configure(self, connection: Any) -> None:
         """Each pooled connection: autocommit (every statement its own transaction, see
@@ -853,15 +850,15 @@ class _Borrowed:
             try:
                 self.connection = self.context.__enter__()
             except store._errors as error:
-                if replacing is None or store._refused_at > replacing or (
+                if replacing is None or store._refusal is not None or (
                         time.monotonic() - replacing > wait):
                     raise store._unavailable(error) from error
                 continue
             if not _ended(self.connection):
                 return self.connection
             # the database ended it while it was idle: the pool opens another, which this
-            # call waits for (as long as for any), unless an attempt to open one fails (the
-            # database is down: then at once)
+            # call waits for (as long as for any), unless the last attempt to open one failed
+            # (the database is down: then at once, even if that attempt came before this call)
             self.connection.close()
             self.context.__exit__(None, None, None)
             replacing = time.monotonic() if replacing is None else replacing
