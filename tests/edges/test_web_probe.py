@@ -472,6 +472,9 @@ def test_the_dashboard_keeps_the_operator_token_to_itself(probed: Server, pages:
     page.click("#agents tr[data-agent='token-victim'] button.reset")
     page.wait_for_function("() => !document.querySelector(\"#agents tr[data-agent="
                            "'token-victim']\").classList.contains('shut-down')")
+    # The token is kept once the reset's answer is read, which may come after the live view
+    # has already shown the agent running again: wait for it rather than race it.
+    page.wait_for_function("() => sessionStorage.getItem('sentra-token') !== null")
     assert watched.dialogs == ['Operator token to reset agent "token-victim":']
     origin = urlsplit(probed.url)
     sent = [(url, headers.get("authorization")) for url, headers in watched.requests]
