@@ -121,12 +121,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 _LABEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-INVISIBLE_CHARACTERS = ("\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
-                        "\u202a-\u202e\u2060-\u2069\ud800-\udfff\ufeff")
+INVISIBLE_CHARACTERS = ("\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+                        "\u180b-\u180f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u206f"
+                        "\u3164\ud800-\udfff\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+                        "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
 """Characters a terminal, a CI log or an editor would act on or hide (a regular-expression
-class body): control characters but the tab, zero-width characters, line and paragraph
-separators and bidirectional controls (Trojan Source); and lone surrogates, which stand for
-the bytes of a file name that is not UTF-8 and which a UTF-8 stream cannot write. Diagnostics and every command's text
+class body): control characters but the tab; line and paragraph separators; bidirectional
+controls (Trojan Source); every character Unicode says to draw as nothing when it has no glyph
+(Default_Ignorable_Code_Point: zero-width characters, the soft hyphen, Hangul fillers,
+variation selectors, tag characters, which can carry hidden text after a visible one);
+interlinear annotation marks; and lone surrogates, which stand for the bytes of a file name
+that is not UTF-8 and which a UTF-8 stream cannot write. Diagnostics and every command's text
 output escape them (:func:`visible`); `fmt` writes them in strings as escapes."""
 _INVISIBLE = re.compile(f"[{INVISIBLE_CHARACTERS}]")
 
@@ -153,14 +158,25 @@ def visible_json(value: Any, **options: Any) -> str:
     return _INVISIBLE.sub(_json_escape, json.dumps(value, ensure_ascii=False, **options))
 
 
+def json_escape(character: str) -> str:
+    """``character`` as a JSON (and policy string) escape: ``\\u202e``, or a surrogate pair's
+    two escapes above U+FFFF (``\\udb40\\udc01`` for the tag character U+E0001)."""
+    code = ord(character)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def _json_escape(match: re.Match[str]) -> str:
     character = match.group()
-    return character if character == "\n" else f"\\u{ord(character):04x}"
+    return character if character == "\n" else json_escape(character)
 
 
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    character = match.group()
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else json_escape(character)
 
 
 def render_human(diag: Diagnostic, *, color: bool = False) -> str:

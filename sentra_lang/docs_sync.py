@@ -31,8 +31,9 @@ Severities: **error** (exit code 1; no table is written), **warning** (exit code
 the test suite, which checks that it produces its code with the carets under the text shown.
 
 What a file holds is shown, never acted on: in the text and GitHub outputs, control characters
-(an ANSI escape, a bell, a carriage return), zero-width characters and bidirectional overrides
-(U+202E, "Trojan Source") are written as escapes (`\\x1b`, `\\u202e`) in the message and the
+(an ANSI escape, a bell, a carriage return), bidirectional overrides (U+202E, "Trojan
+Source") and characters drawn as nothing (zero-width characters, the soft hyphen, variation
+selectors, tag characters: the list is in [the CLI reference](cli.md)) are written as escapes (`\\x1b`, `\\u202e`) in the message and the
 source line, with the carets under the escape, so a hostile policy in a pull request cannot
 rewrite a terminal or a CI log. JSON and SARIF carry the text as it is, JSON-escaped.
 

@@ -19,7 +19,7 @@ from sentra_runtime.arith import expression_text, number_text
 
 from sentra_lang import ast
 from sentra_lang.arithmetic import from_ast
-from sentra_lang.diagnostics import INVISIBLE_CHARACTERS, Diagnostic, has_errors
+from sentra_lang.diagnostics import INVISIBLE_CHARACTERS, Diagnostic, has_errors, json_escape
 from sentra_lang.parser import parse
 
 MAX_WIDTH = 100
@@ -30,8 +30,8 @@ _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r
 _TO_ESCAPE = re.compile(f'[\\\\"\t{INVISIBLE_CHARACTERS}]')
 """What a string is written with an escape for: the quote and the backslash, and every character
 a terminal or an editor would act on or hide (`INVISIBLE_CHARACTERS`: control characters,
-zero-width characters, line separators and bidirectional controls: Trojan Source), so that the
-formatted text shows what it holds."""
+line separators, bidirectional controls (Trojan Source) and the characters drawn as nothing),
+so that the formatted text shows what it holds."""
 
 # Binding strength, loosest first: or < and < not < atom.
 _PRECEDENCE_OR, _PRECEDENCE_AND, _PRECEDENCE_NOT, _PRECEDENCE_ATOM = 1, 2, 3, 4
@@ -61,7 +61,7 @@ def format_string(value: str) -> str:
 
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
-    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+    return _SHORT_ESCAPES.get(char) or json_escape(char)
 
 
 def format_number(value: int | float) -> str:

@@ -45,8 +45,9 @@ RECORD_KEYS = ("seq", "time", "kind", "agent", "action", "operator", "policy_has
                "verdict", "rule_id", "group")
 INVISIBLE = re.compile(f"([{INVISIBLE_CHARACTERS}])")
 """What the page shows as a marked code point (``U+202E``) rather than as itself: the
-characters every command's output escapes (control characters but the tab, zero-width
-characters, line and paragraph separators, bidi controls). An agent's id or text could otherwise
+characters every command's output escapes (control characters but the tab, characters drawn
+as nothing such as zero-width and tag characters, line and paragraph separators, bidi
+controls). An agent's id or text could otherwise
 reorder what an operator reads (``\\u202e`` shows `evil` as `live`), hide what tells two ids
 apart, or break a line. The script gets the same class in its configuration, so the server's
 first paint and the script's rows mark the same characters."""

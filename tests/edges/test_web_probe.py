@@ -132,7 +132,8 @@ MARKUP = ['</script><script>window.__owned="script"</script>',
 BIDI = "\u202eevil\u202c"
 """Shown as itself, this reads `live`: the override reverses `evil`."""
 HIDDEN = {BIDI: "U+202EevilU+202C", "ad\u200bmin": "adU+200Bmin",
-          "line\nbreak\x00": "lineU+000AbreakU+0000", "\x1b[2Jclear": "U+001B[2Jclear"}
+          "line\nbreak\x00": "lineU+000AbreakU+0000", "\x1b[2Jclear": "U+001B[2Jclear",
+          "root\U000e0041": "rootU+E0041", "soft\xadhyphen": "softU+00ADhyphen"}
 """Text with control or format characters, and how the page must show it."""
 LONG = "L" * 3000
 PAYLOADS = [*MARKUP, *HIDDEN, LONG]

@@ -18,7 +18,7 @@
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
 
-  // Control characters, zero-width characters, line breaks and bidi controls in what agents send
+  // Control characters, characters drawn as nothing, line breaks and bidi controls in what agents send
   // are shown as marked code points, never as themselves: the class is the server's
   // (config.invisible, the one every command's output escapes), so the first paint and these
   // rows mark the same characters.
