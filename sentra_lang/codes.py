@@ -99,6 +99,14 @@ _ENTRIES = [
          "(`\\u202e`; `sentra-lang fmt` does), and remove it from a comment. Diagnostics show it "
          "escaped. At most 20 are reported per file.",
          "", ""),
+    Code("SL017", "number not in decimal digits", "error",
+         "A number is written as other languages write it: with an exponent (`1e5`), without a "
+         "digit before or after its point (`.5`, `5.`), with underscores (`1_000`), or in "
+         "hexadecimal, octal or binary (`0x1F`). Numbers are written in decimal digits, with "
+         "an optional `-` and fraction (`-12`, `0.5`, `100000`); the help line gives the "
+         "number's exact value written so when it has at most 100 digits.",
+         _policy("input { amount: number }\naction A {\n  when amount > 1e5 review as BIG\n}\n"),
+         "1e5"),
     # --------------------------------------------------------------- structure: SL05x
     Code("SL050", "missing policy header", "error",
          "A file with action blocks or an `otherwise` must start with a `policy` header; a "

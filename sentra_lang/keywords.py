@@ -19,6 +19,9 @@ CONSTANTS = ("true", "false")
 RATE_WORDS = ("per",)
 """`N per DURATION` (`risk_decay 10 per 1h`)."""
 
+MAX_NUMBER_DIGITS = 100
+"""The most digits a number literal has (SL012; docs/language.md, "Limits")."""
+
 KEYWORDS: frozenset[str] = frozenset(
     DECLARATIONS + CLAUSES + TYPE_WORDS + OUTCOMES + OPERATOR_WORDS + CONSTANTS + RATE_WORDS
 )

@@ -16,13 +16,12 @@ from lark import Lark, Token, Tree
 from sentra_lang import ast
 from sentra_lang.diagnostics import Diagnostic, diagnostic
 from sentra_lang.files import MAX_SOURCE_BYTES, read_bounded
+from sentra_lang.keywords import MAX_NUMBER_DIGITS
 from sentra_lang.recovery import Node, Syntax, parse_recovering
 from sentra_lang.source import Source, Span
 
 MAX_NESTING = 100
 """The deepest a condition nests (`not`, `and`, `or`, arithmetic; docs/language.md, "Limits")."""
-MAX_NUMBER_DIGITS = 100
-"""The most digits a number literal has (docs/language.md, "Limits")."""
 _ESCAPES = {"\\": "\\", '"': '"', "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
             "t": "\t"}
 """A string's escapes: JSON's (with ``\\uXXXX``, :meth:`TreeBuilder.unescape`), so that any

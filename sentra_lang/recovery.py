@@ -28,7 +28,7 @@ import lark
 from lark import Lark
 
 from sentra_lang.diagnostics import Diagnostic, Related, diagnostic, did_you_mean
-from sentra_lang.keywords import OUTCOMES
+from sentra_lang.keywords import MAX_NUMBER_DIGITS, OUTCOMES
 from sentra_lang.source import Source, Span
 
 MAX_SYNTAX_ERRORS = 20
@@ -41,6 +41,12 @@ _OPENER_OF = {closer: opener for opener, closer in BRACKETS.items()}
 _LEXEME = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{}()\[\]]')
 _FIRST_WORD = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*(.?)")
 _SET_INTRODUCERS = ("in", "enum", "=", ",")
+_OTHER_NUMBER = re.compile(
+    r"(?<![\w.])-?(?:[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]+|\.[0-9]+|[0-9]+\.(?![0-9])"
+    r"|[0-9][0-9_]*_[0-9_]*|0[xXoObB][0-9A-Fa-f_]+)(?![\w.])")
+"""A number as other languages write it, which the language does not read: with an exponent
+(`1e5`), without a digit before or after its point (`.5`, `5.`), with underscores (`1_000`), or
+in hexadecimal, octal or binary (`0x1F`)."""
 # A node of Lark's concrete syntax tree (a Tree or a Token); its shape is the grammar's.
 Node = Any
 
@@ -120,9 +126,28 @@ class _Recovery:
         else:
             position, value = token.start_pos or 0, str(token)
         expected_chars = {self.literals[name] for name in expected if name in self.literals}
-        return (self._unclosed(position, value, expected_chars)
+        return (self._other_number(position)
+                or self._unclosed(position, value, expected_chars)
                 or self._unmatched(position, value, expected_chars)
                 or self._unexpected_token(position, value, expected))
+
+    def _other_number(self, position: int) -> tuple[Diagnostic, bool] | None:
+        """SL017 when the error is at or just after a number written as other languages write
+        it (`1e5`, `.5`, `0x1F`), outside strings and comments: the parser read it as a number
+        and a name, or a point and a number, and stopped at the second part or after it."""
+        start = self.work.rfind("\n", 0, position) + 1
+        end = self.work.find("\n", position)
+        line = self.work[start:len(self.work) if end < 0 else end]
+        code = _code_only(line)
+        for match in _OTHER_NUMBER.finditer(code):
+            after = len(code) - len(code[match.end():].lstrip(" \t"))   # and the blanks after
+            if start + match.start() <= position <= start + after:
+                written = match.group()
+                span = self._span(start + match.start(), start + match.end())
+                return (diagnostic("SL017", f"number `{written}` is not written in decimal digits",
+                                   span, help=_as_decimal(written)),
+                        self._blank_line(position))
+        return None
 
     def _unexpected_character(self, offset: int, allowed: set[str]) -> tuple[Diagnostic, bool]:
         char = self.work[offset]
@@ -350,3 +375,31 @@ def _or(words: tuple[str, ...]) -> str:
     """`a`, `b` or `c`."""
     quoted = [f"`{word}`" for word in words]
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _code_only(line: str) -> str:
+    """``line`` with its strings and its comment blanked (as many spaces): what is left is
+    code, at the same offsets."""
+    return _LEXEME.sub(lambda match: match.group() if len(match.group()) == 1
+                       else " " * len(match.group()), line)
+
+
+def _as_decimal(written: str) -> str:
+    """How to write a number of another language's form in the language: its exact value in
+    decimal digits when that has at most :data:`MAX_NUMBER_DIGITS` of them."""
+    from decimal import Decimal, InvalidOperation
+
+    text = written.replace("_", "")
+    try:
+        body = text.lstrip("-")
+        if body[:2].lower() in ("0x", "0o", "0b"):
+            value = Decimal(int(body, 0)) * (-1 if text.startswith("-") else 1)
+        else:
+            value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        value = None
+    if value is None or abs(value.adjusted()) >= MAX_NUMBER_DIGITS:
+        return (f"numbers are written in decimal digits, with at most {MAX_NUMBER_DIGITS} of "
+                "them: `-12`, `0.5`, `100000`")
+    digits = format(value.normalize() if value == value.to_integral_value() else value, "f")
+    return f"numbers are written in decimal digits: write `{digits}`"
