@@ -73,8 +73,9 @@ def test_every_character_drawn_as_nothing_is_shown_escaped(hidden: str) -> None:
 
     shown = visible(f"admin{hidden}")
     assert hidden not in shown and shown.startswith("admin\\"), repr(shown)
-    assert visible_json({"agent": f"admin{hidden}"}) == '{"agent": "admin%s"}' % json_escape(hidden)
-    assert format_string(f"admin{hidden}") == '"admin%s"' % json_escape(hidden)
+    escape = json_escape(hidden)
+    assert visible_json({"agent": f"admin{hidden}"}) == f'{{"agent": "admin{escape}"}}'
+    assert format_string(f"admin{hidden}") == f'"admin{escape}"'
 
 
 def test_a_character_above_the_basic_plane_is_escaped_as_a_surrogate_pair() -> None:
