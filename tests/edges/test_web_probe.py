@@ -344,7 +344,10 @@ def test_control_characters_are_marked_on_the_first_paint_and_by_the_script(
     watched = Watched(pages, seeded.url + "/dashboard")
     live(watched.page)
     watched.page.click(f"#agents tr[data-agent={json.dumps(BIDI, ensure_ascii=False)}] button.reset")
-    watched.page.wait_for_timeout(200)
+    for _ in range(300):   # a Playwright call, in which the dialog reaches its handler
+        if watched.dialogs:
+            break
+        watched.page.wait_for_timeout(50)
     assert watched.dialogs == ['Operator token to reset agent "[U+202E]evil[U+202C]":']
     watched.page.click(f"#agents tr[data-agent={json.dumps(BIDI, ensure_ascii=False)}] td")
     watched.page.wait_for_function("(shown) => document.getElementById('chart-agent')"
