@@ -154,7 +154,9 @@ def awaited(asker: Asker[Any], decision: Decision, wait: float | None) -> Decisi
     """The decision a guarded call goes on with: ``decision``, or, for one held for review,
     the operator's verdict once it came within ``wait`` seconds (polling every
     :data:`POLL_SECONDS`). :class:`ReviewPending` when none came (or the ticket expired or was
-    cancelled first), :class:`ActionDenied` when the verdict does not allow the call."""
+    cancelled first), :class:`ActionDenied` when the verdict does not allow the call. A verdict
+    whose decision names another agent or another action than the held call's is none: the
+    call waits on."""
     if decision.ticket is None or decision.outcome != "review" or asker.verdict is None:
         return decision
     if not wait or wait <= 0:
@@ -162,8 +164,11 @@ def awaited(asker: Asker[Any], decision: Decision, wait: float | None) -> Decisi
     deadline = time.monotonic() + wait
     while True:
         status, verdict = asker.verdict(decision.ticket)
-        if verdict is not None:
+        if verdict is not None and (verdict.agent_id, verdict.action) == (decision.agent_id,
+                                                                          decision.action):
             return verdict
+        if verdict is not None:   # a verdict on another agent's or another action's call:
+            status = "pending"    # no verdict on this one (as a ticket that cannot be read)
         if status != "pending":
             raise ReviewPending(decision, status)
         left = deadline - time.monotonic()

@@ -282,6 +282,27 @@ def test_a_verdict_that_contradicts_itself_never_runs_the_body(
     assert ran == [] and outcome.startswith("pending"), outcome
 
 
+@pytest.mark.parametrize("change", [{"agent_id": "b"}, {"action": "DELETE_ALL"}])
+def test_a_consistent_verdict_on_another_call_never_runs_the_body(
+        adversary: Callable[[Respond], Adversary], allowed: dict[str, Any],
+        change: dict[str, Any]) -> None:
+    """A ticket whose answer and decision agree with each other but name another agent (the
+    server's answer says so too) or another action than the held call's is no verdict on this
+    call: the guard waits on. Before, it compared the decision's agent with the answer's own
+    claim only, and ran the body on an approval of agent `b`'s call."""
+    verdict = {**allowed, "ticket": TICKET, **change}
+    respond = held_then(allowed, "approved", verdict)
+
+    def answered(method: str, path: str, body: bytes) -> Answer:
+        if path == f"/v1/reviews/{TICKET}":
+            return json_answer({"ticket": TICKET, "agent_id": verdict["agent_id"],
+                                "status": "approved", "decision": verdict})
+        return respond(method, path, body)
+
+    outcome, ran = guarded_call(adversary(answered).url)
+    assert ran == [] and outcome == "pending:pending", outcome
+
+
 @pytest.mark.slow
 def test_a_remote_wait_ends_within_the_wait_plus_one_timeout(
         adversary: Callable[[Respond], Adversary], allowed: dict[str, Any]) -> None:
