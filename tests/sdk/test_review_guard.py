@@ -152,14 +152,17 @@ def test_wait_ends_at_its_deadline_with_review_pending(gate: Any) -> None:
 
 
 def test_a_ticket_that_expires_while_waiting_ends_the_wait(gate: Any) -> None:
-    engine, (_, clock) = gate
+    engine, (operator, clock) = gate
 
     @engine.guard("a", "ISSUE_REFUND", wait=10)
     def refund(amount: int) -> int:
         raise AssertionError("the body ran")
 
-    def later() -> None:
+    def later() -> None:   # once the ticket exists (on a loaded machine the call may come late)
         time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not operator.tickets(status="pending") and time.monotonic() < deadline:
+            time.sleep(0.02)
         clock.now += 3600
 
     mover = threading.Thread(target=later)
