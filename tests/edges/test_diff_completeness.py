@@ -1,0 +1,304 @@
+"""`diff` misses no setting: every policy, group, rule and input setting that can change a
+decision (of one action, or of a sequence of actions of one agent over time) is noticed when it
+changes alone, and `diff --equivalent` then answers "not equivalent" with a counterexample that
+replays; the changes that cannot alter any decision are equivalent, each with its reason
+(docs/diff.md, "What it compares" and "Equivalence"). The next setting the language gains
+belongs in `NOTICED` or `EQUIVALENT`.
+
+Also: the label a changed region gets for an input with a key one version declares as an
+object (`UNDECLARED_FIELD` or `INVALID_INPUT`) is the one the runtime answers, and a witness of
+an agent an operator assigns to a group replays through `sentra-lang explain --group`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sentra_runtime import Engine
+
+from sentra_lang.cli.explain_cmd import EXPLAINED_AT
+from sentra_lang.compiler import Compilation, compile_source
+from sentra_lang.semdiff import Counterexample, PolicyDiff, diff_policies
+
+BASE = """policy p version "1" {
+  risk_threshold 100
+  strikes 3
+}
+
+group trusted {
+  agents "ops-*"
+  risk_threshold 200
+}
+
+input {
+  amount: int = 0
+  kind: string normalize lower = "card"
+}
+
+action PAY {
+  when amount > 100 block risk 5 as BIG threat "Overreach" "Too big."
+  when kind == "crypto" review risk 10 as CRYPTO "Crypto needs a human."
+  allow risk 30 as OK "Fine."
+}
+
+otherwise block as O "Not covered."
+"""
+
+
+def changed(old: str, new: str, source: str = BASE) -> tuple[str, str]:
+    """The base policy and the base with one text replaced (which must be in it)."""
+    assert old in source, old
+    return source, source.replace(old, new, 1)
+
+
+def with_header(setting: str, source: str = BASE) -> str:
+    return source.replace("  strikes 3\n", f"  strikes 3\n  {setting}\n", 1)
+
+
+def with_block_line(line: str, source: str = BASE) -> str:
+    return source.replace("action PAY {\n", f"action PAY {{\n  {line}\n", 1)
+
+
+def with_group_line(line: str, source: str = BASE) -> str:
+    return source.replace('  agents "ops-*"\n', f'  agents "ops-*"\n  {line}\n', 1)
+
+
+QUARANTINE = BASE.replace("input {", "group quarantine {\n  strikes 1\n}\n\ninput {", 1)
+REVIEWED = BASE.replace('review risk 10 as CRYPTO "Crypto needs a human."',
+                        'review risk 10 as CRYPTO "Crypto needs a human." expires 2h', 1)
+DECAYING = with_header("risk_decay 10 per 1h")
+LIMITED = BASE.replace('allow risk 30 as OK "Fine."', 'allow risk 30 as OK limit 2 per 1h "Fine."')
+SMALL_RISKS = BASE.replace("allow risk 30 as OK", "allow risk 20 as OK", 1)
+
+NOTICED: dict[str, tuple[str, str]] = {
+    # the header
+    "risk_threshold": changed("risk_threshold 100", "risk_threshold 80"),
+    "strikes": changed("strikes 3", "strikes 2"),
+    "risk_decay added": (BASE, DECAYING),
+    "risk_decay amount": changed("10 per 1h", "20 per 1h", DECAYING),
+    "risk_decay period": changed("10 per 1h", "10 per 2h", DECAYING),
+    "undeclared_fields": (BASE, with_header("undeclared_fields ignore")),
+    "action_type normalize": (BASE, with_header("action_type normalize lower")),
+    "review_timeout added": (BASE, with_header("review_timeout 1h")),
+    "review_timeout": changed("review_timeout 1h", "review_timeout 2h",
+                              with_header("review_timeout 1h")),
+    "risk_threshold under decay": changed("risk_threshold 100", "risk_threshold 90", DECAYING),
+    # a rule
+    "rule expires added": (BASE, REVIEWED),
+    "rule expires": changed("expires 2h", "expires 3h", REVIEWED),
+    "rule expires to review_timeout": changed(
+        " expires 3h", "", with_header("review_timeout 2h",
+                                       REVIEWED.replace("expires 2h", "expires 3h"))),
+    "rule risk": changed("allow risk 30 as OK", "allow risk 31 as OK"),
+    "rule outcome": changed("review risk 10 as CRYPTO", "block risk 10 as CRYPTO"),
+    "rule threat": changed('threat "Overreach"', 'threat "Other"'),
+    "rule id": changed("as BIG", "as HUGE"),
+    "rule condition": changed("amount > 100", "amount > 101"),
+    "rule order": (BASE, BASE.replace(
+        '  when amount > 100 block risk 5 as BIG threat "Overreach" "Too big."\n'
+        '  when kind == "crypto" review risk 10 as CRYPTO "Crypto needs a human."\n',
+        '  when kind == "crypto" review risk 10 as CRYPTO "Crypto needs a human."\n'
+        '  when amount > 100 block risk 5 as BIG threat "Overreach" "Too big."\n')),
+    "rule limit added": (BASE, LIMITED),
+    "rule limit count": changed("limit 2 per 1h", "limit 3 per 1h", LIMITED),
+    "rule limit period": changed("limit 2 per 1h", "limit 2 per 2h", LIMITED),
+    # an action block
+    "block limit added": (BASE, with_block_line("limit 2 per 1h")),
+    "block limit period": changed("limit 2 per 1h", "limit 2 per 30m",
+                                  with_block_line("limit 2 per 1h")),
+    "block names": changed("action PAY {", "action PAY, REFUND {"),
+    # a group
+    "group risk_threshold": changed("risk_threshold 200", "risk_threshold 150"),
+    "group strikes": (BASE, with_group_line("strikes 1")),
+    "group risk_decay": (BASE, with_group_line("risk_decay 10 per 1h")),
+    "group limit": (BASE, with_group_line("limit 2 per 1h")),
+    "group limit period": changed("limit 2 per 1h", "limit 2 per 2h",
+                                  with_group_line("limit 2 per 1h")),
+    "group action limit": (BASE, with_group_line("limit PAY 2 per 1h")),
+    "group agents": changed('agents "ops-*"', 'agents "op-*"'),
+    "group only an operator assigns": changed("strikes 1", "strikes 2", QUARANTINE),
+    # the input
+    "input default": changed("amount: int = 0", "amount: int = 101"),
+    "input required": changed("amount: int = 0", "amount: int"),
+    "input type": changed("amount: int = 0", "amount: number = 0"),
+    "input normalisation": changed('normalize lower = "card"', '= "card"'),
+    "input field removed": changed('  kind: string normalize lower = "card"\n', "",
+                                   BASE.replace('when kind == "crypto" ', "when amount == 7 ")),
+    # otherwise
+    "otherwise outcome": changed('otherwise block as O', 'otherwise allow as O'),
+    "otherwise removed": changed('otherwise block as O "Not covered."\n', ""),
+}
+
+
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    # a reason or a description is text about a decision, not the decision: the outcome, rule,
+    # risk, threat and every state after it are the same (docs/diff.md: not compared)
+    "rule reason": changed('"Too big."', '"Far too big."'),
+    "rule description": changed('"Fine."', '"Fine." description "Small payments."'),
+    "otherwise reason": changed('"Not covered."', '"Not ours."'),
+    "policy version and description": changed(
+        'policy p version "1" {', 'policy p version "2" {\n  description "Payments."'),
+    # a setting written out at its default value is that value
+    "default written out": (BASE, with_header("undeclared_fields refuse\n  review_timeout 24h")),
+    # `review_timeout` is the lifetime of a ticket whose rule gives none: with every review rule
+    # giving its own `expires`, no ticket ever has it
+    "review_timeout no rule uses": changed(
+        "review_timeout 1h", "review_timeout 2h", with_header("review_timeout 1h", REVIEWED)),
+    # a limit no sequence can reach: the highest threshold (the group's 200) blocks OK (risk 30)
+    # at its 7th allowed decision, whatever the window, so limits of 7 and 8 never decide (with
+    # the review rule, approvals of 10 would be allowed decisions that reach them)
+    "unreachable limits": changed("limit 7 per 1h", "limit 8 per 1h", with_block_line(
+        "limit 7 per 1h", BASE.replace(
+            '  when kind == "crypto" review risk 10 as CRYPTO "Crypto needs a human."\n', ""))),
+    # thresholds no sum of the allowed risks (30, review's 10 at approval) tells apart: every
+    # sum up to 100 is a multiple of 10
+    "threshold between sums": changed("risk_threshold 100", "risk_threshold 109"),
+}
+
+
+def compiled(source: str) -> Compilation:
+    result = compile_source(source, "p.sentra")
+    assert result.ok and result.table is not None, [d.message for d in result.diagnostics]
+    return result
+
+
+def diff_of(old: str, new: str) -> PolicyDiff:
+    return diff_policies(compiled(old), compiled(new))
+
+
+def observed(decision: Any) -> tuple[Any, ...]:
+    """What an agent and its operator see of a decision (its reason text aside)."""
+    trace = decision.trace
+    return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
+            trace.matched_rule if trace is not None else None, decision.decayed,
+            decision.expires_at)
+
+
+def assert_replays(old: str, new: str, found: Counterexample) -> None:
+    """The counterexample, replayed through both runtimes on one clock, for its agent (put in
+    its group by an operator when it says so), ends in decisions that differ."""
+    now = [1_704_067_200.0]
+    engines = [Engine(compiled(source).table.model_dump(mode="json"),  # type: ignore[union-attr]
+                      clock=lambda: now[0]) for source in (old, new)]
+    agent = found.agent or "replayed"
+    if found.assigned is not None:
+        for engine in engines:
+            engine.assign_group(agent, found.assigned, operator="test")
+    last: list[Any] = []
+    for step in found.steps:
+        now[0] += step.after
+        fields = {k: v for k, v in step.fields.items() if k != "agent"}
+        last = [engine.evaluate(agent, step.action, dict(fields)) for engine in engines]
+        assert [observed(d) for d in last] == [observed(step.old), observed(step.new)]
+    assert observed(last[0]) != observed(last[1]), found.to_dict()
+
+
+@pytest.mark.parametrize("case", sorted(NOTICED))
+def test_diff_notices_every_setting_that_changes_a_decision(case: str) -> None:
+    old, new = NOTICED[case]
+    diff = diff_of(old, new)
+    assert diff.changed, case
+    found = diff.counterexample()
+    assert found is not None, f"{case}: called equivalent"
+    assert_replays(old, new, found)
+
+
+@pytest.mark.parametrize("case", sorted(EQUIVALENT))
+def test_a_change_no_decision_can_show_is_equivalent(case: str) -> None:
+    old, new = EQUIVALENT[case]
+    assert diff_of(old, new).counterexample() is None, case
+
+
+def test_the_cases_cover_every_setting_of_the_table() -> None:
+    """A key the table gains (a new setting) fails here until a case above changes it."""
+    from sentra_lang.table import ActionBlock, Group, InputField, PolicyInfo, Rule, Settings
+
+    covered = {
+        Settings: {"risk_threshold", "strikes", "risk_decay", "undeclared_fields",
+                   "action_normalize", "review_timeout"},
+        Rule: {"id", "outcome", "risk", "threat", "reason", "description", "condition",
+               "generated_id", "span", "limit", "expires"},
+        ActionBlock: {"names", "rows", "limits"},
+        Group: {"name", "agents", "risk_threshold", "strikes", "risk_decay", "limits"},
+        InputField: {"name", "type", "optional", "default", "has_default", "normalize",
+                     "values"},
+        PolicyInfo: {"name", "version", "description"},
+    }
+    for model, names in covered.items():
+        assert set(model.model_fields) == names, model.__name__
+
+
+# ----------------------------------------------------------- the review ticket's time in `diff`
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from sentra_lang.cli import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def expiry_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """Two versions that differ only in how long review tickets wait: the rule's `expires`
+    (2h -> 3h) and the header's `review_timeout` (24h by default -> 1h), used by `CRYPTO`
+    and `otherwise` once the rule's own `expires` is gone."""
+    monkeypatch.chdir(tmp_path)
+    old = REVIEWED.replace('otherwise block as O', 'otherwise review as O')
+    new = with_header("review_timeout 1h", old.replace("expires 2h", "expires 3h"))
+    Path("old.sentra").write_text(old, "utf-8")
+    Path("new.sentra").write_text(new, "utf-8")
+    return "old.sentra", "new.sentra"
+
+
+def test_a_review_expiry_change_is_reported_with_its_rule_and_action(
+        expiry_versions: tuple[str, str], capsys: pytest.CaptureFixture[str],
+        golden: Any) -> None:
+    """`diff` compared no ticket time: versions differing only in `expires` or
+    `review_timeout` had no setting change, no changed region, and were "equivalent"."""
+    code, out = run_cli(capsys, "diff", *expiry_versions)
+    assert code == 0
+    golden.check("diff/review_expiry.txt", out)
+    code, out = run_cli(capsys, "diff", *expiry_versions, "--format", "json")
+    data = json.loads(out)
+    settings = {s["name"]: (s["before"], s["after"]) for s in data["settings"]}
+    assert settings == {
+        "review_timeout": ("1d", "1h"),
+        "expires": ("rule `CRYPTO` (`PAY`): 2h; rule `O` (other actions): 1d (review_timeout)",
+                    "rule `CRYPTO` (`PAY`): 3h; rule `O` (other actions): 1h (review_timeout)")}
+    changes = [c for action in data["actions"] for c in action["changes"]]
+    assert {(c["action_type"], c["before"]["rule"], c["before"]["expires"],
+             c["after"]["expires"]) for c in changes} >= {("PAY", "CRYPTO", 7200, 10800)}
+    crypto = next(c for c in changes if c["before"]["rule"] == "CRYPTO")
+    assert (crypto["old_decision"]["expires_at"], crypto["new_decision"]["expires_at"]) == (
+        EXPLAINED_AT + 7200, EXPLAINED_AT + 10800)
+    assert run_cli(capsys, "diff", *expiry_versions, "--fail-on-change")[0] == 1
+
+
+def test_equivalent_fails_on_a_review_expiry_change(expiry_versions: tuple[str, str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli(capsys, "diff", *expiry_versions, "--equivalent")
+    assert code == 1
+    assert out.splitlines() == [
+        "not equivalent; counterexample (one agent, from a clean record):",
+        "  1. OTHER_ACTION (any input)",
+        "     old: Review Required (O, ticket expires after 1d)",
+        "     new: Review Required (O, ticket expires after 1h)"]
+
+
+def test_a_review_witness_replays_through_explain_with_the_same_ticket_time(
+        expiry_versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The diff decides witnesses at `explain`'s time: the ticket times it shows are the ones
+    `sentra-lang explain` gives for the witness."""
+    run_cli(capsys, "diff", *expiry_versions, "--format", "json")
+    diff = diff_of(*(Path(p).read_text("utf-8") for p in expiry_versions))
+    for region in diff.changes:
+        for path, decision in zip(expiry_versions, (region.old, region.new)):
+            assert decision is not None
+            args = [f"--field={k}={json.dumps(v)}" for k, v in region.witness.items()]
+            code, out = run_cli(capsys, "explain", path, region.raw, *args, "--format", "json")
+            assert code == 0
+            explained = json.loads(out)
+            assert (explained["rule_id"], explained["expires_at"]) == (decision.rule_id,
+                                                                       decision.expires_at)
