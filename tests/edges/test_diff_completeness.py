@@ -302,3 +302,73 @@ def test_a_review_witness_replays_through_explain_with_the_same_ticket_time(
             explained = json.loads(out)
             assert (explained["rule_id"], explained["expires_at"]) == (decision.rule_id,
                                                                        decision.expires_at)
+
+
+# ------------------------------------------- undeclared keys and the objects a version declares
+
+def nested(fields: str, setting: str) -> str:
+    """A policy declaring `fields` (dotted names: nested objects), each `int = 0` with a rule
+    `when FIELD > 1 block`, and `undeclared_fields SETTING`."""
+    names = fields.split()
+    return (f'policy p version "1" {{\n  undeclared_fields {setting}\n}}\ninput {{\n'
+            + "".join(f"  {name}: int = 0\n" for name in names) + "}\naction A {\n"
+            + "".join(f"  when {name} > 1 block as BIG_{name.upper().replace('.', '_')}\n"
+                      for name in names)
+            + "  allow as OK\n}\notherwise block as O\n")
+
+
+def assert_labels_are_the_runtimes(diff: PolicyDiff) -> None:
+    """Every region's two rules are the ones the runtimes decide its witness by."""
+    for action in diff.actions:
+        for region in action.regions:
+            for verdict, decision in ((region.before, region.old), (region.after, region.new)):
+                assert decision is not None
+                matched = decision.trace.matched_rule if decision.trace else None
+                assert (matched or decision.rule_id) == verdict.rule, (
+                    region.witness, verdict.rule, decision.rule_id, decision.reason)
+
+
+def test_a_key_one_version_declares_as_an_object_is_invalid_not_undeclared() -> None:
+    """`a` is a field in one version and the object of `a.b` in the other: the runtime refuses
+    `{"a": 2}` as `INVALID_INPUT` (`Field `a` must be an object`), whatever
+    `undeclared_fields` says; the diff labelled it `UNDECLARED_FIELD` under `refuse` and
+    decided it by the rules under `ignore`."""
+    for setting in ("refuse", "ignore"):
+        diff = diff_of(nested("a", setting), nested("a.b", setting))
+        assert_labels_are_the_runtimes(diff)
+        labels = {(r.before.rule, r.after.rule): r.witness for r in diff.changes}
+        assert labels[("BIG_A", "INVALID_INPUT")]["a"] == 2, (setting, labels)
+        # `{}` is what the new version takes for `a`, and the old one refuses
+        assert labels[("INVALID_INPUT", "OK")]["a"] == {}, (setting, labels)
+
+
+FIELD_SETS = ("", "a", "a.b", "a.b a.c", "a.c", "c.a", "a.b.c", "a.b c.a")
+INPUTS: tuple[dict[str, Any], ...] = (
+    {}, {"a": 2}, {"a": 0}, {"a": {}}, {"a": {"z": 1}}, {"a.b": 2}, {"a.c": 2}, {"a.b.c": 2},
+    {"a.b": 0, "c.a": 2}, {"c": 5}, {"z": 1}, {"a": None, "c.a": 2}, {"a": {}, "a.b": 2},
+    {"c": {}, "a": 0}, {"c": {"z": 1}})
+"""Inputs that give the fields as flat keys, and objects holding no declared field: the ones
+the diff compares (docs/diff.md, "Limits": declared fields given inside their objects, when
+the versions nest them differently, are not)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old_fields", FIELD_SETS)
+@pytest.mark.parametrize("new_fields", FIELD_SETS)
+def test_law_labels_of_nested_fields_are_the_runtimes(old_fields: str, new_fields: str) -> None:
+    """For versions declaring nested fields (under either setting): every region's labels are
+    the runtime's decisions of its witness, and every input the versions decide differently
+    (objects, flat keys, stray keys) lies in a changed region of the same pair."""
+    for old_setting, new_setting in (("refuse", "refuse"), ("ignore", "refuse"),
+                                     ("refuse", "ignore"), ("ignore", "ignore")):
+        old, new = nested(old_fields, old_setting), nested(new_fields, new_setting)
+        diff = diff_of(old, new)
+        assert_labels_are_the_runtimes(diff)
+        claimed = {(r.before.rule, r.after.rule) for r in diff.changes}
+        engines = [Engine(compiled(s).table.model_dump(mode="json"))  # type: ignore[union-attr]
+                   for s in (old, new)]
+        for number, fields in enumerate(INPUTS):
+            pair = tuple((d.trace.matched_rule if d.trace else None) or d.rule_id for d in
+                         (e.evaluate(f"agent-{number}", "A", dict(fields)) for e in engines))
+            assert pair[0] == pair[1] or pair in claimed, (old_setting, new_setting, fields,
+                                                           pair, claimed)
