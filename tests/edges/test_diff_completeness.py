@@ -372,3 +372,96 @@ def test_law_labels_of_nested_fields_are_the_runtimes(old_fields: str, new_field
                          (e.evaluate(f"agent-{number}", "A", dict(fields)) for e in engines))
             assert pair[0] == pair[1] or pair in claimed, (old_setting, new_setting, fields,
                                                            pair, claimed)
+
+
+# ------------------------------------------- `explain --group`: witnesses of assigned agents
+
+ASSIGNED_ONLY = ('policy p version "1" {}\n'
+                 'group all {\n  agents "*"\n}\ngroup quarantine {\n  strikes 1\n}\n'
+                 'input {\n  amount: int = 0\n}\n'
+                 'action A {\n'
+                 '  when agent.group == "quarantine" and amount > 5 block as Q\n'
+                 '  when agent.group == "quarantine" and amount > 5 allow as Q2\n'
+                 '  when agent.group in {"quarantine"} and agent.blocked_attempts >= 1 '
+                 'allow risk 3 as STRUCK\n'
+                 '  allow as REST\n}\notherwise allow as OTHER\n')
+"""A group no id reaches by the patterns (`all` holds every id): only an operator's assignment
+puts an agent in `quarantine`, so its witnesses say `"assigned": true`."""
+
+
+def explain_witness(capsys: pytest.CaptureFixture[str], path: Path, action: str,
+                    witness: dict[str, Any]) -> dict[str, Any]:
+    """`sentra-lang explain` of a witness: its fields, its agent's id and state, and, when the
+    witness says `assigned`, the agent's group by `--group`."""
+    fields = {k: v for k, v in witness.items() if k != "agent"}
+    args = ["explain", str(path), action, "--format", "json",
+            *(f"--field={k}={json.dumps(v)}" for k, v in fields.items())]
+    agent = witness.get("agent")
+    if agent is not None:
+        args += ["--agent", agent["id"],
+                 "--state", f"{agent['cumulative_risk']},{agent['blocked_attempts']}"]
+        if agent.get("assigned"):
+            args += ["--group", agent["group"]]
+    code, out = run_cli(capsys, *args)
+    assert code == 0, out
+    decided: dict[str, Any] = json.loads(out)
+    return decided
+
+
+def matched(decided: dict[str, Any]) -> str:
+    return str(decided["explanation"]["matched_rule"] or decided["rule_id"])
+
+
+def test_every_assigned_finding_witness_replays_through_explain(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finding's witness in a group only an operator assigns could be replayed through the
+    API only: `explain` could not put the agent in the group."""
+    from tests.analysis.helpers import decided_by, findings
+
+    path = tmp_path / "p.sentra"
+    path.write_text(ASSIGNED_ONLY, "utf-8")
+    assigned = [f for f in findings(ASSIGNED_ONLY) if f.witness is not None
+                and f.witness.get("agent", {}).get("assigned")]
+    assert {f.code for f in assigned} >= {"SL401"}
+    for found in assigned:
+        assert found.witness is not None
+        decided = explain_witness(capsys, path, "A", found.witness)
+        assert decided["group"] == found.witness["agent"]["group"] == "quarantine"
+        assert matched(decided) == decided_by(compiled(ASSIGNED_ONLY), "A", found.witness)
+    shadowed = next(f for f in assigned if f.code == "SL401")
+    assert shadowed.witness is not None
+    assert matched(explain_witness(capsys, path, "A", shadowed.witness)) == "Q"
+
+
+def test_every_assigned_diff_witness_replays_through_explain(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each changed region's witness of an assigned agent gives, through `explain --group`,
+    the decision `diff` labels it with in each version."""
+    old = ASSIGNED_ONLY
+    new = ASSIGNED_ONLY.replace("amount > 5 block as Q", "amount > 6 block as Q").replace(
+        ">= 1 allow risk 3", ">= 2 allow risk 3")
+    paths = (tmp_path / "old.sentra", tmp_path / "new.sentra")
+    for path, source in zip(paths, (old, new)):
+        path.write_text(source, "utf-8")
+    diff = diff_of(old, new)
+    assigned = [r for r in diff.changes if r.witness.get("agent", {}).get("assigned")]
+    assert len(assigned) >= 2
+    for region in assigned:
+        for path, verdict in zip(paths, (region.before, region.after)):
+            decided = explain_witness(capsys, path, region.raw, region.witness)
+            assert matched(decided) == verdict.rule, (region.witness, path.name)
+
+
+def test_explain_group_must_be_declared(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sentra_lang.cli import main
+
+    path = tmp_path / "p.sentra"
+    path.write_text(ASSIGNED_ONLY, "utf-8")
+    assert main(["explain", str(path), "A", "--group", "quarantin"]) == 2
+    assert ("--group: the policy declares no group `quarantin`; did you mean `quarantine`?"
+            in capsys.readouterr().err)
+    path.write_text(BASE.replace("group trusted {\n  agents \"ops-*\"\n  risk_threshold 200\n}\n",
+                                 ""), "utf-8")
+    assert main(["explain", str(path), "PAY", "--group", "trusted"]) == 2
+    assert "declares no groups" in capsys.readouterr().err
