@@ -8,9 +8,11 @@ differ (outcome, rule id, attempted risk or threat) is a changed region. Its wit
 to both versions' runtimes (`sentra_runtime.Engine`, a fresh agent each), and their decisions
 are what the report shows, so every change replays.
 
-Settings (`risk_threshold`, `strikes`, `risk_decay`, `action_type normalize`) are compared too; a change of
-threshold or strikes only shows over a sequence of actions, so `counterexample` searches the
-states an agent can reach under both versions for the first action they decide differently.
+Settings (`risk_threshold`, `strikes`, `risk_decay`, `undeclared_fields`, `action_type
+normalize`, `review_timeout`, groups, limits and review rules' ticket times) are compared too; a
+change of threshold, strikes, decay or limits only shows over a sequence of actions, so
+`counterexample` searches the states an agent can reach under both versions, at the times that
+tell the settings apart, for the first action they decide differently.
 """
 
 from __future__ import annotations
