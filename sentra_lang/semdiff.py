@@ -8,9 +8,11 @@ differ (outcome, rule id, attempted risk or threat) is a changed region. Its wit
 to both versions' runtimes (`sentra_runtime.Engine`, a fresh agent each), and their decisions
 are what the report shows, so every change replays.
 
-Settings (`risk_threshold`, `strikes`, `risk_decay`, `action_type normalize`) are compared too; a change of
-threshold or strikes only shows over a sequence of actions, so `counterexample` searches the
-states an agent can reach under both versions for the first action they decide differently.
+Settings (`risk_threshold`, `strikes`, `risk_decay`, `undeclared_fields`, `action_type
+normalize`, `review_timeout`, groups, limits and review rules' ticket times) are compared too; a
+change of threshold, strikes, decay or limits only shows over a sequence of actions, so
+`counterexample` searches the states an agent can reach under both versions, at the times that
+tell the settings apart, for the first action they decide differently.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 
 from sentra_runtime import Decision, Engine, MemoryStore, load_policy
 from sentra_runtime.inputs import normalize
-from sentra_runtime.policy import Policy, duration_text
+from sentra_runtime.policy import DEFAULT_REVIEW_TIMEOUT, Policy, duration_text
 from sentra_runtime.policy import RiskDecay as AgentDecay
 
 from sentra_lang.agent_state import assigned_id, distinct_ids, state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
+from sentra_lang.cli.explain_cmd import EXPLAINED_AT
 from sentra_lang.compiler import Compilation
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
@@ -49,6 +52,10 @@ class Verdict:
     rule: str
     risk: int
     threat: str | None
+    expires: int | None = None
+    """For a `review`: how long (seconds) its ticket waits for an operator before it expires
+    (the rule's `expires`, else the policy's `review_timeout`), which decides what an
+    operator's verdict at a later time does; ``None`` for other outcomes."""
 
     def describe(self) -> str:
         text = f"{self.outcome} `{self.rule}`"
@@ -56,11 +63,13 @@ class Verdict:
             text += f" risk {self.risk}"
         if self.threat:
             text += f" threat \"{self.threat}\""
+        if self.expires is not None:
+            text += f" expires {duration_text(self.expires)}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "rule": self.rule, "risk": self.risk,
-                "threat": self.threat}
+                "threat": self.threat, "expires": self.expires}
 
 
 SPECIAL = {
@@ -71,8 +80,17 @@ SPECIAL = {
 }
 
 
-def _verdict(rule: RuleInfo) -> Verdict:
-    return Verdict(rule.outcome, rule.id, rule.risk, rule.threat)
+def _verdict(rule: RuleInfo, table: Table) -> Verdict:
+    return Verdict(rule.outcome, rule.id, rule.risk, rule.threat,
+                   _lifetime(rule.expires, table) if rule.outcome == "review" else None)
+
+
+def _lifetime(expires: int | None, table: Table) -> int:
+    """How long a ticket of a `review` rule with this `expires` waits for an operator."""
+    if expires is not None:
+        return expires
+    timeout = table.settings.review_timeout
+    return DEFAULT_REVIEW_TIMEOUT if timeout is None else timeout
 
 
 @dataclass
@@ -107,7 +125,8 @@ def _decision_dict(decision: Decision | None) -> dict[str, Any] | None:
         return None
     return {"label": decision.label, "outcome": decision.outcome, "rule_id": decision.rule_id,
             "threat": decision.threat, "attempted_risk": decision.attempted_risk,
-            "applied_risk": decision.applied_risk, "reason": decision.reason}
+            "applied_risk": decision.applied_risk, "reason": decision.reason,
+            "expires_at": decision.expires_at}
 
 
 def _location(span: Span | None) -> dict[str, Any] | None:
@@ -233,7 +252,8 @@ def _observed(decision: Decision) -> tuple[Any, ...]:
     that matched (a shutdown after the last strike names no rule, its explanation does)."""
     trace = decision.trace
     return (decision.outcome, decision.rule_id, decision.attempted_risk, decision.threat,
-            trace.matched_rule if trace is not None else None, decision.decayed)
+            trace.matched_rule if trace is not None else None, decision.decayed,
+            decision.expires_at)
 
 
 def _policy_info(comp: Compilation) -> dict[str, Any]:
@@ -255,7 +275,8 @@ def diff_policies(old: Compilation, new: Compilation, *,
     result.inputs = _inputs(old.table, new.table)
     result.policies = (load_policy(old.table.model_dump(mode="json")),
                        load_policy(new.table.model_dump(mode="json")))
-    engines = (Engine(result.policies[0]), Engine(result.policies[1]))
+    engines = (Engine(result.policies[0], clock=_decided_at),
+               Engine(result.policies[1], clock=_decided_at))
     result.same_groups = _membership(old.table) == _membership(new.table)
     # one `agent.group` dimension for both (actions reading it are skipped when it differs)
     views = (state_view(exact_view(old.table), new.table.groups),
@@ -275,6 +296,13 @@ def diff_policies(old: Compilation, new: Compilation, *,
     return result
 
 
+def _decided_at() -> float:
+    """The time witnesses are decided at: the time `sentra-lang explain` decides at, so that
+    a witness given to `explain` gets the same decision (its review ticket expires at the same
+    time)."""
+    return EXPLAINED_AT
+
+
 @dataclass
 class _Side:
     table: Table
@@ -292,7 +320,7 @@ class _Side:
 
     def fallthrough(self, block: int | None) -> tuple[Verdict, RuleInfo | None]:
         if self.model.otherwise is not None:
-            return _verdict(self.model.otherwise), self.model.otherwise
+            return _verdict(self.model.otherwise, self.table), self.model.otherwise
         return SPECIAL["UNKNOWN_ACTION" if block is None else "NO_RULE_MATCHED"], None
 
 
@@ -395,7 +423,7 @@ def _label_verdict_span(side: _Side, block: int | None,
         return verdict, found[0].span if found is not None else side.model.header_span
     assert found is not None
     rule = found[0].rules[label]
-    return _verdict(rule), first_line(rule.span)
+    return _verdict(rule, side.table), first_line(rule.span)
 
 
 def _replay(diff: ActionDiff, engines: tuple[Engine, Engine]) -> None:
@@ -464,6 +492,23 @@ def _settings(old: Table, new: Table) -> list[SettingChange]:
             "rate limits changed: an agent's allowed decisions are counted differently, so a "
             "sequence of the same actions is blocked sooner or later (`RATE_LIMIT_EXCEEDED`; "
             "the decisions below are those of a fresh agent)"))
+    timeouts = (_lifetime(None, old), _lifetime(None, new))
+    if timeouts[0] != timeouts[1]:
+        used = any(rule.outcome == "review" and rule.expires is None
+                   for table in (old, new) for rule in table.rules)
+        out.append(SettingChange(
+            "review_timeout", duration_text(timeouts[0]), duration_text(timeouts[1]),
+            f"a review ticket whose rule gives no `expires` waits {duration_text(timeouts[1])} "
+            f"for an operator (was {duration_text(timeouts[0])})" + (
+                "; `expires` lists the rules it applies to" if used else
+                ": no review rule uses it, so no decision changes")))
+    if _expiries(old) != _expiries(new):
+        out.append(SettingChange(
+            "expires", "; ".join(_expiries(old)) or "none", "; ".join(_expiries(new)) or "none",
+            "review tickets wait for an operator for another time: a verdict given between the "
+            "two times is decided (approved: allowed; denied: blocked, a strike) in one version "
+            "and finds the ticket expired (no strike) in the other; each review decision below "
+            "shows its ticket's time"))
     if a.undeclared_fields != b.undeclared_fields:
         out.append(SettingChange(
             "undeclared_fields", a.undeclared_fields, b.undeclared_fields,
@@ -492,6 +537,19 @@ def _limit_list(table: Table) -> list[tuple[str, int, int]]:
                + ("all actions" if limit.action is None else f"`{limit.action}`"),
                limit.count, limit.period) for group in table.groups for limit in group.limits]
     return found
+
+
+def _expiries(table: Table) -> list[str]:
+    """How long each `review` rule's tickets wait for an operator, in words: the rule, the
+    actions it decides, and the time (its own `expires`, or the policy's `review_timeout`)."""
+    actions = {row.rule: ", ".join(f"`{name}`" for name in block.names)
+               for block in table.actions for row in block.rows}
+    if table.otherwise is not None:
+        actions.setdefault(table.otherwise, "other actions")
+    return [f"rule `{rule.id}` ({actions.get(rule.id, 'no action')}): "
+            f"{duration_text(_lifetime(rule.expires, table))}"
+            + (" (review_timeout)" if rule.expires is None else "")
+            for rule in table.rules if rule.outcome == "review"]
 
 
 def _limits(table: Table) -> list[str]:
@@ -621,14 +679,13 @@ class _SettingsProbe:
         if (self.thresholds[0] == self.thresholds[1] and self.strikes[0] == self.strikes[1]
                 and self.decays[0] == self.decays[1]):
             return None
-        for plan in (self._threshold_plan, self._strikes_plan):
-            steps = plan()
-            if steps is not None:
-                found = self._replay(steps)
+        for plan in (self._threshold_plan, self._strikes_plan, self._decay_plan):
+            timed = plan()
+            if timed is not None:
+                found = self._replay(*timed)
                 if found is not None:
                     return found
-        timed = self._decay_plan()
-        return None if timed is None else self._replay(*timed)
+        return None
 
     def _decay_plan(self) -> tuple[list[Region], dict[int, int]] | None:
         """Raise the risk with one allowing region as far as the lower threshold lets it, wait
@@ -660,51 +717,81 @@ class _SettingsProbe:
     def _limit_search(self, old: Table, new: Table) -> Counterexample | None:
         """Repeat an action both versions allow, at one time, one more time than the largest
         count of a limit: a limit that only one version has, or that counts less in it,
-        blocks there first. Actions of lower risk first (the threshold blocks them later)."""
-        repeat = max(count for _target, count, _period in
-                     (*_limit_list(old), *_limit_list(new))) + 1
+        blocks there first. Then, for each limit `N per D` of either version, take the action
+        N times, wait D and take it once more: the first N have left the window of a limit of
+        N per D, not that of a limit of N per a longer time (a period that differs alone).
+        Actions of lower risk first (the threshold blocks them later)."""
+        limits = sorted({(count, period) for _target, count, period in
+                         (*_limit_list(old), *_limit_list(new))})
+        repeat = max(count for count, _period in limits) + 1
+        plans: list[tuple[dict[int, int], int]] = [({}, repeat)]
+        plans += [({count: period}, count + 1) for count, period in limits]
         for region in sorted(self._allowing(), key=lambda r: r.before.risk)[:_LIMIT_TRIES]:
-            found = self._replay([region] * repeat)
-            if found is not None:
-                return found
+            for waits, steps in plans:
+                found = self._replay([region] * steps, waits)
+                if found is not None:
+                    return found
         return None
 
-    def _threshold_plan(self) -> list[Region] | None:
-        """Reach a cumulative risk c with c + r between the two thresholds."""
+    def _threshold_plan(self) -> tuple[list[Region], dict[int, int]] | None:
+        """Reach a cumulative risk c with c + r between the two thresholds: by allowed
+        actions (each keeping the risk at most the lower threshold) and, when both versions
+        give the agent the same `risk_decay`, by waiting one period of it (which takes its
+        amount off), so that the sums decay makes reachable are reached too."""
         low, high = sorted(self.thresholds)
         if low == high:
             return None
         risks = {r.before.risk: r for r in self._allowing() if r.before.risk > 0}
+        decay = self.decays[0] if self.decays[0] == self.decays[1] else None
+        wait = 0 if decay is None else -decay.amount
         reach: dict[int, list[int]] = {0: []}
         frontier = [0]
         while frontier:
             following = []
             for total in frontier:
-                for risk in risks:
-                    if total + risk <= low and total + risk not in reach:
-                        reach[total + risk] = reach[total] + [risk]
-                        following.append(total + risk)
+                moves = [risk for risk in risks if total + risk <= low]
+                moves += [wait] if wait and total > 0 else []
+                for move in moves:
+                    reached = max(total + move, 0)
+                    if reached not in reach:
+                        reach[reached] = reach[total] + [move]
+                        following.append(reached)
             frontier = following
         for total in sorted(reach):
             for risk in sorted(risks):
                 if low < total + risk <= high:
-                    return [risks[r] for r in reach[total]] + [risks[risk]]
+                    return self._timed([*reach[total], risk], risks, decay)
         return None
 
-    def _strikes_plan(self) -> list[Region] | None:
+    @staticmethod
+    def _timed(moves: list[int], risks: dict[int, Region],
+               decay: AgentDecay | None) -> tuple[list[Region], dict[int, int]]:
+        """A threshold plan's moves (a risk: take its region; a negative move: wait one
+        decay period) as regions and the waits before them."""
+        plan: list[Region] = []
+        waits: dict[int, int] = {}
+        for move in moves:
+            if move > 0:
+                plan.append(risks[move])
+            else:
+                assert decay is not None
+                waits[len(plan)] = waits.get(len(plan), 0) + decay.period
+        return plan, waits
+
+    def _strikes_plan(self) -> tuple[list[Region], dict[int, int]] | None:
         """Block min(strikes) times: the lower setting shuts the agent down, the other not."""
         if self.strikes[0] == self.strikes[1]:
             return None
         blocking = [r for r in self.regions if r.before.outcome == "block"]
         blocking += self._rejected()
         if blocking:
-            return [blocking[0]] * min(self.strikes)
+            return [blocking[0]] * min(self.strikes), {}
         allowing = sorted(self._allowing(), key=lambda r: -r.before.risk)
         if not allowing or allowing[0].before.risk == 0:
             return None
         risk = allowing[0].before.risk
         climb = min(self.thresholds) // risk + 1  # the first one the threshold blocks
-        return [allowing[0]] * (climb + min(self.strikes) - 1)
+        return [allowing[0]] * (climb + min(self.strikes) - 1), {}
 
     def _rejected(self) -> list[Region]:
         """An input both versions reject: a value of the wrong type for a field both declare."""
@@ -723,7 +810,7 @@ class _SettingsProbe:
                 waits: dict[int, int] | None = None) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
-        now = [0.0]
+        now = [EXPLAINED_AT]
 
         def clock() -> float:
             return now[0]

@@ -68,6 +68,13 @@ PRESENT: Any = _Mark("present set")
 NA: Any = _Mark("n/a")
 """The value of an affix or member dimension for a raw value of another kind."""
 DEFER: Any = _Mark("defer")
+OBJECT: Any = _Mark("object")
+"""A raw value: an object with no key (`{}`), for a key some version reads as the object of its
+declared fields (`a` for `a.b`): what that version takes, and a leaf field `a` refuses."""
+STRAY_OBJECT: Any = _Mark("object with an undeclared key")
+"""A raw value: an object holding one key no version declares under it (`{"undeclared_key":
+true}`), which a version reading it as an object refuses as undeclared (when it refuses)."""
+OBJECTS = (OBJECT, STRAY_OBJECT)
 
 SEPARATORS = "~|#^*+=!%&@_-:;,.?/0123456789" + "".join(chr(c) for c in range(0xE000, 0xE100))
 PLAIN_FREE = ("other", "OTHER", "Other")
@@ -201,6 +208,11 @@ class _FieldPlan:
 
     name: str
     views: list[View | None]
+    objects: list[bool]
+    """Per version that does not declare the field: whether the version reads the key as the
+    object that holds declared fields (`a` for `a.b`), so that any value the key has in a
+    witness (never an object) is refused as `INVALID_INPUT` (`Field `a` must be an object`),
+    whatever `undeclared_fields` says."""
     tests: list[tuple[int, Test]] = field(default_factory=list)
 
     def declared(self) -> list[View]:
@@ -359,7 +371,8 @@ class Space:
         """The cell as an input the runtime reads as it is: every required field given, and
         no field that every version would fill in with the same value anyway (its default)."""
         raws = self.point_raws(point)
-        result = {name: _jsonable(raw) for name, raw in sorted(raws.items())
+        result = {name: self._object(name, raw) if raw in OBJECTS else _jsonable(raw)
+                  for name, raw in sorted(raws.items())
                   if raw is not ABSENT and not self._is_default(name, raw)}
         for name, value in self.fillers.items():
             result.setdefault(name, value)
@@ -367,6 +380,13 @@ class Space:
             from sentra_lang.agent_state import fold_witness
             result = fold_witness(result, self.agent_ids)
         return dict(sorted(result.items()))
+
+    def _object(self, name: str, raw: Any) -> dict[str, Any]:
+        """The object an `OBJECT` or `STRAY_OBJECT` raw value stands for."""
+        if raw is OBJECT:
+            return {}
+        inner = [other[len(name) + 1:] for other in self.plans if other.startswith(name + ".")]
+        return {_stray_key(inner): True}
 
     def _is_default(self, name: str, raw: Any) -> bool:
         views = self.plans[name].views
@@ -564,11 +584,14 @@ def build_space(versions: Sequence[Sequence[InputField]], tests: Iterable[tuple[
     key that no version declares stands for every such key.
     """
     declared = [{spec.name: spec for spec in specs} for specs in versions]
-    names = sorted({name for specs in declared for name in specs})
     refusing = list(refuses) or [False] * len(versions)
+    names = sorted({name for specs in declared for name in specs}
+                   | _holders(declared, len(set(refusing)) > 1))
     if len(set(refusing)) > 1:
         names.append(_stray_key(names))
-    plans = {name: _FieldPlan(name, [_view(specs, name) for specs in declared]) for name in names}
+    plans = {name: _FieldPlan(name, [_view(specs, name) for specs in declared],
+                              [_holder(specs, name) for specs in declared])
+             for name in names}
     groups = _Groups()
     for version, test in tests:
         if test.left is not None:
@@ -581,7 +604,8 @@ def build_space(versions: Sequence[Sequence[InputField]], tests: Iterable[tuple[
     for name in names:
         views = plans[name].views
         if len({_signature(v) for v in views if v is not None}) > 1 or any(
-                view is None and refuse for view, refuse in zip(views, refusing)):
+                view is None and (refuse or holder)
+                for view, refuse, holder in zip(views, refusing, plans[name].objects)):
             groups.add(name)  # declarations differ: its validity is part of the diff
     builder = _Builder(plans, len(versions), reject_invalid or len(versions) == 1, refusing)
     for members in groups.sets():
@@ -604,6 +628,24 @@ def _view(specs: Mapping[str, InputField], name: str) -> View | None:
         return None
     parent = any(other.startswith(name + ".") for other in specs)
     return View(spec, parent)
+
+
+def _holders(declared: Sequence[Mapping[str, InputField]], refusing_differs: bool) -> set[str]:
+    """The top-level keys some versions read as objects of their declared fields and others
+    do not (a present value that is no object is refused by the first only), or, when the
+    versions refuse undeclared keys differently, that any version reads so (such a value is
+    refused as invalid by one, and the input as undeclared by the other)."""
+    tops = {name.split(".")[0] for specs in declared for name in specs if "." in name}
+    return {top for top in tops
+            if refusing_differs or len({_holder(specs, top) for specs in declared}) > 1}
+
+
+def _holder(specs: Mapping[str, InputField], name: str) -> bool:
+    """Whether a version that does not declare `name` reads a top-level key `name` as the
+    object of its declared fields `name.x` (the runtime checks that it is an object; a dotted
+    key is a flat key, which the runtime never reads as an object)."""
+    return (name not in specs and "." not in name
+            and any(other.startswith(name + ".") for other in specs))
 
 
 def _signature(view: View) -> tuple[Any, ...]:
@@ -682,16 +724,24 @@ class _Builder:
         status = {"undeclared" if any(s[version] for s in strays) else
                   "ok" if all(v[version] for v in verdicts) else "invalid"
                   for version in range(self.versions)}
-        return "ok" in status or len(status) > 1
+        # when the versions refuse undeclared keys differently, a value both reject is
+        # `INVALID_INPUT` in one and `UNDECLARED_FIELD` in the other with a stray key
+        return "ok" in status or len(status) > 1 or len(set(self.refusing)) > 1
 
     def _valid(self, plan: _FieldPlan, raw: Any) -> list[bool]:
-        return [view is None or view.effective(raw) is not INVALID for view in plan.views]
+        """Per version, whether the raw value is no reason to refuse the input: a value the
+        declared field takes, an object where the version reads one, or a key the version
+        neither declares nor reads as an object."""
+        return [view.effective(raw) is not INVALID if view is not None
+                else raw is ABSENT or raw in OBJECTS or not holder
+                for view, holder in zip(plan.views, plan.objects)]
 
     def _stray(self, plan: _FieldPlan, raw: Any) -> list[bool]:
-        """Per version, whether the raw value is a key that version does not declare and
-        refuses."""
+        """Per version, whether the raw value holds a key that version does not declare and
+        refuses: the key itself, or a key inside the object the version reads it as."""
         return [view is None and refuse and raw is not ABSENT
-                for view, refuse in zip(plan.views, self.refusing)]
+                and (raw is STRAY_OBJECT if holder else True)
+                for view, refuse, holder in zip(plan.views, self.refusing, plan.objects)]
 
     def _raws(self, plan: _FieldPlan, members: tuple[str, ...], separators: list[str]) -> list[Any]:
         width = len(members)
@@ -714,6 +764,7 @@ class _Builder:
             raws = list(dict.fromkeys(_hashable(r) for r in raws))
         kept = {(type(r), r) for r in raws}
         extra = [_hashable(r) for r in self._misfits(plan) + _integral_floats(plan, raws)]
+        extra += list(OBJECTS) if any(plan.objects) else []
         raws += list({(type(r), r): r for r in extra if (type(r), r) not in kept}.values())
         if self._absent_matters(plan):
             raws.append(ABSENT)
@@ -748,15 +799,17 @@ class _Builder:
     def _misfits(self, plan: _FieldPlan) -> list[Any]:
         """For a field the versions declare differently (or only some declare): values of
         the wrong type for some of them, one per pattern of which versions reject it."""
-        if len({None if v is None else _signature(v) for v in plan.views}) == 1:
-            return []
+        if len({None if v is None else _signature(v) for v in plan.views}) == 1 and len(
+                set(self.refusing)) == 1:
+            return []  # when the versions refuse undeclared keys alike
         found: dict[tuple[bool, ...], Any] = {}
         for raw in _MISFITS:
             found.setdefault(tuple(self._valid(plan, raw)), raw)
         return list(found.values())
 
     def _absent_matters(self, plan: _FieldPlan) -> bool:
-        if any(view is None and refuse for view, refuse in zip(plan.views, self.refusing)):
+        if any(view is None and (refuse or holder) for view, refuse, holder
+               in zip(plan.views, self.refusing, plan.objects)):
             return True  # the only value a version that does not declare it takes
         outcomes = {_absent_outcome(view) for view in plan.declared()}
         if len(outcomes) > 1:

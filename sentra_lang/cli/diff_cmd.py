@@ -189,9 +189,15 @@ def _revision_files(revision: str, main: PurePosixPath) -> Iterator[tuple[str, b
 
 # ----------------------------------------------------------------------------- rendering
 
-def _verdict_text(decision: Any) -> str:
+def _verdict_text(decision: Any, waited: int = 0) -> str:
+    """A runtime decision in words; ``waited``: the seconds since the diff's first decision
+    (`sentra-lang explain`'s time), at which this one was made."""
     if decision is None:
         return "?"
+    from sentra_runtime.policy import duration_text
+
+    from sentra_lang.cli.explain_cmd import EXPLAINED_AT
+
     text = f"{decision.label} ({decision.rule_id}"
     if decision.attempted_risk:
         text += f", risk {decision.attempted_risk}"
@@ -199,6 +205,9 @@ def _verdict_text(decision: Any) -> str:
         text += f", threat {decision.threat}"
     if decision.decayed:
         text += f", decayed {decision.decayed}"
+    if decision.expires_at is not None:
+        lifetime = round(decision.expires_at - EXPLAINED_AT) - waited
+        text += f", ticket expires after {duration_text(lifetime)}"
     return text + ")"
 
 
@@ -393,10 +402,12 @@ def _equivalence_text(found: Counterexample | None, skipped: list[str]) -> str:
     if found.assigned is not None:
         agent += f", assigned to group `{found.assigned}` by an operator"
     lines = [f"not equivalent; counterexample ({agent}, from a clean record):"]
+    waited = 0
     for number, step in enumerate(found.steps, start=1):
         action = step.action or '""'
         wait = f"after {duration_text(step.after)}: " if step.after else ""
+        waited += step.after
         lines.append(f"  {number}. {wait}{action} {format_witness(step.fields)}")
-        lines.append(f"     old: {_verdict_text(step.old)}")
-        lines.append(f"     new: {_verdict_text(step.new)}")
+        lines.append(f"     old: {_verdict_text(step.old, waited)}")
+        lines.append(f"     new: {_verdict_text(step.new, waited)}")
     return "\n".join(lines) + "\n"

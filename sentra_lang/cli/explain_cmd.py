@@ -19,7 +19,7 @@ from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
 
 if TYPE_CHECKING:
-    from sentra_runtime import Decision, Policy
+    from sentra_runtime import Decision, Engine, Policy
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--agent", default="agent", metavar="ID", help="the agent id")
     parser.add_argument("--state", metavar="RISK,STRIKES", default="0,0",
                         help="the agent's cumulative risk and blocked attempts before the action")
+    parser.add_argument("--group", metavar="NAME",
+                        help="decide as if an operator had assigned the agent to this group "
+                             "(one the policy declares), whatever its id's patterns say")
     parser.add_argument("--after", metavar="DURATION",
                         help="for a policy with `risk_decay`: the time since the agent's risk "
                              "was raised from 0 (its decay anchor), so that the --state risk "
@@ -169,8 +172,18 @@ def to_human(decision: Decision, policy: Policy, agent: str) -> str:
     return "\n".join(lines)
 
 
+def assign_group(engine: Engine, agent: str, group: str) -> None:
+    """Put the agent in ``group`` as an operator would (`--group`); a group the policy does
+    not declare is a usage error naming the nearest declared one."""
+    try:
+        engine.assign_group(agent, group, operator="sentra-lang explain")
+    except ValueError as error:
+        raise UsageError(f"--group: {error}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     for value, what in ((args.action, "ACTION"), (args.agent, "--agent"),
+                        *(((args.group, "--group"),) if args.group is not None else ()),
                         *((item, "--field") for item in args.field)):
         require_text(value, what)
     fields = parse_fields(args.field)
@@ -185,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(policy, store, clock=lambda: EXPLAINED_AT)
     store.set_state(args.agent, risk, strikes,
                     decay_anchor=None if after is None else EXPLAINED_AT - after)
+    if args.group is not None:
+        assign_group(engine, args.agent, args.group)
     decision = engine.evaluate(args.agent, args.action, fields)
     if args.format == "json":
         print(to_json(decision, policy))

@@ -44,7 +44,13 @@ def test_diff_reports_allow_becoming_review_with_replayed_witnesses() -> None:
     assert region.old is not None and region.old.label == "Allowed"
 
 
-def test_diff_of_an_expiry_change_alone_changes_no_region() -> None:
+def test_diff_of_an_expiry_change_alone_changes_the_review_region() -> None:
+    """The ticket's time is part of a review decision: an operator's verdict between 1h and
+    2h is decided in one version and finds the ticket expired in the other."""
     old = version("action PAY {\n  review as HOLD expires 1h\n}\n")
     new = version("action PAY {\n  review as HOLD expires 2h\n}\n")
-    assert not diff_of(old, new).changes
+    diff = diff_of(old, new)
+    [change] = diff.changes
+    assert (change.before.expires, change.after.expires) == (3600, 7200)
+    assert [s.name for s in diff.settings] == ["expires"]
+    assert_regions_replay(diff)
