@@ -1,4 +1,5 @@
-"""The language's vocabulary, written once: reserved words and the built-in names.
+"""The language's vocabulary, written once: reserved words and the built-in names (and the few
+fixed values every stage shares: a number literal's most digits, the tools' fixed time).
 
 The grammar (`grammar.lark`) spells the same reserved words; a test keeps `KEYWORDS` equal to
 `parser.grammar_keywords()`. The checker accepts exactly the built-in names below (types,
@@ -18,6 +19,11 @@ OPERATOR_WORDS = ("and", "or", "not", "in", "exists", "starts_with", "ends_with"
 CONSTANTS = ("true", "false")
 RATE_WORDS = ("per",)
 """`N per DURATION` (`risk_decay 10 per 1h`)."""
+
+FIXED_TIME = 1_704_067_200.0
+"""The time the tools decide at, so that they decide the same whenever they run
+(2024-01-01T00:00:00Z): a scenario's clock starts there, `explain` decides there, and `diff`
+decides its witnesses there (a witness's `expires_at` is then the one `explain` shows)."""
 
 MAX_NUMBER_DIGITS = 100
 """The most digits a number literal has (SL012; docs/language.md, "Limits")."""

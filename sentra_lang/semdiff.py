@@ -29,8 +29,8 @@ from sentra_runtime.policy import RiskDecay as AgentDecay
 from sentra_lang.agent_state import assigned_id, distinct_ids, state_view
 from sentra_lang.arithmetic import computed_rule, exact_view
 from sentra_lang.checker import BlockInfo, Model, RuleInfo, first_line
-from sentra_lang.cli.explain_cmd import EXPLAINED_AT
 from sentra_lang.compiler import Compilation
+from sentra_lang.keywords import FIXED_TIME
 from sentra_lang.regions import Row, TooManyPieces, engine_for
 from sentra_lang.source import Span
 from sentra_lang.space import NotExact, SpaceTooLarge, build_space
@@ -300,7 +300,7 @@ def _decided_at() -> float:
     """The time witnesses are decided at: the time `sentra-lang explain` decides at, so that
     a witness given to `explain` gets the same decision (its review ticket expires at the same
     time)."""
-    return EXPLAINED_AT
+    return FIXED_TIME
 
 
 @dataclass
@@ -810,7 +810,7 @@ class _SettingsProbe:
                 waits: dict[int, int] | None = None) -> Counterexample | None:
         old, new = self.diff.old.table, self.diff.new.table
         assert old is not None and new is not None
-        now = [EXPLAINED_AT]
+        now = [FIXED_TIME]
 
         def clock() -> float:
             return now[0]

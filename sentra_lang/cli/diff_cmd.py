@@ -196,7 +196,7 @@ def _verdict_text(decision: Any, waited: int = 0) -> str:
         return "?"
     from sentra_runtime.policy import duration_text
 
-    from sentra_lang.cli.explain_cmd import EXPLAINED_AT
+    from sentra_lang.keywords import FIXED_TIME
 
     text = f"{decision.label} ({decision.rule_id}"
     if decision.attempted_risk:
@@ -206,7 +206,7 @@ def _verdict_text(decision: Any, waited: int = 0) -> str:
     if decision.decayed:
         text += f", decayed {decision.decayed}"
     if decision.expires_at is not None:
-        lifetime = round(decision.expires_at - EXPLAINED_AT) - waited
+        lifetime = round(decision.expires_at - FIXED_TIME) - waited
         text += f", ticket expires after {duration_text(lifetime)}"
     return text + ")"
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError, require_text
 from sentra_lang.cli.color import add_color_option, use_color
 from sentra_lang.cli.paths import add_root_option, root_of
+from sentra_lang.keywords import FIXED_TIME
 
 if TYPE_CHECKING:
     from sentra_runtime import Decision, Engine, Policy
@@ -135,8 +136,8 @@ def to_json(decision: Decision, policy: Policy) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
-EXPLAINED_AT = 1_704_067_200.0
-"""The time of the explained decision (2024-01-01T00:00:00Z, as a suite's): `--after` puts the
+EXPLAINED_AT = FIXED_TIME
+"""The time of the explained decision (the tools' fixed time, a suite's too): `--after` puts the
 agent's decay anchor that long before it."""
 
 

@@ -19,6 +19,7 @@ from sentra_lang.checker import duration_seconds
 from sentra_lang.cli.extras import MissingExtra
 from sentra_lang.diagnostics import Diagnostic, diagnostic, has_errors, sort_diagnostics
 from sentra_lang.files import find_files, real_path
+from sentra_lang.keywords import FIXED_TIME
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import read_source
 from sentra_lang.source import Span
@@ -378,9 +379,9 @@ def keyword_matcher(expression: str) -> Callable[[TestItem], bool]:
 
 # -------------------------------------------------------------------------------- running
 
-SUITE_START = 1_704_067_200.0
-"""Where every scenario's clock starts: 2024-01-01T00:00:00Z. It moves only with `after`, so
-a suite decides the same whenever it runs."""
+SUITE_START = FIXED_TIME
+"""Where every scenario's clock starts: the tools' fixed time (2024-01-01T00:00:00Z). It moves
+only with `after`, so a suite decides the same whenever it runs."""
 
 
 class SuiteClock:

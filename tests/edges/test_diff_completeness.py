@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sentra_runtime import Engine
 
-from sentra_lang.cli.explain_cmd import EXPLAINED_AT
 from sentra_lang.compiler import Compilation, compile_source
+from sentra_lang.keywords import FIXED_TIME
 from sentra_lang.semdiff import Counterexample, PolicyDiff, diff_policies
 
 BASE = """policy p version "1" {
@@ -272,7 +272,7 @@ def test_a_review_expiry_change_is_reported_with_its_rule_and_action(
              c["after"]["expires"]) for c in changes} >= {("PAY", "CRYPTO", 7200, 10800)}
     crypto = next(c for c in changes if c["before"]["rule"] == "CRYPTO")
     assert (crypto["old_decision"]["expires_at"], crypto["new_decision"]["expires_at"]) == (
-        EXPLAINED_AT + 7200, EXPLAINED_AT + 10800)
+        FIXED_TIME + 7200, FIXED_TIME + 10800)
     assert run_cli(capsys, "diff", *expiry_versions, "--fail-on-change")[0] == 1
 
 
