@@ -34,9 +34,11 @@ TMPFS_SIZE = "4m"
 class Disk:
     """A folder whose writes fail as on a full disk between :meth:`fill` and :meth:`free`.
 
-    ``pid``: the process whose writes an ``fsize`` disk limits (0: this one)."""
+    ``pid``: the running process whose writes an ``fsize`` disk limits (0: this one; ``None``,
+    as the fixture makes it: none, only the children started with :meth:`preexec`; never the
+    test's own process, whose other files would fail too)."""
 
-    def __init__(self, kind: str, path: Path, pid: int = 0) -> None:
+    def __init__(self, kind: str, path: Path, pid: int | None = None) -> None:
         self.kind = kind
         self.path = path
         self.pid = pid
@@ -51,7 +53,7 @@ class Disk:
             _write_ballast(self.path / BALLAST)
         else:
             self._edge = edge.stat().st_size if edge is not None else max(
-                (entry.stat().st_size for entry in self.path.iterdir() if entry.is_file()),
+                (entry.stat().st_size for entry in self.path.rglob("*") if entry.is_file()),
                 default=0)
             self._limit(self._edge)
         self.full = True
@@ -73,12 +75,16 @@ class Disk:
             resource.setrlimit(resource.RLIMIT_FSIZE, (self._edge, hard))
 
     def _limit(self, size: int | None) -> None:
+        if self.pid is None:
+            return
         _, hard = resource.prlimit(self.pid, resource.RLIMIT_FSIZE)
         resource.prlimit(self.pid, resource.RLIMIT_FSIZE, (hard if size is None else size, hard))
 
     def files(self) -> dict[str, bytes]:
-        """Every file in the folder but the ballast, with its bytes."""
-        return {entry.name: entry.read_bytes() for entry in sorted(self.path.iterdir())
+        """Every file under the folder but the ballast (by path relative to it), with its
+        bytes."""
+        return {str(entry.relative_to(self.path)): entry.read_bytes()
+                for entry in sorted(self.path.rglob("*"))
                 if entry.is_file() and entry.name != BALLAST}
 
 

@@ -112,8 +112,10 @@ def run_export(args: argparse.Namespace) -> int:
     if not args.output:
         _export(args.log, sys.stdout)
         return EXIT_OK
+    from sentra_lang.files import atomic_output
+
     try:
-        with open(args.output, "w", encoding="utf-8", newline="\n") as out:
+        with atomic_output(Path(args.output)) as out:
             count = _export(args.log, out)
     except OSError as error:
         raise UsageError(f"cannot write `{args.output}`: {error.strerror or error}") from None
@@ -159,4 +161,6 @@ def _reading(log: str) -> Iterator[tuple[str, str]]:
     except sqlite3.Error as error:
         raise UsageError(f"{log}: not a sentra audit store ({error})") from None
     except (OSError, UnicodeDecodeError) as error:
+        if kind != "jsonl":   # a store's read errors are its own: this is the output's
+            raise
         raise UsageError(f"cannot read {log}: {error}") from None

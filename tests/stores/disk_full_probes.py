@@ -355,4 +355,4 @@ PROBES: dict[str, Callable[[Disk], None]] = {
 
 if __name__ == "__main__":
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # (Python ignores it already; say so)
-    PROBES[sys.argv[1]](Disk("fsize", Path(sys.argv[2])))
+    PROBES[sys.argv[1]](Disk("fsize", Path(sys.argv[2]), pid=0))
