@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.extras import require
+from sentra_lang.cli.paths import store_file_error
 from sentra_lang.diagnostics import visible
 
 
@@ -159,7 +160,7 @@ def _reading(log: str) -> Iterator[tuple[str, str]]:
     except (SchemaError, StoreUnavailable) as error:
         raise UsageError(f"{redacted(log)}: {error}") from None
     except sqlite3.Error as error:
-        raise UsageError(f"{log}: not a sentra audit store ({error})") from None
+        raise store_file_error(log, error, "audit store") from None
     except (OSError, UnicodeDecodeError) as error:
         if kind != "jsonl":   # a store's read errors are its own: this is the output's
             raise

@@ -27,21 +27,32 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sentra_runtime import Engine, SQLiteStore
+from sentra_runtime.stores.sqlite import read_audit
 
 from tests.diskfull_fixtures import Disk, disk
+from tests.pg_cluster import free_port
 from tests.runtime.helpers import SENTRA_TABLE
-from tests.stores.disk_full_probes import PROBES
+from tests.stores.disk_full_probes import PROBES, verify_with_the_cli
+from tests.stores.helpers import replay
 from tests.stores.store_worker import ACTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "disk-full-operator"
+DETAIL = ("the state database is unavailable, so nothing was decided or recorded (fail "
+          "closed); retry later")
 
 __all__ = ["disk"]
 
@@ -163,3 +174,108 @@ def test_fmt_on_a_full_disk_never_truncates_the_policy(disk: Disk) -> None:
     disk.free()
     assert cli(disk, "fmt", policy).returncode == 0
     assert policy.read_text(encoding="utf-8") == POLICY.read_text(encoding="utf-8")
+
+
+# -- the server --------------------------------------------------------------------------------
+
+def serve(disk: Disk, port: int) -> subprocess.Popen[str]:
+    """``sentra-lang serve`` of the reference policy on a store on ``disk``, as it ships."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sentra_lang", "serve", str(POLICY), "--db",
+         str(disk.path / "sentra.db"), "--port", str(port)], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=disk.preexec,
+        env={**os.environ, "SENTRA_OPERATOR_TOKEN": TOKEN})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def ask(connection: http.client.HTTPConnection, method: str, path: str,
+        body: dict[str, Any] | None = None) -> tuple[int, str]:
+    connection.request(method, path, None if body is None else json.dumps(body),
+                       {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    reply = connection.getresponse()
+    return reply.status, reply.read().decode()
+
+
+@pytest.mark.slow
+def test_the_server_fails_closed_on_a_full_disk_and_recovers(disk: Disk, tmp_path: Path) -> None:
+    port = free_port()
+    server = serve(disk, port)
+    disk.pid = server.pid
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    answered: list[str] = []
+    refused: list[tuple[int, str]] = []
+
+    def decide(agent: str) -> int:
+        status, text = ask(connection, "POST", "/agent-action",
+                           {"agent_id": agent, "action_type": "DELETE_RECORD"})
+        if status == 200:
+            answered.append(agent)
+        else:
+            refused.append((status, text))
+        return status
+
+    try:
+        for number in range(20):
+            assert decide(f"before-{number}") == 200
+        disk.fill()
+        deadline = time.monotonic() + 30
+        number = 0
+        while len(refused) < 20:
+            assert time.monotonic() < deadline, "the full disk refused no decision"
+            decide(f"during-{number}")
+            number += 1
+        assert {status for status, _ in refused} == {503}, refused[:3]
+        assert {json.loads(text)["detail"] for _, text in refused} == {DETAIL}
+        for path in ("/health", "/v1/events?limit=5", "/v1/agents", "/metrics"):
+            assert ask(connection, "GET", path)[0] == 200, path
+        disk.free()
+        deadline = time.monotonic() + 10
+        while decide(f"after-{number}") != 200:
+            assert time.monotonic() < deadline, "the server did not decide again"
+            number += 1
+        for after in range(20):
+            assert decide(f"after-more-{after}") == 200
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=30)
+    assert "Traceback" not in log, log
+    assert "disk" in log, log   # the outage is logged, saying why
+    database = disk.path / "sentra.db"
+    verify_with_the_cli(database)
+    records = list(read_audit(database))
+    decided = [record["agent"] for record in records if record["kind"] == "decision"]
+    assert sorted(decided) == sorted(answered)   # nothing answered is lost, nothing refused is kept
+    assert [record["seq"] for record in records] == list(range(1, len(records) + 1))
+    store = SQLiteStore(database)
+    try:
+        replayed = replay(records)
+        assert all(store.state(agent) == replayed.state(agent) for agent in answered)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["audit", "head"], ["db", "status"]])
+def test_reading_a_store_on_a_full_disk_says_it_cannot_be_read(
+        disk: Disk, command: list[str]) -> None:
+    """A WAL store whose reader has no room for its ``-shm`` file is a store that cannot be
+    read now, not "not a sentra store"."""
+    if disk.kind == "fsize":
+        pytest.skip("a file-size limit cannot stop a file from being created empty")
+    store_with(disk.path / "sentra.db", 3)
+    with contextlib.closing(sqlite3.connect(disk.path / "sentra.db")) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+    disk.fill()
+    done = cli(disk, *command, disk.path / "sentra.db")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot read {disk.path / 'sentra.db'}: " in done.stderr, done.stderr
+    assert "not a sentra" not in done.stderr
+    disk.free()
+    assert cli(disk, *command, disk.path / "sentra.db").returncode == 0
