@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 def find_files(paths: Iterable[str | os.PathLike[str]], suffix: str) -> list[Path]:
@@ -113,10 +115,21 @@ def _kind(mode: int) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old file or the new one, never half.
+    """Replace `path` with `text` so readers see the old file or the new one, never half
+    (:func:`atomic_output`)."""
+    with atomic_output(path) as out:
+        out.write(text)
 
-    The file keeps its permissions; a new file gets the usual ones (0666 less the umask). A
-    symbolic link is written through, as editors do: its target is replaced and the link stays.
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[IO[str]]:
+    """A text stream (UTF-8, line ends as written) that replaces `path` when the block ends
+    without an error: readers see the old file or the new one, never half, and a write that
+    fails (a full disk) leaves the old file as it was and no temporary file behind.
+
+    The new file is written next to `path`, synced, then renamed over it. It keeps the old
+    file's permissions; a new file gets the usual ones (0666 less the umask). A symbolic link
+    is written through, as editors do: its target is replaced and the link stays.
     """
     path = real_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +142,9 @@ def write_atomically(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.extras import require
+from sentra_lang.cli.paths import store_file_error
 from sentra_lang.diagnostics import visible
 
 
@@ -112,8 +113,10 @@ def run_export(args: argparse.Namespace) -> int:
     if not args.output:
         _export(args.log, sys.stdout)
         return EXIT_OK
+    from sentra_lang.files import atomic_output
+
     try:
-        with open(args.output, "w", encoding="utf-8", newline="\n") as out:
+        with atomic_output(Path(args.output)) as out:
             count = _export(args.log, out)
     except OSError as error:
         raise UsageError(f"cannot write `{args.output}`: {error.strerror or error}") from None
@@ -157,6 +160,8 @@ def _reading(log: str) -> Iterator[tuple[str, str]]:
     except (SchemaError, StoreUnavailable) as error:
         raise UsageError(f"{redacted(log)}: {error}") from None
     except sqlite3.Error as error:
-        raise UsageError(f"{log}: not a sentra audit store ({error})") from None
+        raise store_file_error(log, error, "audit store") from None
     except (OSError, UnicodeDecodeError) as error:
+        if kind != "jsonl":   # a store's read errors are its own: this is the output's
+            raise
         raise UsageError(f"cannot read {log}: {error}") from None

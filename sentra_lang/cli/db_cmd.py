@@ -20,6 +20,7 @@ from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from sentra_lang.cli.extras import require
+from sentra_lang.cli.paths import store_file_error
 
 
 def register(subparsers: Any) -> None:
@@ -90,6 +91,6 @@ def _database(db: str) -> Iterator[bool]:
         raise UsageError(str(error) if redacted(db) in str(error)
                          else f"{redacted(db)}: {error}") from None
     except sqlite3.Error as error:
-        raise UsageError(f"{db}: not a sentra store ({error})") from None
+        raise store_file_error(db, error) from None
     except OSError as error:
         raise UsageError(f"cannot use {db}: {error.strerror or error}") from None

@@ -110,7 +110,11 @@ def format_file(path: Path, args: argparse.Namespace) -> int:
     if not args.diff:
         from sentra_lang.files import write_atomically
 
-        write_atomically(path, formatted)
+        try:
+            write_atomically(path, formatted)
+        except OSError as error:   # the file is as it was (a full disk, a read-only folder)
+            raise UsageError(f"cannot write `{visible(str(path))}`: "
+                             f"{error.strerror or error}") from error
         print(f"reformatted {visible(str(path))}", file=sys.stderr)
     return EXIT_OK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
 from sentra_lang.cli import UsageError
@@ -32,3 +33,12 @@ def root_of(args: argparse.Namespace) -> Path | None:
     if not root.is_dir():
         raise UsageError(f"--root {args.root}: no such folder")
     return root
+
+
+def store_file_error(path: str, error: sqlite3.Error, kind: str = "store") -> UsageError:
+    """A SQLite file a command could not use, as the usage error that says why: one SQLite
+    could not open, read or lock now (a full disk, with no room for its `-shm` file; no
+    permission; an I/O error) is named as such, anything else is not a sentra ``kind``."""
+    if isinstance(error, sqlite3.OperationalError):
+        return UsageError(f"cannot read {path}: {error}")
+    return UsageError(f"{path}: not a sentra {kind} ({error})")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -137,6 +138,7 @@ _STATE_AND_LAST_AUDIT = (
     "FROM (SELECT 1) LEFT JOIN agents a ON a.agent_id = ?"
 )
 _INSERT_AUDIT = "INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)"
+LOG = logging.getLogger(__name__)
 KEPT_RECORDS = 1024
 """How many records of committed :meth:`SQLiteStore.apply_async` decisions the store keeps for
 :meth:`SQLiteStore.committed_record` (the oldest go first)."""
@@ -521,6 +523,8 @@ class _Checkpointer(threading.Thread):
         self.interval = interval
         self.stopping = threading.Event()
         self.checkpoints = 0
+        self.failing: str | None = None
+        """The error of the failing checkpoints (``None``: the last one succeeded)."""
         self.start()
 
     def run(self) -> None:
@@ -534,11 +538,23 @@ class _Checkpointer(threading.Thread):
             connection.close()
 
     def checkpoint(self, connection: sqlite3.Connection) -> None:
+        """One checkpoint. One that fails is tried again at the next interval: busy (another
+        process checkpoints) quietly; anything else (a full disk, an I/O error) is logged at
+        its first failure, and the recovery once it succeeds again. Meanwhile the decisions
+        stay in the WAL, which grows."""
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
-        except sqlite3.OperationalError:
-            pass   # busy (another process checkpoints): the next interval tries again
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+                    and self.failing is None:
+                self.failing = str(error)
+                LOG.error("cannot checkpoint %s (the decisions stay in its WAL; trying again "
+                          "every %g s): %s", self.path, self.interval, error)
+            return
+        if self.failing is not None:
+            LOG.warning("checkpointing %s again (it failed: %s)", self.path, self.failing)
+            self.failing = None
+        self.checkpoints += 1
 
     def stop(self) -> None:
         self.stopping.set()
@@ -595,12 +611,19 @@ class _Transaction:
                 try:
                     self.connection.execute("COMMIT")
                 except BaseException:
-                    self.connection.execute("ROLLBACK")
+                    self._roll_back()
                     raise
             else:
-                self.connection.execute("ROLLBACK")
+                self._roll_back()
         finally:
             self.lock.release()
+
+    def _roll_back(self) -> None:
+        """Roll back the transaction, unless SQLite already did: after a full disk or an I/O
+        error it may have, and a ``ROLLBACK`` would then raise "no transaction is active" in
+        place of the error that says what happened."""
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
 
     def __enter__(self) -> sqlite3.Connection:
         self.begin()
