@@ -463,12 +463,36 @@ class Checker:
             for decl in block.fields:
                 self._declare_field(decl, loaded is self.program.main)
 
+    def _nesting(self, decl: ast.FieldDecl) -> None:
+        """SL117 when the field is inside a declared field (`a.b` after `a`) or holds one (`a`
+        after `a.b`): input gives `a` as a value or as the object holding `b`, never both (a
+        table with both does not load)."""
+        name = decl.path.dotted
+        parts = decl.path.parts
+        outer = next((".".join(parts[:depth]) for depth in range(1, len(parts))
+                      if ".".join(parts[:depth]) in self.model.fields), None)
+        inner = next((other for other in self.model.fields if other.startswith(name + ".")),
+                     None)
+        if outer is not None:
+            self.report("SL117", f"field `{name}` is inside the declared field `{outer}`",
+                        decl.path.span,
+                        related=[Related(self.model.fields[outer].decl.span, "declared here")],
+                        help=f"input gives `{outer}` as a value or as an object, not both: "
+                             f"remove one, or rename it")
+        elif inner is not None:
+            self.report("SL117", f"field `{name}` holds the declared field `{inner}`",
+                        decl.path.span,
+                        related=[Related(self.model.fields[inner].decl.span, "declared here")],
+                        help=f"input gives `{name}` as a value or as an object, not both: "
+                             f"remove one, or rename it")
+
     def _declare_field(self, decl: ast.FieldDecl, main: bool) -> None:
         name = decl.path.dotted
         if name in self.model.fields:
             self.report("SL103", f"field `{name}` is declared twice", decl.span,
                         related=[Related(self.model.fields[name].decl.span, "first declaration")])
             return
+        self._nesting(decl)
         if decl.path.parts[0] == STATE_PREFIX:
             self.report("SL222", f"a field may not be named `{name}`", decl.path.span,
                         help="`agent` is the agent's own state (`agent.group`, "

@@ -183,6 +183,13 @@ _ENTRIES = [
          "A `let` has the same name as a declared field, so a reference would be ambiguous.",
          _policy('input { flag: bool }\nlet flag = {"a"}\naction A {\n  when flag allow as X\n}\n'),
          'let flag = {"a"}'),
+    Code("SL117", "field inside a field", "error",
+         "A field is declared inside another declared field, or holds one (`context` and "
+         "`context.order_total`). Input gives `context` either as a value or as the object "
+         "that holds `order_total`, never both, so one of the two could never be given.",
+         _policy('input {\n  context: string\n  context.order_total: number\n}\n'
+                 'action A {\n  when context.order_total > 1 allow as X\n}\n'),
+         "context.order_total"),
     Code("SL130", "duplicate group", "error",
          "Two `group` blocks have the same name. Give each group one block.",
          _policy('group trusted {\n  agents "ops-7"\n}\ngroup trusted {\n  agents "ops-8"\n}\n'),
