@@ -333,6 +333,10 @@ WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
+LOCK_SECONDS = 5.0
+"""How long a call waits for an agent's lock or the log's head by default (``lock_timeout``)."""
+ANSWER_SECONDS = 15.0
+"""How long a call waits for each answer of the database by default (``answer_timeout``)."""
 ONE_SHOT_ANSWER_SECONDS = 60.0
 """How long a command that reads once (``audit verify``, ``db status``) waits for each answer
 of the database (each batch of rows: a long read is not bounded as a whole), and what it sent
@@ -365,7 +369,7 @@ def _client_keepalives(answer_timeout: float) -> dict[str, int]:
 
 
 def _bounded(psycopg: Any, answer_timeout: float, store: PostgresStore | None = None
-             ) -> type:
+             ) -> Any:
     """The class of every connection the store opens: psycopg's, each wait for the database's
     answer bounded by ``answer_timeout`` (:class:`_Answer`, the decisions' own rule: a read
     that gets no answer fails instead of hanging); for a ``store``'s pool, it also notes on the
@@ -414,7 +418,7 @@ class PostgresStore(BatchedStore):
     def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
                  pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
                  wait_timeout: float = 5.0, retry_wait: float = 0.05,
-                 lock_timeout: float = 5.0, answer_timeout: float = 15.0,
+                 lock_timeout: float = LOCK_SECONDS, answer_timeout: float = ANSWER_SECONDS,
                  upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
