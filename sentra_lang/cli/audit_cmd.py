@@ -60,15 +60,18 @@ def register(subparsers: Any) -> None:
 
 def add_answer_timeout(parser: argparse.ArgumentParser) -> None:
     """``--db-answer-timeout SECONDS``: how long a command on a PostgreSQL URL waits for each
-    answer of the database (shared by ``audit`` and ``db``)."""
-    from sentra_runtime.stores.postgres import ONE_SHOT_ANSWER_SECONDS
-
+    answer of the database (shared by ``audit`` and ``db``; not given: the runtime's
+    ``ONE_SHOT_ANSWER_SECONDS``, which the help names, imported only when a command runs)."""
     parser.add_argument("--db-answer-timeout", type=seconds, metavar="SECONDS",
-                        default=ONE_SHOT_ANSWER_SECONDS,
                         help="on a postgresql:// URL, how long to wait for each answer of the "
                              "database (each batch of rows of a long read, not the whole "
-                             "command) before giving up with exit 2 (default: "
-                             f"{ONE_SHOT_ANSWER_SECONDS:g})")
+                             "command) before giving up with exit 2 (default: 60)")
+
+
+def answer_timeout(args: argparse.Namespace) -> dict[str, float]:
+    """The ``answer_timeout`` option of a one-shot PostgreSQL read, when one was given."""
+    given = args.db_answer_timeout
+    return {} if given is None else {"answer_timeout": given}
 
 
 def seconds(text: str) -> float:
@@ -91,7 +94,7 @@ def run_verify(args: argparse.Namespace) -> int:
             from sentra_runtime.stores.postgres import verify_database
 
             result = verify_database(target, expected_head=args.expected_head,
-                                     anchor=args.anchor, answer_timeout=args.db_answer_timeout)
+                                     anchor=args.anchor, **answer_timeout(args))
         elif kind == "sqlite":
             from sentra_runtime.stores.sqlite import verify_file
 
@@ -112,7 +115,7 @@ def run_head(args: argparse.Namespace) -> int:
         if kind == "postgres":
             from sentra_runtime.stores.postgres import database_head
 
-            seq, digest = database_head(target, answer_timeout=args.db_answer_timeout)
+            seq, digest = database_head(target, **answer_timeout(args))
         elif kind == "sqlite":
             from sentra_runtime.stores.sqlite import file_head
 
@@ -154,7 +157,7 @@ def _export(args: argparse.Namespace, out: IO[str]) -> int:
         if kind == "postgres":
             from sentra_runtime.stores.postgres import export_database
 
-            return export_database(target, out, answer_timeout=args.db_answer_timeout)
+            return export_database(target, out, **answer_timeout(args))
         if kind == "sqlite":
             from sentra_runtime.stores.sqlite import export_file
 

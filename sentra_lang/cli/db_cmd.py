@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from sentra_lang.cli.audit_cmd import add_answer_timeout
+from sentra_lang.cli.audit_cmd import add_answer_timeout, answer_timeout
 from sentra_lang.cli.extras import require
 
 
@@ -47,7 +47,7 @@ def run_status(args: argparse.Namespace) -> int:
     from sentra_runtime.stores.sqlite import file_schema_version
 
     with _database(args.db) as postgres:
-        found = (database_schema_version(args.db, answer_timeout=args.db_answer_timeout)
+        found = (database_schema_version(args.db, **answer_timeout(args))
                  if postgres else file_schema_version(args.db))
         if found:
             checked_version(found, redacted(args.db), upgrade=True)   # newer: refused
@@ -66,7 +66,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     from sentra_runtime.stores.sqlite import upgrade_file
 
     with _database(args.db) as postgres:
-        before, after = (upgrade_database(args.db, answer_timeout=args.db_answer_timeout)
+        before, after = (upgrade_database(args.db, **answer_timeout(args))
                          if postgres else upgrade_file(args.db))
     where = redacted(args.db)
     if before == after:

@@ -20,8 +20,6 @@ MAX_WORKERS = 64
 
 
 def register(subparsers: Any) -> None:
-    from sentra_runtime.stores.postgres import ANSWER_SECONDS
-
     parser = subparsers.add_parser(
         "serve", help="run the decision server (Sentra-compatible API, /v1, dashboard)",
         description="Serve a policy over HTTP: the Sentra-compatible API, the native /v1 API, "
@@ -67,11 +65,10 @@ def register(subparsers: Any) -> None:
                         help="time a client has to send a request's body after its head "
                         "(default: 10)")
     parser.add_argument("--db-answer-timeout", type=seconds, metavar="SECONDS",
-                        default=ANSWER_SECONDS,
                         help="with a postgresql:// --db, how long to wait for each answer of "
                         "the database (a decision's, a read's) before answering 503 (default: "
-                        f"{ANSWER_SECONDS:g}; an agent's lock is waited for 5 s at most, and at most "
-                        "half of it)")
+                        "15, the store's; an agent's lock is waited for 5 s at most, and at "
+                        "most half of it)")
     parser.add_argument("--log-level", default="warning",
                         choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: warning)")

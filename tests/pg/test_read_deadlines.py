@@ -321,3 +321,15 @@ def test_the_cli_answer_timeout_is_checked() -> None:
         assert done.returncode == 2, errors
         assert "--db-answer-timeout: expected seconds between 0 and 3600" in errors, errors
 
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"), ("db", "status"), ("serve",)])
+def test_the_help_names_the_runtime_defaults(command: tuple[str, ...]) -> None:
+    """The CLI imports no store at start-up, so its help states the defaults as text: the
+    runtime's own."""
+    from sentra_runtime.stores.postgres import ANSWER_SECONDS, ONE_SHOT_ANSWER_SECONDS
+
+    done = sentra_lang(*command, "--help")
+    out, _ = done.communicate(timeout=60)
+    default = ANSWER_SECONDS if command == ("serve",) else ONE_SHOT_ANSWER_SECONDS
+    assert f"(default: {default:g}" in " ".join(out.split()), out
