@@ -43,17 +43,47 @@ def register(subparsers: Any) -> None:
                         help="a record noted earlier with `audit head`: the log must still hold "
                              "it, unchanged (it may have grown since); detects a log rewritten "
                              "with its head")
+    add_answer_timeout(verify)
     verify.set_defaults(run=run_verify)
     head = commands.add_parser("head", help="print the seq and hash of the log's last record, "
                                             "to anchor elsewhere")
     head.add_argument("log", metavar="LOG", help="SQLite store file, postgresql:// URL, or "
                                                  ".jsonl export")
+    add_answer_timeout(head)
     head.set_defaults(run=run_head)
     export = commands.add_parser("export", help="write the log as JSON Lines, then the agents' "
                                                 "states and the head")
     export.add_argument("log", metavar="LOG", help="SQLite store file or postgresql:// URL")
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    add_answer_timeout(export)
     export.set_defaults(run=run_export)
+
+
+def add_answer_timeout(parser: argparse.ArgumentParser) -> None:
+    """``--db-answer-timeout SECONDS``: how long a command on a PostgreSQL URL waits for each
+    answer of the database (shared by ``audit`` and ``db``; not given: the runtime's
+    ``ONE_SHOT_ANSWER_SECONDS``, which the help names, imported only when a command runs)."""
+    parser.add_argument("--db-answer-timeout", type=seconds, metavar="SECONDS",
+                        help="on a postgresql:// URL, how long to wait for each answer of the "
+                             "database (each batch of rows of a long read, not the whole "
+                             "command) before giving up with exit 2 (default: 60)")
+
+
+def answer_timeout(args: argparse.Namespace) -> dict[str, float]:
+    """The ``answer_timeout`` option of a one-shot PostgreSQL read, when one was given."""
+    given = args.db_answer_timeout
+    return {} if given is None else {"answer_timeout": given}
+
+
+def seconds(text: str) -> float:
+    """A time option's value: seconds, more than 0 and at most an hour."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, not `{text}`")
+    return seconds
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -65,7 +95,7 @@ def run_verify(args: argparse.Namespace) -> int:
             from sentra_runtime.stores.postgres import verify_database
 
             result = verify_database(target, expected_head=args.expected_head,
-                                     anchor=args.anchor)
+                                     anchor=args.anchor, **answer_timeout(args))
         elif kind == "sqlite":
             from sentra_runtime.stores.sqlite import verify_file
 
@@ -86,7 +116,7 @@ def run_head(args: argparse.Namespace) -> int:
         if kind == "postgres":
             from sentra_runtime.stores.postgres import database_head
 
-            seq, digest = database_head(target)
+            seq, digest = database_head(target, **answer_timeout(args))
         elif kind == "sqlite":
             from sentra_runtime.stores.sqlite import file_head
 
@@ -111,25 +141,26 @@ def _anchor(text: str) -> tuple[int, str]:
 
 def run_export(args: argparse.Namespace) -> int:
     if not args.output:
-        _export(args.log, sys.stdout)
+        _export(args, sys.stdout)
         return EXIT_OK
     from sentra_lang.files import atomic_output
 
     try:
         with atomic_output(Path(args.output)) as out:
-            count = _export(args.log, out)
+            count = _export(args, out)
     except OSError as error:
         raise UsageError(f"cannot write `{args.output}`: {error.strerror or error}") from None
     print(f"wrote {count} records to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
-def _export(log: str, out: IO[str]) -> int:
+def _export(args: argparse.Namespace, out: IO[str]) -> int:
+    log = args.log
     with _reading(log) as (kind, target):
         if kind == "postgres":
             from sentra_runtime.stores.postgres import export_database
 
-            return export_database(target, out)
+            return export_database(target, out, **answer_timeout(args))
         if kind == "sqlite":
             from sentra_runtime.stores.sqlite import export_file
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.audit_cmd import add_answer_timeout, answer_timeout
 from sentra_lang.cli.extras import require
 from sentra_lang.cli.paths import store_file_error
 
@@ -32,9 +33,11 @@ def register(subparsers: Any) -> None:
     status = commands.add_parser("status", help="the schema version (exit 1 when it needs an "
                                                 "upgrade)")
     status.add_argument("db", metavar="DB", help="SQLite store file or postgresql:// URL")
+    add_answer_timeout(status)
     status.set_defaults(run=run_status)
     upgrade = commands.add_parser("upgrade", help="create or upgrade the schema")
     upgrade.add_argument("db", metavar="DB", help="SQLite store file or postgresql:// URL")
+    add_answer_timeout(upgrade)
     upgrade.set_defaults(run=run_upgrade)
 
 
@@ -45,7 +48,8 @@ def run_status(args: argparse.Namespace) -> int:
     from sentra_runtime.stores.sqlite import file_schema_version
 
     with _database(args.db) as postgres:
-        found = (database_schema_version if postgres else file_schema_version)(args.db)
+        found = (database_schema_version(args.db, **answer_timeout(args))
+                 if postgres else file_schema_version(args.db))
         if found:
             checked_version(found, redacted(args.db), upgrade=True)   # newer: refused
     where = redacted(args.db)
@@ -63,7 +67,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
     from sentra_runtime.stores.sqlite import upgrade_file
 
     with _database(args.db) as postgres:
-        before, after = (upgrade_database if postgres else upgrade_file)(args.db)
+        before, after = (upgrade_database(args.db, **answer_timeout(args))
+                         if postgres else upgrade_file(args.db))
     where = redacted(args.db)
     if before == after:
         print(f"{where}: store schema version {after}, current: nothing to do")

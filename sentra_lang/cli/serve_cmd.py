@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from sentra_lang.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from sentra_lang.cli.audit_cmd import seconds
 from sentra_lang.cli.extras import require
 
 OPERATOR_VARIABLE = "SENTRA_OPERATOR_TOKEN"
@@ -63,6 +64,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="time a client has to send a request's body after its head "
                         "(default: 10)")
+    parser.add_argument("--db-answer-timeout", type=seconds, metavar="SECONDS",
+                        help="with a postgresql:// --db, how long to wait for each answer of "
+                        "the database (a decision's, a read's) before answering 503 (default: "
+                        "15, the store's; an agent's lock is waited for 5 s at most, and at "
+                        "most half of it)")
     parser.add_argument("--log-level", default="warning",
                         choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn log level (default: warning)")
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     def make_app(metrics_dir: str | None = None) -> Any:
         return create_app(args.policy, args.db, operator_token=operator_token,
                           read_token=read_token, allowed_hosts=hosts,
-                          max_body_bytes=args.max_body_bytes, metrics_dir=metrics_dir)
+                          max_body_bytes=args.max_body_bytes, metrics_dir=metrics_dir,
+                          db_answer_timeout=args.db_answer_timeout)
 
     settings = uvicorn_settings(args.host, args.port, log_level=args.log_level,
                                 header_timeout=args.header_timeout,
@@ -144,7 +151,7 @@ def check_before_forking(args: argparse.Namespace) -> None:
     from sentra_lang.server.gate import load_table, open_state
 
     load_table(Path(args.policy))
-    open_state(args.db).close()
+    open_state(args.db, args.db_answer_timeout).close()
 
 
 def database_error(db: str, error: Exception) -> UsageError | None:

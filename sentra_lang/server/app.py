@@ -53,16 +53,18 @@ def create_app(policy: str | os.PathLike[str], db: str | os.PathLike[str] = "sen
                operator_token: str | None = None, read_token: str | None = None,
                allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
                max_body_bytes: int = MAX_BODY_BYTES,
-               metrics_dir: str | os.PathLike[str] | None = None) -> FastAPI:
+               metrics_dir: str | os.PathLike[str] | None = None,
+               db_answer_timeout: float | None = None) -> FastAPI:
     """The decision server for the policy file ``policy`` (``.sentra`` or a compiled ``.json``
     table) with state and audit log in ``db``: a SQLite file or a ``postgresql://`` URL, which
     other processes and instances may share.
 
     ``allowed_hosts`` are the names the ``Host`` header may give (``"*"``: any);
     ``metrics_dir`` is the folder the workers of one ``serve --workers N`` share their counters
-    in. Raises :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
+    in; ``db_answer_timeout`` bounds each wait for a PostgreSQL database's answer (``None``:
+    the store's default, 15 s). Raises :class:`~sentra_lang.server.gate.PolicyRefused` when the policy does not compile.
     """
-    gate = Gate(policy, db)
+    gate = Gate(policy, db, answer_timeout=db_answer_timeout)
     operator = OperatorAuth(operator_token)
     reader = ReadAuth(read_token, operator_token)
     reads = Reads()

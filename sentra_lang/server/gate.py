@@ -88,23 +88,31 @@ def load_table(path: Path) -> dict[str, Any]:
     return loaded.table
 
 
-def open_state(db: str | os.PathLike[str]) -> Store:
+def open_state(db: str | os.PathLike[str], answer_timeout: float | None = None) -> Store:
     """The server's store for ``--db``: a SQLite file (background checkpoints) or a PostgreSQL
-    URL, both with the server's commit settings."""
+    URL, both with the server's commit settings; on PostgreSQL, ``answer_timeout`` bounds each
+    wait for the database's answer (``None``: the store's default), and the wait for an
+    agent's lock is at most half of it (the store's rule: a statement may wait that long)."""
     options: dict[str, Any] = {"group_commit": GROUP_COMMIT, "synchronous": SYNCHRONOUS}
     if not is_postgres_url(db):
         options["checkpoint_interval"] = CHECKPOINT_SECONDS
+    elif answer_timeout is not None:
+        from sentra_runtime.stores.postgres import LOCK_SECONDS
+
+        options.update(answer_timeout=answer_timeout,
+                       lock_timeout=min(LOCK_SECONDS, answer_timeout / 2))
     return open_store(db, **options)
 
 
 class Gate:
     """Evaluate, reset and reload for the server; tells listeners about every audit record."""
 
-    def __init__(self, policy_path: str | os.PathLike[str], db: str | os.PathLike[str]) -> None:
+    def __init__(self, policy_path: str | os.PathLike[str], db: str | os.PathLike[str], *,
+                 answer_timeout: float | None = None) -> None:
         self.policy_path = Path(policy_path)
         self.db = os.fspath(db)
         table = load_table(self.policy_path)
-        self.store = open_state(self.db)
+        self.store = open_state(self.db, answer_timeout)
         self.reader = AuditReader(self.store)
         self.listeners: list[Listener] = []
         self._reload_lock = threading.Lock()

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -99,7 +99,7 @@ def made_role(postgres_url: str, postgres_server: str, kind: str) -> Iterator[Ro
         yield made
     finally:
         for pid in made.backends():   # a test that failed may have left one stopped
-            os.kill(pid, signal.SIGCONT)
+            send(pid, signal.SIGCONT)
         made.terminate()
         deadline = time.monotonic() + 10   # gone, with their session functions
         while made.backends() and time.monotonic() < deadline:
@@ -203,12 +203,19 @@ def stopped(pids: list[int]) -> Iterator[None]:
     """The database processes ``pids`` stopped (SIGSTOP): a database that froze, or a network
     that lost the connection without a reset: the client's statements get no answer."""
     for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+        send(pid, signal.SIGSTOP)
     try:
         yield
     finally:
         for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+            send(pid, signal.SIGCONT)
+
+
+def send(pid: int, number: int) -> None:
+    """Signal a database process, unless it has ended since it was listed (a closed
+    connection's)."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, number)
 
 
 def within(seconds: float, call: Any) -> Any:

@@ -48,8 +48,9 @@ When the database cannot be reached, every call raises
 :class:`~sentra_runtime.stores.schema.StoreUnavailable` at once (after the first failure, calls
 wait at most ``retry_wait`` seconds for a connection instead of ``wait_timeout``), and the pool
 reconnects in the background: the store recovers when the database is back, without a restart.
-A database that stops answering without closing the connection fails a decision after
-``answer_timeout`` seconds (:class:`_Answer`).
+A database that stops answering without closing the connection fails a call (a decision or a
+read; a long read, as a verification, per batch of rows) after ``answer_timeout`` seconds
+(:class:`_Answer`).
 
 psycopg 3 and psycopg-pool are imported when a store is made: ``sentra_runtime`` itself stays
 standard library only (``pip install 'sentra-lang[postgres]'`` installs both).
@@ -332,9 +333,15 @@ WRITTEN_KEPT = 4096
 """How many of the records it wrote a store keeps, so that reading one back (the server does,
 after each decision) costs no round trip."""
 DEFAULT_POOL_SIZE = 10
+LOCK_SECONDS = 5.0
+"""How long a call waits for an agent's lock or the log's head by default (``lock_timeout``)."""
+ANSWER_SECONDS = 15.0
+"""How long a call waits for each answer of the database by default (``answer_timeout``)."""
 ONE_SHOT_ANSWER_SECONDS = 60.0
-"""How long what a command that reads once (``audit verify``, ``db status``) sent may go
-unacknowledged before its connection is given up (:func:`_client_keepalives`)."""
+"""How long a command that reads once (``audit verify``, ``db status``) waits for each answer
+of the database (each batch of rows: a long read is not bounded as a whole), and what it sent
+may go unacknowledged, before its connection is given up (:class:`_Answer`,
+:func:`_client_keepalives`)."""
 RECONNECT_SECONDS = 2.0
 """How long the pool keeps retrying one connection (waiting 1 s, then 2 s, ...) before it starts
 over with the next call: short, so that the store is back within about two seconds of the
@@ -355,27 +362,34 @@ def _client_keepalives(answer_timeout: float) -> dict[str, int]:
     """libpq's options that make the client find a connection whose database machine died or
     whose network was cut (no reset ever arrives): TCP keepalives while it waits for an
     answer (about 25 s), and at most ``answer_timeout`` for what it sent to be acknowledged.
-    For every statement, reads included; a database process that froze on a live machine is
-    found by the decisions' own deadline only (:class:`_Answer`)."""
+    For every statement; a database process that froze on a live machine is found by the
+    deadline of each answer only (:class:`_Answer`)."""
     return {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
             "keepalives_count": 3, "tcp_user_timeout": max(1, round(answer_timeout * 1000))}
 
 
-def _noting_refusals(psycopg: Any, store: PostgresStore) -> type:
-    """The pool's connection class: psycopg's, noting on ``store`` why an attempt to open one
-    failed (``too many connections for role ...``, the server starting up, ...), which the
-    pool itself only logs."""
+def _bounded(psycopg: Any, answer_timeout: float, store: PostgresStore | None = None
+             ) -> Any:
+    """The class of every connection the store opens: psycopg's, each wait for the database's
+    answer bounded by ``answer_timeout`` (:class:`_Answer`, the decisions' own rule: a read
+    that gets no answer fails instead of hanging); for a ``store``'s pool, it also notes on the
+    store why an attempt to open one failed (``too many connections for role ...``, the server
+    starting up, ...), which the pool itself only logs."""
 
-    class Noting(psycopg.Connection):  # type: ignore[misc]
+    class Bounded(psycopg.Connection):  # type: ignore[misc]
         @classmethod
         def connect(cls, *arguments: Any, **options: Any) -> Any:
             try:
                 return super().connect(*arguments, **options)
             except psycopg.Error as error:
-                store._refused(error)
+                if store is not None:
+                    store._refused(error)
                 raise
 
-    return Noting
+        def wait(self, operation: Any, *_: Any, **__: Any) -> Any:
+            return _Answer(self, answer_timeout).consume(operation)
+
+    return Bounded
 
 
 def _driver() -> tuple[Any, Any]:
@@ -404,7 +418,7 @@ class PostgresStore(BatchedStore):
     def __init__(self, url: str, *, synchronous: str = "NORMAL", group_commit: bool = False,
                  pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: float = 5.0,
                  wait_timeout: float = 5.0, retry_wait: float = 0.05,
-                 lock_timeout: float = 5.0, answer_timeout: float = 15.0,
+                 lock_timeout: float = LOCK_SECONDS, answer_timeout: float = ANSWER_SECONDS,
                  upgrade: bool = True) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
@@ -432,7 +446,8 @@ class PostgresStore(BatchedStore):
         options = {"connect_timeout": max(1, round(connect_timeout)),
                    "application_name": "sentra", **_client_keepalives(answer_timeout)}
         try:
-            with psycopg.connect(url, autocommit=True, **options) as connection:
+            with _bounded(psycopg, answer_timeout).connect(url, autocommit=True,
+                                                           **options) as connection:
                 prepare_schema(connection, self.where, upgrade=upgrade)
                 self._configure(connection)   # what every pooled connection does, once here
         except psycopg.errors.InsufficientPrivilege as error:
@@ -447,7 +462,7 @@ class PostgresStore(BatchedStore):
             raise StoreUnavailable(f"cannot use {self.where}: {_first_line(error)}") from error
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs=options, configure=self._opened,
-            connection_class=_noting_refusals(psycopg, self), timeout=wait_timeout,
+            connection_class=_bounded(psycopg, answer_timeout, self), timeout=wait_timeout,
             name="sentra", open=False, reconnect_timeout=RECONNECT_SECONDS)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -987,49 +1002,59 @@ class _Snapshot:
 
 
 def verify_database(url: str, *, expected_head: str | None = None,
-                    anchor: audit.Head | None = None) -> VerifyResult:
+                    anchor: audit.Head | None = None,
+                    answer_timeout: float = ONE_SHOT_ANSWER_SECONDS) -> VerifyResult:
     """Verify the store in a PostgreSQL database, reading only (``sentra-lang audit verify``):
-    the chain, its end against the stored head, every agent's state against the log."""
-    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    the chain, its end against the stored head, every agent's state against the log.
+    ``answer_timeout`` bounds the wait for each answer (each batch of rows), not the whole
+    verification (:func:`_one_shot`)."""
+    with _one_shot(url, answer_timeout) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.verify(expected_head, anchor)
 
 
-def database_head(url: str) -> audit.Head:
+def database_head(url: str, *, answer_timeout: float = ONE_SHOT_ANSWER_SECONDS) -> audit.Head:
     """The store's head in a PostgreSQL database: the seq and hash of its last record."""
-    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+    with _one_shot(url, answer_timeout) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.head()
 
 
-def export_database(url: str, out: IO[str]) -> int:
-    """Export the store in a PostgreSQL database as JSON Lines, reading only."""
-    with _one_shot(url) as connection, _Snapshot(connection, redacted(url)) as snapshot:
+def export_database(url: str, out: IO[str], *,
+                    answer_timeout: float = ONE_SHOT_ANSWER_SECONDS) -> int:
+    """Export the store in a PostgreSQL database as JSON Lines, reading only (``answer_timeout``
+    bounds the wait for each batch of rows, not the whole export)."""
+    with _one_shot(url, answer_timeout) as connection, _Snapshot(connection, redacted(url)) as snapshot:
         return snapshot.export(out)
 
 
-def database_schema_version(url: str) -> int:
+def database_schema_version(url: str, *,
+                            answer_timeout: float = ONE_SHOT_ANSWER_SECONDS) -> int:
     """The store schema version of a database (0: no store yet)."""
-    with _one_shot(url) as connection:
+    with _one_shot(url, answer_timeout) as connection:
         return schema_version(connection)
 
 
-def upgrade_database(url: str) -> tuple[int, int]:
+def upgrade_database(url: str, *, answer_timeout: float = ONE_SHOT_ANSWER_SECONDS
+                     ) -> tuple[int, int]:
     """Create or upgrade the store schema of a database; ``(before, after)`` versions."""
-    with _one_shot(url) as connection:
+    with _one_shot(url, answer_timeout) as connection:
         before = schema_version(connection)
         prepare_schema(connection, redacted(url), upgrade=True)
         return before, SCHEMA_VERSION
 
 
 @contextlib.contextmanager
-def _one_shot(url: str, timeout: float = 10.0) -> Iterator[Any]:
-    """One connection of its own (no pool), for a command that reads (or upgrades) once; what
-    the database refuses or loses on it (a statement cancelled, a read-only transaction, the
-    connection ended) is :class:`StoreUnavailable` with the database's reason."""
+def _one_shot(url: str, answer_timeout: float, connect_timeout: float = 10.0
+              ) -> Iterator[Any]:
+    """One connection of its own (no pool), for a command that reads (or upgrades) once, each
+    wait for an answer bounded by ``answer_timeout`` (:class:`_Answer`: per statement, per
+    batch of rows a cursor fetches); what the database refuses or loses on it (a statement
+    cancelled, a read-only transaction, the connection ended, no answer in time) is
+    :class:`StoreUnavailable` with the reason."""
     psycopg, _ = _driver()
     try:
-        connection = psycopg.connect(url, connect_timeout=max(1, round(timeout)),
-                                     application_name="sentra", autocommit=True,
-                                     **_client_keepalives(ONE_SHOT_ANSWER_SECONDS))
+        connection = _bounded(psycopg, answer_timeout).connect(
+            url, connect_timeout=max(1, round(connect_timeout)), application_name="sentra",
+            autocommit=True, **_client_keepalives(answer_timeout))
     except psycopg.OperationalError as error:
         raise StoreUnavailable(f"cannot connect to {redacted(url)}: "
                                f"{_first_line(error)}") from error
@@ -1037,7 +1062,8 @@ def _one_shot(url: str, timeout: float = 10.0) -> Iterator[Any]:
         with connection:
             yield connection
     except psycopg.Error as error:
-        raise StoreUnavailable(f"the database ended the command: {_first_line(error)}"
+        raise StoreUnavailable(f"the database did not complete the command: "
+                               f"{_first_line(error)}"
                                ) from error
 
 
@@ -1200,13 +1226,19 @@ def _pipeline(connection: Any, timeout: float, *statements: tuple[bytes, tuple[s
 
 
 class _Answer:
-    """The wait for a statement's answer on a connection, bounded: a database that stops
-    answering (its process frozen, its machine gone, the network dropping packets without a
-    reset) fails the statement after ``timeout`` seconds instead of holding the caller (on an
-    event loop, the store's commit thread, which every decision of the process waits for)
-    until the operating system gives up on the connection, if ever."""
+    """The wait for an answer on a connection, bounded: a database that stops answering (its
+    process frozen, its machine gone, the network dropping packets without a reset) fails the
+    statement after ``timeout`` seconds, and its connection is closed (an answer may still be
+    on its way: the connection is of no further use), instead of holding the caller (on an
+    event loop, the store's commit thread, which every decision of the process waits for; for
+    a read, a pooled connection and a server request) until the operating system gives up on
+    the connection, if ever. One rule for every wait of the store: its own statements
+    (:func:`_run`, :func:`_pipeline`) and everything psycopg runs for it (:meth:`consume`:
+    reads, a connection's setup, a transaction's end, each batch a server-side cursor fetches,
+    so that a long read is bounded per answer, not as a whole)."""
 
     def __init__(self, connection: Any, timeout: float) -> None:
+        self.connection = connection
         self.pgconn = connection.pgconn
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
@@ -1214,26 +1246,47 @@ class _Answer:
     def flush(self) -> None:
         """Send what libpq holds."""
         while self.pgconn.flush():
-            self._wait(writing=True)
+            self._ready(_WRITE)
 
     def next_result(self) -> Any:
         """The next result, once it arrived (waiting on the socket without holding the
         GIL)."""
         pgconn = self.pgconn
         while pgconn.is_busy():   # what libpq read so far does not finish a result
-            self._wait(writing=False)
+            self._ready(_READ)
             pgconn.consume_input()
         return pgconn.get_result()
 
-    def _wait(self, *, writing: bool) -> None:
+    def consume(self, operation: Any) -> Any:
+        """Run one of psycopg's operations on the connection (a generator that yields what it
+        waits for, reading or writing, and is sent what is ready: what the connection's
+        ``wait`` runs); its result."""
+        try:
+            waiting = next(operation)
+            while True:
+                waiting = operation.send(self._ready(waiting))
+        except StopIteration as done:
+            return done.value
+
+    def _ready(self, waiting: int) -> int:
+        """Wait until the socket is ready for what ``waiting`` asks (:data:`_READ`,
+        :data:`_WRITE` or both) within the deadline; what is ready."""
         remaining = self.deadline - time.monotonic()
         socket = [self.pgconn.socket]
-        ready = remaining > 0 and any(select.select([] if writing else socket,
-                                                    socket if writing else [], [], remaining))
-        if not ready:
+        readable, writable = ([], []) if remaining <= 0 else select.select(
+            socket if waiting & _READ else [], socket if waiting & _WRITE else [], [],
+            remaining)[:2]
+        if not (readable or writable):
             from psycopg import OperationalError
 
+            self.connection.close()
             raise OperationalError(f"no answer from the database within {self.timeout:g} s")
+        return (_READ if readable else 0) | (_WRITE if writable else 0)
+
+
+_READ, _WRITE = 1, 2
+"""What a wait is for (psycopg's ``Wait.R`` and ``Wait.W``) and what is ready (``Ready.R``,
+``Ready.W``): the same values in every psycopg 3."""
 
 
 def _raising(rows: list[tuple[Any, ...]] | BaseException) -> list[tuple[Any, ...]]:
