@@ -434,6 +434,7 @@ class PostgresStore(BatchedStore):
         self.where = redacted(url)
         self._errors: tuple[type[BaseException], ...] = (psycopg.Error, psycopg_pool.PoolTimeout,
                                                          psycopg_pool.PoolClosed)
+        self._pool_timeout: type[BaseException] = psycopg_pool.PoolTimeout
         self._wait_timeout = wait_timeout
         self._retry_wait = retry_wait
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
@@ -843,6 +844,11 @@ class _Made:
     """The review ticket the decision makes (``None``: it makes none)."""
 
 
+REFUSAL_POLL_SECONDS = 0.25
+"""How often a call waiting for a free connection looks whether the pool's last attempt to open
+one was refused (then it fails at once rather than wait ``wait_timeout`` out)."""
+
+
 class _Borrowed:
     """A pooled connection for one operation; a failure to reach the database becomes
     :class:`StoreUnavailable`, and after any failure the session's advisory locks are released
@@ -858,17 +864,25 @@ class _Borrowed:
     def __enter__(self) -> Any:
         store = self.store
         wait = store._retry_wait if store._down.is_set() else store._wait_timeout
-        replacing: float | None = None   # since when it waits for a replacement
+        started = time.monotonic()
+        replacing = False
         while True:
+            # waited for in slices, so that a call which found no free connection fails as
+            # soon as the pool's attempt to open one is refused (the database went down while
+            # the call waited), not at the end of its whole wait
+            left = max(0.0, wait - (time.monotonic() - started))
             self.context = store._pool.connection(
-                timeout=wait if replacing is None else store._retry_wait)
+                timeout=store._retry_wait if replacing else min(left, REFUSAL_POLL_SECONDS))
             try:
                 self.connection = self.context.__enter__()
             except store._errors as error:
-                if replacing is None or store._refusal is not None or (
-                        time.monotonic() - replacing > wait):
+                waited = time.monotonic() - started
+                if not isinstance(error, store._pool_timeout):
                     raise store._unavailable(error) from error
-                continue
+                if store._refusal is not None or waited >= wait:
+                    raise store._unavailable(store._pool_timeout(
+                        f"couldn't get a connection after {waited:.2f} sec")) from error
+                continue   # no connection yet, and no attempt to open one failed: wait on
             if not _ended(self.connection):
                 return self.connection
             # the database ended it while it was idle: the pool opens another, which this
@@ -876,7 +890,7 @@ class _Borrowed:
             # (the database is down: then at once, even if that attempt came before this call)
             self.connection.close()
             self.context.__exit__(None, None, None)
-            replacing = time.monotonic() if replacing is None else replacing
+            replacing = True
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         store = self.store
