@@ -656,3 +656,210 @@ def test_the_runner_fails_every_changed_hand_answer(name: str, tmp_path: Path) -
         if code == 0 or "passed" in outcomes(report):
             passed.append((label, suite_text(mutant)))
     assert not passed
+
+
+def test_coverage_counts_are_the_hand_counts(tmp_path: Path) -> None:
+    """Rule hits and limit counts of the known scenarios, counted by hand: a rule's row that
+    matched (also when the threshold or a limit then blocked; a review rule when it held the
+    action), never an already-shut-down agent's decision; a limit counts allowed decisions."""
+    _, report = run_suite(tmp_path, LIMITS, suite_text(KNOWN["limits"]))
+    [policy] = report["coverage"]["policies"]
+    assert {rule: entry["hits"] for rule, entry in policy["rules"].items()} == \
+        {"REFUND_OK": 9, "PING_OK": 1, "UNKNOWN": 0}
+    assert [(limit["for"], limit["counted"], limit["reached"]) for limit in policy["limits"]] \
+        == [("`REFUND_OK`", 6, 2), ("`REFUND`, `REFUND_PART`", 6, 1)]
+    _, report = run_suite(tmp_path, REVIEW, suite_text(KNOWN["review"]))
+    [policy] = report["coverage"]["policies"]
+    assert {rule: entry["hits"] for rule, entry in policy["rules"].items()} == {
+        "REVIEW_LARGE_REFUND": 2, "REVIEW_REFUND": 4, "SMALL_REFUND": 1, "RISKY": 1,
+        "BAD_RULE": 1, "OTHER": 0}
+    _, report = run_suite(tmp_path, THRESHOLD, suite_text(KNOWN["threshold"]))
+    [policy] = report["coverage"]["policies"]
+    assert {rule: entry["hits"] for rule, entry in policy["rules"].items()} == {
+        "A_OK": 3, "B_OK": 2, "C_NO": 2, "Z_OK": 1, "W_STOP": 1, "UNKNOWN": 1}
+
+
+# ---------------------------------------------------------- suites that pass when they should not
+
+def test_a_scenario_without_steps_is_an_error(tmp_path: Path) -> None:
+    """An empty scenario checked nothing and passed."""
+    report = assert_suite_error(tmp_path, THRESHOLD, 'suite "s" for "p.sentra"\n'
+                                'scenario "empty" {}\n', "SL511")
+    [found] = [d for d in report["diagnostics"] if d["code"] == "SL511"]
+    assert "empty" in found["message"] and found["line"] == 2
+
+
+@pytest.mark.parametrize("steps", [
+    'reset "a"\n  after 1h',
+    'assign "a" group none',
+])
+def test_a_scenario_that_checks_nothing_is_an_error(tmp_path: Path, steps: str) -> None:
+    """Steps that only act (reset, after, assign, a verdict without `->`) check nothing: the
+    scenario passed whatever the policy said."""
+    policy = GROUPS if "assign" in steps else THRESHOLD
+    assert_suite_error(tmp_path, policy, 'suite "s" for "p.sentra"\n'
+                       f'scenario "idle" {{\n  {steps}\n}}\n', "SL511")
+
+
+def test_a_cases_table_without_rows_is_an_error(tmp_path: Path) -> None:
+    assert_suite_error(tmp_path, THRESHOLD, 'suite "s" for "p.sentra"\n'
+                       'scenario "one" {\n  agent "a" A -> allowed\n}\n'
+                       'cases "none" A {\n  with n\n}\n', "SL511")
+
+
+def test_reason_contains_nothing_is_an_error(tmp_path: Path) -> None:
+    """`reason contains ""` holds for every decision."""
+    assert_suite_error(tmp_path, THRESHOLD, 'suite "s" for "p.sentra"\n'
+                       'scenario "x" {\n  agent "a" A -> allowed reason contains ""\n}\n',
+                       "SL509")
+
+
+def test_a_ticket_name_given_twice_is_an_error(tmp_path: Path) -> None:
+    """The second `as big` silently renamed: `approve big` judged the later ticket."""
+    suite = ('suite "s" for "p.sentra"\nscenario "x" {\n'
+             '  agent "a" ISSUE_REFUND { amount: 700 } -> review as big\n'
+             '  agent "a" ISSUE_REFUND { amount: 200 } -> review as big\n'
+             '  approve big by "alice" -> allowed\n}\n')
+    assert_suite_error(tmp_path, REVIEW, suite, "SL509")
+
+
+NUMBERS_POLICY = """policy numbers version "1" {}
+
+input {
+  n: int = 0
+}
+
+action A {
+  when n > 5 block as A_BIG "Big."
+  allow as A_OK "Fine."
+}
+
+action B {
+  allow as B_OK "Fine."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def test_a_property_where_allowing_nothing_is_reported(tmp_path: Path) -> None:
+    code, report = run_suite(tmp_path, NUMBERS_POLICY, 'suite "s" for "p.sentra"\n'
+                             'property "vacuous" A where n > 5 and n < 3 -> never allowed\n')
+    [result] = report["results"]
+    assert code == 1 and result["outcome"] == "error", report
+    assert "`where` allows no input" in result["failure"]["message"]
+
+
+def test_a_property_about_a_rule_its_actions_never_reach_is_refused(tmp_path: Path) -> None:
+    """`A -> never rule B_OK` held vacuously: B_OK never decides A."""
+    assert_suite_error(tmp_path, NUMBERS_POLICY, 'suite "s" for "p.sentra"\n'
+                       'property "p" A -> never rule B_OK\n', "SL504")
+    assert_suite_passes(tmp_path, NUMBERS_POLICY, 'suite "s" for "p.sentra"\n'
+                        'property "p" A, B where n > 5 -> never rule B_OK\n'
+                        'property "q" A -> never rule RISK_THRESHOLD_EXCEEDED\n')
+
+
+LIMITED_PINGS = """policy pings version "1" {
+  risk_threshold 200
+}
+
+group new {
+  agents "new-*"
+  risk_threshold 100
+}
+
+group quarantine {
+  strikes 1
+}
+
+action PING {
+  allow as PING_OK limit 2 per 1h "Pong."
+}
+
+action BIG {
+  allow risk 150 as BIG_OK "Big."
+}
+
+action BAD {
+  block as BAD_RULE "Never."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def test_a_sequence_proof_counts_rate_limit_windows(tmp_path: Path) -> None:
+    """`sequence PING -> never blocked` was `proved` after one PING: a PING leaves risk,
+    strikes and status as they were, so the proof never tried a third, which the limit
+    blocks."""
+    report = assert_suite_fails(tmp_path, LIMITED_PINGS, 'suite "s" for "p.sentra"\n'
+                                'property "pings" sequence PING -> never blocked\n')
+    [result] = report["results"]
+    assert result["failure"]["decision"]["rule_id"] == "RATE_LIMIT_EXCEEDED"
+    assert len(result["failure"]["details"]) == 4   # the heading and three PINGs
+
+
+@pytest.mark.parametrize("prop", [
+    "property \"big\" BIG -> never blocked",              # `new-*` agents: threshold 100
+    "property \"bad\" BAD -> never shutdown",             # `quarantine` (assigned): strikes 1
+    "property \"big\" sequence BIG, PING -> never shutdown",
+])
+def test_a_property_is_proved_for_an_agent_of_every_group(tmp_path: Path, prop: str) -> None:
+    """A proof decided for one agent id, in no group, and said `proved`: an agent of a group
+    with a lower threshold or fewer strikes gets another decision."""
+    assert_suite_fails(tmp_path, LIMITED_PINGS, f'suite "s" for "p.sentra"\n{prop}\n')
+
+
+# ------------------------------------------------------------------------------- coverage
+
+ARITHMETIC = """policy ar version "1" {}
+
+input {
+  amount: number = 0
+  items: int = 1
+}
+
+action R {
+  when amount / items > 200 block as PER_ITEM "Too much per item."
+  allow as R_OK "Fine."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def test_an_undetermined_test_is_not_seen_false(tmp_path: Path) -> None:
+    """`amount / items > 200` with items 0 is undetermined (ARITHMETIC_ERROR): coverage said
+    its false outcome was seen."""
+    _, report = run_suite(tmp_path, ARITHMETIC, 'suite "s" for "p.sentra"\nscenario "x" {\n'
+                          '  agent "a" R { amount: 5, items: 0 } -> blocked rule '
+                          'ARITHMETIC_ERROR\n}\n')
+    [policy] = report["coverage"]["policies"]
+    assert policy["rows"][0]["tests"] == [{"test": "amount / items > 200", "seen_true": False,
+                                           "seen_false": False}]
+    assert (policy["conditions_covered"], policy["rules_covered"]) == (0, 0)
+
+
+REVIEW_LIMIT = """policy rv version "1" {}
+
+action REFUND {
+  limit 1 per 1h
+  review risk 10 as REVIEW_REFUND "Needs a human."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def test_limits_counted_and_reached_by_approvals_are_covered(tmp_path: Path) -> None:
+    """An approval counts in its action's limits and may be blocked by one: coverage saw
+    neither (`counted 0, reached 0`)."""
+    _, report = run_suite(tmp_path, REVIEW_LIMIT, 'suite "s" for "p.sentra"\nscenario "x" {\n'
+                          '  agent "a" REFUND -> review as t1\n'
+                          '  agent "a" REFUND -> review as t2\n'
+                          '  approve t1 by "alice" -> allowed\n'
+                          '  approve t2 by "alice" -> blocked rule RATE_LIMIT_EXCEEDED\n}\n')
+    [policy] = report["coverage"]["policies"]
+    assert policy["limits"] == [{"limit": "1 per 1h", "for": "`REFUND`", "counted": 1,
+                                 "reached": 1}]
+    assert policy["rules"]["REVIEW_REFUND"]["hits"] == 2
