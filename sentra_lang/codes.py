@@ -437,9 +437,9 @@ _ENTRIES = [
          "The same field is given twice in one `{ ... }`; the last value wins.",
          "", ""),
     Code("SL511", "test checks nothing", "error",
-         "A scenario none of whose steps has an expectation (it is empty, or only resets, "
-         "moves the clock, assigns groups or gives verdicts without `->`), or a `cases` table "
-         "without rows: it would pass whatever the policy decides.",
+         "A scenario none of whose steps checks anything (it is empty, or it only resets "
+         "agents, moves the clock and assigns groups), or a `cases` table without rows: it "
+         "would pass whatever the policy decides.",
          "", ""),
 ]
 

@@ -361,7 +361,6 @@ class _Checker:
 
 
 def _checks(step: s.Step) -> bool:
-    """Whether a scenario step checks something (a verdict without `->` only acts)."""
-    if isinstance(step, s.VerdictStep):
-        return step.expect is not None
-    return isinstance(step, (s.ActionStep, s.StateStep, s.TicketStep))
+    """Whether a scenario step checks something (a verdict, even without `->`, fails on a
+    ticket that is not pending; a reset, `after` or `assign` only acts)."""
+    return isinstance(step, (s.ActionStep, s.StateStep, s.TicketStep, s.VerdictStep))

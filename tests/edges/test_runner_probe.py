@@ -694,7 +694,7 @@ def test_a_scenario_without_steps_is_an_error(tmp_path: Path) -> None:
     'assign "a" group none',
 ])
 def test_a_scenario_that_checks_nothing_is_an_error(tmp_path: Path, steps: str) -> None:
-    """Steps that only act (reset, after, assign, a verdict without `->`) check nothing: the
+    """Steps that only act (reset, after, assign) check nothing: the
     scenario passed whatever the policy said."""
     policy = GROUPS if "assign" in steps else THRESHOLD
     assert_suite_error(tmp_path, policy, 'suite "s" for "p.sentra"\n'
@@ -755,12 +755,13 @@ def test_a_property_about_a_rule_its_actions_never_reach_is_refused(tmp_path: Pa
     assert_suite_error(tmp_path, NUMBERS_POLICY, 'suite "s" for "p.sentra"\n'
                        'property "p" A -> never rule B_OK\n', "SL504")
     assert_suite_passes(tmp_path, NUMBERS_POLICY, 'suite "s" for "p.sentra"\n'
-                        'property "p" A, B where n > 5 -> never rule B_OK\n'
+                        'property "p" A, B where n > 5 -> never rule A_OK\n'
                         'property "q" A -> never rule RISK_THRESHOLD_EXCEEDED\n')
 
 
 LIMITED_PINGS = """policy pings version "1" {
   risk_threshold 200
+  strikes 30
 }
 
 group new {
@@ -796,13 +797,14 @@ def test_a_sequence_proof_counts_rate_limit_windows(tmp_path: Path) -> None:
                                 'property "pings" sequence PING -> never blocked\n')
     [result] = report["results"]
     assert result["failure"]["decision"]["rule_id"] == "RATE_LIMIT_EXCEEDED"
-    assert len(result["failure"]["details"]) == 4   # the heading and three PINGs
+    assert result["failure"]["details"][1:] == ["  agent `new-` (in group `new`)",
+                                                *["  PING {}"] * 3]
 
 
 @pytest.mark.parametrize("prop", [
     "property \"big\" BIG -> never blocked",              # `new-*` agents: threshold 100
     "property \"bad\" BAD -> never shutdown",             # `quarantine` (assigned): strikes 1
-    "property \"big\" sequence BIG, PING -> never shutdown",
+    "property \"bad\" sequence BAD, PING -> never shutdown",
 ])
 def test_a_property_is_proved_for_an_agent_of_every_group(tmp_path: Path, prop: str) -> None:
     """A proof decided for one agent id, in no group, and said `proved`: an agent of a group
