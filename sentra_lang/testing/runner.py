@@ -548,7 +548,8 @@ class Runner:
             elif isinstance(step, s.GroupStep):
                 engine.assign_group(step.agent, step.group, operator=OPERATOR)
             elif isinstance(step, (s.VerdictStep, s.TicketStep)):
-                failure = _ticket_step(engine, step, tickets.find(step.ticket), number)
+                failure = _ticket_step(engine, step, tickets.find(step.ticket), number,
+                                       run.coverage)
                 if failure is not None:
                     return number, failure
             else:
@@ -635,8 +636,10 @@ class _Tickets:
 
 
 def _ticket_step(engine: Engine, step: s.VerdictStep | s.TicketStep, ticket: str | None,
-                 number: int) -> Failure | None:
-    """Run a verdict or check a ticket's status; the failure, if the step does not hold."""
+                 number: int, coverage: PolicyCoverage) -> Failure | None:
+    """Run a verdict or check a ticket's status; the failure, if the step does not hold. A
+    verdict's decision counts in the coverage of limits (its review rule was covered when
+    it held the action)."""
     if ticket is None:
         return Failure(f"step {number}: no review ticket: {step.ticket} (no `review` decision "
                        "made one before this step)", step.span, number)
@@ -651,6 +654,8 @@ def _ticket_step(engine: Engine, step: s.VerdictStep | s.TicketStep, ticket: str
     except review.TicketClosed as closed:
         return Failure(f"step {number}: {step.ticket} is {closed.ticket.status}, not pending",
                        step.span, number)
+    if coverage.limits:
+        coverage.record_limits(decision)
     if step.expect is None:
         return None
     mismatches = compare(step.expect, decision, _ATTRIBUTE)
