@@ -865,3 +865,219 @@ def test_limits_counted_and_reached_by_approvals_are_covered(tmp_path: Path) -> 
     assert policy["limits"] == [{"limit": "1 per 1h", "for": "`REFUND`", "counted": 1,
                                  "reached": 1}]
     assert policy["rules"]["REVIEW_REFUND"]["hits"] == 2
+
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+def test_the_shipped_suites_full_coverage_stands_on_real_decisions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rule the shipped suites report covered was the rule of a real decision of the
+    runtime: the decision's own rule id (a held review's too), or the allow rule the threshold
+    or a limit then blocked, as its explanation says; never an already-shut-down agent's."""
+    from sentra_lang.testing.runner import Runner
+
+    decided: set[str] = set()
+    evaluate = Engine.evaluate
+
+    def spy(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        decision = evaluate(self, *args, **kwargs)
+        if decision.rule_id in ("RISK_THRESHOLD_EXCEEDED", "RATE_LIMIT_EXCEEDED",
+                                "AGENT_SHUTDOWN_AFTER_REPEATED_BLOCKS"):
+            decided.add(decision.explanation.matched_rule)
+        elif decision.rule_id != "AGENT_ALREADY_SHUT_DOWN":
+            decided.add(decision.rule_id)
+        return decision
+
+    monkeypatch.setattr(Engine, "evaluate", spy)
+    run = Runner().run_paths([POLICIES])
+    assert run.exit_code == 0 and len(run.coverage) == 3
+    for coverage in run.coverage:
+        covered = {rule.id for rule in coverage.rules.values() if rule.covered}
+        assert coverage.percent == 100.0 and covered == set(coverage.rules)
+        assert covered <= decided, covered - decided
+        assert all(limit.counted and limit.reached for limit in coverage.limits.values())
+
+
+# ---------------------------------------------------------------------------------- replay
+
+MIXED = """policy mixed version "1" {
+  risk_threshold 100
+  strikes 3
+  risk_decay 10 per 1h
+  review_timeout 1h
+}
+
+group trusted {
+  agents "ops-*"
+  risk_threshold 150
+  limit 4 per 1h
+}
+
+input {
+  amount: int = 0
+}
+
+action REFUND {
+  limit 3 per 1h
+  when amount > 500 review risk 30 as REVIEW_BIG "Refund of {amount} needs a human."
+  when amount > 100 block risk 20 as TOO_MUCH "Refund of {amount} refused."
+  allow risk 25 as REFUND_OK "Refund of {amount}."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+
+
+def mixed_log(tmp_path: Path) -> tuple[Path, Path]:
+    """A real engine on a real SQLite file records traffic that exercises decay, limits,
+    review verdicts (approved, denied, expired, cancelled), group assignments and resets, at
+    times an injected clock gives; and its JSON Lines export."""
+    from sentra_runtime import SQLiteStore
+
+    (tmp_path / "mixed.sentra").write_text(MIXED, "utf-8")
+    db = tmp_path / "mixed.db"
+    clock = Clock()
+    engine = Engine(load(tmp_path / "mixed.sentra").policy, SQLiteStore(db), clock=clock)
+
+    def act(agent: str, amount: int, minutes: float = 0) -> Any:
+        clock.now += minutes * 60
+        return engine.evaluate(agent, "REFUND", {"amount": amount})
+
+    for _ in range(4):
+        act("a", 10, 5)                                  # the fourth over the block's limit
+    act("a", 200)                                        # TOO_MUCH: a strike
+    held = act("a", 900, 61)                             # decayed, then held
+    engine.review(held.ticket, True, operator="alice", note="ok")
+    denied = act("a", 900, 1)
+    engine.review(denied.ticket, False, operator="bob")
+    act("a", 900, 2)                                     # expires below
+    clock.now += 3600
+    engine.tickets()                                     # the expiry is recorded
+    act("ops-1", 10)
+    engine.assign_group("b", "trusted", operator="carol")
+    for _ in range(5):
+        act("b", 10, 1)                                  # the group's and block's limits
+    act("b", 900)                                        # cancelled by the reset
+    engine.reset("b", operator="carol")
+    act("b", 10, 30)
+    act("c", 10)
+    engine.assign_group("c", "trusted", operator="carol")
+    engine.assign_group("c", None, operator="carol")
+    act("c", 200, 600)
+    engine.reset(operator="dave")
+    act("a", 10, 1)
+    export = tmp_path / "mixed.jsonl"
+    with open(export, "w", encoding="utf-8") as out:
+        engine.store.export_audit(out)
+    engine.close()
+    return db, export
+
+
+STATE_KEYS = ("label", "rule_id", "attempted_risk", "applied_risk", "projected_risk",
+              "cumulative_risk", "blocked_attempts", "status", "decayed", "group", "reason")
+
+
+def test_replay_with_the_recording_policy_reproduces_every_decision_exactly(
+        tmp_path: Path) -> None:
+    """Re-decided at the recorded times, with the recorded assignments, resets and verdicts,
+    every decision and verdict equals the recorded one, state included."""
+    from sentra_lang.testing.replay import read_records, replay
+
+    db, export = mixed_log(tmp_path)
+    policy = load(tmp_path / "mixed.sentra").policy
+    for source in (db, export):
+        result = replay(read_records(source), policy, keep_steps=True)
+        assert (result.changed, result.unreviewed) == (0, 0)
+        compared = 0
+        for record, new in result.steps:
+            if new is None:
+                continue
+            old = record["decision"]
+            got = new.to_dict()
+            assert {k: old.get(k) for k in STATE_KEYS if k != "reason" or
+                    record["kind"] == "decision"} == \
+                   {k: got.get(k) for k in STATE_KEYS if k != "reason" or
+                    record["kind"] == "decision"}, record
+            compared += 1
+        assert compared == 21 and result.verdicts == 2 and result.resets == 2
+    assert main(["replay", str(db), "--policy", str(tmp_path / "mixed.sentra")]) == 0
+
+
+def _edited(export: Path, target: Path, edit: Any) -> Path:
+    """The export with `edit(records)` applied to its parsed lines."""
+    records = [json.loads(line) for line in export.read_text("utf-8").splitlines()]
+    edit(records)
+    target.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    return target
+
+
+def _first(records: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any]:
+    return next(r for r in records if r.get("kind") == kind
+                and all(r.get(k) == v for k, v in match.items()))
+
+
+def _swap(records: list[dict[str, Any]]) -> None:
+    index = [i for i, r in enumerate(records) if r.get("kind") == "decision"]
+    records[index[3]], records[index[4]] = records[index[4]], records[index[3]]
+
+
+def _drop(records: list[dict[str, Any]]) -> None:
+    records.remove(_first(records, "decision", agent="a"))
+
+
+def _repeat(records: list[dict[str, Any]]) -> None:
+    record = _first(records, "decision", agent="b")
+    records.insert(records.index(record), record)
+
+
+HOSTILE_LOGS = {
+    # each of these replayed silently (exit 0, or changes that were never made) before
+    "unknown verdict": (lambda rs: _first(rs, "review", verdict="approved").update(
+        verdict="maybe"), "verdict `maybe` is none of"),
+    "group record without an agent id": (lambda rs: _first(rs, "group").update(agent=5),
+                                         "group record whose agent is not a string"),
+    "group that is not a name": (lambda rs: _first(rs, "group").update(group=7),
+                                 "group record whose agent is not a string"),
+    "unreadable time": (lambda rs: _first(rs, "decision").update(time="yesterday"),
+                        "time is not a UTC timestamp"),
+    "label that is not text": (lambda rs: _first(rs, "decision")["decision"].update(label={}),
+                               "decision has a bad label"),
+    "rule id that is a list": (lambda rs: _first(rs, "decision")["decision"].update(
+        rule_id=["X"]), "decision has a bad rule_id"),
+    "ticket that is a number": (lambda rs: next(r for r in rs if r.get("kind") == "decision"
+                                                and r["decision"].get("ticket"))["decision"]
+                                .update(ticket=5), "decision has a bad ticket"),
+    "two records swapped": (_swap, "records are missing or out of order"),
+    "a record deleted": (_drop, "records are missing or out of order"),
+    "a record repeated": (_repeat, "records are missing or out of order"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LOGS))
+def test_replay_refuses_a_log_it_cannot_replay_as_recorded(tmp_path: Path, case: str,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """A hostile or damaged export exits 2 with its line and what is wrong, nothing replayed:
+    an unknown verdict was replayed as a denial, a malformed group record was skipped, an
+    unreadable time kept the previous one, a reordered or cut log re-decided other traffic."""
+    _, export = mixed_log(tmp_path)
+    edit, message = HOSTILE_LOGS[case]
+    log = _edited(export, tmp_path / "hostile.jsonl", edit)
+    capsys.readouterr()
+    assert main(["replay", str(log), "--policy", str(tmp_path / "mixed.sentra")]) == 2
+    err = capsys.readouterr().err
+    assert f"{log}:" in err and message in err and "Traceback" not in err, err
+
+
+def test_replay_refuses_an_sqlite_log_with_a_deleted_record(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    import sqlite3
+
+    db, _ = mixed_log(tmp_path)
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM audit WHERE seq = 5")
+    connection.close()
+    assert main(["replay", str(db), "--policy", str(tmp_path / "mixed.sentra")]) == 2
+    assert "record seq 6 follows seq 4" in capsys.readouterr().err
