@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sentra_runtime.decider import RATE_LIMIT_EXCEEDED, all_limits
-from sentra_runtime.windows import COUNTED, counting_fields
 from sentra_runtime.explain import describe_test
+from sentra_runtime.windows import COUNTED, counting_fields
 
 from sentra_lang.testing.policies import PolicyUnderTest
 

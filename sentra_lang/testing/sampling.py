@@ -9,12 +9,11 @@ fields it fixes and filters the rest. Runs are deterministic (derandomized, no d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from sentra_runtime import arith
 from sentra_runtime.policy import RowFailure, row_holds
 
