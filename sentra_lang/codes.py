@@ -423,7 +423,9 @@ _ENTRIES = [
     Code("SL504", "impossible expectation", "error",
          "The expectation can never hold, whatever the state: for example `allowed rule X` "
          "where X is a block rule, a rule of another action, `risk N` different from the "
-         "expected rule's risk, or `applied` risk on a decision that is not allowed.",
+         "expected rule's risk, or `applied` risk on a decision that is not allowed. A "
+         "property's `rule X` where X decides none of the property's actions is one too (the "
+         "property would hold, or fail, whatever the policy does).",
          "", ""),
     Code("SL505", "unknown action in suite", "warning",
          "No action block names this action type, and it is close to one that does: a typo "
@@ -442,10 +444,17 @@ _ENTRIES = [
          "", ""),
     Code("SL509", "invalid expectation", "error",
          "An expectation's value is not one it can take: `status` is `active` or `shut_down`, "
-         "numbers are whole and not negative, `examples` is between 1 and 10000.",
+         "numbers are whole and not negative, `examples` is between 1 and 10000, "
+         "`reason contains` has some text, and a ticket name (`as NAME`) is given once per "
+         "scenario.",
          "", ""),
     Code("SL510", "field set twice", "warning",
          "The same field is given twice in one `{ ... }`; the last value wins.",
+         "", ""),
+    Code("SL511", "test checks nothing", "error",
+         "A scenario none of whose steps checks anything (it is empty, or it only resets "
+         "agents, moves the clock and assigns groups), or a `cases` table without rows: it "
+         "would pass whatever the policy decides.",
          "", ""),
 ]
 

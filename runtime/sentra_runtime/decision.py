@@ -97,10 +97,11 @@ class Explanation:
 
 @dataclass(frozen=True)
 class ConditionResult:
-    """One test of a row, in the policy's notation, and whether it held for the input."""
+    """One test of a row, in the policy's notation, and whether it held for the input (`None`
+    when its computation failed: the test was neither true nor false)."""
 
     test: str
-    holds: bool
+    holds: bool | None
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,8 @@ def _row_traces(context: EvaluationContext, block: int, values: Mapping[str, Any
     rows = []
     for index, row in enumerate(context.policy.actions[block].rows):
         results = [_result(test, values) for test in row.tests]
-        conditions = tuple(ConditionResult(describe_test(test), result is True)
+        conditions = tuple(ConditionResult(describe_test(test),
+                                           result if isinstance(result, bool) else None)
                            for test, result in zip(row.tests, results))
         rows.append(RowTrace(row.rule, index, index == matched_row, conditions))
         failed = False not in results and any(r is not True for r in results)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sentra_runtime.decider import RATE_LIMIT_EXCEEDED, all_limits
 from sentra_runtime.explain import describe_test
+from sentra_runtime.windows import COUNTED, counting_fields
 
 from sentra_lang.testing.policies import PolicyUnderTest
 
@@ -76,7 +77,7 @@ class PolicyCoverage:
 
     def record(self, decision: Any, test: str) -> None:
         if self.limits:
-            self._record_limits(decision)
+            self.record_limits(decision)
         trace = decision.trace
         if trace is None or not trace.evaluated:
             return
@@ -93,23 +94,23 @@ class PolicyCoverage:
             sample[0] += 1
             sample[1].add(test)
 
-    def _record_limits(self, decision: Any) -> None:
-        """An allowed decision counts in the limits that apply to it (the rule's, its block's,
-        its agent's group's); a decision over a limit reached it."""
-        reached = getattr(decision, "limit_key", None)
-        if reached is not None and decision.rule_id == RATE_LIMIT_EXCEEDED:
-            self.limits[reached].reached += 1
-        if not decision.allowed:
-            return
-        policy = self.policy
-        rule = policy.rule(decision.rule_id).limit
-        group = next((g for g in policy.groups if g.name == decision.__dict__.get("group")), None)
-        block = next((a.limits for a in policy.actions if decision.action in a.names), ())
-        applying = [*(() if rule is None else (rule,)), *block,
-                    *(limit for limit in (() if group is None else group.limits)
-                      if limit.action in (None, decision.action))]
-        for limit in applying:
-            self.limits[limit.key].counted += 1
+    def record_limits(self, decision: Any) -> None:
+        """An allowed decision (an operator's approval too) counts in the limits it counted
+        in, as its audit record lists them; a decision over a limit reached it."""
+        if decision.rule_id == RATE_LIMIT_EXCEEDED:
+            reached = getattr(decision, "limit_key", None) or self._limit_named(decision)
+            if reached is not None:
+                self.limits[reached].reached += 1
+        for key in counting_fields(decision.__dict__).get(COUNTED, ()):
+            self.limits[key].counted += 1
+
+    def _limit_named(self, decision: Any) -> str | None:
+        """The key of the limit a decision over a limit names in its `limit` (an operator's
+        approval is a plain decision, which carries that and not the key)."""
+        over = decision.__dict__.get("limit") or {}
+        return next((key for key, limit in self.limits.items()
+                     if (limit.limit, limit.target) == (over.get("limit"), over.get("for"))),
+                    None)
 
     @property
     def limits_reached(self) -> int:
@@ -147,9 +148,9 @@ class PolicyCoverage:
             for row in trace.rows:
                 outcomes = by_position[(trace.block, row.row)].tests
                 for condition, seen in zip(row.conditions, outcomes):
-                    if condition.holds:
+                    if condition.holds is True:
                         seen.seen_true = True
-                    else:
+                    elif condition.holds is False:   # None: undetermined, neither
                         seen.seen_false = True
         return self
 

@@ -73,18 +73,44 @@ DECISION_KEYS = ("allowed", "outcome", "label", "rule_id", "attempted_risk", "ap
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
     """Audit records from a runtime SQLite store file or its JSON Lines export.
 
-    Records are checked as they are read: one that cannot be replayed raises `AuditLogError`
-    naming its line (JSON Lines) or seq (SQLite)."""
+    Records are checked as they are read: one that cannot be replayed, or that does not follow
+    the one before it (its seq one more), raises `AuditLogError` naming its line (JSON Lines)
+    or seq (SQLite)."""
+    order = _Order()
     if is_sqlite_file(path):
-        return _read_sqlite(path)
-    return _read_jsonl(path)
+        return _read_sqlite(path, order)
+    return _read_jsonl(path, order)
 
 
-def _read_sqlite(path: str | Path) -> Iterator[dict[str, Any]]:
+class _Order:
+    """The seq of the last record read: a log replays only as it was recorded, each record
+    one after the other (a reordered log, a deleted or a repeated record would re-decide
+    other traffic). A record without a seq (written by hand) is not checked."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def check(self, record: dict[str, Any], where: str) -> None:
+        seq = record.get("seq")
+        if record.get("kind") in _NOT_RECORDS or not isinstance(seq, int) or \
+                isinstance(seq, bool):
+            return
+        if self.last is not None and seq != self.last + 1:
+            raise AuditLogError(f"{where}: record seq {seq} follows seq {self.last}: records "
+                                "are missing or out of order (`sentra-lang audit verify` says "
+                                "what changed)")
+        self.last = seq
+
+
+_NOT_RECORDS = frozenset({"state", "head"})
+"""What an export writes after the log: each agent's state and the head."""
+
+
+def _read_sqlite(path: str | Path, order: _Order) -> Iterator[dict[str, Any]]:
     try:
         for record in read_audit(path):
             seq = record.get("seq") if isinstance(record, dict) else None
-            yield _checked(record, f"{path}: record seq {seq}")
+            yield _checked(record, f"{path}: record seq {seq}", order)
     except sqlite3.Error as error:
         if "no such table" in str(error) or "no such column" in str(error):
             raise AuditLogError(f"{path} is an SQLite database without a sentra audit log "
@@ -93,7 +119,7 @@ def _read_sqlite(path: str | Path) -> Iterator[dict[str, Any]]:
         raise AuditLogError(f"cannot read the audit log in {path}: {error}") from error
 
 
-def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+def _read_jsonl(path: str | Path, order: _Order) -> Iterator[dict[str, Any]]:
     try:
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -105,7 +131,7 @@ def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 except jsontext.JSONTextError as error:
                     raise AuditLogError(f"{where}: not a JSON audit record ({error}); is the "
                                         "file truncated?") from None
-                yield _checked(record, where)
+                yield _checked(record, where, order)
     except UnicodeDecodeError as error:
         raise AuditLogError(f"{path} is neither an SQLite audit database nor a JSON Lines "
                             "export (it is not UTF-8 text)") from error
@@ -113,7 +139,7 @@ def _read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
         raise AuditLogError(f"cannot read {path}: {error.strerror or error}") from error
 
 
-def _checked(record: Any, where: str) -> dict[str, Any]:
+def _checked(record: Any, where: str, order: _Order) -> dict[str, Any]:
     """`record` if it can be replayed, else `AuditLogError` saying what is wrong at `where`."""
     if not isinstance(record, dict) or "unparsable" in record:
         raise AuditLogError(f"{where}: not an audit record (a JSON object with kind, agent, "
@@ -121,30 +147,68 @@ def _checked(record: Any, where: str) -> dict[str, Any]:
     kind = record.get("kind")
     if not isinstance(kind, str):
         raise AuditLogError(f"{where}: not an audit record (no `kind`)")
+    problem = _problem(kind, record)
+    if problem is not None:
+        raise AuditLogError(f"{where}: {problem}")
+    order.check(record, where)
+    return record
+
+
+def _problem(kind: str, record: dict[str, Any]) -> str | None:
+    """What makes a record of `kind` impossible to replay as recorded, or None."""
+    if "time" in record and kind not in _NOT_RECORDS \
+            and parse_timestamp_us(record["time"]) is None:
+        return f"{kind} record whose time is not a UTC timestamp"
     if kind == "reset" and not isinstance(record.get("agent"), (str, type(None))):
-        raise AuditLogError(f"{where}: reset record whose agent is not a string")
-    if kind == "review" and not (isinstance(record.get("ticket"), str)
-                                 and isinstance(record.get("verdict"), str)
-                                 and isinstance(record.get("decision"), (dict, type(None)))):
-        raise AuditLogError(f"{where}: review record without a ticket and a verdict")
-    if kind == "review" and record["decision"] is not None and any(
-            key not in record["decision"] for key in DECISION_KEYS):
-        raise AuditLogError(f"{where}: review record whose decision lacks "
-                            f"{', '.join(DECISION_KEYS)}")
+        return "reset record whose agent is not a string"
+    if kind == "group" and not (isinstance(record.get("agent"), str)
+                                and isinstance(record.get("group"), (str, type(None)))):
+        return "group record whose agent is not a string, or whose group is not a string or null"
+    if kind == "review":
+        return _review_problem(record)
     if kind != "decision":
-        return record
+        return None
     missing = [key for key in ("agent", "action", "decision") if key not in record]
     if missing:
-        raise AuditLogError(f"{where}: decision record without {', '.join(missing)}")
+        return f"decision record without {', '.join(missing)}"
     if not isinstance(record["agent"], str) or not isinstance(record["action"], str):
-        raise AuditLogError(f"{where}: decision record whose agent or action is not a string")
+        return "decision record whose agent or action is not a string"
     if not isinstance(record.get("input") or {}, dict):
-        raise AuditLogError(f"{where}: decision record whose input is not an object")
-    decision = record["decision"]
+        return "decision record whose input is not an object"
+    return _decision_problem("decision", record["decision"])
+
+
+def _review_problem(record: dict[str, Any]) -> str | None:
+    if not (isinstance(record.get("ticket"), str)
+            and isinstance(record.get("verdict"), str)
+            and isinstance(record.get("decision"), (dict, type(None)))):
+        return "review record without a ticket and a verdict"
+    if record["verdict"] not in review.STATUSES:
+        return (f"review record whose verdict `{visible(record['verdict'])}` is none of "
+                f"{', '.join(review.STATUSES)}")
+    return None if record["decision"] is None else _decision_problem("review",
+                                                                     record["decision"])
+
+
+_DECISION_TYPES: dict[str, tuple[type, ...]] = {
+    "allowed": (bool,), "outcome": (str,), "label": (str,), "rule_id": (str,),
+    "attempted_risk": (int,), "applied_risk": (int,)}
+
+
+def _decision_problem(kind: str, decision: Any) -> str | None:
+    """What is wrong with a recorded decision the replay compares (DECISION_KEYS)."""
     if not isinstance(decision, dict) or any(key not in decision for key in DECISION_KEYS):
-        raise AuditLogError(f"{where}: decision record whose decision lacks "
-                            f"{', '.join(DECISION_KEYS)}")
-    return record
+        return f"{kind} record whose decision lacks {', '.join(DECISION_KEYS)}"
+    wrong = [key for key, types in _DECISION_TYPES.items()
+             if not isinstance(decision[key], types)
+             or (key != "allowed" and isinstance(decision[key], bool))]
+    if decision.get("outcome") not in _WORD:
+        wrong.append("outcome")
+    if not isinstance(decision.get("ticket"), (str, type(None))):
+        wrong.append("ticket")
+    if wrong:
+        return f"{kind} record whose decision has a bad {', '.join(dict.fromkeys(wrong))}"
+    return None
 
 
 def _kind(old: dict[str, Any], new: Any) -> str:
@@ -204,7 +268,7 @@ def replay(records: Iterable[dict[str, Any]], policy: Any, *, keep_steps: bool =
             if keep_steps:
                 result.steps.append((record, None))
             continue
-        if kind == "group" and isinstance(record.get("agent"), str):
+        if kind == "group":
             # the recorded assignment, as it was made (inert when the policy replayed
             # does not declare its group, as after a reload)
             group = record.get("group")

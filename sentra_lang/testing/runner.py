@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +23,7 @@ from sentra_lang.keywords import FIXED_TIME
 from sentra_lang.loader import FileUnreadable
 from sentra_lang.parser import read_source
 from sentra_lang.source import Span
-from sentra_lang.testing import SUFFIX
+from sentra_lang.testing import SUFFIX, NothingToCheck
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.coverage import PolicyCoverage
 from sentra_lang.testing.policies import PolicyCache, PolicyRefused, PolicyUnderTest
@@ -495,7 +495,7 @@ class Runner:
             else:
                 steps, failure = self._steps(item, run)
             outcome = "passed" if failure is None else "failed"
-        except MissingExtra as error:
+        except (MissingExtra, NothingToCheck) as error:
             steps, outcome = 0, "error"
             failure = Failure(str(error), item.span)
         except Exception as error:  # a crash in the engine or the runner: report, keep going
@@ -549,7 +549,8 @@ class Runner:
             elif isinstance(step, s.GroupStep):
                 engine.assign_group(step.agent, step.group, operator=OPERATOR)
             elif isinstance(step, (s.VerdictStep, s.TicketStep)):
-                failure = _ticket_step(engine, step, tickets.find(step.ticket), number)
+                failure = _ticket_step(engine, step, tickets.find(step.ticket), number,
+                                       run.coverage)
                 if failure is not None:
                     return number, failure
             else:
@@ -573,9 +574,22 @@ class Runner:
             record(decision, name)
             return decision
 
-        from sentra_lang.testing.properties import run_property  # the analysis, on first use
+        def agent_record(agent: str) -> Hashable:
+            state = engine.state(agent)
+            return (state.cumulative_risk, state.blocked_attempts, state.status,
+                    tuple(limit["count"] for limit in engine.limits(agent)))
 
-        outcome = run_property(prop, put, evaluate, examples=self.examples)
+        # the analysis, on first use
+        from sentra_lang.testing.properties import Agents, run_property
+
+        def fresh(agent: str) -> None:
+            engine.reset(agent, operator=OPERATOR)
+
+        def assign(agent: str, group: str) -> None:
+            engine.assign_group(agent, group, operator=OPERATOR)
+
+        agents = Agents(evaluate, fresh, assign, agent_record)
+        outcome = run_property(prop, put, agents, examples=self.examples)
         falsified = outcome.falsified
         if falsified is None:
             return outcome.examples, None, outcome.method
@@ -588,6 +602,8 @@ class Runner:
                    f"{decision.rule_id})")
         details = ["falsifying example (shrunk):" if outcome.method == "sampled"
                    else "counterexample (found checking every cell):"]
+        if falsified.agent is not None and put.table.get("groups"):
+            details.append(f"  {falsified.agent.describe()}")
         for action, fields in falsified.steps:
             rendered = ", ".join(f"{k}: {_render(v)}" for k, v in sorted(fields.items()))
             details.append(f"  {action} {{{rendered}}}")
@@ -621,8 +637,10 @@ class _Tickets:
 
 
 def _ticket_step(engine: Engine, step: s.VerdictStep | s.TicketStep, ticket: str | None,
-                 number: int) -> Failure | None:
-    """Run a verdict or check a ticket's status; the failure, if the step does not hold."""
+                 number: int, coverage: PolicyCoverage) -> Failure | None:
+    """Run a verdict or check a ticket's status; the failure, if the step does not hold. A
+    verdict's decision counts in the coverage of limits (its review rule was covered when
+    it held the action)."""
     if ticket is None:
         return Failure(f"step {number}: no review ticket: {step.ticket} (no `review` decision "
                        "made one before this step)", step.span, number)
@@ -637,6 +655,8 @@ def _ticket_step(engine: Engine, step: s.VerdictStep | s.TicketStep, ticket: str
     except review.TicketClosed as closed:
         return Failure(f"step {number}: {step.ticket} is {closed.ticket.status}, not pending",
                        step.span, number)
+    if coverage.limits:
+        coverage.record_limits(decision)
     if step.expect is None:
         return None
     mismatches = compare(step.expect, decision, _ATTRIBUTE)

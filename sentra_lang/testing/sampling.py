@@ -9,21 +9,23 @@ fields it fixes and filters the rest. Runs are deterministic (derandomized, no d
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from sentra_runtime import arith
 from sentra_runtime.policy import RowFailure, row_holds
 
 from sentra_lang.compiler import Lowerer
+from sentra_lang.testing import NothingToCheck
 from sentra_lang.testing import suite_ast as s
 from sentra_lang.testing.policies import PolicyUnderTest
 from sentra_lang.testing.properties import (
     DEFAULT_EXAMPLES,
     MAX_SEQUENCE,
+    Agents,
+    PropertyAgent,
     PropertyFalsified,
     PropertyOutcome,
     target_holds,
@@ -159,10 +161,10 @@ def _pins(row: list[Any]) -> dict[str, list[Any]]:
     return pins
 
 
-def sample_property(prop: s.Property, put: PolicyUnderTest, evaluate: Callable[..., Any],
-                    *, examples: int | None = None) -> PropertyOutcome:
-    """Check one property on generated inputs; `evaluate(agent, action, fields)` is the
-    engine's evaluate."""
+def sample_property(prop: s.Property, put: PolicyUnderTest, agents: Agents,
+                    who: list[PropertyAgent], *, examples: int | None = None) -> PropertyOutcome:
+    """Check one property on generated inputs, each example for one of `who` (an agent of
+    each group, `prepare`d) on fresh state."""
     generator = _Generator(put)
     rows: list[list[Any]] = [[]]
     if prop.where is not None:
@@ -179,22 +181,24 @@ def sample_property(prop: s.Property, put: PolicyUnderTest, evaluate: Callable[.
     step = st.tuples(st.sampled_from([name for name, _, _ in prop.actions]), inputs)
     strategy = (st.lists(step, min_size=1, max_size=MAX_SEQUENCE) if prop.sequence
                 else st.lists(step, min_size=1, max_size=1))
-    counter = itertools.count()
     count = examples or prop.examples or DEFAULT_EXAMPLES
 
     @settings(max_examples=count, derandomize=True, database=None, deadline=None,
               verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck),
               print_blob=False)
-    @given(strategy)
-    def check(steps: list[tuple[str, dict[str, Any]]]) -> None:
-        agent = f"property-{next(counter)}"
+    @given(st.sampled_from(who), strategy)
+    def check(agent: PropertyAgent, steps: list[tuple[str, dict[str, Any]]]) -> None:
+        agents.fresh(agent.id)
         for index, (action, fields) in enumerate(steps):
-            decision = evaluate(agent, action, fields)
+            decision = agents.evaluate(agent.id, action, fields)
             if not target_holds(prop, decision):
-                raise PropertyFalsified(steps[: index + 1], decision)
+                raise PropertyFalsified(steps[: index + 1], decision, agent)
 
     try:
         check()
     except PropertyFalsified as falsified:
         return PropertyOutcome(count, falsified, "sampled")
+    except Unsatisfiable as error:
+        raise NothingToCheck("no input drawn satisfies `where`: the property checks "
+                             "nothing") from error
     return PropertyOutcome(count, None, "sampled")

@@ -176,6 +176,10 @@ class _Checker:
                 not isinstance(value, int) or value < 0):
             self.report("SL509", f"`{kind}` is a whole number, not negative", clause.span)
             return
+        if kind == "reason_contains" and value == "":
+            self.report("SL509", "`reason contains \"\"` holds for every reason: it checks "
+                        "nothing", clause.span, help="give the text the reason must contain")
+            return
         if kind == "group":
             groups = self.groups
             if value not in groups and value != "":
@@ -217,16 +221,25 @@ class _Checker:
     # -- items
     def item_scenario(self, item: s.Scenario) -> None:
         self.fields(item.defaults)
-        named: list[str] = []
-        """The tickets named (`as NAME`) by the steps so far."""
+        if not any(_checks(step) for step in item.steps):
+            self.report("SL511", f"scenario `{item.name}` checks nothing: no step has an "
+                        "expectation", item.name_span,
+                        help="a step `agent \"ID\" ACTION -> ...`, `state \"ID\" -> ...` or "
+                             "`ticket ... -> STATUS` says what the policy must decide")
+        named: dict[str, Any] = {}
+        """The tickets named (`as NAME`) by the steps so far, with where."""
         for step in item.steps:
             if isinstance(step, s.ActionStep):
                 self.action(step.action, step.action_span, step.action_quoted)
                 self.fields(step.fields, step.expect)
                 self.expectation(step.expect, step.action)
                 capture = step.expect.get("ticket")
-                if capture is not None:
-                    named.append(capture.value)
+                if capture is not None and capture.value in named:
+                    self.report("SL509", f"ticket name `{capture.value}` is already given",
+                                capture.span, help=f"first given at {named[capture.value]}; "
+                                "give each ticket a name of its own")
+                elif capture is not None:
+                    named[capture.value] = capture.span
             elif isinstance(step, (s.VerdictStep, s.TicketStep)):
                 self.ticket_step(step, named)
             elif isinstance(step, s.StateStep):
@@ -246,7 +259,7 @@ class _Checker:
                                 help=hint or "a duration is a whole number and a unit: `s`, "
                                              "`m`, `h` or `d` (`30m`, `1h`, `7d`)")
 
-    def ticket_step(self, step: s.VerdictStep | s.TicketStep, named: list[str]) -> None:
+    def ticket_step(self, step: s.VerdictStep | s.TicketStep, named: dict[str, Any]) -> None:
         """A verdict or a ticket check: its ticket was named earlier, its expectation fits."""
         ref = step.ticket
         if ref.name is not None and ref.name not in named:
@@ -269,6 +282,10 @@ class _Checker:
 
     def item_cases(self, item: s.Cases) -> None:
         self.action(item.action, item.action_span, item.action_quoted)
+        if not item.rows:
+            self.report("SL511", f"cases `{item.name}` checks nothing: it has no rows",
+                        item.name_span, help="each row is one test: its values, `->` and "
+                                             "what the policy must decide")
         self.fields(item.defaults)
         for column, span in item.columns:
             self.field_known(column, span)
@@ -297,6 +314,18 @@ class _Checker:
                 self.report("SL503", f"no rule `{rule}` in policy "
                             f"`{self.put.table['policy']['name']}`", item.target.span,
                             help=did_you_mean(rule, [*self.put.rules, *SPECIAL_IDS]))
+            elif rule in self.put.rules:
+                self.rule_reaches(rule, item)
+
+    def rule_reaches(self, rule: str, item: s.Property) -> None:
+        """SL504 when no action of the property can be decided by `rule`: the property would
+        hold (`never`) or fail (`always`) whatever the policy does."""
+        possible = [r for action, _, _ in item.actions for r in self.put.rules_for(action)]
+        if rule not in possible:
+            actions = ", ".join(f"`{action}`" for action, _, _ in item.actions)
+            self.report("SL504", f"`{rule}` never decides {actions}", item.target.span,
+                        help=f"{actions} {'is' if len(item.actions) == 1 else 'are'} decided "
+                             f"by {', '.join(dict.fromkeys(possible)) or 'no rule'}")
 
     def condition(self, cond: ast.Condition) -> None:
         lets = self.put.compilation.model.lets if self.put.compilation.model else {}
@@ -329,3 +358,9 @@ class _Checker:
                                                   [n for n, v in lets.items() if v.is_set]))
         elif isinstance(cond, (ast.StringTest, ast.Exists)):
             self.field_known(cond.path.dotted, cond.path.span)
+
+
+def _checks(step: s.Step) -> bool:
+    """Whether a scenario step checks something (a verdict, even without `->`, fails on a
+    ticket that is not pending; a reset, `after` or `assign` only acts)."""
+    return isinstance(step, (s.ActionStep, s.StateStep, s.TicketStep, s.VerdictStep))
