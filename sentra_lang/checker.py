@@ -474,17 +474,15 @@ class Checker:
         inner = next((other for other in self.model.fields if other.startswith(name + ".")),
                      None)
         if outer is not None:
-            self.report("SL117", f"field `{name}` is inside the declared field `{outer}`",
-                        decl.path.span,
-                        related=[Related(self.model.fields[outer].decl.span, "declared here")],
-                        help=f"input gives `{outer}` as a value or as an object, not both: "
-                             f"remove one, or rename it")
+            other, parent, message = outer, outer, f"is inside the declared field `{outer}`"
         elif inner is not None:
-            self.report("SL117", f"field `{name}` holds the declared field `{inner}`",
-                        decl.path.span,
-                        related=[Related(self.model.fields[inner].decl.span, "declared here")],
-                        help=f"input gives `{name}` as a value or as an object, not both: "
-                             f"remove one, or rename it")
+            other, parent, message = inner, name, f"holds the declared field `{inner}`"
+        else:
+            return
+        self.report("SL117", f"field `{name}` {message}", decl.path.span,
+                    related=[Related(self.model.fields[other].decl.span, "declared here")],
+                    help=f"input gives `{parent}` as a value or as an object, not both: remove "
+                         "one, or rename it")
 
     def _declare_field(self, decl: ast.FieldDecl, main: bool) -> None:
         name = decl.path.dotted

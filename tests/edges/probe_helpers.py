@@ -26,3 +26,34 @@ def replay_round_trip(tmp_path: Path, source: str, log: Path) -> None:
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     tested = cli("test", str(suite))
     assert tested.returncode == 0, tested.stdout + tested.stderr + suite.read_text("utf-8")
+
+
+GROUPS = """policy refunds version "1" {
+  risk_threshold 100
+  strikes 3
+}
+
+group trusted {
+  agents "ops-7", "senior-*"   # an exact id; a trailing * is a prefix
+  risk_threshold 200
+  strikes 5
+  risk_decay 50 per 1h
+}
+
+group new {
+  agents "new-*"
+  strikes 1
+}
+
+input {
+  amount: int
+}
+
+action ISSUE_REFUND {
+  when amount > 1000 block as REFUND_TOO_LARGE "Refund of {amount} is too large."
+  allow risk 60 as REFUND_OK "Refund of {amount} issued."
+}
+
+otherwise block as UNKNOWN "Not covered."
+"""
+"""docs/language.md's "Agent groups" example, as the probes decide it."""

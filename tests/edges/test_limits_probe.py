@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sentra_runtime import FRESH, Decider, Engine, SQLiteStore
 
-from tests.edges.probe_helpers import cli, replay_round_trip
+from tests.edges.probe_helpers import GROUPS, cli, replay_round_trip
 from tests.runtime.helpers import T0, Clock, compiled_table
 
 # docs/language.md, "Risk decay"
@@ -33,35 +33,6 @@ action EXPORT_DATA {
 otherwise block as UNKNOWN "Not covered."
 """
 
-# docs/language.md, "Agent groups"
-GROUPS = """policy refunds version "1" {
-  risk_threshold 100
-  strikes 3
-}
-
-group trusted {
-  agents "ops-7", "senior-*"   # an exact id; a trailing * is a prefix
-  risk_threshold 200
-  strikes 5
-  risk_decay 50 per 1h
-}
-
-group new {
-  agents "new-*"
-  strikes 1
-}
-
-input {
-  amount: int
-}
-
-action ISSUE_REFUND {
-  when amount > 1000 block as REFUND_TOO_LARGE "Refund of {amount} is too large."
-  allow risk 60 as REFUND_OK "Refund of {amount} issued."
-}
-
-otherwise block as UNKNOWN "Not covered."
-"""
 
 # docs/language.md, "Agent state in conditions"
 STATEFUL = """policy exports version "1" {

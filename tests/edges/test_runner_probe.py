@@ -26,6 +26,7 @@ from sentra_runtime import Engine, MemoryStore
 
 from sentra_lang.cli import main
 from sentra_lang.testing.policies import load
+from tests.edges.probe_helpers import GROUPS
 
 T_SUITE = 1_704_067_200.0   # 2024-01-01T00:00:00Z, where every scenario's clock starts
 
@@ -427,34 +428,6 @@ LIMIT_STEPS: list[Step] = [
                             "reason": RULE_LIMIT, "strikes": 1}),
 ]
 
-GROUPS = """policy refunds version "1" {
-  risk_threshold 100
-  strikes 3
-}
-
-group trusted {
-  agents "ops-7", "senior-*"
-  risk_threshold 200
-  strikes 5
-  risk_decay 50 per 1h
-}
-
-group new {
-  agents "new-*"
-  strikes 1
-}
-
-input {
-  amount: int
-}
-
-action ISSUE_REFUND {
-  when amount > 1000 block as REFUND_TOO_LARGE "Refund of {amount} is too large."
-  allow risk 60 as REFUND_OK "Refund of {amount} issued."
-}
-
-otherwise block as UNKNOWN "Not covered."
-"""
 
 SMALL = {"amount": 10}
 LARGE = {"amount": 5000}
