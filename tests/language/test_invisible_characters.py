@@ -36,14 +36,20 @@ def test_a_policy_cannot_write_to_the_terminal(tmp_path: Path, hostile: str,
     assert visible(hostile[0]) in done.stdout
 
 
-def test_the_carets_stay_under_the_escaped_character(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("hidden", "escape"), [("\x1b", "\\x1b"),
+                                                 ("\U000e0041", "\\udb40\\udc41")])
+def test_the_carets_stay_under_the_escaped_character(tmp_path: Path, hidden: str,
+                                                     escape: str) -> None:
+    """Under its whole escape, a surrogate pair's for a character above U+FFFF."""
     path = tmp_path / "p.sentra"
-    path.write_text('policy p version "1" {}\notherwise allow \x1b as O\n', encoding="utf-8")
+    path.write_text(f'policy p version "1" {{}}\notherwise allow {hidden} as O\n',
+                    encoding="utf-8")
     lines = check(path).stdout.splitlines()
     source = next(line for line in lines if line.startswith("2 | "))
     carets = lines[lines.index(source) + 1]
     start = carets.index("^")
-    assert source[start:start + 4] == "\\x1b" and carets[start:].rstrip() == "^" * 4, lines
+    assert source[start:start + len(escape)] == escape, lines
+    assert carets[start:].rstrip() == "^" * len(escape), lines
 
 
 def test_visible_escapes_only_what_a_terminal_acts_on() -> None:
@@ -89,14 +95,3 @@ def test_a_character_above_the_basic_plane_is_escaped_as_a_surrogate_pair() -> N
     assert visible("a\U000e0041") == "a\\udb40\\udc41"
     text = "x\U000e0041\U000e0100\u202e\n✓"
     assert json.loads(visible_json(text)) == text
-
-
-def test_the_carets_span_the_escape_of_a_character_above_the_basic_plane(tmp_path: Path) -> None:
-    path = tmp_path / "p.sentra"
-    path.write_text('policy p version "1" {}\notherwise allow \U000e0041 as O\n', encoding="utf-8")
-    lines = check(path).stdout.splitlines()
-    source = next(line for line in lines if line.startswith("2 | "))
-    carets = lines[lines.index(source) + 1]
-    start = carets.index("^")
-    assert source[start:start + 12] == "\\udb40\\udc41" and carets[start:].rstrip() == "^" * 12, \
-        lines
