@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
 from sentra_lang.compiler import Compilation, compile_source
 from sentra_lang.diagnostics import Diagnostic, Severity
 
@@ -27,3 +34,21 @@ def assert_diagnostic(src: str, code: str, *, underline: str | None = None,
     if message is not None:
         assert message in diag.message, f"{message!r} not in {diag.message!r}"
     return diag
+
+
+def serve_process(arguments: list[str], port: int, **popen: Any) -> subprocess.Popen[Any]:
+    """``sentra-lang serve ARGUMENTS --port PORT`` in a process of its own (``popen``: options
+    for :class:`subprocess.Popen`), once it answers ``/health`` (within 60 s)."""
+    root = Path(__file__).resolve().parents[1]
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "sentra_lang", "serve", *arguments,
+                                "--port", str(port)], cwd=root, **popen)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the server did not start")

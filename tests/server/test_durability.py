@@ -10,35 +10,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from sentra_runtime import Engine, MemoryStore, SQLiteStore
 from sentra_runtime.stores.sqlite import read_audit
 
-from tests.server.conftest import POLICY, ROOT, free_port
+from tests.helpers import serve_process
+from tests.server.conftest import POLICY, free_port
 
 CLIENTS = 8
 BEFORE_KILL = 400
 
 
 def serve(database: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentra_lang", "serve", str(POLICY), "--db", str(database),
-         "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the server did not start")
+    return serve_process([str(POLICY), "--db", str(database)], port,
+                         stderr=subprocess.DEVNULL)
 
 
 def client(port: int, number: int, answered: list[str], refused: list[bytes],

@@ -34,7 +34,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from sentra_runtime.stores.sqlite import read_audit
 
 from sentra_lang.docgen.build import MARKER, MARKER_TEXT
 from tests.diskfull_fixtures import Disk, disk
+from tests.helpers import serve_process
 from tests.pg_cluster import free_port
 from tests.runtime.helpers import SENTRA_TABLE
 from tests.stores.disk_full_probes import PROBES, verify_with_the_cli
@@ -182,20 +182,9 @@ def test_fmt_on_a_full_disk_never_truncates_the_policy(disk: Disk) -> None:
 
 def serve(disk: Disk, port: int) -> subprocess.Popen[str]:
     """``sentra-lang serve`` of the reference policy on a store on ``disk``, as it ships."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentra_lang", "serve", str(POLICY), "--db",
-         str(disk.path / "sentra.db"), "--port", str(port)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=disk.preexec,
-        env={**os.environ, "SENTRA_OPERATOR_TOKEN": TOKEN})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the server did not start")
+    return serve_process([str(POLICY), "--db", str(disk.path / "sentra.db")], port,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=disk.preexec,
+                         env={**os.environ, "SENTRA_OPERATOR_TOKEN": TOKEN})
 
 
 def ask(connection: http.client.HTTPConnection, method: str, path: str,
